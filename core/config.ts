@@ -1,0 +1,78 @@
+// Environment -> frozen, typed config. Every key documents its default; a bad value stops the
+// process at start with a message naming the key.
+import os from 'node:os';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+
+export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress'] as const;
+export type QueueName = (typeof ALL_QUEUES)[number];
+
+/** Each entry: [schema with default, description]. The README's configuration table is generated from this. */
+export const configKeys = {
+  MODELQ_REDIS_URL: [z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
+    'Redis connection URL.'],
+  MODELQ_PREFIX: [z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('modelq'),
+    'Prefix of every Redis key and queue; the platform wraps it in braces ({modelq}) so all keys share one cluster slot.'],
+  MODELQ_DATA_DIR: [z.string().min(1).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
+  MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
+  MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
+  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
+  MODELQ_QUEUES: [z.string().default(ALL_QUEUES.join(',')).transform((s, ctx) => {
+    const names = s.split(',').map((x) => x.trim()).filter(Boolean);
+    for (const n of names) {
+      if (!(ALL_QUEUES as readonly string[]).includes(n)) {
+        ctx.addIssue({ code: 'custom', message: `unknown queue "${n}" (known: ${ALL_QUEUES.join(', ')})` });
+      }
+    }
+    return names as QueueName[];
+  }), 'Comma-separated queues this worker consumes; default all.'],
+  MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'), 'Execution provider for the engine; cuda falls back to CPU with a warning when CUDA cannot load.'],
+  MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Engine worker threads per worker process (default: one per core).'],
+  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1), 'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],
+  MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Memory bound on cached onnxruntime sessions per engine thread (estimated by model file size).'],
+  MODELQ_WORKERS: [int(0, 64).default(2), 'Worker processes started by `npm start`.'],
+  MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue (fills dynamic batches).'],
+  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
+  MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
+  MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body (protocol requests), in MiB.'],
+  MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB.'],
+  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
+  MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level.'],
+  MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for /metrics.'],
+} as const;
+
+type Keys = typeof configKeys;
+export type Config = Readonly<{ [K in keyof Keys]: z.output<Keys[K][0]> }>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, [schema]] of Object.entries(configKeys)) {
+    const raw = env[key];
+    const r = (schema as z.ZodType).safeParse(raw === '' ? undefined : raw);
+    if (r.success) out[key] = r.data;
+    else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  return Object.freeze(out) as Config;
+}
+
+/** Loads config or prints the reason and exits 1: for the processes' main files. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`modelq: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
+
+/** The hash-tagged prefix of every key, e.g. "{modelq}". */
+export const keyPrefix = (cfg: Pick<Config, 'MODELQ_PREFIX'>) => `{${cfg.MODELQ_PREFIX}}`;

@@ -1,0 +1,65 @@
+// Queue names, the shared key prefix, default job options, and one Queue/QueueEvents per queue per
+// process (BullMQ holds a connection per instance, so never create them per request).
+import { Queue, QueueEvents, FlowProducer, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ALL_QUEUES, type QueueName } from './config.ts';
+
+export { ALL_QUEUES, type QueueName };
+
+const DAY = 24 * 3600;
+
+/** Retries with exponential backoff for transient trouble; finished jobs are kept by count and age. */
+export const defaultJobOptions: Record<QueueName, JobsOptions> = {
+  // A model check is quick and its caller waits: one retry, short retention.
+  model: { attempts: 2, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 1000 }, removeOnFail: { age: DAY, count: 1000 } },
+  // Online requests: the caller waits at most MODELQ_INFER_TIMEOUT_MS, so retrying longer is useless.
+  infer: { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 60, count: 10_000 }, removeOnFail: { age: 3600, count: 10_000 } },
+  batch: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 10_000 }, removeOnFail: { age: 7 * DAY, count: 10_000 } },
+  score: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
+  train: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
+  compress: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
+};
+
+export class Queues {
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly events = new Map<QueueName, QueueEvents>();
+  private flow?: FlowProducer;
+
+  /** `prefix` is the hash-tagged key prefix ({modelq}); `connection` is shared by every Queue. */
+  constructor(readonly prefix: string, private readonly connection: Redis, private readonly eventsConnection?: () => Redis) {}
+
+  queue(name: QueueName): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: defaultJobOptions[name] });
+      q.on('error', () => {}); // surfaced through health checks; avoid unhandled 'error' events
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  /** QueueEvents needs its own blocking connection. */
+  queueEvents(name: QueueName): QueueEvents {
+    let e = this.events.get(name);
+    if (!e) {
+      const connection = this.eventsConnection ? this.eventsConnection() : this.connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      e = new QueueEvents(name, { connection, prefix: this.prefix });
+      e.on('error', () => {});
+      this.events.set(name, e);
+    }
+    return e;
+  }
+
+  flowProducer(): FlowProducer {
+    this.flow ??= new FlowProducer({ connection: this.connection, prefix: this.prefix });
+    return this.flow;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([
+      ...[...this.queues.values()].map((q) => q.close()),
+      ...[...this.events.values()].map((e) => e.close()),
+      this.flow?.close(),
+    ]);
+  }
+}

@@ -1,0 +1,161 @@
+// Model registry in Redis: every version of every model with its signature, aliases and lineage.
+// The model bytes live in the artifact store under their sha256; Redis keeps only the records.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { AppError, badRequest, notFound } from './errors.ts';
+import { tensorSpecSchema } from './tensors.ts';
+
+export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const ALIAS_RE = /^[a-z][a-z0-9._-]{0,63}$/;
+
+export const modelConfigSchema = z.object({
+  maxBatch: z.number().int().min(1).max(65_536).default(64),
+  maxDelayMs: z.number().min(0).max(1000).default(2),
+  instances: z.number().int().min(1).max(256).default(2),
+}).strict();
+export type ModelConfig = z.output<typeof modelConfigSchema>;
+
+export const versionRecordSchema = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  sha256: z.string(),
+  bytes: z.number().int(),
+  inputs: z.array(tensorSpecSchema),
+  outputs: z.array(tensorSpecSchema),
+  createdAt: z.string(),
+  lineage: z.record(z.string(), z.unknown()).optional(),
+  metrics: z.record(z.string(), z.unknown()).optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+export type VersionRecord = z.infer<typeof versionRecordSchema>;
+export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
+
+export interface ModelRecord { name: string; versions: VersionRecord[]; aliases: Record<string, number> }
+
+export const modelArtifactKey = (sha256: string) => `models/sha256/${sha256}.onnx`;
+
+export function checkName(name: string): string {
+  if (!NAME_RE.test(name)) throw badRequest(`model name "${name.slice(0, 80)}" must match [a-z0-9][a-z0-9._-]{0,63}`);
+  return name;
+}
+
+/** Parses `name`, `name@alias` or `name@3`. */
+export function parseRef(ref: string): { name: string; selector: string | number | null } {
+  const at = ref.indexOf('@');
+  const name = checkName(at < 0 ? ref : ref.slice(0, at));
+  if (at < 0) return { name, selector: null };
+  const sel = ref.slice(at + 1);
+  if (/^[1-9][0-9]{0,8}$/.test(sel)) return { name, selector: Number(sel) };
+  if (ALIAS_RE.test(sel)) return { name, selector: sel };
+  throw badRequest(`model reference "${ref.slice(0, 100)}": after @ comes a version number or an alias`);
+}
+
+// Atomically: return the existing version for these bytes, or append the next version and move `latest`.
+const CREATE_VERSION = `
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then return {tonumber(existing), 0} end
+local v = redis.call('HLEN', KEYS[1]) + 1
+redis.call('HSET', KEYS[1], v, ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], v)
+redis.call('HSET', KEYS[3], 'latest', v)
+redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
+return {v, 1}
+`;
+
+export class Registry {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+
+  private k(name: string, what: string) {
+    return `${this.prefix}:model:${name}:${what}`;
+  }
+  private get modelsKey() {
+    return `${this.prefix}:models`;
+  }
+
+  /** Creates the next version of `name`, or returns the version that already has these bytes. */
+  async createVersion(name: string, v: NewVersion): Promise<{ record: VersionRecord; created: boolean }> {
+    checkName(name);
+    const createdAt = new Date().toISOString();
+    const body = JSON.stringify({ ...v, createdAt });
+    const [version, created] = (await this.redis.eval(
+      CREATE_VERSION, 4, this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey,
+      v.sha256, body, Date.now(), name,
+    )) as [number, number];
+    const record = await this.getVersion(name, version);
+    return { record, created: created === 1 };
+  }
+
+  async listModels(): Promise<ModelRecord[]> {
+    const names = await this.redis.zrange(this.modelsKey, 0, -1);
+    const out: ModelRecord[] = [];
+    for (const n of names) {
+      const m = await this.findModel(n);
+      if (m) out.push(m);
+    }
+    return out;
+  }
+
+  async findModel(name: string): Promise<ModelRecord | null> {
+    checkName(name);
+    const [versions, aliases] = await Promise.all([
+      this.redis.hgetall(this.k(name, 'versions')),
+      this.redis.hgetall(this.k(name, 'aliases')),
+    ]);
+    const list = Object.entries(versions)
+      .map(([v, json]) => ({ ...JSON.parse(json), name, version: Number(v) }) as VersionRecord)
+      .sort((a, b) => a.version - b.version);
+    if (!list.length) return null;
+    return { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])) };
+  }
+
+  async getModel(name: string): Promise<ModelRecord> {
+    const m = await this.findModel(name);
+    if (!m) throw notFound(`model "${name}" not found`);
+    return m;
+  }
+
+  async getVersion(name: string, version: number): Promise<VersionRecord> {
+    checkName(name);
+    const json = await this.redis.hget(this.k(name, 'versions'), String(version));
+    if (!json) {
+      const exists = await this.redis.exists(this.k(name, 'versions'));
+      throw notFound(exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`);
+    }
+    return { ...JSON.parse(json), name, version };
+  }
+
+  /** Resolves `name`, `name@alias`, `name@N` to a version record; a bare name is the latest version. */
+  async resolve(ref: string): Promise<VersionRecord> {
+    const { name, selector } = parseRef(ref);
+    if (typeof selector === 'number') return this.getVersion(name, selector);
+    const alias = selector ?? 'latest';
+    const v = await this.redis.hget(this.k(name, 'aliases'), alias);
+    if (!v) {
+      const exists = await this.redis.exists(this.k(name, 'versions'));
+      throw notFound(exists ? `model "${name}" has no alias "${alias}"` : `model "${name}" not found`);
+    }
+    return this.getVersion(name, Number(v));
+  }
+
+  async setAlias(name: string, alias: string, version: number): Promise<void> {
+    if (!ALIAS_RE.test(alias)) throw badRequest(`alias "${alias.slice(0, 80)}" must match [a-z][a-z0-9._-]{0,63}`);
+    await this.getVersion(name, version);
+    await this.redis.hset(this.k(name, 'aliases'), alias, version);
+  }
+
+  async deleteAlias(name: string, alias: string): Promise<void> {
+    if (alias === 'latest') throw new AppError('conflict', 'alias "latest" is managed by the registry and cannot be deleted');
+    const n = await this.redis.hdel(this.k(name, 'aliases'), alias);
+    if (!n) throw notFound(`model "${name}" has no alias "${alias}"`);
+  }
+
+  async getConfig(name: string): Promise<ModelConfig> {
+    const json = await this.redis.get(this.k(name, 'config'));
+    return modelConfigSchema.parse(json ? JSON.parse(json) : {});
+  }
+
+  async setConfig(name: string, cfg: ModelConfig): Promise<void> {
+    await this.getModel(name);
+    await this.redis.set(this.k(name, 'config'), JSON.stringify(cfg));
+  }
+}

@@ -1,0 +1,40 @@
+// Where inputs, outputs and models live (never in Redis). Keys are relative paths like
+// "models/sha256/<hex>.onnx"; every write replaces the whole object atomically.
+import type { Readable } from 'node:stream';
+
+export interface PutResult { bytes: number; sha256: string }
+export interface ByteRange { start: number; end: number } // inclusive start, exclusive end
+
+export interface ArtifactStore {
+  /** Streams `body` to `key`, replacing any previous object only once the write is complete. */
+  put(key: string, body: Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>, opts?: { maxBytes?: number }): Promise<PutResult>;
+  get(key: string): Promise<Buffer>;
+  /** A stream of the object, or of a byte range of it. */
+  read(key: string, range?: ByteRange): Promise<Readable>;
+  /** null when absent. */
+  stat(key: string): Promise<{ bytes: number } | null>;
+  /** Atomically renames; replaces `to` if present. */
+  move(from: string, to: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Deletes every key under a prefix ("batches/abc/"). */
+  deletePrefix(prefix: string): Promise<void>;
+  /** A local file path for the key, when the store is on this machine's disk (engine threads load from it). */
+  localPath(key: string): string | undefined;
+}
+
+const SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+/** Rejects keys that could escape the store root. */
+export function checkKey(key: string): string {
+  const parts = key.split('/');
+  if (!key || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) {
+    throw new Error(`invalid artifact key "${key}"`);
+  }
+  return key;
+}
+
+export class TooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`body exceeds the limit of ${maxBytes} bytes`);
+  }
+}

@@ -14,7 +14,7 @@ export class AppError extends Error {
   constructor(readonly code: ErrorCode, message: string, readonly retryable = false) {
     super(message);
     this.name = 'AppError';
-    this.httpStatus = STATUS[code];
+    this.httpStatus = STATUS[code] ?? 500;
   }
 }
 

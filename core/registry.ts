@@ -85,6 +85,12 @@ export class Registry {
     return { record, created: created === 1 };
   }
 
+  /** The version of `name` that has exactly these bytes, if any. */
+  async findVersionBySha(name: string, sha256: string): Promise<VersionRecord | null> {
+    const v = await this.redis.hget(this.k(name, 'sha'), sha256);
+    return v ? this.getVersion(name, Number(v)) : null;
+  }
+
   async listModels(): Promise<ModelRecord[]> {
     const names = await this.redis.zrange(this.modelsKey, 0, -1);
     const out: ModelRecord[] = [];
@@ -102,7 +108,7 @@ export class Registry {
       this.redis.hgetall(this.k(name, 'aliases')),
     ]);
     const list = Object.entries(versions)
-      .map(([v, json]) => ({ ...JSON.parse(json), name, version: Number(v) }) as VersionRecord)
+      .map(([v, json]) => ({ name, version: Number(v), ...JSON.parse(json) }) as VersionRecord)
       .sort((a, b) => a.version - b.version);
     if (!list.length) return null;
     return { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])) };
@@ -121,7 +127,7 @@ export class Registry {
       const exists = await this.redis.exists(this.k(name, 'versions'));
       throw notFound(exists ? `model "${name}" has no version ${version}` : `model "${name}" not found`);
     }
-    return { ...JSON.parse(json), name, version };
+    return { name, version, ...JSON.parse(json) };
   }
 
   /** Resolves `name`, `name@alias`, `name@N` to a version record; a bare name is the latest version. */

@@ -1,0 +1,32 @@
+// Builds the producer's express app from its dependencies; tests use it without a port, main.ts listens.
+import express from 'express';
+import { AppError } from '../core/errors.ts';
+import type { ProducerDeps } from './deps.ts';
+import { errorMiddleware, sendError } from './http.ts';
+import { createMetrics } from './metrics.ts';
+import { buildOpenApi } from './openapi.ts';
+import { modelsRouter } from './routes/models.ts';
+import { v2Router } from './routes/v2.ts';
+
+export function buildApp(d: ProducerDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  const metrics = createMetrics(d);
+  app.use(metrics.middleware);
+
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.end(await metrics.registry.metrics());
+  });
+  const openapi = buildOpenApi();
+  app.get('/openapi.json', (_req, res) => void res.json(openapi));
+
+  app.use(v2Router(d));
+  app.use(modelsRouter(d));
+
+  app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
+  app.use(errorMiddleware(d.logger));
+  return app;
+}

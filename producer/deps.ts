@@ -1,0 +1,34 @@
+// What the producer's routes need, built once per process (tests build their own with a fresh prefix).
+import type { Redis } from 'ioredis';
+import { type Config, keyPrefix } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { Queues } from '../core/queues.ts';
+import { createRedis, producerRedisOptions, waitReady } from '../core/redis.ts';
+import { Registry } from '../core/registry.ts';
+import { createStore, type ArtifactStore } from '../core/storage/index.ts';
+
+export interface ProducerDeps {
+  cfg: Config;
+  prefix: string;
+  redis: Redis;
+  queues: Queues;
+  registry: Registry;
+  store: ArtifactStore;
+  logger: Logger;
+}
+
+export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
+  const prefix = keyPrefix(cfg);
+  const redis = createRedis(cfg.MODELQ_REDIS_URL, producerRedisOptions());
+  redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
+  await waitReady(redis, 10_000);
+  const queues = new Queues(prefix, redis);
+  // QueueEvents must be listening before the first job is added, or its answer could be missed.
+  await Promise.all((['model', 'infer'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
+  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix), store: createStore(cfg), logger };
+}
+
+export async function closeProducerDeps(d: ProducerDeps): Promise<void> {
+  await d.queues.close();
+  d.redis.disconnect();
+}

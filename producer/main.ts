@@ -1,0 +1,27 @@
+// Producer process: the HTTP API on MODELQ_PORT. SIGTERM/SIGINT stop accepting, finish requests, exit 0.
+import { loadConfigOrExit } from '../core/config.ts';
+import { createLogger } from '../core/logger.ts';
+import { buildApp } from './app.ts';
+import { closeProducerDeps, createProducerDeps } from './deps.ts';
+
+process.title = 'modelq-producer';
+const cfg = loadConfigOrExit();
+const logger = createLogger('producer', cfg.MODELQ_LOG_LEVEL);
+let deps;
+try {
+  deps = await createProducerDeps(cfg, logger);
+} catch (e) {
+  logger.fatal({ err: (e as Error).message, redis: cfg.MODELQ_REDIS_URL }, 'cannot reach Redis; is redis-server running?');
+  process.exit(1);
+}
+const server = buildApp(deps).listen(cfg.MODELQ_PORT, () => logger.info({ port: cfg.MODELQ_PORT }, 'producer listening'));
+server.keepAliveTimeout = 65_000;
+
+const stop = () => {
+  logger.info('stopping');
+  server.close(() => void closeProducerDeps(deps).finally(() => process.exit(0)));
+  server.closeIdleConnections();
+  setTimeout(() => process.exit(0), 10_000).unref();
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

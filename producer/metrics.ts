@@ -1,0 +1,77 @@
+// Prometheus metrics of the whole platform, served by the producer: its own HTTP figures, queue
+// depths read from Redis at scrape time, and the figures every live worker publishes into Redis.
+import type { RequestHandler } from 'express';
+import client from 'prom-client';
+import { ALL_QUEUES } from '../core/config.ts';
+import { readWorkerStats, type WorkerStats } from '../core/stats.ts';
+import type { ProducerDeps } from './deps.ts';
+
+export interface Metrics { registry: client.Registry; middleware: RequestHandler }
+
+export function createMetrics(d: ProducerDeps): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'modelq_producer_' });
+
+  const requests = new client.Counter({ name: 'modelq_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new client.Histogram({
+    name: 'modelq_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+  });
+
+  new client.Gauge({
+    name: 'modelq_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: [registry],
+    async collect() {
+      this.reset();
+      for (const q of ALL_QUEUES) {
+        try {
+          const counts = await d.queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed');
+          for (const [state, n] of Object.entries(counts)) this.set({ queue: q, state }, n);
+        } catch { /* Redis down: the scrape still answers with the producer's own figures */ }
+      }
+    },
+  });
+
+  // Worker figures: read once per scrape, shared by the collectors below.
+  let snapshot: Promise<WorkerStats[]> | null = null;
+  const workers = () => (snapshot ??= readWorkerStats(d.redis, d.prefix).catch(() => []).finally(() => setTimeout(() => { snapshot = null; }, 0)));
+  const fromWorkers = (name: string, help: string, type: 'counter' | 'gauge', labelNames: string[], fill: (w: WorkerStats, set: (labels: Record<string, string>, v: number) => void) => void) => {
+    const Kind = type === 'counter' ? client.Counter : client.Gauge;
+    new Kind({
+      name, help, labelNames: ['worker', ...labelNames], registers: [registry],
+      async collect() {
+        this.reset();
+        for (const w of await workers()) {
+          fill(w, (labels, v) => {
+            if (this instanceof client.Counter) this.inc({ worker: w.id, ...labels }, v);
+            else (this as client.Gauge).set({ worker: w.id, ...labels }, v);
+          });
+        }
+      },
+    });
+  };
+  fromWorkers('modelq_worker_up', 'Live worker processes (1 each), with their device', 'gauge', ['device'], (w, set) => set({ device: w.device }, 1));
+  fromWorkers('modelq_worker_jobs_total', 'Jobs finished by workers', 'counter', ['queue', 'status'], (w, set) => {
+    for (const [queue, c] of Object.entries(w.jobs)) {
+      set({ queue, status: 'completed' }, c.completed);
+      set({ queue, status: 'failed' }, c.failed);
+    }
+  });
+  fromWorkers('modelq_engine_runs_total', 'onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.runs));
+  fromWorkers('modelq_engine_rows_total', 'Rows computed by onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.rows));
+  fromWorkers('modelq_engine_requests_total', 'Requests served by onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.requests));
+  fromWorkers('modelq_engine_errors_total', 'Failed engine runs', 'counter', [], (w, set) => set({}, w.engine.errors));
+  fromWorkers('modelq_engine_compute_seconds_total', 'Time spent inside onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.computeMs / 1000));
+  fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
+  fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
+
+  const middleware: RequestHandler = (req, res, next) => {
+    const end = latency.startTimer();
+    res.on('finish', () => {
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      end({ method: req.method, route });
+    });
+    next();
+  };
+  return { registry, middleware };
+}

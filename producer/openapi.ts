@@ -1,0 +1,69 @@
+// The OpenAPI 3 document at /openapi.json, generated from the same zod schemas that validate requests.
+import { z } from 'zod';
+import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
+import { v2InferRequestSchema } from './infer-request.ts';
+import { aliasBodySchema } from './routes/models.ts';
+import { SERVER_VERSION } from './routes/v2.ts';
+import { tensorSchema } from '../core/tensors.ts';
+
+interface RouteDoc {
+  method: 'get' | 'post' | 'put' | 'delete';
+  path: string;
+  summary: string;
+  json?: z.ZodType;
+  binary?: string;
+  response?: z.ZodType;
+  status?: number;
+}
+
+const modelSchema = z.object({ name: z.string(), versions: z.array(versionRecordSchema), aliases: z.record(z.string(), z.number()) });
+const v2Response = z.object({ model_name: z.string(), model_version: z.string(), id: z.string().optional(), outputs: z.array(tensorSchema) });
+
+/** Every HTTP route of the producer. Adding a route means adding it here. */
+export const ROUTES: RouteDoc[] = [
+  { method: 'post', path: '/v1/models/{name}/versions', summary: 'Register a model version (raw ONNX body); 201 new, 200 when the bytes are already a version', binary: 'application/octet-stream', response: versionRecordSchema, status: 201 },
+  { method: 'get', path: '/v1/models', summary: 'List models', response: z.object({ models: z.array(modelSchema) }) },
+  { method: 'get', path: '/v1/models/{name}', summary: 'A model with its versions and aliases', response: modelSchema },
+  { method: 'get', path: '/v1/models/{name}/versions/{version}', summary: 'One version', response: versionRecordSchema },
+  { method: 'get', path: '/v1/models/{name}/versions/{version}/onnx', summary: 'Download the ONNX file' },
+  { method: 'put', path: '/v1/models/{name}/aliases/{alias}', summary: 'Point an alias at a version', json: aliasBodySchema },
+  { method: 'delete', path: '/v1/models/{name}/aliases/{alias}', summary: 'Remove an alias', status: 204 },
+  { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
+  { method: 'put', path: '/v1/models/{name}/config', summary: 'Change serving settings; takes effect on the next batch', json: modelConfigSchema, response: modelConfigSchema },
+  { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
+  { method: 'get', path: '/v2/health/live', summary: 'Server live' },
+  { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },
+  { method: 'get', path: '/v2/models/{name}', summary: 'Model metadata (latest version)' },
+  { method: 'get', path: '/v2/models/{name}/versions/{version}', summary: 'Model metadata' },
+  { method: 'get', path: '/v2/models/{name}/ready', summary: 'Model ready' },
+  { method: 'get', path: '/v2/models/{name}/versions/{version}/ready', summary: 'Model version ready' },
+  { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version)', json: v2InferRequestSchema, response: v2Response },
+  { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },
+  { method: 'get', path: '/openapi.json', summary: 'This document' },
+];
+
+const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
+
+const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } }, required: ['error'] };
+const v2ErrorBody = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] };
+
+export function buildOpenApi(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const ok = String(r.status ?? 200);
+    const err = r.path.startsWith('/v2') ? v2ErrorBody : errorBody;
+    (paths[r.path] ??= {})[r.method] = {
+      summary: r.summary,
+      ...(params.length ? { parameters: params } : {}),
+      ...(r.json ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.json) } } } } : {}),
+      ...(r.binary ? { requestBody: { required: true, content: { [r.binary]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
+      responses: {
+        [ok]: { description: 'OK', ...(r.response ? { content: { 'application/json': { schema: jsonSchema(r.response) } } } : {}) },
+        '4XX': { description: 'Bad request', content: { 'application/json': { schema: err } } },
+      },
+    };
+  }
+  return { openapi: '3.0.3', info: { title: 'modelq', version: SERVER_VERSION }, paths };
+}

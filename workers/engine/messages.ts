@@ -1,0 +1,22 @@
+// Messages between the engine (main thread) and its session threads.
+import type { RawTensor } from '../../core/tensors.ts';
+
+export interface ThreadInit {
+  device: 'cpu' | 'cuda';
+  intraOpThreads: number;
+  cacheBytes: number;
+}
+
+export interface ModelHandle { sha256: string; path: string }
+
+export type ToThread =
+  | { op: 'inspect'; id: number; model: ModelHandle }
+  | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] };
+
+export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
+
+export type FromThread =
+  | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
+  | { op: 'warning'; message: string }
+  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number }
+  | { op: 'result'; id: number; ok: false; kind: ErrorKind; message: string };

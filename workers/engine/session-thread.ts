@@ -1,0 +1,132 @@
+// Runs inside an engine thread: owns onnxruntime sessions (cached by model sha256, bounded by an
+// estimate of their memory) and executes runs. No other module of the platform imports onnxruntime.
+import fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { fromOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
+import type { ErrorKind, FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+
+const init = workerData as ThreadInit;
+const port = parentPort!;
+let device: 'cpu' | 'cuda' = init.device;
+
+interface Entry { session: ort.InferenceSession; bytes: number; lastUsed: number }
+const cache = new Map<string, Entry>();
+let cachedBytes = 0;
+
+class ThreadError extends Error {
+  constructor(readonly kind: ErrorKind, message: string) { super(message); }
+}
+
+function post(m: FromThread, transfer: ArrayBuffer[] = []) {
+  port.postMessage(m, transfer);
+}
+
+function sessionOptions(): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    intraOpNumThreads: init.intraOpThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  };
+}
+
+function evict(need: number) {
+  const entries = [...cache.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+  for (const [key, e] of entries) {
+    if (cachedBytes + need <= init.cacheBytes) break;
+    cache.delete(key);
+    cachedBytes -= e.bytes;
+    void e.session.release().catch(() => {});
+  }
+}
+
+async function session(model: ModelHandle): Promise<{ session: ort.InferenceSession; loadMs: number }> {
+  const hit = cache.get(model.sha256);
+  if (hit) {
+    hit.lastUsed = Date.now();
+    return { session: hit.session, loadMs: 0 };
+  }
+  const t0 = performance.now();
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(model.path);
+  } catch (e) {
+    throw new ThreadError('internal', `cannot read model file: ${(e as Error).message}`);
+  }
+  let s: ort.InferenceSession;
+  try {
+    s = await ort.InferenceSession.create(bytes, sessionOptions());
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (device === 'cuda' && /cuda|provider|libcu|cudnn/i.test(msg)) {
+      // CUDA libraries missing: fall back to CPU for this thread, once, and say so.
+      device = 'cpu';
+      post({ op: 'warning', message: `CUDA execution provider unavailable, using CPU: ${msg}` });
+      return session(model);
+    }
+    throw new ThreadError('invalid_model', msg);
+  }
+  evict(bytes.length);
+  cache.set(model.sha256, { session: s, bytes: bytes.length, lastUsed: Date.now() });
+  cachedBytes += bytes.length;
+  return { session: s, loadMs: performance.now() - t0 };
+}
+
+function spec(m: ort.InferenceSession.ValueMetadata): TensorSpec {
+  if (!m.isTensor) throw new ThreadError('invalid_model', `"${m.name}" is not a tensor; only tensor inputs and outputs are supported`);
+  return { name: m.name, datatype: fromOrtType(m.type), shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)) };
+}
+
+async function handle(msg: ToThread) {
+  if (msg.op === 'inspect') {
+    const { session: s, loadMs } = await session(msg.model);
+    let value;
+    try {
+      value = { inputs: s.inputMetadata.map(spec), outputs: s.outputMetadata.map(spec) };
+    } catch (e) {
+      if (e instanceof ThreadError) throw e;
+      throw new ThreadError('invalid_model', (e as Error).message);
+    }
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs: 0, loadMs });
+    return;
+  }
+  const { session: s, loadMs } = await session(msg.model);
+  const feeds: Record<string, ort.Tensor> = {};
+  try {
+    for (const [name, t] of Object.entries(msg.feeds)) {
+      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+    }
+  } catch (e) {
+    throw new ThreadError('bad_request', (e as Error).message);
+  }
+  const t0 = performance.now();
+  let out: ort.InferenceSession.ReturnType;
+  try {
+    out = msg.outputs ? await s.run(feeds, msg.outputs) : await s.run(feeds);
+  } catch (e) {
+    throw new ThreadError('bad_request', (e as Error).message);
+  }
+  const computeMs = performance.now() - t0;
+  const value: Record<string, RawTensor> = {};
+  const transfer: ArrayBuffer[] = [];
+  for (const [name, t] of Object.entries(out)) {
+    const data = t.data as RawTensor['data'];
+    value[name] = { type: t.type, dims: [...t.dims], data };
+    if (!Array.isArray(data) && data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
+  }
+  try {
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs }, transfer);
+  } catch {
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs }); // buffer owned by native code: copy
+  }
+}
+
+port.on('message', (msg: ToThread) => {
+  handle(msg).catch((e: unknown) => {
+    const kind: ErrorKind = e instanceof ThreadError ? e.kind : 'internal';
+    post({ op: 'result', id: msg.id, ok: false, kind, message: (e as Error).message ?? String(e) });
+  });
+});
+
+post({ op: 'ready', device });

@@ -1,0 +1,107 @@
+// A worker process's parts, startable in-process for tests: BullMQ workers for the configured
+// queues, the engine, the figures published to Redis, and a graceful stop.
+import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker, type Job, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type Config, keyPrefix, type QueueName } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { createRedis, workerRedisOptions } from '../core/redis.ts';
+import { publishWorkerStats, removeWorkerStats, type WorkerStats } from '../core/stats.ts';
+import { createStore, type ArtifactStore } from '../core/storage/index.ts';
+import { Engine } from './engine/engine.ts';
+import { inferProcessor } from './inference/infer.ts';
+import { inspectProcessor } from './inference/inspect.ts';
+
+export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger }
+
+type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
+
+/** The queues this build can process; the others are left to workers that know them. */
+const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
+  model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
+  infer: (d) => ({ processor: (job) => inferProcessor(job, d), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
+};
+
+export interface RunningWorker {
+  id: string;
+  engine: Engine;
+  workers: Worker[];
+  stats(): WorkerStats;
+  /** Takes no new jobs, lets active ones finish (up to the grace period), then closes everything. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(cfg: Config, logger: Logger): Promise<RunningWorker> {
+  const prefix = keyPrefix(cfg);
+  const redis = createRedis(cfg.MODELQ_REDIS_URL, workerRedisOptions());
+  redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
+  const store = createStore(cfg);
+  const engine = new Engine({
+    threads: cfg.MODELQ_ENGINE_THREADS,
+    device: cfg.MODELQ_DEVICE,
+    intraOpThreads: cfg.MODELQ_ENGINE_INTRA_OP_THREADS,
+    cacheBytes: cfg.MODELQ_ENGINE_CACHE_MB * 1024 * 1024,
+    logger,
+  });
+  await engine.start();
+  const deps: WorkerDeps = { engine, store, redis, cfg, logger };
+  const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const jobs: WorkerStats['jobs'] = {};
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const startedAt = new Date().toISOString();
+
+  const workers: Worker[] = [];
+  for (const name of cfg.MODELQ_QUEUES) {
+    const factory = PROCESSORS[name];
+    if (!factory) {
+      logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');
+      continue;
+    }
+    const { processor, concurrency } = factory(deps);
+    const counts = (jobs[name] = { completed: 0, failed: 0 });
+    const w = new Worker(name, async (job: Job, token?: string, signal?: AbortSignal) => {
+      const log = logger.child({ queue: name, jobId: job.id });
+      log.debug('job started');
+      return processor(job, token, signal);
+    }, { connection: redis, prefix, concurrency, autorun: true });
+    w.on('completed', (job) => { counts.completed++; logger.debug({ queue: name, jobId: job.id }, 'job completed'); });
+    w.on('failed', (job, err) => { counts.failed++; logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed'); });
+    w.on('error', (e) => logger.warn({ queue: name, err: e.message }, 'worker error'));
+    workers.push(w);
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  const stats = (): WorkerStats => ({
+    id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(jobs), startedAt, jobs,
+    engine: { ...engine.stats },
+    eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    rssBytes: process.memoryUsage.rss(),
+  });
+  const ttl = cfg.MODELQ_STATS_INTERVAL_MS * 3;
+  const publish = () => publishWorkerStats(redis, prefix, stats(), ttl).catch((e) => logger.debug({ err: e.message }, 'stats not published'));
+  await publish();
+  const timer = setInterval(publish, cfg.MODELQ_STATS_INTERVAL_MS);
+  timer.unref();
+  logger.info({ id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE }, 'worker started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= (async () => {
+    logger.info('stopping: no new jobs, finishing active ones');
+    clearInterval(timer);
+    const graceful = Promise.all(workers.map((w) => w.close()));
+    const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), cfg.MODELQ_SHUTDOWN_GRACE_MS).unref());
+    if ((await Promise.race([graceful, grace])) === 'timeout') {
+      logger.warn({ graceMs: cfg.MODELQ_SHUTDOWN_GRACE_MS }, 'active jobs outlived the grace period; closing anyway (they will be retried)');
+      await Promise.all(workers.map((w) => w.close(true)));
+    }
+    await engine.close();
+    loop.disable();
+    await removeWorkerStats(redis, prefix, id).catch(() => {});
+    redis.disconnect();
+    logger.info('stopped');
+  })());
+
+  return { id, engine, workers, stats, stop };
+}

@@ -26,7 +26,10 @@ export class Queues {
   private flow?: FlowProducer;
 
   /** `prefix` is the hash-tagged key prefix ({modelq}); `connection` is shared by every Queue. */
-  constructor(readonly prefix: string, private readonly connection: Redis, private readonly eventsConnection?: () => Redis) {}
+  constructor(readonly prefix: string, private readonly connection: Redis, private readonly eventsConnection?: () => Redis) {
+    // Every Queue sharing the connection adds listeners to it; a dozen is expected, not a leak.
+    connection.setMaxListeners(64);
+  }
 
   queue(name: QueueName): Queue {
     let q = this.queues.get(name);

@@ -4,9 +4,7 @@ import { z } from 'zod';
 import { badRequest } from '../core/errors.ts';
 import type { InferRequest } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
-import { DATATYPES, flattenData, type Tensor } from '../core/tensors.ts';
-
-const tensorData: z.ZodType<unknown[]> = z.array(z.union([z.number(), z.string(), z.boolean(), z.lazy(() => tensorData)]));
+import { DATATYPES, dataArray, flattenData, type Tensor } from '../core/tensors.ts';
 
 export const v2InferRequestSchema = z.object({
   id: z.string().max(256).optional(),
@@ -16,12 +14,11 @@ export const v2InferRequestSchema = z.object({
     shape: z.array(z.number().int().min(0).max(2 ** 31)).max(16),
     datatype: z.string(),
     parameters: z.record(z.string(), z.unknown()).optional(),
-    data: z.array(z.unknown()).meta({ description: 'Tensor data, flat in row-major order or nested to match shape' }),
+    data: dataArray<unknown>('Tensor data, flat in row-major order or nested to match shape'),
   })).min(1, 'at least one input is required'),
   outputs: z.array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() })).optional(),
 });
 export type V2InferRequest = z.infer<typeof v2InferRequestSchema>;
-export { tensorData };
 
 const MAX_ELEMENTS = 50_000_000;
 

@@ -1,0 +1,88 @@
+// Starts the whole platform (producer + workers, as `cli/start.ts` runs it) in a child process with
+// its own ports, queue prefix and data directory, so a benchmark never touches another run's state.
+//
+// Contract with cli/start.ts (run as `node --import tsx cli/start.ts` from the repository root):
+//   env MODELQ_PORT, MODELQ_DASHBOARD_PORT, MODELQ_PREFIX, MODELQ_DATA_DIR, MODELQ_WORKERS (plus the
+//   rest of this process's environment, e.g. the Redis URL); ready when GET /v2/health/ready is 200;
+//   exits on SIGTERM after a graceful shutdown.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, pollUntil, spawnNode, stopChild, tail } from './child.ts';
+
+export interface PlatformOptions {
+  /** MODELQ_WORKERS: worker processes the platform starts. */
+  workers: number;
+  /** How long to wait for readiness and for a registered model to appear. Default 60 000 ms. */
+  readyTimeoutMs?: number;
+}
+
+export interface Platform {
+  /** Base URL of the producer's HTTP API, without a trailing slash: http://127.0.0.1:PORT */
+  url: string;
+  /** Registers `bytes` as a new version of `name` and waits until GET /v2/models/{name} answers 200. */
+  register(name: string, bytes: Uint8Array): Promise<void>;
+  /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory. */
+  stop(): Promise<void>;
+}
+
+/** GET and read the body, so the connection is released rather than left to the garbage collector. */
+async function statusOf(url: string): Promise<number> {
+  const res = await fetch(url);
+  await res.arrayBuffer();
+  return res.status;
+}
+
+export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-'));
+  const logFile = path.join(dataDir, 'platform.log');
+  const port = await freePort();
+  const dashboardPort = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawnNode({
+    args: ['--import', 'tsx', 'cli/start.ts'],
+    logFile,
+    env: {
+      MODELQ_PORT: String(port),
+      MODELQ_DASHBOARD_PORT: String(dashboardPort),
+      MODELQ_PREFIX: `bench-${crypto.randomBytes(4).toString('hex')}`,
+      MODELQ_DATA_DIR: dataDir,
+      MODELQ_WORKERS: String(opts.workers),
+    },
+  });
+  const explain = (e: unknown) => new Error(`${(e as Error).message}\n--- ${logFile} ---\n${tail(logFile)}`);
+
+  const stop = async () => {
+    await stopChild(child);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    await pollUntil('platform /v2/health/ready', async () => (await statusOf(`${url}/v2/health/ready`)) === 200, timeoutMs, child);
+    // The model routes answer (a 404 for an unknown model is fine) once the router is mounted.
+    await pollUntil('platform /v2/models routes', async () => (await statusOf(`${url}/v2/models/__bench_probe__`)) < 500, timeoutMs, child);
+  } catch (e) {
+    const err = explain(e); // read the log before stop() removes it
+    await stop();
+    throw err;
+  }
+
+  const register = async (name: string, bytes: Uint8Array) => {
+    const res = await fetch(`${url}/v1/models/${encodeURIComponent(name)}/versions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(bytes), // a copy typed over a plain ArrayBuffer, as fetch's BodyInit wants
+    });
+    if (res.status !== 201 && res.status !== 200) {
+      throw explain(new Error(`register ${name}: HTTP ${res.status} ${await res.text()}`));
+    }
+    await res.arrayBuffer().catch(() => {});
+    // Registration may finish on a worker (the engine checks the model); wait until it is served.
+    await pollUntil(`model ${name}`, async () => (await statusOf(`${url}/v2/models/${encodeURIComponent(name)}`)) === 200, timeoutMs, child)
+      .catch((e) => { throw explain(e); });
+  };
+
+  return { url, register, stop };
+}

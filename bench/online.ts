@@ -1,0 +1,154 @@
+// Online inference: the platform (HTTP -> BullMQ -> worker engine with dynamic batching) against
+// the tutorial server (express + session.run in the handler), same model, same closed-loop load.
+// Env: BENCH_CLIENTS=1,8,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildMlp } from '../core/onnx/builder.ts';
+import { spawnNode, stopChild, waitForLine } from './lib/child.ts';
+import { runLoad, type LoadResult } from './lib/load.ts';
+import { startPlatform, type Platform } from './lib/platform.ts';
+
+export interface OnlineOptions {
+  /** Concurrent clients per run. Default BENCH_CLIENTS or [1, 8, 64, 256]. */
+  clients?: number[];
+  /** Measured seconds per run. Default BENCH_SECONDS or 5. */
+  seconds?: number;
+  /** Unmeasured seconds of load before each run. Default BENCH_WARMUP_SECONDS or 1. */
+  warmupSeconds?: number;
+  /** Worker processes the platform starts. Default BENCH_WORKERS or 1. */
+  workers?: number;
+  /** MLP layer widths, input first. Default [[512,2048,2048,10], [256,1024,1024,10]]. */
+  models?: number[][];
+  /** Skip the platform side (baseline only). Default false. */
+  baselineOnly?: boolean;
+}
+
+interface Row { clients: number; baseline?: LoadResult; platform?: LoadResult }
+
+const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
+const envList = (k: string) => process.env[k]?.split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+
+/** One request: a single row of seeded values in [0, 1). */
+export function inferBody(features: number, seed = 7): string {
+  let s = seed;
+  const data = Array.from({ length: features }, () => ((s = (s * 16807) % 2147483647) / 2147483647));
+  return JSON.stringify({ inputs: [{ name: 'input', shape: [1, features], datatype: 'FP32', data }] });
+}
+
+/** One request with a long timeout, so the first session load is not part of any figure. */
+async function prime(url: string, body: string) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(60_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`priming ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
+}
+
+async function loadEach(url: string, body: string, clients: number[], seconds: number, warmupSeconds: number) {
+  await prime(url, body);
+  const out = new Map<number, LoadResult>();
+  for (const c of clients) {
+    out.set(c, await runLoad({ url, body, concurrency: c, durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 }));
+  }
+  return out;
+}
+
+async function baselineRuns(modelFile: string, name: string, body: string, o: Required<OnlineOptions>) {
+  const child = spawnNode({ args: ['--import', 'tsx', 'bench/lib/baseline-server.ts', '--model', modelFile, '--name', name, '--port', '0'] });
+  try {
+    const [, port] = await waitForLine(child, /^listening (\d+)$/, 60_000);
+    return await loadEach(`http://127.0.0.1:${port}/v2/models/${name}/infer`, body, o.clients, o.seconds, o.warmupSeconds);
+  } finally {
+    await stopChild(child);
+  }
+}
+
+const f0 = (n: number) => n.toFixed(0);
+const f1 = (n: number) => n.toFixed(1);
+const errs = (r: LoadResult) => (r.errors ? `${r.errors} (${r.firstError})` : '0');
+
+function printTable(name: string, rows: Row[]) {
+  const head = ['clients', 'base rps', 'p50 ms', 'p99 ms', 'errors', 'plat rps', 'p50 ms', 'p99 ms', 'errors', 'plat/base'];
+  const body = rows.map((r) => {
+    const b = r.baseline;
+    const p = r.platform;
+    return [
+      String(r.clients),
+      b ? f0(b.rps) : '-', b ? f1(b.p50Ms) : '-', b ? f1(b.p99Ms) : '-', b ? errs(b) : '-',
+      p ? f0(p.rps) : '-', p ? f1(p.p50Ms) : '-', p ? f1(p.p99Ms) : '-', p ? errs(p) : '-',
+      b && p && b.rps > 0 ? `${(p.rps / b.rps).toFixed(2)}x` : '-',
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  console.log(`\n${name}`);
+  console.log(line(head));
+  for (const r of body) console.log(line(r));
+}
+
+export async function benchOnline(opts: OnlineOptions = {}) {
+  const o: Required<OnlineOptions> = {
+    clients: [...new Set(opts.clients ?? envList('BENCH_CLIENTS') ?? [1, 8, 64, 256])],
+    seconds: opts.seconds ?? envNum('BENCH_SECONDS') ?? 5,
+    warmupSeconds: opts.warmupSeconds ?? envNum('BENCH_WARMUP_SECONDS') ?? 1,
+    workers: opts.workers ?? envNum('BENCH_WORKERS') ?? 1,
+    models: opts.models ?? [[512, 2048, 2048, 10], [256, 1024, 1024, 10]],
+    baselineOnly: opts.baselineOnly ?? false,
+  };
+  console.log(`online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
+    `platform workers ${o.workers}, ${os.cpus().length} cpus`);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-online-'));
+  const models = o.models.map((sizes) => {
+    const name = `mlp-${sizes.join('-')}`;
+    const bytes = buildMlp({ sizes, seed: 1, batch: 'batch' });
+    const file = path.join(dir, `${name}.onnx`);
+    fs.writeFileSync(file, bytes);
+    return { name, sizes, bytes, file, body: inferBody(sizes[0]!) };
+  });
+
+  // Baseline and platform never run at the same time: they would share the same cores.
+  const results = new Map<string, Row[]>();
+  try {
+    for (const m of models) {
+      console.log(`baseline: ${m.name}`);
+      const base = await baselineRuns(m.file, m.name, m.body, o);
+      results.set(m.name, o.clients.map((c) => ({ clients: c, ...(base.get(c) ? { baseline: base.get(c)! } : {}) })));
+    }
+
+    let platform: Platform | undefined;
+    const queueToAnswer = new Map<string, LoadResult>();
+    if (!o.baselineOnly) {
+      try {
+        platform = await startPlatform({ workers: o.workers });
+      } catch (e) {
+        console.log(`platform: not started, baseline figures only\n${(e as Error).message}`);
+      }
+    }
+    if (platform) {
+      try {
+        for (const m of models) {
+          console.log(`platform: ${m.name}`);
+          await platform.register(m.name, m.bytes);
+          const url = `${platform.url}/v2/models/${m.name}/infer`;
+          const plat = await loadEach(url, m.body, o.clients, o.seconds, o.warmupSeconds);
+          for (const row of results.get(m.name)!) {
+            const r = plat.get(row.clients);
+            if (r) row.platform = r;
+          }
+          queueToAnswer.set(m.name, plat.get(1) ?? await runLoad({ url, body: m.body, concurrency: 1, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 }));
+        }
+      } finally {
+        await platform.stop();
+      }
+    }
+
+    for (const m of models) {
+      printTable(`${m.name} (one row per request)`, results.get(m.name)!);
+      const q = queueToAnswer.get(m.name);
+      if (q) console.log(`queue-to-answer latency (platform, 1 client): p50 ${f1(q.p50Ms)} ms, p90 ${f1(q.p90Ms)} ms, p99 ${f1(q.p99Ms)} ms`);
+    }
+    return results;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

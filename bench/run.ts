@@ -1,0 +1,34 @@
+// Entry of `npm run bench [suite...]`: runs the named suites, or all of them, one after another.
+// A suite is one file in bench/ exporting an async function; add it to SUITES with a lazy import
+// so running one suite never loads another's dependencies.
+const SUITES: Record<string, () => Promise<unknown>> = {
+  online: async () => (await import('./online.ts')).benchOnline(),
+  // batch:    async () => (await import('./batch.ts')).benchBatch(),
+  // train:    async () => (await import('./train.ts')).benchTrain(),
+  // compress: async () => (await import('./compress.ts')).benchCompress(),
+  // scale:    async () => (await import('./scale.ts')).benchScale(),
+};
+
+async function main() {
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const unknown = asked.filter((a) => !(a in SUITES));
+  if (unknown.length) {
+    console.error(`unknown suite ${unknown.join(', ')}; available: ${Object.keys(SUITES).join(', ')}`);
+    process.exit(2);
+  }
+  for (const name of asked.length ? asked : Object.keys(SUITES)) {
+    console.log(`\n=== bench: ${name} ===`);
+    const t0 = performance.now();
+    await SUITES[name]!();
+    console.log(`=== ${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s ===`);
+  }
+}
+
+main().then(
+  // Suites stop their own servers; exiting here also drops keep-alive sockets fetch may still hold.
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

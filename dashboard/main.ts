@@ -1,0 +1,48 @@
+// Dashboard process: serves bull-board on MODELQ_DASHBOARD_PORT until SIGTERM/SIGINT.
+import type { Server } from 'node:http';
+import { keyPrefix, loadConfigOrExit } from '../core/config.ts';
+import { createLogger } from '../core/logger.ts';
+import { Queues } from '../core/queues.ts';
+import { createRedis, workerRedisOptions } from '../core/redis.ts';
+import { buildDashboard } from './app.ts';
+
+const cfg = loadConfigOrExit();
+const log = createLogger('dashboard', cfg.MODELQ_LOG_LEVEL);
+
+// Retry forever like a worker: the board should come back by itself after a Redis restart.
+const redis = createRedis(cfg.MODELQ_REDIS_URL, workerRedisOptions());
+redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+
+const queues = new Queues(keyPrefix(cfg), redis);
+const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN });
+
+const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
+  if (err) {
+    log.fatal({ err: err.message }, 'cannot listen');
+    process.exit(1);
+  }
+  log.info({ port: cfg.MODELQ_DASHBOARD_PORT, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) }, 'dashboard listening');
+});
+
+let closing = false;
+async function shutdown(signal: string): Promise<void> {
+  if (closing) return;
+  closing = true;
+  log.info({ signal }, 'shutting down');
+  // Open browser tabs poll the API over keep-alive; without this, close() waits for them.
+  server.closeIdleConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await queues.close();
+  await redis.quit().catch(() => redis.disconnect());
+  log.info('stopped');
+  process.exit(0);
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    shutdown(signal).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
+      process.exit(1);
+    });
+  });
+}

@@ -10,7 +10,7 @@ export interface WorkerStats {
   queues: string[];
   startedAt: string;
   jobs: Record<string, { completed: number; failed: number }>;
-  engine: { runs: number; rows: number; requests: number; computeMs: number; errors: number; batchSizes?: Record<string, number>; perModel?: Record<string, { runs: number; rows: number; computeMs: number; waitMs: number }> };
+  engine: { runs: number; rows: number; requests: number; computeMs: number; errors: number; batchSizes?: Record<string, number>; perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }> };
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   rssBytes: number;
 }

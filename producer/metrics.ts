@@ -4,6 +4,7 @@ import type { RequestHandler } from 'express';
 import client from 'prom-client';
 import { ALL_QUEUES } from '../core/config.ts';
 import { readWorkerStats, type WorkerStats } from '../core/stats.ts';
+import { BATCH_BUCKETS } from '../core/jobs/infer.ts';
 import type { ProducerDeps } from './deps.ts';
 
 export interface Metrics { registry: client.Registry; middleware: RequestHandler }
@@ -61,6 +62,32 @@ export function createMetrics(d: ProducerDeps): Metrics {
   fromWorkers('modelq_engine_requests_total', 'Requests served by onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.requests));
   fromWorkers('modelq_engine_errors_total', 'Failed engine runs', 'counter', [], (w, set) => set({}, w.engine.errors));
   fromWorkers('modelq_engine_compute_seconds_total', 'Time spent inside onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.computeMs / 1000));
+  const perModel = (metric: 'runs' | 'rows' | 'requests' | 'computeMs' | 'waitMs', scale = 1) => (w: WorkerStats, set: (l: Record<string, string>, v: number) => void) => {
+    for (const [model, m] of Object.entries(w.engine.perModel ?? {})) set({ model }, m[metric] * scale);
+  };
+  fromWorkers('modelq_engine_model_runs_total', 'onnxruntime runs per model (after dynamic batching)', 'counter', ['model'], perModel('runs'));
+  fromWorkers('modelq_engine_model_requests_total', 'Requests served per model; rate() gives requests per second', 'counter', ['model'], perModel('requests'));
+  fromWorkers('modelq_engine_model_rows_total', 'Rows computed per model', 'counter', ['model'], perModel('rows'));
+  fromWorkers('modelq_engine_model_compute_seconds_total', 'Time inside onnxruntime per model', 'counter', ['model'], perModel('computeMs', 1 / 1000));
+  fromWorkers('modelq_engine_model_queue_wait_seconds_total', 'Time requests waited in the batcher before their run, summed, per model', 'counter', ['model'], perModel('waitMs', 1 / 1000));
+  // Batch sizes as a Prometheus histogram assembled from the workers' bucket counts.
+  registry.registerMetric({
+    name: 'modelq_engine_batch_size', help: 'Rows per onnxruntime run (dynamic batching)', type: 'histogram', aggregator: 'sum',
+    async get() {
+      const values: { labels: Record<string, string>; value: number; metricName: string }[] = [];
+      for (const w of await workers()) {
+        const counts = w.engine.batchSizes ?? {};
+        let cum = 0;
+        for (const le of [...BATCH_BUCKETS.map(String), '+Inf']) {
+          cum += counts[le] ?? 0;
+          values.push({ labels: { worker: w.id, le }, value: cum, metricName: 'modelq_engine_batch_size_bucket' });
+        }
+        values.push({ labels: { worker: w.id }, value: w.engine.rows, metricName: 'modelq_engine_batch_size_sum' });
+        values.push({ labels: { worker: w.id }, value: cum, metricName: 'modelq_engine_batch_size_count' });
+      }
+      return { name: 'modelq_engine_batch_size', help: 'Rows per onnxruntime run (dynamic batching)', type: 'histogram', aggregator: 'sum', values } as never;
+    },
+  } as never);
   fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
   fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
 

@@ -20,7 +20,7 @@ type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrenc
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
-  infer: (d) => ({ processor: (job) => inferProcessor(job, d), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
+  infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
 };
 
 export interface RunningWorker {
@@ -75,7 +75,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
 
   const stats = (): WorkerStats => ({
     id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(jobs), startedAt, jobs,
-    engine: { ...engine.stats },
+    engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     rssBytes: process.memoryUsage.rss(),
   });

@@ -1,16 +1,18 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../core/errors.ts';
-import type { InferJob, InferResult } from '../../core/jobs/infer.ts';
 import type { VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
-import { addAndAwait } from '../await-job.ts';
+import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 
 export const SERVER_VERSION = '0.1.0';
+
+/** Requests can be concatenated along the first dimension when every input and output leaves it dynamic. */
+export const isBatchable = (m: VersionRecord) => [...m.inputs, ...m.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
 
 export function v2Router(d: ProducerDeps): Router {
   const r = Router();
@@ -57,20 +59,20 @@ export function v2Router(d: ProducerDeps): Router {
   r.get('/v2/models/:name/ready', async (req, res) => void res.json(await ready(req)));
   r.get('/v2/models/:name/versions/:version/ready', async (req, res) => void res.json(await ready(req)));
 
-  const infer = async (req: Request) => {
+  const coalescer = new InferCoalescer(d.queues.queue('infer'), d.queues.queueEvents('infer'), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+  const infer = async (req: Request, res: Response) => {
     const body = parseBody(v2InferRequestSchema, req.body, 'request');
-    const model = await resolve(req);
+    const [model, config] = await Promise.all([resolve(req), d.registry.getConfig(req.params.name as string)]);
     const request = checkInferRequest(body, model);
-    const timeout = d.cfg.MODELQ_INFER_TIMEOUT_MS;
-    const data: InferJob = { model: { name: model.name, version: model.version, sha256: model.sha256 }, requests: [request], deadline: Date.now() + timeout };
-    const result = await addAndAwait<InferResult>(d.queues.queue('infer'), d.queues.queueEvents('infer'), 'infer', data, timeout, 'inference');
-    const answer = result.responses[0];
-    if (!answer) throw new AppError('internal', 'the worker returned no answer');
+    // A client that disconnects before its request leaves the producer is never computed.
+    const gone = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) gone.abort(); });
+    const answer = await coalescer.submit(model, { ...config, batchable: isBatchable(model) }, request, gone.signal);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return { model_name: model.name, model_version: String(model.version), ...(body.id !== undefined ? { id: body.id } : {}), outputs: answer.outputs };
   };
-  r.post('/v2/models/:name/infer', json, async (req, res) => void res.json(await infer(req)));
-  r.post('/v2/models/:name/versions/:version/infer', json, async (req, res) => void res.json(await infer(req)));
+  r.post('/v2/models/:name/infer', json, async (req, res) => void res.json(await infer(req, res)));
+  r.post('/v2/models/:name/versions/:version/infer', json, async (req, res) => void res.json(await infer(req, res)));
 
   return r;
 }

@@ -198,6 +198,9 @@ describe('workers', () => {
   it('two worker processes on one queue both take jobs', async () => {
     const res = await uploadModel(p.url, 'tiny', tinyMlp());
     expect(res.status).toBe(201);
+    // One job per request (no coalescing), so there are many jobs to share.
+    const cfg = await fetch(`${p.url}/v1/models/tiny/config`, { method: 'PUT', body: JSON.stringify({ maxBatch: 1, maxDelayMs: 0, instances: 1 }), headers: { 'content-type': 'application/json' } });
+    expect(cfg.status).toBe(200);
     const req = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] };
     const answers = await Promise.all(Array.from({ length: 200 }, () => infer('tiny', req)));
     expect(answers.every((a) => a.status === 200)).toBe(true);

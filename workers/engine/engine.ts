@@ -5,9 +5,10 @@ import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import type { RawTensor } from '../../core/tensors.ts';
+import { Batcher, type BatchSettings } from './batcher.ts';
 import type { FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
 
-export type { ModelHandle };
+export type { BatchSettings, ModelHandle };
 
 export interface EngineOptions {
   /** Session threads. Default 1. */
@@ -98,9 +99,11 @@ export class Engine {
   private warned = false;
   readonly stats: EngineStats = { runs: 0, rows: 0, requests: 0, computeMs: 0, errors: 0 };
   readonly opts: Required<Omit<EngineOptions, 'logger'>> & { logger?: Logger };
+  readonly batcher: Batcher;
 
   constructor(opts: EngineOptions = {}) {
     this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, cacheBytes: 2 * 1024 ** 3, ...opts };
+    this.batcher = new Batcher((model, feeds, o) => this.run(model, feeds, o), (m) => m.label ?? m.sha256.slice(0, 12));
   }
 
   async start(): Promise<void> {
@@ -130,9 +133,9 @@ export class Engine {
   }
 
   /** Least busy thread; among equals, one that already holds the model's session. */
-  private pick(sha256: string, allowed = this.threads.length): SessionThread {
+  private pick(sha256: string): SessionThread {
     let best: SessionThread | undefined;
-    for (const t of this.threads.slice(0, Math.max(1, allowed))) {
+    for (const t of this.threads) {
       if (!best || t.inFlight < best.inFlight || (t.inFlight === best.inFlight && t.loaded.has(sha256) && !best.loaded.has(sha256))) best = t;
     }
     return best!;
@@ -144,15 +147,24 @@ export class Engine {
     return r.value as Signature;
   }
 
-  /** One onnxruntime run. `rows` (the batch size) only feeds the counters. */
-  async run(model: ModelHandle, feeds: Record<string, RawTensor>, opts: { outputs?: string[]; rows?: number; requests?: number; instances?: number } = {}): Promise<Record<string, RawTensor>> {
+  /**
+   * One request through the dynamic batcher: merged with concurrent requests for the same model
+   * when `batchable` (every input and output has a dynamic first dimension).
+   */
+  infer(model: ModelHandle, feeds: Record<string, RawTensor>, settings: BatchSettings, batchable: boolean, signal?: AbortSignal): Promise<Record<string, RawTensor>> {
+    if (this.closing) return Promise.reject(new AppError('unavailable', 'engine is shutting down', true));
+    return this.batcher.submit(model, feeds, settings, batchable, signal);
+  }
+
+  /** One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters. */
+  async run(model: ModelHandle, feeds: Record<string, RawTensor>, opts: { outputs?: string[]; rows?: number; requests?: number } = {}): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
     const transfer: ArrayBuffer[] = [];
     for (const t of Object.values(feeds)) {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer);
     }
     try {
-      const r = await this.pick(model.sha256, opts.instances).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer);
+      const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer);
       this.stats.runs++;
       this.stats.rows += opts.rows ?? 1;
       this.stats.requests += opts.requests ?? 1;

@@ -7,7 +7,8 @@ export interface ThreadInit {
   cacheBytes: number;
 }
 
-export interface ModelHandle { sha256: string; path: string }
+/** `label` (name@version) only names the model in figures. */
+export interface ModelHandle { sha256: string; path: string; label?: string }
 
 export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }

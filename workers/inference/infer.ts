@@ -1,8 +1,9 @@
-// Processor for `infer` jobs: each request of the job runs through the engine and gets its own
-// answer, so one bad request fails alone.
+// Processor for `infer` jobs: every request of the job goes to the engine's dynamic batcher (which
+// merges it with concurrent requests from this and other jobs) and gets its own answer, so one bad
+// request fails alone.
 import type { Job } from 'bullmq';
 import { AppError } from '../../core/errors.ts';
-import { inferJobSchema, type InferRequest, type InferResponse, type InferResult } from '../../core/jobs/infer.ts';
+import { inferJobSchema, type Batching, type InferRequest, type InferResponse, type InferResult } from '../../core/jobs/infer.ts';
 import { modelArtifactKey } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
@@ -11,28 +12,33 @@ import { parseJobData, toJobError } from '../processor.ts';
 
 export interface InferDeps { engine: Engine; store: ArtifactStore }
 
-export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps): Promise<InferResult> {
+const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
+
+export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
   const data = parseJobData(inferJobSchema, job.data, 'infer');
   const path = deps.store.localPath(modelArtifactKey(data.model.sha256));
   if (!path) throw toJobError(new AppError('internal', 'the artifact store has no local files'));
-  const model: ModelHandle = { sha256: data.model.sha256, path };
-  const expired = data.deadline !== undefined && Date.now() > data.deadline;
-  const responses = await Promise.all(data.requests.map((r) => (expired
-    ? Promise.resolve<InferResponse>({ ok: false, error: { code: 'timeout', message: 'the client stopped waiting before the request started' } })
-    : runOne(deps.engine, model, r))));
-  // A model that cannot load fails every request: fail the job so the producer reports it as such.
-  const allInvalid = responses.every((r) => !r.ok && r.error.code === 'invalid_model');
-  if (allInvalid && !responses[0]!.ok) throw toJobError(new AppError('invalid_model', responses[0]!.error.message));
+  const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
+  const batching = data.batching ?? SOLO;
+  const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, signal)));
+  // A model that cannot load fails every request: fail the job so it is reported as such.
+  const first = responses[0]!;
+  if (!first.ok && first.error.code === 'invalid_model' && responses.every((r) => !r.ok && r.error.code === 'invalid_model')) {
+    throw toJobError(new AppError('invalid_model', first.error.message));
+  }
   return { responses };
 }
 
-async function runOne(engine: Engine, model: ModelHandle, req: InferRequest): Promise<InferResponse> {
+async function runOne(engine: Engine, model: ModelHandle, batching: Batching, req: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
+  if (req.deadline !== undefined && Date.now() > req.deadline) {
+    return { ok: false, error: { code: 'timeout', message: 'the client stopped waiting before the request started' } };
+  }
   try {
     const feeds: Record<string, RawTensor> = {};
     for (const t of req.inputs) feeds[t.name] = toRaw(t);
-    const rows = req.inputs[0]?.shape[0] ?? 1;
-    const out = await engine.run(model, feeds, { outputs: req.outputs, rows });
-    return { ok: true, outputs: Object.entries(out).map(([name, t]) => fromRaw(name, t)) };
+    const out = await engine.infer(model, feeds, batching, batching.batchable, signal);
+    const wanted = req.outputs ? new Set(req.outputs) : null;
+    return { ok: true, outputs: Object.entries(out).filter(([name]) => !wanted || wanted.has(name)).map(([name, t]) => fromRaw(name, t)) };
   } catch (e) {
     if (e instanceof AppError && !e.retryable) return { ok: false, error: { code: e.code, message: e.message } };
     throw toJobError(e);

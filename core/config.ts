@@ -4,6 +4,11 @@ import os from 'node:os';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** "7d", "12h", "30m", "45s" or plain seconds -> milliseconds. */
+const duration = z.string().regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration like 7d, 12h, 30m, 45s or seconds').transform((s) => {
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1)] ?? 1;
+  return Math.round(parseFloat(s) * unit * 1000);
+});
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 
 export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress'] as const;
@@ -39,6 +44,10 @@ export const configKeys = {
   MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body (protocol requests), in MiB.'],
   MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB.'],
   MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
+  MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],
+  MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
+  MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
+  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],
   MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level.'],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for /metrics.'],
 } as const;

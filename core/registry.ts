@@ -65,11 +65,12 @@ return {v, 1}
 export class Registry {
   constructor(private readonly redis: Redis, private readonly prefix: string) {}
 
+  // Under "records:" so no key can meet a BullMQ key of the `model` queue ({prefix}:model:<jobId>).
   private k(name: string, what: string) {
-    return `${this.prefix}:model:${name}:${what}`;
+    return `${this.prefix}:records:model:${name}:${what}`;
   }
   private get modelsKey() {
-    return `${this.prefix}:models`;
+    return `${this.prefix}:records:models`;
   }
 
   /** Creates the next version of `name`, or returns the version that already has these bytes. */

@@ -2,7 +2,7 @@
 // queues, the engine, the figures published to Redis, and a graceful stop.
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Worker, type Job, type Processor } from 'bullmq';
+import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Config, keyPrefix, type QueueName } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
@@ -10,10 +10,13 @@ import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { publishWorkerStats, removeWorkerStats, type WorkerStats } from '../core/stats.ts';
 import { createStore, type ArtifactStore } from '../core/storage/index.ts';
 import { Engine } from './engine/engine.ts';
+import { BatchStore } from '../core/batches.ts';
+import { batchProcessor } from './inference/finalize.ts';
 import { inferProcessor } from './inference/infer.ts';
+import { scoreProcessor } from './inference/score.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 
-export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger }
+export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore }
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
@@ -21,6 +24,8 @@ type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrenc
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
+  score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
 };
 
 export interface RunningWorker {
@@ -45,7 +50,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     logger,
   });
   await engine.start();
-  const deps: WorkerDeps = { engine, store, redis, cfg, logger };
+  const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix) };
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const jobs: WorkerStats['jobs'] = {};
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -72,6 +77,12 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     workers.push(w);
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  if (cfg.MODELQ_QUEUES.includes('batch')) {
+    // Expired batches are removed by the platform itself; every batch worker upserts the same schedule.
+    const q = new Queue('batch', { connection: redis, prefix });
+    await q.upsertJobScheduler('batch-cleanup', { every: Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10)) }, { name: 'cleanup', data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    await q.close();
+  }
 
   const stats = (): WorkerStats => ({
     id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(jobs), startedAt, jobs,

@@ -1,0 +1,145 @@
+// Batch records in Redis: the spec fixed at submit, the status (moved only by allowed transitions,
+// atomically), and per-chunk results written under the chunk's index so a chunk that runs twice
+// counts once.
+import type { Redis } from 'ioredis';
+import { type BatchSpec, type BatchStatus, FINAL_STATUSES } from './jobs/batch.ts';
+
+export interface ChunkOutcome { completed: number; failed: number }
+
+export interface BatchView {
+  id: string;
+  status: BatchStatus;
+  model: { name: string; version: number };
+  format: string;
+  requestCounts: { total: number; completed: number; failed: number };
+  progress: number;
+  chunks: { total: number; done: number };
+  metadata?: Record<string, string>;
+  error?: string;
+  createdAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  expiresAt: string;
+}
+
+// KEYS[1] = the batch hash. ARGV[1] = new status, ARGV[2] = ISO time, ARGV[3..] = allowed current statuses.
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return nil end
+for i = 3, #ARGV do
+  if cur == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    if ARGV[1] == 'running' then redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2]) end
+    if ARGV[1] == 'completed' or ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then redis.call('HSET', KEYS[1], 'completedAt', ARGV[2]) end
+    return cur
+  end
+end
+return false
+`;
+
+export class BatchStore {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+
+  // Under "records:" so no key can meet a BullMQ key of the `batch` queue ({prefix}:batch:<jobId>).
+  private key(id: string) { return `${this.prefix}:records:batch:${id}`; }
+  private chunksKey(id: string) { return `${this.prefix}:records:batch:${id}:chunks`; }
+  private progressKey(id: string) { return `${this.prefix}:records:batch:${id}:progress`; }
+  private get indexKey() { return `${this.prefix}:records:batches`; }
+
+  async create(spec: BatchSpec): Promise<void> {
+    await this.redis.multi()
+      .hset(this.key(spec.id), { spec: JSON.stringify(spec), status: 'queued' })
+      .zadd(this.indexKey, Date.parse(spec.createdAt), spec.id)
+      .exec();
+  }
+
+  async spec(id: string): Promise<BatchSpec | null> {
+    const json = await this.redis.hget(this.key(id), 'spec');
+    return json ? (JSON.parse(json) as BatchSpec) : null;
+  }
+
+  async status(id: string): Promise<BatchStatus | null> {
+    return (await this.redis.hget(this.key(id), 'status')) as BatchStatus | null;
+  }
+
+  /** Moves to `to` when the current status is one of `from`; returns the previous status, or null when not allowed. */
+  async transition(id: string, to: BatchStatus, from: readonly BatchStatus[]): Promise<BatchStatus | null> {
+    const r = await this.redis.eval(TRANSITION, 1, this.key(id), to, new Date().toISOString(), ...from);
+    return (r as BatchStatus | null) ?? null;
+  }
+
+  async fail(id: string, reason: string): Promise<void> {
+    if (await this.transition(id, 'failed', ['queued', 'running', 'finalizing', 'cancelling'])) {
+      await this.redis.hset(this.key(id), 'error', reason.slice(0, 2000));
+    }
+  }
+
+  async recordChunk(id: string, index: number, outcome: ChunkOutcome): Promise<void> {
+    await this.redis.multi().hset(this.chunksKey(id), String(index), JSON.stringify(outcome)).hdel(this.progressKey(id), String(index)).exec();
+  }
+
+  async chunkProgress(id: string, index: number, rowsDone: number): Promise<void> {
+    await this.redis.hset(this.progressKey(id), String(index), rowsDone);
+  }
+
+  async outcomes(id: string): Promise<Map<number, ChunkOutcome>> {
+    const all = await this.redis.hgetall(this.chunksKey(id));
+    return new Map(Object.entries(all).map(([k, v]) => [Number(k), JSON.parse(v) as ChunkOutcome]));
+  }
+
+  async view(id: string): Promise<(BatchView & { spec: BatchSpec }) | null> {
+    const [h, chunks, progress] = await Promise.all([
+      this.redis.hgetall(this.key(id)), this.redis.hgetall(this.chunksKey(id)), this.redis.hgetall(this.progressKey(id)),
+    ]);
+    if (!h.spec) return null;
+    const spec = JSON.parse(h.spec) as BatchSpec;
+    let completed = 0;
+    let failed = 0;
+    for (const v of Object.values(chunks)) {
+      const o = JSON.parse(v) as ChunkOutcome;
+      completed += o.completed;
+      failed += o.failed;
+    }
+    const inFlight = Object.values(progress).reduce((n, v) => n + Number(v), 0);
+    const status = h.status as BatchStatus;
+    const done = completed + failed;
+    return {
+      spec,
+      id: spec.id,
+      status,
+      model: { name: spec.model.name, version: spec.model.version },
+      format: spec.format,
+      requestCounts: { total: spec.totalRows, completed, failed },
+      progress: status === 'completed' ? 1 : spec.totalRows ? Math.min(1, (done + inFlight) / spec.totalRows) : 0,
+      chunks: { total: spec.chunks, done: Object.keys(chunks).length },
+      ...(spec.metadata ? { metadata: spec.metadata } : {}),
+      ...(h.error ? { error: h.error } : {}),
+      createdAt: spec.createdAt,
+      ...(h.startedAt ? { startedAt: h.startedAt } : {}),
+      ...(h.completedAt ? { completedAt: h.completedAt } : {}),
+      expiresAt: spec.expiresAt,
+    };
+  }
+
+  /** Newest first. */
+  async list(offset: number, limit: number): Promise<string[]> {
+    return this.redis.zrevrange(this.indexKey, offset, offset + limit - 1);
+  }
+
+  async count(): Promise<number> {
+    return this.redis.zcard(this.indexKey);
+  }
+
+  /** Ids of batches created before `before` (epoch ms). */
+  async createdBefore(before: number, limit = 1000): Promise<string[]> {
+    return this.redis.zrangebyscore(this.indexKey, 0, before, 'LIMIT', 0, limit);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().del(this.key(id), this.chunksKey(id), this.progressKey(id)).zrem(this.indexKey, id).exec();
+  }
+
+  static isFinal(s: BatchStatus | null): boolean {
+    return s !== null && FINAL_STATUSES.includes(s);
+  }
+}

@@ -1,0 +1,50 @@
+// Batch scoring jobs: a `finalize` parent on the `batch` queue with one `score` child per chunk
+// on the `score` queue (one BullMQ flow per batch), plus the periodic `cleanup` of expired batches.
+import { z } from 'zod';
+import { tensorSpecSchema } from '../tensors.ts';
+
+export const BATCH_STATUSES = ['queued', 'running', 'finalizing', 'completed', 'failed', 'cancelling', 'cancelled'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+export const FINAL_STATUSES: readonly BatchStatus[] = ['completed', 'failed', 'cancelled'];
+
+export const scoreJobSchema = z.object({
+  batchId: z.string(),
+  index: z.number().int().min(0),
+  start: z.number().int().min(0),
+  end: z.number().int().min(0),
+  firstRow: z.number().int().min(0),
+  rows: z.number().int().min(1),
+});
+export type ScoreJob = z.infer<typeof scoreJobSchema>;
+
+export const scoreResultSchema = z.object({ completed: z.number().int(), failed: z.number().int(), skipped: z.boolean().optional() });
+export type ScoreResult = z.infer<typeof scoreResultSchema>;
+
+export const finalizeJobSchema = z.object({ batchId: z.string() });
+export type FinalizeJob = z.infer<typeof finalizeJobSchema>;
+
+/** What a batch is, fixed at submit. Its status and counts live beside it and change. */
+export const batchSpecSchema = z.object({
+  id: z.string(),
+  tenant: z.string().optional(),
+  model: z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema) }),
+  format: z.enum(['jsonl', 'csv']),
+  inputKey: z.string(),
+  bytes: z.number().int(),
+  totalRows: z.number().int(),
+  chunks: z.number().int(),
+  chunkRows: z.number().int(),
+  /** CSV header line. */
+  header: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+});
+export type BatchSpec = z.infer<typeof batchSpecSchema>;
+
+export const batchKeys = {
+  dir: (id: string) => `batches/${id}`,
+  input: (id: string) => `batches/${id}/input`,
+  output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
+  errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
+};

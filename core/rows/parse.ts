@@ -1,0 +1,115 @@
+// Turns the rows of a batch file into model inputs. JSONL: one object per line whose keys are the
+// model's input names (values flat or nested, without the batch dimension) and an optional `id`.
+// CSV: a header row; the columns, in order, feed a model with a single 2-D input; an optional `id`
+// column is echoed. A row that cannot be used gets an error naming what is wrong.
+import { parse as parseCsv } from 'csv-parse/sync';
+import { elementCount, flattenData, type Datatype, type TensorSpec } from '../tensors.ts';
+import type { RowFormat } from './scanner.ts';
+
+export interface ParsedRow {
+  id?: unknown;
+  /** Flat values per input name. */
+  values: Record<string, (number | string | boolean)[]>;
+  /** Shape per input, without the batch dimension. */
+  shapes: Record<string, number[]>;
+}
+export interface RowError { id?: unknown; error: { code: string; message: string } }
+export type RowParser = (line: string) => ParsedRow | RowError;
+
+const bad = (message: string, id?: unknown): RowError => ({ ...(id !== undefined ? { id } : {}), error: { code: 'bad_row', message } });
+
+/** Splits one CSV line (no newline inside unless quoted). */
+export function csvFields(line: string): string[] {
+  if (!line.includes('"')) return line.split(',');
+  const rows = parseCsv(line, { relax_column_count: true, relax_quotes: true }) as string[][];
+  return rows[0] ?? [];
+}
+
+/** The shape of nested arrays, or null when ragged. */
+function nestedShape(v: unknown): number[] | null {
+  const shape: number[] = [];
+  let cur = v;
+  while (Array.isArray(cur)) {
+    shape.push(cur.length);
+    cur = cur[0];
+  }
+  return shape;
+}
+
+/** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
+export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
+  if (inputs.length !== 1 || inputs[0]!.shape.length !== 2) {
+    return `CSV feeds a model with a single 2-D input; this model takes ${inputs.map((i) => `"${i.name}" [${i.shape.join(',')}]`).join(', ')}: use JSONL`;
+  }
+  const cols = csvFields(header).map((c) => c.trim());
+  const features = cols.filter((c) => c !== 'id').length;
+  const want = inputs[0]!.shape[1]!;
+  if (want >= 0 && features !== want) return `the CSV header has ${features} feature columns, the model's input "${inputs[0]!.name}" takes ${want}`;
+  const numeric = ['FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64'];
+  if (!numeric.includes(inputs[0]!.datatype)) return `CSV columns are numbers; the model's input is ${inputs[0]!.datatype}`;
+  return null;
+}
+
+export function rowParser(format: RowFormat, inputs: TensorSpec[], header?: string): RowParser {
+  return format === 'csv' ? csvParser(inputs, header ?? '') : jsonlParser(inputs);
+}
+
+function jsonlParser(inputs: TensorSpec[]): RowParser {
+  return (line) => {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      return bad(`not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return bad('a row must be a JSON object with the model\'s input names as keys');
+    const rec = obj as Record<string, unknown>;
+    const id = rec.id;
+    const values: ParsedRow['values'] = {};
+    const shapes: ParsedRow['shapes'] = {};
+    for (const spec of inputs) {
+      const v = rec[spec.name];
+      if (v === undefined) return bad(`missing input "${spec.name}"`, id);
+      const rowShape = spec.shape.slice(1);
+      let shape: number[];
+      if (rowShape.every((d) => d >= 0)) {
+        shape = rowShape;
+      } else {
+        const ns = Array.isArray(v) ? nestedShape(v) : [];
+        if (!ns || ns.length !== rowShape.length) return bad(`input "${spec.name}" must be nested to rank ${rowShape.length} (the model leaves a dimension open)`, id);
+        shape = ns;
+      }
+      const scalar = rowShape.length === 0;
+      const flat = flattenData(scalar ? [v] : v, scalar ? [1] : shape, spec.datatype as Datatype, `input "${spec.name}"`);
+      if ('error' in flat) return bad(flat.error, id);
+      values[spec.name] = flat.data;
+      shapes[spec.name] = shape;
+    }
+    return id !== undefined ? { id, values, shapes } : { values, shapes };
+  };
+}
+
+function csvParser(inputs: TensorSpec[], header: string): RowParser {
+  const cols = csvFields(header).map((c) => c.trim());
+  const idCol = cols.indexOf('id');
+  const spec = inputs[0]!;
+  const width = cols.length - (idCol >= 0 ? 1 : 0);
+  const integer = !spec.datatype.startsWith('FP');
+  return (line) => {
+    const fields = csvFields(line);
+    const id = idCol >= 0 ? fields[idCol] : undefined;
+    if (fields.length !== cols.length) return bad(`has ${fields.length} columns, the header has ${cols.length}`, id);
+    const data = new Array<number>(width);
+    let k = 0;
+    for (let c = 0; c < fields.length; c++) {
+      if (c === idCol) continue;
+      const f = fields[c]!;
+      const x = Number(f);
+      if (f.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) return bad(`column "${cols[c]}" is not ${integer ? 'an integer' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
+      data[k++] = x;
+    }
+    return { ...(id !== undefined ? { id } : {}), values: { [spec.name]: data }, shapes: { [spec.name]: [width] } };
+  };
+}
+
+export { elementCount };

@@ -3,7 +3,7 @@
 // so running one suite never loads another's dependencies.
 const SUITES: Record<string, () => Promise<unknown>> = {
   online: async () => (await import('./online.ts')).benchOnline(),
-  // batch:    async () => (await import('./batch.ts')).benchBatch(),
+  batch: async () => (await import('./batch.ts')).benchBatch(),
   // train:    async () => (await import('./train.ts')).benchTrain(),
   // compress: async () => (await import('./compress.ts')).benchCompress(),
   // scale:    async () => (await import('./scale.ts')).benchScale(),

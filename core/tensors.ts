@@ -111,7 +111,7 @@ export function flattenData(data: unknown, shape: readonly number[], datatype: D
   if (!Array.isArray(data)) return { error: `${label}.data must be an array` };
   const expected = elementCount(shape);
   let flat: unknown[];
-  if (data.some(Array.isArray)) {
+  if (shape.length > 1 && Array.isArray(data[0])) {
     flat = [];
     const walk = (node: unknown, depth: number, path: string): string | null => {
       if (depth === shape.length) {
@@ -135,9 +135,12 @@ export function flattenData(data: unknown, shape: readonly number[], datatype: D
   if (flat.length !== expected) {
     return { error: `${label} has ${flat.length} elements but shape [${shape.join(',')}] needs ${expected}` };
   }
+  const isFloat = datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16';
   for (let i = 0; i < flat.length; i++) {
-    const want = checkValue(datatype, flat[i]);
-    if (want) return { error: `${label}.data[${i}] must be ${want} for datatype ${datatype}, got ${JSON.stringify(flat[i])?.slice(0, 40)}` };
+    const v = flat[i];
+    if (isFloat && typeof v === 'number' && Number.isFinite(v)) continue; // the common case, without a call
+    const want = checkValue(datatype, v);
+    if (want) return { error: `${label}.data[${i}] must be ${want} for datatype ${datatype}, got ${JSON.stringify(v)?.slice(0, 40)}` };
   }
   return { data: flat as (number | string | boolean)[] };
 }

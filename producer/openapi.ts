@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
 import { v2InferRequestSchema } from './infer-request.ts';
 import { aliasBodySchema } from './routes/models.ts';
+import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
 
@@ -10,6 +11,8 @@ interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
+  /** Query parameters, from the zod object that validates them. */
+  query?: z.ZodObject;
   json?: z.ZodType;
   binary?: string;
   response?: z.ZodType;
@@ -39,6 +42,13 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v2/models/{name}/versions/{version}/ready', summary: 'Model version ready' },
   { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version)', json: v2InferRequestSchema, response: v2Response },
   { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
+  { method: 'post', path: '/v1/batches', summary: 'Submit a batch: the JSONL or CSV file as the raw body (or multipart with a `file` field); 202', query: batchParamsSchema, binary: 'application/x-ndjson', status: 202 },
+  { method: 'get', path: '/v1/batches', summary: 'Batches, newest first', query: listQuerySchema },
+  { method: 'get', path: '/v1/batches/{id}', summary: 'Status, requestCounts, progress' },
+  { method: 'post', path: '/v1/batches/{id}/cancel', summary: 'Cancel: no new chunk starts; 409 when the batch already ended', status: 202 },
+  { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV)' },
+  { method: 'get', path: '/v1/batches/{id}/errors', summary: 'Rows that could not be scored, as JSONL with row numbers' },
+  { method: 'get', path: '/v1/batches/{id}/events', summary: 'Server-sent events with status and progress until the batch ends' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },
   { method: 'get', path: '/openapi.json', summary: 'This document' },
 ];
@@ -51,7 +61,11 @@ const v2ErrorBody = { type: 'object', properties: { error: { type: 'string' } },
 export function buildOpenApi(): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
-    const params = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params: unknown[] = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    if (r.query) {
+      const shape = jsonSchema(r.query) as { properties?: Record<string, unknown>; required?: string[] };
+      for (const [name, schema] of Object.entries(shape.properties ?? {})) params.push({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema });
+    }
     const ok = String(r.status ?? 200);
     const err = r.path.startsWith('/v2') ? v2ErrorBody : errorBody;
     (paths[r.path] ??= {})[r.method] = {

@@ -70,7 +70,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       const log = logger.child({ queue: name, jobId: job.id });
       log.debug('job started');
       return processor(job, token, signal);
-    }, { connection: redis, prefix, concurrency, autorun: true });
+    }, { connection: redis, prefix, concurrency, autorun: true, lockDuration: cfg.MODELQ_JOB_LOCK_MS, stalledInterval: cfg.MODELQ_JOB_LOCK_MS, maxStalledCount: 5 });
     w.on('completed', (job) => { counts.completed++; logger.debug({ queue: name, jobId: job.id }, 'job completed'); });
     w.on('failed', (job, err) => { counts.failed++; logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed'); });
     w.on('error', (e) => logger.warn({ queue: name, err: e.message }, 'worker error'));

@@ -133,6 +133,10 @@ export class RowScanner {
 
 /** The rows of a chunk already in memory, as strings (without their newline). */
 export function splitRows(buf: Buffer, format: RowFormat): string[] {
+  if (format === 'jsonl') {
+    // No quoting in JSONL: split the text at once; blank means only spaces, tabs and CRs, as above.
+    return buf.toString('utf8').split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => !/^[ \t\r]*$/.test(l));
+  }
   const out: string[] = [];
   const scanner = new RowScanner(format, { header: false, onRow: (start, end) => out.push(buf.toString('utf8', start, end).replace(/\r?\n$/, '')) });
   scanner.push(buf);

@@ -19,6 +19,8 @@ export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: Batc
 
 /** Rows per onnxruntime run. Large enough to amortize a run, small enough to interleave with other work. */
 export const SCORE_RUN_ROWS = 512;
+/** How often a chunk reports its progress (two Redis writes). */
+const PROGRESS_EVERY_MS = 250;
 
 const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
   FP32: Float32Array, FP64: Float64Array, INT8: Int8Array, UINT8: Uint8Array, INT16: Int16Array, UINT16: Uint16Array,
@@ -61,6 +63,7 @@ async function scoreChunk(chunk: { batchId: string; index: number; start: number
   let completed = 0;
   let failed = 0;
   let inFlight: Promise<void> = Promise.resolve();
+  let lastReport = performance.now();
 
   for (let at = 0; at < lines.length; at += SCORE_RUN_ROWS) {
     if (signal?.aborted) throw new AppError('unavailable', 'chunk cancelled by the worker', true);
@@ -106,8 +109,10 @@ async function scoreChunk(chunk: { batchId: string; index: number; start: number
       }
     })();
     inFlight.catch(() => {}); // surfaced by the next await
-    await job.updateProgress({ rowsDone: at + (end - at), rows: chunk.rows });
-    await deps.batches.chunkProgress(chunk.batchId, chunk.index, end);
+    if (performance.now() - lastReport > PROGRESS_EVERY_MS) {
+      lastReport = performance.now();
+      await Promise.all([job.updateProgress({ rowsDone: end, rows: chunk.rows }), deps.batches.chunkProgress(chunk.batchId, chunk.index, end)]);
+    }
     await yieldToLoop(); // parsing is synchronous: let BullMQ renew locks and other jobs move
   }
   await inFlight;
@@ -153,7 +158,9 @@ function feedsOf(rows: Row[], spec: BatchSpec): Record<string, RawTensor> {
     const big = arr instanceof BigInt64Array || arr instanceof BigUint64Array;
     rows.forEach((r, i) => {
       const v = r.row.values[input.name]!;
-      for (let j = 0; j < per; j++) (arr as unknown as (number | bigint)[])[i * per + j] = big ? BigInt(v[j] as number) : (v[j] === true ? 1 : v[j] === false ? 0 : (v[j] as number));
+      if (big) (arr as BigInt64Array).set(v.map((x) => BigInt(x as number)), i * per);
+      else if (input.datatype === 'BOOL') (arr as Uint8Array).set(v.map((x) => (x ? 1 : 0)), i * per);
+      else (arr as Float32Array).set(v as number[], i * per);
     });
     feeds[input.name] = { type: toOrtType(input.datatype), dims, data: arr };
   }

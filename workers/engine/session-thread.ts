@@ -22,9 +22,9 @@ function post(m: FromThread, transfer: ArrayBuffer[] = []) {
   port.postMessage(m, transfer);
 }
 
-function sessionOptions(): ort.InferenceSession.SessionOptions {
+function sessionOptions(cuda: boolean): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    executionProviders: cuda ? ['cuda', 'cpu'] : ['cpu'],
     intraOpNumThreads: init.intraOpThreads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
@@ -41,12 +41,24 @@ function evict(need: number) {
   }
 }
 
+// Concurrent requests for a model that is not loaded yet share one load.
+const loading = new Map<string, Promise<{ session: ort.InferenceSession; loadMs: number }>>();
+
 async function session(model: ModelHandle): Promise<{ session: ort.InferenceSession; loadMs: number }> {
   const hit = cache.get(model.sha256);
   if (hit) {
     hit.lastUsed = Date.now();
     return { session: hit.session, loadMs: 0 };
   }
+  let p = loading.get(model.sha256);
+  if (!p) {
+    p = load(model).finally(() => loading.delete(model.sha256));
+    loading.set(model.sha256, p);
+  }
+  return p;
+}
+
+async function load(model: ModelHandle): Promise<{ session: ort.InferenceSession; loadMs: number }> {
   const t0 = performance.now();
   let bytes: Buffer;
   try {
@@ -54,16 +66,17 @@ async function session(model: ModelHandle): Promise<{ session: ort.InferenceSess
   } catch (e) {
     throw new ThreadError('internal', `cannot read model file: ${(e as Error).message}`);
   }
+  const cuda = device === 'cuda';
   let s: ort.InferenceSession;
   try {
-    s = await ort.InferenceSession.create(bytes, sessionOptions());
+    s = await ort.InferenceSession.create(bytes, sessionOptions(cuda));
   } catch (e) {
     const msg = (e as Error).message;
-    if (device === 'cuda' && /cuda|provider|libcu|cudnn/i.test(msg)) {
-      // CUDA libraries missing: fall back to CPU for this thread, once, and say so.
+    if (cuda && /cuda|provider|libcu|cudnn/i.test(msg)) {
+      // CUDA libraries missing: this thread uses the CPU from now on, and says so.
       device = 'cpu';
       post({ op: 'warning', message: `CUDA execution provider unavailable, using CPU: ${msg}` });
-      return session(model);
+      return load(model);
     }
     throw new ThreadError('invalid_model', msg);
   }

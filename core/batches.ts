@@ -45,11 +45,14 @@ export class BatchStore {
   private chunksKey(id: string) { return `${this.prefix}:records:batch:${id}:chunks`; }
   private progressKey(id: string) { return `${this.prefix}:records:batch:${id}:progress`; }
   private get indexKey() { return `${this.prefix}:records:batches`; }
+  /** Each tenant's own index, so a list never reads another tenant's batches. */
+  private tenantIndex(tenant: string) { return `${this.prefix}:records:batches:tenant:${tenant}`; }
 
   async create(spec: BatchSpec): Promise<void> {
     await this.redis.multi()
       .hset(this.key(spec.id), { spec: JSON.stringify(spec), status: 'queued' })
       .zadd(this.indexKey, Date.parse(spec.createdAt), spec.id)
+      .zadd(this.tenantIndex(spec.tenant ?? 'default'), Date.parse(spec.createdAt), spec.id)
       .exec();
   }
 
@@ -121,13 +124,13 @@ export class BatchStore {
     };
   }
 
-  /** Newest first. */
-  async list(offset: number, limit: number): Promise<string[]> {
-    return this.redis.zrevrange(this.indexKey, offset, offset + limit - 1);
+  /** A tenant's batches, newest first. */
+  async list(tenant: string, offset: number, limit: number): Promise<string[]> {
+    return this.redis.zrevrange(this.tenantIndex(tenant), offset, offset + limit - 1);
   }
 
-  async count(): Promise<number> {
-    return this.redis.zcard(this.indexKey);
+  async count(tenant: string): Promise<number> {
+    return this.redis.zcard(this.tenantIndex(tenant));
   }
 
   /** Ids of batches created before `before` (epoch ms). */
@@ -136,7 +139,9 @@ export class BatchStore {
   }
 
   async remove(id: string): Promise<void> {
-    await this.redis.multi().del(this.key(id), this.chunksKey(id), this.progressKey(id)).zrem(this.indexKey, id).exec();
+    const spec = await this.spec(id);
+    await this.redis.multi().del(this.key(id), this.chunksKey(id), this.progressKey(id)).zrem(this.indexKey, id)
+      .zrem(this.tenantIndex(spec?.tenant ?? 'default'), id).exec();
   }
 
   static isFinal(s: BatchStatus | null): boolean {

@@ -1,11 +1,11 @@
 // AppError carries a stable code, the HTTP status the producer answers with, and whether a job
 // that hit it should be retried. Processors turn non-retryable ones into BullMQ UnrecoverableError.
 export type ErrorCode =
-  | 'bad_request' | 'invalid_model' | 'not_found' | 'conflict' | 'payload_too_large'
-  | 'unsupported_media_type' | 'timeout' | 'unavailable' | 'internal';
+  | 'bad_request' | 'unauthorized' | 'forbidden' | 'invalid_model' | 'not_found' | 'conflict' | 'payload_too_large'
+  | 'unsupported_media_type' | 'rate_limited' | 'timeout' | 'unavailable' | 'internal';
 
 const STATUS: Record<ErrorCode, number> = {
-  bad_request: 400, not_found: 404, conflict: 409, payload_too_large: 413, unsupported_media_type: 415,
+  bad_request: 400, unauthorized: 401, forbidden: 403, not_found: 404, rate_limited: 429, conflict: 409, payload_too_large: 413, unsupported_media_type: 415,
   invalid_model: 422, internal: 500, unavailable: 503, timeout: 504,
 };
 

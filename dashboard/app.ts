@@ -4,6 +4,7 @@ import express from 'express';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
+import { allows, type KeyRing, presentedKey } from '../core/auth.ts';
 import { ALL_QUEUES, type Queues } from '../core/queues.ts';
 
 export interface DashboardOptions {
@@ -16,9 +17,15 @@ export interface DashboardOptions {
   admin: boolean;
   /** Where the board is mounted, default '/'. /healthz always stays at the root. */
   basePath?: string;
+  /**
+   * API keys. When there are any, the board needs one (HTTP basic auth with the key as password,
+   * or a bearer header) with the `read` scope, and acting on jobs needs `admin`; `admin` above is
+   * then ignored.
+   */
+  keys?: KeyRing;
 }
 
-export function buildDashboard({ queues, admin, basePath = '/' }: DashboardOptions): express.Express {
+export function buildDashboard({ queues, admin, basePath = '/', keys }: DashboardOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -26,6 +33,23 @@ export function buildDashboard({ queues, admin, basePath = '/' }: DashboardOptio
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+
+  const guarded = !!keys && keys.size > 0;
+  if (guarded) {
+    app.use((req, res, next) => {
+      const key = presentedKey(req.headers.authorization);
+      const p = key ? keys.authenticate(key) : null;
+      if (!p) {
+        res.setHeader('WWW-Authenticate', 'Basic realm="modelq dashboard"');
+        return void res.status(401).json({ error: { code: 'unauthorized', message: key ? 'unknown API key' : 'an API key is required (basic auth password or bearer)' } });
+      }
+      const acting = !['GET', 'HEAD', 'OPTIONS'].includes(req.method);
+      const scope = acting ? 'admin' : 'read';
+      if (!allows(p, scope)) return void res.status(403).json({ error: { code: 'forbidden', message: `this key lacks the "${scope}" scope` } });
+      next();
+    });
+    admin = true; // actions are allowed by the check above, per key
+  }
 
   const serverAdapter = new ExpressAdapter().setBasePath(basePath);
   createBullBoard({

@@ -5,6 +5,7 @@ import { createLogger } from '../core/logger.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { buildDashboard } from './app.ts';
+import { KeyRing } from '../core/auth.ts';
 
 const cfg = loadConfigOrExit();
 const log = createLogger('dashboard', cfg.MODELQ_LOG_LEVEL);
@@ -14,7 +15,14 @@ const redis = createRedis(cfg.MODELQ_REDIS_URL, workerRedisOptions());
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 
 const queues = new Queues(keyPrefix(cfg), redis);
-const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN });
+let keys: KeyRing;
+try {
+  keys = KeyRing.fromConfig(cfg);
+} catch (e) {
+  process.stderr.write(`modelq: ${(e as Error).message}\n`);
+  process.exit(1);
+}
+const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
   if (err) {

@@ -1,6 +1,8 @@
 // Builds the producer's express app from its dependencies; tests use it without a port, main.ts listens.
 import express from 'express';
+import { KeyRing } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
+import { auditMiddleware, authMiddleware, rateLimitMiddleware } from './auth.ts';
 import type { ProducerDeps } from './deps.ts';
 import { errorMiddleware, sendError } from './http.ts';
 import { createMetrics } from './metrics.ts';
@@ -16,6 +18,15 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.set('query parser', 'simple');
   const metrics = createMetrics(d);
   app.use(metrics.middleware);
+  // While Redis is unreachable nothing but liveness can be answered truthfully: say so at once.
+  app.use((req, res, next) => {
+    if (d.redis.status === 'ready' || req.path === '/v2/health/live') return next();
+    sendError(req, res, new AppError('unavailable', 'Redis is unavailable; try again shortly', true));
+  });
+  app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
+  app.use(authMiddleware(KeyRing.fromConfig(d.cfg)));
+  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT);
+  if (limiter) app.use(limiter);
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', metrics.registry.contentType);

@@ -1,5 +1,6 @@
 // Producer process: the HTTP API on MODELQ_PORT. SIGTERM/SIGINT stop accepting, finish requests, exit 0.
 import { loadConfigOrExit } from '../core/config.ts';
+import { KeyRing } from '../core/auth.ts';
 import { createLogger } from '../core/logger.ts';
 import { buildApp } from './app.ts';
 import { closeProducerDeps, createProducerDeps } from './deps.ts';
@@ -7,6 +8,20 @@ import { closeProducerDeps, createProducerDeps } from './deps.ts';
 process.title = 'modelq-producer';
 const cfg = loadConfigOrExit();
 const logger = createLogger('producer', cfg.MODELQ_LOG_LEVEL);
+let keys: KeyRing;
+try {
+  keys = KeyRing.fromConfig(cfg);
+} catch (e) {
+  process.stderr.write(`modelq: ${(e as Error).message}\n`);
+  process.exit(1);
+}
+if (keys.size === 0) {
+  if (cfg.MODELQ_AUTH === 'required') {
+    process.stderr.write('modelq: MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)\n');
+    process.exit(1);
+  }
+  logger.warn('NO API KEYS CONFIGURED: the API is open to anyone who can reach it. Set MODELQ_API_KEYS (and MODELQ_AUTH=required) before exposing it.');
+}
 let deps;
 try {
   deps = await createProducerDeps(cfg, logger);

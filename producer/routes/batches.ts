@@ -14,6 +14,7 @@ import { checkCsvHeader } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
 import { TooLargeError } from '../../core/storage/index.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { principalOf } from '../auth.ts';
 import { parseBody } from '../http.ts';
 
 export const batchParamsSchema = z.object({
@@ -59,7 +60,7 @@ export function batchesRouter(d: ProducerDeps): Router {
   const batches = new BatchStore(d.redis, d.prefix);
 
   /** Streams one file to the store and enqueues its flow. */
-  async function accept(params: BatchParams, body: AsyncIterable<Buffer>, formatHint: RowFormat): Promise<BatchView> {
+  async function accept(params: BatchParams, body: AsyncIterable<Buffer>, formatHint: RowFormat, tenant: string): Promise<BatchView> {
     const model = await d.registry.resolve(params.model);
     const format = params.format ?? formatHint;
     const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
@@ -78,7 +79,7 @@ export function batchesRouter(d: ProducerDeps): Router {
       }
       const now = Date.now();
       const spec: BatchSpec = {
-        id, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+        id, tenant, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
         format, inputKey, bytes: scan.bytes, totalRows: scan.rows, chunks: scan.chunks.length, chunkRows,
         ...(scan.header !== undefined ? { header: scan.header } : {}), ...(metadata ? { metadata } : {}),
         createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
@@ -104,14 +105,15 @@ export function batchesRouter(d: ProducerDeps): Router {
   }
 
   r.post('/v1/batches', async (req, res) => {
-    if (req.is('multipart/form-data')) return void res.status(202).json(await acceptMultipart(req));
+    const tenant = principalOf(req).tenant;
+    if (req.is('multipart/form-data')) return void res.status(202).json(await acceptMultipart(req, tenant));
     const params = parseBody(batchParamsSchema, req.query, 'query');
     const hint: RowFormat = req.is('text/csv') ? 'csv' : 'jsonl';
-    res.status(202).json(await accept(params, req, hint));
+    res.status(202).json(await accept(params, req, hint, tenant));
   });
 
   /** multipart/form-data: a `file` field; other fields (model, format, chunkRows, metadata) must come before it. */
-  function acceptMultipart(req: Request): Promise<BatchView> {
+  function acceptMultipart(req: Request, tenant: string): Promise<BatchView> {
     return new Promise((resolve, reject) => {
       let bb: busboy.Busboy;
       try {
@@ -139,7 +141,7 @@ export function batchesRouter(d: ProducerDeps): Router {
           return reject(e);
         }
         const hint: RowFormat = info.mimeType === 'text/csv' || /\.csv$/i.test(info.filename ?? '') ? 'csv' : 'jsonl';
-        accept(params, stream, hint).then(resolve, reject);
+        accept(params, stream, hint, tenant).then(resolve, reject);
       });
       bb.on('error', (e) => reject(badRequest(`bad multipart body: ${(e as Error).message}`)));
       bb.on('close', () => { if (!started) reject(badRequest('the multipart body has no "file" field')); });
@@ -147,24 +149,27 @@ export function batchesRouter(d: ProducerDeps): Router {
     });
   }
 
-  const load = async (id: string) => {
+  /** Another tenant's batch is "not found", not "forbidden": its existence is not told. */
+  const load = async (req: Request) => {
+    const id = String(req.params.id);
     if (!/^batch_[0-9a-f]{20}$/.test(id)) throw notFound(`batch "${id.slice(0, 60)}" not found`);
     const v = await batches.view(id);
-    if (!v) throw notFound(`batch "${id}" not found`);
+    if (!v || (v.spec.tenant ?? 'default') !== principalOf(req).tenant) throw notFound(`batch "${id}" not found`);
     return v;
   };
 
   r.get('/v1/batches', async (req, res) => {
     const q = parseBody(listQuerySchema, req.query, 'query');
-    const [ids, total] = await Promise.all([batches.list(q.offset, q.limit), batches.count()]);
+    const tenant = principalOf(req).tenant;
+    const [ids, total] = await Promise.all([batches.list(tenant, q.offset, q.limit), batches.count(tenant)]);
     const views = (await Promise.all(ids.map((id) => batches.view(id)))).filter((v) => v !== null).map((v) => publicView(v));
     res.json({ data: views, total, offset: q.offset, limit: q.limit });
   });
 
-  r.get('/v1/batches/:id', async (req, res) => void res.json(publicView(await load(req.params.id))));
+  r.get('/v1/batches/:id', async (req, res) => void res.json(publicView(await load(req))));
 
   r.post('/v1/batches/:id/cancel', async (req, res) => {
-    const v = await load(req.params.id);
+    const v = await load(req);
     const prev = await batches.transition(v.id, 'cancelling', ['queued', 'running']);
     if (!prev) {
       const now = await batches.status(v.id);
@@ -176,7 +181,7 @@ export function batchesRouter(d: ProducerDeps): Router {
   });
 
   const parts = (kind: 'output' | 'errors') => async (req: Request, res: Response) => {
-    const v = await load(req.params.id as string);
+    const v = await load(req);
     const csv = kind === 'output' && req.query.format === 'csv';
     if (req.query.format !== undefined && !['csv', 'jsonl'].includes(String(req.query.format))) throw badRequest('format must be jsonl or csv');
     res.setHeader('Content-Type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
@@ -196,7 +201,7 @@ export function batchesRouter(d: ProducerDeps): Router {
   r.get('/v1/batches/:id/errors', parts('errors'));
 
   r.get('/v1/batches/:id/events', async (req, res) => {
-    let v = await load(req.params.id);
+    let v = await load(req);
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     let last = '';
     let closed = false;

@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { type Config, keyPrefix, loadConfig } from '../../core/config.ts';
-import { createLogger } from '../../core/logger.ts';
+import { createLogger, type Logger } from '../../core/logger.ts';
 import { buildApp } from '../../producer/app.ts';
 import { closeProducerDeps, createProducerDeps, type ProducerDeps } from '../../producer/deps.ts';
 import { tmpDir } from '../fixtures/models.ts';
@@ -59,15 +59,16 @@ export interface TestPlatform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(opts: { workers?: number; env?: Record<string, string> } = {}): Promise<TestPlatform> {
+export async function startPlatform(opts: { workers?: number; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestPlatform> {
   const env = testEnv(opts.env);
   const cfg = loadConfig({ ...env });
-  const deps = await createProducerDeps(cfg, createLogger('producer-test', 'silent'));
+  const deps = await createProducerDeps(cfg, opts.logger ?? createLogger('producer-test', 'silent'));
   const server: Server = await new Promise((r) => {
     const s = buildApp(deps).listen(0, '127.0.0.1', () => r(s));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const redis = new Redis(cfg.MODELQ_REDIS_URL);
+  redis.on('error', () => {}); // chaos tests stop Redis on purpose
   const workers: WorkerProc[] = [];
   const addWorker = async (extra: Record<string, string> = {}) => {
     const w = await spawnWorker({ ...env, ...extra });

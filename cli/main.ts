@@ -1,0 +1,90 @@
+// The `modelq` command: argument parsing (commander) and exit codes. 0 success; 1 the batch
+// failed or was cancelled; 2 a usage error, an error answered by the server, or no server.
+import fs from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { cancel, download, status, submit, type Format } from './batch.ts';
+import { CliError, Client } from './client.ts';
+
+const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+interface GlobalOptions { url: string; apiKey?: string }
+
+function chunkRows(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 100_000) throw new InvalidArgumentError('must be an integer between 1 and 100000');
+  return n;
+}
+
+const client = (cmd: Command) => {
+  const g = cmd.optsWithGlobals<GlobalOptions>();
+  return new Client({ url: g.url, ...(g.apiKey ? { apiKey: g.apiKey } : {}) });
+};
+
+export function buildProgram(): Command {
+  const program = new Command('modelq')
+    .description('Command line of the modelq platform')
+    .version(pkg.version)
+    .addOption(new Option('--url <url>', 'producer URL').env('MODELQ_URL').default(`http://127.0.0.1:${process.env.MODELQ_PORT || 8080}`, 'http://127.0.0.1:${MODELQ_PORT:-8080}'))
+    .addOption(new Option('--api-key <key>', 'sent as Authorization: Bearer <key>').env('MODELQ_API_KEY'))
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  const format = (dflt: string) => new Option('--format <format>', `file format (default: ${dflt})`).choices(['jsonl', 'csv']);
+  const batch = program.command('batch').description('bulk scoring of JSONL or CSV files').exitOverride();
+
+  batch.command('submit <file>')
+    .description('upload FILE (streamed; - reads stdin) and print the batch id')
+    .requiredOption('-m, --model <ref>', 'model reference: name, name@alias or name@3')
+    .addOption(format('csv for *.csv, else jsonl'))
+    .option('--chunk-rows <n>', 'rows per chunk job (default: the server\'s MODELQ_BATCH_CHUNK_ROWS)', chunkRows)
+    .option('--metadata <json>', 'JSON object of string values kept with the batch')
+    .option('-w, --wait', 'follow the batch with a progress bar until it ends; exit 1 unless it completed')
+    .exitOverride()
+    .action(async (file: string, o: { model: string; format?: Format; chunkRows?: number; metadata?: string; wait?: boolean }, cmd: Command) => {
+      process.exitCode = await submit(client(cmd), file, o);
+    });
+
+  batch.command('status <id>')
+    .description('print the batch as JSON')
+    .exitOverride()
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      process.exitCode = await status(client(cmd), id);
+    });
+
+  batch.command('download <id>')
+    .description('write the output (one line per input row, in order) or the error file')
+    .option('-o, --output <file>', 'write to FILE instead of stdout')
+    .option('--errors', 'the error file (failed rows) instead of the output')
+    .addOption(format('jsonl'))
+    .exitOverride()
+    .action(async (id: string, o: { output?: string; errors?: boolean; format?: Format }, cmd: Command) => {
+      process.exitCode = await download(client(cmd), id, o);
+    });
+
+  batch.command('cancel <id>')
+    .description('cancel a queued or running batch')
+    .exitOverride()
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      process.exitCode = await cancel(client(cmd), id);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return Number(process.exitCode ?? 0);
+  } catch (e) {
+    // commander has printed its own message (or the help); --help and --version end with 0.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof CliError) {
+      process.stderr.write(`modelq: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`modelq: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 2;
+  }
+}
+
+process.exitCode = await main(process.argv);

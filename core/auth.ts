@@ -1,0 +1,73 @@
+// API keys, their tenants and scopes. Keys are held only as sha256 digests and compared in
+// constant time; logs carry a key id (a digest prefix), never the key.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import { z } from 'zod';
+import type { Config } from './config.ts';
+
+export const SCOPES = ['read', 'infer', 'submit', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface Principal { tenant: string; keyId: string; scopes: Scope[] }
+
+/** Who a request is when the platform runs without keys. */
+export const OPEN_PRINCIPAL: Principal = Object.freeze({ tenant: 'default', keyId: 'open', scopes: [...SCOPES] });
+
+const keysSchema = z.record(z.string().min(16, 'keys must be at least 16 characters'), z.object({
+  tenant: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tenant must be 1-64 letters, digits, _ . -'),
+  scopes: z.array(z.enum(SCOPES)).min(1),
+}).strict());
+
+interface KeyEntry extends Principal { digest: Buffer }
+
+const digest = (key: string) => createHash('sha256').update(key).digest();
+
+export class KeyRing {
+  private constructor(private readonly entries: KeyEntry[]) {}
+
+  get size() { return this.entries.length; }
+
+  /** Reads MODELQ_API_KEYS or MODELQ_API_KEYS_FILE; throws a message naming the key on bad input. */
+  static fromConfig(cfg: Pick<Config, 'MODELQ_API_KEYS' | 'MODELQ_API_KEYS_FILE'>): KeyRing {
+    let raw = cfg.MODELQ_API_KEYS;
+    let source = 'MODELQ_API_KEYS';
+    if (!raw && cfg.MODELQ_API_KEYS_FILE) {
+      source = 'MODELQ_API_KEYS_FILE';
+      try { raw = fs.readFileSync(cfg.MODELQ_API_KEYS_FILE, 'utf8'); } catch (e) { throw new Error(`${source}: cannot read ${cfg.MODELQ_API_KEYS_FILE}: ${(e as Error).message}`); }
+    }
+    if (!raw) return new KeyRing([]);
+    let json: unknown;
+    try { json = JSON.parse(raw); } catch { throw new Error(`${source}: not valid JSON`); }
+    const r = keysSchema.safeParse(json);
+    if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.length ? `${i.path.length > 1 ? `key …${String(i.path[0]).slice(-4)}.${i.path.slice(1).join('.')}` : 'a key'}: ` : ''}${i.message}`).join('; ')}`);
+    return new KeyRing(Object.entries(r.data).map(([key, v]) => {
+      const d = digest(key);
+      return { digest: d, keyId: d.toString('hex').slice(0, 12), tenant: v.tenant, scopes: [...new Set(v.scopes)] };
+    }));
+  }
+
+  /** The principal of a presented key, or null. Compares against every key, in constant time each. */
+  authenticate(key: string): Principal | null {
+    const d = digest(key);
+    let found: KeyEntry | null = null;
+    for (const e of this.entries) if (timingSafeEqual(e.digest, d)) found = e;
+    return found ? { tenant: found.tenant, keyId: found.keyId, scopes: found.scopes } : null;
+  }
+}
+
+/** admin may do everything; the other scopes grant only themselves. */
+export const allows = (p: Principal, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
+
+/** The key from `Authorization: Bearer <key>` or, for browsers on the dashboard, basic auth with the key as password. */
+export function presentedKey(authorization: string | undefined): string | null {
+  if (!authorization) return null;
+  const [kind, value] = authorization.split(' ', 2);
+  if (!value) return null;
+  if (/^bearer$/i.test(kind!)) return value.trim();
+  if (/^basic$/i.test(kind!)) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    return i >= 0 ? decoded.slice(i + 1) : null;
+  }
+  return null;
+}

@@ -1,0 +1,74 @@
+// Authentication, scopes, rate limits and the audit log for the producer's routes. Which scope a
+// route needs is decided here, in one table, so a new route cannot be left open by accident.
+import type { Request, RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../core/auth.ts';
+import { AppError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
+import { sendError } from './http.ts';
+
+declare module 'express-serve-static-core' {
+  interface Request { principal?: Principal }
+}
+
+/** null: no key needed. */
+export function requiredScope(method: string, path: string): Scope | null {
+  if (path.startsWith('/v2/health/')) return null;
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
+  if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
+  return 'admin';
+}
+
+export function principalOf(req: Request): Principal {
+  return req.principal ?? OPEN_PRINCIPAL;
+}
+
+export function authMiddleware(keys: KeyRing): RequestHandler {
+  return (req, res, next) => {
+    const scope = requiredScope(req.method, req.path);
+    if (keys.size === 0) {
+      req.principal = OPEN_PRINCIPAL;
+      return next();
+    }
+    if (scope === null) return next();
+    const key = presentedKey(req.headers.authorization);
+    if (!key) return sendError(req, res, new AppError('unauthorized', 'an API key is required: Authorization: Bearer <key>'));
+    const p = keys.authenticate(key);
+    if (!p) return sendError(req, res, new AppError('unauthorized', 'unknown API key'));
+    if (!allows(p, scope)) return sendError(req, res, new AppError('forbidden', `this key lacks the "${scope}" scope`));
+    req.principal = p;
+    next();
+  };
+}
+
+/** MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. */
+export function rateLimitMiddleware(spec: string | undefined): RequestHandler | null {
+  if (!spec) return null;
+  const [n, unit] = spec.split('/') as [string, 's' | 'm' | 'h'];
+  const windowMs = { s: 1000, m: 60_000, h: 3_600_000 }[unit];
+  return rateLimit({
+    windowMs,
+    limit: Number(n),
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    skip: (req) => req.path.startsWith('/v2/health/'),
+    keyGenerator: (req) => (req.principal && req.principal.keyId !== 'open' ? `key:${req.principal.keyId}` : `ip:${ipKeyGenerator(req.ip ?? '')}`),
+    handler: (req, res) => {
+      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(windowMs / 1000))));
+      sendError(req, res, new AppError('rate_limited', `rate limit of ${spec} exceeded; retry later`));
+    },
+  });
+}
+
+/** Every state-changing call: tenant, key id (never the key), route and result. */
+export function auditMiddleware(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    res.on('finish', () => {
+      const p = req.principal;
+      logger.info({ audit: true, tenant: p?.tenant ?? null, keyId: p?.keyId ?? null, method: req.method, route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200), status: res.statusCode }, 'audit');
+    });
+    next();
+  };
+}

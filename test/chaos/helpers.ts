@@ -1,0 +1,69 @@
+// Shared by the chaos tests: a batch to score, the check that its output has every row exactly
+// once with the right values, and a private redis-server that can be killed and restarted.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { buildMlp } from '../../core/onnx/builder.ts';
+import { directRun, rows, tmpDir } from '../fixtures/models.ts';
+
+export const F = 16;
+export const model = buildMlp({ sizes: [F, 768, 768, 4], seed: 31 });
+
+export function batchBody(n: number, seed = 3): { body: string; x: Float32Array } {
+  const x = rows(n, F, seed);
+  return { x, body: Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, input: Array.from(x.subarray(i * F, (i + 1) * F)) })).join('\n') };
+}
+
+/** Every input row exactly once, in order, with the values of a direct onnxruntime run. */
+export async function expectExactOutput(text: string, x: Float32Array, n: number) {
+  const out = text.trim().split('\n').map((l) => JSON.parse(l));
+  expect(out).toHaveLength(n);
+  const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
+  out.forEach((o, i) => {
+    if (o.row !== i || o.id !== i) throw new Error(`line ${i} holds row ${o.row}`);
+    for (let j = 0; j < 4; j++) if (Math.abs(o.outputs.output[j] - expected[i * 4 + j]!) > 1e-5) throw new Error(`row ${i} differs`);
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server of our own with AOF (fsync on every write), so it can be killed and restarted on the same files. */
+export class PrivateRedis {
+  child?: ChildProcess;
+  readonly dir = tmpDir('modelq-redis');
+  constructor(readonly port: number) {}
+  get url() { return `redis://127.0.0.1:${this.port}`; }
+
+  async start() {
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes',
+      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (await new Promise((r) => net.connect(this.port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('redis-server did not start');
+  }
+
+  async kill() {
+    const c = this.child!;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop() {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) await this.kill();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export { path };

@@ -1,0 +1,134 @@
+// API keys, scopes and tenants on the real producer: every route without a key, with a key that
+// lacks the scope, and across tenants; the dashboard behind the same keys; the audit log.
+import { Writable } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyRing } from '../../core/auth.ts';
+import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildDashboard } from '../../dashboard/app.ts';
+import { ROUTES } from '../../producer/openapi.ts';
+import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
+
+const KEYS = {
+  'key-a-0123456789abcdef': { tenant: 'a', scopes: ['read', 'infer', 'submit'] },
+  'key-b-0123456789abcdef': { tenant: 'b', scopes: ['read', 'submit'] },
+  'key-read-0123456789abc': { tenant: 'a', scopes: ['read'] },
+  'key-admin-0123456789ab': { tenant: 'ops', scopes: ['admin'] },
+};
+const [A, B, READ, ADMIN] = Object.keys(KEYS) as [string, string, string, string];
+const auditLines: string[] = [];
+let p: TestPlatform;
+
+beforeAll(async () => {
+  const sink = new Writable({ write(chunk, _enc, cb) { auditLines.push(String(chunk)); cb(); } });
+  p = await startPlatform({ workers: 1, env: { MODELQ_API_KEYS: JSON.stringify(KEYS) }, logger: pino({ level: 'info' }, sink) });
+});
+afterAll(async () => {
+  await p?.stop();
+});
+
+const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json') =>
+  fetch(`${p.url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
+
+const concrete = (path: string) => path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
+
+describe('API keys', () => {
+  it('every route but /v2/health/* answers 401 without a key', async () => {
+    for (const r of ROUTES) {
+      const res = await call(r.method.toUpperCase(), concrete(r.path));
+      const open = r.path.startsWith('/v2/health/');
+      expect(res.status, `${r.method} ${r.path}`).toBe(open ? 200 : 401);
+      if (!open) {
+        const body = await res.json();
+        if (r.path.startsWith('/v2')) expect(typeof body.error).toBe('string');
+        else expect(body.error.code).toBe('unauthorized');
+      }
+    }
+    expect((await call('GET', '/v1/models', 'not-a-key-at-all-xyz')).status).toBe(401);
+  });
+
+  it('a key without the route\'s scope gets 403', async () => {
+    const model = Buffer.from(buildMlp({ sizes: [4, 3], seed: 2 }));
+    expect((await call('POST', '/v1/models/m/versions', A, model, 'application/octet-stream')).status).toBe(403);
+    expect((await call('POST', '/v1/models/m/versions', ADMIN, model, 'application/octet-stream')).status).toBe(201);
+    const infer = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    expect((await call('POST', '/v2/models/m/infer', READ, infer)).status).toBe(403);
+    expect((await call('POST', '/v2/models/m/infer', B, infer)).status).toBe(403);
+    expect((await call('POST', '/v2/models/m/infer', A, infer)).status).toBe(200);
+    expect((await call('POST', '/v1/batches?model=m', READ, '{"input":[1,2,3,4]}')).status).toBe(403);
+    expect((await call('PUT', '/v1/models/m/config', A, JSON.stringify({ maxBatch: 8 }))).status).toBe(403);
+    expect((await call('GET', '/v1/models/m', READ)).status).toBe(200);
+  });
+
+  it('batches belong to their tenant: another tenant gets 404 and never sees them listed', async () => {
+    const res = await call('POST', '/v1/batches?model=m', A, '{"input":[1,2,3,4]}\n{"input":[4,3,2,1]}');
+    expect(res.status).toBe(202);
+    const { id } = await res.json();
+    await until(async () => (await (await call('GET', `/v1/batches/${id}`, A)).json()).status === 'completed', 'batch done');
+    expect((await call('GET', `/v1/batches/${id}`, READ)).status).toBe(200); // same tenant, read scope
+    for (const path of [`/v1/batches/${id}`, `/v1/batches/${id}/output`, `/v1/batches/${id}/errors`]) {
+      const other = await call('GET', path, B);
+      expect(other.status, path).toBe(404);
+      expect((await other.json()).error.message).toMatch(/not found/);
+    }
+    expect((await call('POST', `/v1/batches/${id}/cancel`, B)).status).toBe(404);
+    expect((await (await call('GET', '/v1/batches', B)).json()).data).toEqual([]);
+    expect((await (await call('GET', '/v1/batches', A)).json()).data.map((b: { id: string }) => b.id)).toEqual([id]);
+  });
+
+  it('writes an audit line for every state-changing call, with tenant and key id but never the key', async () => {
+    const audits = auditLines.map((l) => JSON.parse(l)).filter((l) => l.audit);
+    expect(audits.length).toBeGreaterThanOrEqual(5);
+    const batch = audits.find((l) => l.route === '/v1/batches' && l.status === 202);
+    expect(batch).toMatchObject({ tenant: 'a', method: 'POST' });
+    expect(batch.keyId).toMatch(/^[0-9a-f]{12}$/);
+    expect(audits.some((l) => l.status === 403 && l.method === 'PUT')).toBe(true);
+    for (const k of Object.keys(KEYS)) expect(auditLines.join('')).not.toContain(k);
+  });
+});
+
+describe('dashboard behind the same keys', () => {
+  it('needs a key to look and admin to act', async () => {
+    const app = buildDashboard({ queues: p.deps.queues, admin: false, keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }) });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const basic = (k: string) => ({ authorization: `Basic ${Buffer.from(`user:${k}`).toString('base64')}` });
+    try {
+      const none = await fetch(`${url}/api/queues`);
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/Basic/);
+      expect((await fetch(`${url}/api/queues`, { headers: basic(READ) })).status).toBe(200);
+      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: basic(READ) })).status).toBe(403);
+      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(200);
+      expect(await p.deps.queues.queue('infer').isPaused()).toBe(true);
+      await p.deps.queues.queue('infer').resume();
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('rate limit', () => {
+  it('answers 429 with Retry-After above MODELQ_RATE_LIMIT', async () => {
+    const q = await startPlatform({ env: { MODELQ_RATE_LIMIT: '5/m' } });
+    try {
+      const statuses: number[] = [];
+      let retryAfter: string | null = null;
+      for (let i = 0; i < 7; i++) {
+        const res = await fetch(`${q.url}/v1/models`);
+        statuses.push(res.status);
+        if (res.status === 429) {
+          retryAfter = res.headers.get('retry-after');
+          expect((await res.json()).error).toMatchObject({ code: 'rate_limited', message: expect.stringMatching(/5\/m/) });
+        }
+      }
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429]);
+      expect(Number(retryAfter)).toBeGreaterThan(0);
+      expect((await fetch(`${q.url}/v2/health/live`)).status).toBe(200);
+    } finally {
+      await q.stop();
+    }
+  });
+});

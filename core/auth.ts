@@ -13,7 +13,7 @@ export interface Principal { tenant: string; keyId: string; scopes: Scope[] }
 /** Who a request is when the platform runs without keys. */
 export const OPEN_PRINCIPAL: Principal = Object.freeze({ tenant: 'default', keyId: 'open', scopes: [...SCOPES] });
 
-const keysSchema = z.record(z.string().min(16, 'keys must be at least 16 characters'), z.object({
+const keysSchema = z.record(z.string(), z.object({
   tenant: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tenant must be 1-64 letters, digits, _ . -'),
   scopes: z.array(z.enum(SCOPES)).min(1),
 }).strict());
@@ -38,8 +38,10 @@ export class KeyRing {
     if (!raw) return new KeyRing([]);
     let json: unknown;
     try { json = JSON.parse(raw); } catch { throw new Error(`${source}: not valid JSON`); }
+    if (json && typeof json === 'object' && Object.keys(json).some((k) => k.length < 16)) throw new Error(`${source}: every key must be at least 16 characters long`);
     const r = keysSchema.safeParse(json);
-    if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.length ? `${i.path.length > 1 ? `key …${String(i.path[0]).slice(-4)}.${i.path.slice(1).join('.')}` : 'a key'}: ` : ''}${i.message}`).join('; ')}`);
+    // Name the field, never the key itself (it is a secret).
+    if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.length > 1 ? `<key>.${i.path.slice(1).join('.')}: ` : ''}${i.message}`).join('; ')}`);
     return new KeyRing(Object.entries(r.data).map(([key, v]) => {
       const d = digest(key);
       return { digest: d, keyId: d.toString('hex').slice(0, 12), tenant: v.tenant, scopes: [...new Set(v.scopes)] };

@@ -132,3 +132,18 @@ describe('rate limit', () => {
     }
   });
 });
+
+describe('MODELQ_AUTH=required', () => {
+  it('refuses to start the producer without keys, naming the setting', async () => {
+    const { spawn } = await import('node:child_process');
+    const path = await import('node:path');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], {
+      cwd: path.resolve(import.meta.dirname, '../..'), env: { ...process.env, MODELQ_AUTH: 'required', MODELQ_API_KEYS: '', MODELQ_PORT: '1' }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (b) => (err += b));
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(1);
+    expect(err).toMatch(/MODELQ_AUTH=required but no API keys/);
+  });
+});

@@ -89,7 +89,8 @@ async function scoreChunk(chunk: { batchId: string; index: number; start: number
         try {
           result = await runs[gi]!;
         } catch (e) {
-          if (!(e instanceof AppError) || e.retryable) throw e;
+          // Only bad data is the rows' fault; a model that does not load fails the chunk.
+          if (!(e instanceof AppError) || e.code !== 'bad_request') throw e;
           // The whole run failed on bad data: score row by row so only the bad rows fail.
           for (const r of g) {
             try {
@@ -97,7 +98,7 @@ async function scoreChunk(chunk: { batchId: string; index: number; start: number
               out.push(outputLine(r, one, 0));
               completed++;
             } catch (e1) {
-              if (!(e1 instanceof AppError) || e1.retryable) throw e1;
+              if (!(e1 instanceof AppError) || e1.code !== 'bad_request') throw e1;
               errors.push(JSON.stringify({ row: r.n, ...(r.row.id !== undefined ? { id: r.row.id } : {}), error: { code: e1.code, message: e1.message } }));
               failed++;
             }

@@ -1,0 +1,89 @@
+// Reading and editing decoded ONNX graphs: constant weights (initializers or Constant nodes) as
+// Float32Arrays, new tensors of the element types the rewrites need, opset bookkeeping.
+import { DT, onnx, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from './proto.ts';
+
+export class GraphEditError extends Error {}
+
+/** Float data of a FLOAT tensor, whichever way it is stored. */
+export function floatData(t: TensorProto): Float32Array {
+  if (t.dataType !== DT.FLOAT) throw new GraphEditError(`tensor "${t.name}" is not float32 (type ${t.dataType})`);
+  if (t.rawData && t.rawData.length) {
+    const copy = new Uint8Array(t.rawData); // aligned copy
+    return new Float32Array(copy.buffer, 0, copy.length / 4);
+  }
+  return Float32Array.from(t.floatData ?? []);
+}
+
+export const dimsOf = (t: TensorProto): number[] => (t.dims ?? []).map(Number);
+
+export function tensor(name: string, dataType: number, dims: number[], bytes: Uint8Array): TensorProto {
+  return onnx.TensorProto.create({ name, dims, dataType, rawData: bytes });
+}
+export const f32 = (name: string, dims: number[], a: Float32Array) => tensor(name, DT.FLOAT, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+export const i8 = (name: string, dims: number[], a: Int8Array) => tensor(name, DT.INT8, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+export const f16 = (name: string, dims: number[], a: Uint16Array) => tensor(name, DT.FLOAT16, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+
+/** Constant tensors by name: initializers and the outputs of Constant nodes with a `value` tensor. */
+export function constants(g: GraphProto): Map<string, { tensor: TensorProto; node?: NodeProto }> {
+  const out = new Map<string, { tensor: TensorProto; node?: NodeProto }>();
+  for (const t of g.initializer ?? []) out.set(t.name, { tensor: t });
+  for (const n of g.node ?? []) {
+    if (n.opType !== 'Constant' || (n.domain && n.domain !== '')) continue;
+    const v = (n.attribute ?? []).find((a) => a.name === 'value' && a.t);
+    if (v?.t && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...v.t, name: n.output[0] }), node: n });
+  }
+  return out;
+}
+
+export function attr(n: NodeProto, name: string): number | undefined {
+  const a = (n.attribute ?? []).find((x) => x.name === name);
+  if (!a) return undefined;
+  return a.type === onnx.AttributeProto.AttributeType.FLOAT ? a.f : Number(a.i);
+}
+
+export function defaultOpset(m: ModelProto): number {
+  const o = (m.opsetImport ?? []).find((x) => !x.domain || x.domain === '' || x.domain === 'ai.onnx');
+  return o ? Number(o.version) : 1;
+}
+
+/** Raises the default-domain opset to at least `min`, rewriting ops whose form changed on the way. */
+export function ensureOpset(m: ModelProto, min: number): void {
+  const cur = defaultOpset(m);
+  if (cur >= min) return;
+  const g = m.graph!;
+  for (const n of g.node ?? []) {
+    if ((n.domain ?? '') !== '') continue;
+    if (n.opType === 'Clip' && cur < 11) {
+      // From opset 11, Clip takes min/max as inputs instead of attributes.
+      const lo = attr(n, 'min');
+      const hi = attr(n, 'max');
+      n.attribute = (n.attribute ?? []).filter((a) => a.name !== 'min' && a.name !== 'max');
+      const extra: string[] = [];
+      for (const [which, v] of [['min', lo], ['max', hi]] as const) {
+        if (v === undefined) { extra.push(''); continue; }
+        const name = `${n.name || n.output[0]}_${which}`;
+        g.initializer!.push(f32(name, [], Float32Array.of(v)));
+        extra.push(name);
+      }
+      while (extra.length && extra[extra.length - 1] === '') extra.pop();
+      n.input = [n.input[0]!, ...extra];
+    } else if (['Upsample', 'Scatter', 'ScatterElements'].includes(n.opType) || (n.opType === 'Pad' && cur < 11) || (n.opType === 'Reshape' && cur < 5) || (n.opType === 'Split' && cur < 13) || (n.opType === 'Squeeze' && cur < 13) || (n.opType === 'Unsqueeze' && cur < 13) || (/^Reduce/.test(n.opType) && cur < 13)) {
+      throw new GraphEditError(`node "${n.name || n.output[0]}" (${n.opType}) would need rewriting to move from opset ${cur} to ${min}, which is not supported`);
+    }
+  }
+  for (const o of m.opsetImport ?? []) if (!o.domain || o.domain === '' || o.domain === 'ai.onnx') o.version = min;
+}
+
+/** A name not used by any value of the graph. */
+export function uniqueNamer(g: GraphProto): (base: string) => string {
+  const used = new Set<string>();
+  for (const t of g.initializer ?? []) used.add(t.name);
+  for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.valueInfo ?? [])]) used.add(v.name ?? '');
+  for (const n of g.node ?? []) { for (const x of [...n.input, ...n.output]) used.add(x); if (n.name) used.add(n.name); }
+  return (base) => {
+    let name = base;
+    for (let i = 1; used.has(name); i++) name = `${base}_${i}`;
+    used.add(name);
+    return name;
+  };
+}

@@ -1,8 +1,20 @@
 // Reading and editing decoded ONNX graphs: constant weights (initializers or Constant nodes) as
 // Float32Arrays, new tensors of the element types the rewrites need, opset bookkeeping.
-import { DT, onnx, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from './proto.ts';
+import { DT, onnx, type ModelProto, type TensorProto } from './proto.ts';
 
 export class GraphEditError extends Error {}
+
+// Decoded protobuf messages always carry their repeated fields ([]) and strings (''); these types
+// say so, where the generated interfaces leave every field optional and nullable.
+export type Attribute = InstanceType<typeof onnx.AttributeProto>;
+export interface Node { opType: string; input: string[]; output: string[]; name: string; domain: string; attribute: Attribute[] }
+export interface ValueInfo { name: string }
+export interface Graph { node: Node[]; initializer: TensorProto[]; input: ValueInfo[]; output: ValueInfo[]; valueInfo: ValueInfo[] }
+
+export function graphOf(m: ModelProto): Graph {
+  if (!m.graph) throw new GraphEditError('the model has no graph');
+  return m.graph as unknown as Graph;
+}
 
 /** Float data of a FLOAT tensor, whichever way it is stored. */
 export function floatData(t: TensorProto): Float32Array {
@@ -24,19 +36,19 @@ export const i8 = (name: string, dims: number[], a: Int8Array) => tensor(name, D
 export const f16 = (name: string, dims: number[], a: Uint16Array) => tensor(name, DT.FLOAT16, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
 /** Constant tensors by name: initializers and the outputs of Constant nodes with a `value` tensor. */
-export function constants(g: GraphProto): Map<string, { tensor: TensorProto; node?: NodeProto }> {
-  const out = new Map<string, { tensor: TensorProto; node?: NodeProto }>();
-  for (const t of g.initializer ?? []) out.set(t.name, { tensor: t });
-  for (const n of g.node ?? []) {
-    if (n.opType !== 'Constant' || (n.domain && n.domain !== '')) continue;
-    const v = (n.attribute ?? []).find((a) => a.name === 'value' && a.t);
-    if (v?.t && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...v.t, name: n.output[0] }), node: n });
+export function constants(g: Graph): Map<string, { tensor: TensorProto; node?: Node }> {
+  const out = new Map<string, { tensor: TensorProto; node?: Node }>();
+  for (const t of g.initializer) out.set(t.name, { tensor: t });
+  for (const n of g.node) {
+    if (n.opType !== 'Constant' || n.domain !== '') continue;
+    const v = n.attribute.find((a) => a.name === 'value' && a.t);
+    if (v?.t && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...(v.t as TensorProto), name: n.output[0] }), node: n });
   }
   return out;
 }
 
-export function attr(n: NodeProto, name: string): number | undefined {
-  const a = (n.attribute ?? []).find((x) => x.name === name);
+export function attr(n: Node, name: string): number | undefined {
+  const a = n.attribute.find((x) => x.name === name);
   if (!a) return undefined;
   return a.type === onnx.AttributeProto.AttributeType.FLOAT ? a.f : Number(a.i);
 }
@@ -50,19 +62,19 @@ export function defaultOpset(m: ModelProto): number {
 export function ensureOpset(m: ModelProto, min: number): void {
   const cur = defaultOpset(m);
   if (cur >= min) return;
-  const g = m.graph!;
-  for (const n of g.node ?? []) {
-    if ((n.domain ?? '') !== '') continue;
+  const g = graphOf(m);
+  for (const n of g.node) {
+    if (n.domain !== '') continue;
     if (n.opType === 'Clip' && cur < 11) {
       // From opset 11, Clip takes min/max as inputs instead of attributes.
       const lo = attr(n, 'min');
       const hi = attr(n, 'max');
-      n.attribute = (n.attribute ?? []).filter((a) => a.name !== 'min' && a.name !== 'max');
+      n.attribute = n.attribute.filter((a) => a.name !== 'min' && a.name !== 'max');
       const extra: string[] = [];
       for (const [which, v] of [['min', lo], ['max', hi]] as const) {
         if (v === undefined) { extra.push(''); continue; }
         const name = `${n.name || n.output[0]}_${which}`;
-        g.initializer!.push(f32(name, [], Float32Array.of(v)));
+        g.initializer.push(f32(name, [], Float32Array.of(v)));
         extra.push(name);
       }
       while (extra.length && extra[extra.length - 1] === '') extra.pop();
@@ -75,11 +87,11 @@ export function ensureOpset(m: ModelProto, min: number): void {
 }
 
 /** A name not used by any value of the graph. */
-export function uniqueNamer(g: GraphProto): (base: string) => string {
+export function uniqueNamer(g: Graph): (base: string) => string {
   const used = new Set<string>();
-  for (const t of g.initializer ?? []) used.add(t.name);
-  for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.valueInfo ?? [])]) used.add(v.name ?? '');
-  for (const n of g.node ?? []) { for (const x of [...n.input, ...n.output]) used.add(x); if (n.name) used.add(n.name); }
+  for (const t of g.initializer) used.add(t.name);
+  for (const v of [...g.input, ...g.output, ...g.valueInfo]) used.add(v.name);
+  for (const n of g.node) { for (const x of [...n.input, ...n.output]) used.add(x); if (n.name) used.add(n.name); }
   return (base) => {
     let name = base;
     for (let i = 1; used.has(name); i++) name = `${base}_${i}`;

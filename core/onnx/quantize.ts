@@ -3,8 +3,8 @@
 // DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul by the scales, weights int8 symmetric per
 // tensor (or per output channel). onnxruntime fuses it into its fast integer kernel. Other nodes
 // (Conv, attention, ...) stay float and the model still works.
-import { DT, decodeModel, encodeModel, onnx, type NodeProto } from './proto.ts';
-import { constants, dimsOf, ensureOpset, f32, floatData, GraphEditError, i8, uniqueNamer, attr } from './graph.ts';
+import { DT, decodeModel, encodeModel, onnx } from './proto.ts';
+import { attr, constants, dimsOf, ensureOpset, f32, floatData, GraphEditError, graphOf, i8, type Node, uniqueNamer } from './graph.ts';
 
 export interface QuantizeOptions {
   /** One scale per output column instead of one per weight tensor. Default false. */
@@ -16,11 +16,11 @@ export interface QuantizeReport {
   skipped: { node: string; op: string; reason: string }[];
 }
 
-const node = (opType: string, input: string[], output: string[], name: string, attrs: Record<string, number> = {}): NodeProto =>
+const node = (opType: string, input: string[], output: string[], name: string, attrs: Record<string, number> = {}): Node =>
   onnx.NodeProto.create({
     opType, input, output, name,
     attribute: Object.entries(attrs).map(([k, v]) => onnx.AttributeProto.create({ name: k, type: onnx.AttributeProto.AttributeType.INT, i: v })),
-  });
+  }) as unknown as Node;
 
 function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(w.length);
@@ -43,20 +43,19 @@ function quantizeWeight(w: Float32Array, k: number, n: number, perChannel: boole
 
 export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { bytes: Uint8Array; report: QuantizeReport } {
   const m = decodeModel(bytes);
-  const g = m.graph;
-  if (!g) throw new GraphEditError('the model has no graph');
+  const g = graphOf(m);
   const consts = constants(g);
   const fresh = uniqueNamer(g);
   const report: QuantizeReport = { quantized: [], skipped: [] };
   const quantizedInputs = new Map<string, [string, string, string]>(); // input -> [q, scale, zp]
-  const out: NodeProto[] = [];
+  const out: Node[] = [];
   const used = new Map<string, number>();
-  for (const n of g.node ?? []) for (const x of n.input) used.set(x, (used.get(x) ?? 0) + 1);
+  for (const n of g.node) for (const x of n.input) used.set(x, (used.get(x) ?? 0) + 1);
   const dropped = new Set<string>();
 
-  for (const n of g.node ?? []) {
+  for (const n of g.node) {
     const label = n.name || n.output[0] || n.opType;
-    if ((n.domain ?? '') !== '' || (n.opType !== 'MatMul' && n.opType !== 'Gemm')) {
+    if (n.domain !== '' || (n.opType !== 'MatMul' && n.opType !== 'Gemm')) {
       if (['Conv', 'ConvTranspose', 'Attention', 'LSTM', 'GRU', 'RNN'].includes(n.opType)) report.skipped.push({ node: label, op: n.opType, reason: 'stays float (only MatMul and Gemm are quantized)' });
       out.push(n);
       continue;
@@ -84,7 +83,7 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
     const ws = `${base}_W_scale`;
     const wz = `${base}_W_zero_point`;
     const shape = opts.perChannel ? [cols] : [];
-    g.initializer!.push(i8(wq, [k, cols], q), f32(ws, shape, scale), i8(wz, shape, new Int8Array(shape.length ? cols : 1)));
+    g.initializer.push(i8(wq, [k, cols], q), f32(ws, shape, scale), i8(wz, shape, new Int8Array(shape.length ? cols : 1)));
 
     const a = n.input[0]!;
     let aq = quantizedInputs.get(a);
@@ -109,7 +108,7 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
       let bias = n.input[2]!;
       if (beta !== 1) {
         const b = fresh(`${base}_beta`);
-        g.initializer!.push(f32(b, [], Float32Array.of(beta)));
+        g.initializer.push(f32(b, [], Float32Array.of(beta)));
         const scaled = fresh(`${base}_bias_scaled`);
         out.push(node('Mul', [bias, b], [scaled], fresh(`${base}_beta_Mul`)));
         bias = scaled;
@@ -125,9 +124,9 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
     throw new GraphEditError(`nothing to quantize: no MatMul or Gemm with a constant float32 2-D weight${why ? ` (${why})` : ''}`);
   }
   // The float weights that were replaced are no longer needed.
-  g.initializer = g.initializer!.filter((t) => !dropped.has(t.name));
+  g.initializer = g.initializer.filter((t) => !dropped.has(t.name));
   g.node = out.filter((n) => !(n.opType === 'Constant' && dropped.has(n.output[0]!)));
-  g.input = (g.input ?? []).filter((i) => !dropped.has(i.name ?? ''));
+  g.input = g.input.filter((i) => !dropped.has(i.name));
   ensureOpset(m, 11); // DynamicQuantizeLinear exists from opset 11
   return { bytes: encodeModel(m), report };
 }

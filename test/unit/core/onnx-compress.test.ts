@@ -1,0 +1,52 @@
+// fp16 conversion and pruning: valid models (official checker), answers close to the original.
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { buildMlp } from '../../../core/onnx/builder.ts';
+import { toFloat16 } from '../../../core/onnx/fp16.ts';
+import { pruneMagnitude, pruneStructured } from '../../../core/onnx/prune.ts';
+import { rows } from '../../fixtures/models.ts';
+import { onnxCheck } from '../../helpers/onnx-checker.ts';
+
+const F = 32;
+const model = buildMlp({ sizes: [F, 128, 128, 10], seed: 4 });
+const x = rows(64, F, 3);
+async function run(bytes: Uint8Array) {
+  const s = await ort.InferenceSession.create(bytes);
+  return (await s.run({ input: new ort.Tensor('float32', x, [64, F]) })).output!.data as Float32Array;
+}
+
+describe('fp16', () => {
+  it('keeps float32 at the edges and answers within 1e-2', async () => {
+    const { bytes, converted } = toFloat16(model);
+    expect(converted).toBe(6);
+    expect(await onnxCheck(bytes)).toBeNull();
+    const [a, b] = [await run(model), await run(bytes)];
+    a.forEach((v, i) => expect(Math.abs(v - b[i]!)).toBeLessThan(1e-2));
+    expect(bytes.length).toBeLessThan(model.length * 0.55);
+  });
+});
+
+describe('pruning', () => {
+  it('structured: fewer parameters, a working, smaller model', async () => {
+    const r = pruneStructured(model, 0.5);
+    expect(r.layers).toBe(2);
+    expect(r.paramsAfter).toBeLessThan(r.paramsBefore * 0.6);
+    expect(await onnxCheck(r.bytes)).toBeNull();
+    const out = await run(r.bytes);
+    expect(out).toHaveLength(64 * 10);
+    expect(out.every(Number.isFinite)).toBe(true);
+    expect(r.bytes.length).toBeLessThan(model.length * 0.6);
+  });
+
+  it('magnitude: zeroes the requested share of weights', async () => {
+    const r = pruneMagnitude(model, 0.5);
+    expect(r.paramsAfter / r.paramsBefore).toBeLessThan(0.55);
+    expect(await onnxCheck(r.bytes)).toBeNull();
+    expect((await run(r.bytes)).every(Number.isFinite)).toBe(true);
+  });
+
+  it('names what it cannot do', () => {
+    expect(() => pruneStructured(buildMlp({ sizes: [4, 3], seed: 1 }), 0.5)).toThrow(/nothing to prune: no chain/);
+    expect(() => pruneMagnitude(model, 1.5)).toThrow(/sparsity/);
+  });
+});

@@ -6,7 +6,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   batch: async () => (await import('./batch.ts')).benchBatch(),
   // train:    async () => (await import('./train.ts')).benchTrain(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
-  // scale:    async () => (await import('./scale.ts')).benchScale(),
+  scale: async () => (await import('./scale.ts')).benchScale(),
 };
 
 async function main() {

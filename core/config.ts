@@ -1,6 +1,7 @@
 // Environment -> frozen, typed config. Every key documents its default; a bad value stops the
 // process at start with a message naming the key.
 import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -21,6 +22,13 @@ export const configKeys = {
   MODELQ_PREFIX: [z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('modelq'),
     'Prefix of every Redis key and queue; the platform wraps it in braces ({modelq}) so all keys share one cluster slot.'],
   MODELQ_DATA_DIR: [z.string().min(1).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
+  MODELQ_REDIS_CLUSTER: [z.string().regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be comma-separated host:port seed nodes').optional(),
+    'Comma-separated Redis Cluster seed nodes (host:port,...); when set, every process uses a cluster client (credentials and TLS still come from MODELQ_REDIS_URL).'],
+  MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'), 'Artifact store: fs (MODELQ_DATA_DIR, one machine or a shared volume) or s3 (S3, MinIO: no shared disk).'],
+  MODELQ_S3_BUCKET: [z.string().min(3).max(63).optional(), 'Bucket of the s3 store (required with MODELQ_STORE=s3). Credentials come the AWS SDK\'s usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, role).'],
+  MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (MinIO: http://minio:9000); addressing is then path-style. Unset: AWS S3.'],
+  MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the s3 store signs for.'],
+  MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')), 'Where a worker keeps models downloaded from an object store, by sha256 (unused with the fs store).'],
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
   MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],

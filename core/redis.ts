@@ -1,6 +1,9 @@
 // Connection options. The producer fails fast (a request must not hang while Redis is down);
 // workers retry forever (BullMQ requires maxRetriesPerRequest: null for blocking commands).
-import { Redis, type RedisOptions } from 'ioredis';
+// With MODELQ_REDIS_CLUSTER every process talks to a Redis Cluster instead: every key shares the
+// {prefix} hash tag, so all of the platform lives in one slot and multi-key commands still work.
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import type { Config } from './config.ts';
 
 export function producerRedisOptions(): RedisOptions {
   return {
@@ -18,8 +21,58 @@ export function workerRedisOptions(): RedisOptions {
   };
 }
 
-export function createRedis(url: string, opts: RedisOptions): Redis {
-  return new Redis(url, opts);
+/** Where Redis is: a URL, or the config (MODELQ_REDIS_URL, and MODELQ_REDIS_CLUSTER when set). */
+export type RedisTarget = string | (Pick<Config, 'MODELQ_REDIS_URL'> & Partial<Pick<Config, 'MODELQ_REDIS_CLUSTER'>>);
+
+/**
+ * A client for `target`. A cluster client is returned typed as Redis: both have the same command
+ * methods, status and events, which is all the platform and BullMQ use, so the rest of the code
+ * keeps one type.
+ */
+export function createRedis(target: RedisTarget, opts: RedisOptions): Redis {
+  const url = typeof target === 'string' ? target : target.MODELQ_REDIS_URL;
+  const seeds = typeof target === 'string' ? undefined : target.MODELQ_REDIS_CLUSTER;
+  if (!seeds) return new Redis(url, opts);
+  return createCluster(parseSeeds(seeds), url, opts) as unknown as Redis;
+}
+
+/** "h1:7000, h2:7001" -> [{ host, port }]. */
+export function parseSeeds(seeds: string): { host: string; port: number }[] {
+  return seeds.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  });
+}
+
+function createCluster(nodes: { host: string; port: number }[], url: string, opts: RedisOptions): Cluster {
+  // Credentials, database-independent TLS and the like come from MODELQ_REDIS_URL (host and port are the seeds').
+  const u = new URL(url);
+  const tls = u.protocol === 'rediss:';
+  const { retryStrategy, enableOfflineQueue, host: _h, port: _p, ...perNode } = opts;
+  const clusterOptions: ClusterOptions = {
+    redisOptions: {
+      ...perNode,
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(tls ? { tls: {} } : {}),
+    },
+    ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
+    // The node-level retry strategy becomes the cluster's: reconnect after losing every node.
+    ...(retryStrategy ? { clusterRetryStrategy: (times: number) => retryStrategy(times) } : {}),
+    // Managed clusters (ElastiCache, Memorystore) announce IPs whose TLS certificates name the
+    // configuration endpoint: keep the name when connecting over TLS.
+    ...(tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
+  };
+  const cluster = new Cluster(nodes, clusterOptions);
+  // Cluster.duplicate(nodes, options) differs from Redis.duplicate(options): accept the Redis form
+  // (core/queues.ts duplicates with { maxRetriesPerRequest: null, ... } for QueueEvents).
+  const duplicate = cluster.duplicate.bind(cluster);
+  cluster.duplicate = ((first?: unknown, second?: unknown) => {
+    if (first === undefined || Array.isArray(first)) return duplicate(first as never[] | undefined, second as object | undefined);
+    const o = first as RedisOptions;
+    return createCluster(nodes, url, { ...opts, ...o });
+  }) as Cluster['duplicate'];
+  return cluster;
 }
 
 /** Resolves when the client is ready, rejects after timeoutMs. */

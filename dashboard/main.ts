@@ -11,7 +11,7 @@ const cfg = loadConfigOrExit();
 const log = createLogger('dashboard', cfg.MODELQ_LOG_LEVEL);
 
 // Retry forever like a worker: the board should come back by itself after a Redis restart.
-const redis = createRedis(cfg.MODELQ_REDIS_URL, workerRedisOptions());
+const redis = createRedis(cfg, workerRedisOptions());
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 
 const queues = new Queues(keyPrefix(cfg), redis);

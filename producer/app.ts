@@ -8,6 +8,7 @@ import { errorMiddleware, sendError } from './http.ts';
 import { createMetrics } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { batchesRouter } from './routes/batches.ts';
+import { compressRouter } from './routes/compress.ts';
 import { modelsRouter } from './routes/models.ts';
 import { v2Router } from './routes/v2.ts';
 
@@ -38,6 +39,7 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use(v2Router(d));
   app.use(modelsRouter(d));
   app.use(batchesRouter(d));
+  app.use(compressRouter(d));
 
   app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorMiddleware(d.logger));

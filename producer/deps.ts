@@ -19,7 +19,7 @@ export interface ProducerDeps {
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
   const prefix = keyPrefix(cfg);
-  const redis = createRedis(cfg.MODELQ_REDIS_URL, producerRedisOptions());
+  const redis = createRedis(cfg, producerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   await waitReady(redis, 10_000);
   const queues = new Queues(prefix, redis);

@@ -14,9 +14,11 @@ import { BatchStore } from '../core/batches.ts';
 import { batchProcessor } from './inference/finalize.ts';
 import { inferProcessor } from './inference/infer.ts';
 import { scoreProcessor } from './inference/score.ts';
+import { compressProcessor } from './compression/compress.ts';
+import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 
-export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore }
+export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
@@ -26,6 +28,7 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
+  compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
 };
 
 export interface RunningWorker {
@@ -39,7 +42,7 @@ export interface RunningWorker {
 
 export async function startWorker(cfg: Config, logger: Logger): Promise<RunningWorker> {
   const prefix = keyPrefix(cfg);
-  const redis = createRedis(cfg.MODELQ_REDIS_URL, workerRedisOptions());
+  const redis = createRedis(cfg, workerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   const store = createStore(cfg);
   const engine = new Engine({
@@ -50,7 +53,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     logger,
   });
   await engine.start();
-  const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix) };
+  const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR };
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const jobs: WorkerStats['jobs'] = {};
   const loop = monitorEventLoopDelay({ resolution: 10 });

@@ -38,3 +38,11 @@ export class TooLargeError extends Error {
     super(`body exceeds the limit of ${maxBytes} bytes`);
   }
 }
+
+/** A read of a key that does not exist; `code` matches the filesystem store's ENOENT. */
+export class ArtifactNotFoundError extends Error {
+  readonly code = 'ENOENT';
+  constructor(readonly key: string) {
+    super(`artifact ${key} does not exist`);
+  }
+}

@@ -13,9 +13,10 @@ import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry }
+export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry; cacheDir?: string }
 
 const BATCH = 32;
 
@@ -110,9 +111,8 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
     const sha256 = createHash('sha256').update(after).digest('hex');
     const key = modelArtifactKey(sha256);
     await deps.store.put(key, Buffer.from(after));
-    const path = deps.store.localPath(key);
-    const parentPath = deps.store.localPath(modelArtifactKey(parent.sha256));
-    if (!path || !parentPath) throw new AppError('internal', 'the artifact store has no local files');
+    const path = await localModelPath(deps.store, sha256, deps.cacheDir);
+    const parentPath = await localModelPath(deps.store, parent.sha256, deps.cacheDir);
     const handle: ModelHandle = { sha256, path };
     const parentHandle: ModelHandle = { sha256: parent.sha256, path: parentPath };
     let sig;

@@ -4,20 +4,19 @@
 import type { Job } from 'bullmq';
 import { AppError } from '../../core/errors.ts';
 import { inferJobSchema, type Batching, type InferRequest, type InferResponse, type InferResult } from '../../core/jobs/infer.ts';
-import { modelArtifactKey } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface InferDeps { engine: Engine; store: ArtifactStore }
+export interface InferDeps { engine: Engine; store: ArtifactStore; cacheDir?: string }
 
 const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
 
 export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
   const data = parseJobData(inferJobSchema, job.data, 'infer');
-  const path = deps.store.localPath(modelArtifactKey(data.model.sha256));
-  if (!path) throw toJobError(new AppError('internal', 'the artifact store has no local files'));
+  const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => { throw toJobError(e); });
   const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
   const batching = data.batching ?? SOLO;
   const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, signal)));

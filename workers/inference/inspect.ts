@@ -5,15 +5,15 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Engine } from '../engine/engine.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { AppError } from '../../core/errors.ts';
+import { localArtifactPath } from '../model-cache.ts';
 
-export interface InspectDeps { engine: Engine; store: ArtifactStore }
+export interface InspectDeps { engine: Engine; store: ArtifactStore; cacheDir?: string }
 
 export async function inspectProcessor(job: Pick<Job, 'data'>, deps: InspectDeps): Promise<Signature> {
   const data = parseJobData(inspectJobSchema, job.data, 'inspect');
   try {
-    const path = deps.store.localPath(data.key);
-    if (!path) throw new AppError('internal', 'the artifact store has no local files; model cache not configured');
     if (!(await deps.store.stat(data.key))) throw new AppError('not_found', `uploaded file ${data.key} is gone`);
+    const path = await localArtifactPath(deps.store, data.key, data.sha256, deps.cacheDir);
     return await deps.engine.inspect({ sha256: data.sha256, path });
   } catch (e) {
     throw toJobError(e);

@@ -7,15 +7,15 @@ import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
 import { AppError } from '../../core/errors.ts';
 import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreResult } from '../../core/jobs/batch.ts';
-import { modelArtifactKey } from '../../core/registry.ts';
 import { rowParser, type ParsedRow } from '../../core/rows/parse.ts';
 import { splitRows } from '../../core/rows/scanner.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { elementCount, toOrtType, type Datatype, type RawTensor, type TypedArray } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore }
+export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore; cacheDir?: string }
 
 /** Rows per onnxruntime run. Large enough to amortize a run, small enough to interleave with other work. */
 export const SCORE_RUN_ROWS = 512;
@@ -49,8 +49,7 @@ export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> &
 
 async function scoreChunk(chunk: { batchId: string; index: number; start: number; end: number; firstRow: number; rows: number },
   spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, signal?: AbortSignal): Promise<{ completed: number; failed: number }> {
-  const path = deps.store.localPath(modelArtifactKey(spec.model.sha256));
-  if (!path) throw new AppError('internal', 'the artifact store has no local files');
+  const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const stream = await deps.store.read(spec.inputKey, { start: chunk.start, end: chunk.end });
   const parts: Buffer[] = [];

@@ -4,9 +4,17 @@ import { text } from 'node:stream/consumers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FsStore, TooLargeError } from '../../../../core/storage/index.ts';
 import { tmpDir } from '../../../fixtures/models.ts';
+import { storeContract } from './store-contract.ts';
+
+storeContract('FsStore', async () => {
+  const dir = tmpDir('store');
+  return { store: new FsStore(dir), cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+});
 
 let root: string;
-afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+afterEach(() => {
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
 
 describe('FsStore', () => {
   it('streams a put, reports size and sha256, reads ranges', async () => {

@@ -11,7 +11,9 @@ export interface WorkerStats {
   startedAt: string;
   jobs: Record<string, { completed: number; failed: number }>;
   engine: { runs: number; rows: number; requests: number; computeMs: number; errors: number; batchSizes?: Record<string, number>; perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }> };
-  eventLoopDelayMs: { p50: number; p99: number; max: number };
+  /** Main-thread event-loop delay over the window since the previous publication (from `since`, epoch ms). */
+  eventLoopDelayMs: { p50: number; p99: number; max: number; since: number; recent?: [from: number, to: number, maxMs: number][] };
+  publishedAt: number;
   rssBytes: number;
 }
 

@@ -90,11 +90,24 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const stats = (): WorkerStats => ({
     id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(jobs), startedAt, jobs,
     engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
-    eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+    eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent: recentWindows },
+    publishedAt: Date.now(),
     rssBytes: process.memoryUsage.rss(),
   });
   const ttl = cfg.MODELQ_STATS_INTERVAL_MS * 3;
-  const publish = () => publishWorkerStats(redis, prefix, stats(), ttl).catch((e) => logger.debug({ err: e.message }, 'stats not published'));
+  // Event-loop figures cover the time since the previous publication, so a slow moment shows;
+  // the last windows' maxima travel along, so a reader that polls slowly misses none.
+  let windowStart = Date.now();
+  const recentWindows: [number, number, number][] = [];
+  const publish = () => {
+    const now = Date.now();
+    recentWindows.push([windowStart, now, loop.max / 1e6]);
+    if (recentWindows.length > 100) recentWindows.shift();
+    const s = stats();
+    loop.reset();
+    windowStart = now;
+    return publishWorkerStats(redis, prefix, s, ttl).catch((e) => logger.debug({ err: e.message }, 'stats not published'));
+  };
   await publish();
   const timer = setInterval(publish, cfg.MODELQ_STATS_INTERVAL_MS);
   timer.unref();

@@ -4,7 +4,7 @@
 const SUITES: Record<string, () => Promise<unknown>> = {
   online: async () => (await import('./online.ts')).benchOnline(),
   batch: async () => (await import('./batch.ts')).benchBatch(),
-  // train:    async () => (await import('./train.ts')).benchTrain(),
+  train: async () => (await import('./train.ts')).benchTrain(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
 };

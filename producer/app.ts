@@ -9,6 +9,8 @@ import { createMetrics } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { batchesRouter } from './routes/batches.ts';
 import { compressRouter } from './routes/compress.ts';
+import { datasetsRouter } from './routes/datasets.ts';
+import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
 import { v2Router } from './routes/v2.ts';
 
@@ -40,6 +42,8 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use(modelsRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));
+  app.use(datasetsRouter(d));
+  app.use(jobsRouter(d));
 
   app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorMiddleware(d.logger));

@@ -4,6 +4,9 @@ import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
 import { v2InferRequestSchema } from './infer-request.ts';
 import { aliasBodySchema } from './routes/models.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
+import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
+import { trainRequestSchema } from '../core/jobs/train.ts';
+import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
 
@@ -49,6 +52,13 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV)' },
   { method: 'get', path: '/v1/batches/{id}/errors', summary: 'Rows that could not be scored, as JSONL with row numbers' },
   { method: 'get', path: '/v1/batches/{id}/events', summary: 'Server-sent events with status and progress until the batch ends' },
+  { method: 'post', path: '/v1/datasets', summary: 'Upload a dataset (CSV or JSONL as the raw body); 201 with rows and inferred column types', query: datasetParamsSchema, binary: 'text/csv', status: 201 },
+  { method: 'get', path: '/v1/datasets', summary: 'Datasets of this tenant, newest first', query: datasetListQuerySchema },
+  { method: 'get', path: '/v1/datasets/{id}', summary: 'One dataset' },
+  { method: 'post', path: '/v1/jobs/train', summary: 'Train a model on a dataset; 202 with the job id', json: trainRequestSchema, status: 202 },
+  { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
+  { method: 'get', path: '/v1/jobs/{id}', summary: 'A training or compression job: state, progress (the learning curve), result or error' },
+  { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a queued or active job; 409 when it already ended', status: 202 },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },
   { method: 'get', path: '/openapi.json', summary: 'This document' },
 ];

@@ -17,6 +17,7 @@ import { scoreProcessor } from './inference/score.ts';
 import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
+import { trainProcessor } from './training/processor.ts';
 
 export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
 
@@ -29,6 +30,7 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
+  train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
 };
 
 export interface RunningWorker {

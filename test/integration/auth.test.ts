@@ -77,6 +77,25 @@ describe('API keys', () => {
     expect((await (await call('GET', '/v1/batches', A)).json()).data.map((b: { id: string }) => b.id)).toEqual([id]);
   });
 
+  it('datasets and jobs belong to their tenant too', async () => {
+    const csv = 'a,b,y\n' + Array.from({ length: 40 }, (_, i) => `${i % 7},${(i * 3) % 5},${i % 2}`).join('\n');
+    const up = await call('POST', '/v1/datasets?format=csv&name=t', A, csv, 'text/csv');
+    expect(up.status).toBe(201);
+    const ds = await up.json();
+    expect((await call('GET', `/v1/datasets/${ds.id}`, A)).status).toBe(200);
+    expect((await call('GET', `/v1/datasets/${ds.id}`, B)).status).toBe(404);
+    expect((await (await call('GET', '/v1/datasets', B)).json()).data).toEqual([]);
+    const asB = await call('POST', '/v1/jobs/train', B, JSON.stringify({ dataset: ds.id, target: 'y', epochs: 1, registerAs: 'x' }));
+    expect(asB.status).toBe(400);
+    expect((await asB.json()).error.message).toMatch(/dataset/);
+    const compress = await call('POST', '/v1/jobs/compress', A, JSON.stringify({ model: 'm', method: 'fp16' }));
+    expect(compress.status).toBe(202);
+    const { id } = await compress.json();
+    expect((await call('GET', `/v1/jobs/${id}`, A)).status).toBe(200);
+    expect((await call('GET', `/v1/jobs/${id}`, B)).status).toBe(404);
+    expect((await call('POST', `/v1/jobs/${id}/cancel`, B)).status).toBe(404);
+  });
+
   it('writes an audit line for every state-changing call, with tenant and key id but never the key', async () => {
     const audits = auditLines.map((l) => JSON.parse(l)).filter((l) => l.audit);
     expect(audits.length).toBeGreaterThanOrEqual(5);

@@ -27,7 +27,11 @@ async function compress(body: unknown) {
   expect(res.status).toBe(202);
   const { id } = await res.json();
   const job = (await p.deps.queues.queue('compress').getJob(id))!;
-  return job.waitUntilFinished(events, 120_000);
+  const result = await job.waitUntilFinished(events, 120_000);
+  // The same result through the jobs resource.
+  const view = await (await fetch(`${p.url}/v1/jobs/${id}`)).json();
+  expect(view).toMatchObject({ id, kind: 'compress', state: 'completed', result: { model: result.model } });
+  return result;
 }
 const download = async (name: string, v: number) => new Uint8Array(await (await fetch(`${p.url}/v1/models/${name}/versions/${v}/onnx`)).arrayBuffer());
 

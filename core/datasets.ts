@@ -1,0 +1,202 @@
+// Training datasets: CSV or JSONL files in the artifact store, profiled once at upload (rows, column
+// types, missing and distinct counts) so a training request can be checked before it is queued.
+// The file is read as records by the same code at upload and in the trainer.
+import { randomBytes } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import { Readable } from 'node:stream';
+import { parse as csvParse, CsvError } from 'csv-parse';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { badRequest } from './errors.ts';
+
+export const DATASET_FORMATS = ['csv', 'jsonl'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
+export const COLUMN_TYPES = ['number', 'integer', 'string'] as const;
+export type ColumnType = (typeof COLUMN_TYPES)[number];
+/** Distinct values are counted up to this many (then "more"); enough to pick classes vs. regression. */
+export const DISTINCT_CAP = 1000;
+
+export const columnSchema = z.object({ name: z.string(), type: z.enum(COLUMN_TYPES) });
+export type Column = z.infer<typeof columnSchema>;
+export const columnStatsSchema = z.object({
+  name: z.string(),
+  missing: z.number().int(),
+  /** Distinct non-missing values, capped at DISTINCT_CAP + 1. */
+  distinct: z.number().int(),
+});
+export type ColumnStats = z.infer<typeof columnStatsSchema>;
+
+export const datasetRecordSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  format: z.enum(DATASET_FORMATS),
+  /** Artifact key of the file. */
+  key: z.string(),
+  bytes: z.number().int(),
+  rows: z.number().int(),
+  columns: z.array(columnSchema),
+  stats: z.array(columnStatsSchema),
+  createdAt: z.string(),
+  /** The tenant that uploaded it; others never see it. */
+  tenant: z.string().optional(),
+});
+export type DatasetRecord = z.infer<typeof datasetRecordSchema>;
+
+export const DATASET_ID_RE = /^ds_[0-9a-f]{20}$/;
+export const newDatasetId = () => `ds_${randomBytes(10).toString('hex')}`;
+export const datasetKey = (id: string, format: DatasetFormat) => `datasets/${id}/data.${format}`;
+
+/** One record of the file: `line` is the 1-based line it ends on; CSV values are strings, empty ones null. */
+export interface DatasetRow { line: number; values: Record<string, unknown> }
+
+const lineError = (line: number, msg: string) => badRequest(`line ${line}: ${msg}`);
+
+/** The records of a CSV or JSONL stream. Malformed input throws a 400 naming the line. */
+export async function* datasetRows(source: AsyncIterable<Buffer | string>, format: DatasetFormat): AsyncGenerator<DatasetRow> {
+  if (format === 'jsonl') yield* jsonlRows(source);
+  else yield* csvRows(source);
+}
+
+async function* jsonlRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<DatasetRow> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let line = 0;
+  const one = (text: string): DatasetRow | null => {
+    line++;
+    if (/^[\s]*$/.test(text)) return null;
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw lineError(line, `not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw lineError(line, 'a row must be a JSON object');
+    return { line, values: v as Record<string, unknown> };
+  };
+  for await (const chunk of source) {
+    const parts = (rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))).split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts) {
+      const r = one(p);
+      if (r) yield r;
+    }
+  }
+  const r = one(rest + decoder.end());
+  if (r) yield r;
+}
+
+async function* csvRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<DatasetRow> {
+  const parser = csvParse({ relax_column_count: true, skip_empty_lines: true, info: true, bom: true });
+  Readable.from(source).on('error', (e) => parser.destroy(e)).pipe(parser);
+  let header: string[] | undefined;
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      if (!header) {
+        header = record.map((h) => h.trim());
+        const seen = new Set<string>();
+        header.forEach((h, i) => {
+          if (!h) throw lineError(info.lines, `header column ${i + 1} has no name`);
+          if (seen.has(h)) throw lineError(info.lines, `header names column "${h}" twice`);
+          seen.add(h);
+        });
+        continue;
+      }
+      if (record.length !== header.length) throw lineError(info.lines, `has ${record.length} fields, the header has ${header.length}`);
+      const values: Record<string, unknown> = {};
+      for (let i = 0; i < header.length; i++) {
+        const v = record[i]!;
+        values[header[i]!] = v.trim() === '' ? null : v;
+      }
+      yield { line: info.lines, values };
+    }
+  } catch (e) {
+    if (e instanceof CsvError) throw badRequest(`line ${(e as CsvError & { lines?: number }).lines ?? '?'}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** A value as a finite number, or null when it is not one (CSV strings are parsed, JSON strings are not). */
+export function numericValue(v: unknown, format: DatasetFormat): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (format === 'csv' && typeof v === 'string') {
+    const n = Number(v.trim());
+    return Number.isFinite(n) ? n : null;
+  }
+  return null;
+}
+
+interface Acc { seen: number; numeric: boolean; integer: boolean; distinct: Set<string> }
+
+export interface Profile { rows: number; columns: Column[]; stats: ColumnStats[] }
+
+/** Reads the whole file once: row count, column types (number, integer, string), missing and distinct counts. */
+export async function profileDataset(source: AsyncIterable<Buffer | string>, format: DatasetFormat): Promise<Profile> {
+  const acc = new Map<string, Acc>();
+  let rows = 0;
+  for await (const row of datasetRows(source, format)) {
+    rows++;
+    for (const [name, v] of Object.entries(row.values)) {
+      let a = acc.get(name);
+      if (!a) acc.set(name, (a = { seen: 0, numeric: true, integer: true, distinct: new Set() }));
+      if (v === null || v === undefined) continue;
+      if (typeof v === 'object') throw lineError(row.line, `"${name}" holds ${Array.isArray(v) ? 'an array' : 'an object'}; dataset rows are flat`);
+      a.seen++;
+      if (a.numeric) {
+        const n = numericValue(v, format);
+        if (n === null) a.numeric = a.integer = false;
+        else if (!Number.isInteger(n)) a.integer = false;
+      }
+      if (a.distinct.size <= DISTINCT_CAP) a.distinct.add(String(v));
+    }
+  }
+  const columns: Column[] = [];
+  const stats: ColumnStats[] = [];
+  for (const [name, a] of acc) {
+    // A column with no values at all cannot be a feature or a target: call it string.
+    const type: ColumnType = a.seen === 0 || !a.numeric ? 'string' : a.integer ? 'integer' : 'number';
+    columns.push({ name, type });
+    stats.push({ name, missing: rows - a.seen, distinct: a.distinct.size });
+  }
+  return { rows, columns, stats };
+}
+
+/** Dataset records in Redis, under the registry's `records:` namespace (never a BullMQ queue's keys). */
+export class DatasetStore {
+  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+
+  private key(id: string) {
+    return `${this.prefix}:records:dataset:${id}`;
+  }
+  private get listKey() {
+    return `${this.prefix}:records:datasets`;
+  }
+
+  private tenantList(tenant: string) {
+    return `${this.prefix}:records:datasets:tenant:${tenant}`;
+  }
+
+  async create(r: DatasetRecord): Promise<void> {
+    await this.redis.multi().set(this.key(r.id), JSON.stringify(r)).zadd(this.listKey, Date.parse(r.createdAt), r.id)
+      .zadd(this.tenantList(r.tenant ?? 'default'), Date.parse(r.createdAt), r.id).exec();
+  }
+
+  /** The dataset when it belongs to `tenant`; another tenant's is not found. */
+  async getFor(id: string, tenant: string): Promise<DatasetRecord | null> {
+    const r = await this.get(id);
+    return r && (r.tenant ?? 'default') === tenant ? r : null;
+  }
+
+  async get(id: string): Promise<DatasetRecord | null> {
+    if (!DATASET_ID_RE.test(id)) return null;
+    const json = await this.redis.get(this.key(id));
+    return json ? datasetRecordSchema.parse(JSON.parse(json)) : null;
+  }
+
+  /** A tenant's datasets, newest first. */
+  async list(tenant: string, offset: number, limit: number): Promise<{ data: DatasetRecord[]; total: number }> {
+    const key = this.tenantList(tenant);
+    const [ids, total] = await Promise.all([this.redis.zrevrange(key, offset, offset + limit - 1), this.redis.zcard(key)]);
+    const data = (await Promise.all(ids.map((id) => this.get(id)))).filter((r): r is DatasetRecord => r !== null);
+    return { data, total };
+  }
+}

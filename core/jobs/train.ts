@@ -1,0 +1,170 @@
+// Job kind "train" on the `train` queue: the request as clients send it, the fully resolved job data
+// (every default filled in at the HTTP edge, so the job's lineage records what was actually used),
+// its progress and its result. resolveTrain() is run at the edge and again when the processor starts.
+import { z } from 'zod';
+import { DISTINCT_CAP, type DatasetRecord } from '../datasets.ts';
+import { badRequest } from '../errors.ts';
+import { NAME_RE } from '../registry.ts';
+
+export const TRAIN_JOB_ID_RE = /^train_[0-9a-f]{20}$/;
+/** Integer targets with at most this many distinct values are classes; more make it a regression. */
+export const MAX_INTEGER_CLASSES = 50;
+
+export const modelSpecSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('mlp'), hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8).optional() }).strict(),
+  z.object({ type: z.literal('linear') }).strict(),
+]);
+
+export const trainRequestSchema = z.object({
+  dataset: z.string().min(1).max(100).meta({ description: 'Dataset id (POST /v1/datasets)' }),
+  target: z.string().min(1).max(200),
+  features: z.array(z.string().min(1).max(200)).min(1).max(10_000).optional()
+    .meta({ description: 'Default: every other numeric column without missing values' }),
+  task: z.enum(['classification', 'regression']).optional()
+    .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
+  model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }' }),
+  epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
+  batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
+  learningRate: z.number().gt(0).max(10).optional().meta({ description: 'Adam step size, default 0.001' }),
+  validationSplit: z.number().min(0.02).max(0.5).optional().meta({ description: 'Held-out share for early stopping and metrics, default 0.1' }),
+  patience: z.number().int().min(1).max(10_000).optional().meta({ description: 'Epochs without a better validation loss before stopping, default 20' }),
+  l2: z.number().min(0).max(10).optional().meta({ description: 'L2 penalty on weights (as scikit-learn alpha), default 0.0001' }),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).optional().meta({ description: 'Default: drawn at submit and recorded in the lineage' }),
+  registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').meta({ description: 'Model name the result is registered under' }),
+}).strict();
+export type TrainRequest = z.infer<typeof trainRequestSchema>;
+
+export const hyperparametersSchema = z.object({
+  task: z.enum(['classification', 'regression']),
+  target: z.string(),
+  features: z.array(z.string()).min(1),
+  model: z.discriminatedUnion('type', [
+    z.object({ type: z.literal('mlp'), hidden: z.array(z.number().int().min(1)).min(1) }),
+    z.object({ type: z.literal('linear') }),
+  ]),
+  epochs: z.number().int().min(1),
+  batchSize: z.number().int().min(1),
+  learningRate: z.number().gt(0),
+  validationSplit: z.number().gt(0).lt(1),
+  patience: z.number().int().min(1),
+  l2: z.number().min(0),
+  seed: z.number().int().min(0),
+});
+export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
+
+export const trainJobSchema = z.object({
+  dataset: z.object({ id: z.string(), key: z.string(), format: z.enum(['csv', 'jsonl']), rows: z.number().int() }),
+  registerAs: z.string().regex(NAME_RE),
+  hyperparameters: hyperparametersSchema,
+});
+export type TrainJob = z.infer<typeof trainJobSchema>;
+
+export const curvePointSchema = z.object({ epoch: z.number().int(), loss: z.number(), valLoss: z.number(), valMetric: z.number() });
+export type CurvePoint = z.infer<typeof curvePointSchema>;
+
+/** job.progress after each epoch (bull-board shows it as is). */
+export interface TrainProgress extends CurvePoint {
+  epochs: number;
+  /** What valMetric is: accuracy (classification) or RMSE (regression). */
+  metric: 'accuracy' | 'rmse';
+  bestEpoch: number;
+  /** The first epoch this attempt ran (greater than 1 after a resume from a checkpoint). */
+  startedAtEpoch: number;
+  curve: CurvePoint[];
+}
+
+export type TrainMetrics =
+  | { accuracy: number; logLoss: number; validationRows: number }
+  | { rmse: number; r2: number; validationRows: number };
+
+export interface TrainResult {
+  model: { name: string; version: number };
+  metrics: TrainMetrics;
+  sha256: string;
+  bestEpoch: number;
+  epochsRun: number;
+  stoppedEarly: boolean;
+  /** Epochs restored from a checkpoint by this attempt (0: trained from the start). */
+  resumedFromEpoch: number;
+  /** Artifact key of the trainer's own predictions on validation rows, the export's reference. */
+  predictionsKey: string;
+}
+
+export const trainKeys = {
+  dir: (jobId: string) => `jobs/train/${jobId}`,
+  checkpoint: (jobId: string) => `jobs/train/${jobId}/checkpoint.bin`,
+  model: (jobId: string) => `jobs/train/${jobId}/model.onnx`,
+  predictions: (jobId: string) => `jobs/train/${jobId}/predictions.json`,
+};
+
+/** Default hidden sizes: one layer, wide enough for tabular data up to a few hundred features. */
+export const DEFAULT_HIDDEN = [128];
+
+/**
+ * Fills in every default and checks the request against the dataset's columns. Throws 400s naming
+ * the field. `seed` is required here: the edge draws one when the client gave none.
+ */
+export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRecord): TrainJob {
+  const types = new Map(ds.columns.map((c) => [c.name, c.type]));
+  const stats = new Map(ds.stats.map((s) => [s.name, s]));
+  const list = (names: string[]) => names.slice(0, 20).map((n) => `"${n}"`).join(', ') + (names.length > 20 ? ', ...' : '');
+  const targetType = types.get(req.target);
+  if (!targetType) throw badRequest(`target: the dataset has no column "${req.target}" (columns: ${list([...types.keys()])})`);
+  const ts = stats.get(req.target)!;
+  if (ts.missing > 0) throw badRequest(`target: column "${req.target}" has ${ts.missing} missing values`);
+
+  let features: string[];
+  if (req.features) {
+    const seen = new Set<string>();
+    req.features.forEach((f, i) => {
+      const t = types.get(f);
+      if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
+      if (f === req.target) throw badRequest(`features[${i}]: "${f}" is the target`);
+      if (t === 'string') throw badRequest(`features[${i}]: column "${f}" is not numeric (type string); features must be numbers`);
+      if (seen.has(f)) throw badRequest(`features[${i}]: "${f}" is listed twice`);
+      const m = stats.get(f)!.missing;
+      if (m > 0) throw badRequest(`features[${i}]: column "${f}" has ${m} missing values`);
+      seen.add(f);
+    });
+    features = req.features;
+  } else {
+    features = ds.columns.filter((c) => c.name !== req.target && c.type !== 'string' && stats.get(c.name)!.missing === 0).map((c) => c.name);
+    if (!features.length) throw badRequest(`features: the dataset has no numeric column without missing values besides the target "${req.target}"`);
+  }
+
+  const classLike = targetType === 'string' || (targetType === 'integer' && ts.distinct <= MAX_INTEGER_CLASSES);
+  const task = req.task ?? (classLike ? 'classification' : 'regression');
+  if (task === 'classification') {
+    if (targetType === 'number') throw badRequest(`task: classification needs a string or integer target; "${req.target}" holds fractional numbers`);
+    if (ts.distinct < 2) throw badRequest(`target: column "${req.target}" has ${ts.distinct} distinct value; classification needs at least 2`);
+    if (ts.distinct > DISTINCT_CAP) throw badRequest(`target: column "${req.target}" has more than ${DISTINCT_CAP} distinct values; too many classes`);
+  } else if (targetType === 'string') {
+    throw badRequest(`task: regression needs a numeric target; "${req.target}" is a string column`);
+  }
+
+  const validationSplit = req.validationSplit ?? 0.1;
+  const valRows = Math.round(ds.rows * validationSplit);
+  const trainRows = ds.rows - valRows;
+  if (valRows < 1 || trainRows < 2) {
+    throw badRequest(`validationSplit: ${ds.rows} rows leave ${trainRows} for training and ${valRows} for validation; need at least 2 and 1`);
+  }
+  const model = req.model ?? { type: 'mlp' as const };
+  return {
+    dataset: { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows },
+    registerAs: req.registerAs,
+    hyperparameters: {
+      task, target: req.target, features,
+      model: model.type === 'mlp' ? { type: 'mlp', hidden: model.hidden ?? DEFAULT_HIDDEN } : { type: 'linear' },
+      epochs: req.epochs ?? 200,
+      batchSize: req.batchSize ?? Math.min(200, trainRows),
+      learningRate: req.learningRate ?? 0.001,
+      validationSplit,
+      patience: req.patience ?? 20,
+      l2: req.l2 ?? 1e-4,
+      seed: req.seed,
+    },
+  };
+}
+
+/** Set by POST /v1/jobs/{id}/cancel and polled by the processor; under `records:`, apart from BullMQ's keys. */
+export const jobCancelKey = (prefix: string, jobId: string) => `${prefix}:records:job:${jobId}:cancel`;

@@ -1,0 +1,65 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { datasetRows, profileDataset } from '../../../core/datasets.ts';
+import { AppError } from '../../../core/errors.ts';
+import { DATASET_ID_RE } from '../../../core/datasets.ts';
+
+/** The text in small pieces, so rows and multi-byte characters straddle chunk boundaries. */
+const chunks = (text: string, size = 7) => Readable.from(Array.from({ length: Math.ceil(Buffer.byteLength(text) / size) }, (_, i) => Buffer.from(text).subarray(i * size, (i + 1) * size)));
+
+async function failure(p: Promise<unknown>): Promise<AppError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(AppError);
+    expect((e as AppError).httpStatus).toBe(400);
+    return e as AppError;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('dataset profiling', () => {
+  it('infers integer, number and string columns from CSV, with missing and distinct counts', async () => {
+    const csv = 'a,b,c,d\n1,0.5,x,\n2,1e3,"y, quoted",4\n\n3,-2,ü,5\n';
+    const p = await profileDataset(chunks(csv), 'csv');
+    expect(p.rows).toBe(3);
+    expect(p.columns).toEqual([{ name: 'a', type: 'integer' }, { name: 'b', type: 'number' }, { name: 'c', type: 'string' }, { name: 'd', type: 'integer' }]);
+    expect(p.stats.find((s) => s.name === 'd')).toEqual({ name: 'd', missing: 1, distinct: 2 });
+    expect(p.stats.find((s) => s.name === 'c')!.distinct).toBe(3);
+  });
+
+  it('infers JSONL columns: JSON numbers are numbers, strings stay strings, absent keys are missing', async () => {
+    const jsonl = ['{"x":1,"y":"a","z":1.5}', '', '{"x":2,"y":"b"}', '{"x":3,"y":"1","z":2}'].join('\n');
+    const p = await profileDataset(chunks(jsonl, 5), 'jsonl');
+    expect(p.rows).toBe(3);
+    expect(p.columns).toEqual([{ name: 'x', type: 'integer' }, { name: 'y', type: 'string' }, { name: 'z', type: 'number' }]);
+    expect(p.stats.find((s) => s.name === 'z')!.missing).toBe(1);
+  });
+
+  it('names the line of a ragged CSV row', async () => {
+    const e = await failure(profileDataset(chunks('a,b\n1,2\n3\n4,5\n'), 'csv'));
+    expect(e.message).toBe('line 3: has 1 fields, the header has 2');
+  });
+
+  it('names the line of a JSON line that does not parse, counting blank lines', async () => {
+    const e = await failure(profileDataset(chunks('{"a":1}\n\n{"a":2\n'), 'jsonl'));
+    expect(e.message).toMatch(/^line 3: not valid JSON/);
+  });
+
+  it('rejects nested values, duplicate and empty header names', async () => {
+    expect((await failure(profileDataset(chunks('{"a":[1,2]}'), 'jsonl'))).message).toMatch(/line 1: "a" holds an array/);
+    expect((await failure(profileDataset(chunks('a,a\n1,2\n'), 'csv'))).message).toMatch(/line 1: header names column "a" twice/);
+    expect((await failure(profileDataset(chunks('a,\n1,2\n'), 'csv'))).message).toMatch(/line 1: header column 2 has no name/);
+  });
+
+  it('yields CSV rows as records with empty fields as null', async () => {
+    const rows = [];
+    for await (const r of datasetRows(chunks('a,b\n1,\n'), 'csv')) rows.push(r);
+    expect(rows).toEqual([{ line: 2, values: { a: '1', b: null } }]);
+  });
+
+  it('has ids the routes can check', () => {
+    expect(DATASET_ID_RE.test('ds_0123456789abcdef0123')).toBe(true);
+    expect(DATASET_ID_RE.test('ds_../x')).toBe(false);
+  });
+});

@@ -1,0 +1,31 @@
+// The training process (forked by sandbox.ts through child.mjs): TensorFlow.js's WASM memory only grows and
+// training is CPU-bound, so each attempt runs here, away from the worker's event loop and BullMQ locks.
+import { AppError } from '../../core/errors.ts';
+import { createStore } from '../../core/storage/index.ts';
+import { runTraining } from './run.ts';
+import type { FromTrainer, ToTrainer } from './sandbox.ts';
+
+// Orphaned (the worker was killed): stop at once; the retried job resumes from the last checkpoint.
+process.on('disconnect', () => process.exit(1));
+
+const send = (m: FromTrainer) => new Promise<void>((resolve) => {
+  if (!process.connected) process.exit(1);
+  process.send!(m, undefined, undefined, () => resolve());
+});
+
+process.once('message', (m: ToTrainer) => {
+  void (async () => {
+    try {
+      const store = createStore(m.cfg);
+      const outcome = await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
+      await send({ type: 'done', outcome });
+      process.exit(0);
+    } catch (e) {
+      const err = e instanceof AppError ? { code: e.code, message: e.message } : { code: 'internal' as const, message: (e as Error)?.stack ?? String(e) };
+      await send({ type: 'error', ...err }).catch(() => {});
+      process.exit(1);
+    }
+  })();
+});
+// Only now ask for the job: a message sent before the listener exists would be lost.
+void send({ type: 'ready' });

@@ -1,6 +1,7 @@
 // Online inference: the platform (HTTP -> BullMQ -> worker engine with dynamic batching) against
 // the tutorial server (express + session.run in the handler), same model, same closed-loop load.
 // Env: BENCH_CLIENTS=1,8,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
+//      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,22 +44,18 @@ async function prime(url: string, body: string) {
   if (!res.ok) throw new Error(`priming ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
 }
 
-async function loadEach(url: string, body: string, clients: number[], seconds: number, warmupSeconds: number) {
-  await prime(url, body);
-  const out = new Map<number, LoadResult>();
-  for (const c of clients) {
-    out.set(c, await runLoad({ url, body, concurrency: c, durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 }));
-  }
-  return out;
-}
+const run = (url: string, body: string, clients: number, o: Required<OnlineOptions>) =>
+  runLoad({ url, body, concurrency: clients, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 });
 
-async function baselineRuns(modelFile: string, name: string, body: string, o: Required<OnlineOptions>) {
+/** The tutorial server for one model; resolves with its infer URL once the model is loaded. */
+async function startBaseline(modelFile: string, name: string) {
   const child = spawnNode({ args: ['--import', 'tsx', 'bench/lib/baseline-server.ts', '--model', modelFile, '--name', name, '--port', '0'] });
   try {
     const [, port] = await waitForLine(child, /^listening (\d+)$/, 60_000);
-    return await loadEach(`http://127.0.0.1:${port}/v2/models/${name}/infer`, body, o.clients, o.seconds, o.warmupSeconds);
-  } finally {
+    return { url: `http://127.0.0.1:${port}/v2/models/${name}/infer`, stop: () => stopChild(child) };
+  } catch (e) {
     await stopChild(child);
+    throw e;
   }
 }
 
@@ -91,7 +88,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     seconds: opts.seconds ?? envNum('BENCH_SECONDS') ?? 5,
     warmupSeconds: opts.warmupSeconds ?? envNum('BENCH_WARMUP_SECONDS') ?? 1,
     workers: opts.workers ?? envNum('BENCH_WORKERS') ?? 1,
-    models: opts.models ?? [[512, 2048, 2048, 10], [256, 1024, 1024, 10]],
+    models: opts.models ?? process.env.BENCH_MODELS?.split(',').map((m) => m.split('-').map(Number)) ?? [[512, 2048, 2048, 10], [256, 1024, 1024, 10]],
     baselineOnly: opts.baselineOnly ?? false,
   };
   console.log(`online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
@@ -106,15 +103,11 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     return { name, sizes, bytes, file, body: inferBody(sizes[0]!) };
   });
 
-  // Baseline and platform never run at the same time: they would share the same cores.
+  // Both servers stay up, but only one is under load at a time (they would share the same cores),
+  // and each client count runs on the baseline and then at once on the platform: on a shared
+  // machine the load of others drifts, and adjacent runs keep the ratio honest.
   const results = new Map<string, Row[]>();
   try {
-    for (const m of models) {
-      console.log(`baseline: ${m.name}`);
-      const base = await baselineRuns(m.file, m.name, m.body, o);
-      results.set(m.name, o.clients.map((c) => ({ clients: c, ...(base.get(c) ? { baseline: base.get(c)! } : {}) })));
-    }
-
     let platform: Platform | undefined;
     const queueToAnswer = new Map<string, LoadResult>();
     if (!o.baselineOnly) {
@@ -124,22 +117,31 @@ export async function benchOnline(opts: OnlineOptions = {}) {
         console.log(`platform: not started, baseline figures only\n${(e as Error).message}`);
       }
     }
-    if (platform) {
-      try {
-        for (const m of models) {
-          console.log(`platform: ${m.name}`);
-          await platform.register(m.name, m.bytes);
-          const url = `${platform.url}/v2/models/${m.name}/infer`;
-          const plat = await loadEach(url, m.body, o.clients, o.seconds, o.warmupSeconds);
-          for (const row of results.get(m.name)!) {
-            const r = plat.get(row.clients);
-            if (r) row.platform = r;
+    try {
+      for (const m of models) {
+        console.log(`${m.name}: baseline${platform ? ' and platform, alternating' : ''}`);
+        const base = await startBaseline(m.file, m.name);
+        try {
+          await prime(base.url, m.body);
+          const platUrl = platform ? `${platform.url}/v2/models/${m.name}/infer` : undefined;
+          if (platform && platUrl) {
+            await platform.register(m.name, m.bytes);
+            await prime(platUrl, m.body);
           }
-          queueToAnswer.set(m.name, plat.get(1) ?? await runLoad({ url, body: m.body, concurrency: 1, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 }));
+          const rows: Row[] = [];
+          for (const c of o.clients) {
+            const row: Row = { clients: c, baseline: await run(base.url, m.body, c, o) };
+            if (platUrl) row.platform = await run(platUrl, m.body, c, o);
+            rows.push(row);
+          }
+          results.set(m.name, rows);
+          if (platUrl) queueToAnswer.set(m.name, rows.find((r) => r.clients === 1)?.platform ?? await run(platUrl, m.body, 1, o));
+        } finally {
+          await base.stop();
         }
-      } finally {
-        await platform.stop();
       }
+    } finally {
+      await platform?.stop();
     }
 
     for (const m of models) {

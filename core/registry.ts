@@ -62,8 +62,25 @@ redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
 return {v, 1}
 `;
 
+export interface RegistryOptions {
+  /**
+   * How long `serving()` answers from memory, in ms. Default 0 (always read Redis). The producer
+   * uses ~1 s: three Redis round trips per online request cost more than the request's own work.
+   * Writes through this instance drop the name at once; writes by other processes show after this.
+   */
+  servingCacheMs?: number;
+}
+
+export interface ServingTarget { model: VersionRecord; config: ModelConfig }
+
 export class Registry {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  private readonly servingCacheMs: number;
+  /** name -> ref -> lookup; the promise is shared so concurrent requests read Redis once. */
+  private readonly serving_ = new Map<string, Map<string, { at: number; value: Promise<ServingTarget> }>>();
+
+  constructor(private readonly redis: Redis, private readonly prefix: string, opts: RegistryOptions = {}) {
+    this.servingCacheMs = opts.servingCacheMs ?? 0;
+  }
 
   // Under "records:" so no key can meet a BullMQ key of the `model` queue ({prefix}:model:<jobId>).
   private k(name: string, what: string) {
@@ -82,6 +99,7 @@ export class Registry {
       CREATE_VERSION, 4, this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey,
       v.sha256, body, Date.now(), name,
     )) as [number, number];
+    if (created === 1) this.changed(name);
     const record = await this.getVersion(name, version);
     return { record, created: created === 1 };
   }
@@ -144,15 +162,44 @@ export class Registry {
     return this.getVersion(name, Number(v));
   }
 
+  /** What the online path needs per request: the resolved version and the serving config (cached, see servingCacheMs). */
+  serving(ref: string): Promise<ServingTarget> {
+    if (this.servingCacheMs <= 0) return this.readServing(ref);
+    const { name } = parseRef(ref);
+    let refs = this.serving_.get(name);
+    if (!refs) this.serving_.set(name, (refs = new Map()));
+    const now = Date.now();
+    const hit = refs.get(ref);
+    if (hit && now - hit.at < this.servingCacheMs) return hit.value;
+    const value = this.readServing(ref);
+    const entry = { at: now, value };
+    refs.set(ref, entry);
+    // Errors (unknown model, Redis trouble) are not remembered: the next request asks again.
+    value.catch(() => { if (refs.get(ref) === entry) refs.delete(ref); });
+    return value;
+  }
+
+  private async readServing(ref: string): Promise<ServingTarget> {
+    const [model, config] = await Promise.all([this.resolve(ref), this.getConfig(parseRef(ref).name)]);
+    return { model, config };
+  }
+
+  /** Drops cached serving lookups of `name` after a write through this instance. */
+  private changed(name: string) {
+    this.serving_.delete(name);
+  }
+
   async setAlias(name: string, alias: string, version: number): Promise<void> {
     if (!ALIAS_RE.test(alias)) throw badRequest(`alias "${alias.slice(0, 80)}" must match [a-z][a-z0-9._-]{0,63}`);
     await this.getVersion(name, version);
     await this.redis.hset(this.k(name, 'aliases'), alias, version);
+    this.changed(name);
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
     if (alias === 'latest') throw new AppError('conflict', 'alias "latest" is managed by the registry and cannot be deleted');
     const n = await this.redis.hdel(this.k(name, 'aliases'), alias);
+    this.changed(name);
     if (!n) throw notFound(`model "${name}" has no alias "${alias}"`);
   }
 
@@ -164,5 +211,6 @@ export class Registry {
   async setConfig(name: string, cfg: ModelConfig): Promise<void> {
     await this.getModel(name);
     await this.redis.set(this.k(name, 'config'), JSON.stringify(cfg));
+    this.changed(name);
   }
 }

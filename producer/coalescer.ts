@@ -1,68 +1,125 @@
-// Producer-side coalescing: online requests for the same model version that arrive within
-// maxDelayMs (or until maxBatch rows) travel as one `infer` job, because BullMQ moves only a few
-// thousand jobs per second and a job per request would cap the platform below onnxruntime.
-import type { Queue, QueueEvents } from 'bullmq';
+// Producer-side coalescing: online requests for the same model version travel together as one
+// `infer` job, because BullMQ moves only a few thousand jobs per second and a job per request would
+// cap the platform below onnxruntime. Requests gather for up to maxDelayMs (or until maxBatch rows),
+// except when the model is idle here (no job in flight, no request in the previous maxDelayMs):
+// then company is unlikely and they leave at the end of this turn of the event loop.
+import crypto from 'node:crypto';
+import type { Queue } from 'bullmq';
 import { AppError } from '../core/errors.ts';
 import type { Batching, InferJob, InferRequest, InferResponse, InferResult } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
-import { awaitJob } from './await-job.ts';
+import type { JobAnswers } from './await-job.ts';
 
 interface Waiter {
-  request: InferRequest;
   rows: number;
-  signal?: AbortSignal;
+  /** True once the client went away; such requests are not sent. */
+  gone?: () => boolean;
   resolve: (r: InferResponse) => void;
   reject: (e: Error) => void;
 }
 
-interface Group { model: VersionRecord; batching: Batching; waiters: Waiter[]; rows: number; timer?: NodeJS.Timeout }
+interface Group {
+  key: string;
+  model: VersionRecord;
+  batching: Batching;
+  waiters: Waiter[];
+  /** The waiters' requests, apart: they are let go once the job is written, the waiters later. */
+  requests: InferRequest[];
+  rows: number;
+  /** No request of the model came in the maxDelayMs before this group's first one. */
+  quiet: boolean;
+  timer?: NodeJS.Timeout;
+  soon?: NodeJS.Immediate;
+}
 
 export class InferCoalescer {
   private readonly groups = new Map<string, Group>();
+  /** Jobs in flight per model version. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly lastArrival = new Map<string, number>();
+  // Job ids are chosen here so the answer is awaited before the job exists (see JobAnswers).
+  private readonly idPrefix = `i${crypto.randomBytes(5).toString('hex')}-`;
+  private seq = 0;
   jobsSent = 0;
 
-  constructor(private readonly queue: Queue, private readonly events: QueueEvents, private readonly timeoutMs: number) {}
+  constructor(private readonly queue: Queue, private readonly answers: JobAnswers, private readonly timeoutMs: number) {}
 
   /** Resolves with this request's answer; rejects with 504 after the timeout. */
-  submit(model: VersionRecord, batching: Batching, request: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
+  submit(model: VersionRecord, batching: Batching, request: InferRequest, gone?: () => boolean): Promise<InferResponse> {
     const key = `${model.name}@${model.version}`;
     const rows = batching.batchable ? request.inputs[0]?.shape[0] ?? 1 : 1;
     return new Promise((resolve, reject) => {
       let g = this.groups.get(key);
+      // A job never carries more than maxBatch rows unless one request alone is larger.
+      if (g && g.rows + rows > batching.maxBatch) {
+        this.flush(g);
+        g = undefined;
+      }
+      const now = Date.now();
+      const previous = this.lastArrival.get(key);
+      this.lastArrival.set(key, now);
       if (!g) {
-        g = { model, batching, waiters: [], rows: 0 };
+        g = { key, model, batching, waiters: [], requests: [], rows: 0, quiet: previous === undefined || now - previous >= batching.maxDelayMs };
         this.groups.set(key, g);
       }
-      g.batching = batching;
-      g.waiters.push({ request: { ...request, deadline: Date.now() + this.timeoutMs }, rows, signal, resolve, reject });
+      g.batching = batching; // the newest settings win
+      request.deadline = now + this.timeoutMs;
+      g.waiters.push({ rows, gone, resolve, reject });
+      g.requests.push(request);
       g.rows += rows;
-      if (g.rows >= batching.maxBatch || batching.maxDelayMs === 0) this.flush(key, g);
-      else g.timer ??= setTimeout(() => this.flush(key, g), batching.maxDelayMs);
+      this.schedule(g);
     });
   }
 
-  private flush(key: string, g: Group) {
-    if (this.groups.get(key) === g) this.groups.delete(key);
+  private schedule(g: Group) {
+    if (g.rows >= g.batching.maxBatch || g.batching.maxDelayMs === 0) return this.flush(g);
+    if (g.quiet && !this.inFlight.get(g.key)) {
+      g.soon ??= setImmediate(() => this.flush(g));
+      return;
+    }
+    if (process.env.EXP_CAP && (this.inFlight.get(g.key) ?? 0) >= g.batching.instances) return; // experiment: wait for a slot
+    g.timer ??= setTimeout(() => this.flush(g), g.batching.maxDelayMs);
+  }
+
+  private flush(g: Group) {
+    if (this.groups.get(g.key) === g) this.groups.delete(g.key);
     if (g.timer) clearTimeout(g.timer);
+    if (g.soon) clearImmediate(g.soon);
+    g.timer = g.soon = undefined;
     // Clients that went away before their request left the producer are not sent at all.
-    const waiters = g.waiters.filter((w) => {
-      if (w.signal?.aborted) w.reject(new AppError('timeout', 'the client went away'));
-      return !w.signal?.aborted;
+    const waiters: Waiter[] = [];
+    const requests: InferRequest[] = [];
+    g.waiters.forEach((w, i) => {
+      if (w.gone?.()) return w.reject(new AppError('timeout', 'the client went away'));
+      waiters.push(w);
+      requests.push(g.requests[i]!);
     });
+    g.waiters = [];
+    g.requests = [];
     if (!waiters.length) return;
     const data: InferJob = {
       model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256 },
       batching: g.batching,
-      requests: waiters.map((w) => w.request),
+      packed: true,
+      requests,
     };
     this.jobsSent++;
-    void this.send(data, waiters);
+    this.inFlight.set(g.key, (this.inFlight.get(g.key) ?? 0) + 1);
+    void this.send(data, waiters).finally(() => {
+      const left = (this.inFlight.get(g.key) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(g.key, left);
+      else this.inFlight.delete(g.key);
+      const next = this.groups.get(g.key);
+      if (process.env.EXP_CAP && next) this.flush(next);
+    });
   }
 
   private async send(data: InferJob, waiters: Waiter[]) {
+    const jobId = `${this.idPrefix}${++this.seq}`;
     try {
-      const job = await this.queue.add('infer', data);
-      const result = await awaitJob<InferResult>(job, this.events, this.timeoutMs, 'inference');
+      const answer = this.answers.wait<InferResult>(jobId, this.timeoutMs, 'inference');
+      this.queue.add('infer', data, { jobId }).catch((e: Error) => this.answers.cancel(jobId, e));
+      const result = await answer;
       waiters.forEach((w, i) => {
         const r = result.responses[i];
         if (r) w.resolve(r);

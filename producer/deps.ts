@@ -25,7 +25,7 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
   const queues = new Queues(prefix, redis);
   // QueueEvents must be listening before the first job is added, or its answer could be missed.
   await Promise.all((['model', 'infer'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
-  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix), store: createStore(cfg), logger };
+  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store: createStore(cfg), logger };
 }
 
 export async function closeProducerDeps(d: ProducerDeps): Promise<void> {

@@ -1,7 +1,7 @@
 // Job kind "infer" on the `infer` queue: one or more validated online requests for one model
 // version. Several requests may share a job (the producer coalesces them); each gets its own answer.
 import { z } from 'zod';
-import { tensorSchema } from '../tensors.ts';
+import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
   name: z.string(),
@@ -10,8 +10,25 @@ export const modelTargetSchema = z.object({
 });
 export type ModelTarget = z.infer<typeof modelTargetSchema>;
 
+/**
+ * A numeric tensor as its raw little-endian bytes in base64. Job data and return values travel as
+ * JSON through Redis; a float written as JSON text is ~4x larger than base64 and costs a number
+ * formatter in one process and a number parser in the other, which was most of the per-request
+ * cost of the online path (profiles in the online-batching issue).
+ */
+export const packedTensorSchema = z.object({
+  name: z.string(),
+  datatype: z.enum(DATATYPES),
+  shape: z.array(z.number().int().min(0)),
+  b64: z.string(),
+});
+export type PackedTensor = z.infer<typeof packedTensorSchema>;
+/** JSON data (from older producers, and BYTES / FP16 tensors) or packed bytes. */
+export const jobTensorSchema = z.union([packedTensorSchema, tensorSchema]);
+export type JobTensor = Tensor | PackedTensor;
+
 export const inferRequestSchema = z.object({
-  inputs: z.array(tensorSchema).min(1),
+  inputs: z.array(jobTensorSchema).min(1),
   /** Output names to return; all when absent. */
   outputs: z.array(z.string()).optional(),
   /** Epoch ms after which nobody waits for the answer: then the request is not computed. */
@@ -33,12 +50,14 @@ export const inferJobSchema = z.object({
   model: modelTargetSchema,
   /** Absent in jobs from older producers: then requests run one by one. */
   batching: batchingSchema.optional(),
+  /** The producer reads packed outputs; absent (older producers): outputs come back as JSON data. */
+  packed: z.boolean().optional(),
   requests: z.array(inferRequestSchema).min(1),
 });
 export type InferJob = z.infer<typeof inferJobSchema>;
 
 export const inferResponseSchema = z.union([
-  z.object({ ok: z.literal(true), outputs: z.array(tensorSchema) }),
+  z.object({ ok: z.literal(true), outputs: z.array(jobTensorSchema) }),
   z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
 ]);
 export type InferResponse = z.infer<typeof inferResponseSchema>;
@@ -48,3 +67,56 @@ export type InferResult = z.infer<typeof inferResultSchema>;
 
 /** Upper bounds of the batch-size histogram buckets (rows per onnxruntime run). */
 export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+// Packing. Byte order is the host's; every platform onnxruntime-node ships for is little-endian.
+const ARRAYS: Partial<Record<Datatype, { BYTES_PER_ELEMENT: number; new (b: ArrayBuffer, o: number, n: number): ArrayBufferView }>> = {
+  FP32: Float32Array, FP64: Float64Array, INT8: Int8Array, UINT8: Uint8Array, INT16: Int16Array, UINT16: Uint16Array,
+  INT32: Int32Array, UINT32: Uint32Array, INT64: BigInt64Array, UINT64: BigUint64Array, BOOL: Uint8Array,
+};
+
+export const isPacked = (t: JobTensor): t is PackedTensor => 'b64' in t;
+
+function b64Of(data: ArrayBufferView): string {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+}
+
+/** Validated protocol data -> packed bytes; BYTES and FP16 (which onnxruntime gets as FP32 JSON) stay JSON. */
+export function packTensor(t: JobTensor): JobTensor {
+  if (isPacked(t) || !ARRAYS[t.datatype]) return t;
+  return { name: t.name, datatype: t.datatype, shape: t.shape, b64: b64Of(toRaw(t).data as ArrayBufferView) };
+}
+
+/** An engine output as a job tensor: packed when the reader asked for it. */
+export function packRaw(name: string, r: RawTensor): PackedTensor | null {
+  const datatype = fromOrtType(r.type);
+  if (!ARRAYS[datatype] || Array.isArray(r.data)) return null;
+  return { name, datatype, shape: r.dims, b64: b64Of(r.data) };
+}
+
+/**
+ * Packed bytes -> a typed array in its own, exactly sized ArrayBuffer (aligned, and transferable
+ * to an engine thread). Null when the bytes do not match the shape.
+ */
+export function unpackRaw(t: PackedTensor): RawTensor | null {
+  const Ctor = ARRAYS[t.datatype];
+  if (!Ctor) return null;
+  const n = elementCount(t.shape);
+  const bytes = n * Ctor.BYTES_PER_ELEMENT;
+  if (Buffer.byteLength(t.b64, 'base64') !== bytes) return null;
+  const buf = Buffer.allocUnsafeSlow(bytes); // unpooled: offset 0, its own ArrayBuffer
+  if (buf.write(t.b64, 'base64') !== bytes) return null;
+  return { type: toOrtType(t.datatype), dims: [...t.shape], data: new Ctor(buf.buffer as ArrayBuffer, 0, n) };
+}
+
+/** Any job tensor -> protocol JSON (flat data), as the HTTP answer carries it. */
+export function toProtocolTensor(t: JobTensor): Tensor {
+  if (!isPacked(t)) return t;
+  const raw = unpackRaw(t);
+  if (!raw) throw new Error(`output "${t.name}": ${t.b64.length} base64 characters do not match shape [${t.shape.join(',')}]`);
+  const d = raw.data as ArrayBufferView;
+  let data: (number | boolean)[];
+  if (d instanceof BigInt64Array || d instanceof BigUint64Array) data = Array.from(d, Number);
+  else if (t.datatype === 'BOOL') data = Array.from(d as Uint8Array, (x) => x !== 0);
+  else data = Array.from(d as Float32Array);
+  return { name: t.name, datatype: t.datatype, shape: t.shape, data };
+}

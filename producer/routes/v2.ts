@@ -1,8 +1,10 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
-import { Router, type Request, type Response } from 'express';
-import { AppError } from '../../core/errors.ts';
-import type { VersionRecord } from '../../core/registry.ts';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { AppError, badRequest } from '../../core/errors.ts';
+import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/infer.ts';
+import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
+import { JobAnswers } from '../await-job.ts';
 import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
@@ -14,6 +16,50 @@ export const SERVER_VERSION = '0.1.0';
 /** Requests can be concatenated along the first dimension when every input and output leaves it dynamic. */
 export const isBatchable = (m: VersionRecord) => [...m.inputs, ...m.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
 
+/**
+ * The inference body reader: a plain `application/json` body of known length, read and parsed
+ * here, which is most of what body-parser costs per request on this route; anything else
+ * (other JSON types or charsets, compressed, chunked, over the limit) goes to `fallback`, so
+ * answers and errors stay those of jsonBody.
+ */
+export function inferBody(limitBytes: number, fallback: RequestHandler): RequestHandler {
+  return (req, res, next) => {
+    const h = req.headers;
+    const type = h['content-type'];
+    const length = Number(h['content-length']);
+    const plain = (type === 'application/json' || /^application\/json\s*;\s*charset="?utf-8"?\s*$/i.test(type ?? ''))
+      && (h['content-encoding'] === undefined || h['content-encoding'] === 'identity')
+      && h['transfer-encoding'] === undefined && Number.isInteger(length) && length > 0 && length <= limitBytes;
+    if (!plain || req.body !== undefined) return fallback(req, res, next);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => { chunks.push(c); got += c.length; });
+    req.on('error', () => { if (!done) { done = true; next(badRequest('request aborted')); } });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      if (got !== length) return next(badRequest('request size did not match content length'));
+      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got);
+      const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0; // decoders drop it; JSON.parse would not
+      chunks.length = 0;
+      try {
+        req.body = JSON.parse(buf.toString('utf8', bom));
+      } catch (e) {
+        return next(badRequest(`body is not valid JSON: ${(e as Error).message}`));
+      }
+      next();
+    });
+  };
+}
+
+/** What res.json sends, without express's generic send path (ETag, freshness, type lookup) on the hot route. */
+function sendJson(res: Response, value: unknown) {
+  const body = JSON.stringify(value);
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 export function v2Router(d: ProducerDeps): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
@@ -22,6 +68,36 @@ export function v2Router(d: ProducerDeps): Router {
     const { name, version } = req.params as { name: string; version?: string };
     return d.registry.resolve(version === undefined ? name : `${name}@${version}`);
   };
+
+  // Inference first: it is the hot route, and the router tries routes in order.
+  const coalescer = new InferCoalescer(d.queues.queue('infer'), new JobAnswers(d.queues.queue('infer'), d.queues.queueEvents('infer')), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+  // One Batching per cached registry answer, rather than one per request.
+  const batchings = new WeakMap<ServingTarget, Batching>();
+  const batchingOf = (t: ServingTarget) => {
+    let b = batchings.get(t);
+    if (!b) batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
+    return b;
+  };
+  const infer = async (req: Request) => {
+    const body = parseBody(v2InferRequestSchema, req.body, 'request');
+    // Only the packed request lives on while the answer is awaited: tens of requests are in
+    // flight at once, and every live byte is copied again by each young-generation GC.
+    req.body = undefined;
+    const { name, version } = req.params as { name: string; version?: string };
+    const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    const { model } = target;
+    const checked = checkInferRequest(body, model);
+    const request = { ...checked, inputs: checked.inputs.map(packTensor) };
+    const id = body.id;
+    // A client that disconnects before its request leaves the producer is never computed.
+    const socket = req.socket;
+    const answer = await coalescer.submit(model, batchingOf(target), request, () => socket.destroyed);
+    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
+  };
+  const body = inferBody(d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, json);
+  r.post('/v2/models/:name/infer', body, async (req, res) => sendJson(res, await infer(req)));
+  r.post('/v2/models/:name/versions/:version/infer', body, async (req, res) => sendJson(res, await infer(req)));
 
   r.get('/v2', (_req, res) => void res.json({ name: 'modelq', version: SERVER_VERSION, extensions: [] }));
   r.get('/v2/health/live', (_req, res) => void res.json({ live: true }));
@@ -58,21 +134,6 @@ export function v2Router(d: ProducerDeps): Router {
   };
   r.get('/v2/models/:name/ready', async (req, res) => void res.json(await ready(req)));
   r.get('/v2/models/:name/versions/:version/ready', async (req, res) => void res.json(await ready(req)));
-
-  const coalescer = new InferCoalescer(d.queues.queue('infer'), d.queues.queueEvents('infer'), d.cfg.MODELQ_INFER_TIMEOUT_MS);
-  const infer = async (req: Request, res: Response) => {
-    const body = parseBody(v2InferRequestSchema, req.body, 'request');
-    const [model, config] = await Promise.all([resolve(req), d.registry.getConfig(req.params.name as string)]);
-    const request = checkInferRequest(body, model);
-    // A client that disconnects before its request leaves the producer is never computed.
-    const gone = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) gone.abort(); });
-    const answer = await coalescer.submit(model, { ...config, batchable: isBatchable(model) }, request, gone.signal);
-    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
-    return { model_name: model.name, model_version: String(model.version), ...(body.id !== undefined ? { id: body.id } : {}), outputs: answer.outputs };
-  };
-  r.post('/v2/models/:name/infer', json, async (req, res) => void res.json(await infer(req, res)));
-  r.post('/v2/models/:name/versions/:version/infer', json, async (req, res) => void res.json(await infer(req, res)));
 
   return r;
 }

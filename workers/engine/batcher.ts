@@ -2,6 +2,8 @@
 // for the same model version and the same shape beyond the batch dimension are concatenated into
 // one onnxruntime run, sent when it reaches maxBatch rows or when the oldest request has waited
 // maxDelayMs, and at most `instances` runs of a model are in flight at once. Results are split back.
+// An idle model (no run in flight, no request in the previous maxDelayMs) does not wait: company
+// is unlikely to come, and the wait would be pure latency at low load (1-client latency halved).
 import { AppError } from '../../core/errors.ts';
 import { BATCH_BUCKETS } from '../../core/jobs/infer.ts';
 import type { RawTensor, TypedArray } from '../../core/tensors.ts';
@@ -30,6 +32,10 @@ interface Lane {
   pending: Pending[];
   rows: number;
   timer?: NodeJS.Timeout;
+  /** No request of the model came in the maxDelayMs before this batch's first one. */
+  quiet: boolean;
+  /** An idle model's run, taken at the end of this turn of the event loop (a job's requests arrive together). */
+  soon?: NodeJS.Immediate;
 }
 
 export interface BatcherStats {
@@ -42,6 +48,7 @@ export interface BatcherStats {
 export class Batcher {
   private readonly lanes = new Map<string, Lane>();
   private readonly running = new Map<string, number>(); // by model sha256
+  private readonly lastArrival = new Map<string, number>(); // by model sha256
   readonly stats: BatcherStats = { batchSizes: {}, perModel: {} };
 
   constructor(private readonly run: RunFn, private readonly label: (m: ModelHandle) => string = (m) => m.sha256.slice(0, 12)) {}
@@ -55,13 +62,17 @@ export class Batcher {
     const rows = batchable && first ? first.dims[0] ?? 1 : 1;
     const key = batchable ? `${model.sha256}|${shapeKey(feeds)}` : `${model.sha256}|solo|${Math.random()}`;
     return new Promise((resolve, reject) => {
+      const now = performance.now();
+      const previous = this.lastArrival.get(model.sha256);
+      this.lastArrival.set(model.sha256, now);
       let lane = this.lanes.get(key);
       if (!lane) {
-        lane = { key, solo: !batchable, model, settings, pending: [], rows: 0 };
+        lane = { key, solo: !batchable, model, settings, pending: [], rows: 0, quiet: true };
         this.lanes.set(key, lane);
       }
       lane.settings = settings; // the newest settings win: changes apply to the next batch
-      lane.pending.push({ feeds, rows, enqueuedAt: performance.now(), signal, resolve, reject });
+      if (!lane.pending.length) lane.quiet = previous === undefined || now - previous >= settings.maxDelayMs;
+      lane.pending.push({ feeds, rows, enqueuedAt: now, signal, resolve, reject });
       lane.rows += rows;
       this.schedule(lane);
     });
@@ -73,11 +84,16 @@ export class Batcher {
 
   private schedule(lane: Lane) {
     if (!lane.pending.length) return this.drop(lane);
-    const busy = (this.running.get(lane.model.sha256) ?? 0) >= lane.settings.instances;
-    if (busy) return; // a finishing run calls schedule again; meanwhile the batch grows
+    const running = this.running.get(lane.model.sha256) ?? 0;
+    if (running >= lane.settings.instances) return; // a finishing run calls schedule again; meanwhile the batch grows
     const waited = performance.now() - lane.pending[0]!.enqueuedAt;
     if (lane.solo || lane.rows >= lane.settings.maxBatch || waited >= lane.settings.maxDelayMs) {
       this.flush(lane);
+    } else if (running === 0 && lane.quiet) {
+      lane.soon ??= setImmediate(() => {
+        lane.soon = undefined;
+        if (lane.pending.length && (this.running.get(lane.model.sha256) ?? 0) < lane.settings.instances) this.flush(lane);
+      });
     } else if (!lane.timer) {
       lane.timer = setTimeout(() => {
         lane.timer = undefined;
@@ -88,7 +104,9 @@ export class Batcher {
 
   private flush(lane: Lane) {
     if (lane.timer) clearTimeout(lane.timer);
+    if (lane.soon) clearImmediate(lane.soon);
     lane.timer = undefined;
+    lane.soon = undefined;
     // Take requests up to maxBatch rows (at least one, even if it alone is larger).
     const batch: Pending[] = [];
     let rows = 0;

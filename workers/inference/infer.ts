@@ -3,7 +3,7 @@
 // request fails alone.
 import type { Job } from 'bullmq';
 import { AppError } from '../../core/errors.ts';
-import { inferJobSchema, type Batching, type InferRequest, type InferResponse, type InferResult } from '../../core/jobs/infer.ts';
+import { inferJobSchema, isPacked, packRaw, unpackRaw, type Batching, type InferRequest, type InferResponse, type InferResult, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -19,7 +19,8 @@ export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, si
   const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => { throw toJobError(e); });
   const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
   const batching = data.batching ?? SOLO;
-  const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, signal)));
+  const packed = data.packed === true;
+  const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, packed, signal)));
   // A model that cannot load fails every request: fail the job so it is reported as such.
   const first = responses[0]!;
   if (!first.ok && first.error.code === 'invalid_model' && responses.every((r) => !r.ok && r.error.code === 'invalid_model')) {
@@ -28,16 +29,28 @@ export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, si
   return { responses };
 }
 
-async function runOne(engine: Engine, model: ModelHandle, batching: Batching, req: InferRequest, signal?: AbortSignal): Promise<InferResponse> {
+function feed(t: JobTensor): RawTensor {
+  if (!isPacked(t)) return toRaw(t);
+  const raw = unpackRaw(t);
+  if (!raw) throw new AppError('bad_request', `input "${t.name}": the packed bytes do not match shape [${t.shape.join(',')}] of ${t.datatype}`);
+  return raw;
+}
+
+async function runOne(engine: Engine, model: ModelHandle, batching: Batching, req: InferRequest, packed: boolean, signal?: AbortSignal): Promise<InferResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
     return { ok: false, error: { code: 'timeout', message: 'the client stopped waiting before the request started' } };
   }
   try {
     const feeds: Record<string, RawTensor> = {};
-    for (const t of req.inputs) feeds[t.name] = toRaw(t);
+    for (const t of req.inputs) feeds[t.name] = feed(t);
     const out = await engine.infer(model, feeds, batching, batching.batchable, signal);
     const wanted = req.outputs ? new Set(req.outputs) : null;
-    return { ok: true, outputs: Object.entries(out).filter(([name]) => !wanted || wanted.has(name)).map(([name, t]) => fromRaw(name, t)) };
+    const outputs: JobTensor[] = [];
+    for (const [name, t] of Object.entries(out)) {
+      if (wanted && !wanted.has(name)) continue;
+      outputs.push((packed && packRaw(name, t)) || fromRaw(name, t));
+    }
+    return { ok: true, outputs };
   } catch (e) {
     if (e instanceof AppError && !e.retryable) return { ok: false, error: { code: e.code, message: e.message } };
     throw toJobError(e);

@@ -56,6 +56,28 @@ describe('Batcher', () => {
     expect(s.calls).toEqual([1, 7]);
   });
 
+  it('runs a lone request on an idle model at once, without waiting maxDelayMs', async () => {
+    const s = stub();
+    const b = new Batcher(s.run);
+    const t0 = performance.now();
+    await b.submit(model, row(1), { ...settings, maxDelayMs: 1000 }, true);
+    expect(performance.now() - t0).toBeLessThan(500);
+    expect(s.calls).toEqual([1]);
+  });
+
+  it('with traffic in the last maxDelayMs, waits for company while a run is in flight', async () => {
+    const s = stub({ delayMs: 5 });
+    const b = new Batcher(s.run);
+    const slow = { ...settings, maxDelayMs: 60, instances: 2 };
+    const first = b.submit(model, row(0), slow, true); // idle: runs at once
+    await new Promise((r) => setImmediate(r));
+    const next = b.submit(model, row(1), slow, true); // recent traffic, one run busy: waits
+    await first;
+    const late = b.submit(model, row(2), slow, true);
+    await Promise.all([next, late]);
+    expect(s.calls).toEqual([1, 2]);
+  });
+
   it('never mixes shapes beyond the batch dimension', async () => {
     const s = stub();
     const b = new Batcher(s.run);

@@ -166,3 +166,20 @@ describe('MODELQ_AUTH=required', () => {
     expect(err).toMatch(/MODELQ_AUTH=required but no API keys/);
   });
 });
+
+describe('body size limits', () => {
+  it('answers 413 naming the limit for protocol requests and uploads', async () => {
+    const q = await startPlatform({ env: { MODELQ_MAX_REQUEST_MB: '1', MODELQ_MAX_UPLOAD_MB: '1' } });
+    try {
+      const big = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], pad: 'x'.repeat(2 * 1024 * 1024) });
+      const infer = await fetch(`${q.url}/v2/models/m/infer`, { method: 'POST', body: big, headers: { 'content-type': 'application/json' } });
+      expect(infer.status).toBe(413);
+      expect((await infer.json()).error).toMatch(/limit is 1048576 bytes/);
+      const upload = await fetch(`${q.url}/v1/models/m/versions`, { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 1), headers: { 'content-type': 'application/octet-stream' } });
+      expect(upload.status).toBe(413);
+      expect((await upload.json()).error).toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/limit is 1048576 bytes/) });
+    } finally {
+      await q.stop();
+    }
+  });
+});

@@ -3,7 +3,6 @@
 // onnxruntime in batches with the best thread setting, writing JSONL) on the same cores.
 // Env: BENCH_BATCH_ROWS=200000  BENCH_BATCH_WORKERS=2
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -11,36 +10,13 @@ import { Readable } from 'node:stream';
 import { buildMlp } from '../core/onnx/builder.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
+import { postFile, writeInput } from './lib/batch-input.ts';
 
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 200_000);
 const WORKERS = Number(process.env.BENCH_BATCH_WORKERS ?? 2);
 const F = 256;
 
-function writeInput(file: string) {
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
-  const fd = fs.openSync(file, 'w');
-  let buf = '';
-  for (let i = 0; i < ROWS; i++) {
-    buf += `{"id":${i},"input":[${Array.from({ length: F }, () => rnd().toFixed(5)).join(',')}]}\n`;
-    if (buf.length > 4 * 1024 * 1024) { fs.writeSync(fd, buf); buf = ''; }
-  }
-  fs.writeSync(fd, buf);
-  fs.closeSync(fd);
-}
 
-/** Streams a file as the request body with node:http, as curl --data-binary @file would. */
-function postFile(url: string, file: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    fs.createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(req);
-  });
-}
 
 async function plain(model: string, input: string, output: string, threads: number) {
   const child = spawnNode({ args: ['--import', 'tsx', 'bench/lib/plain-batch.ts', '--model', model, '--input', input, '--output', output, '--threads', String(threads)] });
@@ -56,7 +32,7 @@ export async function benchBatch() {
     fs.writeFileSync(modelFile, bytes);
     const input = path.join(dir, 'input.jsonl');
     let t = performance.now();
-    writeInput(input);
+    writeInput(input, ROWS, F);
     console.log(`batch: ${ROWS} rows x ${F} features, ${(fs.statSync(input).size / 1024 ** 2).toFixed(0)} MiB JSONL (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus`);
 
     const plains = [];

@@ -5,44 +5,20 @@
 // Env: BENCH_SCALE_ROWS=60000  BENCH_SCALE_WORKERS=1,2,4  BENCH_SCALE_CHUNK_ROWS=2000
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { buildMlp } from '../core/onnx/builder.ts';
 import { freePort, pollUntil, stopChild } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
+import { postFile, writeInput } from './lib/batch-input.ts';
 
 const ROWS = Number(process.env.BENCH_SCALE_ROWS ?? 60_000);
 const WORKERS = (process.env.BENCH_SCALE_WORKERS ?? '1,2,4').split(',').map(Number);
 const CHUNK_ROWS = Number(process.env.BENCH_SCALE_CHUNK_ROWS ?? 2000);
 const F = 64;
 
-function writeInput(file: string) {
-  let seed = 12345;
-  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
-  const fd = fs.openSync(file, 'w');
-  let buf = '';
-  for (let i = 0; i < ROWS; i++) {
-    buf += `{"id":${i},"input":[${Array.from({ length: F }, () => rnd().toFixed(5)).join(',')}]}\n`;
-    if (buf.length > 4 * 1024 * 1024) { fs.writeSync(fd, buf); buf = ''; }
-  }
-  fs.writeSync(fd, buf);
-  fs.closeSync(fd);
-}
 
-/** Streams a file as the request body, as curl --data-binary @file would (as in bench/batch.ts). */
-function postFile(url: string, file: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' } }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    fs.createReadStream(file, { highWaterMark: 1024 * 1024 }).pipe(req);
-  });
-}
 
 interface RedisSample { calls: number; usec: number; cpu: number }
 
@@ -74,7 +50,7 @@ export async function benchScale() {
     await pollUntil('private redis-server', async () => (await redis.ping()) === 'PONG', 10_000);
     const bytes = buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 });
     const input = path.join(dir, 'input.jsonl');
-    writeInput(input);
+    writeInput(input, ROWS, F);
     const chunks = Math.ceil(ROWS / CHUNK_ROWS);
     console.log(`scale: ${ROWS} rows x ${F} features, MLP ${F}-1024-1024-10, ${chunks} chunks of ${CHUNK_ROWS}, ${(fs.statSync(input).size / 1024 ** 2).toFixed(0)} MiB JSONL, ${os.availableParallelism()} cpus, 1 engine thread per worker`);
 

@@ -48,6 +48,16 @@ export class KeyRing {
     }));
   }
 
+  /** For the processes' main files: the key ring, or the reason printed and exit 1. */
+  static fromConfigOrExit(cfg: Pick<Config, 'MODELQ_API_KEYS' | 'MODELQ_API_KEYS_FILE'>): KeyRing {
+    try {
+      return KeyRing.fromConfig(cfg);
+    } catch (e) {
+      process.stderr.write(`modelq: ${(e as Error).message}\n`);
+      process.exit(1);
+    }
+  }
+
   /** The principal of a presented key, or null. Compares against every key, in constant time each. */
   authenticate(key: string): Principal | null {
     const d = digest(key);

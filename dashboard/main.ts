@@ -15,13 +15,7 @@ const redis = createRedis(cfg, workerRedisOptions());
 redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 
 const queues = new Queues(keyPrefix(cfg), redis);
-let keys: KeyRing;
-try {
-  keys = KeyRing.fromConfig(cfg);
-} catch (e) {
-  process.stderr.write(`modelq: ${(e as Error).message}\n`);
-  process.exit(1);
-}
+const keys = KeyRing.fromConfigOrExit(cfg);
 const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {

@@ -8,13 +8,7 @@ import { closeProducerDeps, createProducerDeps } from './deps.ts';
 process.title = 'modelq-producer';
 const cfg = loadConfigOrExit();
 const logger = createLogger('producer', cfg.MODELQ_LOG_LEVEL);
-let keys: KeyRing;
-try {
-  keys = KeyRing.fromConfig(cfg);
-} catch (e) {
-  process.stderr.write(`modelq: ${(e as Error).message}\n`);
-  process.exit(1);
-}
+const keys = KeyRing.fromConfigOrExit(cfg);
 if (keys.size === 0) {
   if (cfg.MODELQ_AUTH === 'required') {
     process.stderr.write('modelq: MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)\n');

@@ -12,8 +12,11 @@ const duration = z.string().regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration li
 });
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 
-export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress'] as const;
+export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress', 'infer-gpu', 'score-gpu'] as const;
 export type QueueName = (typeof ALL_QUEUES)[number];
+/** Work that asks for `device: "gpu"` goes to the GPU twin of its queue, which only cuda workers consume. */
+export const GPU_TWINS: Partial<Record<QueueName, QueueName>> = { infer: 'infer-gpu', score: 'score-gpu' };
+export const isGpuQueue = (q: QueueName) => q.endsWith('-gpu');
 
 /** Each entry: [schema with default, description]. The README's configuration table is generated from this. */
 export const configKeys = {
@@ -32,7 +35,7 @@ export const configKeys = {
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
   MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
-  MODELQ_QUEUES: [z.string().default(ALL_QUEUES.join(',')).transform((s, ctx) => {
+  MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {
     const names = s.split(',').map((x) => x.trim()).filter(Boolean);
     for (const n of names) {
       if (!(ALL_QUEUES as readonly string[]).includes(n)) {
@@ -40,7 +43,7 @@ export const configKeys = {
       }
     }
     return names as QueueName[];
-  }), 'Comma-separated queues this worker consumes; default all.'],
+  }), 'Comma-separated queues this worker consumes; default all CPU queues. A worker with MODELQ_DEVICE=cuda also consumes their GPU twins (infer-gpu, score-gpu); a CPU worker never does.'],
   MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'), 'Execution provider for the engine; cuda falls back to CPU with a warning when CUDA cannot load.'],
   MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Engine worker threads per worker process (default: one per core).'],
   MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1), 'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],

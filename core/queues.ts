@@ -17,6 +17,8 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   batch: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 10_000 }, removeOnFail: { age: 7 * DAY, count: 10_000 } },
   score: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
   train: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
+  'infer-gpu': { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 60, count: 10_000 }, removeOnFail: { age: 3600, count: 10_000 } },
+  'score-gpu': { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
   compress: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
 };
 

@@ -24,7 +24,7 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
   await waitReady(redis, 10_000);
   const queues = new Queues(prefix, redis);
   // QueueEvents must be listening before the first job is added, or its answer could be missed.
-  await Promise.all((['model', 'infer'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
+  await Promise.all((['model', 'infer', 'infer-gpu'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
   return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store: createStore(cfg), logger };
 }
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type Config, keyPrefix, type QueueName } from '../core/config.ts';
+import { type Config, GPU_TWINS, isGpuQueue, keyPrefix, type QueueName } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { publishWorkerStats, removeWorkerStats, type WorkerStats } from '../core/stats.ts';
@@ -28,6 +28,8 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  'infer-gpu': (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
+  'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
@@ -63,7 +65,14 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const startedAt = new Date().toISOString();
 
   const workers: Worker[] = [];
-  for (const name of cfg.MODELQ_QUEUES) {
+  // GPU twins: a cuda worker adds them; a CPU worker never consumes them, even when listed.
+  const queueNames = cfg.MODELQ_DEVICE === 'cuda'
+    ? [...new Set([...cfg.MODELQ_QUEUES, ...cfg.MODELQ_QUEUES.flatMap((q) => GPU_TWINS[q] ?? [])])]
+    : cfg.MODELQ_QUEUES.filter((q) => {
+      if (isGpuQueue(q)) logger.warn({ queue: q }, 'a CPU worker does not consume GPU queues; ignoring it');
+      return !isGpuQueue(q);
+    });
+  for (const name of queueNames) {
     const factory = PROCESSORS[name];
     if (!factory) {
       logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');

@@ -22,6 +22,7 @@ export const batchParamsSchema = z.object({
   format: z.enum(['jsonl', 'csv']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, else jsonl' }),
   chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS)' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
+  device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
 });
 type BatchParams = z.infer<typeof batchParamsSchema>;
 
@@ -89,9 +90,9 @@ export function batchesRouter(d: ProducerDeps): Router {
         name: 'finalize', queueName: 'batch', data: { batchId: id },
         opts: { ...defaultJobOptions.batch, jobId: id },
         children: scan.chunks.map((c) => ({
-          name: 'score', queueName: 'score',
+          name: 'score', queueName: params.device === 'gpu' ? 'score-gpu' : 'score',
           data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
-          opts: { ...defaultJobOptions.score, jobId: `${id}-${c.index}`, failParentOnFailure: true },
+          opts: { ...defaultJobOptions[params.device === 'gpu' ? 'score-gpu' : 'score'], jobId: `${id}-${c.index}`, failParentOnFailure: true },
         })),
       });
     } catch (e) {

@@ -70,7 +70,10 @@ export function v2Router(d: ProducerDeps): Router {
   };
 
   // Inference first: it is the hot route, and the router tries routes in order.
-  const coalescer = new InferCoalescer(d.queues.queue('infer'), new JobAnswers(d.queues.queue('infer'), d.queues.queueEvents('infer')), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+  const coalescerFor = (q: 'infer' | 'infer-gpu') => new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+  const coalescer = coalescerFor('infer');
+  // Requests with parameters.device "gpu" go to the GPU twin queue, which only cuda workers consume.
+  let gpuCoalescer: InferCoalescer | undefined;
   // One Batching per cached registry answer, rather than one per request.
   const batchings = new WeakMap<ServingTarget, Batching>();
   const batchingOf = (t: ServingTarget) => {
@@ -91,7 +94,10 @@ export function v2Router(d: ProducerDeps): Router {
     const id = body.id;
     // A client that disconnects before its request leaves the producer is never computed.
     const socket = req.socket;
-    const answer = await coalescer.submit(model, batchingOf(target), request, () => socket.destroyed);
+    const device = body.parameters?.device;
+    if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
+    const lane = device === 'gpu' ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
+    const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
   };

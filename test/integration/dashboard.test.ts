@@ -95,7 +95,7 @@ describe('dashboard', () => {
     expect(await res.text()).toContain('modelq');
   });
 
-  it('lists all six queues and shows a waiting job', async () => {
+  it('lists every queue and shows a waiting job', async () => {
     const added = await queues.queue('infer').add('predict', { model: 'iris', rows: 3 });
     const base = await serve(false);
 

@@ -77,7 +77,6 @@ export class InferCoalescer {
       g.soon ??= setImmediate(() => this.flush(g));
       return;
     }
-    if (process.env.EXP_CAP && (this.inFlight.get(g.key) ?? 0) >= g.batching.instances) return; // experiment: wait for a slot
     g.timer ??= setTimeout(() => this.flush(g), g.batching.maxDelayMs);
   }
 
@@ -109,8 +108,6 @@ export class InferCoalescer {
       const left = (this.inFlight.get(g.key) ?? 1) - 1;
       if (left > 0) this.inFlight.set(g.key, left);
       else this.inFlight.delete(g.key);
-      const next = this.groups.get(g.key);
-      if (process.env.EXP_CAP && next) this.flush(next);
     });
   }
 

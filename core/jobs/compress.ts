@@ -7,6 +7,9 @@ export const COMPRESS_JOB_ID_RE = /^compress_[0-9a-f]{20}$/;
 export const COMPRESS_METHODS = ['quantize-int8', 'fp16', 'prune', 'distill'] as const;
 export type CompressMethod = (typeof COMPRESS_METHODS)[number];
 
+/** Distillation defaults (documented in the README): a tenth of the dataset is held out to stop early and to measure agreement. */
+export const DISTILL_DEFAULTS = { epochs: 200, temperature: 2, batchSize: 256, learningRate: 0.001, patience: 30, seed: 1, heldOut: 0.1, noise: 0.1 } as const;
+
 export const methodOptions = {
   'quantize-int8': z.object({ perChannel: z.boolean().default(false) }).strict(),
   fp16: z.object({}).strict(),
@@ -14,14 +17,27 @@ export const methodOptions = {
     z.object({ structured: z.literal(true), keep: z.number().gt(0).max(1) }).strict(),
     z.object({ sparsity: z.number().gt(0).lt(1), structured: z.literal(false).optional() }).strict(),
   ]),
-  distill: z.object({ hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8), epochs: z.number().int().min(1).max(1000).default(30), temperature: z.number().gt(0).max(100).default(2) }).strict(),
+  distill: z.object({
+    hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8),
+    epochs: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.epochs),
+    temperature: z.number().gt(0).max(100).default(DISTILL_DEFAULTS.temperature),
+    batchSize: z.number().int().min(1).max(65_536).default(DISTILL_DEFAULTS.batchSize),
+    learningRate: z.number().gt(0).max(10).default(DISTILL_DEFAULTS.learningRate),
+    patience: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.patience),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(DISTILL_DEFAULTS.seed),
+    augment: z.number().int().min(0).max(100).optional(),
+    noise: z.number().min(0).max(10).default(DISTILL_DEFAULTS.noise),
+  }).strict(),
 } as const;
 
 export const compressRequestSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
   method: z.enum(COMPRESS_METHODS),
-  options: z.record(z.string(), z.unknown()).optional().meta({ description: 'quantize-int8: { perChannel }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature }' }),
-  dataset: z.string().min(1).max(100).optional().meta({ description: 'Dataset for accuracy before/after (and the teacher\'s inputs for distill)' }),
+  options: z.record(z.string(), z.unknown()).optional().meta({ description: 'quantize-int8: { perChannel }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }' }),
+  dataset: z.string().min(1).max(100).optional().meta({ description: 'Dataset id: accuracy before/after on its rows; required for distill (the teacher labels its rows)' }),
+  features: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional()
+    .meta({ description: 'Dataset columns fed to the model, in input order. Default: those of the parent\'s training lineage, else every numeric column but the target' }),
+  target: z.string().min(1).max(200).optional().meta({ description: 'Dataset column with the true values. Default: the parent\'s training target' }),
   registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').optional().meta({ description: 'Default: the same model name' }),
 }).strict();
 export type CompressRequest = z.infer<typeof compressRequestSchema>;
@@ -30,7 +46,9 @@ export const compressJobSchema = z.object({
   model: z.object({ name: z.string(), version: z.number().int(), sha256: z.string() }),
   method: z.enum(COMPRESS_METHODS),
   options: z.record(z.string(), z.unknown()),
-  dataset: z.string().optional(),
+  dataset: z.object({ id: z.string(), key: z.string(), format: z.enum(['csv', 'jsonl']), rows: z.number().int() }).optional(),
+  features: z.array(z.string()).optional(),
+  target: z.string().optional(),
   registerAs: z.string().regex(NAME_RE),
   tenant: z.string().optional(),
 });
@@ -49,5 +67,22 @@ export interface CompressReport {
   maxAbsDiff: number;
   argmaxAgreement: number;
   sampleShape: Record<string, number[]>;
+  /** When the job names a dataset: the same comparison on its rows, and accuracy (or RMSE) against its target. */
+  dataset?: DatasetReport;
   details?: Record<string, unknown>;
+}
+
+export interface DatasetReport {
+  id: string;
+  rows: number;
+  features: string[];
+  target?: string;
+  /** Classification: share of rows whose predicted class is the target's. */
+  accuracyBefore?: number;
+  accuracyAfter?: number;
+  /** Regression: root mean squared error in target units. */
+  rmseBefore?: number;
+  rmseAfter?: number;
+  maxAbsDiff: number;
+  argmaxAgreement: number;
 }

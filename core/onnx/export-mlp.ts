@@ -1,7 +1,7 @@
 // Writes a trained MLP (or linear model) as ONNX that takes raw feature values: the standardization
 // is part of the graph, so clients send what is in their data. Classification gives `label` (index
 // into the sorted class list) and `probabilities`; regression gives `prediction` in target units.
-import { buildModel, floatTensor, node, type Dim } from './builder.ts';
+import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
 export interface DenseLayer {
@@ -31,24 +31,33 @@ export interface MlpExport {
   batch?: Dim;
 }
 
+/** Standardization, then MatMul + Add per layer with Relu between; returns the last layer's output name. */
+function denseStack(input: string, mean: Float32Array, scale: Float32Array, layers: DenseLayer[], nodes: NodeProto[], inits: TensorProto[]): string {
+  const F = mean.length;
+  nodes.push(node('Sub', [input, 'feature_mean'], ['centered']), node('Div', ['centered', 'feature_scale'], ['standardized']));
+  inits.push(floatTensor('feature_mean', [F], mean), floatTensor('feature_scale', [F], scale));
+  let cur = 'standardized';
+  layers.forEach((l, i) => {
+    if (l.weights.length !== l.inputs * l.outputs || l.bias.length !== l.outputs) throw new Error(`layer ${i}: weights/bias sizes do not match ${l.inputs}x${l.outputs}`);
+    inits.push(floatTensor(`W${i}`, [l.inputs, l.outputs], l.weights), floatTensor(`B${i}`, [l.outputs], l.bias));
+    nodes.push(node('MatMul', [cur, `W${i}`], [`matmul${i}`]), node('Add', [`matmul${i}`, `B${i}`], [`dense${i}`]));
+    cur = `dense${i}`;
+    if (i < layers.length - 1) {
+      nodes.push(node('Relu', [cur], [`relu${i}`]));
+      cur = `relu${i}`;
+    }
+  });
+  return cur;
+}
+
 export function exportMlp(m: MlpExport): Uint8Array {
   const F = m.featureNames.length;
   if (m.mean.length !== F || m.scale.length !== F) throw new Error(`mean/scale have ${m.mean.length}/${m.scale.length} entries for ${F} features`);
   if (!m.layers.length || m.layers[0]!.inputs !== F) throw new Error(`the first layer takes ${m.layers[0]?.inputs} inputs, there are ${F} features`);
   const batch = m.batch ?? 'N';
-  const nodes: NodeProto[] = [node('Sub', ['features', 'feature_mean'], ['centered']), node('Div', ['centered', 'feature_scale'], ['standardized'])];
-  const inits: TensorProto[] = [floatTensor('feature_mean', [F], m.mean), floatTensor('feature_scale', [F], m.scale)];
-  let cur = 'standardized';
-  m.layers.forEach((l, i) => {
-    if (l.weights.length !== l.inputs * l.outputs || l.bias.length !== l.outputs) throw new Error(`layer ${i}: weights/bias sizes do not match ${l.inputs}x${l.outputs}`);
-    inits.push(floatTensor(`W${i}`, [l.inputs, l.outputs], l.weights), floatTensor(`B${i}`, [l.outputs], l.bias));
-    nodes.push(node('MatMul', [cur, `W${i}`], [`matmul${i}`]), node('Add', [`matmul${i}`, `B${i}`], [`dense${i}`]));
-    cur = `dense${i}`;
-    if (i < m.layers.length - 1) {
-      nodes.push(node('Relu', [cur], [`relu${i}`]));
-      cur = `relu${i}`;
-    }
-  });
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  const cur = denseStack('features', m.mean, m.scale, m.layers, nodes, inits);
   const out = m.layers[m.layers.length - 1]!.outputs;
   const metadata: Record<string, string> = { 'modelq.task': m.task, 'modelq.features': JSON.stringify(m.featureNames), ...(m.target ? { 'modelq.target': m.target } : {}) };
   let outputs;
@@ -70,5 +79,82 @@ export function exportMlp(m: MlpExport): Uint8Array {
     nodes,
     initializers: inits,
     metadata: { ...metadata, ...m.metadata },
+  });
+}
+
+/** How a distilled student reproduces one of its teacher's outputs from its last layer. */
+export type StudentHead =
+  /** The last layer itself (the teacher's raw scores or logits), [batch, C]. */
+  | { kind: 'scores'; name: string; shape: Dim[] }
+  /** Softmax of the last layer, [batch, C]. */
+  | { kind: 'probabilities'; name: string; shape: Dim[] }
+  /** Index of the largest score, int64 [batch] (or [batch, 1]). */
+  | { kind: 'label'; name: string; shape: Dim[] }
+  /** A regression value, last layer * valueScale + valueMean, [batch] or [batch, 1]. */
+  | { kind: 'value'; name: string; shape: Dim[] };
+
+export interface StudentExport {
+  /** The teacher's input: its name and shape; inputs of rank > 2 are flattened per row. */
+  input: { name: string; shape: Dim[] };
+  mean: Float32Array;
+  scale: Float32Array;
+  layers: DenseLayer[];
+  heads: StudentHead[];
+  valueMean?: number;
+  valueScale?: number;
+  metadata?: Record<string, string>;
+}
+
+const INTERNAL_NAME = /^(centered|standardized|feature_(mean|scale)|[WB]\d+|(matmul|dense|relu)\d+|flat|squeeze_axes|value_(scale|mean|scaled|out))$/;
+
+/** A distilled MLP student with its teacher's signature: same input, same output names, types and shapes. */
+export function exportStudent(s: StudentExport): Uint8Array {
+  const F = s.mean.length;
+  if (s.scale.length !== F || !s.layers.length || s.layers[0]!.inputs !== F) throw new Error(`the first layer takes ${s.layers[0]?.inputs} inputs, the input has ${F} values per row`);
+  const clash = [s.input.name, ...s.heads.map((h) => h.name)].find((n) => INTERNAL_NAME.test(n));
+  if (clash) throw new Error(`the teacher's tensor name "${clash}" clashes with a name the student graph uses inside`);
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  let input = s.input.name;
+  if (s.input.shape.length !== 2) {
+    nodes.push(node('Flatten', [input], ['flat'], { axis: 1 }));
+    input = 'flat';
+  }
+  const last = denseStack(input, s.mean, s.scale, s.layers, nodes, inits);
+  const C = s.layers[s.layers.length - 1]!.outputs;
+  const outputs: ValueSpec[] = [];
+  const squeeze = (from: string, to: string, shape: Dim[]) => {
+    if (shape.length === 1) {
+      if (!inits.some((t) => t.name === 'squeeze_axes')) inits.push(int64Tensor('squeeze_axes', [1], [1]));
+      nodes.push(node('Squeeze', [from, 'squeeze_axes'], [to]));
+    } else nodes.push(node('Identity', [from], [to]));
+  };
+  for (const h of s.heads) {
+    if (h.kind === 'scores') {
+      nodes.push(node('Identity', [last], [h.name]));
+      outputs.push({ name: h.name, elemType: DT.FLOAT, shape: h.shape });
+    } else if (h.kind === 'probabilities') {
+      nodes.push(node('Softmax', [last], [h.name], { axis: -1 }));
+      outputs.push({ name: h.name, elemType: DT.FLOAT, shape: h.shape });
+    } else if (h.kind === 'label') {
+      nodes.push(node('ArgMax', [last], [h.name], { axis: 1, keepdims: h.shape.length === 1 ? 0 : 1 }));
+      outputs.push({ name: h.name, elemType: DT.INT64, shape: h.shape });
+    } else {
+      if (C !== 1) throw new Error(`a value head needs one output unit, the last layer has ${C}`);
+      if (!inits.some((t) => t.name === 'value_scale')) {
+        inits.push(floatTensor('value_scale', [1], Float32Array.of(s.valueScale ?? 1)), floatTensor('value_mean', [1], Float32Array.of(s.valueMean ?? 0)));
+        nodes.push(node('Mul', [last, 'value_scale'], ['value_scaled']), node('Add', ['value_scaled', 'value_mean'], ['value_out']));
+      }
+      squeeze('value_out', h.name, h.shape);
+      outputs.push({ name: h.name, elemType: DT.FLOAT, shape: h.shape });
+    }
+  }
+  return buildModel({
+    name: 'modelq_distilled_mlp',
+    inputs: [{ name: s.input.name, elemType: DT.FLOAT, shape: s.input.shape }],
+    outputs,
+    nodes,
+    initializers: inits,
+    metadata: s.metadata,
   });
 }

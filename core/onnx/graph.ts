@@ -1,6 +1,6 @@
 // Reading and editing decoded ONNX graphs: constant weights (initializers or Constant nodes) as
 // Float32Arrays, new tensors of the element types the rewrites need, opset bookkeeping.
-import { DT, onnx, type ModelProto, type TensorProto } from './proto.ts';
+import { decodeModel, DT, onnx, type ModelProto, type TensorProto } from './proto.ts';
 
 export class GraphEditError extends Error {}
 
@@ -98,4 +98,14 @@ export function uniqueNamer(g: Graph): (base: string) => string {
     used.add(name);
     return name;
   };
+}
+
+/** Weights of a model: the elements of its floating-point constants (initializers and Constant nodes). */
+export function parameterCount(bytes: Uint8Array): number {
+  const floating = new Set<number>([DT.FLOAT, DT.FLOAT16, DT.DOUBLE, DT.INT8, DT.UINT8]);
+  let n = 0;
+  for (const { tensor: t } of constants(graphOf(decodeModel(bytes))).values()) {
+    if (floating.has(t.dataType ?? 0)) n += dimsOf(t).reduce((a, b) => a * b, 1);
+  }
+  return n;
 }

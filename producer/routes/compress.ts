@@ -2,7 +2,8 @@
 // jobs resource (GET /v1/jobs/{id}) like a training job.
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
-import { AppError } from '../../core/errors.ts';
+import { DatasetStore } from '../../core/datasets.ts';
+import { AppError, badRequest } from '../../core/errors.ts';
 import { compressRequestSchema, methodOptions, type CompressJob } from '../../core/jobs/compress.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
@@ -19,11 +20,28 @@ export function compressRouter(d: ProducerDeps): Router {
       throw new AppError('bad_request', `body.options${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message} (method ${body.method})`);
     }
     const model = await d.registry.resolve(body.model);
+    const tenant = principalOf(req).tenant;
+    if (body.method === 'distill' && !body.dataset) throw badRequest('dataset: distill needs a dataset; the teacher labels its rows and the student learns from them');
+    if (!body.dataset && (body.features || body.target)) throw badRequest(`${body.features ? 'features' : 'target'}: names dataset columns, but no dataset was given`);
+    let dataset: CompressJob['dataset'];
+    if (body.dataset) {
+      const ds = await new DatasetStore(d.redis, d.prefix).getFor(body.dataset, tenant);
+      if (!ds) throw badRequest(`dataset: no dataset "${body.dataset.slice(0, 100)}"`);
+      const types = new Map(ds.columns.map((c) => [c.name, c.type]));
+      body.features?.forEach((f, i) => {
+        const t = types.get(f);
+        if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
+        if (t === 'string') throw badRequest(`features[${i}]: column "${f}" is not numeric (type string)`);
+      });
+      if (body.target && !types.has(body.target)) throw badRequest(`target: the dataset has no column "${body.target}"`);
+      dataset = { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows };
+    }
     const id = `compress_${randomBytes(10).toString('hex')}`;
     const data: CompressJob = {
       model: { name: model.name, version: model.version, sha256: model.sha256 }, method: body.method,
-      options: options.data as Record<string, unknown>, ...(body.dataset ? { dataset: body.dataset } : {}),
-      registerAs: body.registerAs ?? model.name, tenant: principalOf(req).tenant,
+      options: options.data as Record<string, unknown>, ...(dataset ? { dataset } : {}),
+      ...(body.features ? { features: body.features } : {}), ...(body.target ? { target: body.target } : {}),
+      registerAs: body.registerAs ?? model.name, tenant,
     };
     await d.queues.queue('compress').add('compress', data, { jobId: id });
     res.status(202).json({ id, kind: 'compress', state: 'queued', model: { name: model.name, version: model.version }, method: body.method });

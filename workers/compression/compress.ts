@@ -1,12 +1,16 @@
-// Processor for `compress` jobs: rewrite the parent's ONNX graph (core/onnx), check that the result
-// loads, measure both on this worker's engine, and register the result as a new version whose
-// lineage points at the parent. A model that cannot be compressed fails the job with the reason.
+// Processor for `compress` jobs: rewrite the parent's ONNX graph (core/onnx) or distill a student
+// from it (distill.ts), check that the result loads, measure both on this worker's engine (on
+// generated inputs, and on every row of the job's dataset when it names one), and register the
+// result as a new version whose lineage points at the parent. A model that cannot be compressed
+// fails the job with the reason.
 import { createHash } from 'node:crypto';
 import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { keyPrefix, type Config } from '../../core/config.ts';
 import { AppError } from '../../core/errors.ts';
-import { compressJobSchema, methodOptions, type CompressReport } from '../../core/jobs/compress.ts';
+import { compressJobSchema, methodOptions, type CompressReport, type DatasetReport } from '../../core/jobs/compress.ts';
 import { toFloat16 } from '../../core/onnx/fp16.ts';
-import { GraphEditError } from '../../core/onnx/graph.ts';
+import { GraphEditError, parameterCount } from '../../core/onnx/graph.ts';
 import { pruneMagnitude, pruneStructured } from '../../core/onnx/prune.ts';
 import { quantizeInt8 } from '../../core/onnx/quantize.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
@@ -15,8 +19,10 @@ import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.t
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
+import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
+import { distill, type DistillOptions } from './distill.ts';
 
-export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry; cacheDir?: string }
+export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry; redis: Redis; cfg: Config; cacheDir?: string }
 
 const BATCH = 32;
 
@@ -52,31 +58,6 @@ async function rowsPerSecond(engine: Engine, model: ModelHandle, feeds: Record<s
   return (runs * BATCH) / ((performance.now() - t0) / 1000);
 }
 
-function compare(a: Record<string, RawTensor>, b: Record<string, RawTensor>): { maxAbsDiff: number; argmaxAgreement: number } {
-  let maxAbsDiff = 0;
-  let agree = 0;
-  let rows = 0;
-  for (const [name, ta] of Object.entries(a)) {
-    const tb = b[name];
-    if (!tb || Array.isArray(ta.data)) continue;
-    const da = ta.data as Float32Array;
-    const db = tb.data as Float32Array;
-    for (let i = 0; i < da.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(Number(da[i]) - Number(db[i])));
-    const c = ta.dims[ta.dims.length - 1] ?? 1;
-    for (let r = 0; r < da.length / c; r++) {
-      let ia = 0;
-      let ib = 0;
-      for (let j = 1; j < c; j++) {
-        if (da[r * c + j]! > da[r * c + ia]!) ia = j;
-        if (db[r * c + j]! > db[r * c + ib]!) ib = j;
-      }
-      rows++;
-      if (ia === ib) agree++;
-    }
-  }
-  return { maxAbsDiff, argmaxAgreement: rows ? agree / rows : 1 };
-}
-
 export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updateProgress'>, deps: CompressDeps): Promise<{ model: { name: string; version: number }; report: CompressReport }> {
   const data = parseJobData(compressJobSchema, job.data, 'compress');
   try {
@@ -85,8 +66,18 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
     if (!optsParse.success) throw new AppError('bad_request', `options for ${data.method}: ${optsParse.error.issues[0]!.message}`);
     const options = optsParse.data as Record<string, unknown>;
     const before = await deps.store.get(modelArtifactKey(parent.sha256));
+    const parentHandle: ModelHandle = { sha256: parent.sha256, path: await localModelPath(deps.store, parent.sha256, deps.cacheDir) };
+    // With a dataset: its rows through the parent first (for distill, these are the teacher's outputs).
+    let rows: EvalRows | undefined;
+    let outBefore: Record<string, RawTensor> | undefined;
+    if (data.dataset) {
+      rows = await loadEvalRows({ ...deps, prefix: keyPrefix(deps.cfg) }, data, parent);
+      outBefore = await runRows(deps.engine, parentHandle, rows);
+      await job.updateProgress({ step: 'dataset', rows: rows.rows });
+    }
     let after: Uint8Array;
     let details: Record<string, unknown> = {};
+    let distilled: Awaited<ReturnType<typeof distill>> | undefined;
     try {
       if (data.method === 'quantize-int8') {
         const r = quantizeInt8(before, { perChannel: options.perChannel === true });
@@ -101,7 +92,14 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
         after = r.bytes;
         details = { paramsBefore: r.paramsBefore, paramsAfter: r.paramsAfter, layers: r.layers };
       } else {
-        throw new AppError('bad_request', 'distill needs the training service, which this worker build does not have yet');
+        if (!rows || !outBefore) throw new AppError('bad_request', 'distill needs a dataset; the teacher labels its rows');
+        const o = options as unknown as DistillOptions;
+        distilled = await distill(String(job.id), parent, parentHandle, o, rows, outBefore, deps, (p) => job.updateProgress(p as unknown as object));
+        after = distilled.bytes;
+        details = {
+          teacherParams: parameterCount(before), studentParams: parameterCount(after), hidden: o.hidden, temperature: o.temperature,
+          epochsRun: distilled.epochsRun, bestEpoch: distilled.bestEpoch, trainRows: rows.rows - distilled.heldOut.length, augmentedRows: distilled.augmentedRows, heldOutRows: distilled.heldOut.length,
+        };
       }
     } catch (e) {
       if (e instanceof GraphEditError) throw new AppError('invalid_model', e.message);
@@ -111,10 +109,7 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
     const sha256 = createHash('sha256').update(after).digest('hex');
     const key = modelArtifactKey(sha256);
     await deps.store.put(key, Buffer.from(after));
-    const path = await localModelPath(deps.store, sha256, deps.cacheDir);
-    const parentPath = await localModelPath(deps.store, parent.sha256, deps.cacheDir);
-    const handle: ModelHandle = { sha256, path };
-    const parentHandle: ModelHandle = { sha256: parent.sha256, path: parentPath };
+    const handle: ModelHandle = { sha256, path: await localModelPath(deps.store, sha256, deps.cacheDir) };
     let sig;
     try {
       sig = await deps.engine.inspect(handle);
@@ -123,19 +118,51 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
     }
     const feeds = sampleFeeds(parent.inputs);
     const [outA, outB] = [await deps.engine.run(parentHandle, copyFeeds(feeds)), await deps.engine.run(handle, copyFeeds(feeds))];
-    const quality = compare(outA, outB);
+    const quality = compareOutputs(outA, outB);
+    if (data.method === 'distill') {
+      const same = (a: TensorSpec[], b: TensorSpec[]) => a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.datatype === b[i]!.datatype && t.shape.length === b[i]!.shape.length);
+      if (!same(sig.inputs, parent.inputs) || !same(sig.outputs, parent.outputs)) throw new AppError('internal', 'the distilled student does not have its teacher\'s signature');
+    }
+    let dataset: DatasetReport | undefined;
+    if (rows && outBefore) {
+      const outAfter = await runRows(deps.engine, handle, rows);
+      const [b, a] = [score(outBefore, rows), score(outAfter, rows)];
+      dataset = {
+        id: rows.id, rows: rows.rows, features: rows.features, ...(rows.target ? { target: rows.target } : {}),
+        ...(b.accuracy !== undefined ? { accuracyBefore: b.accuracy, accuracyAfter: a.accuracy } : {}),
+        ...(b.rmse !== undefined ? { rmseBefore: b.rmse, rmseAfter: a.rmse } : {}),
+        ...compareOutputs(outBefore, outAfter),
+      };
+      if (distilled) {
+        // Agreement on the rows the student never trained on.
+        const pick = (t: RawTensor): RawTensor => {
+          const w = t.dims.slice(1).reduce((x, y) => x * y, 1);
+          const d = t.data as Float32Array;
+          const out = new Float32Array(distilled!.heldOut.length * w);
+          distilled!.heldOut.forEach((r, i) => out.set(d.subarray(r * w, (r + 1) * w), i * w));
+          return { type: t.type, dims: [distilled!.heldOut.length, ...t.dims.slice(1)], data: out };
+        };
+        const p = distilled.plan.primary;
+        const held = compareOutputs({ [p]: pick(outBefore[p]!) }, { [p]: pick(outAfter[p]!) });
+        details.heldOutMaxAbsDiff = held.maxAbsDiff;
+        if (argmaxRows(outBefore[p]!)) details.heldOutAgreement = held.argmaxAgreement;
+      }
+    }
     const report: CompressReport = {
       method: data.method, options, bytesBefore: before.length, bytesAfter: after.length,
       rowsPerSecondBefore: await rowsPerSecond(deps.engine, parentHandle, feeds),
       rowsPerSecondAfter: await rowsPerSecond(deps.engine, handle, feeds),
       batchSize: BATCH, ...quality,
       sampleShape: Object.fromEntries(parent.inputs.map((i) => [i.name, sampleShape(i)])),
+      ...(dataset ? { dataset } : {}),
       details,
     };
     const { record } = await deps.registry.createVersion(data.registerAs, {
       sha256, bytes: after.length, inputs: sig.inputs, outputs: sig.outputs,
-      lineage: { parent: { name: parent.name, version: parent.version }, method: data.method, options, job: job.id },
+      lineage: { parent: { name: parent.name, version: parent.version }, method: data.method, options, job: job.id, ...(rows ? { dataset: rows.id } : {}) },
       metrics: { compression: report },
+      // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
+      ...(parent.metadata ? { metadata: parent.metadata } : {}),
     });
     return { model: { name: record.name, version: record.version }, report };
   } catch (e) {

@@ -1,7 +1,8 @@
-// The training process (forked by sandbox.ts through child.mjs): TensorFlow.js's WASM memory only grows and
+// The training process (forked by sandbox.ts through child.mjs; it trains or distills): TensorFlow.js's WASM memory only grows and
 // training is CPU-bound, so each attempt runs here, away from the worker's event loop and BullMQ locks.
 import { AppError } from '../../core/errors.ts';
 import { createStore } from '../../core/storage/index.ts';
+import { runDistill } from './distill.ts';
 import { runTraining } from './run.ts';
 import type { FromTrainer, ToTrainer } from './sandbox.ts';
 
@@ -17,7 +18,9 @@ process.once('message', (m: ToTrainer) => {
   void (async () => {
     try {
       const store = createStore(m.cfg);
-      const outcome = await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
+      const outcome = m.kind === 'distill'
+        ? await runDistill(store, m.task, (p) => send({ type: 'progress', progress: p }))
+        : await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
       await send({ type: 'done', outcome });
       process.exit(0);
     } catch (e) {

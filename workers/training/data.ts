@@ -1,7 +1,7 @@
 // Loads a dataset into memory for training: feature matrix (float32, as the exported model will see
 // it), targets as class indices or numbers, a seeded (stratified) train/validation split, and the
 // standardization statistics of the training rows.
-import { datasetRows, numericValue } from '../../core/datasets.ts';
+import { datasetRows, numericValue, type DatasetFormat } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
 import type { TrainJob } from '../../core/jobs/train.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -19,20 +19,9 @@ export interface Loaded {
 
 export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<Loaded> {
   const { features, target, task } = job.hyperparameters;
-  const { key, format } = job.dataset;
+  const { format } = job.dataset;
   const F = features.length;
-  const xs: number[] = [];
-  const raw: unknown[] = [];
-  for await (const row of datasetRows(await store.read(key), format)) {
-    for (const f of features) {
-      const n = numericValue(row.values[f], format);
-      if (n === null) throw new AppError('bad_request', `dataset line ${row.line}: feature "${f}" is not a number`);
-      xs.push(n);
-    }
-    const t = row.values[target];
-    if (t === null || t === undefined) throw new AppError('bad_request', `dataset line ${row.line}: target "${target}" is missing`);
-    raw.push(t);
-  }
+  const { x, targets: raw } = await readFeatureRows(store, job.dataset, features, target);
   const rows = raw.length;
   const y = new Float32Array(rows);
   if (task === 'regression') {
@@ -41,7 +30,7 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
       if (n === null) throw new AppError('bad_request', `dataset row ${i + 1}: target "${target}" is not a number`);
       y[i] = n;
     });
-    return { rows, features: F, x: Float32Array.from(xs), y };
+    return { rows, features: F, x, y };
   }
   // Numeric classes when every value is an integer (as the dataset profile typed the column), else strings.
   const nums = raw.map((t) => numericValue(t, format));
@@ -50,7 +39,28 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
   const classes = [...new Set<string | number>(keys)].sort((a, b) => (typeof a === 'number' && typeof b === 'number' ? a - b : a < b ? -1 : a > b ? 1 : 0));
   const index = new Map(classes.map((c, i) => [c, i]));
   keys.forEach((k, i) => { y[i] = index.get(k)!; });
-  return { rows, features: F, x: Float32Array.from(xs), y, classes };
+  return { rows, features: F, x, y, classes };
+}
+
+/** Every row's feature values (row-major, float32 as a model sees them) and, when asked, its raw target value. */
+export async function readFeatureRows(store: ArtifactStore, src: { key: string; format: DatasetFormat }, features: string[], target?: string): Promise<{ rows: number; x: Float32Array; targets: unknown[] }> {
+  const xs: number[] = [];
+  const targets: unknown[] = [];
+  let rows = 0;
+  for await (const row of datasetRows(await store.read(src.key), src.format)) {
+    rows++;
+    for (const f of features) {
+      const n = numericValue(row.values[f], src.format);
+      if (n === null) throw new AppError('bad_request', `dataset line ${row.line}: feature "${f}" is not a number`);
+      xs.push(n);
+    }
+    if (target !== undefined) {
+      const t = row.values[target];
+      if (t === null || t === undefined) throw new AppError('bad_request', `dataset line ${row.line}: target "${target}" is missing`);
+      targets.push(t);
+    }
+  }
+  return { rows, x: Float32Array.from(xs), targets };
 }
 
 /** mulberry32 with its state exposed, so a checkpoint can carry it and a resume draws the same numbers. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { exportMlp } from '../../../core/onnx/export-mlp.ts';
+import { exportMlp, exportStudent } from '../../../core/onnx/export-mlp.ts';
 import { decodeModel } from '../../../core/onnx/proto.ts';
 import { tmpDir } from '../../fixtures/models.ts';
 
@@ -69,5 +69,50 @@ describe('MLP export', () => {
   it('refuses shapes that do not fit', () => {
     expect(() => exportMlp({ featureNames: ['p'], mean, scale, layers, task: 'regression' })).toThrow(/features/);
     expect(() => exportMlp({ featureNames: ['p', 'q'], mean, scale, layers, task: 'classification', classes: ['a'] })).toThrow(/classes/);
+  });
+});
+
+describe('distilled student export', () => {
+  const rows = [[3, 2], [-1, 10], [1, 2]];
+  const write = (bytes: Uint8Array, name: string) => {
+    const file = path.join(tmpDir('student'), `${name}.onnx`);
+    fs.writeFileSync(file, bytes);
+    return file;
+  };
+
+  it('keeps the teacher\'s input name and shape, flattening an image-like input per row', async () => {
+    const bytes = exportStudent({
+      input: { name: 'pixels', shape: ['N', 1, 2] }, mean, scale, layers,
+      heads: [{ kind: 'scores', name: 'logits', shape: ['N', 2] }, { kind: 'label', name: 'top', shape: ['N', 1] }],
+    });
+    checker(write(bytes, 'flat'));
+    const s = await ort.InferenceSession.create(bytes);
+    expect(s.inputNames).toEqual(['pixels']);
+    expect(s.outputNames).toEqual(['logits', 'top']);
+    const out = await s.run({ pixels: new ort.Tensor('float32', Float32Array.from(rows.flat()), [3, 1, 2]) });
+    rows.forEach((r, i) => {
+      const want = byHand(r);
+      expect(out.logits!.data[i * 2]).toBeCloseTo(want[0]!, 5);
+      expect(out.logits!.data[i * 2 + 1]).toBeCloseTo(want[1]!, 5);
+      expect(Number(out.top!.data[i])).toBe(want[0]! >= want[1]! ? 0 : 1);
+    });
+    expect(out.top!.dims).toEqual([3, 1]);
+  });
+
+  it('writes a value head as [batch] or [batch, 1] in target units', async () => {
+    const one = [layers[0]!, { inputs: 3, outputs: 1, weights: Float32Array.of(1, 2, 0), bias: Float32Array.of(0.5) }];
+    for (const shape of [['N'], ['N', 1]]) {
+      const bytes = exportStudent({ input: { name: 'x', shape: ['N', 2] }, mean, scale, layers: one, heads: [{ kind: 'value', name: 'value', shape }], valueMean: 10, valueScale: 2 });
+      checker(write(bytes, `value-${shape.length}`));
+      const out = (await (await ort.InferenceSession.create(bytes)).run({ x: new ort.Tensor('float32', Float32Array.of(3, 2), [1, 2]) })).value!;
+      expect(out.dims).toEqual(shape.length === 1 ? [1] : [1, 1]);
+      // (3-1)/2 = 1, (2-2)/4 = 0 -> relu(1, 0.5, -1) = (1, 0.5, 0) -> 1 + 1 + 0.5 = 2.5 -> 2.5 * 2 + 10
+      expect(out.data[0]).toBeCloseTo(15, 5);
+    }
+  });
+
+  it('refuses tensor names that clash with the names it uses inside', () => {
+    expect(() => exportStudent({ input: { name: 'standardized', shape: ['N', 2] }, mean, scale, layers, heads: [{ kind: 'scores', name: 'y', shape: ['N', 2] }] }))
+      .toThrow(/"standardized" clashes/);
   });
 });

@@ -1,0 +1,196 @@
+// Distillation, the worker's side: read what the teacher's outputs are (class scores or
+// probabilities with their argmax labels, or one regression value), turn the teacher's outputs on
+// the dataset into soft targets at the temperature, hold out a tenth of the rows, add noisy copies
+// of the training rows that the teacher labels too, and train the student in the training process
+// (workers/training/distill.ts). Returns the student's ONNX bytes.
+import path from 'node:path';
+import { serialize } from 'node:v8';
+import type { Config } from '../../core/config.ts';
+import { AppError } from '../../core/errors.ts';
+import { DISTILL_DEFAULTS } from '../../core/jobs/compress.ts';
+import type { Dim } from '../../core/onnx/builder.ts';
+import type { StudentHead } from '../../core/onnx/export-mlp.ts';
+import type { VersionRecord } from '../../core/registry.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { RawTensor, TensorSpec } from '../../core/tensors.ts';
+import { Rng } from '../training/data.ts';
+import type { DistillProgress, Transfer } from '../training/distill.ts';
+import { runInSandbox } from '../training/sandbox.ts';
+import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { argmaxRows, runRows, type EvalRows } from './dataset.ts';
+
+export interface DistillOptions { hidden: number[]; epochs: number; temperature: number; batchSize: number; learningRate: number; patience: number; seed: number; augment?: number; noise: number }
+
+/** Noisy copies per training row when the request leaves `augment` open: enough for a transfer set of about this many rows. */
+export const AUTO_TRANSFER_ROWS = 40_000;
+export const MAX_AUTO_AUGMENT = 9;
+
+export interface StudentPlan {
+  task: 'classification' | 'regression';
+  heads: StudentHead[];
+  /** The output the student learns: class scores or probabilities, or the value. */
+  primary: string;
+  outputs: number;
+}
+
+const SUPPORTED = 'a student reproduces class scores or probabilities [batch, C], int64 labels [batch] that are their argmax, or one regression value [batch] or [batch, 1]';
+const describe = (s: TensorSpec) => `"${s.name}" (${s.datatype} [${s.shape.join(', ')}])`;
+const isProbabilities = (d: Float32Array, c: number) => {
+  for (let r = 0; r < d.length / c; r++) {
+    let sum = 0;
+    for (let j = 0; j < c; j++) {
+      const v = d[r * c + j]!;
+      if (!(v >= 0 && v <= 1)) return false;
+      sum += v;
+    }
+    if (Math.abs(sum - 1) > 1e-3) return false;
+  }
+  return true;
+};
+
+/** How each of the teacher's outputs is reproduced, judged from its signature and its outputs on the dataset. */
+export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTensor>): StudentPlan {
+  const heads: StudentHead[] = [];
+  const labels: string[] = [];
+  let value: string | undefined;
+  for (const spec of outputs) {
+    const t = teacher[spec.name];
+    if (!t) throw new AppError('invalid_model', `the teacher did not return its output "${spec.name}"`);
+    const shape: Dim[] = spec.shape.map((d, i) => (i === 0 ? (d >= 0 ? d : 'N') : d >= 0 ? d : t.dims[i]!));
+    const rank = spec.shape.length;
+    if (spec.datatype === 'FP32' && rank === 2 && t.dims[1]! > 1) {
+      heads.push({ kind: isProbabilities(t.data as Float32Array, t.dims[1]!) ? 'probabilities' : 'scores', name: spec.name, shape });
+    } else if (spec.datatype === 'FP32' && (rank === 1 || (rank === 2 && t.dims[1] === 1))) {
+      if (value) throw new AppError('invalid_model', `distill: the teacher has two value outputs, "${value}" and "${spec.name}"; ${SUPPORTED}`);
+      value = spec.name;
+      heads.push({ kind: 'value', name: spec.name, shape });
+    } else if (spec.datatype === 'INT64' && (rank === 1 || (rank === 2 && t.dims[1] === 1))) {
+      labels.push(spec.name);
+      heads.push({ kind: 'label', name: spec.name, shape });
+    } else {
+      throw new AppError('invalid_model', `distill cannot reproduce output ${describe(spec)}: ${SUPPORTED}`);
+    }
+  }
+  const classHeads = heads.filter((h) => h.kind === 'scores' || h.kind === 'probabilities');
+  if (classHeads.length > 1) throw new AppError('invalid_model', `distill: the teacher has ${classHeads.length} class-score outputs (${classHeads.map((h) => `"${h.name}"`).join(', ')}); a student learns one`);
+  if (classHeads.length && value) throw new AppError('invalid_model', `distill: the teacher mixes class scores ("${classHeads[0]!.name}") and a value ("${value}"); ${SUPPORTED}`);
+  if (!classHeads.length && !value) throw new AppError('invalid_model', `distill: the teacher has no output a student can learn; ${SUPPORTED}`);
+  if (value) {
+    if (labels.length) throw new AppError('invalid_model', `distill: label output "${labels[0]}" has no class scores to come from`);
+    return { task: 'regression', heads, primary: value, outputs: 1 };
+  }
+  const primary = classHeads[0]!.name;
+  const am = argmaxRows(teacher[primary]!)!;
+  for (const name of labels) {
+    const l = teacher[name]!.data as BigInt64Array;
+    let same = 0;
+    for (let r = 0; r < am.length; r++) if (Number(l[r]) === am[r]) same++;
+    if (same < 0.99 * am.length) throw new AppError('invalid_model', `distill: label output "${name}" is not the argmax of "${primary}" (it agrees on ${same} of ${am.length} rows), so a student cannot reproduce it`);
+  }
+  return { task: 'classification', heads, primary, outputs: teacher[primary]!.dims[1]! };
+}
+
+/** Per row: softmax(logits / T), the logits being the scores, or the log of the probabilities. */
+export function softTargets(t: RawTensor, probabilities: boolean, temperature: number): Float32Array {
+  const d = t.data as Float32Array;
+  const c = t.dims[1]!;
+  const out = new Float32Array(d.length);
+  const z = new Float64Array(c);
+  for (let r = 0; r < d.length / c; r++) {
+    let max = -Infinity;
+    for (let j = 0; j < c; j++) {
+      const v = d[r * c + j]!;
+      z[j] = (probabilities ? Math.log(Math.max(v, 1e-7)) : v) / temperature;
+      if (z[j]! > max) max = z[j]!;
+    }
+    let sum = 0;
+    for (let j = 0; j < c; j++) sum += (z[j] = Math.exp(z[j]! - max));
+    for (let j = 0; j < c; j++) out[r * c + j] = z[j]! / sum;
+  }
+  return out;
+}
+
+export interface DistillResult { bytes: Uint8Array; plan: StudentPlan; heldOut: Int32Array; augmentedRows: number; epochsRun: number; bestEpoch: number }
+
+/**
+ * `copies` noisy versions of each given row: every feature moved by a normal draw of `noise` times
+ * that feature's standard deviation over the rows. The teacher labels them: it can label any input,
+ * and a student that sees more of the teacher's function near the data agrees with it more.
+ */
+export function noisyCopies(x: Float32Array, width: number, ids: Int32Array, copies: number, noise: number, seed: number): Float32Array {
+  const sum = new Float64Array(width);
+  const sq = new Float64Array(width);
+  for (const r of ids) for (let f = 0; f < width; f++) sum[f]! += x[r * width + f]!;
+  for (let f = 0; f < width; f++) sum[f]! /= ids.length;
+  for (const r of ids) for (let f = 0; f < width; f++) sq[f]! += (x[r * width + f]! - sum[f]!) ** 2;
+  const sd = sq.map((v) => Math.sqrt(v / ids.length) * noise);
+  const rng = new Rng(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next());
+  const out = new Float32Array(ids.length * copies * width);
+  let o = 0;
+  for (let c = 0; c < copies; c++) {
+    for (const r of ids) {
+      for (let f = 0; f < width; f++) out[o++] = x[r * width + f]! + sd[f]! * gauss();
+    }
+  }
+  return out;
+}
+
+export async function distill(
+  jobId: string, teacher: VersionRecord, teacherModel: ModelHandle, o: DistillOptions, rows: EvalRows, teacherOut: Record<string, RawTensor>,
+  deps: { store: ArtifactStore; cfg: Config; engine: Engine }, onProgress?: (p: DistillProgress) => Promise<void> | void,
+): Promise<DistillResult> {
+  const plan = planStudent(teacher.outputs, teacherOut);
+  const n = rows.rows;
+  const nVal = Math.max(1, Math.round(n * DISTILL_DEFAULTS.heldOut));
+  if (n - nVal < 2) throw new AppError('bad_request', `dataset "${rows.id}" has ${n} rows; distill needs at least 3 (a tenth is held out)`);
+  const perm = new Rng(o.seed ^ 0xd15711).shuffle(Int32Array.from({ length: n }, (_, i) => i));
+  const heldOut = perm.slice(0, nVal).sort();
+  const train = perm.slice(nVal).sort();
+  const probabilities = plan.heads.some((h) => h.name === plan.primary && h.kind === 'probabilities');
+  const targets = (t: RawTensor) => (plan.task === 'classification' ? softTargets(t, probabilities, o.temperature) : Float32Array.from(t.data as Float32Array));
+  const y = targets(teacherOut[plan.primary]!);
+  const C = plan.outputs;
+  const gather = (src: Float32Array, w: number, ids: Int32Array) => {
+    const out = new Float32Array(ids.length * w);
+    ids.forEach((r, i) => out.set(src.subarray(r * w, (r + 1) * w), i * w));
+    return out;
+  };
+  let xTrain = gather(rows.x, rows.width, train);
+  let yTrain = gather(y, C, train);
+  const copies = o.augment ?? Math.min(MAX_AUTO_AUGMENT, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1));
+  if (copies > 0) {
+    const xs = noisyCopies(rows.x, rows.width, train, copies, o.noise, o.seed ^ 0xa06);
+    const ys = targets((await runRows(deps.engine, teacherModel, { ...rows, x: xs, rows: xs.length / rows.width }))[plan.primary]!);
+    const join = (a: Float32Array, b: Float32Array) => {
+      const out = new Float32Array(a.length + b.length);
+      out.set(a);
+      out.set(b, a.length);
+      return out;
+    };
+    [xTrain, yTrain] = [join(xTrain, xs), join(yTrain, ys)];
+  }
+  const transfer: Transfer = {
+    task: plan.task, features: rows.width, outputs: C, xTrain, yTrain,
+    xVal: gather(rows.x, rows.width, heldOut), yVal: gather(y, C, heldOut),
+  };
+  const dir = `jobs/compress/${jobId}`;
+  const transferKey = `${dir}/transfer.bin`;
+  const studentKey = `${dir}/student.onnx`;
+  await deps.store.put(transferKey, serialize(transfer));
+  try {
+    const input = { name: rows.input.name, shape: rows.input.shape.map((d, i): Dim => (d >= 0 ? d : i === 0 ? 'N' : d)) };
+    const outcome = await runInSandbox({
+      kind: 'distill',
+      task: {
+        jobId, transferKey, studentKey, ...o, input, heads: plan.heads,
+        metadata: { 'modelq.distilled_from': `${teacher.name}@${teacher.version}` },
+      },
+      cfg: { ...deps.cfg, MODELQ_DATA_DIR: path.resolve(deps.cfg.MODELQ_DATA_DIR) },
+    }, { onProgress });
+    const bytes = new Uint8Array(await deps.store.get(studentKey));
+    return { bytes, plan, heldOut, augmentedRows: train.length * copies, epochsRun: outcome.epochsRun, bestEpoch: outcome.bestEpoch };
+  } finally {
+    await deps.store.deletePrefix(`${dir}/`).catch(() => {});
+  }
+}

@@ -94,6 +94,22 @@ describe('compression measured on a dataset', () => {
     expect((await version('compass-int8', 1)).metadata).toEqual((await version('compass', 1)).metadata);
   }, 120_000);
 
+  it('fp16 and structured pruning of the same classifier: close outputs, fewer weights, both measured on the dataset', async () => {
+    const h = await submit('/v1/jobs/compress', { model: 'compass@1', method: 'fp16', dataset: ds, registerAs: 'compass-fp16' });
+    expect(h.state, JSON.stringify(h.error)).toBe('completed');
+    expect(h.result.report.maxAbsDiff).toBeLessThan(1e-2);
+    expect(h.result.report.dataset.maxAbsDiff).toBeLessThan(1e-2);
+    expect(h.result.report.dataset.argmaxAgreement).toBeGreaterThanOrEqual(0.99);
+    const pr = await submit('/v1/jobs/compress', { model: 'compass@1', method: 'prune', options: { structured: true, keep: 0.5 }, dataset: ds, registerAs: 'compass-pruned' });
+    expect(pr.state, JSON.stringify(pr.error)).toBe('completed');
+    const { report } = pr.result;
+    expect(report.details.paramsAfter).toBeLessThan(report.details.paramsBefore * 0.5);
+    expect(report.dataset.accuracyAfter).toBeGreaterThan(0.5);
+    const pruned = await predict(await download('compass-pruned', 1));
+    expect(report.dataset.accuracyAfter).toBeCloseTo(accuracy(pruned.labels), 10);
+    for (const name of ['compass-fp16', 'compass-pruned']) expect(await onnxCheck(await download(name, 1))).toBeNull();
+  }, 120_000);
+
   it('distill: a student with at most a quarter of the weights, the teacher\'s signature, >= 95% agreement on held-out rows', async () => {
     const j = await submit('/v1/jobs/compress', { model: 'compass@1', method: 'distill', options: { hidden: [32] }, dataset: ds, registerAs: 'compass-student' });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');

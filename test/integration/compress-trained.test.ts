@@ -146,7 +146,7 @@ describe('compression measured on a dataset', () => {
   it('distills an uploaded model with raw class scores, features being the numeric columns', async () => {
     const teacherBytes = buildMlp({ sizes: [FEATURES, 256, CLASSES], seed: 4 });
     expect((await uploadModel(p.url, 'scorer', teacherBytes)).status).toBe(201);
-    const j = await submit('/v1/jobs/compress', { model: 'scorer', method: 'distill', options: { hidden: [60], temperature: 1 }, dataset: ds, registerAs: 'scorer-student' });
+    const j = await submit('/v1/jobs/compress', { model: 'scorer', method: 'distill', options: { hidden: [60], temperature: 1, learningRate: 0.003 }, dataset: ds, registerAs: 'scorer-student' });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const { report } = j.result;
     expect(report.dataset.features).toHaveLength(FEATURES);

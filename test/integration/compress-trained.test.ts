@@ -160,6 +160,28 @@ describe('compression measured on a dataset', () => {
     expect(s.outputNames).toEqual(t.outputNames);
   }, 180_000);
 
+  it('distills a regression teacher: one value per row, in the teacher\'s units', async () => {
+    const teacherBytes = buildMlp({ sizes: [FEATURES, 64, 1], seed: 9 });
+    expect((await uploadModel(p.url, 'valuer', teacherBytes)).status).toBe(201);
+    const j = await submit('/v1/jobs/compress', { model: 'valuer', method: 'distill', options: { hidden: [12] }, dataset: ds, registerAs: 'valuer-student' });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    const bytes = await download('valuer-student', 1);
+    expect(await onnxCheck(bytes)).toBeNull();
+    const [t, s] = [await ort.InferenceSession.create(teacherBytes), await ort.InferenceSession.create(bytes)];
+    const x = new ort.Tensor('float32', data.x, [data.y.length, FEATURES]);
+    const [a, b] = [(await t.run({ input: x })).output!, (await s.run({ input: x })).output!];
+    expect(b.dims).toEqual(a.dims);
+    const ta = a.data as Float32Array;
+    const mean = ta.reduce((u, v) => u + v, 0) / ta.length;
+    const sd = Math.sqrt(ta.reduce((u, v) => u + (v - mean) ** 2, 0) / ta.length);
+    let se = 0;
+    for (let i = 0; i < ta.length; i++) se += (ta[i]! - (b.data as Float32Array)[i]!) ** 2;
+    // The student explains almost all of the teacher's variance.
+    expect(Math.sqrt(se / ta.length)).toBeLessThan(0.2 * sd);
+    expect(j.result.report.dataset.maxAbsDiff).toBeGreaterThan(0);
+    expect(j.result.report.details.heldOutAgreement).toBeUndefined();
+  }, 180_000);
+
   it('fails clearly: no dataset, an unknown dataset or column, a dataset that does not fit the input', async () => {
     const bad = async (body: unknown, msg: RegExp) => {
       const res = await postJson(`${p.url}/v1/jobs/compress`, body);

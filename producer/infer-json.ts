@@ -1,0 +1,253 @@
+// Parses an inference request body in one pass over its bytes, reading the `data` array of each
+// input straight into a Float32Array. JSON.parse was the largest single cost of the producer per
+// request (~50 us for one 512-float row): it makes a heap number per element, which the request
+// then turns into a Float32Array anyway. The result is what JSON.parse gives, except that flat
+// all-number `inputs[i].data` arrays are Float32Arrays holding exactly Math.fround of JSON.parse's
+// numbers. Anything unusual (escapes aside, which are handed to JSON.parse) returns undefined, and
+// the caller uses JSON.parse, which also words the error of a malformed body.
+
+/** Exact powers of ten as doubles (10^22 is the largest). */
+const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+// The approximation of a long number is within a few units in the last place of a double; a float32
+// decided by it must be the same at both ends of this relative margin.
+const MARGIN = 1e-15;
+
+class Bail extends Error {}
+
+// Output of readF32Array: the numbers go to a reused buffer, grown as needed.
+let scratch = new Float32Array(4096);
+let count = 0;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** Math.fround of the magnitude of the number in buf[s, e), the plain way. */
+const slow = (buf: Uint8Array, s: number, e: number) => Math.fround(Math.abs(Number(Buffer.from(buf.buffer, buf.byteOffset + s, e - s).toString('latin1'))));
+
+/**
+ * Reads the array starting at buf[start] ('[') into scratch[0, count), each number as
+ * Math.fround of JSON.parse's value. Returns the index after its ']', -1 when the array holds
+ * anything but numbers (or nothing), -2 when it is malformed or a number leaves float32's range.
+ * One function with locals only: this loop is the producer's hottest.
+ */
+function readF32Array(buf: Uint8Array, start: number): number {
+  const n = buf.length;
+  let i = start + 1;
+  let c = buf[i]!;
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
+  if (!(c === 0x2d || isDigit(c))) return -1;
+  // Elements take at least two bytes ("0,"): the bytes left bound the count.
+  if (scratch.length < (n - i) / 2 + 1) scratch = new Float32Array(Math.ceil((n - i) / 2) + 16);
+  const out = scratch;
+  let k = 0;
+  for (;;) {
+    if (!(c === 0x2d || isDigit(c))) return -1;
+    const s = i;
+    let neg = false;
+    if (c === 0x2d) { neg = true; c = buf[++i]!; }
+    // The digits read so far are hi (the first 15 significant ones) followed by lo (the next up
+    // to 15), times 10^exp; digits past the 30th cannot change a float32 and are dropped.
+    let hi = 0;
+    let lo = 0;
+    let nlo = 0;
+    let sig = 0;
+    let exp = 0;
+    if (c === 0x30) c = buf[++i]!;
+    else if (c >= 0x31 && c <= 0x39) {
+      do {
+        if (sig < 15) hi = hi * 10 + (c - 0x30);
+        else if (sig < 30) { lo = lo * 10 + (c - 0x30); nlo++; }
+        else exp++;
+        sig++;
+        c = buf[++i]!;
+      } while (c >= 0x30 && c <= 0x39);
+    } else return -2;
+    if (c === 0x2e) {
+      c = buf[++i]!;
+      if (!(c >= 0x30 && c <= 0x39)) return -2;
+      do {
+        if (sig === 0 && c === 0x30) exp--; // a leading zero is not significant
+        else {
+          if (sig < 15) { hi = hi * 10 + (c - 0x30); exp--; }
+          else if (sig < 30) { lo = lo * 10 + (c - 0x30); nlo++; exp--; }
+          sig++;
+        }
+        c = buf[++i]!;
+      } while (c >= 0x30 && c <= 0x39);
+    }
+    if (c === 0x65 || c === 0x45) {
+      c = buf[++i]!;
+      let eneg = false;
+      if (c === 0x2b || c === 0x2d) { eneg = c === 0x2d; c = buf[++i]!; }
+      if (!(c >= 0x30 && c <= 0x39)) return -2;
+      let e = 0;
+      do {
+        if (e < 100000) e = e * 10 + (c - 0x30);
+        c = buf[++i]!;
+      } while (c >= 0x30 && c <= 0x39);
+      exp += eneg ? -e : e;
+    }
+    let v: number;
+    if (nlo === 0 && exp >= -22 && exp <= 22) {
+      // Clinger's fast path: an integer below 2^53 times or over an exact power of ten is the
+      // correctly rounded double, i.e. JSON.parse's.
+      v = Math.fround(exp >= 0 ? hi * POW10[exp]! : hi / POW10[-exp]!);
+    } else if (nlo > 0 && exp >= -22 && exp <= 22) {
+      // Within a few units in the last place of the double; when both ends of the margin round to
+      // the same float32, so does the exact value.
+      const m = hi * POW10[nlo]! + lo;
+      const d = exp >= 0 ? m * POW10[exp]! : m / POW10[-exp]!;
+      const a = Math.fround(d * (1 - MARGIN));
+      v = a === Math.fround(d * (1 + MARGIN)) ? a : slow(buf, s, i);
+    } else {
+      v = slow(buf, s, i);
+    }
+    // Past float32's range (or a double's): the ordinary path gives its ordinary answer.
+    if (v === Infinity) return -2;
+    out[k++] = neg ? -v : v;
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
+    if (c === 0x2c) {
+      c = buf[++i]!;
+      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
+      continue;
+    }
+    if (c === 0x5d) { count = k; return i + 1; }
+    return -2;
+  }
+}
+const BAIL = new Bail();
+
+export function parseInferJson(buf: Buffer, start = 0): unknown {
+  let i = start;
+  const n = buf.length;
+  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length); // a plain typed array: indexing a Buffer was slower here
+
+  const ws = () => {
+    let c = buf[i];
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i];
+  };
+
+  const str = (): string => {
+    // at the opening quote
+    const s = ++i;
+    let plain = true;
+    for (;;) {
+      if (i >= n) throw BAIL;
+      const c = buf[i]!;
+      if (c === 0x22) break;
+      if (c === 0x5c) { plain = false; i += 2; continue; }
+      if (c < 0x20) throw BAIL;
+      if (c >= 0x80) plain = false;
+      i++;
+    }
+    const e = i++;
+    if (plain) return buf.toString('latin1', s, e);
+    return JSON.parse(buf.toString('utf8', s - 1, e + 1)) as string;
+  };
+
+  /** The extent of a JSON number at i (validated); returns its end. */
+  const numberEnd = (): number => {
+    let j = i;
+    if (buf[j] === 0x2d) j++;
+    if (buf[j] === 0x30) j++;
+    else if (buf[j]! >= 0x31 && buf[j]! <= 0x39) { while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++; }
+    else throw BAIL;
+    if (buf[j] === 0x2e) {
+      j++;
+      if (!(buf[j]! >= 0x30 && buf[j]! <= 0x39)) throw BAIL;
+      while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
+    }
+    if (buf[j] === 0x65 || buf[j] === 0x45) {
+      j++;
+      if (buf[j] === 0x2b || buf[j] === 0x2d) j++;
+      if (!(buf[j]! >= 0x30 && buf[j]! <= 0x39)) throw BAIL;
+      while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
+    }
+    return j;
+  };
+
+  /** A number anywhere but in input data: exactly what JSON.parse gives. */
+  const num = (): number => {
+    const e = numberEnd();
+    const v = Number(buf.toString('latin1', i, e));
+    i = e;
+    if (!Number.isFinite(v)) throw BAIL;
+    return v;
+  };
+
+  /** A flat array of numbers as a Float32Array, or null (at the array's start again) when it holds anything else. */
+  const f32Array = (): Float32Array | null => {
+    const end = readF32Array(bytes, i);
+    if (end === -1) return null;
+    if (end === -2) throw BAIL;
+    i = end;
+    return scratch.slice(0, count); // its own, exactly sized buffer
+  };
+
+  /** `role`: 1 the root object, 2 the inputs array, 3 an input object (whose `data` may be read as float32). */
+  const value = (role: number): unknown => {
+    ws();
+    const c = buf[i];
+    if (c === 0x7b) {
+      i++;
+      const obj: Record<string, unknown> = {};
+      ws();
+      if (buf[i] === 0x7d) { i++; return obj; }
+      for (;;) {
+        if (buf[i] !== 0x22) throw BAIL;
+        const key = str();
+        if (key === '__proto__') throw BAIL;
+        ws();
+        if (buf[i] !== 0x3a) throw BAIL;
+        i++;
+        let v: unknown;
+        if (role === 3 && key === 'data') {
+          ws();
+          v = buf[i] === 0x5b ? f32Array() ?? value(0) : value(0);
+        } else {
+          v = value(role === 1 && key === 'inputs' ? 2 : 0);
+        }
+        obj[key] = v;
+        ws();
+        const d = buf[i];
+        if (d === 0x2c) { i++; ws(); continue; }
+        if (d === 0x7d) { i++; return obj; }
+        throw BAIL;
+      }
+    }
+    if (c === 0x5b) {
+      i++;
+      const arr: unknown[] = [];
+      ws();
+      if (buf[i] === 0x5d) { i++; return arr; }
+      for (;;) {
+        arr.push(value(role === 2 ? 3 : 0));
+        ws();
+        const d = buf[i];
+        if (d === 0x2c) { i++; continue; }
+        if (d === 0x5d) { i++; return arr; }
+        throw BAIL;
+      }
+    }
+    if (c === 0x22) return str();
+    if (c === 0x74 && buf[i + 1] === 0x72 && buf[i + 2] === 0x75 && buf[i + 3] === 0x65) { i += 4; return true; }
+    if (c === 0x66 && buf[i + 1] === 0x61 && buf[i + 2] === 0x6c && buf[i + 3] === 0x73 && buf[i + 4] === 0x65) { i += 5; return false; }
+    if (c === 0x6e && buf[i + 1] === 0x75 && buf[i + 2] === 0x6c && buf[i + 3] === 0x6c) { i += 4; return null; }
+    return num();
+  };
+
+  try {
+    const v = value(1);
+    ws();
+    if (i !== n) return undefined;
+    // Float32 data is only a faithful stand-in for an FP32 tensor's numbers: any other datatype
+    // needs the exact numbers.
+    const inputs = (v as { inputs?: unknown } | null)?.inputs;
+    if (Array.isArray(inputs)) {
+      for (const t of inputs) {
+        if (t && typeof t === 'object' && (t as { data?: unknown }).data instanceof Float32Array && (t as { datatype?: unknown }).datatype !== 'FP32') return undefined;
+      }
+    }
+    return v;
+  } catch (e) {
+    if (e === BAIL) return undefined;
+    throw e;
+  }
+}

@@ -13,6 +13,7 @@ const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 const MARGIN = 1e-15;
 
 class Bail extends Error {}
+const EMPTY = Buffer.alloc(0);
 
 // Output of readF32Array: the numbers go to a reused buffer, grown as needed.
 let scratch = new Float32Array(4096);
@@ -114,129 +115,128 @@ function readF32Array(buf: Uint8Array, start: number): number {
 }
 const BAIL = new Bail();
 
-export function parseInferJson(buf: Buffer, start = 0): unknown {
-  let i = start;
-  const n = buf.length;
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length); // a plain typed array: indexing a Buffer was slower here
+// The body being parsed and the position in it: module state rather than closures, which were
+// made (and named, under tsx) on every call. Parsing is synchronous, so calls never interleave.
+let b: Buffer = EMPTY;
+let u: Uint8Array = EMPTY; // the same bytes as a plain typed array: indexing a Buffer was slower here
+let i = 0;
 
-  const ws = () => {
-    let c = buf[i];
-    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i];
-  };
+function ws() {
+  let c = u[i];
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = u[++i];
+}
 
-  const str = (): string => {
-    // at the opening quote
-    const s = ++i;
-    let plain = true;
-    for (;;) {
-      if (i >= n) throw BAIL;
-      const c = buf[i]!;
-      if (c === 0x22) break;
-      if (c === 0x5c) { plain = false; i += 2; continue; }
-      if (c < 0x20) throw BAIL;
-      if (c >= 0x80) plain = false;
-      i++;
-    }
-    const e = i++;
-    if (plain) return buf.toString('latin1', s, e);
-    return JSON.parse(buf.toString('utf8', s - 1, e + 1)) as string;
-  };
+function str(): string {
+  // at the opening quote
+  const s = ++i;
+  const n = u.length;
+  let plain = true;
+  for (;;) {
+    if (i >= n) throw BAIL;
+    const c = u[i]!;
+    if (c === 0x22) break;
+    if (c === 0x5c) { plain = false; i += 2; continue; }
+    if (c < 0x20) throw BAIL;
+    if (c >= 0x80) plain = false;
+    i++;
+  }
+  const e = i++;
+  if (plain) return b.toString('latin1', s, e);
+  return JSON.parse(b.toString('utf8', s - 1, e + 1)) as string;
+}
 
-  /** The extent of a JSON number at i (validated); returns its end. */
-  const numberEnd = (): number => {
-    let j = i;
-    if (buf[j] === 0x2d) j++;
-    if (buf[j] === 0x30) j++;
-    else if (buf[j]! >= 0x31 && buf[j]! <= 0x39) { while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++; }
-    else throw BAIL;
-    if (buf[j] === 0x2e) {
-      j++;
-      if (!(buf[j]! >= 0x30 && buf[j]! <= 0x39)) throw BAIL;
-      while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
-    }
-    if (buf[j] === 0x65 || buf[j] === 0x45) {
-      j++;
-      if (buf[j] === 0x2b || buf[j] === 0x2d) j++;
-      if (!(buf[j]! >= 0x30 && buf[j]! <= 0x39)) throw BAIL;
-      while (buf[j]! >= 0x30 && buf[j]! <= 0x39) j++;
-    }
-    return j;
-  };
+const digit = (j: number) => u[j]! >= 0x30 && u[j]! <= 0x39;
 
-  /** A number anywhere but in input data: exactly what JSON.parse gives. */
-  const num = (): number => {
-    const e = numberEnd();
-    const v = Number(buf.toString('latin1', i, e));
-    i = e;
-    if (!Number.isFinite(v)) throw BAIL;
-    return v;
-  };
+/** A number anywhere but in input data: validated, and exactly what JSON.parse gives. */
+function num(): number {
+  let j = i;
+  if (u[j] === 0x2d) j++;
+  if (u[j] === 0x30) j++;
+  else if (u[j]! >= 0x31 && u[j]! <= 0x39) { while (digit(j)) j++; }
+  else throw BAIL;
+  if (u[j] === 0x2e) {
+    j++;
+    if (!digit(j)) throw BAIL;
+    while (digit(j)) j++;
+  }
+  if (u[j] === 0x65 || u[j] === 0x45) {
+    j++;
+    if (u[j] === 0x2b || u[j] === 0x2d) j++;
+    if (!digit(j)) throw BAIL;
+    while (digit(j)) j++;
+  }
+  const v = Number(b.toString('latin1', i, j));
+  i = j;
+  if (!Number.isFinite(v)) throw BAIL;
+  return v;
+}
 
-  /** A flat array of numbers as a Float32Array, or null (at the array's start again) when it holds anything else. */
-  const f32Array = (): Float32Array | null => {
-    const end = readF32Array(bytes, i);
-    if (end === -1) return null;
-    if (end === -2) throw BAIL;
-    i = end;
-    return scratch.slice(0, count); // its own, exactly sized buffer
-  };
-
-  /** `role`: 1 the root object, 2 the inputs array, 3 an input object (whose `data` may be read as float32). */
-  const value = (role: number): unknown => {
+/** `role`: 1 the root object, 2 the inputs array, 3 an input object (whose `data` may be read as float32). */
+function value(role: number): unknown {
+  ws();
+  const c = u[i];
+  if (c === 0x7b) {
+    i++;
+    const obj: Record<string, unknown> = {};
     ws();
-    const c = buf[i];
-    if (c === 0x7b) {
-      i++;
-      const obj: Record<string, unknown> = {};
+    if (u[i] === 0x7d) { i++; return obj; }
+    for (;;) {
+      if (u[i] !== 0x22) throw BAIL;
+      const key = str();
+      if (key === '__proto__') throw BAIL;
       ws();
-      if (buf[i] === 0x7d) { i++; return obj; }
-      for (;;) {
-        if (buf[i] !== 0x22) throw BAIL;
-        const key = str();
-        if (key === '__proto__') throw BAIL;
+      if (u[i] !== 0x3a) throw BAIL;
+      i++;
+      let v: unknown;
+      if (role === 3 && key === 'data') {
         ws();
-        if (buf[i] !== 0x3a) throw BAIL;
-        i++;
-        let v: unknown;
-        if (role === 3 && key === 'data') {
-          ws();
-          v = buf[i] === 0x5b ? f32Array() ?? value(0) : value(0);
-        } else {
-          v = value(role === 1 && key === 'inputs' ? 2 : 0);
+        const end = u[i] === 0x5b ? readF32Array(u, i) : -1;
+        if (end === -2) throw BAIL;
+        if (end === -1) v = value(0);
+        else {
+          i = end;
+          v = scratch.slice(0, count); // its own, exactly sized buffer
         }
-        obj[key] = v;
-        ws();
-        const d = buf[i];
-        if (d === 0x2c) { i++; ws(); continue; }
-        if (d === 0x7d) { i++; return obj; }
-        throw BAIL;
+      } else {
+        v = value(role === 1 && key === 'inputs' ? 2 : 0);
       }
-    }
-    if (c === 0x5b) {
-      i++;
-      const arr: unknown[] = [];
+      obj[key] = v;
       ws();
-      if (buf[i] === 0x5d) { i++; return arr; }
-      for (;;) {
-        arr.push(value(role === 2 ? 3 : 0));
-        ws();
-        const d = buf[i];
-        if (d === 0x2c) { i++; continue; }
-        if (d === 0x5d) { i++; return arr; }
-        throw BAIL;
-      }
+      const d = u[i];
+      if (d === 0x2c) { i++; ws(); continue; }
+      if (d === 0x7d) { i++; return obj; }
+      throw BAIL;
     }
-    if (c === 0x22) return str();
-    if (c === 0x74 && buf[i + 1] === 0x72 && buf[i + 2] === 0x75 && buf[i + 3] === 0x65) { i += 4; return true; }
-    if (c === 0x66 && buf[i + 1] === 0x61 && buf[i + 2] === 0x6c && buf[i + 3] === 0x73 && buf[i + 4] === 0x65) { i += 5; return false; }
-    if (c === 0x6e && buf[i + 1] === 0x75 && buf[i + 2] === 0x6c && buf[i + 3] === 0x6c) { i += 4; return null; }
-    return num();
-  };
+  }
+  if (c === 0x5b) {
+    i++;
+    const arr: unknown[] = [];
+    ws();
+    if (u[i] === 0x5d) { i++; return arr; }
+    for (;;) {
+      arr.push(value(role === 2 ? 3 : 0));
+      ws();
+      const d = u[i];
+      if (d === 0x2c) { i++; continue; }
+      if (d === 0x5d) { i++; return arr; }
+      throw BAIL;
+    }
+  }
+  if (c === 0x22) return str();
+  if (c === 0x74 && u[i + 1] === 0x72 && u[i + 2] === 0x75 && u[i + 3] === 0x65) { i += 4; return true; }
+  if (c === 0x66 && u[i + 1] === 0x61 && u[i + 2] === 0x6c && u[i + 3] === 0x73 && u[i + 4] === 0x65) { i += 5; return false; }
+  if (c === 0x6e && u[i + 1] === 0x75 && u[i + 2] === 0x6c && u[i + 3] === 0x6c) { i += 4; return null; }
+  return num();
+}
 
+export function parseInferJson(buf: Buffer, start = 0): unknown {
+  b = buf;
+  u = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  i = start;
   try {
     const v = value(1);
     ws();
-    if (i !== n) return undefined;
+    if (i !== u.length) return undefined;
     // Float32 data is only a faithful stand-in for an FP32 tensor's numbers: any other datatype
     // needs the exact numbers.
     const inputs = (v as { inputs?: unknown } | null)?.inputs;
@@ -249,5 +249,8 @@ export function parseInferJson(buf: Buffer, start = 0): unknown {
   } catch (e) {
     if (e === BAIL) return undefined;
     throw e;
+  } finally {
+    b = EMPTY; // the body is not kept alive by the parser
+    u = EMPTY;
   }
 }

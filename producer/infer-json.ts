@@ -8,15 +8,17 @@
 
 /** Exact powers of ten as doubles (10^22 is the largest). */
 const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
-// The approximation of a long number is within a few units in the last place of a double; a float32
-// decided by it must be the same at both ends of this relative margin.
-const MARGIN = 1e-15;
 
 class Bail extends Error {}
 const EMPTY = Buffer.alloc(0);
 
-// Output of readF32Array: the numbers go to a reused buffer, grown as needed.
+// Output of readF32Array: result[0, count). The numbers go to a reused buffer, grown as needed up
+// to SCRATCH_MAX elements (bodies of a few MB); larger arrays are read into one of their own.
+const SCRATCH_MAX = 1 << 20;
+const EMPTY_F32 = new Float32Array(0);
 let scratch = new Float32Array(4096);
+let big = EMPTY_F32;
+let result = scratch;
 let count = 0;
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 /** Math.fround of the magnitude of the number in buf[s, e), the plain way. */
@@ -34,44 +36,55 @@ function readF32Array(buf: Uint8Array, start: number): number {
   let c = buf[i]!;
   while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
   if (!(c === 0x2d || isDigit(c))) return -1;
-  // Elements take at least two bytes ("0,"): the bytes left bound the count.
-  if (scratch.length < (n - i) / 2 + 1) scratch = new Float32Array(Math.ceil((n - i) / 2) + 16);
-  const out = scratch;
+  // Elements take at least two bytes ("0,"): the bytes left bound the count. A large body gets an
+  // array of its own rather than a scratch buffer kept for good.
+  const bound = Math.ceil((n - i) / 2) + 1;
+  if (bound > scratch.length) {
+    if (bound <= SCRATCH_MAX) scratch = new Float32Array(bound);
+    else big = new Float32Array(bound);
+  }
+  const out = bound > SCRATCH_MAX ? big : scratch;
   let k = 0;
   for (;;) {
     if (!(c === 0x2d || isDigit(c))) return -1;
     const s = i;
     let neg = false;
     if (c === 0x2d) { neg = true; c = buf[++i]!; }
-    // The digits read so far are hi (the first 15 significant ones) followed by lo (the next up
-    // to 15), times 10^exp; digits past the 30th cannot change a float32 and are dropped.
+    // hi holds the first 15 significant digits and the value is hi * 10^exp, exactly unless a
+    // later digit was dropped (then `dropped`, and the value is below the truth by under 1e-14).
     let hi = 0;
-    let lo = 0;
-    let nlo = 0;
     let sig = 0;
     let exp = 0;
+    let dropped = false;
     if (c === 0x30) c = buf[++i]!;
     else if (c >= 0x31 && c <= 0x39) {
       do {
-        if (sig < 15) hi = hi * 10 + (c - 0x30);
-        else if (sig < 30) { lo = lo * 10 + (c - 0x30); nlo++; }
-        else exp++;
+        hi = hi * 10 + (c - 0x30);
         sig++;
         c = buf[++i]!;
-      } while (c >= 0x30 && c <= 0x39);
+      } while (c >= 0x30 && c <= 0x39 && sig < 15);
+      while (c >= 0x30 && c <= 0x39) {
+        if (c !== 0x30) dropped = true;
+        exp++;
+        c = buf[++i]!;
+      }
     } else return -2;
     if (c === 0x2e) {
       c = buf[++i]!;
       if (!(c >= 0x30 && c <= 0x39)) return -2;
-      do {
-        if (sig === 0 && c === 0x30) exp--; // a leading zero is not significant
-        else {
-          if (sig < 15) { hi = hi * 10 + (c - 0x30); exp--; }
-          else if (sig < 30) { lo = lo * 10 + (c - 0x30); nlo++; exp--; }
-          sig++;
-        }
+      if (sig === 0) {
+        while (c === 0x30) { exp--; c = buf[++i]!; } // leading zeros are not significant
+      }
+      while (c >= 0x30 && c <= 0x39 && sig < 15) {
+        hi = hi * 10 + (c - 0x30);
+        sig++;
+        exp--;
         c = buf[++i]!;
-      } while (c >= 0x30 && c <= 0x39);
+      }
+      while (c >= 0x30 && c <= 0x39) {
+        if (c !== 0x30) dropped = true;
+        c = buf[++i]!;
+      }
     }
     if (c === 0x65 || c === 0x45) {
       c = buf[++i]!;
@@ -86,19 +99,18 @@ function readF32Array(buf: Uint8Array, start: number): number {
       exp += eneg ? -e : e;
     }
     let v: number;
-    if (nlo === 0 && exp >= -22 && exp <= 22) {
+    if (exp < -22 || exp > 22) v = slow(buf, s, i);
+    else {
       // Clinger's fast path: an integer below 2^53 times or over an exact power of ten is the
-      // correctly rounded double, i.e. JSON.parse's.
-      v = Math.fround(exp >= 0 ? hi * POW10[exp]! : hi / POW10[-exp]!);
-    } else if (nlo > 0 && exp >= -22 && exp <= 22) {
-      // Within a few units in the last place of the double; when both ends of the margin round to
-      // the same float32, so does the exact value.
-      const m = hi * POW10[nlo]! + lo;
-      const d = exp >= 0 ? m * POW10[exp]! : m / POW10[-exp]!;
-      const a = Math.fround(d * (1 - MARGIN));
-      v = a === Math.fround(d * (1 + MARGIN)) ? a : slow(buf, s, i);
-    } else {
-      v = slow(buf, s, i);
+      // correctly rounded double, i.e. JSON.parse's when no digit was dropped.
+      const d = exp >= 0 ? hi * POW10[exp]! : hi / POW10[-exp]!;
+      if (!dropped) v = Math.fround(d);
+      else {
+        // The truth lies in [d, d * (1 + 1e-14)] (give or take a rounding): when both ends round
+        // to the same float32, so does the truth; otherwise ask Number().
+        const a = Math.fround(d * (1 - 1e-15));
+        v = a === Math.fround(d * (1 + 2e-14)) ? a : slow(buf, s, i);
+      }
     }
     // Past float32's range (or a double's): the ordinary path gives its ordinary answer.
     if (v === Infinity) return -2;
@@ -109,7 +121,12 @@ function readF32Array(buf: Uint8Array, start: number): number {
       while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
       continue;
     }
-    if (c === 0x5d) { count = k; return i + 1; }
+    if (c === 0x5d) {
+      count = k;
+      result = out;
+      big = EMPTY_F32;
+      return i + 1;
+    }
     return -2;
   }
 }
@@ -195,7 +212,8 @@ function value(role: number): unknown {
         if (end === -1) v = value(0);
         else {
           i = end;
-          v = scratch.slice(0, count); // its own, exactly sized buffer
+          v = result.slice(0, count); // its own, exactly sized buffer
+          result = scratch;
         }
       } else {
         v = value(role === 1 && key === 'inputs' ? 2 : 0);

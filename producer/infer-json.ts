@@ -268,7 +268,9 @@ export function parseInferJson(buf: Buffer, start = 0): unknown {
     if (e === BAIL) return undefined;
     throw e;
   } finally {
-    b = EMPTY; // the body is not kept alive by the parser
+    b = EMPTY; // neither the body nor a large array outlives the call
     u = EMPTY;
+    big = EMPTY_F32;
+    result = scratch;
   }
 }

@@ -44,3 +44,13 @@ describe('parseInferJson', () => {
     expect(f32(parseInferJson(b, 3))).toBe(f32({ inputs: [{ datatype: 'FP32', data: new Float32Array([0.5]) }] }));
   });
 });
+
+describe('parseInferJson with large data', () => {
+  it('reads arrays past the reused buffer into their own, and then small ones again', () => {
+    const many = Array.from({ length: 1_200_000 }, (_, k) => (k % 1000) / 8);
+    const big = parseInferJson(Buffer.from(JSON.stringify({ inputs: [{ datatype: 'FP32', data: many }] }))) as { inputs: { data: Float32Array }[] };
+    expect(big.inputs[0]!.data).toEqual(Float32Array.from(many));
+    const small = parseInferJson(Buffer.from('{"inputs":[{"datatype":"FP32","data":[0.25,-1e-3]}]}')) as { inputs: { data: Float32Array }[] };
+    expect(small.inputs[0]!.data).toEqual(Float32Array.from([0.25, -1e-3]));
+  });
+});

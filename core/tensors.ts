@@ -29,9 +29,10 @@ export type TensorSpec = z.infer<typeof tensorSpecSchema>;
 /**
  * An array checked in O(1): zod walking every element of a large tensor costs tens of
  * milliseconds of main thread; elements are checked once, by flattenData, at the HTTP edge.
+ * A Float32Array is the producer's parse of flat FP32 data (producer/infer-json.ts).
  */
 export const dataArray = <T = number | string | boolean>(description = 'Tensor data, flat in row-major order') =>
-  z.custom<T[]>((v) => Array.isArray(v), 'must be an array').meta({ description, type: 'array' });
+  z.custom<T[]>((v) => Array.isArray(v) || v instanceof Float32Array, 'must be an array').meta({ description, type: 'array' });
 
 /** A tensor moving between processes: flat data, as JSON allows. INT64/UINT64 travel as numbers. */
 export const tensorSchema = z.object({
@@ -58,7 +59,7 @@ export function toRaw(t: Tensor): RawTensor {
   const d = t.data;
   let data: ArrayBufferView | string[];
   switch (t.datatype) {
-    case 'FP32': data = Float32Array.from(d as number[]); break;
+    case 'FP32': data = d instanceof Float32Array ? d : Float32Array.from(d as number[]); break;
     case 'FP64': data = Float64Array.from(d as number[]); break;
     case 'INT8': data = Int8Array.from(d as number[]); break;
     case 'UINT8': data = Uint8Array.from(d as number[]); break;
@@ -108,7 +109,7 @@ const INT_RANGE: Partial<Record<Datatype, [number, number]>> = {
  * datatype. Returns the flat array or a message naming what is wrong.
  */
 export function flattenData(data: unknown, shape: readonly number[], datatype: Datatype, label: string): { data: (number | string | boolean)[] } | { error: string } {
-  if (!Array.isArray(data)) return { error: `${label}.data must be an array` };
+  if (!Array.isArray(data) && !(data instanceof Float32Array)) return { error: `${label}.data must be an array` };
   const expected = elementCount(shape);
   let flat: unknown[];
   if (shape.length > 1 && Array.isArray(data[0])) {
@@ -130,7 +131,7 @@ export function flattenData(data: unknown, shape: readonly number[], datatype: D
     const err = walk(data, 0, '');
     if (err) return { error: err };
   } else {
-    flat = data;
+    flat = data as unknown[];
   }
   if (flat.length !== expected) {
     return { error: `${label} has ${flat.length} elements but shape [${shape.join(',')}] needs ${expected}` };

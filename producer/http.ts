@@ -26,21 +26,21 @@ function isRedisDown(e: unknown): boolean {
   return /enableOfflineQueue|max retries per request|Connection is closed|ECONNREFUSED|Redis not ready/i.test(m);
 }
 
+/** What an error thrown by a route becomes: a known AppError, or the closest one; unknown errors are logged. */
+export function toAppError(err: unknown, logger: Logger, route: string): AppError {
+  const x = err as { type?: string; status?: unknown; message?: string; limit?: number; stack?: string } | undefined;
+  if (err instanceof AppError) return err;
+  if (err instanceof TooLargeError) return new AppError('payload_too_large', `body too large: the limit is ${err.maxBytes} bytes`);
+  if (x?.type === 'entity.too.large') return new AppError('payload_too_large', `body too large: the limit is ${x.limit} bytes`);
+  if (x?.type === 'entity.parse.failed') return badRequest(`body is not valid JSON: ${x.message}`);
+  if (x?.type === 'encoding.unsupported' || x?.type === 'charset.unsupported') return new AppError('unsupported_media_type', String(x.message));
+  if (typeof x?.status === 'number' && x.status >= 400 && x.status < 500) return new AppError('bad_request', String(x.message));
+  if (isRedisDown(err)) return new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
+  logger.error({ err: x?.message, stack: x?.stack, route }, 'unhandled error');
+  return new AppError('internal', 'internal error');
+}
+
 /** Maps anything thrown by a route to a status and a JSON body; never a stack trace. */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
-  return (err, req, res, _next) => {
-    let e: AppError;
-    if (err instanceof AppError) e = err;
-    else if (err instanceof TooLargeError) e = new AppError('payload_too_large', `body too large: the limit is ${err.maxBytes} bytes`);
-    else if (err?.type === 'entity.too.large') e = new AppError('payload_too_large', `body too large: the limit is ${err.limit} bytes`);
-    else if (err?.type === 'entity.parse.failed') e = badRequest(`body is not valid JSON: ${err.message}`);
-    else if (err?.type === 'encoding.unsupported' || err?.type === 'charset.unsupported') e = new AppError('unsupported_media_type', err.message);
-    else if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500) e = new AppError('bad_request', String(err.message));
-    else if (isRedisDown(err)) e = new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
-    else {
-      logger.error({ err: err?.message, stack: err?.stack, route: req.path }, 'unhandled error');
-      e = new AppError('internal', 'internal error');
-    }
-    sendError(req, res, e);
-  };
+  return (err, req, res, _next) => sendError(req, res, toAppError(err, logger, req.path));
 }

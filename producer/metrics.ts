@@ -7,7 +7,12 @@ import { readWorkerStats, type WorkerStats } from '../core/stats.ts';
 import { BATCH_BUCKETS } from '../core/jobs/infer.ts';
 import type { ProducerDeps } from './deps.ts';
 
-export interface Metrics { registry: client.Registry; middleware: RequestHandler }
+export interface Metrics {
+  registry: client.Registry;
+  middleware: RequestHandler;
+  /** What the middleware records for a request answered outside express (the inference fast path); call when it started. */
+  startRequest(method: string, route: string): (status: number) => void;
+}
 
 export function createMetrics(d: ProducerDeps): Metrics {
   const registry = new client.Registry();
@@ -100,5 +105,12 @@ export function createMetrics(d: ProducerDeps): Metrics {
     });
     next();
   };
-  return { registry, middleware };
+  const startRequest = (method: string, route: string) => {
+    const end = latency.startTimer();
+    return (status: number) => {
+      requests.inc({ method, route, status: String(status) });
+      end({ method, route });
+    };
+  };
+  return { registry, middleware, startRequest };
 }

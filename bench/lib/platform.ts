@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { freePort, pollUntil, spawnNode, stopChild, tail } from './child.ts';
 
 export interface PlatformOptions {
@@ -23,7 +24,7 @@ export interface Platform {
   url: string;
   /** Registers `bytes` as a new version of `name` and waits until GET /v2/models/{name} answers 200. */
   register(name: string, bytes: Uint8Array): Promise<void>;
-  /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory. */
+  /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory and the run's Redis keys. */
   stop(): Promise<void>;
 }
 
@@ -41,13 +42,14 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const port = await freePort();
   const dashboardPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const prefix = `bench-${crypto.randomBytes(4).toString('hex')}`;
   const child = spawnNode({
     args: ['--import', 'tsx', 'cli/start.ts'],
     logFile,
     env: {
       MODELQ_PORT: String(port),
       MODELQ_DASHBOARD_PORT: String(dashboardPort),
-      MODELQ_PREFIX: `bench-${crypto.randomBytes(4).toString('hex')}`,
+      MODELQ_PREFIX: prefix,
       MODELQ_DATA_DIR: dataDir,
       MODELQ_WORKERS: String(opts.workers),
     },
@@ -57,6 +59,9 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const stop = async () => {
     await stopChild(child);
     fs.rmSync(dataDir, { recursive: true, force: true });
+    // Finished infer jobs are kept a minute with their inputs (hundreds of MB after a run at
+    // thousands of requests per second): a benchmark must not leave them in a shared Redis.
+    await deleteKeys(`{${prefix}}`).catch((e: Error) => console.log(`bench: Redis keys under {${prefix}} not removed: ${e.message}`));
   };
 
   try {
@@ -85,4 +90,21 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   };
 
   return { url, register, stop };
+}
+
+/** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */
+async function deleteKeys(prefix: string): Promise<void> {
+  const redis = new Redis(process.env.MODELQ_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -9,6 +9,7 @@ import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { jsonBody } from '../body.ts';
+import { parseInferJson } from '../infer-json.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 
 export const SERVER_VERSION = '0.1.0';
@@ -44,7 +45,7 @@ export function inferBody(limitBytes: number, fallback: RequestHandler): Request
       const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0; // decoders drop it; JSON.parse would not
       chunks.length = 0;
       try {
-        req.body = JSON.parse(buf.toString('utf8', bom));
+        req.body = parseInferJson(buf, bom) ?? JSON.parse(buf.toString('utf8', bom));
       } catch (e) {
         return next(badRequest(`body is not valid JSON: ${(e as Error).message}`));
       }
@@ -60,16 +61,10 @@ function sendJson(res: Response, value: unknown) {
   res.end(body);
 }
 
-export function v2Router(d: ProducerDeps): Router {
-  const r = Router();
-  const json = jsonBody(d.cfg);
+/** One inference request, from parsed JSON body to the protocol answer; shared by the express route and the fast path. */
+export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }) => Promise<object>;
 
-  const resolve = (req: Request): Promise<VersionRecord> => {
-    const { name, version } = req.params as { name: string; version?: string };
-    return d.registry.resolve(version === undefined ? name : `${name}@${version}`);
-  };
-
-  // Inference first: it is the hot route, and the router tries routes in order.
+export function createInfer(d: ProducerDeps): InferFn {
   const coalescerFor = (q: 'infer' | 'infer-gpu') => new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
   const coalescer = coalescerFor('infer');
   // Requests with parameters.device "gpu" go to the GPU twin queue, which only cuda workers consume.
@@ -81,25 +76,44 @@ export function v2Router(d: ProducerDeps): Router {
     if (!b) batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
     return b;
   };
-  const infer = async (req: Request) => {
-    const body = parseBody(v2InferRequestSchema, req.body, 'request');
-    // Only the packed request lives on while the answer is awaited: tens of requests are in
-    // flight at once, and every live byte is copied again by each young-generation GC.
-    req.body = undefined;
-    const { name, version } = req.params as { name: string; version?: string };
+  // Validated and packed first, in a function of its own: only the packed request (not the parsed
+  // body) lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
+  const prepare = async (name: string, version: string | undefined, json: unknown) => {
+    const body = parseBody(v2InferRequestSchema, json, 'request');
     const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
-    const { model } = target;
-    const checked = checkInferRequest(body, model);
-    const request = { ...checked, inputs: checked.inputs.map(packTensor) };
-    const id = body.id;
-    // A client that disconnects before its request leaves the producer is never computed.
-    const socket = req.socket;
+    const checked = checkInferRequest(body, target.model);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
-    const lane = device === 'gpu' ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
+    return { target, id: body.id, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
+  };
+  return async (name, version, json, socket) => {
+    const { target, id, gpu, request } = await prepare(name, version, json);
+    const { model } = target;
+    const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
+    // A client that disconnects before its request leaves the producer is never computed.
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
+  };
+}
+
+export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Router {
+  const r = Router();
+  const json = jsonBody(d.cfg);
+
+  const resolve = (req: Request): Promise<VersionRecord> => {
+    const { name, version } = req.params as { name: string; version?: string };
+    return d.registry.resolve(version === undefined ? name : `${name}@${version}`);
+  };
+
+  // Inference first: it is the hot route, and the router tries routes in order.
+  const infer = (req: Request) => {
+    const { name, version } = req.params as { name: string; version?: string };
+    const value = req.body;
+    // Only the packed request lives on while the answer is awaited: tens of requests are in
+    // flight at once, and every live byte is copied again by each young-generation GC.
+    req.body = undefined;
+    return inferFn(name, version, value, req.socket);
   };
   const body = inferBody(d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, json);
   r.post('/v2/models/:name/infer', body, async (req, res) => sendJson(res, await infer(req)));

@@ -52,6 +52,28 @@ describe('inference request bodies', () => {
       close(JSON.parse(a.body).outputs[0].data);
     }
     expect(answers[0]!.body).toMatch(/^\{"model_name":"tiny","model_version":"1","outputs":\[\{"name":"output","datatype":"FP32","shape":\[1,3\],"data":\[/);
+    // The first two take the node:http fast path, the last two express's route: the same bytes.
+    for (const a of answers) expect(a.body).toBe(answers[0]!.body);
+  });
+
+  it('counts fast-path requests in /metrics under the routes express names, and answers its errors the same way', async () => {
+    const count = async (route: string, status: number) => {
+      const text = await (await fetch(`${p.url}/metrics`)).text();
+      const m = new RegExp(`^modelq_http_requests_total\\{method="POST",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    const r1 = '/v2/models/:name/infer';
+    const r2 = '/v2/models/:name/versions/:version/infer';
+    const before = [await count(r1, 200), await count(r2, 200), await count(r1, 400), await count(r1, 404)];
+    expect((await postJson(`${p.url}/v2/models/tiny/infer`, body)).status).toBe(200);
+    expect((await postJson(`${p.url}/v2/models/tiny/versions/1/infer`, body)).status).toBe(200);
+    const wrong = await postJson(`${p.url}/v2/models/tiny/infer`, { inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] });
+    expect(wrong.status).toBe(400);
+    expect(await wrong.json()).toEqual({ error: expect.stringMatching(/shape \[1,5\]/) });
+    const missing = await postJson(`${p.url}/v2/models/nope/infer`, body);
+    expect(missing.status).toBe(404);
+    expect(Object.keys(await missing.json())).toEqual(['error']);
+    expect([await count(r1, 200), await count(r2, 200), await count(r1, 400), await count(r1, 404)]).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1, before[3]! + 1]);
   });
 
   it('answers bad bodies with the same errors as before', async () => {

@@ -4,9 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { expect } from 'vitest';
 import { buildMlp } from '../../core/onnx/builder.ts';
-import { directRun, rows, tmpDir } from '../fixtures/models.ts';
+import { rows, tmpDir } from '../fixtures/models.ts';
+import { expectExactOutput as expectOutput } from '../helpers/batch-output.ts';
 
 export const F = 16;
 export const model = buildMlp({ sizes: [F, 768, 768, 4], seed: 31 });
@@ -17,15 +17,7 @@ export function batchBody(n: number, seed = 3): { body: string; x: Float32Array 
 }
 
 /** Every input row exactly once, in order, with the values of a direct onnxruntime run. */
-export async function expectExactOutput(text: string, x: Float32Array, n: number) {
-  const out = text.trim().split('\n').map((l) => JSON.parse(l));
-  expect(out).toHaveLength(n);
-  const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
-  out.forEach((o, i) => {
-    if (o.row !== i || o.id !== i) throw new Error(`line ${i} holds row ${o.row}`);
-    for (let j = 0; j < 4; j++) if (Math.abs(o.outputs.output[j] - expected[i * 4 + j]!) > 1e-5) throw new Error(`row ${i} differs`);
-  });
-}
+export const expectExactOutput = (text: string, x: Float32Array, n: number) => expectOutput(text, model, x, n, F);
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -10,7 +10,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { describe, expect, it } from 'vitest';
 import { buildMlp } from '../../core/onnx/builder.ts';
-import { directRun, rows, tmpDir } from '../fixtures/models.ts';
+import { rows, tmpDir } from '../fixtures/models.ts';
+import { expectExactOutput } from '../helpers/batch-output.ts';
 import { s3Env } from '../unit/core/storage/s3-server.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -164,13 +165,7 @@ describe('chaos: two hosts', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(view).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
-      const out = (await request(socket, 'GET', `/v1/batches/${batchId}/output`)).text.trim().split('\n').map((l) => JSON.parse(l));
-      expect(out).toHaveLength(n);
-      const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
-      out.forEach((o, i) => {
-        if (o.row !== i || o.id !== i) throw new Error(`line ${i} holds row ${o.row}`);
-        for (let j = 0; j < 4; j++) if (Math.abs(o.outputs.output[j] - expected[i * 4 + j]!) > 1e-5) throw new Error(`row ${i} differs`);
-      });
+      await expectExactOutput((await request(socket, 'GET', `/v1/batches/${batchId}/output`)).text, model, x, n, F);
 
       // The work crossed the link: Redis on A sees the worker's connections from B's address, and
       // the model reached B through its cache, not a shared disk.

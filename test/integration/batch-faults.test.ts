@@ -6,7 +6,8 @@ import { QueueEvents } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
 import { buildMlp } from '../../core/onnx/builder.ts';
-import { directRun, rows } from '../fixtures/models.ts';
+import { rows } from '../fixtures/models.ts';
+import { expectExactOutput } from '../helpers/batch-output.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform | undefined;
@@ -46,13 +47,7 @@ describe('batch faults', () => {
     await events.close();
     expect(stalled).toBeGreaterThan(0); // the kill did interrupt a chunk, which ran again
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
-    const out = (await (await fetch(`${p.url}/v1/batches/${id}/output`)).text()).trim().split('\n').map((l) => JSON.parse(l));
-    expect(out).toHaveLength(n);
-    const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
-    out.forEach((o, i) => {
-      if (o.row !== i || o.id !== i) throw new Error(`line ${i} holds row ${o.row}`);
-      for (let j = 0; j < 4; j++) if (Math.abs(o.outputs.output[j] - expected[i * 4 + j]!) > 1e-5) throw new Error(`row ${i} differs`);
-    });
+    await expectExactOutput(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text(), model, x, n, F);
   });
 
   it('cancel stops new chunks and leaves a consistent partial output', async () => {

@@ -10,6 +10,7 @@ import { batchKeys } from '../../core/jobs/batch.ts';
 import { modelArtifactKey } from '../../core/registry.ts';
 import { S3Store } from '../../core/storage/index.ts';
 import { directRun, rows, tmpDir } from '../fixtures/models.ts';
+import { expectExactOutput } from '../helpers/batch-output.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 import { S3_CREDENTIALS, s3Env, startS3Server, type S3Server } from '../unit/core/storage/s3-server.ts';
 
@@ -64,13 +65,7 @@ describe('platform on the s3 store', () => {
       return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
     }, 'the batch to end', 60_000);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
-    const out = (await (await fetch(`${p.url}/v1/batches/${id}/output`)).text()).trim().split('\n').map((l) => JSON.parse(l));
-    expect(out).toHaveLength(n);
-    const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
-    out.forEach((o, i) => {
-      if (o.row !== i || o.id !== i) throw new Error(`line ${i} holds row ${o.row}`);
-      for (let j = 0; j < 3; j++) if (Math.abs(o.outputs.output[j] - expected[i * 3 + j]!) > 1e-5) throw new Error(`row ${i} differs`);
-    });
+    await expectExactOutput(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text(), model, x, n, F);
     expect(await bucketView.stat(batchKeys.input(id))).toMatchObject({ bytes: Buffer.byteLength(body) });
     expect(await bucketView.stat(batchKeys.output(id, 4))).not.toBeNull(); // chunks 0-4 of 700 rows
   });

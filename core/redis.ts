@@ -85,3 +85,13 @@ export async function waitReady(client: Redis, timeoutMs = 5000): Promise<void> 
     client.on('ready', onReady);
   });
 }
+
+/** Unlinks every key that starts with `prefix`, a SCAN page at a time (never FLUSHALL: a Redis may be shared). */
+export async function deleteKeysWithPrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await client.unlink(...keys);
+  } while (cursor !== '0');
+}

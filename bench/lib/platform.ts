@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { deleteKeysWithPrefix } from '../../core/redis.ts';
 import { freePort, pollUntil, spawnNode, stopChild, tail } from './child.ts';
 
 export interface PlatformOptions {
@@ -98,12 +99,7 @@ async function deleteKeys(prefix: string): Promise<void> {
   redis.on('error', () => {});
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteKeysWithPrefix(redis, prefix);
   } finally {
     redis.disconnect();
   }

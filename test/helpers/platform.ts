@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { type Config, keyPrefix, loadConfig } from '../../core/config.ts';
 import { createLogger, type Logger } from '../../core/logger.ts';
+import { deleteKeysWithPrefix } from '../../core/redis.ts';
 import { buildApp } from '../../producer/app.ts';
 import { closeProducerDeps, createProducerDeps, type ProducerDeps } from '../../producer/deps.ts';
 import { tmpDir } from '../fixtures/models.ts';
@@ -92,14 +93,7 @@ export async function startPlatform(opts: { workers?: number; env?: Record<strin
 }
 
 /** Removes every key under this test's prefix (never FLUSHALL: the Redis is shared). */
-export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
+export const deleteKeys = (redis: Redis, prefix: string): Promise<void> => deleteKeysWithPrefix(redis, prefix);
 
 /** Polls `check` until it returns a truthy value; for conditions that have no event to wait on. */
 export async function until<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000): Promise<NonNullable<T>> {

@@ -19,6 +19,7 @@ import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.t
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
+import { takeRows } from '../training/data.ts';
 import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
 
@@ -135,17 +136,14 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
       };
       if (distilled) {
         // Agreement on the rows the student never trained on.
-        const pick = (t: RawTensor): RawTensor => {
-          const w = t.dims.slice(1).reduce((x, y) => x * y, 1);
-          const d = t.data as Float32Array;
-          const out = new Float32Array(distilled!.heldOut.length * w);
-          distilled!.heldOut.forEach((r, i) => out.set(d.subarray(r * w, (r + 1) * w), i * w));
-          return { type: t.type, dims: [distilled!.heldOut.length, ...t.dims.slice(1)], data: out };
-        };
+        const held = distilled.heldOut;
+        const pick = (t: RawTensor): RawTensor => ({
+          type: t.type, dims: [held.length, ...t.dims.slice(1)], data: takeRows(t.data as Float32Array, t.dims.slice(1).reduce((x, y) => x * y, 1), held),
+        });
         const p = distilled.plan.primary;
-        const held = compareOutputs({ [p]: pick(outBefore[p]!) }, { [p]: pick(outAfter[p]!) });
-        details.heldOutMaxAbsDiff = held.maxAbsDiff;
-        if (argmaxRows(outBefore[p]!)) details.heldOutAgreement = held.argmaxAgreement;
+        const heldCmp = compareOutputs({ [p]: pick(outBefore[p]!) }, { [p]: pick(outAfter[p]!) });
+        details.heldOutMaxAbsDiff = heldCmp.maxAbsDiff;
+        if (argmaxRows(outBefore[p]!)) details.heldOutAgreement = heldCmp.argmaxAgreement;
       }
     }
     const report: CompressReport = {

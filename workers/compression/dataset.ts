@@ -90,15 +90,14 @@ export async function loadEvalRows(deps: { redis: Redis; prefix: string; store: 
   return { id: ds.id, format: ds.format, rows, features, ...(target ? { target } : {}), input, width, x, targets, info };
 }
 
-/** The given rows (all by default) through the model in runs of DATASET_BATCH, outputs joined along the batch. */
-export async function runRows(engine: Engine, model: ModelHandle, r: EvalRows, rowIds?: Int32Array): Promise<Record<string, RawTensor>> {
-  const n = rowIds ? rowIds.length : r.rows;
+/** Every row through the model in runs of DATASET_BATCH, outputs joined along the batch. */
+export async function runRows(engine: Engine, model: ModelHandle, r: EvalRows): Promise<Record<string, RawTensor>> {
+  const n = r.rows;
   const parts: Record<string, RawTensor>[] = [];
   for (let start = 0; start < n; start += DATASET_BATCH) {
     const k = Math.min(DATASET_BATCH, n - start);
-    const data = new Float32Array(k * r.width);
-    if (rowIds) for (let i = 0; i < k; i++) data.set(r.x.subarray(rowIds[start + i]! * r.width, (rowIds[start + i]! + 1) * r.width), i * r.width);
-    else data.set(r.x.subarray(start * r.width, (start + k) * r.width));
+    // A copy: the engine takes ownership of what it is sent.
+    const data = r.x.slice(start * r.width, (start + k) * r.width);
     const dims = [k, ...r.input.shape.slice(1)];
     parts.push(await engine.run(model, { [r.input.name]: { type: toOrtType('FP32'), dims, data } }));
   }

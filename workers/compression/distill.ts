@@ -13,7 +13,7 @@ import type { StudentHead } from '../../core/onnx/export-mlp.ts';
 import type { VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, TensorSpec } from '../../core/tensors.ts';
-import { Rng } from '../training/data.ts';
+import { Rng, takeRows } from '../training/data.ts';
 import type { DistillProgress, Transfer } from '../training/distill.ts';
 import { runInSandbox } from '../training/sandbox.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -151,13 +151,8 @@ export async function distill(
   const targets = (t: RawTensor) => (plan.task === 'classification' ? softTargets(t, probabilities, o.temperature) : Float32Array.from(t.data as Float32Array));
   const y = targets(teacherOut[plan.primary]!);
   const C = plan.outputs;
-  const gather = (src: Float32Array, w: number, ids: Int32Array) => {
-    const out = new Float32Array(ids.length * w);
-    ids.forEach((r, i) => out.set(src.subarray(r * w, (r + 1) * w), i * w));
-    return out;
-  };
-  let xTrain = gather(rows.x, rows.width, train);
-  let yTrain = gather(y, C, train);
+  let xTrain = takeRows(rows.x, rows.width, train);
+  let yTrain = takeRows(y, C, train);
   const copies = o.augment ?? Math.min(MAX_AUTO_AUGMENT, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1));
   if (copies > 0) {
     const xs = noisyCopies(rows.x, rows.width, train, copies, o.noise, o.seed ^ 0xa06);
@@ -172,7 +167,7 @@ export async function distill(
   }
   const transfer: Transfer = {
     task: plan.task, features: rows.width, outputs: C, xTrain, yTrain,
-    xVal: gather(rows.x, rows.width, heldOut), yVal: gather(y, C, heldOut),
+    xVal: takeRows(rows.x, rows.width, heldOut), yVal: takeRows(y, C, heldOut),
   };
   const dir = `jobs/compress/${jobId}`;
   const transferKey = `${dir}/transfer.bin`;

@@ -126,9 +126,11 @@ export function standardization(d: Loaded, rows: Int32Array): { mean: Float32Arr
 }
 
 /** The given rows' features, row-major. */
-export function gatherRows(d: Loaded, rows: Int32Array): Float32Array {
-  const F = d.features;
-  const out = new Float32Array(rows.length * F);
-  rows.forEach((r, i) => out.set(d.x.subarray(r * F, (r + 1) * F), i * F));
+export const gatherRows = (d: Loaded, rows: Int32Array): Float32Array => takeRows(d.x, d.features, rows);
+
+/** The given rows of a row-major matrix `width` values wide, in the order given. */
+export function takeRows(x: Float32Array, width: number, rows: Int32Array): Float32Array {
+  const out = new Float32Array(rows.length * width);
+  rows.forEach((r, i) => out.set(x.subarray(r * width, (r + 1) * width), i * width));
   return out;
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { buildMlp } from '../core/onnx/builder.ts';
+import { buildMlp } from '../workers/onnx/builder.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
 import { postFile, writeInput } from './lib/batch-input.ts';

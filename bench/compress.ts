@@ -1,8 +1,8 @@
 // Compression: rows/s of the MLP 256-1024-1024-10 before and after quantize-int8 (per tensor and
 // per channel) at batch 1, 32, 128 and 256, one onnxruntime thread, measured in the same run.
 import * as ort from 'onnxruntime-node';
-import { buildMlp } from '../core/onnx/builder.ts';
-import { quantizeInt8 } from '../core/onnx/quantize.ts';
+import { buildMlp } from '../workers/onnx/builder.ts';
+import { quantizeInt8 } from '../workers/onnx/quantize.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 

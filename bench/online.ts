@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildMlp } from '../core/onnx/builder.ts';
+import { buildMlp } from '../workers/onnx/builder.ts';
 import { spawnNode, stopChild, waitForLine } from './lib/child.ts';
 import { runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform, type Platform } from './lib/platform.ts';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { buildMlp } from '../core/onnx/builder.ts';
+import { buildMlp } from '../workers/onnx/builder.ts';
 import { freePort, pollUntil, stopChild } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
 import { postFile, writeInput } from './lib/batch-input.ts';

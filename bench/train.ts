@@ -4,9 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import type { Hyperparameters } from '../core/jobs/train.ts';
-import { Rng } from '../workers/training/data.ts';
-import { initState, train } from '../workers/training/mlp.ts';
-import { initTf } from '../workers/training/tf.ts';
+import { Rng } from '../workers/trainer/data.ts';
+import { initState, train } from '../workers/trainer/mlp.ts';
+import { initTf } from '../workers/trainer/tf.ts';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 100_000);
 const EPOCHS = Number(process.env.BENCH_TRAIN_EPOCHS ?? 3);

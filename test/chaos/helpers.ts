@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { rows, tmpDir } from '../fixtures/models.ts';
 import { expectExactOutput as expectOutput } from '../helpers/batch-output.ts';
 

@@ -9,7 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { rows, tmpDir } from '../fixtures/models.ts';
 import { expectExactOutput } from '../helpers/batch-output.ts';
 import { s3Env } from '../unit/core/storage/s3-server.ts';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { buildDashboard } from '../../dashboard/app.ts';
 import { ROUTES } from '../../producer/openapi.ts';
 import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';

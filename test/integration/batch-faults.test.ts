@@ -5,7 +5,7 @@ import path from 'node:path';
 import { QueueEvents } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { rows } from '../fixtures/models.ts';
 import { expectExactOutput } from '../helpers/batch-output.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix, loadConfig } from '../../core/config.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { deleteKeys, testEnv, uploadModel } from '../helpers/platform.ts';
 import { Redis } from 'ioredis';
 

@@ -1,7 +1,7 @@
 // Bulk batch scoring on the real Redis with two worker processes: order, ids, exact values, CSV,
 // bad rows, cancel, and the read routes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { directRun, rows } from '../fixtures/models.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 

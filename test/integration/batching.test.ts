@@ -2,7 +2,7 @@
 // counters in /metrics), answers equal single-request results, fixed-batch models still work, and a
 // bad request inside a batch fails alone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { directRun, gatherModel, rows } from '../fixtures/models.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchView } from '../../core/batches.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { createProgress } from '../../cli/progress.ts';
 import { tmpDir } from '../fixtures/models.ts';
 import { startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';

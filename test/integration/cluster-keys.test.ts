@@ -8,7 +8,7 @@ import net from 'node:net';
 import { Cluster, type Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { directRun, rows, tmpDir } from '../fixtures/models.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 

@@ -5,7 +5,7 @@
 // errors a client can make.
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { onnxCheck } from '../helpers/onnx-checker.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 

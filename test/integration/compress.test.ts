@@ -3,7 +3,7 @@
 import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { convNet } from '../fixtures/models.ts';
 import { onnxCheck } from '../helpers/onnx-checker.ts';
 import { postJson, startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';

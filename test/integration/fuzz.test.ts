@@ -2,7 +2,7 @@
 // invalid UTF-8, wrong content types, path tricks): no 5xx, no crashed process, every answer JSON.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { ROUTES } from '../../producer/openapi.ts';
 import { startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 

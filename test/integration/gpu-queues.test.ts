@@ -2,7 +2,7 @@
 // their queue, which a CPU worker never takes; a worker started with MODELQ_DEVICE=cuda does (on
 // this machine without CUDA its engine falls back to CPU, but it consumes the GPU queues).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildMlp } from '../../core/onnx/builder.ts';
+import { buildMlp } from '../../workers/onnx/builder.ts';
 import { batchKeys } from '../../core/jobs/batch.ts';
 import { modelArtifactKey } from '../../core/registry.ts';
 import { S3Store } from '../../core/storage/index.ts';

@@ -1,4 +1,4 @@
-// Processor for `compress` jobs: rewrite the parent's ONNX graph (core/onnx) or distill a student
+// Processor for `compress` jobs: rewrite the parent's ONNX graph (workers/onnx) or distill a student
 // from it (distill.ts), check that the result loads, measure both on this worker's engine (on
 // generated inputs, and on every row of the job's dataset when it names one), and register the
 // result as a new version whose lineage points at the parent. A model that cannot be compressed
@@ -9,17 +9,17 @@ import type { Redis } from 'ioredis';
 import { keyPrefix, type Config } from '../../core/config.ts';
 import { AppError } from '../../core/errors.ts';
 import { compressJobSchema, methodOptions, type CompressReport, type DatasetReport } from '../../core/jobs/compress.ts';
-import { toFloat16 } from '../../core/onnx/fp16.ts';
-import { GraphEditError, parameterCount } from '../../core/onnx/graph.ts';
-import { pruneMagnitude, pruneStructured } from '../../core/onnx/prune.ts';
-import { quantizeInt8 } from '../../core/onnx/quantize.ts';
+import { toFloat16 } from '../onnx/fp16.ts';
+import { GraphEditError, parameterCount } from '../onnx/graph.ts';
+import { pruneMagnitude, pruneStructured } from '../onnx/prune.ts';
+import { quantizeInt8 } from '../onnx/quantize.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
-import { takeRows } from '../training/data.ts';
+import { takeRows } from '../trainer/data.ts';
 import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
 

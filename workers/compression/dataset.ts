@@ -9,7 +9,7 @@ import type { Registry, VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
-import { readFeatureRows } from '../training/data.ts';
+import { readFeatureRows } from '../trainer/data.ts';
 
 /** Rows per engine run when a whole dataset goes through a model. */
 export const DATASET_BATCH = 4096;

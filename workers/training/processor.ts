@@ -16,8 +16,8 @@ import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
-import type { Predictions, RunOutcome } from './run.ts';
-import { trainInSandbox } from './sandbox.ts';
+import type { Predictions, RunOutcome } from '../trainer/run-training.ts';
+import { trainInSandbox } from '../trainer/sandbox.ts';
 
 export interface TrainDeps {
   engine: Pick<Engine, 'inspect' | 'run'>;

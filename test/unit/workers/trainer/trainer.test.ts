@@ -5,10 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import { datasetKey, profileDataset, type DatasetRecord } from '../../../../core/datasets.ts';
 import { resolveTrain, trainKeys, type TrainProgress, type TrainRequest } from '../../../../core/jobs/train.ts';
-import { decodeModel } from '../../../../core/onnx/proto.ts';
+import { decodeModel } from '../../../../workers/onnx/proto.ts';
 import { FsStore } from '../../../../core/storage/index.ts';
-import { runTraining } from '../../../../workers/training/run.ts';
-import { trainInSandbox } from '../../../../workers/training/sandbox.ts';
+import { runTraining } from '../../../../workers/trainer/run-training.ts';
+import { trainInSandbox } from '../../../../workers/trainer/sandbox.ts';
 import { tmpDir } from '../../../fixtures/models.ts';
 
 const dir = tmpDir('trainer');

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
 import { trainKeys } from '../../core/jobs/train.ts';
-import { exportMlp, type DenseLayer } from '../../core/onnx/export-mlp.ts';
+import { exportMlp, type DenseLayer } from '../onnx/export-mlp.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
 import { gatherRows, loadDataset, splitRows, standardization } from './data.ts';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { buildMlp, buildModel, floatTensor, node } from '../../../core/onnx/builder.ts';
-import { DT } from '../../../core/onnx/proto.ts';
-import { onnxCheck } from '../../helpers/onnx-checker.ts';
-import { quantizeInt8 } from '../../../core/onnx/quantize.ts';
-import { rows } from '../../fixtures/models.ts';
+import { buildMlp, buildModel, floatTensor, node } from '../../../../workers/onnx/builder.ts';
+import { DT } from '../../../../workers/onnx/proto.ts';
+import { onnxCheck } from '../../../helpers/onnx-checker.ts';
+import { quantizeInt8 } from '../../../../workers/onnx/quantize.ts';
+import { rows } from '../../../fixtures/models.ts';
 
 async function run(bytes: Uint8Array, x: Float32Array, n: number, f: number) {
   const s = await ort.InferenceSession.create(bytes);

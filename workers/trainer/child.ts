@@ -2,8 +2,8 @@
 // training is CPU-bound, so each attempt runs here, away from the worker's event loop and BullMQ locks.
 import { AppError } from '../../core/errors.ts';
 import { createStore } from '../../core/storage/index.ts';
-import { runDistill } from './distill.ts';
-import { runTraining } from './run.ts';
+import { runDistill } from './run-distill.ts';
+import { runTraining } from './run-training.ts';
 import type { FromTrainer, ToTrainer } from './sandbox.ts';
 
 // Orphaned (the worker was killed): stop at once; the retried job resumes from the last checkpoint.

@@ -1,11 +1,11 @@
 // fp16 conversion and pruning: valid models (official checker), answers close to the original.
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { buildMlp } from '../../../core/onnx/builder.ts';
-import { toFloat16 } from '../../../core/onnx/fp16.ts';
-import { pruneMagnitude, pruneStructured } from '../../../core/onnx/prune.ts';
-import { rows } from '../../fixtures/models.ts';
-import { onnxCheck } from '../../helpers/onnx-checker.ts';
+import { buildMlp } from '../../../../workers/onnx/builder.ts';
+import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
+import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune.ts';
+import { rows } from '../../../fixtures/models.ts';
+import { onnxCheck } from '../../../helpers/onnx-checker.ts';
 
 const F = 32;
 const model = buildMlp({ sizes: [F, 128, 128, 10], seed: 4 });

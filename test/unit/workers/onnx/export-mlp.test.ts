@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { exportMlp, exportStudent } from '../../../core/onnx/export-mlp.ts';
-import { decodeModel } from '../../../core/onnx/proto.ts';
-import { tmpDir } from '../../fixtures/models.ts';
+import { exportMlp, exportStudent } from '../../../../workers/onnx/export-mlp.ts';
+import { decodeModel } from '../../../../workers/onnx/proto.ts';
+import { tmpDir } from '../../../fixtures/models.ts';
 
 // A 2-3-2 network small enough to compute by hand: (x - mean) / scale -> W0,b0 -> relu -> W1,b1.
 const layers = [

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { AppError, type ErrorCode } from '../../core/errors.ts';
 import type { TrainJob, TrainProgress } from '../../core/jobs/train.ts';
 import type { StoreConfig } from '../../core/storage/index.ts';
-import type { DistillOutcome, DistillProgress, DistillTask } from './distill.ts';
-import type { RunOutcome } from './run.ts';
+import type { DistillOutcome, DistillProgress, DistillTask } from './run-distill.ts';
+import type { RunOutcome } from './run-training.ts';
 
 /** `cfg` picks the artifact store in the child (its data dir made absolute by the caller). */
 export type ToTrainer =

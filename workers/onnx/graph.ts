@@ -58,34 +58,6 @@ export function defaultOpset(m: ModelProto): number {
   return o ? Number(o.version) : 1;
 }
 
-/** Raises the default-domain opset to at least `min`, rewriting ops whose form changed on the way. */
-export function ensureOpset(m: ModelProto, min: number): void {
-  const cur = defaultOpset(m);
-  if (cur >= min) return;
-  const g = graphOf(m);
-  for (const n of g.node) {
-    if (n.domain !== '') continue;
-    if (n.opType === 'Clip' && cur < 11) {
-      // From opset 11, Clip takes min/max as inputs instead of attributes.
-      const lo = attr(n, 'min');
-      const hi = attr(n, 'max');
-      n.attribute = n.attribute.filter((a) => a.name !== 'min' && a.name !== 'max');
-      const extra: string[] = [];
-      for (const [which, v] of [['min', lo], ['max', hi]] as const) {
-        if (v === undefined) { extra.push(''); continue; }
-        const name = `${n.name || n.output[0]}_${which}`;
-        g.initializer.push(f32(name, [], Float32Array.of(v)));
-        extra.push(name);
-      }
-      while (extra.length && extra[extra.length - 1] === '') extra.pop();
-      n.input = [n.input[0]!, ...extra];
-    } else if (['Upsample', 'Scatter', 'ScatterElements'].includes(n.opType) || (n.opType === 'Pad' && cur < 11) || (n.opType === 'Reshape' && cur < 5) || (n.opType === 'Split' && cur < 13) || (n.opType === 'Squeeze' && cur < 13) || (n.opType === 'Unsqueeze' && cur < 13) || (/^Reduce/.test(n.opType) && cur < 13)) {
-      throw new GraphEditError(`node "${n.name || n.output[0]}" (${n.opType}) would need rewriting to move from opset ${cur} to ${min}, which is not supported`);
-    }
-  }
-  for (const o of m.opsetImport ?? []) if (!o.domain || o.domain === '' || o.domain === 'ai.onnx') o.version = min;
-}
-
 /** A name not used by any value of the graph. */
 export function uniqueNamer(g: Graph): (base: string) => string {
   const used = new Set<string>();

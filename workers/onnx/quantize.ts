@@ -4,7 +4,8 @@
 // tensor (or per output channel). onnxruntime fuses it into its fast integer kernel. Other nodes
 // (Conv, attention, ...) stay float and the model still works.
 import { DT, decodeModel, encodeModel, onnx } from './proto.ts';
-import { attr, constants, dimsOf, ensureOpset, f32, floatData, GraphEditError, graphOf, i8, type Node, uniqueNamer } from './graph.ts';
+import { convertOpset } from './opset/index.ts';
+import { attr, constants, dimsOf, f32, floatData, GraphEditError, graphOf, i8, type Node, uniqueNamer } from './graph.ts';
 
 export interface QuantizeOptions {
   /** One scale per output column instead of one per weight tensor. Default false. */
@@ -127,6 +128,6 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
   g.initializer = g.initializer.filter((t) => !dropped.has(t.name));
   g.node = out.filter((n) => !(n.opType === 'Constant' && dropped.has(n.output[0]!)));
   g.input = g.input.filter((i) => !dropped.has(i.name));
-  ensureOpset(m, 11); // DynamicQuantizeLinear exists from opset 11
+  convertOpset(m, 11); // DynamicQuantizeLinear exists from opset 11
   return { bytes: encodeModel(m), report };
 }

@@ -2,7 +2,7 @@
 // per channel) at batch 1, 32, 128 and 256, one onnxruntime thread, measured in the same run.
 import * as ort from 'onnxruntime-node';
 import { buildMlp } from '../workers/onnx/builder.ts';
-import { quantizeInt8 } from '../workers/onnx/quantize.ts';
+import { quantizeInt8 } from '../workers/onnx/quantize/dynamic.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 

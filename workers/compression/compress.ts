@@ -12,7 +12,7 @@ import { compressJobSchema, methodOptions, type CompressReport, type DatasetRepo
 import { toFloat16 } from '../onnx/fp16.ts';
 import { GraphEditError, parameterCount } from '../onnx/graph.ts';
 import { pruneMagnitude, pruneStructured } from '../onnx/prune.ts';
-import { quantizeInt8 } from '../onnx/quantize.ts';
+import { quantizeInt8 } from '../onnx/quantize/dynamic.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';

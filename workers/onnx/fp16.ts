@@ -4,7 +4,7 @@
 // that must stay float32 (Resize scales and roi) get a Cast back, and the model's own inputs and
 // outputs stay float32. onnxruntime's CPU provider casts around ops it has no float16 kernel for.
 import { toHalf } from './half.ts';
-import { constants, dimsOf, f16, floatData, GraphEditError, graphOf, type Graph, type Node, uniqueNamer } from './graph.ts';
+import { constants, dimsOf, f16, finishRewrite, floatData, GraphEditError, graphOf, type Graph, type Node, uniqueNamer } from './graph.ts';
 import { DT, decodeModel, encodeModel, onnx, type TensorProto } from './proto.ts';
 import { declaredType, inferTypes } from './types.ts';
 
@@ -168,5 +168,6 @@ export function toFloat16(bytes: Uint8Array, opts: Fp16Options = {}): { bytes: U
   for (const v of g.input) { const t = inits.get(v.name); if (t) setElemType(v, t.dataType ?? DT.FLOAT); }
   for (const v of g.valueInfo) if (isFloat(p, v.name)) setElemType(v, DT.FLOAT16);
   if (!(opts.keepIoTypes ?? true)) for (const v of [...g.input, ...g.output]) if (!inits.has(v.name) && declaredType(v) === DT.FLOAT) setElemType(v, DT.FLOAT16);
+  finishRewrite(m);
   return { bytes: encodeModel(m), converted, report: { converted, blocked: [...p.blocked].map((n) => `${n.name || n.output[0]} (${n.opType})`), casts: borders.casts + head.length + tail.length } };
 }

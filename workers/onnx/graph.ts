@@ -35,7 +35,7 @@ export const f32 = (name: string, dims: number[], a: Float32Array) => tensor(nam
 export const i8 = (name: string, dims: number[], a: Int8Array) => tensor(name, DT.INT8, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 export const f16 = (name: string, dims: number[], a: Uint16Array) => tensor(name, DT.FLOAT16, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
-/** Constant tensors by name: initializers and the outputs of Constant nodes with a `value` tensor. */
+/** Constant tensors by name: initializers, the outputs of Constant nodes with a `value` tensor, and Identity copies of either. */
 export function constants(g: Graph): Map<string, { tensor: TensorProto; node?: Node }> {
   const out = new Map<string, { tensor: TensorProto; node?: Node }>();
   for (const t of g.initializer) out.set(t.name, { tensor: t });
@@ -43,6 +43,11 @@ export function constants(g: Graph): Map<string, { tensor: TensorProto; node?: N
     if (n.opType !== 'Constant' || n.domain !== '') continue;
     const v = n.attribute.find((a) => a.name === 'value' && a.t);
     if (v?.t && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...(v.t as TensorProto), name: n.output[0] }), node: n });
+  }
+  // Exporters share equal weights through Identity nodes (torch's parameter deduplication).
+  for (const n of g.node) {
+    const src = n.opType === 'Identity' && n.domain === '' ? out.get(n.input[0]!) : undefined;
+    if (src && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...src.tensor, name: n.output[0] }), node: n });
   }
   return out;
 }
@@ -80,4 +85,16 @@ export function parameterCount(bytes: Uint8Array): number {
     if (floating.has(t.dataType ?? 0)) n += dimsOf(t).reduce((a, b) => a * b, 1);
   }
   return n;
+}
+
+/**
+ * What every rewrite does last: initializers leave the graph's inputs (IR 3 exporters list them
+ * there, and onnxruntime then treats weights as overridable, skipping constant folding and weight
+ * prepacking), which needs IR version 4 or later.
+ */
+export function finishRewrite(m: ModelProto): void {
+  const g = graphOf(m);
+  const inits = new Set(g.initializer.map((t) => t.name));
+  g.input = g.input.filter((i) => !inits.has(i.name));
+  m.irVersion = Math.max(Number(m.irVersion ?? 3), 4);
 }

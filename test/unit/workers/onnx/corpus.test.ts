@@ -3,7 +3,8 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
-import { quantizeInt8 } from '../../../../workers/onnx/quantize.ts';
+import { quantizeInt8 } from '../../../../workers/onnx/quantize/dynamic.ts';
+import { calibrationModel, observeRanges, quantizeStatic, type Ranges } from '../../../../workers/onnx/quantize/static.ts';
 import { CORPUS, corpusBytes, corpusFeeds } from '../../../fixtures/exported/corpus.ts';
 import { cosine, spread, top1 } from '../../../helpers/agreement.ts';
 import { onnxCheck } from '../../../helpers/onnx-checker.ts';
@@ -15,6 +16,16 @@ async function outputs(bytes: Uint8Array, feeds: Record<string, ort.Tensor>) {
   try { return await s.run(feeds); } finally { await s.release(); }
 }
 
+/** Activation ranges from a few calibration batches (other seeds than the agreement check's). */
+async function calibrate(bytes: Uint8Array): Promise<Ranges> {
+  const c = calibrationModel(bytes);
+  const s = await ort.InferenceSession.create(c.bytes);
+  const ranges: Ranges = {};
+  for (const seed of [11, 12, 13]) observeRanges(ranges, await s.run(corpusFeeds(bytes, 8, seed)), c.tensors);
+  await s.release();
+  return ranges;
+}
+
 async function agreement(parent: Uint8Array, child: Uint8Array) {
   expect(await onnxCheck(child)).toBeNull();
   const feeds = corpusFeeds(parent, BATCH, 7);
@@ -23,7 +34,7 @@ async function agreement(parent: Uint8Array, child: Uint8Array) {
   return { cos: cosine(a, b), top1: top1(a, b) };
 }
 
-describe.each(CORPUS)('$name (opset $opset)', ({ name }) => {
+describe.each(CORPUS)('$name (opset $opset)', ({ name, kind }) => {
   const parent = corpusBytes(name);
 
   it('fp16: cosine >= 0.99', async () => {
@@ -31,8 +42,23 @@ describe.each(CORPUS)('$name (opset $opset)', ({ name }) => {
     expect((await agreement(parent, r.bytes)).cos).toBeGreaterThanOrEqual(0.99);
   });
 
-  it('int8 dynamic: top-1 >= 0.9 or cosine >= 0.98', async () => {
+  it('int8 dynamic: Conv, Gather, attention quantized; top-1 >= 0.9 or cosine >= 0.98', async () => {
     const r = quantizeInt8(parent);
+    const ops = new Set(r.report.quantized.map((q) => q.op));
+    if (kind === 'cnn' || kind === 'audio') expect(ops).toContain('Conv');
+    if (kind === 'text') expect(ops).toContain('Gather');
+    if (name.startsWith('transformer')) expect(r.report.quantized.filter((q) => q.op === 'MatMul').length).toBe(12);
+    // LSTM/GRU weights stay float: the recurrent models shrink less.
+    expect(r.bytes.length / parent.length).toBeLessThan(/lstm|gru/.test(name) ? 0.6 : 0.35);
+    const { cos, top1: t } = await agreement(parent, r.bytes);
+    expect(cos >= 0.98 || (t ?? 0) >= 0.9, `cosine ${cos}, top-1 ${t}`).toBe(true);
+  });
+
+  it('int8 static (QDQ): top-1 >= 0.9 or cosine >= 0.98, at most 0.35x the bytes', async () => {
+    const r = quantizeStatic(parent, await calibrate(parent));
+    expect(r.report.quantized.length).toBeGreaterThan(0);
+    // Small models keep proportionally more bytes in scales, zero points and names.
+    expect(r.bytes.length / parent.length).toBeLessThan(/lstm|gru/.test(name) ? 0.6 : parent.length > 300_000 ? 0.35 : 0.5);
     const { cos, top1: t } = await agreement(parent, r.bytes);
     expect(cos >= 0.98 || (t ?? 0) >= 0.9, `cosine ${cos}, top-1 ${t}`).toBe(true);
   });

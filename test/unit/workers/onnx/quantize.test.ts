@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { buildMlp, buildModel, floatTensor, node } from '../../../../workers/onnx/builder.ts';
 import { DT } from '../../../../workers/onnx/proto.ts';
 import { onnxCheck } from '../../../helpers/onnx-checker.ts';
-import { quantizeInt8 } from '../../../../workers/onnx/quantize.ts';
+import { quantizeInt8 } from '../../../../workers/onnx/quantize/dynamic.ts';
 import { rows } from '../../../fixtures/models.ts';
 
 async function run(bytes: Uint8Array, x: Float32Array, n: number, f: number) {

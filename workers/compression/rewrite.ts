@@ -4,7 +4,7 @@
 // float Conv on CPU, and QDQ is what makes convolutions fast.
 import { GraphEditError } from '../onnx/graph.ts';
 import { toFloat16 } from '../onnx/fp16.ts';
-import { pruneMagnitude, pruneStructured } from '../onnx/prune.ts';
+import { pruneMagnitude, pruneStructured } from '../onnx/prune/index.ts';
 import { DYNAMIC_OPS, type DynamicOp, quantizeInt8 } from '../onnx/quantize/dynamic.ts';
 import { quantizeStatic } from '../onnx/quantize/static.ts';
 import type { Tensor } from '../../core/tensors.ts';

@@ -3,6 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
+import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune/index.ts';
 import { quantizeInt8 } from '../../../../workers/onnx/quantize/dynamic.ts';
 import { calibrationModel, observeRanges, quantizeStatic, type Ranges } from '../../../../workers/onnx/quantize/static.ts';
 import { CORPUS, corpusBytes, corpusFeeds } from '../../../fixtures/exported/corpus.ts';
@@ -61,5 +62,28 @@ describe.each(CORPUS)('$name (opset $opset)', ({ name, kind }) => {
     expect(r.bytes.length / parent.length).toBeLessThan(/lstm|gru/.test(name) ? 0.6 : parent.length > 300_000 ? 0.35 : 0.5);
     const { cos, top1: t } = await agreement(parent, r.bytes);
     expect(cos >= 0.98 || (t ?? 0) >= 0.9, `cosine ${cos}, top-1 ${t}`).toBe(true);
+  });
+
+  it('magnitude pruning: every weighted layer (Conv, Gemm, MatMul, LSTM/GRU W and R) at 30%, close answers', async () => {
+    const r = pruneMagnitude(parent, 0.3);
+    const layers = r.pruned!.length;
+    expect(layers).toBeGreaterThan(0);
+    expect(r.paramsAfter / r.paramsBefore).toBeLessThan(0.85);
+    if (/lstm|gru/.test(name)) expect(layers).toBeGreaterThanOrEqual(3); // W, R and the classifier
+    const { cos } = await agreement(parent, r.bytes);
+    expect(cos).toBeGreaterThan(0.8);
+  });
+
+  it('structured pruning: convolution channels (with the layers after them) or a clear refusal', async () => {
+    if (kind === 'text') {
+      expect(() => pruneStructured(parent, 0.75)).toThrow(/nothing to prune: no chain/);
+      return;
+    }
+    const r = pruneStructured(parent, 0.75);
+    expect(r.layers).toBeGreaterThan(0);
+    expect(r.paramsAfter).toBeLessThan(r.paramsBefore);
+    expect(r.bytes.length).toBeLessThan(parent.length);
+    const { cos } = await agreement(parent, r.bytes);
+    expect(cos).toBeGreaterThan(0.5);
   });
 });

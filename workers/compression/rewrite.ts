@@ -68,8 +68,9 @@ export async function quantizeStaticBest(ctx: RewriteCtx, opts: { perChannel: bo
   const ranges = await observeActivations(ctx.engine, ctx.before, feeds, opts, ctx.cacheDir);
   const r = quantizeStatic(ctx.before, ranges, opts);
   const calibration = { source, runs: feeds.length, rows: feeds.reduce((n, f) => n + (Object.values(f)[0]?.dims[0] ?? 0), 0) };
-  const staticForm: Form = { form: 'static QDQ', bytes: r.bytes, details: { quantized: r.report.quantized, skipped: r.report.skipped, opset: r.report.opset, calibration } };
-  return fastest(ctx, [staticForm, ...dynamicForms(ctx.before, opts.perChannel).forms]);
+  const staticForm: Form = { form: 'static QDQ', bytes: r.bytes, details: { quantized: r.report.quantized, skipped: r.report.skipped, opset: r.report.opset } };
+  const best = await fastest(ctx, [staticForm, ...dynamicForms(ctx.before, opts.perChannel).forms]);
+  return { bytes: best.bytes, details: { ...best.details, calibration } };
 }
 
 export function fp16(before: Uint8Array): Rewritten {

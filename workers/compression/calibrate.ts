@@ -35,10 +35,10 @@ function datasetFeeds(rows: EvalRows): Feeds[] {
   return feeds;
 }
 
-export function calibrationFeeds(bytes: Uint8Array, given: Tensor[][] | undefined, rows: EvalRows | undefined): { feeds: Feeds[]; source: CalibrationSource } {
+export function calibrationFeeds(bytes: Uint8Array, given: Tensor[][] | undefined, rows: EvalRows | undefined, spatial?: number): { feeds: Feeds[]; source: CalibrationSource } {
   if (given) return { feeds: requestFeeds(bytes, given), source: 'request' };
   if (rows) return { feeds: datasetFeeds(rows), source: 'dataset' };
-  return { feeds: [1, 2, 3, 4].map((seed) => samplesFor(bytes, 8, 100 + seed).feeds), source: 'generated' };
+  return { feeds: [1, 2, 3, 4].map((seed) => samplesFor(bytes, 8, 100 + seed, spatial).feeds), source: 'generated' };
 }
 
 /** Ranges of every activation static quantization needs, over all calibration feeds. */

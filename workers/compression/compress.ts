@@ -19,7 +19,7 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { takeRows } from '../trainer/data.ts';
 import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
-import { agreement, BATCH, rowsPerSecond, samplesFor } from './measure.ts';
+import { agreement, BATCH, rowsPerSecond, runnableSamples, samplesFor } from './measure.ts';
 import { fp16, prune, quantizeDynamic, quantizeStaticBest, type RewriteCtx, type Rewritten } from './rewrite.ts';
 
 export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry; redis: Redis; cfg: Config; cacheDir?: string }
@@ -115,9 +115,9 @@ function heldOutAgreement(d: Awaited<ReturnType<typeof distill>>, outBefore: Rec
 }
 
 /** Rows per second of parent and child at batch 1 and BATCH. */
-async function speeds(p: Parent, child: ModelHandle, deps: CompressDeps) {
-  const one = samplesFor(p.bytes, 1, 2).feeds;
-  const many = samplesFor(p.bytes, BATCH, 3).feeds;
+async function speeds(p: Parent, child: ModelHandle, spatial: number, deps: CompressDeps) {
+  const one = samplesFor(p.bytes, 1, 2, spatial).feeds;
+  const many = samplesFor(p.bytes, BATCH, 3, spatial).feeds;
   return {
     rowsPerSecondBefore: await rowsPerSecond(deps.engine, p.handle, many, BATCH),
     rowsPerSecondAfter: await rowsPerSecond(deps.engine, child, many, BATCH),
@@ -148,7 +148,7 @@ export async function compressProcessor(job: Progress, deps: CompressDeps): Prom
   try {
     const options = methodOptionsOf(data);
     const p = await loadParent(job, data, deps);
-    const samples = samplesFor(p.bytes);
+    const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
     const ctx: RewriteCtx = { engine: deps.engine, parent: p.handle, before: p.bytes, samples, ...(p.rows ? { rows: p.rows } : {}), ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}) };
     const { rewritten, distilled } = await rewrite(job, data, p, options, ctx, deps) as { rewritten: Rewritten; distilled?: Awaited<ReturnType<typeof distill>> };
     await job.updateProgress({ step: 'rewritten' });
@@ -158,7 +158,7 @@ export async function compressProcessor(job: Progress, deps: CompressDeps): Prom
     const dataset = await datasetReport(p, handle, deps, distilled, rewritten.details);
     const report: CompressReport = {
       method: data.method, options: lineageOptions(options), bytesBefore: p.bytes.length, bytesAfter: rewritten.bytes.length,
-      ...(await speeds(p, handle, deps)), batchSize: BATCH, ...quality,
+      ...(await speeds(p, handle, samples.spatial, deps)), batchSize: BATCH, ...quality,
       sampleShape: samples.shapes, sampleInputs: samples.values,
       ...(dataset ? { dataset } : {}), details: rewritten.details,
     };

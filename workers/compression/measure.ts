@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { DEFAULT_CACHE_DIR } from '../model-cache.ts';
-import { SAMPLE_DEFAULTS, sampleFeeds } from '../onnx/sample-inputs.ts';
+import { SAMPLE_DEFAULTS, sampleFeeds, SPATIAL_CANDIDATES } from '../onnx/sample-inputs.ts';
+import { AppError } from '../../core/errors.ts';
 import { compareOutputs } from './dataset.ts';
 
 /** Rows per engine run in the speed figures. */
@@ -20,13 +21,33 @@ export type Feeds = Record<string, RawTensor>;
 export interface Samples { feeds: Feeds; shapes: Record<string, number[]>; values: Record<string, string> }
 
 /** Sample inputs for `batch` rows: token ids within the embedding table, normal floats, ... */
-export function samplesFor(bytes: Uint8Array, batch = BATCH, seed = 1): Samples {
-  const { feeds, inputs } = sampleFeeds(bytes, batch, seed);
+export function samplesFor(bytes: Uint8Array, batch = BATCH, seed = 1, spatial?: number): Samples {
+  const { feeds, inputs } = sampleFeeds(bytes, batch, seed, spatial);
   return {
     feeds: feeds as unknown as Feeds,
     shapes: Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.dims])),
     values: Object.fromEntries(inputs.map((i) => [i.name, i.values])),
   };
+}
+
+/**
+ * Sample inputs the parent actually runs on: a graph with open spatial sizes may need a particular
+ * one (a Reshape to a fixed size after the convolutions), so the candidates are tried in turn.
+ * Returns the samples and the spatial size the later batches must use.
+ */
+export async function runnableSamples(engine: Engine, parent: ModelHandle, bytes: Uint8Array): Promise<Samples & { spatial: number }> {
+  let first: Error | undefined;
+  for (const spatial of SPATIAL_CANDIDATES) {
+    const s = samplesFor(bytes, BATCH, 1, spatial);
+    try {
+      await engine.run(parent, copyFeeds(s.feeds));
+      return { ...s, spatial };
+    } catch (e) {
+      first ??= e as Error;
+      if (!Object.values(s.shapes).some((d) => d.length >= 3)) break; // nothing spatial to vary
+    }
+  }
+  throw new AppError('invalid_model', `the parent does not run on sample inputs: ${first?.message}`);
 }
 
 /** A copy: the engine takes ownership of what it is sent. */

@@ -15,7 +15,7 @@ import { agreement, BATCH, rowsPerSecond, type Samples, scratchModel } from './m
 
 export interface Rewritten { bytes: Uint8Array; details: Record<string, unknown> }
 
-export interface RewriteCtx { engine: Engine; parent: ModelHandle; before: Uint8Array; samples: Samples; rows?: EvalRows; cacheDir?: string }
+export interface RewriteCtx { engine: Engine; parent: ModelHandle; before: Uint8Array; samples: Samples & { spatial: number }; rows?: EvalRows; cacheDir?: string }
 
 interface Form { form: string; bytes: Uint8Array; details: Record<string, unknown> }
 
@@ -64,7 +64,7 @@ export async function quantizeDynamic(ctx: RewriteCtx, opts: { perChannel: boole
 }
 
 export async function quantizeStaticBest(ctx: RewriteCtx, opts: { perChannel: boolean; calibration?: Tensor[][] }): Promise<Rewritten> {
-  const { feeds, source } = calibrationFeeds(ctx.before, opts.calibration, ctx.rows);
+  const { feeds, source } = calibrationFeeds(ctx.before, opts.calibration, ctx.rows, ctx.samples.spatial);
   const ranges = await observeActivations(ctx.engine, ctx.before, feeds, opts, ctx.cacheDir);
   const r = quantizeStatic(ctx.before, ranges, opts);
   const calibration = { source, runs: feeds.length, rows: feeds.reduce((n, f) => n + (Object.values(f)[0]?.dims[0] ?? 0), 0) };

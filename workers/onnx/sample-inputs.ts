@@ -51,8 +51,11 @@ export function modelInputs(m: ModelProto): SampleInput[] {
   });
 }
 
+/** Open spatial sizes tried in turn when a graph needs a particular one (multiples of 32, as detectors want). */
+export const SPATIAL_CANDIDATES = [64, 224, 32, 128, 256] as const;
+
 /** Concrete sizes for a declared shape: batch first, spatial sizes for rank 4 (and 3 beyond channels), else a sequence. */
-export function concreteShape(shape: (number | string)[], batch: number): number[] {
+export function concreteShape(shape: (number | string)[], batch: number, spatial: number = SAMPLE_DEFAULTS.spatial): number[] {
   const rank = shape.length;
   return shape.map((d, i) => {
     if (typeof d === 'number') return d;
@@ -60,9 +63,9 @@ export function concreteShape(shape: (number | string)[], batch: number): number
     if (rank === 4 && i >= 2) {
       const other = shape[i === 2 ? 3 : 2];
       // Text-line models (OCR) fix the height and leave the width open: make it wider than high.
-      return typeof other === 'number' && i === 3 ? Math.ceil((other * 4) / 32) * 32 : SAMPLE_DEFAULTS.spatial;
+      return typeof other === 'number' && i === 3 ? Math.ceil((other * 4) / 32) * 32 : spatial;
     }
-    return rank === 3 && i === 2 ? SAMPLE_DEFAULTS.spatial * 4 : SAMPLE_DEFAULTS.sequence;
+    return rank === 3 && i === 2 ? spatial * 4 : SAMPLE_DEFAULTS.sequence;
   });
 }
 
@@ -78,8 +81,8 @@ export function normalRng(seed: number): () => number {
 }
 
 /** One tensor for an input, `batch` rows, from `seed`. */
-export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, seed: number): SampleTensor {
-  const dims = concreteShape(input.shape, batch);
+export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, seed: number, spatial?: number): SampleTensor {
+  const dims = concreteShape(input.shape, batch, spatial);
   const n = dims.reduce((a, b) => a * b, 1);
   const rnd = normalRng(seed);
   switch (input.elemType) {
@@ -101,9 +104,9 @@ export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, s
 }
 
 /** Feeds for every real input of a model. */
-export function sampleFeeds(bytes: Uint8Array, batch: number = SAMPLE_DEFAULTS.batch, seed = 1): { feeds: Record<string, SampleTensor>; inputs: SampleInput[] } {
+export function sampleFeeds(bytes: Uint8Array, batch: number = SAMPLE_DEFAULTS.batch, seed = 1, spatial?: number): { feeds: Record<string, SampleTensor>; inputs: SampleInput[] } {
   const m = decodeModel(bytes);
   const inputs = modelInputs(m);
-  const feeds = Object.fromEntries(inputs.map((i, k) => [i.name, sampleTensor(m, i, batch, seed * 31 + k)]));
+  const feeds = Object.fromEntries(inputs.map((i, k) => [i.name, sampleTensor(m, i, batch, seed * 31 + k, spatial)]));
   return { feeds, inputs };
 }

@@ -4,6 +4,8 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
 import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune/index.ts';
+import { convertOpset } from '../../../../workers/onnx/opset/index.ts';
+import { decodeModel, encodeModel } from '../../../../workers/onnx/proto.ts';
 import { quantizeInt8 } from '../../../../workers/onnx/quantize/dynamic.ts';
 import { calibrationModel, observeRanges, quantizeStatic, type Ranges } from '../../../../workers/onnx/quantize/static.ts';
 import { CORPUS, corpusBytes, corpusFeeds } from '../../../fixtures/exported/corpus.ts';
@@ -37,6 +39,13 @@ async function agreement(parent: Uint8Array, child: Uint8Array) {
 
 describe.each(CORPUS)('$name (opset $opset)', ({ name, kind }) => {
   const parent = corpusBytes(name);
+
+  it('opset converter: up to 17, same answers', async () => {
+    const m = decodeModel(parent);
+    convertOpset(m, 17);
+    const { cos } = await agreement(parent, encodeModel(m));
+    expect(cos).toBeGreaterThan(0.99999);
+  });
 
   it('fp16: cosine >= 0.99', async () => {
     const r = toFloat16(parent);

@@ -1,5 +1,6 @@
 // Dynamic int8 quantization of what onnxruntime's own quantizer quantizes: MatMul/Gemm with constant
-// weights, the MatMuls of attention, Conv (ConvInteger) and Gather on embedding tables. The ops to
+// weights, the MatMuls of attention, Conv (ConvInteger), Gather on embedding tables and LSTM
+// (com.microsoft DynamicQuantizeLSTM). The ops to
 // touch are a choice, because ConvInteger is often slower than float Conv on CPU: the compression
 // job measures the forms and keeps the fastest.
 import { convertOpset } from '../opset/index.ts';
@@ -7,12 +8,13 @@ import { decodeModel, encodeModel } from '../proto.ts';
 import { finishRewrite, GraphEditError, graphOf, type Node } from '../graph.ts';
 import { label, makeCtx, type QuantCtx, type QuantizeReport } from './common.ts';
 import { quantizeConv } from './conv.ts';
+import { declareMsDomain, quantizeLstm } from './lstm.ts';
 import { quantizeGather } from './gather.ts';
 import { quantizeActivationMatMul, quantizeWeightMatMul } from './matmul.ts';
 
 export type { QuantizeReport } from './common.ts';
 
-export const DYNAMIC_OPS = ['MatMul', 'Gemm', 'Attention', 'Conv', 'Gather'] as const;
+export const DYNAMIC_OPS = ['MatMul', 'Gemm', 'Attention', 'Conv', 'Gather', 'LSTM'] as const;
 export type DynamicOp = (typeof DYNAMIC_OPS)[number];
 
 export interface QuantizeOptions {
@@ -22,7 +24,7 @@ export interface QuantizeOptions {
   ops?: readonly DynamicOp[];
 }
 
-const FLOAT_OPS = new Set(['LSTM', 'GRU', 'RNN', 'ConvTranspose']);
+const FLOAT_OPS = new Set(['GRU', 'RNN', 'ConvTranspose']);
 
 /** The rewrite for one node: replacement nodes, a reason it stays float, or null when it is not a candidate. */
 function rewrite(n: Node, ctx: QuantCtx, ops: Set<string>): Node[] | string | null {
@@ -32,6 +34,7 @@ function rewrite(n: Node, ctx: QuantCtx, ops: Set<string>): Node[] | string | nu
     case 'MatMul': return weightIsConst ? (ops.has('MatMul') ? quantizeWeightMatMul(n, ctx) : null) : ops.has('Attention') ? quantizeActivationMatMul(n, ctx) : null;
     case 'Gemm': return ops.has('Gemm') ? quantizeWeightMatMul(n, ctx) : null;
     case 'Conv': return ops.has('Conv') ? quantizeConv(n, ctx) : null;
+    case 'LSTM': return ops.has('LSTM') ? quantizeLstm(n, ctx) : null;
     case 'Gather': return ops.has('Gather') && ctx.consts.has(n.input[0]!) && !ctx.consts.has(n.input[1]!) ? quantizeGather(n, ctx) : null;
     default: return FLOAT_OPS.has(n.opType) ? 'stays float (no int8 form here)' : null;
   }
@@ -69,6 +72,7 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
   }
   g.node = ctx.out;
   dropReplaced(ctx);
+  declareMsDomain(m);
   finishRewrite(m);
   return { bytes: encodeModel(m), report: ctx.report };
 }

@@ -9,6 +9,7 @@ import { convertOpset } from '../opset/index.ts';
 import { decodeModel, DT, encodeModel, onnx } from '../proto.ts';
 import { inferTypes } from '../types.ts';
 import { quantizeGather } from './gather.ts';
+import { declareMsDomain, quantizeLstm } from './lstm.ts';
 import { addInit, f32Init, floatWeight, label, makeCtx, mk, type QuantCtx, type QuantizeReport, symmetricInt8 } from './common.ts';
 
 /** Nodes whose float activations are quantized; onnxruntime has QDQ fusions for each. */
@@ -169,6 +170,11 @@ export function quantizeStatic(bytes: Uint8Array, ranges: Ranges, opts: StaticOp
       const r = quantizeGather(n, ctx);
       if (Array.isArray(r)) { out.push(...r); ctx.report.quantized.push({ node: label(n), op: 'Gather', as: 'int8 table' }); for (const y of n.output) emit(y); continue; }
     }
+    if (n.opType === 'LSTM') {
+      // No QDQ form: its weights go int8 the dynamic way.
+      const r = quantizeLstm(n, ctx);
+      if (Array.isArray(r)) { out.push(...r); ctx.report.quantized.push({ node: label(n), op: 'LSTM', as: 'DynamicQuantizeLSTM' }); for (const y of n.output) emit(y); continue; }
+    }
     if (weighted && QDQ_OPS.has(n.opType)) {
       const src = [...dqOf].find(([, dq]) => dq === n.input[0])?.[0];
       const why = quantizeWeights(n, ctx, src ? uint8Params(ranges[src]!).scale : undefined, out);
@@ -185,6 +191,7 @@ export function quantizeStatic(bytes: Uint8Array, ranges: Ranges, opts: StaticOp
   g.initializer = g.initializer.filter((t) => read.has(t.name) || g.output.some((o) => o.name === t.name));
   const inits = new Set(g.initializer.map((t) => t.name));
   g.input = g.input.filter((i) => inits.has(i.name) || !before.has(i.name));
+  declareMsDomain(m);
   finishRewrite(m);
   return { bytes: encodeModel(m), report: { ...ctx.report, opset: to } };
 }

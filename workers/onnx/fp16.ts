@@ -48,7 +48,12 @@ function float32Constants(p: Plan): Set<string> {
     readers.set(x, [...(readers.get(x) ?? []), asFloat]);
   });
   const keep = new Set<string>();
-  for (const name of constants(p.g).keys()) { const r = readers.get(name); if (r && r.every(Boolean)) keep.add(name); }
+  // Initializers and Constant nodes only: an Identity copy follows its source's type.
+  for (const [name, c] of constants(p.g)) {
+    if (c.node?.opType === 'Identity') continue;
+    const r = readers.get(name);
+    if (r && r.every(Boolean)) keep.add(name);
+  }
   return keep;
 }
 

@@ -2,7 +2,8 @@
 // and per channel) at batch 1, 32, 128 and 256; (2) the exported-model corpus
 // (test/fixtures/exported): per model and method, bytes and rows/s at batch 1 and 32 as ratios to
 // float32 measured in the same run, and agreement with float32. One onnxruntime thread.
-// BENCH_SECONDS (default 2) is the time per cell of (1); BENCH_CORPUS_SECONDS (default 1) of (2).
+// BENCH_SECONDS (default 2) is the time per cell of (1); BENCH_CORPUS_SECONDS (default 1.5) of (2),
+// the best of three thirds.
 import * as ort from 'onnxruntime-node';
 import { CORPUS, corpusBytes, corpusFeeds } from '../test/fixtures/exported/corpus.ts';
 import { cosine, top1 } from '../test/helpers/agreement.ts';
@@ -13,7 +14,7 @@ import { DYNAMIC_OPS, quantizeInt8 } from '../workers/onnx/quantize/dynamic.ts';
 import { calibrationModel, observeRanges, quantizeStatic, type Ranges } from '../workers/onnx/quantize/static.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const CORPUS_SECONDS = Number(process.env.BENCH_CORPUS_SECONDS ?? 1);
+const CORPUS_SECONDS = Number(process.env.BENCH_CORPUS_SECONDS ?? 1.5);
 const OPTS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 };
 
 async function timed(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>, batch: number, seconds: number): Promise<number> {
@@ -73,13 +74,19 @@ async function measure(bytes: Uint8Array, parent: Uint8Array) {
   const check = corpusFeeds(parent, 64, 7);
   const out = await s.run(check);
   const speeds = [];
-  for (const batch of [1, 32]) speeds.push(await timed(s, corpusFeeds(parent, batch, 5), batch, CORPUS_SECONDS));
+  // Best of three short runs: on a shared machine the slow runs are other processes' doing.
+  for (const batch of [1, 32]) {
+    const feeds = corpusFeeds(parent, batch, 5);
+    let best = 0;
+    for (let i = 0; i < 3; i++) best = Math.max(best, await timed(s, feeds, batch, CORPUS_SECONDS / 3));
+    speeds.push(best);
+  }
   await s.release();
   return { out, b1: speeds[0]!, b32: speeds[1]! };
 }
 
 async function benchCorpus() {
-  console.log(`\ncompress: exported corpus, ${CORPUS_SECONDS} s per cell, 1 onnxruntime thread; ratios against float32 measured in the same run; agreement on 64 realistic rows (cos = cosine of outputs, top1 = argmax agreement)`);
+  console.log(`\ncompress: exported corpus, ${CORPUS_SECONDS} s per cell (best of 3 thirds), 1 onnxruntime thread; ratios against float32 measured in the same run; agreement on 64 realistic rows (cos = cosine of outputs, top1 = argmax agreement)`);
   console.log('model               method                 bytes   ratio   b1 rows/s  ratio   b32 rows/s  ratio     cos   top1');
   const row = (cells: (string | number)[]) => console.log(cells.map((c, i) => String(c)[i < 2 ? 'padEnd' : 'padStart']([20, 20, 8, 6, 10, 6, 11, 6, 7, 6][i]!)).join('  '));
   for (const { name } of CORPUS) {

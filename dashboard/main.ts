@@ -16,7 +16,7 @@ redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection erro
 
 const queues = new Queues(keyPrefix(cfg), redis);
 const keys = KeyRing.fromConfigOrExit(cfg);
-const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys });
+const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, logger: log });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
   if (err) {

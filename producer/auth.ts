@@ -11,13 +11,22 @@ declare module 'express-serve-static-core' {
   interface Request { principal?: Principal }
 }
 
-/** null: no key needed. */
+/** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
 export function requiredScope(method: string, path: string): Scope | null {
   if (path.startsWith('/v2/health/')) return null;
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
+  if (method === 'POST' && /^\/v1\/models\/[^/]+\/versions\/?$/.test(path)) return 'publish';
   return 'admin';
+}
+
+/** Training and compression always register a version: they need `publish` as well as `submit`. */
+export function requiredScopes(method: string, path: string): Scope[] {
+  const main = requiredScope(method, path);
+  if (main === null) return [];
+  if (method === 'POST' && /^\/v1\/jobs\/(train|compress)\/?$/.test(path)) return [main, 'publish'];
+  return [main];
 }
 
 export function principalOf(req: Request): Principal {
@@ -26,17 +35,18 @@ export function principalOf(req: Request): Principal {
 
 export function authMiddleware(keys: KeyRing): RequestHandler {
   return (req, res, next) => {
-    const scope = requiredScope(req.method, req.path);
+    const scopes = requiredScopes(req.method, req.path);
     if (keys.size === 0) {
       req.principal = OPEN_PRINCIPAL;
       return next();
     }
-    if (scope === null) return next();
+    if (!scopes.length) return next();
     const key = presentedKey(req.headers.authorization);
     if (!key) return sendError(req, res, new AppError('unauthorized', 'an API key is required: Authorization: Bearer <key>'));
     const p = keys.authenticate(key);
     if (!p) return sendError(req, res, new AppError('unauthorized', 'unknown API key'));
-    if (!allows(p, scope)) return sendError(req, res, new AppError('forbidden', `this key lacks the "${scope}" scope`));
+    const lacking = scopes.find((s) => !allows(p, s));
+    if (lacking) return sendError(req, res, new AppError('forbidden', `this key lacks the "${lacking}" scope`));
     req.principal = p;
     next();
   };

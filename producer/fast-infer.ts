@@ -4,7 +4,7 @@
 // an allowed key or an open platform, a plain JSON body of known length within the limit) and gives
 // it the answers, error bodies and metrics the express route gives; everything else goes to express.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { allows, type KeyRing, presentedKey } from '../core/auth.ts';
+import { allows, type KeyRing, OPEN_PRINCIPAL, type Principal, presentedKey } from '../core/auth.ts';
 import { badRequest } from '../core/errors.ts';
 import type { ProducerDeps } from './deps.ts';
 import { toAppError } from './http.ts';
@@ -47,10 +47,12 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
     const m = ROUTE.exec(req.url ?? '');
     if (!m || d.redis.status !== 'ready') return false;
     const h = req.headers;
+    let who: Principal = OPEN_PRINCIPAL;
     if (keys.size > 0) {
       const key = presentedKey(h.authorization);
       const p = key ? keys.authenticate(key) : null;
       if (!p || !allows(p, 'infer')) return false; // express answers 401/403
+      who = p;
     }
     const type = h['content-type'];
     const length = Number(h['content-length']);
@@ -84,7 +86,7 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
       } catch (e) {
         return fail(req, res, badRequest(`body is not valid JSON: ${(e as Error).message}`), done);
       }
-      infer(name, version, json, req.socket).then(
+      infer(name, version, json, req.socket, who).then(
         (value) => answer(res, 200, value, done),
         (e: unknown) => fail(req, res, e, done),
       );

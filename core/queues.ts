@@ -22,6 +22,16 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   compress: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
 };
 
+/**
+ * Options of one chunk job of a batch flow. A chunk that fails for good, in its processor or
+ * outside it (stalled too often, lock lost), must not fail the parent unseen: with
+ * ignoreDependencyOnFailure the parent still runs once every chunk has ended, so the finalizer
+ * always moves the batch to a final state and records why (from the ignored failures).
+ */
+export function batchChunkJobOptions(queue: 'score' | 'score-gpu', jobId: string): JobsOptions {
+  return { ...defaultJobOptions[queue], jobId, ignoreDependencyOnFailure: true };
+}
+
 export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
   private readonly events = new Map<QueueName, QueueEvents>();

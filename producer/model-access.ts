@@ -4,10 +4,14 @@ import { canReadModel, canWriteModel, type ModelAccess, type Principal } from '.
 import { AppError, notFound } from '../core/errors.ts';
 import { parseRef, type Registry } from '../core/registry.ts';
 
-/** Throws 404 unless `p` may read and infer the model named by `ref` (name, name@alias, name@3). */
-export async function assertReadable(registry: Registry, ref: string, p: Principal): Promise<void> {
+/**
+ * Throws 404 unless `who` may read and infer the model named by `ref` (name, name@alias, name@3).
+ * `who` is a principal, or a bare tenant name (no platform powers).
+ */
+export async function assertReadable(registry: Registry, ref: string, who: Principal | string): Promise<void> {
   const { name } = parseRef(ref);
   const a = await registry.access(name);
+  const p = typeof who === 'string' ? { tenant: who, keyId: '', scopes: [] } : who;
   if (!a || !canReadModel(p, a)) throw notFound(`model "${name}" not found`);
 }
 

@@ -64,6 +64,8 @@ export const configKeys = {
   MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
   MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(), 'Requests per key (per client address when open) and window, e.g. 100/s; off when unset. Above it: 429 with Retry-After.'],
+  MODELQ_TRAIN_MAX_MEMORY_MB: [int(64, 1_048_576).default(4096), 'Memory a training (or distillation) process may use, in MiB (V8 heap limit and resident memory, watched); past it the process is killed and the job fails saying so.'],
+  MODELQ_TRAIN_TIMEOUT_S: [int(1, 30 * 86400).default(86400), 'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.'],
   MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level.'],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for /metrics.'],
 } as const;

@@ -75,6 +75,18 @@ export type Config = Readonly<{ [K in keyof Keys]: z.output<Keys[K][0]> }>;
 
 export class ConfigError extends Error {}
 
+/** A URL (or any text holding URLs) as it may be logged: each password replaced by "***". */
+export function maskUrl(url: string): string {
+  // Not through new URL(): a URL that fails to parse must not be printed whole either.
+  return url.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^@/?#\s]*)@/gi, (_m, scheme: string, cred: string) => {
+    const i = cred.indexOf(':');
+    return `${scheme}${i >= 0 ? `${cred.slice(0, i)}:***` : '***'}@`;
+  });
+}
+
+/** Keys whose values are never printed whole, even when invalid. */
+const SHOWN: Record<string, (raw: string) => string> = { MODELQ_REDIS_URL: maskUrl, MODELQ_API_KEYS: () => '<hidden>' };
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
@@ -82,7 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[key];
     const r = (schema as z.ZodType).safeParse(raw === '' ? undefined : raw);
     if (r.success) out[key] = r.data;
-    else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
   return Object.freeze(out) as Config;

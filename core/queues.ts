@@ -13,11 +13,13 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   // A model check is quick and its caller waits: one retry, short retention.
   model: { attempts: 2, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: 3600, count: 1000 }, removeOnFail: { age: DAY, count: 1000 } },
   // Online requests: the caller waits at most MODELQ_INFER_TIMEOUT_MS, so retrying longer is useless.
-  infer: { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 60, count: 10_000 }, removeOnFail: { age: 3600, count: 10_000 } },
+  // A finished one holds its inputs and outputs: its answer travels by event, so keep it only seconds
+  // (long enough for a producer that reconnected to read it), and few of them.
+  infer: { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 10, count: 1000 }, removeOnFail: { age: 300, count: 1000 } },
   batch: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 10_000 }, removeOnFail: { age: 7 * DAY, count: 10_000 } },
   score: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
   train: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
-  'infer-gpu': { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 60, count: 10_000 }, removeOnFail: { age: 3600, count: 10_000 } },
+  'infer-gpu': { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 10, count: 1000 }, removeOnFail: { age: 300, count: 1000 } },
   'score-gpu': { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
   compress: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
 };

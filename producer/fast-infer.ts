@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { allows, type KeyRing, OPEN_PRINCIPAL, type Principal, presentedKey } from '../core/auth.ts';
 import { badRequest } from '../core/errors.ts';
+import { retryAfterOf } from './backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { toAppError } from './http.ts';
 import { parseInferJson } from './infer-json.ts';
@@ -39,6 +40,8 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
   };
   const fail = (req: IncomingMessage, res: ServerResponse, e: unknown, done: (status: number) => void) => {
     const err = toAppError(e, d.logger, (req.url ?? '').slice(0, 200));
+    const retryAfter = retryAfterOf(err);
+    if (retryAfter !== undefined && !res.headersSent) res.setHeader('Retry-After', String(retryAfter));
     answer(res, err.httpStatus, { error: err.message }, done);
   };
 

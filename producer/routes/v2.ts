@@ -6,6 +6,7 @@ import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/inf
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import { JobAnswers } from '../await-job.ts';
+import { backpressureFor } from '../backpressure.ts';
 import { principalOf } from '../auth.ts';
 import { assertReadable, checkReadable } from '../model-access.ts';
 import { InferCoalescer } from '../coalescer.ts';
@@ -90,7 +91,19 @@ export function createInfer(d: ProducerDeps): InferFn {
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
     return { target, id: body.id, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
+  const bp = backpressureFor(d);
   return async (name, version, json, socket, who = OPEN_PRINCIPAL) => {
+    // Refused before any work: Redis nearly full (503) or too much in flight here (429).
+    bp.memory.check();
+    const release = bp.gate.enter(name);
+    try {
+      return await inferOne(name, version, json, socket, who);
+    } finally {
+      release();
+    }
+  };
+
+  async function inferOne(name: string, version: string | undefined, json: unknown, socket: { readonly destroyed: boolean }, who: Principal) {
     const { target, id, gpu, request } = await prepare(name, version, json, who);
     const { model } = target;
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
@@ -98,7 +111,7 @@ export function createInfer(d: ProducerDeps): InferFn {
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
-  };
+  }
 }
 
 export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Router {

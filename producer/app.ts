@@ -32,7 +32,7 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
-  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT);
+  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT, { redis: d.redis, prefix: d.prefix });
   if (limiter) app.use(limiter);
   app.use(backpressureFor(d).middleware);
 

@@ -2,6 +2,8 @@
 // route needs is decided here, in one table, so a new route cannot be left open by accident.
 import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import type { Redis } from 'ioredis';
+import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -52,13 +54,22 @@ export function authMiddleware(keys: KeyRing): RequestHandler {
   };
 }
 
-/** MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. */
-export function rateLimitMiddleware(spec: string | undefined): RequestHandler | null {
+/**
+ * MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. Counted
+ * in Redis (under the platform's prefix), so N producers together allow N requests, not N times N.
+ * Without `shared` (unit tests) it counts in this process.
+ */
+export function rateLimitMiddleware(spec: string | undefined, shared?: { redis: Redis; prefix: string }): RequestHandler | null {
   if (!spec) return null;
   const [n, unit] = spec.split('/') as [string, 's' | 'm' | 'h'];
   const windowMs = { s: 1000, m: 60_000, h: 3_600_000 }[unit];
+  const store = shared && new RedisStore({
+    prefix: `${shared.prefix}:ratelimit:`,
+    sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
+  });
   return rateLimit({
     windowMs,
+    ...(store ? { store } : {}),
     limit: Number(n),
     standardHeaders: 'draft-7',
     legacyHeaders: false,

@@ -32,8 +32,8 @@ afterAll(async () => {
   await p?.stop();
 });
 
-const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json') =>
-  fetch(`${p.url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
+const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json', url = p.url) =>
+  fetch(`${url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
 
 const concrete = (path: string) => path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
 
@@ -217,6 +217,23 @@ describe('rate limit', () => {
       expect((await fetch(`${q.url}/v2/health/live`)).status).toBe(200);
     } finally {
       await q.stop();
+    }
+  });
+});
+
+describe('rate limit across producers', () => {
+  it('counts a key\'s requests in Redis: two producers together allow the limit once', async () => {
+    const one = await startPlatform({ env: { MODELQ_RATE_LIMIT: '5/m', MODELQ_API_KEYS: JSON.stringify(KEYS) } });
+    const two = await startPlatform({ env: { ...one.env, MODELQ_DATA_DIR: one.env.MODELQ_DATA_DIR! } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await call('GET', '/v1/models', READ, undefined, undefined, i % 2 ? two.url : one.url)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      // Another key has its own count.
+      expect((await call('GET', '/v1/models', A, undefined, undefined, two.url)).status).toBe(200);
+    } finally {
+      await two.stop();
+      await one.stop();
     }
   });
 });

@@ -54,6 +54,7 @@ export const configKeys = {
   MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
   MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body (protocol requests), in MiB.'],
   MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB.'],
+  MODELQ_MAX_ROW_BYTES: [int(1024, 2 ** 31 - 1).default(64 * 1024 * 1024), 'Longest accepted row (a JSONL line, a CSV record or header), in bytes; longer: 400 naming the line, never buffered whole.'],
   MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000), 'Job lock duration: a job whose worker died (SIGKILL, lost node) is picked up again after about this long.'],
   MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],

@@ -50,8 +50,8 @@ export interface DatasetRow { line: number; values: Record<string, unknown> }
 
 const lineError = (line: number, msg: string) => badRequest(`line ${line}: ${msg}`);
 
-/** Longest row (JSONL line, CSV record) read by default: MODELQ_MAX_ROW_BYTES's default, 64 MiB. */
-export const DEFAULT_MAX_ROW_BYTES = 64 * 1024 * 1024;
+/** Longest row (JSONL line, CSV record) read by default: MODELQ_MAX_ROW_BYTES's default, 16 MiB. */
+export const DEFAULT_MAX_ROW_BYTES = 16 * 1024 * 1024;
 
 export interface RowReadOptions {
   /** A longer row is a 400 naming its line, never buffered whole. Default DEFAULT_MAX_ROW_BYTES. */

@@ -9,8 +9,8 @@ import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers
 import { batchBody, expectExactOutput, F, freePort, model, PrivateRedis } from './helpers.ts';
 
 const SOAK_MS = Number(process.env.MODELQ_SOAK_S ?? 90) * 1000;
-const RSS_BOUND = 1536 * 1024 * 1024;
-const REDIS_BOUND = 200 * 1024 * 1024;
+const RSS_BOUND = 1024 * 1024 * 1024;
+const REDIS_BOUND = 100 * 1024 * 1024;
 const CLIENTS = 48;
 const KILL_EVERY_MS = 30_000;
 const ENV = { MODELQ_JOB_LOCK_MS: '3000', MODELQ_SCORE_CONCURRENCY: '1', MODELQ_MAX_INFLIGHT: '24', MODELQ_INFER_TIMEOUT_MS: '20000' };

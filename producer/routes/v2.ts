@@ -1,6 +1,6 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
 import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { OPEN_PRINCIPAL, type Principal } from '../../core/auth.ts';
+import type { Principal } from '../../core/auth.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
@@ -66,7 +66,8 @@ function sendJson(res: Response, value: unknown) {
 }
 
 /** One inference request, from parsed JSON body to the protocol answer; shared by the express route and the fast path. */
-export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }, who?: Principal) => Promise<object>;
+/** `who` decides which models the caller may infer (another tenant's private model is "not found"); never defaulted. */
+export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }, who: Principal) => Promise<object>;
 
 export function createInfer(d: ProducerDeps): InferFn {
   const coalescerFor = (q: 'infer' | 'infer-gpu') => new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
@@ -92,7 +93,7 @@ export function createInfer(d: ProducerDeps): InferFn {
     return { target, id: body.id, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
   const bp = backpressureFor(d);
-  return async (name, version, json, socket, who = OPEN_PRINCIPAL) => {
+  return async (name, version, json, socket, who) => {
     // Refused before any work: Redis nearly full (503) or too much in flight here (429).
     bp.memory.check();
     const release = bp.gate.enter(name);

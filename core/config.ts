@@ -34,7 +34,7 @@ export const configKeys = {
   MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')), 'Where a worker keeps models downloaded from an object store, by sha256 (unused with the fs store).'],
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
-  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
+  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only platform keys open it, and they may act.'],
   MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {
     const names = s.split(',').map((x) => x.trim()).filter(Boolean);
     for (const n of names) {
@@ -61,7 +61,7 @@ export const configKeys = {
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
   MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],
-  MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","admin"] } }; when set, every route but /v2/health/* needs a key.'],
+  MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","publish","admin","platform"] } }; when set, every route but /v2/health/* needs a key.'],
   MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
   MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(), 'Requests per key (per client address when open) and window, e.g. 100/s; off when unset. Above it: 429 with Retry-After.'],

@@ -5,7 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BatchStore } from '../../core/batches.ts';
 import { keyPrefix } from '../../core/config.ts';
+import { createLogger } from '../../core/logger.ts';
+import { batchProcessor } from '../../workers/inference/finalize.ts';
 import { tinyMlp } from '../fixtures/models.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
@@ -66,6 +69,23 @@ describe('batches always end', () => {
     expect((await fetch(`${p.url}/v1/batches/${id}/cancel`, { method: 'POST' })).status).toBe(202);
     await p.addWorker({ MODELQ_QUEUES: 'score,batch' });
     expect((await final(id)).status).toBe('cancelled');
+  });
+
+  it('a batch whose jobs were removed from the queue is failed by the cleanup\'s reaper, saying so', async () => {
+    p = await startPlatform();
+    await p.addWorker({ MODELQ_QUEUES: 'model' });
+    expect((await uploadModel(p.url, 'm', tinyMlp())).status).toBe(201);
+    const kept = await submit(10, 10);
+    const id = await submit(30, 10);
+    await p.deps.queues.queue('batch').remove(id, { removeChildren: true }); // as bull-board's "remove" does
+    const flows = p.deps.queues.queue('batch');
+    const deps = {
+      store: p.deps.store, batches: new BatchStore(p.redis, keyPrefix(p.cfg)), logger: createLogger('test', 'silent'), ttlMs: 86_400_000, reapAfterMs: 0,
+      flowExists: async (b: string) => (await flows.getJobState(b)) !== 'unknown',
+    };
+    expect(await batchProcessor({ name: 'cleanup', data: {} }, deps)).toEqual({ removed: 0, reaped: 1 });
+    expect(await view(id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/jobs were removed/) });
+    expect((await view(kept)).status).toBe('queued'); // its flow is there: left alone
   });
 
   it('says what is missing, never where on the server', async () => {

@@ -17,6 +17,8 @@ export interface BatchDeps {
   ttlMs: number;
   /** Whether the batch's flow still has its parent job; the reaper fails batches whose jobs are gone. Default: always. */
   flowExists?: (batchId: string) => Promise<boolean>;
+  /** How old a batch must be before the reaper looks at it, so a flow being added is never reaped. Default 60 s. */
+  reapAfterMs?: number;
 }
 
 type BatchJob = Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts' | 'getIgnoredChildrenFailures'>>;
@@ -86,14 +88,11 @@ async function cleanup(deps: BatchDeps): Promise<{ removed: number; reaped: numb
   return { removed: expired.length, reaped };
 }
 
-/**
- * A batch whose flow is gone (its parent removed from the queue, by hand or by retention) would
- * never end: fail it, saying so. Only batches older than a minute, so a flow being added is not reaped.
- */
+/** A batch whose flow is gone (its parent removed from the queue, by hand or by retention) would never end: fail it, saying so. */
 async function reap(deps: BatchDeps): Promise<number> {
   if (!deps.flowExists) return 0;
   let reaped = 0;
-  for (const id of await deps.batches.createdBefore(Date.now() - 60_000, 10_000)) {
+  for (const id of await deps.batches.createdBefore(Date.now() - (deps.reapAfterMs ?? 60_000), 10_000)) {
     const status = await deps.batches.status(id);
     if (status === null || ['completed', 'failed', 'cancelled'].includes(status)) continue;
     if (await deps.flowExists(id)) continue;

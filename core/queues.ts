@@ -38,6 +38,7 @@ export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
   private readonly events = new Map<QueueName, QueueEvents>();
   private flow?: FlowProducer;
+  private readonly ownConnections: Redis[] = [];
 
   /** `prefix` is the hash-tagged key prefix ({modelq}); `connection` is shared by every Queue. */
   constructor(readonly prefix: string, private readonly connection: Redis, private readonly eventsConnection?: () => Redis) {
@@ -60,6 +61,11 @@ export class Queues {
     let e = this.events.get(name);
     if (!e) {
       const connection = this.eventsConnection ? this.eventsConnection() : this.connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      // QueueEvents reports its errors itself and does not close a connection it was given: without
+      // these, every reconnect attempt while Redis is down is an "Unhandled error event", and the
+      // connection would outlive close().
+      connection.on('error', () => {});
+      this.ownConnections.push(connection);
       e = new QueueEvents(name, { connection, prefix: this.prefix });
       e.on('error', () => {});
       this.events.set(name, e);
@@ -78,5 +84,6 @@ export class Queues {
       ...[...this.events.values()].map((e) => e.close()),
       this.flow?.close(),
     ]);
+    for (const c of this.ownConnections.splice(0)) c.disconnect();
   }
 }

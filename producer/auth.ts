@@ -16,6 +16,8 @@ declare module 'express-serve-static-core' {
 /** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
 export function requiredScope(method: string, path: string): Scope | null {
   if (path.startsWith('/v2/health/')) return null;
+  // Platform-wide figures, per model of every tenant: for the platform's operators (and their Prometheus).
+  if (path === '/metrics') return 'platform';
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';

@@ -63,6 +63,9 @@ describe('API keys', () => {
     expect((await call('POST', '/v1/batches?model=m', READ, '{"input":[1,2,3,4]}')).status).toBe(403);
     expect((await call('PUT', '/v1/models/m/config', A, JSON.stringify({ maxBatch: 8 }))).status).toBe(403);
     expect((await call('GET', '/v1/models/m', READ)).status).toBe(200);
+    // Platform-wide figures name every tenant's models: operators only.
+    expect((await call('GET', '/metrics', ADMIN_A)).status).toBe(403);
+    expect((await call('GET', '/metrics', PLATFORM)).status).toBe(200);
   });
 
   it('batches belong to their tenant: another tenant gets 404 and never sees them listed', async () => {

@@ -52,7 +52,7 @@ describe('KeyRing', () => {
 
 describe('requiredScope', () => {
   it.each([
-    ['GET', '/v2/health/ready', null], ['GET', '/v1/models', 'read'], ['GET', '/metrics', 'read'],
+    ['GET', '/v2/health/ready', null], ['GET', '/v1/models', 'read'], ['GET', '/metrics', 'platform'],
     ['POST', '/v2/models/m/infer', 'infer'], ['POST', '/v2/models/m/versions/2/infer', 'infer'],
     ['POST', '/v1/batches', 'submit'], ['POST', '/v1/batches/x/cancel', 'submit'], ['POST', '/v1/jobs/train', 'submit'], ['POST', '/v1/datasets', 'submit'],
     ['POST', '/v1/models/m/versions', 'publish'], ['PUT', '/v1/models/m/aliases/p', 'admin'], ['DELETE', '/v1/models/m/aliases/p', 'admin'], ['PUT', '/v1/models/m/config', 'admin'],

@@ -34,7 +34,7 @@ export const configKeys = {
   MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')), 'Where a worker keeps models downloaded from an object store, by sha256 (unused with the fs store).'],
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
-  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
+  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only platform keys open it, and they may act.'],
   MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {
     const names = s.split(',').map((x) => x.trim()).filter(Boolean);
     for (const n of names) {
@@ -57,13 +57,19 @@ export const configKeys = {
   MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000), 'Job lock duration: a job whose worker died (SIGKILL, lost node) is picked up again after about this long.'],
   MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],
+  MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024), 'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
   MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],
-  MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","admin"] } }; when set, every route but /v2/health/* needs a key.'],
+  MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","publish","admin","platform"] } }; when set, every route but /v2/health/* needs a key.'],
   MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
   MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(), 'Requests per key (per client address when open) and window, e.g. 100/s; off when unset. Above it: 429 with Retry-After.'],
+  MODELQ_MAX_INFLIGHT: [int(1, 1_000_000).default(2048), 'Online inference requests one producer holds at once; past it, 429 with Retry-After.'],
+  MODELQ_MAX_INFLIGHT_PER_MODEL: [int(1, 1_000_000).default(1024), 'Online inference requests one producer holds at once for one model; past it, 429 with Retry-After (one slow model cannot take every slot).'],
+  MODELQ_REDIS_MEMORY_HIGH: [z.coerce.number().gt(0).max(1).default(0.9), 'Fraction of Redis maxmemory past which the producer refuses new work (503 with Retry-After) until it drains; no effect when Redis has no maxmemory.'],
+  MODELQ_TRAIN_MAX_MEMORY_MB: [int(64, 1_048_576).default(4096), 'Memory a training (or distillation) process may use, in MiB (V8 heap limit and resident memory, watched); past it the process is killed and the job fails saying so.'],
+  MODELQ_TRAIN_TIMEOUT_S: [int(1, 30 * 86400).default(86400), 'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.'],
   MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level.'],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for /metrics.'],
 } as const;
@@ -73,6 +79,18 @@ export type Config = Readonly<{ [K in keyof Keys]: z.output<Keys[K][0]> }>;
 
 export class ConfigError extends Error {}
 
+/** A URL (or any text holding URLs) as it may be logged: each password replaced by "***". */
+export function maskUrl(url: string): string {
+  // Not through new URL(): a URL that fails to parse must not be printed whole either.
+  return url.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^@/?#\s]*)@/gi, (_m, scheme: string, cred: string) => {
+    const i = cred.indexOf(':');
+    return `${scheme}${i >= 0 ? `${cred.slice(0, i)}:***` : '***'}@`;
+  });
+}
+
+/** Keys whose values are never printed whole, even when invalid. */
+const SHOWN: Record<string, (raw: string) => string> = { MODELQ_REDIS_URL: maskUrl, MODELQ_API_KEYS: () => '<hidden>' };
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
@@ -80,7 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[key];
     const r = (schema as z.ZodType).safeParse(raw === '' ? undefined : raw);
     if (r.success) out[key] = r.data;
-    else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
   return Object.freeze(out) as Config;

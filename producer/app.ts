@@ -4,6 +4,7 @@ import express from 'express';
 import { KeyRing } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
 import { auditMiddleware, authMiddleware, rateLimitMiddleware } from './auth.ts';
+import { backpressureFor } from './backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { errorMiddleware, sendError } from './http.ts';
 import { createMetrics } from './metrics.ts';
@@ -31,8 +32,9 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
-  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT);
+  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT, { redis: d.redis, prefix: d.prefix });
   if (limiter) app.use(limiter);
+  app.use(backpressureFor(d).middleware);
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', metrics.registry.contentType);

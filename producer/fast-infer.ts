@@ -4,8 +4,9 @@
 // an allowed key or an open platform, a plain JSON body of known length within the limit) and gives
 // it the answers, error bodies and metrics the express route gives; everything else goes to express.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { allows, type KeyRing, presentedKey } from '../core/auth.ts';
+import { allows, type KeyRing, OPEN_PRINCIPAL, type Principal, presentedKey } from '../core/auth.ts';
 import { badRequest } from '../core/errors.ts';
+import { retryAfterOf } from './backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { toAppError } from './http.ts';
 import { parseInferJson } from './infer-json.ts';
@@ -39,6 +40,8 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
   };
   const fail = (req: IncomingMessage, res: ServerResponse, e: unknown, done: (status: number) => void) => {
     const err = toAppError(e, d.logger, (req.url ?? '').slice(0, 200));
+    const retryAfter = retryAfterOf(err);
+    if (retryAfter !== undefined && !res.headersSent) res.setHeader('Retry-After', String(retryAfter));
     answer(res, err.httpStatus, { error: err.message }, done);
   };
 
@@ -47,10 +50,12 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
     const m = ROUTE.exec(req.url ?? '');
     if (!m || d.redis.status !== 'ready') return false;
     const h = req.headers;
+    let who: Principal = OPEN_PRINCIPAL;
     if (keys.size > 0) {
       const key = presentedKey(h.authorization);
       const p = key ? keys.authenticate(key) : null;
       if (!p || !allows(p, 'infer')) return false; // express answers 401/403
+      who = p;
     }
     const type = h['content-type'];
     const length = Number(h['content-length']);
@@ -84,7 +89,7 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
       } catch (e) {
         return fail(req, res, badRequest(`body is not valid JSON: ${(e as Error).message}`), done);
       }
-      infer(name, version, json, req.socket).then(
+      infer(name, version, json, req.socket, who).then(
         (value) => answer(res, 200, value, done),
         (e: unknown) => fail(req, res, e, done),
       );

@@ -17,5 +17,16 @@ export function parseJobData<S extends z.ZodType>(schema: S, data: unknown, kind
 export function toJobError(e: unknown): Error {
   if (e instanceof UnrecoverableError) return e;
   if (e instanceof AppError) return e.retryable ? new Error(encodeJobError(e)) : new UnrecoverableError(encodeJobError(e));
-  return e instanceof Error ? e : new Error(String(e));
+  if (e instanceof Error) {
+    // A job's failure is shown to the client: it may say what is missing, never where on the server.
+    const safe = withoutPaths(e.message);
+    if (safe === e.message) return e;
+    const copy = new Error(safe);
+    copy.name = e.name;
+    return copy;
+  }
+  return new Error(withoutPaths(String(e)));
 }
+
+/** "ENOENT: no such file or directory, open '/srv/data/batches/x/input'" -> "... open '.../input'". */
+export const withoutPaths = (message: string) => message.replace(/(^|[\s'"(=])(?:[A-Za-z]:)?(?:[\\/][^\s'"\\/)]+)+[\\/]([^\s'"\\/)]+)/g, '$1.../$2');

@@ -30,7 +30,11 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
-  batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
+  batch: (d) => {
+    const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
+    const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';
+    return { processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists }), concurrency: 4 };
+  },
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
 };

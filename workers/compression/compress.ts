@@ -129,11 +129,14 @@ async function speeds(p: Parent, child: ModelHandle, spatial: number, deps: Comp
 async function register(job: Progress, data: CompressJob, p: Parent, sha256: string, sig: { inputs: TensorSpec[]; outputs: TensorSpec[] }, options: Record<string, unknown>, report: CompressReport, deps: CompressDeps) {
   const { record } = await deps.registry.createVersion(data.registerAs, {
     sha256, bytes: report.bytesAfter, inputs: sig.inputs, outputs: sig.outputs,
-    lineage: { parent: { name: p.record.name, version: p.record.version }, method: data.method, options: lineageOptions(options), job: job.id, ...(p.rows ? { dataset: p.rows.id } : {}) },
+    lineage: {
+      parent: { name: p.record.name, version: p.record.version }, method: data.method, options: lineageOptions(options), job: job.id, ...(p.rows ? { dataset: p.rows.id } : {}),
+      tenant: data.tenant ?? 'default', keyId: data.keyId ?? null,
+    },
     metrics: { compression: report },
     // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
     ...(p.record.metadata ? { metadata: p.record.metadata } : {}),
-  });
+  }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
   return { name: record.name, version: record.version };
 }
 

@@ -91,13 +91,13 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
   const hp = data.hyperparameters;
   const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(data.registerAs, {
     sha256, bytes: bytes.length, inputs: sig.inputs, outputs: sig.outputs,
-    lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp },
+    lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp, tenant: data.tenant ?? 'default', keyId: data.keyId ?? null },
     metrics: o.metrics as TrainMetrics & Record<string, unknown>,
     metadata: {
       task: hp.task, target: hp.target, features: JSON.stringify(hp.features),
       ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
     },
-  });
+  }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
   return {
     model: { name: record.name, version: record.version }, metrics: o.metrics, sha256,
     bestEpoch: o.bestEpoch, epochsRun: o.epochsRun, stoppedEarly: o.stoppedEarly, resumedFromEpoch: o.resumedFromEpoch,

@@ -40,8 +40,3 @@ export async function readWorkerStats(redis: Redis, prefix: string): Promise<Wor
   const vals = await redis.mget(ids.map((id) => statKey(prefix, id)));
   return vals.filter((v): v is string => !!v).map((v) => JSON.parse(v) as WorkerStats);
 }
-
-// Deliberate violation (reverted in the next commit): core importing producer, and a floating promise.
-import { toAppError } from '../producer/http.ts';
-export const _violation = toAppError;
-export function _floating(r: Redis) { r.ping(); }

@@ -3,6 +3,7 @@
 import { Queue, QueueEvents, FlowProducer, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ALL_QUEUES, type QueueName } from './config.ts';
+import { duplicateRedis } from './redis.ts';
 
 export { ALL_QUEUES, type QueueName };
 
@@ -47,7 +48,7 @@ export class Queues {
   queueEvents(name: QueueName): QueueEvents {
     let e = this.events.get(name);
     if (!e) {
-      const connection = this.eventsConnection ? this.eventsConnection() : this.connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      const connection = this.eventsConnection ? this.eventsConnection() : duplicateRedis(this.connection, { maxRetriesPerRequest: null, enableOfflineQueue: true });
       e = new QueueEvents(name, { connection, prefix: this.prefix });
       e.on('error', () => {});
       this.events.set(name, e);

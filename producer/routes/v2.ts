@@ -1,6 +1,6 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
 import { Router, type Request, type Response } from 'express';
-import { AppError } from '../../core/errors.ts';
+import { AppError, fromErrorData } from '../../core/errors.ts';
 import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
@@ -54,7 +54,7 @@ export function createInfer(d: ProducerDeps): InferFn {
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
-    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    if (!answer.ok) throw fromErrorData(answer.error);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
   };
 }

@@ -106,6 +106,10 @@ function workerFigures(registry: client.Registry, d: ProducerDeps) {
   fromWorkers('modelq_engine_model_queue_wait_seconds_total', 'Time requests waited in the batcher before their run, summed, per model', 'counter', ['model'], perModel('waitMs', 1 / 1000));
   batchSizeHistogram(registry, workers);
   fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
+  fromWorkers('modelq_worker_main_thread_busy_max_seconds', 'Worker main thread: longest busy stretch in the last stats window (its own blocking, unlike event-loop delay)', 'gauge', [], (w, set) => {
+    const busy = w.eventLoopDelayMs.recent?.at(-1)?.[3];
+    if (busy !== undefined) set({}, busy / 1000);
+  });
   fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
 }
 

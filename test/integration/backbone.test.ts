@@ -223,6 +223,9 @@ describe('workers', () => {
     expect(workers).toHaveLength(2);
     const runs = [...text.matchAll(/^modelq_engine_runs_total\{worker="[^"]+"\} (\d+)$/gm)].map((m) => Number(m[1]));
     expect(runs.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    const busy = [...text.matchAll(/^modelq_worker_main_thread_busy_max_seconds\{worker="[^"]+"\} ([\d.e-]+)$/gm)].map((m) => Number(m[1]));
+    expect(busy).toHaveLength(2);
+    for (const b of busy) expect(b).toBeGreaterThan(0); // the publication itself takes some main-thread time
   });
 
   it('publishes an OpenAPI document generated from the request schemas', async () => {

@@ -3,6 +3,7 @@
 import { Queue, QueueEvents, FlowProducer, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ALL_QUEUES, type QueueName } from './config.ts';
+import { duplicateRedis } from './redis.ts';
 
 export { ALL_QUEUES, type QueueName };
 
@@ -60,7 +61,7 @@ export class Queues {
   queueEvents(name: QueueName): QueueEvents {
     let e = this.events.get(name);
     if (!e) {
-      const connection = this.eventsConnection ? this.eventsConnection() : this.connection.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+      const connection = this.eventsConnection ? this.eventsConnection() : duplicateRedis(this.connection, { maxRetriesPerRequest: null, enableOfflineQueue: true });
       // QueueEvents reports its errors itself and does not close a connection it was given: without
       // these, every reconnect attempt while Redis is down is an "Unhandled error event", and the
       // connection would outlive close().

@@ -27,7 +27,7 @@ const modelSchema = z.object({ name: z.string(), versions: z.array(versionRecord
   shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }) });
 const v2Response = z.object({ model_name: z.string(), model_version: z.string(), id: z.string().optional(), outputs: z.array(tensorSchema) });
 
-/** Every HTTP route of the producer. Adding a route means adding it here. */
+/** Every HTTP route of the producer: adding a route means adding it here (test/integration/openapi.test.ts walks the router and fails otherwise). */
 export const ROUTES: RouteDoc[] = [
   { method: 'post', path: '/v1/models/{name}/versions', summary: 'Register a model version (raw ONNX body); 201 new, 200 when the bytes are already a version', binary: 'application/octet-stream', response: versionRecordSchema, status: 201 },
   { method: 'get', path: '/v1/models', summary: 'List models', response: z.object({ models: z.array(modelSchema) }) },

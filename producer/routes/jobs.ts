@@ -5,7 +5,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { Router } from 'express';
 import { DatasetStore } from '../../core/datasets.ts';
-import { AppError, badRequest, decodeJobError, notFound } from '../../core/errors.ts';
+import { AppError, badRequest, fromFailedReason, notFound } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainRequestSchema, TRAIN_JOB_ID_RE } from '../../core/jobs/train.ts';
 import type { QueueName } from '../../core/queues.ts';
 import { jsonBody } from '../body.ts';
@@ -89,12 +89,12 @@ export function jobsRouter(d: ProducerDeps): Router {
     };
     if (state === 'completed') v.result = job.returnvalue;
     if (state === 'failed') {
-      const e = decodeJobError(job.failedReason);
+      const e = fromFailedReason(job.failedReason);
       v.error = { code: e.code, message: e.message };
     }
     if (state === 'cancelled') v.error = { code: 'cancelled', message: 'the job was cancelled' };
     if ((state === 'queued' || state === 'active') && job.failedReason) {
-      const e = decodeJobError(job.failedReason);
+      const e = fromFailedReason(job.failedReason);
       v.lastError = { code: e.code, message: e.message };
     }
     return v;

@@ -1,7 +1,7 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
-import { Router, type Request, type RequestHandler, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Principal } from '../../core/auth.ts';
-import { AppError, badRequest } from '../../core/errors.ts';
+import { AppError, fromErrorData } from '../../core/errors.ts';
 import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
@@ -12,51 +12,13 @@ import { assertReadable, checkReadable } from '../model-access.ts';
 import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
-import { jsonBody } from '../body.ts';
-import { parseInferJson } from '../infer-json.ts';
+import { inferBody, jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
 /** Requests can be concatenated along the first dimension when every input and output leaves it dynamic. */
 export const isBatchable = (m: VersionRecord) => [...m.inputs, ...m.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
-
-/**
- * The inference body reader: a plain `application/json` body of known length, read and parsed
- * here, which is most of what body-parser costs per request on this route; anything else
- * (other JSON types or charsets, compressed, chunked, over the limit) goes to `fallback`, so
- * answers and errors stay those of jsonBody.
- */
-export function inferBody(limitBytes: number, fallback: RequestHandler): RequestHandler {
-  return (req, res, next) => {
-    const h = req.headers;
-    const type = h['content-type'];
-    const length = Number(h['content-length']);
-    const plain = (type === 'application/json' || /^application\/json\s*;\s*charset="?utf-8"?\s*$/i.test(type ?? ''))
-      && (h['content-encoding'] === undefined || h['content-encoding'] === 'identity')
-      && h['transfer-encoding'] === undefined && Number.isInteger(length) && length > 0 && length <= limitBytes;
-    if (!plain || req.body !== undefined) return fallback(req, res, next);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => { chunks.push(c); got += c.length; });
-    req.on('error', () => { if (!done) { done = true; next(badRequest('request aborted')); } });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      if (got !== length) return next(badRequest('request size did not match content length'));
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got);
-      const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0; // decoders drop it; JSON.parse would not
-      chunks.length = 0;
-      try {
-        req.body = parseInferJson(buf, bom) ?? JSON.parse(buf.toString('utf8', bom));
-      } catch (e) {
-        return next(badRequest(`body is not valid JSON: ${(e as Error).message}`));
-      }
-      next();
-    });
-  };
-}
 
 /** What res.json sends, without express's generic send path (ETag, freshness, type lookup) on the hot route. */
 function sendJson(res: Response, value: unknown) {
@@ -110,7 +72,7 @@ export function createInfer(d: ProducerDeps): InferFn {
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
-    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    if (!answer.ok) throw fromErrorData(answer.error);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
   }
 }

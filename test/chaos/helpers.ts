@@ -60,3 +60,22 @@ export class PrivateRedis {
 }
 
 export { path };
+
+/**
+ * The random choices of a chaos test (when to kill, whom), from a seed printed at the start so a
+ * failing run can be replayed: MODELQ_CHAOS_SEED=<seed> npx vitest run test/chaos/<file>.
+ * Returns numbers in [0, 1) like Math.random (mulberry32).
+ */
+export function chaosRandom(test: string): () => number {
+  const given = process.env.MODELQ_CHAOS_SEED;
+  const seed = given !== undefined && given !== '' ? Number(given) >>> 0 : Math.floor(Math.random() * 2 ** 32);
+  console.log(`${test}: chaos seed ${seed} (replay with MODELQ_CHAOS_SEED=${seed})`);
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}

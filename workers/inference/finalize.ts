@@ -4,7 +4,7 @@
 // removes batches past their retention and fails batches whose jobs are gone.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
-import { AppError, decodeJobError } from '../../core/errors.ts';
+import { AppError, fromFailedReason } from '../../core/errors.ts';
 import { batchKeys, finalizeJobSchema } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -32,7 +32,7 @@ export async function batchProcessor(job: BatchJob, deps: BatchDeps): Promise<un
     const err = toJobError(e);
     // The finalizer itself giving up must still end the batch.
     const last = err.name === 'UnrecoverableError' || (job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1);
-    if (last) await deps.batches.fail(batchId, `finalizing failed: ${decodeJobError(err.message).message}`).catch(() => {});
+    if (last) await deps.batches.fail(batchId, `finalizing failed: ${fromFailedReason(err.message).message}`).catch(() => {});
     throw err;
   }
 }
@@ -69,7 +69,7 @@ async function whyMissing(missing: number[], job: BatchJob): Promise<string> {
   const byIndex = new Map<number, string>();
   for (const [key, reason] of Object.entries(failures)) {
     const m = /-(\d+)$/.exec(key);
-    if (m) byIndex.set(Number(m[1]), decodeJobError(String(reason)).message);
+    if (m) byIndex.set(Number(m[1]), fromFailedReason(String(reason)).message);
   }
   const said = missing.filter((i) => byIndex.has(i)).slice(0, 5).map((i) => `chunk ${i} failed: ${byIndex.get(i)}`);
   const unsaid = missing.filter((i) => !byIndex.has(i));

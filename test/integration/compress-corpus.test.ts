@@ -83,10 +83,17 @@ describe('compression of exported models', () => {
   });
 
   it('a compression that cannot apply fails naming the reason, and registers nothing', async () => {
-    const job = await submit({ model: 'lstm-text-op11', method: 'prune', options: { structured: true, keep: 0.5 } });
-    await expect(job.waitUntilFinished(events, 60_000)).rejects.toThrow(/nothing to prune: no chain of two MatMul\/Gemm layers.*no Conv/);
-    const bad = await submit({ model: 'lstm-text-op11', method: 'quantize-int8-static', options: { calibration: [[{ name: 'words', datatype: 'INT64', shape: [1, 2], data: [1, 2] }]] } });
-    await expect(bad.waitUntilFinished(events, 60_000)).rejects.toThrow(/options.calibration\[0\]: no tensor for the model's input "tokens"/);
+    // Job errors cross the queue as JSON { code, message }.
+    const failure = async (body: unknown) => {
+      const err = await (await submit(body)).waitUntilFinished(events, 60_000).then(() => null, (e: Error) => e);
+      expect(err).not.toBeNull();
+      return JSON.parse(err!.message) as { code: string; message: string };
+    };
+    const prune = await failure({ model: 'lstm-text-op11', method: 'prune', options: { structured: true, keep: 0.5 } });
+    expect(prune.code).toBe('invalid_model');
+    expect(prune.message).toMatch(/nothing to prune: no chain of two MatMul\/Gemm layers.*no Conv/);
+    const bad = await failure({ model: 'lstm-text-op11', method: 'quantize-int8-static', options: { calibration: [[{ name: 'words', datatype: 'INT64', shape: [1, 2], data: [1, 2] }]] } });
+    expect(bad).toMatchObject({ code: 'bad_request', message: 'options.calibration[0]: no tensor for the model\'s input "tokens"' });
     expect((await (await fetch(`${p.url}/v1/models/lstm-text-op11`)).json()).versions).toHaveLength(1);
   });
 });

@@ -1,0 +1,63 @@
+// Job kind "explain" on the `infer` queue: one online request whose rows get Shapley attributions
+// besides the model's outputs. It runs apart from the dynamic batcher: its perturbations are
+// thousands of rows that the worker sends to onnxruntime in a few large runs of its own.
+import { z } from 'zod';
+import { errorDataSchema } from '../errors.ts';
+import { inferRequestSchema, jobTensorSchema, modelTargetSchema } from './infer.ts';
+
+/** Background rows stored with a version: the reference point attributions are measured from. */
+export const backgroundSchema = z.object({
+  features: z.number().int().min(1),
+  /** Row-major [rows, features]. */
+  x: z.array(z.number()),
+});
+export type Background = z.infer<typeof backgroundSchema>;
+
+/** Where a version's background and drift reference live (artifact store keys; the data never sits in Redis). */
+export const artifactRefSchema = z.object({ key: z.string(), rows: z.number().int().min(0), features: z.number().int().min(0) });
+export type ArtifactRef = z.infer<typeof artifactRefSchema>;
+
+/** Content-addressed, so setting the same rows twice writes the same object. */
+export const backgroundKey = (sha256: string) => `explain/background/${sha256}.json`;
+/** Written by the trainer beside its model, then copied under backgroundKey when the version is registered. */
+export const trainBackgroundKey = (jobId: string) => `jobs/train/${jobId}/background.json`;
+
+/** Permutations per row when the request does not say (`explainSamples`); antithetic pairs, so even. */
+export const DEFAULT_EXPLAIN_SAMPLES = 8;
+export const MAX_EXPLAIN_SAMPLES = 1024;
+/** Background rows a trained version keeps when `explainBackground` is not given. */
+export const DEFAULT_BACKGROUND_ROWS = 50;
+export const MAX_BACKGROUND_ROWS = 1000;
+
+export const explainJobSchema = z.object({
+  model: modelTargetSchema,
+  request: inferRequestSchema,
+  /** The one FP32 [N, features] input and the output whose class column is attributed. */
+  input: z.string(),
+  output: z.string(),
+  background: artifactRefSchema,
+  samples: z.number().int().min(2).max(MAX_EXPLAIN_SAMPLES),
+  /** Class (output column) to attribute; default: each row's highest-scoring one. */
+  classIndex: z.number().int().min(0).optional(),
+  seed: z.number().int().min(0).max(2 ** 31 - 1),
+  /** Most rows per onnxruntime run of perturbations. */
+  runRows: z.number().int().min(1),
+});
+export type ExplainJob = z.infer<typeof explainJobSchema>;
+
+export const explainResultSchema = z.union([
+  z.object({
+    ok: z.literal(true),
+    /** The model's outputs for the request, then `attributions` [N, features]. */
+    outputs: z.array(jobTensorSchema),
+    /** Per row: the background's mean output for the attributed class. */
+    base: z.array(z.number()),
+    /** Per row: the attributed class (output column). */
+    classes: z.array(z.number().int()),
+  }),
+  z.object({ ok: z.literal(false), error: errorDataSchema }),
+]);
+export type ExplainResult = z.infer<typeof explainResultSchema>;
+
+/** Model evaluations one explained row costs: the permutation walks plus the shared endpoints. */
+export const evaluationsPerRow = (samples: number, backgroundRows: number, features: number) => samples * backgroundRows * Math.max(0, features - 1);

@@ -1,0 +1,70 @@
+// Processor for `explain` jobs (infer queue): the model's outputs for the request, plus Shapley
+// attributions of one output's class column per row, computed with the worker's engine in a few
+// large runs of perturbed rows (never through the dynamic batcher, whose merged runs it would swamp).
+import type { Job } from 'bullmq';
+import { AppError, errorData } from '../../core/errors.ts';
+import { explainJobSchema, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
+import { isPacked, packRaw, unpackRaw, type JobTensor } from '../../core/jobs/infer.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
+import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { localModelPath } from '../model-cache.ts';
+import { parseJobData, toJobError } from '../processor.ts';
+import { loadBackground } from './background.ts';
+import { shapley, type Evaluate } from './shapley.ts';
+
+export interface ExplainDeps { engine: Pick<Engine, 'run'>; store: ArtifactStore; cacheDir?: string }
+
+export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps): Promise<ExplainResult> {
+  const data = parseJobData(explainJobSchema, job.data, 'explain');
+  if (data.request.deadline !== undefined && Date.now() > data.request.deadline) {
+    return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
+  }
+  try {
+    const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir);
+    const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
+    return await explain(data, model, deps);
+  } catch (e) {
+    if (e instanceof AppError && !e.retryable) return { ok: false, error: errorData(e) };
+    throw toJobError(e);
+  }
+}
+
+async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps): Promise<ExplainResult> {
+  const input = data.request.inputs.find((t) => t.name === data.input);
+  if (!input || data.request.inputs.length !== 1) throw new AppError('bad_request', `explanation needs exactly the one input "${data.input}"`);
+  const raw = feed(input);
+  if (raw.type !== 'float32' || raw.dims.length !== 2) throw new AppError('bad_request', `input "${data.input}" must be FP32 [rows, features] to be explained`);
+  const [rows, features] = raw.dims as [number, number];
+  const x = raw.data as Float32Array;
+  const bg = await loadBackground(deps.store, data.background.key);
+  if (bg.features !== features) throw new AppError('bad_request', `the background has ${bg.features} features, the request ${features}`);
+
+  // The plain answer first (the outputs the client asked for); f(x) for the attribution comes from its own evaluation.
+  const plain = await deps.engine.run(model, { [data.input]: { type: 'float32', dims: [rows, features], data: x.slice() } }, { rows });
+  const evaluate: Evaluate = async (batch, n) => {
+    const out = await deps.engine.run(model, { [data.input]: { type: 'float32', dims: [n, features], data: batch } }, { outputs: [data.output], rows: n });
+    const t = out[data.output];
+    if (!t || t.type !== 'float32') throw new AppError('bad_request', `output "${data.output}" is not FP32`);
+    return { scores: t.data as Float32Array, classes: t.dims.length > 1 ? t.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+  };
+  let r;
+  try {
+    r = await shapley({ x, rows, features, background: bg.x, samples: data.samples, seed: data.seed, classIndex: data.classIndex, runRows: data.runRows }, evaluate);
+  } catch (e) {
+    if (e instanceof RangeError) throw new AppError('bad_request', e.message);
+    throw e;
+  }
+  const wanted = data.request.outputs ? new Set(data.request.outputs) : null;
+  const outputs: JobTensor[] = [];
+  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
+  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, features], data: r.attributions })!);
+  return { ok: true, outputs, base: r.base, classes: r.classes };
+}
+
+function feed(t: JobTensor): RawTensor {
+  if (!isPacked(t)) return toRaw(t);
+  const raw = unpackRaw(t);
+  if (!raw) throw new AppError('bad_request', `input "${t.name}": the packed bytes do not match shape [${t.shape.join(',')}] of ${t.datatype}`);
+  return raw;
+}

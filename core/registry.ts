@@ -27,6 +27,11 @@ export const versionRecordSchema = z.object({
   lineage: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** Artifact references for explanation (background rows) and drift (reference profile); the data lives in the store. */
+  explain: z.object({
+    background: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
+    reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
+  }).optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
@@ -232,6 +237,18 @@ export class Registry {
   /** Drops cached serving lookups of `name` after a write through this instance. */
   private changed(name: string) {
     this.serving_.delete(name);
+  }
+
+  /**
+   * Sets a version's background or drift reference. Read-modify-write of the record: two concurrent
+   * writers of different fields of one version may lose one (admin-only and rare).
+   */
+  async setExplainArtifact(name: string, version: number, field: 'background' | 'reference', ref: { key: string; rows: number; features: number }): Promise<VersionRecord> {
+    const { name: _n, version: _v, ...rest } = await this.getVersion(name, version);
+    const body = { ...rest, explain: { ...rest.explain, [field]: ref } };
+    await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
+    this.changed(name);
+    return { name, version, ...body };
   }
 
   async setAlias(name: string, alias: string, version: number): Promise<void> {

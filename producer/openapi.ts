@@ -9,6 +9,7 @@ import { trainRequestSchema } from '../core/jobs/train.ts';
 import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
+import { backgroundBodySchema } from '../core/jobs/explain.ts';
 
 interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
@@ -39,6 +40,7 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
   { method: 'put', path: '/v1/models/{name}/config', summary: 'Change serving settings; takes effect on the next batch', json: modelConfigSchema, response: modelConfigSchema },
   { method: 'put', path: '/v1/models/{name}/sharing', summary: 'Share a model with every tenant (read and infer) or make it private again (the default); owner admin only', json: sharingBodySchema },
+  { method: 'put', path: '/v1/models/{name}/versions/{version}/background', summary: 'Set the background rows attributions are measured from (`parameters.explain` on /v2 infer); trained versions have one from their training split; admin', json: backgroundBodySchema, response: versionRecordSchema },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },
@@ -46,7 +48,7 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v2/models/{name}/versions/{version}', summary: 'Model metadata' },
   { method: 'get', path: '/v2/models/{name}/ready', summary: 'Model ready' },
   { method: 'get', path: '/v2/models/{name}/versions/{version}/ready', summary: 'Model version ready' },
-  { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version)', json: v2InferRequestSchema, response: v2Response },
+  { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version). `parameters: { explain: true, explainSamples?: P, explainClass?: k, explainSeed?: s }` adds an `attributions` output [N, features] and `parameters.explain_base`', json: v2InferRequestSchema, response: v2Response },
   { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
   { method: 'post', path: '/v1/batches', summary: 'Submit a batch: the JSONL or CSV file as the raw body (or multipart with a `file` field); 202', query: batchParamsSchema, binary: 'application/x-ndjson', status: 202 },
   { method: 'get', path: '/v1/batches', summary: 'Batches, newest first', query: listQuerySchema },

@@ -2,7 +2,8 @@
 // besides the model's outputs. It runs apart from the dynamic batcher: its perturbations are
 // thousands of rows that the worker sends to onnxruntime in a few large runs of its own.
 import { z } from 'zod';
-import { errorDataSchema } from '../errors.ts';
+import { badRequest, errorDataSchema } from '../errors.ts';
+import type { TensorSpec } from '../tensors.ts';
 import { inferRequestSchema, jobTensorSchema, modelTargetSchema } from './infer.ts';
 
 /** Background rows stored with a version: the reference point attributions are measured from. */
@@ -61,3 +62,27 @@ export type ExplainResult = z.infer<typeof explainResultSchema>;
 
 /** Model evaluations one explained row costs: the permutation walks plus the shared endpoints. */
 export const evaluationsPerRow = (samples: number, backgroundRows: number, features: number) => samples * backgroundRows * Math.max(0, features - 1);
+
+/** What an explanation of a model attributes: its one FP32 [N, F] input and one FP32 [N] or [N, C] output. */
+export interface ExplainTarget { input: string; output: string; features: number }
+
+/**
+ * The model's explainable input and output, or a 400 saying why it has none. The output is
+ * `probabilities` when there is one (the platform's classifiers), else the first FP32 output of rank 1 or 2.
+ */
+export function explainTarget(m: { name: string; inputs: TensorSpec[]; outputs: TensorSpec[] }): ExplainTarget {
+  const only = m.inputs.length === 1 ? m.inputs[0]! : undefined;
+  if (!only || only.datatype !== 'FP32' || only.shape.length !== 2 || only.shape[0] !== -1) {
+    throw badRequest(`model ${m.name} cannot be explained: attributions need exactly one FP32 input shaped [rows, features] with a dynamic first dimension`);
+  }
+  const floats = m.outputs.filter((o) => o.datatype === 'FP32' && (o.shape.length === 1 || o.shape.length === 2) && o.shape[0] === -1);
+  const out = floats.find((o) => o.name === 'probabilities') ?? floats[0];
+  if (!out) throw badRequest(`model ${m.name} cannot be explained: it has no FP32 output shaped [rows] or [rows, classes]`);
+  return { input: only.name, output: out.name, features: only.shape[1]! };
+}
+
+/** PUT /v1/models/{name}/versions/{v}/background */
+export const backgroundBodySchema = z.object({
+  rows: z.array(z.array(z.number())).min(1).max(MAX_BACKGROUND_ROWS)
+    .meta({ description: `Background rows [rows, features] (1-${MAX_BACKGROUND_ROWS}), e.g. a sample of the training data; attributions are measured from their mean output` }),
+}).strict();

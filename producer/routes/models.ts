@@ -13,6 +13,8 @@ import { assertReadable, assertWritable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { jsonBody } from '../body.ts';
+import { backgroundBodySchema, backgroundKey, explainTarget } from '../../core/jobs/explain.ts';
+import { createHash } from 'node:crypto';
 
 export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
 export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
@@ -120,6 +122,23 @@ export function modelsRouter(d: ProducerDeps): Router {
     if (!a) throw notFound(`model "${name}" not found`);
     await d.registry.setShared(name, shared);
     res.json({ name, owner: a.owner, shared });
+  });
+
+  // Background rows for explanation; trained versions get theirs from the training split.
+  r.put('/v1/models/:name/versions/:version/background', json, async (req, res) => {
+    const { rows } = parseBody(backgroundBodySchema, req.body);
+    const name = checkName((req.params as Record<string, string>).name!);
+    await assertWritable(d.registry, name, principalOf(req), 'admin');
+    const v = await d.registry.getVersion(name, versionParam((req.params as Record<string, string>).version!));
+    const t = explainTarget(v);
+    const width = t.features > 0 ? t.features : rows[0]!.length;
+    const bad = rows.findIndex((row) => row.length !== width);
+    if (bad >= 0) throw badRequest(`rows[${bad}] has ${rows[bad]!.length} values; the model takes ${width} features`);
+    const body = JSON.stringify({ features: width, x: rows.flat() });
+    const key = backgroundKey(createHash('sha256').update(body).digest('hex'));
+    await d.store.put(key, body);
+    const record = await d.registry.setExplainArtifact(name, v.version, 'background', { key, rows: rows.length, features: width });
+    res.json(record);
   });
 
   return r;

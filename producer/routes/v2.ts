@@ -14,6 +14,7 @@ import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { inferBody, jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
+import { createExplain, explainParams } from '../explain.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -52,8 +53,9 @@ export function createInfer(d: ProducerDeps): InferFn {
     const checked = checkInferRequest(body, target.model);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
-    return { target, id: body.id, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
+    return { target, id: body.id, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
+  const explain = createExplain(d);
   const bp = backpressureFor(d);
   return async (name, version, json, socket, who) => {
     // Refused before any work: Redis nearly full (503) or too much in flight here (429).
@@ -67,8 +69,12 @@ export function createInfer(d: ProducerDeps): InferFn {
   };
 
   async function inferOne(name: string, version: string | undefined, json: unknown, socket: { readonly destroyed: boolean }, who: Principal) {
-    const { target, id, gpu, request } = await prepare(name, version, json, who);
+    const { target, id, gpu, request, explain: explained } = await prepare(name, version, json, who);
     const { model } = target;
+    if (explained) {
+      const r = await explain(model, request, explained, gpu);
+      return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), ...r };
+    }
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);

@@ -5,7 +5,7 @@
 // Each permutation is paired with its reverse (antithetic sampling: lower variance for the same cost).
 import { Rng } from '../trainer/data.ts';
 
-/** Evaluates the model on `rows` rows (row-major, `features` wide); returns [rows, classes] scores. */
+/** Evaluates the model on `rows` rows (row-major, `features` wide); returns [rows, classes] scores. It may take `x` over (transfer its buffer). */
 export type Evaluate = (x: Float32Array, rows: number) => Promise<{ scores: Float32Array; classes: number }>;
 
 export interface ShapleyOptions {
@@ -61,9 +61,9 @@ interface Walk { row: number; perm: Int32Array }
 export async function shapley(o: ShapleyOptions, evaluate: Evaluate): Promise<ShapleyResult> {
   const { x, rows, features: F, background: bg } = o;
   const B = bg.length / F;
-  const fxRun = await evaluate(x, rows);
+  const fxRun = await evaluate(x.slice(), rows);
   const classes = pickClasses(fxRun.scores, rows, fxRun.classes, o.classIndex);
-  const fzRun = await evaluate(bg, B);
+  const fzRun = await evaluate(bg.slice(), B);
   const C = fzRun.classes;
   const fx = classes.map((c, n) => fxRun.scores[n * fxRun.classes + c]!);
   const fz = (b: number, c: number) => fzRun.scores[b * C + c]!;

@@ -1,0 +1,75 @@
+// Explained online requests: `parameters.explain: true` on an inference-protocol request. Such a
+// request travels alone as an `explain` job on the infer queue (never coalesced: its perturbations are
+// thousands of rows that the worker runs in large batches of their own) and its answer gets an
+// `attributions` output and `parameters.explain_base`.
+import crypto from 'node:crypto';
+import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
+import { DEFAULT_EXPLAIN_SAMPLES, evaluationsPerRow, explainTarget, MAX_EXPLAIN_SAMPLES, type ExplainJob, type ExplainResult } from '../core/jobs/explain.ts';
+import { toProtocolTensor, type InferRequest } from '../core/jobs/infer.ts';
+import type { VersionRecord } from '../core/registry.ts';
+import { JobAnswers } from './await-job.ts';
+import type { ProducerDeps } from './deps.ts';
+
+export interface ExplainParams { samples: number; classIndex?: number; seed: number }
+
+const int = (v: unknown, name: string, min: number, max: number): number => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw badRequest(`parameters.${name} must be an integer between ${min} and ${max}`);
+  return v;
+};
+
+/** null: a plain request. Otherwise the explanation's settings, checked. */
+export function explainParams(p: Record<string, unknown> | undefined): ExplainParams | null {
+  if (!p || p.explain === undefined || p.explain === false) return null;
+  if (p.explain !== true) throw badRequest('parameters.explain must be true or false');
+  return {
+    samples: p.explainSamples === undefined ? DEFAULT_EXPLAIN_SAMPLES : int(p.explainSamples, 'explainSamples', 2, MAX_EXPLAIN_SAMPLES),
+    ...(p.explainClass !== undefined ? { classIndex: int(p.explainClass, 'explainClass', 0, 1_000_000) } : {}),
+    seed: p.explainSeed === undefined ? 0 : int(p.explainSeed, 'explainSeed', 0, 2 ** 31 - 1),
+  };
+}
+
+export type ExplainFn = (model: VersionRecord, request: InferRequest, params: ExplainParams, gpu: boolean) => Promise<{ outputs: object[]; parameters: object }>;
+
+export function createExplain(d: ProducerDeps): ExplainFn {
+  const lanes = new Map<'infer' | 'infer-gpu', JobAnswers>();
+  const answersOf = (q: 'infer' | 'infer-gpu') => {
+    let a = lanes.get(q);
+    if (!a) lanes.set(q, (a = new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q))));
+    return a;
+  };
+  const idPrefix = `x${crypto.randomBytes(5).toString('hex')}-`;
+  let seq = 0;
+  const timeoutMs = d.cfg.MODELQ_INFER_TIMEOUT_MS;
+
+  return async (model, request, params, gpu) => {
+    const t = explainTarget(model);
+    const bg = model.explain?.background;
+    if (!bg) throw badRequest(`model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`);
+    const rows = request.inputs[0]!.shape[0]!;
+    const features = request.inputs[0]!.shape[1]!;
+    if (features !== bg.features) throw badRequest(`the request has ${features} features, the background ${bg.features}`);
+    const evals = rows * evaluationsPerRow(params.samples + (params.samples % 2), bg.rows, features);
+    if (evals > d.cfg.MODELQ_EXPLAIN_MAX_EVALS) {
+      throw badRequest(`explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${d.cfg.MODELQ_EXPLAIN_MAX_EVALS} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`);
+    }
+    const q = gpu ? 'infer-gpu' : 'infer';
+    const data: ExplainJob = {
+      model: { name: model.name, version: model.version, sha256: model.sha256 },
+      request: { ...request, deadline: Date.now() + timeoutMs },
+      input: t.input, output: t.output, background: bg,
+      samples: params.samples, seed: params.seed, runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
+      ...(params.classIndex !== undefined ? { classIndex: params.classIndex } : {}),
+    };
+    const jobId = `${idPrefix}${++seq}`;
+    const answers = answersOf(q);
+    const answer = answers.wait<ExplainResult>(jobId, timeoutMs, 'explanation');
+    d.queues.queue(q).add('explain', data, { jobId }).catch((e: Error) => answers.cancel(jobId, e));
+    const r = await answer;
+    if (!r.ok) throw fromErrorData(r.error);
+    if (!r.outputs.some((o) => o.name === 'attributions')) throw new AppError('internal', 'the worker answered without attributions');
+    return {
+      outputs: r.outputs.map(toProtocolTensor),
+      parameters: { explain_base: r.base, explain_class: r.classes, explain_output: t.output, explain_samples: params.samples + (params.samples % 2) },
+    };
+  };
+}

@@ -15,6 +15,7 @@ import { compressRouter } from './routes/compress.ts';
 import { datasetsRouter } from './routes/datasets.ts';
 import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
+import { driftRouter } from './routes/drift.ts';
 import { createInfer, v2Router } from './routes/v2.ts';
 import { fastInfer } from './fast-infer.ts';
 
@@ -56,6 +57,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   const infer = createInfer(d);
   app.use(v2Router(d, infer));
   app.use(modelsRouter(d));
+  app.use(driftRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));

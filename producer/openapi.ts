@@ -10,6 +10,7 @@ import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
+import { referenceBodySchema } from './routes/drift.ts';
 
 interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
@@ -41,6 +42,8 @@ export const ROUTES: RouteDoc[] = [
   { method: 'put', path: '/v1/models/{name}/config', summary: 'Change serving settings; takes effect on the next batch', json: modelConfigSchema, response: modelConfigSchema },
   { method: 'put', path: '/v1/models/{name}/sharing', summary: 'Share a model with every tenant (read and infer) or make it private again (the default); owner admin only', json: sharingBodySchema },
   { method: 'put', path: '/v1/models/{name}/versions/{version}/background', summary: 'Set the background rows attributions are measured from (`parameters.explain` on /v2 infer); trained versions have one from their training split; admin', json: backgroundBodySchema, response: versionRecordSchema },
+  { method: 'put', path: '/v1/models/{name}/versions/{version}/reference', summary: 'Set the reference profile drift is measured against, from a dataset or rows (quantile bins per numeric feature, shares per category); trained versions have one from their training split; admin', json: referenceBodySchema, response: versionRecordSchema },
+  { method: 'get', path: '/v1/models/{name}/versions/{version}/drift', summary: 'Drift of sampled online inputs from the reference: PSI per numeric feature, Jensen-Shannon distance per categorical one, levels ok < MODELQ_DRIFT_WARN <= warn < MODELQ_DRIFT_ALERT <= alert; read' },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },

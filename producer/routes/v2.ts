@@ -15,6 +15,8 @@ import { parseBody } from '../http.ts';
 import { inferBody, jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 import { createExplain, explainParams } from '../explain.ts';
+import { DriftSampler } from '../drift-sampler.ts';
+import { DriftWindows } from '../../core/drift.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -46,11 +48,13 @@ export function createInfer(d: ProducerDeps): InferFn {
   };
   // Validated and packed first, in a function of its own: only the packed request (not the parsed
   // body) lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
+  const drift = new DriftSampler(d.store, new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW), d.cfg.MODELQ_DRIFT_SAMPLE, d.logger);
   const prepare = async (name: string, version: string | undefined, json: unknown, who: Principal) => {
     const body = parseBody(v2InferRequestSchema, json, 'request');
     const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
     checkReadable(target.model.name, target.access, who);
     const checked = checkInferRequest(body, target.model);
+    drift.observe(target.model, checked);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
     return { target, id: body.id, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };

@@ -1,0 +1,203 @@
+// Input drift per model version: a reference profile of its inputs (per feature: quantile bins with
+// their expected shares, or category shares), windows of online traffic counted into those bins in
+// Redis (bounded: a count per bin, never rows), and the comparison: PSI for numeric features and
+// Jensen-Shannon distance for categorical ones.
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { badRequest } from './errors.ts';
+import type { TensorSpec } from './tensors.ts';
+
+/** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
+export const NUMERIC_BINS = 10;
+export const MAX_CATEGORIES = 20;
+/** Share given to an empty bin, so PSI stays finite (a common choice; changes the figure only for near-empty bins). */
+const EPS = 1e-4;
+
+export const featureProfileSchema = z.discriminatedUnion('kind', [
+  z.object({ name: z.string(), input: z.string(), column: z.number().int(), kind: z.literal('numeric'),
+    /** Inner cut points, ascending: bin i holds edges[i-1] <= v < edges[i]. */
+    edges: z.array(z.number()), expected: z.array(z.number()) }),
+  z.object({ name: z.string(), input: z.string(), column: z.number().int(), kind: z.literal('categorical'),
+    /** Expected shares of `categories`, then of every other value. */
+    categories: z.array(z.string()), expected: z.array(z.number()) }),
+]);
+export type FeatureProfile = z.infer<typeof featureProfileSchema>;
+export const driftProfileSchema = z.object({ rows: z.number().int(), features: z.array(featureProfileSchema) });
+export type DriftProfile = z.infer<typeof driftProfileSchema>;
+
+export const referenceKey = (sha256: string) => `drift/reference/${sha256}.json`;
+export const trainReferenceKey = (jobId: string) => `jobs/train/${jobId}/reference.json`;
+
+/** One feature's place in a request: input name and column, and whether it is numeric or categorical. */
+export interface Slot { name: string; input: string; column: number; categorical: boolean }
+
+/**
+ * The features drift is watched on: every column of each [N, K] input (K fixed) and each [N] or
+ * [N, 1] input; BYTES inputs are categorical. `names` names them in that order (default: the input
+ * name for one-column inputs, `input[j]` otherwise). Other inputs (images, sequences) are not profiled.
+ */
+export function modelSlots(inputs: TensorSpec[], names?: string[]): Slot[] {
+  const slots: Slot[] = [];
+  for (const i of inputs) {
+    const width = i.shape.length === 1 ? 1 : i.shape.length === 2 && i.shape[1]! > 0 ? i.shape[1]! : 0;
+    for (let j = 0; j < width; j++) slots.push({ name: width === 1 ? i.name : `${i.name}[${j}]`, input: i.name, column: j, categorical: i.datatype === 'BYTES' });
+  }
+  if (!slots.length) throw badRequest('drift needs inputs shaped [rows] or [rows, features] with a fixed feature count');
+  if (names) {
+    if (names.length !== slots.length) throw badRequest(`columns: ${names.length} names given, the model's inputs have ${slots.length} features`);
+    names.forEach((n, k) => { slots[k]!.name = n; });
+  }
+  return slots;
+}
+
+/** A profile from reference values per slot (numbers, or strings for categorical slots). */
+export function buildProfile(slots: Slot[], values: (number | string)[][]): DriftProfile {
+  const rows = values[0]?.length ?? 0;
+  return {
+    rows,
+    features: slots.map((s, k) => {
+      const v = values[k]!;
+      if (s.categorical) {
+        const freq = new Map<string, number>();
+        for (const x of v) freq.set(String(x), (freq.get(String(x)) ?? 0) + 1);
+        const categories = [...freq.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, MAX_CATEGORIES).map(([c]) => c);
+        const counts = countCategories(categories, v.map(String));
+        return { name: s.name, input: s.input, column: s.column, kind: 'categorical' as const, categories, expected: shares(counts) };
+      }
+      const sorted = Float64Array.from(v as number[]).sort();
+      const edges: number[] = [];
+      for (let q = 1; q < NUMERIC_BINS; q++) {
+        const e = sorted[Math.min(sorted.length - 1, Math.floor((q * sorted.length) / NUMERIC_BINS))]!;
+        if (!edges.length || e > edges[edges.length - 1]!) edges.push(e);
+      }
+      const counts = new Array<number>(edges.length + 1).fill(0);
+      for (const x of v as number[]) counts[binOf(edges, x)]!++;
+      return { name: s.name, input: s.input, column: s.column, kind: 'numeric' as const, edges, expected: shares(counts) };
+    }),
+  };
+}
+
+const shares = (counts: number[]) => {
+  const n = counts.reduce((a, b) => a + b, 0);
+  return counts.map((c) => (n ? c / n : 0));
+};
+
+function countCategories(categories: string[], v: string[]): number[] {
+  const index = new Map(categories.map((c, i) => [c, i]));
+  const counts = new Array<number>(categories.length + 1).fill(0);
+  for (const x of v) counts[index.get(x) ?? categories.length]!++;
+  return counts;
+}
+
+/** Bin of `x` among ascending cut points (binary search). */
+export function binOf(edges: number[], x: number): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (x >= edges[mid]!) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The bin (or category index, `categories.length` for others) of one value of feature `f`. */
+export function binValue(f: FeatureProfile, x: unknown): number {
+  if (f.kind === 'numeric') return binOf(f.edges, Number(x));
+  const i = f.categories.indexOf(String(x));
+  return i < 0 ? f.categories.length : i;
+}
+
+/** Population stability index: sum over bins of (actual - expected) ln(actual / expected). */
+export function psi(expected: number[], actual: number[]): number {
+  let s = 0;
+  expected.forEach((e0, i) => {
+    const e = Math.max(e0, EPS);
+    const a = Math.max(actual[i] ?? 0, EPS);
+    s += (a - e) * Math.log(a / e);
+  });
+  return s;
+}
+
+/** Jensen-Shannon distance (square root of the divergence, base 2): 0 same, 1 disjoint. */
+export function jsDistance(p: number[], q: number[]): number {
+  let d = 0;
+  p.forEach((pi, i) => {
+    const qi = q[i] ?? 0;
+    const m = (pi + qi) / 2;
+    if (pi > 0) d += 0.5 * pi * Math.log2(pi / m);
+    if (qi > 0) d += 0.5 * qi * Math.log2(qi / m);
+  });
+  return Math.sqrt(Math.max(0, d));
+}
+
+export type DriftLevel = 'ok' | 'warn' | 'alert' | 'no_data';
+export interface Thresholds { warn: number; alert: number }
+export const levelOf = (score: number, t: Thresholds): DriftLevel => (score >= t.alert ? 'alert' : score >= t.warn ? 'warn' : 'ok');
+
+export interface FeatureDrift { name: string; kind: 'numeric' | 'categorical'; metric: 'psi' | 'js'; score: number | null; level: DriftLevel }
+export interface DriftReport { rows: number; level: DriftLevel; thresholds: Thresholds; features: FeatureDrift[] }
+
+/** Compares a window's counts (field `k:bin` per feature k) with the profile. */
+export function driftReport(profile: DriftProfile, counts: Map<string, number>, rows: number, t: Thresholds): DriftReport {
+  const order: DriftLevel[] = ['no_data', 'ok', 'warn', 'alert'];
+  let worst: DriftLevel = rows ? 'ok' : 'no_data';
+  const features = profile.features.map((f, k): FeatureDrift => {
+    const metric = f.kind === 'numeric' ? 'psi' as const : 'js' as const;
+    if (!rows) return { name: f.name, kind: f.kind, metric, score: null, level: 'no_data' };
+    const actual = shares(f.expected.map((_, b) => counts.get(`${k}:${b}`) ?? 0));
+    const score = f.kind === 'numeric' ? psi(f.expected, actual) : jsDistance(f.expected, actual);
+    const level = levelOf(score, t);
+    if (order.indexOf(level) > order.indexOf(worst)) worst = level;
+    return { name: f.name, kind: f.kind, metric, score, level };
+  });
+  return { rows, level: worst, thresholds: t, features };
+}
+
+// Adds counts to the current generation; when it holds half a window of rows it becomes the
+// previous one, so a report (both generations) covers the last W/2 to W rows in bounded memory.
+const ADD_COUNTS = `
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n = redis.call('HINCRBY', KEYS[1], 'n', ARGV[2])
+if n >= tonumber(ARGV[1]) then redis.call('RENAME', KEYS[1], KEYS[2]) end
+redis.call('SADD', KEYS[3], ARGV[3])
+return n
+`;
+
+/** Drift windows in Redis, under the registry's `records:` space. */
+export class DriftWindows {
+  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly window: number) {}
+
+  private k(name: string, version: number, gen: 'cur' | 'prev') {
+    return `${this.prefix}:records:drift:${name}:${version}:${gen}`;
+  }
+  get versionsKey() {
+    return `${this.prefix}:records:drift:versions`;
+  }
+
+  /** Adds `rows` rows whose bins were counted into `counts` ("k:bin" -> n). */
+  async add(name: string, version: number, rows: number, counts: Map<string, number>): Promise<void> {
+    const args: (string | number)[] = [Math.max(1, Math.floor(this.window / 2)), rows, `${name}@${version}`];
+    for (const [field, n] of counts) args.push(field, n);
+    await this.redis.eval(ADD_COUNTS, 3, this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey, ...args);
+  }
+
+  /** Counts of both generations and their rows. */
+  async read(name: string, version: number): Promise<{ rows: number; counts: Map<string, number> }> {
+    const [cur, prev] = await Promise.all([this.redis.hgetall(this.k(name, version, 'cur')), this.redis.hgetall(this.k(name, version, 'prev'))]);
+    const counts = new Map<string, number>();
+    let rows = 0;
+    for (const h of [cur, prev]) {
+      for (const [f, v] of Object.entries(h)) {
+        if (f === 'n') rows += Number(v);
+        else counts.set(f, (counts.get(f) ?? 0) + Number(v));
+      }
+    }
+    return { rows, counts };
+  }
+
+  /** Versions that have a window (for /metrics). */
+  versions(): Promise<string[]> {
+    return this.redis.smembers(this.versionsKey);
+  }
+}

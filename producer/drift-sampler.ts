@@ -1,0 +1,69 @@
+// Samples online requests into their version's drift window: a share (MODELQ_DRIFT_SAMPLE) of the
+// requests of versions that have a reference profile is binned here, counts gather in memory and go
+// to Redis in one script call per version every FLUSH_MS, so a sampled request costs a few array
+// reads and a map update, and an unsampled one a random draw.
+import { binValue, driftProfileSchema, DriftWindows, type DriftProfile } from '../core/drift.ts';
+import type { Logger } from '../core/logger.ts';
+import type { InferRequest } from '../core/jobs/infer.ts';
+import type { VersionRecord } from '../core/registry.ts';
+import type { ArtifactStore } from '../core/storage/index.ts';
+
+const FLUSH_MS = 500;
+const MAX_PROFILES = 256;
+
+interface Pending { name: string; version: number; rows: number; counts: Map<string, number> }
+
+export class DriftSampler {
+  private readonly pending = new Map<string, Pending>();
+  private readonly profiles = new Map<string, Promise<DriftProfile>>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly store: ArtifactStore, private readonly windows: DriftWindows, private readonly rate: number, private readonly logger: Logger) {}
+
+  /** Counts the request's rows when it is drawn; never throws, never waits. */
+  observe(model: VersionRecord, req: InferRequest): void {
+    const ref = model.explain?.reference;
+    if (!ref || this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;
+    this.profile(ref.key).then((p) => this.count(model, p, req), (e: Error) => this.logger.debug({ err: e.message }, 'drift profile not readable'));
+  }
+
+  private profile(key: string): Promise<DriftProfile> {
+    let p = this.profiles.get(key);
+    if (!p) {
+      p = this.store.get(key).then((b) => driftProfileSchema.parse(JSON.parse(b.toString('utf8'))));
+      this.profiles.set(key, p);
+      p.catch(() => this.profiles.delete(key));
+      if (this.profiles.size > MAX_PROFILES) this.profiles.delete(this.profiles.keys().next().value!);
+    }
+    return p;
+  }
+
+  private count(model: VersionRecord, p: DriftProfile, req: InferRequest) {
+    const id = `${model.name}@${model.version}`;
+    let acc = this.pending.get(id);
+    if (!acc) this.pending.set(id, (acc = { name: model.name, version: model.version, rows: 0, counts: new Map() }));
+    let rows = 0;
+    p.features.forEach((f, k) => {
+      const t = req.inputs.find((i) => i.name === f.input);
+      if (!t || !('data' in t)) return;
+      const n = t.shape[0] ?? 1;
+      const width = t.shape.length > 1 ? t.shape[1]! : 1;
+      rows = Math.max(rows, n);
+      for (let r = 0; r < n; r++) {
+        const field = `${k}:${binValue(f, t.data[r * width + f.column])}`;
+        acc.counts.set(field, (acc.counts.get(field) ?? 0) + 1);
+      }
+    });
+    acc.rows += rows;
+    this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
+  }
+
+  /** Writes what gathered; also called on close. */
+  async flush(): Promise<void> {
+    this.timer = undefined;
+    const batch = [...this.pending.values()];
+    this.pending.clear();
+    await Promise.all(batch.map((b) => this.windows.add(b.name, b.version, b.rows, b.counts)
+      .catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written'))));
+  }
+}

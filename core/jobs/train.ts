@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DISTINCT_CAP, type DatasetRecord } from '../datasets.ts';
 import { badRequest } from '../errors.ts';
 import { NAME_RE } from '../registry.ts';
+import { DEFAULT_BACKGROUND_ROWS, MAX_BACKGROUND_ROWS } from './explain.ts';
 
 export const TRAIN_JOB_ID_RE = /^train_[0-9a-f]{20}$/;
 /** Integer targets with at most this many distinct values are classes; more make it a regression. */
@@ -31,6 +32,8 @@ export const trainRequestSchema = z.object({
   l2: z.number().min(0).max(10).optional().meta({ description: 'L2 penalty on weights (as scikit-learn alpha), default 0.0001' }),
   seed: z.number().int().min(0).max(2 ** 31 - 1).optional().meta({ description: 'Default: drawn at submit and recorded in the lineage' }),
   registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').meta({ description: 'Model name the result is registered under' }),
+  explainBackground: z.number().int().min(0).max(MAX_BACKGROUND_ROWS).optional()
+    .meta({ description: `Training rows kept as the version's background for explanations (default ${DEFAULT_BACKGROUND_ROWS}; 0 keeps none)` }),
 }).strict();
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 
@@ -49,6 +52,8 @@ export const hyperparametersSchema = z.object({
   patience: z.number().int().min(1),
   l2: z.number().min(0),
   seed: z.number().int().min(0),
+  /** Absent in jobs from before explanations: then the default. */
+  explainBackground: z.number().int().min(0).optional(),
 });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
@@ -167,6 +172,7 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       patience: req.patience ?? 20,
       l2: req.l2 ?? 1e-4,
       seed: req.seed,
+      explainBackground: req.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
     },
   };
 }

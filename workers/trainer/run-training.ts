@@ -4,12 +4,14 @@
 import { createHash } from 'node:crypto';
 import type { TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
 import { trainKeys } from '../../core/jobs/train.ts';
+import { DEFAULT_BACKGROUND_ROWS } from '../../core/jobs/explain.ts';
 import { exportMlp, type DenseLayer } from '../onnx/export-mlp.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
 import { gatherRows, loadDataset, splitRows, standardization, type Loaded } from './data.ts';
 import { initState, layerSizes, predict, train, type TrainInput } from './mlp.ts';
 import { initTf, type Tf } from './tf.ts';
+import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
 /** Validation rows kept as the reference the exported model is checked against. */
 export const REFERENCE_ROWS = 1000;
@@ -23,6 +25,9 @@ export interface RunOutcome {
   stoppedEarly: boolean;
   resumedFromEpoch: number;
   classes?: (string | number)[];
+  /** The training split's background rows and drift reference profile (artifact keys). */
+  background?: { key: string; rows: number; features: number };
+  reference: { key: string; rows: number; features: number };
 }
 
 /** The reference file: raw feature rows and what the trainer predicted for them. */
@@ -77,11 +82,13 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
 
   await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }));
   await store.put(trainKeys.predictions(jobId), JSON.stringify(reference(data, xVal, out, valRows.length, C)));
+  const explain = await writeExplainArtifacts(store, jobId, { x: gatherRows(data, trainRows), features: hp.features, backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS, seed: hp.seed });
 
   return {
     modelKey: trainKeys.model(jobId), predictionsKey: trainKeys.predictions(jobId), metrics,
     bestEpoch: state.bestEpoch, epochsRun: state.epoch, stoppedEarly: state.epoch < hp.epochs, resumedFromEpoch,
     ...(data.classes ? { classes: data.classes } : {}),
+    ...explain,
   };
 }
 

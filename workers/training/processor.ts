@@ -10,7 +10,9 @@ import { DatasetStore } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainJobSchema, type TrainMetrics, type TrainResult } from '../../core/jobs/train.ts';
 import type { Logger } from '../../core/logger.ts';
-import { modelArtifactKey, Registry } from '../../core/registry.ts';
+import { modelArtifactKey, Registry, type VersionRecord } from '../../core/registry.ts';
+import { backgroundKey } from '../../core/jobs/explain.ts';
+import { referenceKey } from '../../core/drift.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -89,6 +91,7 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
   if (!(diff < EXPORT_TOLERANCE)) throw new AppError('internal', `the ONNX export differs from the trainer by ${diff} (limit ${EXPORT_TOLERANCE})`);
 
   const hp = data.hyperparameters;
+  const explain = await explainArtifacts(o, deps.store);
   const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(data.registerAs, {
     sha256, bytes: bytes.length, inputs: sig.inputs, outputs: sig.outputs,
     lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp, tenant: data.tenant ?? 'default', keyId: data.keyId ?? null },
@@ -97,12 +100,27 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
       task: hp.task, target: hp.target, features: JSON.stringify(hp.features),
       ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
     },
+    explain,
   }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
   return {
     model: { name: record.name, version: record.version }, metrics: o.metrics, sha256,
     bestEpoch: o.bestEpoch, epochsRun: o.epochsRun, stoppedEarly: o.stoppedEarly, resumedFromEpoch: o.resumedFromEpoch,
     predictionsKey: o.predictionsKey,
   };
+}
+
+/** The run's background and reference profile, moved under content-addressed keys that outlive the job's files. */
+async function explainArtifacts(o: RunOutcome, store: ArtifactStore): Promise<NonNullable<VersionRecord['explain']>> {
+  const out: NonNullable<VersionRecord['explain']> = {};
+  const copy = async (ref: { key: string; rows: number; features: number }, keyOf: (sha: string) => string) => {
+    const bytes = await store.get(ref.key);
+    const key = keyOf(createHash('sha256').update(bytes).digest('hex'));
+    await store.put(key, bytes);
+    return { ...ref, key };
+  };
+  if (o.background) out.background = await copy(o.background, backgroundKey);
+  if (o.reference) out.reference = await copy(o.reference, referenceKey);
+  return out;
 }
 
 /** Largest difference between the engine's outputs and the trainer's; a differing label counts as 1. */

@@ -20,7 +20,7 @@ describe('resolving a train request', () => {
     const j = resolveTrain({ ...base, target: 'color' }, ds);
     expect(j.hyperparameters).toEqual({
       task: 'classification', target: 'color', features: ['a', 'b', 'kind', 'count', 'y'], model: { type: 'mlp', hidden: [128] },
-      epochs: 200, batchSize: 200, learningRate: 0.001, validationSplit: 0.1, patience: 20, l2: 1e-4, seed: 1,
+      epochs: 200, batchSize: 200, learningRate: 0.001, validationSplit: 0.1, patience: 20, l2: 1e-4, seed: 1, explainBackground: 50,
     });
     expect(j.dataset).toEqual({ id: ds.id, key: ds.key, format: 'csv', rows: 1000 });
   });

@@ -6,6 +6,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
+import type { VersionRecord } from './registry.ts';
+import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
 export const NUMERIC_BINS = 10;
@@ -200,4 +202,13 @@ export class DriftWindows {
   versions(): Promise<string[]> {
     return this.redis.smembers(this.versionsKey);
   }
+}
+
+/** A version's drift report, or null when it has no reference profile. */
+export async function versionDrift(store: ArtifactStore, windows: DriftWindows, v: VersionRecord, t: Thresholds): Promise<(DriftReport & { referenceRows: number }) | null> {
+  const ref = v.explain?.reference;
+  if (!ref) return null;
+  const [text, window] = await Promise.all([store.get(ref.key), windows.read(v.name, v.version)]);
+  const profile = driftProfileSchema.parse(JSON.parse(text.toString('utf8')));
+  return { ...driftReport(profile, window.counts, window.rows, t), referenceRows: profile.rows };
 }

@@ -6,6 +6,7 @@ import { ALL_QUEUES } from '../core/config.ts';
 import { readWorkerStats, type WorkerStats } from '../core/stats.ts';
 import { BATCH_BUCKETS } from '../core/jobs/infer.ts';
 import type { ProducerDeps } from './deps.ts';
+import { driftFigures } from './drift-metrics.ts';
 
 export interface Metrics {
   registry: client.Registry;
@@ -19,6 +20,7 @@ export function createMetrics(d: ProducerDeps): Metrics {
   client.collectDefaultMetrics({ register: registry, prefix: 'modelq_producer_' });
   queueDepths(registry, d);
   workerFigures(registry, d);
+  driftFigures(registry, d);
   return { registry, ...httpFigures(registry) };
 }
 

@@ -5,10 +5,9 @@ import { createHash } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { DatasetStore, datasetRows, numericValue } from '../../core/datasets.ts';
-import { buildProfile, driftProfileSchema, driftReport, DriftWindows, modelSlots, referenceKey, type Slot } from '../../core/drift.ts';
+import { buildProfile, DriftWindows, modelSlots, referenceKey, versionDrift, type Slot } from '../../core/drift.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { checkName, type VersionRecord } from '../../core/registry.ts';
-import type { ArtifactStore } from '../../core/storage/index.ts';
 import { jsonBody } from '../body.ts';
 import { principalOf } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -67,10 +66,6 @@ function rowValues(rows: (number | string)[][], slots: Slot[]): (number | string
   }));
 }
 
-async function readProfile(store: ArtifactStore, key: string) {
-  return driftProfileSchema.parse(JSON.parse((await store.get(key)).toString('utf8')));
-}
-
 export function driftRouter(d: ProducerDeps): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
@@ -96,11 +91,9 @@ export function driftRouter(d: ProducerDeps): Router {
     const params = req.params as Record<string, string>;
     await assertReadable(d.registry, params.name!, principalOf(req));
     const v = await d.registry.getVersion(params.name!, versionParam(params.version!));
-    const ref = v.explain?.reference;
-    if (!ref) throw new AppError('conflict', `model ${v.name} version ${v.version} has no reference profile: PUT /v1/models/${v.name}/versions/${v.version}/reference`);
-    const [profile, window] = await Promise.all([readProfile(d.store, ref.key), windows.read(v.name, v.version)]);
-    const report = driftReport(profile, window.counts, window.rows, { warn: d.cfg.MODELQ_DRIFT_WARN, alert: d.cfg.MODELQ_DRIFT_ALERT });
-    res.json({ name: v.name, version: v.version, window: d.cfg.MODELQ_DRIFT_WINDOW, sample: d.cfg.MODELQ_DRIFT_SAMPLE, referenceRows: profile.rows, ...report });
+    const report = await versionDrift(d.store, windows, v, { warn: d.cfg.MODELQ_DRIFT_WARN, alert: d.cfg.MODELQ_DRIFT_ALERT });
+    if (!report) throw new AppError('conflict', `model ${v.name} version ${v.version} has no reference profile: PUT /v1/models/${v.name}/versions/${v.version}/reference`);
+    res.json({ name: v.name, version: v.version, window: d.cfg.MODELQ_DRIFT_WINDOW, sample: d.cfg.MODELQ_DRIFT_SAMPLE, ...report });
   });
 
   return r;

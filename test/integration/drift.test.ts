@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mixedInputModel } from '../fixtures/explain-models.ts';
 import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
-const KEYS = { 'admin-key-0123456789': { tenant: 'acme', scopes: ['admin'] }, 'infer-key-0123456789': { tenant: 'acme', scopes: ['infer'] }, 'read-key-01234567890': { tenant: 'acme', scopes: ['read'] } };
+const KEYS = { 'admin-key-0123456789': { tenant: 'acme', scopes: ['admin'] }, 'infer-key-0123456789': { tenant: 'acme', scopes: ['infer'] }, 'read-key-01234567890': { tenant: 'acme', scopes: ['read'] }, 'platform-key-01234567': { tenant: 'ops', scopes: ['platform'] } };
 const as = (key: string, init: RequestInit = {}): RequestInit => ({ ...init, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...(init.headers ?? {}) } });
 const ADMIN = 'admin-key-0123456789';
 
@@ -81,6 +81,13 @@ describe('drift', () => {
     const d = await settled('shifted');
     expect(levels(d)).toEqual({ a: 'ok', b: 'alert', c: 'ok', color: 'ok' });
     expect(d.level).toBe('alert');
+    // /metrics (platform scope: the admin key of a tenant is not enough) exports the same figures
+    const metrics = await (await fetch(`${p.url}/metrics`, as('platform-key-01234567'))).text();
+    const b = d.features.find((f: { name: string }) => f.name === 'b');
+    const line = metrics.split('\n').find((l) => l.startsWith('modelq_drift_score{model="shifted",version="1",feature="b",metric="psi"}'));
+    expect(Number(line?.split(' ')[1])).toBeCloseTo(b.score, 6);
+    expect(metrics).toContain('modelq_drift_level{model="shifted",version="1",feature="b",metric="psi"} 2');
+    expect(metrics).toContain('modelq_drift_level{model="shifted",version="1",feature="a",metric="psi"} 0');
   });
 
   it('flags a categorical column whose frequencies changed', async () => {

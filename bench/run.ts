@@ -7,6 +7,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   train: async () => (await import('./train.ts')).benchTrain(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
+  explain: async () => (await import('./explain.ts')).benchExplain(),
 };
 
 async function main() {

@@ -1,0 +1,79 @@
+// Explanations and drift sampling on the platform: rows/s of explained vs plain online inference for
+// an MLP 20-256-1024-1024-10 with 50 background rows, and online requests/s of a version whose
+// requests are all sampled into its drift window vs the same model without a reference (not sampled).
+// Env: BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_EXPLAIN_SAMPLES=2  BENCH_EXPLAIN_CLIENTS=2
+//      BENCH_CLIENTS=64 (drift runs)  BENCH_WORKERS=1
+import { buildMlp, rng } from '../workers/onnx/builder.ts';
+import { evaluationsPerRow } from '../core/jobs/explain.ts';
+import { runLoad, type LoadResult } from './lib/load.ts';
+import { startPlatform } from './lib/platform.ts';
+
+const FEATURES = 20;
+const BACKGROUND = 50;
+const env = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
+
+const rows = (n: number, seed: number) => {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Array.from({ length: FEATURES }, () => r() * 2 - 1));
+};
+const body = (parameters?: Record<string, unknown>) =>
+  JSON.stringify({ ...(parameters ? { parameters } : {}), inputs: [{ name: 'input', datatype: 'FP32', shape: [1, FEATURES], data: rows(1, 5)[0] }] });
+
+async function put(url: string, value: unknown) {
+  const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+  if (!res.ok) throw new Error(`PUT ${url}: HTTP ${res.status} ${await res.text()}`);
+}
+
+async function prime(url: string, b: string) {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b, signal: AbortSignal.timeout(120_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`priming ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
+}
+
+const fmt = (r: LoadResult) => `${r.rps.toFixed(1).padStart(9)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms.toFixed(1).padStart(7)} ms  errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`;
+
+export async function benchExplain() {
+  const seconds = env('BENCH_SECONDS', 5);
+  const warmup = env('BENCH_WARMUP_SECONDS', 1);
+  const samples = env('BENCH_EXPLAIN_SAMPLES', 2);
+  const explainClients = env('BENCH_EXPLAIN_CLIENTS', 2);
+  const clients = env('BENCH_CLIENTS', 64);
+  // Every request of a version with a reference is sampled here: the worst case of drift's cost.
+  process.env.MODELQ_DRIFT_SAMPLE = '1';
+  const p = await startPlatform({ workers: env('BENCH_WORKERS', 1) });
+  try {
+    const model = buildMlp({ sizes: [FEATURES, 256, 1024, 1024, 10], seed: 3, softmax: true });
+    for (const name of ['plain', 'watched']) await p.register(name, model);
+    await put(`${p.url}/v1/models/plain/versions/1/background`, { rows: rows(BACKGROUND, 9) });
+    await put(`${p.url}/v1/models/watched/versions/1/reference`, { rows: rows(2000, 11) });
+    const load = (name: string, b: string, c: number) => runLoad({ url: `${p.url}/v2/models/${name}/infer`, body: b, concurrency: c, durationMs: seconds * 1000, warmupMs: warmup * 1000 });
+
+    const explained = body({ explain: true, explainSamples: samples });
+    await prime(`${p.url}/v2/models/plain/infer`, explained);
+    const evals = evaluationsPerRow(samples, BACKGROUND, FEATURES) + BACKGROUND + 1;
+    console.log(`\nexplain: MLP ${FEATURES}-256-1024-1024-10, ${BACKGROUND} background rows, ${samples} permutations per row: ${evals} model evaluations per explained row; 1 row per request`);
+    const plainRun = await load('plain', body(), explainClients);
+    const explainRun = await load('plain', explained, explainClients);
+    console.log(`  plain      (${explainClients} clients) ${fmt(plainRun)}`);
+    console.log(`  explained  (${explainClients} clients) ${fmt(explainRun)}`);
+    const plainFull = await load('plain', body(), clients);
+    console.log(`  plain      (${clients} clients) ${fmt(plainFull)}`);
+    console.log(`  explained/plain rows/s: ${(explainRun.rps / plainRun.rps).toFixed(4)}x at ${explainClients} clients, ${(explainRun.rps / plainFull.rps).toFixed(5)}x of plain at ${clients} clients (dynamically batched)`);
+    console.log(`  model evaluations/s while explaining: ${(explainRun.rps * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`);
+
+    await prime(`${p.url}/v2/models/watched/infer`, body());
+    console.log(`\ndrift sampling: every request sampled (MODELQ_DRIFT_SAMPLE=1), ${clients} clients, alternating runs`);
+    const figures: { plain: number[]; watched: number[] } = { plain: [], watched: [] };
+    for (let round = 0; round < 2; round++) {
+      for (const name of ['plain', 'watched'] as const) {
+        const r = await load(name, body(), clients);
+        figures[name].push(r.rps);
+        console.log(`  ${name.padEnd(8)} ${fmt(r)}`);
+      }
+    }
+    const best = (a: number[]) => Math.max(...a);
+    console.log(`  watched/plain requests/s (best of 2 each): ${(best(figures.watched) / best(figures.plain)).toFixed(3)}x`);
+  } finally {
+    await p.stop();
+  }
+}

@@ -57,6 +57,8 @@ export const configKeys = {
   MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000), 'Job lock duration: a job whose worker died (SIGKILL, lost node) is picked up again after about this long.'],
   MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],
+  MODELQ_BATCH_CHUNK_BYTES: [int(1024, 1024 ** 3).default(32 * 1024 * 1024), 'Most bytes per chunk job of a batch (a chunk ends at whichever of this and the chunk rows comes first); bounds a worker\'s memory per chunk.'],
+  MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024), 'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
   MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],

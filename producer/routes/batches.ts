@@ -70,6 +70,7 @@ export function batchesRouter(d: ProducerDeps): Router {
     const inputKey = batchKeys.input(id);
     const scanner = new RowScanner(format, { chunkRows, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS });
     let scan: ScanResult;
+    let accepted: BatchView;
     try {
       await d.store.put(inputKey, scanned(body, scanner), { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
       scan = scanner.end();
@@ -86,6 +87,8 @@ export function batchesRouter(d: ProducerDeps): Router {
         createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
       };
       await batches.create(spec);
+      // The answer describes the batch as accepted: a worker may start on it the moment it is enqueued.
+      accepted = publicView((await batches.view(id))!);
       await d.queues.flowProducer().add({
         name: 'finalize', queueName: 'batch', data: { batchId: id },
         opts: { ...defaultJobOptions.batch, jobId: id },
@@ -102,7 +105,7 @@ export function batchesRouter(d: ProducerDeps): Router {
       throw e;
     }
     d.logger.info({ batch: id, model: `${model.name}@${model.version}`, rows: scan.rows, chunks: scan.chunks.length }, 'batch accepted');
-    return publicView((await batches.view(id))!);
+    return accepted;
   }
 
   r.post('/v1/batches', async (req, res) => {

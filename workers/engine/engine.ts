@@ -7,6 +7,7 @@ import type { Signature } from '../../core/jobs/inspect.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import { Batcher, type BatchSettings } from './batcher.ts';
 import type { FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import type { ScoredSegment, SegmentJob } from './score-segment.ts';
 
 export type { BatchSettings, ModelHandle };
 
@@ -76,7 +77,7 @@ class SessionThread {
 
   send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number }> {
     this.inFlight++;
-    if (msg.op === 'run' || msg.op === 'inspect') this.loaded.add(msg.model.sha256);
+    this.loaded.add(msg.model.sha256);
     return new Promise((resolve, reject) => {
       this.pending.set(msg.id, { resolve, reject });
       this.worker.postMessage(msg, transfer);
@@ -175,6 +176,30 @@ export class Engine {
       throw e;
     }
   }
+
+  /**
+   * Parses, scores and formats one segment of a batch chunk on the least busy thread (the bytes
+   * move there, nothing is copied). Rejects only when the whole segment cannot be scored.
+   */
+  async score(model: ModelHandle, job: SegmentJob): Promise<ScoredSegment> {
+    if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+    const transfer = job.bytes.byteLength === job.bytes.buffer.byteLength && job.bytes.buffer instanceof ArrayBuffer ? [job.bytes.buffer] : [];
+    try {
+      const r = await this.pick(model.sha256).send({ op: 'score', id: this.nextId++, model, job }, transfer);
+      const v = r.value as ScoredSegment;
+      this.stats.runs += Math.ceil((v.completed + v.failed) / 512);
+      this.stats.rows += v.completed;
+      this.stats.requests += v.rows;
+      this.stats.computeMs += r.computeMs;
+      return v;
+    } catch (e) {
+      this.stats.errors++;
+      throw e;
+    }
+  }
+
+  /** Session threads: how many segments can be scored at once. */
+  get threadCount(): number { return this.opts.threads; }
 
   async close(): Promise<void> {
     this.closing = true;

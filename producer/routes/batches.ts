@@ -11,7 +11,7 @@ import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader } from '../../core/rows/parse.ts';
-import { RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
+import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
 import { TooLargeError } from '../../core/storage/index.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
@@ -50,6 +50,7 @@ async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): Asy
       scanner.push(chunk);
     } catch (e) {
       if (e instanceof RangeError) throw badRequest(`the file has ${e.message}; the limit is MODELQ_BATCH_MAX_ROWS`);
+      if (e instanceof HeaderTooLongError) throw badRequest(e.message);
       throw e;
     }
     yield chunk;
@@ -68,7 +69,7 @@ export function batchesRouter(d: ProducerDeps): Router {
     const metadata = parseMetadata(params.metadata);
     const id = `batch_${randomBytes(10).toString('hex')}`;
     const inputKey = batchKeys.input(id);
-    const scanner = new RowScanner(format, { chunkRows, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS });
+    const scanner = new RowScanner(format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
     let scan: ScanResult;
     let accepted: BatchView;
     try {

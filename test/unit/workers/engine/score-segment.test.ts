@@ -18,7 +18,7 @@ const run: RunFeeds = async (feeds) => {
   if (x.some((v) => v === 13)) throw new AppError('bad_request', 'unlucky input');
   const out = new Float32Array(n * 2);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < F; j++) out[2 * i] += x[i * F + j]!;
+    for (let j = 0; j < F; j++) out[2 * i] = out[2 * i]! + x[i * F + j]!;
     out[2 * i + 1] = x[i * F]!;
   }
   return { out: { type: 'float32', dims: [n, 2], data: out } as RawTensor };

@@ -1,0 +1,112 @@
+// Accepting a batch file: the bytes stream to the artifact store while rows are counted and chunk
+// boundaries recorded (by rows and by bytes), then one BullMQ flow is enqueued (a `finalize`
+// parent, one `score` child per chunk). Whatever refuses the file leaves nothing behind.
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { BatchStore, type BatchView } from '../../core/batches.ts';
+import { badRequest } from '../../core/errors.ts';
+import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { defaultJobOptions } from '../../core/queues.ts';
+import { checkCsvHeader } from '../../core/rows/parse.ts';
+import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
+import type { ProducerDeps } from '../deps.ts';
+
+export const batchParamsSchema = z.object({
+  model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
+  format: z.enum(['jsonl', 'csv']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, else jsonl' }),
+  chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
+  metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
+  device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
+});
+export type BatchParams = z.infer<typeof batchParamsSchema>;
+
+/** The view clients see (the spec stays inside). */
+export const publicView = ({ spec: _spec, ...v }: BatchView & { spec?: BatchSpec }) => v;
+
+function parseMetadata(s: string | undefined): Record<string, string> | undefined {
+  if (s === undefined) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(s); } catch { throw badRequest('metadata must be a JSON object of string values'); }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw badRequest('metadata must be a JSON object of string values');
+  }
+  return v as Record<string, string>;
+}
+
+/**
+ * Passes the bytes through while the scanner counts rows and marks chunk boundaries. On a refusal
+ * the body is left open (not destroyed), so the 400 can still reach the client.
+ */
+async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): AsyncGenerator<Buffer> {
+  const it = 'iterator' in source && typeof (source as Readable).iterator === 'function' ? (source as Readable).iterator({ destroyOnReturn: false }) : source;
+  for await (const chunk of it as AsyncIterable<Buffer>) {
+    try {
+      scanner.push(chunk);
+    } catch (e) {
+      if (e instanceof RangeError) throw badRequest(`the file has ${e.message}; the limit is MODELQ_BATCH_MAX_ROWS`);
+      if (e instanceof HeaderTooLongError) throw badRequest(e.message);
+      throw e;
+    }
+    yield chunk;
+  }
+}
+
+export interface AcceptOptions {
+  /**
+   * Awaited after the file is stored and before anything is created or enqueued; a rejection
+   * refuses the batch (multipart: the rest of the form must be read and valid first).
+   */
+  commitGate?: () => Promise<void>;
+}
+
+/** Streams one file to the store and enqueues its flow; the answer is the batch as accepted. */
+export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: RowFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
+  const batches = new BatchStore(d.redis, d.prefix);
+  const model = await d.registry.resolve(params.model);
+  const format = params.format ?? formatHint;
+  const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
+  const metadata = parseMetadata(params.metadata);
+  const id = `batch_${randomBytes(10).toString('hex')}`;
+  const inputKey = batchKeys.input(id);
+  const scanner = new RowScanner(format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
+  let scan: ScanResult;
+  let accepted: BatchView;
+  try {
+    await d.store.put(inputKey, scanned(body, scanner), { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
+    scan = scanner.end();
+    if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
+    if (format === 'csv') {
+      const problem = checkCsvHeader(scan.header ?? '', model.inputs);
+      if (problem) throw badRequest(problem);
+    }
+    await opts.commitGate?.();
+    const now = Date.now();
+    const spec: BatchSpec = {
+      id, tenant, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+      format, inputKey, bytes: scan.bytes, totalRows: scan.rows, chunks: scan.chunks.length, chunkRows,
+      ...(scan.header !== undefined ? { header: scan.header } : {}), ...(metadata ? { metadata } : {}),
+      createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
+    };
+    await batches.create(spec);
+    // The answer describes the batch as accepted: a worker may start on it the moment it is enqueued.
+    accepted = publicView((await batches.view(id))!);
+    const queueName = params.device === 'gpu' ? 'score-gpu' : 'score';
+    await d.queues.flowProducer().add({
+      name: 'finalize', queueName: 'batch', data: { batchId: id },
+      opts: { ...defaultJobOptions.batch, jobId: id },
+      children: scan.chunks.map((c) => ({
+        name: 'score', queueName,
+        data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
+        opts: { ...defaultJobOptions[queueName], jobId: `${id}-${c.index}`, failParentOnFailure: true },
+      })),
+    });
+  } catch (e) {
+    // Not accepted: leave nothing behind.
+    await d.store.deletePrefix(batchKeys.dir(id)).catch(() => {});
+    await batches.remove(id).catch(() => {});
+    throw e;
+  }
+  d.logger.info({ batch: id, model: `${model.name}@${model.version}`, rows: scan.rows, chunks: scan.chunks.length }, 'batch accepted');
+  return accepted;
+}

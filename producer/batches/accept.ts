@@ -9,12 +9,17 @@ import { badRequest } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader } from '../../core/rows/parse.ts';
+import { metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
 import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { TensorSpec } from '../../core/tensors.ts';
+
+export type BatchFormat = RowFormat | 'parquet';
 import type { ProducerDeps } from '../deps.ts';
 
 export const batchParamsSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
-  format: z.enum(['jsonl', 'csv']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, else jsonl' }),
+  format: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, parquet for application/vnd.apache.parquet bodies and .parquet files, else jsonl' }),
   chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
@@ -39,8 +44,7 @@ function parseMetadata(s: string | undefined): Record<string, string> | undefine
  * the body is left open (not destroyed), so the 400 can still reach the client.
  */
 async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): AsyncGenerator<Buffer> {
-  const it = 'iterator' in source && typeof (source as Readable).iterator === 'function' ? (source as Readable).iterator({ destroyOnReturn: false }) : source;
-  for await (const chunk of it as AsyncIterable<Buffer>) {
+  for await (const chunk of noDestroy(source)) {
     try {
       scanner.push(chunk);
     } catch (e) {
@@ -52,6 +56,11 @@ async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): Asy
   }
 }
 
+/** Iterates a request body without destroying it when iteration stops early (so a 400 can still be sent). */
+function noDestroy(source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  return 'iterator' in source && typeof (source as Readable).iterator === 'function' ? (source as Readable).iterator({ destroyOnReturn: false }) : source;
+}
+
 export interface AcceptOptions {
   /**
    * Awaited after the file is stored and before anything is created or enqueued; a rejection
@@ -61,7 +70,27 @@ export interface AcceptOptions {
 }
 
 /** Streams one file to the store and enqueues its flow; the answer is the batch as accepted. */
-export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: RowFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
+/** Bytes [start, end) of a stored object. */
+export async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** A stored Parquet file's plan and row groups (chunks), read from its footer alone. */
+async function scanParquet(store: ArtifactStore, key: string, bytes: number, inputs: TensorSpec[]): Promise<ScanResult & { plan: ParquetPlan }> {
+  try {
+    const meta = metadataOf(await readFooter((s, e) => readRange(store, key, s, e), bytes));
+    const plan = planParquet(meta, inputs);
+    const chunks = rowGroupChunks(meta);
+    return { bytes, rows: chunks.reduce((n, c) => n + c.rows, 0), chunks: chunks.map((c, index) => ({ ...c, index })), plan };
+  } catch (e) {
+    if (e instanceof ParquetShapeError) throw badRequest(e.message);
+    throw e;
+  }
+}
+
+export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: BatchFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
   const batches = new BatchStore(d.redis, d.prefix);
   const model = await d.registry.resolve(params.model);
   const format = params.format ?? formatHint;
@@ -69,12 +98,19 @@ export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: As
   const metadata = parseMetadata(params.metadata);
   const id = `batch_${randomBytes(10).toString('hex')}`;
   const inputKey = batchKeys.input(id);
-  const scanner = new RowScanner(format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
-  let scan: ScanResult;
+  const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
+  let scan: ScanResult & { plan?: ParquetPlan };
   let accepted: BatchView;
   try {
-    await d.store.put(inputKey, scanned(body, scanner), { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
-    scan = scanner.end();
+    const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
+    if (format === 'parquet') {
+      // Row groups are found in the footer, at the end: store the file first, then read it.
+      const stored = await d.store.put(inputKey, noDestroy(body), { maxBytes });
+      scan = await scanParquet(d.store, inputKey, stored.bytes, model.inputs);
+    } else {
+      await d.store.put(inputKey, scanned(body, scanner), { maxBytes });
+      scan = scanner.end();
+    }
     if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
     if (format === 'csv') {
       const problem = checkCsvHeader(scan.header ?? '', model.inputs);
@@ -85,7 +121,7 @@ export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: As
     const spec: BatchSpec = {
       id, tenant, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
       format, inputKey, bytes: scan.bytes, totalRows: scan.rows, chunks: scan.chunks.length, chunkRows,
-      ...(scan.header !== undefined ? { header: scan.header } : {}), ...(metadata ? { metadata } : {}),
+      ...(scan.header !== undefined ? { header: scan.header } : {}), ...(scan.plan ? { parquet: scan.plan } : {}), ...(metadata ? { metadata } : {}),
       createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };
     await batches.create(spec);

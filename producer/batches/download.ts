@@ -11,9 +11,10 @@ import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { jsonlToCsv } from './to-csv.ts';
+import { jsonlToParquet } from './to-parquet.ts';
 
 export type PartKind = 'output' | 'errors';
-const FORMATS = ['jsonl', 'csv'] as const;
+const FORMATS = ['jsonl', 'csv', 'parquet'] as const;
 
 /** The parts to send: every scored chunk's part must be there; an unscored chunk (cancelled) has none. */
 async function partsOf(store: ArtifactStore, v: BatchView & { spec: BatchSpec }, kind: PartKind, scored: Set<number>): Promise<{ key: string; bytes: number }[]> {
@@ -37,13 +38,13 @@ export async function sendParts(req: Request, res: Response, deps: { store: Arti
   const format = req.query.format === undefined ? 'jsonl' : String(req.query.format);
   if (!(FORMATS as readonly string[]).includes(format)) throw badRequest(`format must be one of ${FORMATS.join(', ')}`);
   const parts = await partsOf(deps.store, v, kind, scored);
-  const csv = kind === 'output' && format === 'csv'; // errors are JSONL whatever the format
-  const ext = csv ? 'csv' : 'jsonl';
-  res.setHeader('Content-Type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson');
+  const ext = kind === 'output' ? format : 'jsonl'; // errors are JSONL whatever the format
+  res.setHeader('Content-Type', ext === 'csv' ? 'text/csv; charset=utf-8' : ext === 'parquet' ? 'application/vnd.apache.parquet' : 'application/x-ndjson');
   res.setHeader('Content-Disposition', `attachment; filename="${v.id}-${kind}.${ext}"`);
-  if (!csv) res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
+  if (ext === 'jsonl') res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
   const body = concat(deps.store, parts);
-  const source = csv ? Readable.from(jsonlToCsv(body, v.spec.model.outputs.map((o) => o.name))) : Readable.from(body);
+  const source = ext === 'csv' ? Readable.from(jsonlToCsv(body, v.spec.model.outputs.map((o) => o.name)))
+    : ext === 'parquet' ? Readable.from(jsonlToParquet(body, v.spec.model.outputs)) : Readable.from(body);
   try {
     await pipeline(source, res);
   } catch (e) {

@@ -6,13 +6,13 @@ import busboy from 'busboy';
 import type { Readable } from 'node:stream';
 import type { BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
-import type { RowFormat } from '../../core/rows/scanner.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
-import { acceptBatch, batchParamsSchema, type BatchParams } from './accept.ts';
+import { acceptBatch, batchParamsSchema, type BatchFormat, type BatchParams } from './accept.ts';
 
 /** The format a file's name or type implies, when the form does not say. */
-export function formatOfFile(filename: string | undefined, mimeType: string | undefined): RowFormat {
+export function formatOfFile(filename: string | undefined, mimeType: string | undefined): BatchFormat {
+  if (/parquet/i.test(mimeType ?? '') || /\.parquet$/i.test(filename ?? '')) return 'parquet';
   return mimeType === 'text/csv' || /\.csv$/i.test(filename ?? '') ? 'csv' : 'jsonl';
 }
 

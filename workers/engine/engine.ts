@@ -7,6 +7,7 @@ import type { Signature } from '../../core/jobs/inspect.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import { Batcher, type BatchSettings } from './batcher.ts';
 import type { FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import type { RowGroupJob } from './score-parquet.ts';
 import type { ScoredSegment, SegmentJob } from './score-segment.ts';
 
 export type { BatchSettings, ModelHandle };
@@ -181,11 +182,20 @@ export class Engine {
    * Parses, scores and formats one segment of a batch chunk on the least busy thread (the bytes
    * move there, nothing is copied). Rejects only when the whole segment cannot be scored.
    */
-  async score(model: ModelHandle, job: SegmentJob): Promise<ScoredSegment> {
+  score(model: ModelHandle, job: SegmentJob): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score', id: this.nextId++, model, job }, job.bytes);
+  }
+
+  /** The same for one Parquet row group: its bytes (and the file's footer) move to the thread. */
+  scoreRowGroup(model: ModelHandle, job: RowGroupJob): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score-row-group', id: this.nextId++, model, job }, job.bytes);
+  }
+
+  private async scoreOn(msg: ToThread & { model: ModelHandle }, bytes: Uint8Array): Promise<ScoredSegment> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
-    const transfer = job.bytes.byteLength === job.bytes.buffer.byteLength && job.bytes.buffer instanceof ArrayBuffer ? [job.bytes.buffer] : [];
+    const transfer = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
     try {
-      const r = await this.pick(model.sha256).send({ op: 'score', id: this.nextId++, model, job }, transfer);
+      const r = await this.pick(msg.model.sha256).send(msg, transfer);
       const v = r.value as ScoredSegment;
       this.stats.runs += Math.ceil((v.completed + v.failed) / 512);
       this.stats.rows += v.completed;

@@ -1,5 +1,6 @@
 // Messages between the engine (main thread) and its session threads.
 import type { RawTensor } from '../../core/tensors.ts';
+import type { RowGroupJob } from './score-parquet.ts';
 import type { SegmentJob } from './score-segment.ts';
 
 export interface ThreadInit {
@@ -15,7 +16,9 @@ export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }
   | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] }
   /** Parse, run and format one segment of a batch chunk (score-segment.ts). */
-  | { op: 'score'; id: number; model: ModelHandle; job: SegmentJob };
+  | { op: 'score'; id: number; model: ModelHandle; job: SegmentJob }
+  /** The same for one Parquet row group (score-parquet.ts). */
+  | { op: 'score-row-group'; id: number; model: ModelHandle; job: RowGroupJob };
 
 export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 

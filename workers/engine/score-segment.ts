@@ -26,7 +26,7 @@ export interface ScoredSegment { out: Uint8Array; err: Uint8Array; rows: number;
 /** One onnxruntime run; rejects with an AppError `bad_request` when the data is at fault. */
 export type RunFeeds = (feeds: Record<string, RawTensor>) => Promise<Record<string, RawTensor>>;
 
-const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
+export const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
   FP32: Float32Array, FP64: Float64Array, INT8: Int8Array, UINT8: Uint8Array, INT16: Int16Array, UINT16: Uint16Array,
   INT32: Int32Array, UINT32: Uint32Array, INT64: BigInt64Array, UINT64: BigUint64Array, BOOL: Uint8Array,
 };
@@ -68,7 +68,7 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds): Promise<Scor
   return { out: ownBytes(acc.out), err: ownBytes(acc.err.map((e) => e.line).join('')), rows, completed: acc.completed, failed: acc.failed };
 }
 
-type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number };
+export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number };
 
 /** Rows [at, end) of a fixed-shape FP32 model: parsed into the feeds' arrays in place. */
 async function fastRun(job: SegmentJob, plan: FastPlan, parse: RowParser, text: (r: number) => string, ranges: Uint32Array,
@@ -116,7 +116,7 @@ function u8Has(u: Uint8Array, s: number, e: number, b: number): boolean {
 }
 
 /** Runs rows together; when the run fails on bad data, row by row so only the bad rows fail. */
-async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, feedsOfOne: (i: number) => Record<string, RawTensor>, run: RunFeeds, acc: Acc) {
+export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, feedsOfOne: (i: number) => Record<string, RawTensor>, run: RunFeeds, acc: Acc) {
   let result: Record<string, RawTensor>;
   try {
     result = await run(feeds);

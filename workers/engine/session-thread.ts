@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import { AppError } from '../../core/errors.ts';
 import { fromOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { ErrorKind, FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
-import { scoreSegment } from './score-segment.ts';
+import { scoreRowGroup } from './score-parquet.ts';
+import { scoreSegment, type RunFeeds } from './score-segment.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -107,10 +108,10 @@ async function handle(msg: ToThread) {
     return;
   }
   const { session: s, loadMs } = await session(msg.model);
-  if (msg.op === 'score') {
+  if (msg.op === 'score' || msg.op === 'score-row-group') {
     const t0 = performance.now();
     let computeMs = 0;
-    const value = await scoreSegment(msg.job, async (feeds) => {
+    const runOne: RunFeeds = async (feeds) => {
       const t1 = performance.now();
       try {
         return await runFeeds(s, feeds);
@@ -120,7 +121,8 @@ async function handle(msg: ToThread) {
       } finally {
         computeMs += performance.now() - t1;
       }
-    });
+    };
+    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
     post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0 }, [value.out.buffer as ArrayBuffer, value.err.buffer as ArrayBuffer]);
     return;
   }

@@ -11,6 +11,7 @@ import type { Config } from '../../core/config.ts';
 import { AppError } from '../../core/errors.ts';
 import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
+import { readFooter } from '../../core/rows/parquet.ts';
 import { Segmenter, type Segment } from '../../core/rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -50,8 +51,10 @@ export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> &
 async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, signal?: AbortSignal): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
+  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model);
+  const format = spec.format;
   const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
-  const segmenter = new Segmenter(spec.format, { maxRowBytes });
+  const segmenter = new Segmenter(format, { maxRowBytes });
   const out = new PassThrough();
   const err = new PassThrough();
   // Both parts stream to the store as they are made; a failure destroys them and no part is written.
@@ -68,7 +71,7 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   const submit = (s: Segment) => {
     const p: Promise<Piece> = s.kind === 'long'
       ? Promise.resolve({ out: EMPTY, err: Buffer.from(errorLine(chunk.firstRow + s.row, '', { code: 'row_too_long', message: `the row is longer than ${maxRowBytes} bytes (MODELQ_MAX_ROW_BYTES); it was not read` })), rows: 1, completed: 0, failed: 1 })
-      : deps.engine.score(model, { format: spec.format, inputs: spec.model.inputs, ...(spec.header !== undefined ? { header: spec.header } : {}), firstRow: chunk.firstRow + s.firstRow, bytes: s.bytes });
+      : deps.engine.score(model, { format, inputs: spec.model.inputs, ...(spec.header !== undefined ? { header: spec.header } : {}), firstRow: chunk.firstRow + s.firstRow, bytes: s.bytes });
     p.catch(() => {}); // surfaced when its turn comes
     window.push(p);
   };
@@ -107,4 +110,23 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
     throw e;
   }
   return { completed, failed };
+}
+
+/** Bytes [start, end) of a stored object. */
+async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** A Parquet chunk is one row group: its bytes and the file's footer go to an engine thread whole. */
+async function scoreRowGroup(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, model: ModelHandle): Promise<{ completed: number; failed: number }> {
+  if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
+  const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
+  const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
+  const r = await deps.engine.scoreRowGroup(model, { inputs: spec.model.inputs, plan: spec.parquet, firstRow: chunk.firstRow, rows: chunk.rows, footer, bytes, start: chunk.start, fileBytes: spec.bytes });
+  if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
+  await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));
+  await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), Buffer.from(r.err.buffer, r.err.byteOffset, r.err.byteLength));
+  return { completed: r.completed, failed: r.failed };
 }

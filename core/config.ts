@@ -18,6 +18,8 @@ export type QueueName = (typeof ALL_QUEUES)[number];
 export const GPU_TWINS: Partial<Record<QueueName, QueueName>> = { infer: 'infer-gpu', score: 'score-gpu' };
 export const isGpuQueue = (q: QueueName) => q.endsWith('-gpu');
 
+const CORES = Math.max(1, os.availableParallelism());
+
 /** Each entry: [schema with default, description]. The README's configuration table is generated from this. */
 export const configKeys = {
   MODELQ_REDIS_URL: [z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
@@ -45,10 +47,10 @@ export const configKeys = {
     return names as QueueName[];
   }), 'Comma-separated queues this worker consumes; default all CPU queues. A worker with MODELQ_DEVICE=cuda also consumes their GPU twins (infer-gpu, score-gpu); a CPU worker never does.'],
   MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'), 'Execution provider for the engine; cuda falls back to CPU with a warning when CUDA cannot load.'],
-  MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Engine worker threads per worker process (default: one per core).'],
-  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1), 'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],
+  MODELQ_ENGINE_THREADS: [int(1, 256).default(1), 'Engine worker threads per worker process; they parse batch rows and run the model. Default: the cores divided among MODELQ_WORKERS processes (at least 1), so the machine has one engine thread per core.'],
+  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1), 'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).'],
   MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Memory bound on cached onnxruntime sessions per engine thread (estimated by model file size).'],
-  MODELQ_WORKERS: [int(0, 64).default(2), 'Worker processes started by `npm start`.'],
+  MODELQ_WORKERS: [int(0, 64).default(Math.min(2, CORES)), 'Worker processes started by `npm start` (default: 2, or 1 on a single core); also divides the cores for the MODELQ_ENGINE_THREADS default, so a worker run on its own should say MODELQ_WORKERS=1.'],
   MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue (fills dynamic batches).'],
   MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
   MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
@@ -61,7 +63,7 @@ export const configKeys = {
   MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024), 'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
-  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],
+  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2), 'Chunks one worker process scores at once; each keeps up to 4 segments on the engine threads. Default: half the engine threads, at least 2.'],
   MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","admin"] } }; when set, every route but /v2/health/* needs a key.'],
   MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
@@ -85,6 +87,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  // Defaults that depend on other keys: the cores are shared by the worker processes.
+  const unset = (k: string) => env[k] === undefined || env[k] === '';
+  if (unset('MODELQ_ENGINE_THREADS')) out.MODELQ_ENGINE_THREADS = Math.max(1, Math.floor(CORES / Math.max(1, out.MODELQ_WORKERS as number)));
+  if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, Math.ceil((out.MODELQ_ENGINE_THREADS as number) / 2));
   return Object.freeze(out) as Config;
 }
 

@@ -60,9 +60,10 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   // Both parts stream to the store as they are made; a failure destroys them and no part is written.
   const written = Promise.all([deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out), deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err)]);
   written.catch(() => {});
-  // Segments scored on the engine threads, in input order; a few more than the threads keep them busy.
+  // Segments scored on the engine threads, in input order: one more than the threads keeps them busy,
+  // at most 4 per chunk (MODELQ_SCORE_CONCURRENCY chunks share the threads) bounds the memory.
   const window: Promise<Piece>[] = [];
-  const depth = (deps.engine.threadCount ?? 1) + 1;
+  const depth = Math.min(4, (deps.engine.threadCount ?? 1) + 1);
   let completed = 0;
   let failed = 0;
   let rowsDone = 0;

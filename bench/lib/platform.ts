@@ -27,6 +27,24 @@ export interface Platform {
   register(name: string, bytes: Uint8Array): Promise<void>;
   /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory and the run's Redis keys. */
   stop(): Promise<void>;
+  /** Peak resident memory (VmHWM) so far of the platform's producer and worker processes, in bytes (Linux). */
+  peakRss(): { producer: number; workers: number[] };
+}
+
+/** VmHWM of each process of this platform (its MODELQ_PREFIX in the environment) running `script`. */
+function peaksOf(prefix: string, script: string): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(script)) continue;
+      if (!fs.readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`MODELQ_PREFIX=${prefix}`)) continue;
+      const status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+      out.push(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** GET and read the body, so the connection is released rather than left to the garbage collector. */
@@ -90,7 +108,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       .catch((e) => { throw explain(e); });
   };
 
-  return { url, register, stop };
+  const peakRss = () => ({ producer: peaksOf(prefix, 'producer/main.ts')[0] ?? 0, workers: peaksOf(prefix, 'workers/main.ts') });
+  return { url, register, stop, peakRss };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

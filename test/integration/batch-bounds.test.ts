@@ -96,7 +96,9 @@ describe('batch memory bounds', () => {
     expect(done).toMatchObject({ status: 'completed', requestCounts: { completed: 4 * n } });
     const afterLarge = peakRss(pid);
     console.log(`worker peak RSS: ${(afterSmall / MiB).toFixed(0)} MiB after ${n} rows, ${(afterLarge / MiB).toFixed(0)} MiB after ${4 * n} rows`);
-    expect(afterLarge - afterSmall).toBeLessThan(48 * MiB);
+    // Seen here: +34 to +44 MiB (heap and allocator settling); reading chunks whole, as before, added
+    // several hundred MiB (a 100 MB chunk held as bytes, then as a string, then as lines).
+    expect(afterLarge - afterSmall).toBeLessThan(80 * MiB);
     await expectScored(done.id, 4 * n);
   });
 });

@@ -21,7 +21,7 @@ const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 200_000);
 const F = 256;
 const MiB = 1024 * 1024;
 
-type Rate = { rows: number; seconds: number; rowsPerSecond: number };
+type Rate = { rows: number; seconds: number; rowsPerSecond: number; cpuSeconds: number };
 
 async function child(script: string, args: string[]): Promise<Rate> {
   const c = spawnNode({ args: ['--import', 'tsx', script, ...args] });
@@ -35,6 +35,7 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
   const platform = await startPlatform({ workers: cfg.MODELQ_WORKERS });
   try {
     await platform.register('bench', bytes);
+    const cpu0 = platform.cpuSeconds();
     const t = performance.now();
     const res = await postFile(`${platform.url}/v1/batches?model=bench`, input, contentType);
     if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
@@ -51,7 +52,7 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     await pipeline(Readable.fromWeb(out.body as never), fs.createWriteStream(outFile));
     const seconds = (performance.now() - t) / 1000;
     return {
-      rowsPerSecond: ROWS / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss(),
+      rowsPerSecond: ROWS / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss(), cpuSeconds: platform.cpuSeconds() - cpu0,
       upload: (uploaded - t) / 1000, scoring: (scored - uploaded) / 1000, download: (performance.now() - scored) / 1000,
     };
   } finally {
@@ -82,15 +83,17 @@ export async function benchBatch() {
     };
     const plains = await best('bench/lib/plain-batch.ts', (th) => ['--input', input, '--output', path.join(dir, `plain-${th}.jsonl`)]);
     const raws = await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))]);
-    for (const r of plains) console.log(`plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s`);
-    for (const r of raws) console.log(`raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s`);
+    // CPU seconds per 1000 rows: what each costs in work, whatever else the machine is doing.
+    const per1k = (cpu: number, rows: number) => `${((cpu / rows) * 1000).toFixed(3)} CPU-s/1000 rows`;
+    for (const r of plains) console.log(`plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
+    for (const r of raws) console.log(`raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
     const plain = Math.max(...plains.map((r) => r.rowsPerSecond));
     const raw = Math.max(...raws.map((r) => r.rowsPerSecond));
 
     const jsonl = await platformRun(bytes, input, 'application/x-ndjson', 'jsonl', path.join(dir, 'out.jsonl'));
     const parquet = await platformRun(bytes, pqInput, 'application/vnd.apache.parquet', 'parquet', path.join(dir, 'out.parquet'));
     for (const [name, r] of [['JSONL', jsonl], ['Parquet', parquet]] as const) {
-      console.log(`platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows; peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`);
+      console.log(`platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows, ${per1k(r.cpuSeconds, ROWS)} (producer + workers); peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`);
     }
     console.log('\n| format | platform rows/s | baseline (same run) | ratio | producer peak RSS | worker peak RSS |');
     console.log('|---|---|---|---|---|---|');

@@ -15,4 +15,4 @@ const runs = Math.ceil(Number(values.rows) / batch);
 const t0 = performance.now();
 for (let i = 0; i < runs; i++) await session.run(feeds);
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ rows: runs * batch, seconds, rowsPerSecond: (runs * batch) / seconds, threads }));
+console.log(JSON.stringify({ rows: runs * batch, seconds, rowsPerSecond: (runs * batch) / seconds, threads, cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 }));

@@ -24,7 +24,7 @@ export interface EngineOptions {
   logger?: Logger;
 }
 
-interface Pending { resolve: (v: { value: unknown; computeMs: number }) => void; reject: (e: Error) => void }
+interface Pending { resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void; reject: (e: Error) => void }
 
 class SessionThread {
   worker!: Worker;
@@ -66,7 +66,7 @@ class SessionThread {
     if (!p) return;
     this.pending.delete(m.id);
     this.inFlight--;
-    if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs });
+    if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs, ...(m.runs !== undefined ? { runs: m.runs } : {}) });
     else p.reject(new AppError(m.kind === 'internal' ? 'internal' : m.kind, m.message, m.kind === 'internal'));
   }
 
@@ -76,7 +76,7 @@ class SessionThread {
     this.inFlight = 0;
   }
 
-  send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number }> {
+  send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number; runs?: number }> {
     this.inFlight++;
     this.loaded.add(msg.model.sha256);
     return new Promise((resolve, reject) => {
@@ -197,7 +197,7 @@ export class Engine {
     try {
       const r = await this.pick(msg.model.sha256).send(msg, transfer);
       const v = r.value as ScoredSegment;
-      this.stats.runs += Math.ceil((v.completed + v.failed) / 512);
+      this.stats.runs += r.runs ?? 0;
       this.stats.rows += v.completed;
       this.stats.requests += v.rows;
       this.stats.computeMs += r.computeMs;

@@ -25,5 +25,5 @@ export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 export type FromThread =
   | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
   | { op: 'warning'; message: string }
-  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number; wallMs?: number }
+  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number; wallMs?: number; /** onnxruntime runs it took (segments) */ runs?: number }
   | { op: 'result'; id: number; ok: false; kind: ErrorKind; message: string };

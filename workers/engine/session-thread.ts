@@ -111,8 +111,10 @@ async function handle(msg: ToThread) {
   if (msg.op === 'score' || msg.op === 'score-row-group') {
     const t0 = performance.now();
     let computeMs = 0;
+    let runs = 0;
     const runOne: RunFeeds = async (feeds) => {
       const t1 = performance.now();
+      runs++;
       try {
         return await runFeeds(s, feeds);
       } catch (e) {
@@ -123,7 +125,7 @@ async function handle(msg: ToThread) {
       }
     };
     const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
-    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0 }, [value.out.buffer as ArrayBuffer, value.err.buffer as ArrayBuffer]);
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [value.out.buffer as ArrayBuffer, value.err.buffer as ArrayBuffer]);
     return;
   }
   const t0 = performance.now();

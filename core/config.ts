@@ -63,7 +63,7 @@ export const configKeys = {
   MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024), 'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
-  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2), 'Chunks one worker process scores at once; each keeps up to 4 segments on the engine threads. Default: half the engine threads, at least 2.'],
+  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2), 'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one. Default: the engine threads plus one, at least 2.'],
   MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","admin"] } }; when set, every route but /v2/health/* needs a key.'],
   MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
@@ -90,7 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Defaults that depend on other keys: the cores are shared by the worker processes.
   const unset = (k: string) => env[k] === undefined || env[k] === '';
   if (unset('MODELQ_ENGINE_THREADS')) out.MODELQ_ENGINE_THREADS = Math.max(1, Math.floor(CORES / Math.max(1, out.MODELQ_WORKERS as number)));
-  if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, Math.ceil((out.MODELQ_ENGINE_THREADS as number) / 2));
+  if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, (out.MODELQ_ENGINE_THREADS as number) + 1);
   return Object.freeze(out) as Config;
 }
 

@@ -4,6 +4,9 @@
 // input with dimensions beyond the batch one), or, for a model with one 2-D input, numeric scalar
 // columns in order (as CSV). An `id` column is echoed.
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type SchemaTree } from 'hyparquet';
+// hyparquet reads snappy and uncompressed pages itself; this adds gzip, brotli, zstd and lz4
+// (polars and Spark write zstd, pandas/pyarrow snappy).
+import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
 import type { ChunkRange } from './scanner.ts';
 
@@ -125,7 +128,7 @@ export async function decodeRowGroup(g: RowGroupBytes, plan: ParquetPlan, firstR
   const columns = [...plan.columns, ...(plan.id ? [plan.id] : [])];
   const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
   await parquetRead({
-    file, metadata: metadataOf(g.footer), rowStart: firstRow, rowEnd: firstRow + rows, columns,
+    file, metadata: metadataOf(g.footer), rowStart: firstRow, rowEnd: firstRow + rows, columns, compressors,
     onChunk: (c) => {
       let list = pieces.get(c.columnName);
       if (!list) pieces.set(c.columnName, (list = []));

@@ -3,6 +3,7 @@
 // files that are not Parquet or do not fit the model are refused naming the problem, leaving nothing.
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,15 +74,18 @@ describe('Parquet batches', () => {
     await expectParquetOutput(accepted.id, x, n, (i) => `p${i}`);
   });
 
-  it('scores scalar feature columns in order, the format inferred from a multipart .parquet file name', async () => {
+  it('scores gzip-compressed scalar feature columns in order, the format inferred from a multipart .parquet file name', async () => {
     const n = 5000;
     const x = rows(n, F, 10);
+    // Gzip pages: a codec hyparquet does not read by itself (hyparquet-compressors does).
     const file = parquetWriteBuffer({
       columnData: [
         { name: 'id', data: Array.from({ length: n }, (_, i) => i), type: 'DOUBLE' },
         ...Array.from({ length: F }, (_, j) => ({ name: `f${j}`, data: Float32Array.from({ length: n }, (_, i) => x[i * F + j]!), type: 'FLOAT' as const })),
       ],
       rowGroupSize: 1500,
+      codec: 'GZIP',
+      compressors: { GZIP: (bytes: Uint8Array) => new Uint8Array(zlib.gzipSync(bytes)) },
     });
     const form = new FormData();
     form.append('model', 'pq');

@@ -61,6 +61,7 @@ export const configKeys = {
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],
   MODELQ_BATCH_CHUNK_BYTES: [int(1024, 1024 ** 3).default(32 * 1024 * 1024), 'Most bytes per chunk job of a batch (a chunk ends at whichever of this and the chunk rows comes first); bounds a worker\'s memory per chunk.'],
   MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024), 'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
+  MODELQ_FAST_ROWS: [flag.default(true), 'Batch rows of FP32 models are parsed from their bytes straight into the run\'s arrays (core/rows/fast-rows.ts); 0 turns this fast path off, to re-measure it (results are identical either way).'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
   MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2), 'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one. Default: the engine threads plus one, at least 2.'],

@@ -59,6 +59,21 @@ function same(u: Uint8Array, a: number, b: number, name: Buffer): boolean {
 }
 
 const seen: boolean[] = [];
+const utf8 = new TextDecoder();
+
+/** u[a, b) as text: short ASCII (the usual id) without a Buffer object per row. */
+function text(u: Uint8Array, a: number, b: number): string {
+  if (b - a <= 32) {
+    let s = '';
+    for (let k = a; k < b; k++) {
+      const c = u[k]!;
+      if (c >= 0x80) return utf8.decode(u.subarray(a, b));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return utf8.decode(u.subarray(a, b));
+}
 
 /** Reads the JSONL row u[s, e) into feeds[j] at row `slot`; see FastId. */
 export function fastJsonlRow(u: Uint8Array, s: number, e: number, plan: FastPlan, feeds: Float32Array[], slot: number): FastId {
@@ -105,7 +120,7 @@ export function fastJsonlRow(u: Uint8Array, s: number, e: number, plan: FastPlan
         const digits = i - ds;
         if (digits === 0 || digits > 15 || (u[ds] === 0x30 && (digits > 1 || ds > vs))) return null;
       }
-      id = Buffer.from(u.buffer, u.byteOffset + vs, i - vs).toString('utf8');
+      id = text(u, vs, i);
     } else return null;
     while (isWs(u[i])) i++;
     if (u[i] === 0x2c) {
@@ -139,7 +154,7 @@ export function fastCsvRow(u: Uint8Array, s: number, e: number, plan: FastPlan, 
         if (b === 0x22 || b === 0x5c || b < 0x20) return null;
         i++;
       }
-      id = `"${Buffer.from(u.buffer, u.byteOffset + fs, i - fs).toString('utf8')}"`;
+      id = `"${text(u, fs, i)}"`;
       continue;
     }
     while (u[i] === 0x20 || u[i] === 0x09) i++;

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
-import { defaultJobOptions } from '../../core/queues.ts';
+import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader } from '../../core/rows/parse.ts';
 import { metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
 import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
@@ -16,6 +16,7 @@ import type { TensorSpec } from '../../core/tensors.ts';
 
 export type BatchFormat = RowFormat | 'parquet';
 import type { ProducerDeps } from '../deps.ts';
+import { assertReadable } from '../model-access.ts';
 
 export const batchParamsSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
@@ -92,6 +93,7 @@ async function scanParquet(store: ArtifactStore, key: string, bytes: number, inp
 
 export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: BatchFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
   const batches = new BatchStore(d.redis, d.prefix);
+  await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
   const model = await d.registry.resolve(params.model);
   const format = params.format ?? formatHint;
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
@@ -134,7 +136,7 @@ export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: As
       children: scan.chunks.map((c) => ({
         name: 'score', queueName,
         data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
-        opts: { ...defaultJobOptions[queueName], jobId: `${id}-${c.index}`, failParentOnFailure: true },
+        opts: batchChunkJobOptions(queueName, `${id}-${c.index}`),
       })),
     });
   } catch (e) {

@@ -70,9 +70,9 @@ export async function benchBatch() {
     fs.writeFileSync(modelFile, bytes);
     const input = path.join(dir, 'input.jsonl');
     const pqInput = path.join(dir, 'input.parquet');
-    let t = performance.now();
+    const t = performance.now();
     writeInput(input, ROWS, F);
-    writeParquetInput(pqInput, ROWS, F);
+    await writeParquetInput(pqInput, ROWS, F);
     const cfg = loadConfig();
     console.log(`batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`);
 

@@ -18,7 +18,7 @@ export function writeInput(file: string, rows: number, features: number) {
 }
 
 /** The same rows as writeInput, as Parquet: `id` (INT64) and `input` (list<float>), in row groups of `groupRows`. */
-export function writeParquetInput(file: string, rows: number, features: number, groupRows = 10_000) {
+export async function writeParquetInput(file: string, rows: number, features: number, groupRows = 10_000): Promise<void> {
   let seed = 12345;
   const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
   const writer = fileWriter(file);
@@ -37,9 +37,9 @@ export function writeParquetInput(file: string, rows: number, features: number, 
     const ids = Array.from({ length: n }, (_, i) => BigInt(s + i));
     // toFixed(5) as in the JSONL file, so both formats carry the same numbers.
     const input = Array.from({ length: n }, () => Array.from({ length: features }, () => Number(rnd().toFixed(5))));
-    pq.write({ columnData: [{ name: 'id', data: ids }, { name: 'input', data: input }], rowGroupSize: n });
+    await pq.write({ columnData: [{ name: 'id', data: ids }, { name: 'input', data: input }], rowGroupSize: n });
   }
-  pq.finish();
+  await pq.finish();
 }
 
 /** Streams a file as the request body with node:http, as curl --data-binary @file would. */

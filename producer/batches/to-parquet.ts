@@ -39,7 +39,7 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
   let writer: ParquetWriter | undefined;
   let idType: 'DOUBLE' | 'STRING' | null = null;
   let group: Line[] = [];
-  const flush = () => {
+  const flush = async () => {
     if (!writer) {
       const first = group[0]?.id;
       idType = first === undefined ? null : typeof first === 'number' ? 'DOUBLE' : 'STRING';
@@ -47,7 +47,7 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
     }
     if (!group.length) return;
     const ids = idType === null ? [] : group.map((l) => (l.id === undefined || l.id === null ? null : idType === 'DOUBLE' ? (typeof l.id === 'number' ? l.id : null) : typeof l.id === 'string' ? l.id : JSON.stringify(l.id)));
-    writer.write({
+    await writer.write({
       columnData: [
         { name: 'row', data: group.map((l) => BigInt(l.row)) },
         ...(idType ? [{ name: 'id', data: ids }] : []),
@@ -65,13 +65,13 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
       if (!l) continue;
       group.push(JSON.parse(l) as Line);
       if (group.length >= GROUP_ROWS) {
-        flush();
+        await flush();
         yield sink.take();
       }
     }
   }
   if (rest.trim()) group.push(JSON.parse(rest) as Line);
-  flush();
-  writer!.finish();
+  await flush();
+  await writer!.finish();
   yield sink.take();
 }

@@ -3,8 +3,6 @@
 // streams the chunk's output and error parts, in input order, under deterministic keys (each
 // replaced whole when done), so a chunk that runs twice leaves one copy. Memory is bounded by a
 // few segments, whatever the chunk's size; a row past MODELQ_MAX_ROW_BYTES is an error row.
-import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
 import type { Config } from '../../core/config.ts';
@@ -16,6 +14,7 @@ import { Segmenter, type Segment } from '../../core/rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
+import { ByteChannel } from './byte-channel.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore; cacheDir?: string; cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> }
@@ -55,11 +54,11 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   const format = spec.format;
   const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
   const segmenter = new Segmenter(format, { maxRowBytes });
-  const out = new PassThrough();
-  const err = new PassThrough();
-  // Both parts stream to the store as they are made; a failure destroys them and no part is written.
+  const out = new ByteChannel();
+  const err = new ByteChannel();
+  // Both parts stream to the store as they are made; a failure fails both and no part is written.
   const written = Promise.all([deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out), deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err)]);
-  written.catch(() => {});
+  written.catch((e: Error) => { out.fail(e); err.fail(e); });
   // Segments scored on the engine threads, in input order: one more than the threads keeps them busy,
   // at most 4 per chunk (MODELQ_SCORE_CONCURRENCY chunks share the threads) bounds the memory.
   const window: Promise<Piece>[] = [];
@@ -78,8 +77,8 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   };
   const writeNext = async () => {
     const r = await window.shift()!;
-    if (r.out.length && !out.write(r.out)) await once(out, 'drain');
-    if (r.err.length && !err.write(r.err)) await once(err, 'drain');
+    await out.push(r.out);
+    await err.push(r.err);
     completed += r.completed;
     failed += r.failed;
     rowsDone += r.rows;
@@ -105,8 +104,8 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
     err.end();
     await written;
   } catch (e) {
-    out.destroy(e as Error);
-    err.destroy(e as Error);
+    out.fail(e as Error);
+    err.fail(e as Error);
     await written.catch(() => {});
     throw e;
   }

@@ -59,7 +59,7 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v1/datasets', summary: 'Datasets of this tenant, newest first', query: datasetListQuerySchema },
   { method: 'get', path: '/v1/datasets/{id}', summary: 'One dataset' },
   { method: 'post', path: '/v1/jobs/train', summary: 'Train a model on a dataset; 202 with the job id', json: trainRequestSchema, status: 202 },
-  { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
+  { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A training or compression job: state, progress (the learning curve), result or error' },
   { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a queued or active job; 409 when it already ended', status: 202 },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },

@@ -1,6 +1,7 @@
 // Producer process: the HTTP API on MODELQ_PORT. SIGTERM/SIGINT stop accepting, finish requests, exit 0.
 import { loadConfigOrExit, maskUrl } from '../core/config.ts';
 import { KeyRing } from '../core/auth.ts';
+import { installLastResort } from '../core/last-resort.ts';
 import { createLogger } from '../core/logger.ts';
 import { buildApp } from './app.ts';
 import { closeProducerDeps, createProducerDeps } from './deps.ts';
@@ -8,6 +9,7 @@ import { closeProducerDeps, createProducerDeps } from './deps.ts';
 process.title = 'modelq-producer';
 const cfg = loadConfigOrExit();
 const logger = createLogger('producer', cfg.MODELQ_LOG_LEVEL);
+installLastResort(logger);
 const keys = KeyRing.fromConfigOrExit(cfg);
 if (keys.size === 0) {
   if (cfg.MODELQ_AUTH === 'required') {

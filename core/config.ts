@@ -33,6 +33,8 @@ export const configKeys = {
   MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the s3 store signs for.'],
   MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')), 'Where a worker keeps models downloaded from an object store, by sha256 (unused with the fs store).'],
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
+  MODELQ_GRPC_PORT: [int(0, 65535).default(8001), 'Port of the inference protocol over gRPC (GRPCInferenceService, served by the producer); 0 turns it off.'],
+  MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64), 'Largest gRPC message the producer receives or sends, in MiB (gRPC\'s own default is 4).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
   MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
   MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {

@@ -19,7 +19,7 @@ const mlp = tinyMlp(3);
 
 beforeAll(async () => {
   p = await startPlatform({ workers: 1 });
-  server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({}) });
+  server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) });
   c = inferenceClient(`127.0.0.1:${server.port}`, { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
   for (const [name, bytes] of [['mlp', mlp], ['ints', int64Model()], ['text', bytesModel()]] as const) {
     const r = await uploadModel(p.url, name, bytes);
@@ -120,7 +120,7 @@ describe('GRPCInferenceService', () => {
   });
 
   it('checks keys from `authorization: Bearer` metadata: UNAUTHENTICATED, PERMISSION_DENIED', async () => {
-    const keys = KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify({ 'reader-key-0123456789': { tenant: 'a', scopes: ['read'] }, 'infer-key-0123456789ab': { tenant: 'a', scopes: ['infer'] } }) });
+    const keys = KeyRing.fromConfig({ MODELQ_API_KEYS_FILE: undefined, MODELQ_API_KEYS: JSON.stringify({ 'reader-key-0123456789': { tenant: 'a', scopes: ['read'] }, 'infer-key-0123456789ab': { tenant: 'a', scopes: ['infer'] } }) });
     const locked = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys });
     const lc = inferenceClient(`127.0.0.1:${locked.port}`);
     try {
@@ -142,7 +142,7 @@ describe('GRPCInferenceService', () => {
     // A producer whose Redis is down: a real client pointed at an address where nothing listens.
     const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     dead.on('error', () => {});
-    const down = await startGrpcServer({ ...p.deps, redis: dead }, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({}) });
+    const down = await startGrpcServer({ ...p.deps, redis: dead }, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) });
     const dc = inferenceClient(`127.0.0.1:${down.port}`);
     try {
       expect(await dc.call('ServerLive', {})).toEqual({ live: true });

@@ -1,7 +1,9 @@
-// Closed-loop HTTP load generator: N virtual clients, each sending the same POST back-to-back
-// over its own keep-alive socket. It measures; it never asserts. Runs in the bench process, so the
-// server under test must live in another process.
+// Closed-loop load generators: N virtual clients, each sending the same request back-to-back (HTTP:
+// a POST over its own keep-alive socket; gRPC: a unary call on one shared HTTP/2 channel, as gRPC
+// clients do). They measure; they never assert. They run in the bench process, so the server under
+// test must live in another process.
 import net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 
 export interface LoadOptions {
   /** Full URL to POST to, e.g. http://127.0.0.1:8080/v2/models/m/infer. */
@@ -120,8 +122,41 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const body = Buffer.from(o.body);
   const request = Buffer.concat([Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
     `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`), body]);
-  const warmupMs = o.warmupMs ?? 0;
+  return closedLoop(() => new Connection(url, request, o.requestTimeoutMs ?? 30_000), o);
+}
+
+export interface GrpcLoadOptions extends Omit<LoadOptions, 'url' | 'body'> {
+  /** host:port of the gRPC server. */
+  address: string;
+  /** Full method path, e.g. /inference.GRPCInferenceService/ModelInfer. */
+  method: string;
+  /** The request message, serialized once (answers are not decoded either, as the HTTP side does not parse them). */
+  message: Buffer;
+}
+
+export async function runGrpcLoad(o: GrpcLoadOptions): Promise<LoadResult> {
+  const client = new grpc.Client(o.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 });
   const timeoutMs = o.requestTimeoutMs ?? 30_000;
+  const same = (b: Buffer) => b;
+  const sender = {
+    send: () => new Promise<Outcome>((resolve) => {
+      client.makeUnaryRequest(o.method, same, same, o.message, { deadline: Date.now() + timeoutMs }, (e) => {
+        resolve(e ? { ok: false, status: grpc.status[e.code] ?? String(e.code) } : { ok: true, status: 'OK' });
+      });
+    }),
+    close: () => {},
+  };
+  try {
+    return await closedLoop(() => sender, o);
+  } finally {
+    client.close();
+  }
+}
+
+interface Sender { send(): Promise<Outcome>; close(): void }
+
+async function closedLoop(newSender: () => Sender, o: Pick<LoadOptions, 'concurrency' | 'durationMs' | 'warmupMs' | 'drainMs'>): Promise<LoadResult> {
+  const warmupMs = o.warmupMs ?? 0;
   const drainMs = o.drainMs ?? 5_000;
 
   const t0 = performance.now();
@@ -131,9 +166,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let errors = 0;
   let firstError: string | undefined;
 
-  const connections: Connection[] = [];
+  const connections: Sender[] = [];
   const client = async () => {
-    const conn = new Connection(url, request, timeoutMs);
+    const conn = newSender();
     connections.push(conn);
     while (performance.now() < windowEnd) {
       const start = performance.now();

@@ -33,7 +33,7 @@ interface PyOutput { datatype: string; shape: number[]; data: (number | string)[
 type PyResult = { id: string; model_version: string; outputs: Record<string, PyOutput> } | { code: string; details: string };
 
 async function runPython(cases: object[]): Promise<{ live: boolean; results: PyResult[] }> {
-  const def = protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)['inference.ModelInferRequest'] as protoLoader.MessageTypeDefinition;
+  const def = protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)['inference.ModelInferRequest'] as unknown as { fileDescriptorProtos: Buffer[] };
   const file = path.join(tmpDir('modelq-py'), 'cases.json');
   fs.writeFileSync(file, JSON.stringify({ descriptors: def.fileDescriptorProtos.map((b) => Buffer.from(b).toString('base64')), cases }));
   const out = await new Promise<string>((resolve, reject) => {

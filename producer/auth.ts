@@ -17,6 +17,8 @@ export function requiredScope(method: string, path: string): Scope | null {
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
+  // The OpenAI-compatible Files and Batches: a key that may submit batches may upload and delete their files.
+  if ((method === 'POST' || method === 'DELETE') && /^\/openai\/v1\/(files|batches)(\/|$)/.test(path)) return 'submit';
   return 'admin';
 }
 

@@ -18,19 +18,24 @@ import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 import { trainProcessor } from './training/processor.ts';
+import { isOpenaiJob, OpenaiStore } from '../core/openai-batch.ts';
+import { openaiProcessor } from './inference/openai-jobs.ts';
 
 export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
+/** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
+const openai = (d: WorkerDeps, job: Job) => openaiProcessor(job, { ...d, openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)), registry: new Registry(d.redis, keyPrefix(d.cfg)), prefix: keyPrefix(d.cfg) });
+
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
-  score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  score: (d) => ({ processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
-  batch: (d) => ({ processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL }), concurrency: 4 }),
+  batch: (d) => ({ processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL })), concurrency: 4 }),
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
 };

@@ -30,6 +30,8 @@ function inferFeeds(body: Record<string, unknown>, m: ResolvedModel): { feeds: R
     if (!Array.isArray(shape) || !shape.every((x) => Number.isInteger(x) && x >= 0) || shape.length !== spec.shape.length) {
       throw bad(`input "${spec.name}": shape must be ${spec.shape.length} non-negative integers like [${spec.shape.join(',')}]`);
     }
+    const dim = spec.shape.findIndex((want, i) => want >= 0 && shape[i] !== want);
+    if (dim >= 0) throw bad(`input "${spec.name}": shape [${shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${dim}`);
     const flat = flattenData(t.data, shape as number[], spec.datatype, `input "${spec.name}"`);
     if ('error' in flat) throw bad(flat.error);
     feeds[spec.name] = toRaw({ name: spec.name, datatype: spec.datatype, shape: shape as number[], data: flat.data });

@@ -10,7 +10,7 @@ export type OpenaiStatus = (typeof OPENAI_STATUSES)[number];
 export const OPENAI_FINAL: readonly OpenaiStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
 
 /** Job names on the `batch` queue (validate, finalize) and the `score` queue (lines). */
-export const OPENAI_JOBS = { validate: 'openai-validate', lines: 'openai-lines', finalize: 'openai-finalize' } as const;
+export const OPENAI_JOBS = { validate: 'openai-validate', lines: 'openai-lines', finalize: 'openai-finalize', cleanup: 'openai-cleanup' } as const;
 export const isOpenaiJob = (name: string) => name.startsWith('openai-');
 
 export const openaiKeys = {
@@ -20,7 +20,7 @@ export const openaiKeys = {
   errors: (batchId: string, i: number) => `openai/batches/${batchId}/err/${String(i).padStart(6, '0')}.jsonl`,
 };
 
-export interface FileRecord { id: string; tenant: string; bytes: number; created_at: number; filename: string; purpose: string }
+export interface FileRecord { id: string; tenant: string; bytes: number; created_at: number; expires_at?: number; filename: string; purpose: string }
 
 export const resolvedModelSchema = z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema) });
 export type ResolvedModel = z.infer<typeof resolvedModelSchema>;
@@ -72,10 +72,30 @@ export class OpenaiStore {
   private chunksKey(id: string) { return `${this.prefix}:records:openai:batch:${id}:chunks`; }
   private batchesIndex(tenant: string) { return `${this.prefix}:records:openai:batches:${tenant}`; }
   private get seqKey() { return `${this.prefix}:records:openai:seq`; }
+  /** Every tenant's files and batches by creation time (ms), for retention. */
+  private byTime(kind: 'files' | 'batches') { return `${this.prefix}:records:openai:${kind}:by-time`; }
 
   async putFile(f: FileRecord): Promise<void> {
     const seq = await this.redis.incr(this.seqKey);
-    await this.redis.multi().set(this.fileKey(f.id), JSON.stringify(f)).zadd(this.filesIndex(f.tenant), seq, f.id).exec();
+    await this.redis.multi().set(this.fileKey(f.id), JSON.stringify(f)).zadd(this.filesIndex(f.tenant), seq, f.id)
+      .zadd(this.byTime('files'), f.created_at * 1000, f.id).exec();
+  }
+
+  /** Ids of files or batches created before `before` (epoch ms). */
+  async createdBefore(kind: 'files' | 'batches', before: number, limit = 1000): Promise<string[]> {
+    return this.redis.zrangebyscore(this.byTime(kind), 0, before, 'LIMIT', 0, limit);
+  }
+
+  /** Any tenant's file record (retention), or null. */
+  async anyFile(id: string): Promise<FileRecord | null> {
+    const json = await this.redis.get(this.fileKey(id));
+    return json ? (JSON.parse(json) as FileRecord) : null;
+  }
+
+  async removeBatch(id: string): Promise<void> {
+    const b = await this.batch(id);
+    await this.redis.multi().del(this.batchKey(id), this.chunksKey(id)).zrem(this.byTime('batches'), id)
+      .zrem(this.batchesIndex(b?.record.tenant ?? 'default'), id).exec();
   }
 
   /** The file when it exists and belongs to `tenant`. */
@@ -86,7 +106,7 @@ export class OpenaiStore {
   }
 
   async deleteFile(f: FileRecord): Promise<void> {
-    await this.redis.multi().del(this.fileKey(f.id)).zrem(this.filesIndex(f.tenant), f.id).exec();
+    await this.redis.multi().del(this.fileKey(f.id)).zrem(this.filesIndex(f.tenant), f.id).zrem(this.byTime('files'), f.id).exec();
   }
 
   async createBatch(b: BatchRecord): Promise<void> {
@@ -94,6 +114,7 @@ export class OpenaiStore {
     await this.redis.multi()
       .hset(this.batchKey(b.id), { record: JSON.stringify(b), status: 'validating' })
       .zadd(this.batchesIndex(b.tenant), seq, b.id)
+      .zadd(this.byTime('batches'), b.created_at * 1000, b.id)
       .exec();
   }
 
@@ -150,7 +171,10 @@ export class OpenaiStore {
 }
 
 /** The OpenAI file object. */
-export const fileObject = (f: FileRecord) => ({ id: f.id, object: 'file' as const, bytes: f.bytes, created_at: f.created_at, filename: f.filename, purpose: f.purpose, status: 'processed' as const });
+export const fileObject = (f: FileRecord) => ({
+  id: f.id, object: 'file' as const, bytes: f.bytes, created_at: f.created_at, ...(f.expires_at ? { expires_at: f.expires_at } : {}),
+  filename: f.filename, purpose: f.purpose, status: 'processed' as const,
+});
 
 /** The OpenAI batch object, from the record, its status fields and the chunk counts. */
 export function batchObject(b: BatchRecord, h: Record<string, string>, counts: { completed: number; failed: number; expired: number }) {

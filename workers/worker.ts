@@ -18,7 +18,7 @@ import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 import { trainProcessor } from './training/processor.ts';
-import { isOpenaiJob, OpenaiStore } from '../core/openai-batch.ts';
+import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
 
 export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
@@ -26,7 +26,7 @@ export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
 /** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
-const openai = (d: WorkerDeps, job: Job) => openaiProcessor(job, { ...d, openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)), registry: new Registry(d.redis, keyPrefix(d.cfg)), prefix: keyPrefix(d.cfg) });
+const openai = (d: WorkerDeps, job: Job) => openaiProcessor(job, { ...d, openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)), registry: new Registry(d.redis, keyPrefix(d.cfg)), prefix: keyPrefix(d.cfg), ttlMs: d.cfg.MODELQ_BATCH_TTL });
 
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
@@ -100,6 +100,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     // Expired batches are removed by the platform itself; every batch worker upserts the same schedule.
     const q = new Queue('batch', { connection: redis, prefix });
     await q.upsertJobScheduler('batch-cleanup', { every: Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10)) }, { name: 'cleanup', data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    await q.upsertJobScheduler('openai-cleanup', { every: Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10)) }, { name: OPENAI_JOBS.cleanup, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
     await q.close();
   }
 

@@ -112,7 +112,9 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
           await d.store.delete(openaiKeys.file(id)).catch(() => {});
           throw badRequest(`purpose must be one of ${UPLOAD_PURPOSES.join(', ')}; got ${JSON.stringify(fields.purpose ?? null)}`);
         }
-        const f: FileRecord = { id, tenant: principalOf(req).tenant, bytes: put.bytes, created_at: Math.floor(Date.now() / 1000), filename: put.filename, purpose: fields.purpose! };
+        const now = Math.floor(Date.now() / 1000);
+        // Kept as long as batches are (MODELQ_BATCH_TTL), then removed by the workers' cleanup.
+        const f: FileRecord = { id, tenant: principalOf(req).tenant, bytes: put.bytes, created_at: now, expires_at: now + Math.floor(d.cfg.MODELQ_BATCH_TTL / 1000), filename: put.filename, purpose: fields.purpose! };
         await store.putFile(f);
         return f;
       })().then(resolve, reject);

@@ -8,7 +8,8 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { type LinesDeps, processOpenaiLines } from './openai-lines.ts';
 import { validateOpenaiBatch } from './openai-validate.ts';
 
-export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, d: LinesDeps): Promise<unknown> {
+export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, d: LinesDeps & { ttlMs: number }): Promise<unknown> {
+  if (job.name === OPENAI_JOBS.cleanup) return cleanup(d);
   try {
     if (job.name === OPENAI_JOBS.validate) return await validateOpenaiBatch(parseJobData(batchIdJobSchema, job.data, job.name).batchId, d);
     if (job.name === OPENAI_JOBS.finalize) return await finalize(parseJobData(batchIdJobSchema, job.data, job.name).batchId, d);
@@ -41,7 +42,7 @@ async function lines(job: Pick<Job, 'data'>, d: LinesDeps) {
 const fileIdOf = (batchId: string, kind: string) => `file-${createHash('sha256').update(`${batchId}/${kind}`).digest('hex').slice(0, 24)}`;
 
 /** Concatenates the chunks' parts (in input order) into one file of the tenant; null when empty. */
-async function compose(record: BatchRecord, kind: 'output' | 'errors', d: LinesDeps): Promise<string | null> {
+async function compose(record: BatchRecord, kind: 'output' | 'errors', d: LinesDeps & { ttlMs: number }): Promise<string | null> {
   const store = d.store;
   async function* parts() {
     for (let i = 0; i < (record.chunks ?? 0); i++) {
@@ -56,11 +57,12 @@ async function compose(record: BatchRecord, kind: 'output' | 'errors', d: LinesD
     await store.delete(openaiKeys.file(id)).catch(() => {});
     return null;
   }
-  await d.openai.putFile({ id, tenant: record.tenant, bytes: put.bytes, created_at: Math.floor(Date.now() / 1000), filename: `${record.id}_${kind}.jsonl`, purpose: kind === 'output' ? 'batch_output' : 'batch_error' });
+  const now = Math.floor(Date.now() / 1000);
+  await d.openai.putFile({ id, tenant: record.tenant, bytes: put.bytes, created_at: now, expires_at: now + Math.floor(d.ttlMs / 1000), filename: `${record.id}_${kind}.jsonl`, purpose: kind === 'output' ? 'batch_output' : 'batch_error' });
   return id;
 }
 
-async function finalize(batchId: string, d: LinesDeps) {
+async function finalize(batchId: string, d: LinesDeps & { ttlMs: number }) {
   const b = await d.openai.batch(batchId);
   if (!b) throw new AppError('not_found', `batch ${batchId} no longer exists`);
   const status = b.fields.status as OpenaiStatus;
@@ -73,4 +75,21 @@ async function finalize(batchId: string, d: LinesDeps) {
   await d.openai.setFields(batchId, { ...(output ? { output_file_id: output } : {}), ...(errors ? { error_file_id: errors } : {}) });
   await d.openai.transition(batchId, end, end === 'cancelled' ? ['cancelling'] : ['finalizing', 'cancelling']);
   return { status: end };
+}
+
+/** Retention: batches (records and chunk parts) and files older than MODELQ_BATCH_TTL are removed. */
+async function cleanup(d: LinesDeps & { ttlMs: number }): Promise<{ removed: number }> {
+  const before = Date.now() - d.ttlMs;
+  const batches = await d.openai.createdBefore('batches', before);
+  for (const id of batches) {
+    await d.store.deletePrefix(openaiKeys.dir(id));
+    await d.openai.removeBatch(id);
+  }
+  const files = await d.openai.createdBefore('files', before);
+  for (const id of files) {
+    const f = await d.openai.anyFile(id);
+    await d.store.delete(openaiKeys.file(id)).catch(() => {});
+    if (f) await d.openai.deleteFile(f);
+  }
+  return { removed: batches.length + files.length };
 }

@@ -3,7 +3,8 @@
 // clients do). They measure; they never assert. They run in the bench process, so the server under
 // test must live in another process.
 import net from 'node:net';
-import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
+import { status as grpcStatus } from '@grpc/grpc-js';
 
 export interface LoadOptions {
   /** Full URL to POST to, e.g. http://127.0.0.1:8080/v2/models/m/infer. */
@@ -134,24 +135,47 @@ export interface GrpcLoadOptions extends Omit<LoadOptions, 'url' | 'body'> {
   message: Buffer;
 }
 
+/**
+ * gRPC unary calls over node:http2 directly, as one virtual client per stream on one shared
+ * connection (as gRPC clients multiplex): the request framed once (5-byte gRPC prefix), the answer
+ * judged by its grpc-status. @grpc/grpc-js as the load client spent about 0.8 ms of CPU per call
+ * here, this 0.1-0.25 ms, on the cores the server under test needs (the HTTP client above exists
+ * for the same reason).
+ */
 export async function runGrpcLoad(o: GrpcLoadOptions): Promise<LoadResult> {
-  const client = new grpc.Client(o.address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 });
+  const session = http2.connect(`http://${o.address}`);
+  session.on('error', () => {}); // each call reports its own failure
   const timeoutMs = o.requestTimeoutMs ?? 30_000;
-  const same = (b: Buffer) => b;
+  const frame = Buffer.alloc(5 + o.message.length);
+  frame.writeUInt32BE(o.message.length, 1);
+  o.message.copy(frame, 5);
+  const headers = { ':method': 'POST', ':path': o.method, 'content-type': 'application/grpc', te: 'trailers' };
   const sender = {
     send: () => new Promise<Outcome>((resolve) => {
-      client.makeUnaryRequest(o.method, same, same, o.message, { deadline: Date.now() + timeoutMs }, (e) => {
-        resolve(e ? { ok: false, status: grpc.status[e.code] ?? String(e.code) } : { ok: true, status: 'OK' });
+      let status: string | undefined;
+      const stream = session.request(headers, { endStream: false });
+      const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+      // Trailers-only answers (errors) carry grpc-status in the headers.
+      stream.on('response', (h) => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); });
+      stream.on('trailers', (t) => { status = String(t['grpc-status']); });
+      stream.on('data', () => {});
+      stream.on('error', (e: NodeJS.ErrnoException) => { status ??= e.code ?? 'ERROR'; });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        resolve(status === '0' ? { ok: true, status: 'OK' } : { ok: false, status: status === undefined ? 'ETIMEDOUT' : grpcName(status) });
       });
+      stream.end(frame);
     }),
     close: () => {},
   };
   try {
     return await closedLoop(() => sender, o);
   } finally {
-    client.close();
+    session.close();
   }
 }
+
+const grpcName = (code: string) => grpcStatus[Number(code)] ?? code;
 
 interface Sender { send(): Promise<Outcome>; close(): void }
 

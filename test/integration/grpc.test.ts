@@ -1,6 +1,7 @@
 // The inference protocol over gRPC with a grpc-js client: health and metadata, ModelInfer with raw and
 // typed contents for FP32, INT64 and BYTES models (answers equal direct onnxruntime runs), messages
 // above gRPC's 4 MiB default, and the status codes of bad requests, unknown models and keys.
+import { spawn } from 'node:child_process';
 import { status } from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../../producer/grpc/ser
 import { directRun, rows, tinyMlp } from '../fixtures/models.ts';
 import { bytesModel, directRunAny, int64Model } from '../fixtures/protocol-models.ts';
 import { bearer, codeOf, inferenceClient, type InferenceClient } from '../helpers/grpc-client.ts';
+import { freePort } from '../chaos/helpers.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
@@ -154,5 +156,24 @@ describe('GRPCInferenceService', () => {
       await down.close();
       dead.disconnect();
     }
+  });
+
+  it('is started by the producer process on MODELQ_GRPC_PORT and stops with it', async () => {
+    const grpcPort = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], {
+      cwd: new URL('../..', import.meta.url).pathname, stdio: 'ignore',
+      env: { ...process.env, ...p.env, MODELQ_PORT: String(await freePort()), MODELQ_GRPC_PORT: String(grpcPort) },
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    const pc = inferenceClient(`127.0.0.1:${grpcPort}`);
+    try {
+      await until(() => pc.call('ServerLive', {}).then((r) => r.live === true, () => false), 'gRPC on the producer', 30_000);
+      const r = await pc.call('ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32(rows(1, 4))] });
+      expect(r.outputs[0].shape).toEqual([1, 3]);
+    } finally {
+      pc.close();
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });

@@ -37,7 +37,9 @@ type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>) => Pro
 
 export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Promise<RunningGrpcServer> {
   const maxBytes = d.cfg.MODELQ_GRPC_MAX_MESSAGE_MB * 1024 * 1024;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes });
+  // channelz (grpc-js's per-call introspection, on by default) cost about 30% of the server's CPU
+  // per call in an A/B here (200-280 vs 140-200 us); nothing in modelq reads it.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, 'grpc.enable_channelz': 0 });
   server.addService(loadService(), handlers(d, o.keys) as unknown as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${o.host ?? '0.0.0.0'}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));

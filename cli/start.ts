@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { loadConfigOrExit } from '../core/config.ts';
+import { loadConfigOrExit, maskUrl } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -33,15 +33,20 @@ async function ensureRedis(): Promise<ChildProcess | null> {
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(url.hostname);
   const hasServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
   if (!local || !hasServer) {
-    process.stderr.write(`modelq: nothing answers at MODELQ_REDIS_URL=${cfg.MODELQ_REDIS_URL}${local ? ' and redis-server is not installed' : ''}.\n` +
+    process.stderr.write(`modelq: nothing answers at MODELQ_REDIS_URL=${maskUrl(cfg.MODELQ_REDIS_URL)}${local ? ' and redis-server is not installed' : ''}.\n` +
       (local ? '  Install Redis 7 (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run npm start again,\n  or point MODELQ_REDIS_URL at a running Redis.\n' : '  Start that Redis or point MODELQ_REDIS_URL at a running one.\n'));
     process.exit(1);
   }
+  const user = decodeURIComponent(url.username);
+  if (user && user !== 'default') {
+    process.stderr.write(`modelq: MODELQ_REDIS_URL names the Redis user "${user}"; the redis-server npm start would start has only the default user.\n  Start that Redis yourself, or use redis://:<password>@... for a local one.\n`);
+    process.exit(1);
+  }
   const dir = path.resolve(cfg.MODELQ_DATA_DIR, 'redis');
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const port = url.port || '6379';
-  log.info({ port, dir }, 'no Redis answered; starting redis-server for this run');
-  const child = spawn('redis-server', ['--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  log.info({ port, dir, password: url.password !== '' }, 'no Redis answered; starting redis-server for this run');
+  const child = spawn('redis-server', [writeRedisConf(dir, decodeURIComponent(url.password)), '--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(cfg.MODELQ_REDIS_URL))) {
     if (child.exitCode !== null || Date.now() > deadline) {
@@ -51,6 +56,18 @@ async function ensureRedis(): Promise<ChildProcess | null> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return child;
+}
+
+/**
+ * The started redis-server's config file: the URL's password, if any, as `requirepass` (in a file
+ * only this user reads, rather than on a command line that `ps` shows).
+ */
+function writeRedisConf(dir: string, password: string): string {
+  const file = path.join(dir, 'modelq-redis.conf');
+  const quoted = `"${password.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  fs.writeFileSync(file, password ? `requirepass ${quoted}\n` : '# no password: MODELQ_REDIS_URL names none\n', { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+  return file;
 }
 
 interface Role { name: string; file: string }

@@ -5,7 +5,13 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import type { Config } from './config.ts';
 
-export const SCOPES = ['read', 'infer', 'submit', 'admin'] as const;
+/**
+ * read: GET routes; infer: online inference; submit: batches, datasets, jobs; publish: create model
+ * versions (upload, or train/compress, which register one); admin: everything a tenant may do,
+ * including aliases, serving config and sharing of the tenant's own models. platform: the platform's
+ * operators (not a tenant's): the dashboard with every tenant's jobs, and any tenant's models.
+ */
+export const SCOPES = ['read', 'infer', 'submit', 'publish', 'admin', 'platform'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Principal { tenant: string; keyId: string; scopes: Scope[] }
@@ -67,8 +73,26 @@ export class KeyRing {
   }
 }
 
-/** admin may do everything; the other scopes grant only themselves. */
-export const allows = (p: Principal, scope: Scope) => p.scopes.includes('admin') || p.scopes.includes(scope);
+/**
+ * platform grants everything; admin grants every tenant scope (not platform); the others only themselves.
+ * A tenant's admin is not a platform operator: it never sees or acts on other tenants' work.
+ */
+export function allows(p: Principal, scope: Scope): boolean {
+  if (p.scopes.includes('platform') || p.scopes.includes(scope)) return true;
+  return scope !== 'platform' && p.scopes.includes('admin');
+}
+
+export const isPlatform = (p: Principal) => allows(p, 'platform');
+
+/** Who owns a model and whether other tenants may read and infer it. */
+export interface ModelAccess { owner: string; shared: boolean }
+
+/** Reading and inferring: the owner, a platform operator, or anyone when the model is shared. */
+export const canReadModel = (p: Principal, a: ModelAccess) => a.shared || a.owner === p.tenant || isPlatform(p);
+
+/** Adding versions (with `publish`), aliases, config, sharing (with `admin`): the owner's keys or a platform operator. */
+export const canWriteModel = (p: Principal, a: ModelAccess | null, scope: 'publish' | 'admin') =>
+  allows(p, scope) && (a === null || a.owner === p.tenant || isPlatform(p));
 
 /** The key from `Authorization: Bearer <key>` or, for browsers on the dashboard, basic auth with the key as password. */
 export function presentedKey(authorization: string | undefined): string | null {

@@ -18,25 +18,40 @@ export type QueueName = (typeof ALL_QUEUES)[number];
 export const GPU_TWINS: Partial<Record<QueueName, QueueName>> = { infer: 'infer-gpu', score: 'score-gpu' };
 export const isGpuQueue = (q: QueueName) => q.endsWith('-gpu');
 
-/** Each entry: [schema with default, description]. The README's configuration table is generated from this. */
+/**
+ * Each entry: [schema with its default, meaning, and the default as shown where the schema's is
+ * machine-dependent or in other units]. The README's configuration table is configTable()'s
+ * output (npm run docs:config writes it; test/unit/core/config.test.ts fails when they differ).
+ */
 export const configKeys = {
   MODELQ_REDIS_URL: [z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
     'Redis connection URL.'],
   MODELQ_PREFIX: [z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('modelq'),
-    'Prefix of every Redis key and queue; the platform wraps it in braces ({modelq}) so all keys share one cluster slot.'],
-  MODELQ_DATA_DIR: [z.string().min(1).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
+    'Prefix of every Redis key and queue; the platform wraps it in braces (`{modelq}`) so all keys share one cluster slot.'],
+  MODELQ_DATA_DIR: [z.string().min(1).default('./data'),
+    'Root of the filesystem artifact store (models, batch files).'],
   MODELQ_REDIS_CLUSTER: [z.string().regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be comma-separated host:port seed nodes').optional(),
-    'Comma-separated Redis Cluster seed nodes (host:port,...); when set, every process uses a cluster client (credentials and TLS still come from MODELQ_REDIS_URL).'],
-  MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'), 'Artifact store: fs (MODELQ_DATA_DIR, one machine or a shared volume) or s3 (S3, MinIO: no shared disk).'],
-  MODELQ_S3_BUCKET: [z.string().min(3).max(63).optional(), 'Bucket of the s3 store (required with MODELQ_STORE=s3). Credentials come the AWS SDK\'s usual way (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, role).'],
-  MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (MinIO: http://minio:9000); addressing is then path-style. Unset: AWS S3.'],
-  MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the s3 store signs for.'],
-  MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')), 'Where a worker keeps models downloaded from an object store, by sha256 (unused with the fs store).'],
-  MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
-  MODELQ_GRPC_PORT: [int(0, 65535).default(8001), 'Port of the inference protocol over gRPC (GRPCInferenceService, served by the producer); 0 turns it off.'],
-  MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64), 'Largest gRPC message the producer receives or sends, in MiB (gRPC\'s own default is 4).'],
-  MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the bull-board dashboard.'],
-  MODELQ_DASHBOARD_ADMIN: [flag.default(false), 'Set to 1 to allow retry/remove actions in the dashboard; read-only otherwise.'],
+    'Redis Cluster seed nodes `host:port,host:port`; when set, producer, workers and dashboard use a cluster client (credentials and TLS from `MODELQ_REDIS_URL`).'],
+  MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'),
+    'Artifact store: `fs` (`MODELQ_DATA_DIR`) or `s3` (S3, MinIO; no shared disk between machines).'],
+  MODELQ_S3_BUCKET: [z.string().min(3).max(63).optional(),
+    'Bucket of the `s3` store (required with `MODELQ_STORE=s3`). Credentials the AWS SDK\'s usual way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, instance role.'],
+  MODELQ_S3_ENDPOINT: [z.string().url().optional(),
+    'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
+  MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'),
+    'Region the `s3` store signs for.'],
+  MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')),
+    'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).', '`<os tmpdir>/modelq-cache`'],
+  MODELQ_PORT: [int(1, 65535).default(8080),
+    'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
+  MODELQ_GRPC_PORT: [int(0, 65535).default(8001),
+    'Port of the inference protocol over gRPC (`inference.GRPCInferenceService`, served by the producer); `0` turns it off.'],
+  MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64),
+    'Largest gRPC message received or sent, in MiB (gRPC\'s own default is 4).'],
+  MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081),
+    'HTTP port of the bull-board dashboard.'],
+  MODELQ_DASHBOARD_ADMIN: [flag.default(false),
+    'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only `platform` keys open it, and they may act.'],
   MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {
     const names = s.split(',').map((x) => x.trim()).filter(Boolean);
     for (const n of names) {
@@ -45,35 +60,100 @@ export const configKeys = {
       }
     }
     return names as QueueName[];
-  }), 'Comma-separated queues this worker consumes; default all CPU queues. A worker with MODELQ_DEVICE=cuda also consumes their GPU twins (infer-gpu, score-gpu); a CPU worker never does.'],
-  MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'), 'Execution provider for the engine; cuda falls back to CPU with a warning when CUDA cannot load.'],
-  MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Engine worker threads per worker process (default: one per core).'],
-  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1), 'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],
-  MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Memory bound on cached onnxruntime sessions per engine thread (estimated by model file size).'],
-  MODELQ_WORKERS: [int(0, 64).default(2), 'Worker processes started by `npm start`.'],
-  MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue (fills dynamic batches).'],
-  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
-  MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
-  MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body (protocol requests), in MiB.'],
-  MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB.'],
-  MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000), 'Job lock duration: a job whose worker died (SIGKILL, lost node) is picked up again after about this long.'],
-  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
-  MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (chunkRows).'],
-  MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
-  MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000), 'How long a batch and its files are kept after submit (7d, 12h, ...); expired ones are removed by the workers.'],
-  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())), 'Chunks one worker process scores at once (default: one per core).'],
-  MODELQ_API_KEYS: [z.string().optional(), 'JSON object { "<key>": { "tenant": "<name>", "scopes": ["read","infer","submit","admin"] } }; when set, every route but /v2/health/* needs a key.'],
-  MODELQ_API_KEYS_FILE: [z.string().optional(), 'Path of a file holding MODELQ_API_KEYS (read at start).'],
-  MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), 'required: refuse to start without API keys; optional: run open (and say so loudly) when none are configured.'],
-  MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(), 'Requests per key (per client address when open) and window, e.g. 100/s; off when unset. Above it: 429 with Retry-After.'],
-  MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level.'],
-  MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for /metrics.'],
+  }),
+    'Queues this worker consumes (default: every CPU queue). A worker with `MODELQ_DEVICE=cuda` also takes their GPU twins (`infer-gpu`, `score-gpu`); a CPU worker never does.'],
+  MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'),
+    '`cuda` asks for the CUDA execution provider and falls back to CPU with one warning when it cannot load.'],
+  MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())),
+    'Engine worker threads per worker process.', 'one per core'],
+  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1),
+    'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],
+  MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048),
+    'Bound on cached sessions per engine thread (estimated by model file size).'],
+  MODELQ_WORKERS: [int(0, 64).default(2),
+    'Worker processes started by `npm start`.'],
+  MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64),
+    'Concurrent jobs per worker process on the infer queue.'],
+  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000),
+    'How long an online request waits for its answer before 504.'],
+  MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000),
+    'How long a model upload waits for a worker to check the file before 504.'],
+  MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32),
+    'Largest accepted JSON request body, in MiB (413 above).'],
+  MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096),
+    'Largest accepted upload (models, batch files), in MiB (413 above).'],
+  MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000),
+    'Job lock duration: a job whose worker died (SIGKILL, lost node) is taken up again after about this long.'],
+  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000),
+    'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
+  MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000),
+    'Rows per chunk job of a batch when the request does not say (`chunkRows`).'],
+  MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024),
+    'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
+  MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000),
+    'Most rows one batch file may have (400 above).'],
+  MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000),
+    'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.', '`7d`'],
+  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())),
+    'Chunks one worker process scores at once.', 'one per core'],
+  MODELQ_API_KEYS: [z.string().optional(),
+    'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).'],
+  MODELQ_API_KEYS_FILE: [z.string().optional(),
+    'A file holding the same JSON.'],
+  MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'),
+    '`required` refuses to start without keys.'],
+  MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(),
+    'Requests per key (per address when open) and window: `100/s`, `6000/m`, `100000/h`; no limit when unset.'],
+  MODELQ_MAX_INFLIGHT: [int(1, 1_000_000).default(2048),
+    'Online inference requests one producer holds at once; past it, 429 with Retry-After.'],
+  MODELQ_MAX_INFLIGHT_PER_MODEL: [int(1, 1_000_000).default(1024),
+    'Online inference requests one producer holds at once for one model; past it, 429 with Retry-After (one slow model cannot take every slot).'],
+  MODELQ_REDIS_MEMORY_HIGH: [z.coerce.number().gt(0).max(1).default(0.9),
+    'Fraction of Redis maxmemory past which the producer refuses new work (503 with Retry-After) until it drains; no effect when Redis has no maxmemory.'],
+  MODELQ_TRAIN_MAX_MEMORY_MB: [int(64, 1_048_576).default(4096),
+    'Memory a training (or distillation) process may use, in MiB (V8 heap limit and resident memory, watched); past it the process is killed and the job fails saying so.'],
+  MODELQ_TRAIN_TIMEOUT_S: [int(1, 30 * 86400).default(86400),
+    'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.'],
+  MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    'pino log level (JSON logs on stdout, with job ids).'],
+  MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000),
+    'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
+
+/** The default as the table shows it: `value`, `a,b` for lists, `0`/`1` for flags, unset when there is none. */
+function shownDefault(schema: z.ZodType): string {
+  const r = schema.safeParse(undefined);
+  const v: unknown = r.success ? r.data : undefined;
+  if (v === undefined) return 'unset';
+  if (typeof v === 'boolean') return v ? '`1`' : '`0`';
+  return `\`${Array.isArray(v) ? v.join(',') : String(v)}\``;
+}
+
+/** The README's configuration table (markdown), rendered from configKeys. */
+export function configTable(): string {
+  const rows = Object.entries(configKeys).map(([key, entry]) => {
+    const [schema, meaning, shown] = entry as readonly [z.ZodType, string, string?];
+    return `| \`${key}\` | ${shown ?? shownDefault(schema)} | ${meaning} |`;
+  });
+  return ['| Key | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
+}
 
 type Keys = typeof configKeys;
 export type Config = Readonly<{ [K in keyof Keys]: z.output<Keys[K][0]> }>;
 
 export class ConfigError extends Error {}
+
+/** A URL (or any text holding URLs) as it may be logged: each password replaced by "***". */
+export function maskUrl(url: string): string {
+  // Not through new URL(): a URL that fails to parse must not be printed whole either.
+  return url.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^@/?#\s]*)@/gi, (_m, scheme: string, cred: string) => {
+    const i = cred.indexOf(':');
+    return `${scheme}${i >= 0 ? `${cred.slice(0, i)}:***` : '***'}@`;
+  });
+}
+
+/** Keys whose values are never printed whole, even when invalid. */
+const SHOWN: Record<string, (raw: string) => string> = { MODELQ_REDIS_URL: maskUrl, MODELQ_API_KEYS: () => '<hidden>' };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const out: Record<string, unknown> = {};
@@ -82,7 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const raw = env[key];
     const r = (schema as z.ZodType).safeParse(raw === '' ? undefined : raw);
     if (r.success) out[key] = r.data;
-    else problems.push(`${key}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
   return Object.freeze(out) as Config;

@@ -2,7 +2,6 @@
 // types, missing and distinct counts) so a training request can be checked before it is queued.
 // The file is read as records by the same code at upload and in the trainer.
 import { randomBytes } from 'node:crypto';
-import { StringDecoder } from 'node:string_decoder';
 import { Readable } from 'node:stream';
 import { parse as csvParse, CsvError } from 'csv-parse';
 import type { Redis } from 'ioredis';
@@ -51,18 +50,36 @@ export interface DatasetRow { line: number; values: Record<string, unknown> }
 
 const lineError = (line: number, msg: string) => badRequest(`line ${line}: ${msg}`);
 
-/** The records of a CSV or JSONL stream. Malformed input throws a 400 naming the line. */
-export async function* datasetRows(source: AsyncIterable<Buffer | string>, format: DatasetFormat): AsyncGenerator<DatasetRow> {
-  if (format === 'jsonl') yield* jsonlRows(source);
-  else yield* csvRows(source);
+/** Longest row (JSONL line, CSV record) read by default: MODELQ_MAX_ROW_BYTES's default, 16 MiB. */
+export const DEFAULT_MAX_ROW_BYTES = 16 * 1024 * 1024;
+
+export interface RowReadOptions {
+  /** A longer row is a 400 naming its line, never buffered whole. Default DEFAULT_MAX_ROW_BYTES. */
+  maxRowBytes?: number;
 }
 
-async function* jsonlRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<DatasetRow> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
+/** The records of a CSV or JSONL stream. Malformed input throws a 400 naming the line. */
+export async function* datasetRows(source: AsyncIterable<Buffer | string>, format: DatasetFormat, opts: RowReadOptions = {}): AsyncGenerator<DatasetRow> {
+  const maxRowBytes = opts.maxRowBytes ?? DEFAULT_MAX_ROW_BYTES;
+  if (format === 'jsonl') yield* jsonlRows(source, maxRowBytes);
+  else yield* csvRows(source, maxRowBytes);
+}
+
+const tooLong = (line: number, max: number) => lineError(line, `is longer than ${max} bytes (MODELQ_MAX_ROW_BYTES)`);
+
+/**
+ * Lines as bytes: each chunk is searched once for newlines and the pieces of a line that spans
+ * chunks are kept as a list, joined once when it ends, so reading is linear in the file's size
+ * however long a line is. A line cannot end inside a UTF-8 character, so each decodes whole.
+ */
+async function* jsonlRows(source: AsyncIterable<Buffer | string>, maxRowBytes: number): AsyncGenerator<DatasetRow> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
   let line = 0;
-  const one = (text: string): DatasetRow | null => {
+  const one = (bytes: Buffer): DatasetRow | null => {
     line++;
+    if (bytes.length > maxRowBytes) throw tooLong(line, maxRowBytes);
+    const text = bytes.toString('utf8');
     if (/^[\s]*$/.test(text)) return null;
     let v: unknown;
     try {
@@ -73,20 +90,31 @@ async function* jsonlRows(source: AsyncIterable<Buffer | string>): AsyncGenerato
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw lineError(line, 'a row must be a JSON object');
     return { line, values: v as Record<string, unknown> };
   };
-  for await (const chunk of source) {
-    const parts = (rest + (typeof chunk === 'string' ? chunk : decoder.write(chunk))).split('\n');
-    rest = parts.pop() ?? '';
-    for (const p of parts) {
-      const r = one(p);
+  for await (const piece of source) {
+    const chunk = typeof piece === 'string' ? Buffer.from(piece, 'utf8') : piece;
+    let from = 0;
+    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
+      const tail = chunk.subarray(from, nl);
+      const whole = pending.length ? Buffer.concat([...pending, tail], pendingBytes + tail.length) : tail;
+      pending = [];
+      pendingBytes = 0;
+      from = nl + 1;
+      const r = one(whole);
       if (r) yield r;
     }
+    if (from < chunk.length) {
+      pending.push(chunk.subarray(from));
+      pendingBytes += chunk.length - from;
+      if (pendingBytes > maxRowBytes) throw tooLong(line + 1, maxRowBytes);
+    }
   }
-  const r = one(rest + decoder.end());
+  const r = one(Buffer.concat(pending, pendingBytes));
   if (r) yield r;
 }
 
-async function* csvRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<DatasetRow> {
-  const parser = csvParse({ relax_column_count: true, skip_empty_lines: true, info: true, bom: true });
+async function* csvRows(source: AsyncIterable<Buffer | string>, maxRowBytes: number): AsyncGenerator<DatasetRow> {
+  // max_record_size counts characters, at most as many as bytes: the bound holds.
+  const parser = csvParse({ relax_column_count: true, skip_empty_lines: true, info: true, bom: true, max_record_size: maxRowBytes });
   Readable.from(source).on('error', (e) => parser.destroy(e)).pipe(parser);
   let header: string[] | undefined;
   try {
@@ -110,6 +138,7 @@ async function* csvRows(source: AsyncIterable<Buffer | string>): AsyncGenerator<
       yield { line: info.lines, values };
     }
   } catch (e) {
+    if (e instanceof CsvError && e.code === 'CSV_MAX_RECORD_SIZE') throw tooLong((e as CsvError & { lines?: number }).lines ?? 0, maxRowBytes);
     if (e instanceof CsvError) throw badRequest(`line ${(e as CsvError & { lines?: number }).lines ?? '?'}: ${e.message}`);
     throw e;
   }
@@ -130,10 +159,10 @@ interface Acc { seen: number; numeric: boolean; integer: boolean; distinct: Set<
 export interface Profile { rows: number; columns: Column[]; stats: ColumnStats[] }
 
 /** Reads the whole file once: row count, column types (number, integer, string), missing and distinct counts. */
-export async function profileDataset(source: AsyncIterable<Buffer | string>, format: DatasetFormat): Promise<Profile> {
+export async function profileDataset(source: AsyncIterable<Buffer | string>, format: DatasetFormat, opts: RowReadOptions = {}): Promise<Profile> {
   const acc = new Map<string, Acc>();
   let rows = 0;
-  for await (const row of datasetRows(source, format)) {
+  for await (const row of datasetRows(source, format, opts)) {
     rows++;
     for (const [name, v] of Object.entries(row.values)) {
       let a = acc.get(name);

@@ -64,15 +64,23 @@ function createCluster(nodes: { host: string; port: number }[], url: string, opt
     ...(tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
   };
   const cluster = new Cluster(nodes, clusterOptions);
-  // Cluster.duplicate(nodes, options) differs from Redis.duplicate(options): accept the Redis form
-  // (core/queues.ts duplicates with { maxRetriesPerRequest: null, ... } for QueueEvents).
-  const duplicate = cluster.duplicate.bind(cluster);
-  cluster.duplicate = ((first?: unknown, second?: unknown) => {
-    if (first === undefined || Array.isArray(first)) return duplicate(first as never[] | undefined, second as object | undefined);
-    const o = first as RedisOptions;
-    return createCluster(nodes, url, { ...opts, ...o });
-  }) as Cluster['duplicate'];
+  clusterSettings.set(cluster, { nodes, url, opts });
   return cluster;
+}
+
+/** How each cluster client made here was made, so duplicateRedis can make another the same way. */
+const clusterSettings = new WeakMap<object, { nodes: { host: string; port: number }[]; url: string; opts: RedisOptions }>();
+
+/**
+ * A new connection like `client`, with `overrides` (RedisOptions). For a plain client that is
+ * Redis.duplicate(overrides); a cluster client is rebuilt from its seeds with the overrides
+ * applied, because Cluster.duplicate(nodes, options) takes cluster options, not RedisOptions
+ * (core/queues.ts duplicates with { maxRetriesPerRequest: null, ... } for QueueEvents).
+ */
+export function duplicateRedis(client: Redis, overrides: RedisOptions): Redis {
+  const cluster = clusterSettings.get(client);
+  if (!cluster) return client.duplicate(overrides);
+  return createCluster(cluster.nodes, cluster.url, { ...cluster.opts, ...overrides }) as unknown as Redis;
 }
 
 /** Resolves when the client is ready, rejects after timeoutMs. */

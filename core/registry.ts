@@ -2,6 +2,7 @@
 // The model bytes live in the artifact store under their sha256; Redis keeps only the records.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { ModelAccess } from './auth.ts';
 import { AppError, badRequest, notFound } from './errors.ts';
 import { tensorSpecSchema } from './tensors.ts';
 
@@ -30,7 +31,7 @@ export const versionRecordSchema = z.object({
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
 
-export interface ModelRecord { name: string; versions: VersionRecord[]; aliases: Record<string, number> }
+export interface ModelRecord { name: string; versions: VersionRecord[]; aliases: Record<string, number>; owner: string; shared: boolean }
 
 export const modelArtifactKey = (sha256: string) => `models/sha256/${sha256}.onnx`;
 
@@ -50,10 +51,24 @@ export function parseRef(ref: string): { name: string; selector: string | number
   throw badRequest(`model reference "${ref.slice(0, 100)}": after @ comes a version number or an alias`);
 }
 
-// Atomically: return the existing version for these bytes, or append the next version and move `latest`.
+/**
+ * A model registered before models had owners: it belongs to tenant "default" (what every caller
+ * was then) and stays shared, so what served before still serves.
+ */
+export const LEGACY_ACCESS: ModelAccess = Object.freeze({ owner: 'default', shared: true });
+
+/** Who creates a version: the owner of a new model; a platform operator may add to any model. */
+export interface Publisher { tenant: string; platform?: boolean }
+
+// Atomically: refuse a tenant that does not own the model (-1); return the existing version for these
+// bytes; or append the next version, move `latest` and, for a new model, record its owner.
 const CREATE_VERSION = `
+local owner = redis.call('HGET', KEYS[5], 'owner')
+if not owner and redis.call('EXISTS', KEYS[1]) == 1 then owner = 'default' end
+if owner and owner ~= ARGV[5] and ARGV[6] ~= '1' then return {0, -1} end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {tonumber(existing), 0} end
+if not owner then redis.call('HSET', KEYS[5], 'owner', ARGV[5], 'shared', ARGV[7]) end
 local v = redis.call('HLEN', KEYS[1]) + 1
 redis.call('HSET', KEYS[1], v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
@@ -69,17 +84,22 @@ export interface RegistryOptions {
    * Writes through this instance drop the name at once; writes by other processes show after this.
    */
   servingCacheMs?: number;
+  /** Whether a new model is readable by other tenants. Default false: a tenant's models are its own until shared. */
+  sharedByDefault?: boolean;
 }
 
-export interface ServingTarget { model: VersionRecord; config: ModelConfig }
+export interface ServingTarget { model: VersionRecord; config: ModelConfig; access: ModelAccess }
 
 export class Registry {
   private readonly servingCacheMs: number;
   /** name -> ref -> lookup; the promise is shared so concurrent requests read Redis once. */
   private readonly serving_ = new Map<string, Map<string, { at: number; value: Promise<ServingTarget> }>>();
 
+  private readonly sharedByDefault: boolean;
+
   constructor(private readonly redis: Redis, private readonly prefix: string, opts: RegistryOptions = {}) {
     this.servingCacheMs = opts.servingCacheMs ?? 0;
+    this.sharedByDefault = opts.sharedByDefault ?? false;
   }
 
   // Under "records:" so no key can meet a BullMQ key of the `model` queue ({prefix}:model:<jobId>).
@@ -90,18 +110,39 @@ export class Registry {
     return `${this.prefix}:records:models`;
   }
 
-  /** Creates the next version of `name`, or returns the version that already has these bytes. */
-  async createVersion(name: string, v: NewVersion): Promise<{ record: VersionRecord; created: boolean }> {
+  /**
+   * Creates the next version of `name`, or returns the version that already has these bytes. The
+   * first version makes `by.tenant` the model's owner (default publisher: tenant "default"); another
+   * tenant is refused (forbidden) unless it is a platform operator.
+   */
+  async createVersion(name: string, v: NewVersion, by: Publisher = { tenant: 'default' }): Promise<{ record: VersionRecord; created: boolean }> {
     checkName(name);
     const createdAt = new Date().toISOString();
     const body = JSON.stringify({ ...v, createdAt });
     const [version, created] = (await this.redis.eval(
-      CREATE_VERSION, 4, this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey,
-      v.sha256, body, Date.now(), name,
+      CREATE_VERSION, 5, this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey, this.k(name, 'meta'),
+      v.sha256, body, Date.now(), name, by.tenant, by.platform ? '1' : '0', this.sharedByDefault ? '1' : '0',
     )) as [number, number];
+    if (created === -1) throw new AppError('forbidden', `model "${name}" belongs to another tenant; only its owner can add versions`);
     if (created === 1) this.changed(name);
     const record = await this.getVersion(name, version);
     return { record, created: created === 1 };
+  }
+
+  /** Owner and sharing of `name`, or null when no such model exists. */
+  async access(name: string): Promise<ModelAccess | null> {
+    checkName(name);
+    const [meta, exists] = await Promise.all([this.redis.hgetall(this.k(name, 'meta')), this.redis.exists(this.k(name, 'versions'))]);
+    if (!exists) return null;
+    return meta.owner ? { owner: meta.owner, shared: meta.shared === '1' } : LEGACY_ACCESS;
+  }
+
+  /** Lets other tenants read and infer `name` (or stops it). The owner never changes. */
+  async setShared(name: string, shared: boolean): Promise<void> {
+    const a = await this.access(name);
+    if (!a) throw notFound(`model "${name}" not found`);
+    await this.redis.hset(this.k(name, 'meta'), 'owner', a.owner, 'shared', shared ? '1' : '0');
+    this.changed(name);
   }
 
   /** The version of `name` that has exactly these bytes, if any. */
@@ -110,27 +151,30 @@ export class Registry {
     return v ? this.getVersion(name, Number(v)) : null;
   }
 
-  async listModels(): Promise<ModelRecord[]> {
+  /** Every model, or those `visible` lets through (a tenant's own and the shared ones). */
+  async listModels(visible: (a: ModelAccess) => boolean = () => true): Promise<ModelRecord[]> {
     const names = await this.redis.zrange(this.modelsKey, 0, -1);
     const out: ModelRecord[] = [];
     for (const n of names) {
       const m = await this.findModel(n);
-      if (m) out.push(m);
+      if (m && visible(m)) out.push(m);
     }
     return out;
   }
 
   async findModel(name: string): Promise<ModelRecord | null> {
     checkName(name);
-    const [versions, aliases] = await Promise.all([
+    const [versions, aliases, meta] = await Promise.all([
       this.redis.hgetall(this.k(name, 'versions')),
       this.redis.hgetall(this.k(name, 'aliases')),
+      this.redis.hgetall(this.k(name, 'meta')),
     ]);
     const list = Object.entries(versions)
       .map(([v, json]) => ({ name, version: Number(v), ...JSON.parse(json) }) as VersionRecord)
       .sort((a, b) => a.version - b.version);
     if (!list.length) return null;
-    return { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])) };
+    const access = meta.owner ? { owner: meta.owner, shared: meta.shared === '1' } : LEGACY_ACCESS;
+    return { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])), ...access };
   }
 
   async getModel(name: string): Promise<ModelRecord> {
@@ -180,8 +224,9 @@ export class Registry {
   }
 
   private async readServing(ref: string): Promise<ServingTarget> {
-    const [model, config] = await Promise.all([this.resolve(ref), this.getConfig(parseRef(ref).name)]);
-    return { model, config };
+    const { name } = parseRef(ref);
+    const [model, config, access] = await Promise.all([this.resolve(ref), this.getConfig(name), this.access(name)]);
+    return { model, config, access: access ?? LEGACY_ACCESS };
   }
 
   /** Drops cached serving lookups of `name` after a write through this instance. */

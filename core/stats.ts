@@ -11,8 +11,13 @@ export interface WorkerStats {
   startedAt: string;
   jobs: Record<string, { completed: number; failed: number }>;
   engine: { runs: number; rows: number; requests: number; computeMs: number; errors: number; batchSizes?: Record<string, number>; perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }> };
-  /** Main-thread event-loop delay over the window since the previous publication (from `since`, epoch ms). */
-  eventLoopDelayMs: { p50: number; p99: number; max: number; since: number; recent?: [from: number, to: number, maxMs: number][] };
+  /**
+   * Main-thread event-loop delay over the window since the previous publication (from `since`, epoch
+   * ms). `recent`: the last windows with their delay maximum and, from newer workers, the longest
+   * stretch the main thread itself was busy (event-loop time not spent waiting for I/O), which unlike
+   * the delay does not grow when a loaded machine leaves an idle thread unscheduled.
+   */
+  eventLoopDelayMs: { p50: number; p99: number; max: number; since: number; recent?: [from: number, to: number, maxMs: number, busyMaxMs?: number][] };
   publishedAt: number;
   rssBytes: number;
 }

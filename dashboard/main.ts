@@ -16,7 +16,11 @@ redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection erro
 
 const queues = new Queues(keyPrefix(cfg), redis);
 const keys = KeyRing.fromConfigOrExit(cfg);
-const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys });
+if (keys.size === 0 && cfg.MODELQ_AUTH === 'required') {
+  process.stderr.write('modelq: MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)\n');
+  process.exit(1);
+}
+const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, logger: log });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
   if (err) {

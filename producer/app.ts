@@ -1,9 +1,11 @@
-// Builds the producer's express app from its dependencies; tests use it without a port, main.ts listens.
+// Builds the producer from its dependencies: the express app, and the request listener that puts the
+// inference fast path in front of it; tests listen on port 0, main.ts on MODELQ_PORT.
 import http from 'node:http';
 import express from 'express';
 import { KeyRing } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
 import { auditMiddleware, authMiddleware, rateLimitMiddleware } from './auth.ts';
+import { backpressureFor } from './backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { errorMiddleware, sendError } from './http.ts';
 import { createMetrics } from './metrics.ts';
@@ -17,7 +19,16 @@ import { createInfer, v2Router } from './routes/v2.ts';
 import { fastInfer } from './fast-infer.ts';
 import { openaiRouter } from './openai/router.ts';
 
-export function buildApp(d: ProducerDeps): express.Express {
+export interface ProducerApp {
+  /** The express app alone: every route, middleware and error body. */
+  app: express.Express;
+  /** What a server should call per request: plain inference requests take the fast path, everything else goes to `app`. */
+  handle: http.RequestListener;
+  /** An http.Server on `handle`, listening: takes http.Server's listen arguments. */
+  listen: http.Server['listen'];
+}
+
+export function buildApp(d: ProducerDeps): ProducerApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -32,8 +43,9 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
-  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT);
+  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT, { redis: d.redis, prefix: d.prefix });
   if (limiter) app.use(limiter);
+  app.use(backpressureFor(d).middleware);
 
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', metrics.registry.contentType);
@@ -54,13 +66,12 @@ export function buildApp(d: ProducerDeps): express.Express {
   app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorMiddleware(d.logger));
 
-  // The servers this app listens on take plain inference requests on the fast path first (same
-  // answers, errors and metrics, a fraction of express's cost) and hand everything else to express.
+  // Plain inference requests take the fast path first (same answers, errors and metrics, a fraction
+  // of express's cost); everything else goes to express.
   const fast = fastInfer({ deps: d, keys, metrics, infer, rateLimited: limiter !== null });
-  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const handle: http.RequestListener = (req, res) => {
     if (!fast(req, res)) app(req, res);
   };
-  const listen = app.listen;
-  app.listen = ((...args: unknown[]) => (listen as (...a: unknown[]) => http.Server).apply(handler, args)) as typeof app.listen;
-  return app;
+  const listen = ((...args: Parameters<http.Server['listen']>) => http.createServer(handle).listen(...args)) as http.Server['listen'];
+  return { app, handle, listen };
 }

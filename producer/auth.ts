@@ -2,6 +2,8 @@
 // route needs is decided here, in one table, so a new route cannot be left open by accident.
 import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import type { Redis } from 'ioredis';
+import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
@@ -11,15 +13,26 @@ declare module 'express-serve-static-core' {
   interface Request { principal?: Principal }
 }
 
-/** null: no key needed. */
+/** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
 export function requiredScope(method: string, path: string): Scope | null {
   if (path.startsWith('/v2/health/')) return null;
+  // Platform-wide figures, per model of every tenant: for the platform's operators (and their Prometheus).
+  if (path === '/metrics') return 'platform';
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
+  if (method === 'POST' && /^\/v1\/models\/[^/]+\/versions\/?$/.test(path)) return 'publish';
   // The OpenAI-compatible Files and Batches: a key that may submit batches may upload and delete their files.
   if ((method === 'POST' || method === 'DELETE') && /^\/openai\/v1\/(files|batches)(\/|$)/.test(path)) return 'submit';
   return 'admin';
+}
+
+/** Training and compression always register a version: they need `publish` as well as `submit`. */
+export function requiredScopes(method: string, path: string): Scope[] {
+  const main = requiredScope(method, path);
+  if (main === null) return [];
+  if (method === 'POST' && /^\/v1\/jobs\/(train|compress)\/?$/.test(path)) return [main, 'publish'];
+  return [main];
 }
 
 export function principalOf(req: Request): Principal {
@@ -28,29 +41,39 @@ export function principalOf(req: Request): Principal {
 
 export function authMiddleware(keys: KeyRing): RequestHandler {
   return (req, res, next) => {
-    const scope = requiredScope(req.method, req.path);
+    const scopes = requiredScopes(req.method, req.path);
     if (keys.size === 0) {
       req.principal = OPEN_PRINCIPAL;
       return next();
     }
-    if (scope === null) return next();
+    if (!scopes.length) return next();
     const key = presentedKey(req.headers.authorization);
     if (!key) return sendError(req, res, new AppError('unauthorized', 'an API key is required: Authorization: Bearer <key>'));
     const p = keys.authenticate(key);
     if (!p) return sendError(req, res, new AppError('unauthorized', 'unknown API key'));
-    if (!allows(p, scope)) return sendError(req, res, new AppError('forbidden', `this key lacks the "${scope}" scope`));
+    const lacking = scopes.find((s) => !allows(p, s));
+    if (lacking) return sendError(req, res, new AppError('forbidden', `this key lacks the "${lacking}" scope`));
     req.principal = p;
     next();
   };
 }
 
-/** MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. */
-export function rateLimitMiddleware(spec: string | undefined): RequestHandler | null {
+/**
+ * MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. Counted
+ * in Redis (under the platform's prefix), so N producers together allow N requests, not N times N.
+ * Without `shared` (unit tests) it counts in this process.
+ */
+export function rateLimitMiddleware(spec: string | undefined, shared?: { redis: Redis; prefix: string }): RequestHandler | null {
   if (!spec) return null;
   const [n, unit] = spec.split('/') as [string, 's' | 'm' | 'h'];
   const windowMs = { s: 1000, m: 60_000, h: 3_600_000 }[unit];
+  const store = shared && new RedisStore({
+    prefix: `${shared.prefix}:ratelimit:`,
+    sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
+  });
   return rateLimit({
     windowMs,
+    ...(store ? { store } : {}),
     limit: Number(n),
     standardHeaders: 'draft-7',
     legacyHeaders: false,

@@ -1,7 +1,7 @@
 // Adds a job and waits for its return value, bounded by a timeout. A failed job comes back as the
-// AppError its processor raised (the code travels in the failure reason).
+// AppError its processor raised (its error data travels as the failure reason, core/errors.ts).
 import type { Job, Queue, QueueEvents } from 'bullmq';
-import { AppError, decodeJobError } from '../core/errors.ts';
+import { AppError, fromFailedReason } from '../core/errors.ts';
 
 export async function awaitJob<T>(job: Job, events: QueueEvents, timeoutMs: number, what: string): Promise<T> {
   try {
@@ -9,7 +9,7 @@ export async function awaitJob<T>(job: Job, events: QueueEvents, timeoutMs: numb
   } catch (e) {
     const msg = (e as Error).message ?? '';
     if (/timed out before finishing/.test(msg)) throw new AppError('timeout', `${what} timed out after ${timeoutMs} ms`);
-    throw decodeJobError(msg);
+    throw fromFailedReason(msg);
   }
 }
 
@@ -31,7 +31,7 @@ export class JobAnswers {
 
   constructor(private readonly queue: Queue, events: QueueEvents) {
     events.on('completed', ({ jobId, returnvalue }) => this.take(jobId)?.resolve(returnvalue));
-    events.on('failed', ({ jobId, failedReason }) => this.take(jobId)?.reject(decodeJobError(failedReason)));
+    events.on('failed', ({ jobId, failedReason }) => this.take(jobId)?.reject(fromFailedReason(failedReason)));
   }
 
   /** Resolves with the job's return value; register before adding the job. */
@@ -64,7 +64,7 @@ export class JobAnswers {
       const w = this.take(jobId);
       if (!w) return;
       if (job && state === 'completed') w.resolve(job.returnvalue);
-      else if (job && state === 'failed') w.reject(decodeJobError(job.failedReason));
+      else if (job && state === 'failed') w.reject(fromFailedReason(job.failedReason));
       else w.reject(timeout);
     } catch {
       this.take(jobId)?.reject(timeout);

@@ -3,6 +3,15 @@
 // cap the platform below onnxruntime. Requests gather for up to maxDelayMs (or until maxBatch rows),
 // except when the model is idle here (no job in flight, no request in the previous maxDelayMs):
 // then company is unlikely and they leave at the end of this turn of the event loop.
+//
+// Not shared with the engine's dynamic batcher (workers/engine/batcher.ts), on purpose: both wait
+// for a window, but this one sends a job the moment its window closes, however many jobs are in
+// flight (the worker's batcher does the bounding), and a request that would overflow maxBatch
+// closes the group it would have joined. The batcher holds requests back while `instances` runs of
+// the model are busy, so a full run slot, not only the clock, ends its window; it then takes
+// requests up to maxBatch rows from a queue that may hold several batches, groups by input shape,
+// and honours abort signals. A helper covering both would be a scheduler with hooks for each
+// difference, longer than either.
 import crypto from 'node:crypto';
 import type { Queue } from 'bullmq';
 import { AppError } from '../core/errors.ts';

@@ -18,6 +18,8 @@ const isV2 = (req: Request) => req.path.startsWith('/v2');
 
 export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
+  const retryAfter = (e as { retryAfterS?: number }).retryAfterS;
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
   res.status(e.httpStatus).json(isV2(req) ? { error: e.message } : { error: { code: e.code, message: e.message } });
 }
 

@@ -1,5 +1,5 @@
 // Producer process: the HTTP API on MODELQ_PORT. SIGTERM/SIGINT stop accepting, finish requests, exit 0.
-import { loadConfigOrExit } from '../core/config.ts';
+import { loadConfigOrExit, maskUrl } from '../core/config.ts';
 import { KeyRing } from '../core/auth.ts';
 import { createLogger } from '../core/logger.ts';
 import { buildApp } from './app.ts';
@@ -21,7 +21,7 @@ let deps;
 try {
   deps = await createProducerDeps(cfg, logger);
 } catch (e) {
-  logger.fatal({ err: (e as Error).message, redis: cfg.MODELQ_REDIS_URL }, 'cannot reach Redis; is redis-server running?');
+  logger.fatal({ err: maskUrl((e as Error).message), redis: maskUrl(cfg.MODELQ_REDIS_URL) }, 'cannot reach Redis; is redis-server running?');
   process.exit(1);
 }
 const server = buildApp(deps).listen(cfg.MODELQ_PORT, () => logger.info({ port: cfg.MODELQ_PORT }, 'producer listening'));

@@ -17,13 +17,39 @@ export interface Metrics {
 export function createMetrics(d: ProducerDeps): Metrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: 'modelq_producer_' });
+  queueDepths(registry, d);
+  workerFigures(registry, d);
+  return { registry, ...httpFigures(registry) };
+}
 
+/** The producer's own HTTP figures: requests by route and status, and latency. */
+function httpFigures(registry: client.Registry): Pick<Metrics, 'middleware' | 'startRequest'> {
   const requests = new client.Counter({ name: 'modelq_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
   const latency = new client.Histogram({
     name: 'modelq_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
   });
+  const startRequest = (method: string, route: string) => {
+    const end = latency.startTimer();
+    return (status: number) => {
+      requests.inc({ method, route, status: String(status) });
+      end({ method, route });
+    };
+  };
+  const middleware: RequestHandler = (req, res, next) => {
+    const end = latency.startTimer();
+    res.on('finish', () => {
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      end({ method: req.method, route });
+    });
+    next();
+  };
+  return { middleware, startRequest };
+}
 
+/** Jobs per queue and state, read from Redis at scrape time. */
+function queueDepths(registry: client.Registry, d: ProducerDeps) {
   new client.Gauge({
     name: 'modelq_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: [registry],
     async collect() {
@@ -36,7 +62,10 @@ export function createMetrics(d: ProducerDeps): Metrics {
       }
     },
   });
+}
 
+/** The figures every live worker publishes into Redis (core/stats.ts), read once per scrape. */
+function workerFigures(registry: client.Registry, d: ProducerDeps) {
   // Worker figures: read once per scrape, shared by the collectors below.
   let snapshot: Promise<WorkerStats[]> | null = null;
   const workers = () => (snapshot ??= readWorkerStats(d.redis, d.prefix).catch(() => []).finally(() => setTimeout(() => { snapshot = null; }, 0)));
@@ -75,7 +104,17 @@ export function createMetrics(d: ProducerDeps): Metrics {
   fromWorkers('modelq_engine_model_rows_total', 'Rows computed per model', 'counter', ['model'], perModel('rows'));
   fromWorkers('modelq_engine_model_compute_seconds_total', 'Time inside onnxruntime per model', 'counter', ['model'], perModel('computeMs', 1 / 1000));
   fromWorkers('modelq_engine_model_queue_wait_seconds_total', 'Time requests waited in the batcher before their run, summed, per model', 'counter', ['model'], perModel('waitMs', 1 / 1000));
-  // Batch sizes as a Prometheus histogram assembled from the workers' bucket counts.
+  batchSizeHistogram(registry, workers);
+  fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
+  fromWorkers('modelq_worker_main_thread_busy_max_seconds', 'Worker main thread: longest busy stretch in the last stats window (its own blocking, unlike event-loop delay)', 'gauge', [], (w, set) => {
+    const busy = w.eventLoopDelayMs.recent?.at(-1)?.[3];
+    if (busy !== undefined) set({}, busy / 1000);
+  });
+  fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
+}
+
+/** Batch sizes as a Prometheus histogram assembled from the workers' bucket counts. */
+function batchSizeHistogram(registry: client.Registry, workers: () => Promise<WorkerStats[]>) {
   registry.registerMetric({
     name: 'modelq_engine_batch_size', help: 'Rows per onnxruntime run (dynamic batching)', type: 'histogram', aggregator: 'sum',
     async get() {
@@ -93,24 +132,4 @@ export function createMetrics(d: ProducerDeps): Metrics {
       return { name: 'modelq_engine_batch_size', help: 'Rows per onnxruntime run (dynamic batching)', type: 'histogram', aggregator: 'sum', values } as never;
     },
   } as never);
-  fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
-  fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
-
-  const middleware: RequestHandler = (req, res, next) => {
-    const end = latency.startTimer();
-    res.on('finish', () => {
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-      requests.inc({ method: req.method, route, status: String(res.statusCode) });
-      end({ method: req.method, route });
-    });
-    next();
-  };
-  const startRequest = (method: string, route: string) => {
-    const end = latency.startTimer();
-    return (status: number) => {
-      requests.inc({ method, route, status: String(status) });
-      end({ method, route });
-    };
-  };
-  return { registry, middleware, startRequest };
 }

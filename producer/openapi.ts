@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
 import { v2InferRequestSchema } from './infer-request.ts';
-import { aliasBodySchema } from './routes/models.ts';
+import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
 import { trainRequestSchema } from '../core/jobs/train.ts';
@@ -24,10 +24,12 @@ interface RouteDoc {
   status?: number;
 }
 
-const modelSchema = z.object({ name: z.string(), versions: z.array(versionRecordSchema), aliases: z.record(z.string(), z.number()) });
+const modelSchema = z.object({ name: z.string(), versions: z.array(versionRecordSchema), aliases: z.record(z.string(), z.number()),
+  owner: z.string().meta({ description: 'Tenant that created the model; only its keys (or a platform operator) change it' }),
+  shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }) });
 const v2Response = z.object({ model_name: z.string(), model_version: z.string(), id: z.string().optional(), outputs: z.array(tensorSchema) });
 
-/** Every HTTP route of the producer. Adding a route means adding it here. */
+/** Every HTTP route of the producer: adding a route means adding it here (test/integration/openapi.test.ts walks the router and fails otherwise). */
 export const ROUTES: RouteDoc[] = [
   { method: 'post', path: '/v1/models/{name}/versions', summary: 'Register a model version (raw ONNX body); 201 new, 200 when the bytes are already a version', binary: 'application/octet-stream', response: versionRecordSchema, status: 201 },
   { method: 'get', path: '/v1/models', summary: 'List models', response: z.object({ models: z.array(modelSchema) }) },
@@ -38,6 +40,7 @@ export const ROUTES: RouteDoc[] = [
   { method: 'delete', path: '/v1/models/{name}/aliases/{alias}', summary: 'Remove an alias', status: 204 },
   { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
   { method: 'put', path: '/v1/models/{name}/config', summary: 'Change serving settings; takes effect on the next batch', json: modelConfigSchema, response: modelConfigSchema },
+  { method: 'put', path: '/v1/models/{name}/sharing', summary: 'Share a model with every tenant (read and infer) or make it private again (the default); owner admin only', json: sharingBodySchema },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },

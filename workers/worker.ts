@@ -18,6 +18,7 @@ import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 import { trainProcessor } from './training/processor.ts';
+import { BusyMonitor } from './busy-monitor.ts';
 import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
 
@@ -35,7 +36,11 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   score: (d) => ({ processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
-  batch: (d) => ({ processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL })), concurrency: 4 }),
+  batch: (d) => {
+    const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
+    const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';
+    return { processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })), concurrency: 4 };
+  },
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
 };
@@ -53,7 +58,41 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const prefix = keyPrefix(cfg);
   const redis = createRedis(cfg, workerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
-  const store = createStore(cfg);
+  const engine = await startEngine(cfg, logger);
+  const deps: WorkerDeps = { engine, store: createStore(cfg), redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR };
+  const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  const jobs: WorkerStats['jobs'] = {};
+  const workers: Worker[] = [];
+  for (const name of consumedQueues(cfg, logger)) {
+    const factory = PROCESSORS[name];
+    if (!factory) {
+      logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');
+      continue;
+    }
+    workers.push(queueWorker(name, factory(deps), (jobs[name] = { completed: 0, failed: 0 }), deps));
+  }
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
+
+  const figures = publishFigures(deps, { id, jobs, engine, startedAt: new Date().toISOString() });
+  await figures.publish();
+  logger.info({ id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE }, 'worker started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= (async () => {
+    logger.info('stopping: no new jobs, finishing active ones');
+    figures.stop();
+    await closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger);
+    await engine.close();
+    await removeWorkerStats(redis, prefix, id).catch(() => {});
+    redis.disconnect();
+    logger.info('stopped');
+  })());
+
+  return { id, engine, workers, stats: figures.stats, stop };
+}
+
+async function startEngine(cfg: Config, logger: Logger): Promise<Engine> {
   const engine = new Engine({
     threads: cfg.MODELQ_ENGINE_THREADS,
     device: cfg.MODELQ_DEVICE,
@@ -62,90 +101,86 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     logger,
   });
   await engine.start();
-  const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR };
-  const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
-  const jobs: WorkerStats['jobs'] = {};
+  return engine;
+}
+
+/** MODELQ_QUEUES, with their GPU twins on a cuda worker; a CPU worker never consumes GPU queues, even when listed. */
+function consumedQueues(cfg: Config, logger: Logger): QueueName[] {
+  if (cfg.MODELQ_DEVICE === 'cuda') return [...new Set([...cfg.MODELQ_QUEUES, ...cfg.MODELQ_QUEUES.flatMap((q) => GPU_TWINS[q] ?? [])])];
+  return cfg.MODELQ_QUEUES.filter((q) => {
+    if (isGpuQueue(q)) logger.warn({ queue: q }, 'a CPU worker does not consume GPU queues; ignoring it');
+    return !isGpuQueue(q);
+  });
+}
+
+/** A BullMQ worker for one queue, counting its finished jobs into `counts`. */
+function queueWorker(name: QueueName, { processor, concurrency }: ReturnType<ProcessorFactory>, counts: { completed: number; failed: number }, d: WorkerDeps): Worker {
+  const { cfg, logger } = d;
+  const w = new Worker(name, async (job: Job, token?: string, signal?: AbortSignal) => {
+    logger.debug({ queue: name, jobId: job.id }, 'job started');
+    return processor(job, token, signal);
+  }, { connection: d.redis, prefix: keyPrefix(cfg), concurrency, autorun: true, lockDuration: cfg.MODELQ_JOB_LOCK_MS, stalledInterval: cfg.MODELQ_JOB_LOCK_MS, maxStalledCount: 5 });
+  w.on('completed', (job) => { counts.completed++; logger.debug({ queue: name, jobId: job.id }, 'job completed'); });
+  w.on('failed', (job, err) => { counts.failed++; logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed'); });
+  w.on('error', (e) => logger.warn({ queue: name, err: e.message }, 'worker error'));
+  return w;
+}
+
+/** Expired batches are removed by the platform itself; every batch worker upserts the same schedule. */
+async function scheduleBatchCleanup(redis: Redis, prefix: string, cfg: Config) {
+  const q = new Queue('batch', { connection: redis, prefix });
+  const every = Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10));
+  await q.upsertJobScheduler('batch-cleanup', { every }, { name: 'cleanup', data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+  await q.upsertJobScheduler('openai-cleanup', { every }, { name: OPENAI_JOBS.cleanup, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+  await q.close();
+}
+
+/**
+ * The worker's figures, published into Redis every MODELQ_STATS_INTERVAL_MS. Event-loop figures
+ * cover the time since the previous publication, so a slow moment shows; the last windows' maxima
+ * travel along, so a reader that polls slowly misses none.
+ */
+function publishFigures(d: WorkerDeps, who: { id: string; jobs: WorkerStats['jobs']; engine: Engine; startedAt: string }) {
+  const { cfg, redis, logger } = d;
+  const prefix = keyPrefix(cfg);
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const startedAt = new Date().toISOString();
-
-  const workers: Worker[] = [];
-  // GPU twins: a cuda worker adds them; a CPU worker never consumes them, even when listed.
-  const queueNames = cfg.MODELQ_DEVICE === 'cuda'
-    ? [...new Set([...cfg.MODELQ_QUEUES, ...cfg.MODELQ_QUEUES.flatMap((q) => GPU_TWINS[q] ?? [])])]
-    : cfg.MODELQ_QUEUES.filter((q) => {
-      if (isGpuQueue(q)) logger.warn({ queue: q }, 'a CPU worker does not consume GPU queues; ignoring it');
-      return !isGpuQueue(q);
-    });
-  for (const name of queueNames) {
-    const factory = PROCESSORS[name];
-    if (!factory) {
-      logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');
-      continue;
-    }
-    const { processor, concurrency } = factory(deps);
-    const counts = (jobs[name] = { completed: 0, failed: 0 });
-    const w = new Worker(name, async (job: Job, token?: string, signal?: AbortSignal) => {
-      const log = logger.child({ queue: name, jobId: job.id });
-      log.debug('job started');
-      return processor(job, token, signal);
-    }, { connection: redis, prefix, concurrency, autorun: true, lockDuration: cfg.MODELQ_JOB_LOCK_MS, stalledInterval: cfg.MODELQ_JOB_LOCK_MS, maxStalledCount: 5 });
-    w.on('completed', (job) => { counts.completed++; logger.debug({ queue: name, jobId: job.id }, 'job completed'); });
-    w.on('failed', (job, err) => { counts.failed++; logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed'); });
-    w.on('error', (e) => logger.warn({ queue: name, err: e.message }, 'worker error'));
-    workers.push(w);
-  }
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
-  if (cfg.MODELQ_QUEUES.includes('batch')) {
-    // Expired batches are removed by the platform itself; every batch worker upserts the same schedule.
-    const q = new Queue('batch', { connection: redis, prefix });
-    await q.upsertJobScheduler('batch-cleanup', { every: Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10)) }, { name: 'cleanup', data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
-    await q.upsertJobScheduler('openai-cleanup', { every: Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10)) }, { name: OPENAI_JOBS.cleanup, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
-    await q.close();
-  }
-
+  const busy = new BusyMonitor();
+  let windowStart = Date.now();
+  const recent: [number, number, number, number][] = [];
+  const { engine } = who;
   const stats = (): WorkerStats => ({
-    id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(jobs), startedAt, jobs,
+    id: who.id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(who.jobs), startedAt: who.startedAt, jobs: who.jobs,
     engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
-    eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent: recentWindows },
+    eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent },
     publishedAt: Date.now(),
     rssBytes: process.memoryUsage.rss(),
   });
-  const ttl = cfg.MODELQ_STATS_INTERVAL_MS * 3;
-  // Event-loop figures cover the time since the previous publication, so a slow moment shows;
-  // the last windows' maxima travel along, so a reader that polls slowly misses none.
-  let windowStart = Date.now();
-  const recentWindows: [number, number, number][] = [];
   const publish = () => {
     const now = Date.now();
-    recentWindows.push([windowStart, now, loop.max / 1e6]);
-    if (recentWindows.length > 100) recentWindows.shift();
+    recent.push([windowStart, now, loop.max / 1e6, busy.takeMax()]);
+    if (recent.length > 100) recent.shift();
     const s = stats();
     loop.reset();
     windowStart = now;
-    return publishWorkerStats(redis, prefix, s, ttl).catch((e) => logger.debug({ err: e.message }, 'stats not published'));
+    return publishWorkerStats(redis, prefix, s, cfg.MODELQ_STATS_INTERVAL_MS * 3).catch((e: Error) => logger.debug({ err: e.message }, 'stats not published'));
   };
-  await publish();
   const timer = setInterval(publish, cfg.MODELQ_STATS_INTERVAL_MS);
   timer.unref();
-  logger.info({ id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE }, 'worker started');
-
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    logger.info('stopping: no new jobs, finishing active ones');
+  const stop = () => {
     clearInterval(timer);
-    const graceful = Promise.all(workers.map((w) => w.close()));
-    const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), cfg.MODELQ_SHUTDOWN_GRACE_MS).unref());
-    if ((await Promise.race([graceful, grace])) === 'timeout') {
-      logger.warn({ graceMs: cfg.MODELQ_SHUTDOWN_GRACE_MS }, 'active jobs outlived the grace period; closing anyway (they will be retried)');
-      await Promise.all(workers.map((w) => w.close(true)));
-    }
-    await engine.close();
+    busy.stop();
     loop.disable();
-    await removeWorkerStats(redis, prefix, id).catch(() => {});
-    redis.disconnect();
-    logger.info('stopped');
-  })());
+  };
+  return { stats, publish, stop };
+}
 
-  return { id, engine, workers, stats, stop };
+/** Lets active jobs finish for up to `graceMs`, then closes the workers anyway (their jobs will be retried). */
+async function closeWorkers(workers: Worker[], graceMs: number, logger: Logger) {
+  const graceful = Promise.all(workers.map((w) => w.close()));
+  const grace = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+  if ((await Promise.race([graceful, grace])) === 'timeout') {
+    logger.warn({ graceMs }, 'active jobs outlived the grace period; closing anyway (they will be retried)');
+    await Promise.all(workers.map((w) => w.close(true)));
+  }
 }

@@ -51,6 +51,10 @@ export const compressJobSchema = z.object({
   target: z.string().optional(),
   registerAs: z.string().regex(NAME_RE),
   tenant: z.string().optional(),
+  /** Who submitted it (key id, never the key), recorded in the new version's lineage. */
+  keyId: z.string().optional(),
+  /** Submitted by a platform operator, who may add versions to any tenant's model. */
+  platform: z.boolean().optional(),
 });
 export type CompressJob = z.infer<typeof compressJobSchema>;
 

@@ -1,6 +1,7 @@
 // Job kind "infer" on the `infer` queue: one or more validated online requests for one model
 // version. Several requests may share a job (the producer coalesces them); each gets its own answer.
 import { z } from 'zod';
+import { errorDataSchema } from '../errors.ts';
 import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
@@ -58,7 +59,7 @@ export type InferJob = z.infer<typeof inferJobSchema>;
 
 export const inferResponseSchema = z.union([
   z.object({ ok: z.literal(true), outputs: z.array(jobTensorSchema) }),
-  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+  z.object({ ok: z.literal(false), error: errorDataSchema }),
 ]);
 export type InferResponse = z.infer<typeof inferResponseSchema>;
 

@@ -56,6 +56,11 @@ export const trainJobSchema = z.object({
   dataset: z.object({ id: z.string(), key: z.string(), format: z.enum(['csv', 'jsonl']), rows: z.number().int() }),
   registerAs: z.string().regex(NAME_RE),
   hyperparameters: hyperparametersSchema,
+  /** Who submitted it: the new model's owner and its lineage (key id, never the key). Default tenant "default". */
+  tenant: z.string().optional(),
+  keyId: z.string().optional(),
+  /** Submitted by a platform operator, who may add versions to any tenant's model. */
+  platform: z.boolean().optional(),
 });
 export type TrainJob = z.infer<typeof trainJobSchema>;
 

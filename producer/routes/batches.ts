@@ -9,12 +9,13 @@ import { z } from 'zod';
 import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
-import { defaultJobOptions } from '../../core/queues.ts';
+import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
 import { TooLargeError } from '../../core/storage/index.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
+import { assertReadable } from '../model-access.ts';
 import { parseBody } from '../http.ts';
 
 export const batchParamsSchema = z.object({
@@ -62,6 +63,7 @@ export function batchesRouter(d: ProducerDeps): Router {
 
   /** Streams one file to the store and enqueues its flow. */
   async function accept(params: BatchParams, body: AsyncIterable<Buffer>, formatHint: RowFormat, tenant: string): Promise<BatchView> {
+    await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
     const model = await d.registry.resolve(params.model);
     const format = params.format ?? formatHint;
     const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
@@ -92,7 +94,7 @@ export function batchesRouter(d: ProducerDeps): Router {
         children: scan.chunks.map((c) => ({
           name: 'score', queueName: params.device === 'gpu' ? 'score-gpu' : 'score',
           data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
-          opts: { ...defaultJobOptions[params.device === 'gpu' ? 'score-gpu' : 'score'], jobId: `${id}-${c.index}`, failParentOnFailure: true },
+          opts: batchChunkJobOptions(params.device === 'gpu' ? 'score-gpu' : 'score', `${id}-${c.index}`),
         })),
       });
     } catch (e) {

@@ -5,7 +5,9 @@ import { Router } from 'express';
 import { DatasetStore } from '../../core/datasets.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { compressRequestSchema, methodOptions, type CompressJob } from '../../core/jobs/compress.ts';
+import { isPlatform } from '../../core/auth.ts';
 import { principalOf } from '../auth.ts';
+import { assertReadable, assertWritable } from '../model-access.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
@@ -19,8 +21,12 @@ export function compressRouter(d: ProducerDeps): Router {
       const i = options.error.issues[0]!;
       throw new AppError('bad_request', `body.options${i.path.length ? `.${i.path.join('.')}` : ''}: ${i.message} (method ${body.method})`);
     }
+    const who = principalOf(req);
+    const tenant = who.tenant;
+    await assertReadable(d.registry, body.model, who);
     const model = await d.registry.resolve(body.model);
-    const tenant = principalOf(req).tenant;
+    // The result becomes a version of registerAs (default: the parent's name): refused here, not when the job ends.
+    await assertWritable(d.registry, body.registerAs ?? model.name, who, 'publish');
     if (body.method === 'distill' && !body.dataset) throw badRequest('dataset: distill needs a dataset; the teacher labels its rows and the student learns from them');
     if (!body.dataset && (body.features || body.target)) throw badRequest(`${body.features ? 'features' : 'target'}: names dataset columns, but no dataset was given`);
     let dataset: CompressJob['dataset'];
@@ -41,7 +47,7 @@ export function compressRouter(d: ProducerDeps): Router {
       model: { name: model.name, version: model.version, sha256: model.sha256 }, method: body.method,
       options: options.data as Record<string, unknown>, ...(dataset ? { dataset } : {}),
       ...(body.features ? { features: body.features } : {}), ...(body.target ? { target: body.target } : {}),
-      registerAs: body.registerAs ?? model.name, tenant,
+      registerAs: body.registerAs ?? model.name, tenant, keyId: who.keyId, platform: isPlatform(who),
     };
     await d.queues.queue('compress').add('compress', data, { jobId: id });
     res.status(202).json({ id, kind: 'compress', state: 'queued', model: { name: model.name, version: model.version }, method: body.method });

@@ -3,10 +3,12 @@
 // leaves nothing behind.
 import { Router } from 'express';
 import { z } from 'zod';
-import { DatasetStore, datasetKey, newDatasetId, profileDataset, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
+import path from 'node:path';
+import { DatasetStore, datasetKey, newDatasetId, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
+import { profileInThread } from '../dataset-profiler.ts';
 import { parseBody } from '../http.ts';
 
 export const datasetParamsSchema = z.object({
@@ -35,7 +37,9 @@ export function datasetsRouter(d: ProducerDeps): Router {
     try {
       const put = await d.store.put(key, req, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
       if (put.bytes === 0) throw badRequest('the file is empty');
-      const profile = await profileDataset(await d.store.read(key), format);
+      // In a thread of its own: parsing every row here would stall online inference on this event loop.
+      const store = { ...d.cfg, MODELQ_DATA_DIR: path.resolve(d.cfg.MODELQ_DATA_DIR) };
+      const profile = await profileInThread({ store, key, format, maxRowBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
       if (profile.rows === 0) throw badRequest('the file has no rows');
       const record: DatasetRecord = {
         id, name: params.name ?? 'dataset', format, key, bytes: put.bytes, ...profile, createdAt: new Date().toISOString(), tenant: principalOf(req).tenant,

@@ -5,12 +5,14 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { Router } from 'express';
 import { DatasetStore } from '../../core/datasets.ts';
-import { AppError, badRequest, decodeJobError, notFound } from '../../core/errors.ts';
+import { AppError, badRequest, fromFailedReason, notFound } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainRequestSchema, TRAIN_JOB_ID_RE } from '../../core/jobs/train.ts';
 import type { QueueName } from '../../core/queues.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { isPlatform } from '../../core/auth.ts';
 import { principalOf } from '../auth.ts';
+import { assertWritable } from '../model-access.ts';
 import { parseBody } from '../http.ts';
 
 export const JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
@@ -46,13 +48,16 @@ export function jobsRouter(d: ProducerDeps): Router {
 
   r.post('/v1/jobs/train', json, async (req, res) => {
     const body = parseBody(trainRequestSchema, req.body);
-    const tenant = principalOf(req).tenant;
+    const who = principalOf(req);
+    const tenant = who.tenant;
+    // The result becomes a version of registerAs: refused here, not when the job ends.
+    await assertWritable(d.registry, body.registerAs, who, 'publish');
     const ds = await datasets.getFor(body.dataset, tenant);
     if (!ds) throw badRequest(`dataset: no dataset "${body.dataset.slice(0, 100)}"`);
     // A drawn seed is recorded in the job's hyperparameters, so every run can be repeated.
     const data = resolveTrain({ ...body, seed: body.seed ?? randomInt(0, 2 ** 31 - 1) }, ds);
     const id = `train_${randomBytes(10).toString('hex')}`;
-    await d.queues.queue('train').add('train', { ...data, tenant }, { jobId: id });
+    await d.queues.queue('train').add('train', { ...data, tenant, keyId: who.keyId, platform: isPlatform(who) }, { jobId: id });
     d.logger.info({ job: id, dataset: ds.id, registerAs: data.registerAs, task: data.hyperparameters.task }, 'train job queued');
     res.status(202).json({ id, kind: 'train', state: 'queued' });
   });
@@ -84,12 +89,12 @@ export function jobsRouter(d: ProducerDeps): Router {
     };
     if (state === 'completed') v.result = job.returnvalue;
     if (state === 'failed') {
-      const e = decodeJobError(job.failedReason);
+      const e = fromFailedReason(job.failedReason);
       v.error = { code: e.code, message: e.message };
     }
     if (state === 'cancelled') v.error = { code: 'cancelled', message: 'the job was cancelled' };
     if ((state === 'queued' || state === 'active') && job.failedReason) {
-      const e = decodeJobError(job.failedReason);
+      const e = fromFailedReason(job.failedReason);
       v.lastError = { code: e.code, message: e.message };
     }
     return v;

@@ -3,15 +3,19 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { AppError, badRequest } from '../../core/errors.ts';
+import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import { checkName, modelArtifactKey, modelConfigSchema } from '../../core/registry.ts';
+import { canReadModel, isPlatform } from '../../core/auth.ts';
 import { addAndAwait } from '../await-job.ts';
+import { principalOf } from '../auth.ts';
+import { assertReadable, assertWritable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { jsonBody } from '../body.ts';
 
 export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
+export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
 
 function versionParam(v: string): number {
   if (!/^[1-9][0-9]{0,8}$/.test(v)) throw badRequest(`version "${v.slice(0, 40)}" must be a positive integer`);
@@ -25,6 +29,9 @@ export function modelsRouter(d: ProducerDeps): Router {
   r.post('/v1/models/:name/versions', async (req, res) => {
     const name = checkName(req.params.name);
     if (req.is('multipart/form-data')) throw new AppError('unsupported_media_type', 'send the ONNX file as the raw body (application/octet-stream), not multipart');
+    const p = principalOf(req);
+    // Refused before a byte is stored; createVersion checks the owner again, atomically.
+    await assertWritable(d.registry, name, p, 'publish');
     const uploadKey = `uploads/${randomUUID()}.onnx`;
     try {
       const put = await d.store.put(uploadKey, req, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
@@ -41,8 +48,9 @@ export function modelsRouter(d: ProducerDeps): Router {
       }
       await d.store.move(uploadKey, modelArtifactKey(put.sha256));
       const { record, created } = await d.registry.createVersion(name, {
-        sha256: put.sha256, bytes: put.bytes, inputs: sig.inputs, outputs: sig.outputs, lineage: { source: 'upload' },
-      });
+        sha256: put.sha256, bytes: put.bytes, inputs: sig.inputs, outputs: sig.outputs,
+        lineage: { source: 'upload', tenant: p.tenant, keyId: p.keyId },
+      }, { tenant: p.tenant, platform: isPlatform(p) });
       d.logger.info({ model: name, version: record.version, sha256: put.sha256, created }, 'model version registered');
       res.status(created ? 201 : 200).json(record);
     } finally {
@@ -50,19 +58,23 @@ export function modelsRouter(d: ProducerDeps): Router {
     }
   });
 
-  r.get('/v1/models', async (_req, res) => {
-    res.json({ models: await d.registry.listModels() });
+  r.get('/v1/models', async (req, res) => {
+    const p = principalOf(req);
+    res.json({ models: await d.registry.listModels((a) => canReadModel(p, a)) });
   });
 
   r.get('/v1/models/:name', async (req, res) => {
+    await assertReadable(d.registry, req.params.name, principalOf(req));
     res.json(await d.registry.getModel(req.params.name));
   });
 
   r.get('/v1/models/:name/versions/:version', async (req, res) => {
+    await assertReadable(d.registry, req.params.name, principalOf(req));
     res.json(await d.registry.getVersion(req.params.name, versionParam(req.params.version)));
   });
 
   r.get('/v1/models/:name/versions/:version/onnx', async (req, res) => {
+    await assertReadable(d.registry, req.params.name, principalOf(req));
     const v = await d.registry.getVersion(req.params.name, versionParam(req.params.version));
     const stream = await d.store.read(modelArtifactKey(v.sha256));
     res.setHeader('Content-Type', 'application/octet-stream');
@@ -75,24 +87,39 @@ export function modelsRouter(d: ProducerDeps): Router {
   r.put('/v1/models/:name/aliases/:alias', json, async (req, res) => {
     const { name, alias } = req.params as Record<string, string>;
     const { version } = parseBody(aliasBodySchema, req.body);
+    await assertWritable(d.registry, checkName(name!), principalOf(req), 'admin');
     await d.registry.setAlias(checkName(name!), alias!, version);
     res.json({ name, alias, version });
   });
 
   r.delete('/v1/models/:name/aliases/:alias', async (req, res) => {
+    await assertWritable(d.registry, checkName(req.params.name), principalOf(req), 'admin');
     await d.registry.deleteAlias(checkName(req.params.name), req.params.alias);
     res.status(204).end();
   });
 
   r.get('/v1/models/:name/config', async (req, res) => {
+    await assertReadable(d.registry, req.params.name, principalOf(req));
     await d.registry.getModel(req.params.name);
     res.json(await d.registry.getConfig(req.params.name));
   });
 
   r.put('/v1/models/:name/config', json, async (req, res) => {
     const cfg = parseBody(modelConfigSchema, req.body);
-    await d.registry.setConfig((req.params as Record<string, string>).name!, cfg);
+    const name = checkName((req.params as Record<string, string>).name!);
+    await assertWritable(d.registry, name, principalOf(req), 'admin');
+    await d.registry.setConfig(name, cfg);
     res.json(cfg);
+  });
+
+  // Private by default: other tenants read and infer a model only once its owner shares it.
+  r.put('/v1/models/:name/sharing', json, async (req, res) => {
+    const { shared } = parseBody(sharingBodySchema, req.body);
+    const name = checkName((req.params as Record<string, string>).name!);
+    const a = await assertWritable(d.registry, name, principalOf(req), 'admin');
+    if (!a) throw notFound(`model "${name}" not found`);
+    await d.registry.setShared(name, shared);
+    res.json({ name, owner: a.owner, shared });
   });
 
   return r;

@@ -1,58 +1,24 @@
 // /v2: the Open Inference Protocol (REST). Errors use the protocol's own body { "error": "..." }.
-import { Router, type Request, type RequestHandler, type Response } from 'express';
-import { AppError, badRequest } from '../../core/errors.ts';
+import { Router, type Request, type Response } from 'express';
+import type { Principal } from '../../core/auth.ts';
+import { AppError, fromErrorData } from '../../core/errors.ts';
 import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import { JobAnswers } from '../await-job.ts';
+import { backpressureFor } from '../backpressure.ts';
+import { principalOf } from '../auth.ts';
+import { assertReadable, checkReadable } from '../model-access.ts';
 import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
-import { jsonBody } from '../body.ts';
-import { parseInferJson } from '../infer-json.ts';
+import { inferBody, jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
 /** Requests can be concatenated along the first dimension when every input and output leaves it dynamic. */
 export const isBatchable = (m: VersionRecord) => [...m.inputs, ...m.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
-
-/**
- * The inference body reader: a plain `application/json` body of known length, read and parsed
- * here, which is most of what body-parser costs per request on this route; anything else
- * (other JSON types or charsets, compressed, chunked, over the limit) goes to `fallback`, so
- * answers and errors stay those of jsonBody.
- */
-export function inferBody(limitBytes: number, fallback: RequestHandler): RequestHandler {
-  return (req, res, next) => {
-    const h = req.headers;
-    const type = h['content-type'];
-    const length = Number(h['content-length']);
-    const plain = (type === 'application/json' || /^application\/json\s*;\s*charset="?utf-8"?\s*$/i.test(type ?? ''))
-      && (h['content-encoding'] === undefined || h['content-encoding'] === 'identity')
-      && h['transfer-encoding'] === undefined && Number.isInteger(length) && length > 0 && length <= limitBytes;
-    if (!plain || req.body !== undefined) return fallback(req, res, next);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => { chunks.push(c); got += c.length; });
-    req.on('error', () => { if (!done) { done = true; next(badRequest('request aborted')); } });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      if (got !== length) return next(badRequest('request size did not match content length'));
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, got);
-      const bom = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0; // decoders drop it; JSON.parse would not
-      chunks.length = 0;
-      try {
-        req.body = parseInferJson(buf, bom) ?? JSON.parse(buf.toString('utf8', bom));
-      } catch (e) {
-        return next(badRequest(`body is not valid JSON: ${(e as Error).message}`));
-      }
-      next();
-    });
-  };
-}
 
 /** What res.json sends, without express's generic send path (ETag, freshness, type lookup) on the hot route. */
 function sendJson(res: Response, value: unknown) {
@@ -62,7 +28,8 @@ function sendJson(res: Response, value: unknown) {
 }
 
 /** One inference request, from parsed JSON body to the protocol answer; shared by the express route and the fast path. */
-export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }) => Promise<object>;
+/** `who` decides which models the caller may infer (another tenant's private model is "not found"); never defaulted. */
+export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }, who: Principal) => Promise<object>;
 
 export function createInfer(d: ProducerDeps): InferFn {
   const coalescerFor = (q: 'infer' | 'infer-gpu') => new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
@@ -78,31 +45,45 @@ export function createInfer(d: ProducerDeps): InferFn {
   };
   // Validated and packed first, in a function of its own: only the packed request (not the parsed
   // body) lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
-  const prepare = async (name: string, version: string | undefined, json: unknown) => {
+  const prepare = async (name: string, version: string | undefined, json: unknown, who: Principal) => {
     const body = parseBody(v2InferRequestSchema, json, 'request');
     const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    checkReadable(target.model.name, target.access, who);
     const checked = checkInferRequest(body, target.model);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
     return { target, id: body.id, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
-  return async (name, version, json, socket) => {
-    const { target, id, gpu, request } = await prepare(name, version, json);
+  const bp = backpressureFor(d);
+  return async (name, version, json, socket, who) => {
+    // Refused before any work: Redis nearly full (503) or too much in flight here (429).
+    bp.memory.check();
+    const release = bp.gate.enter(name);
+    try {
+      return await inferOne(name, version, json, socket, who);
+    } finally {
+      release();
+    }
+  };
+
+  async function inferOne(name: string, version: string | undefined, json: unknown, socket: { readonly destroyed: boolean }, who: Principal) {
+    const { target, id, gpu, request } = await prepare(name, version, json, who);
     const { model } = target;
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.
     const answer = await lane.submit(model, batchingOf(target), request, () => socket.destroyed);
-    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    if (!answer.ok) throw fromErrorData(answer.error);
     return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs: answer.outputs.map(toProtocolTensor) };
-  };
+  }
 }
 
 export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
 
-  const resolve = (req: Request): Promise<VersionRecord> => {
+  const resolve = async (req: Request): Promise<VersionRecord> => {
     const { name, version } = req.params as { name: string; version?: string };
+    await assertReadable(d.registry, name, principalOf(req));
     return d.registry.resolve(version === undefined ? name : `${name}@${version}`);
   };
 
@@ -113,7 +94,7 @@ export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Ro
     // Only the packed request lives on while the answer is awaited: tens of requests are in
     // flight at once, and every live byte is copied again by each young-generation GC.
     req.body = undefined;
-    return inferFn(name, version, value, req.socket);
+    return inferFn(name, version, value, req.socket, principalOf(req));
   };
   const body = inferBody(d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, json);
   r.post('/v2/models/:name/infer', body, async (req, res) => sendJson(res, await infer(req)));

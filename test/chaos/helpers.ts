@@ -32,12 +32,13 @@ export async function freePort(): Promise<number> {
 export class PrivateRedis {
   child?: ChildProcess;
   readonly dir = tmpDir('modelq-redis');
-  constructor(readonly port: number) {}
+  /** `args`: more redis-server options, e.g. ['--maxmemory', '16mb']. */
+  constructor(readonly port: number, private readonly args: string[] = []) {}
   get url() { return `redis://127.0.0.1:${this.port}`; }
 
   async start() {
     this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes',
-      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
+      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', ...this.args], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       if (await new Promise((r) => net.connect(this.port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)))) return;
       await new Promise((r) => setTimeout(r, 50));
@@ -59,3 +60,22 @@ export class PrivateRedis {
 }
 
 export { path };
+
+/**
+ * The random choices of a chaos test (when to kill, whom), from a seed printed at the start so a
+ * failing run can be replayed: MODELQ_CHAOS_SEED=<seed> npx vitest run test/chaos/<file>.
+ * Returns numbers in [0, 1) like Math.random (mulberry32).
+ */
+export function chaosRandom(test: string): () => number {
+  const given = process.env.MODELQ_CHAOS_SEED;
+  const seed = given !== undefined && given !== '' ? Number(given) >>> 0 : Math.floor(Math.random() * 2 ** 32);
+  console.log(`${test}: chaos seed ${seed} (replay with MODELQ_CHAOS_SEED=${seed})`);
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}

@@ -2,12 +2,13 @@
 // new one: the output still has every row exactly once with the right values.
 import { describe, expect, it } from 'vitest';
 import { startPlatform, until, uploadModel } from '../helpers/platform.ts';
-import { batchBody, expectExactOutput, model } from './helpers.ts';
+import { batchBody, chaosRandom, expectExactOutput, model } from './helpers.ts';
 
 const KILLS = 4;
 
 describe('chaos: worker kills', () => {
   it(`survives ${KILLS} SIGKILLs at random moments during a batch`, async () => {
+    const random = chaosRandom('worker kills');
     const p = await startPlatform({ workers: 2, env: { MODELQ_JOB_LOCK_MS: '2000', MODELQ_SCORE_CONCURRENCY: '1' } });
     try {
       expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
@@ -19,12 +20,12 @@ describe('chaos: worker kills', () => {
       for (let k = 0; k < KILLS; k++) {
         const status = (await (await fetch(`${p.url}/v1/batches/${id}`)).json()).status;
         if (['completed', 'failed'].includes(status)) break;
-        await new Promise((r) => setTimeout(r, 200 + Math.random() * 800)); // a random moment
+        await new Promise((r) => setTimeout(r, 200 + random() * 800)); // a random moment
         const living = () => p.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
         if (!living().length) await Promise.race(replacements); // never kill the last one before its successor runs
         const alive = living();
         if (!alive.length) continue;
-        const victim = alive[Math.floor(Math.random() * alive.length)]!;
+        const victim = alive[Math.floor(random() * alive.length)]!;
         victim.child.kill('SIGKILL');
         await victim.exited;
         kills++;

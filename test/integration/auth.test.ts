@@ -15,8 +15,12 @@ const KEYS = {
   'key-b-0123456789abcdef': { tenant: 'b', scopes: ['read', 'submit'] },
   'key-read-0123456789abc': { tenant: 'a', scopes: ['read'] },
   'key-admin-0123456789ab': { tenant: 'ops', scopes: ['admin'] },
+  'key-admin-a-0123456789': { tenant: 'a', scopes: ['admin'] },
+  'key-admin-b-0123456789': { tenant: 'b', scopes: ['admin'] },
+  'key-pub-b-0123456789ab': { tenant: 'b', scopes: ['read', 'infer', 'submit', 'publish'] },
+  'key-platform-012345678': { tenant: 'ops', scopes: ['platform'] },
 };
-const [A, B, READ, ADMIN] = Object.keys(KEYS) as [string, string, string, string];
+const [A, B, READ, ADMIN, ADMIN_A, ADMIN_B, PUB_B, PLATFORM] = Object.keys(KEYS) as [string, string, string, string, string, string, string, string];
 const auditLines: string[] = [];
 let p: TestPlatform;
 
@@ -28,8 +32,8 @@ afterAll(async () => {
   await p?.stop();
 });
 
-const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json') =>
-  fetch(`${p.url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
+const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json', url = p.url) =>
+  fetch(`${url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
 
 const concrete = (path: string) => path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
 
@@ -51,7 +55,7 @@ describe('API keys', () => {
   it('a key without the route\'s scope gets 403', async () => {
     const model = Buffer.from(buildMlp({ sizes: [4, 3], seed: 2 }));
     expect((await call('POST', '/v1/models/m/versions', A, model, 'application/octet-stream')).status).toBe(403);
-    expect((await call('POST', '/v1/models/m/versions', ADMIN, model, 'application/octet-stream')).status).toBe(201);
+    expect((await call('POST', '/v1/models/m/versions', ADMIN_A, model, 'application/octet-stream')).status).toBe(201);
     const infer = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
     expect((await call('POST', '/v2/models/m/infer', READ, infer)).status).toBe(403);
     expect((await call('POST', '/v2/models/m/infer', B, infer)).status).toBe(403);
@@ -59,6 +63,9 @@ describe('API keys', () => {
     expect((await call('POST', '/v1/batches?model=m', READ, '{"input":[1,2,3,4]}')).status).toBe(403);
     expect((await call('PUT', '/v1/models/m/config', A, JSON.stringify({ maxBatch: 8 }))).status).toBe(403);
     expect((await call('GET', '/v1/models/m', READ)).status).toBe(200);
+    // Platform-wide figures name every tenant's models: operators only.
+    expect((await call('GET', '/metrics', ADMIN_A)).status).toBe(403);
+    expect((await call('GET', '/metrics', PLATFORM)).status).toBe(200);
   });
 
   it('batches belong to their tenant: another tenant gets 404 and never sees them listed', async () => {
@@ -85,15 +92,69 @@ describe('API keys', () => {
     expect((await call('GET', `/v1/datasets/${ds.id}`, A)).status).toBe(200);
     expect((await call('GET', `/v1/datasets/${ds.id}`, B)).status).toBe(404);
     expect((await (await call('GET', '/v1/datasets', B)).json()).data).toEqual([]);
-    const asB = await call('POST', '/v1/jobs/train', B, JSON.stringify({ dataset: ds.id, target: 'y', epochs: 1, registerAs: 'x' }));
+    const asB = await call('POST', '/v1/jobs/train', PUB_B, JSON.stringify({ dataset: ds.id, target: 'y', epochs: 1, registerAs: 'x' }));
     expect(asB.status).toBe(400);
     expect((await asB.json()).error.message).toMatch(/dataset/);
-    const compress = await call('POST', '/v1/jobs/compress', A, JSON.stringify({ model: 'm', method: 'fp16' }));
+    const compress = await call('POST', '/v1/jobs/compress', ADMIN_A, JSON.stringify({ model: 'm', method: 'fp16' }));
     expect(compress.status).toBe(202);
     const { id } = await compress.json();
     expect((await call('GET', `/v1/jobs/${id}`, A)).status).toBe(200);
     expect((await call('GET', `/v1/jobs/${id}`, B)).status).toBe(404);
     expect((await call('POST', `/v1/jobs/${id}/cancel`, B)).status).toBe(404);
+  });
+
+  it('creating a version by any route needs publish and the model\'s owner; other tenants infer only shared models', async () => {
+    const train = (key: string, registerAs: string) => call('POST', '/v1/jobs/train', key, JSON.stringify({ dataset: 'ds_none', target: 'y', registerAs }));
+    const compress = (key: string, body: object) => call('POST', '/v1/jobs/compress', key, JSON.stringify({ method: 'fp16', ...body }));
+    // submit alone never creates a version: refused at submission, before anything is queued.
+    for (const res of [await train(A, 'm'), await train(A, 'fresh'), await compress(A, { model: 'm' }), await compress(A, { model: 'm', registerAs: 'fresh' })]) {
+      expect(res.status).toBe(403);
+      expect((await res.json()).error.message).toMatch(/"publish" scope/);
+    }
+    // The uploaded version records who made it; the model is its tenant's.
+    const m = await (await call('GET', '/v1/models/m', A)).json();
+    expect(m).toMatchObject({ owner: 'a', shared: false });
+    expect(m.versions[0].lineage).toEqual({ source: 'upload', tenant: 'a', keyId: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    // Another tenant does not see a private model at all.
+    const infer = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    expect((await call('POST', '/v2/models/m/infer', PUB_B, infer)).status).toBe(404);
+    expect((await call('GET', '/v1/models/m', PUB_B)).status).toBe(404);
+    expect((await call('GET', '/v2/models/m', PUB_B)).status).toBe(404);
+    expect((await (await call('GET', '/v1/models', PUB_B)).json()).models).toEqual([]);
+    expect((await compress(PUB_B, { model: 'm', registerAs: 'b-m' })).status).toBe(404);
+    // Its owner's admin shares it (another tenant's admin cannot): now b reads and infers it...
+    expect((await call('PUT', '/v1/models/m/sharing', ADMIN_B, JSON.stringify({ shared: true }))).status).toBe(404);
+    expect((await call('PUT', '/v1/models/m/sharing', ADMIN_A, JSON.stringify({ shared: true }))).status).toBe(200);
+    expect((await call('POST', '/v2/models/m/infer', PUB_B, infer)).status).toBe(200);
+    // ...but only the owner (or a platform operator) changes it, by any route.
+    const model2 = Buffer.from(buildMlp({ sizes: [4, 3], seed: 9 }));
+    for (const res of [
+      await compress(PUB_B, { model: 'm' }), await train(PUB_B, 'm'),
+      await call('POST', '/v1/models/m/versions', PUB_B, model2, 'application/octet-stream'),
+      await call('POST', '/v1/models/m/versions', ADMIN_B, model2, 'application/octet-stream'),
+      await call('PUT', '/v1/models/m/aliases/prod', ADMIN_B, JSON.stringify({ version: 1 })),
+      await call('DELETE', '/v1/models/m/aliases/prod', ADMIN_B),
+      await call('PUT', '/v1/models/m/config', ADMIN_B, JSON.stringify({ maxBatch: 8 })),
+      await call('PUT', '/v1/models/m/sharing', ADMIN_B, JSON.stringify({ shared: false })),
+    ]) {
+      expect(res.status).toBe(403);
+      expect((await res.json()).error.message).toMatch(/belongs to another tenant/);
+    }
+    expect((await call('PUT', '/v1/models/m/aliases/prod', PLATFORM, JSON.stringify({ version: 1 }))).status).toBe(200);
+    expect((await (await call('GET', '/v1/models/m', A)).json()).versions.map((v: { lineage: { tenant: string } }) => v.lineage.tenant)).not.toContain('b');
+    // b may derive its own model from a shared one: the version is b's, with b in its lineage.
+    const res = await compress(PUB_B, { model: 'm', registerAs: 'b-m' });
+    expect(res.status).toBe(202);
+    const { id } = await res.json();
+    const job = await until(async () => {
+      const j = await (await call('GET', `/v1/jobs/${id}`, PUB_B)).json();
+      return j.state === 'completed' || j.state === 'failed' ? j : null;
+    }, 'compress job', 60_000);
+    expect(job.state).toBe('completed');
+    const bm = await (await call('GET', '/v1/models/b-m', PUB_B)).json();
+    expect(bm).toMatchObject({ owner: 'b', shared: false });
+    expect(bm.versions[0].lineage).toMatchObject({ tenant: 'b', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), parent: { name: 'm', version: 1 } });
+    expect((await call('GET', '/v1/models/b-m', A)).status).toBe(404);
   });
 
   it('writes an audit line for every state-changing call, with tenant and key id but never the key', async () => {
@@ -108,8 +169,10 @@ describe('API keys', () => {
 });
 
 describe('dashboard behind the same keys', () => {
-  it('needs a key to look and admin to act', async () => {
-    const app = buildDashboard({ queues: p.deps.queues, admin: false, keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }) });
+  it('is for platform operators only, and audits every action', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
+    const app = buildDashboard({ queues: p.deps.queues, admin: false, logger, keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }) });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -118,11 +181,20 @@ describe('dashboard behind the same keys', () => {
       const none = await fetch(`${url}/api/queues`);
       expect(none.status).toBe(401);
       expect(none.headers.get('www-authenticate')).toMatch(/Basic/);
-      expect((await fetch(`${url}/api/queues`, { headers: basic(READ) })).status).toBe(200);
-      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: basic(READ) })).status).toBe(403);
-      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN}` } })).status).toBe(200);
+      // Every tenant's jobs are on the board: a tenant's read or admin key sees nothing there.
+      for (const k of [READ, ADMIN, ADMIN_A]) {
+        expect((await fetch(`${url}/api/queues`, { headers: basic(k) })).status).toBe(403);
+        expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: basic(k) })).status).toBe(403);
+      }
+      expect(await p.deps.queues.queue('infer').isPaused()).toBe(false);
+      expect((await fetch(`${url}/api/queues`, { headers: basic(PLATFORM) })).status).toBe(200);
+      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: { authorization: `Bearer ${PLATFORM}` } })).status).toBe(200);
       expect(await p.deps.queues.queue('infer').isPaused()).toBe(true);
       await p.deps.queues.queue('infer').resume();
+      const audits = lines.map((l) => JSON.parse(l)).filter((l) => l.audit);
+      expect(audits.filter((l) => l.status === 403)).toHaveLength(3);
+      expect(audits.find((l) => l.status === 200)).toMatchObject({ via: 'dashboard', tenant: 'ops', method: 'PUT', route: '/api/queues/infer/pause', keyId: expect.stringMatching(/^[0-9a-f]{12}$/) });
+      for (const k of Object.keys(KEYS)) expect(lines.join('')).not.toContain(k);
     } finally {
       server.close();
     }
@@ -148,6 +220,23 @@ describe('rate limit', () => {
       expect((await fetch(`${q.url}/v2/health/live`)).status).toBe(200);
     } finally {
       await q.stop();
+    }
+  });
+});
+
+describe('rate limit across producers', () => {
+  it('counts a key\'s requests in Redis: two producers together allow the limit once', async () => {
+    const one = await startPlatform({ env: { MODELQ_RATE_LIMIT: '5/m', MODELQ_API_KEYS: JSON.stringify(KEYS) } });
+    const two = await startPlatform({ env: { ...one.env, MODELQ_DATA_DIR: one.env.MODELQ_DATA_DIR! } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) statuses.push((await call('GET', '/v1/models', READ, undefined, undefined, i % 2 ? two.url : one.url)).status);
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+      // Another key has its own count.
+      expect((await call('GET', '/v1/models', A, undefined, undefined, two.url)).status).toBe(200);
+    } finally {
+      await two.stop();
+      await one.stop();
     }
   });
 });

@@ -105,7 +105,7 @@ async function startCluster(n: number): Promise<{ seeds: string; nodes: { host: 
   const children: ChildProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); }) : null)));
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); }) : Promise.resolve())));
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {

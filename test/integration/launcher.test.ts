@@ -71,4 +71,46 @@ describe('npm start (cli/start.ts)', () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('starts its redis-server with the URL\'s password, and never prints the password', async () => {
+    const [redisPort, port, dashPort] = [await freePort(), await freePort(), await freePort()];
+    const dataDir = tmpDir('modelq-launch-pw');
+    const password = 'pw-Secret-4711';
+    const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MODELQ_REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, MODELQ_PORT: String(port), MODELQ_DASHBOARD_PORT: String(dashPort),
+        MODELQ_DATA_DIR: dataDir, MODELQ_PREFIX: `t-launch-${Math.random().toString(36).slice(2, 8)}`, MODELQ_WORKERS: '0' },
+    });
+    let out = '';
+    launcher.stdout!.on('data', (b) => (out += b));
+    launcher.stderr!.on('data', (b) => (out += b));
+    const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
+    try {
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
+      // Without the password the started Redis answers nothing but NOAUTH.
+      const answer = await new Promise<string>((resolve, reject) => {
+        const sock = net.connect(redisPort, '127.0.0.1', () => sock.write('PING\r\n'));
+        sock.once('data', (b) => { resolve(String(b)); sock.destroy(); }).once('error', reject);
+      });
+      expect(answer).toMatch(/^-NOAUTH/);
+      launcher.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).not.toContain(password);
+    } finally {
+      if (launcher.exitCode === null) launcher.kill('SIGKILL');
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('masks the password when nothing answers at a remote MODELQ_REDIS_URL', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MODELQ_REDIS_URL: 'redis://:pw-Secret-4711@nothing.invalid:6390' },
+    });
+    let out = '';
+    child.stdout!.on('data', (b) => (out += b));
+    child.stderr!.on('data', (b) => (out += b));
+    expect(await new Promise((r) => child.once('exit', r))).toBe(1);
+    expect(out).toMatch(/nothing answers at MODELQ_REDIS_URL=redis:\/\/:\*\*\*@nothing\.invalid:6390/);
+    expect(out).not.toContain('pw-Secret-4711');
+  });
 });

@@ -100,7 +100,7 @@ describe('training jobs', () => {
     expect(r.result.metrics.rmse).toBeLessThan(0.5);
 
     const v = await (await fetch(`${p.url}/v1/models/rule-cls/versions/1`)).json();
-    expect(v.lineage).toEqual({ source: 'train', job: cid, dataset: cls.id, hyperparameters: c.spec.hyperparameters });
+    expect(v.lineage).toEqual({ source: 'train', job: cid, dataset: cls.id, hyperparameters: c.spec.hyperparameters, tenant: 'default', keyId: 'open' });
     expect(v.lineage.hyperparameters).toMatchObject({ task: 'classification', model: { type: 'mlp', hidden: [128] }, learningRate: 0.001, seed: 1 });
     expect(v.metrics).toEqual(c.result.metrics);
     expect(v.sha256).toBe(c.result.sha256);

@@ -20,7 +20,12 @@ const x = rows(N, SLOW_FEATURES, 5);
 const request = JSON.stringify({ inputs: [{ name: 'input', shape: [N, SLOW_FEATURES], datatype: 'FP32', data: Array.from(x) }] });
 
 describe('worker main thread', () => {
-  it('is never blocked for more than 50 ms while a slow model runs', async () => {
+  // What is bounded is the worker's own blocking: the longest stretch its main thread was busy
+  // (event-loop time not spent waiting for I/O). The event-loop delay also counts time the OS left
+  // the idle thread unscheduled, which on a shared 2-core machine under load reaches 40-130 ms with
+  // nothing blocking; it is printed, not asserted. onnxruntime on the main thread would show as a
+  // busy stretch as long as a run (over 50 ms here, checked below).
+  it('is never busy for more than 50 ms in one stretch while a slow model runs', async () => {
     p = await startPlatform({ env: { MODELQ_STATS_INTERVAL_MS: '100' } });
     const worker = await p.addWorker();
     expect((await uploadModel(p.url, 'slow', slow)).status).toBe(201);
@@ -29,7 +34,7 @@ describe('worker main thread', () => {
     const mine = async () => (await readWorkerStats(p!.redis, prefix)).find((s) => s.pid === worker.child.pid);
     const before = (await until(mine, 'worker stats'))!;
 
-    // The worker keeps its event-loop maximum for each 100 ms window of the last ten seconds.
+    // The worker keeps its event-loop figures for each 100 ms window of the last ten seconds.
     const t0 = Date.now();
     const answers = await Promise.all(Array.from({ length: 4 }, () => postJson(`${p!.url}/v2/models/slow/infer`, request)));
     const t1 = Date.now();
@@ -41,12 +46,14 @@ describe('worker main thread', () => {
     expect(during.at(-1)![1]).toBeGreaterThanOrEqual(t1);
     for (let i = 1; i < during.length; i++) expect(during[i]![0]).toBe(during[i - 1]![1]);
     const maxDelay = Math.max(...during.map(([, , m]) => m));
+    const maxBusy = Math.max(...during.map(([, , , b]) => b ?? Infinity));
+    console.log(`worker main thread during the runs: longest busy stretch ${maxBusy.toFixed(1)} ms, event-loop delay max ${maxDelay.toFixed(1)} ms`);
     const after = last;
     const runs = after.engine.runs - before.engine.runs;
     // A run took long enough that doing it on the main thread would have blocked it past the limit.
     expect(runs).toBeGreaterThan(0);
     expect((after.engine.computeMs - before.engine.computeMs) / runs).toBeGreaterThan(50);
-    expect(maxDelay).toBeLessThan(50);
+    expect(maxBusy).toBeLessThan(50);
   });
 });
 

@@ -157,11 +157,14 @@ export async function compressProcessor(job: Pick<Job, 'id' | 'data' | 'updatePr
     };
     const { record } = await deps.registry.createVersion(data.registerAs, {
       sha256, bytes: after.length, inputs: sig.inputs, outputs: sig.outputs,
-      lineage: { parent: { name: parent.name, version: parent.version }, method: data.method, options, job: job.id, ...(rows ? { dataset: rows.id } : {}) },
+      lineage: {
+        parent: { name: parent.name, version: parent.version }, method: data.method, options, job: job.id, ...(rows ? { dataset: rows.id } : {}),
+        tenant: data.tenant ?? 'default', keyId: data.keyId ?? null,
+      },
       metrics: { compression: report },
       // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
       ...(parent.metadata ? { metadata: parent.metadata } : {}),
-    });
+    }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
     return { model: { name: record.name, version: record.version }, report };
   } catch (e) {
     throw toJobError(e);

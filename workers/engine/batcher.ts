@@ -4,6 +4,12 @@
 // maxDelayMs, and at most `instances` runs of a model are in flight at once. Results are split back.
 // An idle model (no run in flight, no request in the previous maxDelayMs) does not wait: company
 // is unlikely to come, and the wait would be pure latency at low load (1-client latency halved).
+//
+// Not shared with the producer's coalescer (producer/coalescer.ts), which also gathers requests for
+// a window: that one sends its job as soon as the window closes regardless of what is in flight,
+// while this batcher's window also ends only when one of the model's `instances` run slots is free
+// (requests pile up meanwhile and leave in batches of up to maxBatch rows, oldest first), per input
+// shape, with abort signals. See the coalescer's opening comment.
 import { AppError } from '../../core/errors.ts';
 import { BATCH_BUCKETS } from '../../core/jobs/infer.ts';
 import type { RawTensor, TypedArray } from '../../core/tensors.ts';

@@ -1,5 +1,6 @@
 // The engine: a pool of worker threads that own onnxruntime sessions. The main thread only moves
-// messages, so BullMQ keeps renewing locks while models run (design.md: onnxruntime blocks).
+// messages, so BullMQ keeps renewing locks while models run: session.run() and session creation
+// block the thread they are called on.
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';

@@ -1,21 +1,45 @@
-// Processor for the `batch` queue: `finalize` runs when every chunk of a batch is done (it is the
-// flow's parent) and moves the batch to completed, or cancelled after a cancel; `cleanup` runs on a
-// schedule and removes batches past their retention, files and records.
+// Processor for the `batch` queue: `finalize` runs when every chunk of a batch has ended (it is the
+// flow's parent; chunks that failed for good are ignored dependencies, so it runs even then) and
+// moves the batch to completed, failed (saying why) or cancelled; `cleanup` runs on a schedule,
+// removes batches past their retention and fails batches whose jobs are gone.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
-import { AppError } from '../../core/errors.ts';
+import { AppError, fromFailedReason } from '../../core/errors.ts';
 import { batchKeys, finalizeJobSchema } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface BatchDeps { store: ArtifactStore; batches: BatchStore; logger: Logger; ttlMs: number }
+export interface BatchDeps {
+  store: ArtifactStore;
+  batches: BatchStore;
+  logger: Logger;
+  ttlMs: number;
+  /** Whether the batch's flow still has its parent job; the reaper fails batches whose jobs are gone. Default: always. */
+  flowExists?: (batchId: string) => Promise<boolean>;
+  /** How old a batch must be before the reaper looks at it, so a flow being added is never reaped. Default 60 s. */
+  reapAfterMs?: number;
+}
 
-export async function batchProcessor(job: Pick<Job, 'name' | 'data'>, deps: BatchDeps): Promise<unknown> {
+type BatchJob = Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts' | 'getIgnoredChildrenFailures'>>;
+
+export async function batchProcessor(job: BatchJob, deps: BatchDeps): Promise<unknown> {
   if (job.name === 'cleanup') return cleanup(deps);
   const { batchId } = parseJobData(finalizeJobSchema, job.data, 'finalize');
+  try {
+    return await finalize(batchId, job, deps);
+  } catch (e) {
+    const err = toJobError(e);
+    // The finalizer itself giving up must still end the batch.
+    const last = err.name === 'UnrecoverableError' || (job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1);
+    if (last) await deps.batches.fail(batchId, `finalizing failed: ${fromFailedReason(err.message).message}`).catch(() => {});
+    throw err;
+  }
+}
+
+async function finalize(batchId: string, job: BatchJob, deps: BatchDeps): Promise<unknown> {
   const status = await deps.batches.status(batchId);
-  if (status === null) throw toJobError(new AppError('not_found', `batch ${batchId} no longer exists`));
+  if (status === null) throw new AppError('not_found', `batch ${batchId} no longer exists`);
   if (status === 'cancelling') {
     await deps.batches.transition(batchId, 'cancelled', ['cancelling']);
     return { status: 'cancelled' };
@@ -31,7 +55,7 @@ export async function batchProcessor(job: Pick<Job, 'name' | 'data'>, deps: Batc
       await deps.batches.transition(batchId, 'cancelled', ['cancelling']);
       return { status: 'cancelled' };
     }
-    await deps.batches.fail(batchId, `chunks ${missing.slice(0, 10).join(', ')} have no result`);
+    await deps.batches.fail(batchId, await whyMissing(missing, job));
     return { status: 'failed' };
   }
   // Cancel arriving during finalize loses: every chunk is scored.
@@ -39,12 +63,43 @@ export async function batchProcessor(job: Pick<Job, 'name' | 'data'>, deps: Batc
   return { status: 'completed' };
 }
 
-async function cleanup(deps: BatchDeps): Promise<{ removed: number }> {
+/** "chunk 3 failed: job stalled more than allowable limit; ...", from the chunks' own failures where known. */
+async function whyMissing(missing: number[], job: BatchJob): Promise<string> {
+  const failures = (await job.getIgnoredChildrenFailures?.().catch(() => ({}))) ?? {};
+  const byIndex = new Map<number, string>();
+  for (const [key, reason] of Object.entries(failures)) {
+    const m = /-(\d+)$/.exec(key);
+    if (m) byIndex.set(Number(m[1]), fromFailedReason(String(reason)).message);
+  }
+  const said = missing.filter((i) => byIndex.has(i)).slice(0, 5).map((i) => `chunk ${i} failed: ${byIndex.get(i)}`);
+  const unsaid = missing.filter((i) => !byIndex.has(i));
+  if (unsaid.length) said.push(`chunks ${unsaid.slice(0, 10).join(', ')}${unsaid.length > 10 ? ', ...' : ''} have no result (their jobs were removed before they finished)`);
+  return said.join('; ');
+}
+
+async function cleanup(deps: BatchDeps): Promise<{ removed: number; reaped: number }> {
   const expired = await deps.batches.createdBefore(Date.now() - deps.ttlMs);
   for (const id of expired) {
     await deps.store.deletePrefix(batchKeys.dir(id));
     await deps.batches.remove(id);
   }
   if (expired.length) deps.logger.info({ removed: expired.length }, 'expired batches removed');
-  return { removed: expired.length };
+  const reaped = await reap(deps);
+  return { removed: expired.length, reaped };
+}
+
+/** A batch whose flow is gone (its parent removed from the queue, by hand or by retention) would never end: fail it, saying so. */
+async function reap(deps: BatchDeps): Promise<number> {
+  if (!deps.flowExists) return 0;
+  let reaped = 0;
+  for (const id of await deps.batches.createdBefore(Date.now() - (deps.reapAfterMs ?? 60_000), 10_000)) {
+    const status = await deps.batches.status(id);
+    if (status === null || ['completed', 'failed', 'cancelled'].includes(status)) continue;
+    if (await deps.flowExists(id)) continue;
+    if (status === 'cancelling') await deps.batches.transition(id, 'cancelled', ['cancelling']);
+    else await deps.batches.fail(id, 'the batch\'s jobs were removed from the queue before it finished');
+    reaped++;
+  }
+  if (reaped) deps.logger.warn({ reaped }, 'batches without jobs ended');
+  return reaped;
 }

@@ -2,7 +2,7 @@
 // merges it with concurrent requests from this and other jobs) and gets its own answer, so one bad
 // request fails alone.
 import type { Job } from 'bullmq';
-import { AppError } from '../../core/errors.ts';
+import { AppError, errorData } from '../../core/errors.ts';
 import { inferJobSchema, isPacked, packRaw, unpackRaw, type Batching, type InferRequest, type InferResponse, type InferResult, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
@@ -38,7 +38,7 @@ function feed(t: JobTensor): RawTensor {
 
 async function runOne(engine: Engine, model: ModelHandle, batching: Batching, req: InferRequest, packed: boolean, signal?: AbortSignal): Promise<InferResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
-    return { ok: false, error: { code: 'timeout', message: 'the client stopped waiting before the request started' } };
+    return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
   }
   try {
     const feeds: Record<string, RawTensor> = {};
@@ -52,7 +52,7 @@ async function runOne(engine: Engine, model: ModelHandle, batching: Batching, re
     }
     return { ok: true, outputs };
   } catch (e) {
-    if (e instanceof AppError && !e.retryable) return { ok: false, error: { code: e.code, message: e.message } };
+    if (e instanceof AppError && !e.retryable) return { ok: false, error: errorData(e) };
     throw toJobError(e);
   }
 }

@@ -1,6 +1,6 @@
 // Entry of the training process. TensorFlow.js is loaded first with plain require: under tsx's
 // require hook the same files take seconds longer to load. Then tsx's ESM loader is registered
-// (design.md: --import tsx does not reach every context; register() does) and child.ts runs.
+// (--import tsx does not reach every context on Node 20; register() does) and child.ts runs.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);

@@ -7,9 +7,9 @@ import { trainKeys } from '../../core/jobs/train.ts';
 import { exportMlp, type DenseLayer } from '../onnx/export-mlp.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
-import { gatherRows, loadDataset, splitRows, standardization } from './data.ts';
-import { initState, layerSizes, predict, train } from './mlp.ts';
-import { initTf } from './tf.ts';
+import { gatherRows, loadDataset, splitRows, standardization, type Loaded } from './data.ts';
+import { initState, layerSizes, predict, train, type TrainInput } from './mlp.ts';
+import { initTf, type Tf } from './tf.ts';
 
 /** Validation rows kept as the reference the exported model is checked against. */
 export const REFERENCE_ROWS = 1000;
@@ -50,26 +50,11 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   const classification = hp.task === 'classification';
   const C = classification ? data.classes!.length : 1;
   const sizes = layerSizes(hp, data.features, C);
-  let target = { mean: 0, scale: 1 };
-  if (!classification) {
-    let s = 0;
-    let sq = 0;
-    for (const r of trainRows) s += data.y[r]!;
-    const mu = s / trainRows.length;
-    for (const r of trainRows) sq += (data.y[r]! - mu) ** 2;
-    const sd = Math.sqrt(sq / trainRows.length);
-    // float32 as in the exported graph, so the trainer's predictions are the export's.
-    target = { mean: Math.fround(mu), scale: Math.fround(sd > 1e-12 ? sd : 1) };
-  }
+  const target = classification ? { mean: 0, scale: 1 } : targetStandardization(data, trainRows);
 
   const specHash = createHash('sha256').update(JSON.stringify({ dataset: job.dataset.id, hp })).digest('hex');
   const ckKey = trainKeys.checkpoint(jobId);
-  let state: TrainState | undefined;
-  if (await store.stat(ckKey)) {
-    const saved = decodeCheckpoint(await store.get(ckKey));
-    if (saved.specHash === specHash) state = saved;
-  }
-  state ??= initState(sizes, hp.seed, specHash);
+  let state = (await resumable(store, ckKey, specHash)) ?? initState(sizes, hp.seed, specHash);
   const resumedFromEpoch = state.epoch;
   const metric = classification ? 'accuracy' as const : 'rmse' as const;
   const progress = (s: TrainState): TrainProgress => ({
@@ -77,56 +62,100 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   });
   if (resumedFromEpoch > 0) await onProgress?.(progress(state));
 
-  const tensors = tf.tidy(() => {
-    const std = (rows: Int32Array) => tf.div(tf.sub(tf.tensor2d(gatherRows(data, rows), [rows.length, data.features]), tf.tensor1d(mean)), tf.tensor1d(scale));
-    const targets = (rows: Int32Array) => {
-      const y = Float32Array.from(rows, (r) => data.y[r]!);
-      if (classification) return tf.oneHot(tf.tensor1d(Int32Array.from(y), 'int32'), C).toFloat();
-      return tf.div(tf.sub(tf.tensor2d(y, [rows.length, 1]), target.mean), target.scale);
-    };
-    return { xTrain: std(trainRows), yTrain: targets(trainRows), xVal: std(valRows), yVal: targets(valRows) };
+  state = await fit(tf, { data, trainRows, valRows, mean, scale, target, classes: C, classification }, {
+    hp, sizes, state,
+    onEpoch: async (s) => {
+      await store.put(ckKey, encodeCheckpoint(s));
+      await onProgress?.(progress(s));
+    },
   });
-  try {
-    state = await train({
-      tf, hp, sizes, ...tensors, targetScale: target.scale, state,
-      onEpoch: async (s) => {
-        await store.put(ckKey, encodeCheckpoint(s));
-        await onProgress?.(progress(s));
-      },
-    });
-  } finally {
-    tf.dispose(Object.values(tensors));
-  }
 
   // Evaluate the best epoch's weights on every validation row.
   const xVal = gatherRows(data, valRows);
   const out = predict(tf, sizes, state.bestParams, xVal, mean, scale, hp.task, target);
-  const yVal = Float64Array.from(valRows, (r) => data.y[r]!);
-  const metrics = evaluate(out, yVal, C);
+  const metrics = evaluate(out, Float64Array.from(valRows, (r) => data.y[r]!), C);
 
-  const layers: DenseLayer[] = [];
-  for (let l = 0; l + 1 < sizes.length; l++) {
-    layers.push({ weights: state.bestParams[2 * l]!, bias: state.bestParams[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
-  }
-  const onnxBytes = exportMlp({
-    featureNames: hp.features, mean, scale, layers, task: hp.task, target: hp.target,
-    ...(classification ? { classes: data.classes! } : { targetMean: target.mean, targetScale: target.scale }),
-    metadata: { 'modelq.dataset': job.dataset.id },
-  });
-  await store.put(trainKeys.model(jobId), onnxBytes);
-
-  const k = Math.min(REFERENCE_ROWS, valRows.length);
-  const ref: Predictions = { features: data.features, x: Array.from(xVal.subarray(0, k * data.features)) };
-  if (out.labels) ref.labels = Array.from(out.labels.subarray(0, k));
-  if (out.probabilities) ref.probabilities = Array.from(out.probabilities.subarray(0, k * C));
-  if (out.prediction) ref.prediction = Array.from(out.prediction.subarray(0, k));
-  await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
+  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }));
+  await store.put(trainKeys.predictions(jobId), JSON.stringify(reference(data, xVal, out, valRows.length, C)));
 
   return {
     modelKey: trainKeys.model(jobId), predictionsKey: trainKeys.predictions(jobId), metrics,
     bestEpoch: state.bestEpoch, epochsRun: state.epoch, stoppedEarly: state.epoch < hp.epochs, resumedFromEpoch,
     ...(data.classes ? { classes: data.classes } : {}),
   };
+}
+
+type TargetScaling = { mean: number; scale: number };
+
+/** A regression target's mean and standard deviation on the training rows, as float32 like the exported graph's, so the trainer's predictions are the export's. */
+function targetStandardization(data: Loaded, trainRows: Int32Array): TargetScaling {
+  let s = 0;
+  let sq = 0;
+  for (const r of trainRows) s += data.y[r]!;
+  const mu = s / trainRows.length;
+  for (const r of trainRows) sq += (data.y[r]! - mu) ** 2;
+  const sd = Math.sqrt(sq / trainRows.length);
+  return { mean: Math.fround(mu), scale: Math.fround(sd > 1e-12 ? sd : 1) };
+}
+
+/** The job's checkpoint, when there is one for the same dataset and hyperparameters (a retried attempt resumes from it). */
+async function resumable(store: ArtifactStore, ckKey: string, specHash: string): Promise<TrainState | undefined> {
+  if (!(await store.stat(ckKey))) return undefined;
+  const saved = decodeCheckpoint(await store.get(ckKey));
+  return saved.specHash === specHash ? saved : undefined;
+}
+
+interface Prepared {
+  data: Loaded;
+  trainRows: Int32Array;
+  valRows: Int32Array;
+  mean: Float32Array;
+  scale: Float32Array;
+  target: TargetScaling;
+  classes: number;
+  classification: boolean;
+}
+
+/** Trains on standardized tensors of the rows (one-hot classes, or the standardized target); the tensors are freed after. */
+async function fit(tf: Tf, p: Prepared, o: Pick<TrainInput, 'hp' | 'sizes' | 'state' | 'onEpoch'>): Promise<TrainState> {
+  const tensors = tf.tidy(() => {
+    const std = (rows: Int32Array) => tf.div(tf.sub(tf.tensor2d(gatherRows(p.data, rows), [rows.length, p.data.features]), tf.tensor1d(p.mean)), tf.tensor1d(p.scale));
+    const targets = (rows: Int32Array) => {
+      const y = Float32Array.from(rows, (r) => p.data.y[r]!);
+      if (p.classification) return tf.oneHot(tf.tensor1d(Int32Array.from(y), 'int32'), p.classes).toFloat();
+      return tf.div(tf.sub(tf.tensor2d(y, [rows.length, 1]), p.target.mean), p.target.scale);
+    };
+    return { xTrain: std(p.trainRows), yTrain: targets(p.trainRows), xVal: std(p.valRows), yVal: targets(p.valRows) };
+  });
+  try {
+    return await train({ tf, ...o, ...tensors, targetScale: p.target.scale });
+  } finally {
+    tf.dispose(Object.values(tensors));
+  }
+}
+
+/** The ONNX export of the trained MLP, with the standardization inside the graph. */
+function exportTrained(job: TrainJob, data: Loaded, sizes: number[], params: Float32Array[], s: { mean: Float32Array; scale: Float32Array; target: TargetScaling }): Uint8Array {
+  const hp = job.hyperparameters;
+  const layers: DenseLayer[] = [];
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    layers.push({ weights: params[2 * l]!, bias: params[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
+  }
+  return exportMlp({
+    featureNames: hp.features, mean: s.mean, scale: s.scale, layers, task: hp.task, target: hp.target,
+    ...(hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale }),
+    metadata: { 'modelq.dataset': job.dataset.id },
+  });
+}
+
+/** The first REFERENCE_ROWS validation rows and what the trainer predicted for them. */
+function reference(data: Loaded, xVal: Float32Array, out: ReturnType<typeof predict>, valRows: number, classes: number): Predictions {
+  const k = Math.min(REFERENCE_ROWS, valRows);
+  const ref: Predictions = { features: data.features, x: Array.from(xVal.subarray(0, k * data.features)) };
+  if (out.labels) ref.labels = Array.from(out.labels.subarray(0, k));
+  if (out.probabilities) ref.probabilities = Array.from(out.probabilities.subarray(0, k * classes));
+  if (out.prediction) ref.prediction = Array.from(out.prediction.subarray(0, k));
+  return ref;
 }
 
 /** Accuracy and log-loss (probabilities clipped as scikit-learn does), or RMSE and R². */

@@ -3,11 +3,11 @@
 // predictions in the engine and register it as a new version with lineage and metrics.
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { UnrecoverableError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Config, keyPrefix } from '../../core/config.ts';
 import { DatasetStore } from '../../core/datasets.ts';
-import { AppError, encodeJobError } from '../../core/errors.ts';
+import { AppError } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainJobSchema, type TrainMetrics, type TrainResult } from '../../core/jobs/train.ts';
 import type { Logger } from '../../core/logger.ts';
 import { modelArtifactKey, Registry } from '../../core/registry.ts';
@@ -63,7 +63,7 @@ export async function trainProcessor(job: Pick<Job, 'id' | 'data' | 'updateProgr
     if (ac.signal.aborted) throw ac.signal.reason;
     return await register(jobId, data, outcome, deps);
   } catch (e) {
-    if (e instanceof Cancelled) throw new UnrecoverableError(encodeJobError(new AppError('conflict', e.message)));
+    if (e instanceof Cancelled) throw toJobError(new AppError('conflict', e.message));
     throw toJobError(e);
   } finally {
     clearInterval(poll);
@@ -91,13 +91,13 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
   const hp = data.hyperparameters;
   const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(data.registerAs, {
     sha256, bytes: bytes.length, inputs: sig.inputs, outputs: sig.outputs,
-    lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp },
+    lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp, tenant: data.tenant ?? 'default', keyId: data.keyId ?? null },
     metrics: o.metrics as TrainMetrics & Record<string, unknown>,
     metadata: {
       task: hp.task, target: hp.target, features: JSON.stringify(hp.features),
       ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
     },
-  });
+  }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
   return {
     model: { name: record.name, version: record.version }, metrics: o.metrics, sha256,
     bestEpoch: o.bestEpoch, epochsRun: o.epochsRun, stoppedEarly: o.stoppedEarly, resumedFromEpoch: o.resumedFromEpoch,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { allows, KeyRing, presentedKey } from '../../../core/auth.ts';
-import { requiredScope } from '../../../producer/auth.ts';
+import { allows, canReadModel, canWriteModel, KeyRing, presentedKey, type Scope } from '../../../core/auth.ts';
+import { requiredScope, requiredScopes } from '../../../producer/auth.ts';
 
 const ring = (keys: unknown) => KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(keys), MODELQ_API_KEYS_FILE: undefined });
 
@@ -15,6 +15,23 @@ describe('KeyRing', () => {
     expect(allows(p, 'read')).toBe(true);
     expect(allows(p, 'infer')).toBe(false);
     expect(allows({ ...p, scopes: ['admin'] }, 'infer')).toBe(true);
+  });
+
+  it('keeps platform operators apart from a tenant\'s admin, and models with their owner', () => {
+    const admin = { tenant: 'a', keyId: 'k1', scopes: ['admin'] as Scope[] };
+    const ops = { tenant: 'ops', keyId: 'k2', scopes: ['platform'] as Scope[] };
+    expect(allows(admin, 'publish')).toBe(true);
+    expect(allows(admin, 'platform')).toBe(false);
+    expect(allows(ops, 'admin')).toBe(true);
+    const own = { owner: 'a', shared: false };
+    const b = { tenant: 'b', keyId: 'k3', scopes: ['admin'] as Scope[] };
+    expect(canReadModel(b, own)).toBe(false);
+    expect(canReadModel(b, { ...own, shared: true })).toBe(true);
+    expect(canWriteModel(b, { ...own, shared: true }, 'admin')).toBe(false);
+    expect(canWriteModel(admin, own, 'admin')).toBe(true);
+    expect(canWriteModel(ops, own, 'admin')).toBe(true);
+    expect(canWriteModel({ ...b, scopes: ['submit'] }, null, 'publish')).toBe(false);
+    expect(canWriteModel({ ...b, scopes: ['publish'] }, null, 'publish')).toBe(true);
   });
 
   it('rejects bad key files with a message naming what is wrong', () => {
@@ -35,12 +52,18 @@ describe('KeyRing', () => {
 
 describe('requiredScope', () => {
   it.each([
-    ['GET', '/v2/health/ready', null], ['GET', '/v1/models', 'read'], ['GET', '/metrics', 'read'],
+    ['GET', '/v2/health/ready', null], ['GET', '/v1/models', 'read'], ['GET', '/metrics', 'platform'],
     ['POST', '/v2/models/m/infer', 'infer'], ['POST', '/v2/models/m/versions/2/infer', 'infer'],
     ['POST', '/v1/batches', 'submit'], ['POST', '/v1/batches/x/cancel', 'submit'], ['POST', '/v1/jobs/train', 'submit'], ['POST', '/v1/datasets', 'submit'],
-    ['POST', '/v1/models/m/versions', 'admin'], ['PUT', '/v1/models/m/aliases/p', 'admin'], ['DELETE', '/v1/models/m/aliases/p', 'admin'], ['PUT', '/v1/models/m/config', 'admin'],
+    ['POST', '/v1/models/m/versions', 'publish'], ['PUT', '/v1/models/m/aliases/p', 'admin'], ['DELETE', '/v1/models/m/aliases/p', 'admin'], ['PUT', '/v1/models/m/config', 'admin'],
     ['PATCH', '/v1/anything', 'admin'],
   ])('%s %s needs %s', (method, path, scope) => {
     expect(requiredScope(method, path)).toBe(scope);
+  });
+
+  it('asks publish as well as submit of training and compression, which always register a version', () => {
+    expect(requiredScopes('POST', '/v1/jobs/train')).toEqual(['submit', 'publish']);
+    expect(requiredScopes('POST', '/v1/jobs/compress')).toEqual(['submit', 'publish']);
+    expect(requiredScopes('POST', '/v1/jobs/x/cancel')).toEqual(['submit']);
   });
 });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configKeys, keyPrefix, loadConfig } from '../../../core/config.ts';
+import { ConfigError, configKeys, configTable, keyPrefix, loadConfig } from '../../../core/config.ts';
 
 describe('config', () => {
   it('has documented defaults', () => {
@@ -29,8 +29,23 @@ describe('config', () => {
     expect(() => loadConfig({ [key]: value })).toThrow(new RegExp(key));
   });
 
-  it('every key is documented in the README', () => {
+  it("the README's configuration table is the one rendered from configKeys (npm run docs:config)", () => {
     const readme = fs.readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-    for (const key of Object.keys(configKeys)) expect(readme, key).toContain(`\`${key}\``);
+    const section = /<!-- config-table:start[^>]*-->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
+    expect(section, 'README.md has a config-table section').not.toBeNull();
+    const documented = section![1]!.split('\n');
+    const rendered = configTable().split('\n');
+    // Row by row, so a failure names the key whose row is missing or wrong.
+    for (const [i, row] of rendered.entries()) expect(documented[i], row.split(' | ')[0]).toBe(row);
+    expect(documented.length).toBe(rendered.length);
+  });
+
+  it('the rendered table lists every key with its default', () => {
+    const table = configTable();
+    for (const key of Object.keys(configKeys)) expect(table).toContain(`| \`${key}\` |`);
+    expect(table).toContain('| `MODELQ_PORT` | `8080` |');
+    expect(table).toContain('| `MODELQ_DASHBOARD_ADMIN` | `0` |');
+    expect(table).toContain('| `MODELQ_S3_BUCKET` | unset |');
+    expect(table).toContain('| `MODELQ_QUEUES` | `model,infer,batch,score,train,compress` |');
   });
 });

@@ -58,6 +58,26 @@ describe('dataset profiling', () => {
     expect(rows).toEqual([{ line: 2, values: { a: '1', b: null } }]);
   });
 
+  it('bounds every row by maxRowBytes (MODELQ_MAX_ROW_BYTES), reading no further than the bound', async () => {
+    expect((await failure(profileDataset(chunks(`{"a":1}\n{"a":"${'x'.repeat(200)}"}\n`), 'jsonl', { maxRowBytes: 100 }))).message)
+      .toBe('line 2: is longer than 100 bytes (MODELQ_MAX_ROW_BYTES)');
+    expect((await failure(profileDataset(chunks(`${'h'.repeat(300)}\n1\n`), 'csv', { maxRowBytes: 100 }))).message)
+      .toMatch(/^line 1: is longer than 100 bytes \(MODELQ_MAX_ROW_BYTES\)/);
+    // A line that never ends: refused after about the bound, not buffered until the source ends.
+    let pulled = 0;
+    async function* endless() { for (;;) { pulled++; yield Buffer.alloc(64, 0x61); } }
+    expect((await failure(profileDataset(endless(), 'jsonl', { maxRowBytes: 1000 }))).message).toMatch(/^line 1: is longer than 1000 bytes/);
+    expect(pulled).toBeLessThan(20);
+  });
+
+  it('reads a line spread over many chunks whole, multi-byte characters included', async () => {
+    const long = `{"s":"${'é€'.repeat(5000)}","n":1}`;
+    const rows = [];
+    for await (const r of datasetRows(chunks(`${long}\n${long}`, 13), 'jsonl')) rows.push(r);
+    expect(rows.map((r) => r.line)).toEqual([1, 2]);
+    expect(rows[1]!.values).toEqual(JSON.parse(long));
+  });
+
   it('has ids the routes can check', () => {
     expect(DATASET_ID_RE.test('ds_0123456789abcdef0123')).toBe(true);
     expect(DATASET_ID_RE.test('ds_../x')).toBe(false);

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Queue, QueueEvents } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { AppError, encodeJobError } from '../../../core/errors.ts';
+import { AppError, toFailedReason } from '../../../core/errors.ts';
 import { JobAnswers } from '../../../producer/await-job.ts';
 
 function setup(stored: Record<string, { state: string; returnvalue?: unknown; failedReason?: string }> = {}) {
@@ -30,12 +30,12 @@ describe('JobAnswers', () => {
   it('rejects with the AppError encoded in the failure reason', async () => {
     const { events, answers } = setup();
     const a = answers.wait('a', 5000, 'inference');
-    events.emit('failed', { jobId: 'a', failedReason: encodeJobError(new AppError('bad_request', 'no such input')) });
+    events.emit('failed', { jobId: 'a', failedReason: toFailedReason(new AppError('bad_request', 'no such input')) });
     await expect(a).rejects.toMatchObject({ code: 'bad_request', message: 'no such input' });
   });
 
   it('after the timeout, answers from the stored job when its event was missed', async () => {
-    const { answers } = setup({ done: { state: 'completed', returnvalue: { ok: 1 } }, bad: { state: 'failed', failedReason: '[invalid_model] broken' } });
+    const { answers } = setup({ done: { state: 'completed', returnvalue: { ok: 1 } }, bad: { state: 'failed', failedReason: toFailedReason(new AppError('invalid_model', 'broken')) } });
     await expect(answers.wait('done', 20, 'inference')).resolves.toEqual({ ok: 1 });
     await expect(answers.wait('bad', 20, 'inference')).rejects.toMatchObject({ code: 'invalid_model' });
   });

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Queue, QueueEvents } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { AppError, encodeJobError } from '../../../core/errors.ts';
+import { AppError, toFailedReason } from '../../../core/errors.ts';
 import type { Batching, InferJob, InferRequest } from '../../../core/jobs/infer.ts';
 import type { VersionRecord } from '../../../core/registry.ts';
 import { JobAnswers } from '../../../producer/await-job.ts';
@@ -96,7 +96,7 @@ describe('InferCoalescer', () => {
     const s = stubQueue();
     const answers = [1, 2].map((v) => s.coalescer.submit(model, batching(), request(v)));
     await tick();
-    s.events.emit('failed', { jobId: s.jobs[0]!.id, failedReason: encodeJobError(new AppError('invalid_model', 'broken file')) });
+    s.events.emit('failed', { jobId: s.jobs[0]!.id, failedReason: toFailedReason(new AppError('invalid_model', 'broken file')) });
     for (const a of answers) await expect(a).rejects.toMatchObject({ code: 'invalid_model', message: 'broken file' });
   });
 

@@ -5,15 +5,17 @@ import { PROTO_OPTIONS, PROTO_PATH } from '../../producer/grpc/server.ts';
 
 export type Unary = <T = any>(method: string, request: object, metadata?: grpc.Metadata) => Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+type UnaryFn = (request: object, metadata: grpc.Metadata, callback: (e: grpc.ServiceError | null, r: unknown) => void) => void;
+
 export interface InferenceClient { call: Unary; close(): void }
 
 export function inferenceClient(address: string, options: grpc.ChannelOptions = {}): InferenceClient {
   const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
     inference: { GRPCInferenceService: new (addr: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => grpc.Client };
   };
-  const client = new pkg.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), options) as grpc.Client & Record<string, Function>;
+  const client = new pkg.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), options) as unknown as Record<string, UnaryFn> & grpc.Client;
   const call: Unary = (method, request, metadata = new grpc.Metadata()) => new Promise((resolve, reject) => {
-    client[method]!.call(client, request, metadata, (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r as never)));
+    client[method]!.call(client, request, metadata, (e, r) => (e ? reject(e) : resolve(r as never)));
   });
   return { call, close: () => client.close() };
 }

@@ -1,12 +1,14 @@
 // ModelInfer on the same path as REST /v2 infer: the request becomes the protocol's JSON form, is
 // checked by the same schema and signature check, and travels coalesced as `infer` jobs; the
 // packed answer leaves as raw_output_contents without a detour through JSON numbers.
+import type { Principal } from '../../core/auth.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { packTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget } from '../../core/registry.ts';
 import { JobAnswers } from '../await-job.ts';
 import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { checkReadable } from '../model-access.ts';
 import { parseBody } from '../http.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 import { isBatchable } from '../routes/v2.ts';
@@ -64,7 +66,7 @@ export function toV2Body(req: ModelInferRequest): unknown {
   };
 }
 
-export type GrpcInferFn = (req: ModelInferRequest, gone: () => boolean) => Promise<ModelInferResponse>;
+export type GrpcInferFn = (req: ModelInferRequest, gone: () => boolean, who: Principal) => Promise<ModelInferResponse>;
 
 export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
   const lanes = new Map<'infer' | 'infer-gpu', InferCoalescer>();
@@ -79,17 +81,18 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
     if (!b) batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
     return b;
   };
-  const prepare = async (req: ModelInferRequest) => {
+  const prepare = async (req: ModelInferRequest, who: Principal) => {
     if (!req.model_name) throw badRequest('model_name is required');
     const body = parseBody(v2InferRequestSchema, toV2Body(req), 'request');
     const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
+    checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
     const checked = checkInferRequest(body, target.model);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     return { target, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
-  return async (req, gone) => {
-    const { target, gpu, request } = await prepare(req);
+  return async (req, gone, who) => {
+    const { target, gpu, request } = await prepare(req, who);
     const answer = await lane(gpu ? 'infer-gpu' : 'infer').submit(target.model, batchingOf(target), request, gone);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return {

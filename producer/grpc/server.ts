@@ -3,10 +3,11 @@
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { allows, type KeyRing, presentedKey, type Scope } from '../../core/auth.ts';
+import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../../core/auth.ts';
 import { AppError } from '../../core/errors.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { assertReadable } from '../model-access.ts';
 import { SERVER_VERSION } from '../routes/v2.ts';
 import { createGrpcInfer, type ModelInferRequest } from './infer.ts';
 import { toGrpcStatus } from './status.ts';
@@ -33,7 +34,7 @@ export interface GrpcServerOptions {
 
 export interface RunningGrpcServer { port: number; close(): Promise<void> }
 
-type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>) => Promise<unknown>;
+type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal) => Promise<unknown>;
 
 export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Promise<RunningGrpcServer> {
   const maxBytes = d.cfg.MODELQ_GRPC_MAX_MESSAGE_MB * 1024 * 1024;
@@ -60,14 +61,16 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
   const unary = (scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> => (call, callback) => {
     const run = async () => {
       if (d.redis.status !== 'ready' && fn !== live) throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
+      let who: Principal = OPEN_PRINCIPAL;
       if (scope !== null && keys.size > 0) {
         const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
         if (!key) throw new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata');
         const p = keys.authenticate(key);
         if (!p) throw new AppError('unauthorized', 'unknown API key');
         if (!allows(p, scope)) throw new AppError('forbidden', `this key lacks the "${scope}" scope`);
+        who = p;
       }
-      return fn(call.request as never, call);
+      return fn(call.request as never, call, who);
     };
     run().then((r) => callback(null, r), (e: Error) => callback(toGrpcStatus(e, d)));
   };
@@ -76,7 +79,8 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
     ServerLive: unary(null, live),
     ServerReady: unary(null, async () => ({ ready: await d.redis.ping().then(() => true, () => false) })),
     ServerMetadata: unary('read', async () => ({ name: 'modelq', version: SERVER_VERSION, extensions: [] })),
-    ModelMetadata: unary('read', async (req: { name: string; version?: string }) => {
+    ModelMetadata: unary('read', async (req: { name: string; version?: string }, _call, who) => {
+      await assertReadable(d.registry, req.name, who); // another tenant's private model is "not found"
       const v = await d.registry.resolve(ref(req.name, req.version));
       const m = await d.registry.getModel(v.name);
       return {
@@ -89,11 +93,12 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
       };
     }),
     // Ready: the version exists and at least one live worker consumes the infer queue.
-    ModelReady: unary('read', async (req: { name: string; version?: string }) => {
+    ModelReady: unary('read', async (req: { name: string; version?: string }, _call, who) => {
+      await assertReadable(d.registry, req.name, who);
       await d.registry.resolve(ref(req.name, req.version));
       const workers = await readWorkerStats(d.redis, d.prefix);
       return { ready: workers.some((w) => w.queues.includes('infer')) };
     }),
-    ModelInfer: unary('infer', (req: ModelInferRequest, call) => infer(req, () => call.cancelled)),
+    ModelInfer: unary('infer', (req: ModelInferRequest, call, who) => infer(req, () => call.cancelled, who)),
   };
 }

@@ -122,7 +122,11 @@ describe('GRPCInferenceService', () => {
   });
 
   it('checks keys from `authorization: Bearer` metadata: UNAUTHENTICATED, PERMISSION_DENIED', async () => {
-    const keys = KeyRing.fromConfig({ MODELQ_API_KEYS_FILE: undefined, MODELQ_API_KEYS: JSON.stringify({ 'reader-key-0123456789': { tenant: 'a', scopes: ['read'] }, 'infer-key-0123456789ab': { tenant: 'a', scopes: ['infer'] } }) });
+    // The models were uploaded on the open platform: they belong to tenant "default" and are private.
+    const keys = KeyRing.fromConfig({ MODELQ_API_KEYS_FILE: undefined, MODELQ_API_KEYS: JSON.stringify({
+      'reader-key-0123456789': { tenant: 'default', scopes: ['read'] }, 'infer-key-0123456789ab': { tenant: 'default', scopes: ['infer'] },
+      'other-tenant-key-01234': { tenant: 'b', scopes: ['read', 'infer'] },
+    }) });
     const locked = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys });
     const lc = inferenceClient(`127.0.0.1:${locked.port}`);
     try {
@@ -133,6 +137,9 @@ describe('GRPCInferenceService', () => {
       expect(await codeOf(lc.call('ModelInfer', req, bearer('reader-key-0123456789')))).toBe(status.PERMISSION_DENIED);
       expect(await codeOf(lc.call('ModelMetadata', { name: 'mlp' }, bearer('reader-key-0123456789')))).toBe('ok');
       expect(await codeOf(lc.call('ModelInfer', req, bearer('infer-key-0123456789ab')))).toBe('ok');
+      // Another tenant's private model is NOT_FOUND, as over REST.
+      expect(await codeOf(lc.call('ModelInfer', req, bearer('other-tenant-key-01234')))).toBe(status.NOT_FOUND);
+      expect(await codeOf(lc.call('ModelMetadata', { name: 'mlp' }, bearer('other-tenant-key-01234')))).toBe(status.NOT_FOUND);
     } finally {
       lc.close();
       await locked.close();

@@ -16,7 +16,7 @@ const KEYS = {
   [A]: { tenant: 'a', scopes: ['submit', 'read'] },
   [B]: { tenant: 'b', scopes: ['submit', 'read'] },
   [READ]: { tenant: 'a', scopes: ['read'] },
-  [ADMIN]: { tenant: 'ops', scopes: ['admin'] },
+  [ADMIN]: { tenant: 'a', scopes: ['admin'] }, // the model is tenant a's (private)
 };
 const TTL_S = 3;
 let p: TestPlatform;
@@ -51,6 +51,11 @@ describe('OpenAI API with keys and tenants', () => {
     await expect(b.batches.create({ input_file_id: file.id, endpoint: INFER, completion_window: '24h' })).rejects.toMatchObject({ status: 404 });
     expect((await b.batches.list()).data).toEqual([]);
     expect((await b.files.list()).data).toEqual([]);
+    // Tenant a's private model is "not found" for tenant b's batch lines too.
+    const bFile = await b.files.create({ file: await toFile(Buffer.from(`${line('1')}\n`), 'b.jsonl'), purpose: 'batch' });
+    const bBatch = await b.batches.create({ input_file_id: bFile.id, endpoint: INFER, completion_window: '24h' });
+    const bDone = await until(async () => { const x = await b.batches.retrieve(bBatch.id); return x.status === 'failed' ? x : null; }, 'tenant b batch failed');
+    expect(bDone.errors!.data).toMatchObject([{ code: 'model_not_found', line: 1 }]);
 
     const done = await until(async () => { const x = await a.batches.retrieve(batch.id); return x.status === 'completed' ? x : null; }, 'batch completed');
     expect(done.request_counts).toEqual({ total: 2, completed: 2, failed: 0 });

@@ -3,10 +3,11 @@
 // with errors naming the lines or records the models and byte ranges and enqueues the chunk flow.
 import { FlowProducer } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { canReadModel } from '../../core/auth.ts';
 import { AppError } from '../../core/errors.ts';
 import { type BatchRecord, type LineError, OPENAI_JOBS, openaiKeys, OpenaiStore, type ResolvedModel } from '../../core/openai-batch.ts';
 import { defaultJobOptions } from '../../core/queues.ts';
-import type { Registry } from '../../core/registry.ts';
+import { parseRef, type Registry } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 
 /** Lines per `openai-lines` job. */
@@ -82,10 +83,13 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
     if (!ref) { fail('invalid_request', `line ${n}: body.model must name a model (name, name@alias or name@3)`, n, 'body.model'); continue; }
     if (!(ref in models)) {
       try {
+        // Another tenant's private model is "not found", as on every other route.
+        const access = await d.registry.access(parseRef(ref).name);
+        if (!access || !canReadModel({ tenant: b.record.tenant, keyId: '', scopes: [] }, access)) throw new AppError('not_found', `model "${parseRef(ref).name}" not found`);
         const m = await d.registry.resolve(ref);
         models[ref] = { name: m.name, version: m.version, sha256: m.sha256, inputs: m.inputs, outputs: m.outputs };
       } catch (e) {
-        if (!(e instanceof AppError) || e.code !== 'not_found') throw e;
+        if (!(e instanceof AppError) || (e.code !== 'not_found' && e.code !== 'bad_request')) throw e;
         fail('model_not_found', `line ${n}: ${e.message}`, n, 'model');
       }
     }

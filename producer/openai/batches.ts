@@ -9,6 +9,7 @@ import { defaultJobOptions } from '../../core/queues.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { OPENAI_BASE } from './base.ts';
 import { parseBody } from '../http.ts';
 
 /** What a line's url may be; every line must equal the batch's endpoint, as OpenAI requires. */
@@ -51,7 +52,7 @@ export function batchesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     return b.record;
   };
 
-  r.post('/batches', json, async (req, res) => {
+  r.post(`${OPENAI_BASE}/batches`, json, async (req, res) => {
     const body = parseBody(createBatchSchema, req.body ?? {}, 'body');
     const tenant = principalOf(req).tenant;
     const input = await store.file(body.input_file_id, tenant);
@@ -68,16 +69,16 @@ export function batchesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     res.json(await view(record.id));
   });
 
-  r.get('/batches', async (req, res) => {
+  r.get(`${OPENAI_BASE}/batches`, async (req, res) => {
     const q = parseBody(listBatchesSchema, req.query, 'query');
     const page = await store.page('batches', principalOf(req).tenant, q.after, q.limit);
     const data = (await Promise.all(page.ids.map(view))).filter((b) => b !== null);
     res.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   });
 
-  r.get('/batches/:id', async (req, res) => void res.json(await view((await load(req)).id)));
+  r.get(`${OPENAI_BASE}/batches/:id`, async (req, res) => void res.json(await view((await load(req)).id)));
 
-  r.post('/batches/:id/cancel', async (req, res) => {
+  r.post(`${OPENAI_BASE}/batches/:id/cancel`, async (req, res) => {
     const b = await load(req);
     const prev = await store.transition(b.id, 'cancelling', ['validating', 'in_progress']);
     if (!prev && (await store.status(b.id)) !== 'cancelling') {

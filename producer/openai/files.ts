@@ -9,6 +9,7 @@ import { badRequest, notFound } from '../../core/errors.ts';
 import { TooLargeError } from '../../core/storage/index.ts';
 import { principalOf } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { OPENAI_BASE } from './base.ts';
 import { parseBody } from '../http.ts';
 
 /** Purposes a client may upload; batch_output and batch_error are written by the platform. */
@@ -31,11 +32,11 @@ export function filesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     return f;
   };
 
-  r.post('/files', async (req, res) => {
+  r.post(`${OPENAI_BASE}/files`, async (req, res) => {
     res.json(fileObject(await upload(req, d, store)));
   });
 
-  r.get('/files', async (req, res) => {
+  r.get(`${OPENAI_BASE}/files`, async (req, res) => {
     const q = parseBody(listFilesSchema, req.query, 'query');
     const tenant = principalOf(req).tenant;
     // Filtering by purpose pages over the tenant's files until the page is full.
@@ -55,16 +56,16 @@ export function filesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     res.json({ object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: hasMore });
   });
 
-  r.get('/files/:id', async (req, res) => void res.json(fileObject(await load(req))));
+  r.get(`${OPENAI_BASE}/files/:id`, async (req, res) => void res.json(fileObject(await load(req))));
 
-  r.get('/files/:id/content', async (req, res) => {
+  r.get(`${OPENAI_BASE}/files/:id/content`, async (req, res) => {
     const f = await load(req);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(f.bytes));
     (await d.store.read(openaiKeys.file(f.id))).pipe(res);
   });
 
-  r.delete('/files/:id', async (req, res) => {
+  r.delete(`${OPENAI_BASE}/files/:id`, async (req, res) => {
     const f = await load(req);
     await store.deleteFile(f);
     await d.store.delete(openaiKeys.file(f.id)).catch(() => {});

@@ -6,13 +6,13 @@ import { OpenaiStore } from '../../core/openai-batch.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { batchesRouter } from './batches.ts';
 import { filesRouter } from './files.ts';
+import { OPENAI_BASE } from './base.ts';
 
-export const OPENAI_BASE = '/openai/v1';
 
 export function openaiRouter(d: ProducerDeps): Router {
   const store = new OpenaiStore(d.redis, d.prefix);
   const r = Router();
-  r.use(OPENAI_BASE, filesRouter(d, store), batchesRouter(d, store));
+  r.use(filesRouter(d, store), batchesRouter(d, store));
   const onError: ErrorRequestHandler = (err, req, res, next) => {
     if (!req.path.startsWith(`${OPENAI_BASE}/`) || !(err instanceof AppError) || res.headersSent) return next(err);
     const type = err.httpStatus < 500 ? 'invalid_request_error' : 'server_error';

@@ -90,6 +90,9 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
     let stored: Promise<{ bytes: number; filename: string }> | undefined;
     bb.on('field', (name, value) => { fields[name] = value; });
     bb.on('file', (name, stream, info) => {
+      // A truncated body errors this stream as well as busboy: the request is answered from busboy's
+      // error (or the store's rejection), and an error event without a listener would crash the process.
+      stream.on('error', () => {});
       if (name !== 'file' || stored) {
         stream.resume();
         return;

@@ -144,4 +144,13 @@ describe('OpenAI Files and Batches (official SDK)', () => {
     expect(await client.files.delete(f.id)).toMatchObject({ id: f.id, deleted: true });
     await expect(client.files.retrieve(f.id)).rejects.toMatchObject({ status: 404 });
   });
+
+  it('answers a truncated multipart upload 400 in OpenAI\'s error shape (and the producer lives on)', async () => {
+    const body = '--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--x\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n{"custom_id"';
+    const res = await fetch(`${p.url}/openai/v1/files`, { method: 'POST', body, headers: { 'content-type': 'multipart/form-data; boundary=x' } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { message: expect.stringMatching(/multipart/), type: 'invalid_request_error' } });
+    await expect(client.files.create({ file: await toFile(Buffer.from('{}\n'), 'x.jsonl'), purpose: 'fine-tune' })).rejects.toMatchObject({ status: 400 });
+    expect((await client.files.list({ purpose: 'batch' })).data.every((f) => f.purpose === 'batch')).toBe(true);
+  });
 });

@@ -18,6 +18,7 @@ import { modelsRouter } from './routes/models.ts';
 import { driftRouter } from './routes/drift.ts';
 import { createInfer, v2Router } from './routes/v2.ts';
 import { fastInfer } from './fast-infer.ts';
+import { openaiRouter } from './openai/router.ts';
 
 export interface ProducerApp {
   /** The express app alone: every route, middleware and error body. */
@@ -62,6 +63,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));
   app.use(jobsRouter(d));
+  app.use(openaiRouter(d));
 
   app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorMiddleware(d.logger));

@@ -11,6 +11,8 @@ import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
 import { referenceBodySchema } from './routes/drift.ts';
+import { createBatchSchema as openaiBatchSchema, listBatchesSchema as openaiListBatchesSchema } from './openai/batches.ts';
+import { listFilesSchema as openaiListFilesSchema } from './openai/files.ts';
 
 interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
@@ -53,11 +55,11 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v2/models/{name}/versions/{version}/ready', summary: 'Model version ready' },
   { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version). `parameters: { explain: true, explainSamples?: P, explainClass?: k, explainSeed?: s }` adds an `attributions` output [N, features] and `parameters.explain_base`', json: v2InferRequestSchema, response: v2Response },
   { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
-  { method: 'post', path: '/v1/batches', summary: 'Submit a batch: the JSONL or CSV file as the raw body (or multipart with a `file` field); 202', query: batchParamsSchema, binary: 'application/x-ndjson', status: 202 },
+  { method: 'post', path: '/v1/batches', summary: 'Submit a batch: the JSONL, CSV or Parquet file as the raw body (or multipart with a `file` field); 202', query: batchParamsSchema, binary: 'application/x-ndjson', status: 202 },
   { method: 'get', path: '/v1/batches', summary: 'Batches, newest first', query: listQuerySchema },
   { method: 'get', path: '/v1/batches/{id}', summary: 'Status, requestCounts, progress' },
   { method: 'post', path: '/v1/batches/{id}/cancel', summary: 'Cancel: no new chunk starts; 409 when the batch already ended', status: 202 },
-  { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV)' },
+  { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV, ?format=parquet for Parquet)' },
   { method: 'get', path: '/v1/batches/{id}/errors', summary: 'Rows that could not be scored, as JSONL with row numbers' },
   { method: 'get', path: '/v1/batches/{id}/events', summary: 'Server-sent events with status and progress until the batch ends' },
   { method: 'post', path: '/v1/datasets', summary: 'Upload a dataset (CSV or JSONL as the raw body); 201 with rows and inferred column types', query: datasetParamsSchema, binary: 'text/csv', status: 201 },
@@ -67,6 +69,15 @@ export const ROUTES: RouteDoc[] = [
   { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A training or compression job: state, progress (the learning curve), result or error' },
   { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a queued or active job; 409 when it already ended', status: 202 },
+  { method: 'post', path: '/openai/v1/files', summary: 'OpenAI Files: upload (multipart `file`, `purpose=batch`), streamed to the store', binary: 'multipart/form-data' },
+  { method: 'get', path: '/openai/v1/files', summary: 'OpenAI Files: list', query: openaiListFilesSchema },
+  { method: 'get', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: one file object' },
+  { method: 'get', path: '/openai/v1/files/{id}/content', summary: 'OpenAI Files: the bytes' },
+  { method: 'delete', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: delete' },
+  { method: 'post', path: '/openai/v1/batches', summary: 'OpenAI Batches: create, on the platform\'s batch flow', json: openaiBatchSchema },
+  { method: 'get', path: '/openai/v1/batches', summary: 'OpenAI Batches: list, newest first', query: openaiListBatchesSchema },
+  { method: 'get', path: '/openai/v1/batches/{id}', summary: 'OpenAI Batches: one batch object' },
+  { method: 'post', path: '/openai/v1/batches/{id}/cancel', summary: 'OpenAI Batches: cancel' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },
   { method: 'get', path: '/openapi.json', summary: 'This document' },
 ];

@@ -1,0 +1,177 @@
+// The results UI in Debian's Chromium (playwright-core) against the real platform: a producer, one
+// worker process and the dashboard proxying to the producer, all behind API keys of two tenants.
+// Screenshots of every page go to test-results/dashboard/ (gitignored).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyRing } from '../../core/auth.ts';
+import { createLogger } from '../../core/logger.ts';
+import { buildDashboard } from '../../dashboard/app.ts';
+import { rows, SLOW_FEATURES, slowMlp } from '../fixtures/models.ts';
+import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
+
+const A_SUBMIT = 'key-a-submit-0123456789';
+const A_READ = 'key-a-read-only-0123456';
+const B_SUBMIT = 'key-b-submit-0123456789';
+const OPS = 'key-ops-platform-012345';
+const KEYS = {
+  [A_SUBMIT]: { tenant: 'a', scopes: ['read', 'submit', 'publish'] },
+  [A_READ]: { tenant: 'a', scopes: ['read'] },
+  [B_SUBMIT]: { tenant: 'b', scopes: ['read', 'submit', 'publish'] },
+  [OPS]: { tenant: 'ops', scopes: ['platform'] },
+};
+const SHOTS = path.resolve(import.meta.dirname, '../../test-results/dashboard');
+
+let p: TestPlatform;
+let server: Server;
+let dash: string;
+let browser: Browser;
+const pageErrors: string[] = [];
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+async function apiJson(route: string, key = A_SUBMIT, init: RequestInit = {}) {
+  const res = await fetch(`${p.url}${route}`, { ...init, headers: { ...auth(key), ...(init.headers ?? {}) } });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+const postJson = (route: string, body: unknown, key = A_SUBMIT) => apiJson(route, key, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const jobDone = (id: string) => until(async () => {
+  const j = await apiJson(`/v1/jobs/${id}`);
+  return ['completed', 'failed', 'cancelled'].includes(j.state) ? j : null;
+}, `job ${id}`, 120_000);
+
+/** A page of the dashboard with `key` in its sessionStorage (as if typed into the key form). */
+async function open(hash: string, key: string | null = A_SUBMIT): Promise<Page> {
+  const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width: 1360, height: 900 } });
+  if (key) await ctx.addInitScript((k) => sessionStorage.setItem('modelq.apiKey', k), key);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${dash}/${hash}`);
+  return page;
+}
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+/** Clicks a download link and returns the file's bytes. */
+async function download(page: Page, selector: string): Promise<Buffer> {
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  return fs.readFileSync((await d.path())!);
+}
+
+/** 600 rows of x0..x3 and a class from a fixed rule (seeded). */
+function dataset(n: number): string {
+  let s = 11;
+  const r = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const lines = ['x0,x1,x2,x3,kind'];
+  for (let i = 0; i < n; i++) {
+    const v = [r(), r(), r(), r()];
+    lines.push(`${v.map((x) => x.toFixed(4)).join(',')},${v[0]! + v[1]! > 0.3 ? 'up' : v[2]! > 0 ? 'left' : 'down'}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+let trainJob: { id: string; result: { model: { name: string; version: number }; metrics: Record<string, number> }; progress: { curve: { epoch: number; loss: number; valLoss: number; valMetric: number }[] } };
+let compressJob: { id: string; result: { model: { name: string; version: number }; report: Record<string, unknown> & { dataset: Record<string, number> } } };
+
+beforeAll(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  p = await startPlatform({ workers: 1, env: { MODELQ_API_KEYS: JSON.stringify(KEYS) } });
+  const app = buildDashboard({
+    queues: p.deps.queues, redis: p.redis, admin: false, producerUrl: p.url, logger: createLogger('dashboard-test', 'silent'),
+    keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }),
+  });
+  server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+  dash = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+
+  const ds = await apiJson('/v1/datasets?format=csv&name=compass', A_SUBMIT, { method: 'POST', body: dataset(600), headers: { 'content-type': 'text/csv' } });
+  const t = await postJson('/v1/jobs/train', { dataset: ds.id, target: 'kind', model: { type: 'mlp', hidden: [16] }, epochs: 8, learningRate: 0.02, patience: 50, seed: 5, registerAs: 'compass' });
+  trainJob = await jobDone(t.id);
+  expect(trainJob.result, JSON.stringify(trainJob)).toBeTruthy();
+  const c = await postJson('/v1/jobs/compress', { model: 'compass@1', method: 'quantize-int8', dataset: ds.id, registerAs: 'compass-int8' });
+  compressJob = await jobDone(c.id);
+  expect(compressJob.result, JSON.stringify(compressJob)).toBeTruthy();
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.closeAllConnections();
+  server?.close();
+  await p?.stop();
+  expect(pageErrors, 'uncaught errors in the pages').toEqual([]);
+});
+
+describe('dashboard in a browser', () => {
+  it('asks for a key, then lists the models; a trained version shows its lineage, metrics and a working download', async () => {
+    const page = await open('#/models', null);
+    await page.waitForSelector('#key-dialog[open]');
+    await page.fill('#key-input', A_SUBMIT);
+    await page.click('#key-form button');
+    await page.waitForSelector('tr[data-model="compass-int8"]');
+    expect(await page.textContent('#who')).toContain('tenant a');
+    expect(await page.evaluate(() => sessionStorage.getItem('modelq.apiKey'))).toBe(A_SUBMIT);
+    await shot(page, 'models');
+
+    const v = await apiJson('/v1/models/compass/versions/1');
+    await page.goto(`${dash}/#/models/compass/versions/1`);
+    await page.waitForSelector('[data-section="lineage"] g[data-kind="compress"]');
+    const nodes = await page.$$eval('[data-section="lineage"] g[data-node]', (gs) => gs.map((g) => ({ id: g.getAttribute('data-node'), kind: g.getAttribute('data-kind') })));
+    expect(nodes).toEqual(expect.arrayContaining([
+      { id: `dataset:${v.lineage.dataset}`, kind: 'dataset' },
+      { id: `job:${trainJob.id}`, kind: 'train' },
+      { id: 'version:compass@1', kind: 'version' },
+      { id: `job:${compressJob.id}`, kind: 'compress' },
+      { id: 'version:compass-int8@1', kind: 'version' },
+    ]));
+    const edges = await page.$$eval('[data-section="lineage"] path[data-from]', (ps) => ps.map((e) => `${e.getAttribute('data-from')} > ${e.getAttribute('data-to')}`));
+    expect(edges).toEqual(expect.arrayContaining([
+      `dataset:${v.lineage.dataset} > job:${trainJob.id}`, `job:${trainJob.id} > version:compass@1`,
+      `version:compass@1 > job:${compressJob.id}`, `job:${compressJob.id} > version:compass-int8@1`,
+    ]));
+    expect(await page.getAttribute('[data-section="version"] [data-sha256]', 'data-sha256')).toBe(v.sha256);
+    for (const [k, val] of Object.entries(v.metrics as Record<string, number>)) {
+      expect(Number(await page.getAttribute(`[data-section="metrics"] [data-metric="${k}"]`, 'data-value')), k).toBe(val);
+    }
+    await shot(page, 'version');
+    const onnx = await download(page, 'a[data-download="onnx"]');
+    expect(onnx.length).toBe(v.bytes);
+    expect(createHash('sha256').update(onnx).digest('hex')).toBe(v.sha256);
+  });
+
+  it('draws a training job\'s curves from its per-epoch progress', async () => {
+    const page = await open(`#/jobs/${trainJob.id}`);
+    await page.waitForSelector('[data-section="result"]');
+    const drawn = await page.$eval('#chart-loss', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    const curve = trainJob.progress.curve;
+    expect(curve.length).toBeGreaterThanOrEqual(2);
+    expect(drawn).toEqual([curve.map((c) => c.epoch), curve.map((c) => c.loss), curve.map((c) => c.valLoss)]);
+    const metric = await page.$eval('#chart-metric', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    expect(metric[1]).toEqual(curve.map((c) => c.valMetric));
+    expect(await page.textContent('[data-hp="epochs"]')).toBe('8');
+    expect(Number(await page.getAttribute('[data-section="result"] [data-metric="accuracy"]', 'data-value'))).toBe(trainJob.result.metrics.accuracy);
+    await shot(page, 'train-job');
+  });
+
+  it('shows a compression report with the figures of GET /v1/jobs/{id} and links to both versions', async () => {
+    const page = await open(`#/jobs/${compressJob.id}`);
+    await page.waitForSelector('[data-section="report"]');
+    const r = compressJob.result.report;
+    const want: Record<string, unknown> = {
+      bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, rowsPerSecondBefore: r.rowsPerSecondBefore, rowsPerSecondAfter: r.rowsPerSecondAfter,
+      argmaxAgreement: r.argmaxAgreement, maxAbsDiff: r.maxAbsDiff,
+      'dataset.accuracyBefore': r.dataset.accuracyBefore, 'dataset.accuracyAfter': r.dataset.accuracyAfter, 'dataset.argmaxAgreement': r.dataset.argmaxAgreement,
+    };
+    const shown = await page.$$eval('[data-section="report"] td[data-field]', (tds) => Object.fromEntries(tds.map((td) => [td.getAttribute('data-field'), Number(td.getAttribute('data-value'))])));
+    expect(shown).toMatchObject(want);
+    expect(await page.$$eval('a[data-version-link]', (as) => as.map((a) => a.getAttribute('data-version-link')))).toEqual(['compass@1', 'compass-int8@1']);
+    await shot(page, 'compress-job');
+    await page.goto(`${dash}/#/jobs`);
+    await page.waitForSelector(`tr[data-job="${compressJob.id}"]`);
+    expect(await page.$$eval('tr[data-job]', (trs) => trs.map((t) => t.getAttribute('data-job')))).toEqual([compressJob.id, trainJob.id]);
+    await shot(page, 'jobs');
+  });
+});

@@ -75,6 +75,7 @@ function dataset(n: number): string {
 }
 
 let trainJob: { id: string; result: { model: { name: string; version: number }; metrics: Record<string, number> }; progress: { curve: { epoch: number; loss: number; valLoss: number; valMetric: number }[] } };
+let batchA = '';
 let compressJob: { id: string; result: { model: { name: string; version: number }; report: Record<string, unknown> & { dataset: Record<string, number> } } };
 
 beforeAll(async () => {
@@ -95,6 +96,8 @@ beforeAll(async () => {
   const c = await postJson('/v1/jobs/compress', { model: 'compass@1', method: 'quantize-int8', dataset: ds.id, registerAs: 'compass-int8' });
   compressJob = await jobDone(c.id);
   expect(compressJob.result, JSON.stringify(compressJob)).toBeTruthy();
+  const up = await fetch(`${p.url}/v1/models/slow/versions`, { method: 'POST', body: Buffer.from(slowMlp()), headers: { ...auth(A_SUBMIT), 'content-type': 'application/octet-stream' } });
+  expect(up.status).toBe(201);
 }, 240_000);
 
 afterAll(async () => {
@@ -116,7 +119,17 @@ describe('dashboard in a browser', () => {
     expect(await page.evaluate(() => sessionStorage.getItem('modelq.apiKey'))).toBe(A_SUBMIT);
     await shot(page, 'models');
 
+    // A model: its versions with sha256 and aliases, serving config, readiness (a worker takes the infer queue).
     const v = await apiJson('/v1/models/compass/versions/1');
+    const config = await apiJson('/v1/models/compass/config');
+    await page.click('tr[data-model="compass"] a');
+    await page.waitForSelector('tr[data-version="1"]');
+    expect(await page.getAttribute('tr[data-version="1"] [data-sha256]', 'data-sha256')).toBe(v.sha256);
+    expect(await page.textContent('tr[data-version="1"]')).toContain('latest');
+    expect(await page.textContent('[data-section="serving"]')).toContain(`Serving: maxBatch${config.maxBatch}`);
+    await page.waitForSelector('[data-section="model"] [data-status="ready"]');
+    await shot(page, 'model');
+
     await page.goto(`${dash}/#/models/compass/versions/1`);
     await page.waitForSelector('[data-section="lineage"] g[data-kind="compress"]');
     const nodes = await page.$$eval('[data-section="lineage"] g[data-node]', (gs) => gs.map((g) => ({ id: g.getAttribute('data-node'), kind: g.getAttribute('data-kind') })));
@@ -173,5 +186,104 @@ describe('dashboard in a browser', () => {
     await page.waitForSelector(`tr[data-job="${compressJob.id}"]`);
     expect(await page.$$eval('tr[data-job]', (trs) => trs.map((t) => t.getAttribute('data-job')))).toEqual([compressJob.id, trainJob.id]);
     await shot(page, 'jobs');
+  });
+
+  it('follows a running batch: the progress bar moves, the rows/s chart fills, then completed with working downloads', async () => {
+    const n = 6000;
+    const x = rows(n, SLOW_FEATURES, 3);
+    const bad = new Set([10, 2000, 5000]);
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ id: `r${i}`, input: bad.has(i) ? [1, 2] : Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) })).join('\n');
+    const b = await apiJson('/v1/batches?model=slow&chunkRows=300', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
+    batchA = b.id;
+    const page = await open(`#/batches/${b.id}`);
+    await page.waitForSelector('.bar.big');
+    // Every progress value the page shows, as it shows it.
+    await page.evaluate(() => {
+      const w = window as unknown as { seen: number[] };
+      w.seen = [];
+      const record = () => { const bar = document.querySelector<HTMLElement>('.bar.big'); if (bar) w.seen.push(Number(bar.dataset.progress)); };
+      record();
+      new MutationObserver(record).observe(document.getElementById('main')!, { subtree: true, childList: true });
+    });
+    await page.waitForFunction(() => (window as unknown as { seen: number[] }).seen.some((v) => v > 0 && v < 1), undefined, { timeout: 60_000 });
+    await shot(page, 'batch-running');
+    await page.waitForSelector('.actions [data-status="completed"]', { timeout: 120_000 });
+    const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
+    const moving = [...new Set(seen)];
+    expect(moving.filter((v) => v > 0 && v < 1).length, `progress values shown: ${moving.join(', ')}`).toBeGreaterThanOrEqual(1);
+    expect(moving).toEqual([...moving].sort((a, c) => a - c));
+    expect(moving.at(-1)).toBe(1);
+    const rate = await page.$eval('#chart-rate', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    expect(rate[1]!.some((v) => v > 0)).toBe(true);
+    expect(await page.textContent('[data-count="completed"]')).toBe((n - bad.size).toLocaleString('en-US'));
+    expect(await page.textContent('[data-count="failed"]')).toBe(String(bad.size));
+    await page.waitForSelector('[data-section="errors"] pre');
+    const errorLines = (await page.textContent('[data-section="errors"] pre'))!.split('\n').map((l) => JSON.parse(l));
+    expect(errorLines.map((e) => e.row)).toEqual([...bad]);
+    await shot(page, 'batch-completed');
+
+    const output = (await download(page, 'a[data-download="output"]')).toString('utf8');
+    expect(output).toBe(await (await fetch(`${p.url}/v1/batches/${b.id}/output`, { headers: auth(A_SUBMIT) })).text());
+    expect(output.trim().split('\n')).toHaveLength(n - bad.size);
+    const errors = (await download(page, 'a[data-download="errors"]')).toString('utf8');
+    expect(errors.trim().split('\n').map((l) => JSON.parse(l).row)).toEqual([...bad]);
+    const csv = (await download(page, 'a[data-download="output-csv"]')).toString('utf8');
+    expect(csv.split('\n')[0]).toMatch(/^row,id,output_0,/);
+
+    await page.goto(`${dash}/#/batches`);
+    await page.waitForSelector(`tr[data-batch="${b.id}"] [data-status="completed"]`);
+    await shot(page, 'batches');
+  });
+
+  it('a read-only key has no cancel button and the API refuses it; a submit key cancels from the page', async () => {
+    const n = 30_000;
+    const x = rows(n, SLOW_FEATURES, 4);
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ input: Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) })).join('\n');
+    const b = await apiJson('/v1/batches?model=slow&chunkRows=500', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
+    const reader = await open(`#/batches/${b.id}`, A_READ);
+    await reader.waitForSelector('.actions [data-status]');
+    const shown = await reader.evaluate(() => ({ status: document.querySelector('.actions [data-status]')!.getAttribute('data-status'), cancel: !!document.getElementById('cancel'), download: !!document.querySelector('[data-download="output"]') }));
+    expect(['queued', 'running']).toContain(shown.status);
+    expect(shown).toMatchObject({ cancel: false, download: true });
+    const refused = await reader.evaluate(async (id) => {
+      const res = await fetch(`/api/v1/batches/${id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` } });
+      return { status: res.status, body: await res.json() };
+    }, b.id);
+    expect(refused).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+    await shot(reader, 'batch-read-only');
+
+    const writer = await open(`#/batches/${b.id}`, A_SUBMIT);
+    await writer.click('#cancel');
+    await writer.waitForSelector('.actions [data-status="cancelled"]', { timeout: 120_000 });
+    expect((await apiJson(`/v1/batches/${b.id}`)).status).toBe('cancelled');
+    expect(await writer.$('#cancel')).toBeNull();
+  });
+
+  it('tenant b sees none of tenant a\'s models, batches or jobs, in the UI and on the board', async () => {
+    const page = await open('#/batches', B_SUBMIT);
+    await page.waitForSelector('text=No batches yet');
+    await page.goto(`${dash}/#/jobs`);
+    await page.waitForSelector('text=No jobs yet');
+    await page.goto(`${dash}/#/models`);
+    await page.waitForSelector('text=No models yet');
+    for (const hash of [`#/batches/${batchA}`, `#/jobs/${trainJob.id}`, '#/models/compass/versions/1']) {
+      await page.goto(`${dash}/${hash}`);
+      await page.waitForSelector('[data-error="not_found"]');
+    }
+    expect(await page.content()).not.toContain('compass@1');
+    await shot(page, 'tenant-b-not-found');
+
+    // The board shows every tenant's payloads: a tenant's key is refused, a platform key is not.
+    const board = await browser.newContext({ httpCredentials: { username: 'b', password: B_SUBMIT } });
+    const bp = await board.newPage();
+    const res = await bp.goto(`${dash}/queues/`);
+    expect(res!.status()).toBe(403);
+    const api = await bp.goto(`${dash}/queues/api/queues?activeQueue=batch&status=completed`);
+    expect(api!.status()).toBe(403);
+    expect(await bp.content()).not.toContain(batchA);
+    const ops = await (await browser.newContext({ httpCredentials: { username: 'ops', password: OPS } })).newPage();
+    const opsRes = await ops.goto(`${dash}/queues/api/queues?activeQueue=batch&status=completed`);
+    expect(opsRes!.status()).toBe(200);
+    expect(await ops.content()).toContain(batchA);
   });
 });

@@ -59,7 +59,7 @@ export function buildDashboard({ queues, redis, admin, basePath = '/queues', key
     if (READS.includes(req.method)) return next();
     res.on('finish', () => {
       const p = seen.get(req);
-      logger.info({ audit: true, via: 'dashboard', tenant: p?.tenant ?? null, keyId: p?.keyId ?? null, method: req.method, route: req.path.slice(0, 200), status: res.statusCode }, 'audit');
+      logger.info({ audit: true, via: 'dashboard', tenant: p?.tenant ?? null, keyId: p?.keyId ?? null, method: req.method, route: req.originalUrl.split('?')[0]!.slice(0, 200), status: res.statusCode }, 'audit');
     });
     next();
   });

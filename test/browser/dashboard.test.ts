@@ -286,4 +286,19 @@ describe('dashboard in a browser', () => {
     expect(opsRes!.status()).toBe(200);
     expect(await ops.content()).toContain(batchA);
   });
+
+  it('shows the live workers to a platform key, with their queues, device and engine figures; a tenant key is told why not', async () => {
+    const page = await open('#/workers', OPS);
+    await page.waitForSelector('tr[data-worker]');
+    const row = await page.$eval('tr[data-worker]', (tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+    expect(row[2]).toBe('cpu');
+    expect(row[3]).toContain('score');
+    // The slow model's batches ran on this worker: its engine row count is what it published.
+    const published = Number((await page.getAttribute('tr[data-worker] [data-field="rows"]', 'data-value'))!);
+    expect(published).toBeGreaterThanOrEqual(6000 - 3);
+    await page.waitForSelector('tr[data-queue="score"]');
+    await shot(page, 'workers');
+    const tenant = await open('#/workers', A_SUBMIT);
+    await tenant.waitForSelector('[data-error="forbidden"]');
+  });
 });

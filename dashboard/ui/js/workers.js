@@ -23,7 +23,7 @@ export function list() {
       return h('tr', { 'data-worker': w.id },
         h('td', { class: 'mono' }, w.id), h('td', {}, `${w.host} / ${w.pid}`), h('td', {}, w.device), h('td', {}, w.queues.join(', ')),
         h('td', {}, fmtAge(w.startedAt)), h('td', {}, jobs || '—'),
-        h('td', { class: 'num', 'data-field': 'rows' }, fmtNum(w.engine.rows)),
+        h('td', { class: 'num', 'data-field': 'rows', 'data-value': w.engine.rows }, fmtNum(w.engine.rows)),
         h('td', { class: 'num' }, r.rows === null ? '…' : fmtNum(r.rows, 3)),
         h('td', { class: 'num' }, `${fmtNum(w.engine.computeMs / 1000, 3)} s`, r.busy === null ? '' : ` (${fmtNum(r.busy * 100, 2)}%)`),
         h('td', { class: 'num' }, `${fmtNum(w.eventLoopDelayMs.p99, 3)} / ${fmtNum(w.eventLoopDelayMs.max, 3)} ms`),

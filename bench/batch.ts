@@ -1,28 +1,66 @@
-// Batch scoring: 200,000 rows x 256 features through an MLP 256-1024-1024-10, submit to completed
-// output downloaded, against bench/lib/plain-batch.ts (one process reading the same JSONL,
-// onnxruntime in batches with the best thread setting, writing JSONL) on the same cores.
-// Env: BENCH_BATCH_ROWS=200000  BENCH_BATCH_WORKERS=2
+// Batch scoring: 200,000 rows x 256 features through an MLP 256-1024-1024-10, upload to completed
+// output downloaded, with the platform's default settings, against baselines measured in the same
+// run on the same cores: bench/lib/plain-batch.ts (one process reading the JSONL, onnxruntime in
+// batches, writing JSONL; best of 1 and 2 threads) for JSONL, and bench/lib/raw-onnx.ts (session.run
+// on ready-made tensors of 512 rows; best of 1 and 2 threads) for Parquet. Also: the peak RSS of
+// the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts).
+// Env: BENCH_BATCH_ROWS=200000
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
+import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
-import { postFile, writeInput } from './lib/batch-input.ts';
+import { profileSegments } from './lib/segment-profile.ts';
 
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 200_000);
-const WORKERS = Number(process.env.BENCH_BATCH_WORKERS ?? 2);
 const F = 256;
+const MiB = 1024 * 1024;
 
+type Rate = { rows: number; seconds: number; rowsPerSecond: number; cpuSeconds: number };
 
-
-async function plain(model: string, input: string, output: string, threads: number) {
-  const child = spawnNode({ args: ['--import', 'tsx', 'bench/lib/plain-batch.ts', '--model', model, '--input', input, '--output', output, '--threads', String(threads)] });
-  const [line] = await waitForLine(child, /^\{"rows".*\}$/, 600_000);
-  return JSON.parse(line) as { rows: number; seconds: number; rowsPerSecond: number };
+async function child(script: string, args: string[]): Promise<Rate> {
+  const c = spawnNode({ args: ['--import', 'tsx', script, ...args] });
+  const [line] = await waitForLine(c, /^\{"rows".*\}$/, 900_000);
+  return JSON.parse(line) as Rate;
 }
+
+/** Submit, wait for the end, download the output: rows/s over the whole, and the parts. */
+async function platformRun(bytes: Uint8Array, input: string, contentType: string, outFormat: string, outFile: string) {
+  const cfg = loadConfig();
+  const platform = await startPlatform({ workers: cfg.MODELQ_WORKERS });
+  try {
+    await platform.register('bench', bytes);
+    const cpu0 = platform.cpuSeconds();
+    const t = performance.now();
+    const res = await postFile(`${platform.url}/v1/batches?model=bench`, input, contentType);
+    if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
+    const { id } = JSON.parse(res.body) as { id: string };
+    const uploaded = performance.now();
+    let v: { status: string; requestCounts: { completed: number } };
+    for (;;) {
+      v = (await (await fetch(`${platform.url}/v1/batches/${id}`)).json()) as typeof v;
+      if (['completed', 'failed', 'cancelled'].includes(v.status)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const scored = performance.now();
+    const out = await fetch(`${platform.url}/v1/batches/${id}/output?format=${outFormat}`);
+    await pipeline(Readable.fromWeb(out.body as never), fs.createWriteStream(outFile));
+    const seconds = (performance.now() - t) / 1000;
+    return {
+      rowsPerSecond: ROWS / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss(), cpuSeconds: platform.cpuSeconds() - cpu0,
+      upload: (uploaded - t) / 1000, scoring: (scored - uploaded) / 1000, download: (performance.now() - scored) / 1000,
+    };
+  } finally {
+    await platform.stop();
+  }
+}
+
+const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 
 export async function benchBatch() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-batch-'));
@@ -31,43 +69,41 @@ export async function benchBatch() {
     const bytes = buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 });
     fs.writeFileSync(modelFile, bytes);
     const input = path.join(dir, 'input.jsonl');
-    let t = performance.now();
+    const pqInput = path.join(dir, 'input.parquet');
+    const t = performance.now();
     writeInput(input, ROWS, F);
-    console.log(`batch: ${ROWS} rows x ${F} features, ${(fs.statSync(input).size / 1024 ** 2).toFixed(0)} MiB JSONL (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus`);
+    await writeParquetInput(pqInput, ROWS, F);
+    const cfg = loadConfig();
+    console.log(`batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`);
 
-    const plains = [];
-    for (const threads of [1, os.availableParallelism()]) {
-      const r = await plain(modelFile, input, path.join(dir, `plain-${threads}.jsonl`), threads);
-      plains.push({ threads, ...r });
-      console.log(`plain script, ${threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s)`);
+    const best = async (script: string, extra: (threads: number) => string[]) => {
+      const rs: (Rate & { threads: number })[] = [];
+      for (const threads of [1, 2]) rs.push({ threads, ...(await child(script, ['--model', modelFile, '--threads', String(threads), ...extra(threads)])) });
+      return rs;
+    };
+    const plains = await best('bench/lib/plain-batch.ts', (th) => ['--input', input, '--output', path.join(dir, `plain-${th}.jsonl`)]);
+    const raws = await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))]);
+    // CPU seconds per 1000 rows: what each costs in work, whatever else the machine is doing.
+    const per1k = (cpu: number, rows: number) => `${((cpu / rows) * 1000).toFixed(3)} CPU-s/1000 rows`;
+    for (const r of plains) console.log(`plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
+    for (const r of raws) console.log(`raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
+    const plain = Math.max(...plains.map((r) => r.rowsPerSecond));
+    const raw = Math.max(...raws.map((r) => r.rowsPerSecond));
+
+    const jsonl = await platformRun(bytes, input, 'application/x-ndjson', 'jsonl', path.join(dir, 'out.jsonl'));
+    const parquet = await platformRun(bytes, pqInput, 'application/vnd.apache.parquet', 'parquet', path.join(dir, 'out.parquet'));
+    for (const [name, r] of [['JSONL', jsonl], ['Parquet', parquet]] as const) {
+      console.log(`platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows, ${per1k(r.cpuSeconds, ROWS)} (producer + workers); peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`);
     }
-    const best = plains.reduce((a, b) => (b.rowsPerSecond > a.rowsPerSecond ? b : a));
+    console.log('\n| format | platform rows/s | baseline (same run) | ratio | producer peak RSS | worker peak RSS |');
+    console.log('|---|---|---|---|---|---|');
+    console.log(`| JSONL | ${jsonl.rowsPerSecond.toFixed(0)} | plain script ${plain.toFixed(0)} | ${(jsonl.rowsPerSecond / plain).toFixed(2)}x (target >= 1.0x) | ${mib(jsonl.rss.producer)} | ${jsonl.rss.workers.map(mib).join(', ')} |`);
+    console.log(`| Parquet | ${parquet.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(parquet.rowsPerSecond / raw).toFixed(2)}x (target >= 0.6x); ${(parquet.rowsPerSecond / jsonl.rowsPerSecond).toFixed(2)}x JSONL (target >= 2x) | ${mib(parquet.rss.producer)} | ${parquet.rss.workers.map(mib).join(', ')} |`);
 
-    process.env.MODELQ_ENGINE_THREADS ??= '1';
-    const platform = await startPlatform({ workers: WORKERS });
-    try {
-      await platform.register('bench', bytes);
-      t = performance.now();
-      const res = await postFile(`${platform.url}/v1/batches?model=bench`, input);
-      if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
-      const { id } = JSON.parse(res.body) as { id: string };
-      const uploaded = performance.now();
-      let v: { status: string; requestCounts: { completed: number } };
-      for (;;) {
-        v = (await (await fetch(`${platform.url}/v1/batches/${id}`)).json()) as typeof v;
-        if (['completed', 'failed', 'cancelled'].includes(v.status)) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      const scored = performance.now();
-      const outFile = path.join(dir, 'platform.jsonl');
-      const out = await fetch(`${platform.url}/v1/batches/${id}/output`);
-      await pipeline(Readable.fromWeb(out.body as never), fs.createWriteStream(outFile));
-      const seconds = (performance.now() - t) / 1000;
-      const rps = ROWS / seconds;
-      console.log(`platform, ${WORKERS} worker processes x ${process.env.MODELQ_ENGINE_THREADS} engine thread: ${rps.toFixed(0)} rows/s (${seconds.toFixed(1)} s: upload ${((uploaded - t) / 1000).toFixed(1)} s, scoring ${((scored - uploaded) / 1000).toFixed(1)} s, download ${((performance.now() - scored) / 1000).toFixed(1)} s), status ${v.status}, ${v.requestCounts.completed} rows`);
-      console.log(`ratio platform / best plain script (${best.threads} threads): ${(rps / best.rowsPerSecond).toFixed(2)}x`);
-    } finally {
-      await platform.stop();
+    // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.
+    const sample = Buffer.from(fs.readFileSync(input, 'latin1').split('\n').slice(0, 1024).join('\n'), 'latin1');
+    for (const p of await profileSegments(bytes, sample, F)) {
+      console.log(`engine thread, fast rows ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms parsing + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,9 @@ import type { BatchView } from '../core/batches.ts';
 import { CliError, type Client } from './client.ts';
 import { createProgress, formatDuration, type ProgressDisplay } from './progress.ts';
 
-export type Format = 'jsonl' | 'csv';
+export type Format = 'jsonl' | 'csv' | 'parquet';
+
+const CONTENT_TYPE: Record<Format, string> = { jsonl: 'application/x-ndjson', csv: 'text/csv', parquet: 'application/vnd.apache.parquet' };
 const FINAL = new Set(['completed', 'failed', 'cancelled']);
 
 export interface SubmitOptions {
@@ -36,12 +38,12 @@ function openInput(file: string): { body: Readable; size?: number } {
 }
 
 export async function submit(client: Client, file: string, o: SubmitOptions): Promise<number> {
-  const format: Format = o.format ?? (/\.csv$/i.test(file) ? 'csv' : 'jsonl');
+  const format: Format = o.format ?? (/\.csv$/i.test(file) ? 'csv' : /\.parquet$/i.test(file) ? 'parquet' : 'jsonl');
   const q = new URLSearchParams({ model: o.model, format });
   if (o.chunkRows !== undefined) q.set('chunkRows', String(o.chunkRows));
   if (o.metadata !== undefined) q.set('metadata', o.metadata);
   const input = openInput(file);
-  const headers: Record<string, string | number> = { 'content-type': format === 'csv' ? 'text/csv' : 'application/x-ndjson' };
+  const headers: Record<string, string | number> = { 'content-type': CONTENT_TYPE[format] };
   if (input.size !== undefined) headers['content-length'] = input.size;
   const accepted = await client.json<BatchView>('POST', `v1/batches?${q}`, { body: input.body, headers });
   process.stdout.write(`${accepted.id}\n`);
@@ -121,7 +123,7 @@ class LineCounter extends Transform {
 }
 
 export async function download(client: Client, id: string, o: DownloadOptions): Promise<number> {
-  if (o.errors && o.format === 'csv') throw new CliError('--format csv applies to the output; the error file is JSONL');
+  if (o.errors && o.format && o.format !== 'jsonl') throw new CliError(`--format ${o.format} applies to the output; the error file is JSONL`);
   const enc = encodeURIComponent(id);
   // The routes serve the chunks scored so far; say so rather than let a partial file pass as whole.
   const v = await client.json<BatchView>('GET', `v1/batches/${enc}`);

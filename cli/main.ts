@@ -29,13 +29,13 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
 
-  const format = (dflt: string) => new Option('--format <format>', `file format (default: ${dflt})`).choices(['jsonl', 'csv']);
+  const format = (dflt: string) => new Option('--format <format>', `file format (default: ${dflt})`).choices(['jsonl', 'csv', 'parquet']);
   const batch = program.command('batch').description('bulk scoring of JSONL or CSV files').exitOverride();
 
   batch.command('submit <file>')
     .description('upload FILE (streamed; - reads stdin) and print the batch id')
     .requiredOption('-m, --model <ref>', 'model reference: name, name@alias or name@3')
-    .addOption(format('csv for *.csv, else jsonl'))
+    .addOption(format('csv for *.csv, parquet for *.parquet, else jsonl'))
     .option('--chunk-rows <n>', 'rows per chunk job (default: the server\'s MODELQ_BATCH_CHUNK_ROWS)', chunkRows)
     .option('--metadata <json>', 'JSON object of string values kept with the batch')
     .option('-w, --wait', 'follow the batch with a progress bar until it ends; exit 1 unless it completed')

@@ -18,6 +18,8 @@ export type QueueName = (typeof ALL_QUEUES)[number];
 export const GPU_TWINS: Partial<Record<QueueName, QueueName>> = { infer: 'infer-gpu', score: 'score-gpu' };
 export const isGpuQueue = (q: QueueName) => q.endsWith('-gpu');
 
+const CORES = Math.max(1, os.availableParallelism());
+
 /**
  * Each entry: [schema with its default, meaning, and the default as shown where the schema's is
  * machine-dependent or in other units]. The README's configuration table is configTable()'s
@@ -62,14 +64,14 @@ export const configKeys = {
     'Queues this worker consumes (default: every CPU queue). A worker with `MODELQ_DEVICE=cuda` also takes their GPU twins (`infer-gpu`, `score-gpu`); a CPU worker never does.'],
   MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'),
     '`cuda` asks for the CUDA execution provider and falls back to CPU with one warning when it cannot load.'],
-  MODELQ_ENGINE_THREADS: [int(1, 256).default(Math.max(1, os.availableParallelism())),
-    'Engine worker threads per worker process.', 'one per core'],
+  MODELQ_ENGINE_THREADS: [int(1, 256).default(1),
+    'Engine worker threads per worker process; they parse batch rows and run the model, so the machine has one per core.', 'cores / `MODELQ_WORKERS` (at least 1)'],
   MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1),
-    'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores.'],
+    'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).'],
   MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048),
     'Bound on cached sessions per engine thread (estimated by model file size).'],
-  MODELQ_WORKERS: [int(0, 64).default(2),
-    'Worker processes started by `npm start`.'],
+  MODELQ_WORKERS: [int(0, 64).default(Math.min(2, CORES)),
+    'Worker processes started by `npm start`; also divides the cores for the `MODELQ_ENGINE_THREADS` default, so a worker run on its own should say `MODELQ_WORKERS=1`.', '`2` (`1` on a single core)'],
   MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64),
     'Concurrent jobs per worker process on the infer queue.'],
   MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000),
@@ -86,14 +88,18 @@ export const configKeys = {
     'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000),
     'Rows per chunk job of a batch when the request does not say (`chunkRows`).'],
+  MODELQ_BATCH_CHUNK_BYTES: [int(1024, 1024 ** 3).default(32 * 1024 * 1024),
+    'Most bytes per chunk job of a batch; a chunk ends at whichever of this and the chunk rows comes first. Bounds a worker\'s memory per chunk.', '`33554432` (32 MiB)'],
+  MODELQ_FAST_ROWS: [flag.default(true),
+    'Batch rows of FP32 models are parsed from their bytes straight into the run\'s arrays; `0` turns this fast path off, to re-measure it (results are identical either way).'],
   MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024),
     'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000),
     'Most rows one batch file may have (400 above).'],
   MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000),
     'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.', '`7d`'],
-  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(Math.max(1, os.availableParallelism())),
-    'Chunks one worker process scores at once.', 'one per core'],
+  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2),
+    'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one.', 'engine threads + 1, at least `2`'],
   MODELQ_API_KEYS: [z.string().optional(),
     'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).'],
   MODELQ_API_KEYS_FILE: [z.string().optional(),
@@ -163,6 +169,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  // Defaults that depend on other keys: the cores are shared by the worker processes.
+  const unset = (k: string) => env[k] === undefined || env[k] === '';
+  if (unset('MODELQ_ENGINE_THREADS')) out.MODELQ_ENGINE_THREADS = Math.max(1, Math.floor(CORES / Math.max(1, out.MODELQ_WORKERS as number)));
+  if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, (out.MODELQ_ENGINE_THREADS as number) + 1);
   return Object.freeze(out) as Config;
 }
 

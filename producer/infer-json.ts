@@ -6,8 +6,7 @@
 // numbers. Anything unusual (escapes aside, which are handed to JSON.parse) returns undefined, and
 // the caller uses JSON.parse, which also words the error of a malformed body.
 
-/** Exact powers of ten as doubles (10^22 is the largest). */
-const POW10 = Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+import { f32Read, readF32Array as readInto } from '../core/rows/f32.ts';
 
 class Bail extends Error {}
 const EMPTY = Buffer.alloc(0);
@@ -20,115 +19,27 @@ let scratch = new Float32Array(4096);
 let big = EMPTY_F32;
 let result = scratch;
 let count = 0;
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-/** Math.fround of the magnitude of the number in buf[s, e), the plain way. */
-const slow = (buf: Uint8Array, s: number, e: number) => Math.fround(Math.abs(Number(Buffer.from(buf.buffer, buf.byteOffset + s, e - s).toString('latin1'))));
 
 /**
- * Reads the array starting at buf[start] ('[') into scratch[0, count), each number as
- * Math.fround of JSON.parse's value. Returns the index after its ']', -1 when the array holds
- * anything but numbers (or nothing), -2 when it is malformed or a number leaves float32's range.
- * One function with locals only: this loop is the producer's hottest.
+ * Reads the array starting at buf[start] ('[') into result[0, count) (core/rows/f32.ts). Returns
+ * the index after its ']', -1 when the array holds anything but numbers (or nothing), -2 when it
+ * is malformed or a number leaves float32's range.
  */
 function readF32Array(buf: Uint8Array, start: number): number {
-  const n = buf.length;
-  let i = start + 1;
-  let c = buf[i]!;
-  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
-  if (!(c === 0x2d || isDigit(c))) return -1;
   // Elements take at least two bytes ("0,"): the bytes left bound the count. A large body gets an
   // array of its own rather than a scratch buffer kept for good.
-  const bound = Math.ceil((n - i) / 2) + 1;
+  const bound = Math.ceil((buf.length - start) / 2) + 1;
   if (bound > scratch.length) {
     if (bound <= SCRATCH_MAX) scratch = new Float32Array(bound);
     else big = new Float32Array(bound);
   }
   const out = bound > SCRATCH_MAX ? big : scratch;
-  let k = 0;
-  for (;;) {
-    if (!(c === 0x2d || isDigit(c))) return -1;
-    const s = i;
-    let neg = false;
-    if (c === 0x2d) { neg = true; c = buf[++i]!; }
-    // hi holds the first 15 significant digits and the value is hi * 10^exp, exactly unless a
-    // later digit was dropped (then `dropped`, and the value is below the truth by under 1e-14).
-    let hi = 0;
-    let sig = 0;
-    let exp = 0;
-    let dropped = false;
-    if (c === 0x30) c = buf[++i]!;
-    else if (c >= 0x31 && c <= 0x39) {
-      do {
-        hi = hi * 10 + (c - 0x30);
-        sig++;
-        c = buf[++i]!;
-      } while (c >= 0x30 && c <= 0x39 && sig < 15);
-      while (c >= 0x30 && c <= 0x39) {
-        if (c !== 0x30) dropped = true;
-        exp++;
-        c = buf[++i]!;
-      }
-    } else return -2;
-    if (c === 0x2e) {
-      c = buf[++i]!;
-      if (!(c >= 0x30 && c <= 0x39)) return -2;
-      if (sig === 0) {
-        while (c === 0x30) { exp--; c = buf[++i]!; } // leading zeros are not significant
-      }
-      while (c >= 0x30 && c <= 0x39 && sig < 15) {
-        hi = hi * 10 + (c - 0x30);
-        sig++;
-        exp--;
-        c = buf[++i]!;
-      }
-      while (c >= 0x30 && c <= 0x39) {
-        if (c !== 0x30) dropped = true;
-        c = buf[++i]!;
-      }
-    }
-    if (c === 0x65 || c === 0x45) {
-      c = buf[++i]!;
-      let eneg = false;
-      if (c === 0x2b || c === 0x2d) { eneg = c === 0x2d; c = buf[++i]!; }
-      if (!(c >= 0x30 && c <= 0x39)) return -2;
-      let e = 0;
-      do {
-        if (e < 100000) e = e * 10 + (c - 0x30);
-        c = buf[++i]!;
-      } while (c >= 0x30 && c <= 0x39);
-      exp += eneg ? -e : e;
-    }
-    let v: number;
-    if (exp < -22 || exp > 22) v = slow(buf, s, i);
-    else {
-      // Clinger's fast path: an integer below 2^53 times or over an exact power of ten is the
-      // correctly rounded double, i.e. JSON.parse's when no digit was dropped.
-      const d = exp >= 0 ? hi * POW10[exp]! : hi / POW10[-exp]!;
-      if (!dropped) v = Math.fround(d);
-      else {
-        // The truth lies in [d, d * (1 + 1e-14)] (give or take a rounding): when both ends round
-        // to the same float32, so does the truth; otherwise ask Number().
-        const a = Math.fround(d * (1 - 1e-15));
-        v = a === Math.fround(d * (1 + 2e-14)) ? a : slow(buf, s, i);
-      }
-    }
-    // Past float32's range (or a double's): the ordinary path gives its ordinary answer.
-    if (v === Infinity) return -2;
-    out[k++] = neg ? -v : v;
-    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
-    if (c === 0x2c) {
-      c = buf[++i]!;
-      while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = buf[++i]!;
-      continue;
-    }
-    if (c === 0x5d) {
-      count = k;
-      result = out;
-      big = EMPTY_F32;
-      return i + 1;
-    }
-    return -2;
-  }
+  const end = readInto(buf, start, out, 0, out.length);
+  if (end < 0) return end;
+  count = f32Read.count;
+  result = out;
+  big = EMPTY_F32;
+  return end;
 }
 const BAIL = new Bail();
 

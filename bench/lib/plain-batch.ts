@@ -44,4 +44,4 @@ for await (const line of readline.createInterface({ input: fs.createReadStream(v
 await flush();
 await new Promise<void>((r) => out.end(() => r()));
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ rows, seconds, rowsPerSecond: rows / seconds, threads }));
+console.log(JSON.stringify({ rows, seconds, rowsPerSecond: rows / seconds, threads, cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 }));

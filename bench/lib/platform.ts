@@ -27,6 +27,31 @@ export interface Platform {
   register(name: string, bytes: Uint8Array): Promise<void>;
   /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory and the run's Redis keys. */
   stop(): Promise<void>;
+  /** Peak resident memory (VmHWM) so far of the platform's producer and worker processes, in bytes (Linux). */
+  peakRss(): { producer: number; workers: number[] };
+  /** CPU seconds (user + system) used so far by the producer and the workers together (Linux). */
+  cpuSeconds(): number;
+}
+
+/** /proc/<pid>/stat fields 14 and 15 (utime, stime), in clock ticks of 1/100 s. */
+const cpuOf = (stat: string) => {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+/** VmHWM of each process of this platform (its MODELQ_PREFIX in the environment) whose command line matches `script`. */
+function peaksOf(prefix: string, script: RegExp, read: (pid: string) => number = (p) => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!script.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8'))) continue;
+      if (!fs.readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`MODELQ_PREFIX=${prefix}`)) continue;
+      out.push(read(p));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** GET and read the body, so the connection is released rather than left to the garbage collector. */
@@ -90,7 +115,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       .catch((e) => { throw explain(e); });
   };
 
-  return { url, register, stop };
+  // Matched by process title (what producer/main.ts and workers/main.ts set) or by script.
+  const peakRss = () => ({ producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/) });
+  const cpuSeconds = () => [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
+    .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')))).reduce((a, b) => a + b, 0);
+  return { url, register, stop, peakRss, cpuSeconds };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

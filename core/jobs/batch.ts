@@ -28,7 +28,7 @@ export const batchSpecSchema = z.object({
   id: z.string(),
   tenant: z.string().optional(),
   model: z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema) }),
-  format: z.enum(['jsonl', 'csv']),
+  format: z.enum(['jsonl', 'csv', 'parquet']),
   inputKey: z.string(),
   bytes: z.number().int(),
   totalRows: z.number().int(),
@@ -36,6 +36,8 @@ export const batchSpecSchema = z.object({
   chunkRows: z.number().int(),
   /** CSV header line. */
   header: z.string().optional(),
+  /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
+  parquet: z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() }).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
   createdAt: z.string(),
   expiresAt: z.string(),

@@ -2,16 +2,30 @@
 // before/after report. Options are checked per method at the HTTP edge and again in the processor.
 import { z } from 'zod';
 import { NAME_RE } from '../registry.ts';
+import { tensorSchema } from '../tensors.ts';
 
 export const COMPRESS_JOB_ID_RE = /^compress_[0-9a-f]{20}$/;
-export const COMPRESS_METHODS = ['quantize-int8', 'fp16', 'prune', 'distill'] as const;
+export const COMPRESS_METHODS = ['quantize-int8', 'quantize-int8-static', 'fp16', 'prune', 'distill'] as const;
 export type CompressMethod = (typeof COMPRESS_METHODS)[number];
 
 /** Distillation defaults (documented in the README): a tenth of the dataset is held out to stop early and to measure agreement. */
 export const DISTILL_DEFAULTS = { epochs: 200, temperature: 2, batchSize: 256, learningRate: 0.001, patience: 30, seed: 1, heldOut: 0.1, noise: 0.1 } as const;
 
+/** Request-supplied calibration inputs are capped: they travel in the job's data, through Redis. */
+export const MAX_CALIBRATION_VALUES = 1_000_000;
+
+/** Calibration feeds: each one a list of input tensors as in an inference request (name, datatype, shape, data). */
+const calibrationSchema = z.array(z.array(tensorSchema).min(1).max(64)).min(1).max(64)
+  .refine((feeds) => feeds.flat().reduce((n, t) => n + t.data.length, 0) <= MAX_CALIBRATION_VALUES, `must hold at most ${MAX_CALIBRATION_VALUES} values in all (use a dataset for more)`);
+
 export const methodOptions = {
   'quantize-int8': z.object({ perChannel: z.boolean().default(false) }).strict(),
+  'quantize-int8-static': z.object({
+    /** One weight scale per output channel (moves the model to opset 13). Default true. */
+    perChannel: z.boolean().default(true),
+    /** Calibration inputs; default: the dataset's rows when the job names one, else generated sample inputs. */
+    calibration: calibrationSchema.optional(),
+  }).strict(),
   fp16: z.object({}).strict(),
   prune: z.union([
     z.object({ structured: z.literal(true), keep: z.number().gt(0).max(1) }).strict(),
@@ -33,7 +47,7 @@ export const methodOptions = {
 export const compressRequestSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
   method: z.enum(COMPRESS_METHODS),
-  options: z.record(z.string(), z.unknown()).optional().meta({ description: 'quantize-int8: { perChannel }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }' }),
+  options: z.record(z.string(), z.unknown()).optional().meta({ description: 'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }' }),
   dataset: z.string().min(1).max(100).optional().meta({ description: 'Dataset id: accuracy before/after on its rows; required for distill (the teacher labels its rows)' }),
   features: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional()
     .meta({ description: 'Dataset columns fed to the model, in input order. Default: those of the parent\'s training lineage, else every numeric column but the target' }),
@@ -67,10 +81,16 @@ export interface CompressReport {
   rowsPerSecondBefore: number;
   rowsPerSecondAfter: number;
   batchSize: number;
-  /** On generated sample inputs (dynamic dimensions given the sizes in `sampleShape`). */
+  /** Rows per second at batch 1 (one request at a time). */
+  rowsPerSecondBatch1Before?: number;
+  rowsPerSecondBatch1After?: number;
+  /** On generated sample inputs (dynamic dimensions given the sizes in `sampleShape`, values as `sampleInputs` says). */
   maxAbsDiff: number;
   argmaxAgreement: number;
+  /** Cosine similarity of all float outputs, parent vs result, on the sample inputs. */
+  cosine?: number;
   sampleShape: Record<string, number[]>;
+  sampleInputs?: Record<string, string>;
   /** When the job names a dataset: the same comparison on its rows, and accuracy (or RMSE) against its target. */
   dataset?: DatasetReport;
   details?: Record<string, unknown>;

@@ -4,6 +4,13 @@
 // and the first row is the header.
 export type RowFormat = 'jsonl' | 'csv';
 
+/** The CSV header is longer than allowed (it is the one row the scanner holds in memory). */
+export class HeaderTooLongError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the CSV header is longer than ${maxBytes} bytes (MODELQ_MAX_ROW_BYTES)`);
+  }
+}
+
 export interface ChunkRange {
   index: number;
   /** Byte range [start, end) of the file holding the chunk's rows. */
@@ -38,20 +45,26 @@ export class RowScanner {
   private readonly chunks: ChunkRange[] = [];
   private header?: string;
   private headerParts: Buffer[] = [];
+  private headerBytes = 0;
   private seenHeader: boolean;
   private readonly format: RowFormat;
   private readonly chunkRows: number;
+  private readonly chunkBytes: number;
   private readonly maxRows: number;
+  private readonly maxHeaderBytes: number;
   private readonly onRow?: (start: number, end: number) => void;
 
   /**
-   * `header`: the first row is a header (default: true for CSV). `onRow` is called with the byte
-   * range of every row, for splitting a chunk that is already in memory.
+   * A chunk closes after `chunkRows` rows or once it holds `chunkBytes` bytes (default: no bound),
+   * whichever comes first. `header`: the first row is a header (default: true for CSV), at most
+   * `maxHeaderBytes` long (default: no bound). `onRow` is called with the byte range of every row.
    */
-  constructor(format: RowFormat, opts: { chunkRows?: number; maxRows?: number; header?: boolean; onRow?: (start: number, end: number) => void } = {}) {
+  constructor(format: RowFormat, opts: { chunkRows?: number; chunkBytes?: number; maxRows?: number; maxHeaderBytes?: number; header?: boolean; onRow?: (start: number, end: number) => void } = {}) {
     this.format = format;
     this.chunkRows = opts.chunkRows ?? Infinity;
+    this.chunkBytes = opts.chunkBytes ?? Infinity;
     this.maxRows = opts.maxRows ?? Infinity;
+    this.maxHeaderBytes = opts.maxHeaderBytes ?? Infinity;
     this.onRow = opts.onRow;
     this.seenHeader = !(opts.header ?? format === 'csv');
   }
@@ -86,7 +99,7 @@ export class RowScanner {
           nl = n;
           break;
         }
-        if (!this.seenHeader) this.headerParts.push(buf.subarray(Math.max(0, this.lineStart - this.offset), nl < 0 ? buf.length : nl));
+        if (!this.seenHeader) this.keepHeader(buf.subarray(Math.max(0, this.lineStart - this.offset), nl < 0 ? buf.length : nl));
       } else {
         nl = buf.indexOf(NL, pos);
       }
@@ -95,6 +108,17 @@ export class RowScanner {
       pos = nl + 1;
     }
     this.offset += buf.length;
+  }
+
+  /** The start of the row being read when it has not ended yet, else -1 (bounds a row's bytes). */
+  get openRowStart(): number {
+    return this.lineHasContent ? this.lineStart : -1;
+  }
+
+  private keepHeader(part: Buffer) {
+    this.headerBytes += part.length;
+    if (this.headerBytes > this.maxHeaderBytes) throw new HeaderTooLongError(this.maxHeaderBytes);
+    this.headerParts.push(part);
   }
 
   private endRow(end: number) {
@@ -111,7 +135,7 @@ export class RowScanner {
       if (this.rows > this.maxRows) throw new RangeError(`more than ${this.maxRows} rows`);
       this.onRow?.(this.lineStart, end);
       this.chunkRowCount++;
-      if (this.chunkRowCount >= this.chunkRows) this.closeChunk(end);
+      if (this.chunkRowCount >= this.chunkRows || end - this.chunkStart >= this.chunkBytes) this.closeChunk(end);
     }
     this.lineStart = end;
     this.lineHasContent = false;

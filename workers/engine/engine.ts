@@ -8,6 +8,8 @@ import type { Signature } from '../../core/jobs/inspect.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import { Batcher, type BatchSettings } from './batcher.ts';
 import type { FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import type { RowGroupJob } from './score-parquet.ts';
+import type { ScoredSegment, SegmentJob } from './score-segment.ts';
 
 export type { BatchSettings, ModelHandle };
 
@@ -23,7 +25,7 @@ export interface EngineOptions {
   logger?: Logger;
 }
 
-interface Pending { resolve: (v: { value: unknown; computeMs: number }) => void; reject: (e: Error) => void }
+interface Pending { resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void; reject: (e: Error) => void }
 
 class SessionThread {
   worker!: Worker;
@@ -65,7 +67,7 @@ class SessionThread {
     if (!p) return;
     this.pending.delete(m.id);
     this.inFlight--;
-    if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs });
+    if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs, ...(m.runs !== undefined ? { runs: m.runs } : {}) });
     else p.reject(new AppError(m.kind === 'internal' ? 'internal' : m.kind, m.message, m.kind === 'internal'));
   }
 
@@ -75,9 +77,9 @@ class SessionThread {
     this.inFlight = 0;
   }
 
-  send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number }> {
+  send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number; runs?: number }> {
     this.inFlight++;
-    if (msg.op === 'run' || msg.op === 'inspect') this.loaded.add(msg.model.sha256);
+    this.loaded.add(msg.model.sha256);
     return new Promise((resolve, reject) => {
       this.pending.set(msg.id, { resolve, reject });
       this.worker.postMessage(msg, transfer);
@@ -176,6 +178,39 @@ export class Engine {
       throw e;
     }
   }
+
+  /**
+   * Parses, scores and formats one segment of a batch chunk on the least busy thread (the bytes
+   * move there, nothing is copied). Rejects only when the whole segment cannot be scored.
+   */
+  score(model: ModelHandle, job: SegmentJob): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score', id: this.nextId++, model, job }, job.bytes);
+  }
+
+  /** The same for one Parquet row group: its bytes (and the file's footer) move to the thread. */
+  scoreRowGroup(model: ModelHandle, job: RowGroupJob): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score-row-group', id: this.nextId++, model, job }, job.bytes);
+  }
+
+  private async scoreOn(msg: ToThread & { model: ModelHandle }, bytes: Uint8Array): Promise<ScoredSegment> {
+    if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+    const transfer = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
+    try {
+      const r = await this.pick(msg.model.sha256).send(msg, transfer);
+      const v = r.value as ScoredSegment;
+      this.stats.runs += r.runs ?? 0;
+      this.stats.rows += v.completed;
+      this.stats.requests += v.rows;
+      this.stats.computeMs += r.computeMs;
+      return v;
+    } catch (e) {
+      this.stats.errors++;
+      throw e;
+    }
+  }
+
+  /** Session threads: how many segments can be scored at once. */
+  get threadCount(): number { return this.opts.threads; }
 
   async close(): Promise<void> {
     this.closing = true;

@@ -1,5 +1,7 @@
 // Messages between the engine (main thread) and its session threads.
 import type { RawTensor } from '../../core/tensors.ts';
+import type { RowGroupJob } from './score-parquet.ts';
+import type { SegmentJob } from './score-segment.ts';
 
 export interface ThreadInit {
   device: 'cpu' | 'cuda';
@@ -12,12 +14,16 @@ export interface ModelHandle { sha256: string; path: string; label?: string }
 
 export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }
-  | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] };
+  | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] }
+  /** Parse, run and format one segment of a batch chunk (score-segment.ts). */
+  | { op: 'score'; id: number; model: ModelHandle; job: SegmentJob }
+  /** The same for one Parquet row group (score-parquet.ts). */
+  | { op: 'score-row-group'; id: number; model: ModelHandle; job: RowGroupJob };
 
 export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 
 export type FromThread =
   | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
   | { op: 'warning'; message: string }
-  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number }
+  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number; wallMs?: number; /** onnxruntime runs it took (segments) */ runs?: number }
   | { op: 'result'; id: number; ok: false; kind: ErrorKind; message: string };

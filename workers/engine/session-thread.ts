@@ -3,8 +3,11 @@
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { AppError } from '../../core/errors.ts';
 import { fromOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { ErrorKind, FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import { scoreRowGroup } from './score-parquet.ts';
+import { scoreSegment, type RunFeeds } from './score-segment.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -105,27 +108,32 @@ async function handle(msg: ToThread) {
     return;
   }
   const { session: s, loadMs } = await session(msg.model);
-  const feeds: Record<string, ort.Tensor> = {};
-  try {
-    for (const [name, t] of Object.entries(msg.feeds)) {
-      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
-    }
-  } catch (e) {
-    throw new ThreadError('bad_request', (e as Error).message);
+  if (msg.op === 'score' || msg.op === 'score-row-group') {
+    const t0 = performance.now();
+    let computeMs = 0;
+    let runs = 0;
+    const runOne: RunFeeds = async (feeds) => {
+      const t1 = performance.now();
+      runs++;
+      try {
+        return await runFeeds(s, feeds);
+      } catch (e) {
+        if (e instanceof ThreadError && e.kind === 'bad_request') throw new AppError('bad_request', e.message);
+        throw e;
+      } finally {
+        computeMs += performance.now() - t1;
+      }
+    };
+    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [value.out.buffer as ArrayBuffer, value.err.buffer as ArrayBuffer]);
+    return;
   }
   const t0 = performance.now();
-  let out: ort.InferenceSession.ReturnType;
-  try {
-    out = msg.outputs ? await s.run(feeds, msg.outputs) : await s.run(feeds);
-  } catch (e) {
-    throw new ThreadError('bad_request', (e as Error).message);
-  }
+  const value = await runFeeds(s, msg.feeds, msg.outputs);
   const computeMs = performance.now() - t0;
-  const value: Record<string, RawTensor> = {};
   const transfer: ArrayBuffer[] = [];
-  for (const [name, t] of Object.entries(out)) {
-    const data = t.data as RawTensor['data'];
-    value[name] = { type: t.type, dims: [...t.dims], data };
+  for (const t of Object.values(value)) {
+    const data = t.data;
     if (!Array.isArray(data) && data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
   }
   try {
@@ -135,9 +143,30 @@ async function handle(msg: ToThread) {
   }
 }
 
+/** One session.run on raw tensors; failures of the data are ThreadError `bad_request`. */
+async function runFeeds(s: ort.InferenceSession, raw: Record<string, RawTensor>, outputs?: string[]): Promise<Record<string, RawTensor>> {
+  const feeds: Record<string, ort.Tensor> = {};
+  try {
+    for (const [name, t] of Object.entries(raw)) {
+      feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+    }
+  } catch (e) {
+    throw new ThreadError('bad_request', (e as Error).message);
+  }
+  let out: ort.InferenceSession.ReturnType;
+  try {
+    out = outputs ? await s.run(feeds, outputs) : await s.run(feeds);
+  } catch (e) {
+    throw new ThreadError('bad_request', (e as Error).message);
+  }
+  const value: Record<string, RawTensor> = {};
+  for (const [name, t] of Object.entries(out)) value[name] = { type: t.type, dims: [...t.dims], data: t.data as RawTensor['data'] };
+  return value;
+}
+
 port.on('message', (msg: ToThread) => {
   handle(msg).catch((e: unknown) => {
-    const kind: ErrorKind = e instanceof ThreadError ? e.kind : 'internal';
+    const kind: ErrorKind = e instanceof ThreadError ? e.kind : e instanceof AppError && e.code === 'bad_request' ? 'bad_request' : 'internal';
     post({ op: 'result', id: msg.id, ok: false, kind, message: (e as Error).message ?? String(e) });
   });
 });

@@ -1,31 +1,31 @@
-// Processor for `score` jobs: one chunk of a batch file. Reads its byte range, parses rows, runs
-// the model in large batches through the engine (parsing the next batch while one runs), and
-// writes the chunk's output part and error part whole under deterministic keys, so a chunk that
-// runs twice leaves one copy.
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+// Processor for `score` jobs: one chunk of a batch file. Streams its byte range, cuts it into
+// segments of whole rows, has the engine threads parse, score and format them in parallel, and
+// streams the chunk's output and error parts, in input order, under deterministic keys (each
+// replaced whole when done), so a chunk that runs twice leaves one copy. Memory is bounded by a
+// few segments, whatever the chunk's size; a row past MODELQ_MAX_ROW_BYTES is an error row.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
+import type { Config } from '../../core/config.ts';
 import { AppError } from '../../core/errors.ts';
-import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreResult } from '../../core/jobs/batch.ts';
-import { rowParser, type ParsedRow } from '../../core/rows/parse.ts';
-import { splitRows } from '../../core/rows/scanner.ts';
+import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
+import { errorLine } from '../../core/rows/output-lines.ts';
+import { readFooter } from '../../core/rows/parquet.ts';
+import { Segmenter, type Segment } from '../../core/rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
-import { elementCount, toOrtType, type Datatype, type RawTensor, type TypedArray } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
+import { ByteChannel } from './byte-channel.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore; cacheDir?: string }
+export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore; cacheDir?: string; cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> }
 
-/** Rows per onnxruntime run. Large enough to amortize a run, small enough to interleave with other work. */
-export const SCORE_RUN_ROWS = 512;
 /** How often a chunk reports its progress (two Redis writes). */
 const PROGRESS_EVERY_MS = 250;
+const DEFAULT_MAX_ROW_BYTES = 16 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
 
-const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
-  FP32: Float32Array, FP64: Float64Array, INT8: Int8Array, UINT8: Uint8Array, INT16: Int16Array, UINT16: Uint16Array,
-  INT32: Int32Array, UINT32: Uint32Array, INT64: BigInt64Array, UINT64: BigUint64Array, BOOL: Uint8Array,
-};
+/** What a segment adds to the chunk's parts. */
+interface Piece { out: Uint8Array; err: Uint8Array; rows: number; completed: number; failed: number }
 
 export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, deps: ScoreDeps, signal?: AbortSignal): Promise<ScoreResult> {
   const data = parseJobData(scoreJobSchema, job.data, 'score');
@@ -47,132 +47,86 @@ export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> &
   }
 }
 
-async function scoreChunk(chunk: { batchId: string; index: number; start: number; end: number; firstRow: number; rows: number },
-  spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, signal?: AbortSignal): Promise<{ completed: number; failed: number }> {
+async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, signal?: AbortSignal): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
-  const stream = await deps.store.read(spec.inputKey, { start: chunk.start, end: chunk.end });
-  const parts: Buffer[] = [];
-  for await (const p of stream) parts.push(p as Buffer);
-  const lines = splitRows(Buffer.concat(parts), spec.format);
-  if (lines.length !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${lines.length} rows, the upload counted ${chunk.rows}`);
-  const parse = rowParser(spec.format, spec.model.inputs, spec.header);
-  const out: string[] = [];
-  const errors: string[] = [];
+  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model);
+  const format = spec.format;
+  const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
+  const segmenter = new Segmenter(format, { maxRowBytes });
+  const out = new ByteChannel();
+  const err = new ByteChannel();
+  // Both parts stream to the store as they are made; a failure fails both and no part is written.
+  const written = Promise.all([deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out), deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err)]);
+  written.catch((e: Error) => { out.fail(e); err.fail(e); });
+  // Segments scored on the engine threads, in input order: one more than the threads keeps them busy,
+  // at most 4 per chunk (MODELQ_SCORE_CONCURRENCY chunks share the threads) bounds the memory.
+  const window: Promise<Piece>[] = [];
+  const depth = Math.min(4, (deps.engine.threadCount ?? 1) + 1);
   let completed = 0;
   let failed = 0;
-  let inFlight: Promise<void> = Promise.resolve();
+  let rowsDone = 0;
   let lastReport = performance.now();
 
-  for (let at = 0; at < lines.length; at += SCORE_RUN_ROWS) {
-    if (signal?.aborted) throw new AppError('unavailable', 'chunk cancelled by the worker', true);
-    const rows: { n: number; row: ParsedRow }[] = [];
-    const end = Math.min(lines.length, at + SCORE_RUN_ROWS);
-    for (let i = at; i < end; i++) {
-      const n = chunk.firstRow + i;
-      const r = parse(lines[i]!);
-      if ('error' in r) {
-        errors.push(JSON.stringify({ row: n, ...(r.id !== undefined ? { id: r.id } : {}), error: r.error }));
-        failed++;
-      } else rows.push({ n, row: r });
-    }
-    // Runs go one after another so output order is input order; parsing overlaps the previous run.
-    const prev = inFlight;
-    const groups = groupByShape(rows);
-    const runs = groups.map((g) => deps.engine.run(model, feedsOf(g, spec), { rows: g.length, requests: g.length }));
-    inFlight = (async () => {
-      await prev;
-      for (let gi = 0; gi < groups.length; gi++) {
-        const g = groups[gi]!;
-        let result: Record<string, RawTensor>;
-        try {
-          result = await runs[gi]!;
-        } catch (e) {
-          // Only bad data is the rows' fault; a model that does not load fails the chunk.
-          if (!(e instanceof AppError) || e.code !== 'bad_request') throw e;
-          // The whole run failed on bad data: score row by row so only the bad rows fail.
-          for (const r of g) {
-            try {
-              const one = await deps.engine.run(model, feedsOf([r], spec), { rows: 1 });
-              out.push(outputLine(r, one, 0));
-              completed++;
-            } catch (e1) {
-              if (!(e1 instanceof AppError) || e1.code !== 'bad_request') throw e1;
-              errors.push(JSON.stringify({ row: r.n, ...(r.row.id !== undefined ? { id: r.row.id } : {}), error: { code: e1.code, message: e1.message } }));
-              failed++;
-            }
-          }
-          continue;
-        }
-        for (let i = 0; i < g.length; i++) out.push(outputLine(g[i]!, result, i));
-        completed += g.length;
-      }
-    })();
-    inFlight.catch(() => {}); // surfaced by the next await
+  const submit = (s: Segment) => {
+    const p: Promise<Piece> = s.kind === 'long'
+      ? Promise.resolve({ out: EMPTY, err: Buffer.from(errorLine(chunk.firstRow + s.row, '', { code: 'row_too_long', message: `the row is longer than ${maxRowBytes} bytes (MODELQ_MAX_ROW_BYTES); it was not read` })), rows: 1, completed: 0, failed: 1 })
+      : deps.engine.score(model, { format, inputs: spec.model.inputs, ...(spec.header !== undefined ? { header: spec.header } : {}), firstRow: chunk.firstRow + s.firstRow, bytes: s.bytes });
+    p.catch(() => {}); // surfaced when its turn comes
+    window.push(p);
+  };
+  const writeNext = async () => {
+    const r = await window.shift()!;
+    await out.push(r.out);
+    await err.push(r.err);
+    completed += r.completed;
+    failed += r.failed;
+    rowsDone += r.rows;
     if (performance.now() - lastReport > PROGRESS_EVERY_MS) {
       lastReport = performance.now();
-      await Promise.all([job.updateProgress({ rowsDone: end, rows: chunk.rows }), deps.batches.chunkProgress(chunk.batchId, chunk.index, end)]);
+      await Promise.all([job.updateProgress({ rowsDone, rows: chunk.rows }), deps.batches.chunkProgress(chunk.batchId, chunk.index, rowsDone)]);
     }
-    await yieldToLoop(); // parsing is synchronous: let BullMQ renew locks and other jobs move
+  };
+  const take = async (segments: Segment[]) => {
+    for (const s of segments) {
+      if (signal?.aborted) throw new AppError('unavailable', 'chunk cancelled by the worker', true);
+      submit(s);
+      while (window.length >= depth) await writeNext();
+    }
+  };
+
+  try {
+    for await (const buf of await deps.store.read(spec.inputKey, { start: chunk.start, end: chunk.end })) await take(segmenter.push(buf as Buffer));
+    await take(segmenter.end());
+    while (window.length) await writeNext();
+    if (segmenter.rowCount !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${segmenter.rowCount} rows, the upload counted ${chunk.rows}`);
+    out.end();
+    err.end();
+    await written;
+  } catch (e) {
+    out.fail(e as Error);
+    err.fail(e as Error);
+    await written.catch(() => {});
+    throw e;
   }
-  await inFlight;
-  // Out-of-order completions within a chunk cannot happen (runs are awaited in order), but rows of
-  // different shapes run in separate groups: restore input order.
-  out.sort(byRow);
-  errors.sort(byRow);
-  await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out.length ? `${out.join('\n')}\n` : '');
-  await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), errors.length ? `${errors.join('\n')}\n` : '');
   return { completed, failed };
 }
 
-const rowOf = (line: string) => Number(line.slice(7, line.indexOf(',')));
-const byRow = (a: string, b: string) => rowOf(a) - rowOf(b);
-
-type Row = { n: number; row: ParsedRow };
-
-/** Rows whose shapes beyond the batch dimension are equal can share a run. */
-function groupByShape(rows: Row[]): Row[][] {
-  const groups = new Map<string, Row[]>();
-  for (const r of rows) {
-    const key = JSON.stringify(r.row.shapes);
-    let g = groups.get(key);
-    if (!g) groups.set(key, (g = []));
-    g.push(r);
-  }
-  return [...groups.values()];
+/** Bytes [start, end) of a stored object. */
+async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
+  return Buffer.concat(parts);
 }
 
-function feedsOf(rows: Row[], spec: BatchSpec): Record<string, RawTensor> {
-  const feeds: Record<string, RawTensor> = {};
-  for (const input of spec.model.inputs) {
-    const shape = rows[0]!.row.shapes[input.name]!;
-    const per = elementCount(shape);
-    const dims = [rows.length, ...shape];
-    if (input.datatype === 'BYTES') {
-      feeds[input.name] = { type: 'string', dims, data: rows.flatMap((r) => r.row.values[input.name]!.map(String)) };
-      continue;
-    }
-    const Ctor = TYPED[input.datatype];
-    if (!Ctor) throw new AppError('bad_request', `input "${input.name}": datatype ${input.datatype} is not supported in batches`);
-    const arr = new Ctor(rows.length * per);
-    const big = arr instanceof BigInt64Array || arr instanceof BigUint64Array;
-    rows.forEach((r, i) => {
-      const v = r.row.values[input.name]!;
-      if (big) (arr as BigInt64Array).set(v.map((x) => BigInt(x as number)), i * per);
-      else if (input.datatype === 'BOOL') (arr as Uint8Array).set(v.map((x) => (x ? 1 : 0)), i * per);
-      else (arr as Float32Array).set(v as number[], i * per);
-    });
-    feeds[input.name] = { type: toOrtType(input.datatype), dims, data: arr };
-  }
-  return feeds;
-}
-
-function outputLine(r: Row, result: Record<string, RawTensor>, i: number): string {
-  const outputs: Record<string, unknown[]> = {};
-  for (const [name, t] of Object.entries(result)) {
-    const per = elementCount(t.dims.slice(1));
-    const slice = (t.data as TypedArray | string[]).slice(i * per, (i + 1) * per);
-    outputs[name] = slice instanceof BigInt64Array || slice instanceof BigUint64Array ? Array.from(slice, Number) : Array.from(slice as ArrayLike<number>);
-  }
-  return JSON.stringify({ row: r.n, ...(r.row.id !== undefined ? { id: r.row.id } : {}), outputs });
+/** A Parquet chunk is one row group: its bytes and the file's footer go to an engine thread whole. */
+async function scoreRowGroup(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, model: ModelHandle): Promise<{ completed: number; failed: number }> {
+  if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
+  const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
+  const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
+  const r = await deps.engine.scoreRowGroup(model, { inputs: spec.model.inputs, plan: spec.parquet, firstRow: chunk.firstRow, rows: chunk.rows, footer, bytes, start: chunk.start, fileBytes: spec.bytes });
+  if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
+  await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));
+  await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), Buffer.from(r.err.buffer, r.err.byteOffset, r.err.byteLength));
+  return { completed: r.completed, failed: r.failed };
 }

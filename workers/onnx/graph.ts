@@ -35,7 +35,7 @@ export const f32 = (name: string, dims: number[], a: Float32Array) => tensor(nam
 export const i8 = (name: string, dims: number[], a: Int8Array) => tensor(name, DT.INT8, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 export const f16 = (name: string, dims: number[], a: Uint16Array) => tensor(name, DT.FLOAT16, dims, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
-/** Constant tensors by name: initializers and the outputs of Constant nodes with a `value` tensor. */
+/** Constant tensors by name: initializers, the outputs of Constant nodes with a `value` tensor, and Identity copies of either. */
 export function constants(g: Graph): Map<string, { tensor: TensorProto; node?: Node }> {
   const out = new Map<string, { tensor: TensorProto; node?: Node }>();
   for (const t of g.initializer) out.set(t.name, { tensor: t });
@@ -43,6 +43,11 @@ export function constants(g: Graph): Map<string, { tensor: TensorProto; node?: N
     if (n.opType !== 'Constant' || n.domain !== '') continue;
     const v = n.attribute.find((a) => a.name === 'value' && a.t);
     if (v?.t && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...(v.t as TensorProto), name: n.output[0] }), node: n });
+  }
+  // Exporters share equal weights through Identity nodes (torch's parameter deduplication).
+  for (const n of g.node) {
+    const src = n.opType === 'Identity' && n.domain === '' ? out.get(n.input[0]!) : undefined;
+    if (src && n.output[0]) out.set(n.output[0], { tensor: onnx.TensorProto.create({ ...src.tensor, name: n.output[0] }), node: n });
   }
   return out;
 }
@@ -56,34 +61,6 @@ export function attr(n: Node, name: string): number | undefined {
 export function defaultOpset(m: ModelProto): number {
   const o = (m.opsetImport ?? []).find((x) => !x.domain || x.domain === '' || x.domain === 'ai.onnx');
   return o ? Number(o.version) : 1;
-}
-
-/** Raises the default-domain opset to at least `min`, rewriting ops whose form changed on the way. */
-export function ensureOpset(m: ModelProto, min: number): void {
-  const cur = defaultOpset(m);
-  if (cur >= min) return;
-  const g = graphOf(m);
-  for (const n of g.node) {
-    if (n.domain !== '') continue;
-    if (n.opType === 'Clip' && cur < 11) {
-      // From opset 11, Clip takes min/max as inputs instead of attributes.
-      const lo = attr(n, 'min');
-      const hi = attr(n, 'max');
-      n.attribute = n.attribute.filter((a) => a.name !== 'min' && a.name !== 'max');
-      const extra: string[] = [];
-      for (const [which, v] of [['min', lo], ['max', hi]] as const) {
-        if (v === undefined) { extra.push(''); continue; }
-        const name = `${n.name || n.output[0]}_${which}`;
-        g.initializer.push(f32(name, [], Float32Array.of(v)));
-        extra.push(name);
-      }
-      while (extra.length && extra[extra.length - 1] === '') extra.pop();
-      n.input = [n.input[0]!, ...extra];
-    } else if (['Upsample', 'Scatter', 'ScatterElements'].includes(n.opType) || (n.opType === 'Pad' && cur < 11) || (n.opType === 'Reshape' && cur < 5) || (n.opType === 'Split' && cur < 13) || (n.opType === 'Squeeze' && cur < 13) || (n.opType === 'Unsqueeze' && cur < 13) || (/^Reduce/.test(n.opType) && cur < 13)) {
-      throw new GraphEditError(`node "${n.name || n.output[0]}" (${n.opType}) would need rewriting to move from opset ${cur} to ${min}, which is not supported`);
-    }
-  }
-  for (const o of m.opsetImport ?? []) if (!o.domain || o.domain === '' || o.domain === 'ai.onnx') o.version = min;
 }
 
 /** A name not used by any value of the graph. */
@@ -108,4 +85,16 @@ export function parameterCount(bytes: Uint8Array): number {
     if (floating.has(t.dataType ?? 0)) n += dimsOf(t).reduce((a, b) => a * b, 1);
   }
   return n;
+}
+
+/**
+ * What every rewrite does last: initializers leave the graph's inputs (IR 3 exporters list them
+ * there, and onnxruntime then treats weights as overridable, skipping constant folding and weight
+ * prepacking), which needs IR version 4 or later.
+ */
+export function finishRewrite(m: ModelProto): void {
+  const g = graphOf(m);
+  const inits = new Set(g.initializer.map((t) => t.name));
+  g.input = g.input.filter((i) => !inits.has(i.name));
+  m.irVersion = Math.max(Number(m.irVersion ?? 3), 4);
 }

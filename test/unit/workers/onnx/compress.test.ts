@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { buildMlp } from '../../../../workers/onnx/builder.ts';
 import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
-import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune.ts';
+import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune/index.ts';
 import { rows } from '../../../fixtures/models.ts';
 import { onnxCheck } from '../../../helpers/onnx-checker.ts';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { buildMlp, buildModel, floatTensor, node } from '../../../../workers/onnx/builder.ts';
+import { buildMlp, buildModel, node } from '../../../../workers/onnx/builder.ts';
 import { DT } from '../../../../workers/onnx/proto.ts';
 import { onnxCheck } from '../../../helpers/onnx-checker.ts';
-import { quantizeInt8 } from '../../../../workers/onnx/quantize.ts';
+import { quantizeInt8 } from '../../../../workers/onnx/quantize/dynamic.ts';
 import { rows } from '../../../fixtures/models.ts';
 
 async function run(bytes: Uint8Array, x: Float32Array, n: number, f: number) {
@@ -31,13 +31,13 @@ describe('quantizeInt8', () => {
     expect(argmaxes(c, 10).filter((v, i) => v === argmaxes(a, 10)[i]).length / 500).toBeGreaterThanOrEqual(0.97);
   });
 
-  it('refuses a model with nothing to quantize, naming why', () => {
-    const noMatMul = buildModel({
-      inputs: [{ name: 'input', elemType: DT.FLOAT, shape: ['n', 4] }, { name: 'w', elemType: DT.FLOAT, shape: [4, 2] }],
-      outputs: [{ name: 'output', elemType: DT.FLOAT, shape: ['n', 2] }],
-      nodes: [node('MatMul', ['input', 'w'], ['mm']), node('Add', ['mm', 'b'], ['output'])],
-      initializers: [floatTensor('b', [2], new Float32Array(2))],
+  it('refuses a model with nothing to quantize, naming the node and why', () => {
+    const noConstWeight = buildModel({
+      inputs: [{ name: 'input', elemType: DT.FLOAT, shape: ['n', 1, 8, 8] }, { name: 'w', elemType: DT.FLOAT, shape: [2, 1, 3, 3] }],
+      outputs: [{ name: 'output', elemType: DT.FLOAT, shape: ['n', 2, 6, 6] }],
+      nodes: [node('Conv', ['input', 'w'], ['output'], {}, 'conv_user_weights')],
     });
-    expect(() => quantizeInt8(noMatMul)).toThrow(/nothing to quantize.*MatMul_mm \(MatMul\): its weight is not a constant/);
+    expect(() => quantizeInt8(noConstWeight)).toThrow(/nothing to quantize.*conv_user_weights \(Conv\): its weight is not a constant/);
+    expect(() => quantizeInt8(noConstWeight, { ops: ['MatMul'] })).toThrow(/nothing to quantize: no MatMul node/);
   });
 });

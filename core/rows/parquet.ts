@@ -1,0 +1,147 @@
+// Parquet batch files (hyparquet): which columns feed which model inputs, row groups as chunks
+// (byte ranges read on their own), and decoding one row group's columns from its bytes alone.
+// A file fits a model when it has a column per input, named as the input (a list column for an
+// input with dimensions beyond the batch one), or, for a model with one 2-D input, numeric scalar
+// columns in order (as CSV). An `id` column is echoed.
+import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type SchemaTree } from 'hyparquet';
+// hyparquet reads snappy and uncompressed pages itself; this adds gzip, brotli, zstd and lz4
+// (polars and Spark write zstd, pandas/pyarrow snappy).
+import { compressors } from 'hyparquet-compressors';
+import type { TensorSpec } from '../tensors.ts';
+import type { ChunkRange } from './scanner.ts';
+
+export interface ParquetPlan {
+  /** lists: one column per input, named as it; scalars: the single 2-D input from these scalar columns. */
+  mode: 'lists' | 'scalars';
+  columns: string[];
+  id?: string;
+}
+
+/** A file that cannot be read as Parquet, or whose columns do not fit the model: the message names what. */
+export class ParquetShapeError extends Error {}
+
+const NUMERIC = new Set(['FLOAT', 'DOUBLE', 'INT32', 'INT64', 'BOOLEAN']);
+const TRAILER = 8; // footer length (4 bytes) + "PAR1"
+
+interface Column { name: string; list: boolean; leaf: string }
+
+function describe(t: SchemaTree): Column {
+  let node = t;
+  let list = false;
+  while (node.children.length) {
+    if (node.element.converted_type === 'LIST' || node.element.logical_type?.type === 'LIST' || node.element.repetition_type === 'REPEATED') list = true;
+    if (node.children.length !== 1) return { name: t.element.name, list, leaf: 'STRUCT' };
+    node = node.children[0]!;
+  }
+  if (node.element.repetition_type === 'REPEATED') list = true;
+  const leaf = node.element.converted_type === 'UTF8' || node.element.logical_type?.type === 'STRING' ? 'STRING' : String(node.element.type);
+  return { name: t.element.name, list, leaf };
+}
+
+/** Decides how the file's columns feed `inputs`, or throws ParquetShapeError naming the problem. */
+export function planParquet(meta: FileMetaData, inputs: TensorSpec[]): ParquetPlan {
+  const cols = parquetSchema(meta).children.map(describe);
+  const byName = new Map(cols.map((c) => [c.name, c]));
+  const id = byName.has('id') ? 'id' : undefined;
+  const numericInput = (s: TensorSpec) => s.datatype !== 'BYTES';
+  if (inputs.every((s) => byName.has(s.name))) {
+    for (const s of inputs) {
+      const c = byName.get(s.name)!;
+      if (!numericInput(s)) throw new ParquetShapeError(`input "${s.name}" is ${s.datatype}; Parquet batches take numeric inputs`);
+      if (!NUMERIC.has(c.leaf)) throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes ${s.datatype} numbers`);
+      if (s.shape.slice(1).some((d) => d < 0)) throw new ParquetShapeError(`input "${s.name}" [${s.shape.join(',')}] leaves a dimension open; Parquet batches take inputs of fixed size (use JSONL)`);
+      if (s.shape.length > 1 && !c.list) throw new ParquetShapeError(`column "${c.name}" is a scalar column; the model's input "${s.name}" [${s.shape.join(',')}] needs a list column (values without the batch dimension)`);
+    }
+    return { mode: 'lists', columns: inputs.map((s) => s.name), ...(id ? { id } : {}) };
+  }
+  const missing = inputs.find((s) => !byName.has(s.name))!;
+  if (inputs.length !== 1 || inputs[0]!.shape.length !== 2 || !numericInput(inputs[0]!)) {
+    throw new ParquetShapeError(`the Parquet file has no column "${missing.name}" (the model's input); its columns: ${cols.map((c) => c.name).join(', ').slice(0, 300)}`);
+  }
+  const features = cols.filter((c) => c.name !== 'id');
+  const bad = features.find((c) => c.list || !NUMERIC.has(c.leaf));
+  if (bad) throw new ParquetShapeError(`column "${bad.name}" is ${bad.list ? 'a list' : bad.leaf}; without a column "${missing.name}", every column but id must be a number (one per feature)`);
+  const want = inputs[0]!.shape[1]!;
+  if (want >= 0 && features.length !== want) throw new ParquetShapeError(`the Parquet file has ${features.length} feature columns, the model's input "${missing.name}" takes ${want}`);
+  return { mode: 'scalars', columns: features.map((c) => c.name), ...(id ? { id } : {}) };
+}
+
+/** Each row group as a chunk: its byte range (every column chunk in it) and its rows. */
+export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
+  let firstRow = 0;
+  return meta.row_groups.map((g, index) => {
+    let start = Infinity;
+    let end = 0;
+    for (const c of g.columns) {
+      const m = c.meta_data;
+      if (!m) throw new ParquetShapeError(`row group ${index} has a column without metadata`);
+      const s = Number(m.dictionary_page_offset ?? m.data_page_offset);
+      const from = Math.min(s, Number(m.data_page_offset));
+      start = Math.min(start, from);
+      end = Math.max(end, from + Number(m.total_compressed_size));
+    }
+    const rows = Number(g.num_rows);
+    const chunk = { index, start, end, firstRow, rows };
+    firstRow += rows;
+    return chunk;
+  }).filter((c) => c.rows > 0);
+}
+
+/** The footer (metadata and trailer) of a file of `size` bytes, read through `read`. */
+export async function readFooter(read: (start: number, end: number) => Promise<Uint8Array>, size: number): Promise<Uint8Array> {
+  if (size < 12) throw new ParquetShapeError('not a Parquet file: too short');
+  const tail = await read(size - TRAILER, size);
+  if (Buffer.from(tail.subarray(4)).toString('latin1') !== 'PAR1') throw new ParquetShapeError('not a Parquet file: it does not end with "PAR1"');
+  const len = new DataView(tail.buffer, tail.byteOffset, 8).getUint32(0, true);
+  if (len + TRAILER + 4 > size) throw new ParquetShapeError('not a Parquet file: its footer length is past its start');
+  return read(size - TRAILER - len, size);
+}
+
+export function metadataOf(footer: Uint8Array): FileMetaData {
+  try {
+    return parquetMetadata(footer);
+  } catch (e) {
+    throw new ParquetShapeError(`not a Parquet file: ${(e as Error).message}`);
+  }
+}
+
+export interface RowGroupBytes {
+  footer: Uint8Array;
+  /** The row group's bytes and where they start in the file. */
+  bytes: Uint8Array;
+  start: number;
+  fileBytes: number;
+}
+
+/** Decoded columns of one row group: name -> one value per row (a number, bigint, array or null). */
+export async function decodeRowGroup(g: RowGroupBytes, plan: ParquetPlan, firstRow: number, rows: number): Promise<Map<string, ArrayLike<unknown>>> {
+  const footerAt = g.fileBytes - g.footer.length;
+  const file: AsyncBuffer = {
+    byteLength: g.fileBytes,
+    slice(s: number, e = g.fileBytes) {
+      const from = (u: Uint8Array, at: number) => u.buffer.slice(u.byteOffset + s - at, u.byteOffset + e - at) as ArrayBuffer;
+      if (s >= g.start && e <= g.start + g.bytes.length) return from(g.bytes, g.start);
+      if (s >= footerAt) return from(g.footer, footerAt);
+      throw new Error(`read of bytes ${s}-${e} outside the row group`);
+    },
+  };
+  const columns = [...plan.columns, ...(plan.id ? [plan.id] : [])];
+  const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
+  await parquetRead({
+    file, metadata: metadataOf(g.footer), rowStart: firstRow, rowEnd: firstRow + rows, columns, compressors,
+    onChunk: (c) => {
+      let list = pieces.get(c.columnName);
+      if (!list) pieces.set(c.columnName, (list = []));
+      list.push({ at: c.rowStart - firstRow, data: c.columnData as ArrayLike<unknown> });
+    },
+  });
+  const out = new Map<string, ArrayLike<unknown>>();
+  for (const name of columns) {
+    const list = pieces.get(name) ?? [];
+    if (list.length === 1 && list[0]!.at === 0 && list[0]!.data.length >= rows) { out.set(name, list[0]!.data); continue; }
+    const all = new Array<unknown>(rows).fill(null);
+    for (const p of list) for (let i = 0; i < p.data.length; i++) if (p.at + i >= 0 && p.at + i < rows) all[p.at + i] = p.data[i];
+    out.set(name, all);
+  }
+  return out;
+}

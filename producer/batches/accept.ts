@@ -1,0 +1,150 @@
+// Accepting a batch file: the bytes stream to the artifact store while rows are counted and chunk
+// boundaries recorded (by rows and by bytes), then one BullMQ flow is enqueued (a `finalize`
+// parent, one `score` child per chunk). Whatever refuses the file leaves nothing behind.
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { BatchStore, type BatchView } from '../../core/batches.ts';
+import { badRequest } from '../../core/errors.ts';
+import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
+import { checkCsvHeader } from '../../core/rows/parse.ts';
+import { metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
+import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { TensorSpec } from '../../core/tensors.ts';
+
+export type BatchFormat = RowFormat | 'parquet';
+import type { ProducerDeps } from '../deps.ts';
+import { assertReadable } from '../model-access.ts';
+
+export const batchParamsSchema = z.object({
+  model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
+  format: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, parquet for application/vnd.apache.parquet bodies and .parquet files, else jsonl' }),
+  chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
+  metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
+  device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
+});
+export type BatchParams = z.infer<typeof batchParamsSchema>;
+
+/** The view clients see (the spec stays inside). */
+export const publicView = ({ spec: _spec, ...v }: BatchView & { spec?: BatchSpec }) => v;
+
+function parseMetadata(s: string | undefined): Record<string, string> | undefined {
+  if (s === undefined) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(s); } catch { throw badRequest('metadata must be a JSON object of string values'); }
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+    throw badRequest('metadata must be a JSON object of string values');
+  }
+  return v as Record<string, string>;
+}
+
+/**
+ * Passes the bytes through while the scanner counts rows and marks chunk boundaries. On a refusal
+ * the body is left open (not destroyed), so the 400 can still reach the client.
+ */
+async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): AsyncGenerator<Buffer> {
+  for await (const chunk of noDestroy(source)) {
+    try {
+      scanner.push(chunk);
+    } catch (e) {
+      if (e instanceof RangeError) throw badRequest(`the file has ${e.message}; the limit is MODELQ_BATCH_MAX_ROWS`);
+      if (e instanceof HeaderTooLongError) throw badRequest(e.message);
+      throw e;
+    }
+    yield chunk;
+  }
+}
+
+/** Iterates a request body without destroying it when iteration stops early (so a 400 can still be sent). */
+function noDestroy(source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  return 'iterator' in source && typeof (source as Readable).iterator === 'function' ? (source as Readable).iterator({ destroyOnReturn: false }) : source;
+}
+
+export interface AcceptOptions {
+  /**
+   * Awaited after the file is stored and before anything is created or enqueued; a rejection
+   * refuses the batch (multipart: the rest of the form must be read and valid first).
+   */
+  commitGate?: () => Promise<void>;
+}
+
+/** Streams one file to the store and enqueues its flow; the answer is the batch as accepted. */
+/** Bytes [start, end) of a stored object. */
+export async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** A stored Parquet file's plan and row groups (chunks), read from its footer alone. */
+async function scanParquet(store: ArtifactStore, key: string, bytes: number, inputs: TensorSpec[]): Promise<ScanResult & { plan: ParquetPlan }> {
+  try {
+    const meta = metadataOf(await readFooter((s, e) => readRange(store, key, s, e), bytes));
+    const plan = planParquet(meta, inputs);
+    const chunks = rowGroupChunks(meta);
+    return { bytes, rows: chunks.reduce((n, c) => n + c.rows, 0), chunks: chunks.map((c, index) => ({ ...c, index })), plan };
+  } catch (e) {
+    if (e instanceof ParquetShapeError) throw badRequest(e.message);
+    throw e;
+  }
+}
+
+export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: BatchFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
+  const batches = new BatchStore(d.redis, d.prefix);
+  await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
+  const model = await d.registry.resolve(params.model);
+  const format = params.format ?? formatHint;
+  const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
+  const metadata = parseMetadata(params.metadata);
+  const id = `batch_${randomBytes(10).toString('hex')}`;
+  const inputKey = batchKeys.input(id);
+  const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
+  let scan: ScanResult & { plan?: ParquetPlan };
+  let accepted: BatchView;
+  try {
+    const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
+    if (format === 'parquet') {
+      // Row groups are found in the footer, at the end: store the file first, then read it.
+      const stored = await d.store.put(inputKey, noDestroy(body), { maxBytes });
+      scan = await scanParquet(d.store, inputKey, stored.bytes, model.inputs);
+    } else {
+      await d.store.put(inputKey, scanned(body, scanner), { maxBytes });
+      scan = scanner.end();
+    }
+    if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
+    if (format === 'csv') {
+      const problem = checkCsvHeader(scan.header ?? '', model.inputs);
+      if (problem) throw badRequest(problem);
+    }
+    await opts.commitGate?.();
+    const now = Date.now();
+    const spec: BatchSpec = {
+      id, tenant, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+      format, inputKey, bytes: scan.bytes, totalRows: scan.rows, chunks: scan.chunks.length, chunkRows,
+      ...(scan.header !== undefined ? { header: scan.header } : {}), ...(scan.plan ? { parquet: scan.plan } : {}), ...(metadata ? { metadata } : {}),
+      createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
+    };
+    await batches.create(spec);
+    // The answer describes the batch as accepted: a worker may start on it the moment it is enqueued.
+    accepted = publicView((await batches.view(id))!);
+    const queueName = params.device === 'gpu' ? 'score-gpu' : 'score';
+    await d.queues.flowProducer().add({
+      name: 'finalize', queueName: 'batch', data: { batchId: id },
+      opts: { ...defaultJobOptions.batch, jobId: id },
+      children: scan.chunks.map((c) => ({
+        name: 'score', queueName,
+        data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
+        opts: batchChunkJobOptions(queueName, `${id}-${c.index}`),
+      })),
+    });
+  } catch (e) {
+    // Not accepted: leave nothing behind.
+    await d.store.deletePrefix(batchKeys.dir(id)).catch(() => {});
+    await batches.remove(id).catch(() => {});
+    throw e;
+  }
+  d.logger.info({ batch: id, model: `${model.name}@${model.version}`, rows: scan.rows, chunks: scan.chunks.length }, 'batch accepted');
+  return accepted;
+}

@@ -1,0 +1,55 @@
+// Reading a batch's output or errors: the parts, in chunk order, streamed to the response with
+// `pipeline`, so a part that fails mid-download (removed by retention, an S3 error) ends the
+// response as failed instead of crashing the producer or ending it as a short 200. JSONL is sent
+// with its Content-Length, so even a client that ignores the abort sees the truncation.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response } from 'express';
+import type { BatchView } from '../../core/batches.ts';
+import { AppError, badRequest } from '../../core/errors.ts';
+import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import { jsonlToCsv } from './to-csv.ts';
+import { jsonlToParquet } from './to-parquet.ts';
+
+export type PartKind = 'output' | 'errors';
+const FORMATS = ['jsonl', 'csv', 'parquet'] as const;
+
+/** The parts to send: every scored chunk's part must be there; an unscored chunk (cancelled) has none. */
+async function partsOf(store: ArtifactStore, v: BatchView & { spec: BatchSpec }, kind: PartKind, scored: Set<number>): Promise<{ key: string; bytes: number }[]> {
+  const parts: { key: string; bytes: number }[] = [];
+  for (let i = 0; i < v.chunks.total; i++) {
+    const key = kind === 'output' ? batchKeys.output(v.id, i) : batchKeys.errors(v.id, i);
+    const st = await store.stat(key);
+    if (st) parts.push({ key, bytes: st.bytes });
+    else if (scored.has(i)) throw new AppError('not_found', `part ${i} of the batch's ${kind} is no longer there (expired or removed)`);
+  }
+  return parts;
+}
+
+async function* concat(store: ArtifactStore, parts: { key: string }[]): AsyncGenerator<Buffer> {
+  for (const p of parts) {
+    for await (const b of await store.read(p.key)) yield b as Buffer;
+  }
+}
+
+export async function sendParts(req: Request, res: Response, deps: { store: ArtifactStore; logger: Logger }, v: BatchView & { spec: BatchSpec }, kind: PartKind, scored: Set<number>): Promise<void> {
+  const format = req.query.format === undefined ? 'jsonl' : String(req.query.format);
+  if (!(FORMATS as readonly string[]).includes(format)) throw badRequest(`format must be one of ${FORMATS.join(', ')}`);
+  const parts = await partsOf(deps.store, v, kind, scored);
+  const ext = kind === 'output' ? format : 'jsonl'; // errors are JSONL whatever the format
+  res.setHeader('Content-Type', ext === 'csv' ? 'text/csv; charset=utf-8' : ext === 'parquet' ? 'application/vnd.apache.parquet' : 'application/x-ndjson');
+  res.setHeader('Content-Disposition', `attachment; filename="${v.id}-${kind}.${ext}"`);
+  if (ext === 'jsonl') res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
+  const body = concat(deps.store, parts);
+  const source = ext === 'csv' ? Readable.from(jsonlToCsv(body, v.spec.model.outputs.map((o) => o.name)))
+    : ext === 'parquet' ? Readable.from(jsonlToParquet(body, v.spec.model.outputs)) : Readable.from(body);
+  try {
+    await pipeline(source, res);
+  } catch (e) {
+    // Headers are out: the only honest signal left is to end the connection without finishing.
+    deps.logger.warn({ batch: v.id, kind, err: (e as Error).message }, 'batch download failed');
+    res.destroy();
+  }
+}

@@ -1,0 +1,73 @@
+// multipart/form-data batch uploads: form fields first, then one `file` field, streamed as it
+// arrives. Nothing is created until the whole form is read: a field after the file, a second
+// file, a malformed body or a client that goes away refuses the batch and leaves nothing behind.
+import type { Request } from 'express';
+import busboy from 'busboy';
+import type { Readable } from 'node:stream';
+import type { BatchView } from '../../core/batches.ts';
+import { badRequest } from '../../core/errors.ts';
+import type { ProducerDeps } from '../deps.ts';
+import { parseBody } from '../http.ts';
+import { acceptBatch, batchParamsSchema, type BatchFormat, type BatchParams } from './accept.ts';
+
+/** The format a file's name or type implies, when the form does not say. */
+export function formatOfFile(filename: string | undefined, mimeType: string | undefined): BatchFormat {
+  if (/parquet/i.test(mimeType ?? '') || /\.parquet$/i.test(filename ?? '')) return 'parquet';
+  return mimeType === 'text/csv' || /\.csv$/i.test(filename ?? '') ? 'csv' : 'jsonl';
+}
+
+export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): Promise<BatchView> {
+  return new Promise((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({ headers: req.headers, limits: { files: 1, fields: 20, fieldSize: 8192 } });
+    } catch (e) {
+      return reject(badRequest(`bad multipart body: ${(e as Error).message}`));
+    }
+    const fields: Record<string, string> = { ...(req.query as Record<string, string>) };
+    let file: Readable | undefined;
+    let problem: Error | undefined;
+    let formDone!: () => void;
+    let formFailed!: (e: Error) => void;
+    const formRead = new Promise<void>((res, rej) => { formDone = res; formFailed = rej; });
+    formRead.catch(() => {});
+    /** Refuses the upload: the file stream (if any) fails, so the store drops what it wrote. */
+    const refuse = (e: Error) => {
+      if (problem) return;
+      problem = e;
+      formFailed(e);
+      if (file) file.destroy(e);
+      else reject(e);
+    };
+    bb.on('field', (name, value) => {
+      if (file) refuse(badRequest(`form field "${name}" must come before the file field`));
+      else fields[name] = value;
+    });
+    bb.on('file', (name, stream, info) => {
+      if (name !== 'file' || file || problem) {
+        stream.resume();
+        return refuse(badRequest(`unexpected file field "${name}"; send the file as "file"`));
+      }
+      file = stream;
+      stream.on('error', () => {}); // the store's read of it sees the error; this keeps a late one from being uncaught
+      let params: BatchParams;
+      try {
+        params = parseBody(batchParamsSchema, fields, 'form');
+      } catch (e) {
+        stream.resume();
+        problem = e as Error;
+        return reject(e);
+      }
+      acceptBatch(d, params, stream, formatOfFile(info.filename, info.mimeType), tenant, { commitGate: () => formRead })
+        .then(resolve, (e: unknown) => reject(problem ?? e));
+    });
+    bb.on('error', (e) => refuse(badRequest(`bad multipart body: ${(e as Error).message}`)));
+    bb.on('close', () => {
+      if (!file) refuse(badRequest('the multipart body has no "file" field'));
+      else if (!problem) formDone();
+    });
+    // A client that goes away mid-upload: the body never ends, so end the file here.
+    req.on('close', () => { if (!req.complete) refuse(badRequest('the upload was aborted')); });
+    req.pipe(bb);
+  });
+}

@@ -195,6 +195,8 @@ describe('dashboard in a browser', () => {
     const want: Record<string, unknown> = {
       bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, rowsPerSecondBefore: r.rowsPerSecondBefore, rowsPerSecondAfter: r.rowsPerSecondAfter,
       argmaxAgreement: r.argmaxAgreement, maxAbsDiff: r.maxAbsDiff,
+      ...(r.rowsPerSecondBatch1Before !== undefined ? { rowsPerSecondBatch1Before: r.rowsPerSecondBatch1Before, rowsPerSecondBatch1After: r.rowsPerSecondBatch1After } : {}),
+      ...(r.cosine !== undefined ? { cosine: r.cosine } : {}),
       'dataset.accuracyBefore': r.dataset.accuracyBefore, 'dataset.accuracyAfter': r.dataset.accuracyAfter, 'dataset.argmaxAgreement': r.dataset.argmaxAgreement,
     };
     const shown = await page.$$eval('[data-section="report"] td[data-field]', (tds) => Object.fromEntries(tds.map((td) => [td.getAttribute('data-field'), Number(td.getAttribute('data-value'))])));

@@ -107,10 +107,12 @@ function compressView(detail) {
         h('tbody', {},
           row('Size', r.bytesBefore, r.bytesAfter, 'bytesBefore', 'bytesAfter', fmtBytes),
           row(`rows/s (batch ${r.batchSize})`, r.rowsPerSecondBefore, r.rowsPerSecondAfter, 'rowsPerSecondBefore', 'rowsPerSecondAfter'),
+          r.rowsPerSecondBatch1Before !== undefined ? row('rows/s (batch 1)', r.rowsPerSecondBatch1Before, r.rowsPerSecondBatch1After, 'rowsPerSecondBatch1Before', 'rowsPerSecondBatch1After') : null,
           ds?.accuracyBefore !== undefined ? row(`Accuracy (${fmtNum(ds.rows)} dataset rows)`, ds.accuracyBefore, ds.accuracyAfter, 'dataset.accuracyBefore', 'dataset.accuracyAfter') : null,
           ds?.rmseBefore !== undefined ? row(`RMSE (${fmtNum(ds.rows)} dataset rows)`, ds.rmseBefore, ds.rmseAfter, 'dataset.rmseBefore', 'dataset.rmseAfter') : null,
           h('tr', {}, h('th', {}, 'Argmax agreement (samples)'), h('td'), cell('argmaxAgreement', r.argmaxAgreement), h('td')),
           h('tr', {}, h('th', {}, 'Max abs diff (samples)'), h('td'), cell('maxAbsDiff', r.maxAbsDiff), h('td')),
+          r.cosine !== undefined ? h('tr', {}, h('th', {}, 'Cosine of outputs (samples)'), h('td'), cell('cosine', r.cosine), h('td')) : null,
           ds ? h('tr', {}, h('th', {}, 'Argmax agreement (dataset)'), h('td'), cell('dataset.argmaxAgreement', ds.argmaxAgreement), h('td')) : null,
           ds ? h('tr', {}, h('th', {}, 'Max abs diff (dataset)'), h('td'), cell('dataset.maxAbsDiff', ds.maxAbsDiff), h('td')) : null))
         : h('p', { class: 'muted' }, j.state === 'failed' ? 'No report: the job failed.' : 'The report appears when the job completes.'));

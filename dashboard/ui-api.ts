@@ -13,8 +13,13 @@ import type { Tickets } from './tickets.ts';
 
 const JOB_QUEUES: QueueName[] = ['train', 'compress'];
 const STATES = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'] as const;
-/** How many of the newest jobs per queue and state the index reads before filtering by tenant. */
-const SCAN = 500;
+/**
+ * How many of the newest jobs per queue and state the index reads before filtering by tenant (the
+ * queues keep up to 1000 finished ones): a tenant among many sees its jobs among the newest only.
+ */
+const SCAN = 200;
+/** Open tabs poll every few seconds: one read of the queues per tenant serves them all for this long. */
+const INDEX_CACHE_MS = 1500;
 const SHOWN = 200;
 
 export interface JobSummary {
@@ -76,11 +81,20 @@ export function uiApi(queues: Queues, redis: Redis | undefined, keys: KeyRing | 
     res.json({ keysRequired: guarded, tenant: p.tenant, keyId: p.keyId, scopes: p.scopes, platform: isPlatform(p), canSubmit: allows(p, 'submit') });
   });
 
+  const index = new Map<string, { at: number; jobs: Promise<JobSummary[]> }>();
   r.get('/ui/jobs', async (req, res) => {
     const p = who(req, res);
     if (!p) return;
     if (!redis) return void noRedis(res);
-    res.json({ data: await listJobs(queues, redis, p.tenant) });
+    const now = Date.now();
+    for (const [t, e] of index) if (now - e.at > INDEX_CACHE_MS) index.delete(t);
+    let entry = index.get(p.tenant);
+    if (!entry) {
+      entry = { at: now, jobs: listJobs(queues, redis, p.tenant) };
+      entry.jobs.catch(() => index.delete(p.tenant));
+      index.set(p.tenant, entry);
+    }
+    res.json({ data: await entry.jobs });
   });
 
   // Every worker's figures name every tenant's models: for platform operators, like /metrics.

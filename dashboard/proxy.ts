@@ -6,7 +6,12 @@ import https from 'node:https';
 import type { RequestHandler } from 'express';
 import type { Tickets } from './tickets.ts';
 
-const FORWARDED_REQUEST = ['authorization', 'content-type', 'content-length', 'accept'];
+const FORWARDED_REQUEST = ['content-type', 'content-length', 'accept'];
+/**
+ * What the UI sends with every call that changes something. A form or link on another site cannot
+ * set a header, so it cannot act through this proxy with whatever the browser would attach by itself.
+ */
+export const UI_HEADER = 'x-modelq-ui';
 const FORWARDED_RESPONSE = ['content-type', 'content-length', 'content-disposition', 'etag', 'retry-after', 'cache-control'];
 
 export function producerProxy(producerUrl: string, tickets: Tickets): RequestHandler {
@@ -18,6 +23,13 @@ export function producerProxy(producerUrl: string, tickets: Tickets): RequestHan
     target.pathname = `${base.pathname.replace(/\/$/, '')}${incoming.pathname}`;
     const headers: http.OutgoingHttpHeaders = {};
     for (const h of FORWARDED_REQUEST) if (req.headers[h] !== undefined) headers[h] = req.headers[h];
+    // Only a bearer key is passed on: basic credentials the browser cached for the board's login
+    // prompt are sent by the browser on its own, so they never act on the API from here.
+    const auth = req.headers.authorization;
+    if (auth && /^bearer /i.test(auth)) headers.authorization = auth;
+    if (!['GET', 'HEAD'].includes(req.method) && req.headers[UI_HEADER] !== '1') {
+      return void res.status(403).json({ error: { code: 'forbidden', message: `calls that change something go through the dashboard's proxy only with the header ${UI_HEADER}: 1 (the dashboard's pages send it); call the producer's API directly otherwise` } });
+    }
     const ticket = incoming.searchParams.get('ticket');
     if (ticket !== null) {
       incoming.searchParams.delete('ticket');

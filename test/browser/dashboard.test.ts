@@ -267,7 +267,7 @@ describe('dashboard in a browser', () => {
     expect(['queued', 'running']).toContain(shown.status);
     expect(shown).toMatchObject({ cancel: false, download: true });
     const refused = await reader.evaluate(async (id) => {
-      const res = await fetch(`/api/v1/batches/${id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` } });
+      const res = await fetch(`/api/v1/batches/${id}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` } });
       return { status: res.status, body: await res.json() };
     }, b.id);
     expect(refused).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
@@ -336,6 +336,12 @@ describe('dashboard in a browser', () => {
     expect(elsewhere.status).toBe(401);
     expect((await elsewhere.json()).error.message).toMatch(/ticket/);
     expect((await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path }) })).status).toBe(401);
+    // Basic credentials (what a browser caches for the board's prompt) and calls without the UI's header do not act through the proxy.
+    const basic = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Basic ${Buffer.from(`x:${A_SUBMIT}`).toString('base64')}` } });
+    expect(basic.status).toBe(401);
+    const noHeader = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: auth(A_SUBMIT) });
+    expect(noHeader.status).toBe(403);
+    expect((await noHeader.json()).error.message).toMatch(/x-modelq-ui/);
     const bad = await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { ...auth(A_READ), 'content-type': 'application/json' }, body: JSON.stringify({ path: '/queues/api/queues' }) });
     expect(bad.status).toBe(400);
   });

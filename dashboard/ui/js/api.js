@@ -25,7 +25,8 @@ function headers(extra = {}) {
 }
 
 export async function call(path, { method = 'GET', body, signal } = {}) {
-  const init = { method, headers: headers(body !== undefined ? { 'content-type': 'application/json' } : {}), signal };
+  // x-modelq-ui: the dashboard's proxy passes on calls that change something only with it.
+  const init = { method, headers: headers({ 'x-modelq-ui': '1', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);
   const text = await res.text();

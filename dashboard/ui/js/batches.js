@@ -41,7 +41,8 @@ export function batch(id) {
   const head = h('div');
   const chart = lineChart({ title: 'rows/s', series: [{ label: 'rows/s' }], y: 'rows/s', id: 'chart-rate' });
   const errors = h('div', { 'data-section': 'errors' });
-  const el = h('section', {}, h('h1', {}, h('a', { href: '#/batches' }, 'Batches'), ' / ', h('span', { class: 'mono' }, id)), head, h('h2', {}, 'Speed'), chart.el, errors);
+  const note = h('p', { class: 'muted' });
+  const el = h('section', {}, h('h1', {}, h('a', { href: '#/batches' }, 'Batches'), ' / ', h('span', { class: 'mono' }, id)), head, h('h2', {}, 'Speed'), note, chart.el, errors);
   const samples = { t: [], rate: [] };
   let prev = null;
   let errorsShownFor = -1;
@@ -67,6 +68,8 @@ export function batch(id) {
       chart.update([samples.t, samples.rate]);
     }
     prev = { t: now, done };
+    if (!samples.t.length) chart.update([[], []]);
+    note.textContent = samples.t.length || !FINAL.includes(b.status) ? '' : 'rows/s is sampled while this page is open; the batch had ended before. Its average is above.';
     const mayCancel = currentSession()?.canSubmit && ['queued', 'running'].includes(b.status);
     const enc = encodeURIComponent(b.model.name);
     put(head,

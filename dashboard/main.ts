@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT; the UI's API calls go to the producer at MODELQ_PRODUCER_URL.
 import type { Server } from 'node:http';
 import { keyPrefix, loadConfigOrExit } from '../core/config.ts';
+import { installLastResort } from '../core/last-resort.ts';
 import { createLogger } from '../core/logger.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
@@ -10,6 +11,7 @@ import { KeyRing } from '../core/auth.ts';
 
 const cfg = loadConfigOrExit();
 const log = createLogger('dashboard', cfg.MODELQ_LOG_LEVEL);
+installLastResort(log);
 
 // Retry forever like a worker: the board should come back by itself after a Redis restart.
 const redis = createRedis(cfg, workerRedisOptions());

@@ -51,7 +51,9 @@ export const configKeys = {
   MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64),
     'Largest gRPC message received or sent, in MiB (gRPC\'s own default is 4).'],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081),
-    'HTTP port of the bull-board dashboard.'],
+    'HTTP port of the dashboard: the results UI at `/`, bull-board at `/queues`.'],
+  MODELQ_PRODUCER_URL: [z.string().url().optional(),
+    'Where the dashboard sends the UI\'s API calls (it proxies `/api/*` there, so the browser talks to one origin).', '`http://127.0.0.1:<MODELQ_PORT>`'],
   MODELQ_DASHBOARD_ADMIN: [flag.default(false),
     'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only `platform` keys open it, and they may act.'],
   MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {

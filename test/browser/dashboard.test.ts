@@ -149,6 +149,11 @@ describe('dashboard in a browser', () => {
     for (const [k, val] of Object.entries(v.metrics as Record<string, number>)) {
       expect(Number(await page.getAttribute(`[data-section="metrics"] [data-metric="${k}"]`, 'data-value')), k).toBe(val);
     }
+    // A trained version has a drift reference: its features are listed with their level
+    const drift = await apiJson('/v1/models/compass/versions/1/drift');
+    await page.waitForSelector('[data-section="drift"] tr[data-drift-feature]');
+    const shownDrift = await page.$$eval('[data-section="drift"] tr[data-drift-feature]', (trs) => trs.map((tr) => `${tr.getAttribute('data-drift-feature')}:${tr.querySelector('[data-status]')?.getAttribute('data-status')}`));
+    expect(shownDrift).toEqual(drift.features.map((f: { name: string; level: string }) => `${f.name}:${f.level}`));
     await shot(page, 'version');
     const onnx = await download(page, 'a[data-download="onnx"]');
     expect(onnx.length).toBe(v.bytes);

@@ -86,6 +86,15 @@ function metricRows(metrics = {}) {
   return rows;
 }
 
+/** Input drift of sampled online traffic against the version's reference (GET .../drift). */
+function driftSection(d) {
+  return [h('h2', {}, 'Input drift'),
+    h('p', { class: 'muted' }, `${fmtNum(d.rows)} sampled rows (window ${fmtNum(d.window)}, sample ${d.sample}); warn at ${d.thresholds.warn}, alert at ${d.thresholds.alert}`),
+    h('div', { 'data-section': 'drift' }, table(['Feature', 'Metric', 'Score', 'Level'], d.features.map((f) => h('tr', { 'data-drift-feature': f.name },
+      h('td', {}, f.name), h('td', {}, f.metric === 'psi' ? 'PSI' : 'Jensen-Shannon'),
+      h('td', { class: 'num' }, f.score === null ? '—' : fmtNum(f.score)), h('td', {}, badge(f.level))))))];
+}
+
 export function version(name, n) {
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   const el = h('section', {}, h('h1', {}, h('a', { href: '#/models' }, 'Models'), ' / ', h('a', { href: `#/models/${encodeURIComponent(name)}` }, name), ` / v${n}`), body);
@@ -95,6 +104,7 @@ export function version(name, n) {
     const enc = encodeURIComponent(name);
     const [v, m] = await Promise.all([api(`/v1/models/${enc}/versions/${n}`), api(`/v1/models/${enc}`)]);
     const all = await api('/v1/models').then((r) => r.models, () => [m]);
+    const drift = v.explain?.reference ? await api(`/v1/models/${enc}/versions/${n}/drift`).catch(() => null) : null;
     put(body,
       h('div', { class: 'actions' }, downloadLink(`/v1/models/${enc}/versions/${n}/onnx`, `Download ${name}-v${n}.onnx`, { 'data-download': 'onnx' })),
       h('div', { class: 'grid' },
@@ -109,6 +119,7 @@ export function version(name, n) {
         ], { 'data-section': 'version' }),
         h('div', {}, h('h2', { style: 'margin-top:0' }, 'Metrics'),
           v.metrics ? kv(metricRows(v.metrics), { 'data-section': 'metrics' }) : h('p', { class: 'muted' }, 'No metrics recorded (an uploaded model).'))),
+      drift ? driftSection(drift) : null,
       h('h2', {}, 'Lineage'), graphBox,
       v.lineage?.hyperparameters ? [h('h2', {}, 'Hyperparameters'), kv(Object.entries(v.lineage.hyperparameters).map(([k, x]) => [k, h('span', { class: 'mono' }, typeof x === 'object' ? JSON.stringify(x) : String(x))]))] : null);
     // Redraw the graph only when it changes, so a click in progress is not lost.

@@ -31,5 +31,5 @@ COPY cli ./cli
 RUN mkdir -p /data && chown node:node /data
 USER node
 
-EXPOSE 8080 8081
+EXPOSE 8080 8081 8001
 CMD ["node", "--import", "tsx", "producer/main.ts"]

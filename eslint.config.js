@@ -29,4 +29,6 @@ export default tseslint.config(
     files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
   },
+  // The dashboard's pages run in the browser.
+  { files: ['dashboard/ui/**/*.js'], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -1,13 +1,17 @@
 // Online inference: the platform (HTTP -> BullMQ -> worker engine with dynamic batching) against
-// the tutorial server (express + session.run in the handler), same model, same closed-loop load.
+// the tutorial server (express + session.run in the handler), same model, same closed-loop load;
+// and the platform's gRPC service (raw_input_contents) beside its REST JSON route.
 // Env: BENCH_CLIENTS=1,8,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
 //      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_OPTIONS, PROTO_PATH } from '../producer/grpc/server.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
 import { spawnNode, stopChild, waitForLine } from './lib/child.ts';
-import { runLoad, type LoadResult } from './lib/load.ts';
+import { runGrpcLoad, runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform, type Platform } from './lib/platform.ts';
 
 export interface OnlineOptions {
@@ -25,7 +29,7 @@ export interface OnlineOptions {
   baselineOnly?: boolean;
 }
 
-interface Row { clients: number; baseline?: LoadResult; platform?: LoadResult }
+interface Row { clients: number; baseline?: LoadResult; platform?: LoadResult; grpc?: LoadResult }
 
 const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
 const envList = (k: string) => process.env[k]?.split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
@@ -36,6 +40,30 @@ export function inferBody(features: number, seed = 7): string {
   const data = Array.from({ length: features }, () => ((s = (s * 16807) % 2147483647) / 2147483647));
   return JSON.stringify({ inputs: [{ name: 'input', shape: [1, features], datatype: 'FP32', data }] });
 }
+
+const MODEL_INFER = '/inference.GRPCInferenceService/ModelInfer';
+
+/** The same row as inferBody, as a serialized gRPC ModelInferRequest with raw_input_contents (as Triton's clients send). */
+export function grpcInferMessage(model: string, features: number, seed = 7): Buffer {
+  const body = JSON.parse(inferBody(features, seed)) as { inputs: [{ data: number[] }] };
+  const def = protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition;
+  const raw = Buffer.from(Float32Array.from(body.inputs[0].data).buffer);
+  return def.ModelInfer!.requestSerialize({ model_name: model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, features] }], raw_input_contents: [raw] });
+}
+
+/** One gRPC call with a long timeout: it must succeed before the gRPC side is measured. */
+async function primeGrpc(address: string, message: Buffer) {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    await new Promise<void>((resolve, reject) => client.makeUnaryRequest(MODEL_INFER, (b: Buffer) => b, (b: Buffer) => b, message, { deadline: Date.now() + 60_000 },
+      (e) => (e ? reject(new Error(`priming gRPC ${address}: ${e.message}`)) : resolve())));
+  } finally {
+    client.close();
+  }
+}
+
+const runGrpc = (address: string, message: Buffer, clients: number, o: Required<OnlineOptions>) =>
+  runGrpcLoad({ address, method: MODEL_INFER, message, concurrency: clients, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 });
 
 /** One request with a long timeout, so the first session load is not part of any figure. */
 async function prime(url: string, body: string) {
@@ -64,17 +92,13 @@ const f1 = (n: number) => n.toFixed(1);
 const errs = (r: LoadResult) => (r.errors ? `${r.errors} (${r.firstError})` : '0');
 
 function printTable(name: string, rows: Row[]) {
-  const head = ['clients', 'base rps', 'p50 ms', 'p99 ms', 'errors', 'plat rps', 'p50 ms', 'p99 ms', 'errors', 'plat/base'];
-  const body = rows.map((r) => {
-    const b = r.baseline;
-    const p = r.platform;
-    return [
-      String(r.clients),
-      b ? f0(b.rps) : '-', b ? f1(b.p50Ms) : '-', b ? f1(b.p99Ms) : '-', b ? errs(b) : '-',
-      p ? f0(p.rps) : '-', p ? f1(p.p50Ms) : '-', p ? f1(p.p99Ms) : '-', p ? errs(p) : '-',
-      b && p && b.rps > 0 ? `${(p.rps / b.rps).toFixed(2)}x` : '-',
-    ];
-  });
+  const head = ['clients', 'base rps', 'p50 ms', 'p99 ms', 'errors', 'rest rps', 'p50 ms', 'p99 ms', 'errors', 'rest/base',
+    'grpc rps', 'p50 ms', 'p99 ms', 'errors', 'grpc/rest'];
+  const ratio = (a?: LoadResult, b?: LoadResult) => (a && b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}x` : '-');
+  const cells = (x?: LoadResult) => (x ? [f0(x.rps), f1(x.p50Ms), f1(x.p99Ms), errs(x)] : ['-', '-', '-', '-']);
+  const body = rows.map((r) => [
+    String(r.clients), ...cells(r.baseline), ...cells(r.platform), ratio(r.platform, r.baseline), ...cells(r.grpc), ratio(r.grpc, r.platform),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   console.log(`\n${name}`);
@@ -124,14 +148,17 @@ export async function benchOnline(opts: OnlineOptions = {}) {
         try {
           await prime(base.url, m.body);
           const platUrl = platform ? `${platform.url}/v2/models/${m.name}/infer` : undefined;
+          const message = grpcInferMessage(m.name, m.sizes[0]!);
           if (platform && platUrl) {
             await platform.register(m.name, m.bytes);
             await prime(platUrl, m.body);
+            await primeGrpc(platform.grpcAddress, message);
           }
           const rows: Row[] = [];
           for (const c of o.clients) {
             const row: Row = { clients: c, baseline: await run(base.url, m.body, c, o) };
             if (platUrl) row.platform = await run(platUrl, m.body, c, o);
+            if (platform) row.grpc = await runGrpc(platform.grpcAddress, message, c, o);
             rows.push(row);
           }
           results.set(m.name, rows);

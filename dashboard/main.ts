@@ -1,6 +1,8 @@
-// Dashboard process: serves bull-board on MODELQ_DASHBOARD_PORT until SIGTERM/SIGINT.
+// Dashboard process: serves the results UI and bull-board (/queues) on MODELQ_DASHBOARD_PORT until
+// SIGTERM/SIGINT; the UI's API calls go to the producer at MODELQ_PRODUCER_URL.
 import type { Server } from 'node:http';
 import { keyPrefix, loadConfigOrExit } from '../core/config.ts';
+import { installLastResort } from '../core/last-resort.ts';
 import { createLogger } from '../core/logger.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
@@ -9,6 +11,7 @@ import { KeyRing } from '../core/auth.ts';
 
 const cfg = loadConfigOrExit();
 const log = createLogger('dashboard', cfg.MODELQ_LOG_LEVEL);
+installLastResort(log);
 
 // Retry forever like a worker: the board should come back by itself after a Redis restart.
 const redis = createRedis(cfg, workerRedisOptions());
@@ -20,14 +23,15 @@ if (keys.size === 0 && cfg.MODELQ_AUTH === 'required') {
   process.stderr.write('modelq: MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)\n');
   process.exit(1);
 }
-const app = buildDashboard({ queues, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, logger: log });
+const producerUrl = cfg.MODELQ_PRODUCER_URL ?? `http://127.0.0.1:${cfg.MODELQ_PORT}`;
+const app = buildDashboard({ queues, redis, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, producerUrl, logger: log });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
   if (err) {
     log.fatal({ err: err.message }, 'cannot listen');
     process.exit(1);
   }
-  log.info({ port: cfg.MODELQ_DASHBOARD_PORT, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) }, 'dashboard listening');
+  log.info({ port: cfg.MODELQ_DASHBOARD_PORT, producer: producerUrl, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) }, 'dashboard listening');
 });
 
 let closing = false;

@@ -17,6 +17,7 @@ import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
 import { createInfer, v2Router } from './routes/v2.ts';
 import { fastInfer } from './fast-infer.ts';
+import { openaiRouter } from './openai/router.ts';
 
 export interface ProducerApp {
   /** The express app alone: every route, middleware and error body. */
@@ -60,6 +61,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));
   app.use(jobsRouter(d));
+  app.use(openaiRouter(d));
 
   app.use((req, res) => sendError(req, res, new AppError('not_found', `no route ${req.method} ${req.path.slice(0, 200)}`)));
   app.use(errorMiddleware(d.logger));

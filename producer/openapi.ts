@@ -9,6 +9,8 @@ import { trainRequestSchema } from '../core/jobs/train.ts';
 import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './routes/v2.ts';
 import { tensorSchema } from '../core/tensors.ts';
+import { createBatchSchema as openaiBatchSchema, listBatchesSchema as openaiListBatchesSchema } from './openai/batches.ts';
+import { listFilesSchema as openaiListFilesSchema } from './openai/files.ts';
 
 interface RouteDoc {
   method: 'get' | 'post' | 'put' | 'delete';
@@ -62,6 +64,15 @@ export const ROUTES: RouteDoc[] = [
   { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A training or compression job: state, progress (the learning curve), result or error' },
   { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a queued or active job; 409 when it already ended', status: 202 },
+  { method: 'post', path: '/openai/v1/files', summary: 'OpenAI Files: upload (multipart `file`, `purpose=batch`), streamed to the store', binary: 'multipart/form-data' },
+  { method: 'get', path: '/openai/v1/files', summary: 'OpenAI Files: list', query: openaiListFilesSchema },
+  { method: 'get', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: one file object' },
+  { method: 'get', path: '/openai/v1/files/{id}/content', summary: 'OpenAI Files: the bytes' },
+  { method: 'delete', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: delete' },
+  { method: 'post', path: '/openai/v1/batches', summary: 'OpenAI Batches: create, on the platform\'s batch flow', json: openaiBatchSchema },
+  { method: 'get', path: '/openai/v1/batches', summary: 'OpenAI Batches: list, newest first', query: openaiListBatchesSchema },
+  { method: 'get', path: '/openai/v1/batches/{id}', summary: 'OpenAI Batches: one batch object' },
+  { method: 'post', path: '/openai/v1/batches/{id}/cancel', summary: 'OpenAI Batches: cancel' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics of the whole platform' },
   { method: 'get', path: '/openapi.json', summary: 'This document' },
 ];

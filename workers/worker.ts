@@ -19,22 +19,27 @@ import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 import { trainProcessor } from './training/processor.ts';
 import { BusyMonitor } from './busy-monitor.ts';
+import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
+import { openaiProcessor } from './inference/openai-jobs.ts';
 
 export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
+/** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
+const openai = (d: WorkerDeps, job: Job) => openaiProcessor(job, { ...d, openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)), registry: new Registry(d.redis, keyPrefix(d.cfg)), prefix: keyPrefix(d.cfg), ttlMs: d.cfg.MODELQ_BATCH_TTL });
+
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
-  score: (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  score: (d) => ({ processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => inferProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   batch: (d) => {
     const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
     const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';
-    return { processor: (job) => batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists }), concurrency: 4 };
+    return { processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })), concurrency: 4 };
   },
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
@@ -126,6 +131,7 @@ async function scheduleBatchCleanup(redis: Redis, prefix: string, cfg: Config) {
   const q = new Queue('batch', { connection: redis, prefix });
   const every = Math.min(3_600_000, Math.max(60_000, cfg.MODELQ_BATCH_TTL / 10));
   await q.upsertJobScheduler('batch-cleanup', { every }, { name: 'cleanup', data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
+  await q.upsertJobScheduler('openai-cleanup', { every }, { name: OPENAI_JOBS.cleanup, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } });
   await q.close();
 }
 

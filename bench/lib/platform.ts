@@ -2,7 +2,7 @@
 // its own ports, queue prefix and data directory, so a benchmark never touches another run's state.
 //
 // Contract with cli/start.ts (run as `node --import tsx cli/start.ts` from the repository root):
-//   env MODELQ_PORT, MODELQ_DASHBOARD_PORT, MODELQ_PREFIX, MODELQ_DATA_DIR, MODELQ_WORKERS (plus the
+//   env MODELQ_PORT, MODELQ_DASHBOARD_PORT, MODELQ_GRPC_PORT, MODELQ_PREFIX, MODELQ_DATA_DIR, MODELQ_WORKERS (plus the
 //   rest of this process's environment, e.g. the Redis URL); ready when GET /v2/health/ready is 200;
 //   exits on SIGTERM after a graceful shutdown.
 import crypto from 'node:crypto';
@@ -23,6 +23,8 @@ export interface PlatformOptions {
 export interface Platform {
   /** Base URL of the producer's HTTP API, without a trailing slash: http://127.0.0.1:PORT */
   url: string;
+  /** host:port of the producer's gRPC inference service (MODELQ_GRPC_PORT). */
+  grpcAddress: string;
   /** Registers `bytes` as a new version of `name` and waits until GET /v2/models/{name} answers 200. */
   register(name: string, bytes: Uint8Array): Promise<void>;
   /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory and the run's Redis keys. */
@@ -67,6 +69,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const logFile = path.join(dataDir, 'platform.log');
   const port = await freePort();
   const dashboardPort = await freePort();
+  const grpcPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const prefix = `bench-${crypto.randomBytes(4).toString('hex')}`;
   const child = spawnNode({
@@ -75,6 +78,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     env: {
       MODELQ_PORT: String(port),
       MODELQ_DASHBOARD_PORT: String(dashboardPort),
+      MODELQ_GRPC_PORT: String(grpcPort),
       MODELQ_PREFIX: prefix,
       MODELQ_DATA_DIR: dataDir,
       MODELQ_WORKERS: String(opts.workers),
@@ -119,7 +123,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const peakRss = () => ({ producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/) });
   const cpuSeconds = () => [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
     .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')))).reduce((a, b) => a + b, 0);
-  return { url, register, stop, peakRss, cpuSeconds };
+  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, cpuSeconds };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

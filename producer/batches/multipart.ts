@@ -44,12 +44,14 @@ export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): 
       else fields[name] = value;
     });
     bb.on('file', (name, stream, info) => {
+      // A truncated body errors every file stream busboy opened, also those refused below: without a
+      // listener that error would be uncaught. The store's read of the accepted one sees it anyway.
+      stream.on('error', () => {});
       if (name !== 'file' || file || problem) {
         stream.resume();
         return refuse(badRequest(`unexpected file field "${name}"; send the file as "file"`));
       }
       file = stream;
-      stream.on('error', () => {}); // the store's read of it sees the error; this keeps a late one from being uncaught
       let params: BatchParams;
       try {
         params = parseBody(batchParamsSchema, fields, 'form');

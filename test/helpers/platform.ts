@@ -23,6 +23,7 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     MODELQ_ENGINE_THREADS: '1',
     MODELQ_STATS_INTERVAL_MS: '200',
     MODELQ_LOG_LEVEL: 'warn',
+    MODELQ_GRPC_PORT: '0', // producers spawned by tests must not fight over 8001; gRPC tests start their own
     ...extra,
   };
 }

@@ -178,22 +178,22 @@ describe('dashboard behind the same keys', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const basic = (k: string) => ({ authorization: `Basic ${Buffer.from(`user:${k}`).toString('base64')}` });
     try {
-      const none = await fetch(`${url}/api/queues`);
+      const none = await fetch(`${url}/queues/api/queues`);
       expect(none.status).toBe(401);
       expect(none.headers.get('www-authenticate')).toMatch(/Basic/);
       // Every tenant's jobs are on the board: a tenant's read or admin key sees nothing there.
       for (const k of [READ, ADMIN, ADMIN_A]) {
-        expect((await fetch(`${url}/api/queues`, { headers: basic(k) })).status).toBe(403);
-        expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: basic(k) })).status).toBe(403);
+        expect((await fetch(`${url}/queues/api/queues`, { headers: basic(k) })).status).toBe(403);
+        expect((await fetch(`${url}/queues/api/queues/infer/pause`, { method: 'PUT', headers: basic(k) })).status).toBe(403);
       }
       expect(await p.deps.queues.queue('infer').isPaused()).toBe(false);
-      expect((await fetch(`${url}/api/queues`, { headers: basic(PLATFORM) })).status).toBe(200);
-      expect((await fetch(`${url}/api/queues/infer/pause`, { method: 'PUT', headers: { authorization: `Bearer ${PLATFORM}` } })).status).toBe(200);
+      expect((await fetch(`${url}/queues/api/queues`, { headers: basic(PLATFORM) })).status).toBe(200);
+      expect((await fetch(`${url}/queues/api/queues/infer/pause`, { method: 'PUT', headers: { authorization: `Bearer ${PLATFORM}` } })).status).toBe(200);
       expect(await p.deps.queues.queue('infer').isPaused()).toBe(true);
       await p.deps.queues.queue('infer').resume();
       const audits = lines.map((l) => JSON.parse(l)).filter((l) => l.audit);
       expect(audits.filter((l) => l.status === 403)).toHaveLength(3);
-      expect(audits.find((l) => l.status === 200)).toMatchObject({ via: 'dashboard', tenant: 'ops', method: 'PUT', route: '/api/queues/infer/pause', keyId: expect.stringMatching(/^[0-9a-f]{12}$/) });
+      expect(audits.find((l) => l.status === 200)).toMatchObject({ via: 'dashboard', tenant: 'ops', method: 'PUT', route: '/queues/api/queues/infer/pause', keyId: expect.stringMatching(/^[0-9a-f]{12}$/) });
       for (const k of Object.keys(KEYS)) expect(lines.join('')).not.toContain(k);
     } finally {
       server.close();

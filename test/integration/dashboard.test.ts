@@ -56,7 +56,7 @@ async function serve(admin: boolean, basePath?: string): Promise<string> {
 }
 
 async function listQueues(base: string, query = ''): Promise<AppQueue[]> {
-  const res = await fetch(`${base}/api/queues${query}`);
+  const res = await fetch(`${base}/queues/api/queues${query}`);
   expect(res.status).toBe(200);
   return ((await res.json()) as { queues: AppQueue[] }).queues;
 }
@@ -87,12 +87,15 @@ describe('dashboard', () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 
-  it('serves the board UI at /', async () => {
+  it('serves the results UI at / and the board at /queues/', async () => {
     const base = await serve(false);
-    const res = await fetch(`${base}/`);
-    expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await res.text()).toContain('modelq');
+    const ui = await fetch(`${base}/`);
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await ui.text()).toContain('/js/app.js');
+    const board = await fetch(`${base}/queues/`);
+    expect(board.status).toBe(200);
+    expect(await board.text()).toContain('modelq');
   });
 
   it('lists every queue and shows a waiting job', async () => {
@@ -112,7 +115,7 @@ describe('dashboard', () => {
     expect(infer?.jobs[0]).toMatchObject({ id: added.id, name: 'predict', data: { model: 'iris', rows: 3 } });
 
     // Reading a single job is allowed in read-only mode too.
-    const one = await fetch(`${base}/api/queues/infer/${added.id}`);
+    const one = await fetch(`${base}/queues/api/queues/infer/${added.id}`);
     expect(one.status).toBe(200);
     expect(await one.json()).toMatchObject({ job: { id: added.id, data: { model: 'iris', rows: 3 } } });
   });
@@ -124,12 +127,12 @@ describe('dashboard', () => {
     const base = await serve(false);
 
     const calls = [
-      `${base}/api/queues/infer/${failed.id}/retry`,
-      `${base}/api/queues/infer/retry/failed`,
-      `${base}/api/queues/infer/${waiting.id}/clean`,
-      `${base}/api/queues/infer/clean/failed`,
-      `${base}/api/queues/infer/pause`,
-      `${base}/api/queues/infer/empty`,
+      `${base}/queues/api/queues/infer/${failed.id}/retry`,
+      `${base}/queues/api/queues/infer/retry/failed`,
+      `${base}/queues/api/queues/infer/${waiting.id}/clean`,
+      `${base}/queues/api/queues/infer/clean/failed`,
+      `${base}/queues/api/queues/infer/pause`,
+      `${base}/queues/api/queues/infer/empty`,
     ];
     for (const url of calls) {
       const res = await put(url);
@@ -154,13 +157,13 @@ describe('dashboard', () => {
     expect(listed).toMatchObject({ readOnlyMode: false, allowRetries: true, counts: { failed: 1, waiting: 1 } });
     expect(listed?.jobs[0]).toMatchObject({ id: failed.id, failedReason: 'engine exploded' });
 
-    expect((await put(`${base}/api/queues/infer/${failed.id}/retry`)).status).toBe(204);
+    expect((await put(`${base}/queues/api/queues/infer/${failed.id}/retry`)).status).toBe(204);
     expect(await q.getJobState(failed.id!)).toBe('waiting');
 
-    expect((await put(`${base}/api/queues/infer/${waiting.id}/clean`)).status).toBe(204);
+    expect((await put(`${base}/queues/api/queues/infer/${waiting.id}/clean`)).status).toBe(204);
     expect(await q.getJobState(waiting.id!)).toBe('unknown');
 
-    expect((await put(`${base}/api/queues/infer/pause`)).status).toBe(200);
+    expect((await put(`${base}/queues/api/queues/infer/pause`)).status).toBe(200);
     expect(await q.isPaused()).toBe(true);
   });
 
@@ -170,6 +173,6 @@ describe('dashboard', () => {
     const res = await fetch(`${base}/admin/queues/api/queues`);
     expect(res.status).toBe(200);
     expect(((await res.json()) as { queues: AppQueue[] }).queues).toHaveLength(ALL_QUEUES.length);
-    expect((await fetch(`${base}/api/queues`)).status).toBe(404);
+    expect((await fetch(`${base}/queues/api/queues`)).status).toBe(404);
   });
 });

@@ -32,7 +32,7 @@ describe('npm start (cli/start.ts)', () => {
     const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MODELQ_REDIS_URL: `redis://127.0.0.1:${redisPort}`, MODELQ_PORT: String(port), MODELQ_DASHBOARD_PORT: String(dashPort),
-        MODELQ_DATA_DIR: dataDir, MODELQ_PREFIX: prefix, MODELQ_WORKERS: '2', MODELQ_ENGINE_THREADS: '1', MODELQ_STATS_INTERVAL_MS: '200' },
+        MODELQ_GRPC_PORT: String(await freePort()), MODELQ_DATA_DIR: dataDir, MODELQ_PREFIX: prefix, MODELQ_WORKERS: '2', MODELQ_ENGINE_THREADS: '1', MODELQ_STATS_INTERVAL_MS: '200' },
     });
     const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
     const lines: { t: number; msg?: string; role?: string; component?: string }[] = [];

@@ -2,6 +2,8 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { buildMlp } from '../../../../workers/onnx/builder.ts';
+import { floatData } from '../../../../workers/onnx/graph.ts';
+import { decodeModel } from '../../../../workers/onnx/proto.ts';
 import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
 import { pruneMagnitude, pruneStructured } from '../../../../workers/onnx/prune/index.ts';
 import { rows } from '../../../fixtures/models.ts';
@@ -10,6 +12,9 @@ import { onnxCheck } from '../../../helpers/onnx-checker.ts';
 const F = 32;
 const model = buildMlp({ sizes: [F, 128, 128, 10], seed: 4 });
 const x = rows(64, F, 3);
+/** The float initializers of a model by name. */
+const weights = (bytes: Uint8Array) => new Map(decodeModel(bytes).graph!.initializer!.map((t) => [t.name!, floatData(t as never)]));
+
 async function run(bytes: Uint8Array) {
   const s = await ort.InferenceSession.create(bytes);
   return (await s.run({ input: new ort.Tensor('float32', x, [64, F]) })).output!.data as Float32Array;
@@ -32,9 +37,18 @@ describe('pruning', () => {
     expect(r.layers).toBe(2);
     expect(r.paramsAfter).toBeLessThan(r.paramsBefore * 0.6);
     expect(await onnxCheck(r.bytes)).toBeNull();
-    const out = await run(r.bytes);
+    const [a, out] = [await run(model), await run(r.bytes)];
     expect(out).toHaveLength(64 * 10);
-    expect(out.every(Number.isFinite)).toBe(true);
+    // Every weight left is one of the original's: units are removed, never altered.
+    const before = weights(model);
+    for (const [name, w] of weights(r.bytes)) {
+      const orig = new Set(before.get(name) ?? []);
+      expect(w.every((v) => orig.has(v)), name).toBe(true);
+    }
+    // Hidden units were removed, so the answers move, but within the original's range.
+    expect(out.some((v, i) => v !== a[i])).toBe(true);
+    const range = Math.max(...a.map(Math.abs));
+    expect(Math.max(...out.map(Math.abs))).toBeLessThan(range * 4);
     expect(r.bytes.length).toBeLessThan(model.length * 0.6);
   });
 
@@ -42,7 +56,25 @@ describe('pruning', () => {
     const r = pruneMagnitude(model, 0.5);
     expect(r.paramsAfter / r.paramsBefore).toBeLessThan(0.55);
     expect(await onnxCheck(r.bytes)).toBeNull();
-    expect((await run(r.bytes)).every(Number.isFinite)).toBe(true);
+    // Each weight is kept as it was or zeroed, and no zeroed weight outweighs a kept one.
+    const before = weights(model);
+    for (const [name, w] of weights(r.bytes)) {
+      const orig = before.get(name)!;
+      expect(w).toHaveLength(orig.length);
+      let maxZeroed = 0;
+      let minKept = Infinity;
+      w.forEach((v, i) => {
+        const o = orig[i]!;
+        if (v === 0) maxZeroed = Math.max(maxZeroed, Math.abs(o));
+        else {
+          expect(v).toBe(o);
+          minKept = Math.min(minKept, Math.abs(o));
+        }
+      });
+      expect(maxZeroed, name).toBeLessThanOrEqual(minKept);
+    }
+    const [a, b] = [await run(model), await run(r.bytes)];
+    expect(b.some((v, i) => v !== a[i])).toBe(true);
   });
 
   it('names what it cannot do', () => {

@@ -1,0 +1,119 @@
+// Models: the registry's models and versions (GET /v1/models...), a model's serving config and
+// readiness, and a version page with its metrics, signature, download and lineage graph.
+import { api, downloadLink } from './api.js';
+import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, shortSha, signature, table } from './dom.js';
+import { lineageGraph } from './lineage.js';
+import { errorBox, poll } from './live.js';
+
+const versionHref = (name, v) => `#/models/${encodeURIComponent(name)}/versions/${v}`;
+const aliasesOf = (m, v) => Object.entries(m.aliases).filter(([, n]) => n === v).map(([a]) => a);
+
+export function list() {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const el = h('section', {}, h('h1', {}, 'Models'), body);
+  const stop = poll(3000, async () => {
+    const { models } = await api('/v1/models');
+    if (!models.length) return void put(body, h('p', { class: 'muted' }, 'No models yet: upload one (POST /v1/models/{name}/versions) or train one (POST /v1/jobs/train).'));
+    put(body, table(['Model', 'Versions', 'latest', 'Aliases', 'Size (latest)', 'Created (latest)', 'Owner'], models.map((m) => {
+      const latest = m.versions.find((v) => v.version === m.aliases.latest) ?? m.versions.at(-1);
+      return h('tr', { 'data-model': m.name },
+        h('td', {}, h('a', { href: `#/models/${encodeURIComponent(m.name)}` }, m.name)),
+        h('td', { class: 'num' }, m.versions.length),
+        h('td', {}, latest ? h('a', { href: versionHref(m.name, latest.version) }, `v${latest.version}`) : '—'),
+        h('td', {}, Object.entries(m.aliases).map(([a, v]) => `${a}→v${v}`).join(', ')),
+        h('td', { class: 'num' }, latest ? fmtBytes(latest.bytes) : '—'),
+        h('td', {}, latest ? fmtAge(latest.createdAt) : '—'),
+        h('td', {}, m.owner, m.shared ? ' (shared)' : ''));
+    })));
+  }, (e) => put(body, errorBox(e)));
+  return { el, stop };
+}
+
+export function model(name) {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const el = h('section', {}, h('h1', {}, h('a', { href: '#/models' }, 'Models'), ' / ', name), body);
+  const stop = poll(3000, async () => {
+    const enc = encodeURIComponent(name);
+    const [m, config, ready] = await Promise.all([
+      api(`/v1/models/${enc}`), api(`/v1/models/${enc}/config`),
+      api(`/v2/models/${enc}/ready`).then(() => ({ ready: true }), (e) => ({ ready: false, why: e.message })),
+    ]);
+    put(body,
+      h('div', { class: 'grid' },
+        kv([
+          ['Owner', `${m.owner}${m.shared ? ' (shared with every tenant)' : ' (private)'}`],
+          ['Readiness', h('span', {}, badge(ready.ready ? 'ready' : 'no'), ready.why ? h('span', { class: 'muted' }, ` ${ready.why}`) : '')],
+          ['Aliases', Object.entries(m.aliases).map(([a, v]) => `${a} → v${v}`).join(', ') || '—'],
+        ], { 'data-section': 'model' }),
+        kv([
+          ['Serving: maxBatch', fmtNum(config.maxBatch)],
+          ['Serving: maxDelayMs', fmtNum(config.maxDelayMs)],
+          ['Serving: instances', fmtNum(config.instances)],
+        ], { 'data-section': 'serving' })),
+      h('h2', {}, 'Versions'),
+      table(['Version', 'Aliases', 'sha256', 'Size', 'Created', 'Signature', 'Source'], [...m.versions].reverse().map((v) => h('tr', { 'data-version': v.version },
+        h('td', {}, h('a', { href: versionHref(name, v.version) }, `v${v.version}`)),
+        h('td', {}, aliasesOf(m, v.version).map((a) => badge(a))),
+        h('td', {}, shortSha(v.sha256)),
+        h('td', { class: 'num' }, fmtBytes(v.bytes)),
+        h('td', {}, fmtTime(v.createdAt)),
+        h('td', { class: 'mono' }, `in: ${signature(v.inputs)}`, h('br'), `out: ${signature(v.outputs)}`),
+        h('td', {}, sourceOf(v))))));
+  }, (e) => put(body, errorBox(e)));
+  return { el, stop };
+}
+
+function sourceOf(v) {
+  const l = v.lineage ?? {};
+  if (l.parent) return `${l.method ?? 'derived'} of ${l.parent.name}@${l.parent.version}`;
+  if (l.source === 'train') return `trained on ${l.dataset}`;
+  return l.source ?? '—';
+}
+
+/** Metrics as rows; a compression report gets its own table on the job page, here its headline figures. */
+function metricRows(metrics = {}) {
+  const rows = [];
+  for (const [k, v] of Object.entries(metrics)) {
+    if (k === 'compression' && v && typeof v === 'object') {
+      rows.push(['bytes before → after', `${fmtBytes(v.bytesBefore)} → ${fmtBytes(v.bytesAfter)}`]);
+      rows.push(['rows/s before → after', `${fmtNum(v.rowsPerSecondBefore)} → ${fmtNum(v.rowsPerSecondAfter)}`]);
+      rows.push(['argmax agreement', fmtNum(v.argmaxAgreement)]);
+      if (v.dataset?.accuracyBefore !== undefined) rows.push(['accuracy before → after', `${fmtNum(v.dataset.accuracyBefore)} → ${fmtNum(v.dataset.accuracyAfter)}`]);
+    } else {
+      rows.push([k, typeof v === 'number' ? h('span', { 'data-metric': k, 'data-value': v }, fmtNum(v)) : JSON.stringify(v)]);
+    }
+  }
+  return rows;
+}
+
+export function version(name, n) {
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const el = h('section', {}, h('h1', {}, h('a', { href: '#/models' }, 'Models'), ' / ', h('a', { href: `#/models/${encodeURIComponent(name)}` }, name), ` / v${n}`), body);
+  let drawn = '';
+  const graphBox = h('div', { 'data-section': 'lineage' });
+  const stop = poll(3000, async () => {
+    const enc = encodeURIComponent(name);
+    const [v, m] = await Promise.all([api(`/v1/models/${enc}/versions/${n}`), api(`/v1/models/${enc}`)]);
+    const all = await api('/v1/models').then((r) => r.models, () => [m]);
+    put(body,
+      h('div', { class: 'actions' }, downloadLink(`/v1/models/${enc}/versions/${n}/onnx`, `Download ${name}-v${n}.onnx`, { 'data-download': 'onnx' })),
+      h('div', { class: 'grid' },
+        kv([
+          ['sha256', h('code', { 'data-sha256': v.sha256 }, v.sha256)],
+          ['Size', `${fmtBytes(v.bytes)} (${fmtNum(v.bytes)} bytes)`],
+          ['Created', fmtTime(v.createdAt)],
+          ['Aliases', aliasesOf(m, n).map((a) => badge(a))],
+          ['Inputs', h('span', { class: 'mono' }, signature(v.inputs))],
+          ['Outputs', h('span', { class: 'mono' }, signature(v.outputs))],
+          ...Object.entries(v.metadata ?? {}).map(([k, x]) => [`metadata.${k}`, h('span', { class: 'mono' }, x)]),
+        ], { 'data-section': 'version' }),
+        h('div', {}, h('h2', { style: 'margin-top:0' }, 'Metrics'),
+          v.metrics ? kv(metricRows(v.metrics), { 'data-section': 'metrics' }) : h('p', { class: 'muted' }, 'No metrics recorded (an uploaded model).'))),
+      h('h2', {}, 'Lineage'), graphBox,
+      v.lineage?.hyperparameters ? [h('h2', {}, 'Hyperparameters'), kv(Object.entries(v.lineage.hyperparameters).map(([k, x]) => [k, h('span', { class: 'mono' }, typeof x === 'object' ? JSON.stringify(x) : String(x))]))] : null);
+    // Redraw the graph only when it changes, so a click in progress is not lost.
+    const g = await lineageGraph(v, all, (nm, vn) => api(`/v1/models/${encodeURIComponent(nm)}/versions/${vn}`));
+    if (g.key !== drawn) { drawn = g.key; put(graphBox, g.svg); }
+  }, (e) => put(body, errorBox(e)));
+  return { el, stop };
+}

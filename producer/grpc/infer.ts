@@ -1,0 +1,106 @@
+// ModelInfer on the same path as REST /v2 infer: the request becomes the protocol's JSON form, is
+// checked by the same schema and signature check, and travels coalesced as `infer` jobs; the
+// packed answer leaves as raw_output_contents without a detour through JSON numbers.
+import type { Principal } from '../../core/auth.ts';
+import { AppError, badRequest } from '../../core/errors.ts';
+import { packTensor, type Batching } from '../../core/jobs/infer.ts';
+import type { ServingTarget } from '../../core/registry.ts';
+import { JobAnswers } from '../await-job.ts';
+import { InferCoalescer } from '../coalescer.ts';
+import type { ProducerDeps } from '../deps.ts';
+import { checkReadable } from '../model-access.ts';
+import { parseBody } from '../http.ts';
+import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
+import { isBatchable } from '../routes/v2.ts';
+import { decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
+
+/** InferParameter with proto-loader's `oneofs: true`: the chosen field is named in parameter_choice. */
+export interface InferParameter { parameter_choice?: string; [k: string]: unknown }
+type Params = Record<string, InferParameter>;
+
+export interface ModelInferRequest {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  parameters?: Params;
+  inputs?: { name: string; datatype: string; shape?: number[]; parameters?: Params; contents?: TensorContents }[];
+  outputs?: { name: string; parameters?: Params }[];
+  raw_input_contents?: Buffer[];
+}
+
+export interface ModelInferResponse {
+  model_name: string;
+  model_version: string;
+  id: string;
+  outputs: { name: string; datatype: string; shape: number[] }[];
+  raw_output_contents: Buffer[];
+}
+
+export function paramValues(p: Params | undefined): Record<string, unknown> | undefined {
+  if (!p || Object.keys(p).length === 0) return undefined;
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.parameter_choice ? v[v.parameter_choice] : undefined]));
+}
+
+/** The gRPC request in the REST body's form; raw and typed contents may not be mixed (as Triton answers). */
+export function toV2Body(req: ModelInferRequest): unknown {
+  const inputs = req.inputs ?? [];
+  const raw = req.raw_input_contents ?? [];
+  if (raw.length > 0) {
+    const typed = inputs.findIndex((i) => i.contents !== undefined && i.contents !== null);
+    if (typed >= 0) throw badRequest(`contents must not be given with raw_input_contents: inputs[${typed}] "${inputs[typed]!.name}" has typed contents`);
+    if (raw.length !== inputs.length) throw badRequest(`raw_input_contents has ${raw.length} entries for ${inputs.length} inputs`);
+  }
+  return {
+    ...(req.id ? { id: req.id } : {}),
+    ...(paramValues(req.parameters) ? { parameters: paramValues(req.parameters) } : {}),
+    inputs: inputs.map((i, n) => {
+      const label = `inputs[${n}] "${i.name}"`;
+      return {
+        name: i.name,
+        shape: i.shape ?? [],
+        datatype: i.datatype,
+        data: raw.length > 0 ? decodeRaw(raw[n]!, i.datatype, `raw_input_contents[${n}] (${label})`) : decodeTyped(i.contents, i.datatype, `${label}.contents`),
+      };
+    }),
+    ...(req.outputs?.length ? { outputs: req.outputs.map((o) => ({ name: o.name })) } : {}),
+  };
+}
+
+export type GrpcInferFn = (req: ModelInferRequest, gone: () => boolean, who: Principal) => Promise<ModelInferResponse>;
+
+export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
+  const lanes = new Map<'infer' | 'infer-gpu', InferCoalescer>();
+  const lane = (q: 'infer' | 'infer-gpu') => {
+    let c = lanes.get(q);
+    if (!c) lanes.set(q, (c = new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS)));
+    return c;
+  };
+  const batchings = new WeakMap<ServingTarget, Batching>();
+  const batchingOf = (t: ServingTarget) => {
+    let b = batchings.get(t);
+    if (!b) batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
+    return b;
+  };
+  const prepare = async (req: ModelInferRequest, who: Principal) => {
+    if (!req.model_name) throw badRequest('model_name is required');
+    const body = parseBody(v2InferRequestSchema, toV2Body(req), 'request');
+    const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
+    checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
+    const checked = checkInferRequest(body, target.model);
+    const device = body.parameters?.device;
+    if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
+    return { target, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
+  };
+  return async (req, gone, who) => {
+    const { target, gpu, request } = await prepare(req, who);
+    const answer = await lane(gpu ? 'infer-gpu' : 'infer').submit(target.model, batchingOf(target), request, gone);
+    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    return {
+      model_name: target.model.name,
+      model_version: String(target.model.version),
+      id: req.id ?? '',
+      outputs: answer.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
+      raw_output_contents: answer.outputs.map(encodeOutput),
+    };
+  };
+}

@@ -1,0 +1,348 @@
+// The results UI in Debian's Chromium (playwright-core) against the real platform: a producer, one
+// worker process and the dashboard proxying to the producer, all behind API keys of two tenants.
+// Screenshots of every page go to test-results/dashboard/ (gitignored).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyRing } from '../../core/auth.ts';
+import { createLogger } from '../../core/logger.ts';
+import { buildDashboard } from '../../dashboard/app.ts';
+import { rows, SLOW_FEATURES, slowMlp } from '../fixtures/models.ts';
+import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
+
+const A_SUBMIT = 'key-a-submit-0123456789';
+const A_READ = 'key-a-read-only-0123456';
+const B_SUBMIT = 'key-b-submit-0123456789';
+const OPS = 'key-ops-platform-012345';
+const KEYS = {
+  [A_SUBMIT]: { tenant: 'a', scopes: ['read', 'submit', 'publish'] },
+  [A_READ]: { tenant: 'a', scopes: ['read'] },
+  [B_SUBMIT]: { tenant: 'b', scopes: ['read', 'submit', 'publish'] },
+  [OPS]: { tenant: 'ops', scopes: ['platform'] },
+};
+const SHOTS = path.resolve(import.meta.dirname, '../../test-results/dashboard');
+
+let p: TestPlatform;
+let server: Server;
+let dash: string;
+let browser: Browser;
+const pageErrors: string[] = [];
+
+const auth = (key: string) => ({ authorization: `Bearer ${key}` });
+async function apiJson(route: string, key = A_SUBMIT, init: RequestInit = {}) {
+  const res = await fetch(`${p.url}${route}`, { ...init, headers: { ...auth(key), ...(init.headers ?? {}) } });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+const postJson = (route: string, body: unknown, key = A_SUBMIT) => apiJson(route, key, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const jobDone = (id: string) => until(async () => {
+  const j = await apiJson(`/v1/jobs/${id}`);
+  return ['completed', 'failed', 'cancelled'].includes(j.state) ? j : null;
+}, `job ${id}`, 120_000);
+
+/** A page of the dashboard with `key` in its sessionStorage (as if typed into the key form). */
+async function open(hash: string, key: string | null = A_SUBMIT): Promise<Page> {
+  const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width: 1360, height: 900 } });
+  if (key) await ctx.addInitScript((k) => sessionStorage.setItem('modelq.apiKey', k), key);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${dash}/${hash}`);
+  return page;
+}
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+/** Clicks a download link and returns the file's bytes. */
+async function download(page: Page, selector: string): Promise<Buffer> {
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  return fs.readFileSync((await d.path())!);
+}
+
+/** 600 rows of x0..x3 and a class from a fixed rule (seeded). */
+function dataset(n: number): string {
+  let s = 11;
+  const r = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const lines = ['x0,x1,x2,x3,kind'];
+  for (let i = 0; i < n; i++) {
+    const v = [r(), r(), r(), r()];
+    lines.push(`${v.map((x) => x.toFixed(4)).join(',')},${v[0]! + v[1]! > 0.3 ? 'up' : v[2]! > 0 ? 'left' : 'down'}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+let trainJob: { id: string; result: { model: { name: string; version: number }; metrics: Record<string, number> }; progress: { curve: { epoch: number; loss: number; valLoss: number; valMetric: number }[] } };
+let batchA = '';
+let compressJob: { id: string; result: { model: { name: string; version: number }; report: Record<string, unknown> & { dataset: Record<string, number> } } };
+
+beforeAll(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  p = await startPlatform({ workers: 1, env: { MODELQ_API_KEYS: JSON.stringify(KEYS) } });
+  const app = buildDashboard({
+    queues: p.deps.queues, redis: p.redis, admin: false, producerUrl: p.url, logger: createLogger('dashboard-test', 'silent'),
+    keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }),
+  });
+  server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+  dash = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+
+  const ds = await apiJson('/v1/datasets?format=csv&name=compass', A_SUBMIT, { method: 'POST', body: dataset(600), headers: { 'content-type': 'text/csv' } });
+  const t = await postJson('/v1/jobs/train', { dataset: ds.id, target: 'kind', model: { type: 'mlp', hidden: [16] }, epochs: 8, learningRate: 0.02, patience: 50, seed: 5, registerAs: 'compass' });
+  trainJob = await jobDone(t.id);
+  expect(trainJob.result, JSON.stringify(trainJob)).toBeTruthy();
+  const c = await postJson('/v1/jobs/compress', { model: 'compass@1', method: 'quantize-int8', dataset: ds.id, registerAs: 'compass-int8' });
+  compressJob = await jobDone(c.id);
+  expect(compressJob.result, JSON.stringify(compressJob)).toBeTruthy();
+  const up = await fetch(`${p.url}/v1/models/slow/versions`, { method: 'POST', body: Buffer.from(slowMlp()), headers: { ...auth(A_SUBMIT), 'content-type': 'application/octet-stream' } });
+  expect(up.status).toBe(201);
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.closeAllConnections();
+  server?.close();
+  await p?.stop();
+  expect(pageErrors, 'uncaught errors in the pages').toEqual([]);
+});
+
+describe('dashboard in a browser', () => {
+  it('asks for a key, then lists the models; a trained version shows its lineage, metrics and a working download', async () => {
+    const page = await open('#/models', null);
+    await page.waitForSelector('#key-dialog[open]');
+    await page.fill('#key-input', A_SUBMIT);
+    await page.click('#key-form button');
+    await page.waitForSelector('tr[data-model="compass-int8"]');
+    expect(await page.textContent('#who')).toContain('tenant a');
+    expect(await page.evaluate(() => sessionStorage.getItem('modelq.apiKey'))).toBe(A_SUBMIT);
+    await shot(page, 'models');
+
+    // A model: its versions with sha256 and aliases, serving config, readiness (a worker takes the infer queue).
+    const v = await apiJson('/v1/models/compass/versions/1');
+    const config = await apiJson('/v1/models/compass/config');
+    await page.click('tr[data-model="compass"] a');
+    await page.waitForSelector('tr[data-version="1"]');
+    expect(await page.getAttribute('tr[data-version="1"] [data-sha256]', 'data-sha256')).toBe(v.sha256);
+    expect(await page.textContent('tr[data-version="1"]')).toContain('latest');
+    expect(await page.textContent('[data-section="serving"]')).toContain(`Serving: maxBatch${config.maxBatch}`);
+    await page.waitForSelector('[data-section="model"] [data-status="ready"]');
+    await shot(page, 'model');
+
+    await page.goto(`${dash}/#/models/compass/versions/1`);
+    await page.waitForSelector('[data-section="lineage"] g[data-kind="compress"]');
+    const nodes = await page.$$eval('[data-section="lineage"] g[data-node]', (gs) => gs.map((g) => ({ id: g.getAttribute('data-node'), kind: g.getAttribute('data-kind') })));
+    expect(nodes).toEqual(expect.arrayContaining([
+      { id: `dataset:${v.lineage.dataset}`, kind: 'dataset' },
+      { id: `job:${trainJob.id}`, kind: 'train' },
+      { id: 'version:compass@1', kind: 'version' },
+      { id: `job:${compressJob.id}`, kind: 'compress' },
+      { id: 'version:compass-int8@1', kind: 'version' },
+    ]));
+    const edges = await page.$$eval('[data-section="lineage"] path[data-from]', (ps) => ps.map((e) => `${e.getAttribute('data-from')} > ${e.getAttribute('data-to')}`));
+    expect(edges).toEqual(expect.arrayContaining([
+      `dataset:${v.lineage.dataset} > job:${trainJob.id}`, `job:${trainJob.id} > version:compass@1`,
+      `version:compass@1 > job:${compressJob.id}`, `job:${compressJob.id} > version:compass-int8@1`,
+    ]));
+    expect(await page.getAttribute('[data-section="version"] [data-sha256]', 'data-sha256')).toBe(v.sha256);
+    for (const [k, val] of Object.entries(v.metrics as Record<string, number>)) {
+      expect(Number(await page.getAttribute(`[data-section="metrics"] [data-metric="${k}"]`, 'data-value')), k).toBe(val);
+    }
+    await shot(page, 'version');
+    const onnx = await download(page, 'a[data-download="onnx"]');
+    expect(onnx.length).toBe(v.bytes);
+    expect(createHash('sha256').update(onnx).digest('hex')).toBe(v.sha256);
+  });
+
+  it('draws a training job\'s curves from its per-epoch progress', async () => {
+    const page = await open(`#/jobs/${trainJob.id}`);
+    await page.waitForSelector('[data-section="result"]');
+    const drawn = await page.$eval('#chart-loss', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    const curve = trainJob.progress.curve;
+    expect(curve.length).toBeGreaterThanOrEqual(2);
+    expect(drawn).toEqual([curve.map((c) => c.epoch), curve.map((c) => c.loss), curve.map((c) => c.valLoss)]);
+    const metric = await page.$eval('#chart-metric', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    expect(metric[1]).toEqual(curve.map((c) => c.valMetric));
+    expect(await page.textContent('[data-hp="epochs"]')).toBe('8');
+    expect(Number(await page.getAttribute('[data-section="result"] [data-metric="accuracy"]', 'data-value'))).toBe(trainJob.result.metrics.accuracy);
+    await shot(page, 'train-job');
+  });
+
+  it('redraws a training job\'s curves while it runs', async () => {
+    const ds = await apiJson('/v1/datasets?format=csv&name=longer', A_SUBMIT, { method: 'POST', body: dataset(4000), headers: { 'content-type': 'text/csv' } });
+    const t = await postJson('/v1/jobs/train', { dataset: ds.id, target: 'kind', model: { type: 'mlp', hidden: [32] }, epochs: 60, patience: 100, seed: 9, registerAs: 'longer' });
+    const page = await open(`#/jobs/${t.id}`);
+    await page.waitForSelector('#chart-loss');
+    // Every epoch count the loss chart is drawn with, as it is drawn.
+    await page.evaluate(() => {
+      const w = window as unknown as { drawn: number[] };
+      w.drawn = [];
+      const el = document.getElementById('chart-loss')!;
+      new MutationObserver(() => w.drawn.push((JSON.parse(el.dataset.points ?? '[[]]') as number[][])[0]!.length)).observe(el, { attributes: true, attributeFilter: ['data-points'] });
+    });
+    await page.waitForSelector('[data-section="result"]', { timeout: 120_000 });
+    const drawn = await page.evaluate(() => (window as unknown as { drawn: number[] }).drawn);
+    const final = (await apiJson(`/v1/jobs/${t.id}`)).progress.curve.length;
+    expect(drawn.at(-1)).toBe(final);
+    expect(drawn.filter((n) => n > 0 && n < final).length, `epochs drawn: ${drawn.join(', ')}`).toBeGreaterThanOrEqual(1);
+  });
+
+  it('shows a compression report with the figures of GET /v1/jobs/{id} and links to both versions', async () => {
+    const page = await open(`#/jobs/${compressJob.id}`);
+    await page.waitForSelector('[data-section="report"]');
+    const r = compressJob.result.report;
+    const want: Record<string, unknown> = {
+      bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, rowsPerSecondBefore: r.rowsPerSecondBefore, rowsPerSecondAfter: r.rowsPerSecondAfter,
+      argmaxAgreement: r.argmaxAgreement, maxAbsDiff: r.maxAbsDiff,
+      ...(r.rowsPerSecondBatch1Before !== undefined ? { rowsPerSecondBatch1Before: r.rowsPerSecondBatch1Before, rowsPerSecondBatch1After: r.rowsPerSecondBatch1After } : {}),
+      ...(r.cosine !== undefined ? { cosine: r.cosine } : {}),
+      'dataset.accuracyBefore': r.dataset.accuracyBefore, 'dataset.accuracyAfter': r.dataset.accuracyAfter, 'dataset.argmaxAgreement': r.dataset.argmaxAgreement,
+    };
+    const shown = await page.$$eval('[data-section="report"] td[data-field]', (tds) => Object.fromEntries(tds.map((td) => [td.getAttribute('data-field'), Number(td.getAttribute('data-value'))])));
+    expect(shown).toMatchObject(want);
+    expect(await page.$$eval('a[data-version-link]', (as) => as.map((a) => a.getAttribute('data-version-link')))).toEqual(['compass@1', 'compass-int8@1']);
+    await shot(page, 'compress-job');
+    await page.goto(`${dash}/#/jobs`);
+    await page.waitForSelector(`tr[data-job="${compressJob.id}"]`);
+    expect(await page.$$eval('tr[data-job]', (trs) => trs.map((t) => t.getAttribute('data-job')))).toEqual(expect.arrayContaining([compressJob.id, trainJob.id]));
+    await shot(page, 'jobs');
+  });
+
+  it('follows a running batch: the progress bar moves, the rows/s chart fills, then completed with working downloads', async () => {
+    const n = 6000;
+    const x = rows(n, SLOW_FEATURES, 3);
+    const bad = new Set([10, 2000, 5000]);
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ id: `r${i}`, input: bad.has(i) ? [1, 2] : Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) })).join('\n');
+    const b = await apiJson('/v1/batches?model=slow&chunkRows=300', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
+    batchA = b.id;
+    const page = await open(`#/batches/${b.id}`);
+    await page.waitForSelector('.bar.big');
+    // Every progress value the page shows, as it shows it.
+    await page.evaluate(() => {
+      const w = window as unknown as { seen: number[] };
+      w.seen = [];
+      const record = () => { const bar = document.querySelector<HTMLElement>('.bar.big'); if (bar) w.seen.push(Number(bar.dataset.progress)); };
+      record();
+      new MutationObserver(record).observe(document.getElementById('main')!, { subtree: true, childList: true });
+    });
+    await page.waitForFunction(() => (window as unknown as { seen: number[] }).seen.some((v) => v > 0 && v < 1), undefined, { timeout: 60_000 });
+    await shot(page, 'batch-running');
+    await page.waitForSelector('.actions [data-status="completed"]', { timeout: 120_000 });
+    const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
+    const moving = [...new Set(seen)];
+    expect(moving.filter((v) => v > 0 && v < 1).length, `progress values shown: ${moving.join(', ')}`).toBeGreaterThanOrEqual(1);
+    expect(moving).toEqual([...moving].sort((a, c) => a - c));
+    expect(moving.at(-1)).toBe(1);
+    const rate = await page.$eval('#chart-rate', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
+    expect(rate[1]!.some((v) => v > 0)).toBe(true);
+    expect(await page.textContent('[data-count="completed"]')).toBe((n - bad.size).toLocaleString('en-US'));
+    expect(await page.textContent('[data-count="failed"]')).toBe(String(bad.size));
+    await page.waitForSelector('[data-section="errors"] pre');
+    const errorLines = (await page.textContent('[data-section="errors"] pre'))!.split('\n').map((l) => JSON.parse(l));
+    expect(errorLines.map((e) => e.row)).toEqual([...bad]);
+    await shot(page, 'batch-completed');
+
+    const output = (await download(page, 'a[data-download="output"]')).toString('utf8');
+    expect(output).toBe(await (await fetch(`${p.url}/v1/batches/${b.id}/output`, { headers: auth(A_SUBMIT) })).text());
+    expect(output.trim().split('\n')).toHaveLength(n - bad.size);
+    const errors = (await download(page, 'a[data-download="errors"]')).toString('utf8');
+    expect(errors.trim().split('\n').map((l) => JSON.parse(l).row)).toEqual([...bad]);
+    const csv = (await download(page, 'a[data-download="output-csv"]')).toString('utf8');
+    expect(csv.split('\n')[0]).toMatch(/^row,id,output_0,/);
+
+    await page.goto(`${dash}/#/batches`);
+    await page.waitForSelector(`tr[data-batch="${b.id}"] [data-status="completed"]`);
+    await shot(page, 'batches');
+  });
+
+  it('a read-only key has no cancel button and the API refuses it; a submit key cancels from the page', async () => {
+    const n = 30_000;
+    const x = rows(n, SLOW_FEATURES, 4);
+    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ input: Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) })).join('\n');
+    const b = await apiJson('/v1/batches?model=slow&chunkRows=500', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
+    const reader = await open(`#/batches/${b.id}`, A_READ);
+    await reader.waitForSelector('.actions [data-status]');
+    const shown = await reader.evaluate(() => ({ status: document.querySelector('.actions [data-status]')!.getAttribute('data-status'), cancel: !!document.getElementById('cancel'), download: !!document.querySelector('[data-download="output"]') }));
+    expect(['queued', 'running']).toContain(shown.status);
+    expect(shown).toMatchObject({ cancel: false, download: true });
+    const refused = await reader.evaluate(async (id) => {
+      const res = await fetch(`/api/v1/batches/${id}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` } });
+      return { status: res.status, body: await res.json() };
+    }, b.id);
+    expect(refused).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+    await shot(reader, 'batch-read-only');
+
+    const writer = await open(`#/batches/${b.id}`, A_SUBMIT);
+    await writer.click('#cancel');
+    await writer.waitForSelector('.actions [data-status="cancelled"]', { timeout: 120_000 });
+    expect((await apiJson(`/v1/batches/${b.id}`)).status).toBe('cancelled');
+    expect(await writer.$('#cancel')).toBeNull();
+  });
+
+  it('tenant b sees none of tenant a\'s models, batches or jobs, in the UI and on the board', async () => {
+    const page = await open('#/batches', B_SUBMIT);
+    await page.waitForSelector('text=No batches yet');
+    await page.goto(`${dash}/#/jobs`);
+    await page.waitForSelector('text=No jobs yet');
+    await page.goto(`${dash}/#/models`);
+    await page.waitForSelector('text=No models yet');
+    for (const hash of [`#/batches/${batchA}`, `#/jobs/${trainJob.id}`, '#/models/compass/versions/1']) {
+      await page.goto(`${dash}/${hash}`);
+      await page.waitForSelector('[data-error="not_found"]');
+    }
+    expect(await page.content()).not.toContain('compass@1');
+    await shot(page, 'tenant-b-not-found');
+
+    // The board shows every tenant's payloads: a tenant's key is refused, a platform key is not.
+    const board = await browser.newContext({ httpCredentials: { username: 'b', password: B_SUBMIT } });
+    const bp = await board.newPage();
+    const res = await bp.goto(`${dash}/queues/`);
+    expect(res!.status()).toBe(403);
+    const api = await bp.goto(`${dash}/queues/api/queues?activeQueue=batch&status=completed`);
+    expect(api!.status()).toBe(403);
+    expect(await bp.content()).not.toContain(batchA);
+    const ops = await (await browser.newContext({ httpCredentials: { username: 'ops', password: OPS } })).newPage();
+    const opsRes = await ops.goto(`${dash}/queues/api/queues?activeQueue=batch&status=completed`);
+    expect(opsRes!.status()).toBe(200);
+    expect(await ops.content()).toContain(batchA);
+  });
+
+  it('shows the live workers to a platform key, with their queues, device and engine figures; a tenant key is told why not', async () => {
+    const page = await open('#/workers', OPS);
+    await page.waitForSelector('tr[data-worker]');
+    const row = await page.$eval('tr[data-worker]', (tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+    expect(row[2]).toBe('cpu');
+    expect(row[3]).toContain('score');
+    // The slow model's batches ran on this worker: its engine row count is what it published.
+    const published = Number((await page.getAttribute('tr[data-worker] [data-field="rows"]', 'data-value'))!);
+    expect(published).toBeGreaterThanOrEqual(6000 - 3);
+    await page.waitForSelector('tr[data-queue="score"]');
+    await shot(page, 'workers');
+    const tenant = await open('#/workers', A_SUBMIT);
+    await tenant.waitForSelector('[data-error="forbidden"]');
+  });
+
+  it('the /api proxy passes the key through, and a download ticket opens only its own path', async () => {
+    expect((await fetch(`${dash}/api/v1/batches`)).status).toBe(401);
+    const listed = await fetch(`${dash}/api/v1/batches`, { headers: auth(A_READ) });
+    expect(listed.status).toBe(200);
+    expect((await listed.json()).data.map((b: { id: string }) => b.id)).toContain(batchA);
+    const path = `/api/v1/batches/${batchA}/errors`;
+    const issued = await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { ...auth(A_READ), 'content-type': 'application/json' }, body: JSON.stringify({ path }) });
+    const { ticket } = await issued.json();
+    expect((await fetch(`${dash}${path}?ticket=${ticket}`)).status).toBe(200);
+    const elsewhere = await fetch(`${dash}/api/v1/batches/${batchA}/output?ticket=${ticket}`);
+    expect(elsewhere.status).toBe(401);
+    expect((await elsewhere.json()).error.message).toMatch(/ticket/);
+    expect((await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path }) })).status).toBe(401);
+    // Basic credentials (what a browser caches for the board's prompt) and calls without the UI's header do not act through the proxy.
+    const basic = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Basic ${Buffer.from(`x:${A_SUBMIT}`).toString('base64')}` } });
+    expect(basic.status).toBe(401);
+    const noHeader = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: auth(A_SUBMIT) });
+    expect(noHeader.status).toBe(403);
+    expect((await noHeader.json()).error.message).toMatch(/x-modelq-ui/);
+    const bad = await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { ...auth(A_READ), 'content-type': 'application/json' }, body: JSON.stringify({ path: '/queues/api/queues' }) });
+    expect(bad.status).toBe(400);
+  });
+});

@@ -1,0 +1,38 @@
+// A grpc-js client of inference.GRPCInferenceService for the tests, from the repo's own .proto.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { PROTO_OPTIONS, PROTO_PATH } from '../../producer/grpc/server.ts';
+
+export type Unary = <T = any>(method: string, request: object, metadata?: grpc.Metadata) => Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+type UnaryFn = (request: object, metadata: grpc.Metadata, callback: (e: grpc.ServiceError | null, r: unknown) => void) => void;
+
+export interface InferenceClient { call: Unary; close(): void }
+
+export function inferenceClient(address: string, options: grpc.ChannelOptions = {}): InferenceClient {
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
+    inference: { GRPCInferenceService: new (addr: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => grpc.Client };
+  };
+  const client = new pkg.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), options) as unknown as Record<string, UnaryFn> & grpc.Client;
+  const call: Unary = (method, request, metadata = new grpc.Metadata()) => new Promise((resolve, reject) => {
+    client[method]!.call(client, request, metadata, (e, r) => (e ? reject(e) : resolve(r as never)));
+  });
+  return { call, close: () => client.close() };
+}
+
+/** Metadata carrying `authorization: Bearer <key>`. */
+export function bearer(key: string): grpc.Metadata {
+  const m = new grpc.Metadata();
+  m.set('authorization', `Bearer ${key}`);
+  return m;
+}
+
+/** The rejection's gRPC status code, or a marker when the call did not fail. */
+export async function codeOf(p: Promise<unknown>): Promise<grpc.status | 'ok'> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    return (e as grpc.ServiceError).code;
+  }
+}

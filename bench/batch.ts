@@ -3,7 +3,8 @@
 // run on the same cores: bench/lib/plain-batch.ts (one process reading the JSONL, onnxruntime in
 // batches, writing JSONL; best of 1 and 2 threads) for JSONL, and bench/lib/raw-onnx.ts (session.run
 // on ready-made tensors of 512 rows; best of 1 and 2 threads) for Parquet. Also: the peak RSS of
-// the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts).
+// the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts,
+// bench/lib/row-group-profile.ts).
 // Env: BENCH_BATCH_ROWS=200000
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import { buildMlp } from '../workers/onnx/builder.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
+import { profileRowGroup } from './lib/row-group-profile.ts';
 import { profileSegments } from './lib/segment-profile.ts';
 
 const ROWS = Number(process.env.BENCH_BATCH_ROWS ?? 200_000);
@@ -74,6 +76,7 @@ export async function benchBatch() {
     writeInput(input, ROWS, F);
     await writeParquetInput(pqInput, ROWS, F);
     const cfg = loadConfig();
+    console.log(`load average at the start: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     console.log(`batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`);
 
     const best = async (script: string, extra: (threads: number) => string[]) => {
@@ -105,6 +108,11 @@ export async function benchBatch() {
     for (const p of await profileSegments(bytes, sample, F)) {
       console.log(`engine thread, fast rows ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms parsing + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`);
     }
+    // The same on Parquet: one row group (10,000 rows), decoding + formatting vs onnxruntime.
+    for (const p of await profileRowGroup(bytes, fs.readFileSync(pqInput), F)) {
+      console.log(`engine thread, Parquet row group, fast decoder ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms decoding + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`);
+    }
+    console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

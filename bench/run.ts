@@ -4,6 +4,7 @@
 const SUITES: Record<string, () => Promise<unknown>> = {
   online: async () => (await import('./online.ts')).benchOnline(),
   batch: async () => (await import('./batch.ts')).benchBatch(),
+  'parquet-decode': async () => (await import('./parquet-decode.ts')).benchParquetDecode(),
   train: async () => (await import('./train.ts')).benchTrain(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),

@@ -95,7 +95,7 @@ export const configKeys = {
   MODELQ_BATCH_CHUNK_BYTES: [int(1024, 1024 ** 3).default(32 * 1024 * 1024),
     'Most bytes per chunk job of a batch; a chunk ends at whichever of this and the chunk rows comes first. Bounds a worker\'s memory per chunk.', '`33554432` (32 MiB)'],
   MODELQ_FAST_ROWS: [flag.default(true),
-    'Batch rows of FP32 models are parsed from their bytes straight into the run\'s arrays; `0` turns this fast path off, to re-measure it (results are identical either way).'],
+    'Batch rows are read straight into the run\'s arrays by hand-written fast paths: JSONL and CSV rows of FP32 models, numeric Parquet columns (PLAIN or dictionary pages); `0` turns them off, to re-measure (`npm run bench batch`, `npm run bench parquet-decode`; results are identical either way).'],
   MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024),
     'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000),

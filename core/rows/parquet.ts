@@ -75,8 +75,8 @@ export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
     for (const c of g.columns) {
       const m = c.meta_data;
       if (!m) throw new ParquetShapeError(`row group ${index} has a column without metadata`);
-      const s = Number(m.dictionary_page_offset ?? m.data_page_offset);
-      const from = Math.min(s, Number(m.data_page_offset));
+      // A dictionary_page_offset of 0 means none (some writers set it so; offset 0 is the magic "PAR1").
+      const from = Math.min(Number(m.dictionary_page_offset || m.data_page_offset), Number(m.data_page_offset));
       start = Math.min(start, from);
       end = Math.max(end, from + Number(m.total_compressed_size));
     }
@@ -113,8 +113,8 @@ export interface RowGroupBytes {
   fileBytes: number;
 }
 
-/** Decoded columns of one row group: name -> one value per row (a number, bigint, array or null). */
-export async function decodeRowGroup(g: RowGroupBytes, plan: ParquetPlan, firstRow: number, rows: number): Promise<Map<string, ArrayLike<unknown>>> {
+/** Decoded `columns` of one row group: name -> one value per row (a number, bigint, array or null). */
+export async function decodeRowGroup(g: RowGroupBytes, columns: string[], firstRow: number, rows: number): Promise<Map<string, ArrayLike<unknown>>> {
   const footerAt = g.fileBytes - g.footer.length;
   const file: AsyncBuffer = {
     byteLength: g.fileBytes,
@@ -125,7 +125,6 @@ export async function decodeRowGroup(g: RowGroupBytes, plan: ParquetPlan, firstR
       throw new Error(`read of bytes ${s}-${e} outside the row group`);
     },
   };
-  const columns = [...plan.columns, ...(plan.id ? [plan.id] : [])];
   const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
   await parquetRead({
     file, metadata: metadataOf(g.footer), rowStart: firstRow, rowEnd: firstRow + rows, columns, compressors,

@@ -1,8 +1,11 @@
-// Scores one Parquet row group inside an engine thread: its columns are decoded from the row
-// group's own bytes (core/rows/parquet.ts), copied into the run's typed arrays SCORE_RUN_ROWS rows
-// at a time, and the output and error lines come back as bytes, as for JSONL and CSV segments.
-import { decodeRowGroup, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
+// Scores one Parquet row group inside an engine thread: SCORE_RUN_ROWS rows at a time go into the
+// run's typed arrays, either straight from the pages (core/rows/parquet-fast.ts) or, for columns
+// the fast decoder does not read, from hyparquet's decoded columns (core/rows/parquet.ts); the
+// output and error lines come back as bytes, as for JSONL and CSV segments.
 import { errorLine, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
+import type { Target } from '../../core/rows/parquet-column.ts';
+import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/rows/parquet-fast.ts';
+import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
 import { runRows, SCORE_RUN_ROWS, TYPED, type Acc, type RunFeeds, type ScoredSegment } from './score-segment.ts';
 
@@ -13,6 +16,9 @@ export interface RowGroupJob extends RowGroupBytes {
   firstRow: number;
   rows: number;
 }
+
+/** Fills the next n rows into rows [0, n) of the arrays; each row's problem, or null. */
+type ReadRows = (n: number, arrays: TypedArray[]) => (string | null)[];
 
 /** The JSON text of an id as JSON.stringify writes it (bigints as numbers). */
 function idJson(v: unknown): string {
@@ -30,36 +36,60 @@ function cellValues(v: unknown): ArrayLike<unknown> | string {
 }
 
 export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds): Promise<ScoredSegment> {
-  const cols = await decodeRowGroup(job, job.plan, job.firstRow, job.rows);
-  const ids = job.plan.id ? cols.get(job.plan.id)! : undefined;
-  const acc: Acc = { out: '', err: [], completed: 0, failed: 0 };
   const pers = job.inputs.map((s) => elementCount(s.shape.slice(1)));
+  const fast = fastParquetEnabled() ? FastRowGroup.open(metadataOf(job.footer), job.plan, job.inputs, pers, job) : null;
+  if (fast) {
+    try {
+      const ids = job.plan.id ? (await decodeRowGroup(job, [job.plan.id], job.firstRow, job.rows)).get(job.plan.id) : undefined;
+      return await scoreRuns(job, run, pers, ids, (n, arrays) => fast.read(n, arrays as Target[]));
+    } catch (e) {
+      // A page the fast decoder does not read: the whole row group again, through hyparquet.
+      if (!(e instanceof FastDecodeError)) throw e;
+    }
+  }
+  const cols = await decodeRowGroup(job, [...job.plan.columns, ...(job.plan.id ? [job.plan.id] : [])], job.firstRow, job.rows);
+  let next = 0;
+  return scoreRuns(job, run, pers, job.plan.id ? cols.get(job.plan.id) : undefined, (n, arrays) => {
+    const problems = Array.from({ length: n }, (_, r) => fill(job, cols, next + r, arrays, r, pers));
+    next += n;
+    return problems;
+  });
+}
+
+/** The row group's rows, a run at a time: rows with a problem become error lines, the others one run. */
+async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: ArrayLike<unknown> | undefined, read: ReadRows): Promise<ScoredSegment> {
+  const acc: Acc = { out: '', err: [], completed: 0, failed: 0 };
   for (let at = 0; at < job.rows; at += SCORE_RUN_ROWS) {
-    const end = Math.min(job.rows, at + SCORE_RUN_ROWS);
-    const arrays = job.inputs.map((s, j) => new TYPED[s.datatype]!((end - at) * pers[j]!));
+    const n = Math.min(job.rows - at, SCORE_RUN_ROWS);
+    const arrays = job.inputs.map((s, j) => new TYPED[s.datatype]!(n * pers[j]!));
+    const problems = read(n, arrays);
     const refs: RowRef[] = [];
-    for (let r = at; r < end; r++) {
-      const n = job.firstRow + r;
-      const id = ids ? idJson(ids[r]) : '';
-      const problem = fill(job, cols, r, arrays, refs.length, pers);
+    for (let r = 0; r < n; r++) {
+      const row = job.firstRow + at + r;
+      const id = ids ? idJson(ids[at + r]) : '';
+      const problem = problems[r];
       if (problem) {
-        acc.err.push({ n, line: errorLine(n, id, { code: 'bad_row', message: problem }) });
+        acc.err.push({ n: row, line: errorLine(row, id, { code: 'bad_row', message: problem }) });
         acc.failed++;
         continue;
       }
-      refs.push({ n, id });
+      // Good rows close up, so a run holds them in order without gaps.
+      if (refs.length !== r) arrays.forEach((a, j) => a.copyWithin(refs.length * pers[j]!, r * pers[j]!, (r + 1) * pers[j]!));
+      refs.push({ n: row, id });
     }
     if (!refs.length) continue;
-    const feeds = (from: number, count: number): Record<string, RawTensor> => Object.fromEntries(job.inputs.map((s, j) => [s.name, {
-      type: toOrtType(s.datatype), dims: [count, ...s.shape.slice(1)], data: arrays[j]!.slice(from * pers[j]!, (from + count) * pers[j]!),
-    }]));
+    const feeds = (from: number, count: number): Record<string, RawTensor> => Object.fromEntries(job.inputs.map((s, j) => {
+      const a = arrays[j]!;
+      const data = from === 0 && count * pers[j]! === a.length ? a : a.slice(from * pers[j]!, (from + count) * pers[j]!);
+      return [s.name, { type: toOrtType(s.datatype), dims: [count, ...s.shape.slice(1)], data }];
+    }));
     await runRows(refs, feeds(0, refs.length), (i) => feeds(i, 1), run, acc);
   }
   acc.err.sort((a, b) => a.n - b.n);
   return { out: ownBytes(acc.out), err: ownBytes(acc.err.map((e) => e.line).join('')), rows: job.rows, completed: acc.completed, failed: acc.failed };
 }
 
-/** Copies row r's values into slot `slot` of each input's array; returns a message when the row cannot be used. */
+/** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used. */
 function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number, arrays: TypedArray[], slot: number, pers: number[]): string | null {
   for (let j = 0; j < job.inputs.length; j++) {
     const spec = job.inputs[j]!;

@@ -1,0 +1,241 @@
+// The fast decoder of one numeric Parquet column chunk (a scalar column, or a list column with one
+// level of repetition): page by page, values go straight into a run's typed array, a run's rows at
+// a time, with no per-row JS values. hyparquet turns a list<float> column into one JS array per row
+// (15-24 us a row of 256 floats), which made it the largest cost of scoring Parquet.
+// Handles data pages v1 and v2, PLAIN and dictionary encodings of FLOAT, DOUBLE, INT32 and INT64,
+// levels in the RLE/bit-packed hybrid, and the codecs of hyparquet-compressors. Anything else
+// throws, and the caller reads the row group with hyparquet instead (parquet-fast.ts).
+import type { Compressors } from 'hyparquet-compressors';
+import { bitWidth, readHybrid } from './parquet-rle.ts';
+import { readPageHeader, type PageHeader } from './parquet-thrift.ts';
+
+export type Physical = 'FLOAT' | 'DOUBLE' | 'INT32' | 'INT64';
+type Values = Float32Array | Float64Array | Int32Array;
+/** A run's array of a numeric input (not a BigInt64Array). */
+export type Target = Exclude<import('../tensors.ts').TypedArray, BigInt64Array | BigUint64Array>;
+
+/** Where a column chunk lies, and the shape of its levels. */
+export interface ColumnLayout {
+  type: Physical;
+  codec: string;
+  /** Byte range of the column chunk in the row group's bytes. */
+  start: number;
+  end: number;
+  maxDef: number;
+  maxRep: number;
+  /** A list column: definition levels below this are a null list; equal to it, an empty list; between it and maxDef, a null element. */
+  listDef: number;
+}
+
+/** Where a take puts a run's rows: row r's values at target[r * stride + offset + k]. */
+export interface Sink {
+  target: Target;
+  stride: number;
+  offset: number;
+  /** Lists: values per row (-1 when the list is null). Values past `stride` are counted, not written. */
+  count?: Int32Array;
+  /** Lists: position of the row's first null element; scalars: the first null column's `column` (-1: none). */
+  firstNull: Int32Array;
+  column: number;
+}
+
+const PLAIN = 0;
+const PLAIN_DICTIONARY = 2;
+const RLE = 3;
+const RLE_DICTIONARY = 8;
+const WIDTH: Record<Physical, number> = { FLOAT: 4, DOUBLE: 8, INT32: 4, INT64: 8 };
+
+export class ColumnCursor {
+  private pos: number;
+  private dict: Values | null = null;
+  // The current data page: its levels (null when the column has none), values, and positions in both.
+  private rep: Uint8Array | null = null;
+  private def: Uint8Array | null = null;
+  private values: Values = new Float64Array(0);
+  private entries = 0;
+  private i = 0;
+  private vi = 0;
+  /** Rows started so far in the row group. */
+  private row = 0;
+
+  constructor(private readonly u: Uint8Array, private readonly c: ColumnLayout, private readonly compressors: Compressors) {
+    this.pos = c.start;
+  }
+
+  /** The next n rows into the sink's rows [0, n) (its count 0 and firstNull -1 beforehand); throws when the column has fewer. */
+  take(n: number, sink: Sink): void {
+    const base = this.row;
+    const stop = base + n;
+    const list = this.c.maxRep > 0;
+    for (;;) {
+      if (this.i >= this.entries && !this.nextPage()) break;
+      if (list ? this.takeList(stop, base, sink) : this.takeScalars(stop, base, sink)) break;
+    }
+    if (this.row < stop) throw new Error(`column ends after ${this.row} rows`);
+  }
+
+  /** Entries of the current page into the sink until row `stop` would begin; true when it did. */
+  private takeList(stop: number, base: number, s: Sink): boolean {
+    const { rep, def, values, entries } = this;
+    const { maxDef, listDef } = this.c;
+    const count = s.count!;
+    const { target, stride, firstNull } = s;
+    let i = this.i;
+    let vi = this.vi;
+    let row = this.row;
+    let r = row - base - 1;
+    let done = false;
+    if (rep !== null && i < entries && rep[i] !== 0 && r < 0) throw new Error('a row continues past where it should start');
+    for (; i < entries; i++) {
+      if (rep === null || rep[i] === 0) {
+        if (row === stop) { done = true; break; }
+        r = row++ - base;
+      }
+      const d = def === null ? maxDef : def[i]!;
+      if (d === maxDef) {
+        const k = count[r]!;
+        if (k < stride) target[r * stride + k] = values[vi]!;
+        vi++;
+        count[r] = k + 1;
+      } else if (d > listDef) {
+        if (firstNull[r] === -1) firstNull[r] = count[r]!;
+        count[r]!++;
+      } else if (d < listDef) {
+        count[r] = -1;
+      }
+    }
+    this.i = i;
+    this.vi = vi;
+    this.row = row;
+    return done;
+  }
+
+  private takeScalars(stop: number, base: number, s: Sink): boolean {
+    const { def, values, entries } = this;
+    const { maxDef } = this.c;
+    const { target, stride, offset, firstNull, column } = s;
+    let i = this.i;
+    let vi = this.vi;
+    let row = this.row;
+    const last = Math.min(entries, i + (stop - row));
+    for (; i < last; i++, row++) {
+      const r = row - base;
+      if (def === null || def[i] === maxDef) target[r * stride + offset] = values[vi++]!;
+      else if (firstNull[r] === -1) firstNull[r] = column;
+    }
+    this.i = i;
+    this.vi = vi;
+    this.row = row;
+    return row === stop;
+  }
+
+  /** Decodes the next data page (reading a dictionary page on the way); false at the chunk's end. */
+  private nextPage(): boolean {
+    while (this.pos < this.c.end) {
+      const { header: h, end } = readPageHeader(this.u, this.pos);
+      const raw = this.u.subarray(end, end + h.compressed);
+      if (raw.length !== h.compressed) throw new Error('page runs past the column chunk');
+      this.pos = end + h.compressed;
+      if (h.type === 2) {
+        if (h.encoding !== PLAIN && h.encoding !== PLAIN_DICTIONARY) throw new Error(`dictionary page encoding ${h.encoding}`);
+        this.dict = this.plain(this.decompress(raw, h.uncompressed), 0, h.numValues);
+      } else if (h.type === 0 || h.type === 3) {
+        this.dataPage(h, raw);
+        if (this.entries > 0) return true;
+      } else if (h.type !== 1) {
+        throw new Error(`page type ${h.type}`);
+      }
+    }
+    return false;
+  }
+
+  private dataPage(h: PageHeader, raw: Uint8Array) {
+    const { maxDef, maxRep } = this.c;
+    const n = h.numValues;
+    let data: Uint8Array;
+    let at = 0;
+    const levels = (from: Uint8Array, s: number, e: number, max: number) => {
+      const out = new Uint8Array(n);
+      readHybrid(from, s, e, bitWidth(max), n, out);
+      return out;
+    };
+    if (h.type === 0) {
+      data = this.decompress(raw, h.uncompressed);
+      const v1 = (max: number, encoding: number) => {
+        if (!max) return null;
+        if (encoding !== RLE) throw new Error(`level encoding ${encoding}`);
+        const len = data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24);
+        const out = levels(data, at + 4, at + 4 + len, max);
+        at += 4 + len;
+        return out;
+      };
+      this.rep = v1(maxRep, h.repEncoding);
+      this.def = v1(maxDef, h.defEncoding);
+    } else {
+      this.rep = maxRep ? levels(raw, 0, h.repBytes, maxRep) : null;
+      this.def = maxDef ? levels(raw, h.repBytes, h.repBytes + h.defBytes, maxDef) : null;
+      const rest = raw.subarray(h.repBytes + h.defBytes);
+      const size = h.uncompressed - h.repBytes - h.defBytes;
+      data = h.compressedValues && size > 0 ? this.decompress(rest, size) : rest;
+    }
+    let present = n;
+    if (this.def) {
+      present = 0;
+      for (let i = 0; i < n; i++) if (this.def[i] === maxDef) present++;
+    }
+    this.values = this.decodeValues(h.encoding, data, at, present);
+    this.entries = n;
+    this.i = 0;
+    this.vi = 0;
+  }
+
+  private decodeValues(encoding: number, data: Uint8Array, at: number, count: number): Values {
+    if (encoding === PLAIN) return this.plain(data, at, count);
+    if (encoding !== RLE_DICTIONARY && encoding !== PLAIN_DICTIONARY) throw new Error(`value encoding ${encoding}`);
+    const dict = this.dict;
+    if (!dict) throw new Error('dictionary-encoded page without a dictionary');
+    const idx = new Uint32Array(count);
+    if (count) readHybrid(data, at + 1, data.length, data[at]!, count, idx);
+    const out = new (dict.constructor as new (n: number) => Values)(count);
+    for (let i = 0; i < count; i++) {
+      const v = dict[idx[i]!];
+      if (v === undefined) throw new Error(`dictionary index ${idx[i]} past its ${dict.length} values`);
+      out[i] = v;
+    }
+    return out;
+  }
+
+  /** `count` PLAIN values from data[at]; INT64 become numbers as Number(bigint) would round them. */
+  private plain(data: Uint8Array, at: number, count: number): Values {
+    const type = this.c.type;
+    const bytes = count * WIDTH[type];
+    if (at + bytes > data.length) throw new Error(`page holds fewer than its ${count} values`);
+    if (type === 'INT64') {
+      const view = new DataView(data.buffer, data.byteOffset + at, bytes);
+      const out = new Float64Array(count);
+      for (let i = 0; i < count; i++) {
+        const hi = view.getInt32(8 * i + 4, true);
+        // Exact in a double while |hi| < 2^21; beyond, the bigint's own rounding.
+        out[i] = hi >= -0x200000 && hi < 0x200000 ? hi * 4294967296 + view.getUint32(8 * i, true) : Number(view.getBigInt64(8 * i, true));
+      }
+      return out;
+    }
+    // Typed arrays need aligned offsets; a page's values rarely are, so copy them (a memcpy).
+    const own = (data.byteOffset + at) % WIDTH[type] === 0 ? data : data.slice(at, at + bytes);
+    const from = own === data ? data.byteOffset + at : 0;
+    if (type === 'FLOAT') return new Float32Array(own.buffer, from, count);
+    if (type === 'DOUBLE') return new Float64Array(own.buffer, from, count);
+    return new Int32Array(own.buffer, from, count);
+  }
+
+  private decompress(raw: Uint8Array, size: number): Uint8Array {
+    const codec = this.c.codec;
+    if (codec === 'UNCOMPRESSED') return raw;
+    if (size === 0) return new Uint8Array(0); // an empty page can be an empty stream, which some decompressors refuse
+    const f = this.compressors[codec as keyof Compressors];
+    if (!f) throw new Error(`codec ${codec}`);
+    const out = f(raw, size);
+    if (out.length !== size) throw new Error(`page decompressed to ${out.length} bytes, its header says ${size}`);
+    return out;
+  }
+}

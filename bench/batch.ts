@@ -54,8 +54,15 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     await pipeline(Readable.fromWeb(out.body as never), fs.createWriteStream(outFile));
     const seconds = (performance.now() - t) / 1000;
     return {
-      rowsPerSecond: ROWS / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss(), cpuSeconds: platform.cpuSeconds() - cpu0,
-      upload: (uploaded - t) / 1000, scoring: (scored - uploaded) / 1000, download: (performance.now() - scored) / 1000,
+      rowsPerSecond: ROWS / seconds,
+      seconds,
+      status: v.status,
+      completed: v.requestCounts.completed,
+      rss: platform.peakRss(),
+      cpuSeconds: platform.cpuSeconds() - cpu0,
+      upload: (uploaded - t) / 1000,
+      scoring: (scored - uploaded) / 1000,
+      download: (performance.now() - scored) / 1000,
     };
   } finally {
     await platform.stop();
@@ -76,8 +83,15 @@ export async function benchBatch() {
     writeInput(input, ROWS, F);
     await writeParquetInput(pqInput, ROWS, F);
     const cfg = loadConfig();
-    console.log(`load average at the start: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-    console.log(`batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`);
+    console.log(
+      `load average at the start: ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
+    console.log(
+      `batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`,
+    );
 
     const best = async (script: string, extra: (threads: number) => string[]) => {
       const rs: (Rate & { threads: number })[] = [];
@@ -88,31 +102,55 @@ export async function benchBatch() {
     const raws = await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))]);
     // CPU seconds per 1000 rows: what each costs in work, whatever else the machine is doing.
     const per1k = (cpu: number, rows: number) => `${((cpu / rows) * 1000).toFixed(3)} CPU-s/1000 rows`;
-    for (const r of plains) console.log(`plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
-    for (const r of raws) console.log(`raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`);
+    for (const r of plains)
+      console.log(
+        `plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
+      );
+    for (const r of raws)
+      console.log(
+        `raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
+      );
     const plain = Math.max(...plains.map((r) => r.rowsPerSecond));
     const raw = Math.max(...raws.map((r) => r.rowsPerSecond));
 
     const jsonl = await platformRun(bytes, input, 'application/x-ndjson', 'jsonl', path.join(dir, 'out.jsonl'));
     const parquet = await platformRun(bytes, pqInput, 'application/vnd.apache.parquet', 'parquet', path.join(dir, 'out.parquet'));
-    for (const [name, r] of [['JSONL', jsonl], ['Parquet', parquet]] as const) {
-      console.log(`platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows, ${per1k(r.cpuSeconds, ROWS)} (producer + workers); peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`);
+    for (const [name, r] of [
+      ['JSONL', jsonl],
+      ['Parquet', parquet],
+    ] as const) {
+      console.log(
+        `platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows, ${per1k(r.cpuSeconds, ROWS)} (producer + workers); peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`,
+      );
     }
     console.log('\n| format | platform rows/s | baseline (same run) | ratio | producer peak RSS | worker peak RSS |');
     console.log('|---|---|---|---|---|---|');
-    console.log(`| JSONL | ${jsonl.rowsPerSecond.toFixed(0)} | plain script ${plain.toFixed(0)} | ${(jsonl.rowsPerSecond / plain).toFixed(2)}x (target >= 1.0x) | ${mib(jsonl.rss.producer)} | ${jsonl.rss.workers.map(mib).join(', ')} |`);
-    console.log(`| Parquet | ${parquet.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(parquet.rowsPerSecond / raw).toFixed(2)}x (target >= 0.6x); ${(parquet.rowsPerSecond / jsonl.rowsPerSecond).toFixed(2)}x JSONL (target >= 2x) | ${mib(parquet.rss.producer)} | ${parquet.rss.workers.map(mib).join(', ')} |`);
+    console.log(
+      `| JSONL | ${jsonl.rowsPerSecond.toFixed(0)} | plain script ${plain.toFixed(0)} | ${(jsonl.rowsPerSecond / plain).toFixed(2)}x (target >= 1.0x) | ${mib(jsonl.rss.producer)} | ${jsonl.rss.workers.map(mib).join(', ')} |`,
+    );
+    console.log(
+      `| Parquet | ${parquet.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(parquet.rowsPerSecond / raw).toFixed(2)}x (target >= 0.6x); ${(parquet.rowsPerSecond / jsonl.rowsPerSecond).toFixed(2)}x JSONL (target >= 2x) | ${mib(parquet.rss.producer)} | ${parquet.rss.workers.map(mib).join(', ')} |`,
+    );
 
     // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.
     const sample = Buffer.from(fs.readFileSync(input, 'latin1').split('\n').slice(0, 1024).join('\n'), 'latin1');
     for (const p of await profileSegments(bytes, sample, F)) {
-      console.log(`engine thread, fast rows ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms parsing + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`);
+      console.log(
+        `engine thread, fast rows ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms parsing + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`,
+      );
     }
     // The same on Parquet: one row group (10,000 rows), decoding + formatting vs onnxruntime.
     for (const p of await profileRowGroup(bytes, fs.readFileSync(pqInput), F)) {
-      console.log(`engine thread, Parquet row group, fast decoder ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms decoding + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`);
+      console.log(
+        `engine thread, Parquet row group, fast decoder ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms decoding + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`,
+      );
     }
-    console.log(`load average at the end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `load average at the end: ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -21,13 +21,20 @@ async function timed(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>,
   for (let i = 0; i < 3; i++) await s.run(feeds);
   let runs = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < seconds * 1000) { await s.run(feeds); runs++; }
+  while (performance.now() - t0 < seconds * 1000) {
+    await s.run(feeds);
+    runs++;
+  }
   return (runs * batch) / ((performance.now() - t0) / 1000);
 }
 
 async function rowsPerSecond(bytes: Uint8Array, batch: number): Promise<number> {
   const s = await ort.InferenceSession.create(bytes, OPTS);
-  const x = new ort.Tensor('float32', Float32Array.from({ length: batch * 256 }, () => Math.random()), [batch, 256]);
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: batch * 256 }, () => Math.random()),
+    [batch, 256],
+  );
   const rps = await timed(s, { input: x }, batch, SECONDS);
   await s.release();
   return rps;
@@ -37,13 +44,17 @@ async function benchMlp() {
   const model = buildMlp({ sizes: [256, 1024, 1024, 10], seed: 1 });
   const int8 = quantizeInt8(model).bytes;
   const perChannel = quantizeInt8(model, { perChannel: true }).bytes;
-  console.log(`compress: MLP 256-1024-1024-10, float32 ${(model.length / 1024).toFixed(0)} KiB, int8 ${(int8.length / 1024).toFixed(0)} KiB (${(int8.length / model.length).toFixed(2)}x), ${SECONDS} s per cell, 1 onnxruntime thread`);
+  console.log(
+    `compress: MLP 256-1024-1024-10, float32 ${(model.length / 1024).toFixed(0)} KiB, int8 ${(int8.length / 1024).toFixed(0)} KiB (${(int8.length / model.length).toFixed(2)}x), ${SECONDS} s per cell, 1 onnxruntime thread`,
+  );
   console.log('batch   float32 rows/s   int8 rows/s   ratio   int8/channel rows/s   ratio');
   for (const batch of [1, 32, 128, 256]) {
     const base = await rowsPerSecond(model, batch);
     const q = await rowsPerSecond(int8, batch);
     const c = await rowsPerSecond(perChannel, batch);
-    console.log(`${String(batch).padStart(5)}   ${base.toFixed(0).padStart(14)}   ${q.toFixed(0).padStart(11)}   ${(q / base).toFixed(2).padStart(4)}x   ${c.toFixed(0).padStart(19)}   ${(c / base).toFixed(2).padStart(4)}x`);
+    console.log(
+      `${String(batch).padStart(5)}   ${base.toFixed(0).padStart(14)}   ${q.toFixed(0).padStart(11)}   ${(q / base).toFixed(2).padStart(4)}x   ${c.toFixed(0).padStart(19)}   ${(c / base).toFixed(2).padStart(4)}x`,
+    );
   }
 }
 
@@ -58,7 +69,13 @@ async function staticInt8(bytes: Uint8Array): Promise<Uint8Array> {
 
 /** Every method's result for one model; a method that cannot apply says why. */
 async function variants(bytes: Uint8Array): Promise<[string, Uint8Array | string][]> {
-  const tryIt = async (f: () => Uint8Array | Promise<Uint8Array>) => { try { return await f(); } catch (e) { return (e as Error).message.slice(0, 60); } };
+  const tryIt = async (f: () => Uint8Array | Promise<Uint8Array>) => {
+    try {
+      return await f();
+    } catch (e) {
+      return (e as Error).message.slice(0, 60);
+    }
+  };
   return [
     ['int8 dynamic', await tryIt(() => quantizeInt8(bytes).bytes)],
     ['int8 dyn, Conv float', await tryIt(() => quantizeInt8(bytes, { ops: DYNAMIC_OPS.filter((o) => o !== 'Conv') }).bytes)],
@@ -86,18 +103,36 @@ async function measure(bytes: Uint8Array, parent: Uint8Array) {
 }
 
 async function benchCorpus() {
-  console.log(`\ncompress: exported corpus, ${CORPUS_SECONDS} s per cell (best of 3 thirds), 1 onnxruntime thread; ratios against float32 measured in the same run; agreement on 64 realistic rows (cos = cosine of outputs, top1 = argmax agreement)`);
+  console.log(
+    `\ncompress: exported corpus, ${CORPUS_SECONDS} s per cell (best of 3 thirds), 1 onnxruntime thread; ratios against float32 measured in the same run; agreement on 64 realistic rows (cos = cosine of outputs, top1 = argmax agreement)`,
+  );
   console.log('model               method                 bytes   ratio   b1 rows/s  ratio   b32 rows/s  ratio     cos   top1');
-  const row = (cells: (string | number)[]) => console.log(cells.map((c, i) => String(c)[i < 2 ? 'padEnd' : 'padStart']([20, 20, 8, 6, 10, 6, 11, 6, 7, 6][i]!)).join('  '));
+  const row = (cells: (string | number)[]) =>
+    console.log(cells.map((c, i) => String(c)[i < 2 ? 'padEnd' : 'padStart']([20, 20, 8, 6, 10, 6, 11, 6, 7, 6][i]!)).join('  '));
   for (const { name } of CORPUS) {
     const parent = corpusBytes(name);
     const base = await measure(parent, parent);
     row([name, 'float32', parent.length, '1.00x', base.b1.toFixed(0), '1.00x', base.b32.toFixed(0), '1.00x', '1', '1']);
     for (const [method, v] of await variants(parent)) {
-      if (typeof v === 'string') { row([name, method, '-', '-', '-', '-', '-', '-', '-', '-']); console.log(`    (${v})`); continue; }
+      if (typeof v === 'string') {
+        row([name, method, '-', '-', '-', '-', '-', '-', '-', '-']);
+        console.log(`    (${v})`);
+        continue;
+      }
       const m = await measure(v, parent);
       const t = top1(base.out, m.out);
-      row([name, method, v.length, `${(v.length / parent.length).toFixed(2)}x`, m.b1.toFixed(0), `${(m.b1 / base.b1).toFixed(2)}x`, m.b32.toFixed(0), `${(m.b32 / base.b32).toFixed(2)}x`, cosine(base.out, m.out).toFixed(4), t === undefined ? '-' : t.toFixed(2)]);
+      row([
+        name,
+        method,
+        v.length,
+        `${(v.length / parent.length).toFixed(2)}x`,
+        m.b1.toFixed(0),
+        `${(m.b1 / base.b1).toFixed(2)}x`,
+        m.b32.toFixed(0),
+        `${(m.b32 / base.b32).toFixed(2)}x`,
+        cosine(base.out, m.out).toFixed(4),
+        t === undefined ? '-' : t.toFixed(2),
+      ]);
     }
   }
 }

@@ -30,7 +30,8 @@ async function prime(url: string, b: string) {
   if (!res.ok) throw new Error(`priming ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
 }
 
-const fmt = (r: LoadResult) => `${r.rps.toFixed(1).padStart(9)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms.toFixed(1).padStart(7)} ms  errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`;
+const fmt = (r: LoadResult) =>
+  `${r.rps.toFixed(1).padStart(9)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(7)} ms  p99 ${r.p99Ms.toFixed(1).padStart(7)} ms  errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ''}`;
 
 export async function benchExplain() {
   const seconds = env('BENCH_SECONDS', 5);
@@ -46,20 +47,27 @@ export async function benchExplain() {
     for (const name of ['plain', 'watched']) await p.register(name, model);
     await put(`${p.url}/v1/models/plain/versions/1/background`, { rows: rows(BACKGROUND, 9) });
     await put(`${p.url}/v1/models/watched/versions/1/reference`, { rows: rows(2000, 11) });
-    const load = (name: string, b: string, c: number) => runLoad({ url: `${p.url}/v2/models/${name}/infer`, body: b, concurrency: c, durationMs: seconds * 1000, warmupMs: warmup * 1000 });
+    const load = (name: string, b: string, c: number) =>
+      runLoad({ url: `${p.url}/v2/models/${name}/infer`, body: b, concurrency: c, durationMs: seconds * 1000, warmupMs: warmup * 1000 });
 
     const explained = body({ explain: true, explainSamples: samples });
     await prime(`${p.url}/v2/models/plain/infer`, explained);
     const evals = evaluationsPerRow(samples, BACKGROUND, FEATURES) + BACKGROUND + 1;
-    console.log(`\nexplain: MLP ${FEATURES}-256-1024-1024-10, ${BACKGROUND} background rows, ${samples} permutations per row: ${evals} model evaluations per explained row; 1 row per request`);
+    console.log(
+      `\nexplain: MLP ${FEATURES}-256-1024-1024-10, ${BACKGROUND} background rows, ${samples} permutations per row: ${evals} model evaluations per explained row; 1 row per request`,
+    );
     const plainRun = await load('plain', body(), explainClients);
     const explainRun = await load('plain', explained, explainClients);
     console.log(`  plain      (${explainClients} clients) ${fmt(plainRun)}`);
     console.log(`  explained  (${explainClients} clients) ${fmt(explainRun)}`);
     const plainFull = await load('plain', body(), clients);
     console.log(`  plain      (${clients} clients) ${fmt(plainFull)}`);
-    console.log(`  explained/plain rows/s: ${(explainRun.rps / plainRun.rps).toFixed(4)}x at ${explainClients} clients, ${(explainRun.rps / plainFull.rps).toFixed(5)}x of plain at ${clients} clients (dynamically batched)`);
-    console.log(`  model evaluations/s while explaining: ${(explainRun.rps * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`);
+    console.log(
+      `  explained/plain rows/s: ${(explainRun.rps / plainRun.rps).toFixed(4)}x at ${explainClients} clients, ${(explainRun.rps / plainFull.rps).toFixed(5)}x of plain at ${clients} clients (dynamically batched)`,
+    );
+    console.log(
+      `  model evaluations/s while explaining: ${(explainRun.rps * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`,
+    );
 
     await prime(`${p.url}/v2/models/watched/infer`, body());
     console.log(`\ndrift sampling: every request sampled (MODELQ_DRIFT_SAMPLE=1), ${clients} clients, alternating runs`);

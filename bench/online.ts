@@ -29,15 +29,24 @@ export interface OnlineOptions {
   baselineOnly?: boolean;
 }
 
-interface Row { clients: number; baseline?: LoadResult; platform?: LoadResult; grpc?: LoadResult }
+interface Row {
+  clients: number;
+  baseline?: LoadResult;
+  platform?: LoadResult;
+  grpc?: LoadResult;
+}
 
 const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
-const envList = (k: string) => process.env[k]?.split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+const envList = (k: string) =>
+  process.env[k]
+    ?.split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 
 /** One request: a single row of seeded values in [0, 1). */
 export function inferBody(features: number, seed = 7): string {
   let s = seed;
-  const data = Array.from({ length: features }, () => ((s = (s * 16807) % 2147483647) / 2147483647));
+  const data = Array.from({ length: features }, () => (s = (s * 16807) % 2147483647) / 2147483647);
   return JSON.stringify({ inputs: [{ name: 'input', shape: [1, features], datatype: 'FP32', data }] });
 }
 
@@ -48,15 +57,27 @@ export function grpcInferMessage(model: string, features: number, seed = 7): Buf
   const body = JSON.parse(inferBody(features, seed)) as { inputs: [{ data: number[] }] };
   const def = protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition;
   const raw = Buffer.from(Float32Array.from(body.inputs[0].data).buffer);
-  return def.ModelInfer!.requestSerialize({ model_name: model, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, features] }], raw_input_contents: [raw] });
+  return def.ModelInfer!.requestSerialize({
+    model_name: model,
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [1, features] }],
+    raw_input_contents: [raw],
+  });
 }
 
 /** One gRPC call with a long timeout: it must succeed before the gRPC side is measured. */
 async function primeGrpc(address: string, message: Buffer) {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   try {
-    await new Promise<void>((resolve, reject) => client.makeUnaryRequest(MODEL_INFER, (b: Buffer) => b, (b: Buffer) => b, message, { deadline: Date.now() + 60_000 },
-      (e) => (e ? reject(new Error(`priming gRPC ${address}: ${e.message}`)) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      client.makeUnaryRequest(
+        MODEL_INFER,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        message,
+        { deadline: Date.now() + 60_000 },
+        (e) => (e ? reject(new Error(`priming gRPC ${address}: ${e.message}`)) : resolve()),
+      ),
+    );
   } finally {
     client.close();
   }
@@ -92,12 +113,32 @@ const f1 = (n: number) => n.toFixed(1);
 const errs = (r: LoadResult) => (r.errors ? `${r.errors} (${r.firstError})` : '0');
 
 function printTable(name: string, rows: Row[]) {
-  const head = ['clients', 'base rps', 'p50 ms', 'p99 ms', 'errors', 'rest rps', 'p50 ms', 'p99 ms', 'errors', 'rest/base',
-    'grpc rps', 'p50 ms', 'p99 ms', 'errors', 'grpc/rest'];
+  const head = [
+    'clients',
+    'base rps',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'rest rps',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'rest/base',
+    'grpc rps',
+    'p50 ms',
+    'p99 ms',
+    'errors',
+    'grpc/rest',
+  ];
   const ratio = (a?: LoadResult, b?: LoadResult) => (a && b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}x` : '-');
   const cells = (x?: LoadResult) => (x ? [f0(x.rps), f1(x.p50Ms), f1(x.p99Ms), errs(x)] : ['-', '-', '-', '-']);
   const body = rows.map((r) => [
-    String(r.clients), ...cells(r.baseline), ...cells(r.platform), ratio(r.platform, r.baseline), ...cells(r.grpc), ratio(r.grpc, r.platform),
+    String(r.clients),
+    ...cells(r.baseline),
+    ...cells(r.platform),
+    ratio(r.platform, r.baseline),
+    ...cells(r.grpc),
+    ratio(r.grpc, r.platform),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
@@ -112,11 +153,17 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     seconds: opts.seconds ?? envNum('BENCH_SECONDS') ?? 5,
     warmupSeconds: opts.warmupSeconds ?? envNum('BENCH_WARMUP_SECONDS') ?? 1,
     workers: opts.workers ?? envNum('BENCH_WORKERS') ?? 1,
-    models: opts.models ?? process.env.BENCH_MODELS?.split(',').map((m) => m.split('-').map(Number)) ?? [[512, 2048, 2048, 10], [256, 1024, 1024, 10]],
+    models: opts.models ??
+      process.env.BENCH_MODELS?.split(',').map((m) => m.split('-').map(Number)) ?? [
+        [512, 2048, 2048, 10],
+        [256, 1024, 1024, 10],
+      ],
     baselineOnly: opts.baselineOnly ?? false,
   };
-  console.log(`online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
-    `platform workers ${o.workers}, ${os.cpus().length} cpus`);
+  console.log(
+    `online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
+      `platform workers ${o.workers}, ${os.cpus().length} cpus`,
+  );
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-online-'));
   const models = o.models.map((sizes) => {
@@ -162,7 +209,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
             rows.push(row);
           }
           results.set(m.name, rows);
-          if (platUrl) queueToAnswer.set(m.name, rows.find((r) => r.clients === 1)?.platform ?? await run(platUrl, m.body, 1, o));
+          if (platUrl) queueToAnswer.set(m.name, rows.find((r) => r.clients === 1)?.platform ?? (await run(platUrl, m.body, 1, o)));
         } finally {
           await base.stop();
         }

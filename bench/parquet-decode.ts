@@ -23,8 +23,20 @@ const inputs: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [-1, F] 
 /** The hyparquet-writer file re-written by arrow-rs: pages v1, snappy, row groups of 10,000. */
 async function arrowCopy(file: Uint8Array): Promise<Uint8Array> {
   const { parquetReadObjects } = await import('hyparquet');
-  const rows = await parquetReadObjects({ file: file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer }) as { id: bigint; input: number[] }[];
-  const table = new Table({ id: vectorFromArray(rows.map((r) => r.id), new Int64()), input: vectorFromArray(rows.map((r) => r.input), new List(new Field('item', new Float32(), false))) });
+  const rows = (await parquetReadObjects({ file: file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer })) as {
+    id: bigint;
+    input: number[];
+  }[];
+  const table = new Table({
+    id: vectorFromArray(
+      rows.map((r) => r.id),
+      new Int64(),
+    ),
+    input: vectorFromArray(
+      rows.map((r) => r.input),
+      new List(new Field('item', new Float32(), false)),
+    ),
+  });
   const props = new pw.WriterPropertiesBuilder().setCompression(pw.Compression.SNAPPY).setWriterVersion(pw.WriterVersion.V1).setMaxRowGroupSize(10_000).build();
   return pw.writeParquet(pw.Table.fromIPCStream(tableToIPC(table, 'stream')), props);
 }
@@ -72,7 +84,12 @@ export async function benchParquetDecode() {
     await writeParquetInput(file, ROWS, F);
     const files = { 'hyparquet-writer (v2 pages, snappy)': new Uint8Array(fs.readFileSync(file)) } as Record<string, Uint8Array>;
     files['arrow-rs (v1 pages, snappy)'] = await arrowCopy(files['hyparquet-writer (v2 pages, snappy)']!);
-    console.log(`parquet-decode: ${ROWS} rows x ${F} floats (list<float>), row groups of 10,000, runs of ${RUN} rows, ${REPS} reps, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(
+      `parquet-decode: ${ROWS} rows x ${F} floats (list<float>), row groups of 10,000, runs of ${RUN} rows, ${REPS} reps, load ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     console.log('\n| file | hyparquet + copy (us/row) | fast decoder (us/row) | speed-up |');
     console.log('|---|---|---|---|');
     for (const [name, bytes] of Object.entries(files)) {

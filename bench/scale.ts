@@ -18,9 +18,11 @@ const WORKERS = (process.env.BENCH_SCALE_WORKERS ?? '1,2,4').split(',').map(Numb
 const CHUNK_ROWS = Number(process.env.BENCH_SCALE_CHUNK_ROWS ?? 2000);
 const F = 64;
 
-
-
-interface RedisSample { calls: number; usec: number; cpu: number }
+interface RedisSample {
+  calls: number;
+  usec: number;
+  cpu: number;
+}
 
 /** Commands executed, their server time, and the server's CPU seconds (user + sys) so far. */
 async function sample(r: Redis): Promise<RedisSample> {
@@ -40,8 +42,11 @@ export async function benchScale() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-scale-'));
   // A Redis of our own: its INFO counts only this benchmark's commands.
   const port = await freePort();
-  const redisServer = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxmemory-policy', 'noeviction', '--dir', dir], { stdio: 'ignore' });
+  const redisServer = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dir],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   const redis = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
   redis.on('error', () => {});
@@ -52,7 +57,9 @@ export async function benchScale() {
     const input = path.join(dir, 'input.jsonl');
     writeInput(input, ROWS, F);
     const chunks = Math.ceil(ROWS / CHUNK_ROWS);
-    console.log(`scale: ${ROWS} rows x ${F} features, MLP ${F}-1024-1024-10, ${chunks} chunks of ${CHUNK_ROWS}, ${(fs.statSync(input).size / 1024 ** 2).toFixed(0)} MiB JSONL, ${os.availableParallelism()} cpus, 1 engine thread per worker`);
+    console.log(
+      `scale: ${ROWS} rows x ${F} features, MLP ${F}-1024-1024-10, ${chunks} chunks of ${CHUNK_ROWS}, ${(fs.statSync(input).size / 1024 ** 2).toFixed(0)} MiB JSONL, ${os.availableParallelism()} cpus, 1 engine thread per worker`,
+    );
 
     process.env.MODELQ_REDIS_URL = url;
     process.env.MODELQ_ENGINE_THREADS ??= '1';
@@ -88,7 +95,9 @@ export async function benchScale() {
         const rps = ROWS / seconds;
         const r = { workers, rps, e2e: ROWS / ((scored - t0) / 1000), calls: per('calls'), usec: per('usec'), cpu: per('cpu') };
         results.push(r);
-        console.log(`${workers} worker process(es): ${rps.toFixed(0)} rows/s scoring (${r.e2e.toFixed(0)} rows/s with the upload); Redis per chunk beyond idle: ${r.calls.toFixed(0)} commands, ${r.usec.toFixed(0)} us in commands, ${(r.cpu * 1e3).toFixed(2)} ms CPU`);
+        console.log(
+          `${workers} worker process(es): ${rps.toFixed(0)} rows/s scoring (${r.e2e.toFixed(0)} rows/s with the upload); Redis per chunk beyond idle: ${r.calls.toFixed(0)} commands, ${r.usec.toFixed(0)} us in commands, ${(r.cpu * 1e3).toFixed(2)} ms CPU`,
+        );
       } finally {
         await platform.stop();
       }
@@ -100,9 +109,11 @@ export async function benchScale() {
     const worst = results.reduce((a, b) => (b.cpu > a.cpu ? b : a));
     const chunksPerSec = 1 / Math.max(worst.cpu, 1e-6);
     const rowsPerSec = chunksPerSec * CHUNK_ROWS;
-    console.log(`estimate: one Redis core at 100% takes ~${chunksPerSec.toFixed(0)} chunks/s = ${(rowsPerSec / 1e6).toFixed(1)}M rows/s at ${CHUNK_ROWS} rows/chunk; ` +
-      `at ${one.rps.toFixed(0)} rows/s per worker that is ~${Math.floor(rowsPerSec / one.rps)} workers (keep Redis under half: ~${Math.floor(rowsPerSec / one.rps / 2)}); ` +
-      `per-chunk costs include this bench's status polls (4/s); more rows per chunk means fewer chunks per row.`);
+    console.log(
+      `estimate: one Redis core at 100% takes ~${chunksPerSec.toFixed(0)} chunks/s = ${(rowsPerSec / 1e6).toFixed(1)}M rows/s at ${CHUNK_ROWS} rows/chunk; ` +
+        `at ${one.rps.toFixed(0)} rows/s per worker that is ~${Math.floor(rowsPerSec / one.rps)} workers (keep Redis under half: ~${Math.floor(rowsPerSec / one.rps / 2)}); ` +
+        `per-chunk costs include this bench's status polls (4/s); more rows per chunk means fewer chunks per row.`,
+    );
   } finally {
     if (savedUrl === undefined) delete process.env.MODELQ_REDIS_URL;
     else process.env.MODELQ_REDIS_URL = savedUrl;

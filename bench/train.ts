@@ -28,7 +28,10 @@ function synthetic(rows: number): { x: Float32Array; y: Int32Array } {
     for (let c = 0; c < C; c++) {
       let z = 0;
       for (let f = 0; f < F; f++) z += x[r * F + f]! * teacher[f * C + c]!;
-      if (z > best) { best = z; y[r] = c; }
+      if (z > best) {
+        best = z;
+        y[r] = c;
+      }
     }
   }
   return { x, y };
@@ -39,20 +42,36 @@ async function ours(): Promise<{ perEpoch: number[]; loss: number }> {
   const tf = await initTf();
   const { x, y } = synthetic(ROWS);
   const hp: Hyperparameters = {
-    task: 'classification', target: 'y', features: Array.from({ length: F }, (_, i) => `f${i}`), model: { type: 'mlp', hidden: HIDDEN },
-    epochs: EPOCHS, batchSize: BATCH, learningRate: 1e-3, validationSplit: 0.1, patience: 1000, l2: 1e-4, seed: 1,
+    task: 'classification',
+    target: 'y',
+    features: Array.from({ length: F }, (_, i) => `f${i}`),
+    model: { type: 'mlp', hidden: HIDDEN },
+    epochs: EPOCHS,
+    batchSize: BATCH,
+    learningRate: 1e-3,
+    validationSplit: 0.1,
+    patience: 1000,
+    l2: 1e-4,
+    seed: 1,
   };
   const sizes = [F, ...HIDDEN, C];
   const val = Math.min(1000, ROWS);
   const t = tf.tidy(() => ({
-    xTrain: tf.tensor2d(x, [ROWS, F]), yTrain: tf.oneHot(tf.tensor1d(y, 'int32'), C).toFloat(),
-    xVal: tf.tensor2d(x.subarray(0, val * F), [val, F]), yVal: tf.oneHot(tf.tensor1d(y.subarray(0, val), 'int32'), C).toFloat(),
+    xTrain: tf.tensor2d(x, [ROWS, F]),
+    yTrain: tf.oneHot(tf.tensor1d(y, 'int32'), C).toFloat(),
+    xVal: tf.tensor2d(x.subarray(0, val * F), [val, F]),
+    yVal: tf.oneHot(tf.tensor1d(y.subarray(0, val), 'int32'), C).toFloat(),
   }));
   const perEpoch: number[] = [];
   let loss = NaN;
   let t0 = performance.now();
   await train({
-    tf, hp, sizes, ...t, targetScale: 1, state: initState(sizes, 1, 'bench'),
+    tf,
+    hp,
+    sizes,
+    ...t,
+    targetScale: 1,
+    state: initState(sizes, 1, 'bench'),
     onEpoch: async (_s, p) => {
       perEpoch.push((performance.now() - t0) / 1000);
       loss = p.loss;
@@ -81,12 +100,19 @@ print(json.dumps({'perEpoch': s / clf.n_iter_, 'loss': clf.loss_, 'epochs': clf.
 
 /** `threads`: BLAS threads for numpy; undefined leaves the installed default (all cores). */
 function sklearn(threads?: number): { perEpoch: number; loss: number } | { error: string } {
-  const env = threads ? { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } : process.env;
+  const env = threads
+    ? { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) }
+    : process.env;
   try {
     const out = execFileSync('/usr/bin/python3', ['-c', SKLEARN, String(ROWS), String(EPOCHS)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
     return JSON.parse(out.trim().split('\n').pop()!);
   } catch (e) {
-    return { error: String((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n').pop()! };
+    return {
+      error: String((e as { stderr?: string }).stderr || (e as Error).message)
+        .trim()
+        .split('\n')
+        .pop()!,
+    };
   }
 }
 
@@ -94,7 +120,9 @@ export async function benchTrain() {
   console.log(`train: MLP ${[F, ...HIDDEN, C].join('-')}, ${ROWS} rows, batch ${BATCH}, Adam, ${EPOCHS} epochs each`);
   const o = await ours();
   const mine = median(o.perEpoch);
-  console.log(`modelq (tfjs wasm, 1 thread): ${mine.toFixed(2)} s/epoch (median; epochs ${o.perEpoch.map((s) => s.toFixed(2)).join(', ')}), last loss ${o.loss.toFixed(3)}`);
+  console.log(
+    `modelq (tfjs wasm, 1 thread): ${mine.toFixed(2)} s/epoch (median; epochs ${o.perEpoch.map((s) => s.toFixed(2)).join(', ')}), last loss ${o.loss.toFixed(3)}`,
+  );
   const sk = sklearn();
   if ('error' in sk) {
     console.log(`scikit-learn: not measured (${sk.error}); apt-get install python3-sklearn`);
@@ -105,7 +133,9 @@ export async function benchTrain() {
   // Same footing as the trainer, which uses one core (and leaves the other to the worker).
   const one = sklearn(1);
   if ('error' in one) return { ours: mine, sklearn: sk.perEpoch, ratio: mine / sk.perEpoch };
-  console.log(`scikit-learn with 1 BLAS thread: ${one.perEpoch.toFixed(2)} s/epoch; ratio modelq / scikit-learn(1 thread): ${(mine / one.perEpoch).toFixed(2)}x`);
+  console.log(
+    `scikit-learn with 1 BLAS thread: ${one.perEpoch.toFixed(2)} s/epoch; ratio modelq / scikit-learn(1 thread): ${(mine / one.perEpoch).toFixed(2)}x`,
+  );
   return { ours: mine, sklearn: sk.perEpoch, ratio: mine / sk.perEpoch, sklearnOneThread: one.perEpoch, ratioOneThread: mine / one.perEpoch };
 }
 

@@ -92,8 +92,10 @@ export async function follow(client: Client, first: BatchView, pollMs: number, d
     process.removeListener('SIGINT', onSigint);
   }
   const c = v.requestCounts;
-  process.stdout.write(`status: ${v.status} (${formatDuration((Date.now() - started) / 1000)})\n` +
-    `requestCounts: { total: ${c.total}, completed: ${c.completed}, failed: ${c.failed} }\n`);
+  process.stdout.write(
+    `status: ${v.status} (${formatDuration((Date.now() - started) / 1000)})\n` +
+      `requestCounts: { total: ${c.total}, completed: ${c.completed}, failed: ${c.failed} }\n`,
+  );
   if (v.error) process.stderr.write(`modelq: batch ${v.id} ${v.status}: ${v.error}\n`);
   if (c.failed > 0) process.stderr.write(`${c.failed} row(s) failed; see them with: modelq batch download ${v.id} --errors\n`);
   return v.status === 'completed' ? 0 : 1;
@@ -148,9 +150,11 @@ export async function download(client: Client, id: string, o: DownloadOptions): 
   } catch (e) {
     fs.rmSync(part, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE'
-      ? `the download of ${v.id} broke off (${code}); ${o.output} was not written`
-      : `cannot write ${o.output}: ${code ?? (e as Error).message}`);
+    throw new CliError(
+      code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE'
+        ? `the download of ${v.id} broke off (${code}); ${o.output} was not written`
+        : `cannot write ${o.output}: ${code ?? (e as Error).message}`,
+    );
   }
   process.stderr.write(`wrote ${counter.lines} lines (${counter.bytes} bytes) to ${o.output}\n`);
   return 0;

@@ -7,7 +7,12 @@ import type { Readable } from 'node:stream';
 
 /** A failure the command reports as `modelq: <message>` with exit code 2. */
 export class CliError extends Error {
-  constructor(message: string, readonly status?: number, readonly code?: string, readonly retryAfterS?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+    readonly retryAfterS?: number,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -72,11 +77,14 @@ export class Client {
           o.body!.destroy();
         }
         if (res.statusCode !== undefined && res.statusCode < 400) return resolve(res);
-        readText(res).then((text) => {
-          if (early) req.destroy();
-          const retryAfter = Number(res.headers['retry-after']);
-          reject(errorFrom(res.statusCode ?? 0, text, Number.isFinite(retryAfter) ? retryAfter : undefined));
-        }, (e: Error) => reject(new CliError(`${method} ${url.pathname} failed: HTTP ${res.statusCode}, ${e.message}`)));
+        readText(res).then(
+          (text) => {
+            if (early) req.destroy();
+            const retryAfter = Number(res.headers['retry-after']);
+            reject(errorFrom(res.statusCode ?? 0, text, Number.isFinite(retryAfter) ? retryAfter : undefined));
+          },
+          (e: Error) => reject(new CliError(`${method} ${url.pathname} failed: HTTP ${res.statusCode}, ${e.message}`)),
+        );
       });
       if (o.body) {
         o.body.on('error', (e) => {
@@ -113,7 +121,9 @@ function errorFrom(status: number, text: string, retryAfterS?: number): CliError
     const body = JSON.parse(text) as { error?: { code?: string; message?: string } | string };
     if (typeof body.error === 'string') return new CliError(body.error, status, undefined, retryAfterS);
     if (body.error?.message) return new CliError(body.error.message, status, body.error.code, retryAfterS);
-  } catch { /* not JSON: a proxy's page, say */ }
+  } catch {
+    /* not JSON: a proxy's page, say */
+  }
   const snippet = text.trim().replace(/\s+/g, ' ').slice(0, 200);
   return new CliError(`HTTP ${status}${snippet ? `: ${snippet}` : ''}`, status, undefined, retryAfterS);
 }

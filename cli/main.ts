@@ -7,7 +7,10 @@ import { CliError, Client } from './client.ts';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface GlobalOptions { url: string; apiKey?: string }
+interface GlobalOptions {
+  url: string;
+  apiKey?: string;
+}
 
 function chunkRows(value: string): number {
   const n = Number(value);
@@ -24,7 +27,11 @@ export function buildProgram(): Command {
   const program = new Command('modelq')
     .description('Command line of the modelq platform')
     .version(pkg.version)
-    .addOption(new Option('--url <url>', 'producer URL').env('MODELQ_URL').default(`http://127.0.0.1:${process.env.MODELQ_PORT || 8080}`, 'http://127.0.0.1:${MODELQ_PORT:-8080}'))
+    .addOption(
+      new Option('--url <url>', 'producer URL')
+        .env('MODELQ_URL')
+        .default(`http://127.0.0.1:${process.env.MODELQ_PORT || 8080}`, 'http://127.0.0.1:${MODELQ_PORT:-8080}'),
+    )
     .addOption(new Option('--api-key <key>', 'sent as Authorization: Bearer <key>').env('MODELQ_API_KEY'))
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
@@ -32,11 +39,12 @@ export function buildProgram(): Command {
   const format = (dflt: string) => new Option('--format <format>', `file format (default: ${dflt})`).choices(['jsonl', 'csv', 'parquet']);
   const batch = program.command('batch').description('bulk scoring of JSONL or CSV files').exitOverride();
 
-  batch.command('submit <file>')
+  batch
+    .command('submit <file>')
     .description('upload FILE (streamed; - reads stdin) and print the batch id')
     .requiredOption('-m, --model <ref>', 'model reference: name, name@alias or name@3')
     .addOption(format('csv for *.csv, parquet for *.parquet, else jsonl'))
-    .option('--chunk-rows <n>', 'rows per chunk job (default: the server\'s MODELQ_BATCH_CHUNK_ROWS)', chunkRows)
+    .option('--chunk-rows <n>', "rows per chunk job (default: the server's MODELQ_BATCH_CHUNK_ROWS)", chunkRows)
     .option('--metadata <json>', 'JSON object of string values kept with the batch')
     .option('-w, --wait', 'follow the batch with a progress bar until it ends; exit 1 unless it completed')
     .exitOverride()
@@ -44,14 +52,16 @@ export function buildProgram(): Command {
       process.exitCode = await submit(client(cmd), file, o);
     });
 
-  batch.command('status <id>')
+  batch
+    .command('status <id>')
     .description('print the batch as JSON')
     .exitOverride()
     .action(async (id: string, _o: unknown, cmd: Command) => {
       process.exitCode = await status(client(cmd), id);
     });
 
-  batch.command('download <id>')
+  batch
+    .command('download <id>')
     .description('write the output (one line per input row, in order) or the error file')
     .option('-o, --output <file>', 'write to FILE instead of stdout')
     .option('--errors', 'the error file (failed rows) instead of the output')
@@ -61,7 +71,8 @@ export function buildProgram(): Command {
       process.exitCode = await download(client(cmd), id, o);
     });
 
-  batch.command('cancel <id>')
+  batch
+    .command('cancel <id>')
     .description('cancel a queued or running batch')
     .exitOverride()
     .action(async (id: string, _o: unknown, cmd: Command) => {

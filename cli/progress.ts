@@ -40,7 +40,15 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-interface Figures { done: string; total: string; rate: string; eta: string; status: string; failed: string; percentage: string }
+interface Figures {
+  done: string;
+  total: string;
+  rate: string;
+  eta: string;
+  status: string;
+  failed: string;
+  percentage: string;
+}
 
 function figures(v: BatchView, meter: RateMeter): Figures {
   const done = rowsDone(v);
@@ -86,25 +94,38 @@ class BarDisplay implements ProgressDisplay {
   private readonly bar: cliProgress.SingleBar;
   private started = false;
 
-  constructor(stream: NodeJS.WriteStream, private readonly now: () => number) {
-    this.bar = new cliProgress.SingleBar({
-      stream,
-      // Fits 80 columns with a million-row batch; the status shows while queued, finalizing or
-      // cancelling (the final one is printed on the next line).
-      format: '{bar} {percentage}% {done}/{totals} rows | {rate} rows/s | ETA {etaText}{state}{failed}',
-      barsize: Math.max(10, Math.min(30, (stream.columns || 80) - 60)),
-      hideCursor: true,
-      // We own SIGINT (to say the batch goes on); stop() restores the cursor.
-      gracefulExit: false,
-      linewrap: true,
-    }, cliProgress.Presets.shades_classic);
+  constructor(
+    stream: NodeJS.WriteStream,
+    private readonly now: () => number,
+  ) {
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream,
+        // Fits 80 columns with a million-row batch; the status shows while queued, finalizing or
+        // cancelling (the final one is printed on the next line).
+        format: '{bar} {percentage}% {done}/{totals} rows | {rate} rows/s | ETA {etaText}{state}{failed}',
+        barsize: Math.max(10, Math.min(30, (stream.columns || 80) - 60)),
+        hideCursor: true,
+        // We own SIGINT (to say the batch goes on); stop() restores the cursor.
+        gracefulExit: false,
+        linewrap: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
   }
 
   update(v: BatchView): void {
     this.meter.add(this.now(), rowsDone(v));
     const f = figures(v, this.meter);
     // {total}, {eta} and {percentage} are cli-progress's own tokens; ours are computed from the server's counts.
-    const payload = { done: f.done, totals: f.total, rate: f.rate, etaText: f.eta, state: v.status === 'running' || FINAL.has(v.status) ? '' : ` | ${v.status}`, failed: f.failed };
+    const payload = {
+      done: f.done,
+      totals: f.total,
+      rate: f.rate,
+      etaText: f.eta,
+      state: v.status === 'running' || FINAL.has(v.status) ? '' : ` | ${v.status}`,
+      failed: f.failed,
+    };
     const total = Math.max(1, v.requestCounts.total);
     if (!this.started) {
       this.bar.start(total, rowsDone(v), payload);
@@ -126,7 +147,11 @@ class LineDisplay implements ProgressDisplay {
   private last = -Infinity;
   private lastText = '';
 
-  constructor(private readonly stream: NodeJS.WriteStream, private readonly now: () => number, private readonly intervalMs: number) {}
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly now: () => number,
+    private readonly intervalMs: number,
+  ) {}
 
   update(v: BatchView): void {
     const t = this.now();

@@ -33,20 +33,44 @@ async function ensureRedis(): Promise<ChildProcess | null> {
   const local = ['127.0.0.1', 'localhost', '::1', '[::1]'].includes(url.hostname);
   const hasServer = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
   if (!local || !hasServer) {
-    process.stderr.write(`modelq: nothing answers at MODELQ_REDIS_URL=${maskUrl(cfg.MODELQ_REDIS_URL)}${local ? ' and redis-server is not installed' : ''}.\n` +
-      (local ? '  Install Redis 7 (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run npm start again,\n  or point MODELQ_REDIS_URL at a running Redis.\n' : '  Start that Redis or point MODELQ_REDIS_URL at a running one.\n'));
+    process.stderr.write(
+      `modelq: nothing answers at MODELQ_REDIS_URL=${maskUrl(cfg.MODELQ_REDIS_URL)}${local ? ' and redis-server is not installed' : ''}.\n` +
+        (local
+          ? '  Install Redis 7 (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) and run npm start again,\n  or point MODELQ_REDIS_URL at a running Redis.\n'
+          : '  Start that Redis or point MODELQ_REDIS_URL at a running one.\n'),
+    );
     process.exit(1);
   }
   const user = decodeURIComponent(url.username);
   if (user && user !== 'default') {
-    process.stderr.write(`modelq: MODELQ_REDIS_URL names the Redis user "${user}"; the redis-server npm start would start has only the default user.\n  Start that Redis yourself, or use redis://:<password>@... for a local one.\n`);
+    process.stderr.write(
+      `modelq: MODELQ_REDIS_URL names the Redis user "${user}"; the redis-server npm start would start has only the default user.\n  Start that Redis yourself, or use redis://:<password>@... for a local one.\n`,
+    );
     process.exit(1);
   }
   const dir = path.resolve(cfg.MODELQ_DATA_DIR, 'redis');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const port = url.port || '6379';
   log.info({ port, dir, password: url.password !== '' }, 'no Redis answered; starting redis-server for this run');
-  const child = spawn('redis-server', [writeRedisConf(dir, decodeURIComponent(url.password)), '--port', port, '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    'redis-server',
+    [
+      writeRedisConf(dir, decodeURIComponent(url.password)),
+      '--port',
+      port,
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(cfg.MODELQ_REDIS_URL))) {
     if (child.exitCode !== null || Date.now() > deadline) {
@@ -70,7 +94,10 @@ function writeRedisConf(dir: string, password: string): string {
   return file;
 }
 
-interface Role { name: string; file: string }
+interface Role {
+  name: string;
+  file: string;
+}
 const roles: Role[] = [
   { name: 'producer', file: 'producer/main.ts' },
   ...Array.from({ length: cfg.MODELQ_WORKERS }, (_, i) => ({ name: `worker-${i + 1}`, file: 'workers/main.ts' })),
@@ -86,13 +113,18 @@ function start(role: Role) {
   child.on('exit', (code, signal) => {
     if (stopping) return;
     log.error({ role: role.name, code, signal }, 'child process died; restarting it');
-    setTimeout(() => { if (!stopping) start(role); }, 250);
+    setTimeout(() => {
+      if (!stopping) start(role);
+    }, 250);
   });
 }
 
 const redisChild = await ensureRedis();
 for (const r of roles) start(r);
-log.info({ producer: `http://127.0.0.1:${cfg.MODELQ_PORT}`, dashboard: `http://127.0.0.1:${cfg.MODELQ_DASHBOARD_PORT}`, workers: cfg.MODELQ_WORKERS }, 'modelq started');
+log.info(
+  { producer: `http://127.0.0.1:${cfg.MODELQ_PORT}`, dashboard: `http://127.0.0.1:${cfg.MODELQ_DASHBOARD_PORT}`, workers: cfg.MODELQ_WORKERS },
+  'modelq started',
+);
 
 async function stop(sig: string) {
   if (stopping) return;

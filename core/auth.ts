@@ -14,24 +14,37 @@ import type { Config } from './config.ts';
 export const SCOPES = ['read', 'infer', 'submit', 'publish', 'admin', 'platform'] as const;
 export type Scope = (typeof SCOPES)[number];
 
-export interface Principal { tenant: string; keyId: string; scopes: Scope[] }
+export interface Principal {
+  tenant: string;
+  keyId: string;
+  scopes: Scope[];
+}
 
 /** Who a request is when the platform runs without keys. */
 export const OPEN_PRINCIPAL: Principal = Object.freeze({ tenant: 'default', keyId: 'open', scopes: [...SCOPES] });
 
-const keysSchema = z.record(z.string(), z.object({
-  tenant: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tenant must be 1-64 letters, digits, _ . -'),
-  scopes: z.array(z.enum(SCOPES)).min(1),
-}).strict());
+const keysSchema = z.record(
+  z.string(),
+  z
+    .object({
+      tenant: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tenant must be 1-64 letters, digits, _ . -'),
+      scopes: z.array(z.enum(SCOPES)).min(1),
+    })
+    .strict(),
+);
 
-interface KeyEntry extends Principal { digest: Buffer }
+interface KeyEntry extends Principal {
+  digest: Buffer;
+}
 
 const digest = (key: string) => createHash('sha256').update(key).digest();
 
 export class KeyRing {
   private constructor(private readonly entries: KeyEntry[]) {}
 
-  get size() { return this.entries.length; }
+  get size() {
+    return this.entries.length;
+  }
 
   /** Reads MODELQ_API_KEYS or MODELQ_API_KEYS_FILE; throws a message naming the key on bad input. */
   static fromConfig(cfg: Pick<Config, 'MODELQ_API_KEYS' | 'MODELQ_API_KEYS_FILE'>): KeyRing {
@@ -39,19 +52,31 @@ export class KeyRing {
     let source = 'MODELQ_API_KEYS';
     if (!raw && cfg.MODELQ_API_KEYS_FILE) {
       source = 'MODELQ_API_KEYS_FILE';
-      try { raw = fs.readFileSync(cfg.MODELQ_API_KEYS_FILE, 'utf8'); } catch (e) { throw new Error(`${source}: cannot read ${cfg.MODELQ_API_KEYS_FILE}: ${(e as Error).message}`); }
+      try {
+        raw = fs.readFileSync(cfg.MODELQ_API_KEYS_FILE, 'utf8');
+      } catch (e) {
+        throw new Error(`${source}: cannot read ${cfg.MODELQ_API_KEYS_FILE}: ${(e as Error).message}`);
+      }
     }
     if (!raw) return new KeyRing([]);
     let json: unknown;
-    try { json = JSON.parse(raw); } catch { throw new Error(`${source}: not valid JSON`); }
-    if (json && typeof json === 'object' && Object.keys(json).some((k) => k.length < 16)) throw new Error(`${source}: every key must be at least 16 characters long`);
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new Error(`${source}: not valid JSON`);
+    }
+    if (json && typeof json === 'object' && Object.keys(json).some((k) => k.length < 16))
+      throw new Error(`${source}: every key must be at least 16 characters long`);
     const r = keysSchema.safeParse(json);
     // Name the field, never the key itself (it is a secret).
-    if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.length > 1 ? `<key>.${i.path.slice(1).join('.')}: ` : ''}${i.message}`).join('; ')}`);
-    return new KeyRing(Object.entries(r.data).map(([key, v]) => {
-      const d = digest(key);
-      return { digest: d, keyId: d.toString('hex').slice(0, 12), tenant: v.tenant, scopes: [...new Set(v.scopes)] };
-    }));
+    if (!r.success)
+      throw new Error(`${source}: ${r.error.issues.map((i) => `${i.path.length > 1 ? `<key>.${i.path.slice(1).join('.')}: ` : ''}${i.message}`).join('; ')}`);
+    return new KeyRing(
+      Object.entries(r.data).map(([key, v]) => {
+        const d = digest(key);
+        return { digest: d, keyId: d.toString('hex').slice(0, 12), tenant: v.tenant, scopes: [...new Set(v.scopes)] };
+      }),
+    );
   }
 
   /** For the processes' main files: the key ring, or the reason printed and exit 1. */
@@ -85,7 +110,10 @@ export function allows(p: Principal, scope: Scope): boolean {
 export const isPlatform = (p: Principal) => allows(p, 'platform');
 
 /** Who owns a model and whether other tenants may read and infer it. */
-export interface ModelAccess { owner: string; shared: boolean }
+export interface ModelAccess {
+  owner: string;
+  shared: boolean;
+}
 
 /** Reading and inferring: the owner, a platform operator, or anyone when the model is shared. */
 export const canReadModel = (p: Principal, a: ModelAccess) => a.shared || a.owner === p.tenant || isPlatform(p);

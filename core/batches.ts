@@ -4,7 +4,10 @@
 import type { Redis } from 'ioredis';
 import { type BatchSpec, type BatchStatus, FINAL_STATUSES } from './jobs/batch.ts';
 
-export interface ChunkOutcome { completed: number; failed: number }
+export interface ChunkOutcome {
+  completed: number;
+  failed: number;
+}
 
 export interface BatchView {
   id: string;
@@ -38,18 +41,32 @@ return false
 `;
 
 export class BatchStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
   // Under "records:" so no key can meet a BullMQ key of the `batch` queue ({prefix}:batch:<jobId>).
-  private key(id: string) { return `${this.prefix}:records:batch:${id}`; }
-  private chunksKey(id: string) { return `${this.prefix}:records:batch:${id}:chunks`; }
-  private progressKey(id: string) { return `${this.prefix}:records:batch:${id}:progress`; }
-  private get indexKey() { return `${this.prefix}:records:batches`; }
+  private key(id: string) {
+    return `${this.prefix}:records:batch:${id}`;
+  }
+  private chunksKey(id: string) {
+    return `${this.prefix}:records:batch:${id}:chunks`;
+  }
+  private progressKey(id: string) {
+    return `${this.prefix}:records:batch:${id}:progress`;
+  }
+  private get indexKey() {
+    return `${this.prefix}:records:batches`;
+  }
   /** Each tenant's own index, so a list never reads another tenant's batches. */
-  private tenantIndex(tenant: string) { return `${this.prefix}:records:batches:tenant:${tenant}`; }
+  private tenantIndex(tenant: string) {
+    return `${this.prefix}:records:batches:tenant:${tenant}`;
+  }
 
   async create(spec: BatchSpec): Promise<void> {
-    await this.redis.multi()
+    await this.redis
+      .multi()
       .hset(this.key(spec.id), { spec: JSON.stringify(spec), status: 'queued' })
       .zadd(this.indexKey, Date.parse(spec.createdAt), spec.id)
       .zadd(this.tenantIndex(spec.tenant ?? 'default'), Date.parse(spec.createdAt), spec.id)
@@ -92,7 +109,9 @@ export class BatchStore {
 
   async view(id: string): Promise<(BatchView & { spec: BatchSpec }) | null> {
     const [h, chunks, progress] = await Promise.all([
-      this.redis.hgetall(this.key(id)), this.redis.hgetall(this.chunksKey(id)), this.redis.hgetall(this.progressKey(id)),
+      this.redis.hgetall(this.key(id)),
+      this.redis.hgetall(this.chunksKey(id)),
+      this.redis.hgetall(this.progressKey(id)),
     ]);
     if (!h.spec) return null;
     const spec = JSON.parse(h.spec) as BatchSpec;
@@ -140,8 +159,12 @@ export class BatchStore {
 
   async remove(id: string): Promise<void> {
     const spec = await this.spec(id);
-    await this.redis.multi().del(this.key(id), this.chunksKey(id), this.progressKey(id)).zrem(this.indexKey, id)
-      .zrem(this.tenantIndex(spec?.tenant ?? 'default'), id).exec();
+    await this.redis
+      .multi()
+      .del(this.key(id), this.chunksKey(id), this.progressKey(id))
+      .zrem(this.indexKey, id)
+      .zrem(this.tenantIndex(spec?.tenant ?? 'default'), id)
+      .exec();
   }
 
   static isFinal(s: BatchStatus | null): boolean {

@@ -6,10 +6,13 @@ import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** "7d", "12h", "30m", "45s" or plain seconds -> milliseconds. */
-const duration = z.string().regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration like 7d, 12h, 30m, 45s or seconds').transform((s) => {
-  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1)] ?? 1;
-  return Math.round(parseFloat(s) * unit * 1000);
-});
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?[smhd]?$/, 'must be a duration like 7d, 12h, 30m, 45s or seconds')
+  .transform((s) => {
+    const unit = { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1)] ?? 1;
+    return Math.round(parseFloat(s) * unit * 1000);
+  });
 const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
 
 export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress', 'infer-gpu', 'score-gpu'] as const;
@@ -26,118 +29,181 @@ const CORES = Math.max(1, os.availableParallelism());
  * output (npm run docs:config writes it; test/unit/core/config.test.ts fails when they differ).
  */
 export const configKeys = {
-  MODELQ_REDIS_URL: [z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').default('redis://127.0.0.1:6379'),
-    'Redis connection URL.'],
-  MODELQ_PREFIX: [z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -').default('modelq'),
-    'Prefix of every Redis key and queue; the platform wraps it in braces (`{modelq}`) so all keys share one cluster slot.'],
-  MODELQ_DATA_DIR: [z.string().min(1).default('./data'),
-    'Root of the filesystem artifact store (models, batch files).'],
-  MODELQ_REDIS_CLUSTER: [z.string().regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be comma-separated host:port seed nodes').optional(),
-    'Redis Cluster seed nodes `host:port,host:port`; when set, producer, workers and dashboard use a cluster client (credentials and TLS from `MODELQ_REDIS_URL`).'],
-  MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'),
-    'Artifact store: `fs` (`MODELQ_DATA_DIR`) or `s3` (S3, MinIO; no shared disk between machines).'],
-  MODELQ_S3_BUCKET: [z.string().min(3).max(63).optional(),
-    'Bucket of the `s3` store (required with `MODELQ_STORE=s3`). Credentials the AWS SDK\'s usual way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, instance role.'],
-  MODELQ_S3_ENDPOINT: [z.string().url().optional(),
-    'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
-  MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'),
-    'Region the `s3` store signs for.'],
-  MODELQ_CACHE_DIR: [z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')),
-    'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).', '`<os tmpdir>/modelq-cache`'],
-  MODELQ_PORT: [int(1, 65535).default(8080),
-    'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
-  MODELQ_GRPC_PORT: [int(0, 65535).default(8001),
-    'Port of the inference protocol over gRPC (`inference.GRPCInferenceService`, served by the producer); `0` turns it off.'],
-  MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64),
-    'Largest gRPC message received or sent, in MiB (gRPC\'s own default is 4).'],
-  MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081),
-    'HTTP port of the dashboard: the results UI at `/`, bull-board at `/queues`.'],
-  MODELQ_PRODUCER_URL: [z.string().url().optional(),
-    'Where the dashboard sends the UI\'s API calls (it proxies `/api/*` there, so the browser talks to one origin).', '`http://127.0.0.1:<MODELQ_PORT>`'],
-  MODELQ_DASHBOARD_ADMIN: [flag.default(false),
-    'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only `platform` keys open it, and they may act.'],
-  MODELQ_QUEUES: [z.string().default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(',')).transform((s, ctx) => {
-    const names = s.split(',').map((x) => x.trim()).filter(Boolean);
-    for (const n of names) {
-      if (!(ALL_QUEUES as readonly string[]).includes(n)) {
-        ctx.addIssue({ code: 'custom', message: `unknown queue "${n}" (known: ${ALL_QUEUES.join(', ')})` });
-      }
-    }
-    return names as QueueName[];
-  }),
-    'Queues this worker consumes (default: every CPU queue). A worker with `MODELQ_DEVICE=cuda` also takes their GPU twins (`infer-gpu`, `score-gpu`); a CPU worker never does.'],
-  MODELQ_DEVICE: [z.enum(['cpu', 'cuda']).default('cpu'),
-    '`cuda` asks for the CUDA execution provider and falls back to CPU with one warning when it cannot load.'],
-  MODELQ_ENGINE_THREADS: [int(1, 256).default(1),
-    'Engine worker threads per worker process; they parse batch rows and run the model, so the machine has one per core.', 'cores / `MODELQ_WORKERS` (at least 1)'],
-  MODELQ_ENGINE_INTRA_OP_THREADS: [int(1, 256).default(1),
-    'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).'],
-  MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048),
-    'Bound on cached sessions per engine thread (estimated by model file size).'],
-  MODELQ_WORKERS: [int(0, 64).default(Math.min(2, CORES)),
-    'Worker processes started by `npm start`; also divides the cores for the `MODELQ_ENGINE_THREADS` default, so a worker run on its own should say `MODELQ_WORKERS=1`.', '`2` (`1` on a single core)'],
-  MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64),
-    'Concurrent jobs per worker process on the infer queue.'],
-  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000),
-    'How long an online request waits for its answer before 504.'],
-  MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000),
-    'How long a model upload waits for a worker to check the file before 504.'],
-  MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32),
-    'Largest accepted JSON request body, in MiB (413 above).'],
-  MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096),
-    'Largest accepted upload (models, batch files), in MiB (413 above).'],
-  MODELQ_JOB_LOCK_MS: [int(1000, 3_600_000).default(30_000),
-    'Job lock duration: a job whose worker died (SIGKILL, lost node) is taken up again after about this long.'],
-  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000),
-    'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
-  MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000),
-    'Rows per chunk job of a batch when the request does not say (`chunkRows`).'],
-  MODELQ_BATCH_CHUNK_BYTES: [int(1024, 1024 ** 3).default(32 * 1024 * 1024),
-    'Most bytes per chunk job of a batch; a chunk ends at whichever of this and the chunk rows comes first. Bounds a worker\'s memory per chunk.', '`33554432` (32 MiB)'],
-  MODELQ_FAST_ROWS: [flag.default(true),
-    'Batch rows are read straight into the run\'s arrays by hand-written fast paths: JSONL and CSV rows of FP32 models, numeric Parquet columns (PLAIN or dictionary pages); `0` turns them off, to re-measure (`npm run bench batch`, `npm run bench parquet-decode`; results are identical either way).'],
-  MODELQ_MAX_ROW_BYTES: [int(64, 1024 ** 3).default(16 * 1024 * 1024),
-    'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.'],
-  MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000),
-    'Most rows one batch file may have (400 above).'],
-  MODELQ_BATCH_TTL: [duration.default(7 * 86400 * 1000),
-    'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.', '`7d`'],
-  MODELQ_SCORE_CONCURRENCY: [int(1, 256).default(2),
-    'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one.', 'engine threads + 1, at least `2`'],
-  MODELQ_API_KEYS: [z.string().optional(),
-    'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).'],
-  MODELQ_API_KEYS_FILE: [z.string().optional(),
-    'A file holding the same JSON.'],
-  MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'),
-    '`required` refuses to start without keys.'],
-  MODELQ_RATE_LIMIT: [z.string().regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h').optional(),
-    'Requests per key (per address when open) and window: `100/s`, `6000/m`, `100000/h`; no limit when unset.'],
-  MODELQ_MAX_INFLIGHT: [int(1, 1_000_000).default(2048),
-    'Online inference requests one producer holds at once; past it, 429 with Retry-After.'],
-  MODELQ_MAX_INFLIGHT_PER_MODEL: [int(1, 1_000_000).default(1024),
-    'Online inference requests one producer holds at once for one model; past it, 429 with Retry-After (one slow model cannot take every slot).'],
-  MODELQ_REDIS_MEMORY_HIGH: [z.coerce.number().gt(0).max(1).default(0.9),
-    'Fraction of Redis maxmemory past which the producer refuses new work (503 with Retry-After) until it drains; no effect when Redis has no maxmemory.'],
-  MODELQ_TRAIN_MAX_MEMORY_MB: [int(64, 1_048_576).default(4096),
-    'Memory a training (or distillation) process may use, in MiB (V8 heap limit and resident memory, watched); past it the process is killed and the job fails saying so.'],
-  MODELQ_TRAIN_TIMEOUT_S: [int(1, 30 * 86400).default(86400),
-    'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.'],
-  MODELQ_EXPLAIN_MAX_EVALS: [int(1, 1_000_000_000).default(5_000_000),
-    'Most model evaluations one explained request may cost (rows x explainSamples x background rows x (features - 1)); 400 above.'],
-  MODELQ_EXPLAIN_RUN_ROWS: [int(1, 10_000_000).default(16_384),
-    'Most perturbed rows per onnxruntime run of an explanation (bounds its memory: rows x features x 4 bytes).'],
-  MODELQ_DRIFT_WINDOW: [int(10, 100_000_000).default(10_000),
-    'Rows of online traffic a version\'s drift report covers: counts per reference bin in two generations of half this many rows each, so the report covers the last W/2 to W sampled rows.'],
-  MODELQ_DRIFT_SAMPLE: [z.coerce.number().min(0).max(1).default(0.1),
-    'Share of online requests whose rows are counted into their version\'s drift window (0 turns sampling off); only versions with a reference profile are sampled.'],
-  MODELQ_DRIFT_WARN: [z.coerce.number().gt(0).default(0.1),
-    'PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.'],
-  MODELQ_DRIFT_ALERT: [z.coerce.number().gt(0).default(0.25),
-    'PSI and Jensen-Shannon distance at or above which a feature is `alert`.'],
-  MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    'pino log level (JSON logs on stdout, with job ids).'],
-  MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000),
-    'How often workers publish their figures into Redis for `/metrics`.'],
+  MODELQ_REDIS_URL: [
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .default('redis://127.0.0.1:6379'),
+    'Redis connection URL.',
+  ],
+  MODELQ_PREFIX: [
+    z
+      .string()
+      .regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -')
+      .default('modelq'),
+    'Prefix of every Redis key and queue; the platform wraps it in braces (`{modelq}`) so all keys share one cluster slot.',
+  ],
+  MODELQ_DATA_DIR: [z.string().min(1).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
+  MODELQ_REDIS_CLUSTER: [
+    z
+      .string()
+      .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be comma-separated host:port seed nodes')
+      .optional(),
+    'Redis Cluster seed nodes `host:port,host:port`; when set, producer, workers and dashboard use a cluster client (credentials and TLS from `MODELQ_REDIS_URL`).',
+  ],
+  MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'), 'Artifact store: `fs` (`MODELQ_DATA_DIR`) or `s3` (S3, MinIO; no shared disk between machines).'],
+  MODELQ_S3_BUCKET: [
+    z.string().min(3).max(63).optional(),
+    "Bucket of the `s3` store (required with `MODELQ_STORE=s3`). Credentials the AWS SDK's usual way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, instance role.",
+  ],
+  MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
+  MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the `s3` store signs for.'],
+  MODELQ_CACHE_DIR: [
+    z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')),
+    'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).',
+    '`<os tmpdir>/modelq-cache`',
+  ],
+  MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
+  MODELQ_GRPC_PORT: [
+    int(0, 65535).default(8001),
+    'Port of the inference protocol over gRPC (`inference.GRPCInferenceService`, served by the producer); `0` turns it off.',
+  ],
+  MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64), "Largest gRPC message received or sent, in MiB (gRPC's own default is 4)."],
+  MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the dashboard: the results UI at `/`, bull-board at `/queues`.'],
+  MODELQ_PRODUCER_URL: [
+    z.string().url().optional(),
+    "Where the dashboard sends the UI's API calls (it proxies `/api/*` there, so the browser talks to one origin).",
+    '`http://127.0.0.1:<MODELQ_PORT>`',
+  ],
+  MODELQ_DASHBOARD_ADMIN: [
+    flag.default(false),
+    'Set to 1 to allow retry/remove actions in the dashboard when it runs without API keys; read-only otherwise. With keys, only `platform` keys open it, and they may act.',
+  ],
+  MODELQ_QUEUES: [
+    z
+      .string()
+      .default(ALL_QUEUES.filter((q) => !q.endsWith('-gpu')).join(','))
+      .transform((s, ctx) => {
+        const names = s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
+        for (const n of names) {
+          if (!(ALL_QUEUES as readonly string[]).includes(n)) {
+            ctx.addIssue({ code: 'custom', message: `unknown queue "${n}" (known: ${ALL_QUEUES.join(', ')})` });
+          }
+        }
+        return names as QueueName[];
+      }),
+    'Queues this worker consumes (default: every CPU queue). A worker with `MODELQ_DEVICE=cuda` also takes their GPU twins (`infer-gpu`, `score-gpu`); a CPU worker never does.',
+  ],
+  MODELQ_DEVICE: [
+    z.enum(['cpu', 'cuda']).default('cpu'),
+    '`cuda` asks for the CUDA execution provider and falls back to CPU with one warning when it cannot load.',
+  ],
+  MODELQ_ENGINE_THREADS: [
+    int(1, 256).default(1),
+    'Engine worker threads per worker process; they parse batch rows and run the model, so the machine has one per core.',
+    'cores / `MODELQ_WORKERS` (at least 1)',
+  ],
+  MODELQ_ENGINE_INTRA_OP_THREADS: [
+    int(1, 256).default(1),
+    'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).',
+  ],
+  MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Bound on cached sessions per engine thread (estimated by model file size).'],
+  MODELQ_WORKERS: [
+    int(0, 64).default(Math.min(2, CORES)),
+    'Worker processes started by `npm start`; also divides the cores for the `MODELQ_ENGINE_THREADS` default, so a worker run on its own should say `MODELQ_WORKERS=1`.',
+    '`2` (`1` on a single core)',
+  ],
+  MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue.'],
+  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
+  MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
+  MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body, in MiB (413 above).'],
+  MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB (413 above).'],
+  MODELQ_JOB_LOCK_MS: [
+    int(1000, 3_600_000).default(30_000),
+    'Job lock duration: a job whose worker died (SIGKILL, lost node) is taken up again after about this long.',
+  ],
+  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
+  MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (`chunkRows`).'],
+  MODELQ_BATCH_CHUNK_BYTES: [
+    int(1024, 1024 ** 3).default(32 * 1024 * 1024),
+    "Most bytes per chunk job of a batch; a chunk ends at whichever of this and the chunk rows comes first. Bounds a worker's memory per chunk.",
+    '`33554432` (32 MiB)',
+  ],
+  MODELQ_FAST_ROWS: [
+    flag.default(true),
+    "Batch rows are read straight into the run's arrays by hand-written fast paths: JSONL and CSV rows of FP32 models, numeric Parquet columns (PLAIN or dictionary pages); `0` turns them off, to re-measure (`npm run bench batch`, `npm run bench parquet-decode`; results are identical either way).",
+  ],
+  MODELQ_MAX_ROW_BYTES: [
+    int(64, 1024 ** 3).default(16 * 1024 * 1024),
+    'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.',
+  ],
+  MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
+  MODELQ_BATCH_TTL: [
+    duration.default(7 * 86400 * 1000),
+    'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.',
+    '`7d`',
+  ],
+  MODELQ_SCORE_CONCURRENCY: [
+    int(1, 256).default(2),
+    'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one.',
+    'engine threads + 1, at least `2`',
+  ],
+  MODELQ_API_KEYS: [z.string().optional(), 'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).'],
+  MODELQ_API_KEYS_FILE: [z.string().optional(), 'A file holding the same JSON.'],
+  MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), '`required` refuses to start without keys.'],
+  MODELQ_RATE_LIMIT: [
+    z
+      .string()
+      .regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h')
+      .optional(),
+    'Requests per key (per address when open) and window: `100/s`, `6000/m`, `100000/h`; no limit when unset.',
+  ],
+  MODELQ_MAX_INFLIGHT: [int(1, 1_000_000).default(2048), 'Online inference requests one producer holds at once; past it, 429 with Retry-After.'],
+  MODELQ_MAX_INFLIGHT_PER_MODEL: [
+    int(1, 1_000_000).default(1024),
+    'Online inference requests one producer holds at once for one model; past it, 429 with Retry-After (one slow model cannot take every slot).',
+  ],
+  MODELQ_REDIS_MEMORY_HIGH: [
+    z.coerce.number().gt(0).max(1).default(0.9),
+    'Fraction of Redis maxmemory past which the producer refuses new work (503 with Retry-After) until it drains; no effect when Redis has no maxmemory.',
+  ],
+  MODELQ_TRAIN_MAX_MEMORY_MB: [
+    int(64, 1_048_576).default(4096),
+    'Memory a training (or distillation) process may use, in MiB (V8 heap limit and resident memory, watched); past it the process is killed and the job fails saying so.',
+  ],
+  MODELQ_TRAIN_TIMEOUT_S: [
+    int(1, 30 * 86400).default(86400),
+    'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.',
+  ],
+  MODELQ_EXPLAIN_MAX_EVALS: [
+    int(1, 1_000_000_000).default(5_000_000),
+    'Most model evaluations one explained request may cost (rows x explainSamples x background rows x (features - 1)); 400 above.',
+  ],
+  MODELQ_EXPLAIN_RUN_ROWS: [
+    int(1, 10_000_000).default(16_384),
+    'Most perturbed rows per onnxruntime run of an explanation (bounds its memory: rows x features x 4 bytes).',
+  ],
+  MODELQ_DRIFT_WINDOW: [
+    int(10, 100_000_000).default(10_000),
+    "Rows of online traffic a version's drift report covers: counts per reference bin in two generations of half this many rows each, so the report covers the last W/2 to W sampled rows.",
+  ],
+  MODELQ_DRIFT_SAMPLE: [
+    z.coerce.number().min(0).max(1).default(0.1),
+    "Share of online requests whose rows are counted into their version's drift window (0 turns sampling off); only versions with a reference profile are sampled.",
+  ],
+  MODELQ_DRIFT_WARN: [
+    z.coerce.number().gt(0).default(0.1),
+    'PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.',
+  ],
+  MODELQ_DRIFT_ALERT: [z.coerce.number().gt(0).default(0.25), 'PSI and Jensen-Shannon distance at or above which a feature is `alert`.'],
+  MODELQ_LOG_LEVEL: [
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    'pino log level (JSON logs on stdout, with job ids).',
+  ],
+  MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
 
 /** The default as the table shows it: `value`, `a,b` for lists, `0`/`1` for flags, unset when there is none. */

@@ -46,7 +46,10 @@ export const newDatasetId = () => `ds_${randomBytes(10).toString('hex')}`;
 export const datasetKey = (id: string, format: DatasetFormat) => `datasets/${id}/data.${format}`;
 
 /** One record of the file: `line` is the 1-based line it ends on; CSV values are strings, empty ones null. */
-export interface DatasetRow { line: number; values: Record<string, unknown> }
+export interface DatasetRow {
+  line: number;
+  values: Record<string, unknown>;
+}
 
 const lineError = (line: number, msg: string) => badRequest(`line ${line}: ${msg}`);
 
@@ -115,7 +118,9 @@ async function* jsonlRows(source: AsyncIterable<Buffer | string>, maxRowBytes: n
 async function* csvRows(source: AsyncIterable<Buffer | string>, maxRowBytes: number): AsyncGenerator<DatasetRow> {
   // max_record_size counts characters, at most as many as bytes: the bound holds.
   const parser = csvParse({ relax_column_count: true, skip_empty_lines: true, info: true, bom: true, max_record_size: maxRowBytes });
-  Readable.from(source).on('error', (e) => parser.destroy(e)).pipe(parser);
+  Readable.from(source)
+    .on('error', (e) => parser.destroy(e))
+    .pipe(parser);
   let header: string[] | undefined;
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
@@ -154,9 +159,18 @@ export function numericValue(v: unknown, format: DatasetFormat): number | null {
   return null;
 }
 
-interface Acc { seen: number; numeric: boolean; integer: boolean; distinct: Set<string> }
+interface Acc {
+  seen: number;
+  numeric: boolean;
+  integer: boolean;
+  distinct: Set<string>;
+}
 
-export interface Profile { rows: number; columns: Column[]; stats: ColumnStats[] }
+export interface Profile {
+  rows: number;
+  columns: Column[];
+  stats: ColumnStats[];
+}
 
 /** Reads the whole file once: row count, column types (number, integer, string), missing and distinct counts. */
 export async function profileDataset(source: AsyncIterable<Buffer | string>, format: DatasetFormat, opts: RowReadOptions = {}): Promise<Profile> {
@@ -191,7 +205,10 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
 
 /** Dataset records in Redis, under the registry's `records:` namespace (never a BullMQ queue's keys). */
 export class DatasetStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
   private key(id: string) {
     return `${this.prefix}:records:dataset:${id}`;
@@ -205,8 +222,12 @@ export class DatasetStore {
   }
 
   async create(r: DatasetRecord): Promise<void> {
-    await this.redis.multi().set(this.key(r.id), JSON.stringify(r)).zadd(this.listKey, Date.parse(r.createdAt), r.id)
-      .zadd(this.tenantList(r.tenant ?? 'default'), Date.parse(r.createdAt), r.id).exec();
+    await this.redis
+      .multi()
+      .set(this.key(r.id), JSON.stringify(r))
+      .zadd(this.listKey, Date.parse(r.createdAt), r.id)
+      .zadd(this.tenantList(r.tenant ?? 'default'), Date.parse(r.createdAt), r.id)
+      .exec();
   }
 
   /** The dataset when it belongs to `tenant`; another tenant's is not found. */

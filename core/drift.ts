@@ -16,12 +16,24 @@ export const MAX_CATEGORIES = 20;
 const EPS = 1e-4;
 
 export const featureProfileSchema = z.discriminatedUnion('kind', [
-  z.object({ name: z.string(), input: z.string(), column: z.number().int(), kind: z.literal('numeric'),
+  z.object({
+    name: z.string(),
+    input: z.string(),
+    column: z.number().int(),
+    kind: z.literal('numeric'),
     /** Inner cut points, ascending: bin i holds edges[i-1] <= v < edges[i]. */
-    edges: z.array(z.number()), expected: z.array(z.number()) }),
-  z.object({ name: z.string(), input: z.string(), column: z.number().int(), kind: z.literal('categorical'),
+    edges: z.array(z.number()),
+    expected: z.array(z.number()),
+  }),
+  z.object({
+    name: z.string(),
+    input: z.string(),
+    column: z.number().int(),
+    kind: z.literal('categorical'),
     /** Expected shares of `categories`, then of every other value. */
-    categories: z.array(z.string()), expected: z.array(z.number()) }),
+    categories: z.array(z.string()),
+    expected: z.array(z.number()),
+  }),
 ]);
 export type FeatureProfile = z.infer<typeof featureProfileSchema>;
 export const driftProfileSchema = z.object({ rows: z.number().int(), features: z.array(featureProfileSchema) });
@@ -31,7 +43,12 @@ export const referenceKey = (sha256: string) => `drift/reference/${sha256}.json`
 export const trainReferenceKey = (jobId: string) => `jobs/train/${jobId}/reference.json`;
 
 /** One feature's place in a request: input name and column, and whether it is numeric or categorical. */
-export interface Slot { name: string; input: string; column: number; categorical: boolean }
+export interface Slot {
+  name: string;
+  input: string;
+  column: number;
+  categorical: boolean;
+}
 
 /**
  * The features drift is watched on: every column of each [N, K] input (K fixed) and each [N] or
@@ -42,12 +59,15 @@ export function modelSlots(inputs: TensorSpec[], names?: string[]): Slot[] {
   const slots: Slot[] = [];
   for (const i of inputs) {
     const width = i.shape.length === 1 ? 1 : i.shape.length === 2 && i.shape[1]! > 0 ? i.shape[1]! : 0;
-    for (let j = 0; j < width; j++) slots.push({ name: width === 1 ? i.name : `${i.name}[${j}]`, input: i.name, column: j, categorical: i.datatype === 'BYTES' });
+    for (let j = 0; j < width; j++)
+      slots.push({ name: width === 1 ? i.name : `${i.name}[${j}]`, input: i.name, column: j, categorical: i.datatype === 'BYTES' });
   }
   if (!slots.length) throw badRequest('drift needs inputs shaped [rows] or [rows, features] with a fixed feature count');
   if (names) {
     if (names.length !== slots.length) throw badRequest(`columns: ${names.length} names given, the model's inputs have ${slots.length} features`);
-    names.forEach((n, k) => { slots[k]!.name = n; });
+    names.forEach((n, k) => {
+      slots[k]!.name = n;
+    });
   }
   return slots;
 }
@@ -62,7 +82,10 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
       if (s.categorical) {
         const freq = new Map<string, number>();
         for (const x of v) freq.set(String(x), (freq.get(String(x)) ?? 0) + 1);
-        const categories = [...freq.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, MAX_CATEGORIES).map(([c]) => c);
+        const categories = [...freq.entries()]
+          .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+          .slice(0, MAX_CATEGORIES)
+          .map(([c]) => c);
         const counts = countCategories(categories, v.map(String));
         return { name: s.name, input: s.input, column: s.column, kind: 'categorical' as const, categories, expected: shares(counts) };
       }
@@ -134,18 +157,32 @@ export function jsDistance(p: number[], q: number[]): number {
 }
 
 export type DriftLevel = 'ok' | 'warn' | 'alert' | 'no_data';
-export interface Thresholds { warn: number; alert: number }
+export interface Thresholds {
+  warn: number;
+  alert: number;
+}
 export const levelOf = (score: number, t: Thresholds): DriftLevel => (score >= t.alert ? 'alert' : score >= t.warn ? 'warn' : 'ok');
 
-export interface FeatureDrift { name: string; kind: 'numeric' | 'categorical'; metric: 'psi' | 'js'; score: number | null; level: DriftLevel }
-export interface DriftReport { rows: number; level: DriftLevel; thresholds: Thresholds; features: FeatureDrift[] }
+export interface FeatureDrift {
+  name: string;
+  kind: 'numeric' | 'categorical';
+  metric: 'psi' | 'js';
+  score: number | null;
+  level: DriftLevel;
+}
+export interface DriftReport {
+  rows: number;
+  level: DriftLevel;
+  thresholds: Thresholds;
+  features: FeatureDrift[];
+}
 
 /** Compares a window's counts (field `k:bin` per feature k) with the profile. */
 export function driftReport(profile: DriftProfile, counts: Map<string, number>, rows: number, t: Thresholds): DriftReport {
   const order: DriftLevel[] = ['no_data', 'ok', 'warn', 'alert'];
   let worst: DriftLevel = rows ? 'ok' : 'no_data';
   const features = profile.features.map((f, k): FeatureDrift => {
-    const metric = f.kind === 'numeric' ? 'psi' as const : 'js' as const;
+    const metric = f.kind === 'numeric' ? ('psi' as const) : ('js' as const);
     if (!rows) return { name: f.name, kind: f.kind, metric, score: null, level: 'no_data' };
     const actual = shares(f.expected.map((_, b) => counts.get(`${k}:${b}`) ?? 0));
     const score = f.kind === 'numeric' ? psi(f.expected, actual) : jsDistance(f.expected, actual);
@@ -168,7 +205,11 @@ return n
 
 /** Drift windows in Redis, under the registry's `records:` space. */
 export class DriftWindows {
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly window: number) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly window: number,
+  ) {}
 
   private k(name: string, version: number, gen: 'cur' | 'prev') {
     return `${this.prefix}:records:drift:${name}:${version}:${gen}`;
@@ -205,7 +246,12 @@ export class DriftWindows {
 }
 
 /** A version's drift report, or null when it has no reference profile. */
-export async function versionDrift(store: ArtifactStore, windows: DriftWindows, v: VersionRecord, t: Thresholds): Promise<(DriftReport & { referenceRows: number }) | null> {
+export async function versionDrift(
+  store: ArtifactStore,
+  windows: DriftWindows,
+  v: VersionRecord,
+  t: Thresholds,
+): Promise<(DriftReport & { referenceRows: number }) | null> {
   const ref = v.explain?.reference;
   if (!ref) return null;
   const [text, window] = await Promise.all([store.get(ref.key), windows.read(v.name, v.version)]);

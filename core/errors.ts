@@ -3,19 +3,43 @@
 import { z } from 'zod';
 
 export const ERROR_CODES = [
-  'bad_request', 'unauthorized', 'forbidden', 'invalid_model', 'not_found', 'conflict', 'payload_too_large',
-  'unsupported_media_type', 'rate_limited', 'timeout', 'unavailable', 'internal',
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'invalid_model',
+  'not_found',
+  'conflict',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'timeout',
+  'unavailable',
+  'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const STATUS: Record<ErrorCode, number> = {
-  bad_request: 400, unauthorized: 401, forbidden: 403, not_found: 404, rate_limited: 429, conflict: 409, payload_too_large: 413, unsupported_media_type: 415,
-  invalid_model: 422, internal: 500, unavailable: 503, timeout: 504,
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  rate_limited: 429,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  invalid_model: 422,
+  internal: 500,
+  unavailable: 503,
+  timeout: 504,
 };
 
 export class AppError extends Error {
   readonly httpStatus: number;
-  constructor(readonly code: ErrorCode, message: string, readonly retryable = false) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly retryable = false,
+  ) {
     super(message);
     this.name = 'AppError';
     this.httpStatus = STATUS[code] ?? 500;

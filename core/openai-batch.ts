@@ -20,9 +20,23 @@ export const openaiKeys = {
   errors: (batchId: string, i: number) => `openai/batches/${batchId}/err/${String(i).padStart(6, '0')}.jsonl`,
 };
 
-export interface FileRecord { id: string; tenant: string; bytes: number; created_at: number; expires_at?: number; filename: string; purpose: string }
+export interface FileRecord {
+  id: string;
+  tenant: string;
+  bytes: number;
+  created_at: number;
+  expires_at?: number;
+  filename: string;
+  purpose: string;
+}
 
-export const resolvedModelSchema = z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema) });
+export const resolvedModelSchema = z.object({
+  name: z.string(),
+  version: z.number().int(),
+  sha256: z.string(),
+  inputs: z.array(tensorSpecSchema),
+  outputs: z.array(tensorSpecSchema),
+});
 export type ResolvedModel = z.infer<typeof resolvedModelSchema>;
 
 export interface BatchRecord {
@@ -44,7 +58,12 @@ export const linesJobSchema = z.object({ batchId: z.string(), index: z.number().
 export type LinesJob = z.infer<typeof linesJobSchema>;
 export const batchIdJobSchema = z.object({ batchId: z.string() });
 
-export interface LineError { code: string; message: string; param: string | null; line: number | null }
+export interface LineError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -64,21 +83,42 @@ return false
 `;
 
 export class OpenaiStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
-  private fileKey(id: string) { return `${this.prefix}:records:openai:file:${id}`; }
-  private filesIndex(tenant: string) { return `${this.prefix}:records:openai:files:${tenant}`; }
-  private batchKey(id: string) { return `${this.prefix}:records:openai:batch:${id}`; }
-  private chunksKey(id: string) { return `${this.prefix}:records:openai:batch:${id}:chunks`; }
-  private batchesIndex(tenant: string) { return `${this.prefix}:records:openai:batches:${tenant}`; }
-  private get seqKey() { return `${this.prefix}:records:openai:seq`; }
+  private fileKey(id: string) {
+    return `${this.prefix}:records:openai:file:${id}`;
+  }
+  private filesIndex(tenant: string) {
+    return `${this.prefix}:records:openai:files:${tenant}`;
+  }
+  private batchKey(id: string) {
+    return `${this.prefix}:records:openai:batch:${id}`;
+  }
+  private chunksKey(id: string) {
+    return `${this.prefix}:records:openai:batch:${id}:chunks`;
+  }
+  private batchesIndex(tenant: string) {
+    return `${this.prefix}:records:openai:batches:${tenant}`;
+  }
+  private get seqKey() {
+    return `${this.prefix}:records:openai:seq`;
+  }
   /** Every tenant's files and batches by creation time (ms), for retention. */
-  private byTime(kind: 'files' | 'batches') { return `${this.prefix}:records:openai:${kind}:by-time`; }
+  private byTime(kind: 'files' | 'batches') {
+    return `${this.prefix}:records:openai:${kind}:by-time`;
+  }
 
   async putFile(f: FileRecord): Promise<void> {
     const seq = await this.redis.incr(this.seqKey);
-    await this.redis.multi().set(this.fileKey(f.id), JSON.stringify(f)).zadd(this.filesIndex(f.tenant), seq, f.id)
-      .zadd(this.byTime('files'), f.created_at * 1000, f.id).exec();
+    await this.redis
+      .multi()
+      .set(this.fileKey(f.id), JSON.stringify(f))
+      .zadd(this.filesIndex(f.tenant), seq, f.id)
+      .zadd(this.byTime('files'), f.created_at * 1000, f.id)
+      .exec();
   }
 
   /** Ids of files or batches created before `before` (epoch ms). */
@@ -94,8 +134,12 @@ export class OpenaiStore {
 
   async removeBatch(id: string): Promise<void> {
     const b = await this.batch(id);
-    await this.redis.multi().del(this.batchKey(id), this.chunksKey(id)).zrem(this.byTime('batches'), id)
-      .zrem(this.batchesIndex(b?.record.tenant ?? 'default'), id).exec();
+    await this.redis
+      .multi()
+      .del(this.batchKey(id), this.chunksKey(id))
+      .zrem(this.byTime('batches'), id)
+      .zrem(this.batchesIndex(b?.record.tenant ?? 'default'), id)
+      .exec();
   }
 
   /** The file when it exists and belongs to `tenant`. */
@@ -111,7 +155,8 @@ export class OpenaiStore {
 
   async createBatch(b: BatchRecord): Promise<void> {
     const seq = await this.redis.incr(this.seqKey);
-    await this.redis.multi()
+    await this.redis
+      .multi()
       .hset(this.batchKey(b.id), { record: JSON.stringify(b), status: 'validating' })
       .zadd(this.batchesIndex(b.tenant), seq, b.id)
       .zadd(this.byTime('batches'), b.created_at * 1000, b.id)
@@ -157,7 +202,13 @@ export class OpenaiStore {
   }
 
   /** A page of ids, newest first (or oldest first with order "asc"), after the cursor `after`. */
-  async page(kind: 'files' | 'batches', tenant: string, after: string | undefined, limit: number, order: 'asc' | 'desc' = 'desc'): Promise<{ ids: string[]; hasMore: boolean }> {
+  async page(
+    kind: 'files' | 'batches',
+    tenant: string,
+    after: string | undefined,
+    limit: number,
+    order: 'asc' | 'desc' = 'desc',
+  ): Promise<{ ids: string[]; hasMore: boolean }> {
     const key = kind === 'files' ? this.filesIndex(tenant) : this.batchesIndex(tenant);
     let from = 0;
     if (after) {
@@ -172,8 +223,14 @@ export class OpenaiStore {
 
 /** The OpenAI file object. */
 export const fileObject = (f: FileRecord) => ({
-  id: f.id, object: 'file' as const, bytes: f.bytes, created_at: f.created_at, ...(f.expires_at ? { expires_at: f.expires_at } : {}),
-  filename: f.filename, purpose: f.purpose, status: 'processed' as const,
+  id: f.id,
+  object: 'file' as const,
+  bytes: f.bytes,
+  created_at: f.created_at,
+  ...(f.expires_at ? { expires_at: f.expires_at } : {}),
+  filename: f.filename,
+  purpose: f.purpose,
+  status: 'processed' as const,
 });
 
 /** The OpenAI batch object, from the record, its status fields and the chunk counts. */

@@ -17,12 +17,37 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   // A finished one holds its inputs and outputs: its answer travels by event, so keep it only seconds
   // (long enough for a producer that reconnected to read it), and few of them.
   infer: { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 10, count: 1000 }, removeOnFail: { age: 300, count: 1000 } },
-  batch: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 10_000 }, removeOnFail: { age: 7 * DAY, count: 10_000 } },
-  score: { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
-  train: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
+  batch: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 7 * DAY, count: 10_000 },
+    removeOnFail: { age: 7 * DAY, count: 10_000 },
+  },
+  score: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 7 * DAY, count: 100_000 },
+    removeOnFail: { age: 7 * DAY, count: 100_000 },
+  },
+  train: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 5000 },
+    removeOnComplete: { age: 30 * DAY, count: 1000 },
+    removeOnFail: { age: 30 * DAY, count: 1000 },
+  },
   'infer-gpu': { attempts: 2, backoff: { type: 'fixed', delay: 100 }, removeOnComplete: { age: 10, count: 1000 }, removeOnFail: { age: 300, count: 1000 } },
-  'score-gpu': { attempts: 5, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: { age: 7 * DAY, count: 100_000 }, removeOnFail: { age: 7 * DAY, count: 100_000 } },
-  compress: { attempts: 3, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: { age: 30 * DAY, count: 1000 }, removeOnFail: { age: 30 * DAY, count: 1000 } },
+  'score-gpu': {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1000 },
+    removeOnComplete: { age: 7 * DAY, count: 100_000 },
+    removeOnFail: { age: 7 * DAY, count: 100_000 },
+  },
+  compress: {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 5000 },
+    removeOnComplete: { age: 30 * DAY, count: 1000 },
+    removeOnFail: { age: 30 * DAY, count: 1000 },
+  },
 };
 
 /**
@@ -42,7 +67,11 @@ export class Queues {
   private readonly ownConnections: Redis[] = [];
 
   /** `prefix` is the hash-tagged key prefix ({modelq}); `connection` is shared by every Queue. */
-  constructor(readonly prefix: string, private readonly connection: Redis, private readonly eventsConnection?: () => Redis) {
+  constructor(
+    readonly prefix: string,
+    private readonly connection: Redis,
+    private readonly eventsConnection?: () => Redis,
+  ) {
     // Every Queue sharing the connection adds listeners to it; a dozen is expected, not a leak.
     connection.setMaxListeners(64);
   }
@@ -61,7 +90,9 @@ export class Queues {
   queueEvents(name: QueueName): QueueEvents {
     let e = this.events.get(name);
     if (!e) {
-      const connection = this.eventsConnection ? this.eventsConnection() : duplicateRedis(this.connection, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+      const connection = this.eventsConnection
+        ? this.eventsConnection()
+        : duplicateRedis(this.connection, { maxRetriesPerRequest: null, enableOfflineQueue: true });
       // QueueEvents reports its errors itself and does not close a connection it was given: without
       // these, every reconnect attempt while Redis is down is an "Unhandled error event", and the
       // connection would outlive close().
@@ -80,11 +111,7 @@ export class Queues {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([
-      ...[...this.queues.values()].map((q) => q.close()),
-      ...[...this.events.values()].map((e) => e.close()),
-      this.flow?.close(),
-    ]);
+    await Promise.allSettled([...[...this.queues.values()].map((q) => q.close()), ...[...this.events.values()].map((e) => e.close()), this.flow?.close()]);
     for (const c of this.ownConnections.splice(0)) c.disconnect();
   }
 }

@@ -38,10 +38,14 @@ export function createRedis(target: RedisTarget, opts: RedisOptions): Redis {
 
 /** "h1:7000, h2:7001" -> [{ host, port }]. */
 export function parseSeeds(seeds: string): { host: string; port: number }[] {
-  return seeds.split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
-    const i = s.lastIndexOf(':');
-    return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
-  });
+  return seeds
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => {
+      const i = s.lastIndexOf(':');
+      return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+    });
 }
 
 function createCluster(nodes: { host: string; port: number }[], url: string, opts: RedisOptions): Cluster {
@@ -87,9 +91,18 @@ export function duplicateRedis(client: Redis, overrides: RedisOptions): Redis {
 export async function waitReady(client: Redis, timeoutMs = 5000): Promise<void> {
   if (client.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => { cleanup(); reject(new Error(`Redis not ready after ${timeoutMs} ms`)); }, timeoutMs);
-    const onReady = () => { cleanup(); resolve(); };
-    const cleanup = () => { clearTimeout(t); client.off('ready', onReady); };
+    const t = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis not ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(t);
+      client.off('ready', onReady);
+    };
     client.on('ready', onReady);
   });
 }

@@ -9,11 +9,13 @@ import { tensorSpecSchema } from './tensors.ts';
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const ALIAS_RE = /^[a-z][a-z0-9._-]{0,63}$/;
 
-export const modelConfigSchema = z.object({
-  maxBatch: z.number().int().min(1).max(65_536).default(64),
-  maxDelayMs: z.number().min(0).max(1000).default(2),
-  instances: z.number().int().min(1).max(256).default(2),
-}).strict();
+export const modelConfigSchema = z
+  .object({
+    maxBatch: z.number().int().min(1).max(65_536).default(64),
+    maxDelayMs: z.number().min(0).max(1000).default(2),
+    instances: z.number().int().min(1).max(256).default(2),
+  })
+  .strict();
 export type ModelConfig = z.output<typeof modelConfigSchema>;
 
 export const versionRecordSchema = z.object({
@@ -28,15 +30,23 @@ export const versionRecordSchema = z.object({
   metrics: z.record(z.string(), z.unknown()).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
   /** Artifact references for explanation (background rows) and drift (reference profile); the data lives in the store. */
-  explain: z.object({
-    background: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
-    reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
-  }).optional(),
+  explain: z
+    .object({
+      background: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
+      reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
+    })
+    .optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
 
-export interface ModelRecord { name: string; versions: VersionRecord[]; aliases: Record<string, number>; owner: string; shared: boolean }
+export interface ModelRecord {
+  name: string;
+  versions: VersionRecord[];
+  aliases: Record<string, number>;
+  owner: string;
+  shared: boolean;
+}
 
 export const modelArtifactKey = (sha256: string) => `models/sha256/${sha256}.onnx`;
 
@@ -63,7 +73,10 @@ export function parseRef(ref: string): { name: string; selector: string | number
 export const LEGACY_ACCESS: ModelAccess = Object.freeze({ owner: 'default', shared: true });
 
 /** Who creates a version: the owner of a new model; a platform operator may add to any model. */
-export interface Publisher { tenant: string; platform?: boolean }
+export interface Publisher {
+  tenant: string;
+  platform?: boolean;
+}
 
 // Atomically: refuse a tenant that does not own the model (-1); return the existing version for these
 // bytes; or append the next version, move `latest` and, for a new model, record its owner.
@@ -93,7 +106,11 @@ export interface RegistryOptions {
   sharedByDefault?: boolean;
 }
 
-export interface ServingTarget { model: VersionRecord; config: ModelConfig; access: ModelAccess }
+export interface ServingTarget {
+  model: VersionRecord;
+  config: ModelConfig;
+  access: ModelAccess;
+}
 
 export class Registry {
   private readonly servingCacheMs: number;
@@ -102,7 +119,11 @@ export class Registry {
 
   private readonly sharedByDefault: boolean;
 
-  constructor(private readonly redis: Redis, private readonly prefix: string, opts: RegistryOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    opts: RegistryOptions = {},
+  ) {
     this.servingCacheMs = opts.servingCacheMs ?? 0;
     this.sharedByDefault = opts.sharedByDefault ?? false;
   }
@@ -125,8 +146,20 @@ export class Registry {
     const createdAt = new Date().toISOString();
     const body = JSON.stringify({ ...v, createdAt });
     const [version, created] = (await this.redis.eval(
-      CREATE_VERSION, 5, this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey, this.k(name, 'meta'),
-      v.sha256, body, Date.now(), name, by.tenant, by.platform ? '1' : '0', this.sharedByDefault ? '1' : '0',
+      CREATE_VERSION,
+      5,
+      this.k(name, 'versions'),
+      this.k(name, 'sha'),
+      this.k(name, 'aliases'),
+      this.modelsKey,
+      this.k(name, 'meta'),
+      v.sha256,
+      body,
+      Date.now(),
+      name,
+      by.tenant,
+      by.platform ? '1' : '0',
+      this.sharedByDefault ? '1' : '0',
     )) as [number, number];
     if (created === -1) throw new AppError('forbidden', `model "${name}" belongs to another tenant; only its owner can add versions`);
     if (created === 1) this.changed(name);
@@ -224,7 +257,9 @@ export class Registry {
     const entry = { at: now, value };
     refs.set(ref, entry);
     // Errors (unknown model, Redis trouble) are not remembered: the next request asks again.
-    value.catch(() => { if (refs.get(ref) === entry) refs.delete(ref); });
+    value.catch(() => {
+      if (refs.get(ref) === entry) refs.delete(ref);
+    });
     return value;
   }
 
@@ -243,7 +278,12 @@ export class Registry {
    * Sets a version's background or drift reference. Read-modify-write of the record: two concurrent
    * writers of different fields of one version may lose one (admin-only and rare).
    */
-  async setExplainArtifact(name: string, version: number, field: 'background' | 'reference', ref: { key: string; rows: number; features: number }): Promise<VersionRecord> {
+  async setExplainArtifact(
+    name: string,
+    version: number,
+    field: 'background' | 'reference',
+    ref: { key: string; rows: number; features: number },
+  ): Promise<VersionRecord> {
     const { name: _n, version: _v, ...rest } = await this.getVersion(name, version);
     const body = { ...rest, explain: { ...rest.explain, [field]: ref } };
     await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));

@@ -10,7 +10,15 @@ export interface WorkerStats {
   queues: string[];
   startedAt: string;
   jobs: Record<string, { completed: number; failed: number }>;
-  engine: { runs: number; rows: number; requests: number; computeMs: number; errors: number; batchSizes?: Record<string, number>; perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }> };
+  engine: {
+    runs: number;
+    rows: number;
+    requests: number;
+    computeMs: number;
+    errors: number;
+    batchSizes?: Record<string, number>;
+    perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }>;
+  };
   /**
    * Main-thread event-loop delay over the window since the previous publication (from `since`, epoch
    * ms). `recent`: the last windows with their delay maximum and, from newer workers, the longest
@@ -27,7 +35,8 @@ const statKey = (prefix: string, id: string) => `${prefix}:stats:worker:${id}`;
 
 export async function publishWorkerStats(redis: Redis, prefix: string, s: WorkerStats, ttlMs: number): Promise<void> {
   const now = Date.now();
-  await redis.multi()
+  await redis
+    .multi()
     .set(statKey(prefix, s.id), JSON.stringify(s), 'PX', ttlMs)
     .zadd(indexKey(prefix), now, s.id)
     .zremrangebyscore(indexKey(prefix), 0, now - ttlMs)

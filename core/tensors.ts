@@ -6,8 +6,19 @@ export const DATATYPES = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8',
 export type Datatype = (typeof DATATYPES)[number];
 
 const TO_ORT: Record<Datatype, string> = {
-  BOOL: 'bool', UINT8: 'uint8', UINT16: 'uint16', UINT32: 'uint32', UINT64: 'uint64', INT8: 'int8', INT16: 'int16',
-  INT32: 'int32', INT64: 'int64', FP16: 'float16', FP32: 'float32', FP64: 'float64', BYTES: 'string',
+  BOOL: 'bool',
+  UINT8: 'uint8',
+  UINT16: 'uint16',
+  UINT32: 'uint32',
+  UINT64: 'uint64',
+  INT8: 'int8',
+  INT16: 'int16',
+  INT32: 'int32',
+  INT64: 'int64',
+  FP16: 'float16',
+  FP32: 'float32',
+  FP64: 'float64',
+  BYTES: 'string',
 };
 const FROM_ORT = Object.fromEntries(Object.entries(TO_ORT).map(([k, v]) => [v, k])) as Record<string, Datatype>;
 
@@ -50,7 +61,8 @@ export interface RawTensor {
   data: ArrayBufferView | string[];
 }
 
-export type TypedArray = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+export type TypedArray =
+  Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 export const elementCount = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -59,19 +71,44 @@ export function toRaw(t: Tensor): RawTensor {
   const d = t.data;
   let data: ArrayBufferView | string[];
   switch (t.datatype) {
-    case 'FP32': data = d instanceof Float32Array ? d : Float32Array.from(d as number[]); break;
-    case 'FP64': data = Float64Array.from(d as number[]); break;
-    case 'INT8': data = Int8Array.from(d as number[]); break;
-    case 'UINT8': data = Uint8Array.from(d as number[]); break;
-    case 'INT16': data = Int16Array.from(d as number[]); break;
-    case 'UINT16': data = Uint16Array.from(d as number[]); break;
-    case 'INT32': data = Int32Array.from(d as number[]); break;
-    case 'UINT32': data = Uint32Array.from(d as number[]); break;
-    case 'INT64': data = BigInt64Array.from(d as number[], (x) => BigInt(x)); break;
-    case 'UINT64': data = BigUint64Array.from(d as number[], (x) => BigInt(x)); break;
-    case 'BOOL': data = Uint8Array.from(d as (boolean | number)[], (x) => (x ? 1 : 0)); break;
-    case 'FP16': throw new Error('FP16 inputs are sent as FP32 over JSON; the model should cast');
-    case 'BYTES': data = (d as unknown[]).map(String); break;
+    case 'FP32':
+      data = d instanceof Float32Array ? d : Float32Array.from(d as number[]);
+      break;
+    case 'FP64':
+      data = Float64Array.from(d as number[]);
+      break;
+    case 'INT8':
+      data = Int8Array.from(d as number[]);
+      break;
+    case 'UINT8':
+      data = Uint8Array.from(d as number[]);
+      break;
+    case 'INT16':
+      data = Int16Array.from(d as number[]);
+      break;
+    case 'UINT16':
+      data = Uint16Array.from(d as number[]);
+      break;
+    case 'INT32':
+      data = Int32Array.from(d as number[]);
+      break;
+    case 'UINT32':
+      data = Uint32Array.from(d as number[]);
+      break;
+    case 'INT64':
+      data = BigInt64Array.from(d as number[], (x) => BigInt(x));
+      break;
+    case 'UINT64':
+      data = BigUint64Array.from(d as number[], (x) => BigInt(x));
+      break;
+    case 'BOOL':
+      data = Uint8Array.from(d as (boolean | number)[], (x) => (x ? 1 : 0));
+      break;
+    case 'FP16':
+      throw new Error('FP16 inputs are sent as FP32 over JSON; the model should cast');
+    case 'BYTES':
+      data = (d as unknown[]).map(String);
+      break;
   }
   return { type: toOrtType(t.datatype), dims: [...t.shape], data };
 }
@@ -89,9 +126,14 @@ export function fromRaw(name: string, r: RawTensor): Tensor {
 
 function checkValue(datatype: Datatype, v: unknown): string | null {
   switch (datatype) {
-    case 'BYTES': return typeof v === 'string' ? null : 'a string';
-    case 'BOOL': return typeof v === 'boolean' || v === 0 || v === 1 ? null : 'a boolean';
-    case 'FP16': case 'FP32': case 'FP64': return typeof v === 'number' && Number.isFinite(v) ? null : 'a finite number';
+    case 'BYTES':
+      return typeof v === 'string' ? null : 'a string';
+    case 'BOOL':
+      return typeof v === 'boolean' || v === 0 || v === 1 ? null : 'a boolean';
+    case 'FP16':
+    case 'FP32':
+    case 'FP64':
+      return typeof v === 'number' && Number.isFinite(v) ? null : 'a finite number';
     default: {
       if (typeof v !== 'number' || !Number.isInteger(v)) return 'an integer';
       const [lo, hi] = INT_RANGE[datatype]!;
@@ -100,15 +142,26 @@ function checkValue(datatype: Datatype, v: unknown): string | null {
   }
 }
 const INT_RANGE: Partial<Record<Datatype, [number, number]>> = {
-  INT8: [-128, 127], UINT8: [0, 255], INT16: [-32768, 32767], UINT16: [0, 65535], INT32: [-(2 ** 31), 2 ** 31 - 1],
-  UINT32: [0, 2 ** 32 - 1], INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], UINT64: [0, Number.MAX_SAFE_INTEGER],
+  INT8: [-128, 127],
+  UINT8: [0, 255],
+  INT16: [-32768, 32767],
+  UINT16: [0, 65535],
+  INT32: [-(2 ** 31), 2 ** 31 - 1],
+  UINT32: [0, 2 ** 32 - 1],
+  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  UINT64: [0, Number.MAX_SAFE_INTEGER],
 };
 
 /**
  * Flattens protocol data (flat, or nested to match `shape`) and checks every element against the
  * datatype. Returns the flat array or a message naming what is wrong.
  */
-export function flattenData(data: unknown, shape: readonly number[], datatype: Datatype, label: string): { data: (number | string | boolean)[] } | { error: string } {
+export function flattenData(
+  data: unknown,
+  shape: readonly number[],
+  datatype: Datatype,
+  label: string,
+): { data: (number | string | boolean)[] } | { error: string } {
   if (!Array.isArray(data) && !(data instanceof Float32Array)) return { error: `${label}.data must be an array` };
   const expected = elementCount(shape);
   let flat: unknown[];

@@ -44,7 +44,15 @@ const READS = ['GET', 'HEAD', 'OPTIONS'];
 const UI_DIR = path.join(import.meta.dirname, 'ui');
 const UPLOT_DIR = path.join(import.meta.dirname, '..', 'node_modules', 'uplot', 'dist');
 
-export function buildDashboard({ queues, redis, admin, basePath = '/queues', keys, producerUrl, logger = createLogger('dashboard', 'info') }: DashboardOptions): express.Express {
+export function buildDashboard({
+  queues,
+  redis,
+  admin,
+  basePath = '/queues',
+  keys,
+  producerUrl,
+  logger = createLogger('dashboard', 'info'),
+}: DashboardOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -59,7 +67,18 @@ export function buildDashboard({ queues, redis, admin, basePath = '/queues', key
     if (READS.includes(req.method)) return next();
     res.on('finish', () => {
       const p = seen.get(req);
-      logger.info({ audit: true, via: 'dashboard', tenant: p?.tenant ?? null, keyId: p?.keyId ?? null, method: req.method, route: req.originalUrl.split('?')[0]!.slice(0, 200), status: res.statusCode }, 'audit');
+      logger.info(
+        {
+          audit: true,
+          via: 'dashboard',
+          tenant: p?.tenant ?? null,
+          keyId: p?.keyId ?? null,
+          method: req.method,
+          route: req.originalUrl.split('?')[0]!.slice(0, 200),
+          status: res.statusCode,
+        },
+        'audit',
+      );
     });
     next();
   });
@@ -67,9 +86,14 @@ export function buildDashboard({ queues, redis, admin, basePath = '/queues', key
   const tickets = new Tickets();
   mountBoard(app, { queues, admin, basePath, keys, seen });
   app.use(uiApi(queues, redis, keys, tickets, seen));
-  app.use('/api', producerUrl ? producerProxy(producerUrl, tickets) : (_req, res) => {
-    res.status(502).json({ error: { code: 'bad_gateway', message: 'this dashboard has no producer to ask (MODELQ_PRODUCER_URL)' } });
-  });
+  app.use(
+    '/api',
+    producerUrl
+      ? producerProxy(producerUrl, tickets)
+      : (_req, res) => {
+          res.status(502).json({ error: { code: 'bad_gateway', message: 'this dashboard has no producer to ask (MODELQ_PRODUCER_URL)' } });
+        },
+  );
   // The UI's pages carry no data (it comes from /api with the user's key), so they need no key.
   app.use('/vendor/uplot', express.static(UPLOT_DIR, { index: false }));
   app.use(express.static(UI_DIR, { index: 'index.html' }));

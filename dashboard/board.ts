@@ -24,7 +24,13 @@ export function mountBoard(app: express.Express, { queues, admin, basePath, keys
       const p = authenticate(req, res, keys, seen, { basicChallenge: true });
       if (!p) return;
       if (!allows(p, 'platform')) {
-        return void res.status(403).json({ error: { code: 'forbidden', message: 'the queue board shows every tenant\'s jobs: it needs a key with the "platform" scope (a tenant\'s own jobs are on the dashboard\'s Batches and Jobs pages)' } });
+        return void res.status(403).json({
+          error: {
+            code: 'forbidden',
+            message:
+              "the queue board shows every tenant's jobs: it needs a key with the \"platform\" scope (a tenant's own jobs are on the dashboard's Batches and Jobs pages)",
+          },
+        });
       }
       next();
     });

@@ -11,7 +11,13 @@ export type Authenticated = WeakMap<Request, Principal>;
  * basicChallenge: ask the browser for credentials (bull-board's pages); the UI's JSON calls do not,
  * so the browser's own password dialog never pops up over the UI's key form.
  */
-export function authenticate(req: Request, res: Response, keys: KeyRing | undefined, seen: Authenticated, opts: { basicChallenge?: boolean } = {}): Principal | null {
+export function authenticate(
+  req: Request,
+  res: Response,
+  keys: KeyRing | undefined,
+  seen: Authenticated,
+  opts: { basicChallenge?: boolean } = {},
+): Principal | null {
   if (!keys || keys.size === 0) {
     seen.set(req, OPEN_PRINCIPAL);
     return OPEN_PRINCIPAL;

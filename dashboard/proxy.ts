@@ -28,13 +28,21 @@ export function producerProxy(producerUrl: string, tickets: Tickets): RequestHan
     const auth = req.headers.authorization;
     if (auth && /^bearer /i.test(auth)) headers.authorization = auth;
     if (!['GET', 'HEAD'].includes(req.method) && req.headers[UI_HEADER] !== '1') {
-      return void res.status(403).json({ error: { code: 'forbidden', message: `calls that change something go through the dashboard's proxy only with the header ${UI_HEADER}: 1 (the dashboard's pages send it); call the producer's API directly otherwise` } });
+      return void res.status(403).json({
+        error: {
+          code: 'forbidden',
+          message: `calls that change something go through the dashboard's proxy only with the header ${UI_HEADER}: 1 (the dashboard's pages send it); call the producer's API directly otherwise`,
+        },
+      });
     }
     const ticket = incoming.searchParams.get('ticket');
     if (ticket !== null) {
       incoming.searchParams.delete('ticket');
       const key = req.method === 'GET' ? tickets.redeem(ticket, `/api${incoming.pathname}`) : null;
-      if (!key) return void res.status(401).json({ error: { code: 'unauthorized', message: 'the download ticket is unknown, expired or for another path: open the link from the page again' } });
+      if (!key)
+        return void res
+          .status(401)
+          .json({ error: { code: 'unauthorized', message: 'the download ticket is unknown, expired or for another path: open the link from the page again' } });
       headers.authorization = `Bearer ${key}`;
     }
     target.search = incoming.search;
@@ -45,7 +53,12 @@ export function producerProxy(producerUrl: string, tickets: Tickets): RequestHan
     });
     upstream.on('error', (e) => {
       if (res.headersSent) return void res.destroy();
-      res.status(502).json({ error: { code: 'bad_gateway', message: `the producer at ${base.origin} does not answer (${(e as NodeJS.ErrnoException).code ?? e.message}); set MODELQ_PRODUCER_URL` } });
+      res.status(502).json({
+        error: {
+          code: 'bad_gateway',
+          message: `the producer at ${base.origin} does not answer (${(e as NodeJS.ErrnoException).code ?? e.message}); set MODELQ_PRODUCER_URL`,
+        },
+      });
     });
     res.on('close', () => upstream.destroy());
     req.pipe(upstream);

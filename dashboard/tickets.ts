@@ -3,7 +3,11 @@
 // minute, and the proxy puts the key back on the request. Held in this process's memory only.
 import { randomBytes } from 'node:crypto';
 
-interface Ticket { key: string; path: string; expires: number }
+interface Ticket {
+  key: string;
+  path: string;
+  expires: number;
+}
 
 export class Tickets {
   private readonly tickets = new Map<string, Ticket>();

@@ -42,7 +42,10 @@ function summary(job: Job, raw: string, cancelled: boolean): JobSummary {
   const ret = job.returnvalue as { model?: { name: string; version: number } } | null;
   const state = raw === 'completed' ? 'completed' : cancelled ? 'cancelled' : raw === 'active' || raw === 'failed' ? raw : 'queued';
   return {
-    id: job.id!, kind: job.name, state, createdAt: new Date(job.timestamp).toISOString(),
+    id: job.id!,
+    kind: job.name,
+    state,
+    createdAt: new Date(job.timestamp).toISOString(),
     ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
     ...(d.registerAs ? { registerAs: d.registerAs } : {}),
     ...(d.dataset ? { source: d.dataset.id } : d.model ? { source: `${d.model.name}@${d.model.version}` } : {}),
@@ -68,7 +71,8 @@ async function listJobs(queues: Queues, redis: Redis, tenant: string): Promise<J
   return shown.map(({ job, raw }, i) => summary(job, raw, !!flags[i]));
 }
 
-const noRedis = (res: express.Response) => res.status(503).json({ error: { code: 'unavailable', message: 'this dashboard was built without a Redis connection' } });
+const noRedis = (res: express.Response) =>
+  res.status(503).json({ error: { code: 'unavailable', message: 'this dashboard was built without a Redis connection' } });
 
 export function uiApi(queues: Queues, redis: Redis | undefined, keys: KeyRing | undefined, tickets: Tickets, seen: Authenticated): Router {
   const r = Router();
@@ -102,9 +106,16 @@ export function uiApi(queues: Queues, redis: Redis | undefined, keys: KeyRing | 
     const p = who(req, res);
     if (!p) return;
     if (!redis) return void noRedis(res);
-    if (!isPlatform(p)) return void res.status(403).json({ error: { code: 'forbidden', message: 'worker figures cover every tenant: they need a key with the "platform" scope' } });
+    if (!isPlatform(p))
+      return void res
+        .status(403)
+        .json({ error: { code: 'forbidden', message: 'worker figures cover every tenant: they need a key with the "platform" scope' } });
     const workers = await readWorkerStats(redis, queues.prefix);
-    const counts = await Promise.all(JOB_QUEUES.concat(['score', 'infer', 'batch', 'model']).map(async (q) => [q, await queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed')] as const));
+    const counts = await Promise.all(
+      JOB_QUEUES.concat(['score', 'infer', 'batch', 'model']).map(
+        async (q) => [q, await queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed')] as const,
+      ),
+    );
     res.json({ now: Date.now(), workers, queues: Object.fromEntries(counts) });
   });
 

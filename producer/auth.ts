@@ -10,7 +10,9 @@ import type { Logger } from '../core/logger.ts';
 import { sendError } from './http.ts';
 
 declare module 'express-serve-static-core' {
-  interface Request { principal?: Principal }
+  interface Request {
+    principal?: Principal;
+  }
 }
 
 /** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
@@ -67,10 +69,12 @@ export function rateLimitMiddleware(spec: string | undefined, shared?: { redis: 
   if (!spec) return null;
   const [n, unit] = spec.split('/') as [string, 's' | 'm' | 'h'];
   const windowMs = { s: 1000, m: 60_000, h: 3_600_000 }[unit];
-  const store = shared && new RedisStore({
-    prefix: `${shared.prefix}:ratelimit:`,
-    sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
-  });
+  const store =
+    shared &&
+    new RedisStore({
+      prefix: `${shared.prefix}:ratelimit:`,
+      sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
+    });
   return rateLimit({
     windowMs,
     ...(store ? { store } : {}),
@@ -94,7 +98,17 @@ export function auditMiddleware(logger: Logger): RequestHandler {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || requiredScope(req.method, req.path) === 'infer') return next();
     res.on('finish', () => {
       const p = req.principal;
-      logger.info({ audit: true, tenant: p?.tenant ?? null, keyId: p?.keyId ?? null, method: req.method, route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200), status: res.statusCode }, 'audit');
+      logger.info(
+        {
+          audit: true,
+          tenant: p?.tenant ?? null,
+          keyId: p?.keyId ?? null,
+          method: req.method,
+          route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200),
+          status: res.statusCode,
+        },
+        'audit',
+      );
     });
     next();
   };

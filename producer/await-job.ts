@@ -18,7 +18,11 @@ export async function addAndAwait<T>(queue: Queue, events: QueueEvents, name: st
   return awaitJob<T>(job, events, timeoutMs, what);
 }
 
-interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+interface Waiter {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
 
 /**
  * Answers for many jobs of one queue through one pair of QueueEvents listeners. waitUntilFinished
@@ -29,7 +33,10 @@ interface Waiter { resolve: (v: unknown) => void; reject: (e: Error) => void; ti
 export class JobAnswers {
   private readonly waiting = new Map<string, Waiter>();
 
-  constructor(private readonly queue: Queue, events: QueueEvents) {
+  constructor(
+    private readonly queue: Queue,
+    events: QueueEvents,
+  ) {
     events.on('completed', ({ jobId, returnvalue }) => this.take(jobId)?.resolve(returnvalue));
     events.on('failed', ({ jobId, failedReason }) => this.take(jobId)?.reject(fromFailedReason(failedReason)));
   }

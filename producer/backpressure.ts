@@ -9,7 +9,11 @@ import type { Logger } from '../core/logger.ts';
 
 /** A refusal that tells the client when to come back (the Retry-After header, in seconds). */
 export class Overloaded extends AppError {
-  constructor(code: 'rate_limited' | 'unavailable', message: string, readonly retryAfterS: number) {
+  constructor(
+    code: 'rate_limited' | 'unavailable',
+    message: string,
+    readonly retryAfterS: number,
+  ) {
     super(code, message, true);
   }
 }
@@ -22,14 +26,25 @@ export class InflightGate {
   private total = 0;
   private readonly perModel = new Map<string, number>();
 
-  constructor(private readonly maxTotal: number, private readonly maxPerModel: number) {}
+  constructor(
+    private readonly maxTotal: number,
+    private readonly maxPerModel: number,
+  ) {}
 
-  get inFlight() { return this.total; }
+  get inFlight() {
+    return this.total;
+  }
 
   enter(model: string): () => void {
     const n = this.perModel.get(model) ?? 0;
-    if (this.total >= this.maxTotal) throw new Overloaded('rate_limited', `the producer has ${this.total} requests in flight (MODELQ_MAX_INFLIGHT=${this.maxTotal}); retry shortly`, 1);
-    if (n >= this.maxPerModel) throw new Overloaded('rate_limited', `model "${model}" has ${n} requests in flight on this producer (MODELQ_MAX_INFLIGHT_PER_MODEL=${this.maxPerModel}); retry shortly`, 1);
+    if (this.total >= this.maxTotal)
+      throw new Overloaded('rate_limited', `the producer has ${this.total} requests in flight (MODELQ_MAX_INFLIGHT=${this.maxTotal}); retry shortly`, 1);
+    if (n >= this.maxPerModel)
+      throw new Overloaded(
+        'rate_limited',
+        `model "${model}" has ${n} requests in flight on this producer (MODELQ_MAX_INFLIGHT_PER_MODEL=${this.maxPerModel}); retry shortly`,
+        1,
+      );
     this.total++;
     this.perModel.set(model, n + 1);
     let released = false;
@@ -55,16 +70,27 @@ export class RedisMemoryGuard {
   private used = 0;
   private max = 0;
 
-  constructor(private readonly redis: Redis, private readonly ratio: number, private readonly logger: Logger, private readonly intervalMs = 1000) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly ratio: number,
+    private readonly logger: Logger,
+    private readonly intervalMs = 1000,
+  ) {}
 
   /** The latest figures: bytes used and Redis's maxmemory (0: none). */
-  get figures() { return { used: this.used, max: this.max }; }
+  get figures() {
+    return { used: this.used, max: this.max };
+  }
 
   /** Throws 503 when the last reading was over the bound; starts a new reading when the last is old. */
   check(): void {
     this.refresh();
     if (this.max > 0 && this.used > this.max * this.ratio) {
-      throw new Overloaded('unavailable', `Redis memory is ${Math.round((this.used / this.max) * 100)}% full (MODELQ_REDIS_MEMORY_HIGH=${this.ratio}); new work is refused until it drains`, 5);
+      throw new Overloaded(
+        'unavailable',
+        `Redis memory is ${Math.round((this.used / this.max) * 100)}% full (MODELQ_REDIS_MEMORY_HIGH=${this.ratio}); new work is refused until it drains`,
+        5,
+      );
     }
   }
 
@@ -77,19 +103,35 @@ export class RedisMemoryGuard {
     this.max = num('maxmemory');
     this.at = Date.now();
     const over = this.max > 0 && this.used > this.max * this.ratio;
-    if (over !== wasOver) this.logger.warn({ used: this.used, maxmemory: this.max, ratio: this.ratio }, over ? 'Redis memory high: refusing new work' : 'Redis memory back under the bound');
+    if (over !== wasOver)
+      this.logger.warn(
+        { used: this.used, maxmemory: this.max, ratio: this.ratio },
+        over ? 'Redis memory high: refusing new work' : 'Redis memory back under the bound',
+      );
   }
 
   private refresh() {
     if (this.reading || Date.now() - this.at < this.intervalMs || this.redis.status !== 'ready') return;
     this.reading = true;
-    this.read().catch(() => {}).finally(() => { this.reading = false; });
+    this.read()
+      .catch(() => {})
+      .finally(() => {
+        this.reading = false;
+      });
   }
 }
 
-export interface Backpressure { gate: InflightGate; memory: RedisMemoryGuard; middleware: RequestHandler }
+export interface Backpressure {
+  gate: InflightGate;
+  memory: RedisMemoryGuard;
+  middleware: RequestHandler;
+}
 
-interface Deps { cfg: Config; redis: Redis; logger: Logger }
+interface Deps {
+  cfg: Config;
+  redis: Redis;
+  logger: Logger;
+}
 const perDeps = new WeakMap<Deps, Backpressure>();
 
 /** One per producer (per deps): the online path and the express middleware share its counts. */

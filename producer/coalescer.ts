@@ -51,12 +51,16 @@ export class InferCoalescer {
   private seq = 0;
   jobsSent = 0;
 
-  constructor(private readonly queue: Queue, private readonly answers: JobAnswers, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly queue: Queue,
+    private readonly answers: JobAnswers,
+    private readonly timeoutMs: number,
+  ) {}
 
   /** Resolves with this request's answer; rejects with 504 after the timeout. */
   submit(model: VersionRecord, batching: Batching, request: InferRequest, gone?: () => boolean): Promise<InferResponse> {
     const key = `${model.name}@${model.version}`;
-    const rows = batching.batchable ? request.inputs[0]?.shape[0] ?? 1 : 1;
+    const rows = batching.batchable ? (request.inputs[0]?.shape[0] ?? 1) : 1;
     return new Promise((resolve, reject) => {
       let g = this.groups.get(key);
       // A job never carries more than maxBatch rows unless one request alone is larger.

@@ -7,7 +7,12 @@ import type { DatasetFormat, Profile } from '../core/datasets.ts';
 import { AppError, type ErrorCode } from '../core/errors.ts';
 import type { StoreConfig } from '../core/storage/index.ts';
 
-export interface ProfileTask { store: StoreConfig; key: string; format: DatasetFormat; maxRowBytes: number }
+export interface ProfileTask {
+  store: StoreConfig;
+  key: string;
+  format: DatasetFormat;
+  maxRowBytes: number;
+}
 export type ProfileAnswer = { ok: true; profile: Profile } | { ok: false; code: ErrorCode; message: string };
 
 /** Profiles the stored file `task.key` in a worker thread; errors come back as the AppError the thread raised. */
@@ -20,7 +25,12 @@ export function profileInThread(task: ProfileTask): Promise<Profile> {
       if (a.ok) resolve(a.profile);
       else reject(new AppError(a.code, a.message));
     });
-    w.once('error', (e) => { answered = true; reject(e); });
-    w.once('exit', (code) => { if (!answered) reject(new AppError('internal', `dataset profiling stopped with code ${code}`)); });
+    w.once('error', (e) => {
+      answered = true;
+      reject(e);
+    });
+    w.once('exit', (code) => {
+      if (!answered) reject(new AppError('internal', `dataset profiling stopped with code ${code}`));
+    });
   });
 }

@@ -35,14 +35,20 @@ export function driftFigures(registry: client.Registry, d: ProducerDeps) {
   }
   const labelNames = ['model', 'version', 'feature', 'metric'];
   new client.Gauge({
-    name: 'modelq_drift_score', help: 'Drift of sampled online inputs from the reference per feature: PSI (numeric) or Jensen-Shannon distance (categorical)', labelNames, registers: [registry],
+    name: 'modelq_drift_score',
+    help: 'Drift of sampled online inputs from the reference per feature: PSI (numeric) or Jensen-Shannon distance (categorical)',
+    labelNames,
+    registers: [registry],
     async collect() {
       this.reset();
       for (const r of await read()) this.set(r.labels, r.f.score);
     },
   });
   new client.Gauge({
-    name: 'modelq_drift_level', help: 'Drift level per feature: 0 ok, 1 warn (MODELQ_DRIFT_WARN), 2 alert (MODELQ_DRIFT_ALERT)', labelNames, registers: [registry],
+    name: 'modelq_drift_level',
+    help: 'Drift level per feature: 0 ok, 1 warn (MODELQ_DRIFT_WARN), 2 alert (MODELQ_DRIFT_ALERT)',
+    labelNames,
+    registers: [registry],
     async collect() {
       this.reset();
       for (const r of await read()) this.set(r.labels, LEVEL[r.f.level]);

@@ -11,20 +11,33 @@ import type { ArtifactStore } from '../core/storage/index.ts';
 const FLUSH_MS = 500;
 const MAX_PROFILES = 256;
 
-interface Pending { name: string; version: number; rows: number; counts: Map<string, number> }
+interface Pending {
+  name: string;
+  version: number;
+  rows: number;
+  counts: Map<string, number>;
+}
 
 export class DriftSampler {
   private readonly pending = new Map<string, Pending>();
   private readonly profiles = new Map<string, Promise<DriftProfile>>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly store: ArtifactStore, private readonly windows: DriftWindows, private readonly rate: number, private readonly logger: Logger) {}
+  constructor(
+    private readonly store: ArtifactStore,
+    private readonly windows: DriftWindows,
+    private readonly rate: number,
+    private readonly logger: Logger,
+  ) {}
 
   /** Counts the request's rows when it is drawn; never throws, never waits. */
   observe(model: VersionRecord, req: InferRequest): void {
     const ref = model.explain?.reference;
     if (!ref || this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;
-    this.profile(ref.key).then((p) => this.count(model, p, req), (e: Error) => this.logger.debug({ err: e.message }, 'drift profile not readable'));
+    this.profile(ref.key).then(
+      (p) => this.count(model, p, req),
+      (e: Error) => this.logger.debug({ err: e.message }, 'drift profile not readable'),
+    );
   }
 
   private profile(key: string): Promise<DriftProfile> {
@@ -63,7 +76,10 @@ export class DriftSampler {
     this.timer = undefined;
     const batch = [...this.pending.values()];
     this.pending.clear();
-    await Promise.all(batch.map((b) => this.windows.add(b.name, b.version, b.rows, b.counts)
-      .catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written'))));
+    await Promise.all(
+      batch.map((b) =>
+        this.windows.add(b.name, b.version, b.rows, b.counts).catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written')),
+      ),
+    );
   }
 }

@@ -10,7 +10,11 @@ import type { VersionRecord } from '../core/registry.ts';
 import { JobAnswers } from './await-job.ts';
 import type { ProducerDeps } from './deps.ts';
 
-export interface ExplainParams { samples: number; classIndex?: number; seed: number }
+export interface ExplainParams {
+  samples: number;
+  classIndex?: number;
+  seed: number;
+}
 
 const int = (v: unknown, name: string, min: number, max: number): number => {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw badRequest(`parameters.${name} must be an integer between ${min} and ${max}`);
@@ -28,7 +32,12 @@ export function explainParams(p: Record<string, unknown> | undefined): ExplainPa
   };
 }
 
-export type ExplainFn = (model: VersionRecord, request: InferRequest, params: ExplainParams, gpu: boolean) => Promise<{ outputs: object[]; parameters: object }>;
+export type ExplainFn = (
+  model: VersionRecord,
+  request: InferRequest,
+  params: ExplainParams,
+  gpu: boolean,
+) => Promise<{ outputs: object[]; parameters: object }>;
 
 export function createExplain(d: ProducerDeps): ExplainFn {
   const lanes = new Map<'infer' | 'infer-gpu', JobAnswers>();
@@ -44,26 +53,38 @@ export function createExplain(d: ProducerDeps): ExplainFn {
   return async (model, request, params, gpu) => {
     const t = explainTarget(model);
     const bg = model.explain?.background;
-    if (!bg) throw badRequest(`model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`);
+    if (!bg)
+      throw badRequest(
+        `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
+      );
     const rows = request.inputs[0]!.shape[0]!;
     const features = request.inputs[0]!.shape[1]!;
     if (features !== bg.features) throw badRequest(`the request has ${features} features, the background ${bg.features}`);
     const evals = rows * evaluationsPerRow(params.samples + (params.samples % 2), bg.rows, features);
     if (evals > d.cfg.MODELQ_EXPLAIN_MAX_EVALS) {
-      throw badRequest(`explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${d.cfg.MODELQ_EXPLAIN_MAX_EVALS} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`);
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${d.cfg.MODELQ_EXPLAIN_MAX_EVALS} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
+      );
     }
     const q = gpu ? 'infer-gpu' : 'infer';
     const data: ExplainJob = {
       model: { name: model.name, version: model.version, sha256: model.sha256 },
       request: { ...request, deadline: Date.now() + timeoutMs },
-      input: t.input, output: t.output, background: bg,
-      samples: params.samples, seed: params.seed, runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
+      input: t.input,
+      output: t.output,
+      background: bg,
+      samples: params.samples,
+      seed: params.seed,
+      runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
       ...(params.classIndex !== undefined ? { classIndex: params.classIndex } : {}),
     };
     const jobId = `${idPrefix}${++seq}`;
     const answers = answersOf(q);
     const answer = answers.wait<ExplainResult>(jobId, timeoutMs, 'explanation');
-    d.queues.queue(q).add('explain', data, { jobId }).catch((e: Error) => answers.cancel(jobId, e));
+    d.queues
+      .queue(q)
+      .add('explain', data, { jobId })
+      .catch((e: Error) => answers.cancel(jobId, e));
     const r = await answer;
     if (!r.ok) throw fromErrorData(r.error);
     if (!r.outputs.some((o) => o.name === 'attributions')) throw new AppError('internal', 'the worker answered without attributions');

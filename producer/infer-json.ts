@@ -63,7 +63,11 @@ function str(): string {
     if (i >= n) throw BAIL;
     const c = u[i]!;
     if (c === 0x22) break;
-    if (c === 0x5c) { plain = false; i += 2; continue; }
+    if (c === 0x5c) {
+      plain = false;
+      i += 2;
+      continue;
+    }
     if (c < 0x20) throw BAIL;
     if (c >= 0x80) plain = false;
     i++;
@@ -80,8 +84,9 @@ function num(): number {
   let j = i;
   if (u[j] === 0x2d) j++;
   if (u[j] === 0x30) j++;
-  else if (u[j]! >= 0x31 && u[j]! <= 0x39) { while (digit(j)) j++; }
-  else throw BAIL;
+  else if (u[j]! >= 0x31 && u[j]! <= 0x39) {
+    while (digit(j)) j++;
+  } else throw BAIL;
   if (u[j] === 0x2e) {
     j++;
     if (!digit(j)) throw BAIL;
@@ -107,7 +112,10 @@ function value(role: number): unknown {
     i++;
     const obj: Record<string, unknown> = {};
     ws();
-    if (u[i] === 0x7d) { i++; return obj; }
+    if (u[i] === 0x7d) {
+      i++;
+      return obj;
+    }
     for (;;) {
       if (u[i] !== 0x22) throw BAIL;
       const key = str();
@@ -132,8 +140,15 @@ function value(role: number): unknown {
       obj[key] = v;
       ws();
       const d = u[i];
-      if (d === 0x2c) { i++; ws(); continue; }
-      if (d === 0x7d) { i++; return obj; }
+      if (d === 0x2c) {
+        i++;
+        ws();
+        continue;
+      }
+      if (d === 0x7d) {
+        i++;
+        return obj;
+      }
       throw BAIL;
     }
   }
@@ -141,20 +156,38 @@ function value(role: number): unknown {
     i++;
     const arr: unknown[] = [];
     ws();
-    if (u[i] === 0x5d) { i++; return arr; }
+    if (u[i] === 0x5d) {
+      i++;
+      return arr;
+    }
     for (;;) {
       arr.push(value(role === 2 ? 3 : 0));
       ws();
       const d = u[i];
-      if (d === 0x2c) { i++; continue; }
-      if (d === 0x5d) { i++; return arr; }
+      if (d === 0x2c) {
+        i++;
+        continue;
+      }
+      if (d === 0x5d) {
+        i++;
+        return arr;
+      }
       throw BAIL;
     }
   }
   if (c === 0x22) return str();
-  if (c === 0x74 && u[i + 1] === 0x72 && u[i + 2] === 0x75 && u[i + 3] === 0x65) { i += 4; return true; }
-  if (c === 0x66 && u[i + 1] === 0x61 && u[i + 2] === 0x6c && u[i + 3] === 0x73 && u[i + 4] === 0x65) { i += 5; return false; }
-  if (c === 0x6e && u[i + 1] === 0x75 && u[i + 2] === 0x6c && u[i + 3] === 0x6c) { i += 4; return null; }
+  if (c === 0x74 && u[i + 1] === 0x72 && u[i + 2] === 0x75 && u[i + 3] === 0x65) {
+    i += 4;
+    return true;
+  }
+  if (c === 0x66 && u[i + 1] === 0x61 && u[i + 2] === 0x6c && u[i + 3] === 0x73 && u[i + 4] === 0x65) {
+    i += 5;
+    return false;
+  }
+  if (c === 0x6e && u[i + 1] === 0x75 && u[i + 2] === 0x6c && u[i + 3] === 0x6c) {
+    i += 4;
+    return null;
+  }
   return num();
 }
 
@@ -171,7 +204,8 @@ export function parseInferJson(buf: Buffer, start = 0): unknown {
     const inputs = (v as { inputs?: unknown } | null)?.inputs;
     if (Array.isArray(inputs)) {
       for (const t of inputs) {
-        if (t && typeof t === 'object' && (t as { data?: unknown }).data instanceof Float32Array && (t as { datatype?: unknown }).datatype !== 'FP32') return undefined;
+        if (t && typeof t === 'object' && (t as { data?: unknown }).data instanceof Float32Array && (t as { datatype?: unknown }).datatype !== 'FP32')
+          return undefined;
       }
     }
     return v;

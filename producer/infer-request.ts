@@ -9,13 +9,25 @@ import { DATATYPES, dataArray, flattenData, type Tensor } from '../core/tensors.
 export const v2InferRequestSchema = z.object({
   id: z.string().max(256).optional(),
   parameters: z.record(z.string(), z.unknown()).optional(),
-  inputs: z.array(z.object({
-    name: z.string().min(1).max(256),
-    shape: z.array(z.number().int().min(0).max(2 ** 31)).max(16),
-    datatype: z.string(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    data: dataArray<unknown>('Tensor data, flat in row-major order or nested to match shape'),
-  })).min(1, 'at least one input is required'),
+  inputs: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(256),
+        shape: z
+          .array(
+            z
+              .number()
+              .int()
+              .min(0)
+              .max(2 ** 31),
+          )
+          .max(16),
+        datatype: z.string(),
+        parameters: z.record(z.string(), z.unknown()).optional(),
+        data: dataArray<unknown>('Tensor data, flat in row-major order or nested to match shape'),
+      }),
+    )
+    .min(1, 'at least one input is required'),
   outputs: z.array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() })).optional(),
 });
 export type V2InferRequest = z.infer<typeof v2InferRequestSchema>;
@@ -33,12 +45,17 @@ export function checkInferRequest(body: V2InferRequest, model: VersionRecord): I
     if (!spec) throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes ${[...specs.keys()].map((n) => `"${n}"`).join(', ')}`);
     if (seen.has(inp.name)) throw badRequest(`input "${inp.name}" is given twice`);
     seen.add(inp.name);
-    if (!(DATATYPES as readonly string[]).includes(inp.datatype)) throw badRequest(`${label}: unknown datatype "${inp.datatype}" (one of ${DATATYPES.join(', ')})`);
+    if (!(DATATYPES as readonly string[]).includes(inp.datatype))
+      throw badRequest(`${label}: unknown datatype "${inp.datatype}" (one of ${DATATYPES.join(', ')})`);
     if (inp.datatype !== spec.datatype) throw badRequest(`${label}: datatype ${inp.datatype} does not match the model's ${spec.datatype}`);
-    if (spec.shape.length !== inp.shape.length) throw badRequest(`${label}: shape [${inp.shape.join(',')}] has rank ${inp.shape.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`);
+    if (spec.shape.length !== inp.shape.length)
+      throw badRequest(
+        `${label}: shape [${inp.shape.join(',')}] has rank ${inp.shape.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
+      );
     for (let d = 0; d < spec.shape.length; d++) {
       const want = spec.shape[d]!;
-      if (want >= 0 && inp.shape[d] !== want) throw badRequest(`${label}: shape [${inp.shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${d}`);
+      if (want >= 0 && inp.shape[d] !== want)
+        throw badRequest(`${label}: shape [${inp.shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${d}`);
     }
     if (inp.shape.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw badRequest(`${label}: more than ${MAX_ELEMENTS} elements`);
     const flat = flattenData(inp.data, inp.shape, spec.datatype, label);

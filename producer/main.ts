@@ -28,16 +28,24 @@ try {
 }
 const server = buildApp(deps).listen(cfg.MODELQ_PORT, () => logger.info({ port: cfg.MODELQ_PORT }, 'producer listening'));
 server.keepAliveTimeout = 65_000;
-const grpcServer = cfg.MODELQ_GRPC_PORT === 0 ? null : await startGrpcServer(deps, { port: cfg.MODELQ_GRPC_PORT, keys }).catch((e: Error) => {
-  logger.fatal({ err: e.message, port: cfg.MODELQ_GRPC_PORT }, 'cannot listen for gRPC (MODELQ_GRPC_PORT; 0 turns it off)');
-  process.exit(1);
-});
+const grpcServer =
+  cfg.MODELQ_GRPC_PORT === 0
+    ? null
+    : await startGrpcServer(deps, { port: cfg.MODELQ_GRPC_PORT, keys }).catch((e: Error) => {
+        logger.fatal({ err: e.message, port: cfg.MODELQ_GRPC_PORT }, 'cannot listen for gRPC (MODELQ_GRPC_PORT; 0 turns it off)');
+        process.exit(1);
+      });
 if (grpcServer) logger.info({ port: grpcServer.port }, 'grpc listening');
 
 const stop = () => {
   logger.info('stopping');
   const grpcClosed = grpcServer?.close();
-  server.close(() => void Promise.resolve(grpcClosed).then(() => closeProducerDeps(deps)).finally(() => process.exit(0)));
+  server.close(
+    () =>
+      void Promise.resolve(grpcClosed)
+        .then(() => closeProducerDeps(deps))
+        .finally(() => process.exit(0)),
+  );
   server.closeIdleConnections();
   setTimeout(() => process.exit(0), 10_000).unref();
 };

@@ -26,10 +26,18 @@ export function createMetrics(d: ProducerDeps): Metrics {
 
 /** The producer's own HTTP figures: requests by route and status, and latency. */
 function httpFigures(registry: client.Registry): Pick<Metrics, 'middleware' | 'startRequest'> {
-  const requests = new client.Counter({ name: 'modelq_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const requests = new client.Counter({
+    name: 'modelq_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
   const latency = new client.Histogram({
-    name: 'modelq_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+    name: 'modelq_http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
   });
   const startRequest = (method: string, route: string) => {
     const end = latency.startTimer();
@@ -53,14 +61,19 @@ function httpFigures(registry: client.Registry): Pick<Metrics, 'middleware' | 's
 /** Jobs per queue and state, read from Redis at scrape time. */
 function queueDepths(registry: client.Registry, d: ProducerDeps) {
   new client.Gauge({
-    name: 'modelq_queue_jobs', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers: [registry],
+    name: 'modelq_queue_jobs',
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
     async collect() {
       this.reset();
       for (const q of ALL_QUEUES) {
         try {
           const counts = await d.queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed');
           for (const [state, n] of Object.entries(counts)) this.set({ queue: q, state }, n);
-        } catch { /* Redis down: the scrape still answers with the producer's own figures */ }
+        } catch {
+          /* Redis down: the scrape still answers with the producer's own figures */
+        }
       }
     },
   });
@@ -70,11 +83,27 @@ function queueDepths(registry: client.Registry, d: ProducerDeps) {
 function workerFigures(registry: client.Registry, d: ProducerDeps) {
   // Worker figures: read once per scrape, shared by the collectors below.
   let snapshot: Promise<WorkerStats[]> | null = null;
-  const workers = () => (snapshot ??= readWorkerStats(d.redis, d.prefix).catch(() => []).finally(() => setTimeout(() => { snapshot = null; }, 0)));
-  const fromWorkers = (name: string, help: string, type: 'counter' | 'gauge', labelNames: string[], fill: (w: WorkerStats, set: (labels: Record<string, string>, v: number) => void) => void) => {
+  const workers = () =>
+    (snapshot ??= readWorkerStats(d.redis, d.prefix)
+      .catch(() => [])
+      .finally(() =>
+        setTimeout(() => {
+          snapshot = null;
+        }, 0),
+      ));
+  const fromWorkers = (
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    labelNames: string[],
+    fill: (w: WorkerStats, set: (labels: Record<string, string>, v: number) => void) => void,
+  ) => {
     const Kind = type === 'counter' ? client.Counter : client.Gauge;
     new Kind({
-      name, help, labelNames: ['worker', ...labelNames], registers: [registry],
+      name,
+      help,
+      labelNames: ['worker', ...labelNames],
+      registers: [registry],
       async collect() {
         this.reset();
         for (const w of await workers()) {
@@ -98,27 +127,46 @@ function workerFigures(registry: client.Registry, d: ProducerDeps) {
   fromWorkers('modelq_engine_requests_total', 'Requests served by onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.requests));
   fromWorkers('modelq_engine_errors_total', 'Failed engine runs', 'counter', [], (w, set) => set({}, w.engine.errors));
   fromWorkers('modelq_engine_compute_seconds_total', 'Time spent inside onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.computeMs / 1000));
-  const perModel = (metric: 'runs' | 'rows' | 'requests' | 'computeMs' | 'waitMs', scale = 1) => (w: WorkerStats, set: (l: Record<string, string>, v: number) => void) => {
-    for (const [model, m] of Object.entries(w.engine.perModel ?? {})) set({ model }, m[metric] * scale);
-  };
+  const perModel =
+    (metric: 'runs' | 'rows' | 'requests' | 'computeMs' | 'waitMs', scale = 1) =>
+    (w: WorkerStats, set: (l: Record<string, string>, v: number) => void) => {
+      for (const [model, m] of Object.entries(w.engine.perModel ?? {})) set({ model }, m[metric] * scale);
+    };
   fromWorkers('modelq_engine_model_runs_total', 'onnxruntime runs per model (after dynamic batching)', 'counter', ['model'], perModel('runs'));
   fromWorkers('modelq_engine_model_requests_total', 'Requests served per model; rate() gives requests per second', 'counter', ['model'], perModel('requests'));
   fromWorkers('modelq_engine_model_rows_total', 'Rows computed per model', 'counter', ['model'], perModel('rows'));
   fromWorkers('modelq_engine_model_compute_seconds_total', 'Time inside onnxruntime per model', 'counter', ['model'], perModel('computeMs', 1 / 1000));
-  fromWorkers('modelq_engine_model_queue_wait_seconds_total', 'Time requests waited in the batcher before their run, summed, per model', 'counter', ['model'], perModel('waitMs', 1 / 1000));
+  fromWorkers(
+    'modelq_engine_model_queue_wait_seconds_total',
+    'Time requests waited in the batcher before their run, summed, per model',
+    'counter',
+    ['model'],
+    perModel('waitMs', 1 / 1000),
+  );
   batchSizeHistogram(registry, workers);
-  fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) => set({}, w.eventLoopDelayMs.p99 / 1000));
-  fromWorkers('modelq_worker_main_thread_busy_max_seconds', 'Worker main thread: longest busy stretch in the last stats window (its own blocking, unlike event-loop delay)', 'gauge', [], (w, set) => {
-    const busy = w.eventLoopDelayMs.recent?.at(-1)?.[3];
-    if (busy !== undefined) set({}, busy / 1000);
-  });
+  fromWorkers('modelq_worker_event_loop_delay_p99_seconds', 'Worker main-thread event loop delay, p99', 'gauge', [], (w, set) =>
+    set({}, w.eventLoopDelayMs.p99 / 1000),
+  );
+  fromWorkers(
+    'modelq_worker_main_thread_busy_max_seconds',
+    'Worker main thread: longest busy stretch in the last stats window (its own blocking, unlike event-loop delay)',
+    'gauge',
+    [],
+    (w, set) => {
+      const busy = w.eventLoopDelayMs.recent?.at(-1)?.[3];
+      if (busy !== undefined) set({}, busy / 1000);
+    },
+  );
   fromWorkers('modelq_worker_resident_memory_bytes', 'Worker resident memory', 'gauge', [], (w, set) => set({}, w.rssBytes));
 }
 
 /** Batch sizes as a Prometheus histogram assembled from the workers' bucket counts. */
 function batchSizeHistogram(registry: client.Registry, workers: () => Promise<WorkerStats[]>) {
   registry.registerMetric({
-    name: 'modelq_engine_batch_size', help: 'Rows per onnxruntime run (dynamic batching)', type: 'histogram', aggregator: 'sum',
+    name: 'modelq_engine_batch_size',
+    help: 'Rows per onnxruntime run (dynamic batching)',
+    type: 'histogram',
+    aggregator: 'sum',
     async get() {
       const values: { labels: Record<string, string>; value: number; metricName: string }[] = [];
       for (const w of await workers()) {

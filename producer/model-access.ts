@@ -29,9 +29,10 @@ export async function assertWritable(registry: Registry, name: string, p: Princi
   const a = await registry.access(name);
   if (a && !canReadModel(p, a)) throw notFound(`model "${name}" not found`);
   if (!canWriteModel(p, a, scope)) {
-    throw new AppError('forbidden', a && a.owner !== p.tenant
-      ? `model "${name}" belongs to another tenant; only its owner can change it`
-      : `this key lacks the "${scope}" scope`);
+    throw new AppError(
+      'forbidden',
+      a && a.owner !== p.tenant ? `model "${name}" belongs to another tenant; only its owner can change it` : `this key lacks the "${scope}" scope`,
+    );
   }
   return a;
 }

@@ -26,14 +26,25 @@ interface RouteDoc {
   status?: number;
 }
 
-const modelSchema = z.object({ name: z.string(), versions: z.array(versionRecordSchema), aliases: z.record(z.string(), z.number()),
+const modelSchema = z.object({
+  name: z.string(),
+  versions: z.array(versionRecordSchema),
+  aliases: z.record(z.string(), z.number()),
   owner: z.string().meta({ description: 'Tenant that created the model; only its keys (or a platform operator) change it' }),
-  shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }) });
+  shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }),
+});
 const v2Response = z.object({ model_name: z.string(), model_version: z.string(), id: z.string().optional(), outputs: z.array(tensorSchema) });
 
 /** Every HTTP route of the producer: adding a route means adding it here (test/integration/openapi.test.ts walks the router and fails otherwise). */
 export const ROUTES: RouteDoc[] = [
-  { method: 'post', path: '/v1/models/{name}/versions', summary: 'Register a model version (raw ONNX body); 201 new, 200 when the bytes are already a version', binary: 'application/octet-stream', response: versionRecordSchema, status: 201 },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/versions',
+    summary: 'Register a model version (raw ONNX body); 201 new, 200 when the bytes are already a version',
+    binary: 'application/octet-stream',
+    response: versionRecordSchema,
+    status: 201,
+  },
   { method: 'get', path: '/v1/models', summary: 'List models', response: z.object({ models: z.array(modelSchema) }) },
   { method: 'get', path: '/v1/models/{name}', summary: 'A model with its versions and aliases', response: modelSchema },
   { method: 'get', path: '/v1/models/{name}/versions/{version}', summary: 'One version', response: versionRecordSchema },
@@ -41,11 +52,41 @@ export const ROUTES: RouteDoc[] = [
   { method: 'put', path: '/v1/models/{name}/aliases/{alias}', summary: 'Point an alias at a version', json: aliasBodySchema },
   { method: 'delete', path: '/v1/models/{name}/aliases/{alias}', summary: 'Remove an alias', status: 204 },
   { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
-  { method: 'put', path: '/v1/models/{name}/config', summary: 'Change serving settings; takes effect on the next batch', json: modelConfigSchema, response: modelConfigSchema },
-  { method: 'put', path: '/v1/models/{name}/sharing', summary: 'Share a model with every tenant (read and infer) or make it private again (the default); owner admin only', json: sharingBodySchema },
-  { method: 'put', path: '/v1/models/{name}/versions/{version}/background', summary: 'Set the background rows attributions are measured from (`parameters.explain` on /v2 infer); trained versions have one from their training split; admin', json: backgroundBodySchema, response: versionRecordSchema },
-  { method: 'put', path: '/v1/models/{name}/versions/{version}/reference', summary: 'Set the reference profile drift is measured against, from a dataset or rows (quantile bins per numeric feature, shares per category); trained versions have one from their training split; admin', json: referenceBodySchema, response: versionRecordSchema },
-  { method: 'get', path: '/v1/models/{name}/versions/{version}/drift', summary: 'Drift of sampled online inputs from the reference: PSI per numeric feature, Jensen-Shannon distance per categorical one, levels ok < MODELQ_DRIFT_WARN <= warn < MODELQ_DRIFT_ALERT <= alert; read' },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/config',
+    summary: 'Change serving settings; takes effect on the next batch',
+    json: modelConfigSchema,
+    response: modelConfigSchema,
+  },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/sharing',
+    summary: 'Share a model with every tenant (read and infer) or make it private again (the default); owner admin only',
+    json: sharingBodySchema,
+  },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/versions/{version}/background',
+    summary:
+      'Set the background rows attributions are measured from (`parameters.explain` on /v2 infer); trained versions have one from their training split; admin',
+    json: backgroundBodySchema,
+    response: versionRecordSchema,
+  },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/versions/{version}/reference',
+    summary:
+      'Set the reference profile drift is measured against, from a dataset or rows (quantile bins per numeric feature, shares per category); trained versions have one from their training split; admin',
+    json: referenceBodySchema,
+    response: versionRecordSchema,
+  },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/versions/{version}/drift',
+    summary:
+      'Drift of sampled online inputs from the reference: PSI per numeric feature, Jensen-Shannon distance per categorical one, levels ok < MODELQ_DRIFT_WARN <= warn < MODELQ_DRIFT_ALERT <= alert; read',
+  },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },
@@ -53,28 +94,60 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v2/models/{name}/versions/{version}', summary: 'Model metadata' },
   { method: 'get', path: '/v2/models/{name}/ready', summary: 'Model ready' },
   { method: 'get', path: '/v2/models/{name}/versions/{version}/ready', summary: 'Model version ready' },
-  { method: 'post', path: '/v2/models/{name}/infer', summary: 'Inference (latest version). `parameters: { explain: true, explainSamples?: P, explainClass?: k, explainSeed?: s }` adds an `attributions` output [N, features] and `parameters.explain_base`', json: v2InferRequestSchema, response: v2Response },
+  {
+    method: 'post',
+    path: '/v2/models/{name}/infer',
+    summary:
+      'Inference (latest version). `parameters: { explain: true, explainSamples?: P, explainClass?: k, explainSeed?: s }` adds an `attributions` output [N, features] and `parameters.explain_base`',
+    json: v2InferRequestSchema,
+    response: v2Response,
+  },
   { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
-  { method: 'post', path: '/v1/batches', summary: 'Submit a batch: the JSONL, CSV or Parquet file as the raw body (or multipart with a `file` field); 202', query: batchParamsSchema, binary: 'application/x-ndjson', status: 202 },
+  {
+    method: 'post',
+    path: '/v1/batches',
+    summary: 'Submit a batch: the JSONL, CSV or Parquet file as the raw body (or multipart with a `file` field); 202',
+    query: batchParamsSchema,
+    binary: 'application/x-ndjson',
+    status: 202,
+  },
   { method: 'get', path: '/v1/batches', summary: 'Batches, newest first', query: listQuerySchema },
   { method: 'get', path: '/v1/batches/{id}', summary: 'Status, requestCounts, progress' },
   { method: 'post', path: '/v1/batches/{id}/cancel', summary: 'Cancel: no new chunk starts; 409 when the batch already ended', status: 202 },
   { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV, ?format=parquet for Parquet)' },
   { method: 'get', path: '/v1/batches/{id}/errors', summary: 'Rows that could not be scored, as JSONL with row numbers' },
   { method: 'get', path: '/v1/batches/{id}/events', summary: 'Server-sent events with status and progress until the batch ends' },
-  { method: 'post', path: '/v1/datasets', summary: 'Upload a dataset (CSV or JSONL as the raw body); 201 with rows and inferred column types', query: datasetParamsSchema, binary: 'text/csv', status: 201 },
+  {
+    method: 'post',
+    path: '/v1/datasets',
+    summary: 'Upload a dataset (CSV or JSONL as the raw body); 201 with rows and inferred column types',
+    query: datasetParamsSchema,
+    binary: 'text/csv',
+    status: 201,
+  },
   { method: 'get', path: '/v1/datasets', summary: 'Datasets of this tenant, newest first', query: datasetListQuerySchema },
   { method: 'get', path: '/v1/datasets/{id}', summary: 'One dataset' },
   { method: 'post', path: '/v1/jobs/train', summary: 'Train a model on a dataset; 202 with the job id', json: trainRequestSchema, status: 202 },
-  { method: 'post', path: '/v1/jobs/compress', summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id', json: compressRequestSchema, status: 202 },
+  {
+    method: 'post',
+    path: '/v1/jobs/compress',
+    summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id',
+    json: compressRequestSchema,
+    status: 202,
+  },
   { method: 'get', path: '/v1/jobs/{id}', summary: 'A training or compression job: state, progress (the learning curve), result or error' },
   { method: 'post', path: '/v1/jobs/{id}/cancel', summary: 'Cancel a queued or active job; 409 when it already ended', status: 202 },
-  { method: 'post', path: '/openai/v1/files', summary: 'OpenAI Files: upload (multipart `file`, `purpose=batch`), streamed to the store', binary: 'multipart/form-data' },
+  {
+    method: 'post',
+    path: '/openai/v1/files',
+    summary: 'OpenAI Files: upload (multipart `file`, `purpose=batch`), streamed to the store',
+    binary: 'multipart/form-data',
+  },
   { method: 'get', path: '/openai/v1/files', summary: 'OpenAI Files: list', query: openaiListFilesSchema },
   { method: 'get', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: one file object' },
   { method: 'get', path: '/openai/v1/files/{id}/content', summary: 'OpenAI Files: the bytes' },
   { method: 'delete', path: '/openai/v1/files/{id}', summary: 'OpenAI Files: delete' },
-  { method: 'post', path: '/openai/v1/batches', summary: 'OpenAI Batches: create, on the platform\'s batch flow', json: openaiBatchSchema },
+  { method: 'post', path: '/openai/v1/batches', summary: "OpenAI Batches: create, on the platform's batch flow", json: openaiBatchSchema },
   { method: 'get', path: '/openai/v1/batches', summary: 'OpenAI Batches: list, newest first', query: openaiListBatchesSchema },
   { method: 'get', path: '/openai/v1/batches/{id}', summary: 'OpenAI Batches: one batch object' },
   { method: 'post', path: '/openai/v1/batches/{id}/cancel', summary: 'OpenAI Batches: cancel' },
@@ -84,7 +157,11 @@ export const ROUTES: RouteDoc[] = [
 
 const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
 
-const errorBody = { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } }, required: ['error'] };
+const errorBody = {
+  type: 'object',
+  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } },
+  required: ['error'],
+};
 const v2ErrorBody = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] };
 
 export function buildOpenApi(): Record<string, unknown> {
@@ -93,7 +170,8 @@ export function buildOpenApi(): Record<string, unknown> {
     const params: unknown[] = [...r.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
     if (r.query) {
       const shape = jsonSchema(r.query) as { properties?: Record<string, unknown>; required?: string[] };
-      for (const [name, schema] of Object.entries(shape.properties ?? {})) params.push({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema });
+      for (const [name, schema] of Object.entries(shape.properties ?? {}))
+        params.push({ name, in: 'query', required: shape.required?.includes(name) ?? false, schema });
     }
     const ok = String(r.status ?? 200);
     const err = r.path.startsWith('/v2') ? v2ErrorBody : errorBody;

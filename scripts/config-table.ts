@@ -7,4 +7,7 @@ const file = new URL('../README.md', import.meta.url);
 const readme = fs.readFileSync(file, 'utf8');
 const section = /(<!-- config-table:start[^>]*-->\n)[\s\S]*?(<!-- config-table:end -->)/;
 if (!section.test(readme)) throw new Error('README.md has no <!-- config-table:start --> ... <!-- config-table:end --> section');
-fs.writeFileSync(file, readme.replace(section, (_m, start: string, end: string) => `${start}${configTable()}\n${end}`));
+fs.writeFileSync(
+  file,
+  readme.replace(section, (_m, start: string, end: string) => `${start}${configTable()}\n${end}`),
+);

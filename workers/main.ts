@@ -18,10 +18,13 @@ const onSignal = (sig: string) => {
     logger.warn({ sig }, 'second signal: exiting now');
     process.exit(1);
   }
-  running.stop().then(() => process.exit(0), (e) => {
-    logger.error({ err: (e as Error).message }, 'error while stopping');
-    process.exit(1);
-  });
+  running.stop().then(
+    () => process.exit(0),
+    (e) => {
+      logger.error({ err: (e as Error).message }, 'error while stopping');
+      process.exit(1);
+    },
+  );
 };
 process.on('SIGTERM', () => onSignal('SIGTERM'));
 process.on('SIGINT', () => onSignal('SIGINT'));

@@ -48,7 +48,12 @@ export async function localArtifactPath(store: ArtifactStore, key: string, sha25
 }
 
 async function fetchOnce(store: ArtifactStore, key: string, sha256: string, file: string): Promise<string> {
-  if (await fs.stat(file).then((s) => s.isFile(), () => false)) {
+  if (
+    await fs.stat(file).then(
+      (s) => s.isFile(),
+      () => false,
+    )
+  ) {
     present.add(file); // complete by construction: only renamed into place after its digest matched
     return file;
   }
@@ -64,7 +69,16 @@ async function fetchOnce(store: ArtifactStore, key: string, sha256: string, file
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new AppError('not_found', `model file ${key} is not in the artifact store`);
       throw e; // transient store trouble: the job is retried
     }
-    await pipeline(source, new Transform({ transform(c: Buffer, _enc, cb) { hash.update(c); cb(null, c); } }), createWriteStream(tmp));
+    await pipeline(
+      source,
+      new Transform({
+        transform(c: Buffer, _enc, cb) {
+          hash.update(c);
+          cb(null, c);
+        },
+      }),
+      createWriteStream(tmp),
+    );
     const got = hash.digest('hex');
     if (got !== sha256) throw new AppError('internal', `${key} in the artifact store has sha256 ${got}, expected ${sha256}`);
     await fs.rename(tmp, file);

@@ -23,26 +23,47 @@ import { BusyMonitor } from './busy-monitor.ts';
 import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
 
-export interface WorkerDeps { engine: Engine; store: ArtifactStore; redis: Redis; cfg: Config; logger: Logger; batches: BatchStore; cacheDir: string }
+export interface WorkerDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  redis: Redis;
+  cfg: Config;
+  logger: Logger;
+  batches: BatchStore;
+  cacheDir: string;
+}
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
 /** The infer queues carry plain requests (`infer`, dynamically batched) and explained ones (`explain`). */
 const onlineProcessor = (job: Job, d: WorkerDeps, signal?: AbortSignal) => (job.name === 'explain' ? explainProcessor(job, d) : inferProcessor(job, d, signal));
 /** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
-const openai = (d: WorkerDeps, job: Job) => openaiProcessor(job, { ...d, openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)), registry: new Registry(d.redis, keyPrefix(d.cfg)), prefix: keyPrefix(d.cfg), ttlMs: d.cfg.MODELQ_BATCH_TTL });
+const openai = (d: WorkerDeps, job: Job) =>
+  openaiProcessor(job, {
+    ...d,
+    openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)),
+    registry: new Registry(d.redis, keyPrefix(d.cfg)),
+    prefix: keyPrefix(d.cfg),
+    ttlMs: d.cfg.MODELQ_BATCH_TTL,
+  });
 
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
-  score: (d) => ({ processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  score: (d) => ({
+    processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)),
+    concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY,
+  }),
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
   batch: (d) => {
     const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
     const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';
-    return { processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })), concurrency: 4 };
+    return {
+      processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })),
+      concurrency: 4,
+    };
   },
   compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
@@ -82,15 +103,16 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   logger.info({ id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE }, 'worker started');
 
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= (async () => {
-    logger.info('stopping: no new jobs, finishing active ones');
-    figures.stop();
-    await closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger);
-    await engine.close();
-    await removeWorkerStats(redis, prefix, id).catch(() => {});
-    redis.disconnect();
-    logger.info('stopped');
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info('stopping: no new jobs, finishing active ones');
+      figures.stop();
+      await closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger);
+      await engine.close();
+      await removeWorkerStats(redis, prefix, id).catch(() => {});
+      redis.disconnect();
+      logger.info('stopped');
+    })());
 
   return { id, engine, workers, stats: figures.stats, stop };
 }
@@ -117,14 +139,37 @@ function consumedQueues(cfg: Config, logger: Logger): QueueName[] {
 }
 
 /** A BullMQ worker for one queue, counting its finished jobs into `counts`. */
-function queueWorker(name: QueueName, { processor, concurrency }: ReturnType<ProcessorFactory>, counts: { completed: number; failed: number }, d: WorkerDeps): Worker {
+function queueWorker(
+  name: QueueName,
+  { processor, concurrency }: ReturnType<ProcessorFactory>,
+  counts: { completed: number; failed: number },
+  d: WorkerDeps,
+): Worker {
   const { cfg, logger } = d;
-  const w = new Worker(name, async (job: Job, token?: string, signal?: AbortSignal) => {
-    logger.debug({ queue: name, jobId: job.id }, 'job started');
-    return processor(job, token, signal);
-  }, { connection: d.redis, prefix: keyPrefix(cfg), concurrency, autorun: true, lockDuration: cfg.MODELQ_JOB_LOCK_MS, stalledInterval: cfg.MODELQ_JOB_LOCK_MS, maxStalledCount: 5 });
-  w.on('completed', (job) => { counts.completed++; logger.debug({ queue: name, jobId: job.id }, 'job completed'); });
-  w.on('failed', (job, err) => { counts.failed++; logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed'); });
+  const w = new Worker(
+    name,
+    async (job: Job, token?: string, signal?: AbortSignal) => {
+      logger.debug({ queue: name, jobId: job.id }, 'job started');
+      return processor(job, token, signal);
+    },
+    {
+      connection: d.redis,
+      prefix: keyPrefix(cfg),
+      concurrency,
+      autorun: true,
+      lockDuration: cfg.MODELQ_JOB_LOCK_MS,
+      stalledInterval: cfg.MODELQ_JOB_LOCK_MS,
+      maxStalledCount: 5,
+    },
+  );
+  w.on('completed', (job) => {
+    counts.completed++;
+    logger.debug({ queue: name, jobId: job.id }, 'job completed');
+  });
+  w.on('failed', (job, err) => {
+    counts.failed++;
+    logger.info({ queue: name, jobId: job?.id, err: err.message, attempts: job?.attemptsMade }, 'job failed');
+  });
   w.on('error', (e) => logger.warn({ queue: name, err: e.message }, 'worker error'));
   return w;
 }
@@ -153,7 +198,13 @@ function publishFigures(d: WorkerDeps, who: { id: string; jobs: WorkerStats['job
   const recent: [number, number, number, number][] = [];
   const { engine } = who;
   const stats = (): WorkerStats => ({
-    id: who.id, host: os.hostname(), pid: process.pid, device: engine.device, queues: Object.keys(who.jobs), startedAt: who.startedAt, jobs: who.jobs,
+    id: who.id,
+    host: os.hostname(),
+    pid: process.pid,
+    device: engine.device,
+    queues: Object.keys(who.jobs),
+    startedAt: who.startedAt,
+    jobs: who.jobs,
     engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent },
     publishedAt: Date.now(),

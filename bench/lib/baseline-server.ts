@@ -19,14 +19,21 @@ export interface BaselineOptions {
   threads?: number;
 }
 
-interface InTensor { name: string; shape: number[]; datatype: string; data: number[] }
+interface InTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: number[];
+}
 
 export async function startBaseline(o: BaselineOptions) {
   const session = await ort.InferenceSession.create(o.model, o.threads ? { intraOpNumThreads: o.threads } : {});
   const app = express();
   app.use(express.json({ limit: '64mb' }));
 
-  app.get('/v2/health/ready', (_req, res) => { res.json({ ready: true }); });
+  app.get('/v2/health/ready', (_req, res) => {
+    res.json({ ready: true });
+  });
 
   app.post('/v2/models/:name/infer', async (req, res) => {
     if (o.name && req.params.name !== o.name) {
@@ -99,7 +106,12 @@ async function main() {
     ...(values.threads ? { threads: Number(values.threads) } : {}),
   });
   console.log(`listening ${port}`);
-  const stop = () => { close().then(() => process.exit(0), () => process.exit(1)); };
+  const stop = () => {
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

@@ -11,7 +11,10 @@ export function writeInput(file: string, rows: number, features: number) {
   let buf = '';
   for (let i = 0; i < rows; i++) {
     buf += `{"id":${i},"input":[${Array.from({ length: features }, () => rnd().toFixed(5)).join(',')}]}\n`;
-    if (buf.length > 4 * 1024 * 1024) { fs.writeSync(fd, buf); buf = ''; }
+    if (buf.length > 4 * 1024 * 1024) {
+      fs.writeSync(fd, buf);
+      buf = '';
+    }
   }
   fs.writeSync(fd, buf);
   fs.closeSync(fd);
@@ -37,7 +40,13 @@ export async function writeParquetInput(file: string, rows: number, features: nu
     const ids = Array.from({ length: n }, (_, i) => BigInt(s + i));
     // toFixed(5) as in the JSONL file, so both formats carry the same numbers.
     const input = Array.from({ length: n }, () => Array.from({ length: features }, () => Number(rnd().toFixed(5))));
-    await pq.write({ columnData: [{ name: 'id', data: ids }, { name: 'input', data: input }], rowGroupSize: n });
+    await pq.write({
+      columnData: [
+        { name: 'id', data: ids },
+        { name: 'input', data: input },
+      ],
+      rowGroupSize: n,
+    });
   }
   await pq.finish();
 }

@@ -10,7 +10,9 @@ let hooked = false;
 function killAllOnExit() {
   if (hooked) return;
   hooked = true;
-  process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+  process.once('exit', () => {
+    for (const c of live) c.kill('SIGKILL');
+  });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       for (const c of live) c.kill('SIGTERM');
@@ -56,8 +58,16 @@ export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs: number):
   return new Promise((resolve, reject) => {
     if (!child.stdout) return reject(new Error('child stdout is not piped'));
     const rl = readline.createInterface({ input: child.stdout });
-    const done = (f: () => void) => { clearTimeout(timer); child.off('exit', onExit); rl.off('line', onLine); f(); };
-    const onLine = (line: string) => { const m = line.match(re); if (m) done(() => resolve(m)); };
+    const done = (f: () => void) => {
+      clearTimeout(timer);
+      child.off('exit', onExit);
+      rl.off('line', onLine);
+      f();
+    };
+    const onLine = (line: string) => {
+      const m = line.match(re);
+      if (m) done(() => resolve(m));
+    };
     const onExit = (code: number | null) => done(() => reject(new Error(`child exited (code ${code}) before printing ${re}`)));
     const timer = setTimeout(() => done(() => reject(new Error(`no ${re} within ${timeoutMs} ms`))), timeoutMs);
     rl.on('line', onLine);

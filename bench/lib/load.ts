@@ -37,7 +37,10 @@ export interface LoadResult {
   firstError?: string;
 }
 
-interface Outcome { ok: boolean; status: string }
+interface Outcome {
+  ok: boolean;
+  status: string;
+}
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const LAST_CHUNK = Buffer.from('\r\n0\r\n\r\n');
@@ -53,7 +56,11 @@ class Connection {
   private buf: Buffer = Buffer.alloc(0);
   private pending?: { resolve: (o: Outcome) => void; timer: NodeJS.Timeout };
 
-  constructor(private readonly url: URL, private readonly request: Buffer, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly url: URL,
+    private readonly request: Buffer,
+    private readonly timeoutMs: number,
+  ) {}
 
   send(): Promise<Outcome> {
     return new Promise((resolve) => {
@@ -75,7 +82,9 @@ class Connection {
     s.on('data', (c: Buffer) => this.onData(c));
     s.on('error', (e: NodeJS.ErrnoException) => this.fail(e.code ?? e.message));
     // A server may close an idle keep-alive connection: the next request opens a new one.
-    s.on('close', () => { if (this.socket === s) this.fail('ECONNRESET'); });
+    s.on('close', () => {
+      if (this.socket === s) this.fail('ECONNRESET');
+    });
     this.socket = s;
   }
 
@@ -121,8 +130,13 @@ export function percentile(sorted: Float64Array, p: number): number {
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const url = new URL(o.url);
   const body = Buffer.from(o.body);
-  const request = Buffer.concat([Buffer.from(`POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
-    `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`), body]);
+  const request = Buffer.concat([
+    Buffer.from(
+      `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n`,
+    ),
+    body,
+  ]);
   return closedLoop(() => new Connection(url, request, o.requestTimeoutMs ?? 30_000), o);
 }
 
@@ -151,21 +165,28 @@ export async function runGrpcLoad(o: GrpcLoadOptions): Promise<LoadResult> {
   o.message.copy(frame, 5);
   const headers = { ':method': 'POST', ':path': o.method, 'content-type': 'application/grpc', te: 'trailers' };
   const sender = {
-    send: () => new Promise<Outcome>((resolve) => {
-      let status: string | undefined;
-      const stream = session.request(headers, { endStream: false });
-      const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
-      // Trailers-only answers (errors) carry grpc-status in the headers.
-      stream.on('response', (h) => { if (h['grpc-status'] !== undefined) status = String(h['grpc-status']); });
-      stream.on('trailers', (t) => { status = String(t['grpc-status']); });
-      stream.on('data', () => {});
-      stream.on('error', (e: NodeJS.ErrnoException) => { status ??= e.code ?? 'ERROR'; });
-      stream.on('close', () => {
-        clearTimeout(timer);
-        resolve(status === '0' ? { ok: true, status: 'OK' } : { ok: false, status: status === undefined ? 'ETIMEDOUT' : grpcName(status) });
-      });
-      stream.end(frame);
-    }),
+    send: () =>
+      new Promise<Outcome>((resolve) => {
+        let status: string | undefined;
+        const stream = session.request(headers, { endStream: false });
+        const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), timeoutMs);
+        // Trailers-only answers (errors) carry grpc-status in the headers.
+        stream.on('response', (h) => {
+          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+        });
+        stream.on('trailers', (t) => {
+          status = String(t['grpc-status']);
+        });
+        stream.on('data', () => {});
+        stream.on('error', (e: NodeJS.ErrnoException) => {
+          status ??= e.code ?? 'ERROR';
+        });
+        stream.on('close', () => {
+          clearTimeout(timer);
+          resolve(status === '0' ? { ok: true, status: 'OK' } : { ok: false, status: status === undefined ? 'ETIMEDOUT' : grpcName(status) });
+        });
+        stream.end(frame);
+      }),
     close: () => {},
   };
   try {
@@ -177,7 +198,10 @@ export async function runGrpcLoad(o: GrpcLoadOptions): Promise<LoadResult> {
 
 const grpcName = (code: string) => grpcStatus[Number(code)] ?? code;
 
-interface Sender { send(): Promise<Outcome>; close(): void }
+interface Sender {
+  send(): Promise<Outcome>;
+  close(): void;
+}
 
 async function closedLoop(newSender: () => Sender, o: Pick<LoadOptions, 'concurrency' | 'durationMs' | 'warmupMs' | 'drainMs'>): Promise<LoadResult> {
   const warmupMs = o.warmupMs ?? 0;
@@ -214,7 +238,9 @@ async function closedLoop(newSender: () => Sender, o: Pick<LoadOptions, 'concurr
   const clients = Promise.all(Array.from({ length: o.concurrency }, client));
   // Bounded: whatever is still in flight drainMs after the window is cut off.
   let drainTimer: NodeJS.Timeout | undefined;
-  const cutoff = new Promise<void>((r) => { drainTimer = setTimeout(r, windowEnd - performance.now() + drainMs); });
+  const cutoff = new Promise<void>((r) => {
+    drainTimer = setTimeout(r, windowEnd - performance.now() + drainMs);
+  });
   await Promise.race([clients, cutoff]);
   clearTimeout(drainTimer);
   for (const c of connections) c.close();

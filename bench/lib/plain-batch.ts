@@ -6,7 +6,15 @@ import readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, threads: { type: 'string', default: '0' }, batch: { type: 'string', default: '512' } } });
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    input: { type: 'string' },
+    output: { type: 'string' },
+    threads: { type: 'string', default: '0' },
+    batch: { type: 'string', default: '512' },
+  },
+});
 const threads = Number(values.threads);
 const batch = Number(values.batch);
 const session = await ort.InferenceSession.create(values.model!, { intraOpNumThreads: threads || undefined, graphOptimizationLevel: 'all' });

@@ -42,7 +42,11 @@ const cpuOf = (stat: string) => {
 };
 
 /** VmHWM of each process of this platform (its MODELQ_PREFIX in the environment) whose command line matches `script`. */
-function peaksOf(prefix: string, script: RegExp, read: (pid: string) => number = (p) => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024): number[] {
+function peaksOf(
+  prefix: string,
+  script: RegExp,
+  read: (pid: string) => number = (p) => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024,
+): number[] {
   const out: number[] = [];
   for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
@@ -115,14 +119,20 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     }
     await res.arrayBuffer().catch(() => {});
     // Registration may finish on a worker (the engine checks the model); wait until it is served.
-    await pollUntil(`model ${name}`, async () => (await statusOf(`${url}/v2/models/${encodeURIComponent(name)}`)) === 200, timeoutMs, child)
-      .catch((e) => { throw explain(e); });
+    await pollUntil(`model ${name}`, async () => (await statusOf(`${url}/v2/models/${encodeURIComponent(name)}`)) === 200, timeoutMs, child).catch((e) => {
+      throw explain(e);
+    });
   };
 
   // Matched by process title (what producer/main.ts and workers/main.ts set) or by script.
-  const peakRss = () => ({ producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/) });
-  const cpuSeconds = () => [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
-    .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')))).reduce((a, b) => a + b, 0);
+  const peakRss = () => ({
+    producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/)[0] ?? 0,
+    workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/),
+  });
+  const cpuSeconds = () =>
+    [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
+      .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))))
+      .reduce((a, b) => a + b, 0);
   return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, cpuSeconds };
 }
 

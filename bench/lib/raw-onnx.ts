@@ -3,7 +3,14 @@
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, threads: { type: 'string', default: '1' }, rows: { type: 'string', default: '100000' }, batch: { type: 'string', default: '512' } } });
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    threads: { type: 'string', default: '1' },
+    rows: { type: 'string', default: '100000' },
+    batch: { type: 'string', default: '512' },
+  },
+});
 const threads = Number(values.threads);
 const batch = Number(values.batch);
 const session = await ort.InferenceSession.create(values.model!, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
@@ -15,4 +22,12 @@ const runs = Math.ceil(Number(values.rows) / batch);
 const t0 = performance.now();
 for (let i = 0; i < runs; i++) await session.run(feeds);
 const seconds = (performance.now() - t0) / 1000;
-console.log(JSON.stringify({ rows: runs * batch, seconds, rowsPerSecond: (runs * batch) / seconds, threads, cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6 }));
+console.log(
+  JSON.stringify({
+    rows: runs * batch,
+    seconds,
+    rowsPerSecond: (runs * batch) / seconds,
+    threads,
+    cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+  }),
+);

@@ -24,7 +24,16 @@ export async function profileRowGroup(model: Uint8Array, file: Uint8Array, featu
   const footer = await readFooter(async (a, b) => file.subarray(a, b), file.length);
   const meta = metadataOf(footer);
   const c = rowGroupChunks(meta)[0]!;
-  const job = () => ({ footer, bytes: file.slice(c.start, c.end), start: c.start, fileBytes: file.length, inputs, plan: planParquet(meta, inputs), firstRow: c.firstRow, rows: c.rows });
+  const job = () => ({
+    footer,
+    bytes: file.slice(c.start, c.end),
+    start: c.start,
+    fileBytes: file.length,
+    inputs,
+    plan: planParquet(meta, inputs),
+    firstRow: c.firstRow,
+    rows: c.rows,
+  });
   const out: SegmentProfile[] = [];
   const prev = process.env.MODELQ_FAST_ROWS;
   try {
@@ -36,7 +45,12 @@ export async function profileRowGroup(model: Uint8Array, file: Uint8Array, featu
       for (let k = 0; k < reps; k++) await scoreRowGroup(job(), run);
       const all = performance.now() - t;
       const per1k = 1000 / (c.rows * reps);
-      out.push({ fast, rowsPerSecond: (c.rows * reps) / (all / 1000), runShare: runMs / all, msPer1kRows: { run: runMs * per1k, rest: (all - runMs) * per1k } });
+      out.push({
+        fast,
+        rowsPerSecond: (c.rows * reps) / (all / 1000),
+        runShare: runMs / all,
+        msPer1kRows: { run: runMs * per1k, rest: (all - runMs) * per1k },
+      });
     }
   } finally {
     if (prev === undefined) delete process.env.MODELQ_FAST_ROWS;

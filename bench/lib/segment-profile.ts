@@ -5,7 +5,12 @@ import * as ort from 'onnxruntime-node';
 import type { RawTensor } from '../../core/tensors.ts';
 import { scoreSegment } from '../../workers/engine/score-segment.ts';
 
-export interface SegmentProfile { fast: boolean; rowsPerSecond: number; runShare: number; msPer1kRows: { run: number; rest: number } }
+export interface SegmentProfile {
+  fast: boolean;
+  rowsPerSecond: number;
+  runShare: number;
+  msPer1kRows: { run: number; rest: number };
+}
 
 export async function profileSegments(model: Uint8Array, jsonl: Buffer, features: number, reps = 5): Promise<SegmentProfile[]> {
   const s = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });

@@ -15,45 +15,72 @@ export const DISTILL_DEFAULTS = { epochs: 200, temperature: 2, batchSize: 256, l
 export const MAX_CALIBRATION_VALUES = 1_000_000;
 
 /** Calibration feeds: each one a list of input tensors as in an inference request (name, datatype, shape, data). */
-const calibrationSchema = z.array(z.array(tensorSchema).min(1).max(64)).min(1).max(64)
-  .refine((feeds) => feeds.flat().reduce((n, t) => n + t.data.length, 0) <= MAX_CALIBRATION_VALUES, `must hold at most ${MAX_CALIBRATION_VALUES} values in all (use a dataset for more)`);
+const calibrationSchema = z
+  .array(z.array(tensorSchema).min(1).max(64))
+  .min(1)
+  .max(64)
+  .refine(
+    (feeds) => feeds.flat().reduce((n, t) => n + t.data.length, 0) <= MAX_CALIBRATION_VALUES,
+    `must hold at most ${MAX_CALIBRATION_VALUES} values in all (use a dataset for more)`,
+  );
 
 export const methodOptions = {
   'quantize-int8': z.object({ perChannel: z.boolean().default(false) }).strict(),
-  'quantize-int8-static': z.object({
-    /** One weight scale per output channel (moves the model to opset 13). Default true. */
-    perChannel: z.boolean().default(true),
-    /** Calibration inputs; default: the dataset's rows when the job names one, else generated sample inputs. */
-    calibration: calibrationSchema.optional(),
-  }).strict(),
+  'quantize-int8-static': z
+    .object({
+      /** One weight scale per output channel (moves the model to opset 13). Default true. */
+      perChannel: z.boolean().default(true),
+      /** Calibration inputs; default: the dataset's rows when the job names one, else generated sample inputs. */
+      calibration: calibrationSchema.optional(),
+    })
+    .strict(),
   fp16: z.object({}).strict(),
   prune: z.union([
     z.object({ structured: z.literal(true), keep: z.number().gt(0).max(1) }).strict(),
     z.object({ sparsity: z.number().gt(0).lt(1), structured: z.literal(false).optional() }).strict(),
   ]),
-  distill: z.object({
-    hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8),
-    epochs: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.epochs),
-    temperature: z.number().gt(0).max(100).default(DISTILL_DEFAULTS.temperature),
-    batchSize: z.number().int().min(1).max(65_536).default(DISTILL_DEFAULTS.batchSize),
-    learningRate: z.number().gt(0).max(10).default(DISTILL_DEFAULTS.learningRate),
-    patience: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.patience),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(DISTILL_DEFAULTS.seed),
-    augment: z.number().int().min(0).max(100).optional(),
-    noise: z.number().min(0).max(10).default(DISTILL_DEFAULTS.noise),
-  }).strict(),
+  distill: z
+    .object({
+      hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8),
+      epochs: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.epochs),
+      temperature: z.number().gt(0).max(100).default(DISTILL_DEFAULTS.temperature),
+      batchSize: z.number().int().min(1).max(65_536).default(DISTILL_DEFAULTS.batchSize),
+      learningRate: z.number().gt(0).max(10).default(DISTILL_DEFAULTS.learningRate),
+      patience: z.number().int().min(1).max(1000).default(DISTILL_DEFAULTS.patience),
+      seed: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 31 - 1)
+        .default(DISTILL_DEFAULTS.seed),
+      augment: z.number().int().min(0).max(100).optional(),
+      noise: z.number().min(0).max(10).default(DISTILL_DEFAULTS.noise),
+    })
+    .strict(),
 } as const;
 
-export const compressRequestSchema = z.object({
-  model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
-  method: z.enum(COMPRESS_METHODS),
-  options: z.record(z.string(), z.unknown()).optional().meta({ description: 'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }' }),
-  dataset: z.string().min(1).max(100).optional().meta({ description: 'Dataset id: accuracy before/after on its rows; required for distill (the teacher labels its rows)' }),
-  features: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional()
-    .meta({ description: 'Dataset columns fed to the model, in input order. Default: those of the parent\'s training lineage, else every numeric column but the target' }),
-  target: z.string().min(1).max(200).optional().meta({ description: 'Dataset column with the true values. Default: the parent\'s training target' }),
-  registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').optional().meta({ description: 'Default: the same model name' }),
-}).strict();
+export const compressRequestSchema = z
+  .object({
+    model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
+    method: z.enum(COMPRESS_METHODS),
+    options: z.record(z.string(), z.unknown()).optional().meta({
+      description:
+        'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }',
+    }),
+    dataset: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .meta({ description: 'Dataset id: accuracy before/after on its rows; required for distill (the teacher labels its rows)' }),
+    features: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional().meta({
+      description:
+        "Dataset columns fed to the model, in input order. Default: those of the parent's training lineage, else every numeric column but the target",
+    }),
+    target: z.string().min(1).max(200).optional().meta({ description: "Dataset column with the true values. Default: the parent's training target" }),
+    registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').optional().meta({ description: 'Default: the same model name' }),
+  })
+  .strict();
 export type CompressRequest = z.infer<typeof compressRequestSchema>;
 
 export const compressJobSchema = z.object({

@@ -40,7 +40,11 @@ export const explainJobSchema = z.object({
   samples: z.number().int().min(2).max(MAX_EXPLAIN_SAMPLES),
   /** Class (output column) to attribute; default: each row's highest-scoring one. */
   classIndex: z.number().int().min(0).optional(),
-  seed: z.number().int().min(0).max(2 ** 31 - 1),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1),
   /** Most rows per onnxruntime run of perturbations. */
   runRows: z.number().int().min(1),
 });
@@ -64,7 +68,11 @@ export type ExplainResult = z.infer<typeof explainResultSchema>;
 export const evaluationsPerRow = (samples: number, backgroundRows: number, features: number) => samples * backgroundRows * Math.max(0, features - 1);
 
 /** What an explanation of a model attributes: its one FP32 [N, F] input and one FP32 [N] or [N, C] output. */
-export interface ExplainTarget { input: string; output: string; features: number }
+export interface ExplainTarget {
+  input: string;
+  output: string;
+  features: number;
+}
 
 /**
  * The model's explainable input and output, or a 400 saying why it has none. The output is
@@ -82,7 +90,14 @@ export function explainTarget(m: { name: string; inputs: TensorSpec[]; outputs: 
 }
 
 /** PUT /v1/models/{name}/versions/{v}/background */
-export const backgroundBodySchema = z.object({
-  rows: z.array(z.array(z.number())).min(1).max(MAX_BACKGROUND_ROWS)
-    .meta({ description: `Background rows [rows, features] (1-${MAX_BACKGROUND_ROWS}), e.g. a sample of the training data; attributions are measured from their mean output` }),
-}).strict();
+export const backgroundBodySchema = z
+  .object({
+    rows: z
+      .array(z.array(z.number()))
+      .min(1)
+      .max(MAX_BACKGROUND_ROWS)
+      .meta({
+        description: `Background rows [rows, features] (1-${MAX_BACKGROUND_ROWS}), e.g. a sample of the training data; attributions are measured from their mean output`,
+      }),
+  })
+  .strict();

@@ -16,25 +16,44 @@ export const modelSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('linear') }).strict(),
 ]);
 
-export const trainRequestSchema = z.object({
-  dataset: z.string().min(1).max(100).meta({ description: 'Dataset id (POST /v1/datasets)' }),
-  target: z.string().min(1).max(200),
-  features: z.array(z.string().min(1).max(200)).min(1).max(10_000).optional()
-    .meta({ description: 'Default: every other numeric column without missing values' }),
-  task: z.enum(['classification', 'regression']).optional()
-    .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
-  model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }' }),
-  epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
-  batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
-  learningRate: z.number().gt(0).max(10).optional().meta({ description: 'Adam step size, default 0.001' }),
-  validationSplit: z.number().min(0.02).max(0.5).optional().meta({ description: 'Held-out share for early stopping and metrics, default 0.1' }),
-  patience: z.number().int().min(1).max(10_000).optional().meta({ description: 'Epochs without a better validation loss before stopping, default 20' }),
-  l2: z.number().min(0).max(10).optional().meta({ description: 'L2 penalty on weights (as scikit-learn alpha), default 0.0001' }),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).optional().meta({ description: 'Default: drawn at submit and recorded in the lineage' }),
-  registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').meta({ description: 'Model name the result is registered under' }),
-  explainBackground: z.number().int().min(0).max(MAX_BACKGROUND_ROWS).optional()
-    .meta({ description: `Training rows kept as the version's background for explanations (default ${DEFAULT_BACKGROUND_ROWS}; 0 keeps none)` }),
-}).strict();
+export const trainRequestSchema = z
+  .object({
+    dataset: z.string().min(1).max(100).meta({ description: 'Dataset id (POST /v1/datasets)' }),
+    target: z.string().min(1).max(200),
+    features: z
+      .array(z.string().min(1).max(200))
+      .min(1)
+      .max(10_000)
+      .optional()
+      .meta({ description: 'Default: every other numeric column without missing values' }),
+    task: z
+      .enum(['classification', 'regression'])
+      .optional()
+      .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
+    model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }' }),
+    epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
+    batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
+    learningRate: z.number().gt(0).max(10).optional().meta({ description: 'Adam step size, default 0.001' }),
+    validationSplit: z.number().min(0.02).max(0.5).optional().meta({ description: 'Held-out share for early stopping and metrics, default 0.1' }),
+    patience: z.number().int().min(1).max(10_000).optional().meta({ description: 'Epochs without a better validation loss before stopping, default 20' }),
+    l2: z.number().min(0).max(10).optional().meta({ description: 'L2 penalty on weights (as scikit-learn alpha), default 0.0001' }),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .optional()
+      .meta({ description: 'Default: drawn at submit and recorded in the lineage' }),
+    registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').meta({ description: 'Model name the result is registered under' }),
+    explainBackground: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_BACKGROUND_ROWS)
+      .optional()
+      .meta({ description: `Training rows kept as the version's background for explanations (default ${DEFAULT_BACKGROUND_ROWS}; 0 keeps none)` }),
+  })
+  .strict();
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 
 export const hyperparametersSchema = z.object({
@@ -83,9 +102,7 @@ export interface TrainProgress extends CurvePoint {
   curve: CurvePoint[];
 }
 
-export type TrainMetrics =
-  | { accuracy: number; logLoss: number; validationRows: number }
-  | { rmse: number; r2: number; validationRows: number };
+export type TrainMetrics = { accuracy: number; logLoss: number; validationRows: number } | { rmse: number; r2: number; validationRows: number };
 
 export interface TrainResult {
   model: { name: string; version: number };
@@ -117,7 +134,11 @@ export const DEFAULT_HIDDEN = [128];
 export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRecord): TrainJob {
   const types = new Map(ds.columns.map((c) => [c.name, c.type]));
   const stats = new Map(ds.stats.map((s) => [s.name, s]));
-  const list = (names: string[]) => names.slice(0, 20).map((n) => `"${n}"`).join(', ') + (names.length > 20 ? ', ...' : '');
+  const list = (names: string[]) =>
+    names
+      .slice(0, 20)
+      .map((n) => `"${n}"`)
+      .join(', ') + (names.length > 20 ? ', ...' : '');
   const targetType = types.get(req.target);
   if (!targetType) throw badRequest(`target: the dataset has no column "${req.target}" (columns: ${list([...types.keys()])})`);
   const ts = stats.get(req.target)!;
@@ -163,7 +184,9 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
     dataset: { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows },
     registerAs: req.registerAs,
     hyperparameters: {
-      task, target: req.target, features,
+      task,
+      target: req.target,
+      features,
       model: model.type === 'mlp' ? { type: 'mlp', hidden: model.hidden ?? DEFAULT_HIDDEN } : { type: 'linear' },
       epochs: req.epochs ?? 200,
       batchSize: req.batchSize ?? Math.min(200, trainRows),

@@ -22,7 +22,10 @@ export function readF32(buf: Uint8Array, i: number): number {
   let c = buf[i]!;
   const s = i;
   let neg = false;
-  if (c === 0x2d) { neg = true; c = buf[++i]!; }
+  if (c === 0x2d) {
+    neg = true;
+    c = buf[++i]!;
+  }
   // hi holds the first 15 significant digits and the value is hi * 10^exp, exactly unless a
   // later digit was dropped (then `dropped`, and the value is below the truth by under 1e-14).
   let hi = 0;
@@ -46,7 +49,10 @@ export function readF32(buf: Uint8Array, i: number): number {
     c = buf[++i]!;
     if (!(c >= 0x30 && c <= 0x39)) return NaN;
     if (sig === 0) {
-      while (c === 0x30) { exp--; c = buf[++i]!; } // leading zeros are not significant
+      while (c === 0x30) {
+        exp--;
+        c = buf[++i]!;
+      } // leading zeros are not significant
     }
     while (c >= 0x30 && c <= 0x39 && sig < 15) {
       hi = hi * 10 + (c - 0x30);
@@ -62,7 +68,10 @@ export function readF32(buf: Uint8Array, i: number): number {
   if (c === 0x65 || c === 0x45) {
     c = buf[++i]!;
     let eneg = false;
-    if (c === 0x2b || c === 0x2d) { eneg = c === 0x2d; c = buf[++i]!; }
+    if (c === 0x2b || c === 0x2d) {
+      eneg = c === 0x2d;
+      c = buf[++i]!;
+    }
     if (!(c >= 0x30 && c <= 0x39)) return NaN;
     let e = 0;
     do {
@@ -110,7 +119,10 @@ export function readF32Array(buf: Uint8Array, start: number, out: Float32Array, 
     if (k === limit) return -3;
     const s = i;
     let neg = false;
-    if (c === 0x2d) { neg = true; c = buf[++i]!; }
+    if (c === 0x2d) {
+      neg = true;
+      c = buf[++i]!;
+    }
     let hi = 0;
     let sig = 0;
     let exp = 0;
@@ -132,7 +144,10 @@ export function readF32Array(buf: Uint8Array, start: number, out: Float32Array, 
       c = buf[++i]!;
       if (!(c >= 0x30 && c <= 0x39)) return -2;
       if (sig === 0) {
-        while (c === 0x30) { exp--; c = buf[++i]!; }
+        while (c === 0x30) {
+          exp--;
+          c = buf[++i]!;
+        }
       }
       while (c >= 0x30 && c <= 0x39 && sig < 15) {
         hi = hi * 10 + (c - 0x30);
@@ -148,7 +163,10 @@ export function readF32Array(buf: Uint8Array, start: number, out: Float32Array, 
     if (c === 0x65 || c === 0x45) {
       c = buf[++i]!;
       let eneg = false;
-      if (c === 0x2b || c === 0x2d) { eneg = c === 0x2d; c = buf[++i]!; }
+      if (c === 0x2b || c === 0x2d) {
+        eneg = c === 0x2d;
+        c = buf[++i]!;
+      }
       if (!(c >= 0x30 && c <= 0x39)) return -2;
       let e = 0;
       do {

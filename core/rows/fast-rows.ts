@@ -22,7 +22,12 @@ export interface FastPlan {
 export type FastId = string | null;
 
 /** A plan when every input is FP32 with a fixed row shape (CSV: one 2-D input), else null. */
-export function fastPlan(format: RowFormat, inputs: TensorSpec[], header: string | undefined, enabled = !['0', 'false'].includes(process.env.MODELQ_FAST_ROWS ?? '')): FastPlan | null {
+export function fastPlan(
+  format: RowFormat,
+  inputs: TensorSpec[],
+  header: string | undefined,
+  enabled = !['0', 'false'].includes(process.env.MODELQ_FAST_ROWS ?? ''),
+): FastPlan | null {
   if (!enabled || !inputs.length) return null;
   const plan: FastPlan = { format, inputs: [], columns: 0, idColumn: -1 };
   for (const s of inputs) {

@@ -4,7 +4,10 @@
 import { elementCount, type RawTensor } from '../tensors.ts';
 
 /** A scored row: its number in the file and its id as JSON text ('' when it has none). */
-export interface RowRef { n: number; id: string }
+export interface RowRef {
+  n: number;
+  id: string;
+}
 
 /** JSON.stringify's text for one number of an output. */
 const num = (x: number) => (Number.isFinite(x) ? String(x) : 'null');

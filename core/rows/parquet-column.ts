@@ -58,7 +58,11 @@ export class ColumnCursor {
   /** Rows started so far in the row group. */
   private row = 0;
 
-  constructor(private readonly u: Uint8Array, private readonly c: ColumnLayout, private readonly compressors: Compressors) {
+  constructor(
+    private readonly u: Uint8Array,
+    private readonly c: ColumnLayout,
+    private readonly compressors: Compressors,
+  ) {
     this.pos = c.start;
   }
 
@@ -88,7 +92,10 @@ export class ColumnCursor {
     if (rep !== null && i < entries && rep[i] !== 0 && r < 0) throw new Error('a row continues past where it should start');
     for (; i < entries; i++) {
       if (rep === null || rep[i] === 0) {
-        if (row === stop) { done = true; break; }
+        if (row === stop) {
+          done = true;
+          break;
+        }
         r = row++ - base;
       }
       const d = def === null ? maxDef : def[i]!;

@@ -23,7 +23,7 @@ export const fastParquetEnabled = () => !['0', 'false'].includes(process.env.MOD
 const isList = (e: SchemaTree['element']) => e.converted_type === 'LIST' || e.logical_type?.type === 'LIST';
 
 /** The column's levels, when it is a top-level number or a standard list of numbers that hyparquet reads as plain numbers. */
-function levelsOf(top: SchemaTree): Omit<ColumnLayout, 'codec' | 'start' | 'end'> & { path: string } | null {
+function levelsOf(top: SchemaTree): (Omit<ColumnLayout, 'codec' | 'start' | 'end'> & { path: string }) | null {
   const chain = [top];
   while (chain.at(-1)!.children.length === 1) chain.push(chain.at(-1)!.children[0]!);
   const leaf = chain.at(-1)!;
@@ -36,14 +36,20 @@ function levelsOf(top: SchemaTree): Omit<ColumnLayout, 'codec' | 'start' | 'end'
   const maxDef = chain.filter((n) => n.element.repetition_type !== 'REQUIRED').length;
   const at = reps.indexOf(true);
   // Shapes: a number; `repeated number`; list (LIST) { repeated number }; list (LIST) { repeated group { number } }.
-  const shape = maxRep === 0 ? chain.length === 1
-    : maxRep === 1 && (chain.length === 1 || (isList(top.element) && at === 1 && (chain.length === 2 || (chain.length === 3 && !reps[2]))));
+  const shape =
+    maxRep === 0
+      ? chain.length === 1
+      : maxRep === 1 && (chain.length === 1 || (isList(top.element) && at === 1 && (chain.length === 2 || (chain.length === 3 && !reps[2]))));
   if (!shape) return null;
   const listDef = chain.slice(0, Math.max(0, at)).filter((n) => n.element.repetition_type !== 'REQUIRED').length;
   return { type: e.type as Physical, maxDef, maxRep, listDef, path: chain.map((n) => n.element.name).join('.') };
 }
 
-interface Column { name: string; cursor: ColumnCursor; list: boolean }
+interface Column {
+  name: string;
+  cursor: ColumnCursor;
+  list: boolean;
+}
 
 export interface RowGroupSource {
   bytes: Uint8Array;
@@ -55,7 +61,12 @@ export interface RowGroupSource {
 
 /** Reads a row group's input columns run by run; null when a column or input is not for the fast path. */
 export class FastRowGroup {
-  private constructor(private readonly plan: ParquetPlan, private readonly inputs: TensorSpec[], private readonly pers: number[], private readonly columns: Column[]) {}
+  private constructor(
+    private readonly plan: ParquetPlan,
+    private readonly inputs: TensorSpec[],
+    private readonly pers: number[],
+    private readonly columns: Column[],
+  ) {}
 
   static open(meta: FileMetaData, plan: ParquetPlan, inputs: TensorSpec[], pers: number[], g: RowGroupSource): FastRowGroup | null {
     if (!inputs.every((s) => ['FP32', 'FP64', 'INT8', 'UINT8', 'INT16', 'UINT16', 'INT32', 'UINT32', 'BOOL'].includes(s.datatype))) return null;

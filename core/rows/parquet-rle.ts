@@ -42,7 +42,7 @@ function unpack(u: Uint8Array, at: number, end: number, width: number, count: nu
   let bits = 0;
   for (let i = 0; i < count; i++) {
     while (bits < width) {
-      buf |= (at < end ? u[at] ?? 0 : 0) << bits;
+      buf |= (at < end ? (u[at] ?? 0) : 0) << bits;
       at++;
       bits += 8;
     }

@@ -5,7 +5,10 @@
 /** A decoded Thrift struct: field id -> value (numbers, booleans, bytes, lists, nested structs). */
 export type Struct = Map<number, unknown>;
 
-interface Reader { u: Uint8Array; at: number }
+interface Reader {
+  u: Uint8Array;
+  at: number;
+}
 
 function varint(r: Reader): number {
   let out = 0;
@@ -27,16 +30,34 @@ function zigzag(r: Reader): number {
 
 function value(r: Reader, type: number): unknown {
   switch (type) {
-    case 1: return true;
-    case 2: return false;
-    case 3: return (r.u[r.at++]! << 24) >> 24;
-    case 4: case 5: case 6: return zigzag(r);
-    case 7: r.at += 8; return null; // a double: no page header field this reader uses
-    case 8: { const n = varint(r); const b = r.u.subarray(r.at, r.at + n); r.at += n; return b; }
-    case 9: case 10: return list(r);
-    case 11: return map(r);
-    case 12: return struct(r);
-    default: throw new Error(`page header has an unknown Thrift type ${type}`);
+    case 1:
+      return true;
+    case 2:
+      return false;
+    case 3:
+      return (r.u[r.at++]! << 24) >> 24;
+    case 4:
+    case 5:
+    case 6:
+      return zigzag(r);
+    case 7:
+      r.at += 8;
+      return null; // a double: no page header field this reader uses
+    case 8: {
+      const n = varint(r);
+      const b = r.u.subarray(r.at, r.at + n);
+      r.at += n;
+      return b;
+    }
+    case 9:
+    case 10:
+      return list(r);
+    case 11:
+      return map(r);
+    case 12:
+      return struct(r);
+    default:
+      throw new Error(`page header has an unknown Thrift type ${type}`);
   }
 }
 
@@ -107,10 +128,16 @@ export function readPageHeader(u: Uint8Array, at: number): { header: PageHeader;
   const v2 = s.get(8) as Struct | undefined;
   const body = v1 ?? dict ?? v2;
   const header: PageHeader = {
-    type: num(s, 1), uncompressed: num(s, 2), compressed: num(s, 3),
-    numValues: num(body, 1), encoding: v2 ? num(v2, 4) : num(body, 2),
-    defEncoding: num(v1, 3), repEncoding: num(v1, 4),
-    defBytes: num(v2, 5), repBytes: num(v2, 6), compressedValues: v2?.get(7) !== false,
+    type: num(s, 1),
+    uncompressed: num(s, 2),
+    compressed: num(s, 3),
+    numValues: num(body, 1),
+    encoding: v2 ? num(v2, 4) : num(body, 2),
+    defEncoding: num(v1, 3),
+    repEncoding: num(v1, 4),
+    defBytes: num(v2, 5),
+    repBytes: num(v2, 6),
+    compressedValues: v2?.get(7) !== false,
   };
   if (header.compressed < 0 || header.uncompressed < 0) throw new Error('page header without its sizes');
   return { header, end };

@@ -23,7 +23,11 @@ export class ParquetShapeError extends Error {}
 const NUMERIC = new Set(['FLOAT', 'DOUBLE', 'INT32', 'INT64', 'BOOLEAN']);
 const TRAILER = 8; // footer length (4 bytes) + "PAR1"
 
-interface Column { name: string; list: boolean; leaf: string }
+interface Column {
+  name: string;
+  list: boolean;
+  leaf: string;
+}
 
 function describe(t: SchemaTree): Column {
   let node = t;
@@ -48,43 +52,59 @@ export function planParquet(meta: FileMetaData, inputs: TensorSpec[]): ParquetPl
     for (const s of inputs) {
       const c = byName.get(s.name)!;
       if (!numericInput(s)) throw new ParquetShapeError(`input "${s.name}" is ${s.datatype}; Parquet batches take numeric inputs`);
-      if (!NUMERIC.has(c.leaf)) throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes ${s.datatype} numbers`);
-      if (s.shape.slice(1).some((d) => d < 0)) throw new ParquetShapeError(`input "${s.name}" [${s.shape.join(',')}] leaves a dimension open; Parquet batches take inputs of fixed size (use JSONL)`);
-      if (s.shape.length > 1 && !c.list) throw new ParquetShapeError(`column "${c.name}" is a scalar column; the model's input "${s.name}" [${s.shape.join(',')}] needs a list column (values without the batch dimension)`);
+      if (!NUMERIC.has(c.leaf))
+        throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes ${s.datatype} numbers`);
+      if (s.shape.slice(1).some((d) => d < 0))
+        throw new ParquetShapeError(`input "${s.name}" [${s.shape.join(',')}] leaves a dimension open; Parquet batches take inputs of fixed size (use JSONL)`);
+      if (s.shape.length > 1 && !c.list)
+        throw new ParquetShapeError(
+          `column "${c.name}" is a scalar column; the model's input "${s.name}" [${s.shape.join(',')}] needs a list column (values without the batch dimension)`,
+        );
     }
     return { mode: 'lists', columns: inputs.map((s) => s.name), ...(id ? { id } : {}) };
   }
   const missing = inputs.find((s) => !byName.has(s.name))!;
   if (inputs.length !== 1 || inputs[0]!.shape.length !== 2 || !numericInput(inputs[0]!)) {
-    throw new ParquetShapeError(`the Parquet file has no column "${missing.name}" (the model's input); its columns: ${cols.map((c) => c.name).join(', ').slice(0, 300)}`);
+    throw new ParquetShapeError(
+      `the Parquet file has no column "${missing.name}" (the model's input); its columns: ${cols
+        .map((c) => c.name)
+        .join(', ')
+        .slice(0, 300)}`,
+    );
   }
   const features = cols.filter((c) => c.name !== 'id');
   const bad = features.find((c) => c.list || !NUMERIC.has(c.leaf));
-  if (bad) throw new ParquetShapeError(`column "${bad.name}" is ${bad.list ? 'a list' : bad.leaf}; without a column "${missing.name}", every column but id must be a number (one per feature)`);
+  if (bad)
+    throw new ParquetShapeError(
+      `column "${bad.name}" is ${bad.list ? 'a list' : bad.leaf}; without a column "${missing.name}", every column but id must be a number (one per feature)`,
+    );
   const want = inputs[0]!.shape[1]!;
-  if (want >= 0 && features.length !== want) throw new ParquetShapeError(`the Parquet file has ${features.length} feature columns, the model's input "${missing.name}" takes ${want}`);
+  if (want >= 0 && features.length !== want)
+    throw new ParquetShapeError(`the Parquet file has ${features.length} feature columns, the model's input "${missing.name}" takes ${want}`);
   return { mode: 'scalars', columns: features.map((c) => c.name), ...(id ? { id } : {}) };
 }
 
 /** Each row group as a chunk: its byte range (every column chunk in it) and its rows. */
 export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
   let firstRow = 0;
-  return meta.row_groups.map((g, index) => {
-    let start = Infinity;
-    let end = 0;
-    for (const c of g.columns) {
-      const m = c.meta_data;
-      if (!m) throw new ParquetShapeError(`row group ${index} has a column without metadata`);
-      // A dictionary_page_offset of 0 means none (some writers set it so; offset 0 is the magic "PAR1").
-      const from = Math.min(Number(m.dictionary_page_offset || m.data_page_offset), Number(m.data_page_offset));
-      start = Math.min(start, from);
-      end = Math.max(end, from + Number(m.total_compressed_size));
-    }
-    const rows = Number(g.num_rows);
-    const chunk = { index, start, end, firstRow, rows };
-    firstRow += rows;
-    return chunk;
-  }).filter((c) => c.rows > 0);
+  return meta.row_groups
+    .map((g, index) => {
+      let start = Infinity;
+      let end = 0;
+      for (const c of g.columns) {
+        const m = c.meta_data;
+        if (!m) throw new ParquetShapeError(`row group ${index} has a column without metadata`);
+        // A dictionary_page_offset of 0 means none (some writers set it so; offset 0 is the magic "PAR1").
+        const from = Math.min(Number(m.dictionary_page_offset || m.data_page_offset), Number(m.data_page_offset));
+        start = Math.min(start, from);
+        end = Math.max(end, from + Number(m.total_compressed_size));
+      }
+      const rows = Number(g.num_rows);
+      const chunk = { index, start, end, firstRow, rows };
+      firstRow += rows;
+      return chunk;
+    })
+    .filter((c) => c.rows > 0);
 }
 
 /** The footer (metadata and trailer) of a file of `size` bytes, read through `read`. */
@@ -127,7 +147,12 @@ export async function decodeRowGroup(g: RowGroupBytes, columns: string[], firstR
   };
   const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
   await parquetRead({
-    file, metadata: metadataOf(g.footer), rowStart: firstRow, rowEnd: firstRow + rows, columns, compressors,
+    file,
+    metadata: metadataOf(g.footer),
+    rowStart: firstRow,
+    rowEnd: firstRow + rows,
+    columns,
+    compressors,
     onChunk: (c) => {
       let list = pieces.get(c.columnName);
       if (!list) pieces.set(c.columnName, (list = []));
@@ -137,7 +162,10 @@ export async function decodeRowGroup(g: RowGroupBytes, columns: string[], firstR
   const out = new Map<string, ArrayLike<unknown>>();
   for (const name of columns) {
     const list = pieces.get(name) ?? [];
-    if (list.length === 1 && list[0]!.at === 0 && list[0]!.data.length >= rows) { out.set(name, list[0]!.data); continue; }
+    if (list.length === 1 && list[0]!.at === 0 && list[0]!.data.length >= rows) {
+      out.set(name, list[0]!.data);
+      continue;
+    }
     const all = new Array<unknown>(rows).fill(null);
     for (const p of list) for (let i = 0; i < p.data.length; i++) if (p.at + i >= 0 && p.at + i < rows) all[p.at + i] = p.data[i];
     out.set(name, all);

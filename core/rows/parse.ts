@@ -13,7 +13,10 @@ export interface ParsedRow {
   /** Shape per input, without the batch dimension. */
   shapes: Record<string, number[]>;
 }
-export interface RowError { id?: unknown; error: { code: string; message: string } }
+export interface RowError {
+  id?: unknown;
+  error: { code: string; message: string };
+}
 export type RowParser = (line: string) => ParsedRow | RowError;
 
 const bad = (message: string, id?: unknown): RowError => ({ ...(id !== undefined ? { id } : {}), error: { code: 'bad_row', message } });
@@ -62,7 +65,7 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
     } catch (e) {
       return bad(`not valid JSON: ${(e as Error).message}`);
     }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return bad('a row must be a JSON object with the model\'s input names as keys');
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return bad("a row must be a JSON object with the model's input names as keys");
     const rec = obj as Record<string, unknown>;
     const id = rec.id;
     const values: ParsedRow['values'] = {};
@@ -76,7 +79,8 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
         shape = rowShape;
       } else {
         const ns = Array.isArray(v) ? nestedShape(v) : [];
-        if (!ns || ns.length !== rowShape.length) return bad(`input "${spec.name}" must be nested to rank ${rowShape.length} (the model leaves a dimension open)`, id);
+        if (!ns || ns.length !== rowShape.length)
+          return bad(`input "${spec.name}" must be nested to rank ${rowShape.length} (the model leaves a dimension open)`, id);
         shape = ns;
       }
       const scalar = rowShape.length === 0;
@@ -105,7 +109,8 @@ function csvParser(inputs: TensorSpec[], header: string): RowParser {
       if (c === idCol) continue;
       const f = fields[c]!;
       const x = Number(f);
-      if (f.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) return bad(`column "${cols[c]}" is not ${integer ? 'an integer' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
+      if (f.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)))
+        return bad(`column "${cols[c]}" is not ${integer ? 'an integer' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
       data[k++] = x;
     }
     return { ...(id !== undefined ? { id } : {}), values: { [spec.name]: data }, shapes: { [spec.name]: [width] } };

@@ -59,7 +59,17 @@ export class RowScanner {
    * whichever comes first. `header`: the first row is a header (default: true for CSV), at most
    * `maxHeaderBytes` long (default: no bound). `onRow` is called with the byte range of every row.
    */
-  constructor(format: RowFormat, opts: { chunkRows?: number; chunkBytes?: number; maxRows?: number; maxHeaderBytes?: number; header?: boolean; onRow?: (start: number, end: number) => void } = {}) {
+  constructor(
+    format: RowFormat,
+    opts: {
+      chunkRows?: number;
+      chunkBytes?: number;
+      maxRows?: number;
+      maxHeaderBytes?: number;
+      header?: boolean;
+      onRow?: (start: number, end: number) => void;
+    } = {},
+  ) {
     this.format = format;
     this.chunkRows = opts.chunkRows ?? Infinity;
     this.chunkBytes = opts.chunkBytes ?? Infinity;
@@ -95,7 +105,10 @@ export class RowScanner {
             pos = q + 1;
             continue;
           }
-          if (this.inQuotes || n < 0) { pos = buf.length; break; }
+          if (this.inQuotes || n < 0) {
+            pos = buf.length;
+            break;
+          }
           nl = n;
           break;
         }
@@ -124,7 +137,9 @@ export class RowScanner {
   private endRow(end: number) {
     if (!this.seenHeader) {
       this.seenHeader = true;
-      this.header = Buffer.concat(this.headerParts).toString('utf8').replace(/\r?\n?$/, '');
+      this.header = Buffer.concat(this.headerParts)
+        .toString('utf8')
+        .replace(/\r?\n?$/, '');
       this.headerParts = [];
     } else {
       if (this.chunkStart < 0) {
@@ -159,7 +174,11 @@ export class RowScanner {
 export function splitRows(buf: Buffer, format: RowFormat): string[] {
   if (format === 'jsonl') {
     // No quoting in JSONL: split the text at once; blank means only spaces, tabs and CRs, as above.
-    return buf.toString('utf8').split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)).filter((l) => !/^[ \t\r]*$/.test(l));
+    return buf
+      .toString('utf8')
+      .split('\n')
+      .map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l))
+      .filter((l) => !/^[ \t\r]*$/.test(l));
   }
   const out: string[] = [];
   const scanner = new RowScanner(format, { header: false, onRow: (start, end) => out.push(buf.toString('utf8', start, end).replace(/\r?\n$/, '')) });

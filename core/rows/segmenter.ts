@@ -6,8 +6,7 @@ import { RowScanner, type RowFormat } from './scanner.ts';
 
 export type Segment =
   /** `firstRow`: the index, within the stream, of the segment's first row. */
-  | { kind: 'rows'; bytes: Buffer; firstRow: number; rows: number }
-  | { kind: 'long'; row: number; bytes: number };
+  { kind: 'rows'; bytes: Buffer; firstRow: number; rows: number } | { kind: 'long'; row: number; bytes: number };
 
 export interface SegmenterOptions {
   /** Default 1024 rows. */
@@ -18,7 +17,10 @@ export interface SegmenterOptions {
   maxRowBytes?: number;
 }
 
-interface Piece { start: number; buf: Buffer }
+interface Piece {
+  start: number;
+  buf: Buffer;
+}
 
 export class Segmenter {
   private readonly scanner: RowScanner;
@@ -44,7 +46,9 @@ export class Segmenter {
   }
 
   /** Rows seen so far (long ones included). */
-  get rowCount(): number { return this.rows; }
+  get rowCount(): number {
+    return this.rows;
+  }
 
   push(buf: Buffer): Segment[] {
     const piece = { start: this.offset, buf };

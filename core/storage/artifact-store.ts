@@ -2,8 +2,14 @@
 // "models/sha256/<hex>.onnx"; every write replaces the whole object atomically.
 import type { Readable } from 'node:stream';
 
-export interface PutResult { bytes: number; sha256: string }
-export interface ByteRange { start: number; end: number } // inclusive start, exclusive end
+export interface PutResult {
+  bytes: number;
+  sha256: string;
+}
+export interface ByteRange {
+  start: number;
+  end: number;
+} // inclusive start, exclusive end
 
 export interface ArtifactStore {
   /** Streams `body` to `key`, replacing any previous object only once the write is complete. */

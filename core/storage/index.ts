@@ -7,7 +7,8 @@ import { S3Store } from './s3-store.ts';
 export * from './artifact-store.ts';
 export { FsStore, S3Store };
 
-export type StoreConfig = Pick<Config, 'MODELQ_DATA_DIR'> & Partial<Pick<Config, 'MODELQ_STORE' | 'MODELQ_S3_BUCKET' | 'MODELQ_S3_ENDPOINT' | 'MODELQ_S3_REGION'>>;
+export type StoreConfig = Pick<Config, 'MODELQ_DATA_DIR'> &
+  Partial<Pick<Config, 'MODELQ_STORE' | 'MODELQ_S3_BUCKET' | 'MODELQ_S3_ENDPOINT' | 'MODELQ_S3_REGION'>>;
 
 export function createStore(cfg: StoreConfig): ArtifactStore {
   if (cfg.MODELQ_STORE === 's3') {

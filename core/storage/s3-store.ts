@@ -82,19 +82,22 @@ export class S3Store implements ArtifactStore {
     // The source's own failure (client gone, too large) is the one to report, not a later one
     // from aborting the multipart upload.
     let sourceError: unknown;
-    const counted = Readable.from((async function* () {
-      try {
-        for await (const chunk of body as AsyncIterable<Uint8Array>) {
-          bytes += chunk.length;
-          if (bytes > max) throw new TooLargeError(max);
-          hash.update(chunk);
-          yield chunk;
+    const counted = Readable.from(
+      (async function* () {
+        try {
+          for await (const chunk of body as AsyncIterable<Uint8Array>) {
+            bytes += chunk.length;
+            if (bytes > max) throw new TooLargeError(max);
+            hash.update(chunk);
+            yield chunk;
+          }
+        } catch (e) {
+          sourceError = e;
+          throw e;
         }
-      } catch (e) {
-        sourceError = e;
-        throw e;
-      }
-    })(), { objectMode: false });
+      })(),
+      { objectMode: false },
+    );
     // Parts must fit in 10,000 even at the size limit.
     const partSize = Number.isFinite(max) ? Math.max(this.partSize, Math.ceil(max / MAX_PARTS)) : this.partSize;
     const upload = new m.Upload({
@@ -133,9 +136,13 @@ export class S3Store implements ArtifactStore {
     }
     const { c, m } = await this.sdk();
     try {
-      const r = await c.send(new m.GetObjectCommand({
-        Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
-      }));
+      const r = await c.send(
+        new m.GetObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+        }),
+      );
       // A server or proxy that ignores Range answers with the whole object: never hand that out as the chunk.
       if (range && (r.ContentLength ?? 0) > range.end - range.start) {
         (r.Body as Readable).destroy();
@@ -165,7 +172,9 @@ export class S3Store implements ArtifactStore {
     const { c, m } = await this.sdk();
     try {
       // Single-request copies go up to 5 GiB, above MODELQ_MAX_UPLOAD_MB's default.
-      await c.send(new m.CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}` }));
+      await c.send(
+        new m.CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}` }),
+      );
     } catch (e) {
       throw isNotFound(e) ? new ArtifactNotFoundError(from) : e;
     }

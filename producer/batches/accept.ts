@@ -20,8 +20,17 @@ import { assertReadable } from '../model-access.ts';
 
 export const batchParamsSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
-  format: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({ description: 'Default: csv for text/csv bodies and .csv files, parquet for application/vnd.apache.parquet bodies and .parquet files, else jsonl' }),
-  chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
+  format: z
+    .enum(['jsonl', 'csv', 'parquet'])
+    .optional()
+    .meta({ description: 'Default: csv for text/csv bodies and .csv files, parquet for application/vnd.apache.parquet bodies and .parquet files, else jsonl' }),
+  chunkRows: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
 });
@@ -33,7 +42,11 @@ export const publicView = ({ spec: _spec, ...v }: BatchView & { spec?: BatchSpec
 function parseMetadata(s: string | undefined): Record<string, string> | undefined {
   if (s === undefined) return undefined;
   let v: unknown;
-  try { v = JSON.parse(s); } catch { throw badRequest('metadata must be a JSON object of string values'); }
+  try {
+    v = JSON.parse(s);
+  } catch {
+    throw badRequest('metadata must be a JSON object of string values');
+  }
   if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
     throw badRequest('metadata must be a JSON object of string values');
   }
@@ -91,7 +104,14 @@ async function scanParquet(store: ArtifactStore, key: string, bytes: number, inp
   }
 }
 
-export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: AsyncIterable<Buffer>, formatHint: BatchFormat, tenant: string, opts: AcceptOptions = {}): Promise<BatchView> {
+export async function acceptBatch(
+  d: ProducerDeps,
+  params: BatchParams,
+  body: AsyncIterable<Buffer>,
+  formatHint: BatchFormat,
+  tenant: string,
+  opts: AcceptOptions = {},
+): Promise<BatchView> {
   const batches = new BatchStore(d.redis, d.prefix);
   await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
   const model = await d.registry.resolve(params.model);
@@ -100,7 +120,12 @@ export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: As
   const metadata = parseMetadata(params.metadata);
   const id = `batch_${randomBytes(10).toString('hex')}`;
   const inputKey = batchKeys.input(id);
-  const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, { chunkRows, chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES, maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS, maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
+  const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, {
+    chunkRows,
+    chunkBytes: d.cfg.MODELQ_BATCH_CHUNK_BYTES,
+    maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS,
+    maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES,
+  });
   let scan: ScanResult & { plan?: ParquetPlan };
   let accepted: BatchView;
   try {
@@ -121,20 +146,33 @@ export async function acceptBatch(d: ProducerDeps, params: BatchParams, body: As
     await opts.commitGate?.();
     const now = Date.now();
     const spec: BatchSpec = {
-      id, tenant, model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
-      format, inputKey, bytes: scan.bytes, totalRows: scan.rows, chunks: scan.chunks.length, chunkRows,
-      ...(scan.header !== undefined ? { header: scan.header } : {}), ...(scan.plan ? { parquet: scan.plan } : {}), ...(metadata ? { metadata } : {}),
-      createdAt: new Date(now).toISOString(), expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
+      id,
+      tenant,
+      model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+      format,
+      inputKey,
+      bytes: scan.bytes,
+      totalRows: scan.rows,
+      chunks: scan.chunks.length,
+      chunkRows,
+      ...(scan.header !== undefined ? { header: scan.header } : {}),
+      ...(scan.plan ? { parquet: scan.plan } : {}),
+      ...(metadata ? { metadata } : {}),
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };
     await batches.create(spec);
     // The answer describes the batch as accepted: a worker may start on it the moment it is enqueued.
     accepted = publicView((await batches.view(id))!);
     const queueName = params.device === 'gpu' ? 'score-gpu' : 'score';
     await d.queues.flowProducer().add({
-      name: 'finalize', queueName: 'batch', data: { batchId: id },
+      name: 'finalize',
+      queueName: 'batch',
+      data: { batchId: id },
       opts: { ...defaultJobOptions.batch, jobId: id },
       children: scan.chunks.map((c) => ({
-        name: 'score', queueName,
+        name: 'score',
+        queueName,
         data: { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },
         opts: batchChunkJobOptions(queueName, `${id}-${c.index}`),
       })),

@@ -17,7 +17,12 @@ export type PartKind = 'output' | 'errors';
 const FORMATS = ['jsonl', 'csv', 'parquet'] as const;
 
 /** The parts to send: every scored chunk's part must be there; an unscored chunk (cancelled) has none. */
-async function partsOf(store: ArtifactStore, v: BatchView & { spec: BatchSpec }, kind: PartKind, scored: Set<number>): Promise<{ key: string; bytes: number }[]> {
+async function partsOf(
+  store: ArtifactStore,
+  v: BatchView & { spec: BatchSpec },
+  kind: PartKind,
+  scored: Set<number>,
+): Promise<{ key: string; bytes: number }[]> {
   const parts: { key: string; bytes: number }[] = [];
   for (let i = 0; i < v.chunks.total; i++) {
     const key = kind === 'output' ? batchKeys.output(v.id, i) : batchKeys.errors(v.id, i);
@@ -34,7 +39,14 @@ async function* concat(store: ArtifactStore, parts: { key: string }[]): AsyncGen
   }
 }
 
-export async function sendParts(req: Request, res: Response, deps: { store: ArtifactStore; logger: Logger }, v: BatchView & { spec: BatchSpec }, kind: PartKind, scored: Set<number>): Promise<void> {
+export async function sendParts(
+  req: Request,
+  res: Response,
+  deps: { store: ArtifactStore; logger: Logger },
+  v: BatchView & { spec: BatchSpec },
+  kind: PartKind,
+  scored: Set<number>,
+): Promise<void> {
   const format = req.query.format === undefined ? 'jsonl' : String(req.query.format);
   if (!(FORMATS as readonly string[]).includes(format)) throw badRequest(`format must be one of ${FORMATS.join(', ')}`);
   const parts = await partsOf(deps.store, v, kind, scored);
@@ -43,8 +55,17 @@ export async function sendParts(req: Request, res: Response, deps: { store: Arti
   res.setHeader('Content-Disposition', `attachment; filename="${v.id}-${kind}.${ext}"`);
   if (ext === 'jsonl') res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
   const body = concat(deps.store, parts);
-  const source = ext === 'csv' ? Readable.from(jsonlToCsv(body, v.spec.model.outputs.map((o) => o.name)))
-    : ext === 'parquet' ? Readable.from(jsonlToParquet(body, v.spec.model.outputs)) : Readable.from(body);
+  const source =
+    ext === 'csv'
+      ? Readable.from(
+          jsonlToCsv(
+            body,
+            v.spec.model.outputs.map((o) => o.name),
+          ),
+        )
+      : ext === 'parquet'
+        ? Readable.from(jsonlToParquet(body, v.spec.model.outputs))
+        : Readable.from(body);
   try {
     await pipeline(source, res);
   } catch (e) {

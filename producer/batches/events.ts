@@ -12,8 +12,12 @@ export async function streamEvents(req: Request, res: Response, batches: BatchSt
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
   let last = '';
   let closed = false;
-  req.on('close', () => { closed = true; });
-  res.on('error', () => { closed = true; });
+  req.on('close', () => {
+    closed = true;
+  });
+  res.on('error', () => {
+    closed = true;
+  });
   while (!closed) {
     const data = JSON.stringify(publicView(v));
     if (data !== last) res.write(`event: status\ndata: ${data}\n\n`);

@@ -29,7 +29,10 @@ export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): 
     let problem: Error | undefined;
     let formDone!: () => void;
     let formFailed!: (e: Error) => void;
-    const formRead = new Promise<void>((res, rej) => { formDone = res; formFailed = rej; });
+    const formRead = new Promise<void>((res, rej) => {
+      formDone = res;
+      formFailed = rej;
+    });
     formRead.catch(() => {});
     /** Refuses the upload: the file stream (if any) fails, so the store drops what it wrote. */
     const refuse = (e: Error) => {
@@ -60,8 +63,9 @@ export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): 
         problem = e as Error;
         return reject(e);
       }
-      acceptBatch(d, params, stream, formatOfFile(info.filename, info.mimeType), tenant, { commitGate: () => formRead })
-        .then(resolve, (e: unknown) => reject(problem ?? e));
+      acceptBatch(d, params, stream, formatOfFile(info.filename, info.mimeType), tenant, { commitGate: () => formRead }).then(resolve, (e: unknown) =>
+        reject(problem ?? e),
+      );
     });
     bb.on('error', (e) => refuse(badRequest(`bad multipart body: ${(e as Error).message}`)));
     bb.on('close', () => {
@@ -69,7 +73,9 @@ export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): 
       else if (!problem) formDone();
     });
     // A client that goes away mid-upload: the body never ends, so end the file here.
-    req.on('close', () => { if (!req.complete) refuse(badRequest('the upload was aborted')); });
+    req.on('close', () => {
+      if (!req.complete) refuse(badRequest('the upload was aborted'));
+    });
     req.pipe(bb);
   });
 }

@@ -17,15 +17,27 @@ class DrainingWriter extends ByteWriter {
   }
 }
 
-interface Line { row: number; id?: unknown; outputs: Record<string, unknown[]> }
+interface Line {
+  row: number;
+  id?: unknown;
+  outputs: Record<string, unknown[]>;
+}
 
 function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null): SchemaElement[] {
-  const leaf = (o: TensorSpec): SchemaElement => o.datatype === 'BYTES' ? { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' }
-    : { name: 'element', type: o.datatype === 'FP32' || o.datatype === 'FP16' ? 'FLOAT' : 'DOUBLE', repetition_type: 'REQUIRED' };
+  const leaf = (o: TensorSpec): SchemaElement =>
+    o.datatype === 'BYTES'
+      ? { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' }
+      : { name: 'element', type: o.datatype === 'FP32' || o.datatype === 'FP16' ? 'FLOAT' : 'DOUBLE', repetition_type: 'REQUIRED' };
   return [
     { name: 'root', num_children: 1 + (id ? 1 : 0) + outputs.length },
     { name: 'row', type: 'INT64', repetition_type: 'REQUIRED' },
-    ...(id ? [id === 'STRING' ? { name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' } as SchemaElement : { name: 'id', type: 'DOUBLE', repetition_type: 'OPTIONAL' } as SchemaElement] : []),
+    ...(id
+      ? [
+          id === 'STRING'
+            ? ({ name: 'id', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'OPTIONAL' } as SchemaElement)
+            : ({ name: 'id', type: 'DOUBLE', repetition_type: 'OPTIONAL' } as SchemaElement),
+        ]
+      : []),
     ...outputs.flatMap((o): SchemaElement[] => [
       { name: o.name, repetition_type: 'OPTIONAL', num_children: 1, converted_type: 'LIST' },
       { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
@@ -46,7 +58,20 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
       writer = new ParquetWriter({ writer: sink, schema: schemaOf(outputs, idType) });
     }
     if (!group.length) return;
-    const ids = idType === null ? [] : group.map((l) => (l.id === undefined || l.id === null ? null : idType === 'DOUBLE' ? (typeof l.id === 'number' ? l.id : null) : typeof l.id === 'string' ? l.id : JSON.stringify(l.id)));
+    const ids =
+      idType === null
+        ? []
+        : group.map((l) =>
+            l.id === undefined || l.id === null
+              ? null
+              : idType === 'DOUBLE'
+                ? typeof l.id === 'number'
+                  ? l.id
+                  : null
+                : typeof l.id === 'string'
+                  ? l.id
+                  : JSON.stringify(l.id),
+          );
     await writer.write({
       columnData: [
         { name: 'row', data: group.map((l) => BigInt(l.row)) },

@@ -20,7 +20,18 @@ export interface TensorContents {
 type Data = unknown[] | Float32Array;
 
 const WIDTH: Record<string, number> = {
-  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  FP16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FP32: 4,
+  UINT64: 8,
+  INT64: 8,
+  FP64: 8,
 };
 
 /** Copies into an aligned buffer when the view is not aligned for its element width. */
@@ -88,25 +99,46 @@ export function decodeRaw(buf: Buffer, datatype: string, label: string): Data {
   const n = buf.byteLength / width;
   const { buffer, offset } = aligned(buf, width);
   switch (datatype as Datatype) {
-    case 'FP32': return new Float32Array(buffer, offset, n);
-    case 'FP64': return Array.from(new Float64Array(buffer, offset, n));
-    case 'FP16': return Array.from(new Uint16Array(buffer, offset, n), halfToFloat);
-    case 'INT8': return Array.from(new Int8Array(buffer, offset, n));
-    case 'UINT8': return Array.from(new Uint8Array(buffer, offset, n));
-    case 'INT16': return Array.from(new Int16Array(buffer, offset, n));
-    case 'UINT16': return Array.from(new Uint16Array(buffer, offset, n));
-    case 'INT32': return Array.from(new Int32Array(buffer, offset, n));
-    case 'UINT32': return Array.from(new Uint32Array(buffer, offset, n));
-    case 'INT64': return Array.from(new BigInt64Array(buffer, offset, n), Number);
-    case 'UINT64': return Array.from(new BigUint64Array(buffer, offset, n), Number);
-    default: return Array.from(new Uint8Array(buffer, offset, n), (x) => x !== 0); // BOOL
+    case 'FP32':
+      return new Float32Array(buffer, offset, n);
+    case 'FP64':
+      return Array.from(new Float64Array(buffer, offset, n));
+    case 'FP16':
+      return Array.from(new Uint16Array(buffer, offset, n), halfToFloat);
+    case 'INT8':
+      return Array.from(new Int8Array(buffer, offset, n));
+    case 'UINT8':
+      return Array.from(new Uint8Array(buffer, offset, n));
+    case 'INT16':
+      return Array.from(new Int16Array(buffer, offset, n));
+    case 'UINT16':
+      return Array.from(new Uint16Array(buffer, offset, n));
+    case 'INT32':
+      return Array.from(new Int32Array(buffer, offset, n));
+    case 'UINT32':
+      return Array.from(new Uint32Array(buffer, offset, n));
+    case 'INT64':
+      return Array.from(new BigInt64Array(buffer, offset, n), Number);
+    case 'UINT64':
+      return Array.from(new BigUint64Array(buffer, offset, n), Number);
+    default:
+      return Array.from(new Uint8Array(buffer, offset, n), (x) => x !== 0); // BOOL
   }
 }
 
 const FIELD: Partial<Record<Datatype, keyof TensorContents>> = {
-  BOOL: 'bool_contents', INT8: 'int_contents', INT16: 'int_contents', INT32: 'int_contents', INT64: 'int64_contents',
-  UINT8: 'uint_contents', UINT16: 'uint_contents', UINT32: 'uint_contents', UINT64: 'uint64_contents',
-  FP32: 'fp32_contents', FP64: 'fp64_contents', BYTES: 'bytes_contents',
+  BOOL: 'bool_contents',
+  INT8: 'int_contents',
+  INT16: 'int_contents',
+  INT32: 'int_contents',
+  INT64: 'int64_contents',
+  UINT8: 'uint_contents',
+  UINT16: 'uint_contents',
+  UINT32: 'uint_contents',
+  UINT64: 'uint64_contents',
+  FP32: 'fp32_contents',
+  FP64: 'fp64_contents',
+  BYTES: 'bytes_contents',
 };
 
 /** Typed `contents` -> data in the protocol's JSON form; only the field of the tensor's datatype is read. */
@@ -125,19 +157,32 @@ export function encodeOutput(t: JobTensor): Buffer {
   if (isPacked(t)) return Buffer.from(t.b64, 'base64');
   const d = t.data as unknown[];
   switch (t.datatype) {
-    case 'BYTES': return encodeBytes(d);
-    case 'FP32': return typed(Float32Array.from(d as number[]));
-    case 'FP64': return typed(Float64Array.from(d as number[]));
-    case 'FP16': return typed(Uint16Array.from(d as number[], floatToHalf));
-    case 'INT8': return typed(Int8Array.from(d as number[]));
-    case 'UINT8': return typed(Uint8Array.from(d as number[]));
-    case 'INT16': return typed(Int16Array.from(d as number[]));
-    case 'UINT16': return typed(Uint16Array.from(d as number[]));
-    case 'INT32': return typed(Int32Array.from(d as number[]));
-    case 'UINT32': return typed(Uint32Array.from(d as number[]));
-    case 'INT64': return typed(BigInt64Array.from(d as number[], (x) => BigInt(x)));
-    case 'UINT64': return typed(BigUint64Array.from(d as number[], (x) => BigInt(x)));
-    case 'BOOL': return typed(Uint8Array.from(d as unknown[], (x) => (x ? 1 : 0)));
+    case 'BYTES':
+      return encodeBytes(d);
+    case 'FP32':
+      return typed(Float32Array.from(d as number[]));
+    case 'FP64':
+      return typed(Float64Array.from(d as number[]));
+    case 'FP16':
+      return typed(Uint16Array.from(d as number[], floatToHalf));
+    case 'INT8':
+      return typed(Int8Array.from(d as number[]));
+    case 'UINT8':
+      return typed(Uint8Array.from(d as number[]));
+    case 'INT16':
+      return typed(Int16Array.from(d as number[]));
+    case 'UINT16':
+      return typed(Uint16Array.from(d as number[]));
+    case 'INT32':
+      return typed(Int32Array.from(d as number[]));
+    case 'UINT32':
+      return typed(Uint32Array.from(d as number[]));
+    case 'INT64':
+      return typed(BigInt64Array.from(d as number[], (x) => BigInt(x)));
+    case 'UINT64':
+      return typed(BigUint64Array.from(d as number[], (x) => BigInt(x)));
+    case 'BOOL':
+      return typed(Uint8Array.from(d as unknown[], (x) => (x ? 1 : 0)));
   }
 }
 

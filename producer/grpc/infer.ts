@@ -15,7 +15,10 @@ import { isBatchable } from '../routes/v2.ts';
 import { decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
 
 /** InferParameter with proto-loader's `oneofs: true`: the chosen field is named in parameter_choice. */
-export interface InferParameter { parameter_choice?: string; [k: string]: unknown }
+export interface InferParameter {
+  parameter_choice?: string;
+  [k: string]: unknown;
+}
 type Params = Record<string, InferParameter>;
 
 export interface ModelInferRequest {
@@ -72,7 +75,8 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
   const lanes = new Map<'infer' | 'infer-gpu', InferCoalescer>();
   const lane = (q: 'infer' | 'infer-gpu') => {
     let c = lanes.get(q);
-    if (!c) lanes.set(q, (c = new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS)));
+    if (!c)
+      lanes.set(q, (c = new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS)));
     return c;
   };
   const batchings = new WeakMap<ServingTarget, Batching>();

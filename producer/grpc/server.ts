@@ -32,7 +32,10 @@ export interface GrpcServerOptions {
   keys: KeyRing;
 }
 
-export interface RunningGrpcServer { port: number; close(): Promise<void> }
+export interface RunningGrpcServer {
+  port: number;
+  close(): Promise<void>;
+}
 
 type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal) => Promise<unknown>;
 
@@ -47,10 +50,17 @@ export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Pr
   });
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 5000);
-      server.tryShutdown(() => { clearTimeout(force); resolve(); });
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 5000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
   };
 }
 
@@ -58,26 +68,36 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
   const infer = createGrpcInfer(d);
   const ref = (name: string, version?: string) => (version ? `${name}@${version}` : name);
   // scope null: answered without a key, like /v2/health/*.
-  const unary = (scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> => (call, callback) => {
-    const run = async () => {
-      if (d.redis.status !== 'ready' && fn !== live) throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
-      let who: Principal = OPEN_PRINCIPAL;
-      if (scope !== null && keys.size > 0) {
-        const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
-        if (!key) throw new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata');
-        const p = keys.authenticate(key);
-        if (!p) throw new AppError('unauthorized', 'unknown API key');
-        if (!allows(p, scope)) throw new AppError('forbidden', `this key lacks the "${scope}" scope`);
-        who = p;
-      }
-      return fn(call.request as never, call, who);
+  const unary =
+    (scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> =>
+    (call, callback) => {
+      const run = async () => {
+        if (d.redis.status !== 'ready' && fn !== live) throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
+        let who: Principal = OPEN_PRINCIPAL;
+        if (scope !== null && keys.size > 0) {
+          const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
+          if (!key) throw new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata');
+          const p = keys.authenticate(key);
+          if (!p) throw new AppError('unauthorized', 'unknown API key');
+          if (!allows(p, scope)) throw new AppError('forbidden', `this key lacks the "${scope}" scope`);
+          who = p;
+        }
+        return fn(call.request as never, call, who);
+      };
+      run().then(
+        (r) => callback(null, r),
+        (e: Error) => callback(toGrpcStatus(e, d)),
+      );
     };
-    run().then((r) => callback(null, r), (e: Error) => callback(toGrpcStatus(e, d)));
-  };
   const live: Handler = async () => ({ live: true });
   return {
     ServerLive: unary(null, live),
-    ServerReady: unary(null, async () => ({ ready: await d.redis.ping().then(() => true, () => false) })),
+    ServerReady: unary(null, async () => ({
+      ready: await d.redis.ping().then(
+        () => true,
+        () => false,
+      ),
+    })),
     ServerMetadata: unary('read', async () => ({ name: 'modelq', version: SERVER_VERSION, extensions: [] })),
     ModelMetadata: unary('read', async (req: { name: string; version?: string }, _call, who) => {
       await assertReadable(d.registry, req.name, who); // another tenant's private model is "not found"

@@ -29,7 +29,10 @@ export const createBatchSchema = z.object({
   endpoint: z.string().regex(ENDPOINT, 'endpoint must be /v2/models/{name}[/versions/{v}]/infer or /v1/embeddings'),
   completion_window: z.string().refine((w) => windowSeconds(w) !== null, 'completion_window must be 24h or a shorter window such as 30m or 90s'),
   // OpenAI's limits: 16 pairs, keys up to 64 characters, values up to 512.
-  metadata: z.record(z.string().max(64), z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'metadata may have at most 16 keys').nullish(),
+  metadata: z
+    .record(z.string().max(64), z.string().max(512))
+    .refine((m) => Object.keys(m).length <= 16, 'metadata may have at most 16 keys')
+    .nullish(),
 });
 
 export const listBatchesSchema = z.object({
@@ -60,8 +63,14 @@ export function batchesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     if (input.purpose !== 'batch') throw badRequest(`input_file_id ${input.id} has purpose "${input.purpose}"; a batch input needs purpose "batch"`);
     const now = Math.floor(Date.now() / 1000);
     const record: BatchRecord = {
-      id: `batch_${randomBytes(12).toString('hex')}`, tenant, endpoint: body.endpoint, input_file_id: input.id,
-      completion_window: body.completion_window, metadata: body.metadata ?? null, created_at: now, expires_at: now + windowSeconds(body.completion_window)!,
+      id: `batch_${randomBytes(12).toString('hex')}`,
+      tenant,
+      endpoint: body.endpoint,
+      input_file_id: input.id,
+      completion_window: body.completion_window,
+      metadata: body.metadata ?? null,
+      created_at: now,
+      expires_at: now + windowSeconds(body.completion_window)!,
     };
     await store.createBatch(record);
     await d.queues.queue('batch').add(OPENAI_JOBS.validate, { batchId: record.id }, { ...defaultJobOptions.batch, jobId: `${record.id}-validate` });

@@ -88,7 +88,9 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
     const id = `file-${randomBytes(12).toString('hex')}`;
     const fields: Record<string, string> = {};
     let stored: Promise<{ bytes: number; filename: string }> | undefined;
-    bb.on('field', (name, value) => { fields[name] = value; });
+    bb.on('field', (name, value) => {
+      fields[name] = value;
+    });
     bb.on('file', (name, stream, info) => {
       // A truncated body errors this stream as well as busboy: the request is answered from busboy's
       // error (or the store's rejection), and an error event without a listener would crash the process.
@@ -97,7 +99,8 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
         stream.resume();
         return;
       }
-      stored = d.store.put(openaiKeys.file(id), stream, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 })
+      stored = d.store
+        .put(openaiKeys.file(id), stream, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 })
         .then((p) => ({ bytes: p.bytes, filename: info.filename || 'upload.jsonl' }));
       stored.catch(() => {}); // awaited at close
     });
@@ -118,7 +121,15 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
         }
         const now = Math.floor(Date.now() / 1000);
         // Kept as long as batches are (MODELQ_BATCH_TTL), then removed by the workers' cleanup.
-        const f: FileRecord = { id, tenant: principalOf(req).tenant, bytes: put.bytes, created_at: now, expires_at: now + Math.floor(d.cfg.MODELQ_BATCH_TTL / 1000), filename: put.filename, purpose: fields.purpose! };
+        const f: FileRecord = {
+          id,
+          tenant: principalOf(req).tenant,
+          bytes: put.bytes,
+          created_at: now,
+          expires_at: now + Math.floor(d.cfg.MODELQ_BATCH_TTL / 1000),
+          filename: put.filename,
+          purpose: fields.purpose!,
+        };
         await store.putFile(f);
         return f;
       })().then(resolve, reject);

@@ -8,7 +8,6 @@ import { batchesRouter } from './batches.ts';
 import { filesRouter } from './files.ts';
 import { OPENAI_BASE } from './base.ts';
 
-
 export function openaiRouter(d: ProducerDeps): Router {
   const store = new OpenaiStore(d.redis, d.prefix);
   const r = Router();

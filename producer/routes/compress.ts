@@ -27,8 +27,10 @@ export function compressRouter(d: ProducerDeps): Router {
     const model = await d.registry.resolve(body.model);
     // The result becomes a version of registerAs (default: the parent's name): refused here, not when the job ends.
     await assertWritable(d.registry, body.registerAs ?? model.name, who, 'publish');
-    if (body.method === 'distill' && !body.dataset) throw badRequest('dataset: distill needs a dataset; the teacher labels its rows and the student learns from them');
-    if (!body.dataset && (body.features || body.target)) throw badRequest(`${body.features ? 'features' : 'target'}: names dataset columns, but no dataset was given`);
+    if (body.method === 'distill' && !body.dataset)
+      throw badRequest('dataset: distill needs a dataset; the teacher labels its rows and the student learns from them');
+    if (!body.dataset && (body.features || body.target))
+      throw badRequest(`${body.features ? 'features' : 'target'}: names dataset columns, but no dataset was given`);
     let dataset: CompressJob['dataset'];
     if (body.dataset) {
       const ds = await new DatasetStore(d.redis, d.prefix).getFor(body.dataset, tenant);
@@ -44,10 +46,16 @@ export function compressRouter(d: ProducerDeps): Router {
     }
     const id = `compress_${randomBytes(10).toString('hex')}`;
     const data: CompressJob = {
-      model: { name: model.name, version: model.version, sha256: model.sha256 }, method: body.method,
-      options: options.data as Record<string, unknown>, ...(dataset ? { dataset } : {}),
-      ...(body.features ? { features: body.features } : {}), ...(body.target ? { target: body.target } : {}),
-      registerAs: body.registerAs ?? model.name, tenant, keyId: who.keyId, platform: isPlatform(who),
+      model: { name: model.name, version: model.version, sha256: model.sha256 },
+      method: body.method,
+      options: options.data as Record<string, unknown>,
+      ...(dataset ? { dataset } : {}),
+      ...(body.features ? { features: body.features } : {}),
+      ...(body.target ? { target: body.target } : {}),
+      registerAs: body.registerAs ?? model.name,
+      tenant,
+      keyId: who.keyId,
+      platform: isPlatform(who),
     };
     await d.queues.queue('compress').add('compress', data, { jobId: id });
     res.status(202).json({ id, kind: 'compress', state: 'queued', model: { name: model.name, version: model.version }, method: body.method });

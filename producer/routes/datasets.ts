@@ -42,7 +42,14 @@ export function datasetsRouter(d: ProducerDeps): Router {
       const profile = await profileInThread({ store, key, format, maxRowBytes: d.cfg.MODELQ_MAX_ROW_BYTES });
       if (profile.rows === 0) throw badRequest('the file has no rows');
       const record: DatasetRecord = {
-        id, name: params.name ?? 'dataset', format, key, bytes: put.bytes, ...profile, createdAt: new Date().toISOString(), tenant: principalOf(req).tenant,
+        id,
+        name: params.name ?? 'dataset',
+        format,
+        key,
+        bytes: put.bytes,
+        ...profile,
+        createdAt: new Date().toISOString(),
+        tenant: principalOf(req).tenant,
       };
       await datasets.create(record);
       d.logger.info({ dataset: id, rows: profile.rows, columns: profile.columns.length }, 'dataset stored');

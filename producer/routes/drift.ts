@@ -17,13 +17,26 @@ import { assertReadable, assertWritable } from '../model-access.ts';
 /** Reference rows read from a dataset at most. */
 export const MAX_REFERENCE_ROWS = 100_000;
 
-export const referenceBodySchema = z.object({
-  dataset: z.string().min(1).max(100).optional().meta({ description: `Dataset id whose rows (the first ${MAX_REFERENCE_ROWS}) make the reference` }),
-  rows: z.array(z.array(z.union([z.number(), z.string()]))).min(1).max(MAX_REFERENCE_ROWS).optional()
-    .meta({ description: 'Reference rows given inline, one value per feature in the order of the model\'s inputs' }),
-  columns: z.array(z.string().min(1).max(200)).min(1).optional()
-    .meta({ description: 'Dataset column of each feature, in the order of the model\'s inputs (default: a trained version\'s features, else the input names)' }),
-}).strict().refine((b) => (b.dataset === undefined) !== (b.rows === undefined), 'give exactly one of dataset or rows');
+export const referenceBodySchema = z
+  .object({
+    dataset: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .meta({ description: `Dataset id whose rows (the first ${MAX_REFERENCE_ROWS}) make the reference` }),
+    rows: z
+      .array(z.array(z.union([z.number(), z.string()])))
+      .min(1)
+      .max(MAX_REFERENCE_ROWS)
+      .optional()
+      .meta({ description: "Reference rows given inline, one value per feature in the order of the model's inputs" }),
+    columns: z.array(z.string().min(1).max(200)).min(1).optional().meta({
+      description: "Dataset column of each feature, in the order of the model's inputs (default: a trained version's features, else the input names)",
+    }),
+  })
+  .strict()
+  .refine((b) => (b.dataset === undefined) !== (b.rows === undefined), 'give exactly one of dataset or rows');
 
 const versionParam = (v: string) => {
   if (!/^[1-9][0-9]{0,8}$/.test(v)) throw badRequest(`version "${v.slice(0, 40)}" must be a positive integer`);
@@ -41,7 +54,8 @@ async function datasetValues(d: ProducerDeps, id: string, tenant: string, slots:
   if (!ds) throw notFound(`dataset "${id}" not found`);
   const have = new Set(ds.columns.map((c) => c.name));
   const missing = slots.filter((s) => !have.has(s.name)).map((s) => `"${s.name}"`);
-  if (missing.length) throw badRequest(`columns: the dataset has no column ${missing.slice(0, 10).join(', ')} (name the dataset column of each feature in "columns")`);
+  if (missing.length)
+    throw badRequest(`columns: the dataset has no column ${missing.slice(0, 10).join(', ')} (name the dataset column of each feature in "columns")`);
   const values = slots.map(() => [] as (number | string)[]);
   let rows = 0;
   for await (const row of datasetRows(await d.store.read(ds.key), ds.format)) {
@@ -58,12 +72,14 @@ async function datasetValues(d: ProducerDeps, id: string, tenant: string, slots:
 }
 
 function rowValues(rows: (number | string)[][], slots: Slot[]): (number | string)[][] {
-  return slots.map((s, k) => rows.map((r, i) => {
-    if (r.length !== slots.length) throw badRequest(`rows[${i}] has ${r.length} values; the model's inputs have ${slots.length} features`);
-    const v = r[k]!;
-    if (!s.categorical && typeof v !== 'number') throw badRequest(`rows[${i}][${k}]: feature "${s.name}" is numeric`);
-    return s.categorical ? String(v) : v;
-  }));
+  return slots.map((s, k) =>
+    rows.map((r, i) => {
+      if (r.length !== slots.length) throw badRequest(`rows[${i}] has ${r.length} values; the model's inputs have ${slots.length} features`);
+      const v = r[k]!;
+      if (!s.categorical && typeof v !== 'number') throw badRequest(`rows[${i}][${k}]: feature "${s.name}" is numeric`);
+      return s.categorical ? String(v) : v;
+    }),
+  );
 }
 
 export function driftRouter(d: ProducerDeps): Router {
@@ -92,7 +108,8 @@ export function driftRouter(d: ProducerDeps): Router {
     await assertReadable(d.registry, params.name!, principalOf(req));
     const v = await d.registry.getVersion(params.name!, versionParam(params.version!));
     const report = await versionDrift(d.store, windows, v, { warn: d.cfg.MODELQ_DRIFT_WARN, alert: d.cfg.MODELQ_DRIFT_ALERT });
-    if (!report) throw new AppError('conflict', `model ${v.name} version ${v.version} has no reference profile: PUT /v1/models/${v.name}/versions/${v.version}/reference`);
+    if (!report)
+      throw new AppError('conflict', `model ${v.name} version ${v.version} has no reference profile: PUT /v1/models/${v.name}/versions/${v.version}/reference`);
     res.json({ name: v.name, version: v.version, window: d.cfg.MODELQ_DRIFT_WINDOW, sample: d.cfg.MODELQ_DRIFT_SAMPLE, ...report });
   });
 

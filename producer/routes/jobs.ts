@@ -81,9 +81,13 @@ export function jobsRouter(d: ProducerDeps): Router {
     let state: JobState = raw === 'active' ? 'active' : raw === 'completed' ? 'completed' : raw === 'failed' ? 'failed' : 'queued';
     if (cancelled && state !== 'completed') state = 'cancelled';
     const v: JobView = {
-      id: job.id!, kind, state,
+      id: job.id!,
+      kind,
+      state,
       progress: typeof job.progress === 'object' ? job.progress : null,
-      attempts: job.attemptsMade, spec: job.data, createdAt: new Date(job.timestamp).toISOString(),
+      attempts: job.attemptsMade,
+      spec: job.data,
+      createdAt: new Date(job.timestamp).toISOString(),
       ...(job.processedOn ? { startedAt: new Date(job.processedOn).toISOString() } : {}),
       ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
     };

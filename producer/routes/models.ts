@@ -30,7 +30,8 @@ export function modelsRouter(d: ProducerDeps): Router {
 
   r.post('/v1/models/:name/versions', async (req, res) => {
     const name = checkName(req.params.name);
-    if (req.is('multipart/form-data')) throw new AppError('unsupported_media_type', 'send the ONNX file as the raw body (application/octet-stream), not multipart');
+    if (req.is('multipart/form-data'))
+      throw new AppError('unsupported_media_type', 'send the ONNX file as the raw body (application/octet-stream), not multipart');
     const p = principalOf(req);
     // Refused before a byte is stored; createVersion checks the owner again, atomically.
     await assertWritable(d.registry, name, p, 'publish');
@@ -42,17 +43,30 @@ export function modelsRouter(d: ProducerDeps): Router {
       if (known) return void res.status(200).json(known);
       let sig: Signature;
       try {
-        sig = await addAndAwait<Signature>(d.queues.queue('model'), d.queues.queueEvents('model'), 'inspect',
-          { key: uploadKey, sha256: put.sha256 }, d.cfg.MODELQ_REGISTER_TIMEOUT_MS, 'model check');
+        sig = await addAndAwait<Signature>(
+          d.queues.queue('model'),
+          d.queues.queueEvents('model'),
+          'inspect',
+          { key: uploadKey, sha256: put.sha256 },
+          d.cfg.MODELQ_REGISTER_TIMEOUT_MS,
+          'model check',
+        );
       } catch (e) {
         if (e instanceof AppError && e.code === 'invalid_model') throw new AppError('invalid_model', `the file does not load in onnxruntime: ${e.message}`);
         throw e;
       }
       await d.store.move(uploadKey, modelArtifactKey(put.sha256));
-      const { record, created } = await d.registry.createVersion(name, {
-        sha256: put.sha256, bytes: put.bytes, inputs: sig.inputs, outputs: sig.outputs,
-        lineage: { source: 'upload', tenant: p.tenant, keyId: p.keyId },
-      }, { tenant: p.tenant, platform: isPlatform(p) });
+      const { record, created } = await d.registry.createVersion(
+        name,
+        {
+          sha256: put.sha256,
+          bytes: put.bytes,
+          inputs: sig.inputs,
+          outputs: sig.outputs,
+          lineage: { source: 'upload', tenant: p.tenant, keyId: p.keyId },
+        },
+        { tenant: p.tenant, platform: isPlatform(p) },
+      );
       d.logger.info({ model: name, version: record.version, sha256: put.sha256, created }, 'model version registered');
       res.status(created ? 201 : 200).json(record);
     } finally {

@@ -35,7 +35,8 @@ function sendJson(res: Response, value: unknown) {
 export type InferFn = (name: string, version: string | undefined, body: unknown, socket: { readonly destroyed: boolean }, who: Principal) => Promise<object>;
 
 export function createInfer(d: ProducerDeps): InferFn {
-  const coalescerFor = (q: 'infer' | 'infer-gpu') => new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+  const coalescerFor = (q: 'infer' | 'infer-gpu') =>
+    new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
   const coalescer = coalescerFor('infer');
   // Requests with parameters.device "gpu" go to the GPU twin queue, which only cuda workers consume.
   let gpuCoalescer: InferCoalescer | undefined;
@@ -57,7 +58,13 @@ export function createInfer(d: ProducerDeps): InferFn {
     drift.observe(target.model, checked);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
-    return { target, id: body.id, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };
+    return {
+      target,
+      id: body.id,
+      gpu: device === 'gpu',
+      explain: explainParams(body.parameters),
+      request: { ...checked, inputs: checked.inputs.map(packTensor) },
+    };
   };
   const explain = createExplain(d);
   const bp = backpressureFor(d);

@@ -39,11 +39,17 @@ async function apiJson(route: string, key = A_SUBMIT, init: RequestInit = {}) {
   if (!res.ok) throw new Error(`${route}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
-const postJson = (route: string, body: unknown, key = A_SUBMIT) => apiJson(route, key, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-const jobDone = (id: string) => until(async () => {
-  const j = await apiJson(`/v1/jobs/${id}`);
-  return ['completed', 'failed', 'cancelled'].includes(j.state) ? j : null;
-}, `job ${id}`, 120_000);
+const postJson = (route: string, body: unknown, key = A_SUBMIT) =>
+  apiJson(route, key, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+const jobDone = (id: string) =>
+  until(
+    async () => {
+      const j = await apiJson(`/v1/jobs/${id}`);
+      return ['completed', 'failed', 'cancelled'].includes(j.state) ? j : null;
+    },
+    `job ${id}`,
+    120_000,
+  );
 
 /** A page of the dashboard with `key` in its sessionStorage (as if typed into the key form). */
 async function open(hash: string, key: string | null = A_SUBMIT): Promise<Page> {
@@ -74,7 +80,11 @@ function dataset(n: number): string {
   return lines.join('\n') + '\n';
 }
 
-let trainJob: { id: string; result: { model: { name: string; version: number }; metrics: Record<string, number> }; progress: { curve: { epoch: number; loss: number; valLoss: number; valMetric: number }[] } };
+let trainJob: {
+  id: string;
+  result: { model: { name: string; version: number }; metrics: Record<string, number> };
+  progress: { curve: { epoch: number; loss: number; valLoss: number; valMetric: number }[] };
+};
 let batchA = '';
 let compressJob: { id: string; result: { model: { name: string; version: number }; report: Record<string, unknown> & { dataset: Record<string, number> } } };
 
@@ -82,21 +92,40 @@ beforeAll(async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   p = await startPlatform({ workers: 1, env: { MODELQ_API_KEYS: JSON.stringify(KEYS) } });
   const app = buildDashboard({
-    queues: p.deps.queues, redis: p.redis, admin: false, producerUrl: p.url, logger: createLogger('dashboard-test', 'silent'),
+    queues: p.deps.queues,
+    redis: p.redis,
+    admin: false,
+    producerUrl: p.url,
+    logger: createLogger('dashboard-test', 'silent'),
     keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }),
   });
-  server = await new Promise<Server>((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
   dash = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
 
   const ds = await apiJson('/v1/datasets?format=csv&name=compass', A_SUBMIT, { method: 'POST', body: dataset(600), headers: { 'content-type': 'text/csv' } });
-  const t = await postJson('/v1/jobs/train', { dataset: ds.id, target: 'kind', model: { type: 'mlp', hidden: [16] }, epochs: 8, learningRate: 0.02, patience: 50, seed: 5, registerAs: 'compass' });
+  const t = await postJson('/v1/jobs/train', {
+    dataset: ds.id,
+    target: 'kind',
+    model: { type: 'mlp', hidden: [16] },
+    epochs: 8,
+    learningRate: 0.02,
+    patience: 50,
+    seed: 5,
+    registerAs: 'compass',
+  });
   trainJob = await jobDone(t.id);
   expect(trainJob.result, JSON.stringify(trainJob)).toBeTruthy();
   const c = await postJson('/v1/jobs/compress', { model: 'compass@1', method: 'quantize-int8', dataset: ds.id, registerAs: 'compass-int8' });
   compressJob = await jobDone(c.id);
   expect(compressJob.result, JSON.stringify(compressJob)).toBeTruthy();
-  const up = await fetch(`${p.url}/v1/models/slow/versions`, { method: 'POST', body: Buffer.from(slowMlp()), headers: { ...auth(A_SUBMIT), 'content-type': 'application/octet-stream' } });
+  const up = await fetch(`${p.url}/v1/models/slow/versions`, {
+    method: 'POST',
+    body: Buffer.from(slowMlp()),
+    headers: { ...auth(A_SUBMIT), 'content-type': 'application/octet-stream' },
+  });
   expect(up.status).toBe(201);
 }, 240_000);
 
@@ -132,19 +161,29 @@ describe('dashboard in a browser', () => {
 
     await page.goto(`${dash}/#/models/compass/versions/1`);
     await page.waitForSelector('[data-section="lineage"] g[data-kind="compress"]');
-    const nodes = await page.$$eval('[data-section="lineage"] g[data-node]', (gs) => gs.map((g) => ({ id: g.getAttribute('data-node'), kind: g.getAttribute('data-kind') })));
-    expect(nodes).toEqual(expect.arrayContaining([
-      { id: `dataset:${v.lineage.dataset}`, kind: 'dataset' },
-      { id: `job:${trainJob.id}`, kind: 'train' },
-      { id: 'version:compass@1', kind: 'version' },
-      { id: `job:${compressJob.id}`, kind: 'compress' },
-      { id: 'version:compass-int8@1', kind: 'version' },
-    ]));
-    const edges = await page.$$eval('[data-section="lineage"] path[data-from]', (ps) => ps.map((e) => `${e.getAttribute('data-from')} > ${e.getAttribute('data-to')}`));
-    expect(edges).toEqual(expect.arrayContaining([
-      `dataset:${v.lineage.dataset} > job:${trainJob.id}`, `job:${trainJob.id} > version:compass@1`,
-      `version:compass@1 > job:${compressJob.id}`, `job:${compressJob.id} > version:compass-int8@1`,
-    ]));
+    const nodes = await page.$$eval('[data-section="lineage"] g[data-node]', (gs) =>
+      gs.map((g) => ({ id: g.getAttribute('data-node'), kind: g.getAttribute('data-kind') })),
+    );
+    expect(nodes).toEqual(
+      expect.arrayContaining([
+        { id: `dataset:${v.lineage.dataset}`, kind: 'dataset' },
+        { id: `job:${trainJob.id}`, kind: 'train' },
+        { id: 'version:compass@1', kind: 'version' },
+        { id: `job:${compressJob.id}`, kind: 'compress' },
+        { id: 'version:compass-int8@1', kind: 'version' },
+      ]),
+    );
+    const edges = await page.$$eval('[data-section="lineage"] path[data-from]', (ps) =>
+      ps.map((e) => `${e.getAttribute('data-from')} > ${e.getAttribute('data-to')}`),
+    );
+    expect(edges).toEqual(
+      expect.arrayContaining([
+        `dataset:${v.lineage.dataset} > job:${trainJob.id}`,
+        `job:${trainJob.id} > version:compass@1`,
+        `version:compass@1 > job:${compressJob.id}`,
+        `job:${compressJob.id} > version:compass-int8@1`,
+      ]),
+    );
     expect(await page.getAttribute('[data-section="version"] [data-sha256]', 'data-sha256')).toBe(v.sha256);
     for (const [k, val] of Object.entries(v.metrics as Record<string, number>)) {
       expect(Number(await page.getAttribute(`[data-section="metrics"] [data-metric="${k}"]`, 'data-value')), k).toBe(val);
@@ -152,7 +191,9 @@ describe('dashboard in a browser', () => {
     // A trained version has a drift reference: its features are listed with their level
     const drift = await apiJson('/v1/models/compass/versions/1/drift');
     await page.waitForSelector('[data-section="drift"] tr[data-drift-feature]');
-    const shownDrift = await page.$$eval('[data-section="drift"] tr[data-drift-feature]', (trs) => trs.map((tr) => `${tr.getAttribute('data-drift-feature')}:${tr.querySelector('[data-status]')?.getAttribute('data-status')}`));
+    const shownDrift = await page.$$eval('[data-section="drift"] tr[data-drift-feature]', (trs) =>
+      trs.map((tr) => `${tr.getAttribute('data-drift-feature')}:${tr.querySelector('[data-status]')?.getAttribute('data-status')}`),
+    );
     expect(shownDrift).toEqual(drift.features.map((f: { name: string; level: string }) => `${f.name}:${f.level}`));
     await shot(page, 'version');
     const onnx = await download(page, 'a[data-download="onnx"]');
@@ -160,7 +201,7 @@ describe('dashboard in a browser', () => {
     expect(createHash('sha256').update(onnx).digest('hex')).toBe(v.sha256);
   });
 
-  it('draws a training job\'s curves from its per-epoch progress', async () => {
+  it("draws a training job's curves from its per-epoch progress", async () => {
     const page = await open(`#/jobs/${trainJob.id}`);
     await page.waitForSelector('[data-section="result"]');
     const drawn = await page.$eval('#chart-loss', (el) => (el as HTMLElement & { uplot: { data: number[][] } }).uplot.data);
@@ -174,9 +215,17 @@ describe('dashboard in a browser', () => {
     await shot(page, 'train-job');
   });
 
-  it('redraws a training job\'s curves while it runs', async () => {
+  it("redraws a training job's curves while it runs", async () => {
     const ds = await apiJson('/v1/datasets?format=csv&name=longer', A_SUBMIT, { method: 'POST', body: dataset(4000), headers: { 'content-type': 'text/csv' } });
-    const t = await postJson('/v1/jobs/train', { dataset: ds.id, target: 'kind', model: { type: 'mlp', hidden: [32] }, epochs: 60, patience: 100, seed: 9, registerAs: 'longer' });
+    const t = await postJson('/v1/jobs/train', {
+      dataset: ds.id,
+      target: 'kind',
+      model: { type: 'mlp', hidden: [32] },
+      epochs: 60,
+      patience: 100,
+      seed: 9,
+      registerAs: 'longer',
+    });
     const page = await open(`#/jobs/${t.id}`);
     await page.waitForSelector('#chart-loss');
     // Every epoch count the loss chart is drawn with, as it is drawn.
@@ -184,7 +233,10 @@ describe('dashboard in a browser', () => {
       const w = window as unknown as { drawn: number[] };
       w.drawn = [];
       const el = document.getElementById('chart-loss')!;
-      new MutationObserver(() => w.drawn.push((JSON.parse(el.dataset.points ?? '[[]]') as number[][])[0]!.length)).observe(el, { attributes: true, attributeFilter: ['data-points'] });
+      new MutationObserver(() => w.drawn.push((JSON.parse(el.dataset.points ?? '[[]]') as number[][])[0]!.length)).observe(el, {
+        attributes: true,
+        attributeFilter: ['data-points'],
+      });
     });
     await page.waitForSelector('[data-section="result"]', { timeout: 120_000 });
     const drawn = await page.evaluate(() => (window as unknown as { drawn: number[] }).drawn);
@@ -198,19 +250,31 @@ describe('dashboard in a browser', () => {
     await page.waitForSelector('[data-section="report"]');
     const r = compressJob.result.report;
     const want: Record<string, unknown> = {
-      bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, rowsPerSecondBefore: r.rowsPerSecondBefore, rowsPerSecondAfter: r.rowsPerSecondAfter,
-      argmaxAgreement: r.argmaxAgreement, maxAbsDiff: r.maxAbsDiff,
-      ...(r.rowsPerSecondBatch1Before !== undefined ? { rowsPerSecondBatch1Before: r.rowsPerSecondBatch1Before, rowsPerSecondBatch1After: r.rowsPerSecondBatch1After } : {}),
+      bytesBefore: r.bytesBefore,
+      bytesAfter: r.bytesAfter,
+      rowsPerSecondBefore: r.rowsPerSecondBefore,
+      rowsPerSecondAfter: r.rowsPerSecondAfter,
+      argmaxAgreement: r.argmaxAgreement,
+      maxAbsDiff: r.maxAbsDiff,
+      ...(r.rowsPerSecondBatch1Before !== undefined
+        ? { rowsPerSecondBatch1Before: r.rowsPerSecondBatch1Before, rowsPerSecondBatch1After: r.rowsPerSecondBatch1After }
+        : {}),
       ...(r.cosine !== undefined ? { cosine: r.cosine } : {}),
-      'dataset.accuracyBefore': r.dataset.accuracyBefore, 'dataset.accuracyAfter': r.dataset.accuracyAfter, 'dataset.argmaxAgreement': r.dataset.argmaxAgreement,
+      'dataset.accuracyBefore': r.dataset.accuracyBefore,
+      'dataset.accuracyAfter': r.dataset.accuracyAfter,
+      'dataset.argmaxAgreement': r.dataset.argmaxAgreement,
     };
-    const shown = await page.$$eval('[data-section="report"] td[data-field]', (tds) => Object.fromEntries(tds.map((td) => [td.getAttribute('data-field'), Number(td.getAttribute('data-value'))])));
+    const shown = await page.$$eval('[data-section="report"] td[data-field]', (tds) =>
+      Object.fromEntries(tds.map((td) => [td.getAttribute('data-field'), Number(td.getAttribute('data-value'))])),
+    );
     expect(shown).toMatchObject(want);
     expect(await page.$$eval('a[data-version-link]', (as) => as.map((a) => a.getAttribute('data-version-link')))).toEqual(['compass@1', 'compass-int8@1']);
     await shot(page, 'compress-job');
     await page.goto(`${dash}/#/jobs`);
     await page.waitForSelector(`tr[data-job="${compressJob.id}"]`);
-    expect(await page.$$eval('tr[data-job]', (trs) => trs.map((t) => t.getAttribute('data-job')))).toEqual(expect.arrayContaining([compressJob.id, trainJob.id]));
+    expect(await page.$$eval('tr[data-job]', (trs) => trs.map((t) => t.getAttribute('data-job')))).toEqual(
+      expect.arrayContaining([compressJob.id, trainJob.id]),
+    );
     await shot(page, 'jobs');
   });
 
@@ -218,7 +282,9 @@ describe('dashboard in a browser', () => {
     const n = 6000;
     const x = rows(n, SLOW_FEATURES, 3);
     const bad = new Set([10, 2000, 5000]);
-    const body = Array.from({ length: n }, (_, i) => JSON.stringify({ id: `r${i}`, input: bad.has(i) ? [1, 2] : Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) })).join('\n');
+    const body = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ id: `r${i}`, input: bad.has(i) ? [1, 2] : Array.from(x.subarray(i * SLOW_FEATURES, (i + 1) * SLOW_FEATURES)) }),
+    ).join('\n');
     const b = await apiJson('/v1/batches?model=slow&chunkRows=300', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
     batchA = b.id;
     const page = await open(`#/batches/${b.id}`);
@@ -227,7 +293,10 @@ describe('dashboard in a browser', () => {
     await page.evaluate(() => {
       const w = window as unknown as { seen: number[] };
       w.seen = [];
-      const record = () => { const bar = document.querySelector<HTMLElement>('.bar.big'); if (bar) w.seen.push(Number(bar.dataset.progress)); };
+      const record = () => {
+        const bar = document.querySelector<HTMLElement>('.bar.big');
+        if (bar) w.seen.push(Number(bar.dataset.progress));
+      };
       record();
       new MutationObserver(record).observe(document.getElementById('main')!, { subtree: true, childList: true });
     });
@@ -252,7 +321,12 @@ describe('dashboard in a browser', () => {
     expect(output).toBe(await (await fetch(`${p.url}/v1/batches/${b.id}/output`, { headers: auth(A_SUBMIT) })).text());
     expect(output.trim().split('\n')).toHaveLength(n - bad.size);
     const errors = (await download(page, 'a[data-download="errors"]')).toString('utf8');
-    expect(errors.trim().split('\n').map((l) => JSON.parse(l).row)).toEqual([...bad]);
+    expect(
+      errors
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).row),
+    ).toEqual([...bad]);
     const csv = (await download(page, 'a[data-download="output-csv"]')).toString('utf8');
     expect(csv.split('\n')[0]).toMatch(/^row,id,output_0,/);
 
@@ -268,11 +342,18 @@ describe('dashboard in a browser', () => {
     const b = await apiJson('/v1/batches?model=slow&chunkRows=500', A_SUBMIT, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
     const reader = await open(`#/batches/${b.id}`, A_READ);
     await reader.waitForSelector('.actions [data-status]');
-    const shown = await reader.evaluate(() => ({ status: document.querySelector('.actions [data-status]')!.getAttribute('data-status'), cancel: !!document.getElementById('cancel'), download: !!document.querySelector('[data-download="output"]') }));
+    const shown = await reader.evaluate(() => ({
+      status: document.querySelector('.actions [data-status]')!.getAttribute('data-status'),
+      cancel: !!document.getElementById('cancel'),
+      download: !!document.querySelector('[data-download="output"]'),
+    }));
     expect(['queued', 'running']).toContain(shown.status);
     expect(shown).toMatchObject({ cancel: false, download: true });
     const refused = await reader.evaluate(async (id) => {
-      const res = await fetch(`/api/v1/batches/${id}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` } });
+      const res = await fetch(`/api/v1/batches/${id}/cancel`, {
+        method: 'POST',
+        headers: { 'x-modelq-ui': '1', authorization: `Bearer ${sessionStorage.getItem('modelq.apiKey')}` },
+      });
       return { status: res.status, body: await res.json() };
     }, b.id);
     expect(refused).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
@@ -285,7 +366,7 @@ describe('dashboard in a browser', () => {
     expect(await writer.$('#cancel')).toBeNull();
   });
 
-  it('tenant b sees none of tenant a\'s models, batches or jobs, in the UI and on the board', async () => {
+  it("tenant b sees none of tenant a's models, batches or jobs, in the UI and on the board", async () => {
     const page = await open('#/batches', B_SUBMIT);
     await page.waitForSelector('text=No batches yet');
     await page.goto(`${dash}/#/jobs`);
@@ -334,20 +415,33 @@ describe('dashboard in a browser', () => {
     expect(listed.status).toBe(200);
     expect((await listed.json()).data.map((b: { id: string }) => b.id)).toContain(batchA);
     const path = `/api/v1/batches/${batchA}/errors`;
-    const issued = await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { ...auth(A_READ), 'content-type': 'application/json' }, body: JSON.stringify({ path }) });
+    const issued = await fetch(`${dash}/ui/tickets`, {
+      method: 'POST',
+      headers: { ...auth(A_READ), 'content-type': 'application/json' },
+      body: JSON.stringify({ path }),
+    });
     const { ticket } = await issued.json();
     expect((await fetch(`${dash}${path}?ticket=${ticket}`)).status).toBe(200);
     const elsewhere = await fetch(`${dash}/api/v1/batches/${batchA}/output?ticket=${ticket}`);
     expect(elsewhere.status).toBe(401);
     expect((await elsewhere.json()).error.message).toMatch(/ticket/);
-    expect((await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path }) })).status).toBe(401);
+    expect(
+      (await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path }) })).status,
+    ).toBe(401);
     // Basic credentials (what a browser caches for the board's prompt) and calls without the UI's header do not act through the proxy.
-    const basic = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: { 'x-modelq-ui': '1', authorization: `Basic ${Buffer.from(`x:${A_SUBMIT}`).toString('base64')}` } });
+    const basic = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, {
+      method: 'POST',
+      headers: { 'x-modelq-ui': '1', authorization: `Basic ${Buffer.from(`x:${A_SUBMIT}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(401);
     const noHeader = await fetch(`${dash}/api/v1/batches/${batchA}/cancel`, { method: 'POST', headers: auth(A_SUBMIT) });
     expect(noHeader.status).toBe(403);
     expect((await noHeader.json()).error.message).toMatch(/x-modelq-ui/);
-    const bad = await fetch(`${dash}/ui/tickets`, { method: 'POST', headers: { ...auth(A_READ), 'content-type': 'application/json' }, body: JSON.stringify({ path: '/queues/api/queues' }) });
+    const bad = await fetch(`${dash}/ui/tickets`, {
+      method: 'POST',
+      headers: { ...auth(A_READ), 'content-type': 'application/json' },
+      body: JSON.stringify({ path: '/queues/api/queues' }),
+    });
     expect(bad.status).toBe(400);
   });
 });

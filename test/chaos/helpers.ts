@@ -33,14 +33,49 @@ export class PrivateRedis {
   child?: ChildProcess;
   readonly dir = tmpDir('modelq-redis');
   /** `args`: more redis-server options, e.g. ['--maxmemory', '16mb']. */
-  constructor(readonly port: number, private readonly args: string[] = []) {}
-  get url() { return `redis://127.0.0.1:${this.port}`; }
+  constructor(
+    readonly port: number,
+    private readonly args: string[] = [],
+  ) {}
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
 
   async start() {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes',
-      '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', ...this.args], { stdio: 'ignore' });
+    this.child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--maxmemory-policy',
+        'noeviction',
+        ...this.args,
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 100; i++) {
-      if (await new Promise((r) => net.connect(this.port, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)))) return;
+      if (
+        await new Promise((r) =>
+          net
+            .connect(this.port, '127.0.0.1')
+            .on('connect', function (this: net.Socket) {
+              this.destroy();
+              r(true);
+            })
+            .on('error', () => r(false)),
+        )
+      )
+        return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error('redis-server did not start');

@@ -33,10 +33,14 @@ describe('chaos: worker kills', () => {
         replacements.push(p.addWorker({ MODELQ_JOB_LOCK_MS: '2000', MODELQ_SCORE_CONCURRENCY: '1' }));
       }
       await Promise.all(replacements);
-      const done = await until(async () => {
-        const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-        return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-      }, 'the batch to end', 120_000);
+      const done = await until(
+        async () => {
+          const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+          return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+        },
+        'the batch to end',
+        120_000,
+      );
       expect(done.error ?? '').toBe('');
       expect(kills).toBeGreaterThanOrEqual(3);
       expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });

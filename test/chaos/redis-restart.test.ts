@@ -31,17 +31,25 @@ describe('chaos: Redis restart', () => {
       expect(res.status, path).toBe(503);
       expect(Date.now() - t0).toBeLessThan(2000);
     }
-    const infer = await fetch(`${p.url}/v2/models/m/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 16], datatype: 'FP32', data: Array(16).fill(0) }] }) });
+    const infer = await fetch(`${p.url}/v2/models/m/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 16], datatype: 'FP32', data: Array(16).fill(0) }] }),
+    });
     expect(infer.status).toBe(503);
     expect(typeof (await infer.json()).error).toBe('string');
     expect((await fetch(`${p.url}/v2/health/live`)).status).toBe(200);
 
     await redis.start(); // same port, same files
     await until(async () => (await fetch(`${p!.url}/v2/health/ready`)).status === 200, 'the producer to recover', 20_000);
-    const done = await until(async () => {
-      const v = await (await fetch(`${p!.url}/v1/batches/${id}`)).json();
-      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-    }, 'the batch to end', 120_000);
+    const done = await until(
+      async () => {
+        const v = await (await fetch(`${p!.url}/v1/batches/${id}`)).json();
+        return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+      },
+      'the batch to end',
+      120_000,
+    );
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectExactOutput(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text(), x, n);
     expect(p.workers.every((w) => w.child.exitCode === null)).toBe(true);

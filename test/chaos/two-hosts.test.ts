@@ -35,7 +35,12 @@ function netnsUsable(): string | null {
   return null;
 }
 
-interface Proc { name: string; child: ChildProcess; lines: string[]; exited: Promise<unknown> }
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  lines: string[];
+  exited: Promise<unknown>;
+}
 
 /** Starts `cmd` inside namespace `ns` (ip netns exec execs it: the child is the process itself). */
 function inNs(ns: string, name: string, cmd: string[], env: Record<string, string>): Proc {
@@ -51,10 +56,20 @@ function waitLine(p: Proc, re: RegExp, ms = 40_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const t = setInterval(() => {
       const l = p.lines.find((x) => re.test(x));
-      if (l) { clearInterval(t); clearTimeout(to); resolve(l); }
-      else if (p.child.exitCode !== null || p.child.signalCode !== null) { clearInterval(t); clearTimeout(to); reject(new Error(`${p.name} exited:\n${p.lines.join('\n')}`)); }
+      if (l) {
+        clearInterval(t);
+        clearTimeout(to);
+        resolve(l);
+      } else if (p.child.exitCode !== null || p.child.signalCode !== null) {
+        clearInterval(t);
+        clearTimeout(to);
+        reject(new Error(`${p.name} exited:\n${p.lines.join('\n')}`));
+      }
     }, 50);
-    const to = setTimeout(() => { clearInterval(t); reject(new Error(`${p.name}: no ${re} in ${ms} ms:\n${p.lines.join('\n')}`)); }, ms);
+    const to = setTimeout(() => {
+      clearInterval(t);
+      reject(new Error(`${p.name}: no ${re} in ${ms} ms:\n${p.lines.join('\n')}`));
+    }, ms);
   });
 }
 
@@ -119,31 +134,67 @@ describe('chaos: two hosts', () => {
       ip('-n', nsA, 'link', 'add', `mqa${id}`, 'type', 'veth', 'peer', 'name', `mqb${id}`, 'netns', nsB);
       ip('-n', nsA, 'addr', 'add', `${addrA}/30`, 'dev', `mqa${id}`);
       ip('-n', nsB, 'addr', 'add', `${addrB}/30`, 'dev', `mqb${id}`);
-      for (const [ns, dev] of [[nsA, `mqa${id}`], [nsB, `mqb${id}`]] as const) {
+      for (const [ns, dev] of [
+        [nsA, `mqa${id}`],
+        [nsB, `mqb${id}`],
+      ] as const) {
         ip('-n', ns, 'link', 'set', 'lo', 'up');
         ip('-n', ns, 'link', 'set', dev, 'up');
       }
 
       // Host A: Redis, the S3 server, the producer.
-      const redis = inNs(nsA, 'redis', ['redis-server', '--bind', '127.0.0.1', addrA, '--port', '6379', '--protected-mode', 'no',
-        '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--dir', dirs.a], base);
+      const redis = inNs(
+        nsA,
+        'redis',
+        [
+          'redis-server',
+          '--bind',
+          '127.0.0.1',
+          addrA,
+          '--port',
+          '6379',
+          '--protected-mode',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--maxmemory-policy',
+          'noeviction',
+          '--dir',
+          dirs.a,
+        ],
+        base,
+      );
       procs.push(redis);
       await waitLine(redis, /Ready to accept connections/);
-      const s3 = inNs(nsA, 's3', [process.execPath, '--import', 'tsx', 'test/unit/core/storage/s3-server.ts'],
-        { ...base, S3_HOST: addrA, S3_PORT: '9000', S3_BUCKETS: bucket });
+      const s3 = inNs(nsA, 's3', [process.execPath, '--import', 'tsx', 'test/unit/core/storage/s3-server.ts'], {
+        ...base,
+        S3_HOST: addrA,
+        S3_PORT: '9000',
+        S3_BUCKETS: bucket,
+      });
       procs.push(s3);
       await waitLine(s3, /"endpoint"/);
       const producer = inNs(nsA, 'producer', [process.execPath, '--import', 'tsx', '--input-type=module', '-e', PRODUCER], {
-        ...base, ...s3Env(s3Endpoint, bucket), SOCKET: socket, MODELQ_REDIS_URL: 'redis://127.0.0.1:6379', MODELQ_DATA_DIR: path.join(dirs.a, 'data'),
+        ...base,
+        ...s3Env(s3Endpoint, bucket),
+        SOCKET: socket,
+        MODELQ_REDIS_URL: 'redis://127.0.0.1:6379',
+        MODELQ_DATA_DIR: path.join(dirs.a, 'data'),
       });
       procs.push(producer);
       await waitLine(producer, /producer listening/);
 
       // Host B: a worker that knows Redis's URL and the S3 settings, nothing else.
       const worker = inNs(nsB, 'worker', [process.execPath, '--import', 'tsx', 'workers/main.ts'], {
-        ...base, ...s3Env(s3Endpoint, bucket), MODELQ_REDIS_URL: `redis://${addrA}:6379`,
-        MODELQ_DATA_DIR: path.join(dirs.b, 'data'), MODELQ_CACHE_DIR: path.join(dirs.b, 'cache'),
-        MODELQ_ENGINE_THREADS: '1', MODELQ_LOG_LEVEL: 'info',
+        ...base,
+        ...s3Env(s3Endpoint, bucket),
+        MODELQ_REDIS_URL: `redis://${addrA}:6379`,
+        MODELQ_DATA_DIR: path.join(dirs.b, 'data'),
+        MODELQ_CACHE_DIR: path.join(dirs.b, 'cache'),
+        MODELQ_ENGINE_THREADS: '1',
+        MODELQ_LOG_LEVEL: 'info',
       });
       procs.push(worker);
       await waitLine(worker, /"worker started"/);

@@ -5,7 +5,10 @@ import { directRun } from '../fixtures/models.ts';
 
 /** `text` is the batch's JSONL output; `model` takes `input` [n, features] and gives `output`. */
 export async function expectExactOutput(text: string, model: Uint8Array, x: Float32Array, n: number, features: number): Promise<void> {
-  const out = text.trim().split('\n').map((l) => JSON.parse(l));
+  const out = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(out).toHaveLength(n);
   const expected = (await directRun(model, { input: { data: x, dims: [n, features] } })).output!;
   const width = expected.length / n;

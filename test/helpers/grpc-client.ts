@@ -7,16 +7,21 @@ export type Unary = <T = any>(method: string, request: object, metadata?: grpc.M
 
 type UnaryFn = (request: object, metadata: grpc.Metadata, callback: (e: grpc.ServiceError | null, r: unknown) => void) => void;
 
-export interface InferenceClient { call: Unary; close(): void }
+export interface InferenceClient {
+  call: Unary;
+  close(): void;
+}
 
 export function inferenceClient(address: string, options: grpc.ChannelOptions = {}): InferenceClient {
   const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
     inference: { GRPCInferenceService: new (addr: string, creds: grpc.ChannelCredentials, opts: grpc.ChannelOptions) => grpc.Client };
   };
-  const client = new pkg.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), options) as unknown as Record<string, UnaryFn> & grpc.Client;
-  const call: Unary = (method, request, metadata = new grpc.Metadata()) => new Promise((resolve, reject) => {
-    client[method]!.call(client, request, metadata, (e, r) => (e ? reject(e) : resolve(r as never)));
-  });
+  const client = new pkg.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), options) as unknown as Record<string, UnaryFn> &
+    grpc.Client;
+  const call: Unary = (method, request, metadata = new grpc.Metadata()) =>
+    new Promise((resolve, reject) => {
+      client[method]!.call(client, request, metadata, (e, r) => (e ? reject(e) : resolve(r as never)));
+    });
   return { call, close: () => client.close() };
 }
 

@@ -12,7 +12,9 @@ export async function onnxCheck(bytes: Uint8Array): Promise<string | null> {
   fs.writeFileSync(file, bytes);
   try {
     return await new Promise((resolve) => {
-      execFile('/usr/bin/python3', ['-c', SCRIPT, file], { timeout: 60_000 }, (err, _out, stderr) => resolve(err ? (stderr || err.message).trim().split('\n').slice(-3).join('\n') : null));
+      execFile('/usr/bin/python3', ['-c', SCRIPT, file], { timeout: 60_000 }, (err, _out, stderr) =>
+        resolve(err ? (stderr || err.message).trim().split('\n').slice(-3).join('\n') : null),
+      );
     });
   } finally {
     fs.rmSync(path.dirname(file), { recursive: true, force: true });

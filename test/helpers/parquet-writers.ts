@@ -9,18 +9,43 @@ import * as pw from 'parquet-wasm/node';
 export type Physical = 'FLOAT' | 'DOUBLE' | 'INT32' | 'INT64';
 export type Cell = (number | null)[] | null;
 /** Rows of a file: ids, and either a list cell per row (`input`) or scalar values per row (`f0`, `f1`...). */
-export interface Rows { ids: (number | null)[]; lists?: Cell[]; scalars?: (number | null)[][] }
+export interface Rows {
+  ids: (number | null)[];
+  lists?: Cell[];
+  scalars?: (number | null)[][];
+}
 
-export interface ArrowOptions { v2: boolean; dictionary: boolean; codec: 'UNCOMPRESSED' | 'SNAPPY' | 'GZIP' | 'ZSTD' | 'BROTLI' | 'LZ4_RAW'; pageBytes: number; groupRows: number; batch: number }
+export interface ArrowOptions {
+  v2: boolean;
+  dictionary: boolean;
+  codec: 'UNCOMPRESSED' | 'SNAPPY' | 'GZIP' | 'ZSTD' | 'BROTLI' | 'LZ4_RAW';
+  pageBytes: number;
+  groupRows: number;
+  batch: number;
+}
 
 const arrowType = (t: Physical): DataType => ({ FLOAT: new Float32(), DOUBLE: new Float64(), INT32: new Int32(), INT64: new Int64() })[t];
 const big = (t: Physical, v: number | null) => (v === null ? null : t === 'INT64' ? BigInt(v) : v);
 
 /** arrow-rs: id INT64, input list<t> (nullable elements), f0.. scalar t columns. */
 export function writeArrow(rows: Rows, t: Physical, o: ArrowOptions): Uint8Array {
-  const cols: Record<string, Vector> = { id: vectorFromArray(rows.ids.map((v) => (v === null ? null : BigInt(v))), new Int64()) };
-  if (rows.lists) cols.input = vectorFromArray(rows.lists.map((c) => c && c.map((v) => big(t, v))), new List(new Field('item', arrowType(t), true)));
-  rows.scalars?.[0]?.forEach((_, k) => { cols[`f${k}`] = vectorFromArray(rows.scalars!.map((s) => big(t, s[k]!)), arrowType(t)); });
+  const cols: Record<string, Vector> = {
+    id: vectorFromArray(
+      rows.ids.map((v) => (v === null ? null : BigInt(v))),
+      new Int64(),
+    ),
+  };
+  if (rows.lists)
+    cols.input = vectorFromArray(
+      rows.lists.map((c) => c && c.map((v) => big(t, v))),
+      new List(new Field('item', arrowType(t), true)),
+    );
+  rows.scalars?.[0]?.forEach((_, k) => {
+    cols[`f${k}`] = vectorFromArray(
+      rows.scalars!.map((s) => big(t, s[k]!)),
+      arrowType(t),
+    );
+  });
   const props = new pw.WriterPropertiesBuilder()
     .setWriterVersion(o.v2 ? pw.WriterVersion.V2 : pw.WriterVersion.V1)
     .setDictionaryEnabled(o.dictionary)
@@ -38,13 +63,17 @@ export function writeHyparquet(rows: Rows, t: Physical, o: { codec: 'UNCOMPRESSE
   const listNull = lists.some((c) => c === null);
   const elemNull = lists.some((c) => c?.some((v) => v === null));
   const scalars = rows.scalars?.[0]?.length ?? 0;
-  const listSchema = rows.lists ? [
-    { name: 'input', repetition_type: listNull ? 'OPTIONAL' : 'REQUIRED', num_children: 1, converted_type: 'LIST' },
-    { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-    { name: 'element', type: t, repetition_type: elemNull ? 'OPTIONAL' : 'REQUIRED' },
-  ] as const : [];
+  const listSchema = rows.lists
+    ? ([
+        { name: 'input', repetition_type: listNull ? 'OPTIONAL' : 'REQUIRED', num_children: 1, converted_type: 'LIST' },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+        { name: 'element', type: t, repetition_type: elemNull ? 'OPTIONAL' : 'REQUIRED' },
+      ] as const)
+    : [];
   const buf = parquetWriteBuffer({
-    codec: o.codec, pageSize: o.pageSize, rowGroupSize: o.groupRows,
+    codec: o.codec,
+    pageSize: o.pageSize,
+    rowGroupSize: o.groupRows,
     compressors: { GZIP: (b: Uint8Array) => new Uint8Array(zlib.gzipSync(b)) },
     schema: [
       { name: 'root', num_children: 1 + (rows.lists ? 1 : 0) + scalars },

@@ -28,12 +28,18 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
   };
 }
 
-export interface WorkerProc { child: ChildProcess; exited: Promise<number | null>; lines: string[] }
+export interface WorkerProc {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  lines: string[];
+}
 
 /** Starts `node --import tsx workers/main.ts` and resolves once it logs "worker started". */
 export async function spawnWorker(env: Record<string, string>): Promise<WorkerProc> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT, env: { ...process.env, ...env, MODELQ_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    env: { ...process.env, ...env, MODELQ_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -79,7 +85,13 @@ export async function startPlatform(opts: { workers?: number; env?: Record<strin
   };
   await Promise.all(Array.from({ length: opts.workers ?? 0 }, () => addWorker()));
   return {
-    env, cfg, deps, url, redis, workers, addWorker,
+    env,
+    cfg,
+    deps,
+    url,
+    redis,
+    workers,
+    addWorker,
     async stop() {
       for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));

@@ -25,7 +25,12 @@ const auditLines: string[] = [];
 let p: TestPlatform;
 
 beforeAll(async () => {
-  const sink = new Writable({ write(chunk, _enc, cb) { auditLines.push(String(chunk)); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      auditLines.push(String(chunk));
+      cb();
+    },
+  });
   p = await startPlatform({ workers: 1, env: { MODELQ_API_KEYS: JSON.stringify(KEYS) }, logger: pino({ level: 'info' }, sink) });
 });
 afterAll(async () => {
@@ -35,7 +40,8 @@ afterAll(async () => {
 const call = (method: string, path: string, key?: string, body?: BodyInit, type = 'application/json', url = p.url) =>
   fetch(`${url}${path}`, { method, body, headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': type } : {}) } });
 
-const concrete = (path: string) => path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
+const concrete = (path: string) =>
+  path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
 
 describe('API keys', () => {
   it('every route but /v2/health/* answers 401 without a key', async () => {
@@ -52,7 +58,7 @@ describe('API keys', () => {
     expect((await call('GET', '/v1/models', 'not-a-key-at-all-xyz')).status).toBe(401);
   });
 
-  it('a key without the route\'s scope gets 403', async () => {
+  it("a key without the route's scope gets 403", async () => {
     const model = Buffer.from(buildMlp({ sizes: [4, 3], seed: 2 }));
     expect((await call('POST', '/v1/models/m/versions', A, model, 'application/octet-stream')).status).toBe(403);
     expect((await call('POST', '/v1/models/m/versions', ADMIN_A, model, 'application/octet-stream')).status).toBe(201);
@@ -103,11 +109,16 @@ describe('API keys', () => {
     expect((await call('POST', `/v1/jobs/${id}/cancel`, B)).status).toBe(404);
   });
 
-  it('creating a version by any route needs publish and the model\'s owner; other tenants infer only shared models', async () => {
+  it("creating a version by any route needs publish and the model's owner; other tenants infer only shared models", async () => {
     const train = (key: string, registerAs: string) => call('POST', '/v1/jobs/train', key, JSON.stringify({ dataset: 'ds_none', target: 'y', registerAs }));
     const compress = (key: string, body: object) => call('POST', '/v1/jobs/compress', key, JSON.stringify({ method: 'fp16', ...body }));
     // submit alone never creates a version: refused at submission, before anything is queued.
-    for (const res of [await train(A, 'm'), await train(A, 'fresh'), await compress(A, { model: 'm' }), await compress(A, { model: 'm', registerAs: 'fresh' })]) {
+    for (const res of [
+      await train(A, 'm'),
+      await train(A, 'fresh'),
+      await compress(A, { model: 'm' }),
+      await compress(A, { model: 'm', registerAs: 'fresh' }),
+    ]) {
       expect(res.status).toBe(403);
       expect((await res.json()).error.message).toMatch(/"publish" scope/);
     }
@@ -129,7 +140,8 @@ describe('API keys', () => {
     // ...but only the owner (or a platform operator) changes it, by any route.
     const model2 = Buffer.from(buildMlp({ sizes: [4, 3], seed: 9 }));
     for (const res of [
-      await compress(PUB_B, { model: 'm' }), await train(PUB_B, 'm'),
+      await compress(PUB_B, { model: 'm' }),
+      await train(PUB_B, 'm'),
       await call('POST', '/v1/models/m/versions', PUB_B, model2, 'application/octet-stream'),
       await call('POST', '/v1/models/m/versions', ADMIN_B, model2, 'application/octet-stream'),
       await call('PUT', '/v1/models/m/aliases/prod', ADMIN_B, JSON.stringify({ version: 1 })),
@@ -146,10 +158,14 @@ describe('API keys', () => {
     const res = await compress(PUB_B, { model: 'm', registerAs: 'b-m' });
     expect(res.status).toBe(202);
     const { id } = await res.json();
-    const job = await until(async () => {
-      const j = await (await call('GET', `/v1/jobs/${id}`, PUB_B)).json();
-      return j.state === 'completed' || j.state === 'failed' ? j : null;
-    }, 'compress job', 60_000);
+    const job = await until(
+      async () => {
+        const j = await (await call('GET', `/v1/jobs/${id}`, PUB_B)).json();
+        return j.state === 'completed' || j.state === 'failed' ? j : null;
+      },
+      'compress job',
+      60_000,
+    );
     expect(job.state).toBe('completed');
     const bm = await (await call('GET', '/v1/models/b-m', PUB_B)).json();
     expect(bm).toMatchObject({ owner: 'b', shared: false });
@@ -171,8 +187,21 @@ describe('API keys', () => {
 describe('dashboard behind the same keys', () => {
   it('is for platform operators only, and audits every action', async () => {
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }));
-    const app = buildDashboard({ queues: p.deps.queues, admin: false, logger, keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }) });
+    const logger = pino(
+      { level: 'info' },
+      new Writable({
+        write(chunk, _enc, cb) {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    );
+    const app = buildDashboard({
+      queues: p.deps.queues,
+      admin: false,
+      logger,
+      keys: KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }),
+    });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -193,7 +222,13 @@ describe('dashboard behind the same keys', () => {
       await p.deps.queues.queue('infer').resume();
       const audits = lines.map((l) => JSON.parse(l)).filter((l) => l.audit);
       expect(audits.filter((l) => l.status === 403)).toHaveLength(3);
-      expect(audits.find((l) => l.status === 200)).toMatchObject({ via: 'dashboard', tenant: 'ops', method: 'PUT', route: '/queues/api/queues/infer/pause', keyId: expect.stringMatching(/^[0-9a-f]{12}$/) });
+      expect(audits.find((l) => l.status === 200)).toMatchObject({
+        via: 'dashboard',
+        tenant: 'ops',
+        method: 'PUT',
+        route: '/queues/api/queues/infer/pause',
+        keyId: expect.stringMatching(/^[0-9a-f]{12}$/),
+      });
       for (const k of Object.keys(KEYS)) expect(lines.join('')).not.toContain(k);
     } finally {
       server.close();
@@ -225,7 +260,7 @@ describe('rate limit', () => {
 });
 
 describe('rate limit across producers', () => {
-  it('counts a key\'s requests in Redis: two producers together allow the limit once', async () => {
+  it("counts a key's requests in Redis: two producers together allow the limit once", async () => {
     const one = await startPlatform({ env: { MODELQ_RATE_LIMIT: '5/m', MODELQ_API_KEYS: JSON.stringify(KEYS) } });
     const two = await startPlatform({ env: { ...one.env, MODELQ_DATA_DIR: one.env.MODELQ_DATA_DIR! } });
     try {
@@ -246,7 +281,9 @@ describe('MODELQ_AUTH=required', () => {
     const { spawn } = await import('node:child_process');
     const path = await import('node:path');
     const child = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], {
-      cwd: path.resolve(import.meta.dirname, '../..'), env: { ...process.env, MODELQ_AUTH: 'required', MODELQ_API_KEYS: '', MODELQ_PORT: '1' }, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: path.resolve(import.meta.dirname, '../..'),
+      env: { ...process.env, MODELQ_AUTH: 'required', MODELQ_API_KEYS: '', MODELQ_PORT: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
     child.stderr!.on('data', (b) => (err += b));
@@ -264,7 +301,11 @@ describe('body size limits', () => {
       const infer = await fetch(`${q.url}/v2/models/m/infer`, { method: 'POST', body: big, headers: { 'content-type': 'application/json' } });
       expect(infer.status).toBe(413);
       expect((await infer.json()).error).toMatch(/limit is 1048576 bytes/);
-      const upload = await fetch(`${q.url}/v1/models/m/versions`, { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 1), headers: { 'content-type': 'application/octet-stream' } });
+      const upload = await fetch(`${q.url}/v1/models/m/versions`, {
+        method: 'POST',
+        body: Buffer.alloc(2 * 1024 * 1024, 1),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(upload.status).toBe(413);
       expect((await upload.json()).error).toMatchObject({ code: 'payload_too_large', message: expect.stringMatching(/limit is 1048576 bytes/) });
     } finally {

@@ -19,8 +19,7 @@ afterAll(async () => {
   await p?.stop();
 });
 
-const infer = (name: string, body: unknown, version?: number) =>
-  postJson(`${p.url}/v2/models/${name}${version ? `/versions/${version}` : ''}/infer`, body);
+const infer = (name: string, body: unknown, version?: number) => postJson(`${p.url}/v2/models/${name}${version ? `/versions/${version}` : ''}/infer`, body);
 
 describe('model registry', () => {
   it('registers a model and reads its signature from the graph', async () => {
@@ -28,7 +27,9 @@ describe('model registry', () => {
     expect(res.status).toBe(201);
     const v = await res.json();
     expect(v).toMatchObject({
-      name: 'mlp', version: 1, bytes: model.length,
+      name: 'mlp',
+      version: 1,
+      bytes: model.length,
       inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 16] }],
       outputs: [{ name: 'output', datatype: 'FP32', shape: [-1, 5] }],
     });
@@ -84,10 +85,18 @@ describe('model registry', () => {
   });
 
   it('manages aliases and resolves name@alias and name@N', async () => {
-    const put = await fetch(`${p.url}/v1/models/mlp/aliases/prod`, { method: 'PUT', body: JSON.stringify({ version: 1 }), headers: { 'content-type': 'application/json' } });
+    const put = await fetch(`${p.url}/v1/models/mlp/aliases/prod`, {
+      method: 'PUT',
+      body: JSON.stringify({ version: 1 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(put.status).toBe(200);
     expect((await (await fetch(`${p.url}/v1/models/mlp`)).json()).aliases).toEqual({ latest: 2, prod: 1 });
-    const bad = await fetch(`${p.url}/v1/models/mlp/aliases/prod`, { method: 'PUT', body: JSON.stringify({ version: 9 }), headers: { 'content-type': 'application/json' } });
+    const bad = await fetch(`${p.url}/v1/models/mlp/aliases/prod`, {
+      method: 'PUT',
+      body: JSON.stringify({ version: 9 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(404);
     const meta = await (await fetch(`${p.url}/v2/models/mlp/versions/prod`)).json();
     expect(meta.properties.version).toBe('1');
@@ -141,7 +150,12 @@ describe('online inference (Open Inference Protocol v2)', () => {
     ['shape does not match model', { inputs: [{ ...good, shape: [2, 8] }] }, 400, /does not match the model's \[-1,16\] at dimension 1/],
     ['wrong rank', { inputs: [{ ...good, shape: [16] }] }, 400, /rank 1/],
     ['non-numeric data', { inputs: [{ ...good, data: [...Array(15).fill(1), 'x'] }] }, 400, /data\[15\] must be a finite number/],
-    ['ragged nesting', { inputs: [{ ...good, shape: [2, 16], data: [Array(16).fill(1), [3]] }] }, 400, /inputs\[0\] "input"\.data\[1\] has 1 elements, shape \[2,16\] says 16/],
+    [
+      'ragged nesting',
+      { inputs: [{ ...good, shape: [2, 16], data: [Array(16).fill(1), [3]] }] },
+      400,
+      /inputs\[0\] "input"\.data\[1\] has 1 elements, shape \[2,16\] says 16/,
+    ],
     ['unknown output', { inputs: [good], outputs: [{ name: 'logits' }] }, 400, /unknown output "logits"/],
     ['inputs not an array', { inputs: 'x' }, 400, /request.inputs/],
     ['missing shape', { inputs: [{ name: 'input', datatype: 'FP32', data: [1] }] }, 400, /shape/],
@@ -156,7 +170,7 @@ describe('online inference (Open Inference Protocol v2)', () => {
     });
   }
 
-  it('rejects a request that lacks one of the model\'s inputs, naming it', async () => {
+  it("rejects a request that lacks one of the model's inputs, naming it", async () => {
     expect((await uploadModel(p.url, 'two', twoInputModel())).status).toBe(201);
     const a = { name: 'a', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] };
     const res = await infer('two', { inputs: [a] });
@@ -188,7 +202,12 @@ describe('online inference (Open Inference Protocol v2)', () => {
     expect((await fetch(`${p.url}/v2/models/mlp/ready`)).status).toBe(200);
     expect((await fetch(`${p.url}/v2/models/nosuch/ready`)).status).toBe(404);
     const meta = await (await fetch(`${p.url}/v2/models/mlp`)).json();
-    expect(meta).toMatchObject({ name: 'mlp', versions: ['1', '2'], platform: 'onnxruntime_onnx', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 16] }] });
+    expect(meta).toMatchObject({
+      name: 'mlp',
+      versions: ['1', '2'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 16] }],
+    });
     const server = await (await fetch(`${p.url}/v2`)).json();
     expect(server).toMatchObject({ name: 'modelq', extensions: [] });
   });
@@ -199,7 +218,11 @@ describe('workers', () => {
     const res = await uploadModel(p.url, 'tiny', tinyMlp());
     expect(res.status).toBe(201);
     // One job per request (no coalescing), so there are many jobs to share.
-    const cfg = await fetch(`${p.url}/v1/models/tiny/config`, { method: 'PUT', body: JSON.stringify({ maxBatch: 1, maxDelayMs: 0, instances: 1 }), headers: { 'content-type': 'application/json' } });
+    const cfg = await fetch(`${p.url}/v1/models/tiny/config`, {
+      method: 'PUT',
+      body: JSON.stringify({ maxBatch: 1, maxDelayMs: 0, instances: 1 }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(cfg.status).toBe(200);
     const req = { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] };
     const answers = await Promise.all(Array.from({ length: 200 }, () => infer('tiny', req)));
@@ -214,7 +237,7 @@ describe('workers', () => {
     expect(new Set(stats.map((s) => s.pid)).size).toBe(2);
   });
 
-  it('exposes queue depths, HTTP figures and the workers\' own figures in /metrics', async () => {
+  it("exposes queue depths, HTTP figures and the workers' own figures in /metrics", async () => {
     const text = await (await fetch(`${p.url}/metrics`)).text();
     expect(text).toMatch(/modelq_queue_jobs\{queue="infer",state="completed"\} \d+/);
     expect(text).toMatch(/modelq_http_requests_total\{method="POST",route="\/v2\/models\/:name\/infer",status="200"\} \d+/);

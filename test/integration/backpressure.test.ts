@@ -17,7 +17,8 @@ afterEach(async () => {
 });
 
 const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
-const infer = (url: string, init: RequestInit = {}) => fetch(`${url}/v2/models/m/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, ...init });
+const infer = (url: string, init: RequestInit = {}) =>
+  fetch(`${url}/v2/models/m/infer`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, ...init });
 
 describe('backpressure', () => {
   it('answers 429 with Retry-After past MODELQ_MAX_INFLIGHT, and frees its slots when answers come', async () => {

@@ -48,14 +48,21 @@ function upload(n: number, query: string, at?: { row: number; text: string }): P
 }
 
 async function waitDone(id: string) {
-  return until(async () => {
-    const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-    return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-  }, `batch ${id} to end`, 300_000);
+  return until(
+    async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    300_000,
+  );
 }
 
 async function expectScored(id: string, n: number, skip: number[] = []) {
-  const out = (await (await fetch(`${p.url}/v1/batches/${id}/output`)).text()).trim().split('\n').map((l) => JSON.parse(l));
+  const out = (await (await fetch(`${p.url}/v1/batches/${id}/output`)).text())
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const want = Array.from({ length: n }, (_, i) => i).filter((i) => !skip.includes(i));
   expect(out.map((o) => o.row)).toEqual(want);
   // Values of a sample of rows, against a direct run.
@@ -77,7 +84,10 @@ describe('batch memory bounds', () => {
     expect(res.status).toBe(202);
     const done = await waitDone(JSON.parse(res.body).id);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: 3000, completed: 2999, failed: 1 } });
-    const errs = (await (await fetch(`${p.url}/v1/batches/${done.id}/errors`)).text()).trim().split('\n').map((l) => JSON.parse(l));
+    const errs = (await (await fetch(`${p.url}/v1/batches/${done.id}/errors`)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(errs).toHaveLength(1);
     expect(errs[0]).toMatchObject({ row: 1500, error: { code: 'row_too_long' } });
     expect(errs[0].error.message).toMatch(/MODELQ_MAX_ROW_BYTES/);

@@ -18,13 +18,21 @@ afterEach(async () => {
 
 const F = 16;
 const model = buildMlp({ sizes: [F, 512, 512, 4], seed: 23 });
-const jsonl = (x: Float32Array, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, input: Array.from(x.subarray(i * F, (i + 1) * F)) })).join('\n');
+const jsonl = (x: Float32Array, n: number) =>
+  Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, input: Array.from(x.subarray(i * F, (i + 1) * F)) })).join('\n');
 
 async function view(id: string) {
   return (await fetch(`${p!.url}/v1/batches/${id}`)).json();
 }
 const waitStatus = (id: string, statuses: string[], timeoutMs = 120_000) =>
-  until(async () => { const v = await view(id); return statuses.includes(v.status) ? v : null; }, `batch ${id} to reach ${statuses}`, timeoutMs);
+  until(
+    async () => {
+      const v = await view(id);
+      return statuses.includes(v.status) ? v : null;
+    },
+    `batch ${id} to reach ${statuses}`,
+    timeoutMs,
+  );
 
 describe('batch faults', () => {
   it('a worker killed with SIGKILL mid-batch does not change the output: every row exactly once', async () => {
@@ -36,7 +44,9 @@ describe('batch faults', () => {
     await events.waitUntilReady();
     const firstDone = new Promise<void>((r) => events.once('completed', () => r()));
     let stalled = 0;
-    events.on('stalled', () => { stalled++; });
+    events.on('stalled', () => {
+      stalled++;
+    });
     const res = await fetch(`${p.url}/v1/batches?model=m&chunkRows=1000`, { method: 'POST', body: jsonl(x, n) });
     const { id } = await res.json();
     await firstDone; // the batch is under way

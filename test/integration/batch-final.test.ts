@@ -20,7 +20,15 @@ afterEach(async () => {
 
 const jsonl = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ input: [i, 1, 2, 3] })).join('\n');
 const view = async (id: string) => (await fetch(`${p!.url}/v1/batches/${id}`)).json();
-const final = (id: string) => until(async () => { const v = await view(id); return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null; }, `batch ${id} to end`, 90_000);
+const final = (id: string) =>
+  until(
+    async () => {
+      const v = await view(id);
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    90_000,
+  );
 
 /** Takes chunk `index` off the score queue and fails it the way BullMQ does when a job stalls too often: outside any processor. */
 async function failOutsideProcessor(batchId: string, index: number) {
@@ -71,7 +79,7 @@ describe('batches always end', () => {
     expect((await final(id)).status).toBe('cancelled');
   });
 
-  it('a batch whose jobs were removed from the queue is failed by the cleanup\'s reaper, saying so', async () => {
+  it("a batch whose jobs were removed from the queue is failed by the cleanup's reaper, saying so", async () => {
     p = await startPlatform();
     await p.addWorker({ MODELQ_QUEUES: 'model' });
     expect((await uploadModel(p.url, 'm', tinyMlp())).status).toBe(201);
@@ -80,7 +88,11 @@ describe('batches always end', () => {
     await p.deps.queues.queue('batch').remove(id, { removeChildren: true }); // as bull-board's "remove" does
     const flows = p.deps.queues.queue('batch');
     const deps = {
-      store: p.deps.store, batches: new BatchStore(p.redis, keyPrefix(p.cfg)), logger: createLogger('test', 'silent'), ttlMs: 86_400_000, reapAfterMs: 0,
+      store: p.deps.store,
+      batches: new BatchStore(p.redis, keyPrefix(p.cfg)),
+      logger: createLogger('test', 'silent'),
+      ttlMs: 86_400_000,
+      reapAfterMs: 0,
       flowExists: async (b: string) => (await flows.getJobState(b)) !== 'unknown',
     };
     expect(await batchProcessor({ name: 'cleanup', data: {} }, deps)).toEqual({ removed: 0, reaped: 1 });

@@ -26,7 +26,11 @@ afterAll(async () => {
 const body = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, input: Array(F).fill(i % 10) })).join('\n');
 
 async function scored(n: number, chunkRows: number): Promise<string> {
-  const res = await fetch(`${p.url}/v1/batches?model=wide-out&chunkRows=${chunkRows}`, { method: 'POST', body: body(n), headers: { 'content-type': 'application/x-ndjson' } });
+  const res = await fetch(`${p.url}/v1/batches?model=wide-out&chunkRows=${chunkRows}`, {
+    method: 'POST',
+    body: body(n),
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
   expect(res.status).toBe(202);
   const { id } = await res.json();
   await until(async () => (await (await fetch(`${p.url}/v1/batches/${id}`)).json()).status === 'completed', `batch ${id}`, 120_000);
@@ -35,7 +39,17 @@ async function scored(n: number, chunkRows: number): Promise<string> {
 
 const batchDir = (id: string) => path.join(p.cfg.MODELQ_DATA_DIR, 'batches', id);
 const storedBatches = () => (fs.existsSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches')) ? fs.readdirSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches')) : []);
-const openDataFiles = () => fs.readdirSync('/proc/self/fd').map((fd) => { try { return fs.readlinkSync(`/proc/self/fd/${fd}`); } catch { return ''; } }).filter((f) => f.startsWith(p.cfg.MODELQ_DATA_DIR));
+const openDataFiles = () =>
+  fs
+    .readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((f) => f.startsWith(p.cfg.MODELQ_DATA_DIR));
 const batchRecords = async () => (await p.redis.keys(`${keyPrefix(p.cfg)}:records:batch:*`)).length;
 const scoreJobs = async () => (await p.deps.queues.queue('score').getJobCounts()) as Record<string, number>;
 
@@ -86,11 +100,16 @@ describe('multipart uploads', () => {
     const before = await batchRecords();
     const jobsBefore = await scoreJobs();
     const dirsBefore = storedBatches();
-    const fresh = () => storedBatches().filter((b) => !dirsBefore.includes(b)).flatMap((b) => fs.readdirSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches', b)));
+    const fresh = () =>
+      storedBatches()
+        .filter((b) => !dirsBefore.includes(b))
+        .flatMap((b) => fs.readdirSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches', b)));
     const boundary = 'xBOUNDARYx';
     const req = http.request(`${p.url}/v1/batches`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
     req.on('error', () => {});
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwide-out\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n`);
+    req.write(
+      `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwide-out\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n`,
+    );
     req.write(body(5000));
     // The file is on its way to the store once a temp file exists; then the client goes away.
     await until(() => fresh().some((f) => f.endsWith('.tmp')), 'the upload to reach the store');
@@ -111,9 +130,14 @@ describe('CSV header bound', () => {
         answered = true;
         let b = '';
         res.on('data', (c) => (b += c));
-        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: b, sent }); req.destroy(); });
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: b, sent });
+          req.destroy();
+        });
       });
-      req.on('error', (e) => { if (!answered) reject(e); });
+      req.on('error', (e) => {
+        if (!answered) reject(e);
+      });
       const block = Buffer.from('col,'.repeat(16384));
       const pump = () => {
         while (!answered && sent < total) {

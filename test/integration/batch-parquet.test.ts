@@ -25,13 +25,18 @@ afterAll(async () => {
 });
 
 const PARQUET = 'application/vnd.apache.parquet';
-const submit = (body: Uint8Array | string, query: string, type = PARQUET) => fetch(`${p.url}/v1/batches?${query}`, { method: 'POST', body: typeof body === 'string' ? body : Buffer.from(body), headers: { 'content-type': type } });
+const submit = (body: Uint8Array | string, query: string, type = PARQUET) =>
+  fetch(`${p.url}/v1/batches?${query}`, { method: 'POST', body: typeof body === 'string' ? body : Buffer.from(body), headers: { 'content-type': type } });
 
 async function waitDone(id: string) {
-  return until(async () => {
-    const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-    return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-  }, `batch ${id} to end`, 300_000);
+  return until(
+    async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    300_000,
+  );
 }
 
 /** The output as Parquet, checked row by row against a direct run. */
@@ -44,7 +49,8 @@ async function expectParquetOutput(id: string, x: Float32Array, n: number, ids: 
   const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
   out.forEach((o, i) => {
     if (Number(o.row) !== i || o.id !== ids(i)) throw new Error(`output row ${i} is row ${o.row} id ${o.id}`);
-    for (let j = 0; j < 3; j++) if (Math.abs(o.output[j] - expected[i * 3 + j]!) > 1e-5) throw new Error(`row ${i} output ${j}: ${o.output[j]} vs ${expected[i * 3 + j]}`);
+    for (let j = 0; j < 3; j++)
+      if (Math.abs(o.output[j] - expected[i * 3 + j]!) > 1e-5) throw new Error(`row ${i} output ${j}: ${o.output[j]} vs ${expected[i * 3 + j]}`);
   });
 }
 
@@ -110,7 +116,12 @@ describe('Parquet batches', () => {
     const wrong = await submit(new Uint8Array(wrongColumn), 'model=pq&format=parquet');
     expect(wrong.status).toBe(400);
     expect((await wrong.json()).error.message).toMatch(/column "features" is STRING/);
-    const fewColumns = parquetWriteBuffer({ columnData: [{ name: 'a', data: [1, 2], type: 'DOUBLE' }, { name: 'b', data: [3, 4], type: 'DOUBLE' }] });
+    const fewColumns = parquetWriteBuffer({
+      columnData: [
+        { name: 'a', data: [1, 2], type: 'DOUBLE' },
+        { name: 'b', data: [3, 4], type: 'DOUBLE' },
+      ],
+    });
     const few = await submit(new Uint8Array(fewColumns), 'model=pq');
     expect(few.status).toBe(400);
     expect((await few.json()).error.message).toMatch(/2 feature columns, the model's input "input" takes 8/);

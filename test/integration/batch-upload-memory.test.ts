@@ -54,10 +54,16 @@ function uploadGenerated(totalBytes: number): Promise<{ status: number; body: st
 
 beforeAll(async () => {
   env = testEnv({ MODELQ_PORT: String(await freePort()), MODELQ_LOG_LEVEL: 'info' });
-  producer = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  producer = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   url = `http://127.0.0.1:${env.MODELQ_PORT}`;
   await new Promise<void>((resolve, reject) => {
-    readline.createInterface({ input: producer.stdout! }).on('line', (l) => { if (l.includes('producer listening')) resolve(); });
+    readline.createInterface({ input: producer.stdout! }).on('line', (l) => {
+      if (l.includes('producer listening')) resolve();
+    });
     producer.once('exit', (c) => reject(new Error(`producer exited ${c}`)));
   });
 });
@@ -70,7 +76,7 @@ afterAll(async () => {
 });
 
 describe('batch upload', () => {
-  it('does not grow the producer\'s memory with the file size (1 GB)', async () => {
+  it("does not grow the producer's memory with the file size (1 GB)", async () => {
     // The model check needs a worker; register the model's record directly through a short-lived one.
     const { startWorker } = await import('../../workers/worker.ts');
     const { createLogger } = await import('../../core/logger.ts');

@@ -22,13 +22,21 @@ async function submit(body: string, query: string, contentType = 'application/x-
 }
 
 async function waitDone(id: string) {
-  return until(async () => {
-    const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-    return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-  }, `batch ${id} to end`, 120_000);
+  return until(
+    async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    120_000,
+  );
 }
 
-const lines = (text: string) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 describe('batch scoring', () => {
   it('scores a 100,000-row JSONL file in input order with ids echoed and exact values', async () => {
@@ -61,12 +69,20 @@ describe('batch scoring', () => {
     const done = await waitDone((await res.json()).id);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: 6, completed: 4, failed: 2 } });
     const out = lines(await (await fetch(`${p.url}/v1/batches/${done.id}/output`)).text());
-    expect(out.map((o) => [o.row, o.id])).toEqual([[0, 'c0'], [1, 'c1'], [3, 'c3'], [5, 'c5']]);
+    expect(out.map((o) => [o.row, o.id])).toEqual([
+      [0, 'c0'],
+      [1, 'c1'],
+      [3, 'c3'],
+      [5, 'c5'],
+    ]);
     const x = Float32Array.from(good(3).split(',').slice(1).map(Number));
     const want = (await directRun(model, { input: { data: x, dims: [1, F] } })).output!;
     out[2].outputs.output.forEach((v: number, j: number) => expect(Math.abs(v - want[j]!)).toBeLessThan(1e-5));
     const errs = lines(await (await fetch(`${p.url}/v1/batches/${done.id}/errors`)).text());
-    expect(errs.map((e) => [e.row, e.id, e.error.code])).toEqual([[2, 'c2', 'bad_row'], [4, 'c4', 'bad_row']]);
+    expect(errs.map((e) => [e.row, e.id, e.error.code])).toEqual([
+      [2, 'c2', 'bad_row'],
+      [4, 'c4', 'bad_row'],
+    ]);
     expect(errs[0].error.message).toMatch(/columns/);
     expect(errs[1].error.message).toMatch(/not a number/);
     const csv = await (await fetch(`${p.url}/v1/batches/${done.id}/output?format=csv`)).text();

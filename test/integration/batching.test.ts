@@ -24,8 +24,8 @@ const setConfig = (name: string, cfg: unknown) =>
 /** Engine counters for a model label (name@version), summed over workers, from /metrics. */
 async function counters(label: string): Promise<{ runs: number; requests: number }> {
   const text = await (await fetch(`${p.url}/metrics`)).text();
-  const sum = (metric: string) => [...text.matchAll(new RegExp(`^${metric}\\{worker="[^"]+",model="${label.replace('.', '\\.')}"\\} (\\d+)$`, 'gm'))]
-    .reduce((n, m) => n + Number(m[1]), 0);
+  const sum = (metric: string) =>
+    [...text.matchAll(new RegExp(`^${metric}\\{worker="[^"]+",model="${label.replace('.', '\\.')}"\\} (\\d+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
   return { runs: sum('modelq_engine_model_runs_total'), requests: sum('modelq_engine_model_requests_total') };
 }
 
@@ -37,7 +37,10 @@ describe('dynamic batching', () => {
     const x = rows(64, F, 9);
     const single = (i: number) => ({ inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: Array.from(x.subarray(i * F, (i + 1) * F)) }] });
     expect((await infer('mlp', single(0))).status).toBe(200); // warm the session
-    const base = await until(async () => { const c = await counters('mlp@1'); return c.requests >= 1 ? c : null; }, 'warm-up request counted');
+    const base = await until(async () => {
+      const c = await counters('mlp@1');
+      return c.requests >= 1 ? c : null;
+    }, 'warm-up request counted');
 
     const answers = await Promise.all(Array.from({ length: 64 }, (_, i) => infer('mlp', single(i))));
     expect(answers.map((a) => a.status).every((s) => s === 200)).toBe(true);
@@ -48,7 +51,10 @@ describe('dynamic batching', () => {
       b.outputs[0].data.forEach((v: number, j: number) => expect(Math.abs(v - expected[i * 8 + j]!)).toBeLessThan(1e-5));
     });
 
-    const after = await until(async () => { const c = await counters('mlp@1'); return c.requests - base.requests >= 64 ? c : null; }, '64 requests counted');
+    const after = await until(async () => {
+      const c = await counters('mlp@1');
+      return c.requests - base.requests >= 64 ? c : null;
+    }, '64 requests counted');
     const runs = after.runs - base.runs;
     expect(after.requests - base.requests).toBe(64);
     expect(runs).toBeGreaterThan(0);
@@ -66,7 +72,10 @@ describe('dynamic batching', () => {
     const req = { inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: Array(F).fill(0.25) }] };
     const answers = await Promise.all(Array.from({ length: 16 }, () => infer('mlp', req)));
     expect(answers.every((a) => a.status === 200)).toBe(true);
-    const after = await until(async () => { const c = await counters('mlp@1'); return c.requests - base.requests >= 16 ? c : null; }, '16 requests counted');
+    const after = await until(async () => {
+      const c = await counters('mlp@1');
+      return c.requests - base.requests >= 16 ? c : null;
+    }, '16 requests counted');
     expect(after.runs - base.runs).toBe(16);
   });
 
@@ -81,15 +90,21 @@ describe('dynamic batching', () => {
     const fixed = buildMlp({ sizes: [F, 16, 4], seed: 5, batch: 1 });
     expect((await uploadModel(p.url, 'fixed', fixed)).status).toBe(201);
     const x = rows(8, F, 3);
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) =>
-      infer('fixed', { inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: Array.from(x.subarray(i * F, (i + 1) * F)) }] })));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        infer('fixed', { inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: Array.from(x.subarray(i * F, (i + 1) * F)) }] }),
+      ),
+    );
     expect(answers.every((a) => a.status === 200)).toBe(true);
     const bodies = await Promise.all(answers.map((a) => a.json()));
     for (let i = 0; i < 8; i++) {
       const want = (await directRun(fixed, { input: { data: x.slice(i * F, (i + 1) * F), dims: [1, F] } })).output!;
       bodies[i].outputs[0].data.forEach((v: number, j: number) => expect(Math.abs(v - want[j]!)).toBeLessThan(1e-5));
     }
-    const c = await until(async () => { const k = await counters('fixed@1'); return k.requests >= 8 ? k : null; }, 'fixed-model requests counted');
+    const c = await until(async () => {
+      const k = await counters('fixed@1');
+      return k.requests >= 8 ? k : null;
+    }, 'fixed-model requests counted');
     expect(c.runs).toBe(c.requests);
   });
 

@@ -28,20 +28,30 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
   const { MODELQ_API_KEY: _k, MODELQ_URL: _u, ...rest } = process.env;
   return spawn(process.execPath, ['cli/bin.mjs', ...args], {
-    cwd: ROOT, env: { ...rest, MODELQ_URL: p.url, ...env }, stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: ROOT,
+    env: { ...rest, MODELQ_URL: p.url, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
 }
 
 function finished(child: ChildProcess): Promise<Run> {
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (b) => { stdout += b; });
-  child.stderr!.on('data', (b) => { stderr += b; });
+  child.stdout!.on('data', (b) => {
+    stdout += b;
+  });
+  child.stderr!.on('data', (b) => {
+    stderr += b;
+  });
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
@@ -53,7 +63,11 @@ function cli(args: string[], o: { stdin?: string; env?: Record<string, string> }
 }
 
 const row = (i: number) => Array.from({ length: F }, (_, j) => ((i * 3 + j) % 11) / 11);
-const jsonLines = (text: string) => text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const jsonLines = (text: string) =>
+  text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 const ID = /^batch_[0-9a-f]{20}$/;
 
 describe('modelq batch', () => {
@@ -83,7 +97,12 @@ describe('modelq batch', () => {
   it('status prints the batch as JSON', async () => {
     const r = await cli(['batch', 'status', id]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ id, status: 'completed', model: { name: 'scorer', version: 1 }, requestCounts: { total: n, completed: n, failed: 0 } });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      id,
+      status: 'completed',
+      model: { name: 'scorer', version: 1 },
+      requestCounts: { total: n, completed: n, failed: 0 },
+    });
   });
 
   it('download -o writes one line per row, in input order, the same bytes the server serves', async () => {
@@ -125,7 +144,7 @@ describe('modelq batch', () => {
     expect(rows.slice(1).map((l) => l.split(',')[1])).toEqual(Array.from({ length: 20 }, (_, i) => `c${i}`).filter((c) => c !== 'c7'));
   });
 
-  it('a bad model name exits 2 with the server\'s message, and uploads nothing', async () => {
+  it("a bad model name exits 2 with the server's message, and uploads nothing", async () => {
     const direct = await fetch(`${p.url}/v1/batches?model=nosuch`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/x-ndjson' } });
     expect(direct.status).toBe(404);
     const message = (await direct.json()).error.message as string;
@@ -199,9 +218,15 @@ describe('modelq batch', () => {
 
   it('--wait rides over a 429 from the rate limiter', async () => {
     const view = (status: string, completed: number) => ({
-      id: 'batch_11111111111111111111', status, model: { name: 'm', version: 1 }, format: 'jsonl',
-      requestCounts: { total: 4, completed, failed: 0 }, progress: completed / 4, chunks: { total: 1, done: completed ? 1 : 0 },
-      createdAt: new Date().toISOString(), expiresAt: new Date().toISOString(),
+      id: 'batch_11111111111111111111',
+      status,
+      model: { name: 'm', version: 1 },
+      format: 'jsonl',
+      requestCounts: { total: 4, completed, failed: 0 },
+      progress: completed / 4,
+      chunks: { total: 1, done: completed ? 1 : 0 },
+      createdAt: new Date().toISOString(),
+      expiresAt: new Date().toISOString(),
     });
     let polls = 0;
     const server = http.createServer((req, res) => {
@@ -210,7 +235,8 @@ describe('modelq batch', () => {
         if (req.method === 'POST') return void res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify(view('queued', 0)));
         polls += 1;
         if (polls === 1) {
-          return void res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '0' })
+          return void res
+            .writeHead(429, { 'content-type': 'application/json', 'retry-after': '0' })
             .end(JSON.stringify({ error: { code: 'rate_limited', message: 'rate limit of 1/s exceeded; retry later' } }));
         }
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(view('completed', 4)));
@@ -252,12 +278,24 @@ describe('progress off a terminal', () => {
   it('prints at most one plain line a second, with rows done, rows/s and ETA', () => {
     let now = 0;
     const written: string[] = [];
-    const stream = { isTTY: false, write: (s: string) => { written.push(s); return true; } } as unknown as NodeJS.WriteStream;
+    const stream = {
+      isTTY: false,
+      write: (s: string) => {
+        written.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
     const display = createProgress({ stream, now: () => now });
     const view = (done: number, status = 'running'): BatchView => ({
-      id: 'batch_x', status: status as BatchView['status'], model: { name: 'm', version: 1 }, format: 'jsonl',
-      requestCounts: { total: 10_000, completed: done, failed: 0 }, progress: done / 10_000, chunks: { total: 10, done: done / 1000 },
-      createdAt: '', expiresAt: '',
+      id: 'batch_x',
+      status: status as BatchView['status'],
+      model: { name: 'm', version: 1 },
+      format: 'jsonl',
+      requestCounts: { total: 10_000, completed: done, failed: 0 },
+      progress: done / 10_000,
+      chunks: { total: 10, done: done / 1000 },
+      createdAt: '',
+      expiresAt: '',
     });
     for (let t = 0; t <= 3000; t += 250) {
       now = t;

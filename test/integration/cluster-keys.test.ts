@@ -29,10 +29,14 @@ async function exercise(p: TestPlatform): Promise<void> {
   const bx = rows(n, F, 3);
   const body = Array.from({ length: n }, (_, i) => JSON.stringify({ input: Array.from(bx.subarray(i * F, (i + 1) * F)) })).join('\n');
   const { id } = await (await fetch(`${p.url}/v1/batches?model=slots&chunkRows=100`, { method: 'POST', body })).json();
-  const done = await until(async () => {
-    const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-    return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-  }, 'the batch to end', 60_000);
+  const done = await until(
+    async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    'the batch to end',
+    60_000,
+  );
   expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
   expect((await (await fetch(`${p.url}/v1/batches/${id}/output`)).text()).trim().split('\n')).toHaveLength(n);
 }
@@ -61,7 +65,11 @@ describe('cluster-ready keys', () => {
       const strays = keys.filter((k) => !k.startsWith(prefix) || calculateSlot(k) !== slot);
       expect(strays).toEqual([]);
       // Queues, jobs, registry, batches, worker figures: all of them were there.
-      for (const part of [':model:', ':infer:', ':score:', ':batch:']) expect(keys.some((k) => k.includes(part)), part).toBe(true);
+      for (const part of [':model:', ':infer:', ':score:', ':batch:'])
+        expect(
+          keys.some((k) => k.includes(part)),
+          part,
+        ).toBe(true);
     } finally {
       await p.stop();
     }
@@ -90,9 +98,13 @@ describe('cluster-ready keys', () => {
 
 /** A port whose cluster bus port (+10000) is free too. */
 async function freeClusterPort(): Promise<number> {
-  const free = (port: number) => new Promise<boolean>((r) => {
-    const s = net.createServer().once('error', () => r(false)).listen(port, '127.0.0.1', () => s.close(() => r(true)));
-  });
+  const free = (port: number) =>
+    new Promise<boolean>((r) => {
+      const s = net
+        .createServer()
+        .once('error', () => r(false))
+        .listen(port, '127.0.0.1', () => s.close(() => r(true)));
+    });
   for (;;) {
     const port = 20000 + Math.floor(Math.random() * 20000);
     if ((await free(port)) && (await free(port + 10000))) return port;
@@ -105,20 +117,58 @@ async function startCluster(n: number): Promise<{ seeds: string; nodes: { host: 
   const children: ChildProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); }) : Promise.resolve())));
+    await Promise.all(
+      children.map((c) =>
+        c.exitCode === null && c.signalCode === null
+          ? new Promise((r) => {
+              c.once('exit', r);
+              c.kill('SIGKILL');
+            })
+          : Promise.resolve(),
+      ),
+    );
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (let i = 0; i < n; i++) {
       const port = await freeClusterPort();
       ports.push(port);
-      children.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--cluster-enabled', 'yes',
-        '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' }));
+      children.push(
+        spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--dir',
+            dir,
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${port}.conf`,
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--maxmemory-policy',
+            'noeviction',
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
     }
     for (const port of ports) await until(() => ping(port), `redis-server on ${port}`, 10_000);
-    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
-    await until(() => ports.every((port) => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)), 'cluster_state:ok', 20_000);
+    await until(
+      () => ports.every((port) => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)),
+      'cluster_state:ok',
+      20_000,
+    );
   } catch (e) {
     await stop();
     throw e;
@@ -128,6 +178,12 @@ async function startCluster(n: number): Promise<{ seeds: string; nodes: { host: 
 
 function ping(port: number): Promise<boolean> {
   return new Promise((r) => {
-    const s = net.connect(port, '127.0.0.1').once('connect', () => { s.destroy(); r(true); }).once('error', () => r(false));
+    const s = net
+      .connect(port, '127.0.0.1')
+      .once('connect', () => {
+        s.destroy();
+        r(true);
+      })
+      .once('error', () => r(false));
   });
 }

@@ -70,7 +70,9 @@ describe('compression of exported models', () => {
     expect(r.report.bytesAfter / r.report.bytesBefore).toBeLessThan(0.6);
     expect(await onnxCheck(await download('transformer-fp16', 1))).toBeNull();
     const tokens = Array.from({ length: 32 }, (_, i) => (i * 61) % 2000);
-    const infer = await postJson(`${p.url}/v2/models/transformer-fp16/infer`, { inputs: [{ name: 'tokens', shape: [1, 32], datatype: 'INT64', data: tokens }] });
+    const infer = await postJson(`${p.url}/v2/models/transformer-fp16/infer`, {
+      inputs: [{ name: 'tokens', shape: [1, 32], datatype: 'INT64', data: tokens }],
+    });
     expect(infer.status).toBe(200);
     expect((await infer.json()).outputs[0].datatype).toBe('FP32');
   });
@@ -85,14 +87,21 @@ describe('compression of exported models', () => {
   it('a compression that cannot apply fails naming the reason, and registers nothing', async () => {
     // Job errors cross the queue as JSON { code, message }.
     const failure = async (body: unknown) => {
-      const err = await (await submit(body)).waitUntilFinished(events, 60_000).then(() => null, (e: Error) => e);
+      const err = await (await submit(body)).waitUntilFinished(events, 60_000).then(
+        () => null,
+        (e: Error) => e,
+      );
       expect(err).not.toBeNull();
       return JSON.parse(err!.message) as { code: string; message: string };
     };
     const prune = await failure({ model: 'lstm-text-op11', method: 'prune', options: { structured: true, keep: 0.5 } });
     expect(prune.code).toBe('invalid_model');
     expect(prune.message).toMatch(/nothing to prune: no chain of two MatMul\/Gemm layers.*no Conv/);
-    const bad = await failure({ model: 'lstm-text-op11', method: 'quantize-int8-static', options: { calibration: [[{ name: 'words', datatype: 'INT64', shape: [1, 2], data: [1, 2] }]] } });
+    const bad = await failure({
+      model: 'lstm-text-op11',
+      method: 'quantize-int8-static',
+      options: { calibration: [[{ name: 'words', datatype: 'INT64', shape: [1, 2], data: [1, 2] }]] },
+    });
     expect(bad).toMatchObject({ code: 'bad_request', message: 'options.calibration[0]: no tensor for the model\'s input "tokens"' });
     expect((await (await fetch(`${p.url}/v1/models/lstm-text-op11`)).json()).versions).toHaveLength(1);
   });

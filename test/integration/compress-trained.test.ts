@@ -36,10 +36,15 @@ let ds: string;
 let classes: string[];
 
 const getJob = async (id: string) => (await fetch(`${p.url}/v1/jobs/${id}`)).json();
-const finished = (id: string) => until(async () => {
-  const j = await getJob(id);
-  return ['completed', 'failed'].includes(j.state) ? j : null;
-}, `job ${id} to finish`, 180_000);
+const finished = (id: string) =>
+  until(
+    async () => {
+      const j = await getJob(id);
+      return ['completed', 'failed'].includes(j.state) ? j : null;
+    },
+    `job ${id} to finish`,
+    180_000,
+  );
 
 async function submit(path: string, body: unknown) {
   const res = await postJson(`${p.url}${path}`, body);
@@ -64,7 +69,15 @@ beforeAll(async () => {
   const res = await fetch(`${p.url}/v1/datasets?format=csv&name=compass`, { method: 'POST', body: data.csv, headers: { 'content-type': 'text/csv' } });
   expect(res.status).toBe(201);
   ds = (await res.json()).id;
-  const trained = await submit('/v1/jobs/train', { dataset: ds, target: 'kind', model: { type: 'mlp', hidden: [256, 256] }, epochs: 60, patience: 10, seed: 3, registerAs: 'compass' });
+  const trained = await submit('/v1/jobs/train', {
+    dataset: ds,
+    target: 'kind',
+    model: { type: 'mlp', hidden: [256, 256] },
+    epochs: 60,
+    patience: 10,
+    seed: 3,
+    registerAs: 'compass',
+  });
   expect(trained.state, JSON.stringify(trained.error)).toBe('completed');
   expect(trained.result.metrics.accuracy).toBeGreaterThan(0.85);
   classes = JSON.parse((await version('compass', 1)).metadata.classes);
@@ -100,7 +113,13 @@ describe('compression measured on a dataset', () => {
     expect(h.result.report.maxAbsDiff).toBeLessThan(1e-2);
     expect(h.result.report.dataset.maxAbsDiff).toBeLessThan(1e-2);
     expect(h.result.report.dataset.argmaxAgreement).toBeGreaterThanOrEqual(0.99);
-    const pr = await submit('/v1/jobs/compress', { model: 'compass@1', method: 'prune', options: { structured: true, keep: 0.5 }, dataset: ds, registerAs: 'compass-pruned' });
+    const pr = await submit('/v1/jobs/compress', {
+      model: 'compass@1',
+      method: 'prune',
+      options: { structured: true, keep: 0.5 },
+      dataset: ds,
+      registerAs: 'compass-pruned',
+    });
     expect(pr.state, JSON.stringify(pr.error)).toBe('completed');
     const { report } = pr.result;
     expect(report.details.paramsAfter).toBeLessThan(report.details.paramsBefore * 0.5);
@@ -110,8 +129,14 @@ describe('compression measured on a dataset', () => {
     for (const name of ['compass-fp16', 'compass-pruned']) expect(await onnxCheck(await download(name, 1))).toBeNull();
   }, 120_000);
 
-  it('distill: a student with at most a quarter of the weights, the teacher\'s signature, >= 95% agreement on held-out rows', async () => {
-    const j = await submit('/v1/jobs/compress', { model: 'compass@1', method: 'distill', options: { hidden: [32] }, dataset: ds, registerAs: 'compass-student' });
+  it("distill: a student with at most a quarter of the weights, the teacher's signature, >= 95% agreement on held-out rows", async () => {
+    const j = await submit('/v1/jobs/compress', {
+      model: 'compass@1',
+      method: 'distill',
+      options: { hidden: [32] },
+      dataset: ds,
+      registerAs: 'compass-student',
+    });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const { report } = j.result;
     expect(report.details.studentParams).toBeLessThanOrEqual(report.details.teacherParams / 4);
@@ -123,7 +148,12 @@ describe('compression measured on a dataset', () => {
     const [teacher, student] = [await version('compass', 1), await version('compass-student', 1)];
     expect(student.inputs).toEqual(teacher.inputs);
     expect(student.outputs).toEqual(teacher.outputs);
-    expect(student.lineage).toMatchObject({ parent: { name: 'compass', version: 1 }, method: 'distill', dataset: ds, options: { hidden: [32], temperature: 2 } });
+    expect(student.lineage).toMatchObject({
+      parent: { name: 'compass', version: 1 },
+      method: 'distill',
+      dataset: ds,
+      options: { hidden: [32], temperature: 2 },
+    });
 
     const studentBytes = await download('compass-student', 1);
     expect(await onnxCheck(studentBytes)).toBeNull();
@@ -146,7 +176,13 @@ describe('compression measured on a dataset', () => {
   it('distills an uploaded model with raw class scores, features being the numeric columns', async () => {
     const teacherBytes = buildMlp({ sizes: [FEATURES, 256, CLASSES], seed: 4 });
     expect((await uploadModel(p.url, 'scorer', teacherBytes)).status).toBe(201);
-    const j = await submit('/v1/jobs/compress', { model: 'scorer', method: 'distill', options: { hidden: [60], temperature: 1, learningRate: 0.003 }, dataset: ds, registerAs: 'scorer-student' });
+    const j = await submit('/v1/jobs/compress', {
+      model: 'scorer',
+      method: 'distill',
+      options: { hidden: [60], temperature: 1, learningRate: 0.003 },
+      dataset: ds,
+      registerAs: 'scorer-student',
+    });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const { report } = j.result;
     expect(report.dataset.features).toHaveLength(FEATURES);
@@ -160,7 +196,7 @@ describe('compression measured on a dataset', () => {
     expect(s.outputNames).toEqual(t.outputNames);
   }, 180_000);
 
-  it('distills a regression teacher: one value per row, in the teacher\'s units', async () => {
+  it("distills a regression teacher: one value per row, in the teacher's units", async () => {
     const teacherBytes = buildMlp({ sizes: [FEATURES, 64, 1], seed: 9 });
     expect((await uploadModel(p.url, 'valuer', teacherBytes)).status).toBe(201);
     const j = await submit('/v1/jobs/compress', { model: 'valuer', method: 'distill', options: { hidden: [12] }, dataset: ds, registerAs: 'valuer-student' });

@@ -47,7 +47,9 @@ describe('compression jobs', () => {
     const v = await (await fetch(`${p.url}/v1/models/mlp-int8/versions/1`)).json();
     expect(v.lineage).toMatchObject({ parent: { name: 'mlp', version: 1 }, method: 'quantize-int8', options: { perChannel: false } });
     expect(await onnxCheck(await download('mlp-int8', 1))).toBeNull();
-    const infer = await postJson(`${p.url}/v2/models/mlp-int8/infer`, { inputs: [{ name: 'input', shape: [1, 256], datatype: 'FP32', data: Array(256).fill(0.1) }] });
+    const infer = await postJson(`${p.url}/v2/models/mlp-int8/infer`, {
+      inputs: [{ name: 'input', shape: [1, 256], datatype: 'FP32', data: Array(256).fill(0.1) }],
+    });
     expect(infer.status).toBe(200);
   });
 

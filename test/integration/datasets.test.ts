@@ -21,7 +21,16 @@ describe('datasets', () => {
     const res = await upload('a,b,c\n1,2.5,x\n2,3,y\n3,-1,x\n', 'format=csv&name=small');
     expect(res.status).toBe(201);
     const d = await res.json();
-    expect(d).toMatchObject({ name: 'small', format: 'csv', rows: 3, columns: [{ name: 'a', type: 'integer' }, { name: 'b', type: 'number' }, { name: 'c', type: 'string' }] });
+    expect(d).toMatchObject({
+      name: 'small',
+      format: 'csv',
+      rows: 3,
+      columns: [
+        { name: 'a', type: 'integer' },
+        { name: 'b', type: 'number' },
+        { name: 'c', type: 'string' },
+      ],
+    });
     expect(d.id).toMatch(/^ds_[0-9a-f]{20}$/);
     expect(d.key).toBeUndefined();
     expect(fs.readFileSync(path.join(p.cfg.MODELQ_DATA_DIR, 'datasets', d.id, 'data.csv'), 'utf8')).toBe('a,b,c\n1,2.5,x\n2,3,y\n3,-1,x\n');
@@ -31,7 +40,14 @@ describe('datasets', () => {
   it('stores a JSONL file (the default format for other content types)', async () => {
     const res = await upload('{"x":1.5,"label":"a"}\n{"x":2,"label":"b"}\n', 'name=j', 'application/x-ndjson');
     expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ format: 'jsonl', rows: 2, columns: [{ name: 'x', type: 'number' }, { name: 'label', type: 'string' }] });
+    expect(await res.json()).toMatchObject({
+      format: 'jsonl',
+      rows: 2,
+      columns: [
+        { name: 'x', type: 'number' },
+        { name: 'label', type: 'string' },
+      ],
+    });
   });
 
   it('lists datasets newest first', async () => {

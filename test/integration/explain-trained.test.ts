@@ -5,7 +5,10 @@ import { postJson, startPlatform, until, type TestPlatform } from '../helpers/pl
 
 let p: TestPlatform;
 let version: { name: string; version: number; explain: { background: { rows: number; features: number }; reference: { rows: number; features: number } } };
-const rand = (seed: number) => { let s = seed; return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1; };
+const rand = (seed: number) => {
+  let s = seed;
+  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+};
 
 beforeAll(async () => {
   p = await startPlatform({ workers: 1, env: { MODELQ_DRIFT_SAMPLE: '1' } });
@@ -15,13 +18,34 @@ beforeAll(async () => {
     const [a, b, c] = [r(), r(), r()];
     lines.push(`${a.toFixed(5)},${b.toFixed(5)},${c.toFixed(5)},${a + b < 0 ? 'low' : 'high'}`);
   }
-  const ds = await (await fetch(`${p.url}/v1/datasets?format=csv&name=t`, { method: 'POST', body: lines.join('\n') + '\n', headers: { 'content-type': 'text/csv' } })).json();
-  const job = await (await postJson(`${p.url}/v1/jobs/train`, { dataset: ds.id, target: 'label', features: ['x1', 'x2', 'x3'], epochs: 5, seed: 1, registerAs: 'trained', explainBackground: 30 })).json();
-  const done = await until(async () => { const j = await (await fetch(`${p.url}/v1/jobs/${job.id}`)).json(); return j.state === 'completed' || j.state === 'failed' ? j : null; }, 'training', 120_000);
+  const ds = await (
+    await fetch(`${p.url}/v1/datasets?format=csv&name=t`, { method: 'POST', body: lines.join('\n') + '\n', headers: { 'content-type': 'text/csv' } })
+  ).json();
+  const job = await (
+    await postJson(`${p.url}/v1/jobs/train`, {
+      dataset: ds.id,
+      target: 'label',
+      features: ['x1', 'x2', 'x3'],
+      epochs: 5,
+      seed: 1,
+      registerAs: 'trained',
+      explainBackground: 30,
+    })
+  ).json();
+  const done = await until(
+    async () => {
+      const j = await (await fetch(`${p.url}/v1/jobs/${job.id}`)).json();
+      return j.state === 'completed' || j.state === 'failed' ? j : null;
+    },
+    'training',
+    120_000,
+  );
   expect(done.state, JSON.stringify(done.error)).toBe('completed');
   version = await (await fetch(`${p.url}/v1/models/trained/versions/1`)).json();
 }, 150_000);
-afterAll(async () => { await p?.stop(); });
+afterAll(async () => {
+  await p?.stop();
+});
 
 describe('a trained version', () => {
   it('has a background of explainBackground training rows and a reference of the training split', () => {
@@ -32,7 +56,10 @@ describe('a trained version', () => {
 
   it('is explained with attributions that add up to its probability minus the base', async () => {
     const x = [0.5, 0.4, -0.2, -0.6, -0.1, 0.9];
-    const res = await postJson(`${p.url}/v2/models/trained/infer`, { parameters: { explain: true, explainSamples: 4 }, inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 3], data: x }] });
+    const res = await postJson(`${p.url}/v2/models/trained/infer`, {
+      parameters: { explain: true, explainSamples: 4 },
+      inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 3], data: x }],
+    });
     const body = await res.json();
     expect(res.status, JSON.stringify(body)).toBe(200);
     const probs = body.outputs.find((o: { name: string }) => o.name === 'probabilities').data as number[];
@@ -47,8 +74,13 @@ describe('a trained version', () => {
   it('reports drift per named feature against its training split', async () => {
     const r = rand(11);
     const x = Array.from({ length: 600 }, () => r());
-    expect((await postJson(`${p.url}/v2/models/trained/infer`, { inputs: [{ name: 'features', datatype: 'FP32', shape: [200, 3], data: x }] })).status).toBe(200);
-    const d = await until(async () => { const j = await (await fetch(`${p.url}/v1/models/trained/versions/1/drift`)).json(); return j.rows >= 200 ? j : null; }, 'drift rows');
+    expect((await postJson(`${p.url}/v2/models/trained/infer`, { inputs: [{ name: 'features', datatype: 'FP32', shape: [200, 3], data: x }] })).status).toBe(
+      200,
+    );
+    const d = await until(async () => {
+      const j = await (await fetch(`${p.url}/v1/models/trained/versions/1/drift`)).json();
+      return j.rows >= 200 ? j : null;
+    }, 'drift rows');
     expect(d.features.map((f: { name: string }) => f.name)).toEqual(['x1', 'x2', 'x3']);
     expect(d.features.every((f: { level: string }) => f.level !== 'alert')).toBe(true);
   });

@@ -17,48 +17,124 @@ afterAll(async () => {
 });
 
 const segment = fc.oneof(
-  fc.constantFrom('m', 'nosuch', '..', '%2e%2e', '%00', 'a'.repeat(300), 'batch_00000000000000000000', '1', '0', '-1', '99999999999', 'latest', '%ff%fe', '💥', '..%2f..%2fetc%2fpasswd', '',
-    'train_00000000000000000000', 'compress_00000000000000000000', 'ds_00000000000000000000', 'train_', 'compress_x', '__proto__', 'constructor'),
+  fc.constantFrom(
+    'm',
+    'nosuch',
+    '..',
+    '%2e%2e',
+    '%00',
+    'a'.repeat(300),
+    'batch_00000000000000000000',
+    '1',
+    '0',
+    '-1',
+    '99999999999',
+    'latest',
+    '%ff%fe',
+    '💥',
+    '..%2f..%2fetc%2fpasswd',
+    '',
+    'train_00000000000000000000',
+    'compress_00000000000000000000',
+    'ds_00000000000000000000',
+    'train_',
+    'compress_x',
+    '__proto__',
+    'constructor',
+  ),
   fc.string({ maxLength: 20 }).map(encodeURIComponent),
 );
 const deep = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
 const body = fc.oneof(
   fc.json({ maxDepth: 4 }),
-  fc.constantFrom('{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1e400,2,3,4]}]}',
+  fc.constantFrom(
+    '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1e400,2,3,4]}]}',
     '{"inputs":[{"name":"input","shape":[99999999999,99999999999],"datatype":"FP32","data":[]}]}',
     '{"inputs":[{"name":"input","shape":[-1,4],"datatype":"FP32","data":[1,2,3,4]}]}',
     '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":"abcd"}]}',
-    '{"inputs":{"0":1}}', '{"version":"1"}', '{"version":1e300}', '{"maxBatch":-5}', '{"__proto__":{"x":1}}',
-    `{"inputs":${deep(5000)}}`, deep(100000), 'null', '[]', '"str"', '{"a":', '\u0000',
+    '{"inputs":{"0":1}}',
+    '{"version":"1"}',
+    '{"version":1e300}',
+    '{"maxBatch":-5}',
+    '{"__proto__":{"x":1}}',
+    `{"inputs":${deep(5000)}}`,
+    deep(100000),
+    'null',
+    '[]',
+    '"str"',
+    '{"a":',
+    '\u0000',
     // The job and sharing routes' bodies, each wrong in one way.
-    '{"dataset":"ds_00000000000000000000","target":"y","registerAs":"m"}', '{"dataset":1,"target":[],"registerAs":"UPPER"}',
+    '{"dataset":"ds_00000000000000000000","target":"y","registerAs":"m"}',
+    '{"dataset":1,"target":[],"registerAs":"UPPER"}',
     '{"dataset":"x","target":"y","registerAs":"m","epochs":1e9,"model":{"type":"mlp","hidden":[0]}}',
-    '{"model":"m","method":"quantize-int8","options":{"perChannel":"yes"}}', '{"model":"m","method":"distill"}',
-    '{"model":"m","method":"prune","options":{"sparsity":2}}', '{"model":"m@99","method":"fp16","registerAs":"../x"}',
-    '{"model":"m","method":"fp16","features":["a"]}', '{"shared":"yes"}', '{"shared":true,"extra":1}', '{"shared":null}'),
-  fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.concat([Buffer.from('{"inputs":"'), Buffer.from(a), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]).toString('latin1')),
+    '{"model":"m","method":"quantize-int8","options":{"perChannel":"yes"}}',
+    '{"model":"m","method":"distill"}',
+    '{"model":"m","method":"prune","options":{"sparsity":2}}',
+    '{"model":"m@99","method":"fp16","registerAs":"../x"}',
+    '{"model":"m","method":"fp16","features":["a"]}',
+    '{"shared":"yes"}',
+    '{"shared":true,"extra":1}',
+    '{"shared":null}',
+  ),
+  fc
+    .uint8Array({ maxLength: 64 })
+    .map((a) => Buffer.concat([Buffer.from('{"inputs":"'), Buffer.from(a), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}')]).toString('latin1')),
 );
-const contentType = fc.constantFrom('application/json', 'text/plain', 'application/octet-stream', 'multipart/form-data; boundary=x', 'text/csv', 'application/x-ndjson', 'application/json; charset=utf-16', '', 'garbage/;;;');
-const query = fc.constantFrom('', '?model=m', '?model=nosuch', '?model=m&chunkRows=abc', '?model=m&format=xml', '?offset=-1&limit=1e9', '?format=csv', '?model=m@0', '?model=' + 'x'.repeat(5000));
+const contentType = fc.constantFrom(
+  'application/json',
+  'text/plain',
+  'application/octet-stream',
+  'multipart/form-data; boundary=x',
+  'text/csv',
+  'application/x-ndjson',
+  'application/json; charset=utf-16',
+  '',
+  'garbage/;;;',
+);
+const query = fc.constantFrom(
+  '',
+  '?model=m',
+  '?model=nosuch',
+  '?model=m&chunkRows=abc',
+  '?model=m&format=xml',
+  '?offset=-1&limit=1e9',
+  '?format=csv',
+  '?model=m@0',
+  '?model=' + 'x'.repeat(5000),
+);
 
 /** A multipart body, well-formed or broken in one of the ways clients and attackers break them. */
-const multipart = fc.record({
-  boundary: fc.constantFrom('x', 'b0undary', '----WebKitFormBoundary7MA4YWxkTrZu0gW', 'a'.repeat(71)),
-  parts: fc.array(fc.record({
-    name: fc.constantFrom('file', 'model', 'format', 'chunkRows', 'metadata', 'purpose', 'x'.repeat(300), '', 'fi"le'),
-    filename: fc.option(fc.constantFrom('in.jsonl', 'in.csv', '../../etc/passwd', 'a'.repeat(500), 'é.csv'), { nil: undefined }),
-    type: fc.constantFrom('application/x-ndjson', 'text/csv', 'application/octet-stream', ''),
-    content: fc.oneof(fc.constantFrom('m', '{"input":[1,2,3,4]}\n{"input":[4,3,2,1]}', 'a,b\n1,2', '{"metadata":1}', '999999999999', 'csv', ''), fc.string({ maxLength: 50 })),
-  }), { maxLength: 6 }),
-  flaw: fc.constantFrom('none', 'truncated', 'no-closing', 'wrong-boundary', 'no-headers', 'bare-lf'),
-}).map(({ boundary, parts, flaw }) => {
-  const nl = flaw === 'bare-lf' ? '\n' : '\r\n';
-  const used = flaw === 'wrong-boundary' ? 'other' : boundary;
-  let text = parts.map((p) => `--${used}${nl}${flaw === 'no-headers' ? '' : `Content-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}${nl}${p.type ? `Content-Type: ${p.type}${nl}` : ''}`}${nl}${p.content}${nl}`).join('');
-  if (flaw !== 'no-closing') text += `--${used}--${nl}`;
-  if (flaw === 'truncated') text = text.slice(0, Math.floor(text.length / 2));
-  return { body: text, type: `multipart/form-data; boundary=${boundary}` };
-});
+const multipart = fc
+  .record({
+    boundary: fc.constantFrom('x', 'b0undary', '----WebKitFormBoundary7MA4YWxkTrZu0gW', 'a'.repeat(71)),
+    parts: fc.array(
+      fc.record({
+        name: fc.constantFrom('file', 'model', 'format', 'chunkRows', 'metadata', 'purpose', 'x'.repeat(300), '', 'fi"le'),
+        filename: fc.option(fc.constantFrom('in.jsonl', 'in.csv', '../../etc/passwd', 'a'.repeat(500), 'é.csv'), { nil: undefined }),
+        type: fc.constantFrom('application/x-ndjson', 'text/csv', 'application/octet-stream', ''),
+        content: fc.oneof(
+          fc.constantFrom('m', '{"input":[1,2,3,4]}\n{"input":[4,3,2,1]}', 'a,b\n1,2', '{"metadata":1}', '999999999999', 'csv', ''),
+          fc.string({ maxLength: 50 }),
+        ),
+      }),
+      { maxLength: 6 },
+    ),
+    flaw: fc.constantFrom('none', 'truncated', 'no-closing', 'wrong-boundary', 'no-headers', 'bare-lf'),
+  })
+  .map(({ boundary, parts, flaw }) => {
+    const nl = flaw === 'bare-lf' ? '\n' : '\r\n';
+    const used = flaw === 'wrong-boundary' ? 'other' : boundary;
+    let text = parts
+      .map(
+        (p) =>
+          `--${used}${nl}${flaw === 'no-headers' ? '' : `Content-Disposition: form-data; name="${p.name}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}${nl}${p.type ? `Content-Type: ${p.type}${nl}` : ''}`}${nl}${p.content}${nl}`,
+      )
+      .join('');
+    if (flaw !== 'no-closing') text += `--${used}--${nl}`;
+    if (flaw === 'truncated') text = text.slice(0, Math.floor(text.length / 2));
+    return { body: text, type: `multipart/form-data; boundary=${boundary}` };
+  });
 
 /** Answers that show a request was handled, not crashed on: < 500, and errors as JSON with an "error". */
 async function expectHandled(res: Response, what: string) {
@@ -75,13 +151,20 @@ describe('fuzz', () => {
   it('answers malformed multipart bodies on every route that reads a body with 4xx JSON errors, never 5xx', async () => {
     const writes = ROUTES.filter((r) => r.method !== 'get' && r.method !== 'delete');
     let count = 0;
-    await fc.assert(fc.asyncProperty(fc.constantFrom(...writes), multipart, fc.constantFrom('', '?model=m', '?model=nosuch', '?format=csv&model=m'),
-      async (route, mp, q) => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...writes), multipart, fc.constantFrom('', '?model=m', '?model=nosuch', '?format=csv&model=m'), async (route, mp, q) => {
         count++;
         const path = route.path.replace('{name}', 'm').replace('{version}', '1').replace('{alias}', 'prod').replace('{id}', 'batch_00000000000000000000');
-        const res = await fetch(`${p.url}${path}${q}`, { method: route.method.toUpperCase(), body: mp.body, headers: { 'content-type': mp.type }, signal: AbortSignal.timeout(15_000) });
+        const res = await fetch(`${p.url}${path}${q}`, {
+          method: route.method.toUpperCase(),
+          body: mp.body,
+          headers: { 'content-type': mp.type },
+          signal: AbortSignal.timeout(15_000),
+        });
         await expectHandled(res, `${route.method} ${path}${q} multipart`);
-      }), { numRuns: 600, seed: 7 });
+      }),
+      { numRuns: 600, seed: 7 },
+    );
     expect(count).toBe(600);
     expect(p.workers.every((w) => w.child.exitCode === null)).toBe(true);
     console.log(`fuzz: ${count} multipart requests`);
@@ -89,17 +172,32 @@ describe('fuzz', () => {
 
   it('answers thousands of malformed requests with 4xx JSON errors and never 5xx', async () => {
     let count = 0;
-    await fc.assert(fc.asyncProperty(fc.constantFrom(...ROUTES), segment, segment, body, contentType, query, fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'), fc.boolean(),
-      async (route, s1, s2, b, ct, q, otherMethod, useRouteMethod) => {
-        count++;
-        const path = route.path.replace('{name}', s1).replace('{version}', s2).replace('{alias}', s2).replace('{id}', s1);
-        const method = useRouteMethod ? route.method.toUpperCase() : otherMethod;
-        const hasBody = method !== 'GET' && method !== 'DELETE';
-        const res = await fetch(`${p.url}${path}${q}`, {
-          method, ...(hasBody ? { body: Buffer.from(b, 'latin1') } : {}), headers: ct ? { 'content-type': ct } : {}, signal: AbortSignal.timeout(15_000),
-        });
-        await expectHandled(res, `${method} ${path}${q} (${ct})`);
-      }), { numRuns: 3000, seed: 42 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...ROUTES),
+        segment,
+        segment,
+        body,
+        contentType,
+        query,
+        fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'),
+        fc.boolean(),
+        async (route, s1, s2, b, ct, q, otherMethod, useRouteMethod) => {
+          count++;
+          const path = route.path.replace('{name}', s1).replace('{version}', s2).replace('{alias}', s2).replace('{id}', s1);
+          const method = useRouteMethod ? route.method.toUpperCase() : otherMethod;
+          const hasBody = method !== 'GET' && method !== 'DELETE';
+          const res = await fetch(`${p.url}${path}${q}`, {
+            method,
+            ...(hasBody ? { body: Buffer.from(b, 'latin1') } : {}),
+            headers: ct ? { 'content-type': ct } : {},
+            signal: AbortSignal.timeout(15_000),
+          });
+          await expectHandled(res, `${method} ${path}${q} (${ct})`);
+        },
+      ),
+      { numRuns: 3000, seed: 42 },
+    );
     expect(count).toBe(3000);
     expect(p.workers.every((w) => w.child.exitCode === null)).toBe(true);
     expect((await fetch(`${p.url}/v2/health/ready`)).status).toBe(200);

@@ -16,7 +16,10 @@ afterAll(async () => {
 
 const status = async (id: string) => (await (await fetch(`${p.url}/v1/batches/${id}`)).json()).status as string;
 const rowsBody = Array.from({ length: 20 }, (_, i) => JSON.stringify({ id: i, input: [i, 1, 2, 3] })).join('\n');
-const inferBody = (device?: string) => ({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], ...(device ? { parameters: { device } } : {}) });
+const inferBody = (device?: string) => ({
+  inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+  ...(device ? { parameters: { device } } : {}),
+});
 
 describe('GPU queues', () => {
   it('a CPU worker never takes GPU work; a cuda worker does', async () => {

@@ -19,8 +19,16 @@ const mlp = tinyMlp(4);
 
 beforeAll(async () => {
   p = await startPlatform({ workers: 1 });
-  server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) });
-  for (const [name, bytes] of [['mlp', mlp], ['ints', int64Model()], ['text', bytesModel()]] as const) {
+  server = await startGrpcServer(p.deps, {
+    port: 0,
+    host: '127.0.0.1',
+    keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }),
+  });
+  for (const [name, bytes] of [
+    ['mlp', mlp],
+    ['ints', int64Model()],
+    ['text', bytesModel()],
+  ] as const) {
     expect((await uploadModel(p.url, name, bytes)).status).toBe(201);
   }
 });
@@ -29,7 +37,11 @@ afterAll(async () => {
   await p?.stop();
 });
 
-interface PyOutput { datatype: string; shape: number[]; data: (number | string)[] }
+interface PyOutput {
+  datatype: string;
+  shape: number[];
+  data: (number | string)[];
+}
 type PyResult = { id: string; model_version: string; outputs: Record<string, PyOutput> } | { code: string; details: string };
 
 async function runPython(cases: object[]): Promise<{ live: boolean; results: PyResult[] }> {
@@ -37,7 +49,9 @@ async function runPython(cases: object[]): Promise<{ live: boolean; results: PyR
   const file = path.join(tmpDir('modelq-py'), 'cases.json');
   fs.writeFileSync(file, JSON.stringify({ descriptors: def.fileDescriptorProtos.map((b) => Buffer.from(b).toString('base64')), cases }));
   const out = await new Promise<string>((resolve, reject) => {
-    execFile('/usr/bin/python3', [CLIENT, `127.0.0.1:${server.port}`, file], { maxBuffer: 64 << 20 }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout)));
+    execFile('/usr/bin/python3', [CLIENT, `127.0.0.1:${server.port}`, file], { maxBuffer: 64 << 20 }, (e, stdout, stderr) =>
+      e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
+    );
   });
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   return JSON.parse(out);

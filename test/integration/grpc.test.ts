@@ -21,9 +21,17 @@ const mlp = tinyMlp(3);
 
 beforeAll(async () => {
   p = await startPlatform({ workers: 1 });
-  server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) });
+  server = await startGrpcServer(p.deps, {
+    port: 0,
+    host: '127.0.0.1',
+    keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }),
+  });
   c = inferenceClient(`127.0.0.1:${server.port}`, { 'grpc.max_receive_message_length': 64 << 20, 'grpc.max_send_message_length': 64 << 20 });
-  for (const [name, bytes] of [['mlp', mlp], ['ints', int64Model()], ['text', bytesModel()]] as const) {
+  for (const [name, bytes] of [
+    ['mlp', mlp],
+    ['ints', int64Model()],
+    ['text', bytesModel()],
+  ] as const) {
     const r = await uploadModel(p.url, name, bytes);
     expect(r.status, `${name}: ${await r.clone().text()}`).toBe(201);
   }
@@ -39,7 +47,11 @@ const asF32 = (b: Buffer) => new Float32Array(new Uint8Array(b).buffer);
 const asI64 = (b: Buffer) => new BigInt64Array(new Uint8Array(b).buffer);
 const decodeStrings = (b: Buffer) => {
   const out: string[] = [];
-  for (let o = 0; o < b.length;) { const n = b.readUInt32LE(o); out.push(b.toString('utf8', o + 4, o + 4 + n)); o += 4 + n; }
+  for (let o = 0; o < b.length;) {
+    const n = b.readUInt32LE(o);
+    out.push(b.toString('utf8', o + 4, o + 4 + n));
+    o += 4 + n;
+  }
   return out;
 };
 
@@ -58,10 +70,19 @@ describe('GRPCInferenceService', () => {
   it('FP32: raw and typed contents give the direct onnxruntime answer, in raw_output_contents, with the id', async () => {
     const x = rows(5, 4, 11);
     const expected = (await directRun(mlp, { input: { data: x, dims: [5, 4] } })).output!;
-    const raw = await c.call('ModelInfer', { model_name: 'mlp', id: 'req-7', inputs: [{ name: 'input', datatype: 'FP32', shape: [5, 4] }], raw_input_contents: [f32(x)] });
+    const raw = await c.call('ModelInfer', {
+      model_name: 'mlp',
+      id: 'req-7',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [5, 4] }],
+      raw_input_contents: [f32(x)],
+    });
     expect(raw).toMatchObject({ model_name: 'mlp', model_version: '1', id: 'req-7', outputs: [{ name: 'output', datatype: 'FP32', shape: [5, 3] }] });
     expect(Array.from(asF32(raw.raw_output_contents[0]))).toEqual(Array.from(expected));
-    const typed = await c.call('ModelInfer', { model_name: 'mlp', model_version: '1', inputs: [{ name: 'input', datatype: 'FP32', shape: [5, 4], contents: { fp32_contents: Array.from(x) } }] });
+    const typed = await c.call('ModelInfer', {
+      model_name: 'mlp',
+      model_version: '1',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [5, 4], contents: { fp32_contents: Array.from(x) } }],
+    });
     expect(typed.outputs[0].contents).toBeUndefined();
     expect(Array.from(asF32(typed.raw_output_contents[0]))).toEqual(Array.from(expected));
   });
@@ -69,11 +90,22 @@ describe('GRPCInferenceService', () => {
   it('INT64: raw and typed int64 contents, outputs filtered by `outputs`', async () => {
     const x = BigInt64Array.from([1n, -2n, 3n, 40n, 5n, 6000000000n]);
     const expected = await directRunAny(int64Model(), { x: new ort.Tensor('int64', x, [2, 3]) });
-    const raw = await c.call('ModelInfer', { model_name: 'ints', inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3] }], raw_input_contents: [Buffer.from(x.buffer)] });
-    expect(raw.outputs).toEqual([{ name: 'y', datatype: 'INT64', shape: [2, 3] }, { name: 's', datatype: 'INT64', shape: [2, 1] }]);
+    const raw = await c.call('ModelInfer', {
+      model_name: 'ints',
+      inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3] }],
+      raw_input_contents: [Buffer.from(x.buffer)],
+    });
+    expect(raw.outputs).toEqual([
+      { name: 'y', datatype: 'INT64', shape: [2, 3] },
+      { name: 's', datatype: 'INT64', shape: [2, 1] },
+    ]);
     expect(asI64(raw.raw_output_contents[0])).toEqual(expected.y!.data);
     expect(asI64(raw.raw_output_contents[1])).toEqual(expected.s!.data);
-    const typed = await c.call('ModelInfer', { model_name: 'ints', inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3], contents: { int64_contents: Array.from(x, Number) } }], outputs: [{ name: 's' }] });
+    const typed = await c.call('ModelInfer', {
+      model_name: 'ints',
+      inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3], contents: { int64_contents: Array.from(x, Number) } }],
+      outputs: [{ name: 's' }],
+    });
     expect(typed.outputs).toEqual([{ name: 's', datatype: 'INT64', shape: [2, 1] }]);
     expect(asI64(typed.raw_output_contents[0])).toEqual(expected.s!.data);
   });
@@ -81,11 +113,21 @@ describe('GRPCInferenceService', () => {
   it('BYTES: length-prefixed raw strings and typed bytes_contents', async () => {
     const words = ['héllo wörld', '', 'ünïcode ✓', 'abc'];
     const expected = await directRunAny(bytesModel(), { text: new ort.Tensor('string', words, [4]) });
-    const raw = await c.call('ModelInfer', { model_name: 'text', inputs: [{ name: 'text', datatype: 'BYTES', shape: [4] }], raw_input_contents: [encodeBytes(words)] });
-    expect(raw.outputs).toEqual([{ name: 'upper', datatype: 'BYTES', shape: [4] }, { name: 'same', datatype: 'BYTES', shape: [4] }]);
+    const raw = await c.call('ModelInfer', {
+      model_name: 'text',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [4] }],
+      raw_input_contents: [encodeBytes(words)],
+    });
+    expect(raw.outputs).toEqual([
+      { name: 'upper', datatype: 'BYTES', shape: [4] },
+      { name: 'same', datatype: 'BYTES', shape: [4] },
+    ]);
     expect(decodeStrings(raw.raw_output_contents[0])).toEqual(expected.upper!.data);
     expect(decodeStrings(raw.raw_output_contents[1])).toEqual(words);
-    const typed = await c.call('ModelInfer', { model_name: 'text', inputs: [{ name: 'text', datatype: 'BYTES', shape: [4], contents: { bytes_contents: words.map((w) => Buffer.from(w)) } }] });
+    const typed = await c.call('ModelInfer', {
+      model_name: 'text',
+      inputs: [{ name: 'text', datatype: 'BYTES', shape: [4], contents: { bytes_contents: words.map((w) => Buffer.from(w)) } }],
+    });
     expect(decodeStrings(typed.raw_output_contents[0])).toEqual(expected.upper!.data);
   });
 
@@ -111,7 +153,15 @@ describe('GRPCInferenceService', () => {
     expect(await infer({ inputs: [input], raw_input_contents: [x.subarray(0, 6)] })).toBe(status.INVALID_ARGUMENT);
     expect(await infer({ inputs: [{ ...input, name: 'nope' }], raw_input_contents: [x] })).toBe(status.INVALID_ARGUMENT);
     expect(await infer({ inputs: [input], raw_input_contents: [x], parameters: { device: { string_param: 'tpu' } } })).toBe(status.INVALID_ARGUMENT);
-    expect(await codeOf(c.call('ModelInfer', { model_name: 'text', inputs: [{ name: 'text', datatype: 'BYTES', shape: [1] }], raw_input_contents: [Buffer.from([9, 0, 0, 0, 65])] }))).toBe(status.INVALID_ARGUMENT);
+    expect(
+      await codeOf(
+        c.call('ModelInfer', {
+          model_name: 'text',
+          inputs: [{ name: 'text', datatype: 'BYTES', shape: [1] }],
+          raw_input_contents: [Buffer.from([9, 0, 0, 0, 65])],
+        }),
+      ),
+    ).toBe(status.INVALID_ARGUMENT);
     expect(await infer({ model_name: 'missing', inputs: [input], raw_input_contents: [x] })).toBe(status.NOT_FOUND);
     expect(await infer({ model_version: '9', inputs: [input], raw_input_contents: [x] })).toBe(status.NOT_FOUND);
     expect(await codeOf(c.call('ModelMetadata', { name: 'missing' }))).toBe(status.NOT_FOUND);
@@ -123,10 +173,14 @@ describe('GRPCInferenceService', () => {
 
   it('checks keys from `authorization: Bearer` metadata: UNAUTHENTICATED, PERMISSION_DENIED', async () => {
     // The models were uploaded on the open platform: they belong to tenant "default" and are private.
-    const keys = KeyRing.fromConfig({ MODELQ_API_KEYS_FILE: undefined, MODELQ_API_KEYS: JSON.stringify({
-      'reader-key-0123456789': { tenant: 'default', scopes: ['read'] }, 'infer-key-0123456789ab': { tenant: 'default', scopes: ['infer'] },
-      'other-tenant-key-01234': { tenant: 'b', scopes: ['read', 'infer'] },
-    }) });
+    const keys = KeyRing.fromConfig({
+      MODELQ_API_KEYS_FILE: undefined,
+      MODELQ_API_KEYS: JSON.stringify({
+        'reader-key-0123456789': { tenant: 'default', scopes: ['read'] },
+        'infer-key-0123456789ab': { tenant: 'default', scopes: ['infer'] },
+        'other-tenant-key-01234': { tenant: 'b', scopes: ['read', 'infer'] },
+      }),
+    });
     const locked = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys });
     const lc = inferenceClient(`127.0.0.1:${locked.port}`);
     try {
@@ -151,12 +205,19 @@ describe('GRPCInferenceService', () => {
     // A producer whose Redis is down: a real client pointed at an address where nothing listens.
     const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     dead.on('error', () => {});
-    const down = await startGrpcServer({ ...p.deps, redis: dead }, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) });
+    const down = await startGrpcServer(
+      { ...p.deps, redis: dead },
+      { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }) },
+    );
     const dc = inferenceClient(`127.0.0.1:${down.port}`);
     try {
       expect(await dc.call('ServerLive', {})).toEqual({ live: true });
       expect(await codeOf(dc.call('ServerReady', {}))).toBe(status.UNAVAILABLE);
-      expect(await codeOf(dc.call('ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32(rows(1, 4))] }))).toBe(status.UNAVAILABLE);
+      expect(
+        await codeOf(
+          dc.call('ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32(rows(1, 4))] }),
+        ),
+      ).toBe(status.UNAVAILABLE);
       expect(await codeOf(dc.call('ModelMetadata', { name: 'mlp' }))).toBe(status.UNAVAILABLE);
     } finally {
       dc.close();
@@ -168,14 +229,27 @@ describe('GRPCInferenceService', () => {
   it('is started by the producer process on MODELQ_GRPC_PORT and stops with it', async () => {
     const grpcPort = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'producer/main.ts'], {
-      cwd: new URL('../..', import.meta.url).pathname, stdio: 'ignore',
+      cwd: new URL('../..', import.meta.url).pathname,
+      stdio: 'ignore',
       env: { ...process.env, ...p.env, MODELQ_PORT: String(await freePort()), MODELQ_GRPC_PORT: String(grpcPort) },
     });
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     const pc = inferenceClient(`127.0.0.1:${grpcPort}`);
     try {
-      await until(() => pc.call('ServerLive', {}).then((r) => r.live === true, () => false), 'gRPC on the producer', 30_000);
-      const r = await pc.call('ModelInfer', { model_name: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [f32(rows(1, 4))] });
+      await until(
+        () =>
+          pc.call('ServerLive', {}).then(
+            (r) => r.live === true,
+            () => false,
+          ),
+        'gRPC on the producer',
+        30_000,
+      );
+      const r = await pc.call('ModelInfer', {
+        model_name: 'mlp',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }],
+        raw_input_contents: [f32(rows(1, 4))],
+      });
       expect(r.outputs[0].shape).toEqual([1, 3]);
     } finally {
       pc.close();

@@ -22,7 +22,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 describe('npm start (cli/start.ts)', () => {
   it('runs the platform on its own redis-server, restarts a dead worker, stops on SIGTERM', async () => {
@@ -30,13 +37,30 @@ describe('npm start (cli/start.ts)', () => {
     const dataDir = tmpDir('modelq-launch');
     const prefix = `t-launch-${Math.random().toString(36).slice(2, 8)}`;
     const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MODELQ_REDIS_URL: `redis://127.0.0.1:${redisPort}`, MODELQ_PORT: String(port), MODELQ_DASHBOARD_PORT: String(dashPort),
-        MODELQ_GRPC_PORT: String(await freePort()), MODELQ_DATA_DIR: dataDir, MODELQ_PREFIX: prefix, MODELQ_WORKERS: '2', MODELQ_ENGINE_THREADS: '1', MODELQ_STATS_INTERVAL_MS: '200' },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        MODELQ_REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        MODELQ_PORT: String(port),
+        MODELQ_DASHBOARD_PORT: String(dashPort),
+        MODELQ_GRPC_PORT: String(await freePort()),
+        MODELQ_DATA_DIR: dataDir,
+        MODELQ_PREFIX: prefix,
+        MODELQ_WORKERS: '2',
+        MODELQ_ENGINE_THREADS: '1',
+        MODELQ_STATS_INTERVAL_MS: '200',
+      },
     });
     const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
     const lines: { t: number; msg?: string; role?: string; component?: string }[] = [];
-    readline.createInterface({ input: launcher.stdout! }).on('line', (l) => { try { lines.push(JSON.parse(l)); } catch { /* not a log line */ } });
+    readline.createInterface({ input: launcher.stdout! }).on('line', (l) => {
+      try {
+        lines.push(JSON.parse(l));
+      } catch {
+        /* not a log line */
+      }
+    });
     launcher.stderr!.resume();
     const redis = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true, retryStrategy: () => 200 });
     redis.on('error', () => {});
@@ -47,15 +71,22 @@ describe('npm start (cli/start.ts)', () => {
       expect(fs.existsSync(path.join(dataDir, 'redis'))).toBe(true);
       await redis.connect();
       const key = `{${prefix}}`;
-      const first = await until(async () => { const s = await readWorkerStats(redis, key); return s.length === 2 ? s : null; }, 'two workers');
+      const first = await until(async () => {
+        const s = await readWorkerStats(redis, key);
+        return s.length === 2 ? s : null;
+      }, 'two workers');
       const victim = first[0]!.pid;
       process.kill(victim, 'SIGKILL');
       const died = await until(() => lines.find((l) => l.msg?.includes('died')), 'the launcher to notice');
       expect(died.role).toMatch(/^worker-/);
-      const replaced = await until(async () => {
-        const s = await readWorkerStats(redis, key);
-        return s.some((w) => w.pid !== victim && !first.some((f) => f.pid === w.pid)) ? s : null;
-      }, 'a replacement worker', 30_000);
+      const replaced = await until(
+        async () => {
+          const s = await readWorkerStats(redis, key);
+          return s.some((w) => w.pid !== victim && !first.some((f) => f.pid === w.pid)) ? s : null;
+        },
+        'a replacement worker',
+        30_000,
+      );
       expect(replaced.map((w) => w.pid)).not.toContain(victim);
 
       const pids = replaced.map((w) => w.pid);
@@ -64,7 +95,14 @@ describe('npm start (cli/start.ts)', () => {
       expect(pids.filter(alive)).toEqual([]);
       expect(lines.some((l) => l.component === 'launcher' && l.msg === 'stopped')).toBe(true);
       // The redis-server it started is gone too.
-      expect(await new Promise((r) => net.connect(redisPort, '127.0.0.1').on('connect', () => r('open')).on('error', () => r('closed')))).toBe('closed');
+      expect(
+        await new Promise((r) =>
+          net
+            .connect(redisPort, '127.0.0.1')
+            .on('connect', () => r('open'))
+            .on('error', () => r('closed')),
+        ),
+      ).toBe('closed');
     } finally {
       redis.disconnect();
       if (launcher.exitCode === null) launcher.kill('SIGKILL');
@@ -72,14 +110,22 @@ describe('npm start (cli/start.ts)', () => {
     }
   });
 
-  it('starts its redis-server with the URL\'s password, and never prints the password', async () => {
+  it("starts its redis-server with the URL's password, and never prints the password", async () => {
     const [redisPort, port, dashPort] = [await freePort(), await freePort(), await freePort()];
     const dataDir = tmpDir('modelq-launch-pw');
     const password = 'pw-Secret-4711';
     const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MODELQ_REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`, MODELQ_PORT: String(port), MODELQ_DASHBOARD_PORT: String(dashPort),
-        MODELQ_DATA_DIR: dataDir, MODELQ_PREFIX: `t-launch-${Math.random().toString(36).slice(2, 8)}`, MODELQ_WORKERS: '0' },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        MODELQ_REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`,
+        MODELQ_PORT: String(port),
+        MODELQ_DASHBOARD_PORT: String(dashPort),
+        MODELQ_DATA_DIR: dataDir,
+        MODELQ_PREFIX: `t-launch-${Math.random().toString(36).slice(2, 8)}`,
+        MODELQ_WORKERS: '0',
+      },
     });
     let out = '';
     launcher.stdout!.on('data', (b) => (out += b));
@@ -90,7 +136,12 @@ describe('npm start (cli/start.ts)', () => {
       // Without the password the started Redis answers nothing but NOAUTH.
       const answer = await new Promise<string>((resolve, reject) => {
         const sock = net.connect(redisPort, '127.0.0.1', () => sock.write('PING\r\n'));
-        sock.once('data', (b) => { resolve(String(b)); sock.destroy(); }).once('error', reject);
+        sock
+          .once('data', (b) => {
+            resolve(String(b));
+            sock.destroy();
+          })
+          .once('error', reject);
       });
       expect(answer).toMatch(/^-NOAUTH/);
       launcher.kill('SIGTERM');
@@ -104,7 +155,9 @@ describe('npm start (cli/start.ts)', () => {
 
   it('masks the password when nothing answers at a remote MODELQ_REDIS_URL', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MODELQ_REDIS_URL: 'redis://:pw-Secret-4711@nothing.invalid:6390' },
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MODELQ_REDIS_URL: 'redis://:pw-Secret-4711@nothing.invalid:6390' },
     });
     let out = '';
     child.stdout!.on('data', (b) => (out += b));

@@ -27,7 +27,9 @@ function raw(headers: Record<string, string>, chunks: Buffer[]): Promise<{ statu
     const req = http.request(`${p.url}/v2/models/tiny/infer`, { method: 'POST', headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => { text += c; });
+      res.on('data', (c: string) => {
+        text += c;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('error', reject);
@@ -59,7 +61,10 @@ describe('inference request bodies', () => {
   it('counts fast-path requests in /metrics under the routes express names, and answers its errors the same way', async () => {
     const count = async (route: string, status: number) => {
       const text = await (await fetch(`${p.url}/metrics`)).text();
-      const m = new RegExp(`^modelq_http_requests_total\\{method="POST",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)$`, 'm').exec(text);
+      const m = new RegExp(
+        `^modelq_http_requests_total\\{method="POST",route="${route.replace(/[/:]/g, (c) => `\\${c}`)}",status="${status}"\\} (\\d+)$`,
+        'm',
+      ).exec(text);
       return m ? Number(m[1]) : 0;
     };
     const r1 = '/v2/models/:name/infer';
@@ -73,7 +78,12 @@ describe('inference request bodies', () => {
     const missing = await postJson(`${p.url}/v2/models/nope/infer`, body);
     expect(missing.status).toBe(404);
     expect(Object.keys(await missing.json())).toEqual(['error']);
-    expect([await count(r1, 200), await count(r2, 200), await count(r1, 400), await count(r1, 404)]).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1, before[3]! + 1]);
+    expect([await count(r1, 200), await count(r2, 200), await count(r1, 400), await count(r1, 404)]).toEqual([
+      before[0]! + 1,
+      before[1]! + 1,
+      before[2]! + 1,
+      before[3]! + 1,
+    ]);
   });
 
   it('answers bad bodies with the same errors as before', async () => {

@@ -9,7 +9,9 @@ let redis: Redis;
 const prefix = `{t-${Math.random().toString(36).slice(2, 10)}}`;
 const v = (sha: string): NewVersion => ({ sha256: sha.repeat(64), bytes: 1, inputs: [], outputs: [] });
 
-beforeAll(() => { redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 }); });
+beforeAll(() => {
+  redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+});
 afterAll(async () => {
   const keys = await redis.keys(`${prefix}:*`);
   if (keys.length) await redis.del(...keys);

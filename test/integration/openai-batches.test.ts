@@ -19,10 +19,26 @@ let expiring: OpenAI.Batches.Batch;
 
 const jsonl = (lines: unknown[]) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
 const upload = async (lines: unknown[], name = 'input.jsonl') => client.files.create({ file: await toFile(Buffer.from(jsonl(lines)), name), purpose: 'batch' });
-const inferLine = (id: string, x: number[], url: string = INFER) => ({ custom_id: id, method: 'POST', url, body: { inputs: [{ name: 'input', shape: [x.length / 4, 4], datatype: 'FP32', data: x }] } });
+const inferLine = (id: string, x: number[], url: string = INFER) => ({
+  custom_id: id,
+  method: 'POST',
+  url,
+  body: { inputs: [{ name: 'input', shape: [x.length / 4, 4], datatype: 'FP32', data: x }] },
+});
 const settled = (id: string, statuses = ['completed', 'failed', 'expired', 'cancelled']) =>
-  until(async () => { const b = await client.batches.retrieve(id); return statuses.includes(b.status) ? b : null; }, `batch ${id} settled`, 60_000);
-const fileLines = async (id: string) => (await (await client.files.content(id)).text()).trim().split('\n').map((l) => JSON.parse(l));
+  until(
+    async () => {
+      const b = await client.batches.retrieve(id);
+      return statuses.includes(b.status) ? b : null;
+    },
+    `batch ${id} settled`,
+    60_000,
+  );
+const fileLines = async (id: string) =>
+  (await (await client.files.content(id)).text())
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 beforeAll(async () => {
   p = await startPlatform({ workers: 0 });
@@ -39,7 +55,14 @@ describe('OpenAI Files and Batches (official SDK)', () => {
   it('accepts batches while no worker runs; a cancel before validation ends cancelled, a 1s window ends expired', async () => {
     const f = await upload([inferLine('a', [1, 2, 3, 4]), inferLine('b', [4, 3, 2, 1])]);
     cancelled = await client.batches.create({ input_file_id: f.id, endpoint: INFER, completion_window: '24h' });
-    expect(cancelled).toMatchObject({ object: 'batch', status: 'validating', endpoint: INFER, input_file_id: f.id, completion_window: '24h', output_file_id: null });
+    expect(cancelled).toMatchObject({
+      object: 'batch',
+      status: 'validating',
+      endpoint: INFER,
+      input_file_id: f.id,
+      completion_window: '24h',
+      output_file_id: null,
+    });
     expect(cancelled.expires_at! - cancelled.created_at).toBe(24 * 3600);
     expect((await client.batches.cancel(cancelled.id)).status).toBe('cancelling');
     expiring = await client.batches.create({ input_file_id: f.id, endpoint: INFER, completion_window: '1s' as '24h' }); // a modelq extension; the SDK's type knows only 24h
@@ -63,7 +86,12 @@ describe('OpenAI Files and Batches (official SDK)', () => {
     const n = 2100; // three chunks of 1000 lines
     const x = rows(n, 4, 3);
     const lines: unknown[] = Array.from({ length: n }, (_, i) => inferLine(`req-${i}`, Array.from(x.subarray(i * 4, i * 4 + 4))));
-    lines.splice(1500, 0, { custom_id: 'bad-shape', method: 'POST', url: INFER, body: { inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] } });
+    lines.splice(1500, 0, {
+      custom_id: 'bad-shape',
+      method: 'POST',
+      url: INFER,
+      body: { inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] },
+    });
     const f = await upload(lines, 'rows.jsonl');
     expect(f).toMatchObject({ object: 'file', purpose: 'batch', filename: 'rows.jsonl', bytes: Buffer.byteLength(jsonl(lines)) });
     expect((await client.files.retrieve(f.id)).id).toBe(f.id);
@@ -86,7 +114,14 @@ describe('OpenAI Files and Batches (official SDK)', () => {
       expect(l.response.body.outputs[0].data).toEqual(Array.from(expected.subarray(i * 3, i * 3 + 3)));
     });
     const [err] = await fileLines(b.error_file_id!);
-    expect(err).toMatchObject({ custom_id: 'bad-shape', error: null, response: { status_code: 400, body: { error: { message: expect.stringMatching(/input "input": shape \[1,5\] does not match/), type: 'invalid_request_error' } } } });
+    expect(err).toMatchObject({
+      custom_id: 'bad-shape',
+      error: null,
+      response: {
+        status_code: 400,
+        body: { error: { message: expect.stringMatching(/input "input": shape \[1,5\] does not match/), type: 'invalid_request_error' } },
+      },
+    });
     const outFile = await client.files.retrieve(b.output_file_id!);
     expect(outFile).toMatchObject({ purpose: 'batch_output', object: 'file' });
   });
@@ -103,7 +138,10 @@ describe('OpenAI Files and Batches (official SDK)', () => {
     const [one, two] = await fileLines(b.output_file_id!);
     expect(one.response.body).toMatchObject({ object: 'list', model: 'mlp@1', data: [{ object: 'embedding', index: 0 }] });
     expect(one.response.body.data[0].embedding).toEqual(Array.from(expected.subarray(0, 3)));
-    expect(two.response.body.data.map((d: { embedding: number[] }) => d.embedding)).toEqual([Array.from(expected.subarray(3, 6)), Array.from(expected.subarray(6, 9))]);
+    expect(two.response.body.data.map((d: { embedding: number[] }) => d.embedding)).toEqual([
+      Array.from(expected.subarray(3, 6)),
+      Array.from(expected.subarray(6, 9)),
+    ]);
   });
 
   it('fails validation with errors naming the lines: duplicate custom_id, bad url, unknown model', async () => {
@@ -111,14 +149,21 @@ describe('OpenAI Files and Batches (official SDK)', () => {
     const b = await settled((await client.batches.create({ input_file_id: f.id, endpoint: INFER, completion_window: '24h' })).id);
     expect(b.status).toBe('failed');
     expect(Number.isInteger(b.failed_at)).toBe(true);
-    expect(b.errors!.data!.map((e) => [e.code, e.line])).toEqual([['duplicate_custom_id', 2], ['invalid_url', 3]]);
+    expect(b.errors!.data!.map((e) => [e.code, e.line])).toEqual([
+      ['duplicate_custom_id', 2],
+      ['invalid_url', 3],
+    ]);
     const g = await upload([{ custom_id: 'e', method: 'POST', url: EMBED, body: { model: 'nope', input: [1, 2, 3, 4] } }]);
     const c = await settled((await client.batches.create({ input_file_id: g.id, endpoint: EMBED, completion_window: '24h' })).id);
     expect(c).toMatchObject({ status: 'failed', errors: { data: [{ code: 'model_not_found', line: 1 }] } });
     // Refused at once: an endpoint modelq does not serve, a window past 24h, a missing file.
-    await expect(client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({ status: 400 });
+    await expect(client.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toMatchObject({
+      status: 400,
+    });
     await expect(client.batches.create({ input_file_id: f.id, endpoint: INFER, completion_window: '48h' as '24h' })).rejects.toMatchObject({ status: 400 });
-    await expect(client.batches.create({ input_file_id: 'file-000000000000000000000000', endpoint: INFER, completion_window: '24h' })).rejects.toMatchObject({ status: 404 });
+    await expect(client.batches.create({ input_file_id: 'file-000000000000000000000000', endpoint: INFER, completion_window: '24h' })).rejects.toMatchObject({
+      status: 404,
+    });
   });
 
   it('pages lists with after/limit until has_more is false; deletes files', async () => {
@@ -145,8 +190,9 @@ describe('OpenAI Files and Batches (official SDK)', () => {
     await expect(client.files.retrieve(f.id)).rejects.toMatchObject({ status: 404 });
   });
 
-  it('answers a truncated multipart upload 400 in OpenAI\'s error shape (and the producer lives on)', async () => {
-    const body = '--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--x\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n{"custom_id"';
+  it("answers a truncated multipart upload 400 in OpenAI's error shape (and the producer lives on)", async () => {
+    const body =
+      '--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--x\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n{"custom_id"';
     const res = await fetch(`${p.url}/openai/v1/files`, { method: 'POST', body, headers: { 'content-type': 'multipart/form-data; boundary=x' } });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { message: expect.stringMatching(/multipart/), type: 'invalid_request_error' } });

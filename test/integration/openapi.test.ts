@@ -7,14 +7,19 @@ import { buildApp } from '../../producer/app.ts';
 import { closeProducerDeps, createProducerDeps, type ProducerDeps } from '../../producer/deps.ts';
 import { testEnv } from '../helpers/platform.ts';
 
-interface Layer { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } }
+interface Layer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
 
 /** "METHOD /path/{param}" for every route reachable through `stack`, mounted routers included. */
 function servedRoutes(stack: Layer[]): string[] {
   return stack.flatMap((layer) => {
     if (layer.route) {
       const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
-      return Object.keys(layer.route.methods).filter((m) => m !== '_all').map((m) => `${m.toUpperCase()} ${path}`);
+      return Object.keys(layer.route.methods)
+        .filter((m) => m !== '_all')
+        .map((m) => `${m.toUpperCase()} ${path}`);
     }
     return layer.handle?.stack ? servedRoutes(layer.handle.stack) : [];
   });
@@ -41,8 +46,14 @@ describe('/openapi.json', () => {
       const { port } = server.address() as { port: number };
       const doc = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
       const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)));
-      expect([...served].filter((r) => !documented.has(r)), 'served but not in /openapi.json').toEqual([]);
-      expect([...documented].filter((r) => !served.has(r)), 'in /openapi.json but not served').toEqual([]);
+      expect(
+        [...served].filter((r) => !documented.has(r)),
+        'served but not in /openapi.json',
+      ).toEqual([]);
+      expect(
+        [...documented].filter((r) => !served.has(r)),
+        'in /openapi.json but not served',
+      ).toEqual([]);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

@@ -60,10 +60,14 @@ describe('platform on the s3 store', () => {
     const res = await fetch(`${p.url}/v1/batches?model=m&chunkRows=700`, { method: 'POST', body });
     expect(res.status).toBe(202);
     const { id } = await res.json();
-    const done = await until(async () => {
-      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
-      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
-    }, 'the batch to end', 60_000);
+    const done = await until(
+      async () => {
+        const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+        return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+      },
+      'the batch to end',
+      60_000,
+    );
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectExactOutput(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text(), model, x, n, F);
     expect(await bucketView.stat(batchKeys.input(id))).toMatchObject({ bytes: Buffer.byteLength(body) });

@@ -65,7 +65,12 @@ async function ours(store: FsStore, name: string, split: number): Promise<number
   const job = resolveTrain({ dataset: id, target: 'target', registerAs: 'q', seed: 0 }, ds);
   expect(job.hyperparameters.task).toBe('classification');
   const out = await runTraining({ store, jobId: `${name}-${split}`, job });
-  const test = fs.readFileSync(path.join(dir, `${name}-${split}-test.csv`), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+  const test = fs
+    .readFileSync(path.join(dir, `${name}-${split}-test.csv`), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(',').map(Number));
   const F = test[0]!.length - 1;
   const session = await ort.InferenceSession.create(store.localPath(out.modelKey));
   const res = await session.run({ features: new ort.Tensor('float32', Float32Array.from(test.flatMap((r) => r.slice(0, F))), [test.length, F]) });
@@ -88,7 +93,9 @@ describe('training quality against scikit-learn', () => {
       const accs: number[] = [];
       for (const s of SPLITS) accs.push(await ours(store, name, s));
       const sk = mean(reference[name]!);
-      report.push(`${name}: modelq ${(100 * mean(accs)).toFixed(2)}% (${accs.map((a) => (100 * a).toFixed(1)).join(' ')}), scikit-learn ${(100 * sk).toFixed(2)}% (${reference[name]!.map((a) => (100 * a).toFixed(1)).join(' ')})`);
+      report.push(
+        `${name}: modelq ${(100 * mean(accs)).toFixed(2)}% (${accs.map((a) => (100 * a).toFixed(1)).join(' ')}), scikit-learn ${(100 * sk).toFixed(2)}% (${reference[name]!.map((a) => (100 * a).toFixed(1)).join(' ')})`,
+      );
       expect(mean(accs), report.at(-1)).toBeGreaterThanOrEqual(sk - 0.01);
     }
     console.log(`test accuracy, mean of stratified 75/25 splits ${SPLITS.join(',')}:\n${report.join('\n')}`);

@@ -24,11 +24,16 @@ function csv(n: number): string {
 }
 
 const getJob = async (id: string) => (await fetch(`${p.url}/v1/jobs/${id}`)).json();
-const completed = (id: string) => until(async () => {
-  const j = await getJob(id);
-  if (j.state === 'failed') throw new Error(`job ${id} failed: ${JSON.stringify(j.error)}`);
-  return j.state === 'completed' ? j : null;
-}, `job ${id} to complete`, 60_000);
+const completed = (id: string) =>
+  until(
+    async () => {
+      const j = await getJob(id);
+      if (j.state === 'failed') throw new Error(`job ${id} failed: ${JSON.stringify(j.error)}`);
+      return j.state === 'completed' ? j : null;
+    },
+    `job ${id} to complete`,
+    60_000,
+  );
 
 describe('training after a worker is killed', () => {
   it('resumes from the checkpoint and reproduces the uninterrupted model', async () => {

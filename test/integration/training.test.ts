@@ -42,12 +42,23 @@ async function train(body: Record<string, unknown>): Promise<string> {
 
 const getJob = async (id: string) => (await fetch(`${p.url}/v1/jobs/${id}`)).json();
 /** Waits for the end of the job (every attempt); the attempts' logs come with a failure. */
-const finished = (id: string) => until(async () => {
-  const j = await getJob(id);
-  if (!['completed', 'failed', 'cancelled'].includes(j.state) || (j.state === 'cancelled' && !j.finishedAt)) return null;
-  if (j.state !== 'cancelled' && j.attempts > 1) console.log(`job ${id} took ${j.attempts} attempts:\n${p.workers.flatMap((w) => w.lines).filter((l) => l.includes(id)).join('\n')}`);
-  return j;
-}, `job ${id} to finish`, 60_000);
+const finished = (id: string) =>
+  until(
+    async () => {
+      const j = await getJob(id);
+      if (!['completed', 'failed', 'cancelled'].includes(j.state) || (j.state === 'cancelled' && !j.finishedAt)) return null;
+      if (j.state !== 'cancelled' && j.attempts > 1)
+        console.log(
+          `job ${id} took ${j.attempts} attempts:\n${p.workers
+            .flatMap((w) => w.lines)
+            .filter((l) => l.includes(id))
+            .join('\n')}`,
+        );
+      return j;
+    },
+    `job ${id} to finish`,
+    60_000,
+  );
 
 /** Downloads the registered model, runs the official checker on it and feeds it the trainer's reference rows. */
 async function checkExport(name: string, version: number, predictionsKey: string) {
@@ -60,7 +71,10 @@ async function checkExport(name: string, version: number, predictionsKey: string
   const session = await ort.InferenceSession.create(bytes);
   const out = await session.run({ features: new ort.Tensor('float32', Float32Array.from(ref.x), [rows, ref.features]) });
   let diff = 0;
-  const cmp = (got: ArrayLike<number>, want: number[]) => want.forEach((w, i) => { diff = Math.max(diff, Math.abs(got[i]! - w)); });
+  const cmp = (got: ArrayLike<number>, want: number[]) =>
+    want.forEach((w, i) => {
+      diff = Math.max(diff, Math.abs(got[i]! - w));
+    });
   if (ref.probabilities) {
     cmp(out.probabilities!.data as Float32Array, ref.probabilities);
     expect(Array.from(out.label!.data as BigInt64Array, Number)).toEqual(ref.labels);
@@ -105,7 +119,10 @@ describe('training jobs', () => {
     expect(v.metrics).toEqual(c.result.metrics);
     expect(v.sha256).toBe(c.result.sha256);
     expect(v.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, 3] }]);
-    expect(v.outputs).toEqual([{ name: 'label', datatype: 'INT64', shape: [-1] }, { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] }]);
+    expect(v.outputs).toEqual([
+      { name: 'label', datatype: 'INT64', shape: [-1] },
+      { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
+    ]);
     expect(JSON.parse(v.metadata.classes)).toEqual(['high', 'low', 'mid']);
     const rv = await (await fetch(`${p.url}/v1/models/rule-reg/versions/1`)).json();
     expect(rv.outputs).toEqual([{ name: 'prediction', datatype: 'FP32', shape: [-1, 1] }]);
@@ -115,7 +132,9 @@ describe('training jobs', () => {
     await checkExport('rule-reg', 1, r.result.predictionsKey);
 
     // And the platform serves it: raw feature values in, the trainer's label out.
-    const res = await postJson(`${p.url}/v2/models/rule-cls/infer`, { inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: ref.x.slice(0, 3) }] });
+    const res = await postJson(`${p.url}/v2/models/rule-cls/infer`, {
+      inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: ref.x.slice(0, 3) }],
+    });
     const body = await res.json();
     expect(body.outputs.find((o: { name: string }) => o.name === 'label').data).toEqual([ref.labels![0]]);
   });

@@ -38,7 +38,10 @@ describe('worker main thread', () => {
     const t0 = Date.now();
     const answers = await Promise.all(Array.from({ length: 4 }, () => postJson(`${p!.url}/v2/models/slow/infer`, request)));
     const t1 = Date.now();
-    const last = await until(async () => { const s = await mine(); return s && s.publishedAt > t1 + 100 ? s : null; }, 'a window after the run');
+    const last = await until(async () => {
+      const s = await mine();
+      return s && s.publishedAt > t1 + 100 ? s : null;
+    }, 'a window after the run');
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200]);
     const during = last.eventLoopDelayMs.recent!.filter(([from, to]) => to >= t0 && from <= t1);
     // The windows cover the whole run, without gaps.

@@ -18,7 +18,8 @@ export type CalibrationSource = 'request' | 'dataset' | 'generated';
 function requestFeeds(bytes: Uint8Array, given: Tensor[][]): Feeds[] {
   const names = modelInputs(decodeModel(bytes)).map((i) => i.name);
   return given.map((feed, k) => {
-    for (const n of names) if (!feed.some((t) => t.name === n)) throw new AppError('bad_request', `options.calibration[${k}]: no tensor for the model's input "${n}"`);
+    for (const n of names)
+      if (!feed.some((t) => t.name === n)) throw new AppError('bad_request', `options.calibration[${k}]: no tensor for the model's input "${n}"`);
     const extra = feed.find((t) => !names.includes(t.name));
     if (extra) throw new AppError('bad_request', `options.calibration[${k}]: the model has no input "${extra.name}"`);
     return Object.fromEntries(feed.map((t) => [t.name, toRaw(t)]));
@@ -30,12 +31,19 @@ function datasetFeeds(rows: EvalRows): Feeds[] {
   const n = Math.min(rows.rows, CALIBRATION_ROWS);
   for (let start = 0; start < n; start += CALIBRATION_BATCH) {
     const k = Math.min(CALIBRATION_BATCH, n - start);
-    feeds.push({ [rows.input.name]: { type: 'float32', dims: [k, ...rows.input.shape.slice(1)], data: rows.x.slice(start * rows.width, (start + k) * rows.width) } });
+    feeds.push({
+      [rows.input.name]: { type: 'float32', dims: [k, ...rows.input.shape.slice(1)], data: rows.x.slice(start * rows.width, (start + k) * rows.width) },
+    });
   }
   return feeds;
 }
 
-export function calibrationFeeds(bytes: Uint8Array, given: Tensor[][] | undefined, rows: EvalRows | undefined, spatial?: number): { feeds: Feeds[]; source: CalibrationSource } {
+export function calibrationFeeds(
+  bytes: Uint8Array,
+  given: Tensor[][] | undefined,
+  rows: EvalRows | undefined,
+  spatial?: number,
+): { feeds: Feeds[]; source: CalibrationSource } {
   if (given) return { feeds: requestFeeds(bytes, given), source: 'request' };
   if (rows) return { feeds: datasetFeeds(rows), source: 'dataset' };
   return { feeds: [1, 2, 3, 4].map((seed) => samplesFor(bytes, 8, 100 + seed, spatial).feeds), source: 'generated' };

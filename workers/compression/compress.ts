@@ -22,11 +22,24 @@ import { distill, type DistillOptions } from './distill.ts';
 import { agreement, BATCH, rowsPerSecond, runnableSamples, samplesFor } from './measure.ts';
 import { fp16, prune, quantizeDynamic, quantizeStaticBest, type RewriteCtx, type Rewritten } from './rewrite.ts';
 
-export interface CompressDeps { engine: Engine; store: ArtifactStore; registry: Registry; redis: Redis; cfg: Config; cacheDir?: string }
+export interface CompressDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  registry: Registry;
+  redis: Redis;
+  cfg: Config;
+  cacheDir?: string;
+}
 
 type Progress = Pick<Job, 'id' | 'data' | 'updateProgress'>;
 
-interface Parent { record: VersionRecord; bytes: Uint8Array; handle: ModelHandle; rows?: EvalRows; outBefore?: Record<string, RawTensor> }
+interface Parent {
+  record: VersionRecord;
+  bytes: Uint8Array;
+  handle: ModelHandle;
+  rows?: EvalRows;
+  outBefore?: Record<string, RawTensor>;
+}
 
 async function loadParent(job: Progress, data: CompressJob, deps: CompressDeps): Promise<Parent> {
   const record = await deps.registry.getVersion(data.model.name, data.model.version);
@@ -51,8 +64,15 @@ async function distillStudent(job: Progress, p: Parent, options: Record<string, 
   const o = options as unknown as DistillOptions;
   const d = await distill(String(job.id), p.record, p.handle, o, p.rows, p.outBefore, deps, (x) => job.updateProgress(x as unknown as object));
   const details = {
-    teacherParams: parameterCount(p.bytes), studentParams: parameterCount(d.bytes), hidden: o.hidden, temperature: o.temperature,
-    epochsRun: d.epochsRun, bestEpoch: d.bestEpoch, trainRows: p.rows.rows - d.heldOut.length, augmentedRows: d.augmentedRows, heldOutRows: d.heldOut.length,
+    teacherParams: parameterCount(p.bytes),
+    studentParams: parameterCount(d.bytes),
+    hidden: o.hidden,
+    temperature: o.temperature,
+    epochsRun: d.epochsRun,
+    bestEpoch: d.bestEpoch,
+    trainRows: p.rows.rows - d.heldOut.length,
+    augmentedRows: d.augmentedRows,
+    heldOutRows: d.heldOut.length,
   };
   return { rewritten: { bytes: d.bytes, details }, distilled: d };
 }
@@ -61,11 +81,18 @@ async function distillStudent(job: Progress, p: Parent, options: Record<string, 
 async function rewrite(job: Progress, data: CompressJob, p: Parent, options: Record<string, unknown>, ctx: RewriteCtx, deps: CompressDeps) {
   try {
     switch (data.method) {
-      case 'quantize-int8': return { rewritten: await quantizeDynamic(ctx, { perChannel: options.perChannel === true }) };
-      case 'quantize-int8-static': return { rewritten: await quantizeStaticBest(ctx, { perChannel: options.perChannel !== false, calibration: options.calibration as Tensor[][] | undefined }) };
-      case 'fp16': return { rewritten: fp16(p.bytes) };
-      case 'prune': return { rewritten: prune(p.bytes, options) };
-      case 'distill': return await distillStudent(job, p, options, deps);
+      case 'quantize-int8':
+        return { rewritten: await quantizeDynamic(ctx, { perChannel: options.perChannel === true }) };
+      case 'quantize-int8-static':
+        return {
+          rewritten: await quantizeStaticBest(ctx, { perChannel: options.perChannel !== false, calibration: options.calibration as Tensor[][] | undefined }),
+        };
+      case 'fp16':
+        return { rewritten: fp16(p.bytes) };
+      case 'prune':
+        return { rewritten: prune(p.bytes, options) };
+      case 'distill':
+        return await distillStudent(job, p, options, deps);
     }
   } catch (e) {
     if (e instanceof GraphEditError) throw new AppError('invalid_model', `${data.method}: ${e.message}`);
@@ -85,19 +112,30 @@ async function storeChild(bytes: Uint8Array, method: string, deps: CompressDeps)
 }
 
 function checkStudentSignature(parent: VersionRecord, sig: { inputs: TensorSpec[]; outputs: TensorSpec[] }) {
-  const same = (a: TensorSpec[], b: TensorSpec[]) => a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.datatype === b[i]!.datatype && t.shape.length === b[i]!.shape.length);
-  if (!same(sig.inputs, parent.inputs) || !same(sig.outputs, parent.outputs)) throw new AppError('internal', 'the distilled student does not have its teacher\'s signature');
+  const same = (a: TensorSpec[], b: TensorSpec[]) =>
+    a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.datatype === b[i]!.datatype && t.shape.length === b[i]!.shape.length);
+  if (!same(sig.inputs, parent.inputs) || !same(sig.outputs, parent.outputs))
+    throw new AppError('internal', "the distilled student does not have its teacher's signature");
 }
 
 /** The same comparison on the dataset's rows, with accuracy (or RMSE) against its target. */
-async function datasetReport(p: Parent, child: ModelHandle, deps: CompressDeps, distilled?: Awaited<ReturnType<typeof distill>>, details?: Record<string, unknown>): Promise<DatasetReport | undefined> {
+async function datasetReport(
+  p: Parent,
+  child: ModelHandle,
+  deps: CompressDeps,
+  distilled?: Awaited<ReturnType<typeof distill>>,
+  details?: Record<string, unknown>,
+): Promise<DatasetReport | undefined> {
   const { rows, outBefore } = p;
   if (!rows || !outBefore) return undefined;
   const outAfter = await runRows(deps.engine, child, rows);
   const [b, a] = [score(outBefore, rows), score(outAfter, rows)];
   if (distilled && details) heldOutAgreement(distilled, outBefore, outAfter, details);
   return {
-    id: rows.id, rows: rows.rows, features: rows.features, ...(rows.target ? { target: rows.target } : {}),
+    id: rows.id,
+    rows: rows.rows,
+    features: rows.features,
+    ...(rows.target ? { target: rows.target } : {}),
     ...(b.accuracy !== undefined ? { accuracyBefore: b.accuracy, accuracyAfter: a.accuracy } : {}),
     ...(b.rmse !== undefined ? { rmseBefore: b.rmse, rmseAfter: a.rmse } : {}),
     ...compareOutputs(outBefore, outAfter),
@@ -105,9 +143,22 @@ async function datasetReport(p: Parent, child: ModelHandle, deps: CompressDeps, 
 }
 
 /** Agreement on the rows the student never trained on. */
-function heldOutAgreement(d: Awaited<ReturnType<typeof distill>>, outBefore: Record<string, RawTensor>, outAfter: Record<string, RawTensor>, details: Record<string, unknown>) {
+function heldOutAgreement(
+  d: Awaited<ReturnType<typeof distill>>,
+  outBefore: Record<string, RawTensor>,
+  outAfter: Record<string, RawTensor>,
+  details: Record<string, unknown>,
+) {
   const held = d.heldOut;
-  const pick = (t: RawTensor): RawTensor => ({ type: t.type, dims: [held.length, ...t.dims.slice(1)], data: takeRows(t.data as Float32Array, t.dims.slice(1).reduce((x, y) => x * y, 1), held) });
+  const pick = (t: RawTensor): RawTensor => ({
+    type: t.type,
+    dims: [held.length, ...t.dims.slice(1)],
+    data: takeRows(
+      t.data as Float32Array,
+      t.dims.slice(1).reduce((x, y) => x * y, 1),
+      held,
+    ),
+  });
   const k = d.plan.primary;
   const cmp = compareOutputs({ [k]: pick(outBefore[k]!) }, { [k]: pick(outAfter[k]!) });
   details.heldOutMaxAbsDiff = cmp.maxAbsDiff;
@@ -126,17 +177,38 @@ async function speeds(p: Parent, child: ModelHandle, spatial: number, deps: Comp
   };
 }
 
-async function register(job: Progress, data: CompressJob, p: Parent, sha256: string, sig: { inputs: TensorSpec[]; outputs: TensorSpec[] }, options: Record<string, unknown>, report: CompressReport, deps: CompressDeps) {
-  const { record } = await deps.registry.createVersion(data.registerAs, {
-    sha256, bytes: report.bytesAfter, inputs: sig.inputs, outputs: sig.outputs,
-    lineage: {
-      parent: { name: p.record.name, version: p.record.version }, method: data.method, options: lineageOptions(options), job: job.id, ...(p.rows ? { dataset: p.rows.id } : {}),
-      tenant: data.tenant ?? 'default', keyId: data.keyId ?? null,
+async function register(
+  job: Progress,
+  data: CompressJob,
+  p: Parent,
+  sha256: string,
+  sig: { inputs: TensorSpec[]; outputs: TensorSpec[] },
+  options: Record<string, unknown>,
+  report: CompressReport,
+  deps: CompressDeps,
+) {
+  const { record } = await deps.registry.createVersion(
+    data.registerAs,
+    {
+      sha256,
+      bytes: report.bytesAfter,
+      inputs: sig.inputs,
+      outputs: sig.outputs,
+      lineage: {
+        parent: { name: p.record.name, version: p.record.version },
+        method: data.method,
+        options: lineageOptions(options),
+        job: job.id,
+        ...(p.rows ? { dataset: p.rows.id } : {}),
+        tenant: data.tenant ?? 'default',
+        keyId: data.keyId ?? null,
+      },
+      metrics: { compression: report },
+      // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
+      ...(p.record.metadata ? { metadata: p.record.metadata } : {}),
     },
-    metrics: { compression: report },
-    // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
-    ...(p.record.metadata ? { metadata: p.record.metadata } : {}),
-  }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
+    { tenant: data.tenant ?? 'default', platform: data.platform ?? false },
+  );
   return { name: record.name, version: record.version };
 }
 
@@ -152,18 +224,35 @@ export async function compressProcessor(job: Progress, deps: CompressDeps): Prom
     const options = methodOptionsOf(data);
     const p = await loadParent(job, data, deps);
     const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
-    const ctx: RewriteCtx = { engine: deps.engine, parent: p.handle, before: p.bytes, samples, ...(p.rows ? { rows: p.rows } : {}), ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}) };
-    const { rewritten, distilled } = await rewrite(job, data, p, options, ctx, deps) as { rewritten: Rewritten; distilled?: Awaited<ReturnType<typeof distill>> };
+    const ctx: RewriteCtx = {
+      engine: deps.engine,
+      parent: p.handle,
+      before: p.bytes,
+      samples,
+      ...(p.rows ? { rows: p.rows } : {}),
+      ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
+    };
+    const { rewritten, distilled } = (await rewrite(job, data, p, options, ctx, deps)) as {
+      rewritten: Rewritten;
+      distilled?: Awaited<ReturnType<typeof distill>>;
+    };
     await job.updateProgress({ step: 'rewritten' });
     const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
     if (data.method === 'distill') checkStudentSignature(p.record, sig);
     const quality = await agreement(deps.engine, p.handle, handle, samples.feeds);
     const dataset = await datasetReport(p, handle, deps, distilled, rewritten.details);
     const report: CompressReport = {
-      method: data.method, options: lineageOptions(options), bytesBefore: p.bytes.length, bytesAfter: rewritten.bytes.length,
-      ...(await speeds(p, handle, samples.spatial, deps)), batchSize: BATCH, ...quality,
-      sampleShape: samples.shapes, sampleInputs: samples.values,
-      ...(dataset ? { dataset } : {}), details: rewritten.details,
+      method: data.method,
+      options: lineageOptions(options),
+      bytesBefore: p.bytes.length,
+      bytesAfter: rewritten.bytes.length,
+      ...(await speeds(p, handle, samples.spatial, deps)),
+      batchSize: BATCH,
+      ...quality,
+      sampleShape: samples.shapes,
+      sampleInputs: samples.values,
+      ...(dataset ? { dataset } : {}),
+      details: rewritten.details,
     };
     return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
   } catch (e) {

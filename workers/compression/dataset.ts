@@ -14,7 +14,12 @@ import { readFeatureRows } from '../trainer/data.ts';
 /** Rows per engine run when a whole dataset goes through a model. */
 export const DATASET_BATCH = 4096;
 
-export interface TrainingInfo { features?: string[]; target?: string; task?: string; classes?: (string | number)[] }
+export interface TrainingInfo {
+  features?: string[];
+  target?: string;
+  task?: string;
+  classes?: (string | number)[];
+}
 
 const parseList = <T>(json: string | undefined): T[] | undefined => {
   if (!json) return undefined;
@@ -34,7 +39,8 @@ export async function trainingInfo(registry: Registry, v: VersionRecord): Promis
     if (md.features || md.target) {
       return { features: parseList<string>(md.features), target: md.target, task: md.task, classes: parseList<string | number>(md.classes) };
     }
-    const lineage = cur.lineage as { source?: string; hyperparameters?: { features?: string[]; target?: string; task?: string }; parent?: { name: string; version: number } } | undefined;
+    const lineage = cur.lineage as
+      { source?: string; hyperparameters?: { features?: string[]; target?: string; task?: string }; parent?: { name: string; version: number } } | undefined;
     if (lineage?.source === 'train' && lineage.hyperparameters) {
       const hp = lineage.hyperparameters;
       return { features: hp.features, target: hp.target, task: hp.task };
@@ -64,11 +70,16 @@ export function rowInput(model: VersionRecord): { input: TensorSpec; width: numb
   const input = model.inputs[0]!;
   if (input.datatype !== 'FP32') throw new AppError('bad_request', `input "${input.name}" is ${input.datatype}; dataset rows feed FP32 inputs`);
   const rest = input.shape.slice(1);
-  if (input.shape.length < 2 || rest.some((d) => d < 0)) throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows need fixed sizes after the batch dimension`);
+  if (input.shape.length < 2 || rest.some((d) => d < 0))
+    throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows need fixed sizes after the batch dimension`);
   return { input, width: rest.reduce((a, b) => a * b, 1) };
 }
 
-export async function loadEvalRows(deps: { redis: Redis; prefix: string; store: ArtifactStore; registry: Registry }, job: CompressJob, model: VersionRecord): Promise<EvalRows> {
+export async function loadEvalRows(
+  deps: { redis: Redis; prefix: string; store: ArtifactStore; registry: Registry },
+  job: CompressJob,
+  model: VersionRecord,
+): Promise<EvalRows> {
   const ref = job.dataset!;
   const ds = await new DatasetStore(deps.redis, deps.prefix).get(ref.id);
   if (!ds) throw new AppError('bad_request', `dataset "${ref.id}" no longer exists`);
@@ -79,11 +90,15 @@ export async function loadEvalRows(deps: { redis: Redis; prefix: string; store: 
   let features = job.features;
   let source = 'the request';
   if (!features && info.features) [features, source] = [info.features, "the model's training lineage"];
-  if (!features) [features, source] = [ds.columns.filter((c) => c.type !== 'string' && c.name !== target).map((c) => c.name), 'every numeric column but the target'];
+  if (!features)
+    [features, source] = [ds.columns.filter((c) => c.type !== 'string' && c.name !== target).map((c) => c.name), 'every numeric column but the target'];
   const missing = features.find((f) => !columns.has(f));
   if (missing) throw new AppError('bad_request', `dataset "${ds.id}" has no column "${missing}" (features from ${source})`);
   if (features.length !== width) {
-    throw new AppError('bad_request', `input "${input.name}" takes ${width} values per row; the dataset gives ${features.length} feature columns (${source}); name them with "features"`);
+    throw new AppError(
+      'bad_request',
+      `input "${input.name}" takes ${width} values per row; the dataset gives ${features.length} feature columns (${source}); name them with "features"`,
+    );
   }
   const { rows, x, targets } = await readFeatureRows(deps.store, ds, features, target);
   if (rows === 0) throw new AppError('bad_request', `dataset "${ds.id}" has no rows`);
@@ -108,7 +123,9 @@ export async function runRows(engine: Engine, model: ModelHandle, r: EvalRows): 
       out[name] = { type: first.type, dims: [n, ...first.dims.slice(1)], data: parts.flatMap((p) => p[name]!.data as string[]) };
       continue;
     }
-    const Ctor = (first.data as unknown as { constructor: new (n: number) => ArrayBufferView & { set(a: ArrayLike<unknown>, o: number): void; length: number } }).constructor;
+    const Ctor = (
+      first.data as unknown as { constructor: new (n: number) => ArrayBufferView & { set(a: ArrayLike<unknown>, o: number): void; length: number } }
+    ).constructor;
     const total = parts.reduce((a, p) => a + (p[name]!.data as unknown as { length: number }).length, 0);
     const joined = new Ctor(total);
     let o = 0;

@@ -19,7 +19,17 @@ import { runInSandbox } from '../trainer/sandbox.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { argmaxRows, runRows, type EvalRows } from './dataset.ts';
 
-export interface DistillOptions { hidden: number[]; epochs: number; temperature: number; batchSize: number; learningRate: number; patience: number; seed: number; augment?: number; noise: number }
+export interface DistillOptions {
+  hidden: number[];
+  epochs: number;
+  temperature: number;
+  batchSize: number;
+  learningRate: number;
+  patience: number;
+  seed: number;
+  augment?: number;
+  noise: number;
+}
 
 /** Noisy copies per training row when the request leaves `augment` open: enough for a transfer set of about this many rows. */
 export const AUTO_TRANSFER_ROWS = 40_000;
@@ -33,7 +43,8 @@ export interface StudentPlan {
   outputs: number;
 }
 
-const SUPPORTED = 'a student reproduces class scores or probabilities [batch, C], int64 labels [batch] that are their argmax, or one regression value [batch] or [batch, 1]';
+const SUPPORTED =
+  'a student reproduces class scores or probabilities [batch, C], int64 labels [batch] that are their argmax, or one regression value [batch] or [batch, 1]';
 const describe = (s: TensorSpec) => `"${s.name}" (${s.datatype} [${s.shape.join(', ')}])`;
 const isProbabilities = (d: Float32Array, c: number) => {
   for (let r = 0; r < d.length / c; r++) {
@@ -72,8 +83,13 @@ export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTe
     }
   }
   const classHeads = heads.filter((h) => h.kind === 'scores' || h.kind === 'probabilities');
-  if (classHeads.length > 1) throw new AppError('invalid_model', `distill: the teacher has ${classHeads.length} class-score outputs (${classHeads.map((h) => `"${h.name}"`).join(', ')}); a student learns one`);
-  if (classHeads.length && value) throw new AppError('invalid_model', `distill: the teacher mixes class scores ("${classHeads[0]!.name}") and a value ("${value}"); ${SUPPORTED}`);
+  if (classHeads.length > 1)
+    throw new AppError(
+      'invalid_model',
+      `distill: the teacher has ${classHeads.length} class-score outputs (${classHeads.map((h) => `"${h.name}"`).join(', ')}); a student learns one`,
+    );
+  if (classHeads.length && value)
+    throw new AppError('invalid_model', `distill: the teacher mixes class scores ("${classHeads[0]!.name}") and a value ("${value}"); ${SUPPORTED}`);
   if (!classHeads.length && !value) throw new AppError('invalid_model', `distill: the teacher has no output a student can learn; ${SUPPORTED}`);
   if (value) {
     if (labels.length) throw new AppError('invalid_model', `distill: label output "${labels[0]}" has no class scores to come from`);
@@ -85,7 +101,11 @@ export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTe
     const l = teacher[name]!.data as BigInt64Array;
     let same = 0;
     for (let r = 0; r < am.length; r++) if (Number(l[r]) === am[r]) same++;
-    if (same < 0.99 * am.length) throw new AppError('invalid_model', `distill: label output "${name}" is not the argmax of "${primary}" (it agrees on ${same} of ${am.length} rows), so a student cannot reproduce it`);
+    if (same < 0.99 * am.length)
+      throw new AppError(
+        'invalid_model',
+        `distill: label output "${name}" is not the argmax of "${primary}" (it agrees on ${same} of ${am.length} rows), so a student cannot reproduce it`,
+      );
   }
   return { task: 'classification', heads, primary, outputs: teacher[primary]!.dims[1]! };
 }
@@ -104,13 +124,20 @@ export function softTargets(t: RawTensor, probabilities: boolean, temperature: n
       if (z[j]! > max) max = z[j]!;
     }
     let sum = 0;
-    for (let j = 0; j < c; j++) sum += (z[j] = Math.exp(z[j]! - max));
+    for (let j = 0; j < c; j++) sum += z[j] = Math.exp(z[j]! - max);
     for (let j = 0; j < c; j++) out[r * c + j] = z[j]! / sum;
   }
   return out;
 }
 
-export interface DistillResult { bytes: Uint8Array; plan: StudentPlan; heldOut: Int32Array; augmentedRows: number; epochsRun: number; bestEpoch: number }
+export interface DistillResult {
+  bytes: Uint8Array;
+  plan: StudentPlan;
+  heldOut: Int32Array;
+  augmentedRows: number;
+  epochsRun: number;
+  bestEpoch: number;
+}
 
 /**
  * `copies` noisy versions of each given row: every feature moved by a normal draw of `noise` times
@@ -137,8 +164,14 @@ export function noisyCopies(x: Float32Array, width: number, ids: Int32Array, cop
 }
 
 export async function distill(
-  jobId: string, teacher: VersionRecord, teacherModel: ModelHandle, o: DistillOptions, rows: EvalRows, teacherOut: Record<string, RawTensor>,
-  deps: { store: ArtifactStore; cfg: Config; engine: Engine }, onProgress?: (p: DistillProgress) => Promise<void> | void,
+  jobId: string,
+  teacher: VersionRecord,
+  teacherModel: ModelHandle,
+  o: DistillOptions,
+  rows: EvalRows,
+  teacherOut: Record<string, RawTensor>,
+  deps: { store: ArtifactStore; cfg: Config; engine: Engine },
+  onProgress?: (p: DistillProgress) => Promise<void> | void,
 ): Promise<DistillResult> {
   const plan = planStudent(teacher.outputs, teacherOut);
   const n = rows.rows;
@@ -166,8 +199,13 @@ export async function distill(
     [xTrain, yTrain] = [join(xTrain, xs), join(yTrain, ys)];
   }
   const transfer: Transfer = {
-    task: plan.task, features: rows.width, outputs: C, xTrain, yTrain,
-    xVal: takeRows(rows.x, rows.width, heldOut), yVal: takeRows(y, C, heldOut),
+    task: plan.task,
+    features: rows.width,
+    outputs: C,
+    xTrain,
+    yTrain,
+    xVal: takeRows(rows.x, rows.width, heldOut),
+    yVal: takeRows(y, C, heldOut),
   };
   const dir = `jobs/compress/${jobId}`;
   const transferKey = `${dir}/transfer.bin`;
@@ -175,14 +213,22 @@ export async function distill(
   await deps.store.put(transferKey, serialize(transfer));
   try {
     const input = { name: rows.input.name, shape: rows.input.shape.map((d, i): Dim => (d >= 0 ? d : i === 0 ? 'N' : d)) };
-    const outcome = await runInSandbox({
-      kind: 'distill',
-      task: {
-        jobId, transferKey, studentKey, ...o, input, heads: plan.heads,
-        metadata: { 'modelq.distilled_from': `${teacher.name}@${teacher.version}` },
+    const outcome = await runInSandbox(
+      {
+        kind: 'distill',
+        task: {
+          jobId,
+          transferKey,
+          studentKey,
+          ...o,
+          input,
+          heads: plan.heads,
+          metadata: { 'modelq.distilled_from': `${teacher.name}@${teacher.version}` },
+        },
+        cfg: { ...deps.cfg, MODELQ_DATA_DIR: path.resolve(deps.cfg.MODELQ_DATA_DIR) },
       },
-      cfg: { ...deps.cfg, MODELQ_DATA_DIR: path.resolve(deps.cfg.MODELQ_DATA_DIR) },
-    }, { onProgress });
+      { onProgress },
+    );
     const bytes = new Uint8Array(await deps.store.get(studentKey));
     return { bytes, plan, heldOut, augmentedRows: train.length * copies, epochsRun: outcome.epochsRun, bestEpoch: outcome.bestEpoch };
   } finally {

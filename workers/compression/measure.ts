@@ -18,7 +18,11 @@ const MEASURE_MS = 1000;
 
 export type Feeds = Record<string, RawTensor>;
 
-export interface Samples { feeds: Feeds; shapes: Record<string, number[]>; values: Record<string, string> }
+export interface Samples {
+  feeds: Feeds;
+  shapes: Record<string, number[]>;
+  values: Record<string, string>;
+}
 
 /** Sample inputs for `batch` rows: token ids within the embedding table, normal floats, ... */
 export function samplesFor(bytes: Uint8Array, batch = BATCH, seed = 1, spatial?: number): Samples {
@@ -51,7 +55,10 @@ export async function runnableSamples(engine: Engine, parent: ModelHandle, bytes
 }
 
 /** A copy: the engine takes ownership of what it is sent. */
-export const copyFeeds = (f: Feeds): Feeds => Object.fromEntries(Object.entries(f).map(([k, t]) => [k, { ...t, data: Array.isArray(t.data) ? [...t.data] : (t.data as unknown as { slice(): ArrayBufferView }).slice() }]));
+export const copyFeeds = (f: Feeds): Feeds =>
+  Object.fromEntries(
+    Object.entries(f).map(([k, t]) => [k, { ...t, data: Array.isArray(t.data) ? [...t.data] : (t.data as unknown as { slice(): ArrayBufferView }).slice() }]),
+  );
 
 export async function rowsPerSecond(engine: Engine, model: ModelHandle, feeds: Feeds, rows: number): Promise<number> {
   await engine.run(model, copyFeeds(feeds)); // load and warm
@@ -66,11 +73,17 @@ export async function rowsPerSecond(engine: Engine, model: ModelHandle, feeds: F
 
 /** Cosine similarity over every float output both have. */
 export function cosine(a: Feeds, b: Feeds): number {
-  let dot = 0, na = 0, nb = 0;
+  let dot = 0,
+    na = 0,
+    nb = 0;
   for (const [k, ta] of Object.entries(a)) {
     const tb = b[k];
     if (!(ta.data instanceof Float32Array) || !(tb?.data instanceof Float32Array) || ta.data.length !== tb.data.length) continue;
-    for (let i = 0; i < ta.data.length; i++) { dot += ta.data[i]! * tb.data[i]!; na += ta.data[i]! ** 2; nb += tb.data[i]! ** 2; }
+    for (let i = 0; i < ta.data.length; i++) {
+      dot += ta.data[i]! * tb.data[i]!;
+      na += ta.data[i]! ** 2;
+      nb += tb.data[i]! ** 2;
+    }
   }
   return na && nb ? dot / Math.sqrt(na * nb) : na === nb ? 1 : 0;
 }

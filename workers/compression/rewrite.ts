@@ -13,11 +13,25 @@ import { calibrationFeeds, observeActivations } from './calibrate.ts';
 import type { EvalRows } from './dataset.ts';
 import { agreement, BATCH, rowsPerSecond, type Samples, scratchModel } from './measure.ts';
 
-export interface Rewritten { bytes: Uint8Array; details: Record<string, unknown> }
+export interface Rewritten {
+  bytes: Uint8Array;
+  details: Record<string, unknown>;
+}
 
-export interface RewriteCtx { engine: Engine; parent: ModelHandle; before: Uint8Array; samples: Samples & { spatial: number }; rows?: EvalRows; cacheDir?: string }
+export interface RewriteCtx {
+  engine: Engine;
+  parent: ModelHandle;
+  before: Uint8Array;
+  samples: Samples & { spatial: number };
+  rows?: EvalRows;
+  cacheDir?: string;
+}
 
-interface Form { form: string; bytes: Uint8Array; details: Record<string, unknown> }
+interface Form {
+  form: string;
+  bytes: Uint8Array;
+  details: Record<string, unknown>;
+}
 
 /** A candidate is acceptable when it agrees with the parent as the tests demand of int8. */
 const agrees = (a: { cosine: number; argmaxAgreement: number }) => a.cosine >= 0.98 || a.argmaxAgreement >= 0.9;
@@ -53,7 +67,11 @@ function dynamicForms(before: Uint8Array, perChannel: boolean): { forms: Form[];
     }
   };
   const all = build('dynamic', DYNAMIC_OPS);
-  if (all?.quantized.some((q) => q.op === 'Conv')) build('dynamic, Conv kept float', DYNAMIC_OPS.filter((o) => o !== 'Conv'));
+  if (all?.quantized.some((q) => q.op === 'Conv'))
+    build(
+      'dynamic, Conv kept float',
+      DYNAMIC_OPS.filter((o) => o !== 'Conv'),
+    );
   return { forms, errors };
 }
 

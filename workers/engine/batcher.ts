@@ -15,10 +15,18 @@ import { BATCH_BUCKETS } from '../../core/jobs/infer.ts';
 import type { RawTensor, TypedArray } from '../../core/tensors.ts';
 import type { ModelHandle } from './messages.ts';
 
-export interface BatchSettings { maxBatch: number; maxDelayMs: number; instances: number }
+export interface BatchSettings {
+  maxBatch: number;
+  maxDelayMs: number;
+  instances: number;
+}
 
 /** What the batcher needs from the engine: one run on some thread. */
-export type RunFn = (model: ModelHandle, feeds: Record<string, RawTensor>, opts: { rows: number; requests: number; outputs?: string[] }) => Promise<Record<string, RawTensor>>;
+export type RunFn = (
+  model: ModelHandle,
+  feeds: Record<string, RawTensor>,
+  opts: { rows: number; requests: number; outputs?: string[] },
+) => Promise<Record<string, RawTensor>>;
 
 interface Pending {
   feeds: Record<string, RawTensor>;
@@ -50,22 +58,30 @@ export interface BatcherStats {
   perModel: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }>;
 }
 
-
 export class Batcher {
   private readonly lanes = new Map<string, Lane>();
   private readonly running = new Map<string, number>(); // by model sha256
   private readonly lastArrival = new Map<string, number>(); // by model sha256
   readonly stats: BatcherStats = { batchSizes: {}, perModel: {} };
 
-  constructor(private readonly run: RunFn, private readonly label: (m: ModelHandle) => string = (m) => m.sha256.slice(0, 12)) {}
+  constructor(
+    private readonly run: RunFn,
+    private readonly label: (m: ModelHandle) => string = (m) => m.sha256.slice(0, 12),
+  ) {}
 
   /**
    * Queues one request. `batchable`: every input and output has a dynamic first dimension, so
    * requests can be concatenated along it; otherwise the request runs alone.
    */
-  submit(model: ModelHandle, feeds: Record<string, RawTensor>, settings: BatchSettings, batchable: boolean, signal?: AbortSignal): Promise<Record<string, RawTensor>> {
+  submit(
+    model: ModelHandle,
+    feeds: Record<string, RawTensor>,
+    settings: BatchSettings,
+    batchable: boolean,
+    signal?: AbortSignal,
+  ): Promise<Record<string, RawTensor>> {
     const first = Object.values(feeds)[0];
-    const rows = batchable && first ? first.dims[0] ?? 1 : 1;
+    const rows = batchable && first ? (first.dims[0] ?? 1) : 1;
     const key = batchable ? `${model.sha256}|${shapeKey(feeds)}` : `${model.sha256}|solo|${Math.random()}`;
     return new Promise((resolve, reject) => {
       const now = performance.now();
@@ -101,10 +117,13 @@ export class Batcher {
         if (lane.pending.length && (this.running.get(lane.model.sha256) ?? 0) < lane.settings.instances) this.flush(lane);
       });
     } else if (!lane.timer) {
-      lane.timer = setTimeout(() => {
-        lane.timer = undefined;
-        this.schedule(lane);
-      }, Math.max(0, lane.settings.maxDelayMs - waited));
+      lane.timer = setTimeout(
+        () => {
+          lane.timer = undefined;
+          this.schedule(lane);
+        },
+        Math.max(0, lane.settings.maxDelayMs - waited),
+      );
     }
   }
 
@@ -135,7 +154,8 @@ export class Batcher {
     void this.execute(lane.model, batch, rows).finally(() => {
       this.running.set(sha, (this.running.get(sha) ?? 1) - 1);
       // An instance is free: serve whichever lane of this model waits (oldest request first).
-      const waiting = [...this.lanes.values()].filter((l) => l.model.sha256 === sha && l.pending.length)
+      const waiting = [...this.lanes.values()]
+        .filter((l) => l.model.sha256 === sha && l.pending.length)
         .sort((a, b) => a.pending[0]!.enqueuedAt - b.pending[0]!.enqueuedAt);
       for (const l of waiting) this.schedule(l);
     });
@@ -164,9 +184,15 @@ export class Batcher {
     } catch (e) {
       if (batch.length > 1 && e instanceof AppError && e.code === 'bad_request') {
         // One bad request must fail alone: run each on its own.
-        await Promise.all(batch.map(async (p) => {
-          try { p.resolve(await this.timed(model, p.feeds, p.rows, 1)); } catch (err) { p.reject(err as Error); }
-        }));
+        await Promise.all(
+          batch.map(async (p) => {
+            try {
+              p.resolve(await this.timed(model, p.feeds, p.rows, 1));
+            } catch (err) {
+              p.reject(err as Error);
+            }
+          }),
+        );
         return;
       }
       for (const p of batch) p.reject(e as Error);
@@ -188,7 +214,10 @@ export class Batcher {
 }
 
 function shapeKey(feeds: Record<string, RawTensor>): string {
-  return Object.entries(feeds).sort(([a], [b]) => a.localeCompare(b)).map(([n, t]) => `${n}:${t.type}:${t.dims.slice(1).join('x')}`).join(',');
+  return Object.entries(feeds)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([n, t]) => `${n}:${t.type}:${t.dims.slice(1).join('x')}`)
+    .join(',');
 }
 
 /** Concatenates each input along the first dimension. */
@@ -220,9 +249,7 @@ function slice(out: Record<string, RawTensor>, offset: number, rows: number, tot
   for (const [name, t] of Object.entries(out)) {
     if (t.dims[0] !== total) throw new AppError('internal', `output "${name}" has first dimension ${t.dims[0]}, not the batch of ${total}`);
     const per = t.dims.slice(1).reduce((a, b) => a * b, 1);
-    const data = Array.isArray(t.data)
-      ? t.data.slice(offset * per, (offset + rows) * per)
-      : (t.data as TypedArray).slice(offset * per, (offset + rows) * per);
+    const data = Array.isArray(t.data) ? t.data.slice(offset * per, (offset + rows) * per) : (t.data as TypedArray).slice(offset * per, (offset + rows) * per);
     res[name] = { type: t.type, dims: [rows, ...t.dims.slice(1)], data };
   }
   return res;

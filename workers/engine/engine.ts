@@ -25,7 +25,10 @@ export interface EngineOptions {
   logger?: Logger;
 }
 
-interface Pending { resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void; reject: (e: Error) => void }
+interface Pending {
+  resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void;
+  reject: (e: Error) => void;
+}
 
 class SessionThread {
   worker!: Worker;
@@ -35,8 +38,12 @@ class SessionThread {
   device: 'cpu' | 'cuda' = 'cpu';
   private ready!: Promise<void>;
 
-  constructor(readonly index: number, private readonly init: ThreadInit, private readonly onWarning: (m: string) => void,
-    private readonly onExit: (t: SessionThread, code: number) => void) {
+  constructor(
+    readonly index: number,
+    private readonly init: ThreadInit,
+    private readonly onWarning: (m: string) => void,
+    private readonly onExit: (t: SessionThread, code: number) => void,
+  ) {
     this.spawn();
   }
 
@@ -45,7 +52,10 @@ class SessionThread {
     this.worker = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: this.init, name: `modelq-engine-${this.index}` });
     this.ready = new Promise((resolve, reject) => {
       const onMsg = (m: FromThread) => {
-        if (m.op === 'ready') { this.device = m.device; resolve(); }
+        if (m.op === 'ready') {
+          this.device = m.device;
+          resolve();
+        }
       };
       this.worker.on('message', onMsg);
       this.worker.once('error', reject);
@@ -58,7 +68,9 @@ class SessionThread {
     });
   }
 
-  whenReady() { return this.ready; }
+  whenReady() {
+    return this.ready;
+  }
 
   private onMessage(m: FromThread) {
     if (m.op === 'warning') return this.onWarning(m.message);
@@ -106,13 +118,23 @@ export class Engine {
 
   constructor(opts: EngineOptions = {}) {
     this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, cacheBytes: 2 * 1024 ** 3, ...opts };
-    this.batcher = new Batcher((model, feeds, o) => this.run(model, feeds, o), (m) => m.label ?? m.sha256.slice(0, 12));
+    this.batcher = new Batcher(
+      (model, feeds, o) => this.run(model, feeds, o),
+      (m) => m.label ?? m.sha256.slice(0, 12),
+    );
   }
 
   async start(): Promise<void> {
     const init: ThreadInit = { device: this.opts.device, intraOpThreads: this.opts.intraOpThreads, cacheBytes: this.opts.cacheBytes };
     for (let i = 0; i < this.opts.threads; i++) {
-      this.threads.push(new SessionThread(i, init, (m) => this.warnOnce(m), (t, code) => this.onThreadExit(t, code)));
+      this.threads.push(
+        new SessionThread(
+          i,
+          init,
+          (m) => this.warnOnce(m),
+          (t, code) => this.onThreadExit(t, code),
+        ),
+      );
     }
     await Promise.all(this.threads.map((t) => t.whenReady()));
   }
@@ -154,13 +176,23 @@ export class Engine {
    * One request through the dynamic batcher: merged with concurrent requests for the same model
    * when `batchable` (every input and output has a dynamic first dimension).
    */
-  infer(model: ModelHandle, feeds: Record<string, RawTensor>, settings: BatchSettings, batchable: boolean, signal?: AbortSignal): Promise<Record<string, RawTensor>> {
+  infer(
+    model: ModelHandle,
+    feeds: Record<string, RawTensor>,
+    settings: BatchSettings,
+    batchable: boolean,
+    signal?: AbortSignal,
+  ): Promise<Record<string, RawTensor>> {
     if (this.closing) return Promise.reject(new AppError('unavailable', 'engine is shutting down', true));
     return this.batcher.submit(model, feeds, settings, batchable, signal);
   }
 
   /** One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters. */
-  async run(model: ModelHandle, feeds: Record<string, RawTensor>, opts: { outputs?: string[]; rows?: number; requests?: number } = {}): Promise<Record<string, RawTensor>> {
+  async run(
+    model: ModelHandle,
+    feeds: Record<string, RawTensor>,
+    opts: { outputs?: string[]; rows?: number; requests?: number } = {},
+  ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
     const transfer: ArrayBuffer[] = [];
     for (const t of Object.values(feeds)) {
@@ -210,7 +242,9 @@ export class Engine {
   }
 
   /** Session threads: how many segments can be scored at once. */
-  get threadCount(): number { return this.opts.threads; }
+  get threadCount(): number {
+    return this.opts.threads;
+  }
 
   async close(): Promise<void> {
     this.closing = true;

@@ -10,7 +10,11 @@ export interface ThreadInit {
 }
 
 /** `label` (name@version) only names the model in figures. */
-export interface ModelHandle { sha256: string; path: string; label?: string }
+export interface ModelHandle {
+  sha256: string;
+  path: string;
+  label?: string;
+}
 
 export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }
@@ -25,5 +29,14 @@ export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 export type FromThread =
   | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
   | { op: 'warning'; message: string }
-  | { op: 'result'; id: number; ok: true; value: unknown; computeMs: number; loadMs: number; wallMs?: number; /** onnxruntime runs it took (segments) */ runs?: number }
+  | {
+      op: 'result';
+      id: number;
+      ok: true;
+      value: unknown;
+      computeMs: number;
+      loadMs: number;
+      wallMs?: number;
+      /** onnxruntime runs it took (segments) */ runs?: number;
+    }
   | { op: 'result'; id: number; ok: false; kind: ErrorKind; message: string };

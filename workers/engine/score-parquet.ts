@@ -78,11 +78,14 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
       refs.push({ n: row, id });
     }
     if (!refs.length) continue;
-    const feeds = (from: number, count: number): Record<string, RawTensor> => Object.fromEntries(job.inputs.map((s, j) => {
-      const a = arrays[j]!;
-      const data = from === 0 && count * pers[j]! === a.length ? a : a.slice(from * pers[j]!, (from + count) * pers[j]!);
-      return [s.name, { type: toOrtType(s.datatype), dims: [count, ...s.shape.slice(1)], data }];
-    }));
+    const feeds = (from: number, count: number): Record<string, RawTensor> =>
+      Object.fromEntries(
+        job.inputs.map((s, j) => {
+          const a = arrays[j]!;
+          const data = from === 0 && count * pers[j]! === a.length ? a : a.slice(from * pers[j]!, (from + count) * pers[j]!);
+          return [s.name, { type: toOrtType(s.datatype), dims: [count, ...s.shape.slice(1)], data }];
+        }),
+      );
     await runRows(refs, feeds(0, refs.length), (i) => feeds(i, 1), run, acc);
   }
   acc.err.sort((a, b) => a.n - b.n);
@@ -106,7 +109,8 @@ function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number
     }
     const vals = cellValues(cols.get(spec.name)![r]);
     if (typeof vals === 'string') return `column "${spec.name}" ${vals}`;
-    if (vals.length !== per) return `column "${spec.name}" has ${vals.length} values, the model's input "${spec.name}" [${spec.shape.join(',')}] takes ${per} per row`;
+    if (vals.length !== per)
+      return `column "${spec.name}" has ${vals.length} values, the model's input "${spec.name}" [${spec.shape.join(',')}] takes ${per} per row`;
     for (let k = 0; k < per; k++) {
       const v = vals[k];
       if (v === null || v === undefined) return `column "${spec.name}" has a null value at ${k}`;

@@ -21,14 +21,29 @@ export interface SegmentJob {
   bytes: Uint8Array;
 }
 
-export interface ScoredSegment { out: Uint8Array; err: Uint8Array; rows: number; completed: number; failed: number }
+export interface ScoredSegment {
+  out: Uint8Array;
+  err: Uint8Array;
+  rows: number;
+  completed: number;
+  failed: number;
+}
 
 /** One onnxruntime run; rejects with an AppError `bad_request` when the data is at fault. */
 export type RunFeeds = (feeds: Record<string, RawTensor>) => Promise<Record<string, RawTensor>>;
 
 export const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
-  FP32: Float32Array, FP64: Float64Array, INT8: Int8Array, UINT8: Uint8Array, INT16: Int16Array, UINT16: Uint16Array,
-  INT32: Int32Array, UINT32: Uint32Array, INT64: BigInt64Array, UINT64: BigUint64Array, BOOL: Uint8Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
+  INT8: Int8Array,
+  UINT8: Uint8Array,
+  INT16: Int16Array,
+  UINT16: Uint16Array,
+  INT32: Int32Array,
+  UINT32: Uint32Array,
+  INT64: BigInt64Array,
+  UINT64: BigUint64Array,
+  BOOL: Uint8Array,
 };
 
 const isBadData = (e: unknown) => e instanceof AppError && e.code === 'bad_request';
@@ -71,16 +86,27 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds): Promise<Scor
 export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number };
 
 /** Rows [at, end) of a fixed-shape FP32 model: parsed into the feeds' arrays in place. */
-async function fastRun(job: SegmentJob, plan: FastPlan, parse: RowParser, text: (r: number) => string, ranges: Uint32Array,
-  at: number, end: number, run: RunFeeds, acc: Acc) {
+async function fastRun(
+  job: SegmentJob,
+  plan: FastPlan,
+  parse: RowParser,
+  text: (r: number) => string,
+  ranges: Uint32Array,
+  at: number,
+  end: number,
+  run: RunFeeds,
+  acc: Acc,
+) {
   const feeds = plan.inputs.map((i) => new Float32Array((end - at) * i.per));
   const refs: RowRef[] = [];
   const readRow = job.format === 'csv' ? fastCsvRow : fastJsonlRow;
   for (let r = at; r < end; r++) {
     const n = job.firstRow + r;
     const slot = refs.length;
-    let id = job.format === 'csv' && u8Has(job.bytes, ranges[2 * r]!, ranges[2 * r + 1]!, 0x22) ? null
-      : readRow(job.bytes, ranges[2 * r]!, ranges[2 * r + 1]!, plan, feeds, slot);
+    let id =
+      job.format === 'csv' && u8Has(job.bytes, ranges[2 * r]!, ranges[2 * r + 1]!, 0x22)
+        ? null
+        : readRow(job.bytes, ranges[2 * r]!, ranges[2 * r + 1]!, plan, feeds, slot);
     if (id === null) {
       const p = parse(text(r));
       if ('error' in p) {
@@ -98,16 +124,26 @@ async function fastRun(job: SegmentJob, plan: FastPlan, parse: RowParser, text: 
   const tensors: Record<string, RawTensor> = {};
   plan.inputs.forEach((inp, j) => {
     const spec = job.inputs[j]!;
-    tensors[spec.name] = { type: 'float32', dims: [k, ...spec.shape.slice(1)], data: k * inp.per === feeds[j]!.length ? feeds[j]! : feeds[j]!.slice(0, k * inp.per) };
+    tensors[spec.name] = {
+      type: 'float32',
+      dims: [k, ...spec.shape.slice(1)],
+      data: k * inp.per === feeds[j]!.length ? feeds[j]! : feeds[j]!.slice(0, k * inp.per),
+    };
   });
-  await runRows(refs, tensors, (i) => {
-    const one: Record<string, RawTensor> = {};
-    plan.inputs.forEach((inp, j) => {
-      const spec = job.inputs[j]!;
-      one[spec.name] = { type: 'float32', dims: [1, ...spec.shape.slice(1)], data: feeds[j]!.slice(i * inp.per, (i + 1) * inp.per) };
-    });
-    return one;
-  }, run, acc);
+  await runRows(
+    refs,
+    tensors,
+    (i) => {
+      const one: Record<string, RawTensor> = {};
+      plan.inputs.forEach((inp, j) => {
+        const spec = job.inputs[j]!;
+        one[spec.name] = { type: 'float32', dims: [1, ...spec.shape.slice(1)], data: feeds[j]!.slice(i * inp.per, (i + 1) * inp.per) };
+      });
+      return one;
+    },
+    run,
+    acc,
+  );
 }
 
 function u8Has(u: Uint8Array, s: number, e: number, b: number): boolean {
@@ -189,8 +225,16 @@ function feedsOf(rows: Parsed[], inputs: TensorSpec[]): Record<string, RawTensor
     const big = arr instanceof BigInt64Array || arr instanceof BigUint64Array;
     rows.forEach((r, i) => {
       const v = r.row.values[input.name]!;
-      if (big) (arr as BigInt64Array).set(v.map((x) => BigInt(x as number)), i * per);
-      else if (input.datatype === 'BOOL') (arr as Uint8Array).set(v.map((x) => (x ? 1 : 0)), i * per);
+      if (big)
+        (arr as BigInt64Array).set(
+          v.map((x) => BigInt(x as number)),
+          i * per,
+        );
+      else if (input.datatype === 'BOOL')
+        (arr as Uint8Array).set(
+          v.map((x) => (x ? 1 : 0)),
+          i * per,
+        );
       else (arr as Float32Array).set(v as number[], i * per);
     });
     feeds[input.name] = { type: toOrtType(input.datatype), dims, data: arr };

@@ -13,12 +13,21 @@ const init = workerData as ThreadInit;
 const port = parentPort!;
 let device: 'cpu' | 'cuda' = init.device;
 
-interface Entry { session: ort.InferenceSession; bytes: number; lastUsed: number }
+interface Entry {
+  session: ort.InferenceSession;
+  bytes: number;
+  lastUsed: number;
+}
 const cache = new Map<string, Entry>();
 let cachedBytes = 0;
 
 class ThreadError extends Error {
-  constructor(readonly kind: ErrorKind, message: string) { super(message); }
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function post(m: FromThread, transfer: ArrayBuffer[] = []) {
@@ -125,7 +134,10 @@ async function handle(msg: ToThread) {
       }
     };
     const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
-    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [value.out.buffer as ArrayBuffer, value.err.buffer as ArrayBuffer]);
+    post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [
+      value.out.buffer as ArrayBuffer,
+      value.err.buffer as ArrayBuffer,
+    ]);
     return;
   }
   const t0 = performance.now();

@@ -13,7 +13,11 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { loadBackground } from './background.ts';
 import { shapley, type Evaluate } from './shapley.ts';
 
-export interface ExplainDeps { engine: Pick<Engine, 'run'>; store: ArtifactStore; cacheDir?: string }
+export interface ExplainDeps {
+  engine: Pick<Engine, 'run'>;
+  store: ArtifactStore;
+  cacheDir?: string;
+}
 
 export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps): Promise<ExplainResult> {
   const data = parseJobData(explainJobSchema, job.data, 'explain');
@@ -50,7 +54,10 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   };
   let r;
   try {
-    r = await shapley({ x, rows, features, background: bg.x, samples: data.samples, seed: data.seed, classIndex: data.classIndex, runRows: data.runRows }, evaluate);
+    r = await shapley(
+      { x, rows, features, background: bg.x, samples: data.samples, seed: data.seed, classIndex: data.classIndex, runRows: data.runRows },
+      evaluate,
+    );
   } catch (e) {
     if (e instanceof RangeError) throw new AppError('bad_request', e.message);
     throw e;

@@ -56,7 +56,10 @@ function pickClasses(fx: Float32Array, rows: number, classes: number, classIndex
   });
 }
 
-interface Walk { row: number; perm: Int32Array }
+interface Walk {
+  row: number;
+  perm: Int32Array;
+}
 
 export async function shapley(o: ShapleyOptions, evaluate: Evaluate): Promise<ShapleyResult> {
   const { x, rows, features: F, background: bg } = o;
@@ -109,8 +112,14 @@ function buildPoints(chunk: Walk[], x: Float32Array, bg: Float32Array, F: number
 }
 
 /** Adds one walk's contributions: feature perm[j] gets y[j+1] - y[j], with y[0] = f(z_b) and y[F] = f(x). */
-function accumulate(phi: Float64Array, wk: Walk, scores: Float32Array, C: number, offset: number,
-  k: { F: number; B: number; c: number; fx: number; fz: (b: number, c: number) => number }) {
+function accumulate(
+  phi: Float64Array,
+  wk: Walk,
+  scores: Float32Array,
+  C: number,
+  offset: number,
+  k: { F: number; B: number; c: number; fx: number; fz: (b: number, c: number) => number },
+) {
   const { F, B, c } = k;
   const base = wk.row * F;
   for (let b = 0; b < B; b++) {

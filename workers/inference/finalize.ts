@@ -71,9 +71,13 @@ async function whyMissing(missing: number[], job: BatchJob): Promise<string> {
     const m = /-(\d+)$/.exec(key);
     if (m) byIndex.set(Number(m[1]), fromFailedReason(String(reason)).message);
   }
-  const said = missing.filter((i) => byIndex.has(i)).slice(0, 5).map((i) => `chunk ${i} failed: ${byIndex.get(i)}`);
+  const said = missing
+    .filter((i) => byIndex.has(i))
+    .slice(0, 5)
+    .map((i) => `chunk ${i} failed: ${byIndex.get(i)}`);
   const unsaid = missing.filter((i) => !byIndex.has(i));
-  if (unsaid.length) said.push(`chunks ${unsaid.slice(0, 10).join(', ')}${unsaid.length > 10 ? ', ...' : ''} have no result (their jobs were removed before they finished)`);
+  if (unsaid.length)
+    said.push(`chunks ${unsaid.slice(0, 10).join(', ')}${unsaid.length > 10 ? ', ...' : ''} have no result (their jobs were removed before they finished)`);
   return said.join('; ');
 }
 
@@ -97,7 +101,7 @@ async function reap(deps: BatchDeps): Promise<number> {
     if (status === null || ['completed', 'failed', 'cancelled'].includes(status)) continue;
     if (await deps.flowExists(id)) continue;
     if (status === 'cancelling') await deps.batches.transition(id, 'cancelled', ['cancelling']);
-    else await deps.batches.fail(id, 'the batch\'s jobs were removed from the queue before it finished');
+    else await deps.batches.fail(id, "the batch's jobs were removed from the queue before it finished");
     reaped++;
   }
   if (reaped) deps.logger.warn({ reaped }, 'batches without jobs ended');

@@ -3,20 +3,36 @@
 // request fails alone.
 import type { Job } from 'bullmq';
 import { AppError, errorData } from '../../core/errors.ts';
-import { inferJobSchema, isPacked, packRaw, unpackRaw, type Batching, type InferRequest, type InferResponse, type InferResult, type JobTensor } from '../../core/jobs/infer.ts';
+import {
+  inferJobSchema,
+  isPacked,
+  packRaw,
+  unpackRaw,
+  type Batching,
+  type InferRequest,
+  type InferResponse,
+  type InferResult,
+  type JobTensor,
+} from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface InferDeps { engine: Engine; store: ArtifactStore; cacheDir?: string }
+export interface InferDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  cacheDir?: string;
+}
 
 const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
 
 export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
   const data = parseJobData(inferJobSchema, job.data, 'infer');
-  const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => { throw toJobError(e); });
+  const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => {
+    throw toJobError(e);
+  });
   const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
   const batching = data.batching ?? SOLO;
   const packed = data.packed === true;
@@ -36,7 +52,14 @@ function feed(t: JobTensor): RawTensor {
   return raw;
 }
 
-async function runOne(engine: Engine, model: ModelHandle, batching: Batching, req: InferRequest, packed: boolean, signal?: AbortSignal): Promise<InferResponse> {
+async function runOne(
+  engine: Engine,
+  model: ModelHandle,
+  batching: Batching,
+  req: InferRequest,
+  packed: boolean,
+  signal?: AbortSignal,
+): Promise<InferResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
   }

@@ -7,7 +7,11 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { AppError } from '../../core/errors.ts';
 import { localArtifactPath } from '../model-cache.ts';
 
-export interface InspectDeps { engine: Engine; store: ArtifactStore; cacheDir?: string }
+export interface InspectDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  cacheDir?: string;
+}
 
 export async function inspectProcessor(job: Pick<Job, 'data'>, deps: InspectDeps): Promise<Signature> {
   const data = parseJobData(inspectJobSchema, job.data, 'inspect');

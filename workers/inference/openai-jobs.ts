@@ -8,7 +8,10 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { type LinesDeps, processOpenaiLines } from './openai-lines.ts';
 import { validateOpenaiBatch } from './openai-validate.ts';
 
-export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, d: LinesDeps & { ttlMs: number }): Promise<unknown> {
+export async function openaiProcessor(
+  job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>,
+  d: LinesDeps & { ttlMs: number },
+): Promise<unknown> {
   if (job.name === OPENAI_JOBS.cleanup) return cleanup(d);
   try {
     if (job.name === OPENAI_JOBS.validate) return await validateOpenaiBatch(parseJobData(batchIdJobSchema, job.data, job.name).batchId, d);
@@ -20,7 +23,9 @@ export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<
     const last = err.name === 'UnrecoverableError' || (job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1);
     const batchId = (job.data as { batchId?: unknown })?.batchId;
     if (last && typeof batchId === 'string') {
-      await d.openai.setFields(batchId, { errors: JSON.stringify([{ code: 'server_error', message: `${job.name}: ${err.message}`, param: null, line: null }]) });
+      await d.openai.setFields(batchId, {
+        errors: JSON.stringify([{ code: 'server_error', message: `${job.name}: ${err.message}`, param: null, line: null }]),
+      });
       await d.openai.transition(batchId, 'failed', ['validating', 'in_progress', 'finalizing', 'cancelling']);
     }
     throw err;
@@ -58,7 +63,15 @@ async function compose(record: BatchRecord, kind: 'output' | 'errors', d: LinesD
     return null;
   }
   const now = Math.floor(Date.now() / 1000);
-  await d.openai.putFile({ id, tenant: record.tenant, bytes: put.bytes, created_at: now, expires_at: now + Math.floor(d.ttlMs / 1000), filename: `${record.id}_${kind}.jsonl`, purpose: kind === 'output' ? 'batch_output' : 'batch_error' });
+  await d.openai.putFile({
+    id,
+    tenant: record.tenant,
+    bytes: put.bytes,
+    created_at: now,
+    expires_at: now + Math.floor(d.ttlMs / 1000),
+    filename: `${record.id}_${kind}.jsonl`,
+    purpose: kind === 'output' ? 'batch_output' : 'batch_error',
+  });
   return id;
 }
 

@@ -9,7 +9,10 @@ import type { Engine } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { modelRefOf, type OpenaiDeps } from './openai-validate.ts';
 
-export interface LinesDeps extends OpenaiDeps { engine: Engine; cacheDir?: string }
+export interface LinesDeps extends OpenaiDeps {
+  engine: Engine;
+  cacheDir?: string;
+}
 
 /** Lines in flight at once, so the engine's threads stay busy. */
 const PARALLEL_LINES = 32;
@@ -53,7 +56,8 @@ function embeddingFeeds(input: unknown, m: ResolvedModel): { feeds: Record<strin
   if (!rows || !rows.length) throw bad('input must be a list of numbers or a list of rows');
   const width = rows[0]!.length;
   const shape = [rows.length, width];
-  if (spec.shape.length !== 2 || (spec.shape[1]! >= 0 && spec.shape[1] !== width)) throw bad(`input rows have ${width} values; model ${m.name} takes [${spec.shape.join(',')}]`);
+  if (spec.shape.length !== 2 || (spec.shape[1]! >= 0 && spec.shape[1] !== width))
+    throw bad(`input rows have ${width} values; model ${m.name} takes [${spec.shape.join(',')}]`);
   const flat = flattenData(rows, shape, spec.datatype, 'input');
   if ('error' in flat) throw bad(flat.error);
   return { feeds: { [spec.name]: toRaw({ name: spec.name, datatype: spec.datatype, shape, data: flat.data }) }, rows: rows.length };
@@ -70,14 +74,22 @@ async function runLine(line: { url: string; body: Record<string, unknown> }, rec
     const per = elementCount(t.dims.slice(1));
     const data = t.data as TypedArray;
     return {
-      object: 'list', model: String(line.body.model), usage: { prompt_tokens: 0, total_tokens: 0 },
-      data: Array.from({ length: rows }, (_, i) => ({ object: 'embedding', index: i, embedding: Array.from(data.slice(i * per, (i + 1) * per) as ArrayLike<number>, Number) })),
+      object: 'list',
+      model: String(line.body.model),
+      usage: { prompt_tokens: 0, total_tokens: 0 },
+      data: Array.from({ length: rows }, (_, i) => ({
+        object: 'embedding',
+        index: i,
+        embedding: Array.from(data.slice(i * per, (i + 1) * per) as ArrayLike<number>, Number),
+      })),
     };
   }
   const { feeds, outputs } = inferFeeds(line.body, m);
   const out = await d.engine.run(handle, feeds, outputs ? { outputs } : {});
   return {
-    model_name: m.name, model_version: String(m.version), ...(typeof line.body.id === 'string' ? { id: line.body.id } : {}),
+    model_name: m.name,
+    model_version: String(m.version),
+    ...(typeof line.body.id === 'string' ? { id: line.body.id } : {}),
     outputs: Object.entries(out).map(([name, t]) => fromRaw(name, t)),
   };
 }
@@ -88,7 +100,10 @@ const EXPIRED = { code: 'batch_expired', message: 'This request could not be exe
 export async function processOpenaiLines(chunk: { batchId: string; index: number; start: number; end: number }, record: BatchRecord, d: LinesDeps) {
   const parts: Buffer[] = [];
   for await (const p of await d.store.read(openaiKeys.file(record.input_file_id), { start: chunk.start, end: chunk.end })) parts.push(p as Buffer);
-  const lines = Buffer.concat(parts).toString('utf8').split('\n').filter((l) => l.trim());
+  const lines = Buffer.concat(parts)
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.trim());
   const results: { ok: boolean; text: string; expired?: boolean }[] = new Array(lines.length);
   const one = async (i: number) => {
     const v = JSON.parse(lines[i]!) as { custom_id: string; url: string; body: Record<string, unknown> };
@@ -105,7 +120,10 @@ export async function processOpenaiLines(chunk: { batchId: string; index: number
       if (!(e instanceof AppError) || e.retryable || (e.code !== 'bad_request' && e.code !== 'not_found')) throw e;
       const status = e.httpStatus;
       const error = { message: e.message, type: 'invalid_request_error', param: null, code: e.code };
-      results[i] = { ok: false, text: JSON.stringify({ id, custom_id: v.custom_id, response: { status_code: status, request_id: hex(), body: { error } }, error: null }) };
+      results[i] = {
+        ok: false,
+        text: JSON.stringify({ id, custom_id: v.custom_id, response: { status_code: status, request_id: hex(), body: { error } }, error: null }),
+      };
     }
   };
   for (let at = 0; at < lines.length; at += PARALLEL_LINES) {

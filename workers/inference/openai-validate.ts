@@ -15,7 +15,13 @@ export const OPENAI_CHUNK_LINES = 1000;
 /** Validation stops collecting after this many errors. */
 const MAX_ERRORS = 100;
 
-export interface OpenaiDeps { store: ArtifactStore; openai: OpenaiStore; registry: Registry; redis: Redis; prefix: string }
+export interface OpenaiDeps {
+  store: ArtifactStore;
+  openai: OpenaiStore;
+  registry: Registry;
+  redis: Redis;
+  prefix: string;
+}
 
 /** The model reference of a line: from the url for the inference protocol, from the body for embeddings. */
 export function modelRefOf(url: string, body: unknown): string | null {
@@ -71,21 +77,40 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
     if ((total - 1) % OPENAI_CHUNK_LINES === 0) ranges.push({ start: l.start, end: l.end });
     else ranges.at(-1)!.end = l.end;
     let v: { custom_id?: unknown; method?: unknown; url?: unknown; body?: unknown };
-    try { v = JSON.parse(l.text); } catch { fail('invalid_json_line', `line ${n} is not valid JSON`, n); continue; }
-    if (typeof v !== 'object' || v === null) { fail('invalid_json_line', `line ${n} is not a JSON object`, n); continue; }
+    try {
+      v = JSON.parse(l.text);
+    } catch {
+      fail('invalid_json_line', `line ${n} is not valid JSON`, n);
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) {
+      fail('invalid_json_line', `line ${n} is not a JSON object`, n);
+      continue;
+    }
     if (typeof v.custom_id !== 'string' || !v.custom_id) fail('missing_required_parameter', `line ${n}: custom_id must be a non-empty string`, n, 'custom_id');
-    else if (seen.has(v.custom_id)) fail('duplicate_custom_id', `line ${n}: custom_id "${v.custom_id.slice(0, 64)}" is used on an earlier line; custom_ids must be unique`, n, 'custom_id');
+    else if (seen.has(v.custom_id))
+      fail('duplicate_custom_id', `line ${n}: custom_id "${v.custom_id.slice(0, 64)}" is used on an earlier line; custom_ids must be unique`, n, 'custom_id');
     else seen.add(v.custom_id);
     if (v.method !== 'POST') fail('invalid_method', `line ${n}: method must be "POST"`, n, 'method');
-    if (v.url !== b.record.endpoint) { fail('invalid_url', `line ${n}: url ${JSON.stringify(v.url)?.slice(0, 100)} must equal the batch's endpoint ${b.record.endpoint}`, n, 'url'); continue; }
-    if (typeof v.body !== 'object' || v.body === null) { fail('invalid_request', `line ${n}: body must be a JSON object`, n, 'body'); continue; }
+    if (v.url !== b.record.endpoint) {
+      fail('invalid_url', `line ${n}: url ${JSON.stringify(v.url)?.slice(0, 100)} must equal the batch's endpoint ${b.record.endpoint}`, n, 'url');
+      continue;
+    }
+    if (typeof v.body !== 'object' || v.body === null) {
+      fail('invalid_request', `line ${n}: body must be a JSON object`, n, 'body');
+      continue;
+    }
     const ref = modelRefOf(v.url, v.body);
-    if (!ref) { fail('invalid_request', `line ${n}: body.model must name a model (name, name@alias or name@3)`, n, 'body.model'); continue; }
+    if (!ref) {
+      fail('invalid_request', `line ${n}: body.model must name a model (name, name@alias or name@3)`, n, 'body.model');
+      continue;
+    }
     if (!(ref in models)) {
       try {
         // Another tenant's private model is "not found", as on every other route.
         const access = await d.registry.access(parseRef(ref).name);
-        if (!access || !canReadModel({ tenant: b.record.tenant, keyId: '', scopes: [] }, access)) throw new AppError('not_found', `model "${parseRef(ref).name}" not found`);
+        if (!access || !canReadModel({ tenant: b.record.tenant, keyId: '', scopes: [] }, access))
+          throw new AppError('not_found', `model "${parseRef(ref).name}" not found`);
         const m = await d.registry.resolve(ref);
         models[ref] = { name: m.name, version: m.version, sha256: m.sha256, inputs: m.inputs, outputs: m.outputs };
       } catch (e) {
@@ -115,10 +140,14 @@ async function enqueue(record: BatchRecord, d: OpenaiDeps): Promise<{ status: st
   const ranges = JSON.parse((await d.openai.batch(record.id))!.fields.ranges ?? '[]') as { start: number; end: number }[];
   flows ??= new FlowProducer({ connection: d.redis, prefix: d.prefix });
   await flows.add({
-    name: OPENAI_JOBS.finalize, queueName: 'batch', data: { batchId: record.id },
+    name: OPENAI_JOBS.finalize,
+    queueName: 'batch',
+    data: { batchId: record.id },
     opts: { ...defaultJobOptions.batch, jobId: `${record.id}-finalize` },
     children: ranges.map((r, index) => ({
-      name: OPENAI_JOBS.lines, queueName: 'score', data: { batchId: record.id, index, start: r.start, end: r.end },
+      name: OPENAI_JOBS.lines,
+      queueName: 'score',
+      data: { batchId: record.id, index, start: r.start, end: r.end },
       opts: { ...defaultJobOptions.score, jobId: `${record.id}-${index}`, failParentOnFailure: true },
     })),
   });

@@ -17,7 +17,13 @@ import { localModelPath } from '../model-cache.ts';
 import { ByteChannel } from './byte-channel.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
-export interface ScoreDeps { engine: Engine; store: ArtifactStore; batches: BatchStore; cacheDir?: string; cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> }
+export interface ScoreDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  batches: BatchStore;
+  cacheDir?: string;
+  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'>;
+}
 
 /** How often a chunk reports its progress (two Redis writes). */
 const PROGRESS_EVERY_MS = 250;
@@ -25,9 +31,19 @@ const DEFAULT_MAX_ROW_BYTES = 16 * 1024 * 1024;
 const EMPTY = new Uint8Array(0);
 
 /** What a segment adds to the chunk's parts. */
-interface Piece { out: Uint8Array; err: Uint8Array; rows: number; completed: number; failed: number }
+interface Piece {
+  out: Uint8Array;
+  err: Uint8Array;
+  rows: number;
+  completed: number;
+  failed: number;
+}
 
-export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, deps: ScoreDeps, signal?: AbortSignal): Promise<ScoreResult> {
+export async function scoreProcessor(
+  job: Pick<Job, 'data' | 'updateProgress'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>,
+  deps: ScoreDeps,
+  signal?: AbortSignal,
+): Promise<ScoreResult> {
   const data = parseJobData(scoreJobSchema, job.data, 'score');
   const spec = await deps.batches.spec(data.batchId);
   if (!spec) throw toJobError(new AppError('not_found', `batch ${data.batchId} no longer exists`));
@@ -47,7 +63,13 @@ export async function scoreProcessor(job: Pick<Job, 'data' | 'updateProgress'> &
   }
 }
 
-async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, signal?: AbortSignal): Promise<{ completed: number; failed: number }> {
+async function scoreChunk(
+  chunk: ScoreJob,
+  spec: BatchSpec,
+  deps: ScoreDeps,
+  job: Pick<Job, 'updateProgress'>,
+  signal?: AbortSignal,
+): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model);
@@ -57,8 +79,14 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   const out = new ByteChannel();
   const err = new ByteChannel();
   // Both parts stream to the store as they are made; a failure fails both and no part is written.
-  const written = Promise.all([deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out), deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err)]);
-  written.catch((e: Error) => { out.fail(e); err.fail(e); });
+  const written = Promise.all([
+    deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out),
+    deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err),
+  ]);
+  written.catch((e: Error) => {
+    out.fail(e);
+    err.fail(e);
+  });
   // Segments scored on the engine threads, in input order: one more than the threads keeps them busy,
   // at most 4 per chunk (MODELQ_SCORE_CONCURRENCY chunks share the threads) bounds the memory.
   const window: Promise<Piece>[] = [];
@@ -69,9 +97,27 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
   let lastReport = performance.now();
 
   const submit = (s: Segment) => {
-    const p: Promise<Piece> = s.kind === 'long'
-      ? Promise.resolve({ out: EMPTY, err: Buffer.from(errorLine(chunk.firstRow + s.row, '', { code: 'row_too_long', message: `the row is longer than ${maxRowBytes} bytes (MODELQ_MAX_ROW_BYTES); it was not read` })), rows: 1, completed: 0, failed: 1 })
-      : deps.engine.score(model, { format, inputs: spec.model.inputs, ...(spec.header !== undefined ? { header: spec.header } : {}), firstRow: chunk.firstRow + s.firstRow, bytes: s.bytes });
+    const p: Promise<Piece> =
+      s.kind === 'long'
+        ? Promise.resolve({
+            out: EMPTY,
+            err: Buffer.from(
+              errorLine(chunk.firstRow + s.row, '', {
+                code: 'row_too_long',
+                message: `the row is longer than ${maxRowBytes} bytes (MODELQ_MAX_ROW_BYTES); it was not read`,
+              }),
+            ),
+            rows: 1,
+            completed: 0,
+            failed: 1,
+          })
+        : deps.engine.score(model, {
+            format,
+            inputs: spec.model.inputs,
+            ...(spec.header !== undefined ? { header: spec.header } : {}),
+            firstRow: chunk.firstRow + s.firstRow,
+            bytes: s.bytes,
+          });
     p.catch(() => {}); // surfaced when its turn comes
     window.push(p);
   };
@@ -99,7 +145,8 @@ async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job
     for await (const buf of await deps.store.read(spec.inputKey, { start: chunk.start, end: chunk.end })) await take(segmenter.push(buf as Buffer));
     await take(segmenter.end());
     while (window.length) await writeNext();
-    if (segmenter.rowCount !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${segmenter.rowCount} rows, the upload counted ${chunk.rows}`);
+    if (segmenter.rowCount !== chunk.rows)
+      throw new AppError('internal', `chunk ${chunk.index} has ${segmenter.rowCount} rows, the upload counted ${chunk.rows}`);
     out.end();
     err.end();
     await written;
@@ -124,7 +171,16 @@ async function scoreRowGroup(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, 
   if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
   const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
   const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
-  const r = await deps.engine.scoreRowGroup(model, { inputs: spec.model.inputs, plan: spec.parquet, firstRow: chunk.firstRow, rows: chunk.rows, footer, bytes, start: chunk.start, fileBytes: spec.bytes });
+  const r = await deps.engine.scoreRowGroup(model, {
+    inputs: spec.model.inputs,
+    plan: spec.parquet,
+    firstRow: chunk.firstRow,
+    rows: chunk.rows,
+    footer,
+    bytes,
+    start: chunk.start,
+    fileBytes: spec.bytes,
+  });
   if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
   await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));
   await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), Buffer.from(r.err.buffer, r.err.byteOffset, r.err.byteLength));

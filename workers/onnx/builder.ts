@@ -7,7 +7,11 @@ export const IR_VERSION = 8;
 /** A dimension: a fixed size, or a name for a dynamic one ("batch"). */
 export type Dim = number | string;
 
-export interface ValueSpec { name: string; elemType: number; shape: Dim[] }
+export interface ValueSpec {
+  name: string;
+  elemType: number;
+  shape: Dim[];
+}
 
 export function valueInfo(v: ValueSpec) {
   return onnx.ValueInfoProto.create({
@@ -36,7 +40,8 @@ type AttrValue = number | string | number[] | TensorProto;
 export function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, name?: string): NodeProto {
   const attribute = Object.entries(attrs).map(([k, v]) => {
     const A = onnx.AttributeProto.AttributeType;
-    if (typeof v === 'number') return Number.isInteger(v) ? onnx.AttributeProto.create({ name: k, type: A.INT, i: v }) : onnx.AttributeProto.create({ name: k, type: A.FLOAT, f: v });
+    if (typeof v === 'number')
+      return Number.isInteger(v) ? onnx.AttributeProto.create({ name: k, type: A.INT, i: v }) : onnx.AttributeProto.create({ name: k, type: A.FLOAT, f: v });
     if (typeof v === 'string') return onnx.AttributeProto.create({ name: k, type: A.STRING, s: new TextEncoder().encode(v) });
     if (Array.isArray(v)) return onnx.AttributeProto.create({ name: k, type: A.INTS, ints: v });
     return onnx.AttributeProto.create({ name: k, type: A.TENSOR, t: v });

@@ -38,7 +38,8 @@ function denseStack(input: string, mean: Float32Array, scale: Float32Array, laye
   inits.push(floatTensor('feature_mean', [F], mean), floatTensor('feature_scale', [F], scale));
   let cur = 'standardized';
   layers.forEach((l, i) => {
-    if (l.weights.length !== l.inputs * l.outputs || l.bias.length !== l.outputs) throw new Error(`layer ${i}: weights/bias sizes do not match ${l.inputs}x${l.outputs}`);
+    if (l.weights.length !== l.inputs * l.outputs || l.bias.length !== l.outputs)
+      throw new Error(`layer ${i}: weights/bias sizes do not match ${l.inputs}x${l.outputs}`);
     inits.push(floatTensor(`W${i}`, [l.inputs, l.outputs], l.weights), floatTensor(`B${i}`, [l.outputs], l.bias));
     nodes.push(node('MatMul', [cur, `W${i}`], [`matmul${i}`]), node('Add', [`matmul${i}`, `B${i}`], [`dense${i}`]));
     cur = `dense${i}`;
@@ -59,13 +60,20 @@ export function exportMlp(m: MlpExport): Uint8Array {
   const inits: TensorProto[] = [];
   const cur = denseStack('features', m.mean, m.scale, m.layers, nodes, inits);
   const out = m.layers[m.layers.length - 1]!.outputs;
-  const metadata: Record<string, string> = { 'modelq.task': m.task, 'modelq.features': JSON.stringify(m.featureNames), ...(m.target ? { 'modelq.target': m.target } : {}) };
+  const metadata: Record<string, string> = {
+    'modelq.task': m.task,
+    'modelq.features': JSON.stringify(m.featureNames),
+    ...(m.target ? { 'modelq.target': m.target } : {}),
+  };
   let outputs;
   if (m.task === 'classification') {
     if (!m.classes || m.classes.length !== out) throw new Error(`${m.classes?.length} classes for ${out} outputs`);
     nodes.push(node('Softmax', [cur], ['probabilities'], { axis: -1 }), node('ArgMax', [cur], ['label'], { axis: 1, keepdims: 0 }));
     metadata['modelq.classes'] = JSON.stringify(m.classes);
-    outputs = [{ name: 'label', elemType: DT.INT64, shape: [batch] }, { name: 'probabilities', elemType: DT.FLOAT, shape: [batch, out] }];
+    outputs = [
+      { name: 'label', elemType: DT.INT64, shape: [batch] },
+      { name: 'probabilities', elemType: DT.FLOAT, shape: [batch, out] },
+    ];
   } else {
     if (out !== 1) throw new Error(`regression exports one output, the last layer has ${out}`);
     inits.push(floatTensor('target_scale', [1], Float32Array.of(m.targetScale ?? 1)), floatTensor('target_mean', [1], Float32Array.of(m.targetMean ?? 0)));
@@ -110,7 +118,8 @@ const INTERNAL_NAME = /^(centered|standardized|feature_(mean|scale)|[WB]\d+|(mat
 /** A distilled MLP student with its teacher's signature: same input, same output names, types and shapes. */
 export function exportStudent(s: StudentExport): Uint8Array {
   const F = s.mean.length;
-  if (s.scale.length !== F || !s.layers.length || s.layers[0]!.inputs !== F) throw new Error(`the first layer takes ${s.layers[0]?.inputs} inputs, the input has ${F} values per row`);
+  if (s.scale.length !== F || !s.layers.length || s.layers[0]!.inputs !== F)
+    throw new Error(`the first layer takes ${s.layers[0]?.inputs} inputs, the input has ${F} values per row`);
   const clash = [s.input.name, ...s.heads.map((h) => h.name)].find((n) => INTERNAL_NAME.test(n));
   if (clash) throw new Error(`the teacher's tensor name "${clash}" clashes with a name the student graph uses inside`);
   const nodes: NodeProto[] = [];

@@ -20,7 +20,11 @@ export interface Fp16Options {
   keepIoTypes?: boolean;
 }
 
-export interface Fp16Report { converted: number; blocked: string[]; casts: number }
+export interface Fp16Report {
+  converted: number;
+  blocked: string[];
+  casts: number;
+}
 
 function halfTensor(t: TensorProto, name = t.name): TensorProto {
   const data = floatData(t);
@@ -30,23 +34,38 @@ function halfTensor(t: TensorProto, name = t.name): TensorProto {
 }
 
 const castNode = (input: string, output: string, to: number, name: string): Node =>
-  onnx.NodeProto.create({ opType: 'Cast', input: [input], output: [output], name, attribute: [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: to })] }) as unknown as Node;
+  onnx.NodeProto.create({
+    opType: 'Cast',
+    input: [input],
+    output: [output],
+    name,
+    attribute: [onnx.AttributeProto.create({ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: to })],
+  }) as unknown as Node;
 
-const setElemType = (v: unknown, t: number) => { const tt = (v as { type?: { tensorType?: { elemType?: number } } }).type?.tensorType; if (tt) tt.elemType = t; };
+const setElemType = (v: unknown, t: number) => {
+  const tt = (v as { type?: { tensorType?: { elemType?: number } } }).type?.tensorType;
+  if (tt) tt.elemType = t;
+};
 
 interface Plan {
-  g: Graph; types: Map<string, number>; blocked: Set<Node>; keepFloat: Set<string>; fresh: (b: string) => string;
+  g: Graph;
+  types: Map<string, number>;
+  blocked: Set<Node>;
+  keepFloat: Set<string>;
+  fresh: (b: string) => string;
   /** The border Casts this conversion wrote, so that round trips between them can be dropped. */
-  toHalf: Set<Node>; toFloat: Set<Node>;
+  toHalf: Set<Node>;
+  toFloat: Set<Node>;
 }
 
 /** Constants read only as float32 (by blocked nodes or size inputs) stay float32. */
 function float32Constants(p: Plan): Set<string> {
   const readers = new Map<string, boolean[]>();
-  for (const n of p.g.node) n.input.forEach((x, i) => {
-    const asFloat = p.blocked.has(n) || (KEEP_FLOAT_INPUTS[n.opType] ?? []).includes(i);
-    readers.set(x, [...(readers.get(x) ?? []), asFloat]);
-  });
+  for (const n of p.g.node)
+    n.input.forEach((x, i) => {
+      const asFloat = p.blocked.has(n) || (KEEP_FLOAT_INPUTS[n.opType] ?? []).includes(i);
+      readers.set(x, [...(readers.get(x) ?? []), asFloat]);
+    });
   const keep = new Set<string>();
   // Initializers and Constant nodes only: an Identity copy follows its source's type.
   for (const [name, c] of constants(p.g)) {
@@ -66,7 +85,10 @@ function convertConstants(p: Plan): number {
       value.t = halfTensor(constants({ ...p.g, node: [n], initializer: [] }).get(n.output[0]!)!.tensor, value.t.name ?? '');
       converted++;
     } else if (n.opType === 'ConstantOfShape' && !p.blocked.has(n)) {
-      if (!value) n.attribute.push(onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: f16('', [1], new Uint16Array(1)) }) as never);
+      if (!value)
+        n.attribute.push(
+          onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: f16('', [1], new Uint16Array(1)) }) as never,
+        );
       else if (value.t?.dataType === DT.FLOAT) value.t = halfTensor(value.t as TensorProto, value.t.name ?? '');
     } else if (n.opType === 'Cast' && !p.blocked.has(n)) {
       const to = n.attribute.find((a) => a.name === 'to');
@@ -86,7 +108,7 @@ function castBorders(p: Plan, graphOutputs: Set<string>): { nodes: Node[]; casts
   const out: Node[] = [];
   let casts = 0;
   for (const n of p.g.node) {
-    const keepSlots = p.blocked.has(n) ? n.input.map((_, i) => i) : KEEP_FLOAT_INPUTS[n.opType] ?? [];
+    const keepSlots = p.blocked.has(n) ? n.input.map((_, i) => i) : (KEEP_FLOAT_INPUTS[n.opType] ?? []);
     n.input = n.input.map((x, i) => {
       if (!keepSlots.includes(i) || !isFloat(p, x)) return x;
       const y = p.fresh(`${x}_fp32`);
@@ -158,7 +180,15 @@ export function toFloat16(bytes: Uint8Array, opts: Fp16Options = {}): { bytes: U
   const block = new Set([...FP16_BLOCK, ...(opts.blockOps ?? [])]);
   const sub = g.node.find((n) => n.attribute.some((a) => a.g || (a.graphs ?? []).length));
   if (sub) throw new GraphEditError(`node "${sub.name || sub.output[0]}" (${sub.opType}) has a subgraph; float16 conversion of subgraphs is not supported`);
-  const p: Plan = { g, types: inferTypes(g), blocked: new Set(g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx'))), keepFloat: new Set(), fresh: uniqueNamer(g), toHalf: new Set(), toFloat: new Set() };
+  const p: Plan = {
+    g,
+    types: inferTypes(g),
+    blocked: new Set(g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx'))),
+    keepFloat: new Set(),
+    fresh: uniqueNamer(g),
+    toHalf: new Set(),
+    toFloat: new Set(),
+  };
   p.keepFloat = float32Constants(p);
   const converted = convertConstants(p);
   if (!converted) throw new GraphEditError('nothing to convert: the model has no float32 weights');
@@ -170,9 +200,17 @@ export function toFloat16(bytes: Uint8Array, opts: Fp16Options = {}): { bytes: U
   const { head, tail } = (opts.keepIoTypes ?? true) ? castEdges(p, producers) : { head: [], tail: [] };
   g.node = dropCastPairs(p, [...head, ...g.node, ...tail]);
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
-  for (const v of g.input) { const t = inits.get(v.name); if (t) setElemType(v, t.dataType ?? DT.FLOAT); }
+  for (const v of g.input) {
+    const t = inits.get(v.name);
+    if (t) setElemType(v, t.dataType ?? DT.FLOAT);
+  }
   for (const v of g.valueInfo) if (isFloat(p, v.name)) setElemType(v, DT.FLOAT16);
-  if (!(opts.keepIoTypes ?? true)) for (const v of [...g.input, ...g.output]) if (!inits.has(v.name) && declaredType(v) === DT.FLOAT) setElemType(v, DT.FLOAT16);
+  if (!(opts.keepIoTypes ?? true))
+    for (const v of [...g.input, ...g.output]) if (!inits.has(v.name) && declaredType(v) === DT.FLOAT) setElemType(v, DT.FLOAT16);
   finishRewrite(m);
-  return { bytes: encodeModel(m), converted, report: { converted, blocked: [...p.blocked].map((n) => `${n.name || n.output[0]} (${n.opType})`), casts: borders.casts + head.length + tail.length } };
+  return {
+    bytes: encodeModel(m),
+    converted,
+    report: { converted, blocked: [...p.blocked].map((n) => `${n.name || n.output[0]} (${n.opType})`), casts: borders.casts + head.length + tail.length },
+  };
 }

@@ -7,9 +7,24 @@ export class GraphEditError extends Error {}
 // Decoded protobuf messages always carry their repeated fields ([]) and strings (''); these types
 // say so, where the generated interfaces leave every field optional and nullable.
 export type Attribute = InstanceType<typeof onnx.AttributeProto>;
-export interface Node { opType: string; input: string[]; output: string[]; name: string; domain: string; attribute: Attribute[] }
-export interface ValueInfo { name: string }
-export interface Graph { node: Node[]; initializer: TensorProto[]; input: ValueInfo[]; output: ValueInfo[]; valueInfo: ValueInfo[] }
+export interface Node {
+  opType: string;
+  input: string[];
+  output: string[];
+  name: string;
+  domain: string;
+  attribute: Attribute[];
+}
+export interface ValueInfo {
+  name: string;
+}
+export interface Graph {
+  node: Node[];
+  initializer: TensorProto[];
+  input: ValueInfo[];
+  output: ValueInfo[];
+  valueInfo: ValueInfo[];
+}
 
 export function graphOf(m: ModelProto): Graph {
   if (!m.graph) throw new GraphEditError('the model has no graph');
@@ -68,7 +83,10 @@ export function uniqueNamer(g: Graph): (base: string) => string {
   const used = new Set<string>();
   for (const t of g.initializer) used.add(t.name);
   for (const v of [...g.input, ...g.output, ...g.valueInfo]) used.add(v.name);
-  for (const n of g.node) { for (const x of [...n.input, ...n.output]) used.add(x); if (n.name) used.add(n.name); }
+  for (const n of g.node) {
+    for (const x of [...n.input, ...n.output]) used.add(x);
+    if (n.name) used.add(n.name);
+  }
   return (base) => {
     let name = base;
     for (let i = 1; used.has(name); i++) name = `${base}_${i}`;

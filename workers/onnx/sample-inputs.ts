@@ -5,17 +5,30 @@ import { toHalf } from './half.ts';
 import { constants, dimsOf, graphOf, type Graph, type ValueInfo } from './graph.ts';
 import { decodeModel, DT, type ModelProto } from './proto.ts';
 
-export interface SampleTensor { type: string; dims: number[]; data: ArrayBufferView }
-export interface SampleInput { name: string; elemType: number; shape: (number | string)[]; /** How the values were chosen, for reports. */ values: string }
+export interface SampleTensor {
+  type: string;
+  dims: number[];
+  data: ArrayBufferView;
+}
+export interface SampleInput {
+  name: string;
+  elemType: number;
+  shape: (number | string)[];
+  /** How the values were chosen, for reports. */ values: string;
+}
 
 /** Default sizes: batch 32; an open sequence 16; open spatial sizes 64 (a multiple of 32, as detectors want). */
 export const SAMPLE_DEFAULTS = { batch: 32, sequence: 16, spatial: 64 } as const;
 
-interface TypedInfo { type?: { tensorType?: { elemType?: number; shape?: { dim?: { dimValue?: unknown; dimParam?: string }[] } } } }
+interface TypedInfo {
+  type?: { tensorType?: { elemType?: number; shape?: { dim?: { dimValue?: unknown; dimParam?: string }[] } } };
+}
 
 function declared(v: ValueInfo): { elemType: number; shape: (number | string)[] } {
   const t = (v as TypedInfo).type?.tensorType;
-  const shape = (t?.shape?.dim ?? []).map((d, i) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : d.dimParam || `dim${i}`));
+  const shape = (t?.shape?.dim ?? []).map((d, i) =>
+    d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : d.dimParam || `dim${i}`,
+  );
   return { elemType: t?.elemType ?? DT.FLOAT, shape };
 }
 
@@ -41,14 +54,21 @@ export function embeddingRows(g: Graph, input: string): number | undefined {
 export function modelInputs(m: ModelProto): SampleInput[] {
   const g = graphOf(m);
   const inits = new Set(g.initializer.map((t) => t.name));
-  return g.input.filter((i) => !inits.has(i.name)).map((i) => {
-    const d = declared(i);
-    const ints = d.elemType === DT.INT64 || d.elemType === DT.INT32;
-    const rows = ints ? embeddingRows(g, i.name) : undefined;
-    const values = ints ? (rows ? `token ids in [0, ${rows}) (embedding table "${i.name}" indexes)` : 'integers in [0, 2)')
-      : d.elemType === DT.BOOL ? 'random booleans' : 'seeded normal values (mean 0, sd 1)';
-    return { name: i.name, ...d, values };
-  });
+  return g.input
+    .filter((i) => !inits.has(i.name))
+    .map((i) => {
+      const d = declared(i);
+      const ints = d.elemType === DT.INT64 || d.elemType === DT.INT32;
+      const rows = ints ? embeddingRows(g, i.name) : undefined;
+      const values = ints
+        ? rows
+          ? `token ids in [0, ${rows}) (embedding table "${i.name}" indexes)`
+          : 'integers in [0, 2)'
+        : d.elemType === DT.BOOL
+          ? 'random booleans'
+          : 'seeded normal values (mean 0, sd 1)';
+      return { name: i.name, ...d, values };
+    });
 }
 
 /** Open spatial sizes tried in turn when a graph needs a particular one (multiples of 32, as detectors want). */
@@ -86,25 +106,34 @@ export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, s
   const n = dims.reduce((a, b) => a * b, 1);
   const rnd = normalRng(seed);
   switch (input.elemType) {
-    case DT.INT64: case DT.INT32: {
+    case DT.INT64:
+    case DT.INT32: {
       const rows = embeddingRows(graphOf(m), input.name) ?? 2;
       // Uniform over the table, so every part of it is exercised.
       const u = uniformRng(seed);
       const ids = Array.from({ length: n }, () => Math.floor(u() * rows));
-      return input.elemType === DT.INT64
-        ? { type: 'int64', dims, data: BigInt64Array.from(ids, BigInt) }
-        : { type: 'int32', dims, data: Int32Array.from(ids) };
+      return input.elemType === DT.INT64 ? { type: 'int64', dims, data: BigInt64Array.from(ids, BigInt) } : { type: 'int32', dims, data: Int32Array.from(ids) };
     }
-    case DT.BOOL: return { type: 'bool', dims, data: Uint8Array.from({ length: n }, () => (rnd() > 0 ? 1 : 0)) };
-    case DT.FLOAT16: return { type: 'float16', dims, data: Uint16Array.from({ length: n }, () => toHalf(rnd())) };
-    case DT.DOUBLE: return { type: 'float64', dims, data: Float64Array.from({ length: n }, rnd) };
-    case DT.FLOAT: return { type: 'float32', dims, data: Float32Array.from({ length: n }, rnd) };
-    default: throw new Error(`input "${input.name}" has element type ${input.elemType}, for which no sample values are made`);
+    case DT.BOOL:
+      return { type: 'bool', dims, data: Uint8Array.from({ length: n }, () => (rnd() > 0 ? 1 : 0)) };
+    case DT.FLOAT16:
+      return { type: 'float16', dims, data: Uint16Array.from({ length: n }, () => toHalf(rnd())) };
+    case DT.DOUBLE:
+      return { type: 'float64', dims, data: Float64Array.from({ length: n }, rnd) };
+    case DT.FLOAT:
+      return { type: 'float32', dims, data: Float32Array.from({ length: n }, rnd) };
+    default:
+      throw new Error(`input "${input.name}" has element type ${input.elemType}, for which no sample values are made`);
   }
 }
 
 /** Feeds for every real input of a model. */
-export function sampleFeeds(bytes: Uint8Array, batch: number = SAMPLE_DEFAULTS.batch, seed = 1, spatial?: number): { feeds: Record<string, SampleTensor>; inputs: SampleInput[] } {
+export function sampleFeeds(
+  bytes: Uint8Array,
+  batch: number = SAMPLE_DEFAULTS.batch,
+  seed = 1,
+  spatial?: number,
+): { feeds: Record<string, SampleTensor>; inputs: SampleInput[] } {
   const m = decodeModel(bytes);
   const inputs = modelInputs(m);
   const feeds = Object.fromEntries(inputs.map((i, k) => [i.name, sampleTensor(m, i, batch, seed * 31 + k, spatial)]));

@@ -41,13 +41,15 @@ export function decodeCheckpoint(buf: Buffer): TrainState {
   const h = JSON.parse(buf.toString('utf8', 4, 4 + len)) as Omit<TrainState, 'params' | 'm' | 'v' | 'bestParams'> & { magic: string; sizes: number[][] };
   if (h.magic !== MAGIC) throw new Error('not a modelq training checkpoint');
   let off = 4 + len;
-  const [params, m, v, bestParams] = h.sizes.map((g) => g.map((n) => {
-    // Copy into a fresh aligned buffer: the header length leaves the floats unaligned in `buf`.
-    const a = new Float32Array(n);
-    Buffer.from(a.buffer).set(buf.subarray(off, off + n * 4));
-    off += n * 4;
-    return a;
-  }));
+  const [params, m, v, bestParams] = h.sizes.map((g) =>
+    g.map((n) => {
+      // Copy into a fresh aligned buffer: the header length leaves the floats unaligned in `buf`.
+      const a = new Float32Array(n);
+      Buffer.from(a.buffer).set(buf.subarray(off, off + n * 4));
+      off += n * 4;
+      return a;
+    }),
+  );
   const { magic: _magic, sizes: _sizes, ...scalars } = h;
   return { ...scalars, params: params!, m: m!, v: v!, bestParams: bestParams! };
 }

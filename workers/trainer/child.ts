@@ -9,18 +9,20 @@ import type { FromTrainer, ToTrainer } from './sandbox.ts';
 // Orphaned (the worker was killed): stop at once; the retried job resumes from the last checkpoint.
 process.on('disconnect', () => process.exit(1));
 
-const send = (m: FromTrainer) => new Promise<void>((resolve) => {
-  if (!process.connected) process.exit(1);
-  process.send!(m, undefined, undefined, () => resolve());
-});
+const send = (m: FromTrainer) =>
+  new Promise<void>((resolve) => {
+    if (!process.connected) process.exit(1);
+    process.send!(m, undefined, undefined, () => resolve());
+  });
 
 process.once('message', (m: ToTrainer) => {
   void (async () => {
     try {
       const store = createStore(m.cfg);
-      const outcome = m.kind === 'distill'
-        ? await runDistill(store, m.task, (p) => send({ type: 'progress', progress: p }))
-        : await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
+      const outcome =
+        m.kind === 'distill'
+          ? await runDistill(store, m.task, (p) => send({ type: 'progress', progress: p }))
+          : await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
       await send({ type: 'done', outcome });
       process.exit(0);
     } catch (e) {

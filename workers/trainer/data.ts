@@ -38,12 +38,19 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
   const keys = numeric ? (nums as number[]) : raw.map((t) => String(t));
   const classes = [...new Set<string | number>(keys)].sort((a, b) => (typeof a === 'number' && typeof b === 'number' ? a - b : a < b ? -1 : a > b ? 1 : 0));
   const index = new Map(classes.map((c, i) => [c, i]));
-  keys.forEach((k, i) => { y[i] = index.get(k)!; });
+  keys.forEach((k, i) => {
+    y[i] = index.get(k)!;
+  });
   return { rows, features: F, x, y, classes };
 }
 
 /** Every row's feature values (row-major, float32 as a model sees them) and, when asked, its raw target value. */
-export async function readFeatureRows(store: ArtifactStore, src: { key: string; format: DatasetFormat }, features: string[], target?: string): Promise<{ rows: number; x: Float32Array; targets: unknown[] }> {
+export async function readFeatureRows(
+  store: ArtifactStore,
+  src: { key: string; format: DatasetFormat },
+  features: string[],
+  target?: string,
+): Promise<{ rows: number; x: Float32Array; targets: unknown[] }> {
   const xs: number[] = [];
   const targets: unknown[] = [];
   let rows = 0;
@@ -103,7 +110,11 @@ export function splitRows(d: Loaded, fraction: number, seed: number): { train: I
       taken += Math.max(0, k);
     }
     // Rounding per class can leave the split short of one row: top it up in permutation order.
-    for (let j = 0; j < perm.length && taken < wantVal; j++) if (!isVal[perm[j]!]) { isVal[perm[j]!] = 1; taken++; }
+    for (let j = 0; j < perm.length && taken < wantVal; j++)
+      if (!isVal[perm[j]!]) {
+        isVal[perm[j]!] = 1;
+        taken++;
+      }
   } else {
     for (let j = 0; j < wantVal; j++) isVal[perm[j]!] = 1;
   }

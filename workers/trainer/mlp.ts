@@ -31,8 +31,21 @@ export function initState(sizes: number[], seed: number, specHash: string): Trai
   }
   const zeros = () => params.map((p) => new Float32Array(p.length));
   return {
-    specHash, epoch: 0, rngState: rng.state, step: 0, beta1Power: 1, beta2Power: 1, params, m: zeros(), v: zeros(),
-    bestEpoch: 0, bestValLoss: Infinity, bestParams: params.map((p) => p.slice()), sinceBest: 0, stopped: false, curve: [],
+    specHash,
+    epoch: 0,
+    rngState: rng.state,
+    step: 0,
+    beta1Power: 1,
+    beta2Power: 1,
+    params,
+    m: zeros(),
+    v: zeros(),
+    bestEpoch: 0,
+    bestValLoss: Infinity,
+    bestParams: params.map((p) => p.slice()),
+    sinceBest: 0,
+    stopped: false,
+    curve: [],
   };
 }
 
@@ -174,8 +187,16 @@ function evaluate(o: TrainInput, params: Float32Array[]): { valLoss: number; val
 }
 
 /** The network's outputs for raw rows with the given parameters, computed as the exported graph does. */
-export function predict(tf: Tf, sizes: number[], params: Float32Array[], x: Float32Array, mean: Float32Array, scale: Float32Array,
-  task: Hyperparameters['task'], target: { mean: number; scale: number }): { probabilities?: Float32Array; labels?: Int32Array; prediction?: Float32Array } {
+export function predict(
+  tf: Tf,
+  sizes: number[],
+  params: Float32Array[],
+  x: Float32Array,
+  mean: Float32Array,
+  scale: Float32Array,
+  task: Hyperparameters['task'],
+  target: { mean: number; scale: number },
+): { probabilities?: Float32Array; labels?: Int32Array; prediction?: Float32Array } {
   const rows = x.length / sizes[0]!;
   const outs = tf.tidy(() => {
     const ps = params.map((p, i) => tf.tensor(p, shapeOf(sizes, i)));

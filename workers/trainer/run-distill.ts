@@ -41,8 +41,21 @@ export interface DistillTask {
   metadata?: Record<string, string>;
 }
 
-export interface DistillProgress { step: 'distilling'; epoch: number; epochs: number; loss: number; valLoss: number; valMetric: number; bestEpoch: number }
-export interface DistillOutcome { studentKey: string; epochsRun: number; bestEpoch: number; curve: CurvePoint[] }
+export interface DistillProgress {
+  step: 'distilling';
+  epoch: number;
+  epochs: number;
+  loss: number;
+  valLoss: number;
+  valMetric: number;
+  bestEpoch: number;
+}
+export interface DistillOutcome {
+  studentKey: string;
+  epochsRun: number;
+  bestEpoch: number;
+  curve: CurvePoint[];
+}
 
 export async function runDistill(store: ArtifactStore, t: DistillTask, onProgress?: (p: DistillProgress) => Promise<void> | void): Promise<DistillOutcome> {
   const tf = await initTf();
@@ -61,19 +74,33 @@ export async function runDistill(store: ArtifactStore, t: DistillTask, onProgres
   }
   const sizes = [F, ...t.hidden, C];
   const hp: Hyperparameters = {
-    task: d.task, target: '', features: [], model: { type: 'mlp', hidden: t.hidden },
-    epochs: t.epochs, batchSize: Math.min(t.batchSize, nTrain), learningRate: t.learningRate,
-    validationSplit: nVal / (nTrain + nVal), patience: t.patience, l2: 0, seed: t.seed,
+    task: d.task,
+    target: '',
+    features: [],
+    model: { type: 'mlp', hidden: t.hidden },
+    epochs: t.epochs,
+    batchSize: Math.min(t.batchSize, nTrain),
+    learningRate: t.learningRate,
+    validationSplit: nVal / (nTrain + nVal),
+    patience: t.patience,
+    l2: 0,
+    seed: t.seed,
   };
   const tensors = tf.tidy(() => {
     const std = (x: Float32Array, n: number) => tf.div(tf.sub(tf.tensor2d(x, [n, F]), tf.tensor1d(mean)), tf.tensor1d(scale));
-    const ys = (y: Float32Array, n: number) => (d.task === 'classification' ? tf.tensor2d(y, [n, C]) : tf.div(tf.sub(tf.tensor2d(y, [n, 1]), value.mean), value.scale));
+    const ys = (y: Float32Array, n: number) =>
+      d.task === 'classification' ? tf.tensor2d(y, [n, C]) : tf.div(tf.sub(tf.tensor2d(y, [n, 1]), value.mean), value.scale);
     return { xTrain: std(d.xTrain, nTrain), yTrain: ys(d.yTrain, nTrain), xVal: std(d.xVal, nVal), yVal: ys(d.yVal, nVal) };
   });
   let state = initState(sizes, t.seed, t.jobId);
   try {
     state = await train({
-      tf, hp, sizes, ...tensors, targetScale: value.scale, state,
+      tf,
+      hp,
+      sizes,
+      ...tensors,
+      targetScale: value.scale,
+      state,
       onEpoch: async (s, point) => {
         await onProgress?.({ step: 'distilling', ...point, epochs: t.epochs, bestEpoch: s.bestEpoch });
       },
@@ -91,7 +118,13 @@ export async function runDistill(store: ArtifactStore, t: DistillTask, onProgres
     layers.push({ weights: w, bias: b, inputs: sizes[l]!, outputs: sizes[l + 1]! });
   }
   const bytes = exportStudent({
-    input: t.input, mean, scale, layers, heads: t.heads, valueMean: value.mean, valueScale: value.scale,
+    input: t.input,
+    mean,
+    scale,
+    layers,
+    heads: t.heads,
+    valueMean: value.mean,
+    valueScale: value.scale,
     ...(t.metadata ? { metadata: t.metadata } : {}),
   });
   await store.put(t.studentKey, bytes);

@@ -57,36 +57,63 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   const sizes = layerSizes(hp, data.features, C);
   const target = classification ? { mean: 0, scale: 1 } : targetStandardization(data, trainRows);
 
-  const specHash = createHash('sha256').update(JSON.stringify({ dataset: job.dataset.id, hp })).digest('hex');
+  const specHash = createHash('sha256')
+    .update(JSON.stringify({ dataset: job.dataset.id, hp }))
+    .digest('hex');
   const ckKey = trainKeys.checkpoint(jobId);
   let state = (await resumable(store, ckKey, specHash)) ?? initState(sizes, hp.seed, specHash);
   const resumedFromEpoch = state.epoch;
-  const metric = classification ? 'accuracy' as const : 'rmse' as const;
+  const metric = classification ? ('accuracy' as const) : ('rmse' as const);
   const progress = (s: TrainState): TrainProgress => ({
-    ...s.curve[s.curve.length - 1]!, epochs: hp.epochs, metric, bestEpoch: s.bestEpoch, startedAtEpoch: resumedFromEpoch + 1, curve: s.curve,
+    ...s.curve[s.curve.length - 1]!,
+    epochs: hp.epochs,
+    metric,
+    bestEpoch: s.bestEpoch,
+    startedAtEpoch: resumedFromEpoch + 1,
+    curve: s.curve,
   });
   if (resumedFromEpoch > 0) await onProgress?.(progress(state));
 
-  state = await fit(tf, { data, trainRows, valRows, mean, scale, target, classes: C, classification }, {
-    hp, sizes, state,
-    onEpoch: async (s) => {
-      await store.put(ckKey, encodeCheckpoint(s));
-      await onProgress?.(progress(s));
+  state = await fit(
+    tf,
+    { data, trainRows, valRows, mean, scale, target, classes: C, classification },
+    {
+      hp,
+      sizes,
+      state,
+      onEpoch: async (s) => {
+        await store.put(ckKey, encodeCheckpoint(s));
+        await onProgress?.(progress(s));
+      },
     },
-  });
+  );
 
   // Evaluate the best epoch's weights on every validation row.
   const xVal = gatherRows(data, valRows);
   const out = predict(tf, sizes, state.bestParams, xVal, mean, scale, hp.task, target);
-  const metrics = evaluate(out, Float64Array.from(valRows, (r) => data.y[r]!), C);
+  const metrics = evaluate(
+    out,
+    Float64Array.from(valRows, (r) => data.y[r]!),
+    C,
+  );
 
   await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }));
   await store.put(trainKeys.predictions(jobId), JSON.stringify(reference(data, xVal, out, valRows.length, C)));
-  const explain = await writeExplainArtifacts(store, jobId, { x: gatherRows(data, trainRows), features: hp.features, backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS, seed: hp.seed });
+  const explain = await writeExplainArtifacts(store, jobId, {
+    x: gatherRows(data, trainRows),
+    features: hp.features,
+    backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
+    seed: hp.seed,
+  });
 
   return {
-    modelKey: trainKeys.model(jobId), predictionsKey: trainKeys.predictions(jobId), metrics,
-    bestEpoch: state.bestEpoch, epochsRun: state.epoch, stoppedEarly: state.epoch < hp.epochs, resumedFromEpoch,
+    modelKey: trainKeys.model(jobId),
+    predictionsKey: trainKeys.predictions(jobId),
+    metrics,
+    bestEpoch: state.bestEpoch,
+    epochsRun: state.epoch,
+    stoppedEarly: state.epoch < hp.epochs,
+    resumedFromEpoch,
     ...(data.classes ? { classes: data.classes } : {}),
     ...explain,
   };
@@ -126,7 +153,8 @@ interface Prepared {
 /** Trains on standardized tensors of the rows (one-hot classes, or the standardized target); the tensors are freed after. */
 async function fit(tf: Tf, p: Prepared, o: Pick<TrainInput, 'hp' | 'sizes' | 'state' | 'onEpoch'>): Promise<TrainState> {
   const tensors = tf.tidy(() => {
-    const std = (rows: Int32Array) => tf.div(tf.sub(tf.tensor2d(gatherRows(p.data, rows), [rows.length, p.data.features]), tf.tensor1d(p.mean)), tf.tensor1d(p.scale));
+    const std = (rows: Int32Array) =>
+      tf.div(tf.sub(tf.tensor2d(gatherRows(p.data, rows), [rows.length, p.data.features]), tf.tensor1d(p.mean)), tf.tensor1d(p.scale));
     const targets = (rows: Int32Array) => {
       const y = Float32Array.from(rows, (r) => p.data.y[r]!);
       if (p.classification) return tf.oneHot(tf.tensor1d(Int32Array.from(y), 'int32'), p.classes).toFloat();
@@ -142,14 +170,25 @@ async function fit(tf: Tf, p: Prepared, o: Pick<TrainInput, 'hp' | 'sizes' | 'st
 }
 
 /** The ONNX export of the trained MLP, with the standardization inside the graph. */
-function exportTrained(job: TrainJob, data: Loaded, sizes: number[], params: Float32Array[], s: { mean: Float32Array; scale: Float32Array; target: TargetScaling }): Uint8Array {
+function exportTrained(
+  job: TrainJob,
+  data: Loaded,
+  sizes: number[],
+  params: Float32Array[],
+  s: { mean: Float32Array; scale: Float32Array; target: TargetScaling },
+): Uint8Array {
   const hp = job.hyperparameters;
   const layers: DenseLayer[] = [];
   for (let l = 0; l + 1 < sizes.length; l++) {
     layers.push({ weights: params[2 * l]!, bias: params[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
   }
   return exportMlp({
-    featureNames: hp.features, mean: s.mean, scale: s.scale, layers, task: hp.task, target: hp.target,
+    featureNames: hp.features,
+    mean: s.mean,
+    scale: s.scale,
+    layers,
+    task: hp.task,
+    target: hp.target,
     ...(hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale }),
     metadata: { 'modelq.dataset': job.dataset.id },
   });

@@ -18,9 +18,7 @@ import type { RunOutcome } from './run-training.ts';
  * limits; only the store's keys reach the child.
  */
 export type SandboxConfig = StoreConfig & Partial<Pick<Config, 'MODELQ_TRAIN_MAX_MEMORY_MB' | 'MODELQ_TRAIN_TIMEOUT_S'>>;
-export type ToTrainer =
-  | { kind: 'train'; jobId: string; job: TrainJob; cfg: SandboxConfig }
-  | { kind: 'distill'; task: DistillTask; cfg: SandboxConfig };
+export type ToTrainer = { kind: 'train'; jobId: string; job: TrainJob; cfg: SandboxConfig } | { kind: 'distill'; task: DistillTask; cfg: SandboxConfig };
 export type FromTrainer =
   | { type: 'ready' }
   | { type: 'progress'; progress: TrainProgress | DistillProgress }
@@ -68,8 +66,11 @@ function rssBytes(pid: number): number | null {
 }
 
 const MEMORY_POLL_MS = 200;
-const memoryError = (mb: number) => new AppError('bad_request',
-  `training used more than MODELQ_TRAIN_MAX_MEMORY_MB=${mb} MiB of memory and was stopped: train a smaller model or on fewer rows, or raise the limit`);
+const memoryError = (mb: number) =>
+  new AppError(
+    'bad_request',
+    `training used more than MODELQ_TRAIN_MAX_MEMORY_MB=${mb} MiB of memory and was stopped: train a smaller model or on fewer rows, or raise the limit`,
+  );
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url));
 
@@ -86,13 +87,16 @@ export function runInSandbox<M extends ToTrainer>(msg: M, opts: SandboxOptions<P
       // The V8 heap gets the limit too, so a runaway heap dies there with a clear reason; WASM memory is watched below.
       execArgv: memoryMb ? [`--max-old-space-size=${memoryMb}`] : [],
       env: sandboxEnv(process.env, msg.cfg),
-      serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     msg = { ...msg, cfg: storeOnly(msg.cfg) };
     if (child.pid !== undefined) opts.onStart?.(child.pid);
     // Keep the end of stderr for the error message (a WASM abort prints its whole module otherwise).
     let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString('utf8')).slice(-4000); });
+    child.stderr!.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString('utf8')).slice(-4000);
+    });
     let outcome: Outcome<M> | undefined;
     let failure: Error | undefined;
     // Progress updates are applied in order; the result waits for the last of them.
@@ -106,19 +110,33 @@ export function runInSandbox<M extends ToTrainer>(msg: M, opts: SandboxOptions<P
       failure = e;
       child.kill('SIGKILL');
     };
-    const watch = memoryMb ? setInterval(() => {
-      const rss = child.pid !== undefined ? rssBytes(child.pid) : null;
-      if (rss !== null && rss > memoryMb * 1024 * 1024) stop(memoryError(memoryMb));
-    }, MEMORY_POLL_MS) : undefined;
-    const timer = timeoutS ? setTimeout(() => stop(new AppError('timeout',
-      `training ran longer than MODELQ_TRAIN_TIMEOUT_S=${timeoutS} s and was stopped: train fewer epochs or on fewer rows, or raise the limit`)), timeoutS * 1000) : undefined;
+    const watch = memoryMb
+      ? setInterval(() => {
+          const rss = child.pid !== undefined ? rssBytes(child.pid) : null;
+          if (rss !== null && rss > memoryMb * 1024 * 1024) stop(memoryError(memoryMb));
+        }, MEMORY_POLL_MS)
+      : undefined;
+    const timer = timeoutS
+      ? setTimeout(
+          () =>
+            stop(
+              new AppError(
+                'timeout',
+                `training ran longer than MODELQ_TRAIN_TIMEOUT_S=${timeoutS} s and was stopped: train fewer epochs or on fewer rows, or raise the limit`,
+              ),
+            ),
+          timeoutS * 1000,
+        )
+      : undefined;
     child.on('message', (m: FromTrainer) => {
       if (m.type === 'ready') child.send(msg);
       else if (m.type === 'progress') chain = chain.then(() => opts.onProgress?.(m.progress as Progress<M>)).catch(() => {});
       else if (m.type === 'done') outcome = m.outcome as Outcome<M>;
       else failure = new AppError(m.code, m.message, m.code === 'internal');
     });
-    child.on('error', (e) => { failure ??= e; });
+    child.on('error', (e) => {
+      failure ??= e;
+    });
     // 'close' comes after the exit and after the IPC channel and stderr are drained, so no message is missed.
     child.on('close', (code, sig) => {
       opts.signal?.removeEventListener('abort', onAbort);

@@ -47,7 +47,12 @@ export async function trainProcessor(job: Pick<Job, 'id' | 'data' | 'updateProgr
   const onAbort = () => ac.abort(new Error('training aborted by the worker (shutdown or cancelJob); it resumes from its checkpoint'));
   signal?.addEventListener('abort', onAbort, { once: true });
   const poll = setInterval(() => {
-    deps.redis.exists(cancelKey).then((n) => { if (n) ac.abort(new Cancelled('job cancelled')); }, () => {});
+    deps.redis.exists(cancelKey).then(
+      (n) => {
+        if (n) ac.abort(new Cancelled('job cancelled'));
+      },
+      () => {},
+    );
   }, CANCEL_POLL_MS);
   try {
     if (await deps.redis.exists(cancelKey)) throw new Cancelled('job cancelled before it started');
@@ -92,19 +97,33 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
 
   const hp = data.hyperparameters;
   const explain = await explainArtifacts(o, deps.store);
-  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(data.registerAs, {
-    sha256, bytes: bytes.length, inputs: sig.inputs, outputs: sig.outputs,
-    lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp, tenant: data.tenant ?? 'default', keyId: data.keyId ?? null },
-    metrics: o.metrics as TrainMetrics & Record<string, unknown>,
-    metadata: {
-      task: hp.task, target: hp.target, features: JSON.stringify(hp.features),
-      ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
+  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(
+    data.registerAs,
+    {
+      sha256,
+      bytes: bytes.length,
+      inputs: sig.inputs,
+      outputs: sig.outputs,
+      lineage: { source: 'train', job: jobId, dataset: data.dataset.id, hyperparameters: hp, tenant: data.tenant ?? 'default', keyId: data.keyId ?? null },
+      metrics: o.metrics as TrainMetrics & Record<string, unknown>,
+      metadata: {
+        task: hp.task,
+        target: hp.target,
+        features: JSON.stringify(hp.features),
+        ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
+      },
+      explain,
     },
-    explain,
-  }, { tenant: data.tenant ?? 'default', platform: data.platform ?? false });
+    { tenant: data.tenant ?? 'default', platform: data.platform ?? false },
+  );
   return {
-    model: { name: record.name, version: record.version }, metrics: o.metrics, sha256,
-    bestEpoch: o.bestEpoch, epochsRun: o.epochsRun, stoppedEarly: o.stoppedEarly, resumedFromEpoch: o.resumedFromEpoch,
+    model: { name: record.name, version: record.version },
+    metrics: o.metrics,
+    sha256,
+    bestEpoch: o.bestEpoch,
+    epochsRun: o.epochsRun,
+    stoppedEarly: o.stoppedEarly,
+    resumedFromEpoch: o.resumedFromEpoch,
     predictionsKey: o.predictionsKey,
   };
 }

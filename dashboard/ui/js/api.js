@@ -31,7 +31,11 @@ export async function call(path, { method = 'GET', body, signal } = {}) {
   const res = await fetch(path, init);
   const text = await res.text();
   let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON: reported below */ }
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON: reported below */
+  }
   if (!res.ok) {
     const e = json?.error;
     const err = new ApiError(res.status, e?.code ?? 'http_' + res.status, e?.message ?? (typeof e === 'string' ? e : text.slice(0, 300)));

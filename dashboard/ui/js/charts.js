@@ -13,10 +13,15 @@ export function lineChart({ title, series, x = 'time', y = '', width = 560, heig
   el.className = 'chart';
   if (id) el.id = id;
   const opts = {
-    title, width, height,
+    title,
+    width,
+    height,
     scales: { x: { time: x === 'time' } },
     axes: [{ label: x === 'time' ? '' : x }, { label: y, size: 60 }],
-    series: [{ label: x === 'time' ? 'time' : x }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, points: { show: x !== 'time' } }))],
+    series: [
+      { label: x === 'time' ? 'time' : x },
+      ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, points: { show: x !== 'time' } })),
+    ],
   };
   let chart = null;
   const update = (data) => {

@@ -18,18 +18,43 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export const table = (head, rows, attrs = {}) =>
-  h('table', attrs, h('thead', {}, h('tr', {}, head.map((c) => (typeof c === 'string' ? h('th', {}, c) : c)))), h('tbody', {}, rows));
+  h(
+    'table',
+    attrs,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        head.map((c) => (typeof c === 'string' ? h('th', {}, c) : c)),
+      ),
+    ),
+    h('tbody', {}, rows),
+  );
 
 /** A two-column table of label -> value. */
 export const kv = (pairs, attrs = {}) =>
-  h('table', { class: 'kv', ...attrs }, h('tbody', {}, pairs.filter(Boolean).map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v ?? '—')))));
+  h(
+    'table',
+    { class: 'kv', ...attrs },
+    h(
+      'tbody',
+      {},
+      pairs.filter(Boolean).map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v ?? '—'))),
+    ),
+  );
 
 export const badge = (s) => h('span', { class: `badge ${s}`, 'data-status': s }, s);
 
 export function bar(fraction, big = false) {
   const pct = Math.max(0, Math.min(1, fraction || 0)) * 100;
-  return h('div', { class: `bar${big ? ' big' : ''}`, 'data-progress': (fraction || 0).toFixed(4) },
-    h('span', { style: `width:${pct.toFixed(1)}%` }), h('em', {}, `${pct.toFixed(pct < 10 && pct > 0 ? 1 : 0)}%`));
+  return h(
+    'div',
+    { class: `bar${big ? ' big' : ''}`, 'data-progress': (fraction || 0).toFixed(4) },
+    h('span', { style: `width:${pct.toFixed(1)}%` }),
+    h('em', {}, `${pct.toFixed(pct < 10 && pct > 0 ? 1 : 0)}%`),
+  );
 }
 
 export function fmtBytes(n) {
@@ -37,7 +62,10 @@ export function fmtBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
@@ -50,7 +78,10 @@ export function fmtNum(n, digits = 4) {
 export function fmtTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function fmtAge(iso) {

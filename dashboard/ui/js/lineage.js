@@ -12,10 +12,19 @@ const ROW = 62;
 export async function lineageGraph(current, allModels, getVersion) {
   const nodes = new Map();
   const edges = [];
-  const node = (id, kind, label, href) => { if (!nodes.has(id)) nodes.set(id, { id, kind, label, href }); return id; };
+  const node = (id, kind, label, href) => {
+    if (!nodes.has(id)) nodes.set(id, { id, kind, label, href });
+    return id;
+  };
   const vid = (name, version) => `version:${name}@${version}`;
   const versionNode = (r) => node(vid(r.name, r.version), 'version', `${r.name} v${r.version}`, `#/models/${encodeURIComponent(r.name)}/versions/${r.version}`);
-  const jobNode = (l, kind) => node(`job:${l.job ?? `${kind}-${Math.random()}`}`, kind, kind === 'train' ? 'training job' : `${l.method ?? 'compression'}`, l.job ? `#/jobs/${l.job}` : undefined);
+  const jobNode = (l, kind) =>
+    node(
+      `job:${l.job ?? `${kind}-${Math.random()}`}`,
+      kind,
+      kind === 'train' ? 'training job' : `${l.method ?? 'compression'}`,
+      l.job ? `#/jobs/${l.job}` : undefined,
+    );
 
   // Ancestors, bounded so a corrupt record cannot loop forever.
   let rec = current;
@@ -27,7 +36,10 @@ export async function lineageGraph(current, allModels, getVersion) {
       const p = vid(l.parent.name, l.parent.version);
       edges.push([j, me], [p, j]);
       const parent = await getVersion(l.parent.name, l.parent.version).catch(() => null);
-      if (!parent) { node(p, 'version', `${l.parent.name} v${l.parent.version}`); break; }
+      if (!parent) {
+        node(p, 'version', `${l.parent.name} v${l.parent.version}`);
+        break;
+      }
       rec = parent;
     } else {
       if (l.source === 'train') {
@@ -70,24 +82,41 @@ function draw(nodes, edges, currentId) {
   const width = 20 + (Math.max(...col.values()) + 1) * W;
   const height = 20 + Math.max(...rows.values()) * ROW;
   const seen = new Set();
-  const lines = edges.filter(([a, b]) => !seen.has(`${a}>${b}`) && seen.add(`${a}>${b}`)).map(([a, b]) => {
-    const p = pos.get(a);
-    const q = pos.get(b);
-    const x1 = p.x + NODE_W;
-    const y1 = p.y + NODE_H / 2;
-    const x2 = q.x - 4;
-    const y2 = q.y + NODE_H / 2;
-    return h('svg:path', { d: `M${x1},${y1} C${x1 + 20},${y1} ${x2 - 20},${y2} ${x2},${y2}`, 'data-from': a, 'data-to': b });
-  });
+  const lines = edges
+    .filter(([a, b]) => !seen.has(`${a}>${b}`) && seen.add(`${a}>${b}`))
+    .map(([a, b]) => {
+      const p = pos.get(a);
+      const q = pos.get(b);
+      const x1 = p.x + NODE_W;
+      const y1 = p.y + NODE_H / 2;
+      const x2 = q.x - 4;
+      const y2 = q.y + NODE_H / 2;
+      return h('svg:path', { d: `M${x1},${y1} C${x1 + 20},${y1} ${x2 - 20},${y2} ${x2},${y2}`, 'data-from': a, 'data-to': b });
+    });
   const boxes = [...nodes.values()].map((n) => {
     const { x, y } = pos.get(n.id);
-    const g = h('svg:g', { class: n.id === currentId ? 'current' : '', 'data-kind': n.kind, 'data-node': n.id, transform: `translate(${x},${y})` },
+    const g = h(
+      'svg:g',
+      { class: n.id === currentId ? 'current' : '', 'data-kind': n.kind, 'data-node': n.id, transform: `translate(${x},${y})` },
       h('svg:rect', { width: NODE_W, height: NODE_H, rx: 6 }),
       h('svg:text', { x: 8, y: 15, class: 'kind' }, n.kind),
-      h('svg:text', { x: 8, y: 33 }, n.label.length > 26 ? `${n.label.slice(0, 25)}…` : n.label));
+      h('svg:text', { x: 8, y: 33 }, n.label.length > 26 ? `${n.label.slice(0, 25)}…` : n.label),
+    );
     return n.href ? h('svg:a', { href: n.href }, g) : g;
   });
-  return h('svg:svg', { class: 'lineage', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'lineage graph' },
-    h('svg:defs', {}, h('svg:marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, h('svg:path', { d: 'M0,0 L10,5 L0,10 z', style: 'fill:#7d869c;stroke:none' }))),
-    lines, boxes);
+  return h(
+    'svg:svg',
+    { class: 'lineage', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'lineage graph' },
+    h(
+      'svg:defs',
+      {},
+      h(
+        'svg:marker',
+        { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+        h('svg:path', { d: 'M0,0 L10,5 L0,10 z', style: 'fill:#7d869c;stroke:none' }),
+      ),
+    ),
+    lines,
+    boxes,
+  );
 }

@@ -14,16 +14,22 @@ export function poll(ms, tick, onError) {
   const run = async () => {
     if (stopped) return;
     if (!document.hidden) {
-      try { await tick(); } catch (e) { if (!stopped) onError?.(e); }
+      try {
+        await tick();
+      } catch (e) {
+        if (!stopped) onError?.(e);
+      }
     }
     if (!stopped) timer = setTimeout(run, ms);
   };
   void run();
-  return () => { stopped = true; clearTimeout(timer); };
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 export function errorBox(e) {
   const msg = e instanceof ApiError ? `${e.status} ${e.code}: ${e.message}` : String(e?.message ?? e);
   return h('p', { class: 'error', 'data-error': e?.code ?? 'error' }, msg);
 }
-

@@ -17,7 +17,7 @@ describe('KeyRing', () => {
     expect(allows({ ...p, scopes: ['admin'] }, 'infer')).toBe(true);
   });
 
-  it('keeps platform operators apart from a tenant\'s admin, and models with their owner', () => {
+  it("keeps platform operators apart from a tenant's admin, and models with their owner", () => {
     const admin = { tenant: 'a', keyId: 'k1', scopes: ['admin'] as Scope[] };
     const ops = { tenant: 'ops', keyId: 'k2', scopes: ['platform'] as Scope[] };
     expect(allows(admin, 'publish')).toBe(true);
@@ -38,7 +38,9 @@ describe('KeyRing', () => {
     expect(() => ring({ short: { tenant: 't', scopes: ['read'] } })).toThrow(/MODELQ_API_KEYS.*at least 16/);
     expect(() => ring({ 'long-enough-key-0001': { tenant: 't', scopes: ['root'] } })).toThrow(/MODELQ_API_KEYS/);
     expect(() => KeyRing.fromConfig({ MODELQ_API_KEYS: '{nope', MODELQ_API_KEYS_FILE: undefined })).toThrow(/not valid JSON/);
-    expect(() => KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: '/nonexistent/keys.json' })).toThrow(/MODELQ_API_KEYS_FILE: cannot read/);
+    expect(() => KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: '/nonexistent/keys.json' })).toThrow(
+      /MODELQ_API_KEYS_FILE: cannot read/,
+    );
     expect(KeyRing.fromConfig({ MODELQ_API_KEYS: undefined, MODELQ_API_KEYS_FILE: undefined }).size).toBe(0);
   });
 
@@ -52,10 +54,19 @@ describe('KeyRing', () => {
 
 describe('requiredScope', () => {
   it.each([
-    ['GET', '/v2/health/ready', null], ['GET', '/v1/models', 'read'], ['GET', '/metrics', 'platform'],
-    ['POST', '/v2/models/m/infer', 'infer'], ['POST', '/v2/models/m/versions/2/infer', 'infer'],
-    ['POST', '/v1/batches', 'submit'], ['POST', '/v1/batches/x/cancel', 'submit'], ['POST', '/v1/jobs/train', 'submit'], ['POST', '/v1/datasets', 'submit'],
-    ['POST', '/v1/models/m/versions', 'publish'], ['PUT', '/v1/models/m/aliases/p', 'admin'], ['DELETE', '/v1/models/m/aliases/p', 'admin'], ['PUT', '/v1/models/m/config', 'admin'],
+    ['GET', '/v2/health/ready', null],
+    ['GET', '/v1/models', 'read'],
+    ['GET', '/metrics', 'platform'],
+    ['POST', '/v2/models/m/infer', 'infer'],
+    ['POST', '/v2/models/m/versions/2/infer', 'infer'],
+    ['POST', '/v1/batches', 'submit'],
+    ['POST', '/v1/batches/x/cancel', 'submit'],
+    ['POST', '/v1/jobs/train', 'submit'],
+    ['POST', '/v1/datasets', 'submit'],
+    ['POST', '/v1/models/m/versions', 'publish'],
+    ['PUT', '/v1/models/m/aliases/p', 'admin'],
+    ['DELETE', '/v1/models/m/aliases/p', 'admin'],
+    ['PUT', '/v1/models/m/config', 'admin'],
     ['PATCH', '/v1/anything', 'admin'],
   ])('%s %s needs %s', (method, path, scope) => {
     expect(requiredScope(method, path)).toBe(scope);

@@ -5,7 +5,16 @@ import { ConfigError, configKeys, configTable, keyPrefix, loadConfig } from '../
 describe('config', () => {
   it('has documented defaults', () => {
     const cfg = loadConfig({});
-    expect(cfg).toMatchObject({ MODELQ_REDIS_URL: 'redis://127.0.0.1:6379', MODELQ_PREFIX: 'modelq', MODELQ_DATA_DIR: './data', MODELQ_PORT: 8080, MODELQ_DASHBOARD_PORT: 8081, MODELQ_DEVICE: 'cpu', MODELQ_WORKERS: 2, MODELQ_DASHBOARD_ADMIN: false });
+    expect(cfg).toMatchObject({
+      MODELQ_REDIS_URL: 'redis://127.0.0.1:6379',
+      MODELQ_PREFIX: 'modelq',
+      MODELQ_DATA_DIR: './data',
+      MODELQ_PORT: 8080,
+      MODELQ_DASHBOARD_PORT: 8081,
+      MODELQ_DEVICE: 'cpu',
+      MODELQ_WORKERS: 2,
+      MODELQ_DASHBOARD_ADMIN: false,
+    });
     expect(cfg.MODELQ_QUEUES).toEqual(['model', 'infer', 'batch', 'score', 'train', 'compress']);
     expect(Object.isFrozen(cfg)).toBe(true);
     expect(keyPrefix(cfg)).toBe('{modelq}');

@@ -5,7 +5,8 @@ import { AppError } from '../../../core/errors.ts';
 import { DATASET_ID_RE } from '../../../core/datasets.ts';
 
 /** The text in small pieces, so rows and multi-byte characters straddle chunk boundaries. */
-const chunks = (text: string, size = 7) => Readable.from(Array.from({ length: Math.ceil(Buffer.byteLength(text) / size) }, (_, i) => Buffer.from(text).subarray(i * size, (i + 1) * size)));
+const chunks = (text: string, size = 7) =>
+  Readable.from(Array.from({ length: Math.ceil(Buffer.byteLength(text) / size) }, (_, i) => Buffer.from(text).subarray(i * size, (i + 1) * size)));
 
 async function failure(p: Promise<unknown>): Promise<AppError> {
   try {
@@ -23,7 +24,12 @@ describe('dataset profiling', () => {
     const csv = 'a,b,c,d\n1,0.5,x,\n2,1e3,"y, quoted",4\n\n3,-2,ü,5\n';
     const p = await profileDataset(chunks(csv), 'csv');
     expect(p.rows).toBe(3);
-    expect(p.columns).toEqual([{ name: 'a', type: 'integer' }, { name: 'b', type: 'number' }, { name: 'c', type: 'string' }, { name: 'd', type: 'integer' }]);
+    expect(p.columns).toEqual([
+      { name: 'a', type: 'integer' },
+      { name: 'b', type: 'number' },
+      { name: 'c', type: 'string' },
+      { name: 'd', type: 'integer' },
+    ]);
     expect(p.stats.find((s) => s.name === 'd')).toEqual({ name: 'd', missing: 1, distinct: 2 });
     expect(p.stats.find((s) => s.name === 'c')!.distinct).toBe(3);
   });
@@ -32,7 +38,11 @@ describe('dataset profiling', () => {
     const jsonl = ['{"x":1,"y":"a","z":1.5}', '', '{"x":2,"y":"b"}', '{"x":3,"y":"1","z":2}'].join('\n');
     const p = await profileDataset(chunks(jsonl, 5), 'jsonl');
     expect(p.rows).toBe(3);
-    expect(p.columns).toEqual([{ name: 'x', type: 'integer' }, { name: 'y', type: 'string' }, { name: 'z', type: 'number' }]);
+    expect(p.columns).toEqual([
+      { name: 'x', type: 'integer' },
+      { name: 'y', type: 'string' },
+      { name: 'z', type: 'number' },
+    ]);
     expect(p.stats.find((s) => s.name === 'z')!.missing).toBe(1);
   });
 
@@ -59,13 +69,20 @@ describe('dataset profiling', () => {
   });
 
   it('bounds every row by maxRowBytes (MODELQ_MAX_ROW_BYTES), reading no further than the bound', async () => {
-    expect((await failure(profileDataset(chunks(`{"a":1}\n{"a":"${'x'.repeat(200)}"}\n`), 'jsonl', { maxRowBytes: 100 }))).message)
-      .toBe('line 2: is longer than 100 bytes (MODELQ_MAX_ROW_BYTES)');
-    expect((await failure(profileDataset(chunks(`${'h'.repeat(300)}\n1\n`), 'csv', { maxRowBytes: 100 }))).message)
-      .toMatch(/^line 1: is longer than 100 bytes \(MODELQ_MAX_ROW_BYTES\)/);
+    expect((await failure(profileDataset(chunks(`{"a":1}\n{"a":"${'x'.repeat(200)}"}\n`), 'jsonl', { maxRowBytes: 100 }))).message).toBe(
+      'line 2: is longer than 100 bytes (MODELQ_MAX_ROW_BYTES)',
+    );
+    expect((await failure(profileDataset(chunks(`${'h'.repeat(300)}\n1\n`), 'csv', { maxRowBytes: 100 }))).message).toMatch(
+      /^line 1: is longer than 100 bytes \(MODELQ_MAX_ROW_BYTES\)/,
+    );
     // A line that never ends: refused after about the bound, not buffered until the source ends.
     let pulled = 0;
-    async function* endless() { for (;;) { pulled++; yield Buffer.alloc(64, 0x61); } }
+    async function* endless() {
+      for (;;) {
+        pulled++;
+        yield Buffer.alloc(64, 0x61);
+      }
+    }
     expect((await failure(profileDataset(endless(), 'jsonl', { maxRowBytes: 1000 }))).message).toMatch(/^line 1: is longer than 1000 bytes/);
     expect(pulled).toBeLessThan(20);
   });

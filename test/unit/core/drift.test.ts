@@ -8,7 +8,10 @@ describe('drift statistics', () => {
   });
 
   it('builds decile bins with equal shares, and category shares with the rest as "other"', () => {
-    const slots = modelSlots([{ name: 'x', datatype: 'FP32', shape: [-1, 1] }, { name: 'c', datatype: 'BYTES', shape: [-1, 1] }]);
+    const slots = modelSlots([
+      { name: 'x', datatype: 'FP32', shape: [-1, 1] },
+      { name: 'c', datatype: 'BYTES', shape: [-1, 1] },
+    ]);
     const p = buildProfile(slots, [Array.from({ length: 1000 }, (_, i) => i), Array.from({ length: 1000 }, (_, i) => (i % 4 === 0 ? 'a' : 'b'))]);
     const [num, cat] = p.features;
     expect(num!.kind === 'numeric' && num!.edges).toEqual([100, 200, 300, 400, 500, 600, 700, 800, 900]);
@@ -24,17 +27,23 @@ describe('drift statistics', () => {
     expect(jsDistance([0.3, 0.7], [0.3, 0.7])).toBe(0);
   });
 
-  it('levels: ok < warn <= ... < alert, and the worst feature is the report\'s level', () => {
+  it("levels: ok < warn <= ... < alert, and the worst feature is the report's level", () => {
     const t = { warn: 0.1, alert: 0.25 };
     expect([0.05, 0.1, 0.2, 0.25, 3].map((s) => levelOf(s, t))).toEqual(['ok', 'warn', 'warn', 'alert', 'alert']);
     const slots = modelSlots([{ name: 'f', datatype: 'FP32', shape: [-1, 2] }]);
-    const p = buildProfile(slots, [[0, 1, 2, 3], [0, 1, 2, 3]]);
+    const p = buildProfile(slots, [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ]);
     // feature 0 sees the reference's spread, feature 1 only its top bin
     const counts = new Map<string, number>();
     p.features[0]!.expected.forEach((e, b) => counts.set(`0:${b}`, e * 100));
     counts.set(`1:${p.features[1]!.expected.length - 1}`, 100);
     const r = driftReport(p, counts, 100, t);
-    expect(r.features.map((f) => [f.name, f.level])).toEqual([['f[0]', 'ok'], ['f[1]', 'alert']]);
+    expect(r.features.map((f) => [f.name, f.level])).toEqual([
+      ['f[0]', 'ok'],
+      ['f[1]', 'alert'],
+    ]);
     expect(r.level).toBe('alert');
     expect(driftReport(p, new Map(), 0, t).level).toBe('no_data');
   });

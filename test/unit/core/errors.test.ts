@@ -8,8 +8,12 @@ describe('errors crossing the queue', () => {
         const message = `[${code}] a message with "quotes", brackets and\na newline`;
         const back = fromFailedReason(toFailedReason(new AppError(code, message, retryable)));
         expect(back).toBeInstanceOf(AppError);
-        expect({ code: back.code, message: back.message, retryable: back.retryable, status: back.httpStatus })
-          .toEqual({ code, message, retryable, status: new AppError(code, '').httpStatus });
+        expect({ code: back.code, message: back.message, retryable: back.retryable, status: back.httpStatus }).toEqual({
+          code,
+          message,
+          retryable,
+          status: new AppError(code, '').httpStatus,
+        });
       }
     }
   });

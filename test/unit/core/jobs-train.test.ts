@@ -3,14 +3,30 @@ import type { DatasetRecord } from '../../../core/datasets.ts';
 import { resolveTrain, trainRequestSchema } from '../../../core/jobs/train.ts';
 
 const ds: DatasetRecord = {
-  id: 'ds_0123456789abcdef0123', name: 't', format: 'csv', key: 'datasets/ds_0123456789abcdef0123/data.csv', bytes: 1, rows: 1000, createdAt: '',
+  id: 'ds_0123456789abcdef0123',
+  name: 't',
+  format: 'csv',
+  key: 'datasets/ds_0123456789abcdef0123/data.csv',
+  bytes: 1,
+  rows: 1000,
+  createdAt: '',
   columns: [
-    { name: 'a', type: 'number' }, { name: 'b', type: 'integer' }, { name: 'color', type: 'string' },
-    { name: 'gaps', type: 'number' }, { name: 'kind', type: 'integer' }, { name: 'count', type: 'integer' }, { name: 'y', type: 'number' },
+    { name: 'a', type: 'number' },
+    { name: 'b', type: 'integer' },
+    { name: 'color', type: 'string' },
+    { name: 'gaps', type: 'number' },
+    { name: 'kind', type: 'integer' },
+    { name: 'count', type: 'integer' },
+    { name: 'y', type: 'number' },
   ],
   stats: [
-    { name: 'a', missing: 0, distinct: 1001 }, { name: 'b', missing: 0, distinct: 900 }, { name: 'color', missing: 0, distinct: 3 },
-    { name: 'gaps', missing: 4, distinct: 500 }, { name: 'kind', missing: 0, distinct: 3 }, { name: 'count', missing: 0, distinct: 51 }, { name: 'y', missing: 0, distinct: 1001 },
+    { name: 'a', missing: 0, distinct: 1001 },
+    { name: 'b', missing: 0, distinct: 900 },
+    { name: 'color', missing: 0, distinct: 3 },
+    { name: 'gaps', missing: 4, distinct: 500 },
+    { name: 'kind', missing: 0, distinct: 3 },
+    { name: 'count', missing: 0, distinct: 51 },
+    { name: 'y', missing: 0, distinct: 1001 },
   ],
 };
 const base = { dataset: ds.id, registerAs: 'm', seed: 1 };
@@ -19,8 +35,18 @@ describe('resolving a train request', () => {
   it('fills in defaults: other numeric complete columns, task from the target, MLP, Adam settings', () => {
     const j = resolveTrain({ ...base, target: 'color' }, ds);
     expect(j.hyperparameters).toEqual({
-      task: 'classification', target: 'color', features: ['a', 'b', 'kind', 'count', 'y'], model: { type: 'mlp', hidden: [128] },
-      epochs: 200, batchSize: 200, learningRate: 0.001, validationSplit: 0.1, patience: 20, l2: 1e-4, seed: 1, explainBackground: 50,
+      task: 'classification',
+      target: 'color',
+      features: ['a', 'b', 'kind', 'count', 'y'],
+      model: { type: 'mlp', hidden: [128] },
+      epochs: 200,
+      batchSize: 200,
+      learningRate: 0.001,
+      validationSplit: 0.1,
+      patience: 20,
+      l2: 1e-4,
+      seed: 1,
+      explainBackground: 50,
     });
     expect(j.dataset).toEqual({ id: ds.id, key: ds.key, format: 'csv', rows: 1000 });
   });

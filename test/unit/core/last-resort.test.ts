@@ -17,13 +17,16 @@ function runChild(kind: 'throw' | 'reject' | 'error-event'): { status: number | 
     reject: `setTimeout(() => { void Promise.reject(new Error('nobody awaited this')); }, 10);`,
     'error-event': `import { EventEmitter } from 'node:events'; setTimeout(() => new EventEmitter().emit('error', new Error('stream gone')), 10);`,
   }[kind];
-  fs.writeFileSync(file, [
-    `import { installLastResort } from '${pathToFileURL(path.join(modules, 'last-resort.ts')).href}';`,
-    `import { createLogger } from '${pathToFileURL(path.join(modules, 'logger.ts')).href}';`,
-    `installLastResort(createLogger('child', 'info'));`,
-    fail,
-    `setTimeout(() => process.exit(0), 5000);`,
-  ].join('\n'));
+  fs.writeFileSync(
+    file,
+    [
+      `import { installLastResort } from '${pathToFileURL(path.join(modules, 'last-resort.ts')).href}';`,
+      `import { createLogger } from '${pathToFileURL(path.join(modules, 'logger.ts')).href}';`,
+      `installLastResort(createLogger('child', 'info'));`,
+      fail,
+      `setTimeout(() => process.exit(0), 5000);`,
+    ].join('\n'),
+  );
   const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 20_000 });
   fs.rmSync(dir, { recursive: true, force: true });
   return { status: r.status, stdout: r.stdout };

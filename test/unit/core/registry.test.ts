@@ -10,7 +10,11 @@ describe('model references', () => {
   });
   it.each(['Digits', '', '-x', 'a/b', '../etc', 'x'.repeat(65)])('rejects the name %j with a 400', (n) => {
     expect(() => checkName(n)).toThrow(AppError);
-    try { checkName(n); } catch (e) { expect((e as AppError).httpStatus).toBe(400); }
+    try {
+      checkName(n);
+    } catch (e) {
+      expect((e as AppError).httpStatus).toBe(400);
+    }
   });
   it('rejects bad selectors', () => {
     expect(() => parseRef('digits@')).toThrow(/after @/);

@@ -4,7 +4,17 @@ import { flattenData, fromRaw, toRaw } from '../../../core/tensors.ts';
 describe('flattenData', () => {
   it('accepts flat and nested data', () => {
     expect(flattenData([1, 2, 3, 4], [2, 2], 'FP32', 'x')).toEqual({ data: [1, 2, 3, 4] });
-    expect(flattenData([[1, 2], [3, 4]], [2, 2], 'FP32', 'x')).toEqual({ data: [1, 2, 3, 4] });
+    expect(
+      flattenData(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [2, 2],
+        'FP32',
+        'x',
+      ),
+    ).toEqual({ data: [1, 2, 3, 4] });
   });
   it('names what is wrong', () => {
     expect(flattenData([1, 2, 3], [2, 2], 'FP32', 'x')).toEqual({ error: 'x has 3 elements but shape [2,2] needs 4' });

@@ -35,7 +35,10 @@ describe('JobAnswers', () => {
   });
 
   it('after the timeout, answers from the stored job when its event was missed', async () => {
-    const { answers } = setup({ done: { state: 'completed', returnvalue: { ok: 1 } }, bad: { state: 'failed', failedReason: toFailedReason(new AppError('invalid_model', 'broken')) } });
+    const { answers } = setup({
+      done: { state: 'completed', returnvalue: { ok: 1 } },
+      bad: { state: 'failed', failedReason: toFailedReason(new AppError('invalid_model', 'broken')) },
+    });
     await expect(answers.wait('done', 20, 'inference')).resolves.toEqual({ ok: 1 });
     await expect(answers.wait('bad', 20, 'inference')).rejects.toMatchObject({ code: 'invalid_model' });
   });

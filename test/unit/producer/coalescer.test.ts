@@ -10,8 +10,13 @@ import { JobAnswers } from '../../../producer/await-job.ts';
 import { InferCoalescer } from '../../../producer/coalescer.ts';
 
 const model: VersionRecord = {
-  name: 'm', version: 1, sha256: 'a'.repeat(64), bytes: 1, createdAt: '',
-  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
+  name: 'm',
+  version: 1,
+  sha256: 'a'.repeat(64),
+  bytes: 1,
+  createdAt: '',
+  inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 2] }],
+  outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
 };
 const batching = (o: Partial<Batching> = {}): Batching => ({ maxBatch: 64, maxDelayMs: 40, instances: 2, batchable: true, ...o });
 const request = (v: number, rows = 1): InferRequest => ({ inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, 2], data: Array(rows * 2).fill(v) }] });

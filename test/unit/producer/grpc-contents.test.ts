@@ -16,7 +16,9 @@ describe('gRPC contents', () => {
   });
 
   it('names what is wrong with a raw entry', () => {
-    expect(() => decodeRaw(Buffer.alloc(6), 'FP32', 'raw_input_contents[0]')).toThrow(/raw_input_contents\[0\]: 6 bytes is not a whole number of FP32 elements/);
+    expect(() => decodeRaw(Buffer.alloc(6), 'FP32', 'raw_input_contents[0]')).toThrow(
+      /raw_input_contents\[0\]: 6 bytes is not a whole number of FP32 elements/,
+    );
     expect(() => decodeBytes(Buffer.from([5, 0, 0, 0, 97]), 'in')).toThrow(/BYTES element 0 says 5 bytes, 1 are left/);
     expect(() => decodeBytes(Buffer.from([1, 0]), 'in')).toThrow(AppError);
   });
@@ -40,7 +42,9 @@ describe('gRPC contents', () => {
     const packed = { name: 'y', datatype: 'FP32' as const, shape: [2], b64: Buffer.from(Float32Array.from([1, 2]).buffer).toString('base64') };
     expect(Array.from(new Float32Array(new Uint8Array(encodeOutput(packed)).buffer))).toEqual([1, 2]);
     expect(decodeBytes(encodeOutput({ name: 's', datatype: 'BYTES', shape: [2], data: ['x', 'yz'] }), 's')).toEqual(['x', 'yz']);
-    expect(Array.from(new Uint16Array(new Uint8Array(encodeOutput({ name: 'h', datatype: 'FP16', shape: [2], data: [1, -2] })).buffer))).toEqual([0x3c00, 0xc000]);
+    expect(Array.from(new Uint16Array(new Uint8Array(encodeOutput({ name: 'h', datatype: 'FP16', shape: [2], data: [1, -2] })).buffer))).toEqual([
+      0x3c00, 0xc000,
+    ]);
     expect(Array.from(new BigInt64Array(new Uint8Array(encodeOutput({ name: 'i', datatype: 'INT64', shape: [1], data: [-3] })).buffer))).toEqual([-3n]);
   });
 });

@@ -4,16 +4,24 @@ import { describe, expect, it } from 'vitest';
 import { parseInferJson } from '../../../producer/infer-json.ts';
 
 let seed = 11;
-const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
 const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
 // Numbers as clients write them: shortest doubles, fixed and exponent forms, long digit strings,
 // float32 midpoints written out exactly (ties), and edges of float32's range (past it, see below).
 const numbers: (() => string)[] = [
-  () => String(rnd()), () => String(-rnd() * 1000), () => (rnd() * 1e6).toFixed(Math.floor(rnd() * 10)),
-  () => String(Math.fround(rnd())), () => rnd().toExponential(Math.floor(rnd() * 20)), () => String(Math.floor(rnd() * 1e6)),
-  () => `${Math.floor(rnd() * 1e18)}`, () => `0.${'0'.repeat(Math.floor(rnd() * 30))}${Math.floor(rnd() * 1e17)}`,
+  () => String(rnd()),
+  () => String(-rnd() * 1000),
+  () => (rnd() * 1e6).toFixed(Math.floor(rnd() * 10)),
+  () => String(Math.fround(rnd())),
+  () => rnd().toExponential(Math.floor(rnd() * 20)),
+  () => String(Math.floor(rnd() * 1e6)),
+  () => `${Math.floor(rnd() * 1e18)}`,
+  () => `0.${'0'.repeat(Math.floor(rnd() * 30))}${Math.floor(rnd() * 1e17)}`,
   () => `${rnd() < 0.5 ? '-' : ''}${Math.floor(rnd() * 1e20)}.${Math.floor(rnd() * 1e20)}e${Math.floor(rnd() * 45) - 30}`,
-  () => { const f = Math.fround(rnd()); return (f + 2 ** (Math.floor(Math.log2(f)) - 24)).toPrecision(25); },
+  () => {
+    const f = Math.fround(rnd());
+    return (f + 2 ** (Math.floor(Math.log2(f)) - 24)).toPrecision(25);
+  },
   () => pick(['-0', '0', '0.0', '1E+2', '1e-45', '3.4028235e38', '1.17549435e-38', '123456789012345678901234567890123456789', '7e-50']),
 ];
 
@@ -31,11 +39,28 @@ describe('parseInferJson', () => {
   });
 
   it('keeps exact numbers for other datatypes and non-flat data, and steps aside for anything malformed', () => {
-    const same = ['{"inputs":[{"datatype":"FP32","data":[[1,2],[3,4]]}]}', '{"inputs":[{"datatype":"FP32","data":[1,"a"]}]}', '{"inputs":[{"datatype":"FP32","data":[]}]}',
-      ' {"a" : [ true , false , null , -1.5e3 , "x\\"y" ] } ', '"s"', '12'];
+    const same = [
+      '{"inputs":[{"datatype":"FP32","data":[[1,2],[3,4]]}]}',
+      '{"inputs":[{"datatype":"FP32","data":[1,"a"]}]}',
+      '{"inputs":[{"datatype":"FP32","data":[]}]}',
+      ' {"a" : [ true , false , null , -1.5e3 , "x\\"y" ] } ',
+      '"s"',
+      '12',
+    ];
     for (const t of same) expect(f32(parseInferJson(Buffer.from(t)))).toBe(f32(JSON.parse(t)));
-    const aside = ['{"inputs":[{"datatype":"INT64","data":[1,2]}]}', '{"inputs":[{"datatype":"FP32","data":[1e39]}]}', '{"inputs": [', '{"a":01}', '[1,2,]',
-      '{"__proto__":{"x":1}}', '{"a":1} x', '{"inputs":[{"data":[1.],"datatype":"FP32"}]}', '{"inputs":[{"data":[.5],"datatype":"FP32"}]}', '{"inputs":[{"data":[+1],"datatype":"FP32"}]}', ''];
+    const aside = [
+      '{"inputs":[{"datatype":"INT64","data":[1,2]}]}',
+      '{"inputs":[{"datatype":"FP32","data":[1e39]}]}',
+      '{"inputs": [',
+      '{"a":01}',
+      '[1,2,]',
+      '{"__proto__":{"x":1}}',
+      '{"a":1} x',
+      '{"inputs":[{"data":[1.],"datatype":"FP32"}]}',
+      '{"inputs":[{"data":[.5],"datatype":"FP32"}]}',
+      '{"inputs":[{"data":[+1],"datatype":"FP32"}]}',
+      '',
+    ];
     for (const t of aside) expect(parseInferJson(Buffer.from(t)), t).toBeUndefined();
   });
 

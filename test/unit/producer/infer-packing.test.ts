@@ -8,8 +8,16 @@ const t = (datatype: Tensor['datatype'], data: Tensor['data'], shape = [1, data.
 
 describe('packed job tensors', () => {
   it.each([
-    t('FP32', [0.5, -1.25, 3]), t('FP64', [Math.PI, -0]), t('INT8', [-128, 127]), t('UINT8', [0, 255]), t('INT16', [-32768, 2]),
-    t('UINT16', [65535]), t('INT32', [-(2 ** 31), 7]), t('UINT32', [2 ** 32 - 1]), t('INT64', [-(2 ** 53) + 1, 5]), t('UINT64', [2 ** 53 - 1]),
+    t('FP32', [0.5, -1.25, 3]),
+    t('FP64', [Math.PI, -0]),
+    t('INT8', [-128, 127]),
+    t('UINT8', [0, 255]),
+    t('INT16', [-32768, 2]),
+    t('UINT16', [65535]),
+    t('INT32', [-(2 ** 31), 7]),
+    t('UINT32', [2 ** 32 - 1]),
+    t('INT64', [-(2 ** 53) + 1, 5]),
+    t('UINT64', [2 ** 53 - 1]),
     t('BOOL', [true, false, true]),
   ])('round-trips $datatype through bytes, and the JSON form matches', (tensor) => {
     const packed = packTensor(tensor) as PackedTensor;

@@ -12,15 +12,21 @@ import { freshBucketStore, startS3Server, type S3Server } from '../core/storage/
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 let server: S3Server;
 const dirs: string[] = [];
-const dir = () => { const d = tmpDir('model-cache'); dirs.push(d); return d; };
-beforeAll(async () => { server = await startS3Server(); });
+const dir = () => {
+  const d = tmpDir('model-cache');
+  dirs.push(d);
+  return d;
+};
+beforeAll(async () => {
+  server = await startS3Server();
+});
 afterAll(async () => {
   await server?.stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 describe('model cache', () => {
-  it('uses the filesystem store\'s own file', async () => {
+  it("uses the filesystem store's own file", async () => {
     const root = dir();
     const store = new FsStore(root);
     const bytes = tinyMlp();

@@ -3,7 +3,8 @@
 import { type Adapter, dropAttrs, fail, findAttr } from './context.ts';
 
 export const batchNormSpatial: Adapter = {
-  ops: ['BatchNormalization'], since: 9,
+  ops: ['BatchNormalization'],
+  since: 9,
   adapt: (n) => {
     const s = findAttr(n, 'spatial');
     if (s && Number(s.i) === 0) fail(n, 'spatial=0 has no equivalent from opset 9');
@@ -13,7 +14,8 @@ export const batchNormSpatial: Adapter = {
 };
 
 export const batchNormOutputs: Adapter = {
-  ops: ['BatchNormalization'], since: 14,
+  ops: ['BatchNormalization'],
+  since: 14,
   adapt: (n, ctx) => {
     if (n.output.slice(1).some((o) => o && ctx.used(o))) fail(n, 'uses its training-mode outputs');
     n.output = [n.output[0]!];

@@ -2,7 +2,8 @@
 import { type Adapter, dropAttrs, findAttr, float32s, setInputs } from './context.ts';
 
 export const clip: Adapter = {
-  ops: ['Clip'], since: 11,
+  ops: ['Clip'],
+  since: 11,
   adapt: (n, ctx) => {
     const bound = (which: 'min' | 'max') => {
       const a = findAttr(n, which);

@@ -27,7 +27,10 @@ export function makeContext(g: Graph, from: number, to: number): AdaptContext {
   const used = new Set<string>([...g.output.map((o) => o.name)]);
   for (const n of g.node) for (const x of n.input) used.add(x);
   return {
-    g, from, to, fresh,
+    g,
+    from,
+    to,
+    fresh,
     constant: (base, t) => {
       const name = fresh(base);
       g.initializer.push(onnx.TensorProto.create({ ...t, name }));
@@ -54,7 +57,9 @@ export function bigInts(a: Attribute | undefined): bigint[] {
 }
 
 export const findAttr = (n: Node, name: string) => n.attribute.find((a) => a.name === name);
-export const dropAttrs = (n: Node, ...names: string[]) => { n.attribute = n.attribute.filter((a) => !names.includes(a.name)); };
+export const dropAttrs = (n: Node, ...names: string[]) => {
+  n.attribute = n.attribute.filter((a) => !names.includes(a.name));
+};
 
 export const int64s = (values: bigint[], dims = [values.length]) => tensor('', DT.INT64, dims, new Uint8Array(BigInt64Array.from(values).buffer));
 export const float32s = (values: number[], dims = [values.length]) => f32('', dims, Float32Array.from(values));
@@ -79,5 +84,6 @@ export function newNode(opType: string, input: string[], output: string[], name:
 }
 
 export const intAttr = (name: string, i: number) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.INT, i }) as Attribute;
-export const strAttr = (name: string, s: string) => onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(s) }) as Attribute;
+export const strAttr = (name: string, s: string) =>
+  onnx.AttributeProto.create({ name, type: onnx.AttributeProto.AttributeType.STRING, s: new TextEncoder().encode(s) }) as Attribute;
 export const attrString = (a: Attribute | undefined) => (a?.s ? new TextDecoder().decode(a.s) : undefined);

@@ -3,7 +3,8 @@
 import { type Adapter, fail, newNode } from './context.ts';
 
 export const dropout: Adapter = {
-  ops: ['Dropout'], since: 10,
+  ops: ['Dropout'],
+  since: 10,
   adapt: (n, ctx) => {
     if (n.output[1] && ctx.used(n.output[1])) fail(n, 'its mask output is used');
     return [newNode('Identity', [n.input[0]!], [n.output[0]!], n.name)];

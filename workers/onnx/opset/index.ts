@@ -17,7 +17,23 @@ import { squeeze } from './squeeze.ts';
 import { topk } from './topk.ts';
 import { resize, upsample } from './upsample.ts';
 
-export const ADAPTERS: Adapter[] = [batchNormSpatial, batchNormOutputs, clip, dropout, pad, reduceSum, reduceOthers, scatter, slice, softmax, split, squeeze, topk, upsample, resize];
+export const ADAPTERS: Adapter[] = [
+  batchNormSpatial,
+  batchNormOutputs,
+  clip,
+  dropout,
+  pad,
+  reduceSum,
+  reduceOthers,
+  scatter,
+  slice,
+  softmax,
+  split,
+  squeeze,
+  topk,
+  upsample,
+  resize,
+];
 
 /** The highest opset the converter writes: every adapter above is known up to here. */
 export const MAX_OPSET = 17;
@@ -52,7 +68,10 @@ export function convertOpset(m: ModelProto, target: number): { from: number; to:
   const out: Node[] = [];
   let rewritten = 0;
   for (const n of g.node) {
-    if (!isDefault(n.domain)) { out.push(n); continue; }
+    if (!isDefault(n.domain)) {
+      out.push(n);
+      continue;
+    }
     const nodes = adaptNode(n, from, target, ctx);
     if (nodes.length !== 1 || nodes[0] !== n || ADAPTERS.some((a) => a.ops.includes(n.opType) && from < a.since && a.since <= target)) rewritten++;
     out.push(...nodes);

@@ -2,7 +2,8 @@
 import { attrString, type Adapter, dropAttrs, fail, findAttr, float32s, intsToInput, setInputs } from './context.ts';
 
 export const pad: Adapter = {
-  ops: ['Pad'], since: 11,
+  ops: ['Pad'],
+  since: 11,
   adapt: (n, ctx) => {
     const pads = intsToInput(n, ctx, 'pads');
     if (!pads) fail(n, 'has no pads attribute');

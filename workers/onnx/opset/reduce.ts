@@ -3,7 +3,8 @@
 import { type Adapter, intsToInput, setInputs } from './context.ts';
 
 export const reduceSum: Adapter = {
-  ops: ['ReduceSum'], since: 13,
+  ops: ['ReduceSum'],
+  since: 13,
   adapt: (n, ctx) => {
     setInputs(n, [n.input[0]!, intsToInput(n, ctx, 'axes')]);
     return [n];
@@ -12,7 +13,8 @@ export const reduceSum: Adapter = {
 
 const LATER = ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare'];
 export const reduceOthers: Adapter = {
-  ops: LATER, since: 18,
+  ops: LATER,
+  since: 18,
   adapt: (n, ctx) => {
     setInputs(n, [n.input[0]!, intsToInput(n, ctx, 'axes')]);
     return [n];

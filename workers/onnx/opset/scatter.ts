@@ -2,7 +2,8 @@
 import type { Adapter } from './context.ts';
 
 export const scatter: Adapter = {
-  ops: ['Scatter'], since: 11,
+  ops: ['Scatter'],
+  since: 11,
   adapt: (n) => {
     n.opType = 'ScatterElements';
     return [n];

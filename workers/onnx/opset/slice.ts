@@ -2,7 +2,8 @@
 import { type Adapter, intsToInput, setInputs } from './context.ts';
 
 export const slice: Adapter = {
-  ops: ['Slice'], since: 10,
+  ops: ['Slice'],
+  since: 10,
   adapt: (n, ctx) => {
     const starts = intsToInput(n, ctx, 'starts');
     const ends = intsToInput(n, ctx, 'ends');

@@ -4,7 +4,8 @@
 import { type Adapter, dropAttrs, findAttr, intAttr, newNode } from './context.ts';
 
 export const softmax: Adapter = {
-  ops: ['Softmax', 'LogSoftmax', 'Hardmax'], since: 13,
+  ops: ['Softmax', 'LogSoftmax', 'Hardmax'],
+  since: 13,
   adapt: (n, ctx) => {
     const a = findAttr(n, 'axis');
     const axis = a ? Number(a.i) : 1;

@@ -2,7 +2,8 @@
 import { type Adapter, intsToInput, setInputs } from './context.ts';
 
 export const split: Adapter = {
-  ops: ['Split'], since: 13,
+  ops: ['Split'],
+  since: 13,
   adapt: (n, ctx) => {
     setInputs(n, [n.input[0]!, intsToInput(n, ctx, 'split')]);
     return [n];

@@ -2,7 +2,8 @@
 import { type Adapter, bigInts, dropAttrs, fail, findAttr, int64s } from './context.ts';
 
 export const topk: Adapter = {
-  ops: ['TopK'], since: 10,
+  ops: ['TopK'],
+  since: 10,
   adapt: (n, ctx) => {
     const k = bigInts(findAttr(n, 'k'));
     const a = findAttr(n, 'k');

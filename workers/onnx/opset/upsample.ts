@@ -25,7 +25,8 @@ function toResize11(n: Node, ctx: AdaptContext, scales: string): Node[] {
 }
 
 export const upsample: Adapter = {
-  ops: ['Upsample'], since: 10,
+  ops: ['Upsample'],
+  since: 10,
   adapt: (n, ctx) => {
     const scales = scalesInput(n, ctx);
     n.opType = 'Resize';
@@ -36,6 +37,7 @@ export const upsample: Adapter = {
 };
 
 export const resize: Adapter = {
-  ops: ['Resize'], since: 11,
+  ops: ['Resize'],
+  since: 11,
   adapt: (n, ctx) => toResize11(n, ctx, n.input[1] ?? fail(n, 'has no scales input')),
 };

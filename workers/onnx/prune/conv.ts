@@ -7,7 +7,21 @@ import { walker } from './dense.ts';
 import { type Weight, Weights } from './weights.ts';
 
 /** Ops that keep channels as they are, one output channel per input channel. */
-const CHANNELWISE = new Set(['Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Elu', 'Selu', 'HardSigmoid', 'HardSwish', 'Softplus', 'Identity', 'Clip', 'MaxPool', 'AveragePool']);
+const CHANNELWISE = new Set([
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'Elu',
+  'Selu',
+  'HardSigmoid',
+  'HardSwish',
+  'Softplus',
+  'Identity',
+  'Clip',
+  'MaxPool',
+  'AveragePool',
+]);
 
 type Step = { kind: 'bn' | 'depthwise'; node: Node };
 
@@ -19,7 +33,8 @@ export function sliceAxis(w: Weight, axis: number, kept: number[]): Weight {
   const n = w.dims[axis]!;
   const inner = w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const data = new Float32Array(outer * kept.length * inner);
-  for (let o = 0; o < outer; o++) kept.forEach((j, t) => data.set(w.data.subarray((o * n + j) * inner, (o * n + j + 1) * inner), (o * kept.length + t) * inner));
+  for (let o = 0; o < outer; o++)
+    kept.forEach((j, t) => data.set(w.data.subarray((o * n + j) * inner, (o * n + j + 1) * inner), (o * kept.length + t) * inner));
   const dims = [...w.dims];
   dims[axis] = kept.length;
   return { name: w.name, dims, data };
@@ -47,14 +62,25 @@ function walkChain(a: Node, channels: number, w: Weights, walk: ReturnType<typeo
   const own = (x: string | undefined) => !x || (!!w.get(x) && !w.shared(x));
   let v = a.output[0]!;
   for (let n = walk.next(v); n && n.input[0] === v; n = walk.next(v)) {
-    if ((CHANNELWISE.has(n.opType) && n.input.slice(1).every((x) => !x || w.has(x))) || keepsChannels(n, w)) { v = n.output[0]!; continue; }
-    if (n.opType === 'BatchNormalization' && n.input.slice(1, 5).every(own)) { steps.push({ kind: 'bn', node: n }); v = n.output[0]!; continue; }
+    if ((CHANNELWISE.has(n.opType) && n.input.slice(1).every((x) => !x || w.has(x))) || keepsChannels(n, w)) {
+      v = n.output[0]!;
+      continue;
+    }
+    if (n.opType === 'BatchNormalization' && n.input.slice(1, 5).every(own)) {
+      steps.push({ kind: 'bn', node: n });
+      v = n.output[0]!;
+      continue;
+    }
     if ((n.opType !== 'Conv' && n.opType !== 'ConvTranspose') || !own(n.input[1]) || !own(n.input[2])) return undefined;
     const dims = w.get(n.input[1]!)!.dims;
     // ConvTranspose weights are [C_in, C_out / group, k...]: the input channels are axis 0.
     if (n.opType === 'ConvTranspose') return groupOf(n) === 1 && dims[0] === channels ? { steps, target: n } : undefined;
     if (groupOf(n) === 1 && dims[1] === channels) return { steps, target: n };
-    if (groupOf(n) === channels && dims[0] === channels && dims[1] === 1) { steps.push({ kind: 'depthwise', node: n }); v = n.output[0]!; continue; }
+    if (groupOf(n) === channels && dims[0] === channels && dims[1] === 1) {
+      steps.push({ kind: 'depthwise', node: n });
+      v = n.output[0]!;
+      continue;
+    }
     return undefined;
   }
   return undefined;
@@ -68,15 +94,24 @@ function topChannelsByL1(wa: Weight, k: number): number[] {
     for (let i = 0; i < per; i++) s += Math.abs(wa.data[j * per + i]!);
     return { j, s };
   });
-  return score.sort((x, y) => y.s - x.s).slice(0, k).map((x) => x.j).sort((x, y) => x - y);
+  return score
+    .sort((x, y) => y.s - x.s)
+    .slice(0, k)
+    .map((x) => x.j)
+    .sort((x, y) => x - y);
 }
 
 function applyChain(a: Node, chain: { steps: Step[]; target: Node }, kept: number[], w: Weights): void {
-  const cut = (name: string | undefined, axis = 0) => { if (name) w.set(sliceAxis(w.get(name)!, axis, kept)); };
+  const cut = (name: string | undefined, axis = 0) => {
+    if (name) w.set(sliceAxis(w.get(name)!, axis, kept));
+  };
   cut(a.input[1]);
   cut(a.input[2]);
   for (const s of chain.steps) {
-    if (s.kind === 'bn') { for (const x of s.node.input.slice(1, 5)) cut(x); continue; }
+    if (s.kind === 'bn') {
+      for (const x of s.node.input.slice(1, 5)) cut(x);
+      continue;
+    }
     cut(s.node.input[1]);
     cut(s.node.input[2]);
     const g = s.node.attribute.find((x) => x.name === 'group')!;
@@ -91,7 +126,8 @@ export function pruneConvChannels(g: Graph, keep: number): number {
   const walk = walker(g);
   let pruned = 0;
   for (const a of g.node) {
-    if (a.opType !== 'Conv' || a.domain !== '' || groupOf(a) !== 1 || !w.get(a.input[1]!) || w.shared(a.input[1]!) || (a.input[2] && w.shared(a.input[2]))) continue;
+    if (a.opType !== 'Conv' || a.domain !== '' || groupOf(a) !== 1 || !w.get(a.input[1]!) || w.shared(a.input[1]!) || (a.input[2] && w.shared(a.input[2])))
+      continue;
     const wa = w.get(a.input[1]!)!;
     const m = wa.dims[0]!;
     const k = Math.max(1, Math.round(m * keep));

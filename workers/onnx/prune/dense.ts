@@ -18,7 +18,9 @@ function denseLayers(g: Graph, w: Weights): Map<Node, Weight> {
   return out;
 }
 
-export interface ChainWalk { next: (value: string) => Node | undefined }
+export interface ChainWalk {
+  next: (value: string) => Node | undefined;
+}
 
 export function walker(g: Graph): ChainWalk {
   const consumers = new Map<string, Node[]>();
@@ -44,7 +46,10 @@ export function pruneDenseChains(g: Graph, keep: number): number {
       value = next.output[0]!;
       next = walk.next(value);
     }
-    while (next && ELEMENTWISE.has(next.opType) && next.input.length === 1) { value = next.output[0]!; next = walk.next(value); }
+    while (next && ELEMENTWISE.has(next.opType) && next.input.length === 1) {
+      value = next.output[0]!;
+      next = walk.next(value);
+    }
     if (!next || next.input[0] !== value) continue;
     const w2 = layers.get(next);
     if (!w2 || w2.dims[0] !== w1.dims[1] || w2.name === w1.name) continue;
@@ -53,21 +58,32 @@ export function pruneDenseChains(g: Graph, keep: number): number {
     const k = Math.max(1, Math.round(n * keep));
     if (k >= n) continue;
     const score = Array.from({ length: n }, (_, j) => {
-      let a = 0, b = 0;
+      let a = 0,
+        b = 0;
       for (let i = 0; i < rows; i++) a += w1.data[i * n + j]! ** 2;
       for (let c = 0; c < cols; c++) b += w2.data[j * cols + c]! ** 2;
       return { j, s: Math.sqrt(a) * Math.sqrt(b) };
     });
-    const kept = score.sort((x, y) => y.s - x.s).slice(0, k).map((x) => x.j).sort((x, y) => x - y);
+    const kept = score
+      .sort((x, y) => y.s - x.s)
+      .slice(0, k)
+      .map((x) => x.j)
+      .sort((x, y) => x - y);
     const c1 = new Float32Array(rows * k);
-    for (let i = 0; i < rows; i++) kept.forEach((j, t) => { c1[i * k + t] = w1.data[i * n + j]!; });
+    for (let i = 0; i < rows; i++)
+      kept.forEach((j, t) => {
+        c1[i * k + t] = w1.data[i * n + j]!;
+      });
     const r2 = new Float32Array(k * cols);
     kept.forEach((j, t) => r2.set(w2.data.subarray(j * cols, (j + 1) * cols), t * cols));
     Object.assign(w1, { data: c1, dims: [rows, k] });
     Object.assign(w2, { data: r2, dims: [k, cols] });
     w.set(w1);
     w.set(w2);
-    if (biasName) { const b = w.get(biasName)!; w.set({ name: b.name, dims: [k], data: Float32Array.from(kept, (j) => b.data[j]!) }); }
+    if (biasName) {
+      const b = w.get(biasName)!;
+      w.set({ name: b.name, dims: [k], data: Float32Array.from(kept, (j) => b.data[j]!) });
+    }
     pruned++;
   }
   return pruned;

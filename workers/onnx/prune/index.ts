@@ -18,7 +18,9 @@ export function pruneStructured(bytes: Uint8Array, keep: number): PruneResult {
   const dense = pruneDenseChains(g, keep);
   const conv = pruneConvChannels(g, keep);
   if (!dense && !conv) {
-    throw new GraphEditError('nothing to prune: no chain of two MatMul/Gemm layers with constant weights (and at most a bias Add and elementwise activations between them), and no Conv whose output channels feed only another Conv (through activations, pooling, BatchNormalization or depthwise convolutions)');
+    throw new GraphEditError(
+      'nothing to prune: no chain of two MatMul/Gemm layers with constant weights (and at most a bias Add and elementwise activations between them), and no Conv whose output channels feed only another Conv (through activations, pooling, BatchNormalization or depthwise convolutions)',
+    );
   }
   g.valueInfo = []; // hidden sizes changed
   finishRewrite(m);

@@ -9,7 +9,13 @@ import { countParams, Weights } from './weights.ts';
 /** The weight inputs of each op: MatMul/Gemm/Conv weight, recurrent W and R. */
 const WEIGHT_INPUTS: Record<string, number[]> = { MatMul: [1], Gemm: [1], Conv: [1], ConvTranspose: [1], LSTM: [1, 2], GRU: [1, 2], RNN: [1, 2] };
 
-export interface PruneResult { bytes: Uint8Array; paramsBefore: number; paramsAfter: number; layers: number; pruned?: string[] }
+export interface PruneResult {
+  bytes: Uint8Array;
+  paramsBefore: number;
+  paramsAfter: number;
+  layers: number;
+  pruned?: string[];
+}
 
 /** Names of the constant float weights to prune, each once (shared and Identity-copied weights included). */
 export function prunableWeights(g: Graph, w: Weights): string[] {
@@ -40,7 +46,11 @@ export function pruneMagnitude(bytes: Uint8Array, sparsity: number): PruneResult
     const w = weights.get(name)!;
     const sorted = Float32Array.from(w.data, Math.abs).sort();
     const threshold = sorted[Math.floor(sparsity * (sorted.length - 1))]!;
-    for (let i = 0; i < w.data.length; i++) if (w.data[i] !== 0 && Math.abs(w.data[i]!) <= threshold) { w.data[i] = 0; zeroed++; }
+    for (let i = 0; i < w.data.length; i++)
+      if (w.data[i] !== 0 && Math.abs(w.data[i]!) <= threshold) {
+        w.data[i] = 0;
+        zeroed++;
+      }
     weights.set(w);
   }
   finishRewrite(m);

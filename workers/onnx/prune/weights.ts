@@ -3,7 +3,11 @@
 import { DT, onnx } from '../proto.ts';
 import { constants, dimsOf, f32, floatData, GraphEditError, type Graph, type Node } from '../graph.ts';
 
-export interface Weight { name: string; dims: number[]; data: Float32Array }
+export interface Weight {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
 
 export class Weights {
   private consts: ReturnType<typeof constants>;
@@ -24,7 +28,9 @@ export class Weights {
     return cur;
   }
 
-  has(name: string): boolean { return this.consts.has(name); }
+  has(name: string): boolean {
+    return this.consts.has(name);
+  }
 
   /** An int64 constant's values (pads, axes), or undefined. */
   getInts(name: string): BigInt64Array | undefined {
@@ -43,14 +49,19 @@ export class Weights {
   }
 
   /** Whether more than one node input reads this weight (shared weights are left alone by structured pruning). */
-  shared(name: string): boolean { return (this.uses.get(this.source(name)) ?? 0) > 1; }
+  shared(name: string): boolean {
+    return (this.uses.get(this.source(name)) ?? 0) > 1;
+  }
 
   set(w: Weight): void {
     const t = f32(w.name, w.dims, w.data);
     const i = this.g.initializer.findIndex((x) => x.name === w.name);
     const entry = this.consts.get(w.name);
     if (i >= 0) this.g.initializer[i] = t;
-    else if (entry?.node?.opType === 'Constant') entry.node.attribute = entry.node.attribute.map((a) => (a.name === 'value' ? onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: f32('', w.dims, w.data) }) : a)) as Node['attribute'];
+    else if (entry?.node?.opType === 'Constant')
+      entry.node.attribute = entry.node.attribute.map((a) =>
+        a.name === 'value' ? onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: f32('', w.dims, w.data) }) : a,
+      ) as Node['attribute'];
     else throw new GraphEditError(`weight "${w.name}" is neither an initializer nor a Constant node`);
     this.consts.set(w.name, { tensor: t, ...(entry?.node ? { node: entry.node } : {}) });
   }

@@ -23,14 +23,26 @@ export interface QuantCtx {
 }
 
 export function makeCtx(g: Graph, perChannel: boolean): QuantCtx {
-  return { g, consts: constants(g), fresh: uniqueNamer(g), report: { quantized: [], skipped: [] }, perChannel, out: [], dynamic: new Map(), replaced: new Set() };
+  return {
+    g,
+    consts: constants(g),
+    fresh: uniqueNamer(g),
+    report: { quantized: [], skipped: [] },
+    perChannel,
+    out: [],
+    dynamic: new Map(),
+    replaced: new Set(),
+  };
 }
 
 export const label = (n: Node) => n.name || n.output[0] || n.opType;
 
 export const mk = (opType: string, input: string[], output: string[], name: string, attrs: Record<string, number> = {}): Node =>
   onnx.NodeProto.create({
-    opType, input, output, name,
+    opType,
+    input,
+    output,
+    name,
     attribute: Object.entries(attrs).map(([k, v]) => onnx.AttributeProto.create({ name: k, type: onnx.AttributeProto.AttributeType.INT, i: v })),
   }) as unknown as Node;
 
@@ -53,7 +65,10 @@ export function floatWeight(ctx: QuantCtx, name: string): { data: Float32Array; 
  */
 export function symmetricInt8(w: Float32Array, groups: number, groupOf: (i: number) => number): { q: Int8Array; scale: Float32Array } {
   const scale = new Float32Array(groups);
-  for (let i = 0; i < w.length; i++) { const s = groupOf(i); scale[s] = Math.max(scale[s]!, Math.abs(w[i]!)); }
+  for (let i = 0; i < w.length; i++) {
+    const s = groupOf(i);
+    scale[s] = Math.max(scale[s]!, Math.abs(w[i]!));
+  }
   for (let s = 0; s < groups; s++) scale[s] = scale[s]! > 0 ? scale[s]! / 127 : 1;
   const q = new Int8Array(w.length);
   for (let i = 0; i < w.length; i++) q[i] = Math.max(-127, Math.min(127, Math.round(w[i]! / scale[groupOf(i)]!)));
@@ -73,7 +88,8 @@ export function dynamicInput(ctx: QuantCtx, a: string): [string, string, string]
 
 export const int8Init = (ctx: QuantCtx, base: string, dims: number[], q: Int8Array) => addInit(ctx, i8(ctx.fresh(base), dims, q));
 export const f32Init = (ctx: QuantCtx, base: string, dims: number[], a: Float32Array) => addInit(ctx, f32(ctx.fresh(base), dims, a));
-export const int64Init = (ctx: QuantCtx, base: string, values: number[]) => addInit(ctx, tensor(ctx.fresh(base), DT.INT64, [values.length], new Uint8Array(BigInt64Array.from(values, BigInt).buffer)));
+export const int64Init = (ctx: QuantCtx, base: string, values: number[]) =>
+  addInit(ctx, tensor(ctx.fresh(base), DT.INT64, [values.length], new Uint8Array(BigInt64Array.from(values, BigInt).buffer)));
 
 export function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   const t = new Float32Array(w.length);

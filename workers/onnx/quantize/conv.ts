@@ -28,7 +28,12 @@ export function quantizeConv(n: Node, ctx: QuantCtx): Node[] | string {
   const y = bias ? ctx.fresh(`${base}_scaled`) : n.output[0]!;
   const conv = mk('ConvInteger', [aq[0], wq, aq[2], wz], [yi], ctx.fresh(`${base}_ConvInteger`));
   conv.attribute = n.attribute.map((a) => onnx.AttributeProto.create(a) as never);
-  const nodes = [conv, mk('Cast', [yi], [yf], ctx.fresh(`${base}_Cast`), { to: DT.FLOAT }), mk('Mul', [aq[1], ws], [s], ctx.fresh(`${base}_scales_Mul`)), mk('Mul', [yf, s], [y], ctx.fresh(`${base}_Mul`))];
+  const nodes = [
+    conv,
+    mk('Cast', [yi], [yf], ctx.fresh(`${base}_Cast`), { to: DT.FLOAT }),
+    mk('Mul', [aq[1], ws], [s], ctx.fresh(`${base}_scales_Mul`)),
+    mk('Mul', [yf, s], [y], ctx.fresh(`${base}_Mul`)),
+  ];
   if (bias) {
     const b = f32Init(ctx, `${base}_bias`, [m, ...Array(spatial).fill(1)], bias.data);
     nodes.push(mk('Add', [y, b], [n.output[0]!], ctx.fresh(`${base}_bias_Add`)));

@@ -31,12 +31,18 @@ function rewrite(n: Node, ctx: QuantCtx, ops: Set<string>): Node[] | string | nu
   if (n.domain !== '' && n.domain !== 'ai.onnx') return null;
   const weightIsConst = ctx.consts.has(n.input[1] ?? '');
   switch (n.opType) {
-    case 'MatMul': return weightIsConst ? (ops.has('MatMul') ? quantizeWeightMatMul(n, ctx) : null) : ops.has('Attention') ? quantizeActivationMatMul(n, ctx) : null;
-    case 'Gemm': return ops.has('Gemm') ? quantizeWeightMatMul(n, ctx) : null;
-    case 'Conv': return ops.has('Conv') ? quantizeConv(n, ctx) : null;
-    case 'LSTM': return ops.has('LSTM') ? quantizeLstm(n, ctx) : null;
-    case 'Gather': return ops.has('Gather') && ctx.consts.has(n.input[0]!) && !ctx.consts.has(n.input[1]!) ? quantizeGather(n, ctx) : null;
-    default: return FLOAT_OPS.has(n.opType) ? 'stays float (no int8 form here)' : null;
+    case 'MatMul':
+      return weightIsConst ? (ops.has('MatMul') ? quantizeWeightMatMul(n, ctx) : null) : ops.has('Attention') ? quantizeActivationMatMul(n, ctx) : null;
+    case 'Gemm':
+      return ops.has('Gemm') ? quantizeWeightMatMul(n, ctx) : null;
+    case 'Conv':
+      return ops.has('Conv') ? quantizeConv(n, ctx) : null;
+    case 'LSTM':
+      return ops.has('LSTM') ? quantizeLstm(n, ctx) : null;
+    case 'Gather':
+      return ops.has('Gather') && ctx.consts.has(n.input[0]!) && !ctx.consts.has(n.input[1]!) ? quantizeGather(n, ctx) : null;
+    default:
+      return FLOAT_OPS.has(n.opType) ? 'stays float (no int8 form here)' : null;
   }
 }
 
@@ -62,7 +68,11 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
   const ops = new Set<string>(opts.ops ?? DYNAMIC_OPS);
   for (const n of g.node) {
     const r = rewrite(n, ctx, ops);
-    if (Array.isArray(r)) { ctx.out.push(...r); ctx.report.quantized.push({ node: label(n), op: n.opType, as: r.map((x) => x.opType).find((t) => /Integer|Gather/.test(t)) ?? '' }); continue; }
+    if (Array.isArray(r)) {
+      ctx.out.push(...r);
+      ctx.report.quantized.push({ node: label(n), op: n.opType, as: r.map((x) => x.opType).find((t) => /Integer|Gather/.test(t)) ?? '' });
+      continue;
+    }
     if (typeof r === 'string') ctx.report.skipped.push({ node: label(n), op: n.opType, reason: r });
     ctx.out.push(n);
   }

@@ -11,7 +11,8 @@ export const MS_DOMAIN = 'com.microsoft';
 function transposedInt8(data: Float32Array, dims: number[]) {
   const [dirs, rows, cols] = dims as [number, number, number];
   const t = new Float32Array(data.length);
-  for (let d = 0; d < dirs; d++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[d * rows * cols + c * rows + r] = data[d * rows * cols + r * cols + c]!;
+  for (let d = 0; d < dirs; d++)
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[d * rows * cols + c * rows + r] = data[d * rows * cols + r * cols + c]!;
   return { ...symmetricInt8(t, dirs, (i) => Math.floor(i / (rows * cols))), dims: [dirs, cols, rows] };
 }
 
@@ -26,10 +27,13 @@ export function quantizeLstm(n: Node, ctx: QuantCtx): Node[] | string {
   const dirs = w.dims[0]!;
   const inputs = [
     n.input[0]!,
-    int8Init(ctx, `${base}_W`, qw.dims, qw.q), int8Init(ctx, `${base}_R`, qr.dims, qr.q),
+    int8Init(ctx, `${base}_W`, qw.dims, qw.q),
+    int8Init(ctx, `${base}_R`, qr.dims, qr.q),
     ...[3, 4, 5, 6, 7].map((i) => n.input[i] ?? ''),
-    f32Init(ctx, `${base}_W_scale`, [dirs], qw.scale), int8Init(ctx, `${base}_W_zero_point`, [dirs], new Int8Array(dirs)),
-    f32Init(ctx, `${base}_R_scale`, [dirs], qr.scale), int8Init(ctx, `${base}_R_zero_point`, [dirs], new Int8Array(dirs)),
+    f32Init(ctx, `${base}_W_scale`, [dirs], qw.scale),
+    int8Init(ctx, `${base}_W_zero_point`, [dirs], new Int8Array(dirs)),
+    f32Init(ctx, `${base}_R_scale`, [dirs], qr.scale),
+    int8Init(ctx, `${base}_R_zero_point`, [dirs], new Int8Array(dirs)),
   ];
   const q = mk('DynamicQuantizeLSTM', inputs, [...n.output], ctx.fresh(`${base}_DynamicQuantizeLSTM`));
   q.domain = MS_DOMAIN;

@@ -40,9 +40,12 @@ export function quantizeWeightMatMul(n: Node, ctx: QuantCtx): Node[] | string {
   if (n.opType === 'Gemm' && (attr(n, 'transA') ?? 0) !== 0) return 'Gemm with transA=1';
   let [k, cols] = w.dims as [number, number];
   let data = w.data;
-  if (n.opType === 'Gemm' && (attr(n, 'transB') ?? 0) === 1) { data = transpose(data, k, cols); [k, cols] = [cols, k]; }
+  if (n.opType === 'Gemm' && (attr(n, 'transB') ?? 0) === 1) {
+    data = transpose(data, k, cols);
+    [k, cols] = [cols, k];
+  }
   const { q, scale } = symmetricInt8(data, ctx.perChannel ? cols : 1, ctx.perChannel ? (i) => i % cols : () => 0);
-  const alpha = n.opType === 'Gemm' ? attr(n, 'alpha') ?? 1 : 1;
+  const alpha = n.opType === 'Gemm' ? (attr(n, 'alpha') ?? 1) : 1;
   if (alpha !== 1) for (let i = 0; i < scale.length; i++) scale[i]! *= alpha;
   const base = ctx.fresh(`${label(n)}_q`);
   const shape = ctx.perChannel ? [cols] : [];
@@ -54,7 +57,11 @@ export function quantizeWeightMatMul(n: Node, ctx: QuantCtx): Node[] | string {
   const hasBias = n.opType === 'Gemm' && !!n.input[2];
   const y = hasBias ? ctx.fresh(`${base}_matmul`) : n.output[0]!;
   ctx.replaced.add(n.input[1]!);
-  return [mk('MatMulInteger', [aq[0], wq, aq[2], wz], [yi], ctx.fresh(`${base}_MatMulInteger`)), ...rescale(ctx, base, yi, aq[1], ws, y), ...gemmBias(ctx, n, base, y)];
+  return [
+    mk('MatMulInteger', [aq[0], wq, aq[2], wz], [yi], ctx.fresh(`${base}_MatMulInteger`)),
+    ...rescale(ctx, base, yi, aq[1], ws, y),
+    ...gemmBias(ctx, n, base, y),
+  ];
 }
 
 /** A MatMul of two activations (attention): both quantized dynamically to uint8. */

@@ -13,7 +13,21 @@ import { declareMsDomain, quantizeLstm } from './lstm.ts';
 import { addInit, f32Init, floatWeight, label, makeCtx, mk, type QuantCtx, type QuantizeReport, symmetricInt8 } from './common.ts';
 
 /** Nodes whose float activations are quantized; onnxruntime has QDQ fusions for each. */
-const QDQ_OPS = new Set(['Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Concat', 'Resize', 'Sigmoid', 'Softmax', 'LeakyRelu']);
+const QDQ_OPS = new Set([
+  'Conv',
+  'MatMul',
+  'Gemm',
+  'Add',
+  'Mul',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'Concat',
+  'Resize',
+  'Sigmoid',
+  'Softmax',
+  'LeakyRelu',
+]);
 /** A weighted node's output read only by one of these is quantized after it instead (Relu folds into Q). */
 const FOLDED = new Set(['Relu', 'Clip']);
 
@@ -60,7 +74,8 @@ export function calibrationModel(bytes: Uint8Array, opts: StaticOptions = {}): {
   if (!tensors.length) throw new GraphEditError('nothing to quantize statically: no Conv, MatMul, Gemm or pooling over float activations');
   const have = new Set(g.output.map((o) => o.name));
   // Typed, with no shape: the runtime infers it.
-  const unshaped = (name: string) => onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: DT.FLOAT }) }) });
+  const unshaped = (name: string) =>
+    onnx.ValueInfoProto.create({ name, type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: DT.FLOAT }) }) });
   for (const t of tensors) if (!have.has(t)) g.output.push(unshaped(t) as never);
   return { bytes: encodeModel(m), tensors };
 }
@@ -71,7 +86,11 @@ export function observeRanges(into: Ranges, outputs: Record<string, { data: unkn
     const d = outputs[t]?.data;
     if (!(d instanceof Float32Array)) continue;
     let { min, max } = into[t] ?? { min: Infinity, max: -Infinity };
-    for (let i = 0; i < d.length; i++) { const v = d[i]!; if (v < min) min = v; if (v > max) max = v; }
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
     into[t] = { min, max };
   }
   return into;
@@ -146,7 +165,8 @@ function quantizeWeights(n: Node, ctx: QuantCtx, inputScale: number | undefined,
   n.input[1] = qw.value;
   const biasAt = n.opType === 'MatMul' ? -1 : 2;
   const biasScale = n.opType === 'Gemm' && (attr(n, 'alpha') ?? 1) !== 1 ? undefined : inputScale;
-  if (biasAt > 0 && n.input[biasAt] && biasScale !== undefined && (n.opType === 'Conv' || (attr(n, 'beta') ?? 1) === 1)) n.input[biasAt] = qdqBias(ctx, n.input[biasAt], biasScale, qw.scale, out);
+  if (biasAt > 0 && n.input[biasAt] && biasScale !== undefined && (n.opType === 'Conv' || (attr(n, 'beta') ?? 1) === 1))
+    n.input[biasAt] = qdqBias(ctx, n.input[biasAt], biasScale, qw.scale, out);
   return undefined;
 }
 
@@ -161,19 +181,31 @@ export function quantizeStatic(bytes: Uint8Array, ranges: Ranges, opts: StaticOp
   if (missing.length) throw new GraphEditError(`no calibration range for activation "${missing[0]}" (${missing.length} missing)`);
   const dqOf = new Map<string, string>();
   const out: Node[] = [];
-  const emit = (v: string) => { if (want.has(v) && !dqOf.has(v)) dqOf.set(v, qdqActivation(ctx, v, ranges[v]!, out)); };
+  const emit = (v: string) => {
+    if (want.has(v) && !dqOf.has(v)) dqOf.set(v, qdqActivation(ctx, v, ranges[v]!, out));
+  };
   for (const v of g.input.map((i) => i.name)) emit(v);
   for (const n of g.node) {
     n.input = n.input.map((x) => dqOf.get(x) ?? x);
     const weighted = n.opType === 'Conv' || n.opType === 'Gemm' || (n.opType === 'MatMul' && ctx.consts.has(n.input[1]!));
     if (n.opType === 'Gather' && ctx.consts.has(n.input[0]!) && !ctx.consts.has(n.input[1]!)) {
       const r = quantizeGather(n, ctx);
-      if (Array.isArray(r)) { out.push(...r); ctx.report.quantized.push({ node: label(n), op: 'Gather', as: 'int8 table' }); for (const y of n.output) emit(y); continue; }
+      if (Array.isArray(r)) {
+        out.push(...r);
+        ctx.report.quantized.push({ node: label(n), op: 'Gather', as: 'int8 table' });
+        for (const y of n.output) emit(y);
+        continue;
+      }
     }
     if (n.opType === 'LSTM') {
       // No QDQ form: its weights go int8 the dynamic way.
       const r = quantizeLstm(n, ctx);
-      if (Array.isArray(r)) { out.push(...r); ctx.report.quantized.push({ node: label(n), op: 'LSTM', as: 'DynamicQuantizeLSTM' }); for (const y of n.output) emit(y); continue; }
+      if (Array.isArray(r)) {
+        out.push(...r);
+        ctx.report.quantized.push({ node: label(n), op: 'LSTM', as: 'DynamicQuantizeLSTM' });
+        for (const y of n.output) emit(y);
+        continue;
+      }
     }
     if (weighted && QDQ_OPS.has(n.opType)) {
       const src = [...dqOf].find(([, dq]) => dq === n.input[0])?.[0];
@@ -184,7 +216,10 @@ export function quantizeStatic(bytes: Uint8Array, ranges: Ranges, opts: StaticOp
     out.push(n);
     for (const y of n.output) emit(y);
   }
-  if (!ctx.report.quantized.length) throw new GraphEditError(`nothing to quantize statically: ${ctx.report.skipped.map((s) => `${s.node} (${s.op}): ${s.reason}`).join('; ') || 'no Conv, MatMul or Gemm with a constant weight'}`);
+  if (!ctx.report.quantized.length)
+    throw new GraphEditError(
+      `nothing to quantize statically: ${ctx.report.skipped.map((s) => `${s.node} (${s.op}): ${s.reason}`).join('; ') || 'no Conv, MatMul or Gemm with a constant weight'}`,
+    );
   g.node = out;
   const read = new Set(g.node.flatMap((n) => n.input));
   const before = new Set(g.initializer.map((t) => t.name));

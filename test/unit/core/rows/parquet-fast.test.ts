@@ -27,7 +27,16 @@ async function groups(file: Uint8Array, inputs: TensorSpec[]): Promise<RowGroupJ
   const footer = await readFooter(read, file.length);
   const meta = metadataOf(footer);
   const plan = planParquet(meta, inputs);
-  return rowGroupChunks(meta).map((c) => ({ footer, bytes: file.slice(c.start, c.end), start: c.start, fileBytes: file.length, inputs, plan, firstRow: c.firstRow, rows: c.rows }));
+  return rowGroupChunks(meta).map((c) => ({
+    footer,
+    bytes: file.slice(c.start, c.end),
+    start: c.start,
+    fileBytes: file.length,
+    inputs,
+    plan,
+    firstRow: c.firstRow,
+    rows: c.rows,
+  }));
 }
 
 /** What a row should give: its values as the model's FP32 input, or the ordinary path's message. */
@@ -52,8 +61,14 @@ async function checkFast(file: Uint8Array, rows: Rows, runRows: number) {
     const meta = metadataOf(g.footer);
     const fast = FastRowGroup.open(meta, g.plan, inputs, [PER], g);
     // The decoder reads PLAIN and dictionary pages; arrow-rs writes v2 integer pages without a dictionary in DELTA_BINARY_PACKED (hyparquet reads those).
-    const encodings = meta.row_groups.flatMap((rg) => rg.columns).filter((c) => c.meta_data?.path_in_schema[0] !== 'id').flatMap((c) => c.meta_data!.encodings);
-    if (encodings.includes('DELTA_BINARY_PACKED')) { expect(fast).toBeNull(); continue; }
+    const encodings = meta.row_groups
+      .flatMap((rg) => rg.columns)
+      .filter((c) => c.meta_data?.path_in_schema[0] !== 'id')
+      .flatMap((c) => c.meta_data!.encodings);
+    if (encodings.includes('DELTA_BINARY_PACKED')) {
+      expect(fast).toBeNull();
+      continue;
+    }
     expect(fast).not.toBeNull();
     for (let at = 0; at < g.rows; at += runRows) {
       const n = Math.min(runRows, g.rows - at);
@@ -77,7 +92,10 @@ async function checkScores(file: Uint8Array, inputs: TensorSpec[]) {
     const fast = await scoreRowGroup(g, run);
     const prev = process.env.MODELQ_FAST_ROWS;
     process.env.MODELQ_FAST_ROWS = '0';
-    const slow = await scoreRowGroup(g, run).finally(() => { if (prev === undefined) delete process.env.MODELQ_FAST_ROWS; else process.env.MODELQ_FAST_ROWS = prev; });
+    const slow = await scoreRowGroup(g, run).finally(() => {
+      if (prev === undefined) delete process.env.MODELQ_FAST_ROWS;
+      else process.env.MODELQ_FAST_ROWS = prev;
+    });
     expect(Buffer.from(fast.out).toString()).toBe(Buffer.from(slow.out).toString());
     expect(Buffer.from(fast.err).toString()).toBe(Buffer.from(slow.err).toString());
     expect([fast.completed, fast.failed, fast.rows]).toEqual([slow.completed, slow.failed, slow.rows]);
@@ -86,56 +104,131 @@ async function checkScores(file: Uint8Array, inputs: TensorSpec[]) {
 
 const physical = fc.constantFrom<Physical>('FLOAT', 'DOUBLE', 'INT32', 'INT64');
 /** Values each type holds exactly (a few repeated ones make dictionaries worth writing), 13 among them. */
-const value = (t: Physical) => fc.oneof(
-  t === 'FLOAT' || t === 'DOUBLE' ? fc.float({ noNaN: true, noDefaultInfinity: true }).map(Math.fround) : fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
-  fc.constantFrom(0, 1, -2, 13, 7),
-);
-const listRows = (t: Physical, nulls: boolean) => fc.array(fc.tuple(
-  fc.option(fc.integer({ min: -1000, max: 10 ** 12 }), { freq: 5 }),
-  nulls ? fc.option(fc.array(fc.option(value(t), { freq: 8 }), { minLength: PER - 1, maxLength: PER + 1 }), { freq: 6 }) : fc.array(value(t), { minLength: PER, maxLength: PER }),
-), { minLength: 1, maxLength: 120 }).map((xs): Rows => ({ ids: xs.map((x) => x[0]), lists: xs.map((x) => x[1]) }));
-const scalarRows = (t: Physical) => fc.array(fc.tuple(fc.option(fc.integer(), { freq: 5 }), fc.array(fc.option(value(t), { freq: 8 }), { minLength: PER, maxLength: PER })), { minLength: 1, maxLength: 120 })
-  .map((xs): Rows => ({ ids: xs.map((x) => x[0]), scalars: xs.map((x) => x[1]) }));
+const value = (t: Physical) =>
+  fc.oneof(
+    t === 'FLOAT' || t === 'DOUBLE' ? fc.float({ noNaN: true, noDefaultInfinity: true }).map(Math.fround) : fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+    fc.constantFrom(0, 1, -2, 13, 7),
+  );
+const listRows = (t: Physical, nulls: boolean) =>
+  fc
+    .array(
+      fc.tuple(
+        fc.option(fc.integer({ min: -1000, max: 10 ** 12 }), { freq: 5 }),
+        nulls
+          ? fc.option(fc.array(fc.option(value(t), { freq: 8 }), { minLength: PER - 1, maxLength: PER + 1 }), { freq: 6 })
+          : fc.array(value(t), { minLength: PER, maxLength: PER }),
+      ),
+      { minLength: 1, maxLength: 120 },
+    )
+    .map((xs): Rows => ({ ids: xs.map((x) => x[0]), lists: xs.map((x) => x[1]) }));
+const scalarRows = (t: Physical) =>
+  fc
+    .array(fc.tuple(fc.option(fc.integer(), { freq: 5 }), fc.array(fc.option(value(t), { freq: 8 }), { minLength: PER, maxLength: PER })), {
+      minLength: 1,
+      maxLength: 120,
+    })
+    .map((xs): Rows => ({ ids: xs.map((x) => x[0]), scalars: xs.map((x) => x[1]) }));
 const arrowOptions: fc.Arbitrary<ArrowOptions> = fc.record({
-  v2: fc.boolean(), dictionary: fc.boolean(), codec: fc.constantFrom('UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BROTLI', 'LZ4_RAW'),
-  pageBytes: fc.constantFrom(64, 512, 1 << 20), groupRows: fc.integer({ min: 7, max: 150 }), batch: fc.constantFrom(5, 64, 1024),
+  v2: fc.boolean(),
+  dictionary: fc.boolean(),
+  codec: fc.constantFrom('UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BROTLI', 'LZ4_RAW'),
+  pageBytes: fc.constantFrom(64, 512, 1 << 20),
+  groupRows: fc.integer({ min: 7, max: 150 }),
+  batch: fc.constantFrom(5, 64, 1024),
 });
 // hyparquet-compressors refuses arrow-rs's LZ4_RAW stream of an empty page (a dictionary of all-null ids), on either path.
 const scoreOptions = arrowOptions.filter((o) => o.codec !== 'LZ4_RAW');
-const hyparquetOptions = fc.record({ codec: fc.constantFrom('UNCOMPRESSED', 'SNAPPY', 'GZIP'), pageSize: fc.constantFrom(64, 400, 1 << 20), groupRows: fc.integer({ min: 7, max: 150 }) }) as fc.Arbitrary<Parameters<typeof writeHyparquet>[2]>;
+const hyparquetOptions = fc.record({
+  codec: fc.constantFrom('UNCOMPRESSED', 'SNAPPY', 'GZIP'),
+  pageSize: fc.constantFrom(64, 400, 1 << 20),
+  groupRows: fc.integer({ min: 7, max: 150 }),
+}) as fc.Arbitrary<Parameters<typeof writeHyparquet>[2]>;
 const runRows = fc.integer({ min: 1, max: 64 });
 
 describe('fast Parquet decoder', () => {
   it('reads arrow-rs list columns (v1/v2 pages, dictionary or plain, every codec, nulls) as written', async () => {
-    await fc.assert(fc.asyncProperty(physical.chain((t) => fc.tuple(fc.constant(t), listRows(t, true))), arrowOptions, runRows, async ([t, rows], o, n) => {
-      await checkFast(writeArrow(rows, t, o), rows, n);
-    }), { numRuns: 120 });
+    await fc.assert(
+      fc.asyncProperty(
+        physical.chain((t) => fc.tuple(fc.constant(t), listRows(t, true))),
+        arrowOptions,
+        runRows,
+        async ([t, rows], o, n) => {
+          await checkFast(writeArrow(rows, t, o), rows, n);
+        },
+      ),
+      { numRuns: 120 },
+    );
   });
 
   it('reads hyparquet-writer list columns (pages v2, required or optional lists and elements) as written', async () => {
-    await fc.assert(fc.asyncProperty(physical.chain((t) => fc.tuple(fc.constant(t), fc.boolean().chain((nulls) => listRows(t, nulls)))), hyparquetOptions, runRows, async ([t, rows], o, n) => {
-      await checkFast(writeHyparquet(rows, t, o), rows, n);
-    }), { numRuns: 80 });
+    await fc.assert(
+      fc.asyncProperty(
+        physical.chain((t) =>
+          fc.tuple(
+            fc.constant(t),
+            fc.boolean().chain((nulls) => listRows(t, nulls)),
+          ),
+        ),
+        hyparquetOptions,
+        runRows,
+        async ([t, rows], o, n) => {
+          await checkFast(writeHyparquet(rows, t, o), rows, n);
+        },
+      ),
+      { numRuns: 80 },
+    );
   });
 
   it('reads scalar columns of both writers (nulls, dictionaries, codecs) as written', async () => {
-    await fc.assert(fc.asyncProperty(physical.chain((t) => fc.tuple(fc.constant(t), scalarRows(t))), arrowOptions, fc.boolean(), runRows, async ([t, rows], o, arrow, n) => {
-      await checkFast(arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'SNAPPY', pageSize: o.pageBytes, groupRows: o.groupRows }), rows, n);
-    }), { numRuns: 80 });
+    await fc.assert(
+      fc.asyncProperty(
+        physical.chain((t) => fc.tuple(fc.constant(t), scalarRows(t))),
+        arrowOptions,
+        fc.boolean(),
+        runRows,
+        async ([t, rows], o, arrow, n) => {
+          await checkFast(
+            arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'SNAPPY', pageSize: o.pageBytes, groupRows: o.groupRows }),
+            rows,
+            n,
+          );
+        },
+      ),
+      { numRuns: 80 },
+    );
   });
 
   it('scores list columns to the same output and error lines as hyparquet does, ids included', async () => {
     const inputs: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [-1, PER] }];
-    await fc.assert(fc.asyncProperty(physical.chain((t) => fc.tuple(fc.constant(t), listRows(t, true))), scoreOptions, fc.boolean(), async ([t, rows], o, arrow) => {
-      await checkScores(arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'SNAPPY', pageSize: o.pageBytes, groupRows: o.groupRows }), inputs);
-    }), { numRuns: 60 });
+    await fc.assert(
+      fc.asyncProperty(
+        physical.chain((t) => fc.tuple(fc.constant(t), listRows(t, true))),
+        scoreOptions,
+        fc.boolean(),
+        async ([t, rows], o, arrow) => {
+          await checkScores(
+            arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'SNAPPY', pageSize: o.pageBytes, groupRows: o.groupRows }),
+            inputs,
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('scores scalar feature columns (with nulls) to the same lines as hyparquet does, into FP32 and FP64 inputs', async () => {
-    await fc.assert(fc.asyncProperty(physical.chain((t) => fc.tuple(fc.constant(t), scalarRows(t))), scoreOptions, fc.boolean(), fc.constantFrom('FP32', 'FP64') as fc.Arbitrary<'FP32' | 'FP64'>,
-      async ([t, rows], o, arrow, datatype) => {
-        const file = arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'GZIP', pageSize: o.pageBytes, groupRows: o.groupRows });
-        await checkScores(file, [{ name: 'x', datatype, shape: [-1, PER] }]);
-      }), { numRuns: 60 });
+    await fc.assert(
+      fc.asyncProperty(
+        physical.chain((t) => fc.tuple(fc.constant(t), scalarRows(t))),
+        scoreOptions,
+        fc.boolean(),
+        fc.constantFrom('FP32', 'FP64') as fc.Arbitrary<'FP32' | 'FP64'>,
+        async ([t, rows], o, arrow, datatype) => {
+          const file = arrow ? writeArrow(rows, t, o) : writeHyparquet(rows, t, { codec: 'GZIP', pageSize: o.pageBytes, groupRows: o.groupRows });
+          await checkScores(file, [{ name: 'x', datatype, shape: [-1, PER] }]);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { bitWidth, readHybrid } from '../../../../core/rows/parquet-rle.ts';
 
 function uvarint(n: number, out: number[]) {
-  while (n >= 0x80) { out.push((n % 128) | 0x80); n = Math.floor(n / 128); }
+  while (n >= 0x80) {
+    out.push((n % 128) | 0x80);
+    n = Math.floor(n / 128);
+  }
   out.push(n);
 }
 
@@ -30,18 +33,29 @@ describe('readHybrid', () => {
   it('decodes any mix of runs and bit-packed groups, widths 0 to 24', () => {
     const arb = fc.integer({ min: 0, max: 24 }).chain((width) => {
       const v = fc.integer({ min: 0, max: width ? 2 ** width - 1 : 0 });
-      const part = fc.oneof(fc.record({ run: fc.integer({ min: 1, max: 300 }), value: v }), fc.record({ packed: fc.array(v, { minLength: 1, maxLength: 40 }) }));
+      const part = fc.oneof(
+        fc.record({ run: fc.integer({ min: 1, max: 300 }), value: v }),
+        fc.record({ packed: fc.array(v, { minLength: 1, maxLength: 40 }) }),
+      );
       return fc.tuple(fc.constant(width), fc.array(part, { minLength: 1, maxLength: 12 }));
     });
-    fc.assert(fc.property(arb, ([width, parts]) => {
-      // A bit-packed group holds 8 values; only the last one of a stream may be padded.
-      const want = parts.flatMap((p, i) => ('run' in p ? Array<number>(p.run).fill(p.value)
-        : i === parts.length - 1 ? p.packed : [...p.packed, ...Array<number>((8 - (p.packed.length % 8)) % 8).fill(0)]));
-      const bytes = encode(parts, width);
-      const got = new Uint32Array(want.length);
-      readHybrid(bytes, 0, bytes.length, width, want.length, got);
-      expect(Array.from(got)).toEqual(want);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(arb, ([width, parts]) => {
+        // A bit-packed group holds 8 values; only the last one of a stream may be padded.
+        const want = parts.flatMap((p, i) =>
+          'run' in p
+            ? Array<number>(p.run).fill(p.value)
+            : i === parts.length - 1
+              ? p.packed
+              : [...p.packed, ...Array<number>((8 - (p.packed.length % 8)) % 8).fill(0)],
+        );
+        const bytes = encode(parts, width);
+        const got = new Uint32Array(want.length);
+        readHybrid(bytes, 0, bytes.length, width, want.length, got);
+        expect(Array.from(got)).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('refuses data that ends before its values', () => {

@@ -15,7 +15,10 @@ describe('RowScanner', () => {
     for (const pieces of [1, 2, 3, 7, text.length]) {
       const { result, buf } = scan(text, 'jsonl', 2, pieces);
       expect(result.rows).toBe(4);
-      expect(result.chunks.map((c) => [c.firstRow, c.rows])).toEqual([[0, 2], [2, 2]]);
+      expect(result.chunks.map((c) => [c.firstRow, c.rows])).toEqual([
+        [0, 2],
+        [2, 2],
+      ]);
       const rows = result.chunks.flatMap((c) => splitRows(buf.subarray(c.start, c.end), 'jsonl'));
       expect(rows.map((r) => JSON.parse(r).a)).toEqual([1, 2, 3, 4]);
     }

@@ -12,7 +12,15 @@ function segment(text: string, pieces: number, opts: ConstructorParameters<typeo
   return { out, rows: s.rowCount };
 }
 
-const rowsOf = (segs: Segment[]) => segs.flatMap((s) => (s.kind === 'rows' ? s.bytes.toString().split('\n').filter((l) => l.trim()) : [`LONG ${s.row}`]));
+const rowsOf = (segs: Segment[]) =>
+  segs.flatMap((s) =>
+    s.kind === 'rows'
+      ? s.bytes
+          .toString()
+          .split('\n')
+          .filter((l) => l.trim())
+      : [`LONG ${s.row}`],
+  );
 
 describe('Segmenter', () => {
   it('hands out whole rows, numbered, bounded by rows and bytes, in any buffering', () => {
@@ -58,6 +66,8 @@ describe('RowScanner chunk bounds', () => {
 
   it('refuses a CSV header longer than maxHeaderBytes without holding it', () => {
     const s = new RowScanner('csv', { maxHeaderBytes: 1000 });
-    expect(() => { for (let i = 0; i < 100; i++) s.push(Buffer.from('c,'.repeat(100))); }).toThrow(/longer than 1000 bytes/);
+    expect(() => {
+      for (let i = 0; i < 100; i++) s.push(Buffer.from('c,'.repeat(100)));
+    }).toThrow(/longer than 1000 bytes/);
   });
 });

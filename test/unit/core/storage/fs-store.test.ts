@@ -32,7 +32,12 @@ describe('FsStore', () => {
     root = tmpDir('store');
     const s = new FsStore(root);
     await s.put('k', 'old');
-    const failing = Readable.from((async function* () { yield Buffer.from('new'); throw new Error('client went away'); })());
+    const failing = Readable.from(
+      (async function* () {
+        yield Buffer.from('new');
+        throw new Error('client went away');
+      })(),
+    );
     await expect(s.put('k', failing)).rejects.toThrow('client went away');
     expect((await s.get('k')).toString()).toBe('old');
     await expect(s.put('k', 'x'.repeat(100), { maxBytes: 10 })).rejects.toBeInstanceOf(TooLargeError);

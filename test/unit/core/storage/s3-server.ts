@@ -7,12 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { S3Store } from '../../../../core/storage/s3-store.ts';
 
-interface S3Object { content: (NodeJS.ReadableStream & { destroy(): void }) | null; range?: { start: number; end: number } }
+interface S3Object {
+  content: (NodeJS.ReadableStream & { destroy(): void }) | null;
+  range?: { start: number; end: number };
+}
 interface S3rverFsStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
   getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<S3Object | null>;
 }
-interface KoaContext { method: string; query: Record<string, unknown>; params?: Record<string, string>; path: string; status: number; body: unknown }
+interface KoaContext {
+  method: string;
+  query: Record<string, unknown>;
+  params?: Record<string, string>;
+  path: string;
+  status: number;
+  body: unknown;
+}
 interface S3rverInstance {
   store: S3rverFsStore;
   middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
@@ -28,8 +38,12 @@ export const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER'
 /** Environment for a process whose store is this server; IMDS is off so nothing probes 169.254.169.254. */
 export function s3Env(endpoint: string, bucket: string): Record<string, string> {
   return {
-    MODELQ_STORE: 's3', MODELQ_S3_BUCKET: bucket, MODELQ_S3_ENDPOINT: endpoint, MODELQ_S3_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
+    MODELQ_STORE: 's3',
+    MODELQ_S3_BUCKET: bucket,
+    MODELQ_S3_ENDPOINT: endpoint,
+    MODELQ_S3_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
     AWS_EC2_METADATA_DISABLED: 'true',
   };
 }
@@ -75,7 +89,10 @@ function patch(server: S3rverInstance): void {
 export async function startS3Server(opts: { host?: string; port?: number; buckets?: string[] } = {}): Promise<S3Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-s3rver-'));
   const server = new S3rver({
-    address: opts.host ?? '127.0.0.1', port: opts.port ?? 0, silent: true, directory: dir,
+    address: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    silent: true,
+    directory: dir,
     configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
   });
   patch(server);
@@ -104,7 +121,8 @@ export async function freshBucketStore(endpoint: string, bucket = `b-${Math.rand
 // As a process: S3_HOST, S3_PORT, S3_BUCKETS (comma-separated); prints {"endpoint": ...} when up, stops on SIGTERM.
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
   const s = await startS3Server({
-    host: process.env.S3_HOST ?? '127.0.0.1', port: Number(process.env.S3_PORT ?? 0),
+    host: process.env.S3_HOST ?? '127.0.0.1',
+    port: Number(process.env.S3_PORT ?? 0),
     buckets: (process.env.S3_BUCKETS ?? '').split(',').filter(Boolean),
   });
   process.stdout.write(`${JSON.stringify({ endpoint: s.endpoint })}\n`);

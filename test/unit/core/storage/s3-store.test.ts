@@ -30,7 +30,14 @@ describe('S3Store', () => {
   it('aborts the multipart upload of a failed streamed put: no object, no parts left', async () => {
     const store = await freshBucketStore(server.endpoint);
     const part = Buffer.alloc(5 * 1024 * 1024, 1);
-    const failing = Readable.from((async function* () { yield part; yield part; yield Buffer.from('x'); throw new Error('client went away'); })());
+    const failing = Readable.from(
+      (async function* () {
+        yield part;
+        yield part;
+        yield Buffer.from('x');
+        throw new Error('client went away');
+      })(),
+    );
     await expect(store.put('batches/b/input', failing)).rejects.toThrow('client went away');
     await expect(store.put('batches/b/input', Readable.from([part, part, part]), { maxBytes: 12 * 1024 * 1024 })).rejects.toBeInstanceOf(TooLargeError);
     const objects = await (await store.client()).send(new ListObjectsV2Command({ Bucket: store.bucket }));
@@ -40,7 +47,13 @@ describe('S3Store', () => {
   });
 
   it('is what createStore builds for MODELQ_STORE=s3, and needs a bucket', () => {
-    const s = createStore({ MODELQ_DATA_DIR: '/nowhere', MODELQ_STORE: 's3', MODELQ_S3_BUCKET: 'models', MODELQ_S3_ENDPOINT: server.endpoint, MODELQ_S3_REGION: 'eu-west-1' });
+    const s = createStore({
+      MODELQ_DATA_DIR: '/nowhere',
+      MODELQ_STORE: 's3',
+      MODELQ_S3_BUCKET: 'models',
+      MODELQ_S3_ENDPOINT: server.endpoint,
+      MODELQ_S3_REGION: 'eu-west-1',
+    });
     expect(s).toBeInstanceOf(S3Store);
     (s as S3Store).close();
     expect(() => createStore({ MODELQ_DATA_DIR: '/nowhere', MODELQ_STORE: 's3' })).toThrow(/MODELQ_S3_BUCKET/);

@@ -10,10 +10,18 @@ const spec = (name: string, datatype: TensorSpec['datatype'], shape: number[]): 
 
 describe('planStudent', () => {
   it('tells probabilities from raw scores and keeps the output shapes with a named batch', () => {
-    const probs = planStudent([spec('label', 'INT64', [-1]), spec('probabilities', 'FP32', [-1, 2])], { label: i64([1, 0]), probabilities: f32([2, 2], [0.2, 0.8, 0.6, 0.4]) });
+    const probs = planStudent([spec('label', 'INT64', [-1]), spec('probabilities', 'FP32', [-1, 2])], {
+      label: i64([1, 0]),
+      probabilities: f32([2, 2], [0.2, 0.8, 0.6, 0.4]),
+    });
     expect(probs).toEqual({
-      task: 'classification', primary: 'probabilities', outputs: 2,
-      heads: [{ kind: 'label', name: 'label', shape: ['N'] }, { kind: 'probabilities', name: 'probabilities', shape: ['N', 2] }],
+      task: 'classification',
+      primary: 'probabilities',
+      outputs: 2,
+      heads: [
+        { kind: 'label', name: 'label', shape: ['N'] },
+        { kind: 'probabilities', name: 'probabilities', shape: ['N', 2] },
+      ],
     });
     const scores = planStudent([spec('y', 'FP32', [-1, 3])], { y: f32([1, 3], [2, -1, 0.5]) });
     expect(scores.heads).toEqual([{ kind: 'scores', name: 'y', shape: ['N', 3] }]);
@@ -22,10 +30,15 @@ describe('planStudent', () => {
   });
 
   it('refuses what a student cannot reproduce, naming the output', () => {
-    expect(() => planStudent([spec('label', 'INT64', [-1]), spec('p', 'FP32', [-1, 2])], { label: i64([0, 0]), p: f32([2, 2], [0.2, 0.8, 0.6, 0.4]) }))
-      .toThrow(/label output "label" is not the argmax of "p"/);
-    expect(() => planStudent([spec('mask', 'FP32', [-1, 4, 4])], { mask: f32([1, 4, 4], Array(16).fill(0)) })).toThrow(/cannot reproduce output "mask" \(FP32 \[-1, 4, 4\]\)/);
-    expect(() => planStudent([spec('a', 'FP32', [-1, 2]), spec('b', 'FP32', [-1, 2])], { a: f32([1, 2], [1, 2]), b: f32([1, 2], [1, 2]) })).toThrow(/2 class-score outputs/);
+    expect(() => planStudent([spec('label', 'INT64', [-1]), spec('p', 'FP32', [-1, 2])], { label: i64([0, 0]), p: f32([2, 2], [0.2, 0.8, 0.6, 0.4]) })).toThrow(
+      /label output "label" is not the argmax of "p"/,
+    );
+    expect(() => planStudent([spec('mask', 'FP32', [-1, 4, 4])], { mask: f32([1, 4, 4], Array(16).fill(0)) })).toThrow(
+      /cannot reproduce output "mask" \(FP32 \[-1, 4, 4\]\)/,
+    );
+    expect(() => planStudent([spec('a', 'FP32', [-1, 2]), spec('b', 'FP32', [-1, 2])], { a: f32([1, 2], [1, 2]), b: f32([1, 2], [1, 2]) })).toThrow(
+      /2 class-score outputs/,
+    );
   });
 });
 

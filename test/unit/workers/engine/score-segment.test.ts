@@ -32,7 +32,10 @@ async function reference(text: string, format: 'jsonl' | 'csv', header?: string)
   const rows = splitRows(Buffer.from(text), format);
   for (let n = 0; n < rows.length; n++) {
     const r = parse(rows[n]!);
-    if ('error' in r) { err.push(JSON.stringify({ row: n, ...(r.id !== undefined ? { id: r.id } : {}), error: r.error })); continue; }
+    if ('error' in r) {
+      err.push(JSON.stringify({ row: n, ...(r.id !== undefined ? { id: r.id } : {}), error: r.error }));
+      continue;
+    }
     const data = Float32Array.from(r.values.input as number[]);
     try {
       const res = await run({ input: { type: 'float32', dims: [1, F], data } });
@@ -49,7 +52,9 @@ async function both(text: string, format: 'jsonl' | 'csv', header?: string) {
   const fast = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run);
   const prev = process.env.MODELQ_FAST_ROWS;
   process.env.MODELQ_FAST_ROWS = '0';
-  const slow = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run).finally(() => { process.env.MODELQ_FAST_ROWS = prev; });
+  const slow = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run).finally(() => {
+    process.env.MODELQ_FAST_ROWS = prev;
+  });
   const want = await reference(text, format, header);
   for (const got of [fast, slow]) {
     expect(Buffer.from(got.out).toString()).toBe(want.out);
@@ -57,29 +62,60 @@ async function both(text: string, format: 'jsonl' | 'csv', header?: string) {
   }
 }
 
-const num = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }).map(String), fc.float({ noNaN: true, noDefaultInfinity: true }).map(String),
-  fc.integer({ min: -1000, max: 1000 }).map(String), fc.double({ min: -10, max: 10, noNaN: true }).map((x) => x.toFixed(5)),
-  fc.constantFrom('1e400', '-0', '0.0', '1E-7', '01', '1.', '.5', '+1', '1e', 'NaN', 'null', '"1"', '3.4028235e38', '1.0000000000000000001'));
-const id = fc.oneof(fc.integer().map(String), fc.string().map((s) => JSON.stringify(s)), fc.constantFrom('1.5', '-0', 'null', '{"a":1}', '"\\u0041"', '007', '[1]'));
+const num = fc.oneof(
+  fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+  fc.float({ noNaN: true, noDefaultInfinity: true }).map(String),
+  fc.integer({ min: -1000, max: 1000 }).map(String),
+  fc.double({ min: -10, max: 10, noNaN: true }).map((x) => x.toFixed(5)),
+  fc.constantFrom('1e400', '-0', '0.0', '1E-7', '01', '1.', '.5', '+1', '1e', 'NaN', 'null', '"1"', '3.4028235e38', '1.0000000000000000001'),
+);
+const id = fc.oneof(
+  fc.integer().map(String),
+  fc.string().map((s) => JSON.stringify(s)),
+  fc.constantFrom('1.5', '-0', 'null', '{"a":1}', '"\\u0041"', '007', '[1]'),
+);
 const ws = fc.constantFrom('', ' ', '\t', '\r');
 
 describe('scoreSegment', () => {
   it('JSONL: the same output and error lines as the per-row path, for any rows', async () => {
-    const row = fc.tuple(fc.option(id), fc.array(num, { minLength: F - 1, maxLength: F + 1 }), ws, fc.option(fc.constantFrom('"other":1', '"input":[1,2,3,4]')), fc.boolean())
+    const row = fc
+      .tuple(
+        fc.option(id),
+        fc.array(num, { minLength: F - 1, maxLength: F + 1 }),
+        ws,
+        fc.option(fc.constantFrom('"other":1', '"input":[1,2,3,4]')),
+        fc.boolean(),
+      )
       .map(([i, xs, w, extra, garbage]) => {
         const parts = [...(i !== null ? [`"id":${i}`] : []), `"input":${w}[${xs.join(`,${w}`)}]`, ...(extra ? [extra] : [])];
         return `${w}{${parts.join(',')}}${garbage ? 'x' : ''}${w}`;
       });
-    await fc.assert(fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 40 }), async (rows) => both(rows.join('\n'), 'jsonl')), { numRuns: 150 });
+    await fc.assert(
+      fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 40 }), async (rows) => both(rows.join('\n'), 'jsonl')),
+      { numRuns: 150 },
+    );
   });
 
   it('CSV: the same output and error lines as the per-row path, with and without an id column', async () => {
     const cell = fc.oneof(num, fc.constantFrom('', ' 1 ', 'x', '"2"', 'Infinity'));
     for (const header of ['id,a,b,c,d', 'a,b,id,c,d', 'a,b,c,d']) {
       const cols = header.split(',').length;
-      const row = fc.tuple(fc.array(cell, { minLength: cols - 1, maxLength: cols + 1 }), fc.string({ maxLength: 6 }).filter((s) => !/[\n"]/.test(s)))
-        .map(([cells, idv]) => { const c = [...cells]; c.splice(header.split(',').indexOf('id'), 0, idv); return (header.includes('id') ? c : cells).join(','); });
-      await fc.assert(fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 30 }), fc.boolean(), async (rows, crlf) => both(rows.join(crlf ? '\r\n' : '\n'), 'csv', header)), { numRuns: 80 });
+      const row = fc
+        .tuple(
+          fc.array(cell, { minLength: cols - 1, maxLength: cols + 1 }),
+          fc.string({ maxLength: 6 }).filter((s) => !/[\n"]/.test(s)),
+        )
+        .map(([cells, idv]) => {
+          const c = [...cells];
+          c.splice(header.split(',').indexOf('id'), 0, idv);
+          return (header.includes('id') ? c : cells).join(',');
+        });
+      await fc.assert(
+        fc.asyncProperty(fc.array(row, { minLength: 1, maxLength: 30 }), fc.boolean(), async (rows, crlf) =>
+          both(rows.join(crlf ? '\r\n' : '\n'), 'csv', header),
+        ),
+        { numRuns: 80 },
+      );
     }
   });
 

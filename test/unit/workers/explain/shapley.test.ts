@@ -18,7 +18,9 @@ async function evaluator(model: Uint8Array, output: string): Promise<Evaluate & 
   f.runs = 0;
   return f;
 }
-afterAll(async () => { await Promise.all(sessions.map((s) => s.release())); });
+afterAll(async () => {
+  await Promise.all(sessions.map((s) => s.release()));
+});
 
 describe('shapley', () => {
   const F = 6;
@@ -42,7 +44,9 @@ describe('shapley', () => {
 
   describe('on an MLP ignoring feature 2', () => {
     let ev: Awaited<ReturnType<typeof evaluator>>;
-    beforeAll(async () => { ev = await evaluator(mlpIgnoring(F, 16, 3, 2), 'probabilities'); });
+    beforeAll(async () => {
+      ev = await evaluator(mlpIgnoring(F, 16, 3, 2), 'probabilities');
+    });
 
     it('sums to f(x) - base for every row (additivity) and gives the ignored feature 0', async () => {
       const r = await shapley({ x, rows: 4, features: F, background: bg, samples: 6, seed: 7, runRows: 500 }, ev);
@@ -55,7 +59,7 @@ describe('shapley', () => {
       }
     });
 
-    it('attributes the requested class, or each row\'s predicted one', async () => {
+    it("attributes the requested class, or each row's predicted one", async () => {
       const fixed = await shapley({ x, rows: 4, features: F, background: bg, samples: 2, seed: 7, classIndex: 1, runRows: 500 }, ev);
       expect(fixed.classes).toEqual([1, 1, 1, 1]);
       const own = await shapley({ x, rows: 4, features: F, background: bg, samples: 2, seed: 7, runRows: 500 }, ev);
@@ -64,7 +68,9 @@ describe('shapley', () => {
         const scores = Array.from(direct.scores.subarray(n * 3, n * 3 + 3));
         expect(c).toBe(scores.indexOf(Math.max(...scores)));
       });
-      await expect(shapley({ x, rows: 4, features: F, background: bg, samples: 2, seed: 7, classIndex: 3, runRows: 500 }, ev)).rejects.toThrow(/explainClass 3 is out of range/);
+      await expect(shapley({ x, rows: 4, features: F, background: bg, samples: 2, seed: 7, classIndex: 3, runRows: 500 }, ev)).rejects.toThrow(
+        /explainClass 3 is out of range/,
+      );
     });
 
     it('gives the same attributions for the same request, other numbers for another seed; runs are batched', async () => {
@@ -79,7 +85,8 @@ describe('shapley', () => {
     });
 
     it('estimates converge: more permutations move the estimate less than few do', async () => {
-      const est = (samples: number, seed: number) => shapley({ x: x.subarray(0, F), rows: 1, features: F, background: bg, samples, seed, runRows: 100_000 }, ev);
+      const est = (samples: number, seed: number) =>
+        shapley({ x: x.subarray(0, F), rows: 1, features: F, background: bg, samples, seed, runRows: 100_000 }, ev);
       const ref = await est(400, 1);
       const err = (r: Awaited<ReturnType<typeof est>>) => Math.max(...Array.from(r.attributions, (v, i) => Math.abs(v - ref.attributions[i]!)));
       const few = await Promise.all([2, 3, 4, 5].map((s) => est(2, s).then(err)));

@@ -43,7 +43,10 @@ describe('pruning', () => {
     const before = weights(model);
     for (const [name, w] of weights(r.bytes)) {
       const orig = new Set(before.get(name) ?? []);
-      expect(w.every((v) => orig.has(v)), name).toBe(true);
+      expect(
+        w.every((v) => orig.has(v)),
+        name,
+      ).toBe(true);
     }
     // Hidden units were removed, so the answers move, but within the original's range.
     expect(out.some((v, i) => v !== a[i])).toBe(true);

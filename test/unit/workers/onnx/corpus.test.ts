@@ -16,7 +16,11 @@ const BATCH = 16;
 
 async function outputs(bytes: Uint8Array, feeds: Record<string, ort.Tensor>) {
   const s = await ort.InferenceSession.create(bytes);
-  try { return await s.run(feeds); } finally { await s.release(); }
+  try {
+    return await s.run(feeds);
+  } finally {
+    await s.release();
+  }
 }
 
 /** Activation ranges from a few calibration batches (other seeds than the agreement check's). */

@@ -21,10 +21,15 @@ function byHand(x: number[]): number[] {
   return [0, 1].map((k) => h.reduce((a, v, j) => a + v * layers[1]!.weights[j * 2 + k]!, layers[1]!.bias[k]!));
 }
 
-const checker = (file: string) => execFileSync('/usr/bin/python3', ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', file]);
+const checker = (file: string) =>
+  execFileSync('/usr/bin/python3', ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', file]);
 
 describe('MLP export', () => {
-  const rows = [[3, 2], [-1, 10], [1, 2]];
+  const rows = [
+    [3, 2],
+    [-1, 10],
+    [1, 2],
+  ];
   const x = new ort.Tensor('float32', Float32Array.from(rows.flat()), [3, 2]);
 
   it('classification: label and probabilities with the standardization in the graph, classes in metadata', async () => {
@@ -32,7 +37,11 @@ describe('MLP export', () => {
     const m = decodeModel(bytes);
     expect(Number(m.opsetImport[0]!.version)).toBe(17);
     expect(Number(m.irVersion)).toBe(8);
-    expect(Object.fromEntries(m.metadataProps.map((p) => [p.key, p.value]))).toMatchObject({ 'modelq.classes': '["no","yes"]', 'modelq.features': '["p","q"]', 'modelq.task': 'classification' });
+    expect(Object.fromEntries(m.metadataProps.map((p) => [p.key, p.value]))).toMatchObject({
+      'modelq.classes': '["no","yes"]',
+      'modelq.features': '["p","q"]',
+      'modelq.task': 'classification',
+    });
     const s = await ort.InferenceSession.create(bytes);
     const out = await s.run({ features: x });
     expect(out.label!.type).toBe('int64');
@@ -73,17 +82,27 @@ describe('MLP export', () => {
 });
 
 describe('distilled student export', () => {
-  const rows = [[3, 2], [-1, 10], [1, 2]];
+  const rows = [
+    [3, 2],
+    [-1, 10],
+    [1, 2],
+  ];
   const write = (bytes: Uint8Array, name: string) => {
     const file = path.join(tmpDir('student'), `${name}.onnx`);
     fs.writeFileSync(file, bytes);
     return file;
   };
 
-  it('keeps the teacher\'s input name and shape, flattening an image-like input per row', async () => {
+  it("keeps the teacher's input name and shape, flattening an image-like input per row", async () => {
     const bytes = exportStudent({
-      input: { name: 'pixels', shape: ['N', 1, 2] }, mean, scale, layers,
-      heads: [{ kind: 'scores', name: 'logits', shape: ['N', 2] }, { kind: 'label', name: 'top', shape: ['N', 1] }],
+      input: { name: 'pixels', shape: ['N', 1, 2] },
+      mean,
+      scale,
+      layers,
+      heads: [
+        { kind: 'scores', name: 'logits', shape: ['N', 2] },
+        { kind: 'label', name: 'top', shape: ['N', 1] },
+      ],
     });
     checker(write(bytes, 'flat'));
     const s = await ort.InferenceSession.create(bytes);
@@ -102,7 +121,15 @@ describe('distilled student export', () => {
   it('writes a value head as [batch] or [batch, 1] in target units', async () => {
     const one = [layers[0]!, { inputs: 3, outputs: 1, weights: Float32Array.of(1, 2, 0), bias: Float32Array.of(0.5) }];
     for (const shape of [['N'], ['N', 1]]) {
-      const bytes = exportStudent({ input: { name: 'x', shape: ['N', 2] }, mean, scale, layers: one, heads: [{ kind: 'value', name: 'value', shape }], valueMean: 10, valueScale: 2 });
+      const bytes = exportStudent({
+        input: { name: 'x', shape: ['N', 2] },
+        mean,
+        scale,
+        layers: one,
+        heads: [{ kind: 'value', name: 'value', shape }],
+        valueMean: 10,
+        valueScale: 2,
+      });
       checker(write(bytes, `value-${shape.length}`));
       const out = (await (await ort.InferenceSession.create(bytes)).run({ x: new ort.Tensor('float32', Float32Array.of(3, 2), [1, 2]) })).value!;
       expect(out.dims).toEqual(shape.length === 1 ? [1] : [1, 1]);
@@ -112,7 +139,8 @@ describe('distilled student export', () => {
   });
 
   it('refuses tensor names that clash with the names it uses inside', () => {
-    expect(() => exportStudent({ input: { name: 'standardized', shape: ['N', 2] }, mean, scale, layers, heads: [{ kind: 'scores', name: 'y', shape: ['N', 2] }] }))
-      .toThrow(/"standardized" clashes/);
+    expect(() =>
+      exportStudent({ input: { name: 'standardized', shape: ['N', 2] }, mean, scale, layers, heads: [{ kind: 'scores', name: 'y', shape: ['N', 2] }] }),
+    ).toThrow(/"standardized" clashes/);
   });
 });

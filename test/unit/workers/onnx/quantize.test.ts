@@ -11,7 +11,12 @@ async function run(bytes: Uint8Array, x: Float32Array, n: number, f: number) {
   const out = await s.run({ input: new ort.Tensor('float32', x, [n, f]) });
   return out.output!.data as Float32Array;
 }
-const argmaxes = (y: Float32Array, c: number) => Array.from({ length: y.length / c }, (_, i) => { let b = 0; for (let j = 1; j < c; j++) if (y[i * c + j]! > y[i * c + b]!) b = j; return b; });
+const argmaxes = (y: Float32Array, c: number) =>
+  Array.from({ length: y.length / c }, (_, i) => {
+    let b = 0;
+    for (let j = 1; j < c; j++) if (y[i * c + j]! > y[i * c + b]!) b = j;
+    return b;
+  });
 
 describe('quantizeInt8', () => {
   it('shrinks an MLP to under 0.3x and keeps its answers', async () => {
@@ -33,7 +38,10 @@ describe('quantizeInt8', () => {
 
   it('refuses a model with nothing to quantize, naming the node and why', () => {
     const noConstWeight = buildModel({
-      inputs: [{ name: 'input', elemType: DT.FLOAT, shape: ['n', 1, 8, 8] }, { name: 'w', elemType: DT.FLOAT, shape: [2, 1, 3, 3] }],
+      inputs: [
+        { name: 'input', elemType: DT.FLOAT, shape: ['n', 1, 8, 8] },
+        { name: 'w', elemType: DT.FLOAT, shape: [2, 1, 3, 3] },
+      ],
       outputs: [{ name: 'output', elemType: DT.FLOAT, shape: ['n', 2, 6, 6] }],
       nodes: [node('Conv', ['input', 'w'], ['output'], {}, 'conv_user_weights')],
     });

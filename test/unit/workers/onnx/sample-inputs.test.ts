@@ -14,22 +14,43 @@ const model = buildModel({
     { name: 'mask', elemType: DT.BOOL, shape: ['batch', 'seq'] },
     { name: 'scale', elemType: DT.FLOAT16, shape: ['batch', 1] },
   ],
-  outputs: [{ name: 'emb', elemType: DT.FLOAT, shape: ['batch', 'seq', 4] }, { name: 'm', elemType: DT.BOOL, shape: ['batch', 'seq'] }, { name: 's', elemType: DT.FLOAT16, shape: ['batch', 1] }],
-  nodes: [node('Cast', ['tokens'], ['t32'], { to: DT.INT32 }), node('Gather', ['table', 't32'], ['emb']), node('Identity', ['mask'], ['m']), node('Identity', ['scale'], ['s'])],
-  initializers: [floatTensor('table', [37, 4], Float32Array.from({ length: 148 }, (_, i) => i))],
+  outputs: [
+    { name: 'emb', elemType: DT.FLOAT, shape: ['batch', 'seq', 4] },
+    { name: 'm', elemType: DT.BOOL, shape: ['batch', 'seq'] },
+    { name: 's', elemType: DT.FLOAT16, shape: ['batch', 1] },
+  ],
+  nodes: [
+    node('Cast', ['tokens'], ['t32'], { to: DT.INT32 }),
+    node('Gather', ['table', 't32'], ['emb']),
+    node('Identity', ['mask'], ['m']),
+    node('Identity', ['scale'], ['s']),
+  ],
+  initializers: [
+    floatTensor(
+      'table',
+      [37, 4],
+      Float32Array.from({ length: 148 }, (_, i) => i),
+    ),
+  ],
 });
 
 describe('sample inputs', () => {
   it('token ids stay within the table they index, and every type runs', async () => {
     const { feeds, inputs } = sampleFeeds(model, 8, 3);
-    expect(inputs.map((i) => i.values)).toEqual(['token ids in [0, 37) (embedding table "tokens" indexes)', 'random booleans', 'seeded normal values (mean 0, sd 1)']);
+    expect(inputs.map((i) => i.values)).toEqual([
+      'token ids in [0, 37) (embedding table "tokens" indexes)',
+      'random booleans',
+      'seeded normal values (mean 0, sd 1)',
+    ]);
     const ids = Array.from(feeds.tokens!.data as BigInt64Array, Number);
     expect(ids).toHaveLength(8 * 16);
     expect(Math.min(...ids)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...ids)).toBeLessThan(37);
     expect(new Set(ids).size).toBeGreaterThan(20); // spread over the table, not one id
     const s = await ort.InferenceSession.create(model);
-    const out = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)])));
+    const out = await s.run(
+      Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims)])),
+    );
     expect(out.emb!.dims).toEqual([8, 16, 4]);
     expect(new Set(Array.from(out.m!.data as Uint8Array)).size).toBe(2);
   });

@@ -30,18 +30,29 @@ describe('training sandbox', () => {
     process.env.MODELQ_API_KEYS = '{"key-0123456789abcdef":{"tenant":"t","scopes":["admin"]}}';
     let environ = '';
     try {
-      await trainInSandbox({
-        jobId: 'env', job: job(1),
-        // What the processors pass: the whole config spread, secrets included.
-        cfg: { MODELQ_DATA_DIR: dir, MODELQ_REDIS_URL: secret, MODELQ_API_KEYS: process.env.MODELQ_API_KEYS } as never,
-      }, { onStart: (pid) => { environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8'); } });
+      await trainInSandbox(
+        {
+          jobId: 'env',
+          job: job(1),
+          // What the processors pass: the whole config spread, secrets included.
+          cfg: { MODELQ_DATA_DIR: dir, MODELQ_REDIS_URL: secret, MODELQ_API_KEYS: process.env.MODELQ_API_KEYS } as never,
+        },
+        {
+          onStart: (pid) => {
+            environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
+          },
+        },
+      );
     } finally {
       process.env.MODELQ_REDIS_URL = saved.url;
       process.env.MODELQ_API_KEYS = saved.keys;
       if (saved.url === undefined) delete process.env.MODELQ_REDIS_URL;
       if (saved.keys === undefined) delete process.env.MODELQ_API_KEYS;
     }
-    const names = environ.split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
+    const names = environ
+      .split('\0')
+      .filter(Boolean)
+      .map((kv) => kv.slice(0, kv.indexOf('=')));
     expect(names).toContain('PATH');
     expect(names.filter((n) => n.startsWith('MODELQ_'))).toEqual([]);
     expect(environ).not.toContain('hunter2');

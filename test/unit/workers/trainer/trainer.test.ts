@@ -48,10 +48,16 @@ describe('trainer', () => {
   it('resumes a stopped run from its last checkpoint to exactly the uninterrupted model', async () => {
     const full: TrainProgress[] = [];
     await runTraining({ store, jobId: 'whole', job: job({ target: 's' }), onProgress: (p) => void full.push(p) });
-    await expect(runTraining({
-      store, jobId: 'cut', job: job({ target: 's' }),
-      onProgress: (p) => { if (p.epoch === 3) throw new Error('killed'); },
-    })).rejects.toThrow('killed');
+    await expect(
+      runTraining({
+        store,
+        jobId: 'cut',
+        job: job({ target: 's' }),
+        onProgress: (p) => {
+          if (p.epoch === 3) throw new Error('killed');
+        },
+      }),
+    ).rejects.toThrow('killed');
     const seen: TrainProgress[] = [];
     const resumed = await runTraining({ store, jobId: 'cut', job: job({ target: 's' }), onProgress: (p) => void seen.push(p) });
     expect(resumed.resumedFromEpoch).toBe(3);
@@ -75,12 +81,22 @@ describe('trainer', () => {
 
   it('trains in a child process that reports each epoch and dies when aborted', async () => {
     const progress: number[] = [];
-    const out = await trainInSandbox({ jobId: 'child', job: job({ target: 'y', epochs: 3 }), cfg: { MODELQ_DATA_DIR: dir } }, { onProgress: (p) => void progress.push(p.epoch) });
+    const out = await trainInSandbox(
+      { jobId: 'child', job: job({ target: 'y', epochs: 3 }), cfg: { MODELQ_DATA_DIR: dir } },
+      { onProgress: (p) => void progress.push(p.epoch) },
+    );
     expect(progress).toEqual([1, 2, 3]);
     expect(out.epochsRun).toBe(3);
     const ac = new AbortController();
-    const aborted = trainInSandbox({ jobId: 'child-abort', job: job({ target: 'y', epochs: 10_000 }), cfg: { MODELQ_DATA_DIR: dir } },
-      { signal: ac.signal, onProgress: (p) => { if (p.epoch === 2) ac.abort(new Error('stop now')); } });
+    const aborted = trainInSandbox(
+      { jobId: 'child-abort', job: job({ target: 'y', epochs: 10_000 }), cfg: { MODELQ_DATA_DIR: dir } },
+      {
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.epoch === 2) ac.abort(new Error('stop now'));
+        },
+      },
+    );
     await expect(aborted).rejects.toThrow('stop now');
   });
 });

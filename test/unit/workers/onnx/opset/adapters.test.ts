@@ -13,7 +13,9 @@ type Out = { name: string; shape: (number | string)[]; elemType?: number };
 
 function model(opset: number, nodes: ReturnType<typeof node>[], outputs: Out[], inits: ReturnType<typeof floatTensor>[] = [], shape = [2, 3, 4, 4]) {
   return buildModel({
-    opset, nodes, initializers: inits,
+    opset,
+    nodes,
+    initializers: inits,
     inputs: [{ name: 'x', elemType: DT.FLOAT, shape }],
     outputs: outputs.map((o) => ({ elemType: DT.FLOAT, ...o })),
   });
@@ -21,7 +23,16 @@ function model(opset: number, nodes: ReturnType<typeof node>[], outputs: Out[], 
 
 async function run(bytes: Uint8Array, shape = [2, 3, 4, 4]) {
   const s = await ort.InferenceSession.create(bytes);
-  const out = await s.run({ x: new ort.Tensor('float32', X.slice(0, shape.reduce((a, b) => a * b, 1)), shape) });
+  const out = await s.run({
+    x: new ort.Tensor(
+      'float32',
+      X.slice(
+        0,
+        shape.reduce((a, b) => a * b, 1),
+      ),
+      shape,
+    ),
+  });
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, { dims: v.dims, data: Array.from(v.data as Float32Array, Number) }]));
 }
 
@@ -74,7 +85,14 @@ describe('opset adapters', () => {
 
   it('TopK 9 -> 10: k becomes an input', async () => {
     const n = node('TopK', ['x'], ['v', 'i'], { k: 2, axis: 3 });
-    const m = model(9, [n], [{ name: 'v', shape: [2, 3, 4, 2] }, { name: 'i', shape: [2, 3, 4, 2], elemType: DT.INT64 }]);
+    const m = model(
+      9,
+      [n],
+      [
+        { name: 'v', shape: [2, 3, 4, 2] },
+        { name: 'i', shape: [2, 3, 4, 2], elemType: DT.INT64 },
+      ],
+    );
     const s = await ort.InferenceSession.create(m);
     expect(s.outputNames).toEqual(['v', 'i']);
     const dm = decodeModel(m);
@@ -93,7 +111,17 @@ describe('opset adapters', () => {
 
   it('Split 11 -> 13: sizes become an input', async () => {
     const n = node('Split', ['x'], ['a', 'b'], { axis: 3, split: [1, 3] });
-    await expectSame(model(11, [n], [{ name: 'a', shape: [2, 3, 4, 1] }, { name: 'b', shape: [2, 3, 4, 3] }]), 13);
+    await expectSame(
+      model(
+        11,
+        [n],
+        [
+          { name: 'a', shape: [2, 3, 4, 1] },
+          { name: 'b', shape: [2, 3, 4, 3] },
+        ],
+      ),
+      13,
+    );
   });
 
   it('Squeeze and Unsqueeze 11 -> 13: axes become inputs', async () => {
@@ -103,7 +131,13 @@ describe('opset adapters', () => {
 
   it('ReduceSum 11 -> 13 (axes input); ReduceMean keeps its form', async () => {
     const nodes = [node('ReduceSum', ['x'], ['s'], { axes: [2, 3], keepdims: 0 }), node('ReduceMean', ['x'], ['m'], { axes: [1] })];
-    const m = await expectSame(model(11, nodes, [{ name: 's', shape: [2, 3] }, { name: 'm', shape: [2, 1, 4, 4] }]), 13);
+    const m = await expectSame(
+      model(11, nodes, [
+        { name: 's', shape: [2, 3] },
+        { name: 'm', shape: [2, 1, 4, 4] },
+      ]),
+      13,
+    );
     expect(m.graph!.node![1]!.input).toHaveLength(1);
   });
 
@@ -121,7 +155,13 @@ describe('opset adapters', () => {
 
   it('Softmax 11 -> 13: the old flatten-at-axis meaning is kept', async () => {
     const nodes = [node('Softmax', ['x'], ['s'], { axis: 1 }), node('LogSoftmax', ['x'], ['l'], { axis: 2 })];
-    await expectSame(model(11, nodes, [{ name: 's', shape: [2, 3, 4, 4] }, { name: 'l', shape: [2, 3, 4, 4] }]), 13);
+    await expectSame(
+      model(11, nodes, [
+        { name: 's', shape: [2, 3, 4, 4] },
+        { name: 'l', shape: [2, 3, 4, 4] },
+      ]),
+      13,
+    );
   });
 
   it('names the node it cannot carry over', () => {

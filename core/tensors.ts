@@ -64,6 +64,28 @@ export interface RawTensor {
 export type TypedArray =
   Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
+/** A typed array class, built by length or over a buffer. */
+export interface TypedArrayClass {
+  readonly BYTES_PER_ELEMENT: number;
+  new (n: number): TypedArray;
+  new (b: ArrayBuffer, offset: number, n: number): TypedArray;
+}
+
+/** The typed array that carries each numeric protocol datatype (BOOL as bytes). */
+export const TYPED_ARRAYS: Partial<Record<Datatype, TypedArrayClass>> = {
+  FP32: Float32Array,
+  FP64: Float64Array,
+  INT8: Int8Array,
+  UINT8: Uint8Array,
+  INT16: Int16Array,
+  UINT16: Uint16Array,
+  INT32: Int32Array,
+  UINT32: Uint32Array,
+  INT64: BigInt64Array,
+  UINT64: BigUint64Array,
+  BOOL: Uint8Array,
+};
+
 export const elementCount = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Converts protocol JSON data to a typed array for onnxruntime. Assumes values were validated. */

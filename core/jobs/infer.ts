@@ -2,7 +2,7 @@
 // version. Several requests may share a job (the producer coalesces them); each gets its own answer.
 import { z } from 'zod';
 import { errorDataSchema } from '../errors.ts';
-import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
+import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, TYPED_ARRAYS, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
   name: z.string(),
@@ -70,19 +70,7 @@ export type InferResult = z.infer<typeof inferResultSchema>;
 export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 // Packing. Byte order is the host's; every platform onnxruntime-node ships for is little-endian.
-const ARRAYS: Partial<Record<Datatype, { BYTES_PER_ELEMENT: number; new (b: ArrayBuffer, o: number, n: number): ArrayBufferView }>> = {
-  FP32: Float32Array,
-  FP64: Float64Array,
-  INT8: Int8Array,
-  UINT8: Uint8Array,
-  INT16: Int16Array,
-  UINT16: Uint16Array,
-  INT32: Int32Array,
-  UINT32: Uint32Array,
-  INT64: BigInt64Array,
-  UINT64: BigUint64Array,
-  BOOL: Uint8Array,
-};
+const ARRAYS = TYPED_ARRAYS;
 
 export const isPacked = (t: JobTensor): t is PackedTensor => 'b64' in t;
 

@@ -8,7 +8,7 @@ import { AppError } from '../../core/errors.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { assertReadable } from '../model-access.ts';
-import { SERVER_VERSION } from '../routes/v2.ts';
+import { modelMetadata, SERVER_VERSION } from '../routes/v2.ts';
 import { createGrpcInfer, type ModelInferRequest } from './infer.ts';
 import { toGrpcStatus } from './status.ts';
 
@@ -101,16 +101,7 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
     ServerMetadata: unary('read', async () => ({ name: 'modelq', version: SERVER_VERSION, extensions: [] })),
     ModelMetadata: unary('read', async (req: { name: string; version?: string }, _call, who) => {
       await assertReadable(d.registry, req.name, who); // another tenant's private model is "not found"
-      const v = await d.registry.resolve(ref(req.name, req.version));
-      const m = await d.registry.getModel(v.name);
-      return {
-        name: v.name,
-        versions: m.versions.map((x) => String(x.version)),
-        platform: 'onnxruntime_onnx',
-        inputs: v.inputs,
-        outputs: v.outputs,
-        properties: { version: String(v.version), sha256: v.sha256 },
-      };
+      return modelMetadata(d.registry, await d.registry.resolve(ref(req.name, req.version)));
     }),
     // Ready: the version exists and at least one live worker consumes the infer queue.
     ModelReady: unary('read', async (req: { name: string; version?: string }, _call, who) => {

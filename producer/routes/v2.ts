@@ -94,6 +94,19 @@ export function createInfer(d: ProducerDeps): InferFn {
   }
 }
 
+/** The protocol's model metadata of a version (REST and gRPC answer the same). */
+export async function modelMetadata(registry: ProducerDeps['registry'], v: VersionRecord) {
+  const m = await registry.getModel(v.name);
+  return {
+    name: v.name,
+    versions: m.versions.map((x) => String(x.version)),
+    platform: 'onnxruntime_onnx',
+    inputs: v.inputs,
+    outputs: v.outputs,
+    properties: { version: String(v.version), sha256: v.sha256 },
+  };
+}
+
 export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
@@ -128,18 +141,7 @@ export function v2Router(d: ProducerDeps, inferFn: InferFn = createInfer(d)): Ro
     }
   });
 
-  const metadata = async (req: Request) => {
-    const v = await resolve(req);
-    const m = await d.registry.getModel(v.name);
-    return {
-      name: v.name,
-      versions: m.versions.map((x) => String(x.version)),
-      platform: 'onnxruntime_onnx',
-      inputs: v.inputs,
-      outputs: v.outputs,
-      properties: { version: String(v.version), sha256: v.sha256 },
-    };
-  };
+  const metadata = async (req: Request) => modelMetadata(d.registry, await resolve(req));
   r.get('/v2/models/:name', async (req, res) => void res.json(await metadata(req)));
   r.get('/v2/models/:name/versions/:version', async (req, res) => void res.json(await metadata(req)));
 

@@ -7,7 +7,7 @@ import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../../core/ro
 import { errorLine, idText, outputLines, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
 import { rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
-import { elementCount, toOrtType, type Datatype, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
+import { elementCount, toOrtType, type RawTensor, type TensorSpec, TYPED_ARRAYS } from '../../core/tensors.ts';
 
 /** Rows per onnxruntime run. Large enough to amortize a run, small enough to keep memory low. */
 export const SCORE_RUN_ROWS = 512;
@@ -32,19 +32,7 @@ export interface ScoredSegment {
 /** One onnxruntime run; rejects with an AppError `bad_request` when the data is at fault. */
 export type RunFeeds = (feeds: Record<string, RawTensor>) => Promise<Record<string, RawTensor>>;
 
-export const TYPED: Partial<Record<Datatype, new (n: number) => TypedArray>> = {
-  FP32: Float32Array,
-  FP64: Float64Array,
-  INT8: Int8Array,
-  UINT8: Uint8Array,
-  INT16: Int16Array,
-  UINT16: Uint16Array,
-  INT32: Int32Array,
-  UINT32: Uint32Array,
-  INT64: BigInt64Array,
-  UINT64: BigUint64Array,
-  BOOL: Uint8Array,
-};
+export const TYPED = TYPED_ARRAYS;
 
 const isBadData = (e: unknown) => e instanceof AppError && e.code === 'bad_request';
 

@@ -1,7 +1,7 @@
 // Filesystem ArtifactStore: writes go to a temp file in the same directory, then rename(2),
 // so readers never see a half-written object and a retried writer simply replaces it.
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,6 +30,9 @@ export class FsStore implements ArtifactStore {
     let bytes = 0;
     const max = opts.maxBytes ?? Infinity;
     const source = typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
+    // The file is opened before the pipeline starts: a stream that opens lazily can create it after a
+    // failed write was cleaned up, leaving a temp file behind.
+    const out = (await fs.open(tmp, 'w')).createWriteStream();
     try {
       await pipeline(
         source,
@@ -41,7 +44,7 @@ export class FsStore implements ArtifactStore {
             yield c;
           }
         },
-        createWriteStream(tmp),
+        out,
       );
       await fs.rename(tmp, dest);
     } catch (e) {

@@ -89,6 +89,12 @@ describe('REST /v2 BYTES', () => {
     const probs = body.outputs.find((o: { name: string }) => o.name === 'probabilities');
     expect(probs.shape).toEqual([TEXTS.length, 4]);
     expect(close(probs.data, want.probabilities)).toBe(true);
+    // Requests of empty strings only (the tokenizer finds no token in the whole batch) are scored too.
+    for (const only of [[''], ['', '   ']]) {
+      const r = await infer('textcls', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [only.length], data: only }] });
+      expect(r.status).toBe(200);
+      expect((await r.json()).outputs[0].data).toEqual((await expected(only)).label);
+    }
     // Through versions/{v} and with `outputs` selecting the string output alone.
     const only = await (
       await postJson(`${p.url}/v2/models/textcls/versions/1/infer`, {

@@ -16,6 +16,7 @@ import type { TensorSpec } from '../../core/tensors.ts';
 
 export type BatchFormat = RowFormat | 'parquet';
 import type { ProducerDeps } from '../deps.ts';
+import { batchExplain, batchExplainParams } from '../explain.ts';
 import { assertReadable } from '../model-access.ts';
 
 export const batchParamsSchema = z.object({
@@ -33,6 +34,7 @@ export const batchParamsSchema = z.object({
     .meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
+  ...batchExplainParams,
 });
 export type BatchParams = z.infer<typeof batchParamsSchema>;
 
@@ -118,6 +120,7 @@ export async function acceptBatch(
   const format = params.format ?? formatHint;
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
   const metadata = parseMetadata(params.metadata);
+  const explain = batchExplain(model, params, d.cfg.MODELQ_EXPLAIN_MAX_EVALS);
   const id = `batch_${randomBytes(10).toString('hex')}`;
   const inputKey = batchKeys.input(id);
   const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, {
@@ -158,6 +161,7 @@ export async function acceptBatch(
       ...(scan.header !== undefined ? { header: scan.header } : {}),
       ...(scan.plan ? { parquet: scan.plan } : {}),
       ...(metadata ? { metadata } : {}),
+      ...(explain ? { explain } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
 import { DEFAULT_EXPLAIN_SAMPLES, evaluationsPerRow, explainTarget, MAX_EXPLAIN_SAMPLES, type ExplainJob, type ExplainResult } from '../core/jobs/explain.ts';
-import { toProtocolTensor, type InferRequest } from '../core/jobs/infer.ts';
+import { toProtocolTensor, type InferRequest, type JobTensor } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
 import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../core/jobs/batch.ts';
 import { JobAnswers } from './await-job.ts';
@@ -39,7 +39,15 @@ export type ExplainFn = (
   request: InferRequest,
   params: ExplainParams,
   gpu: boolean,
-) => Promise<{ outputs: object[]; parameters: object }>;
+) => Promise<{ outputs: object[]; parameters: ExplainAnswerParams; tensors: JobTensor[] }>;
+
+/** The answer's explanation parameters (REST: `parameters`; gRPC: response parameters). */
+export interface ExplainAnswerParams {
+  explain_base: number[];
+  explain_class: number[];
+  explain_output: string;
+  explain_samples: number;
+}
 
 export function createExplain(d: ProducerDeps): ExplainFn {
   const lanes = new Map<'infer' | 'infer-gpu', JobAnswers>();
@@ -91,6 +99,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
     if (!r.ok) throw fromErrorData(r.error);
     if (!r.outputs.some((o) => o.name === 'attributions')) throw new AppError('internal', 'the worker answered without attributions');
     return {
+      tensors: r.outputs,
       outputs: r.outputs.map(toProtocolTensor),
       parameters: { explain_base: r.base, explain_class: r.classes, explain_output: t.output, explain_samples: params.samples + (params.samples % 2) },
     };

@@ -89,8 +89,8 @@ export function createInfer(d: ProducerDeps): InferFn {
     const { target, id, gpu, request, explain: explained } = await prepare(name, version, json, who);
     const { model } = target;
     if (explained) {
-      const r = await explain(model, request, explained, gpu);
-      return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), ...r };
+      const { outputs, parameters } = await explain(model, request, explained, gpu);
+      return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs, parameters };
     }
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.

@@ -218,6 +218,10 @@ export const configKeys = {
     z.coerce.number().min(0).max(1).default(0.1),
     "Share of online requests whose rows are counted into their version's drift window (0 turns sampling off); only versions with a reference profile are sampled.",
   ],
+  MODELQ_DRIFT_REFERENCE_ROWS: [
+    int(0, 100_000).default(1000),
+    'A version without a reference profile (an uploaded one) gets one from its first this many scored rows (online and batch), gathered in Redis until then; 0 turns this off.',
+  ],
   MODELQ_DRIFT_WARN: [
     z.coerce.number().gt(0).default(0.1),
     'Below `MODELQ_DRIFT_ALERT`. PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.',

@@ -14,6 +14,7 @@ import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { batchExplain, batchExplainParams } from '../explain.ts';
 import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
 
@@ -34,6 +35,7 @@ export const batchParamsSchema = z.object({
     .meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
+  ...batchExplainParams,
 });
 export type BatchParams = z.infer<typeof batchParamsSchema>;
 
@@ -152,6 +154,7 @@ export async function acceptBatch(
   const model = await d.registry.resolve(params.model);
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
   const metadata = parseMetadata(params.metadata);
+  const explain = batchExplain(model, params, d.cfg.MODELQ_EXPLAIN_MAX_EVALS);
   // The format: what the first bytes are, which must be what was declared, if anything was.
   const { head, whole } = await peek(body, SNIFF_BYTES);
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
@@ -195,6 +198,7 @@ export async function acceptBatch(
       ...(scan.header !== undefined ? { header: scan.header } : {}),
       ...(scan.plan ? { parquet: scan.plan } : {}),
       ...(metadata ? { metadata } : {}),
+      ...(explain ? { explain } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };

@@ -39,6 +39,7 @@ export const configKeys = {
     z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .refine((u) => URL.canParse(u), 'is not a valid URL (a password with @, / or : must be percent-encoded)')
       .meta(allowed('a `redis://` or `rediss://` URL (`redis://:password@host:port/db`)'))
       .default('redis://127.0.0.1:6379'),
     'Redis connection URL.',

@@ -122,13 +122,21 @@ export const configKeys = {
     'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).',
   ],
   MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Bound on cached sessions per engine thread (estimated by model file size).'],
+  MODELQ_WARM_RECENT: [
+    duration.default(86400 * 1000),
+    'A starting worker that serves online requests loads the models used within this long (`1d`, `12h`; `0`: none), most recent first, as many as `MODELQ_ENGINE_CACHE_MB` holds. New versions are loaded when registered, whatever this says.',
+    '`1d`',
+  ],
   MODELQ_WORKERS: [
     int(0, 64).default(Math.min(2, CORES)),
     'Worker processes started by `npm start`; also divides the cores for the `MODELQ_ENGINE_THREADS` default, so a worker run on its own should say `MODELQ_WORKERS=1`.',
     '`2` (`1` on a single core)',
   ],
   MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue.'],
-  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
+  MODELQ_INFER_TIMEOUT_MS: [
+    int(10, 600_000).default(30_000),
+    'How long an online request waits for its answer before 504; time the worker spends loading the model does not count (past the timeout while it loads: 503 with Retry-After).',
+  ],
   MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
   MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body, in MiB (413 above).'],
   MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB (413 above).'],

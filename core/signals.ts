@@ -1,30 +1,35 @@
 // Stop signals as a terminal and `npm start` send them. Ctrl-C sends SIGINT to every process of the
 // terminal's foreground group (npm, the launcher and its children), and npm and the launcher forward
-// what they get to their own children: one Ctrl-C reaches a process as two or three signals within
-// moments. The first starts the graceful stop; the ones that arrive with it belong to the same stop;
-// a signal after that (a second Ctrl-C) stops at once.
+// what they get to their own children: one Ctrl-C reaches a child as the terminal's SIGINT and the
+// launcher's SIGTERM, and the launcher as the terminal's SIGINT and npm's. The first signal starts
+// the graceful stop; a signal of another kind than those seen belongs to the same stop (however late
+// the launcher's SIGTERM arrives on a busy machine), and so does a repeat within SAME_STOP_MS (npm's
+// echo); a repeat after that (a second Ctrl-C) stops at once.
 
 /** Signals that arrive within this long after the first belong to the same stop. */
 export const SAME_STOP_MS = 1000;
 
 export type StopKind = 'stop' | 'same' | 'now';
 
-/** Classifies each stop signal: the first is `stop`, its echoes `same`, a later one `now`. */
+/** Classifies each stop signal: the first is `stop`, its echoes `same`, a second request `now`. */
 export class StopSignals {
   private first: number | undefined;
+  private readonly seen = new Set<string>();
 
   constructor(
     private readonly sameStopMs = SAME_STOP_MS,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  next(): StopKind {
+  next(signal: string): StopKind {
     const t = this.clock();
+    const repeat = this.seen.has(signal);
+    this.seen.add(signal);
     if (this.first === undefined) {
       this.first = t;
       return 'stop';
     }
-    return t - this.first < this.sameStopMs ? 'same' : 'now';
+    return !repeat || t - this.first < this.sameStopMs ? 'same' : 'now';
   }
 }
 
@@ -40,7 +45,7 @@ export function onStopSignals(handlers: StopHandlers, signals: NodeJS.Signals[] 
   const tracker = new StopSignals();
   for (const sig of signals) {
     process.on(sig, () => {
-      const kind = tracker.next();
+      const kind = tracker.next(sig);
       if (kind === 'stop') handlers.stop(sig);
       else if (kind === 'now') handlers.now(sig);
     });

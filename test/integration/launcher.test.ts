@@ -71,19 +71,23 @@ describe('npm start (cli/start.ts)', () => {
     const redis = new Redis(`redis://127.0.0.1:${redisPort}`, { lazyConnect: true, retryStrategy: () => 200 });
     redis.on('error', () => {});
     try {
-      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
-      await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 30_000);
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 120_000);
+      await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 120_000);
       // The Redis it started keeps its files under the data dir.
       expect(fs.existsSync(path.join(dataDir, 'redis'))).toBe(true);
       await redis.connect();
       const key = `{${prefix}}`;
-      const first = await until(async () => {
-        const s = await readWorkerStats(redis, key);
-        return s.length === 2 ? s : null;
-      }, 'two workers');
+      const first = await until(
+        async () => {
+          const s = await readWorkerStats(redis, key);
+          return s.length === 2 ? s : null;
+        },
+        'two workers',
+        120_000,
+      );
       const victim = first[0]!.pid;
       process.kill(victim, 'SIGKILL');
-      const died = await until(() => lines.find((l) => l.msg?.includes('died')), 'the launcher to notice');
+      const died = await until(() => lines.find((l) => l.msg?.includes('died')), 'the launcher to notice', 60_000);
       expect(died.role).toMatch(/^worker-/);
       const replaced = await until(
         async () => {
@@ -91,7 +95,7 @@ describe('npm start (cli/start.ts)', () => {
           return s.some((w) => w.pid !== victim && !first.some((f) => f.pid === w.pid)) ? s : null;
         },
         'a replacement worker',
-        30_000,
+        120_000,
       );
       expect(replaced.map((w) => w.pid)).not.toContain(victim);
 
@@ -114,7 +118,7 @@ describe('npm start (cli/start.ts)', () => {
       if (launcher.exitCode === null) launcher.kill('SIGKILL');
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+  }, 300_000);
 
   it("starts its redis-server with the URL's password, and never prints the password", async () => {
     const [redisPort, port, dashPort] = [await freePort(), await freePort(), await freePort()];
@@ -128,6 +132,7 @@ describe('npm start (cli/start.ts)', () => {
         MODELQ_REDIS_URL: `redis://:${password}@127.0.0.1:${redisPort}`,
         MODELQ_PORT: String(port),
         MODELQ_DASHBOARD_PORT: String(dashPort),
+        MODELQ_GRPC_PORT: String(await freePort()), // npm start checks its ports first: not the default, which another run may hold
         MODELQ_DATA_DIR: dataDir,
         MODELQ_PREFIX: `t-launch-${Math.random().toString(36).slice(2, 8)}`,
         MODELQ_WORKERS: '0',
@@ -138,7 +143,7 @@ describe('npm start (cli/start.ts)', () => {
     launcher.stderr!.on('data', (b) => (out += b));
     const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
     try {
-      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
+      await until(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 120_000);
       // Without the password the started Redis answers nothing but NOAUTH.
       const answer = await new Promise<string>((resolve, reject) => {
         const sock = net.connect(redisPort, '127.0.0.1', () => sock.write('PING\r\n'));
@@ -157,13 +162,20 @@ describe('npm start (cli/start.ts)', () => {
       if (launcher.exitCode === null) launcher.kill('SIGKILL');
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
-  });
+  }, 300_000);
 
   it('masks the password when nothing answers at a remote MODELQ_REDIS_URL', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MODELQ_REDIS_URL: 'redis://:pw-Secret-4711@nothing.invalid:6390' },
+      env: {
+        ...process.env,
+        MODELQ_REDIS_URL: 'redis://:pw-Secret-4711@nothing.invalid:6390',
+        // Free ports: npm start checks them before Redis, and the defaults may be held by another run.
+        MODELQ_PORT: String(await freePort()),
+        MODELQ_DASHBOARD_PORT: String(await freePort()),
+        MODELQ_GRPC_PORT: String(await freePort()),
+      },
     });
     let out = '';
     child.stdout!.on('data', (b) => (out += b));
@@ -221,7 +233,7 @@ describe('npm start (cli/start.ts)', () => {
     } finally {
       await run.cleanup();
     }
-  }, 240_000);
+  }, 400_000);
 
   it('a second Ctrl-C, a while after the first, stops everything at once: the chunk is left to be retried', async () => {
     const run = await startWithRunningChunk(60_000);
@@ -239,7 +251,7 @@ describe('npm start (cli/start.ts)', () => {
     } finally {
       await run.cleanup();
     }
-  }, 240_000);
+  }, 400_000);
 });
 
 /**
@@ -289,9 +301,9 @@ async function startWithRunningChunk(n: number) {
   };
   const url = `http://127.0.0.1:${port}`;
   try {
-    await until(async () => (await fetch(`${url}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
-    await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 30_000);
-    await until(async () => (await readWorkerStats(redis, key)).length === 1, 'the worker');
+    await until(async () => (await fetch(`${url}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 120_000);
+    await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 120_000);
+    await until(async () => (await readWorkerStats(redis, key)).length === 1, 'the worker', 120_000);
     const F = 32;
     expect((await uploadModel(url, 'slow', buildMlp({ sizes: [F, 2048, 2048, 4], seed: 5 }))).status).toBe(201);
     const row = (i: number) => JSON.stringify({ id: i, input: Array.from({ length: F }, (_, j) => ((i + j) % 10) / 10) });
@@ -299,7 +311,7 @@ async function startWithRunningChunk(n: number) {
     expect(res.status).toBe(202);
     const id = (await res.json()).id as string;
     // The chunk is running: it has reported rows done, and no outcome yet.
-    await until(async () => Number((await redis.hget(`${key}:records:batch:${id}:progress`, '0')) ?? 0) > 0, 'the chunk to be running', 60_000);
+    await until(async () => Number((await redis.hget(`${key}:records:batch:${id}:progress`, '0')) ?? 0) > 0, 'the chunk to be running', 120_000);
     expect(await redis.hget(`${key}:records:batch:${id}:chunks`, '0')).toBeNull();
     const pids = [...new Set(lines.filter((l) => l.component && l.component !== 'launcher').map((l) => l.pid!))];
     expect(pids.length).toBeGreaterThanOrEqual(3); // producer, worker, dashboard

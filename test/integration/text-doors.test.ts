@@ -310,6 +310,18 @@ describe('batches of strings', () => {
     const done = await waitDone((await res.json()).id);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectOutput(done.id, MANY, (i) => i);
+    // A null cell is an error row naming the column; empty strings are scored.
+    const holes = parquetWriteBuffer({ columnData: [{ name: 'text', data: ['goal', null, '', 'pizza'], type: 'STRING' }] });
+    const h = await waitDone((await (await submit(new Uint8Array(holes), 'model=textcls', PARQUET)).json()).id);
+    expect(h.requestCounts).toEqual({ total: 4, completed: 3, failed: 1 });
+    expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/output`)).text()).map((o) => [o.row, o.outputs.label[0]])).toEqual([
+      [0, 'sport'],
+      [2, (await expected(['']))!.label[0]],
+      [3, 'food'],
+    ]);
+    expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/errors`)).text())).toEqual([
+      { row: 1, error: { code: 'bad_row', message: 'column "text" is null' } },
+    ]);
     // A numeric column for the string input: 400 naming it.
     const wrong = parquetWriteBuffer({ columnData: [{ name: 'text', data: [1, 2, 3], type: 'INT32' }] });
     const r = await submit(new Uint8Array(wrong), 'model=textcls', PARQUET);

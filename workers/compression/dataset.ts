@@ -22,8 +22,10 @@ export interface TrainingInfo {
   classes?: (string | number)[];
 }
 
-const parseList = <T>(json: string | undefined): T[] | undefined => {
-  if (!json) return undefined;
+/** A list in a version's metadata: a JSON list, or (versions from before lists) a JSON string of one. */
+const parseList = <T>(json: unknown): T[] | undefined => {
+  if (Array.isArray(json)) return json as T[];
+  if (typeof json !== 'string' || !json) return undefined;
   try {
     const v = JSON.parse(json) as unknown;
     return Array.isArray(v) ? (v as T[]) : undefined;
@@ -38,7 +40,8 @@ export async function trainingInfo(registry: Registry, v: VersionRecord): Promis
   for (let depth = 0; cur && depth < 16; depth++) {
     const md = cur.metadata ?? {};
     if (md.features || md.target) {
-      return { features: parseList<string>(md.features), target: md.target, task: md.task, classes: parseList<string | number>(md.classes) };
+      const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+      return { features: parseList<string>(md.features), target: str(md.target), task: str(md.task), classes: parseList<string | number>(md.classes) };
     }
     const lineage = cur.lineage as
       { source?: string; hyperparameters?: { features?: string[]; target?: string; task?: string }; parent?: { name: string; version: number } } | undefined;
@@ -262,7 +265,10 @@ export function score(out: Record<string, RawTensor>, r: EvalRows): { accuracy?:
   const classes = r.info.classes;
   const regression = r.info.task === 'regression' || (!label && !scores);
   if (!regression) {
-    const idx = label ? Array.from(label.data as BigInt64Array, Number) : Array.from(argmaxRows(scores!)!);
+    // With the training classes, the scores' argmax says the class (a trained model's label is the
+    // class itself, earlier ones its index); without them, the label (or argmax) is the class.
+    const idx =
+      scores && classes ? Array.from(argmaxRows(scores)!) : label ? Array.from(label.data as BigInt64Array, Number) : Array.from(argmaxRows(scores!)!);
     let right = 0;
     for (let i = 0; i < r.rows; i++) {
       const predicted = classes ? classes[idx[i]!] : idx[i];

@@ -7,6 +7,7 @@ import type { Target } from '../../core/rows/parquet-column.ts';
 import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
+import type { ExplainRows } from './explain-rows.ts';
 import { runRows, SCORE_RUN_ROWS, TYPED, type Acc, type RunFeeds, type ScoredSegment } from './score-segment.ts';
 
 export interface RowGroupJob extends RowGroupBytes {
@@ -15,6 +16,9 @@ export interface RowGroupJob extends RowGroupBytes {
   /** Row number (in the file) of the row group's first row, and its rows. */
   firstRow: number;
   rows: number;
+  /** As for segments (score-segment.ts). */
+  explain?: ExplainRows;
+  driftSample?: number;
 }
 
 /** One run's values of an input: a typed array, or strings for a BYTES input. */

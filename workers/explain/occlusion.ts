@@ -5,30 +5,12 @@
 // no sampling. Unlike Shapley values, the attributions need not sum to f(x) - base (interactions
 // between tokens are counted in neither or both).
 
+import { textTokens, withoutToken } from '../../core/text-tokens.ts';
+
+export { occlusionEvaluations, textTokens, withoutToken } from '../../core/text-tokens.ts';
+
 /** Evaluates the model on texts; returns [texts, classes] scores. */
 export type EvaluateText = (texts: string[]) => Promise<{ scores: Float32Array; classes: number }>;
-
-/** Words: runs of letters, digits, marks, apostrophes and underscores (any script). */
-const WORD = /[\p{L}\p{N}\p{M}_']+/gu;
-
-/** The distinct tokens of a text, in order of first appearance, compared case-insensitively. */
-export function textTokens(text: string): string[] {
-  const seen = new Map<string, string>();
-  for (const m of text.matchAll(WORD)) {
-    const key = m[0].toLowerCase();
-    if (!seen.has(key)) seen.set(key, m[0]);
-  }
-  return [...seen.values()];
-}
-
-/** The text with every occurrence of `token` (case-insensitively, as a whole word) removed, spaces closed up. */
-export function withoutToken(text: string, token: string): string {
-  const key = token.toLowerCase();
-  return text
-    .replace(WORD, (w) => (w.toLowerCase() === key ? '' : w))
-    .replace(/\s{2,}/g, ' ')
-    .trim();
-}
 
 export interface OcclusionRow {
   tokens: string[];
@@ -38,9 +20,6 @@ export interface OcclusionRow {
   value: number;
   class: number;
 }
-
-/** Model evaluations an explanation of these texts costs: each row, each of its distinct tokens, and the empty text once. */
-export const occlusionEvaluations = (texts: string[]) => 1 + texts.reduce((n, t) => n + 1 + textTokens(t).length, 0);
 
 export async function occlusion(texts: string[], evaluate: EvaluateText, o: { classIndex?: number; runRows: number }): Promise<OcclusionRow[]> {
   const tokens = texts.map(textTokens);

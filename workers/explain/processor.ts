@@ -12,6 +12,7 @@ import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { loadBackground } from './background.ts';
 import { shapley, type Evaluate } from './shapley.ts';
+import { occlusion } from './occlusion.ts';
 
 export interface ExplainDeps {
   engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount'>>;
@@ -38,6 +39,8 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   const input = data.request.inputs.find((t) => t.name === data.input);
   if (!input || data.request.inputs.length !== 1) throw new AppError('bad_request', `explanation needs exactly the one input "${data.input}"`);
   const raw = feed(input);
+  if (data.method === 'occlusion') return explainText(data, model, deps, raw);
+  if (!data.background) throw new AppError('bad_request', 'a Shapley explanation needs background rows');
   if (raw.type !== 'float32' || raw.dims.length !== 2) throw new AppError('bad_request', `input "${data.input}" must be FP32 [rows, features] to be explained`);
   const [rows, features] = raw.dims as [number, number];
   const x = raw.data as Float32Array;
@@ -78,6 +81,49 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
   outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, features], data: r.attributions })!);
   return { ok: true, outputs, base: r.base, classes: r.classes };
+}
+
+/** A text model: every word of each row removed in turn (occlusion.ts); tokens and attributions padded to the row with most words. */
+async function explainText(data: ExplainJob, model: ModelHandle, deps: ExplainDeps, raw: RawTensor): Promise<ExplainResult> {
+  if (raw.type !== 'string' || !Array.isArray(raw.data))
+    throw new AppError('bad_request', `input "${data.input}" must be BYTES (text) to be explained by occlusion`);
+  const texts = raw.data.map(String);
+  const rows = texts.length;
+  const shapeOf = (n: number) => (raw.dims.length === 2 ? [n, 1] : [n]);
+  const plain = await deps.engine.run(model, { [data.input]: { type: 'string', dims: shapeOf(rows), data: texts } }, { rows });
+  let r;
+  try {
+    r = await occlusion(
+      texts,
+      async (batch) => {
+        const out = await deps.engine.run(
+          model,
+          { [data.input]: { type: 'string', dims: shapeOf(batch.length), data: batch } },
+          { outputs: [data.output], rows: batch.length },
+        );
+        const t = out[data.output];
+        if (!t || t.type !== 'float32') throw new AppError('bad_request', `output "${data.output}" is not FP32`);
+        return { scores: t.data as Float32Array, classes: t.dims.length > 1 ? t.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+      },
+      { ...(data.classIndex !== undefined ? { classIndex: data.classIndex } : {}), runRows: data.runRows },
+    );
+  } catch (e) {
+    if (e instanceof RangeError) throw new AppError('bad_request', e.message);
+    throw e;
+  }
+  const width = Math.max(0, ...r.map((x) => x.tokens.length));
+  const tokens: string[] = [];
+  const attributions = new Float32Array(rows * width);
+  r.forEach((x, n) => {
+    for (let k = 0; k < width; k++) tokens.push(x.tokens[k] ?? '');
+    attributions.set(x.attributions, n * width);
+  });
+  const wanted = data.request.outputs ? new Set(data.request.outputs) : null;
+  const outputs: JobTensor[] = [];
+  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
+  outputs.push(fromRaw('explain_tokens', { type: 'string', dims: [rows, width], data: tokens }));
+  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, width], data: attributions })!);
+  return { ok: true, outputs, base: r.map((x) => x.base), classes: r.map((x) => x.class) };
 }
 
 function feed(t: JobTensor): RawTensor {

@@ -2,7 +2,7 @@
 // jobs resource (GET /v1/jobs/{id}) like a training job.
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
-import { DatasetStore } from '../../core/datasets.ts';
+import { DatasetStore, isNumericType } from '../../core/datasets.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { compressRequestSchema, methodOptions, type CompressJob } from '../../core/jobs/compress.ts';
 import { isPlatform } from '../../core/auth.ts';
@@ -39,7 +39,7 @@ export function compressRouter(d: ProducerDeps): Router {
       body.features?.forEach((f, i) => {
         const t = types.get(f);
         if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
-        if (t === 'string') throw badRequest(`features[${i}]: column "${f}" is not numeric (type string)`);
+        if (!isNumericType(t)) throw badRequest(`features[${i}]: column "${f}" is not numeric (type ${t})`);
       });
       if (body.target && !types.has(body.target)) throw badRequest(`target: the dataset has no column "${body.target}"`);
       dataset = { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows };

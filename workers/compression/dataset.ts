@@ -2,7 +2,7 @@
 // training lineage's, else every numeric column but the target), the rows as one float32 matrix,
 // a model's outputs over all of them in large engine runs, and accuracy (or RMSE) against the target.
 import type { Redis } from 'ioredis';
-import { DatasetStore, numericValue, type DatasetFormat } from '../../core/datasets.ts';
+import { DatasetStore, isNumericType, numericValue, type DatasetFormat } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
 import type { CompressJob } from '../../core/jobs/compress.ts';
 import type { Registry, VersionRecord } from '../../core/registry.ts';
@@ -94,7 +94,7 @@ export async function loadEvalRows(
   let source = 'the request';
   if (!features && info.features) [features, source] = [info.features, "the model's training lineage"];
   if (!features)
-    [features, source] = [ds.columns.filter((c) => c.type !== 'string' && c.name !== target).map((c) => c.name), 'every numeric column but the target'];
+    [features, source] = [ds.columns.filter((c) => isNumericType(c.type) && c.name !== target).map((c) => c.name), 'every numeric column but the target'];
   const missing = features.find((f) => !columns.has(f));
   if (missing) throw new AppError('bad_request', `dataset "${ds.id}" has no column "${missing}" (features from ${source})`);
   if (features.length !== width) {

@@ -150,10 +150,18 @@ describe('text classification on a real corpus', () => {
     // Every string with no known word gets the same answer: the head's bias alone.
     expect(Array.from(probs.subarray(0, classes.length))).toEqual(Array.from(probs.subarray(classes.length, 2 * classes.length)));
 
-    // TODO(lead, after text-doors lands): the same test rows through /v2 inference (BYTES inputs in
-    // plain JSON) and as a batch (JSONL {"description": ...} and CSV) must give `labels` exactly; and a
-    // BYTES request with numbers in `data` a 400. Until strings travel through every door, the
-    // downloaded model is the reference: run in onnxruntime directly above.
+    // The platform serves it: /v2 with BYTES inputs in plain JSON gives onnxruntime's labels, odd strings included.
+    const rows = [...test.map((r) => r.description), ...ODD];
+    const res = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [rows.length], data: rows }] });
+    expect(res.status).toBe(200);
+    const served = (await res.json()).outputs.find((o: { name: string }) => o.name === 'label');
+    expect(served).toMatchObject({ datatype: 'BYTES', shape: [rows.length] });
+    expect(served.data).toEqual([...labels, ...(odd.label!.data as string[])]);
+    const numbers = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [2], data: [1, 2] }] });
+    expect(numbers.status).toBe(400);
+    expect((await numbers.json()).error).toMatch(/must be a string for datatype BYTES/);
+    // TODO(lead, after text-doors lands): the same test rows as a batch (JSONL {"description": ...}
+    // and CSV) must give `labels` exactly, as must gRPC BYTES inputs.
   }, 600_000);
 
   it('mixes numeric, category and text features with an integer target and an MLP head', async () => {

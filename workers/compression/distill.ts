@@ -188,6 +188,8 @@ export async function distill(
   deps: { store: ArtifactStore; cfg: Config; engine: Engine },
   onProgress?: (p: DistillProgress) => Promise<void> | void,
 ): Promise<DistillResult> {
+  // The student is an MLP over the teacher's numeric input; a text model's strings are not that.
+  if (rows.texts) throw new AppError('bad_request', `distill: input "${rows.input.name}" takes strings (a text model); distillation takes numeric inputs`);
   const plan = planStudent(teacher.outputs, teacherOut, rows.info.classes);
   const n = rows.rows;
   const nVal = Math.max(1, Math.round(n * DISTILL_DEFAULTS.heldOut));

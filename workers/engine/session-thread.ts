@@ -8,6 +8,8 @@ import { fromOrtType, type RawTensor, type TensorSpec } from '../../core/tensors
 import type { ErrorKind, FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
 import { scoreRowGroup } from './score-parquet.ts';
 import { scoreSegment, type RunFeeds } from './score-segment.ts';
+import { explainingRun, type RunOutputs } from './explain-rows.ts';
+import { RowSampler } from './drift-rows.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -49,6 +51,7 @@ function evict(need: number) {
     if (cachedBytes + need <= init.cacheBytes) break;
     cache.delete(key);
     cachedBytes -= e.bytes;
+    post({ op: 'evicted', sha256: key });
     void e.session.release().catch(() => {});
   }
 }
@@ -62,11 +65,11 @@ async function session(model: ModelHandle): Promise<{ session: ort.InferenceSess
     hit.lastUsed = Date.now();
     return { session: hit.session, loadMs: 0 };
   }
-  let p = loading.get(model.sha256);
-  if (!p) {
-    p = load(model).finally(() => loading.delete(model.sha256));
-    loading.set(model.sha256, p);
-  }
+  const shared = loading.get(model.sha256);
+  // Only the request that started a load reports its time: the engine counts each load once.
+  if (shared) return { session: (await shared).session, loadMs: 0 };
+  const p = load(model).finally(() => loading.delete(model.sha256));
+  loading.set(model.sha256, p);
   return p;
 }
 
@@ -104,6 +107,11 @@ function spec(m: ort.InferenceSession.ValueMetadata): TensorSpec {
 }
 
 async function handle(msg: ToThread) {
+  if (msg.op === 'load') {
+    const { loadMs } = await session(msg.model);
+    post({ op: 'result', id: msg.id, ok: true, value: null, computeMs: 0, loadMs });
+    return;
+  }
   if (msg.op === 'inspect') {
     const { session: s, loadMs } = await session(msg.model);
     let value;
@@ -121,11 +129,11 @@ async function handle(msg: ToThread) {
     const t0 = performance.now();
     let computeMs = 0;
     let runs = 0;
-    const runOne: RunFeeds = async (feeds) => {
+    const runSome: RunOutputs = async (feeds, outputs) => {
       const t1 = performance.now();
       runs++;
       try {
-        return await runFeeds(s, feeds);
+        return await runFeeds(s, feeds, outputs);
       } catch (e) {
         if (e instanceof ThreadError && e.kind === 'bad_request') throw new AppError('bad_request', e.message);
         throw e;
@@ -133,7 +141,14 @@ async function handle(msg: ToThread) {
         computeMs += performance.now() - t1;
       }
     };
+    let runOne: RunFeeds = (feeds) => runSome(feeds);
+    // Explained batches add attributions to each run's rows; a share of the rows is drawn for drift.
+    if (msg.job.explain) runOne = explainingRun(runOne, runSome, msg.job.explain);
+    const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample) : undefined;
+    if (sampler) runOne = sampler.wrap(runOne);
     const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
+    const sample = sampler?.take();
+    if (sample) value.sample = sample;
     post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [
       value.out.buffer as ArrayBuffer,
       value.err.buffer as ArrayBuffer,

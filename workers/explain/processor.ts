@@ -14,7 +14,7 @@ import { loadBackground } from './background.ts';
 import { shapley, type Evaluate } from './shapley.ts';
 
 export interface ExplainDeps {
-  engine: Pick<Engine, 'run'>;
+  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount'>>;
   store: ArtifactStore;
   cacheDir?: string;
 }
@@ -55,7 +55,18 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   let r;
   try {
     r = await shapley(
-      { x, rows, features, background: bg.x, samples: data.samples, seed: data.seed, classIndex: data.classIndex, runRows: data.runRows },
+      {
+        x,
+        rows,
+        features,
+        background: bg.x,
+        samples: data.samples,
+        seed: data.seed,
+        classIndex: data.classIndex,
+        runRows: data.runRows,
+        // One run per engine thread at a time: a request's perturbations use every core, not one.
+        parallel: deps.engine.threadCount ?? 1,
+      },
       evaluate,
     );
   } catch (e) {

@@ -2,11 +2,12 @@
 // their expected shares, or category shares), windows of online traffic counted into those bins in
 // Redis (bounded: a count per bin, never rows), and the comparison: PSI for numeric features and
 // Jensen-Shannon distance for categorical ones.
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
-import type { VersionRecord } from './registry.ts';
+import { metadataList, type VersionRecord } from './registry.ts';
 import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
@@ -257,4 +258,129 @@ export async function versionDrift(
   const [text, window] = await Promise.all([store.get(ref.key), windows.read(v.name, v.version)]);
   const profile = driftProfileSchema.parse(JSON.parse(text.toString('utf8')));
   return { ...driftReport(profile, window.counts, window.rows, t), referenceRows: profile.rows };
+}
+
+/** A tensor's rows as drift reads them (a request's input, or rows sampled from a batch). */
+export interface RowsOf {
+  name: string;
+  shape: number[];
+  data: ArrayLike<unknown>;
+}
+
+/** The values of feature (input, column) in rows [0, n) of the tensors; undefined when the input is missing. */
+function columnOf(inputs: RowsOf[], input: string, column: number): { n: number; at: (r: number) => unknown } | undefined {
+  const t = inputs.find((i) => i.name === input);
+  if (!t) return undefined;
+  const n = t.shape[0] ?? 1;
+  const width = t.shape.length > 1 ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
+  return { n, at: (r) => t.data[r * width + column] };
+}
+
+/** Counts the rows' bins into `counts` ("k:bin" -> n); returns the rows counted. */
+export function countRows(p: DriftProfile, inputs: RowsOf[], counts: Map<string, number>): number {
+  let rows = 0;
+  p.features.forEach((f, k) => {
+    const col = columnOf(inputs, f.input, f.column);
+    if (!col) return;
+    rows = Math.max(rows, col.n);
+    for (let r = 0; r < col.n; r++) {
+      for (const b of binsOf(f, col.at(r))) {
+        const field = `${k}:${b}`;
+        counts.set(field, (counts.get(field) ?? 0) + 1);
+      }
+    }
+  });
+  return rows;
+}
+
+/** The bins one value adds to: one bin, or for text a bin per token occurrence. */
+export function binsOf(f: FeatureProfile, x: unknown): number[] {
+  return [binValue(f, x)];
+}
+
+/** Rows as one value per slot (for a reference built from served rows), at most `limit`. */
+export function featureRows(slots: Slot[], inputs: RowsOf[], limit: number): (number | string)[][] {
+  const cols = slots.map((s) => columnOf(inputs, s.input, s.column));
+  if (cols.some((c) => !c)) return [];
+  const n = Math.min(limit, ...cols.map((c) => c!.n));
+  const out: (number | string)[][] = [];
+  for (let r = 0; r < n; r++) {
+    out.push(
+      slots.map((s, k) => {
+        const v = cols[k]!.at(r);
+        return s.categorical ? String(v) : typeof v === 'bigint' ? Number(v) : Number(v);
+      }),
+    );
+  }
+  return out;
+}
+
+// Appends rows to the version's reference rows, kept to the first N; answers how many there are.
+const ADD_REFERENCE_ROWS = `
+local n = redis.call('LLEN', KEYS[1])
+local want = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  if n >= want then break end
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+  n = n + 1
+end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return n
+`;
+
+/**
+ * A reference from served rows, for versions that have none (uploaded ones): the first N rows
+ * scored (online or in batches) gather in a Redis list (bounded: N rows, a day's expiry); the first
+ * process that sees N builds the profile, stores it and records it on the version, as
+ * PUT .../reference does. Versions whose inputs cannot be profiled are skipped.
+ */
+export class ReferenceCollector {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly store: ArtifactStore,
+    private readonly registry: {
+      getVersion(name: string, version: number): Promise<VersionRecord>;
+      setExplainArtifact(name: string, version: number, field: 'reference', ref: { key: string; rows: number; features: number }): Promise<unknown>;
+    },
+    /** N: rows the reference is built from (0: never). */
+    readonly rows: number,
+  ) {}
+
+  private k(v: { name: string; version: number }, what: 'rows' | 'lock') {
+    return `${this.prefix}:records:drift:${v.name}:${v.version}:reference-${what}`;
+  }
+
+  /** The version's profiled features, or null when it has a reference already or none can be made. */
+  slotsFor(v: VersionRecord): Slot[] | null {
+    if (this.rows <= 0 || v.explain?.reference) return null;
+    try {
+      const named = metadataList<string>(v, 'features');
+      return modelSlots(v.inputs, named && named.length ? named : undefined);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Adds rows (one value per slot); builds the reference once N are there. Returns the rows held. */
+  async add(v: VersionRecord, slots: Slot[], rows: (number | string)[][]): Promise<number> {
+    if (!rows.length) return 0;
+    const n = Number(await this.redis.eval(ADD_REFERENCE_ROWS, 1, this.k(v, 'rows'), this.rows, ...rows.map((r) => JSON.stringify(r))));
+    if (n >= this.rows) await this.build(v, slots);
+    return n;
+  }
+
+  private async build(v: VersionRecord, slots: Slot[]): Promise<void> {
+    // One builder per version; the lock expires should it die midway.
+    if ((await this.redis.set(this.k(v, 'lock'), '1', 'PX', 60_000, 'NX')) !== 'OK') return;
+    const fresh = await this.registry.getVersion(v.name, v.version);
+    if (fresh.explain?.reference) return; // set meanwhile (PUT .../reference)
+    const rows = (await this.redis.lrange(this.k(v, 'rows'), 0, this.rows - 1)).map((s) => JSON.parse(s) as (number | string)[]);
+    const values = slots.map((_, k) => rows.map((r) => r[k]!));
+    const text = JSON.stringify(buildProfile(slots, values));
+    const key = referenceKey(createHash('sha256').update(text).digest('hex'));
+    await this.store.put(key, text);
+    await this.registry.setExplainArtifact(v.name, v.version, 'reference', { key, rows: rows.length, features: slots.length });
+    await this.redis.del(this.k(v, 'rows'));
+  }
 }

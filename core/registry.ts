@@ -28,7 +28,8 @@ export const versionRecordSchema = z.object({
   createdAt: z.string(),
   lineage: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
-  metadata: z.record(z.string(), z.string()).optional(),
+  /** What the version is: task, target, features and (classifiers) classes as JSON values; strings in versions from before lists. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   /** Artifact references for explanation (background rows) and drift (reference profile); the data lives in the store. */
   explain: z
     .object({
@@ -39,6 +40,19 @@ export const versionRecordSchema = z.object({
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
+
+/** A list in a version's metadata (`features`, `classes`): a JSON list, or in versions from before lists a JSON string of one. */
+export function metadataList<T = unknown>(v: Pick<VersionRecord, 'metadata'>, key: string): T[] | undefined {
+  const x = v.metadata?.[key];
+  if (Array.isArray(x)) return x as T[];
+  if (typeof x !== 'string' || !x) return undefined;
+  try {
+    const parsed = JSON.parse(x) as unknown;
+    return Array.isArray(parsed) ? (parsed as T[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ModelRecord {
   name: string;

@@ -2,7 +2,7 @@
 // requests of versions that have a reference profile is binned here, counts gather in memory and go
 // to Redis in one script call per version every FLUSH_MS, so a sampled request costs a few array
 // reads and a map update, and an unsampled one a random draw.
-import { binValue, driftProfileSchema, DriftWindows, type DriftProfile } from '../core/drift.ts';
+import { countRows, driftProfileSchema, DriftWindows, featureRows, type DriftProfile, type ReferenceCollector, type Slot } from '../core/drift.ts';
 import type { Logger } from '../core/logger.ts';
 import type { InferRequest } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
@@ -22,17 +22,21 @@ export class DriftSampler {
   private readonly pending = new Map<string, Pending>();
   private readonly profiles = new Map<string, Promise<DriftProfile>>();
   private timer?: NodeJS.Timeout;
+  /** Versions without a reference: rows waiting to be added to their reference rows, and rows sent so far. */
+  private readonly collecting = new Map<string, { v: VersionRecord; slots: Slot[]; rows: (number | string)[][]; sent: number }>();
 
   constructor(
     private readonly store: ArtifactStore,
     private readonly windows: DriftWindows,
     private readonly rate: number,
     private readonly logger: Logger,
+    private readonly collector?: ReferenceCollector,
   ) {}
 
   /** Counts the request's rows when it is drawn; never throws, never waits. */
   observe(model: VersionRecord, req: InferRequest): void {
     const ref = model.explain?.reference;
+    if (!ref && this.collector) return this.collect(model, req);
     if (!ref || this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;
     this.profile(ref.key).then(
       (p) => this.count(model, p, req),
@@ -55,19 +59,32 @@ export class DriftSampler {
     const id = `${model.name}@${model.version}`;
     let acc = this.pending.get(id);
     if (!acc) this.pending.set(id, (acc = { name: model.name, version: model.version, rows: 0, counts: new Map() }));
-    let rows = 0;
-    p.features.forEach((f, k) => {
-      const t = req.inputs.find((i) => i.name === f.input);
-      if (!t || !('data' in t)) return;
-      const n = t.shape[0] ?? 1;
-      const width = t.shape.length > 1 ? t.shape[1]! : 1;
-      rows = Math.max(rows, n);
-      for (let r = 0; r < n; r++) {
-        const field = `${k}:${binValue(f, t.data[r * width + f.column])}`;
-        acc.counts.set(field, (acc.counts.get(field) ?? 0) + 1);
-      }
-    });
-    acc.rows += rows;
+    acc.rows += countRows(
+      p,
+      req.inputs.flatMap((t) => ('data' in t ? [t] : [])),
+      acc.counts,
+    );
+    this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
+  }
+
+  /** A version without a reference: its first rows (every row, until the collector's N) become one. */
+  private collect(model: VersionRecord, req: InferRequest) {
+    const id = `${model.name}@${model.version}`;
+    let c = this.collecting.get(id);
+    if (!c) {
+      const slots = this.collector!.slotsFor(model);
+      if (!slots) return;
+      this.collecting.set(id, (c = { v: model, slots, rows: [], sent: 0 }));
+    }
+    const room = this.collector!.rows - c.sent - c.rows.length;
+    if (room <= 0) return;
+    c.rows.push(
+      ...featureRows(
+        c.slots,
+        req.inputs.flatMap((t) => ('data' in t ? [t] : [])),
+        room,
+      ),
+    );
     this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
   }
 
@@ -76,10 +93,17 @@ export class DriftSampler {
     this.timer = undefined;
     const batch = [...this.pending.values()];
     this.pending.clear();
-    await Promise.all(
-      batch.map((b) =>
+    const refs = [...this.collecting.values()].filter((c) => c.rows.length);
+    await Promise.all([
+      ...batch.map((b) =>
         this.windows.add(b.name, b.version, b.rows, b.counts).catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written')),
       ),
-    );
+      ...refs.map((c) => {
+        const rows = c.rows;
+        c.rows = [];
+        c.sent += rows.length;
+        return this.collector!.add(c.v, c.slots, rows).catch((e: Error) => this.logger.warn({ err: e.message }, 'reference rows not written'));
+      }),
+    ]);
   }
 }

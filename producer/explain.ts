@@ -3,10 +3,12 @@
 // thousands of rows that the worker runs in large batches of their own) and its answer gets an
 // `attributions` output and `parameters.explain_base`.
 import crypto from 'node:crypto';
+import { z } from 'zod';
 import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
 import { DEFAULT_EXPLAIN_SAMPLES, evaluationsPerRow, explainTarget, MAX_EXPLAIN_SAMPLES, type ExplainJob, type ExplainResult } from '../core/jobs/explain.ts';
-import { toProtocolTensor, type InferRequest } from '../core/jobs/infer.ts';
+import { toProtocolTensor, type InferRequest, type JobTensor } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
+import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../core/jobs/batch.ts';
 import { JobAnswers } from './await-job.ts';
 import type { ProducerDeps } from './deps.ts';
 
@@ -37,7 +39,15 @@ export type ExplainFn = (
   request: InferRequest,
   params: ExplainParams,
   gpu: boolean,
-) => Promise<{ outputs: object[]; parameters: object }>;
+) => Promise<{ outputs: object[]; parameters: ExplainAnswerParams; tensors: JobTensor[] }>;
+
+/** The answer's explanation parameters (REST: `parameters`; gRPC: response parameters). */
+export interface ExplainAnswerParams {
+  explain_base: number[];
+  explain_class: number[];
+  explain_output: string;
+  explain_samples: number;
+}
 
 export function createExplain(d: ProducerDeps): ExplainFn {
   const lanes = new Map<'infer' | 'infer-gpu', JobAnswers>();
@@ -89,8 +99,64 @@ export function createExplain(d: ProducerDeps): ExplainFn {
     if (!r.ok) throw fromErrorData(r.error);
     if (!r.outputs.some((o) => o.name === 'attributions')) throw new AppError('internal', 'the worker answered without attributions');
     return {
+      tensors: r.outputs,
       outputs: r.outputs.map(toProtocolTensor),
       parameters: { explain_base: r.base, explain_class: r.classes, explain_output: t.output, explain_samples: params.samples + (params.samples % 2) },
     };
+  };
+}
+
+/** Query parameters of an explained batch (strings, as a query string carries them). */
+export const batchExplainParams = {
+  explain: z.enum(['true', 'false']).optional().meta({ description: 'true: every output line gets attributions (the model needs a background)' }),
+  explainSamples: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(MAX_EXPLAIN_SAMPLES)
+    .optional()
+    .meta({ description: `Permutations per row (default ${DEFAULT_EXPLAIN_SAMPLES}, rounded up to even)` }),
+  explainClass: z.coerce.number().int().min(0).max(1_000_000).optional().meta({ description: "Class attributed (default each row's highest-scoring)" }),
+  explainSeed: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional()
+    .meta({ description: 'Seed of the permutations (default 0)' }),
+};
+
+/** The explain settings of a batch, checked at submit (the model must be explainable and have a background), or undefined. */
+export function batchExplain(
+  model: VersionRecord,
+  q: { explain?: 'true' | 'false'; explainSamples?: number; explainClass?: number; explainSeed?: number },
+  maxEvals: number,
+): BatchExplain | undefined {
+  if (q.explain !== 'true') return undefined;
+  const t = explainTarget(model);
+  const bg = model.explain?.background;
+  if (!bg)
+    throw badRequest(
+      `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
+    );
+  if (bg.features !== t.features) throw badRequest(`the model has ${t.features} features, its background ${bg.features}`);
+  const clash = model.outputs.find((o) => (EXPLAIN_OUTPUT_NAMES as readonly string[]).includes(o.name));
+  if (clash) throw badRequest(`model ${model.name} has an output named "${clash.name}", which explained batch lines use for the explanation`);
+  const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
+  const per = evaluationsPerRow(samples + (samples % 2), bg.rows, t.features);
+  if (per > maxEvals)
+    throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+  const classes = model.outputs.find((o) => o.name === t.output)?.shape[1];
+  if (q.explainClass !== undefined && classes !== undefined && classes > 0 && q.explainClass >= classes) {
+    throw badRequest(`explainClass ${q.explainClass} is out of range: output "${t.output}" has ${classes} columns`);
+  }
+  return {
+    input: t.input,
+    output: t.output,
+    features: t.features,
+    background: bg,
+    samples,
+    seed: q.explainSeed ?? 0,
+    ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
   };
 }

@@ -14,6 +14,7 @@ import { BatchStore } from '../core/batches.ts';
 import { batchProcessor } from './inference/finalize.ts';
 import { inferProcessor } from './inference/infer.ts';
 import { scoreProcessor } from './inference/score.ts';
+import { BatchDrift } from './inference/batch-drift.ts';
 import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { inspectProcessor } from './inference/inspect.ts';
@@ -54,12 +55,18 @@ const openai = (d: WorkerDeps, job: Job) =>
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
-  score: (d) => ({
-    processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, d, signal)),
-    concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY,
-  }),
+  score: (d) => {
+    const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);
+    return {
+      processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, { ...d, drift }, signal)),
+      concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY,
+    };
+  },
   'infer-gpu': (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
-  'score-gpu': (d) => ({ processor: (job, _token, signal) => scoreProcessor(job, d, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY }),
+  'score-gpu': (d) => {
+    const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);
+    return { processor: (job, _token, signal) => scoreProcessor(job, { ...d, drift }, signal), concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY };
+  },
   batch: (d) => {
     const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
     const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';

@@ -1,7 +1,28 @@
 // Batch scoring jobs: a `finalize` parent on the `batch` queue with one `score` child per chunk
 // on the `score` queue (one BullMQ flow per batch), plus the periodic `cleanup` of expired batches.
 import { z } from 'zod';
-import { tensorSpecSchema } from '../tensors.ts';
+import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
+import { artifactRefSchema } from './explain.ts';
+
+/** An explained batch (`explain=true`): what is attributed, against which background, how. */
+export const batchExplainSchema = z.object({
+  input: z.string(),
+  output: z.string(),
+  features: z.number().int().min(1),
+  background: artifactRefSchema,
+  samples: z.number().int().min(2),
+  seed: z.number().int().min(0),
+  classIndex: z.number().int().min(0).optional(),
+});
+export type BatchExplain = z.infer<typeof batchExplainSchema>;
+
+/** What an explained batch's output lines carry besides the model's outputs (also the CSV and Parquet columns). */
+export const EXPLAIN_OUTPUT_NAMES = ['attributions', 'explain_base', 'explain_class'] as const;
+export const explainOutputSpecs = (e: BatchExplain): TensorSpec[] => [
+  { name: 'attributions', datatype: 'FP32', shape: [-1, e.features] },
+  { name: 'explain_base', datatype: 'FP32', shape: [-1] },
+  { name: 'explain_class', datatype: 'INT32', shape: [-1] },
+];
 
 export const BATCH_STATUSES = ['queued', 'running', 'finalizing', 'completed', 'failed', 'cancelling', 'cancelled'] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
@@ -39,6 +60,8 @@ export const batchSpecSchema = z.object({
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
   parquet: z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() }).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** Attributions added to every output line. */
+  explain: batchExplainSchema.optional(),
   createdAt: z.string(),
   expiresAt: z.string(),
 });

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
-import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { batchKeys, explainOutputSpecs, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { jsonlToCsv } from './to-csv.ts';
@@ -55,16 +55,18 @@ export async function sendParts(
   res.setHeader('Content-Disposition', `attachment; filename="${v.id}-${kind}.${ext}"`);
   if (ext === 'jsonl') res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
   const body = concat(deps.store, parts);
+  // An explained batch's lines carry its attributions like outputs: columns of their own.
+  const outputs = [...v.spec.model.outputs, ...(v.spec.explain ? explainOutputSpecs(v.spec.explain) : [])];
   const source =
     ext === 'csv'
       ? Readable.from(
           jsonlToCsv(
             body,
-            v.spec.model.outputs.map((o) => o.name),
+            outputs.map((o) => o.name),
           ),
         )
       : ext === 'parquet'
-        ? Readable.from(jsonlToParquet(body, v.spec.model.outputs))
+        ? Readable.from(jsonlToParquet(body, outputs))
         : Readable.from(body);
   try {
     await pipeline(source, res);

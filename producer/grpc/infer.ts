@@ -12,6 +12,9 @@ import { checkReadable } from '../model-access.ts';
 import { parseBody } from '../http.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 import { isBatchable } from '../routes/v2.ts';
+import { createExplain, explainParams } from '../explain.ts';
+import { DriftSampler } from '../drift-sampler.ts';
+import { DriftWindows, ReferenceCollector } from '../../core/drift.ts';
 import { decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
 
 /** InferParameter with proto-loader's `oneofs: true`: the chosen field is named in parameter_choice. */
@@ -35,6 +38,7 @@ export interface ModelInferResponse {
   model_name: string;
   model_version: string;
   id: string;
+  parameters?: Params;
   outputs: { name: string; datatype: string; shape: number[] }[];
   raw_output_contents: Buffer[];
 }
@@ -91,12 +95,40 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
     const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
     checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
     const checked = checkInferRequest(body, target.model);
+    drift.observe(target.model, checked);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
-    return { target, gpu: device === 'gpu', request: { ...checked, inputs: checked.inputs.map(packTensor) } };
+    return { target, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };
   };
+  const drift = new DriftSampler(
+    d.store,
+    new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
+    d.cfg.MODELQ_DRIFT_SAMPLE,
+    d.logger,
+    new ReferenceCollector(d.redis, d.prefix, d.store, d.registry, d.cfg.MODELQ_DRIFT_REFERENCE_ROWS),
+  );
+  const explainFn = createExplain(d);
   return async (req, gone, who) => {
-    const { target, gpu, request } = await prepare(req, who);
+    const { target, gpu, request, explain } = await prepare(req, who);
+    if (explain) {
+      // As REST: `attributions` among the outputs; the explanation's figures as response parameters
+      // (arrays as JSON text in string_param, as a parameter holds one scalar).
+      const r = await explainFn(target.model, request, explain, gpu);
+      const p = r.parameters;
+      return {
+        model_name: target.model.name,
+        model_version: String(target.model.version),
+        id: req.id ?? '',
+        parameters: {
+          explain_base: { string_param: JSON.stringify(p.explain_base) },
+          explain_class: { string_param: JSON.stringify(p.explain_class) },
+          explain_output: { string_param: p.explain_output },
+          explain_samples: { int64_param: p.explain_samples },
+        },
+        outputs: r.tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
+        raw_output_contents: r.tensors.map(encodeOutput),
+      };
+    }
     const answer = await lane(gpu ? 'infer-gpu' : 'infer').submit(target.model, batchingOf(target), request, gone);
     if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
     return {

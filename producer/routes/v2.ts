@@ -16,7 +16,7 @@ import { inferBody, jsonBody } from '../body.ts';
 import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
 import { createExplain, explainParams } from '../explain.ts';
 import { DriftSampler } from '../drift-sampler.ts';
-import { DriftWindows } from '../../core/drift.ts';
+import { DriftWindows, ReferenceCollector } from '../../core/drift.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -49,7 +49,13 @@ export function createInfer(d: ProducerDeps): InferFn {
   };
   // Validated and packed first, in a function of its own: only the packed request (not the parsed
   // body) lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
-  const drift = new DriftSampler(d.store, new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW), d.cfg.MODELQ_DRIFT_SAMPLE, d.logger);
+  const drift = new DriftSampler(
+    d.store,
+    new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
+    d.cfg.MODELQ_DRIFT_SAMPLE,
+    d.logger,
+    new ReferenceCollector(d.redis, d.prefix, d.store, d.registry, d.cfg.MODELQ_DRIFT_REFERENCE_ROWS),
+  );
   const prepare = async (name: string, version: string | undefined, json: unknown, who: Principal) => {
     const body = parseBody(v2InferRequestSchema, json, 'request');
     const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
@@ -83,8 +89,8 @@ export function createInfer(d: ProducerDeps): InferFn {
     const { target, id, gpu, request, explain: explained } = await prepare(name, version, json, who);
     const { model } = target;
     if (explained) {
-      const r = await explain(model, request, explained, gpu);
-      return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), ...r };
+      const { outputs, parameters } = await explain(model, request, explained, gpu);
+      return { model_name: model.name, model_version: String(model.version), ...(id !== undefined ? { id } : {}), outputs, parameters };
     }
     const lane = gpu ? (gpuCoalescer ??= coalescerFor('infer-gpu')) : coalescer;
     // A client that disconnects before its request leaves the producer is never computed.
@@ -104,6 +110,8 @@ export async function modelMetadata(registry: ProducerDeps['registry'], v: Versi
     inputs: v.inputs,
     outputs: v.outputs,
     properties: { version: String(v.version), sha256: v.sha256 },
+    // What the version's metadata says (task, target, features, classes: the values `label` takes).
+    ...(v.metadata && Object.keys(v.metadata).length ? { parameters: v.metadata } : {}),
   };
 }
 

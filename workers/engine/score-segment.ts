@@ -8,6 +8,9 @@ import { errorLine, idText, outputLines, ownBytes, type RowRef } from '../../cor
 import { rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, TYPED_ARRAYS } from '../../core/tensors.ts';
+import type { ExplainRows } from './explain-rows.ts';
+import type { RunFeeds } from './run-feeds.ts';
+import type { SampledRows } from './drift-rows.ts';
 
 /** Rows per onnxruntime run. Large enough to amortize a run, small enough to keep memory low. */
 export const SCORE_RUN_ROWS = 512;
@@ -19,6 +22,10 @@ export interface SegmentJob {
   /** Row number (in the file) of the segment's first row. */
   firstRow: number;
   bytes: Uint8Array;
+  /** Attributions for every scored row (explain-rows.ts). */
+  explain?: ExplainRows;
+  /** Share of rows sampled for drift (their input values come back in `sample`). */
+  driftSample?: number;
 }
 
 export interface ScoredSegment {
@@ -27,10 +34,11 @@ export interface ScoredSegment {
   rows: number;
   completed: number;
   failed: number;
+  /** Input values of the rows sampled for drift (driftSample). */
+  sample?: SampledRows;
 }
 
-/** One onnxruntime run; rejects with an AppError `bad_request` when the data is at fault. */
-export type RunFeeds = (feeds: Record<string, RawTensor>) => Promise<Record<string, RawTensor>>;
+export type { RunFeeds };
 
 export const TYPED = TYPED_ARRAYS;
 
@@ -143,12 +151,12 @@ function u8Has(u: Uint8Array, s: number, e: number, b: number): boolean {
 export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, feedsOfOne: (i: number) => Record<string, RawTensor>, run: RunFeeds, acc: Acc) {
   let result: Record<string, RawTensor>;
   try {
-    result = await run(feeds);
+    result = await run(feeds, refs);
   } catch (e) {
     if (!isBadData(e)) throw e; // a model that does not load fails the chunk
     for (let i = 0; i < refs.length; i++) {
       try {
-        acc.out += outputLines(refs, i, i + 1, await run(feedsOfOne(i)));
+        acc.out += outputLines(refs, i, i + 1, await run(feedsOfOne(i), [refs[i]!]));
         acc.completed++;
       } catch (e1) {
         if (!isBadData(e1)) throw e1;

@@ -8,6 +8,8 @@ import { fromOrtType, type RawTensor, type TensorSpec } from '../../core/tensors
 import type { ErrorKind, FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
 import { scoreRowGroup } from './score-parquet.ts';
 import { scoreSegment, type RunFeeds } from './score-segment.ts';
+import { explainingRun, type RunOutputs } from './explain-rows.ts';
+import { RowSampler } from './drift-rows.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -127,11 +129,11 @@ async function handle(msg: ToThread) {
     const t0 = performance.now();
     let computeMs = 0;
     let runs = 0;
-    const runOne: RunFeeds = async (feeds) => {
+    const runSome: RunOutputs = async (feeds, outputs) => {
       const t1 = performance.now();
       runs++;
       try {
-        return await runFeeds(s, feeds);
+        return await runFeeds(s, feeds, outputs);
       } catch (e) {
         if (e instanceof ThreadError && e.kind === 'bad_request') throw new AppError('bad_request', e.message);
         throw e;
@@ -139,7 +141,14 @@ async function handle(msg: ToThread) {
         computeMs += performance.now() - t1;
       }
     };
+    let runOne: RunFeeds = (feeds) => runSome(feeds);
+    // Explained batches add attributions to each run's rows; a share of the rows is drawn for drift.
+    if (msg.job.explain) runOne = explainingRun(runOne, runSome, msg.job.explain);
+    const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample) : undefined;
+    if (sampler) runOne = sampler.wrap(runOne);
     const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
+    const sample = sampler?.take();
+    if (sample) value.sample = sample;
     post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [
       value.out.buffer as ArrayBuffer,
       value.err.buffer as ArrayBuffer,

@@ -15,7 +15,7 @@ import { shapley, type Evaluate } from './shapley.ts';
 
 export interface ExplainDeps {
   /** `isWarm` and `warm`: a model not loaded yet is loaded first, that time not counted against the request (infer.ts). */
-  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'isWarm' | 'warm'>>;
+  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount' | 'isWarm' | 'warm'>>;
   store: ArtifactStore;
   cacheDir?: string;
 }
@@ -58,7 +58,18 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   let r;
   try {
     r = await shapley(
-      { x, rows, features, background: bg.x, samples: data.samples, seed: data.seed, classIndex: data.classIndex, runRows: data.runRows },
+      {
+        x,
+        rows,
+        features,
+        background: bg.x,
+        samples: data.samples,
+        seed: data.seed,
+        classIndex: data.classIndex,
+        runRows: data.runRows,
+        // One run per engine thread at a time: a request's perturbations use every core, not one.
+        parallel: deps.engine.threadCount ?? 1,
+      },
       evaluate,
     );
   } catch (e) {

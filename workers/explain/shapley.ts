@@ -20,6 +20,10 @@ export interface ShapleyOptions {
   classIndex?: number;
   /** Most rows per evaluation of perturbations. */
   runRows: number;
+  /** Per row: the number its permutations are seeded with (default its position): a batch row's number in the file, so chunking does not change it. */
+  rowKeys?: ArrayLike<number>;
+  /** Evaluations of perturbations in flight at once (default 1): engine threads can run them side by side. */
+  parallel?: number;
 }
 
 export interface ShapleyResult {
@@ -78,15 +82,31 @@ export async function shapley(o: ShapleyOptions, evaluate: Evaluate): Promise<Sh
   const phi = new Float64Array(rows * F);
   const samples = o.samples + (o.samples % 2);
   const walks: Walk[] = [];
-  for (let n = 0; n < rows; n++) for (const perm of permutations(rowRng(o.seed, n), F, samples)) walks.push({ row: n, perm });
+  for (let n = 0; n < rows; n++) for (const perm of permutations(rowRng(o.seed, o.rowKeys ? o.rowKeys[n]! : n), F, samples)) walks.push({ row: n, perm });
 
   // Rows of one walk: B x (F - 1) intermediate points; the endpoints f(z) and f(x) are known.
   const perWalk = B * (F - 1);
-  const walksPerRun = Math.max(1, Math.floor(o.runRows / Math.max(1, perWalk)));
-  for (let w0 = 0; w0 < walks.length; w0 += walksPerRun) {
-    const chunk = walks.slice(w0, w0 + walksPerRun);
-    const y = perWalk > 0 ? await evaluate(buildPoints(chunk, x, bg, F, B), chunk.length * perWalk) : { scores: new Float32Array(0), classes: C };
-    chunk.forEach((wk, i) => accumulate(phi, wk, y.scores, y.classes, i * perWalk, { F, B, c: classes[wk.row]!, fx: fx[wk.row]!, fz }));
+  const parallel = Math.max(1, o.parallel ?? 1);
+  // With several runs in flight, the walks are spread evenly over at least `parallel` runs.
+  const walksPerRun = Math.max(1, Math.min(Math.floor(o.runRows / Math.max(1, perWalk)), Math.ceil(walks.length / parallel)));
+  const runs: Walk[][] = [];
+  for (let w0 = 0; w0 < walks.length; w0 += walksPerRun) runs.push(walks.slice(w0, w0 + walksPerRun));
+  // Each run's contributions are added as it ends; float64 sums of the same terms in another order
+  // may differ in the last bits, so runs are accumulated in their order for reproducible results.
+  const results: (Promise<{ scores: Float32Array; classes: number }> | undefined)[] = [];
+  let next = 0;
+  const start = () => {
+    const chunk = runs[next++]!;
+    const p = perWalk > 0 ? evaluate(buildPoints(chunk, x, bg, F, B), chunk.length * perWalk) : Promise.resolve({ scores: new Float32Array(0), classes: C });
+    p.catch(() => {}); // surfaced when its turn comes
+    results.push(p);
+  };
+  while (next < runs.length && next < parallel) start();
+  for (let i = 0; i < runs.length; i++) {
+    const y = await results[i]!;
+    results[i] = undefined; // its scores are no longer held
+    if (next < runs.length) start();
+    runs[i]!.forEach((wk, j) => accumulate(phi, wk, y.scores, y.classes, j * perWalk, { F, B, c: classes[wk.row]!, fx: fx[wk.row]!, fz }));
   }
   const scale = 1 / (samples * B);
   return { attributions: Float32Array.from(phi, (v) => v * scale), base, classes, value: fx };

@@ -15,6 +15,10 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { ByteChannel } from './byte-channel.ts';
+import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
+import type { ExplainRows } from '../engine/explain-rows.ts';
+import type { SampledRows } from '../engine/drift-rows.ts';
+import { loadBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface ScoreDeps {
@@ -22,7 +26,9 @@ export interface ScoreDeps {
   store: ArtifactStore;
   batches: BatchStore;
   cacheDir?: string;
-  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'>;
+  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS'>>;
+  /** Drift sampling of the rows (none without it). */
+  drift?: BatchDrift;
 }
 
 /** How often a chunk reports its progress (two Redis writes). */
@@ -37,6 +43,27 @@ interface Piece {
   rows: number;
   completed: number;
   failed: number;
+  sample?: SampledRows;
+}
+
+/** What every segment of a chunk carries besides its bytes: the explanation's settings and the drift share. */
+interface ChunkExtras {
+  explain?: ExplainRows;
+  driftSample?: number;
+}
+
+const DEFAULT_EXPLAIN_RUN_ROWS = 16_384;
+
+/** The background rows and settings an explained batch's segments take to their threads. */
+async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | undefined): Promise<ChunkExtras> {
+  const out: ChunkExtras = {};
+  if (spec.explain) {
+    const { background, ...e } = spec.explain;
+    const bg = await loadBackground(deps.store, background.key);
+    out.explain = { ...e, background: bg.x, runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS };
+  }
+  if (drift?.share) out.driftSample = drift.share;
+  return out;
 }
 
 export async function scoreProcessor(
@@ -72,7 +99,24 @@ async function scoreChunk(
 ): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
-  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model);
+  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version);
+  const extras = await extrasOf(spec, deps, drift);
+  const r = await scoreChunkRows(chunk, spec, deps, model, extras, job, drift, signal);
+  await drift?.flush();
+  return r;
+}
+
+async function scoreChunkRows(
+  chunk: ScoreJob,
+  spec: BatchSpec,
+  deps: ScoreDeps,
+  model: ModelHandle,
+  extras: ChunkExtras,
+  job: Pick<Job, 'updateProgress'>,
+  drift: ChunkDrift | undefined,
+  signal?: AbortSignal,
+): Promise<{ completed: number; failed: number }> {
+  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model, extras, drift);
   const format = spec.format;
   const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
   const segmenter = new Segmenter(format, { maxRowBytes });
@@ -117,12 +161,14 @@ async function scoreChunk(
             ...(spec.header !== undefined ? { header: spec.header } : {}),
             firstRow: chunk.firstRow + s.firstRow,
             bytes: s.bytes,
+            ...extras,
           });
     p.catch(() => {}); // surfaced when its turn comes
     window.push(p);
   };
   const writeNext = async () => {
     const r = await window.shift()!;
+    if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
     await out.push(r.out);
     await err.push(r.err);
     completed += r.completed;
@@ -167,7 +213,14 @@ async function readRange(store: ArtifactStore, key: string, start: number, end: 
 }
 
 /** A Parquet chunk is one row group: its bytes and the file's footer go to an engine thread whole. */
-async function scoreRowGroup(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, model: ModelHandle): Promise<{ completed: number; failed: number }> {
+async function scoreRowGroup(
+  chunk: ScoreJob,
+  spec: BatchSpec,
+  deps: ScoreDeps,
+  model: ModelHandle,
+  extras: ChunkExtras,
+  drift: ChunkDrift | undefined,
+): Promise<{ completed: number; failed: number }> {
   if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
   const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
   const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
@@ -180,7 +233,9 @@ async function scoreRowGroup(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, 
     bytes,
     start: chunk.start,
     fileBytes: spec.bytes,
+    ...extras,
   });
+  if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
   if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
   await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));
   await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), Buffer.from(r.err.buffer, r.err.byteOffset, r.err.byteLength));

@@ -1,0 +1,66 @@
+// Explained batch scoring, inside an engine thread: each run of a segment's rows is followed by the
+// Shapley attributions of those rows (workers/explain/shapley.ts), whose perturbations run on the
+// same session in a few large runs; the run's result gains `attributions` [rows, features],
+// `explain_base` [rows] and `explain_class` [rows], which the output lines carry like outputs.
+import { AppError } from '../../core/errors.ts';
+import type { RawTensor } from '../../core/tensors.ts';
+import { shapley } from '../explain/shapley.ts';
+import type { RunFeeds } from './run-feeds.ts';
+
+/** What a segment or row group needs to be explained (the batch's explain settings and the background rows). */
+export interface ExplainRows {
+  input: string;
+  output: string;
+  features: number;
+  /** Row-major [rows, features]. */
+  background: Float32Array;
+  samples: number;
+  seed: number;
+  classIndex?: number;
+  runRows: number;
+}
+
+/** One run of given outputs on the thread's session. */
+export type RunOutputs = (feeds: Record<string, RawTensor>, outputs?: string[]) => Promise<Record<string, RawTensor>>;
+
+/** `run`, followed by the attributions of the rows it scored; rows are seeded by their number in the file. */
+export function explainingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): RunFeeds {
+  return async (feeds, refs) => {
+    const result = await run(feeds, refs);
+    const t = feeds[e.input];
+    if (!t || t.type !== 'float32' || t.dims.length !== 2 || t.dims[1] !== e.features) {
+      throw new AppError('bad_request', `input "${e.input}" must be FP32 [rows, ${e.features}] to be explained`);
+    }
+    const rows = t.dims[0]!;
+    let r;
+    try {
+      r = await shapley(
+        {
+          x: t.data as Float32Array,
+          rows,
+          features: e.features,
+          background: e.background,
+          samples: e.samples,
+          seed: e.seed,
+          ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}),
+          runRows: e.runRows,
+          ...(refs ? { rowKeys: refs.map((x) => x.n) } : {}),
+        },
+        async (batch, n) => {
+          const out = (await runOutputs({ [e.input]: { type: 'float32', dims: [n, e.features], data: batch } }, [e.output]))[e.output];
+          if (!out || out.type !== 'float32') throw new AppError('bad_request', `output "${e.output}" is not FP32`);
+          return { scores: out.data as Float32Array, classes: out.dims.length > 1 ? out.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+        },
+      );
+    } catch (err) {
+      if (err instanceof RangeError) throw new AppError('bad_request', err.message);
+      throw err;
+    }
+    return {
+      ...result,
+      attributions: { type: 'float32', dims: [rows, e.features], data: r.attributions },
+      explain_base: { type: 'float32', dims: [rows], data: Float32Array.from(r.base) },
+      explain_class: { type: 'int32', dims: [rows], data: Int32Array.from(r.classes) },
+    };
+  };
+}

@@ -1,0 +1,106 @@
+// Drift of batch inputs: the engine threads draw a share of each chunk's rows (drift-rows.ts); here
+// they are counted into the version's drift window (one Redis call per chunk), or, for a version
+// without a reference, added to the rows its reference is built from (the first N scored).
+import type { Redis } from 'ioredis';
+import type { Config } from '../../core/config.ts';
+import { countRows, driftProfileSchema, DriftWindows, featureRows, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift.ts';
+import type { Logger } from '../../core/logger.ts';
+import { Registry, type VersionRecord } from '../../core/registry.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+
+const MAX_PROFILES = 64;
+
+/** What one chunk does for drift: the share of rows its threads draw, and what to do with them. */
+export interface ChunkDrift {
+  share: number;
+  /** Adds one segment's drawn rows. */
+  add(inputs: RowsOf[]): void;
+  /** Writes what the chunk drew (never throws). */
+  flush(): Promise<void>;
+}
+
+export class BatchDrift {
+  private readonly registry: Registry;
+  private readonly windows: DriftWindows;
+  private readonly collector: ReferenceCollector;
+  private readonly profiles = new Map<string, Promise<DriftProfile>>();
+  /** Versions whose reference rows are complete (as far as this process knows). */
+  private readonly collected = new Set<string>();
+
+  constructor(
+    redis: Redis,
+    prefix: string,
+    private readonly store: ArtifactStore,
+    private readonly cfg: Pick<Config, 'MODELQ_DRIFT_WINDOW' | 'MODELQ_DRIFT_SAMPLE' | 'MODELQ_DRIFT_REFERENCE_ROWS'>,
+    private readonly logger?: Logger,
+  ) {
+    this.registry = new Registry(redis, prefix);
+    this.windows = new DriftWindows(redis, prefix, cfg.MODELQ_DRIFT_WINDOW);
+    this.collector = new ReferenceCollector(redis, prefix, store, this.registry, cfg.MODELQ_DRIFT_REFERENCE_ROWS);
+  }
+
+  private profile(key: string): Promise<DriftProfile> {
+    let p = this.profiles.get(key);
+    if (!p) {
+      p = this.store.get(key).then((b) => driftProfileSchema.parse(JSON.parse(b.toString('utf8'))));
+      this.profiles.set(key, p);
+      p.catch(() => this.profiles.delete(key));
+      if (this.profiles.size > MAX_PROFILES) this.profiles.delete(this.profiles.keys().next().value!);
+    }
+    return p;
+  }
+
+  /** The drift work of one chunk of a batch of version `name@version`; share 0 when there is none. */
+  async forChunk(name: string, version: number): Promise<ChunkDrift> {
+    const none: ChunkDrift = { share: 0, add: () => {}, flush: async () => {} };
+    let v: VersionRecord;
+    try {
+      v = await this.registry.getVersion(name, version);
+    } catch {
+      return none; // removed meanwhile: nothing to watch
+    }
+    const ref = v.explain?.reference;
+    if (ref) {
+      if (this.cfg.MODELQ_DRIFT_SAMPLE <= 0) return none;
+      let profile: DriftProfile;
+      try {
+        profile = await this.profile(ref.key);
+      } catch (e) {
+        this.logger?.debug({ err: (e as Error).message }, 'drift profile not readable');
+        return none;
+      }
+      const counts = new Map<string, number>();
+      let rows = 0;
+      return {
+        share: this.cfg.MODELQ_DRIFT_SAMPLE,
+        add: (inputs) => {
+          rows += countRows(profile, inputs, counts);
+        },
+        flush: async () => {
+          if (!rows) return;
+          await this.windows.add(name, version, rows, counts).catch((e: Error) => this.logger?.debug({ err: e.message }, 'drift counts not written'));
+        },
+      };
+    }
+    // No reference: every row is drawn (up to the threads' bound per segment) until N are gathered.
+    const id = `${name}@${version}`;
+    const slots = this.collected.has(id) ? null : this.collector.slotsFor(v);
+    if (!slots) return none;
+    const gathered: (number | string)[][] = [];
+    return {
+      share: 1,
+      add: (inputs) => {
+        const room = this.collector.rows - gathered.length;
+        if (room > 0) gathered.push(...featureRows(slots, inputs, room));
+      },
+      flush: async () => {
+        if (!gathered.length) return;
+        try {
+          if ((await this.collector.add(v, slots, gathered)) >= this.collector.rows) this.collected.add(id);
+        } catch (e) {
+          this.logger?.warn({ err: (e as Error).message }, 'reference rows not written');
+        }
+      },
+    };
+  }
+}

@@ -3,7 +3,7 @@
 // column named as the input or the one text column), the rows as one float32 matrix (or one string
 // per row), a model's outputs over all of them in large engine runs, and accuracy (or RMSE) against the target.
 import type { Redis } from 'ioredis';
-import { datasetRows, DatasetStore, numericValue, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
+import { datasetRows, DatasetStore, isNumericType, numericValue, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
 import type { CompressJob } from '../../core/jobs/compress.ts';
 import type { Registry, VersionRecord } from '../../core/registry.ts';
@@ -108,8 +108,6 @@ export function rowInputs(model: VersionRecord): RowInputs {
   return out;
 }
 
-const numericType = (t: string) => t === 'number' || t === 'integer';
-
 /** Which column feeds each string input: the one named as it; a lone string input also the one requested, or the one text column. */
 function stringColumns(
   strings: TensorSpec[],
@@ -150,14 +148,14 @@ export async function loadEvalRows(
   const missing = requested?.find((f) => !columns.has(f));
   if (missing) throw new AppError('bad_request', `dataset "${ds.id}" has no column "${missing}" (features from ${source})`);
   // String inputs first: each takes its column; the numeric input takes the other features.
-  const textCols = ds.columns.filter((c) => !numericType(c.type) && c.name !== target).map((c) => c.name);
+  const textCols = ds.columns.filter((c) => !isNumericType(c.type) && c.name !== target).map((c) => c.name);
   const lone = strings.length === 1 && !numeric;
   const textFeatures = stringColumns(strings, columns, requested, source, lone, textCols);
   let numericFeatures: string[] = [];
   if (numeric) {
     numericFeatures = requested
       ? requested.filter((f) => !textFeatures.includes(f))
-      : ds.columns.filter((c) => numericType(c.type) && c.name !== target && !textFeatures.includes(c.name)).map((c) => c.name);
+      : ds.columns.filter((c) => isNumericType(c.type) && c.name !== target && !textFeatures.includes(c.name)).map((c) => c.name);
     if (!requested) source = 'every numeric column but the target';
     if (numericFeatures.length !== numeric.width)
       throw new AppError(

@@ -6,6 +6,8 @@
 import { QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
+import { exportEncoded } from '../../workers/onnx/export-text.ts';
+import { rng } from '../../workers/onnx/builder.ts';
 import { decodeModel } from '../../workers/onnx/proto.ts';
 import { TEXT_ROWS, textClassifier, textSentences } from '../fixtures/text-models.ts';
 import { onnxCheck } from '../helpers/onnx-checker.ts';
@@ -94,7 +96,7 @@ describe('compressing a text model', () => {
     const generated = await compress({ model: 'topics@1', method: 'quantize-int8-static', registerAs: 'topics-qdq' });
     expect(generated.report.details.calibration).toMatchObject({ source: 'generated' });
     expect(generated.report.argmaxAgreement).toBeGreaterThanOrEqual(0.9);
-    expect(await onnxCheck(await download('topics-qdq', 2))).toBeNull();
+    expect(await onnxCheck(await download('topics-qdq', generated.model.version))).toBeNull(); // a form equal to the first job's is its version
   });
 
   it('fp16 keeps the string front end and TfIdfVectorizer in float32, the head in float16', async () => {
@@ -102,6 +104,51 @@ describe('compressing a text model', () => {
     expect(report.maxAbsDiff).toBeLessThan(1e-2);
     expect(report.dataset.accuracyAfter).toBe(1);
     expect(front(await download('topics-fp16', 1))).toEqual(front(model));
+  });
+
+  it('a model of numeric, text and category columns (as the trainer exports it): every input fed from its dataset column', async () => {
+    // features [N, 1] (price, ignored by the head), title [N] text, section [N] category.
+    const words = ['football', 'goal', 'match', 'pizza', 'pasta', 'soup', 'code', 'server', 'laptop', 'flight', 'hotel', 'beach', 'world cup'];
+    const sections = ['news', 'blog', 'ads'];
+    const width = 1 + words.length + sections.length;
+    const w = new Float32Array(width * 4);
+    words.forEach((_, i) => (w[(1 + i) * 4 + (i === 12 ? 0 : Math.floor(i / 3))] = 3));
+    sections.forEach((_, i) => (w[(1 + words.length + i) * 4 + i] = 0.3));
+    const mixed = exportEncoded({
+      numeric: ['price'],
+      mean: Float32Array.of(10),
+      scale: Float32Array.of(5),
+      blocks: [
+        { kind: 'text', column: 'title', vocabulary: words, idf: new Float32Array(words.length).fill(1) },
+        { kind: 'category', column: 'section', values: sections },
+      ],
+      layers: [{ weights: w, bias: new Float32Array(4), inputs: width, outputs: 4 }],
+      task: 'classification',
+      classes: ['sport', 'food', 'tech', 'travel'],
+      target: 'label',
+    });
+    expect((await uploadModel(p.url, 'mixed', mixed)).status).toBe(201);
+    const u = rng(9);
+    const lines = Array.from({ length: 300 }, (_, i) => {
+      const c = i % 4;
+      const title = [words[c * 3 + Math.floor(u() * 3)], 'and the', words[c * 3 + Math.floor(u() * 3)]].join(' ').toUpperCase();
+      return { price: Math.round(u() * 2000) / 100, title, section: sections[i % 3], label: ['sport', 'food', 'tech', 'travel'][c] };
+    });
+    const csv = ['price,title,section,label', ...lines.map((l) => `${l.price},${l.title},${l.section},${l.label}`)].join('\n') + '\n';
+    const res = await fetch(`${p.url}/v1/datasets?format=csv&name=mixed`, { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const mds = (await res.json()).id;
+    const { report } = await compress({ model: 'mixed@1', method: 'quantize-int8', dataset: mds, features: ['price', 'title', 'section'], target: 'label' });
+    expect(report.dataset).toMatchObject({ rows: 300, features: ['price', 'title', 'section'], accuracyBefore: 1 });
+    expect(report.dataset.accuracyAfter).toBeGreaterThanOrEqual(0.98);
+    expect(report.sampleInputs).toMatchObject({
+      features: 'seeded normal values (mean 0, sd 1)',
+      title: `sentences of 3 to 12 words from the model's vocabulary (${words.length + 1} TfIdfVectorizer words)`,
+      section: "values from the model's 3 categories (TfIdfVectorizer), a tenth unknown",
+    });
+    const qdq = await compress({ model: 'mixed@1', method: 'quantize-int8-static', dataset: mds, features: ['price', 'title', 'section'], target: 'label' });
+    expect(qdq.report.details.calibration).toMatchObject({ source: 'dataset', rows: 256 });
+    expect(qdq.report.dataset.accuracyAfter).toBeGreaterThanOrEqual(0.95);
   });
 
   it('refuses what does not apply to a text model with a reason', async () => {

@@ -3,7 +3,7 @@
 // column named as the input or the one text column), the rows as one float32 matrix (or one string
 // per row), a model's outputs over all of them in large engine runs, and accuracy (or RMSE) against the target.
 import type { Redis } from 'ioredis';
-import { datasetRows, DatasetStore, numericValue, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
+import { datasetRows, DatasetStore, isNumericType, numericValue, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
 import type { CompressJob } from '../../core/jobs/compress.ts';
 import type { Registry, VersionRecord } from '../../core/registry.ts';
@@ -58,39 +58,77 @@ export interface EvalRows {
   id: string;
   format: DatasetFormat;
   rows: number;
+  /** Every column that feeds the model: the numeric input's, then the string inputs'. */
   features: string[];
   target?: string;
-  /** The model's single input, and the values one row fills. */
+  /** The model's numeric input (else its first string input), and the values one row fills (0 without a numeric input). */
   input: TensorSpec;
   width: number;
-  /** Row-major [rows, width] (empty for a text model). */
+  /** Row-major [rows, width] of the numeric input (empty without one). */
   x: Float32Array;
-  /** A text model's rows: one string per row for its BYTES input. */
-  texts?: string[];
+  /** A text model's rows: one string per row for each of its BYTES inputs. */
+  texts?: { input: TensorSpec; values: string[] }[];
   targets: unknown[];
   info: TrainingInfo;
 }
 
-/**
- * The model's one float input with fixed sizes after the batch dimension, or its one string input of
- * one value per row ([N] or [N, 1]: a text model's), or a job failure saying why not.
- */
-export function rowInput(model: VersionRecord): { input: TensorSpec; width: number; text: boolean } {
-  if (model.inputs.length !== 1) throw new AppError('bad_request', `the model has ${model.inputs.length} inputs; dataset rows can feed a model with one input`);
-  const input = model.inputs[0]!;
-  const rest = input.shape.slice(1);
-  if (input.datatype === 'BYTES') {
-    if (!rest.every((d) => d === 1))
-      throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows feed one string per row ([N] or [N, 1])`);
-    return { input, width: 1, text: true };
-  }
-  if (input.datatype !== 'FP32') throw new AppError('bad_request', `input "${input.name}" is ${input.datatype}; dataset rows feed FP32 or BYTES inputs`);
-  if (input.shape.length < 2 || rest.some((d) => d < 0))
-    throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows need fixed sizes after the batch dimension`);
-  return { input, width: rest.reduce((a, b) => a * b, 1), text: false };
+interface RowInputs {
+  /** The one FP32 input with fixed sizes after the batch dimension, and the values one row fills. */
+  numeric?: { input: TensorSpec; width: number };
+  /** BYTES inputs of one string per row ([N] or [N, 1]): a text model's text and category columns. */
+  strings: TensorSpec[];
 }
 
-const numericType = (t: string) => t === 'number' || t === 'integer';
+/**
+ * The model's inputs as dataset rows can feed them: at most one float input with fixed sizes after
+ * the batch dimension, and string inputs of one value per row ([N] or [N, 1]: a text model's, one
+ * per text or category column), or a job failure saying why not.
+ */
+export function rowInputs(model: VersionRecord): RowInputs {
+  const out: RowInputs = { strings: [] };
+  for (const input of model.inputs) {
+    const rest = input.shape.slice(1);
+    if (input.datatype === 'BYTES') {
+      if (!rest.every((d) => d === 1))
+        throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows feed one string per row ([N] or [N, 1])`);
+      out.strings.push(input);
+      continue;
+    }
+    if (input.datatype !== 'FP32') throw new AppError('bad_request', `input "${input.name}" is ${input.datatype}; dataset rows feed FP32 or BYTES inputs`);
+    if (out.numeric)
+      throw new AppError(
+        'bad_request',
+        `the model has several float inputs ("${out.numeric.input.name}", "${input.name}"); dataset rows feed one (and string inputs)`,
+      );
+    if (input.shape.length < 2 || rest.some((d) => d < 0))
+      throw new AppError('bad_request', `input "${input.name}" has shape [${input.shape.join(', ')}]; dataset rows need fixed sizes after the batch dimension`);
+    out.numeric = { input, width: rest.reduce((a, b) => a * b, 1) };
+  }
+  if (!out.numeric && !out.strings.length) throw new AppError('bad_request', 'the model has no inputs dataset rows can feed');
+  return out;
+}
+
+/** Which column feeds each string input: the one named as it; a lone string input also the one requested, or the one text column. */
+function stringColumns(
+  strings: TensorSpec[],
+  columns: Map<string, string>,
+  requested: string[] | undefined,
+  source: string,
+  lone: boolean,
+  textCols: string[],
+): string[] {
+  return strings.map((s) => {
+    if (lone && requested?.length === 1) return requested[0]!;
+    if (requested?.includes(s.name) || (!requested && columns.has(s.name))) return s.name;
+    if (lone && !requested && textCols.length === 1) return textCols[0]!;
+    throw new AppError(
+      'bad_request',
+      `input "${s.name}" takes one string per row from the column named as it${lone ? ', or the one named in "features"' : ''}; ${
+        columns.has(s.name) ? `"features" (from ${source}) leaves it out` : `the dataset has no column "${s.name}"`
+      }`,
+    );
+  });
+}
 
 export async function loadEvalRows(
   deps: { redis: Redis; prefix: string; store: ArtifactStore; registry: Registry },
@@ -100,75 +138,98 @@ export async function loadEvalRows(
   const ref = job.dataset!;
   const ds = await new DatasetStore(deps.redis, deps.prefix).get(ref.id);
   if (!ds) throw new AppError('bad_request', `dataset "${ref.id}" no longer exists`);
-  const { input, width, text } = rowInput(model);
+  const { numeric, strings } = rowInputs(model);
   const info = await trainingInfo(deps.registry, model);
   const columns = new Map(ds.columns.map((c) => [c.name, c.type as string]));
   const target = job.target ?? (info.target && columns.has(info.target) ? info.target : undefined);
-  let features = job.features;
+  let requested = job.features;
   let source = 'the request';
-  if (!features && info.features) [features, source] = [info.features, "the model's training lineage"];
-  if (!features && text) {
-    // The column named as the input, else the one column of text (not numbers) besides the target.
-    const texts = ds.columns.filter((c) => !numericType(c.type) && c.name !== target).map((c) => c.name);
-    if (columns.has(input.name)) [features, source] = [[input.name], 'the column named as the input'];
-    else if (texts.length === 1) [features, source] = [texts, 'the one text column but the target'];
-    else
+  if (!requested && info.features) [requested, source] = [info.features, "the model's training lineage"];
+  const missing = requested?.find((f) => !columns.has(f));
+  if (missing) throw new AppError('bad_request', `dataset "${ds.id}" has no column "${missing}" (features from ${source})`);
+  // String inputs first: each takes its column; the numeric input takes the other features.
+  const textCols = ds.columns.filter((c) => !isNumericType(c.type) && c.name !== target).map((c) => c.name);
+  const lone = strings.length === 1 && !numeric;
+  const textFeatures = stringColumns(strings, columns, requested, source, lone, textCols);
+  let numericFeatures: string[] = [];
+  if (numeric) {
+    numericFeatures = requested
+      ? requested.filter((f) => !textFeatures.includes(f))
+      : ds.columns.filter((c) => isNumericType(c.type) && c.name !== target && !textFeatures.includes(c.name)).map((c) => c.name);
+    if (!requested) source = 'every numeric column but the target';
+    if (numericFeatures.length !== numeric.width)
       throw new AppError(
         'bad_request',
-        `input "${input.name}" takes one string per row; the dataset has ${texts.length} text columns besides the target (${texts.slice(0, 10).join(', ')}): name one with "features"`,
+        `input "${numeric.input.name}" takes ${numeric.width} values per row; the dataset gives ${numericFeatures.length} feature columns (${source}); name them with "features"`,
       );
-  }
-  if (!features)
-    [features, source] = [ds.columns.filter((c) => numericType(c.type) && c.name !== target).map((c) => c.name), 'every numeric column but the target'];
-  const missing = features.find((f) => !columns.has(f));
-  if (missing) throw new AppError('bad_request', `dataset "${ds.id}" has no column "${missing}" (features from ${source})`);
-  if (features.length !== width) {
+  } else if (lone && requested && requested.length !== 1) {
     throw new AppError(
       'bad_request',
-      `input "${input.name}" takes ${width} ${text ? 'string' : 'values'} per row; the dataset gives ${features.length} feature columns (${source}); name them with "features"`,
+      `input "${strings[0]!.name}" takes 1 string per row; the dataset gives ${requested.length} feature columns (${source}); name one with "features"`,
     );
   }
-  const read = text ? await readTextRows(deps.store, ds, features[0]!, target) : await readFeatureRows(deps.store, ds, features, target);
-  const rows = 'texts' in read ? read.texts.length : read.rows;
-  if (rows === 0) throw new AppError('bad_request', `dataset "${ds.id}" has no rows`);
-  const x = 'x' in read ? read.x : new Float32Array(0);
+  const read = strings.length
+    ? await readMixedRows(deps.store, ds, numericFeatures, textFeatures, target)
+    : { ...(await readFeatureRows(deps.store, ds, numericFeatures, target)), texts: undefined };
+  if (read.rows === 0) throw new AppError('bad_request', `dataset "${ds.id}" has no rows`);
+  const texts = read.texts && strings.map((input, i) => ({ input, values: read.texts![i]! }));
   return {
     id: ds.id,
     format: ds.format,
-    rows,
-    features,
+    rows: read.rows,
+    features: [...numericFeatures, ...textFeatures],
     ...(target ? { target } : {}),
-    input,
-    width,
-    x,
-    ...('texts' in read ? { texts: read.texts } : {}),
+    input: numeric?.input ?? strings[0]!,
+    width: numeric?.width ?? 0,
+    x: read.x,
+    ...(texts ? { texts } : {}),
     targets: read.targets,
     info,
   };
 }
 
-/** Every row's text in `column` (a missing value is the empty string, which a text model scores too) and its raw target. */
-async function readTextRows(store: ArtifactStore, ds: DatasetRecord, column: string, target?: string): Promise<{ texts: string[]; targets: unknown[] }> {
-  const texts: string[] = [];
+/**
+ * Every row's numbers in `numeric` (row-major), its text in each of `text` (a missing value is the
+ * empty string, which a text model scores too), and its raw target.
+ */
+async function readMixedRows(
+  store: ArtifactStore,
+  ds: DatasetRecord,
+  numeric: string[],
+  text: string[],
+  target?: string,
+): Promise<{ rows: number; x: Float32Array; texts: string[][]; targets: unknown[] }> {
+  const xs: number[] = [];
+  const texts: string[][] = text.map(() => []);
   const targets: unknown[] = [];
+  let rows = 0;
   for await (const row of datasetRows(await store.read(ds.key), ds.format)) {
-    const v = row.values[column];
-    texts.push(v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+    rows++;
+    for (const f of numeric) {
+      const n = numericValue(row.values[f], ds.format);
+      if (n === null) throw new AppError('bad_request', `dataset line ${row.line}: feature "${f}" is not a number`);
+      xs.push(n);
+    }
+    text.forEach((c, i) => {
+      const v = row.values[c];
+      texts[i]!.push(v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+    });
     if (target !== undefined) {
       const t = row.values[target];
       if (t === null || t === undefined) throw new AppError('bad_request', `dataset line ${row.line}: target "${target}" is missing`);
       targets.push(t);
     }
   }
-  return { texts, targets };
+  return { rows, x: Float32Array.from(xs), texts, targets };
 }
 
-/** Rows [start, start + k) as the model's input: a float32 slice, or the rows' strings. */
+/** Rows [start, start + k) as the model's inputs: a float32 slice and each string input's strings (copies: the engine takes ownership). */
 export function rowFeeds(r: EvalRows, start: number, k: number): Record<string, RawTensor> {
-  const dims = [k, ...r.input.shape.slice(1)];
-  // Copies: the engine takes ownership of what it is sent.
-  if (r.texts) return { [r.input.name]: { type: 'string', dims, data: r.texts.slice(start, start + k) } };
-  return { [r.input.name]: { type: toOrtType('FP32'), dims, data: r.x.slice(start * r.width, (start + k) * r.width) } };
+  const feeds: Record<string, RawTensor> = {};
+  if (r.width > 0)
+    feeds[r.input.name] = { type: toOrtType('FP32'), dims: [k, ...r.input.shape.slice(1)], data: r.x.slice(start * r.width, (start + k) * r.width) };
+  for (const t of r.texts ?? []) feeds[t.input.name] = { type: 'string', dims: [k, ...t.input.shape.slice(1)], data: t.values.slice(start, start + k) };
+  return feeds;
 }
 
 /** Every row through the model in runs of DATASET_BATCH, outputs joined along the batch. */

@@ -56,27 +56,43 @@ export function embeddingRows(g: Graph, input: string): number | undefined {
   return undefined;
 }
 
+/** Ops a string input passes through on its way to a TfIdfVectorizer (the tokenizers split it into words). */
+const STRING_PATH = new Set(['StringNormalizer', 'Tokenizer', 'StringSplit', 'Unsqueeze', 'Squeeze', 'Reshape', 'Flatten', 'Identity']);
+
 /**
- * The words a string input is counted against: the unigrams (and the words of longer n-grams) of
- * the graph's TfIdfVectorizer pool, else an empty list. Sentences made of them exercise the model's
- * whole vocabulary, as token ids within the embedding table do for a token model.
+ * What a string input is counted against: the pool of the TfIdfVectorizer it reaches (through
+ * normalizers, tokenizers and reshapes), and whether a tokenizer splits it into words on the way (a
+ * text column) or whole values are counted (a category column). Sentences of its words, or its
+ * values, exercise the model as token ids within the embedding table do a token model.
  */
-export function vocabularyOf(g: Graph): string[] {
-  const words = new Set<string>();
+export function vocabularyOf(g: Graph, input: string): { words: string[]; tokenized: boolean } {
   const dec = new TextDecoder();
-  for (const n of g.node) {
-    if (n.opType !== 'TfIdfVectorizer') continue;
-    const pool = n.attribute.find((a) => a.name === 'pool_strings');
-    for (const b of pool?.strings ?? []) words.add(dec.decode(b));
+  let frontier = [{ name: input, tokenized: false }];
+  for (let depth = 0; depth < 8 && frontier.length; depth++) {
+    const next: typeof frontier = [];
+    for (const n of g.node) {
+      const from = frontier.find((f) => f.name === n.input[0]);
+      if (!from) continue;
+      if (n.opType === 'TfIdfVectorizer') {
+        const pool = n.attribute.find((a) => a.name === 'pool_strings');
+        return { words: [...new Set((pool?.strings ?? []).map((b) => dec.decode(b)))], tokenized: from.tokenized };
+      }
+      if (STRING_PATH.has(n.opType)) next.push({ name: n.output[0]!, tokenized: from.tokenized || n.opType === 'Tokenizer' || n.opType === 'StringSplit' });
+    }
+    frontier = next;
   }
-  return [...words];
+  return { words: [], tokenized: true };
 }
 
-/** Seeded sentences of 3 to 12 words from `vocabulary` (random letters when it is empty), a tenth with a word it does not know. */
-function sampleSentences(n: number, vocabulary: string[], seed: number): string[] {
+/**
+ * `n` seeded strings: sentences of 3 to 12 words from the vocabulary (random letters when it is
+ * empty), or for a category input one of its values; a tenth of the words (values) unknown to it.
+ */
+function sampleStrings(n: number, v: { words: string[]; tokenized: boolean }, seed: number): string[] {
   const u = uniformRng(seed);
   const made = () => Array.from({ length: 3 + Math.floor(u() * 6) }, () => String.fromCharCode(97 + Math.floor(u() * 26))).join('');
-  const word = () => (vocabulary.length && u() >= 0.1 ? vocabulary[Math.floor(u() * vocabulary.length)]! : made());
+  const word = () => (v.words.length && u() >= 0.1 ? v.words[Math.floor(u() * v.words.length)]! : made());
+  if (!v.tokenized && v.words.length) return Array.from({ length: n }, word);
   return Array.from({ length: n }, () => Array.from({ length: 3 + Math.floor(u() * 10) }, word).join(' '));
 }
 
@@ -90,7 +106,7 @@ export function modelInputs(m: ModelProto): SampleInput[] {
       const d = declared(i);
       const ints = d.elemType === DT.INT64 || d.elemType === DT.INT32;
       const rows = ints ? embeddingRows(g, i.name) : undefined;
-      const vocabulary = d.elemType === STRING ? vocabularyOf(g).length : 0;
+      const vocabulary = d.elemType === STRING ? vocabularyOf(g, i.name) : { words: [], tokenized: true };
       const values = ints
         ? rows
           ? `token ids in [0, ${rows}) (embedding table "${i.name}" indexes)`
@@ -98,9 +114,11 @@ export function modelInputs(m: ModelProto): SampleInput[] {
         : d.elemType === DT.BOOL
           ? 'random booleans'
           : d.elemType === STRING
-            ? vocabulary
-              ? `sentences of 3 to 12 words from the model's vocabulary (${vocabulary} TfIdfVectorizer words)`
-              : 'sentences of 3 to 12 random words'
+            ? !vocabulary.words.length
+              ? 'sentences of 3 to 12 random words'
+              : vocabulary.tokenized
+                ? `sentences of 3 to 12 words from the model's vocabulary (${vocabulary.words.length} TfIdfVectorizer words)`
+                : `values from the model's ${vocabulary.words.length} categories (TfIdfVectorizer), a tenth unknown`
             : 'seeded normal values (mean 0, sd 1)';
       return { name: i.name, ...d, values };
     });
@@ -152,7 +170,7 @@ export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, s
     case DT.BOOL:
       return { type: 'bool', dims, data: Uint8Array.from({ length: n }, () => (rnd() > 0 ? 1 : 0)) };
     case STRING:
-      return { type: 'string', dims, data: sampleSentences(n, vocabularyOf(graphOf(m)), seed) };
+      return { type: 'string', dims, data: sampleStrings(n, vocabularyOf(graphOf(m), input.name), seed) };
     case DT.FLOAT16:
       return { type: 'float16', dims, data: Uint16Array.from({ length: n }, () => toHalf(rnd())) };
     case DT.DOUBLE:

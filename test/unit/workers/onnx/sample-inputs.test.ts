@@ -60,7 +60,9 @@ describe('sample inputs', () => {
 
   it("a string input gets seeded sentences of the model's own TfIdfVectorizer words, which the model scores", async () => {
     const text = textClassifier({ rank: 2 });
-    const vocabulary = new Set(vocabularyOf(graphOf(decodeModel(text))));
+    const v = vocabularyOf(graphOf(decodeModel(text)), 'text');
+    expect(v.tokenized).toBe(true);
+    const vocabulary = new Set(v.words);
     expect(vocabulary.has('pizza') && vocabulary.has('東京') && vocabulary.has('cup')).toBe(true);
     const { feeds, inputs } = sampleFeeds(text, 40, 2);
     expect(inputs[0]!.values).toBe(`sentences of 3 to 12 words from the model's vocabulary (${vocabulary.size} TfIdfVectorizer words)`);

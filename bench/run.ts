@@ -9,6 +9,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
   explain: async () => (await import('./explain.ts')).benchExplain(),
+  'text-serve': async () => (await import('./text-serve.ts')).benchTextServe(),
 };
 
 async function main() {

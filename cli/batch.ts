@@ -37,13 +37,24 @@ function openInput(file: string): { body: Readable; size?: number } {
   return { body: fs.createReadStream(file, st.size > 0 ? { end: st.size - 1 } : {}), size: st.size };
 }
 
+/** The format a file name declares by its extension, if any. */
+export function formatOfName(file: string): Format | undefined {
+  if (/\.csv$/i.test(file)) return 'csv';
+  if (/\.(parquet|pq)$/i.test(file)) return 'parquet';
+  if (/\.(jsonl|ndjson)$/i.test(file)) return 'jsonl';
+  return undefined;
+}
+
 export async function submit(client: Client, file: string, o: SubmitOptions): Promise<number> {
-  const format: Format = o.format ?? (/\.csv$/i.test(file) ? 'csv' : /\.parquet$/i.test(file) ? 'parquet' : 'jsonl');
-  const q = new URLSearchParams({ model: o.model, format });
+  // Declared by --format or the file's extension; otherwise the server recognises it from the bytes
+  // (and refuses, naming both, a declared format the bytes do not match).
+  const format = o.format ?? formatOfName(file);
+  const q = new URLSearchParams({ model: o.model });
+  if (format) q.set('format', format);
   if (o.chunkRows !== undefined) q.set('chunkRows', String(o.chunkRows));
   if (o.metadata !== undefined) q.set('metadata', o.metadata);
   const input = openInput(file);
-  const headers: Record<string, string | number> = { 'content-type': CONTENT_TYPE[format] };
+  const headers: Record<string, string | number> = { 'content-type': format ? CONTENT_TYPE[format] : 'application/octet-stream' };
   if (input.size !== undefined) headers['content-length'] = input.size;
   const accepted = await client.json<BatchView>('POST', `v1/batches?${q}`, { body: input.body, headers });
   process.stdout.write(`${accepted.id}\n`);

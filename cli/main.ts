@@ -43,7 +43,7 @@ export function buildProgram(): Command {
     .command('submit <file>')
     .description('upload FILE (streamed; - reads stdin) and print the batch id')
     .requiredOption('-m, --model <ref>', 'model reference: name, name@alias or name@3')
-    .addOption(format('csv for *.csv, parquet for *.parquet, else jsonl'))
+    .addOption(format('csv for *.csv, parquet for *.parquet, jsonl for *.jsonl; else recognised by the server from the bytes'))
     .option('--chunk-rows <n>', "rows per chunk job (default: the server's MODELQ_BATCH_CHUNK_ROWS)", chunkRows)
     .option('--metadata <json>', 'JSON object of string values kept with the batch')
     .option('-w, --wait', 'follow the batch with a progress bar until it ends; exit 1 unless it completed')

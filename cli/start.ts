@@ -1,17 +1,24 @@
-// `npm start`: the whole platform on one machine. Producer, MODELQ_WORKERS worker processes and the
-// dashboard run as child processes in this process group; a child that dies is restarted within a
-// second; Ctrl-C or SIGTERM stops everything. Starts a local redis-server when none answers.
+// `npm start`: the whole platform on one machine. First the whole configuration is checked
+// (cli/preflight.ts): any problem stops it before anything starts, every problem listed, exit 78.
+// Producer, MODELQ_WORKERS worker processes and the dashboard run as child processes in this
+// process group; a child that dies is restarted within a second, unless it stopped on its
+// configuration (exit 78), which stops the platform. Ctrl-C (SIGINT), SIGTERM or SIGHUP drain
+// everything (requests in flight and running jobs finish within MODELQ_SHUTDOWN_GRACE_MS), then
+// exit 0; a second Ctrl-C exits at once. Starts a local redis-server when none answers.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { loadConfigOrExit, maskUrl } from '../core/config.ts';
+import { EXIT_CONFIG, exitOnConfigProblems, maskUrl } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
+import { onStopSignals } from '../core/signals.ts';
+import { childExitAction, preflight } from './preflight.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const cfg = loadConfigOrExit();
-const log = createLogger('launcher', cfg.MODELQ_LOG_LEVEL);
 process.title = 'modelq';
+const checked = await preflight(process.env);
+const cfg = checked.cfg ?? exitOnConfigProblems(checked.problems);
+const log = createLogger('launcher', cfg.MODELQ_LOG_LEVEL);
 
 async function pingRedis(url: string): Promise<boolean> {
   const r = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
@@ -69,7 +76,9 @@ async function ensureRedis(): Promise<ChildProcess | null> {
       '--maxmemory-policy',
       'noeviction',
     ],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    // Its own process group: a Ctrl-C meant for the platform must not stop Redis under the workers
+    // while they drain; it is stopped last, by stop() below.
+    { stdio: ['ignore', 'ignore', 'inherit'], detached: true },
   );
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(cfg.MODELQ_REDIS_URL))) {
@@ -106,12 +115,22 @@ const roles: Role[] = [
 
 const children = new Map<Role, ChildProcess>();
 let stopping = false;
+let exitCode = 0;
 
 function start(role: Role) {
   const child = spawn(process.execPath, ['--import', 'tsx', role.file], { cwd: ROOT, stdio: 'inherit', env: process.env });
   children.set(role, child);
   child.on('exit', (code, signal) => {
-    if (stopping) return;
+    if (stopping) {
+      log.info({ role: role.name, code, signal }, 'child process stopped');
+      return;
+    }
+    if (childExitAction(code) === 'stop') {
+      log.fatal({ role: role.name, code }, 'child process stopped on its configuration (see above); not restarting it: stopping the platform');
+      exitCode = EXIT_CONFIG;
+      void stop('configuration');
+      return;
+    }
     log.error({ role: role.name, code, signal }, 'child process died; restarting it');
     setTimeout(() => {
       if (!stopping) start(role);
@@ -126,23 +145,48 @@ log.info(
   'modelq started',
 );
 
-async function stop(sig: string) {
+const alive = () => [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
+
+/**
+ * Drains: each child gets one SIGTERM (one that got the terminal's SIGINT already counts the two as
+ * one stop, core/signals.ts), finishes what it is doing within MODELQ_SHUTDOWN_GRACE_MS and exits;
+ * then the redis-server this run started, if any.
+ */
+async function stop(why: string) {
   if (stopping) return;
   stopping = true;
-  log.info({ sig }, 'stopping all processes');
-  const alive = [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
-  const exits = alive.map((c) => new Promise((r) => c.once('exit', r)));
-  for (const c of alive) c.kill('SIGTERM');
-  const force = setTimeout(() => alive.forEach((c) => c.kill('SIGKILL')), cfg.MODELQ_SHUTDOWN_GRACE_MS + 5000);
+  log.info({ why, graceMs: cfg.MODELQ_SHUTDOWN_GRACE_MS }, 'stopping all processes: finishing requests and jobs in flight');
+  const running = alive();
+  const exits = running.map((c) => new Promise((r) => c.once('exit', r)));
+  for (const c of running) c.kill('SIGTERM');
+  const force = setTimeout(() => running.forEach((c) => c.kill('SIGKILL')), cfg.MODELQ_SHUTDOWN_GRACE_MS + 5000);
   await Promise.all(exits);
   clearTimeout(force);
-  if (redisChild && redisChild.exitCode === null) {
+  await stopRedis();
+  log.info('stopped');
+  process.exit(exitCode);
+}
+
+async function stopRedis() {
+  if (redisChild && redisChild.exitCode === null && redisChild.signalCode === null) {
     const done = new Promise((r) => redisChild.once('exit', r));
     redisChild.kill('SIGTERM');
     await done;
   }
-  log.info('stopped');
-  process.exit(0);
 }
-process.on('SIGINT', () => void stop('SIGINT'));
-process.on('SIGTERM', () => void stop('SIGTERM'));
+
+/** A second Ctrl-C: every child exits at once (their active jobs are retried later), then Redis. */
+async function stopNow(sig: string) {
+  log.warn({ sig }, 'second stop request: stopping everything now');
+  exitCode = 130;
+  const running = alive();
+  const exits = running.map((c) => new Promise((r) => c.once('exit', r)));
+  for (const c of running) c.kill('SIGTERM');
+  const force = setTimeout(() => running.forEach((c) => c.kill('SIGKILL')), 2000);
+  await Promise.all(exits);
+  clearTimeout(force);
+  await stopRedis();
+  process.exit(exitCode);
+}
+
+onStopSignals({ stop: (sig) => void stop(sig), now: (sig) => void stopNow(sig) }, ['SIGINT', 'SIGTERM', 'SIGHUP']);

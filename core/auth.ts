@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import { z } from 'zod';
-import type { Config } from './config.ts';
+import { type Config, exitOnConfigProblems } from './config.ts';
 
 /**
  * read: GET routes; infer: online inference; submit: batches, datasets, jobs; publish: create model
@@ -37,6 +37,11 @@ interface KeyEntry extends Principal {
   digest: Buffer;
 }
 
+/** Keys travel in `Authorization: Bearer <key>`: long enough not to be guessed, and only characters a header carries as they are. */
+export const MIN_KEY_LENGTH = 16;
+const KEY_CHARS = /^[\x21-\x7e]+$/;
+const KEY_RULE = `keys are ${MIN_KEY_LENGTH} or more printable ASCII characters without spaces (e.g. openssl rand -hex 24)`;
+
 const digest = (key: string) => createHash('sha256').update(key).digest();
 
 export class KeyRing {
@@ -65,8 +70,13 @@ export class KeyRing {
     } catch {
       throw new Error(`${source}: not valid JSON`);
     }
-    if (json && typeof json === 'object' && Object.keys(json).some((k) => k.length < 16))
-      throw new Error(`${source}: every key must be at least 16 characters long`);
+    if (json && typeof json === 'object' && !Array.isArray(json)) {
+      const short = Object.keys(json).find((k) => k.length < MIN_KEY_LENGTH);
+      if (short !== undefined)
+        throw new Error(`${source}: every key must be at least ${MIN_KEY_LENGTH} characters long (one has ${short.length}); ${KEY_RULE}`);
+      if (Object.keys(json).some((k) => !KEY_CHARS.test(k)))
+        throw new Error(`${source}: a key has a space or a character outside printable ASCII; ${KEY_RULE}`);
+    }
     const r = keysSchema.safeParse(json);
     // Name the field, never the key itself (it is a secret).
     if (!r.success)
@@ -79,13 +89,12 @@ export class KeyRing {
     );
   }
 
-  /** For the processes' main files: the key ring, or the reason printed and exit 1. */
+  /** For the processes' main files: the key ring, or the reason printed and exit EXIT_CONFIG (not restarted by `npm start`). */
   static fromConfigOrExit(cfg: Pick<Config, 'MODELQ_API_KEYS' | 'MODELQ_API_KEYS_FILE'>): KeyRing {
     try {
       return KeyRing.fromConfig(cfg);
     } catch (e) {
-      process.stderr.write(`modelq: ${(e as Error).message}\n`);
-      process.exit(1);
+      return exitOnConfigProblems([(e as Error).message]);
     }
   }
 

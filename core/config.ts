@@ -5,6 +5,8 @@ import path from 'node:path';
 import { z } from 'zod';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** What a value must look like, for the README's table, where the schema cannot say it itself (a pattern, a transform). */
+const allowed = (text: string) => ({ allowed: text });
 /** "7d", "12h", "30m", "45s" or plain seconds -> milliseconds. */
 const duration = z
   .string()
@@ -12,8 +14,12 @@ const duration = z
   .transform((s) => {
     const unit = { s: 1, m: 60, h: 3600, d: 86400 }[s.slice(-1)] ?? 1;
     return Math.round(parseFloat(s) * unit * 1000);
-  });
-const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+  })
+  .meta(allowed('a duration: a number with `s`, `m`, `h` or `d`, or plain seconds'));
+const flag = z
+  .enum(['0', '1', 'true', 'false'])
+  .transform((v) => v === '1' || v === 'true')
+  .meta(allowed('`0`, `1`, `true`, `false`'));
 
 export const ALL_QUEUES = ['model', 'infer', 'batch', 'score', 'train', 'compress', 'infer-gpu', 'score-gpu'] as const;
 export type QueueName = (typeof ALL_QUEUES)[number];
@@ -33,6 +39,8 @@ export const configKeys = {
     z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .refine((u) => URL.canParse(u), 'is not a valid URL (a password with @, / or : must be percent-encoded)')
+      .meta(allowed('a `redis://` or `rediss://` URL (`redis://:password@host:port/db`)'))
       .default('redis://127.0.0.1:6379'),
     'Redis connection URL.',
   ],
@@ -40,26 +48,28 @@ export const configKeys = {
     z
       .string()
       .regex(/^[a-zA-Z0-9_-]{1,32}$/, 'must be 1-32 letters, digits, _ or -')
+      .meta(allowed('1-32 letters, digits, `_` or `-`'))
       .default('modelq'),
     'Prefix of every Redis key and queue; the platform wraps it in braces (`{modelq}`) so all keys share one cluster slot.',
   ],
-  MODELQ_DATA_DIR: [z.string().min(1).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
+  MODELQ_DATA_DIR: [z.string().min(1).meta(allowed('a directory path')).default('./data'), 'Root of the filesystem artifact store (models, batch files).'],
   MODELQ_REDIS_CLUSTER: [
     z
       .string()
       .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be comma-separated host:port seed nodes')
+      .meta(allowed('comma-separated `host:port`'))
       .optional(),
     'Redis Cluster seed nodes `host:port,host:port`; when set, producer, workers and dashboard use a cluster client (credentials and TLS from `MODELQ_REDIS_URL`).',
   ],
   MODELQ_STORE: [z.enum(['fs', 's3']).default('fs'), 'Artifact store: `fs` (`MODELQ_DATA_DIR`) or `s3` (S3, MinIO; no shared disk between machines).'],
   MODELQ_S3_BUCKET: [
-    z.string().min(3).max(63).optional(),
+    z.string().min(3).max(63).meta(allowed('3-63 characters; required with `MODELQ_STORE=s3`')).optional(),
     "Bucket of the `s3` store (required with `MODELQ_STORE=s3`). Credentials the AWS SDK's usual way: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profile, instance role.",
   ],
   MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
   MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the `s3` store signs for.'],
   MODELQ_CACHE_DIR: [
-    z.string().min(1).default(path.join(os.tmpdir(), 'modelq-cache')),
+    z.string().min(1).meta(allowed('a directory path')).default(path.join(os.tmpdir(), 'modelq-cache')),
     'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).',
     '`<os tmpdir>/modelq-cache`',
   ],
@@ -94,7 +104,8 @@ export const configKeys = {
           }
         }
         return names as QueueName[];
-      }),
+      })
+      .meta(allowed(`comma-separated, of ${ALL_QUEUES.map((q) => `\`${q}\``).join(', ')}`)),
     'Queues this worker consumes (default: every CPU queue). A worker with `MODELQ_DEVICE=cuda` also takes their GPU twins (`infer-gpu`, `score-gpu`); a CPU worker never does.',
   ],
   MODELQ_DEVICE: [
@@ -111,13 +122,21 @@ export const configKeys = {
     'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).',
   ],
   MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Bound on cached sessions per engine thread (estimated by model file size).'],
+  MODELQ_WARM_RECENT: [
+    duration.default(86400 * 1000),
+    'A starting worker that serves online requests loads the models used within this long (`1d`, `12h`; `0`: none), most recent first, as many as `MODELQ_ENGINE_CACHE_MB` holds. New versions are loaded when registered, whatever this says.',
+    '`1d`',
+  ],
   MODELQ_WORKERS: [
     int(0, 64).default(Math.min(2, CORES)),
     'Worker processes started by `npm start`; also divides the cores for the `MODELQ_ENGINE_THREADS` default, so a worker run on its own should say `MODELQ_WORKERS=1`.',
     '`2` (`1` on a single core)',
   ],
   MODELQ_INFER_CONCURRENCY: [int(1, 10_000).default(64), 'Concurrent jobs per worker process on the infer queue.'],
-  MODELQ_INFER_TIMEOUT_MS: [int(10, 600_000).default(30_000), 'How long an online request waits for its answer before 504.'],
+  MODELQ_INFER_TIMEOUT_MS: [
+    int(10, 600_000).default(30_000),
+    'How long an online request waits for its answer before 504; time the worker spends loading the model does not count (past the timeout while it loads: 503 with Retry-After).',
+  ],
   MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
   MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body, in MiB (413 above).'],
   MODELQ_MAX_UPLOAD_MB: [int(1, 1_048_576).default(4096), 'Largest accepted upload (models, batch files), in MiB (413 above).'],
@@ -125,7 +144,10 @@ export const configKeys = {
     int(1000, 3_600_000).default(30_000),
     'Job lock duration: a job whose worker died (SIGKILL, lost node) is taken up again after about this long.',
   ],
-  MODELQ_SHUTDOWN_GRACE_MS: [int(0, 3_600_000).default(30_000), 'On SIGTERM, how long active jobs may take to finish before the worker exits anyway.'],
+  MODELQ_SHUTDOWN_GRACE_MS: [
+    int(0, 3_600_000).default(30_000),
+    'On SIGTERM or Ctrl-C, how long requests in flight (producer) and active jobs (workers) may take to finish before the process exits anyway.',
+  ],
   MODELQ_BATCH_CHUNK_ROWS: [int(1, 100_000).default(5000), 'Rows per chunk job of a batch when the request does not say (`chunkRows`).'],
   MODELQ_BATCH_CHUNK_BYTES: [
     int(1024, 1024 ** 3).default(32 * 1024 * 1024),
@@ -151,13 +173,24 @@ export const configKeys = {
     'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one.',
     'engine threads + 1, at least `2`',
   ],
-  MODELQ_API_KEYS: [z.string().optional(), 'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).'],
-  MODELQ_API_KEYS_FILE: [z.string().optional(), 'A file holding the same JSON.'],
+  MODELQ_API_KEYS: [
+    z
+      .string()
+      .meta(
+        allowed(
+          'JSON `{ "<key>": { "tenant": "<name>", "scopes": [...] } }`; each key at least 16 characters, printable ASCII without spaces; tenant 1-64 letters, digits, `_` `.` `-`; scopes of `read`, `infer`, `submit`, `publish`, `admin`, `platform`',
+        ),
+      )
+      .optional(),
+    'API keys, tenants and scopes (`read`, `infer`, `submit`, `publish`, `admin`, `platform`) as JSON (see Security).',
+  ],
+  MODELQ_API_KEYS_FILE: [z.string().meta(allowed('a readable file path; its content as `MODELQ_API_KEYS`')).optional(), 'A file holding the same JSON.'],
   MODELQ_AUTH: [z.enum(['optional', 'required']).default('optional'), '`required` refuses to start without keys.'],
   MODELQ_RATE_LIMIT: [
     z
       .string()
       .regex(/^\d+\/(s|m|h)$/, 'must look like 100/s, 6000/m or 100000/h')
+      .meta(allowed('`<count>/s`, `/m` or `/h`'))
       .optional(),
     'Requests per key (per address when open) and window: `100/s`, `6000/m`, `100000/h`; no limit when unset.',
   ],
@@ -200,7 +233,7 @@ export const configKeys = {
   ],
   MODELQ_DRIFT_WARN: [
     z.coerce.number().gt(0).default(0.1),
-    'PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.',
+    'Below `MODELQ_DRIFT_ALERT`. PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.',
   ],
   MODELQ_DRIFT_ALERT: [z.coerce.number().gt(0).default(0.25), 'PSI and Jensen-Shannon distance at or above which a feature is `alert`.'],
   MODELQ_LOG_LEVEL: [
@@ -219,13 +252,46 @@ function shownDefault(schema: z.ZodType): string {
   return `\`${Array.isArray(v) ? v.join(',') : String(v)}\``;
 }
 
+const fmt = (n: number) => (Number.isInteger(n) && Math.abs(n) >= 10_000 ? n.toLocaleString('en-US') : String(n));
+
+/**
+ * What a value must be, as the table shows it: from the schema (integer ranges, bounds, choices,
+ * URLs, lengths) or from its `allowed` metadata where a pattern or transform says it.
+ */
+export function allowedValues(schema: z.ZodType): string {
+  let s: z.ZodType = schema;
+  for (;;) {
+    const said = (s.meta() as { allowed?: string } | undefined)?.allowed;
+    if (said) return said;
+    if (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+    else break;
+  }
+  if (s instanceof z.ZodNumber) {
+    const checks = (s.def.checks ?? []).map((c) => c._zod.def as { check: string; value?: number; inclusive?: boolean });
+    const lo = checks.find((c) => c.check === 'greater_than');
+    const hi = checks.find((c) => c.check === 'less_than');
+    const kind = s.isInt ? 'integer' : 'number';
+    if (lo && hi && lo.inclusive && hi.inclusive) return `${kind} ${fmt(lo.value!)}-${fmt(hi.value!)}`;
+    const parts = [lo && `${lo.inclusive ? '>=' : '>'} ${fmt(lo.value!)}`, hi && `${hi.inclusive ? '<=' : '<'} ${fmt(hi.value!)}`].filter(Boolean);
+    return parts.length ? `${kind} ${parts.join(', ')}` : kind;
+  }
+  if (s instanceof z.ZodEnum) return s.options.map((o) => `\`${String(o)}\``).join(', ');
+  if (s instanceof z.ZodString) {
+    if (s.format === 'url') return 'a URL';
+    if (s.minLength !== null && s.maxLength !== null) return `${s.minLength}-${s.maxLength} characters`;
+    if (s.minLength) return `not empty`;
+    return 'text';
+  }
+  return 'see meaning';
+}
+
 /** The README's configuration table (markdown), rendered from configKeys. */
 export function configTable(): string {
   const rows = Object.entries(configKeys).map(([key, entry]) => {
     const [schema, meaning, shown] = entry as readonly [z.ZodType, string, string?];
-    return `| \`${key}\` | ${shown ?? shownDefault(schema)} | ${meaning} |`;
+    return `| \`${key}\` | ${shown ?? shownDefault(schema)} | ${allowedValues(schema)} | ${meaning} |`;
   });
-  return ['| Key | Default | Meaning |', '|---|---|---|', ...rows].join('\n');
+  return ['| Key | Default | Allowed | Meaning |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 type Keys = typeof configKeys;
@@ -245,7 +311,14 @@ export function maskUrl(url: string): string {
 /** Keys whose values are never printed whole, even when invalid. */
 const SHOWN: Record<string, (raw: string) => string> = { MODELQ_REDIS_URL: maskUrl, MODELQ_API_KEYS: () => '<hidden>' };
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Exit status of a process that stops on its configuration (EX_CONFIG of sysexits.h): `npm start`
+ * does not restart a child that exits with it, since a restart would meet the same configuration.
+ */
+export const EXIT_CONFIG = 78;
+
+/** Every problem of the environment's configuration (each naming its key), and the config when there is none. */
+export function parseConfig(env: NodeJS.ProcessEnv = process.env): { cfg: Config | null; problems: string[]; values: Partial<Config> } {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [key, [schema]] of Object.entries(configKeys)) {
@@ -254,25 +327,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (r.success) out[key] = r.data;
     else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
-  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  // Rules between keys.
+  if (out.MODELQ_STORE === 's3' && !out.MODELQ_S3_BUCKET && !problems.some((p) => p.startsWith('MODELQ_S3_BUCKET=')))
+    problems.push('MODELQ_S3_BUCKET: required when MODELQ_STORE=s3');
+  if (typeof out.MODELQ_DRIFT_WARN === 'number' && typeof out.MODELQ_DRIFT_ALERT === 'number' && out.MODELQ_DRIFT_WARN >= out.MODELQ_DRIFT_ALERT)
+    problems.push(`MODELQ_DRIFT_WARN=${out.MODELQ_DRIFT_WARN}: must be below MODELQ_DRIFT_ALERT=${out.MODELQ_DRIFT_ALERT}`);
+  if (problems.length) return { cfg: null, problems, values: out as Partial<Config> };
   // Defaults that depend on other keys: the cores are shared by the worker processes.
   const unset = (k: string) => env[k] === undefined || env[k] === '';
   if (unset('MODELQ_ENGINE_THREADS')) out.MODELQ_ENGINE_THREADS = Math.max(1, Math.floor(CORES / Math.max(1, out.MODELQ_WORKERS as number)));
   if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, (out.MODELQ_ENGINE_THREADS as number) + 1);
-  return Object.freeze(out) as Config;
+  return { cfg: Object.freeze(out) as Config, problems, values: out as Partial<Config> };
 }
 
-/** Loads config or prints the reason and exits 1: for the processes' main files. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const { cfg, problems } = parseConfig(env);
+  if (!cfg) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  return cfg;
+}
+
+/** Prints configuration problems, one a line, and exits EXIT_CONFIG. */
+export function exitOnConfigProblems(problems: string[]): never {
+  process.stderr.write(
+    `modelq: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}; see the Configuration table in README.md):\n` +
+      problems.map((p) => `  - ${p}\n`).join(''),
+  );
+  process.exit(EXIT_CONFIG);
+}
+
+/** Loads config or prints every problem and exits EXIT_CONFIG: for the processes' main files. */
 export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
-  try {
-    return loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`modelq: ${e.message}\n`);
-      process.exit(1);
-    }
-    throw e;
-  }
+  const { cfg, problems } = parseConfig(env);
+  return cfg ?? exitOnConfigProblems(problems);
 }
 
 /** The hash-tagged prefix of every key, e.g. "{modelq}". */

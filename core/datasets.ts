@@ -7,21 +7,34 @@ import { parse as csvParse, CsvError } from 'csv-parse';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
+import { textTokens } from './text.ts';
 
 export const DATASET_FORMATS = ['csv', 'jsonl'] as const;
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];
-export const COLUMN_TYPES = ['number', 'integer', 'string'] as const;
+/**
+ * `category`: few distinct short strings (one-hot encoded as a feature); `text`: free text (TF-IDF).
+ * `string` is what profiles written before text columns said for both; it reads as `category`.
+ */
+export const COLUMN_TYPES = ['number', 'integer', 'category', 'text', 'string'] as const;
 export type ColumnType = (typeof COLUMN_TYPES)[number];
+/** The types a training request may give a column (`columnTypes`). */
+export const FEATURE_COLUMN_TYPES = ['number', 'integer', 'category', 'text'] as const;
 /** Distinct values are counted up to this many (then "more"); enough to pick classes vs. regression. */
 export const DISTINCT_CAP = 1000;
+/** A string column whose values average at least this many tokens is text, not a category. */
+export const TEXT_MIN_MEAN_TOKENS = 3;
 
 export const columnSchema = z.object({ name: z.string(), type: z.enum(COLUMN_TYPES) });
 export type Column = z.infer<typeof columnSchema>;
+export const lengthStatsSchema = z.object({ min: z.number(), mean: z.number(), p50: z.number(), p95: z.number(), max: z.number() });
+export type LengthStats = z.infer<typeof lengthStatsSchema>;
 export const columnStatsSchema = z.object({
   name: z.string(),
   missing: z.number().int(),
   /** Distinct non-missing values, capped at DISTINCT_CAP + 1. */
   distinct: z.number().int(),
+  /** Text columns: lengths of the non-missing values in characters (code points) and in tokens (as the trainer tokenizes). */
+  length: z.object({ chars: lengthStatsSchema, tokens: lengthStatsSchema }).optional(),
 });
 export type ColumnStats = z.infer<typeof columnStatsSchema>;
 
@@ -164,6 +177,37 @@ interface Acc {
   numeric: boolean;
   integer: boolean;
   distinct: Set<string>;
+  /** Length histograms (length -> values) of string values, kept until the column turns out numeric. */
+  chars: Map<number, number>;
+  tokens: Map<number, number>;
+}
+
+const bump = (m: Map<number, number>, k: number) => m.set(k, (m.get(k) ?? 0) + 1);
+
+/** Min, mean, median, 95th percentile (nearest rank) and max of a length histogram. */
+export function lengthStats(h: Map<number, number>): LengthStats {
+  const keys = [...h.keys()].sort((a, b) => a - b);
+  let n = 0;
+  let sum = 0;
+  for (const k of keys) {
+    n += h.get(k)!;
+    sum += k * h.get(k)!;
+  }
+  const rank = (q: number) => {
+    const want = Math.max(1, Math.ceil(q * n));
+    let c = 0;
+    for (const k of keys) if ((c += h.get(k)!) >= want) return k;
+    return keys[keys.length - 1] ?? 0;
+  };
+  return { min: keys[0] ?? 0, mean: n ? Math.round((sum / n) * 100) / 100 : 0, p50: rank(0.5), p95: rank(0.95), max: keys[keys.length - 1] ?? 0 };
+}
+
+/** A string column is text when its values are long (TEXT_MIN_MEAN_TOKENS) or nearly all different, else a category. */
+function stringType(a: Acc): 'category' | 'text' {
+  const meanTokens = lengthStats(a.tokens).mean;
+  if (meanTokens >= TEXT_MIN_MEAN_TOKENS) return 'text';
+  if (a.distinct.size > DISTINCT_CAP) return 'text';
+  return a.distinct.size <= Math.max(20, a.seen / 2) ? 'category' : 'text';
 }
 
 export interface Profile {
@@ -172,7 +216,7 @@ export interface Profile {
   stats: ColumnStats[];
 }
 
-/** Reads the whole file once: row count, column types (number, integer, string), missing and distinct counts. */
+/** Reads the whole file once: row count, column types (number, integer, category, text), missing and distinct counts, text lengths. */
 export async function profileDataset(source: AsyncIterable<Buffer | string>, format: DatasetFormat, opts: RowReadOptions = {}): Promise<Profile> {
   const acc = new Map<string, Acc>();
   let rows = 0;
@@ -180,7 +224,7 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
     rows++;
     for (const [name, v] of Object.entries(row.values)) {
       let a = acc.get(name);
-      if (!a) acc.set(name, (a = { seen: 0, numeric: true, integer: true, distinct: new Set() }));
+      if (!a) acc.set(name, (a = { seen: 0, numeric: true, integer: true, distinct: new Set(), chars: new Map(), tokens: new Map() }));
       if (v === null || v === undefined) continue;
       if (typeof v === 'object') throw lineError(row.line, `"${name}" holds ${Array.isArray(v) ? 'an array' : 'an object'}; dataset rows are flat`);
       a.seen++;
@@ -190,15 +234,22 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
         else if (!Number.isInteger(n)) a.integer = false;
       }
       if (a.distinct.size <= DISTINCT_CAP) a.distinct.add(String(v));
+      if (!a.numeric) {
+        const str = String(v);
+        bump(a.chars, str.length < 64 && !/[\ud800-\udfff]/.test(str) ? str.length : [...str].length);
+        bump(a.tokens, textTokens(str).length);
+      }
     }
   }
   const columns: Column[] = [];
   const stats: ColumnStats[] = [];
   for (const [name, a] of acc) {
-    // A column with no values at all cannot be a feature or a target: call it string.
-    const type: ColumnType = a.seen === 0 || !a.numeric ? 'string' : a.integer ? 'integer' : 'number';
+    // A column with no values at all cannot be a feature or a target: call it a category.
+    const type: ColumnType = a.seen === 0 ? 'category' : !a.numeric ? stringType(a) : a.integer ? 'integer' : 'number';
     columns.push({ name, type });
-    stats.push({ name, missing: rows - a.seen, distinct: a.distinct.size });
+    const s: ColumnStats = { name, missing: rows - a.seen, distinct: a.distinct.size };
+    if (type === 'text') s.length = { chars: lengthStats(a.chars), tokens: lengthStats(a.tokens) };
+    stats.push(s);
   }
   return { rows, columns, stats };
 }

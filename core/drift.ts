@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
 import { textWords } from './text-tokens.ts';
-import type { VersionRecord } from './registry.ts';
+import { metadataList, type VersionRecord } from './registry.ts';
 import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
@@ -395,7 +395,7 @@ export class ReferenceCollector {
   slotsFor(v: VersionRecord): Slot[] | null {
     if (this.rows <= 0 || v.explain?.reference) return null;
     try {
-      const named = v.metadata?.features ? (JSON.parse(v.metadata.features) as string[]) : undefined;
+      const named = metadataList<string>(v, 'features');
       return modelSlots(v.inputs, named && named.length ? named : undefined);
     } catch {
       return null;

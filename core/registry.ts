@@ -28,7 +28,8 @@ export const versionRecordSchema = z.object({
   createdAt: z.string(),
   lineage: z.record(z.string(), z.unknown()).optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
-  metadata: z.record(z.string(), z.string()).optional(),
+  /** What the version is: task, target, features and (classifiers) classes as JSON values; strings in versions from before lists. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
   /** Artifact references for explanation (background rows) and drift (reference profile); the data lives in the store. */
   explain: z
     .object({
@@ -39,6 +40,19 @@ export const versionRecordSchema = z.object({
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
+
+/** A list in a version's metadata (`features`, `classes`): a JSON list, or in versions from before lists a JSON string of one. */
+export function metadataList<T = unknown>(v: Pick<VersionRecord, 'metadata'>, key: string): T[] | undefined {
+  const x = v.metadata?.[key];
+  if (Array.isArray(x)) return x as T[];
+  if (typeof x !== 'string' || !x) return undefined;
+  try {
+    const parsed = JSON.parse(x) as unknown;
+    return Array.isArray(parsed) ? (parsed as T[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface ModelRecord {
   name: string;
@@ -92,8 +106,14 @@ redis.call('HSET', KEYS[1], v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
 redis.call('HSET', KEYS[3], 'latest', v)
 redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[8], cjson.encode({name = ARGV[4], version = v, sha256 = ARGV[1], bytes = tonumber(ARGV[9])}))
 return {v, 1}
 `;
+
+/** The Pub/Sub channel on which every new version is announced (workers load it before its first request). */
+export const versionEventsChannel = (prefix: string) => `${prefix}:events:versions`;
+export const versionEventSchema = z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), bytes: z.number() });
+export type VersionEvent = z.infer<typeof versionEventSchema>;
 
 export interface RegistryOptions {
   /**
@@ -135,6 +155,26 @@ export class Registry {
   private get modelsKey() {
     return `${this.prefix}:records:models`;
   }
+  private get recentKey() {
+    return `${this.prefix}:records:recent`;
+  }
+
+  /** Records that `name@version` served a request now (workers call it at most once a minute per version). */
+  async markUsed(name: string, version: number): Promise<void> {
+    await this.redis.multi().zadd(this.recentKey, Date.now(), `${name}@${version}`).zremrangebyrank(this.recentKey, 0, -1001).exec();
+  }
+
+  /** The versions used since `since` (epoch ms), most recent first, at most `limit`. */
+  async recentlyUsed(since: number, limit: number): Promise<{ name: string; version: number; usedAt: number }[]> {
+    const flat = await this.redis.zrevrangebyscore(this.recentKey, '+inf', since, 'WITHSCORES', 'LIMIT', 0, limit);
+    const out: { name: string; version: number; usedAt: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const at = flat[i]!.lastIndexOf('@');
+      const version = Number(flat[i]!.slice(at + 1));
+      if (at > 0 && Number.isInteger(version)) out.push({ name: flat[i]!.slice(0, at), version, usedAt: Number(flat[i + 1]) });
+    }
+    return out;
+  }
 
   /**
    * Creates the next version of `name`, or returns the version that already has these bytes. The
@@ -160,6 +200,8 @@ export class Registry {
       by.tenant,
       by.platform ? '1' : '0',
       this.sharedByDefault ? '1' : '0',
+      versionEventsChannel(this.prefix),
+      v.bytes,
     )) as [number, number];
     if (created === -1) throw new AppError('forbidden', `model "${name}" belongs to another tenant; only its owner can add versions`);
     if (created === 1) this.changed(name);

@@ -18,7 +18,15 @@ export interface WorkerStats {
     errors: number;
     batchSizes?: Record<string, number>;
     perModel?: Record<string, { runs: number; rows: number; requests: number; computeMs: number; waitMs: number }>;
+    /** Sessions created (a model loaded on one engine thread) and the time they took. */
+    loads?: number;
+    loadMs?: number;
   };
+  /**
+   * The models the engine holds: `loaded` on every engine thread (a request pays no load),
+   * `loading` (a warm-up under way), `partial` (some threads hold it).
+   */
+  models?: { sha256: string; label?: string; state: 'loaded' | 'loading' | 'partial'; threads: number }[];
   /**
    * Main-thread event-loop delay over the window since the previous publication (from `since`, epoch
    * ms). `recent`: the last windows with their delay maximum and, from newer workers, the longest

@@ -1,9 +1,10 @@
 // Dashboard process: serves the results UI and bull-board (/queues) on MODELQ_DASHBOARD_PORT until
 // SIGTERM/SIGINT; the UI's API calls go to the producer at MODELQ_PRODUCER_URL.
 import type { Server } from 'node:http';
-import { keyPrefix, loadConfigOrExit } from '../core/config.ts';
+import { EXIT_CONFIG, exitOnConfigProblems, keyPrefix, loadConfigOrExit } from '../core/config.ts';
 import { installLastResort } from '../core/last-resort.ts';
 import { createLogger } from '../core/logger.ts';
+import { onStopSignals } from '../core/signals.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { buildDashboard } from './app.ts';
@@ -19,28 +20,25 @@ redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection erro
 
 const queues = new Queues(keyPrefix(cfg), redis);
 const keys = KeyRing.fromConfigOrExit(cfg);
-if (keys.size === 0 && cfg.MODELQ_AUTH === 'required') {
-  process.stderr.write('modelq: MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)\n');
-  process.exit(1);
-}
+if (keys.size === 0 && cfg.MODELQ_AUTH === 'required')
+  exitOnConfigProblems(['MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)']);
 const producerUrl = cfg.MODELQ_PRODUCER_URL ?? `http://127.0.0.1:${cfg.MODELQ_PORT}`;
 const app = buildDashboard({ queues, redis, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, producerUrl, logger: log });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
   if (err) {
-    log.fatal({ err: err.message }, 'cannot listen');
-    process.exit(1);
+    log.fatal({ err: err.message, port: cfg.MODELQ_DASHBOARD_PORT }, `cannot listen on MODELQ_DASHBOARD_PORT=${cfg.MODELQ_DASHBOARD_PORT}`);
+    process.exit(EXIT_CONFIG);
   }
   log.info({ port: cfg.MODELQ_DASHBOARD_PORT, producer: producerUrl, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) }, 'dashboard listening');
 });
 
-let closing = false;
 async function shutdown(signal: string): Promise<void> {
-  if (closing) return;
-  closing = true;
   log.info({ signal }, 'shutting down');
   // Open browser tabs poll the API over keep-alive; without this, close() waits for them.
   server.closeIdleConnections();
+  // Event streams the pages follow never end by themselves: after the grace period, cut them.
+  setTimeout(() => server.closeAllConnections(), cfg.MODELQ_SHUTDOWN_GRACE_MS).unref();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await queues.close();
   await redis.quit().catch(() => redis.disconnect());
@@ -48,11 +46,15 @@ async function shutdown(signal: string): Promise<void> {
   process.exit(0);
 }
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
+onStopSignals({
+  stop: (signal) => {
     shutdown(signal).catch((err: unknown) => {
       log.error({ err: err instanceof Error ? err.message : String(err) }, 'shutdown failed');
       process.exit(1);
     });
-  });
-}
+  },
+  now: (signal) => {
+    log.warn({ signal }, 'second stop request: exiting now');
+    process.exit(130);
+  },
+});

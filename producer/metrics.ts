@@ -127,6 +127,12 @@ function workerFigures(registry: client.Registry, d: ProducerDeps) {
   fromWorkers('modelq_engine_requests_total', 'Requests served by onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.requests));
   fromWorkers('modelq_engine_errors_total', 'Failed engine runs', 'counter', [], (w, set) => set({}, w.engine.errors));
   fromWorkers('modelq_engine_compute_seconds_total', 'Time spent inside onnxruntime runs', 'counter', [], (w, set) => set({}, w.engine.computeMs / 1000));
+  fromWorkers('modelq_engine_model_loads_total', 'Model sessions created (one per model and engine thread)', 'counter', [], (w, set) =>
+    set({}, w.engine.loads ?? 0),
+  );
+  fromWorkers('modelq_engine_model_load_seconds_total', 'Time spent creating model sessions', 'counter', [], (w, set) =>
+    set({}, (w.engine.loadMs ?? 0) / 1000),
+  );
   const perModel =
     (metric: 'runs' | 'rows' | 'requests' | 'computeMs' | 'waitMs', scale = 1) =>
     (w: WorkerStats, set: (l: Record<string, string>, v: number) => void) => {

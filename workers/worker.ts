@@ -23,6 +23,7 @@ import { explainProcessor } from './explain/processor.ts';
 import { BusyMonitor } from './busy-monitor.ts';
 import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
+import { Warmer } from './warm.ts';
 
 export interface WorkerDeps {
   engine: Engine;
@@ -32,6 +33,8 @@ export interface WorkerDeps {
   logger: Logger;
   batches: BatchStore;
   cacheDir: string;
+  /** Present on workers that serve online requests: loads models ahead of their requests (warm.ts). */
+  warmer?: Warmer;
 }
 
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
@@ -80,6 +83,7 @@ export interface RunningWorker {
   id: string;
   engine: Engine;
   workers: Worker[];
+  warmer?: Warmer;
   stats(): WorkerStats;
   /** Takes no new jobs, lets active ones finish (up to the grace period), then closes everything. */
   stop(): Promise<void>;
@@ -94,7 +98,13 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const jobs: WorkerStats['jobs'] = {};
   const workers: Worker[] = [];
-  for (const name of consumedQueues(cfg, logger)) {
+  const queues = consumedQueues(cfg, logger);
+  // Models are loaded ahead where online requests are served: they would otherwise wait for the load.
+  if (queues.includes('infer') || queues.includes('infer-gpu')) {
+    deps.warmer = new Warmer({ engine, store: deps.store, registry: new Registry(redis, prefix), cfg, logger, prefix, cacheDir: cfg.MODELQ_CACHE_DIR });
+    await deps.warmer.start();
+  }
+  for (const name of queues) {
     const factory = PROCESSORS[name];
     if (!factory) {
       logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');
@@ -114,6 +124,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     (stopping ??= (async () => {
       logger.info('stopping: no new jobs, finishing active ones');
       figures.stop();
+      await deps.warmer?.stop();
       await closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger);
       await engine.close();
       await removeWorkerStats(redis, prefix, id).catch(() => {});
@@ -121,7 +132,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       logger.info('stopped');
     })());
 
-  return { id, engine, workers, stats: figures.stats, stop };
+  return { id, engine, workers, stats: figures.stats, stop, ...(deps.warmer ? { warmer: deps.warmer } : {}) };
 }
 
 async function startEngine(cfg: Config, logger: Logger): Promise<Engine> {
@@ -213,6 +224,7 @@ function publishFigures(d: WorkerDeps, who: { id: string; jobs: WorkerStats['job
     startedAt: who.startedAt,
     jobs: who.jobs,
     engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
+    models: engine.models(),
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent },
     publishedAt: Date.now(),
     rssBytes: process.memoryUsage.rss(),

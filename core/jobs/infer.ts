@@ -66,6 +66,15 @@ export type InferResponse = z.infer<typeof inferResponseSchema>;
 export const inferResultSchema = z.object({ responses: z.array(inferResponseSchema) });
 export type InferResult = z.infer<typeof inferResultSchema>;
 
+/**
+ * The progress an online job reports when its model is not loaded on the worker yet: `loading`
+ * when the load starts (epoch ms), `loaded` with its duration when it ends. The producer does not
+ * count that time against the request's timeout, and answers 503 with Retry-After when the timeout
+ * passes while the load is still going.
+ */
+export const loadProgressSchema = z.union([z.object({ model: z.string(), loading: z.number() }), z.object({ model: z.string(), loaded: z.number() })]);
+export type LoadProgress = z.infer<typeof loadProgressSchema>;
+
 /** Upper bounds of the batch-size histogram buckets (rows per onnxruntime run). */
 export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 

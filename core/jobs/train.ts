@@ -2,7 +2,7 @@
 // (every default filled in at the HTTP edge, so the job's lineage records what was actually used),
 // its progress and its result. resolveTrain() is run at the edge and again when the processor starts.
 import { z } from 'zod';
-import { DISTINCT_CAP, type DatasetRecord } from '../datasets.ts';
+import { DISTINCT_CAP, FEATURE_COLUMN_TYPES, type ColumnType, type DatasetRecord } from '../datasets.ts';
 import { badRequest } from '../errors.ts';
 import { NAME_RE } from '../registry.ts';
 import { DEFAULT_BACKGROUND_ROWS, MAX_BACKGROUND_ROWS } from './explain.ts';
@@ -10,6 +10,11 @@ import { DEFAULT_BACKGROUND_ROWS, MAX_BACKGROUND_ROWS } from './explain.ts';
 export const TRAIN_JOB_ID_RE = /^train_[0-9a-f]{20}$/;
 /** Integer targets with at most this many distinct values are classes; more make it a regression. */
 export const MAX_INTEGER_CLASSES = 50;
+/** TF-IDF defaults: the vocabulary keeps the DEFAULT_MAX_FEATURES most frequent n-grams found in at least DEFAULT_MIN_DF training rows. */
+export const DEFAULT_MAX_FEATURES = 20_000;
+export const DEFAULT_MIN_DF = 2;
+/** Adam step size of the default (linear) head on text features: TF-IDF rows are unit vectors, so larger steps than for standardized tabular features. */
+export const DEFAULT_TEXT_LEARNING_RATE = 0.01;
 
 export const modelSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('mlp'), hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8).optional() }).strict(),
@@ -25,15 +30,37 @@ export const trainRequestSchema = z
       .min(1)
       .max(10_000)
       .optional()
-      .meta({ description: 'Default: every other numeric column without missing values' }),
+      .meta({ description: 'Default: every other numeric column without missing values, and every category and text column' }),
+    columnTypes: z
+      .record(z.string().min(1).max(200), z.enum(FEATURE_COLUMN_TYPES))
+      .optional()
+      .meta({ description: 'Column types where the dataset profile guessed wrong, e.g. { "title": "text" }' }),
+    maxFeatures: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .meta({ description: `Text features: vocabulary size, the most frequent word uni- and bigrams of the training split (default ${DEFAULT_MAX_FEATURES})` }),
+    minDf: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .meta({ description: `Text features: an n-gram enters the vocabulary when at least this many training rows have it (default ${DEFAULT_MIN_DF})` }),
     task: z
       .enum(['classification', 'regression'])
       .optional()
       .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
-    model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }' }),
+    model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }; { type: "linear" } with a text feature' }),
     epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
     batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
-    learningRate: z.number().gt(0).max(10).optional().meta({ description: 'Adam step size, default 0.001' }),
+    learningRate: z
+      .number()
+      .gt(0)
+      .max(10)
+      .optional()
+      .meta({ description: `Adam step size, default 0.001 (${DEFAULT_TEXT_LEARNING_RATE} for a linear head with a text feature)` }),
     validationSplit: z.number().min(0.02).max(0.5).optional().meta({ description: 'Held-out share for early stopping and metrics, default 0.1' }),
     patience: z.number().int().min(1).max(10_000).optional().meta({ description: 'Epochs without a better validation loss before stopping, default 20' }),
     l2: z.number().min(0).max(10).optional().meta({ description: 'L2 penalty on weights (as scikit-learn alpha), default 0.0001' }),
@@ -56,6 +83,18 @@ export const trainRequestSchema = z
   .strict();
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 
+export const textSettingsSchema = z.object({
+  maxFeatures: z.number().int().min(1),
+  minDf: z.number().int().min(1),
+  /** Fixed: word unigrams and bigrams, lowercased, sublinear tf (1 + ln tf), smooth idf, L2 norm; recorded so the lineage says it. */
+  ngramRange: z.tuple([z.number().int(), z.number().int()]),
+  sublinearTf: z.boolean(),
+  lowercase: z.boolean(),
+  norm: z.literal('l2'),
+});
+export type TextSettings = z.infer<typeof textSettingsSchema>;
+export type FeatureKind = 'numeric' | 'category' | 'text';
+
 export const hyperparametersSchema = z.object({
   task: z.enum(['classification', 'regression']),
   target: z.string(),
@@ -73,6 +112,10 @@ export const hyperparametersSchema = z.object({
   seed: z.number().int().min(0),
   /** Absent in jobs from before explanations: then the default. */
   explainBackground: z.number().int().min(0).optional(),
+  /** How each feature is encoded, when any is not numeric (absent: every feature is a number). */
+  featureTypes: z.record(z.string(), z.enum(['numeric', 'category', 'text'])).optional(),
+  /** TF-IDF settings, when a feature is text. */
+  text: textSettingsSchema.optional(),
 });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
@@ -132,7 +175,13 @@ export const DEFAULT_HIDDEN = [128];
  * the field. `seed` is required here: the edge draws one when the client gave none.
  */
 export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRecord): TrainJob {
-  const types = new Map(ds.columns.map((c) => [c.name, c.type]));
+  const overrides = req.columnTypes ?? {};
+  for (const name of Object.keys(overrides)) {
+    if (!ds.columns.some((c) => c.name === name)) throw badRequest(`columnTypes: the dataset has no column "${name}"`);
+  }
+  const profiled = new Map(ds.columns.map((c) => [c.name, c.type]));
+  // Profiles from before text columns say "string" for every non-numeric column: a category.
+  const types = new Map<string, ColumnType>(ds.columns.map((c) => [c.name, overrides[c.name] ?? (c.type === 'string' ? 'category' : c.type)]));
   const stats = new Map(ds.stats.map((s) => [s.name, s]));
   const list = (names: string[]) =>
     names
@@ -143,6 +192,13 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
   if (!targetType) throw badRequest(`target: the dataset has no column "${req.target}" (columns: ${list([...types.keys()])})`);
   const ts = stats.get(req.target)!;
   if (ts.missing > 0) throw badRequest(`target: column "${req.target}" has ${ts.missing} missing values`);
+  for (const [name, t] of Object.entries(overrides)) {
+    const p = profiled.get(name)!;
+    if ((t === 'number' || t === 'integer') && p !== 'number' && p !== 'integer')
+      throw badRequest(`columnTypes.${name}: column "${name}" holds strings (profiled ${p}); it cannot be read as ${t}`);
+    if (t === 'integer' && p === 'number') throw badRequest(`columnTypes.${name}: column "${name}" holds fractional numbers; it cannot be read as integer`);
+  }
+  const kindOf = (t: ColumnType): FeatureKind => (t === 'text' ? 'text' : t === 'category' || t === 'string' ? 'category' : 'numeric');
 
   let features: string[];
   if (req.features) {
@@ -151,26 +207,37 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       const t = types.get(f);
       if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
       if (f === req.target) throw badRequest(`features[${i}]: "${f}" is the target`);
-      if (t === 'string') throw badRequest(`features[${i}]: column "${f}" is not numeric (type string); features must be numbers`);
       if (seen.has(f)) throw badRequest(`features[${i}]: "${f}" is listed twice`);
       const m = stats.get(f)!.missing;
-      if (m > 0) throw badRequest(`features[${i}]: column "${f}" has ${m} missing values`);
+      // A missing category is its own all-zero one-hot row and missing text is empty text; a missing number has no value.
+      if (m > 0 && kindOf(t) === 'numeric') throw badRequest(`features[${i}]: column "${f}" has ${m} missing values`);
       seen.add(f);
     });
     features = req.features;
   } else {
-    features = ds.columns.filter((c) => c.name !== req.target && c.type !== 'string' && stats.get(c.name)!.missing === 0).map((c) => c.name);
-    if (!features.length) throw badRequest(`features: the dataset has no numeric column without missing values besides the target "${req.target}"`);
+    features = ds.columns
+      .filter((c) => c.name !== req.target && (kindOf(types.get(c.name)!) !== 'numeric' || stats.get(c.name)!.missing === 0))
+      .filter((c) => stats.get(c.name)!.missing < ds.rows)
+      .map((c) => c.name);
+    if (!features.length) throw badRequest(`features: the dataset has no usable column besides the target "${req.target}"`);
+  }
+  const kinds = Object.fromEntries(features.map((f) => [f, kindOf(types.get(f)!)])) as Record<string, FeatureKind>;
+  const anyText = Object.values(kinds).includes('text');
+  const mixed = Object.values(kinds).some((k) => k !== 'numeric');
+  if (mixed) {
+    const clash = features.find((f) => kinds[f] !== 'numeric' && f === 'features' && Object.values(kinds).includes('numeric'));
+    if (clash) throw badRequest('features: a category or text column named "features" clashes with the model input of the numeric features; rename it');
   }
 
-  const classLike = targetType === 'string' || (targetType === 'integer' && ts.distinct <= MAX_INTEGER_CLASSES);
+  const targetKind = targetType === 'text' || targetType === 'category' || targetType === 'string' ? 'string' : targetType;
+  const classLike = targetKind === 'string' || (targetKind === 'integer' && ts.distinct <= MAX_INTEGER_CLASSES);
   const task = req.task ?? (classLike ? 'classification' : 'regression');
   if (task === 'classification') {
-    if (targetType === 'number') throw badRequest(`task: classification needs a string or integer target; "${req.target}" holds fractional numbers`);
+    if (targetKind === 'number') throw badRequest(`task: classification needs a string or integer target; "${req.target}" holds fractional numbers`);
     if (ts.distinct < 2) throw badRequest(`target: column "${req.target}" has ${ts.distinct} distinct value; classification needs at least 2`);
     if (ts.distinct > DISTINCT_CAP) throw badRequest(`target: column "${req.target}" has more than ${DISTINCT_CAP} distinct values; too many classes`);
-  } else if (targetType === 'string') {
-    throw badRequest(`task: regression needs a numeric target; "${req.target}" is a string column`);
+  } else if (targetKind === 'string') {
+    throw badRequest(`task: regression needs a numeric target; "${req.target}" is a ${targetType} column`);
   }
 
   const validationSplit = req.validationSplit ?? 0.1;
@@ -179,7 +246,9 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
   if (valRows < 1 || trainRows < 2) {
     throw badRequest(`validationSplit: ${ds.rows} rows leave ${trainRows} for training and ${valRows} for validation; need at least 2 and 1`);
   }
-  const model = req.model ?? { type: 'mlp' as const };
+  if ((req.maxFeatures !== undefined || req.minDf !== undefined) && !anyText)
+    throw badRequest('maxFeatures, minDf: they apply to text features, and none is text');
+  const model = req.model ?? (anyText ? { type: 'linear' as const } : { type: 'mlp' as const });
   return {
     dataset: { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows },
     registerAs: req.registerAs,
@@ -190,12 +259,25 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       model: model.type === 'mlp' ? { type: 'mlp', hidden: model.hidden ?? DEFAULT_HIDDEN } : { type: 'linear' },
       epochs: req.epochs ?? 200,
       batchSize: req.batchSize ?? Math.min(200, trainRows),
-      learningRate: req.learningRate ?? 0.001,
+      learningRate: req.learningRate ?? (anyText && model.type === 'linear' ? DEFAULT_TEXT_LEARNING_RATE : 0.001),
       validationSplit,
       patience: req.patience ?? 20,
       l2: req.l2 ?? 1e-4,
       seed: req.seed,
       explainBackground: req.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
+      ...(mixed ? { featureTypes: kinds } : {}),
+      ...(anyText
+        ? {
+            text: {
+              maxFeatures: req.maxFeatures ?? DEFAULT_MAX_FEATURES,
+              minDf: req.minDf ?? DEFAULT_MIN_DF,
+              ngramRange: [1, 2] as [number, number],
+              sublinearTf: true,
+              lowercase: true,
+              norm: 'l2' as const,
+            },
+          }
+        : {}),
     },
   };
 }

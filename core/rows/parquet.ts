@@ -1,8 +1,8 @@
 // Parquet batch files (hyparquet): which columns feed which model inputs, row groups as chunks
 // (byte ranges read on their own), and decoding one row group's columns from its bytes alone.
 // A file fits a model when it has a column per input, named as the input (a list column for an
-// input with dimensions beyond the batch one), or, for a model with one 2-D input, numeric scalar
-// columns in order (as CSV). An `id` column is echoed.
+// input with dimensions beyond the batch one; a string column for a BYTES input), or, for a model
+// with one 2-D input, numeric scalar columns in order (as CSV). An `id` column is echoed.
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type SchemaTree } from 'hyparquet';
 // hyparquet reads snappy and uncompressed pages itself; this adds gzip, brotli, zstd and lz4
 // (polars and Spark write zstd, pandas/pyarrow snappy).
@@ -51,7 +51,18 @@ export function planParquet(meta: FileMetaData, inputs: TensorSpec[]): ParquetPl
   if (inputs.every((s) => byName.has(s.name))) {
     for (const s of inputs) {
       const c = byName.get(s.name)!;
-      if (!numericInput(s)) throw new ParquetShapeError(`input "${s.name}" is ${s.datatype}; Parquet batches take numeric inputs`);
+      if (!numericInput(s)) {
+        // Strings (a text model's input): a string column, scalar for one string per row ([N] or [N, 1]).
+        if (c.leaf !== 'STRING' && c.leaf !== 'BYTE_ARRAY')
+          throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes strings (BYTES)`);
+        if (s.shape.slice(1).some((d) => d < 0))
+          throw new ParquetShapeError(
+            `input "${s.name}" [${s.shape.join(',')}] leaves a dimension open; Parquet batches take inputs of fixed size (use JSONL)`,
+          );
+        if (!c.list && !s.shape.slice(1).every((d) => d === 1))
+          throw new ParquetShapeError(`column "${c.name}" is a scalar column; the model's input "${s.name}" [${s.shape.join(',')}] needs a list column`);
+        continue;
+      }
       if (!NUMERIC.has(c.leaf))
         throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes ${s.datatype} numbers`);
       if (s.shape.slice(1).some((d) => d < 0))

@@ -1,6 +1,7 @@
 // Turns the rows of a batch file into model inputs. JSONL: one object per line whose keys are the
 // model's input names (values flat or nested, without the batch dimension) and an optional `id`.
-// CSV: a header row; the columns, in order, feed a model with a single 2-D input; an optional `id`
+// CSV: a header row; the columns named as the inputs feed inputs of one value per row (strings for
+// BYTES inputs), else the columns, in order, feed a model with a single 2-D input; an optional `id`
 // column is echoed. A row that cannot be used gets an error naming what is wrong.
 import { parse as parseCsv } from 'csv-parse/sync';
 import { elementCount, flattenData, type Datatype, type TensorSpec } from '../tensors.ts';
@@ -28,6 +29,9 @@ export function csvFields(line: string): string[] {
   return rows[0] ?? [];
 }
 
+/** The column names of a CSV header, trimmed, without the byte order mark spreadsheet programs write first. */
+export const csvColumns = (header: string): string[] => csvFields(header.replace(/^\uFEFF/, '')).map((c) => c.trim());
+
 /** The shape of nested arrays, or null when ragged. */
 function nestedShape(v: unknown): number[] | null {
   const shape: number[] = [];
@@ -39,18 +43,42 @@ function nestedShape(v: unknown): number[] | null {
   return shape;
 }
 
-/** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
-export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
-  if (inputs.length !== 1 || inputs[0]!.shape.length !== 2) {
-    return `CSV feeds a model with a single 2-D input; this model takes ${inputs.map((i) => `"${i.name}" [${i.shape.join(',')}]`).join(', ')}: use JSONL`;
+const NUMERIC = ['FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64'];
+
+/** One value per row: [N], or [N, 1, ...] with every dimension after the batch one of size 1. */
+const oneValuePerRow = (s: TensorSpec) => s.shape.slice(1).every((d) => d === 1);
+
+/**
+ * How CSV columns feed the model. `named`: every input takes one value per row (a string for a
+ * BYTES input, such as a text model's) from the column named as it; other columns are ignored.
+ * `positional`: the columns, in order, feed a model with a single 2-D numeric input.
+ */
+type CsvPlan = { mode: 'named'; columns: number[] } | { mode: 'positional' };
+
+function csvPlan(cols: string[], inputs: TensorSpec[]): CsvPlan | string {
+  const named = inputs.map((s) => cols.indexOf(s.name));
+  if (inputs.length && inputs.every(oneValuePerRow) && named.every((c) => c >= 0)) {
+    const bad = inputs.find((s) => s.datatype !== 'BYTES' && s.datatype !== 'BOOL' && !NUMERIC.includes(s.datatype));
+    if (bad) return `the model's input "${bad.name}" is ${bad.datatype}, which CSV cannot carry: use JSONL`;
+    return { mode: 'named', columns: named };
   }
-  const cols = csvFields(header).map((c) => c.trim());
+  if (inputs.length !== 1 || inputs[0]!.shape.length !== 2 || !NUMERIC.includes(inputs[0]!.datatype)) {
+    const missing = inputs.find((s, i) => named[i]! < 0);
+    if (missing && inputs.every(oneValuePerRow)) return `the CSV header has no column "${missing.name}" (the model's input)`;
+    return `CSV feeds a model with a single 2-D numeric input, or inputs of one value per row from the columns named as them; this model takes ${inputs
+      .map((i) => `"${i.name}" ${i.datatype} [${i.shape.join(',')}]`)
+      .join(', ')}: use JSONL`;
+  }
   const features = cols.filter((c) => c !== 'id').length;
   const want = inputs[0]!.shape[1]!;
   if (want >= 0 && features !== want) return `the CSV header has ${features} feature columns, the model's input "${inputs[0]!.name}" takes ${want}`;
-  const numeric = ['FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64'];
-  if (!numeric.includes(inputs[0]!.datatype)) return `CSV columns are numbers; the model's input is ${inputs[0]!.datatype}`;
-  return null;
+  return { mode: 'positional' };
+}
+
+/** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
+export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
+  const plan = csvPlan(csvColumns(header), inputs);
+  return typeof plan === 'string' ? plan : null;
 }
 
 export function rowParser(format: RowFormat, inputs: TensorSpec[], header?: string): RowParser {
@@ -83,7 +111,8 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
           return bad(`input "${spec.name}" must be nested to rank ${rowShape.length} (the model leaves a dimension open)`, id);
         shape = ns;
       }
-      const scalar = rowShape.length === 0;
+      // A bare value also fills an input of one value per row ([N, 1]): {"text": "..."}.
+      const scalar = rowShape.length === 0 || (!Array.isArray(v) && oneValuePerRow(spec));
       const flat = flattenData(scalar ? [v] : v, scalar ? [1] : shape, spec.datatype as Datatype, `input "${spec.name}"`);
       if ('error' in flat) return bad(flat.error, id);
       values[spec.name] = flat.data;
@@ -94,27 +123,57 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
 }
 
 function csvParser(inputs: TensorSpec[], header: string): RowParser {
-  const cols = csvFields(header).map((c) => c.trim());
+  const cols = csvColumns(header);
   const idCol = cols.indexOf('id');
+  const plan = csvPlan(cols, inputs);
+  if (typeof plan === 'string') return () => bad(plan);
+  const count = (fields: string[]) => (fields.length !== cols.length ? `has ${fields.length} columns, the header has ${cols.length}` : null);
+  if (plan.mode === 'named') {
+    return (line) => {
+      const fields = csvFields(line);
+      const id = idCol >= 0 ? fields[idCol] : undefined;
+      const wrong = count(fields);
+      if (wrong) return bad(wrong, id);
+      const values: ParsedRow['values'] = {};
+      const shapes: ParsedRow['shapes'] = {};
+      for (const [j, spec] of inputs.entries()) {
+        const f = fields[plan.columns[j]!]!;
+        const v = spec.datatype === 'BYTES' ? f : spec.datatype === 'BOOL' ? boolOf(f) : numberOf(f, !spec.datatype.startsWith('FP'));
+        if (v === null)
+          return bad(`column "${spec.name}" is not ${spec.datatype === 'BOOL' ? 'a boolean' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
+        const flat = flattenData([v], [1], spec.datatype, `column "${spec.name}"`);
+        if ('error' in flat) return bad(flat.error, id);
+        values[spec.name] = flat.data;
+        shapes[spec.name] = spec.shape.slice(1);
+      }
+      return { ...(id !== undefined ? { id } : {}), values, shapes };
+    };
+  }
   const spec = inputs[0]!;
   const width = cols.length - (idCol >= 0 ? 1 : 0);
   const integer = !spec.datatype.startsWith('FP');
   return (line) => {
     const fields = csvFields(line);
     const id = idCol >= 0 ? fields[idCol] : undefined;
-    if (fields.length !== cols.length) return bad(`has ${fields.length} columns, the header has ${cols.length}`, id);
+    const wrong = count(fields);
+    if (wrong) return bad(wrong, id);
     const data = new Array<number>(width);
     let k = 0;
     for (let c = 0; c < fields.length; c++) {
       if (c === idCol) continue;
       const f = fields[c]!;
-      const x = Number(f);
-      if (f.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)))
-        return bad(`column "${cols[c]}" is not ${integer ? 'an integer' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
+      const x = numberOf(f, integer);
+      if (x === null) return bad(`column "${cols[c]}" is not ${integer ? 'an integer' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
       data[k++] = x;
     }
     return { ...(id !== undefined ? { id } : {}), values: { [spec.name]: data }, shapes: { [spec.name]: [width] } };
   };
 }
+
+function numberOf(f: string, integer: boolean): number | null {
+  const x = Number(f);
+  return f.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) ? null : x;
+}
+const boolOf = (f: string): boolean | null => ({ true: true, false: false, '1': true, '0': false })[f.trim().toLowerCase()] ?? null;
 
 export { elementCount };

@@ -10,21 +10,22 @@ import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader } from '../../core/rows/parse.ts';
 import { metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
-import { HeaderTooLongError, RowScanner, type RowFormat, type ScanResult } from '../../core/rows/scanner.ts';
+import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows/scanner.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
-
-export type BatchFormat = RowFormat | 'parquet';
 import type { ProducerDeps } from '../deps.ts';
 import { batchExplain, batchExplainParams } from '../explain.ts';
 import { assertReadable } from '../model-access.ts';
+import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
+
+export type { BatchFormat, Declared };
 
 export const batchParamsSchema = z.object({
   model: z.string().min(1).max(200).meta({ description: 'Model reference: name, name@alias or name@3' }),
-  format: z
-    .enum(['jsonl', 'csv', 'parquet'])
-    .optional()
-    .meta({ description: 'Default: csv for text/csv bodies and .csv files, parquet for application/vnd.apache.parquet bodies and .parquet files, else jsonl' }),
+  format: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({
+    description:
+      "Default: recognised from the file's first bytes (Parquet's magic bytes, a JSON object per line, else a CSV header). A format declared here, by the content type or by the file name must match the bytes (400 otherwise)",
+  }),
   chunkRows: z.coerce
     .number()
     .int()
@@ -72,6 +73,40 @@ async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): Asy
   }
 }
 
+/**
+ * The body's first `n` bytes (fewer when it is shorter), and the whole body again, those bytes
+ * included, for the store. Like noDestroy, stopping early leaves the body open.
+ */
+async function peek(body: AsyncIterable<Buffer>, n: number): Promise<{ head: Buffer; whole: AsyncIterable<Buffer> }> {
+  const it = noDestroy(body)[Symbol.asyncIterator]();
+  const first: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  while (size < n) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    first.push(r.value);
+    size += r.value.length;
+  }
+  async function* whole(): AsyncGenerator<Buffer> {
+    try {
+      yield* first;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    } finally {
+      await it.return?.();
+    }
+  }
+  return { head: Buffer.concat(first).subarray(0, n), whole: whole() };
+}
+
 /** Iterates a request body without destroying it when iteration stops early (so a 400 can still be sent). */
 function noDestroy(source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   return 'iterator' in source && typeof (source as Readable).iterator === 'function' ? (source as Readable).iterator({ destroyOnReturn: false }) : source;
@@ -110,17 +145,19 @@ export async function acceptBatch(
   d: ProducerDeps,
   params: BatchParams,
   body: AsyncIterable<Buffer>,
-  formatHint: BatchFormat,
+  declaredByRequest: Declared | null,
   tenant: string,
   opts: AcceptOptions = {},
 ): Promise<BatchView> {
   const batches = new BatchStore(d.redis, d.prefix);
   await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
   const model = await d.registry.resolve(params.model);
-  const format = params.format ?? formatHint;
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
   const metadata = parseMetadata(params.metadata);
   const explain = batchExplain(model, params, d.cfg.MODELQ_EXPLAIN_MAX_EVALS);
+  // The format: what the first bytes are, which must be what was declared, if anything was.
+  const { head, whole } = await peek(body, SNIFF_BYTES);
+  const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
   const id = `batch_${randomBytes(10).toString('hex')}`;
   const inputKey = batchKeys.input(id);
   const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, {
@@ -135,10 +172,10 @@ export async function acceptBatch(
     const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
     if (format === 'parquet') {
       // Row groups are found in the footer, at the end: store the file first, then read it.
-      const stored = await d.store.put(inputKey, noDestroy(body), { maxBytes });
+      const stored = await d.store.put(inputKey, whole, { maxBytes });
       scan = await scanParquet(d.store, inputKey, stored.bytes, model.inputs);
     } else {
-      await d.store.put(inputKey, scanned(body, scanner), { maxBytes });
+      await d.store.put(inputKey, scanned(whole, scanner), { maxBytes });
       scan = scanner.end();
     }
     if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');

@@ -8,12 +8,12 @@ import type { BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
-import { acceptBatch, batchParamsSchema, type BatchFormat, type BatchParams } from './accept.ts';
+import { acceptBatch, batchParamsSchema, type BatchParams } from './accept.ts';
+import { declaredByContentType, declaredByFileName, type Declared } from './sniff.ts';
 
-/** The format a file's name or type implies, when the form does not say. */
-export function formatOfFile(filename: string | undefined, mimeType: string | undefined): BatchFormat {
-  if (/parquet/i.test(mimeType ?? '') || /\.parquet$/i.test(filename ?? '')) return 'parquet';
-  return mimeType === 'text/csv' || /\.csv$/i.test(filename ?? '') ? 'csv' : 'jsonl';
+/** The format a file part's type, else its name, declares, when the form does not say. */
+export function declaredByFile(filename: string | undefined, mimeType: string | undefined): Declared | null {
+  return declaredByContentType(mimeType) ?? declaredByFileName(filename);
 }
 
 export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): Promise<BatchView> {
@@ -63,7 +63,7 @@ export function acceptMultipart(d: ProducerDeps, req: Request, tenant: string): 
         problem = e as Error;
         return reject(e);
       }
-      acceptBatch(d, params, stream, formatOfFile(info.filename, info.mimeType), tenant, { commitGate: () => formRead }).then(resolve, (e: unknown) =>
+      acceptBatch(d, params, stream, declaredByFile(info.filename, info.mimeType), tenant, { commitGate: () => formRead }).then(resolve, (e: unknown) =>
         reject(problem ?? e),
       );
     });

@@ -149,6 +149,11 @@ export function decodeTyped(c: TensorContents | undefined, datatype: string, lab
     return [];
   }
   const values = c?.[field] ?? [];
+  if (values.length === 0 && c) {
+    // Data in another field (numbers for a BYTES input, say) would otherwise read as no elements.
+    const other = (Object.keys(c) as (keyof TensorContents)[]).find((k) => k !== field && (c[k]?.length ?? 0) > 0);
+    if (other) throw badRequest(`${label}: datatype ${datatype} takes ${field}, the request has ${other}`);
+  }
   return field === 'bytes_contents' ? (values as Buffer[]).map((b) => b.toString('utf8')) : values;
 }
 

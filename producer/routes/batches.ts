@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { BatchStore } from '../../core/batches.ts';
 import { AppError, notFound } from '../../core/errors.ts';
 import { TooLargeError } from '../../core/storage/index.ts';
-import { acceptBatch, batchParamsSchema, publicView, type BatchFormat } from '../batches/accept.ts';
+import { acceptBatch, batchParamsSchema, publicView } from '../batches/accept.ts';
+import { declaredByContentType } from '../batches/sniff.ts';
 import { sendParts } from '../batches/download.ts';
 import { streamEvents } from '../batches/events.ts';
 import { acceptMultipart } from '../batches/multipart.ts';
@@ -29,8 +30,7 @@ export function batchesRouter(d: ProducerDeps): Router {
     const tenant = principalOf(req).tenant;
     if (req.is('multipart/form-data')) return void res.status(202).json(await acceptMultipart(d, req, tenant));
     const params = parseBody(batchParamsSchema, req.query, 'query');
-    const hint: BatchFormat = req.is('text/csv') ? 'csv' : req.is('application/vnd.apache.parquet') || req.is('application/x-parquet') ? 'parquet' : 'jsonl';
-    res.status(202).json(await acceptBatch(d, params, req, hint, tenant));
+    res.status(202).json(await acceptBatch(d, params, req, declaredByContentType(req.headers['content-type']), tenant));
   });
 
   /** Another tenant's batch is "not found", not "forbidden": its existence is not told. */

@@ -36,10 +36,14 @@ export function compressRouter(d: ProducerDeps): Router {
       const ds = await new DatasetStore(d.redis, d.prefix).getFor(body.dataset, tenant);
       if (!ds) throw badRequest(`dataset: no dataset "${body.dataset.slice(0, 100)}"`);
       const types = new Map(ds.columns.map((c) => [c.name, c.type]));
+      // A text model (a BYTES input) is fed a text column; any other model numbers.
+      const text = model.inputs.find((i) => i.datatype === 'BYTES');
       body.features?.forEach((f, i) => {
         const t = types.get(f);
         if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
-        if (t === 'string') throw badRequest(`features[${i}]: column "${f}" is not numeric (type string)`);
+        if (t === 'string' && !text) throw badRequest(`features[${i}]: column "${f}" is not numeric (type string)`);
+        if (text && (t === 'number' || t === 'integer'))
+          throw badRequest(`features[${i}]: column "${f}" holds numbers; the model's input "${text.name}" takes strings`);
       });
       if (body.target && !types.has(body.target)) throw badRequest(`target: the dataset has no column "${body.target}"`);
       dataset = { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows };

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DatasetStore, datasetRows, numericValue } from '../../core/datasets.ts';
 import { buildProfile, DriftWindows, modelSlots, referenceKey, versionDrift, type Slot } from '../../core/drift.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
-import { checkName, type VersionRecord } from '../../core/registry.ts';
+import { checkName, metadataList, type VersionRecord } from '../../core/registry.ts';
 import { jsonBody } from '../body.ts';
 import { principalOf } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -45,7 +45,7 @@ const versionParam = (v: string) => {
 
 /** A trained version's features are named in its metadata; others default to input names. */
 function slotsOf(v: VersionRecord, columns?: string[]): Slot[] {
-  const trained = v.metadata?.features ? (JSON.parse(v.metadata.features) as string[]) : undefined;
+  const trained = metadataList<string>(v, 'features');
   return modelSlots(v.inputs, columns ?? trained);
 }
 

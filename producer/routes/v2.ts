@@ -110,6 +110,8 @@ export async function modelMetadata(registry: ProducerDeps['registry'], v: Versi
     inputs: v.inputs,
     outputs: v.outputs,
     properties: { version: String(v.version), sha256: v.sha256 },
+    // What the version's metadata says (task, target, features, classes: the values `label` takes).
+    ...(v.metadata && Object.keys(v.metadata).length ? { parameters: v.metadata } : {}),
   };
 }
 

@@ -144,6 +144,25 @@ describe('modelq batch', () => {
     expect(rows.slice(1).map((l) => l.split(',')[1])).toEqual(Array.from({ length: 20 }, (_, i) => `c${i}`).filter((c) => c !== 'c7'));
   });
 
+  it('without --format the server recognises the bytes: CSV from stdin is scored as CSV, a JSONL file named .csv exits 2 naming both, all-bad rows exit 1 saying why', async () => {
+    const header = ['id', ...Array.from({ length: F }, (_, j) => `f${j}`)].join(',');
+    const lines = [header, ...Array.from({ length: 6 }, (_, i) => [`c${i}`, ...row(i)].join(','))];
+    const r = await cli(['batch', 'submit', '-', '-m', 'scorer', '--wait'], { stdin: lines.join('\n') + '\n' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('requestCounts: { total: 6, completed: 6, failed: 0 }');
+
+    const misnamed = path.join(dir, 'really-jsonl.csv');
+    fs.writeFileSync(misnamed, JSON.stringify({ input: row(0) }) + '\n');
+    const m = await cli(['batch', 'submit', misnamed, '-m', 'scorer']);
+    expect(m.code).toBe(2);
+    expect(m.stderr).toMatch(/declared CSV \(format=csv\) but its bytes are JSONL/);
+
+    const bad = await cli(['batch', 'submit', '-', '-m', 'scorer', '--wait'], { stdin: '{"input":[1]}\n{"input":[2]}\n' });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('status: failed');
+    expect(bad.stderr).toMatch(/failed: every row failed \(2 of 2\); the first errors: row 0: /);
+  });
+
   it("a bad model name exits 2 with the server's message, and uploads nothing", async () => {
     const direct = await fetch(`${p.url}/v1/batches?model=nosuch`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/x-ndjson' } });
     expect(direct.status).toBe(404);

@@ -4,7 +4,7 @@
 // Jensen-Shannon distance of word frequencies, with a reference from its first scored rows.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withoutToken } from '../../core/text-tokens.ts';
-import { SENTIMENT_WEIGHTS, sentimentModel } from '../fixtures/text-models.ts';
+import { SENTIMENT_WEIGHTS, sentimentModel } from '../fixtures/sentiment-model.ts';
 import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
 const KEYS = {

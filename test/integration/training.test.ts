@@ -61,7 +61,7 @@ const finished = (id: string) =>
   );
 
 /** Downloads the registered model, runs the official checker on it and feeds it the trainer's reference rows. */
-async function checkExport(name: string, version: number, predictionsKey: string) {
+async function checkExport(name: string, version: number, predictionsKey: string, classes?: (string | number)[]) {
   const bytes = Buffer.from(await (await fetch(`${p.url}/v1/models/${name}/versions/${version}/onnx`)).arrayBuffer());
   const file = path.join(tmpDir('trained'), `${name}.onnx`);
   fs.writeFileSync(file, bytes);
@@ -77,7 +77,8 @@ async function checkExport(name: string, version: number, predictionsKey: string
     });
   if (ref.probabilities) {
     cmp(out.probabilities!.data as Float32Array, ref.probabilities);
-    expect(Array.from(out.label!.data as BigInt64Array, Number)).toEqual(ref.labels);
+    // The label is the class itself; the trainer's reference holds indices into the class list.
+    expect(Array.from(out.label!.data as string[])).toEqual(ref.labels!.map((i) => classes![i]));
   } else {
     cmp(out.prediction!.data as Float32Array, ref.prediction!);
   }
@@ -120,15 +121,19 @@ describe('training jobs', () => {
     expect(v.sha256).toBe(c.result.sha256);
     expect(v.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, 3] }]);
     expect(v.outputs).toEqual([
-      { name: 'label', datatype: 'INT64', shape: [-1] },
+      { name: 'label', datatype: 'BYTES', shape: [-1] },
       { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
     ]);
-    expect(JSON.parse(v.metadata.classes)).toEqual(['high', 'low', 'mid']);
+    // Classes and features are JSON lists in the version's metadata and in the protocol's model metadata.
+    expect(v.metadata).toMatchObject({ task: 'classification', target: 'label', features: ['x1', 'x2', 'x3'], classes: ['high', 'low', 'mid'] });
+    const md = await (await fetch(`${p.url}/v2/models/rule-cls`)).json();
+    expect(md.parameters).toMatchObject({ classes: ['high', 'low', 'mid'], features: ['x1', 'x2', 'x3'] });
+    expect((await (await fetch(`${p.url}/v2/models/rule-cls/versions/1`)).json()).parameters.classes).toEqual(['high', 'low', 'mid']);
     const rv = await (await fetch(`${p.url}/v1/models/rule-reg/versions/1`)).json();
     expect(rv.outputs).toEqual([{ name: 'prediction', datatype: 'FP32', shape: [-1, 1] }]);
     expect(rv.metrics).toEqual(r.result.metrics);
 
-    const { ref } = await checkExport('rule-cls', 1, c.result.predictionsKey);
+    const { ref } = await checkExport('rule-cls', 1, c.result.predictionsKey, ['high', 'low', 'mid']);
     await checkExport('rule-reg', 1, r.result.predictionsKey);
 
     // And the platform serves it: raw feature values in, the trainer's label out.
@@ -136,7 +141,10 @@ describe('training jobs', () => {
       inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: ref.x.slice(0, 3) }],
     });
     const body = await res.json();
-    expect(body.outputs.find((o: { name: string }) => o.name === 'label').data).toEqual([ref.labels![0]]);
+    expect(body.outputs.find((o: { name: string }) => o.name === 'label')).toMatchObject({
+      datatype: 'BYTES',
+      data: [['high', 'low', 'mid'][ref.labels![0]!]],
+    });
   });
 
   it('gives identical models for identical seeds', async () => {
@@ -171,7 +179,8 @@ describe('training jobs', () => {
     };
     await bad({ dataset: 'ds_00000000000000000000', target: 'y' }, /^dataset: no dataset "ds_00000000000000000000"/);
     await bad({ dataset: cls.id, target: 'price' }, /^target: the dataset has no column "price"/);
-    await bad({ dataset: cls.id, target: 'y', features: ['x1', 'color'] }, /^features\[1\]: column "color" is not numeric/);
+    await bad({ dataset: cls.id, target: 'y', columnTypes: { colour: 'text' } }, /^columnTypes: the dataset has no column "colour"/);
+    await bad({ dataset: cls.id, target: 'y', columnTypes: { color: 'number' } }, /^columnTypes\.color: column "color" holds strings/);
     await bad({ dataset: cls.id, target: 'y', epochs: 0 }, /^body\.epochs/);
     await bad({ dataset: cls.id, target: 'y', registerAs: 'Not A Name' }, /^body\.registerAs/);
     expect((await fetch(`${p.url}/v1/jobs/train_00000000000000000000`)).status).toBe(404);

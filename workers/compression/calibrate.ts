@@ -6,7 +6,7 @@ import type { Engine } from '../engine/engine.ts';
 import { calibrationModel, observeRanges, type Ranges, type StaticOptions } from '../onnx/quantize/static.ts';
 import { modelInputs } from '../onnx/sample-inputs.ts';
 import { decodeModel } from '../onnx/proto.ts';
-import type { EvalRows } from './dataset.ts';
+import { rowFeeds, type EvalRows } from './dataset.ts';
 import { copyFeeds, type Feeds, samplesFor, scratchModel } from './measure.ts';
 
 /** Dataset rows used for calibration at most, in runs of CALIBRATION_BATCH. Default 256 and 32. */
@@ -31,9 +31,7 @@ function datasetFeeds(rows: EvalRows): Feeds[] {
   const n = Math.min(rows.rows, CALIBRATION_ROWS);
   for (let start = 0; start < n; start += CALIBRATION_BATCH) {
     const k = Math.min(CALIBRATION_BATCH, n - start);
-    feeds.push({
-      [rows.input.name]: { type: 'float32', dims: [k, ...rows.input.shape.slice(1)], data: rows.x.slice(start * rows.width, (start + k) * rows.width) },
-    });
+    feeds.push(rowFeeds(rows, start, k));
   }
   return feeds;
 }

@@ -44,7 +44,7 @@ export interface StudentPlan {
 }
 
 const SUPPORTED =
-  'a student reproduces class scores or probabilities [batch, C], int64 labels [batch] that are their argmax, or one regression value [batch] or [batch, 1]';
+  'a student reproduces class scores or probabilities [batch, C], labels [batch] that are their argmax (int64 indices, or the classes themselves: int64 or strings), or one regression value [batch] or [batch, 1]';
 const describe = (s: TensorSpec) => `"${s.name}" (${s.datatype} [${s.shape.join(', ')}])`;
 const isProbabilities = (d: Float32Array, c: number) => {
   for (let r = 0; r < d.length / c; r++) {
@@ -59,8 +59,12 @@ const isProbabilities = (d: Float32Array, c: number) => {
   return true;
 };
 
-/** How each of the teacher's outputs is reproduced, judged from its signature and its outputs on the dataset. */
-export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTensor>): StudentPlan {
+/**
+ * How each of the teacher's outputs is reproduced, judged from its signature and its outputs on the
+ * dataset. A label output is the argmax of the class scores, either as the index or (models the
+ * platform trains) as the class itself, `classes[argmax]`; `classes` are the teacher's training classes when known.
+ */
+export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTensor>, classes?: (string | number)[]): StudentPlan {
   const heads: StudentHead[] = [];
   const labels: string[] = [];
   let value: string | undefined;
@@ -75,7 +79,7 @@ export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTe
       if (value) throw new AppError('invalid_model', `distill: the teacher has two value outputs, "${value}" and "${spec.name}"; ${SUPPORTED}`);
       value = spec.name;
       heads.push({ kind: 'value', name: spec.name, shape });
-    } else if (spec.datatype === 'INT64' && (rank === 1 || (rank === 2 && t.dims[1] === 1))) {
+    } else if ((spec.datatype === 'INT64' || spec.datatype === 'BYTES') && (rank === 1 || (rank === 2 && t.dims[1] === 1))) {
       labels.push(spec.name);
       heads.push({ kind: 'label', name: spec.name, shape });
     } else {
@@ -97,15 +101,26 @@ export function planStudent(outputs: TensorSpec[], teacher: Record<string, RawTe
   }
   const primary = classHeads[0]!.name;
   const am = argmaxRows(teacher[primary]!)!;
+  const C = teacher[primary]!.dims[1]!;
   for (const name of labels) {
-    const l = teacher[name]!.data as BigInt64Array;
-    let same = 0;
-    for (let r = 0; r < am.length; r++) if (Number(l[r]) === am[r]) same++;
+    const t = teacher[name]!;
+    const str = !(t.data instanceof BigInt64Array);
+    const l = Array.from(t.data as unknown as ArrayLike<string | bigint>, (v) => (str ? String(v) : Number(v)));
+    // The label as the class itself: classes[argmax], when the training classes fit the label's type.
+    const table = classes && classes.length === C && classes.every((c) => typeof c === (str ? 'string' : 'number')) ? classes : undefined;
+    const agree = (of: (c: number) => string | number) => l.filter((v, r) => v === of(am[r]!)).length;
+    const asIndex = str ? 0 : agree((c) => c);
+    const asClass = table ? agree((c) => table[c]!) : 0;
+    const same = Math.max(asIndex, asClass);
     if (same < 0.99 * am.length)
       throw new AppError(
         'invalid_model',
         `distill: label output "${name}" is not the argmax of "${primary}" (it agrees on ${same} of ${am.length} rows), so a student cannot reproduce it`,
       );
+    if (asClass > asIndex) {
+      const h = heads.find((x) => x.name === name) as Extract<StudentHead, { kind: 'label' }>;
+      h.classes = table;
+    }
   }
   return { task: 'classification', heads, primary, outputs: teacher[primary]!.dims[1]! };
 }
@@ -173,7 +188,9 @@ export async function distill(
   deps: { store: ArtifactStore; cfg: Config; engine: Engine },
   onProgress?: (p: DistillProgress) => Promise<void> | void,
 ): Promise<DistillResult> {
-  const plan = planStudent(teacher.outputs, teacherOut);
+  // The student is an MLP over the teacher's numeric input; a text model's strings are not that.
+  if (rows.texts) throw new AppError('bad_request', `distill: input "${rows.input.name}" takes strings (a text model); distillation takes numeric inputs`);
+  const plan = planStudent(teacher.outputs, teacherOut, rows.info.classes);
   const n = rows.rows;
   const nVal = Math.max(1, Math.round(n * DISTILL_DEFAULTS.heldOut));
   if (n - nVal < 2) throw new AppError('bad_request', `dataset "${rows.id}" has ${n} rows; distill needs at least 3 (a tenth is held out)`);

@@ -26,6 +26,7 @@ export interface EngineOptions {
 }
 
 interface Pending {
+  sha256: string;
   resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void;
   reject: (e: Error) => void;
 }
@@ -33,6 +34,7 @@ interface Pending {
 class SessionThread {
   worker!: Worker;
   inFlight = 0;
+  /** Models whose session this thread holds (reported by the thread: created, not yet evicted). */
   readonly loaded = new Set<string>();
   readonly pending = new Map<number, Pending>();
   device: 'cpu' | 'cuda' = 'cpu';
@@ -43,6 +45,7 @@ class SessionThread {
     private readonly init: ThreadInit,
     private readonly onWarning: (m: string) => void,
     private readonly onExit: (t: SessionThread, code: number) => void,
+    private readonly onLoad: (sha256: string, loadMs: number) => void,
   ) {
     this.spawn();
   }
@@ -74,11 +77,16 @@ class SessionThread {
 
   private onMessage(m: FromThread) {
     if (m.op === 'warning') return this.onWarning(m.message);
+    if (m.op === 'evicted') return void this.loaded.delete(m.sha256);
     if (m.op !== 'result') return;
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
     this.inFlight--;
+    if (m.ok) {
+      this.loaded.add(p.sha256);
+      if (m.loadMs > 0) this.onLoad(p.sha256, m.loadMs);
+    }
     if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs, ...(m.runs !== undefined ? { runs: m.runs } : {}) });
     else p.reject(new AppError(m.kind === 'internal' ? 'internal' : m.kind, m.message, m.kind === 'internal'));
   }
@@ -91,9 +99,8 @@ class SessionThread {
 
   send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number; runs?: number }> {
     this.inFlight++;
-    this.loaded.add(msg.model.sha256);
     return new Promise((resolve, reject) => {
-      this.pending.set(msg.id, { resolve, reject });
+      this.pending.set(msg.id, { sha256: msg.model.sha256, resolve, reject });
       this.worker.postMessage(msg, transfer);
     });
   }
@@ -105,6 +112,18 @@ export interface EngineStats {
   requests: number;
   computeMs: number;
   errors: number;
+  /** Sessions created (a model loaded on one thread), and the time they took. */
+  loads: number;
+  loadMs: number;
+}
+
+/** A model the engine holds or is loading, as the worker reports it. */
+export interface EngineModel {
+  sha256: string;
+  label?: string;
+  /** `loaded`: every session thread holds it; `loading`: a warm-up is under way; `partial`: some threads hold it. */
+  state: 'loaded' | 'loading' | 'partial';
+  threads: number;
 }
 
 export class Engine {
@@ -112,7 +131,11 @@ export class Engine {
   private nextId = 1;
   private closing = false;
   private warned = false;
-  readonly stats: EngineStats = { runs: 0, rows: 0, requests: 0, computeMs: 0, errors: 0 };
+  readonly stats: EngineStats = { runs: 0, rows: 0, requests: 0, computeMs: 0, errors: 0, loads: 0, loadMs: 0 };
+  /** Warm-ups under way, by sha256: one per model, however many callers ask. */
+  private readonly warming = new Map<string, Promise<void>>();
+  /** name@version of the models seen, for the figures (dropped when no thread holds the model). */
+  private readonly labels = new Map<string, string>();
   readonly opts: Required<Omit<EngineOptions, 'logger'>> & { logger?: Logger };
   readonly batcher: Batcher;
 
@@ -133,6 +156,10 @@ export class Engine {
           init,
           (m) => this.warnOnce(m),
           (t, code) => this.onThreadExit(t, code),
+          (_sha, ms) => {
+            this.stats.loads++;
+            this.stats.loadMs += ms;
+          },
         ),
       );
     }
@@ -166,6 +193,49 @@ export class Engine {
     return best!;
   }
 
+  /** Whether every session thread holds the model's session: a request for it pays no load. */
+  isWarm(sha256: string): boolean {
+    return this.threads.length > 0 && this.threads.every((t) => t.loaded.has(sha256));
+  }
+
+  /** Whether a warm-up of the model is under way. */
+  isLoading(sha256: string): boolean {
+    return this.warming.has(sha256);
+  }
+
+  /**
+   * Loads the model on every session thread that does not hold it yet (in parallel, one load per
+   * thread) and resolves when all have it. Concurrent calls share one warm-up. A file that does not
+   * load rejects with `invalid_model`.
+   */
+  warm(model: ModelHandle): Promise<void> {
+    if (this.closing) return Promise.reject(new AppError('unavailable', 'engine is shutting down', true));
+    if (model.label) this.labels.set(model.sha256, model.label);
+    if (this.isWarm(model.sha256)) return Promise.resolve();
+    let p = this.warming.get(model.sha256);
+    if (!p) {
+      const cold = this.threads.filter((t) => !t.loaded.has(model.sha256));
+      p = Promise.all(cold.map((t) => t.send({ op: 'load', id: this.nextId++, model }, [])))
+        .then(() => {})
+        .finally(() => this.warming.delete(model.sha256));
+      this.warming.set(model.sha256, p);
+    }
+    return p;
+  }
+
+  /** The models the threads hold or are loading, for the worker's figures. */
+  models(): EngineModel[] {
+    const shas = new Set<string>(this.warming.keys());
+    for (const t of this.threads) for (const s of t.loaded) shas.add(s);
+    for (const s of this.labels.keys()) if (!shas.has(s)) this.labels.delete(s);
+    return [...shas].map((sha256) => {
+      const threads = this.threads.filter((t) => t.loaded.has(sha256)).length;
+      const state = this.warming.has(sha256) ? 'loading' : threads === this.threads.length ? 'loaded' : 'partial';
+      const label = this.labels.get(sha256);
+      return { sha256, ...(label ? { label } : {}), state, threads };
+    });
+  }
+
   /** Loads the model and reads its signature; a file that does not load rejects with `invalid_model`. */
   async inspect(model: ModelHandle): Promise<Signature> {
     const r = await this.pick(model.sha256).send({ op: 'inspect', id: this.nextId++, model }, []);
@@ -194,6 +264,7 @@ export class Engine {
     opts: { outputs?: string[]; rows?: number; requests?: number } = {},
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+    if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
     const transfer: ArrayBuffer[] = [];
     for (const t of Object.values(feeds)) {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer);

@@ -18,6 +18,8 @@ export interface ModelHandle {
 
 export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }
+  /** Create the model's session (if this thread has none yet) so that requests find it ready. */
+  | { op: 'load'; id: number; model: ModelHandle }
   | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] }
   /** Parse, run and format one segment of a batch chunk (score-segment.ts). */
   | { op: 'score'; id: number; model: ModelHandle; job: SegmentJob }
@@ -29,6 +31,8 @@ export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 export type FromThread =
   | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
   | { op: 'warning'; message: string }
+  /** The thread dropped this model's session to stay within its cache bound. */
+  | { op: 'evicted'; sha256: string }
   | {
       op: 'result';
       id: number;

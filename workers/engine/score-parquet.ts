@@ -21,8 +21,11 @@ export interface RowGroupJob extends RowGroupBytes {
   driftSample?: number;
 }
 
+/** One run's values of an input: a typed array, or strings for a BYTES input. */
+type Values = TypedArray | string[];
+
 /** Fills the next n rows into rows [0, n) of the arrays; each row's problem, or null. */
-type ReadRows = (n: number, arrays: TypedArray[]) => (string | null)[];
+type ReadRows = (n: number, arrays: Values[]) => (string | null)[];
 
 /** The JSON text of an id as JSON.stringify writes it (bigints as numbers). */
 function idJson(v: unknown): string {
@@ -65,7 +68,9 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
   const acc: Acc = { out: '', err: [], completed: 0, failed: 0 };
   for (let at = 0; at < job.rows; at += SCORE_RUN_ROWS) {
     const n = Math.min(job.rows - at, SCORE_RUN_ROWS);
-    const arrays = job.inputs.map((s, j) => new TYPED[s.datatype]!(n * pers[j]!));
+    const arrays: Values[] = job.inputs.map((s, j) =>
+      s.datatype === 'BYTES' ? new Array<string>(n * pers[j]!).fill('') : new TYPED[s.datatype]!(n * pers[j]!),
+    );
     const problems = read(n, arrays);
     const refs: RowRef[] = [];
     for (let r = 0; r < n; r++) {
@@ -97,11 +102,16 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
 }
 
 /** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used. */
-function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number, arrays: TypedArray[], slot: number, pers: number[]): string | null {
+function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number, arrays: Values[], slot: number, pers: number[]): string | null {
   for (let j = 0; j < job.inputs.length; j++) {
     const spec = job.inputs[j]!;
     const per = pers[j]!;
     const out = arrays[j]!;
+    if (Array.isArray(out)) {
+      const problem = fillStrings(spec, cols.get(spec.name)![r], out, slot, per);
+      if (problem) return problem;
+      continue;
+    }
     const big = out instanceof BigInt64Array || out instanceof BigUint64Array;
     if (job.plan.mode === 'scalars') {
       for (let k = 0; k < per; k++) {
@@ -120,6 +130,23 @@ function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number
       if (v === null || v === undefined) return `column "${spec.name}" has a null value at ${k}`;
       out[slot * per + k] = (big ? BigInt(v as number) : Number(v)) as never;
     }
+  }
+  return null;
+}
+
+/** A string cell (or a list of them) into slot `slot` of a BYTES input's strings; a message when it cannot be used. */
+function fillStrings(spec: TensorSpec, cell: unknown, out: string[], slot: number, per: number): string | null {
+  // hyparquet gives UTF8 columns as strings and plain BYTE_ARRAY ones as bytes.
+  const text = (v: unknown) =>
+    typeof v === 'string' ? v : v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8') : null;
+  if (cell === null || cell === undefined) return `column "${spec.name}" is null`;
+  const vals = Array.isArray(cell) ? (cell.flat(Infinity) as unknown[]) : [cell];
+  if (vals.length !== per)
+    return `column "${spec.name}" has ${vals.length} values, the model's input "${spec.name}" [${spec.shape.join(',')}] takes ${per} per row`;
+  for (let k = 0; k < per; k++) {
+    const s = text(vals[k]);
+    if (s === null) return `column "${spec.name}" has a ${vals[k] === null ? 'null' : 'non-string'} value at ${k}`;
+    out[slot * per + k] = s;
   }
   return null;
 }

@@ -51,6 +51,7 @@ function evict(need: number) {
     if (cachedBytes + need <= init.cacheBytes) break;
     cache.delete(key);
     cachedBytes -= e.bytes;
+    post({ op: 'evicted', sha256: key });
     void e.session.release().catch(() => {});
   }
 }
@@ -64,11 +65,11 @@ async function session(model: ModelHandle): Promise<{ session: ort.InferenceSess
     hit.lastUsed = Date.now();
     return { session: hit.session, loadMs: 0 };
   }
-  let p = loading.get(model.sha256);
-  if (!p) {
-    p = load(model).finally(() => loading.delete(model.sha256));
-    loading.set(model.sha256, p);
-  }
+  const shared = loading.get(model.sha256);
+  // Only the request that started a load reports its time: the engine counts each load once.
+  if (shared) return { session: (await shared).session, loadMs: 0 };
+  const p = load(model).finally(() => loading.delete(model.sha256));
+  loading.set(model.sha256, p);
   return p;
 }
 
@@ -106,6 +107,11 @@ function spec(m: ort.InferenceSession.ValueMetadata): TensorSpec {
 }
 
 async function handle(msg: ToThread) {
+  if (msg.op === 'load') {
+    const { loadMs } = await session(msg.model);
+    post({ op: 'result', id: msg.id, ok: true, value: null, computeMs: 0, loadMs });
+    return;
+  }
   if (msg.op === 'inspect') {
     const { session: s, loadMs } = await session(msg.model);
     let value;

@@ -1,6 +1,7 @@
 // Processor for the `batch` queue: `finalize` runs when every chunk of a batch has ended (it is the
 // flow's parent; chunks that failed for good are ignored dependencies, so it runs even then) and
-// moves the batch to completed, failed (saying why) or cancelled; `cleanup` runs on a schedule,
+// moves the batch to completed, failed (saying why: also when every row failed, with the first
+// rows' errors, as OpenAI and SageMaker fail such jobs) or cancelled; `cleanup` runs on a schedule,
 // removes batches past their retention and fails batches whose jobs are gone.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
@@ -58,9 +59,48 @@ async function finalize(batchId: string, job: BatchJob, deps: BatchDeps): Promis
     await deps.batches.fail(batchId, await whyMissing(missing, job));
     return { status: 'failed' };
   }
+  // A batch none of whose rows could be scored failed as a whole: say why with its first errors.
+  let completed = 0;
+  let failed = 0;
+  for (const o of outcomes.values()) {
+    completed += o.completed;
+    failed += o.failed;
+  }
+  if (completed === 0 && failed > 0) {
+    await deps.batches.fail(batchId, `every row failed (${failed} of ${failed}); ${await firstErrors(batchId, outcomes, deps.store)}`);
+    return { status: 'failed' };
+  }
   // Cancel arriving during finalize loses: every chunk is scored.
   await deps.batches.transition(batchId, 'completed', ['finalizing', 'cancelling']);
   return { status: 'completed' };
+}
+
+/** How many of the first errors a failed batch's reason quotes. */
+const QUOTED_ERRORS = 3;
+
+/** "the first errors: row 0: ...; row 1: ...", read from the start of the first error part that has any. */
+async function firstErrors(batchId: string, outcomes: Map<number, { failed: number }>, store: ArtifactStore): Promise<string> {
+  const index = [...outcomes.entries()].filter(([, o]) => o.failed > 0).sort(([a], [b]) => a - b)[0]?.[0];
+  if (index === undefined) return 'no error lines were found';
+  const quoted: string[] = [];
+  try {
+    const key = batchKeys.errors(batchId, index);
+    const size = (await store.stat(key))?.bytes ?? 0;
+    const parts: Buffer[] = [];
+    if (size > 0) for await (const b of await store.read(key, { start: 0, end: Math.min(size, 64 * 1024) })) parts.push(b as Buffer);
+    const text = Buffer.concat(parts).toString('utf8');
+    for (const line of text.split('\n').slice(0, QUOTED_ERRORS)) {
+      try {
+        const e = JSON.parse(line) as { row: number; error: { message: string } };
+        quoted.push(`row ${e.row}: ${e.error.message.slice(0, 300)}`);
+      } catch {
+        break; // a line cut at the read's end
+      }
+    }
+  } catch {
+    return 'the error lines could not be read (GET .../errors)';
+  }
+  return `the first errors: ${quoted.join('; ')} (all of them: GET .../errors)`;
 }
 
 /** "chunk 3 failed: job stalled more than allowable limit; ...", from the chunks' own failures where known. */

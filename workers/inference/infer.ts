@@ -13,6 +13,7 @@ import {
   type InferResponse,
   type InferResult,
   type JobTensor,
+  type LoadProgress,
 } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
@@ -24,16 +25,22 @@ export interface InferDeps {
   engine: Engine;
   store: ArtifactStore;
   cacheDir?: string;
+  /** Told of every model this worker serves, so a restarted worker can load recently used ones first. */
+  warmer?: { used(model: { name: string; version: number }): void };
 }
+
+type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
 
 const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
 
-export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
+export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
   const data = parseJobData(inferJobSchema, job.data, 'infer');
   const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => {
     throw toJobError(e);
   });
   const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
+  deps.warmer?.used(data.model);
+  if (!deps.engine.isWarm(model.sha256)) await loadFirst(job, deps.engine, model, data.requests);
   const batching = data.batching ?? SOLO;
   const packed = data.packed === true;
   const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, packed, signal)));
@@ -43,6 +50,26 @@ export async function inferProcessor(job: Pick<Job, 'data'>, deps: InferDeps, si
     throw toJobError(new AppError('invalid_model', first.error.message));
   }
   return { responses };
+}
+
+/**
+ * The model is not loaded on every engine thread (a worker that started after it was registered and
+ * never served it, or one that evicted it): load it before the requests run, telling the producer
+ * through the job's progress so that the load does not count against the requests' timeout. Their
+ * deadlines move by the load's duration for the same reason.
+ */
+async function loadFirst(job: InferJobLike, engine: Engine, model: ModelHandle, requests: InferRequest[]) {
+  const since = Date.now();
+  const report = (p: LoadProgress) => void job.updateProgress?.(p).catch(() => {});
+  report({ model: model.label!, loading: since });
+  try {
+    await engine.warm(model);
+  } catch (e) {
+    throw toJobError(e);
+  }
+  const ms = Date.now() - since;
+  for (const r of requests) if (r.deadline !== undefined) r.deadline += ms;
+  report({ model: model.label!, loaded: ms });
 }
 
 function feed(t: JobTensor): RawTensor {

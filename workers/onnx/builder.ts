@@ -36,17 +36,27 @@ export function int64Tensor(name: string, dims: number[], data: number[]): Tenso
   return onnx.TensorProto.create({ name, dims, dataType: DT.INT64, rawData: new Uint8Array(arr.buffer) });
 }
 
-type AttrValue = number | string | number[] | TensorProto;
-export function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, name?: string): NodeProto {
+/** A string tensor (UTF-8 elements), e.g. the class names a classifier's label is gathered from. */
+export function stringTensor(name: string, dims: number[], data: string[]): TensorProto {
+  const enc = new TextEncoder();
+  return onnx.TensorProto.create({ name, dims, dataType: DT.STRING, stringData: data.map((s) => enc.encode(s)) });
+}
+
+/** Attribute values: an int or float, a string, ints, strings (`{ strings: [...] }`, so an empty list still has its type), a tensor. */
+type AttrValue = number | string | number[] | { strings: string[] } | TensorProto;
+export function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, name?: string, domain?: string): NodeProto {
+  const enc = new TextEncoder();
   const attribute = Object.entries(attrs).map(([k, v]) => {
     const A = onnx.AttributeProto.AttributeType;
     if (typeof v === 'number')
       return Number.isInteger(v) ? onnx.AttributeProto.create({ name: k, type: A.INT, i: v }) : onnx.AttributeProto.create({ name: k, type: A.FLOAT, f: v });
-    if (typeof v === 'string') return onnx.AttributeProto.create({ name: k, type: A.STRING, s: new TextEncoder().encode(v) });
+    if (typeof v === 'string') return onnx.AttributeProto.create({ name: k, type: A.STRING, s: enc.encode(v) });
     if (Array.isArray(v)) return onnx.AttributeProto.create({ name: k, type: A.INTS, ints: v });
-    return onnx.AttributeProto.create({ name: k, type: A.TENSOR, t: v });
+    if ('strings' in v && Array.isArray(v.strings))
+      return onnx.AttributeProto.create({ name: k, type: A.STRINGS, strings: v.strings.map((s) => enc.encode(s)) });
+    return onnx.AttributeProto.create({ name: k, type: A.TENSOR, t: v as TensorProto });
   });
-  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute, name: name ?? `${opType}_${outputs[0]}` });
+  return onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute, name: name ?? `${opType}_${outputs[0]}`, ...(domain ? { domain } : {}) });
 }
 
 export interface GraphSpec {
@@ -57,6 +67,8 @@ export interface GraphSpec {
   initializers?: TensorProto[];
   metadata?: Record<string, string>;
   opset?: number;
+  /** Operator sets of other domains the graph uses, e.g. { domain: 'com.microsoft', version: 1 }. */
+  domains?: { domain: string; version: number }[];
 }
 
 export function buildModel(g: GraphSpec): Uint8Array {
@@ -64,7 +76,7 @@ export function buildModel(g: GraphSpec): Uint8Array {
     irVersion: IR_VERSION,
     producerName: 'modelq',
     producerVersion: '0.1',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: g.opset ?? OPSET })],
+    opsetImport: [{ domain: '', version: g.opset ?? OPSET }, ...(g.domains ?? [])].map((o) => onnx.OperatorSetIdProto.create(o)),
     metadataProps: Object.entries(g.metadata ?? {}).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value })),
     graph: onnx.GraphProto.create({
       name: g.name ?? 'modelq',

@@ -1,7 +1,8 @@
 // Writes a trained MLP (or linear model) as ONNX that takes raw feature values: the standardization
-// is part of the graph, so clients send what is in their data. Classification gives `label` (index
-// into the sorted class list) and `probabilities`; regression gives `prediction` in target units.
-import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
+// is part of the graph, so clients send what is in their data. Classification gives `label` (the
+// class itself: a string for string targets, the integer for integer ones) and `probabilities`
+// (columns in the order of the sorted class list); regression gives `prediction` in target units.
+import { buildModel, floatTensor, int64Tensor, node, stringTensor, type Dim, type ValueSpec } from './builder.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
 export interface DenseLayer {
@@ -31,12 +32,22 @@ export interface MlpExport {
   batch?: Dim;
 }
 
-/** Standardization, then MatMul + Add per layer with Relu between; returns the last layer's output name. */
-function denseStack(input: string, mean: Float32Array, scale: Float32Array, layers: DenseLayer[], nodes: NodeProto[], inits: TensorProto[]): string {
+/** Standardization (x - mean) / scale of `input`; returns the output name. */
+export function standardize(input: string, mean: Float32Array, scale: Float32Array, nodes: NodeProto[], inits: TensorProto[]): string {
   const F = mean.length;
   nodes.push(node('Sub', [input, 'feature_mean'], ['centered']), node('Div', ['centered', 'feature_scale'], ['standardized']));
   inits.push(floatTensor('feature_mean', [F], mean), floatTensor('feature_scale', [F], scale));
-  let cur = 'standardized';
+  return 'standardized';
+}
+
+/** Standardization, then MatMul + Add per layer with Relu between; returns the last layer's output name. */
+function denseStack(input: string, mean: Float32Array, scale: Float32Array, layers: DenseLayer[], nodes: NodeProto[], inits: TensorProto[]): string {
+  return dense(standardize(input, mean, scale, nodes, inits), layers, nodes, inits);
+}
+
+/** MatMul + Add per layer with Relu between; returns the last layer's output name. */
+export function dense(input: string, layers: DenseLayer[], nodes: NodeProto[], inits: TensorProto[]): string {
+  let cur = input;
   layers.forEach((l, i) => {
     if (l.weights.length !== l.inputs * l.outputs || l.bias.length !== l.outputs)
       throw new Error(`layer ${i}: weights/bias sizes do not match ${l.inputs}x${l.outputs}`);
@@ -65,21 +76,7 @@ export function exportMlp(m: MlpExport): Uint8Array {
     'modelq.features': JSON.stringify(m.featureNames),
     ...(m.target ? { 'modelq.target': m.target } : {}),
   };
-  let outputs;
-  if (m.task === 'classification') {
-    if (!m.classes || m.classes.length !== out) throw new Error(`${m.classes?.length} classes for ${out} outputs`);
-    nodes.push(node('Softmax', [cur], ['probabilities'], { axis: -1 }), node('ArgMax', [cur], ['label'], { axis: 1, keepdims: 0 }));
-    metadata['modelq.classes'] = JSON.stringify(m.classes);
-    outputs = [
-      { name: 'label', elemType: DT.INT64, shape: [batch] },
-      { name: 'probabilities', elemType: DT.FLOAT, shape: [batch, out] },
-    ];
-  } else {
-    if (out !== 1) throw new Error(`regression exports one output, the last layer has ${out}`);
-    inits.push(floatTensor('target_scale', [1], Float32Array.of(m.targetScale ?? 1)), floatTensor('target_mean', [1], Float32Array.of(m.targetMean ?? 0)));
-    nodes.push(node('Mul', [cur, 'target_scale'], ['scaled']), node('Add', ['scaled', 'target_mean'], ['prediction']));
-    outputs = [{ name: 'prediction', elemType: DT.FLOAT, shape: [batch, 1] }];
-  }
+  const outputs = headOutputs(m, cur, out, batch, nodes, inits, metadata);
   return buildModel({
     name: `modelq_${m.task}_mlp`,
     inputs: [{ name: 'features', elemType: DT.FLOAT, shape: [batch, F] }],
@@ -90,14 +87,53 @@ export function exportMlp(m: MlpExport): Uint8Array {
   });
 }
 
+/** Whether a classifier's `label` is a string tensor (some class is a string) or int64 (integer classes). */
+export const labelIsString = (classes: (string | number)[]) => classes.some((c) => typeof c === 'string');
+
+/**
+ * `label`: the class itself, gathered from the class list by the argmax of the last layer (a string
+ * tensor when the classes are strings, int64 when they are integers); returns its ValueSpec.
+ */
+export function classLabel(logits: string, classes: (string | number)[], name: string, shape: Dim[], nodes: NodeProto[], inits: TensorProto[]): ValueSpec {
+  const str = labelIsString(classes);
+  inits.push(str ? stringTensor('class_values', [classes.length], classes.map(String)) : int64Tensor('class_values', [classes.length], classes as number[]));
+  nodes.push(
+    node('ArgMax', [logits], ['class_index'], { axis: 1, keepdims: shape.length === 1 ? 0 : 1 }),
+    node('Gather', ['class_values', 'class_index'], [name], { axis: 0 }),
+  );
+  return { name, elemType: str ? DT.STRING : DT.INT64, shape };
+}
+
+/** The outputs of a trained model from its last layer: label + probabilities, or prediction in target units. */
+export function headOutputs(
+  m: Pick<MlpExport, 'task' | 'classes' | 'targetMean' | 'targetScale'>,
+  cur: string,
+  out: number,
+  batch: Dim,
+  nodes: NodeProto[],
+  inits: TensorProto[],
+  metadata: Record<string, string>,
+): ValueSpec[] {
+  if (m.task === 'classification') {
+    if (!m.classes || m.classes.length !== out) throw new Error(`${m.classes?.length} classes for ${out} outputs`);
+    nodes.push(node('Softmax', [cur], ['probabilities'], { axis: -1 }));
+    metadata['modelq.classes'] = JSON.stringify(m.classes);
+    return [classLabel(cur, m.classes, 'label', [batch], nodes, inits), { name: 'probabilities', elemType: DT.FLOAT, shape: [batch, out] }];
+  }
+  if (out !== 1) throw new Error(`regression exports one output, the last layer has ${out}`);
+  inits.push(floatTensor('target_scale', [1], Float32Array.of(m.targetScale ?? 1)), floatTensor('target_mean', [1], Float32Array.of(m.targetMean ?? 0)));
+  nodes.push(node('Mul', [cur, 'target_scale'], ['scaled']), node('Add', ['scaled', 'target_mean'], ['prediction']));
+  return [{ name: 'prediction', elemType: DT.FLOAT, shape: [batch, 1] }];
+}
+
 /** How a distilled student reproduces one of its teacher's outputs from its last layer. */
 export type StudentHead =
   /** The last layer itself (the teacher's raw scores or logits), [batch, C]. */
   | { kind: 'scores'; name: string; shape: Dim[] }
   /** Softmax of the last layer, [batch, C]. */
   | { kind: 'probabilities'; name: string; shape: Dim[] }
-  /** Index of the largest score, int64 [batch] (or [batch, 1]). */
-  | { kind: 'label'; name: string; shape: Dim[] }
+  /** Index of the largest score, int64 [batch] (or [batch, 1]); with `classes`, the class at that index (string or int64). */
+  | { kind: 'label'; name: string; shape: Dim[]; classes?: (string | number)[] }
   /** A regression value, last layer * valueScale + valueMean, [batch] or [batch, 1]. */
   | { kind: 'value'; name: string; shape: Dim[] };
 
@@ -113,7 +149,8 @@ export interface StudentExport {
   metadata?: Record<string, string>;
 }
 
-const INTERNAL_NAME = /^(centered|standardized|feature_(mean|scale)|[WB]\d+|(matmul|dense|relu)\d+|flat|squeeze_axes|value_(scale|mean|scaled|out))$/;
+const INTERNAL_NAME =
+  /^(centered|standardized|feature_(mean|scale)|[WB]\d+|(matmul|dense|relu)\d+|flat|squeeze_axes|value_(scale|mean|scaled|out)|class_(values|index))$/;
 
 /** A distilled MLP student with its teacher's signature: same input, same output names, types and shapes. */
 export function exportStudent(s: StudentExport): Uint8Array {
@@ -145,6 +182,8 @@ export function exportStudent(s: StudentExport): Uint8Array {
     } else if (h.kind === 'probabilities') {
       nodes.push(node('Softmax', [last], [h.name], { axis: -1 }));
       outputs.push({ name: h.name, elemType: DT.FLOAT, shape: h.shape });
+    } else if (h.kind === 'label' && h.classes) {
+      outputs.push(classLabel(last, h.classes, h.name, h.shape, nodes, inits));
     } else if (h.kind === 'label') {
       nodes.push(node('ArgMax', [last], [h.name], { axis: 1, keepdims: h.shape.length === 1 ? 0 : 1 }));
       outputs.push({ name: h.name, elemType: DT.INT64, shape: h.shape });

@@ -8,8 +8,20 @@ import { constants, dimsOf, f16, finishRewrite, floatData, GraphEditError, graph
 import { DT, decodeModel, encodeModel, onnx, type TensorProto } from './proto.ts';
 import { declaredType, inferTypes } from './types.ts';
 
-/** Ops kept in float32 (onnxconverter-common's list for the standard domain): range-sensitive or without float16 support. */
-export const FP16_BLOCK = new Set(['TopK', 'NonMaxSuppression', 'RoiAlign', 'Range', 'CumSum', 'Min', 'Max', 'Upsample', 'RandomUniformLike', 'Multinomial']);
+/** Ops kept in float32 (onnxconverter-common's list for the standard domain, and TfIdfVectorizer, whose output is float32 only): range-sensitive or without float16 support. */
+export const FP16_BLOCK = new Set([
+  'TfIdfVectorizer',
+  'TopK',
+  'NonMaxSuppression',
+  'RoiAlign',
+  'Range',
+  'CumSum',
+  'Min',
+  'Max',
+  'Upsample',
+  'RandomUniformLike',
+  'Multinomial',
+]);
 /** Inputs that must stay float32 whatever the data's type: they are sizes, not data. */
 const KEEP_FLOAT_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
 

@@ -1,14 +1,20 @@
 // Sample and calibration inputs for any model, read from its own graph: seeded normal values for
 // float inputs (float16 too), token ids within the embedding table each integer input indexes,
-// booleans, and sizes for dynamic dimensions (the batch; spatial sizes that are multiples of 32).
+// sentences of words from the vocabulary a string input is counted against (a text model's
+// TfIdfVectorizer), booleans, and sizes for dynamic dimensions (the batch; spatial sizes that are
+// multiples of 32).
 import { toHalf } from './half.ts';
 import { constants, dimsOf, graphOf, type Graph, type ValueInfo } from './graph.ts';
 import { decodeModel, DT, type ModelProto } from './proto.ts';
 
+/** onnx TensorProto.DataType STRING. */
+const STRING = 8;
+
 export interface SampleTensor {
   type: string;
   dims: number[];
-  data: ArrayBufferView;
+  /** Strings for a string input. */
+  data: ArrayBufferView | string[];
 }
 export interface SampleInput {
   name: string;
@@ -50,6 +56,30 @@ export function embeddingRows(g: Graph, input: string): number | undefined {
   return undefined;
 }
 
+/**
+ * The words a string input is counted against: the unigrams (and the words of longer n-grams) of
+ * the graph's TfIdfVectorizer pool, else an empty list. Sentences made of them exercise the model's
+ * whole vocabulary, as token ids within the embedding table do for a token model.
+ */
+export function vocabularyOf(g: Graph): string[] {
+  const words = new Set<string>();
+  const dec = new TextDecoder();
+  for (const n of g.node) {
+    if (n.opType !== 'TfIdfVectorizer') continue;
+    const pool = n.attribute.find((a) => a.name === 'pool_strings');
+    for (const b of pool?.strings ?? []) words.add(dec.decode(b));
+  }
+  return [...words];
+}
+
+/** Seeded sentences of 3 to 12 words from `vocabulary` (random letters when it is empty), a tenth with a word it does not know. */
+function sampleSentences(n: number, vocabulary: string[], seed: number): string[] {
+  const u = uniformRng(seed);
+  const made = () => Array.from({ length: 3 + Math.floor(u() * 6) }, () => String.fromCharCode(97 + Math.floor(u() * 26))).join('');
+  const word = () => (vocabulary.length && u() >= 0.1 ? vocabulary[Math.floor(u() * vocabulary.length)]! : made());
+  return Array.from({ length: n }, () => Array.from({ length: 3 + Math.floor(u() * 10) }, word).join(' '));
+}
+
 /** The graph's real inputs (not the initializers IR 3 exporters also list), with their declared types. */
 export function modelInputs(m: ModelProto): SampleInput[] {
   const g = graphOf(m);
@@ -60,13 +90,18 @@ export function modelInputs(m: ModelProto): SampleInput[] {
       const d = declared(i);
       const ints = d.elemType === DT.INT64 || d.elemType === DT.INT32;
       const rows = ints ? embeddingRows(g, i.name) : undefined;
+      const vocabulary = d.elemType === STRING ? vocabularyOf(g).length : 0;
       const values = ints
         ? rows
           ? `token ids in [0, ${rows}) (embedding table "${i.name}" indexes)`
           : 'integers in [0, 2)'
         : d.elemType === DT.BOOL
           ? 'random booleans'
-          : 'seeded normal values (mean 0, sd 1)';
+          : d.elemType === STRING
+            ? vocabulary
+              ? `sentences of 3 to 12 words from the model's vocabulary (${vocabulary} TfIdfVectorizer words)`
+              : 'sentences of 3 to 12 random words'
+            : 'seeded normal values (mean 0, sd 1)';
       return { name: i.name, ...d, values };
     });
 }
@@ -116,6 +151,8 @@ export function sampleTensor(m: ModelProto, input: SampleInput, batch: number, s
     }
     case DT.BOOL:
       return { type: 'bool', dims, data: Uint8Array.from({ length: n }, () => (rnd() > 0 ? 1 : 0)) };
+    case STRING:
+      return { type: 'string', dims, data: sampleSentences(n, vocabularyOf(graphOf(m)), seed) };
     case DT.FLOAT16:
       return { type: 'float16', dims, data: Uint16Array.from({ length: n }, () => toHalf(rnd())) };
     case DT.DOUBLE:

@@ -4,7 +4,9 @@
 import { DT } from './proto.ts';
 import { type Graph, type Node } from './graph.ts';
 
-const BOOL_OUT = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
+/** onnx TensorProto.DataType STRING. */
+const STRING = 8;
+const BOOL_OUT = new Set(['RegexFullMatch', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
 const INT64_OUT = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'NonMaxSuppression']);
 const SECOND_INT64 = new Set(['TopK', 'MaxPool', 'Unique']);
 
@@ -43,6 +45,11 @@ export function outputTypes(n: Node, typeOf: (v: string) => number | undefined):
       return all(DT.INT64);
     case SECOND_INT64.has(n.opType):
       return n.output.map((_, i) => (i === 0 ? first : DT.INT64));
+    // Text front ends: string n-grams are counted into floats; StringSplit also gives the token counts.
+    case n.opType === 'TfIdfVectorizer':
+      return all(DT.FLOAT);
+    case n.opType === 'StringSplit':
+      return [STRING, DT.INT64];
     case n.opType === 'Dropout':
       return n.output.map((_, i) => (i === 0 ? first : DT.BOOL));
     case n.opType === 'Where':

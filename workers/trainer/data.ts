@@ -8,9 +8,12 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 
 export interface Loaded {
   rows: number;
+  /** Numeric features per row (all features of a purely numeric job). */
   features: number;
-  /** Row-major [rows, features], raw values. */
+  /** Row-major [rows, features], raw values of the numeric features. */
   x: Float32Array;
+  /** Category and text features: each column's raw values (null where missing), by column name. */
+  strings?: Record<string, (string | null)[]>;
   /** Class index per row (classification) or target value (regression). */
   y: Float32Array;
   /** Classification: class values, sorted (numbers numerically), so integer classes 0..k-1 keep their index. */
@@ -18,10 +21,12 @@ export interface Loaded {
 }
 
 export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<Loaded> {
-  const { features, target, task } = job.hyperparameters;
+  const { features: all, target, task, featureTypes } = job.hyperparameters;
   const { format } = job.dataset;
+  const features = featureTypes ? all.filter((f) => featureTypes[f] === 'numeric') : all;
+  const stringCols = featureTypes ? all.filter((f) => featureTypes[f] !== 'numeric') : [];
   const F = features.length;
-  const { x, targets: raw } = await readFeatureRows(store, job.dataset, features, target);
+  const { x, targets: raw, strings } = await readFeatureRows(store, job.dataset, features, target, stringCols);
   const rows = raw.length;
   const y = new Float32Array(rows);
   if (task === 'regression') {
@@ -30,7 +35,7 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
       if (n === null) throw new AppError('bad_request', `dataset row ${i + 1}: target "${target}" is not a number`);
       y[i] = n;
     });
-    return { rows, features: F, x, y };
+    return { rows, features: F, x, y, ...(stringCols.length ? { strings } : {}) };
   }
   // Numeric classes when every value is an integer (as the dataset profile typed the column), else strings.
   const nums = raw.map((t) => numericValue(t, format));
@@ -41,21 +46,27 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
   keys.forEach((k, i) => {
     y[i] = index.get(k)!;
   });
-  return { rows, features: F, x, y, classes };
+  return { rows, features: F, x, y, classes, ...(stringCols.length ? { strings } : {}) };
 }
 
-/** Every row's feature values (row-major, float32 as a model sees them) and, when asked, its raw target value. */
+/** Every row's feature values (row-major, float32 as a model sees them), its string columns' values and, when asked, its raw target value. */
 export async function readFeatureRows(
   store: ArtifactStore,
   src: { key: string; format: DatasetFormat },
   features: string[],
   target?: string,
-): Promise<{ rows: number; x: Float32Array; targets: unknown[] }> {
+  stringColumns: string[] = [],
+): Promise<{ rows: number; x: Float32Array; targets: unknown[]; strings: Record<string, (string | null)[]> }> {
   const xs: number[] = [];
   const targets: unknown[] = [];
+  const strings: Record<string, (string | null)[]> = Object.fromEntries(stringColumns.map((c) => [c, []]));
   let rows = 0;
   for await (const row of datasetRows(await store.read(src.key), src.format)) {
     rows++;
+    for (const c of stringColumns) {
+      const v = row.values[c];
+      strings[c]!.push(v === null || v === undefined ? null : String(v));
+    }
     for (const f of features) {
       const n = numericValue(row.values[f], src.format);
       if (n === null) throw new AppError('bad_request', `dataset line ${row.line}: feature "${f}" is not a number`);
@@ -67,7 +78,7 @@ export async function readFeatureRows(
       targets.push(t);
     }
   }
-  return { rows, x: Float32Array.from(xs), targets };
+  return { rows, x: Float32Array.from(xs), targets, strings };
 }
 
 /** mulberry32 with its state exposed, so a checkpoint can carry it and a resume draws the same numbers. */

@@ -7,6 +7,7 @@
 import type { CurvePoint, Hyperparameters } from '../../core/jobs/train.ts';
 import type { TrainState } from './checkpoint.ts';
 import { Rng } from './data.ts';
+import { densify, type Csr } from './encoder.ts';
 import type { Tf } from './tf.ts';
 
 type Tensor = ReturnType<Tf['tensor']>;
@@ -112,10 +113,12 @@ export interface TrainInput {
   hp: Hyperparameters;
   sizes: number[];
   /** Standardized features [rows, F] and targets (one-hot [rows, C], or standardized [rows, 1]). */
-  xTrain: Tensor;
+  xTrain?: Tensor;
   yTrain: Tensor;
-  xVal: Tensor;
+  xVal?: Tensor;
   yVal: Tensor;
+  /** Instead of xTrain/xVal: encoded rows (text, categories), made dense a batch at a time. */
+  sparse?: { train: Csr; val: Csr };
   /** Regression: valMetric is the RMSE in target units. */
   targetScale: number;
   state: TrainState;
@@ -127,7 +130,7 @@ export interface TrainInput {
 export async function train(o: TrainInput): Promise<TrainState> {
   const { tf, hp, sizes } = o;
   const s = o.state;
-  const n = o.xTrain.shape[0]!;
+  const n = o.sparse ? o.sparse.train.rows : o.xTrain!.shape[0]!;
   const rng = new Rng(s.rngState);
   const upload = (params: Float32Array[]) => params.map((p, i) => tf.tensor(p, shapeOf(sizes, i)));
   while (!s.stopped && s.epoch < hp.epochs) {
@@ -138,7 +141,8 @@ export async function train(o: TrainInput): Promise<TrainState> {
       const ps = upload(s.params);
       const [loss, ...grads] = tf.tidy(() => {
         const idx = tf.tensor1d(rows, 'int32');
-        const hs = forward(tf, ps, tf.gather(o.xTrain, idx));
+        const x = o.sparse ? tf.tensor2d(densify(o.sparse.train, rows), [rows.length, o.sparse.train.width]) : tf.gather(o.xTrain!, idx);
+        const hs = forward(tf, ps, x);
         const [l, dOut] = lossAndGrad(tf, hp.task, hs[hs.length - 1]!, tf.gather(o.yTrain, idx), rows.length);
         return [l, ...backward(tf, ps, hs, dOut)];
       });
@@ -169,21 +173,65 @@ export async function train(o: TrainInput): Promise<TrainState> {
   return s;
 }
 
+/** Rows per forward pass when encoded rows are made dense for evaluation or prediction. */
+const EVAL_ROWS = 1024;
+
 /** Mean validation loss, and accuracy (classification) or RMSE in target units (regression). */
 function evaluate(o: TrainInput, params: Float32Array[]): { valLoss: number; valMetric: number } {
   const { tf } = o;
-  const rows = o.xVal.shape[0]!;
-  const [l, metric] = tf.tidy(() => {
-    const ps = params.map((p, i) => tf.tensor(p, shapeOf(o.sizes, i)));
-    const out = forward(tf, ps, o.xVal).pop()!;
-    const [sum] = lossAndGrad(tf, o.hp.task, out, o.yVal, rows);
-    const right = o.hp.task === 'classification' ? tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), tf.argMax(o.yVal, 1)), 'float32')) : tf.scalar(0);
-    return [sum, right];
-  });
-  const valLoss = l!.dataSync()[0]! / rows;
-  const valMetric = o.hp.task === 'classification' ? metric!.dataSync()[0]! / rows : Math.sqrt(valLoss) * o.targetScale;
-  tf.dispose([l!, metric!]);
+  const rows = o.sparse ? o.sparse.val.rows : o.xVal!.shape[0]!;
+  let lossSum = 0;
+  let rightSum = 0;
+  for (let start = 0; start < rows; start += o.sparse ? EVAL_ROWS : rows) {
+    const end = o.sparse ? Math.min(rows, start + EVAL_ROWS) : rows;
+    const [l, metric] = tf.tidy(() => {
+      const ps = params.map((p, i) => tf.tensor(p, shapeOf(o.sizes, i)));
+      const local = Int32Array.from({ length: end - start }, (_, i) => start + i);
+      const x = o.sparse ? tf.tensor2d(densify(o.sparse.val, local), [local.length, o.sparse.val.width]) : o.xVal!;
+      const y = o.sparse ? tf.gather(o.yVal, tf.tensor1d(local, 'int32')) : o.yVal;
+      const out = forward(tf, ps, x).pop()!;
+      const [sum] = lossAndGrad(tf, o.hp.task, out, y, local.length);
+      const right = o.hp.task === 'classification' ? tf.sum(tf.cast(tf.equal(tf.argMax(out, 1), tf.argMax(y, 1)), 'float32')) : tf.scalar(0);
+      return [sum, right];
+    });
+    lossSum += l!.dataSync()[0]!;
+    rightSum += metric!.dataSync()[0]!;
+    tf.dispose([l!, metric!]);
+  }
+  const valLoss = lossSum / rows;
+  const valMetric = o.hp.task === 'classification' ? rightSum / rows : Math.sqrt(valLoss) * o.targetScale;
   return { valLoss, valMetric };
+}
+
+/** predict() for encoded rows (already standardized and encoded, as the graph's concatenated features). */
+export function predictEncoded(
+  tf: Tf,
+  sizes: number[],
+  params: Float32Array[],
+  m: Csr,
+  task: Hyperparameters['task'],
+  target: { mean: number; scale: number },
+): { probabilities?: Float32Array; labels?: Int32Array; prediction?: Float32Array } {
+  const C = sizes[sizes.length - 1]!;
+  const probabilities = new Float32Array(m.rows * C);
+  const labels = new Int32Array(m.rows);
+  const prediction = new Float32Array(m.rows);
+  for (let start = 0; start < m.rows; start += EVAL_ROWS) {
+    const local = Int32Array.from({ length: Math.min(m.rows, start + EVAL_ROWS) - start }, (_, i) => start + i);
+    const outs = tf.tidy(() => {
+      const ps = params.map((p, i) => tf.tensor(p, shapeOf(sizes, i)));
+      const out = forward(tf, ps, tf.tensor2d(densify(m, local), [local.length, m.width])).pop()!;
+      if (task === 'classification') return [tf.softmax(out), tf.argMax(out, 1)];
+      return [tf.add(tf.mul(out, tf.scalar(target.scale)), tf.scalar(target.mean))];
+    });
+    const read = outs.map((t) => t.dataSync());
+    tf.dispose(outs);
+    if (task === 'classification') {
+      probabilities.set(read[0] as Float32Array, start * C);
+      labels.set(Int32Array.from(read[1]!), start);
+    } else prediction.set(read[0] as Float32Array, start);
+  }
+  return task === 'classification' ? { probabilities, labels } : { prediction };
 }
 
 /** The network's outputs for raw rows with the given parameters, computed as the exported graph does. */

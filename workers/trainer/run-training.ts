@@ -9,7 +9,9 @@ import { exportMlp, type DenseLayer } from '../onnx/export-mlp.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
 import { gatherRows, loadDataset, splitRows, standardization, type Loaded } from './data.ts';
-import { initState, layerSizes, predict, train, type TrainInput } from './mlp.ts';
+import { initState, layerSizes, predict, predictEncoded, train, type TrainInput } from './mlp.ts';
+import { encodeRows, fitEncoder, rawInputs, type Csr, type Encoder } from './encoder.ts';
+import { exportEncoded } from '../onnx/export-text.ts';
 import { initTf, type Tf } from './tf.ts';
 import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
@@ -25,15 +27,18 @@ export interface RunOutcome {
   stoppedEarly: boolean;
   resumedFromEpoch: number;
   classes?: (string | number)[];
-  /** The training split's background rows and drift reference profile (artifact keys). */
+  /** The training split's background rows and drift reference profile (artifact keys); only for models of numeric features. */
   background?: { key: string; rows: number; features: number };
-  reference: { key: string; rows: number; features: number };
+  reference?: { key: string; rows: number; features: number };
 }
 
 /** The reference file: raw feature rows and what the trainer predicted for them. */
 export interface Predictions {
+  /** Numeric features per row (the `features` input; 0 when the model has none). */
   features: number;
   x: number[];
+  /** Category and text inputs: the rows' raw strings, by input name. */
+  strings?: Record<string, string[]>;
   labels?: number[];
   probabilities?: number[];
   prediction?: number[];
@@ -54,7 +59,10 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   const { mean, scale } = standardization(data, trainRows);
   const classification = hp.task === 'classification';
   const C = classification ? data.classes!.length : 1;
-  const sizes = layerSizes(hp, data.features, C);
+  // Category and text features: encoded (vocabularies and categories from the training rows) into sparse rows.
+  const enc = hp.featureTypes ? fitEncoder(data, trainRows, hp, { mean, scale }) : undefined;
+  const sparse = enc ? { train: encodeRows(enc, data, trainRows), val: encodeRows(enc, data, valRows) } : undefined;
+  const sizes = layerSizes(hp, enc ? enc.width : data.features, C);
   const target = classification ? { mean: 0, scale: 1 } : targetStandardization(data, trainRows);
 
   const specHash = createHash('sha256')
@@ -76,7 +84,7 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
 
   state = await fit(
     tf,
-    { data, trainRows, valRows, mean, scale, target, classes: C, classification },
+    { data, trainRows, valRows, mean, scale, target, classes: C, classification, sparse },
     {
       hp,
       sizes,
@@ -90,21 +98,28 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
 
   // Evaluate the best epoch's weights on every validation row.
   const xVal = gatherRows(data, valRows);
-  const out = predict(tf, sizes, state.bestParams, xVal, mean, scale, hp.task, target);
+  const out = sparse
+    ? predictEncoded(tf, sizes, state.bestParams, sparse.val, hp.task, target)
+    : predict(tf, sizes, state.bestParams, xVal, mean, scale, hp.task, target);
   const metrics = evaluate(
     out,
     Float64Array.from(valRows, (r) => data.y[r]!),
     C,
   );
 
-  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }));
-  await store.put(trainKeys.predictions(jobId), JSON.stringify(reference(data, xVal, out, valRows.length, C)));
-  const explain = await writeExplainArtifacts(store, jobId, {
-    x: gatherRows(data, trainRows),
-    features: hp.features,
-    backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
-    seed: hp.seed,
-  });
+  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }, enc));
+  const ref = reference(data, xVal, out, valRows.length, C);
+  if (enc) ref.strings = rawInputs(enc, data, valRows, Math.min(REFERENCE_ROWS, valRows.length));
+  await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
+  // Backgrounds and drift profiles are rows of numbers: only for models of numeric features.
+  const explain = enc
+    ? {}
+    : await writeExplainArtifacts(store, jobId, {
+        x: gatherRows(data, trainRows),
+        features: hp.features,
+        backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
+        seed: hp.seed,
+      });
 
   return {
     modelKey: trainKeys.model(jobId),
@@ -148,10 +163,19 @@ interface Prepared {
   target: TargetScaling;
   classes: number;
   classification: boolean;
+  sparse?: { train: Csr; val: Csr };
 }
 
 /** Trains on standardized tensors of the rows (one-hot classes, or the standardized target); the tensors are freed after. */
 async function fit(tf: Tf, p: Prepared, o: Pick<TrainInput, 'hp' | 'sizes' | 'state' | 'onEpoch'>): Promise<TrainState> {
+  if (p.sparse) {
+    const ys = tf.tidy(() => ({ yTrain: targetsOf(tf, p, p.trainRows), yVal: targetsOf(tf, p, p.valRows) }));
+    try {
+      return await train({ tf, ...o, ...ys, sparse: p.sparse, targetScale: p.target.scale });
+    } finally {
+      tf.dispose(Object.values(ys));
+    }
+  }
   const tensors = tf.tidy(() => {
     const std = (rows: Int32Array) =>
       tf.div(tf.sub(tf.tensor2d(gatherRows(p.data, rows), [rows.length, p.data.features]), tf.tensor1d(p.mean)), tf.tensor1d(p.scale));
@@ -169,18 +193,40 @@ async function fit(tf: Tf, p: Prepared, o: Pick<TrainInput, 'hp' | 'sizes' | 'st
   }
 }
 
-/** The ONNX export of the trained MLP, with the standardization inside the graph. */
+/** One-hot classes, or the standardized regression target, of the given rows. */
+function targetsOf(tf: Tf, p: Prepared, rows: Int32Array) {
+  const y = Float32Array.from(rows, (r) => p.data.y[r]!);
+  if (p.classification) return tf.oneHot(tf.tensor1d(Int32Array.from(y), 'int32'), p.classes).toFloat();
+  return tf.div(tf.sub(tf.tensor2d(y, [rows.length, 1]), p.target.mean), p.target.scale);
+}
+
+/** The ONNX export of the trained MLP, with the standardization (and any text and category encoding) inside the graph. */
 function exportTrained(
   job: TrainJob,
   data: Loaded,
   sizes: number[],
   params: Float32Array[],
   s: { mean: Float32Array; scale: Float32Array; target: TargetScaling },
+  enc?: Encoder,
 ): Uint8Array {
   const hp = job.hyperparameters;
   const layers: DenseLayer[] = [];
   for (let l = 0; l + 1 < sizes.length; l++) {
     layers.push({ weights: params[2 * l]!, bias: params[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
+  }
+  const head = hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale };
+  if (enc) {
+    return exportEncoded({
+      numeric: hp.features.filter((f) => (hp.featureTypes?.[f] ?? 'numeric') === 'numeric'),
+      mean: s.mean,
+      scale: s.scale,
+      blocks: enc.blocks,
+      layers,
+      task: hp.task,
+      target: hp.target,
+      ...head,
+      metadata: { 'modelq.dataset': job.dataset.id },
+    });
   }
   return exportMlp({
     featureNames: hp.features,

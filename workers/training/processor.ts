@@ -59,8 +59,10 @@ export async function trainProcessor(job: Pick<Job, 'id' | 'data' | 'updateProgr
     // Jobs outlive code and datasets: check again what the edge checked.
     const ds = await new DatasetStore(deps.redis, prefix).get(data.dataset.id);
     if (!ds) throw new AppError('bad_request', `dataset "${data.dataset.id}" no longer exists`);
-    const { features, task, target } = data.hyperparameters;
-    resolveTrain({ ...data.hyperparameters, dataset: ds.id, registerAs: data.registerAs, features, task, target }, ds);
+    const { features, task, target, featureTypes } = data.hyperparameters;
+    const columnTypes = featureTypes ? Object.fromEntries(Object.entries(featureTypes).flatMap(([c, k]) => (k === 'numeric' ? [] : [[c, k]]))) : undefined;
+    const { featureTypes: _f, text: _t, ...plain } = data.hyperparameters;
+    resolveTrain({ ...plain, dataset: ds.id, registerAs: data.registerAs, features, task, target, ...(columnTypes ? { columnTypes } : {}) }, ds);
 
     const outcome = await trainInSandbox(
       { jobId, job: data, cfg: { ...deps.cfg, MODELQ_DATA_DIR: path.resolve(deps.cfg.MODELQ_DATA_DIR) } },
@@ -89,10 +91,9 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
   const sig = await deps.engine.inspect(handle);
 
   const ref = JSON.parse((await deps.store.get(o.predictionsKey)).toString('utf8')) as Predictions;
-  const rows = ref.x.length / ref.features;
-  const feeds: Record<string, RawTensor> = { features: { type: 'float32', dims: [rows, ref.features], data: Float32Array.from(ref.x) } };
+  const feeds = referenceFeeds(ref);
   const out = await deps.engine.run(handle, feeds);
-  const diff = maxDiff(out, ref);
+  const diff = maxDiff(out, ref, o.classes);
   if (!(diff < EXPORT_TOLERANCE)) throw new AppError('internal', `the ONNX export differs from the trainer by ${diff} (limit ${EXPORT_TOLERANCE})`);
 
   const hp = data.hyperparameters;
@@ -109,8 +110,9 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
       metadata: {
         task: hp.task,
         target: hp.target,
-        features: JSON.stringify(hp.features),
-        ...(o.classes ? { classes: JSON.stringify(o.classes) } : {}),
+        features: hp.features,
+        ...(hp.featureTypes ? { featureTypes: hp.featureTypes } : {}),
+        ...(o.classes ? { classes: o.classes } : {}),
       },
       explain,
     },
@@ -142,8 +144,18 @@ async function explainArtifacts(o: RunOutcome, store: ArtifactStore): Promise<No
   return out;
 }
 
-/** Largest difference between the engine's outputs and the trainer's; a differing label counts as 1. */
-function maxDiff(out: Record<string, RawTensor>, ref: Predictions): number {
+/** The reference rows as the model's inputs: `features` for numeric columns, one string tensor per category or text column. */
+export function referenceFeeds(ref: Predictions): Record<string, RawTensor> {
+  const strings = Object.entries(ref.strings ?? {});
+  const rows = ref.features ? ref.x.length / ref.features : (strings[0]?.[1].length ?? 0);
+  const feeds: Record<string, RawTensor> = {};
+  if (ref.features) feeds.features = { type: 'float32', dims: [rows, ref.features], data: Float32Array.from(ref.x) };
+  for (const [name, values] of strings) feeds[name] = { type: 'string', dims: [values.length], data: values };
+  return feeds;
+}
+
+/** Largest difference between the engine's outputs and the trainer's; a differing label (the class itself) counts as Infinity. */
+function maxDiff(out: Record<string, RawTensor>, ref: Predictions, classes?: (string | number)[]): number {
   const num = (t: RawTensor | undefined) => (t ? Array.from(t.data as unknown as ArrayLike<number | bigint>, Number) : []);
   let d = 0;
   const cmp = (a: number[], b: number[] | undefined) => {
@@ -152,7 +164,9 @@ function maxDiff(out: Record<string, RawTensor>, ref: Predictions): number {
   };
   if (ref.probabilities) {
     cmp(num(out.probabilities), ref.probabilities);
-    cmp(num(out.label), ref.labels);
+    const got = out.label ? Array.from(out.label.data as unknown as ArrayLike<string | number | bigint>, String) : [];
+    const want = (ref.labels ?? []).map((i) => String(classes ? classes[i] : i));
+    if (got.length !== want.length || got.some((g, i) => g !== want[i])) d = Infinity;
   } else {
     cmp(num(out.prediction), ref.prediction);
   }

@@ -209,7 +209,10 @@ export function version(name, n) {
               ['Aliases', aliasesOf(m, n).map((a) => badge(a))],
               ['Inputs', h('span', { class: 'mono' }, signature(v.inputs))],
               ['Outputs', h('span', { class: 'mono' }, signature(v.outputs))],
-              ...Object.entries(v.metadata ?? {}).map(([k, x]) => [`metadata.${k}`, h('span', { class: 'mono' }, x)]),
+              ...Object.entries(v.metadata ?? {}).map(([k, x]) => [
+                `metadata.${k}`,
+                h('span', { class: 'mono' }, typeof x === 'string' ? x : JSON.stringify(x)),
+              ]),
             ],
             { 'data-section': 'version' },
           ),

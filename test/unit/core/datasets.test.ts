@@ -20,30 +20,60 @@ async function failure(p: Promise<unknown>): Promise<AppError> {
 }
 
 describe('dataset profiling', () => {
-  it('infers integer, number and string columns from CSV, with missing and distinct counts', async () => {
+  it('infers integer, number and category columns from CSV, with missing and distinct counts', async () => {
     const csv = 'a,b,c,d\n1,0.5,x,\n2,1e3,"y, quoted",4\n\n3,-2,ü,5\n';
     const p = await profileDataset(chunks(csv), 'csv');
     expect(p.rows).toBe(3);
     expect(p.columns).toEqual([
       { name: 'a', type: 'integer' },
       { name: 'b', type: 'number' },
-      { name: 'c', type: 'string' },
+      { name: 'c', type: 'category' },
       { name: 'd', type: 'integer' },
     ]);
     expect(p.stats.find((s) => s.name === 'd')).toEqual({ name: 'd', missing: 1, distinct: 2 });
     expect(p.stats.find((s) => s.name === 'c')!.distinct).toBe(3);
   });
 
-  it('infers JSONL columns: JSON numbers are numbers, strings stay strings, absent keys are missing', async () => {
+  it('infers JSONL columns: JSON numbers are numbers, short strings are categories, absent keys are missing', async () => {
     const jsonl = ['{"x":1,"y":"a","z":1.5}', '', '{"x":2,"y":"b"}', '{"x":3,"y":"1","z":2}'].join('\n');
     const p = await profileDataset(chunks(jsonl, 5), 'jsonl');
     expect(p.rows).toBe(3);
     expect(p.columns).toEqual([
       { name: 'x', type: 'integer' },
-      { name: 'y', type: 'string' },
+      { name: 'y', type: 'category' },
       { name: 'z', type: 'number' },
     ]);
     expect(p.stats.find((s) => s.name === 'z')!.missing).toBe(1);
+  });
+
+  it('tells free text from categories and gives text length statistics in characters and tokens', async () => {
+    const lines = ['title,kind,code'];
+    const words = ['alpha', 'beta', 'gamma', 'delta', 'épsilon', '日本語', 'zeta'];
+    for (let i = 0; i < 40; i++) {
+      // 3 to 9 tokens of 4-7 characters; every title is different. `code` is short and nearly unique.
+      const n = 3 + (i % 7);
+      lines.push(`"${Array.from({ length: n }, (_, j) => words[(i + j) % words.length]).join(' ')} ${i}",${['a', 'b', 'c'][i % 3]},x${i}`);
+    }
+    const p = await profileDataset(chunks(lines.join('\n') + '\n', 50), 'csv');
+    expect(p.columns).toEqual([
+      { name: 'title', type: 'text' },
+      { name: 'kind', type: 'category' },
+      { name: 'code', type: 'text' },
+    ]);
+    const t = p.stats.find((s) => s.name === 'title')!;
+    const counts = lines.slice(1).map((l) => l.slice(1, l.lastIndexOf('"')));
+    const tokens = counts.map((c) => c.split(' ').filter((w) => [...w].length >= 2).length).sort((a, b) => a - b);
+    const chars = counts.map((c) => [...c].length).sort((a, b) => a - b);
+    expect(t.length!.tokens).toEqual({
+      min: tokens[0],
+      mean: Math.round((tokens.reduce((a, b) => a + b, 0) / 40) * 100) / 100,
+      p50: tokens[19],
+      p95: tokens[37],
+      max: tokens[39],
+    });
+    expect(t.length!.chars.min).toBe(chars[0]);
+    expect(t.length!.chars.max).toBe(chars[39]);
+    expect(p.stats.find((s) => s.name === 'kind')!.length).toBeUndefined();
   });
 
   it('names the line of a ragged CSV row', async () => {

@@ -60,7 +60,6 @@ describe('resolving a train request', () => {
 
   it.each([
     [{ target: 'nope' }, /^target: the dataset has no column "nope"/],
-    [{ target: 'y', features: ['a', 'color'] }, /^features\[1\]: column "color" is not numeric/],
     [{ target: 'y', features: ['zz'] }, /^features\[0\]: the dataset has no column "zz"/],
     [{ target: 'y', features: ['y'] }, /^features\[0\]: "y" is the target/],
     [{ target: 'y', features: ['gaps'] }, /^features\[0\]: column "gaps" has 4 missing values/],
@@ -69,6 +68,37 @@ describe('resolving a train request', () => {
     [{ target: 'color', task: 'regression' as const }, /^task: regression needs a numeric target/],
   ])('rejects %j with a 400 naming the field', (extra, message) => {
     expect(() => resolveTrain({ ...base, ...extra }, ds)).toThrow(message);
+  });
+
+  it('takes category and text features: one-hot and TF-IDF, a linear head and text defaults, columnTypes overrides', () => {
+    const text: DatasetRecord = {
+      ...ds,
+      columns: [...ds.columns, { name: 'title', type: 'text' }, { name: 'notes', type: 'text' }],
+      stats: [...ds.stats, { name: 'title', missing: 0, distinct: 1001 }, { name: 'notes', missing: 10, distinct: 900 }],
+    };
+    const j = resolveTrain({ ...base, target: 'kind', features: ['a', 'color', 'title'] }, text).hyperparameters;
+    expect(j.featureTypes).toEqual({ a: 'numeric', color: 'category', title: 'text' });
+    expect(j.model).toEqual({ type: 'linear' });
+    expect(j.learningRate).toBe(0.01);
+    expect(j.text).toEqual({ maxFeatures: 20000, minDf: 2, ngramRange: [1, 2], sublinearTf: true, lowercase: true, norm: 'l2' });
+    // Defaults: text and category columns join the numeric ones; missing text is empty text.
+    const d = resolveTrain({ ...base, target: 'kind', maxFeatures: 50, minDf: 1, model: { type: 'mlp', hidden: [8] } }, text).hyperparameters;
+    expect(d.features).toEqual(['a', 'b', 'color', 'count', 'y', 'title', 'notes']);
+    expect(d.text).toMatchObject({ maxFeatures: 50, minDf: 1 });
+    expect(d.model).toEqual({ type: 'mlp', hidden: [8] });
+    expect(d.learningRate).toBe(0.001);
+    // An override: "color" read as text, "b" as a category.
+    const o = resolveTrain({ ...base, target: 'kind', features: ['b', 'color'], columnTypes: { color: 'text', b: 'category' } }, text).hyperparameters;
+    expect(o.featureTypes).toEqual({ b: 'category', color: 'text' });
+    // A purely numeric job records no feature types (its lineage reads as before).
+    expect(resolveTrain({ ...base, target: 'kind', features: ['a'] }, text).hyperparameters.featureTypes).toBeUndefined();
+    expect(() => resolveTrain({ ...base, target: 'kind', columnTypes: { nope: 'text' } }, text)).toThrow(/^columnTypes: the dataset has no column "nope"/);
+    expect(() => resolveTrain({ ...base, target: 'kind', columnTypes: { color: 'number' } }, text)).toThrow(
+      /^columnTypes\.color: column "color" holds strings/,
+    );
+    expect(() => resolveTrain({ ...base, target: 'kind', features: ['a'], minDf: 3 }, text)).toThrow(/^maxFeatures, minDf: they apply to text features/);
+    // A text target is a string target: classification.
+    expect(resolveTrain({ ...base, target: 'color', features: ['a'] }, text).hyperparameters.task).toBe('classification');
   });
 
   it('validates the request body shape', () => {

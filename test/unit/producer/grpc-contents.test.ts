@@ -35,6 +35,9 @@ describe('gRPC contents', () => {
     expect(decodeTyped({ int64_contents: [1, 2], fp32_contents: [9] }, 'INT64', 'x')).toEqual([1, 2]);
     expect(decodeTyped({ bytes_contents: [Buffer.from('hé')] }, 'BYTES', 'x')).toEqual(['hé']);
     expect(decodeTyped(undefined, 'FP32', 'x')).toEqual([]);
+    expect(() => decodeTyped({ fp32_contents: [1, 2], bytes_contents: [] }, 'BYTES', 'x')).toThrow(
+      /x: datatype BYTES takes bytes_contents, the request has fp32_contents/,
+    );
     expect(() => decodeTyped({}, 'FP16', 'inputs[0]')).toThrow(/FP16 has no typed contents field/);
   });
 

@@ -85,6 +85,33 @@ describe('Batcher', () => {
     expect(s.calls.sort()).toEqual([1, 2]);
   });
 
+  it('concatenates string tensors ([N] and [N, 1]) and splits string and numeric answers back', async () => {
+    const calls: number[][] = [];
+    const run: RunFn = async (_m, feeds) => {
+      const t = feeds.text!;
+      calls.push(t.dims);
+      const words = t.data as string[];
+      return {
+        label: { type: 'string', dims: [t.dims[0]!], data: words.map((w) => w.toUpperCase()) },
+        len: { type: 'float32', dims: [t.dims[0]!, 1], data: Float32Array.from(words, (w) => w.length) },
+      };
+    };
+    const b = new Batcher(run);
+    const texts = (ws: string[], rank = 1): Record<string, RawTensor> => ({
+      text: { type: 'string', dims: rank === 2 ? [ws.length, 1] : [ws.length], data: ws },
+    });
+    const groups = [['héllo', ''], ['東京'], ['a', 'b 🍕', 'c']];
+    const out = await Promise.all(groups.map((ws) => b.submit(model, texts(ws), settings, true)));
+    expect(calls).toEqual([[6]]);
+    out.forEach((o, i) => {
+      expect(o.label).toEqual({ type: 'string', dims: [groups[i]!.length], data: groups[i]!.map((w) => w.toUpperCase()) });
+      expect(Array.from(o.len!.data as Float32Array)).toEqual(groups[i]!.map((w) => w.length));
+    });
+    const out2 = await Promise.all(groups.map((ws) => b.submit(model, texts(ws, 2), settings, true)));
+    expect(calls.at(-1)).toEqual([6, 1]);
+    expect(out2.map((o) => o.label!.data)).toEqual(groups.map((ws) => ws.map((w) => w.toUpperCase())));
+  });
+
   it('runs requests of a model without a dynamic batch dimension one by one', async () => {
     const s = stub();
     const b = new Batcher(s.run);

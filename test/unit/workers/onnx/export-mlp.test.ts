@@ -32,7 +32,7 @@ describe('MLP export', () => {
   ];
   const x = new ort.Tensor('float32', Float32Array.from(rows.flat()), [3, 2]);
 
-  it('classification: label and probabilities with the standardization in the graph, classes in metadata', async () => {
+  it('classification: label (the class itself) and probabilities with the standardization in the graph, classes in metadata', async () => {
     const bytes = exportMlp({ featureNames: ['p', 'q'], mean, scale, layers, task: 'classification', classes: ['no', 'yes'], target: 't' });
     const m = decodeModel(bytes);
     expect(Number(m.opsetImport[0]!.version)).toBe(17);
@@ -44,19 +44,30 @@ describe('MLP export', () => {
     });
     const s = await ort.InferenceSession.create(bytes);
     const out = await s.run({ features: x });
-    expect(out.label!.type).toBe('int64');
+    expect(out.label!.type).toBe('string');
     expect(out.label!.dims).toEqual([3]);
     expect(out.probabilities!.dims).toEqual([3, 2]);
     rows.forEach((r, i) => {
       const z = byHand(r);
       const e = z.map(Math.exp);
       const p = e.map((v) => v / (e[0]! + e[1]!));
-      expect(Number((out.label!.data as BigInt64Array)[i])).toBe(z[1]! > z[0]! ? 1 : 0);
+      expect((out.label!.data as string[])[i]).toBe(z[1]! > z[0]! ? 'yes' : 'no');
       p.forEach((v, k) => expect(Math.abs((out.probabilities!.data as Float32Array)[i * 2 + k]! - v)).toBeLessThan(1e-6));
     });
     const file = path.join(tmpDir('export'), 'c.onnx');
     fs.writeFileSync(file, bytes);
     checker(file);
+    // Integer classes: an int64 label holding the class values.
+    const ints = await (
+      await ort.InferenceSession.create(exportMlp({ featureNames: ['p', 'q'], mean, scale, layers, task: 'classification', classes: [3, 7] }))
+    ).run({
+      features: x,
+    });
+    expect(ints.label!.type).toBe('int64');
+    rows.forEach((r, i) => {
+      const z = byHand(r);
+      expect(Number((ints.label!.data as BigInt64Array)[i])).toBe(z[1]! > z[0]! ? 7 : 3);
+    });
   });
 
   it('regression: prediction [N, 1] in target units', async () => {

@@ -4,7 +4,10 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { buildModel, floatTensor, node } from '../../../../workers/onnx/builder.ts';
 import { DT } from '../../../../workers/onnx/proto.ts';
-import { concreteShape, sampleFeeds } from '../../../../workers/onnx/sample-inputs.ts';
+import { concreteShape, sampleFeeds, vocabularyOf } from '../../../../workers/onnx/sample-inputs.ts';
+import { decodeModel } from '../../../../workers/onnx/proto.ts';
+import { graphOf } from '../../../../workers/onnx/graph.ts';
+import { textClassifier } from '../../../fixtures/text-models.ts';
 
 /** tokens INT64 [batch, seq] -> Cast -> Gather from a [37, 4] table; mask BOOL; scale FP16. */
 const model = buildModel({
@@ -53,6 +56,23 @@ describe('sample inputs', () => {
     );
     expect(out.emb!.dims).toEqual([8, 16, 4]);
     expect(new Set(Array.from(out.m!.data as Uint8Array)).size).toBe(2);
+  });
+
+  it("a string input gets seeded sentences of the model's own TfIdfVectorizer words, which the model scores", async () => {
+    const text = textClassifier({ rank: 2 });
+    const vocabulary = new Set(vocabularyOf(graphOf(decodeModel(text))));
+    expect(vocabulary.has('pizza') && vocabulary.has('東京') && vocabulary.has('cup')).toBe(true);
+    const { feeds, inputs } = sampleFeeds(text, 40, 2);
+    expect(inputs[0]!.values).toBe(`sentences of 3 to 12 words from the model's vocabulary (${vocabulary.size} TfIdfVectorizer words)`);
+    const t = feeds.text!;
+    expect(t.type).toBe('string');
+    expect(t.dims).toEqual([40, 1]);
+    const words = (t.data as string[]).flatMap((x) => x.split(' '));
+    expect(words.filter((w) => vocabulary.has(w)).length / words.length).toBeGreaterThan(0.8);
+    expect(sampleFeeds(text, 40, 2).feeds.text!.data).toEqual(t.data); // seeded
+    const s = await ort.InferenceSession.create(text);
+    const out = await s.run({ text: new ort.Tensor('string', t.data as string[], t.dims) });
+    expect(new Set(out.label!.data as string[]).size).toBe(4); // the sentences reach every class
   });
 
   it('open sizes: batch first, spatial sizes (multiples of 32), wide text lines when only the width is open', () => {

@@ -1,0 +1,55 @@
+// The ordinary row parser for strings: JSONL values for BYTES inputs ([N] and [N, 1]), and CSV
+// columns named as inputs of one value per row (strings as they are, quoted commas and newlines).
+import { describe, expect, it } from 'vitest';
+import { checkCsvHeader, rowParser } from '../../../../core/rows/parse.ts';
+import type { TensorSpec } from '../../../../core/tensors.ts';
+
+const text: TensorSpec[] = [{ name: 'text', datatype: 'BYTES', shape: [-1] }];
+const text2: TensorSpec[] = [{ name: 'text', datatype: 'BYTES', shape: [-1, 1] }];
+const mixed: TensorSpec[] = [
+  { name: 'title', datatype: 'BYTES', shape: [-1, 1] },
+  { name: 'price', datatype: 'FP32', shape: [-1] },
+  { name: 'n', datatype: 'INT64', shape: [-1, 1] },
+  { name: 'new', datatype: 'BOOL', shape: [-1] },
+];
+
+describe('string rows', () => {
+  it('JSONL: a string per row for [N] and [N, 1] inputs (bare or in a list); numbers and nulls are errors naming the input', () => {
+    expect(rowParser('jsonl', text)('{"id":"a","text":"héllo 🍕"}')).toEqual({ id: 'a', values: { text: ['héllo 🍕'] }, shapes: { text: [] } });
+    expect(rowParser('jsonl', text)('{"text":""}')).toEqual({ values: { text: [''] }, shapes: { text: [] } });
+    expect(rowParser('jsonl', text2)('{"text":"x"}')).toEqual({ values: { text: ['x'] }, shapes: { text: [1] } });
+    expect(rowParser('jsonl', text2)('{"text":["x"]}')).toEqual({ values: { text: ['x'] }, shapes: { text: [1] } });
+    expect(rowParser('jsonl', text)('{"id":1,"text":7}')).toMatchObject({
+      id: 1,
+      error: { code: 'bad_row', message: expect.stringMatching(/input "text".*must be a string/) },
+    });
+    expect(rowParser('jsonl', text2)('{"text":null}')).toMatchObject({ error: { message: expect.stringMatching(/must be a string/) } });
+    expect(rowParser('jsonl', text2)('{"text":["a","b"]}')).toMatchObject({ error: { message: expect.stringMatching(/2 elements/) } });
+  });
+
+  it('CSV: columns named as the inputs feed them, others are ignored; quoted commas, quotes and newlines stay in the string', () => {
+    const header = 'id,price,title,new,n,comment';
+    expect(checkCsvHeader(header, mixed)).toBeNull();
+    const parse = rowParser('csv', mixed, header);
+    expect(parse('r1,2.5,"Hello, ""world""\nagain",true,3,ignored')).toEqual({
+      id: 'r1',
+      values: { title: ['Hello, "world"\nagain'], price: [2.5], n: [3], new: [true] },
+      shapes: { title: [1], price: [], n: [1], new: [] },
+    });
+    expect(parse('r2,1,,0,4,x')).toMatchObject({ values: { title: [''], new: [false] } });
+    expect(parse('r3,cheap,t,true,4,x')).toMatchObject({ id: 'r3', error: { message: 'column "price" is not a number: "cheap"' } });
+    expect(parse('r4,1,t,maybe,4,x')).toMatchObject({ error: { message: 'column "new" is not a boolean: "maybe"' } });
+    expect(parse('r5,1,t,true,4.5,x')).toMatchObject({ error: { message: 'column "n" is not a number: "4.5"' } });
+    expect(parse('r6,1,t')).toMatchObject({ error: { message: 'has 3 columns, the header has 6' } });
+  });
+
+  it('CSV header checks name the missing input column, and keep numeric models positional', () => {
+    expect(checkCsvHeader('id,body', text)).toBe('the CSV header has no column "text" (the model\'s input)');
+    expect(checkCsvHeader('text', text2)).toBeNull();
+    expect(checkCsvHeader('\uFEFFtext,id', text)).toBeNull(); // a spreadsheet's byte order mark
+    expect(rowParser('csv', text, '\uFEFFid,text')('7,hi')).toEqual({ id: '7', values: { text: ['hi'] }, shapes: { text: [] } });
+    expect(checkCsvHeader('a,b,c', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toBeNull();
+    expect(checkCsvHeader('a,b', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toMatch(/2 feature columns.*takes 3/);
+    expect(checkCsvHeader('x', [{ name: 'x', datatype: 'BYTES', shape: [-1, 2] }])).toMatch(/use JSONL/);
+  });
+});

@@ -6,6 +6,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   batch: async () => (await import('./batch.ts')).benchBatch(),
   'parquet-decode': async () => (await import('./parquet-decode.ts')).benchParquetDecode(),
   train: async () => (await import('./train.ts')).benchTrain(),
+  'train-text': async () => (await import('./train-text.ts')).benchTrainText(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
   explain: async () => (await import('./explain.ts')).benchExplain(),

@@ -17,6 +17,8 @@ export type DatasetFormat = (typeof DATASET_FORMATS)[number];
  */
 export const COLUMN_TYPES = ['number', 'integer', 'category', 'text', 'string'] as const;
 export type ColumnType = (typeof COLUMN_TYPES)[number];
+/** A column of numbers (a feature as is); category, text and the legacy string columns are not. */
+export const isNumericType = (t: ColumnType | undefined) => t === 'number' || t === 'integer';
 /** The types a training request may give a column (`columnTypes`). */
 export const FEATURE_COLUMN_TYPES = ['number', 'integer', 'category', 'text'] as const;
 /** Distinct values are counted up to this many (then "more"); enough to pick classes vs. regression. */

@@ -7,8 +7,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
-import { textWords } from './text-tokens.ts';
 import { metadataList, type VersionRecord } from './registry.ts';
+import { textWords } from './text-tokens.ts';
 import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */

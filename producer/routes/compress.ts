@@ -2,7 +2,7 @@
 // jobs resource (GET /v1/jobs/{id}) like a training job.
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
-import { DatasetStore } from '../../core/datasets.ts';
+import { DatasetStore, isNumericType } from '../../core/datasets.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { compressRequestSchema, methodOptions, type CompressJob } from '../../core/jobs/compress.ts';
 import { isPlatform } from '../../core/auth.ts';
@@ -41,9 +41,8 @@ export function compressRouter(d: ProducerDeps): Router {
       body.features?.forEach((f, i) => {
         const t = types.get(f);
         if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
-        if (t === 'string' && !text) throw badRequest(`features[${i}]: column "${f}" is not numeric (type string)`);
-        if (text && (t === 'number' || t === 'integer'))
-          throw badRequest(`features[${i}]: column "${f}" holds numbers; the model's input "${text.name}" takes strings`);
+        if (!isNumericType(t) && !text) throw badRequest(`features[${i}]: column "${f}" is not numeric (type ${t})`);
+        if (text && isNumericType(t)) throw badRequest(`features[${i}]: column "${f}" holds numbers; the model's input "${text.name}" takes strings`);
       });
       if (body.target && !types.has(body.target)) throw badRequest(`target: the dataset has no column "${body.target}"`);
       dataset = { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows };

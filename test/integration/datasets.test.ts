@@ -28,7 +28,7 @@ describe('datasets', () => {
       columns: [
         { name: 'a', type: 'integer' },
         { name: 'b', type: 'number' },
-        { name: 'c', type: 'string' },
+        { name: 'c', type: 'category' },
       ],
     });
     expect(d.id).toMatch(/^ds_[0-9a-f]{20}$/);
@@ -45,7 +45,7 @@ describe('datasets', () => {
       rows: 2,
       columns: [
         { name: 'x', type: 'number' },
-        { name: 'label', type: 'string' },
+        { name: 'label', type: 'category' },
       ],
     });
   });

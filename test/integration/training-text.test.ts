@@ -4,7 +4,8 @@
 // random_state 0); the platform trains with defaults on the training part through the HTTP API, and
 // the downloaded model, run in onnxruntime on the raw test strings, is within one point of
 // scikit-learn's TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + LogisticRegression on the
-// same split. Also: the dataset profile (text with length statistics), the graph passing the official
+// same split; /v2 inference (BYTES in plain JSON) and JSONL and CSV batches of the test rows give the
+// same labels. Also: the dataset profile (text with length statistics), the graph passing the official
 // checker, odd strings (empty, accents, CJK, emoji) scored, and a job mixing numeric, category and
 // text features with an integer target. Needs python3-sklearn for /usr/bin/python3 (.ci/run installs it).
 import { execFileSync } from 'node:child_process';
@@ -150,10 +151,45 @@ describe('text classification on a real corpus', () => {
     // Every string with no known word gets the same answer: the head's bias alone.
     expect(Array.from(probs.subarray(0, classes.length))).toEqual(Array.from(probs.subarray(classes.length, 2 * classes.length)));
 
-    // TODO(lead, after text-doors lands): the same test rows through /v2 inference (BYTES inputs in
-    // plain JSON) and as a batch (JSONL {"description": ...} and CSV) must give `labels` exactly; and a
-    // BYTES request with numbers in `data` a 400. Until strings travel through every door, the
-    // downloaded model is the reference: run in onnxruntime directly above.
+    // The platform serves it: /v2 with BYTES inputs in plain JSON gives onnxruntime's labels, odd strings included.
+    const rows = [...test.map((r) => r.description), ...ODD];
+    const res = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [rows.length], data: rows }] });
+    expect(res.status).toBe(200);
+    const served = (await res.json()).outputs.find((o: { name: string }) => o.name === 'label');
+    expect(served).toMatchObject({ datatype: 'BYTES', shape: [rows.length] });
+    expect(served.data).toEqual([...labels, ...(odd.label!.data as string[])]);
+    const numbers = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [2], data: [1, 2] }] });
+    expect(numbers.status).toBe(400);
+    expect((await numbers.json()).error).toMatch(/must be a string for datatype BYTES/);
+
+    // And as batches: JSONL rows {"description": ...} and a CSV with the column named as the input.
+    const q = (t: string) => `"${t.replace(/"/g, '""')}"`;
+    const bodies: [string, string][] = [
+      [rows.map((t, i) => JSON.stringify({ id: i, description: t })).join('\n'), 'application/x-ndjson'],
+      [['id,description', ...rows.map((t, i) => `${i},${q(t)}`)].join('\n') + '\n', 'text/csv'],
+    ];
+    for (const [body, type] of bodies) {
+      const sub = await fetch(`${p.url}/v1/batches?model=sections&chunkRows=300`, { method: 'POST', body, headers: { 'content-type': type } });
+      expect(sub.status, await sub.clone().text()).toBe(202);
+      const id = (await sub.json()).id;
+      const done = await until(
+        async () => {
+          const b = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+          return ['completed', 'failed', 'cancelled'].includes(b.status) ? b : null;
+        },
+        `batch ${id}`,
+        120_000,
+      );
+      expect(done.requestCounts, type).toEqual({ total: rows.length, completed: rows.length, failed: 0 });
+      const lines = (await (await fetch(`${p.url}/v1/batches/${id}/output`)).text())
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { id: unknown; outputs: { label: string[] } });
+      expect(
+        lines.map((l) => l.outputs.label[0]),
+        type,
+      ).toEqual(served.data);
+    }
   }, 600_000);
 
   it('mixes numeric, category and text features with an integer target and an MLP head', async () => {

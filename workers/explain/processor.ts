@@ -1,13 +1,13 @@
 // Processor for `explain` jobs (infer queue): the model's outputs for the request, plus Shapley
 // attributions of one output's class column per row, computed with the worker's engine in a few
 // large runs of perturbed rows (never through the dynamic batcher, whose merged runs it would swamp).
-import type { Job } from 'bullmq';
 import { AppError, errorData } from '../../core/errors.ts';
 import { explainJobSchema, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
 import { isPacked, packRaw, unpackRaw, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { loadFirst, type InferJobLike } from '../inference/infer.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { loadBackground } from './background.ts';
@@ -15,12 +15,13 @@ import { shapley, type Evaluate } from './shapley.ts';
 import { occlusion } from './occlusion.ts';
 
 export interface ExplainDeps {
-  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount'>>;
+  /** `isWarm` and `warm`: a model not loaded yet is loaded first, that time not counted against the request (infer.ts). */
+  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount' | 'isWarm' | 'warm'>>;
   store: ArtifactStore;
   cacheDir?: string;
 }
 
-export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps): Promise<ExplainResult> {
+export async function explainProcessor(job: InferJobLike, deps: ExplainDeps): Promise<ExplainResult> {
   const data = parseJobData(explainJobSchema, job.data, 'explain');
   if (data.request.deadline !== undefined && Date.now() > data.request.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
@@ -28,6 +29,8 @@ export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps
   try {
     const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir);
     const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
+    const engine = deps.engine;
+    if (engine.isWarm && engine.warm && !engine.isWarm(model.sha256)) await loadFirst(job, engine as Pick<Engine, 'warm'>, model, [data.request]);
     return await explain(data, model, deps);
   } catch (e) {
     if (e instanceof AppError && !e.retryable) return { ok: false, error: errorData(e) };

@@ -1,33 +1,33 @@
-// Words of a text as explanations (occlusion) and drift (token frequencies) count them: runs of
-// letters, digits, marks, apostrophes and underscores in any script, compared case-insensitively.
+// Words of a text as explanations (occlusion) and drift (word frequencies) count them: the tokens
+// of core/text.ts (the platform's text models' own lowercasing and tokenization: runs of letters,
+// digits and underscore of at least 2 code points), compared lower-cased as the graph sees them.
+import { lowerLikeGraph, MIN_TOKEN_CHARS, TOKEN_PATTERN, textTokens } from './text.ts';
 
-const WORD = /[\p{L}\p{N}\p{M}_']+/gu;
+const TOKEN_RE = new RegExp(TOKEN_PATTERN, 'gu');
+const long = (t: string) => t.length >= 2 * MIN_TOKEN_CHARS || [...t].length >= MIN_TOKEN_CHARS;
 
 /** Every word of a text, lower-cased, in order (repeats kept). */
-export function textWords(text: string): string[] {
-  const out: string[] = [];
-  for (const m of text.matchAll(WORD)) out.push(m[0].toLowerCase());
-  return out;
-}
+export const textWords = (text: string): string[] => textTokens(text);
 
-/** The distinct words of a text, in order of first appearance, as first written (compared case-insensitively). */
-export function textTokens(text: string): string[] {
+/** The distinct words of a text, in order of first appearance, as first written (compared lower-cased). */
+export function distinctWords(text: string): string[] {
   const seen = new Map<string, string>();
-  for (const m of text.matchAll(WORD)) {
-    const key = m[0].toLowerCase();
+  for (const m of text.matchAll(TOKEN_RE)) {
+    if (!long(m[0])) continue;
+    const key = lowerLikeGraph(m[0]);
     if (!seen.has(key)) seen.set(key, m[0]);
   }
   return [...seen.values()];
 }
 
-/** The text with every occurrence of `token` (case-insensitively, as a whole word) removed, spaces closed up. */
-export function withoutToken(text: string, token: string): string {
-  const key = token.toLowerCase();
+/** The text with every occurrence of `word` (compared lower-cased, as a whole token) removed, spaces closed up. */
+export function withoutToken(text: string, word: string): string {
+  const key = lowerLikeGraph(word);
   return text
-    .replace(WORD, (w) => (w.toLowerCase() === key ? '' : w))
+    .replace(TOKEN_RE, (w) => (lowerLikeGraph(w) === key ? '' : w))
     .replace(/\s{2,}/g, ' ')
     .trim();
 }
 
 /** Model evaluations an occlusion explanation of these texts costs: each row, each of its distinct words, and the empty text once. */
-export const occlusionEvaluations = (texts: string[]) => 1 + texts.reduce((n, t) => n + 1 + textTokens(t).length, 0);
+export const occlusionEvaluations = (texts: string[]) => 1 + texts.reduce((n, t) => n + 1 + distinctWords(t).length, 0);

@@ -128,5 +128,23 @@ describe('text models', () => {
     expect(moved.features).toEqual([expect.objectContaining({ name: 'text', kind: 'text', metric: 'js', level: 'alert' })]);
     expect(moved.features[0].score).toBeGreaterThan(0.5);
     expect((await fetch(`${p.url}/v1/models/drifting/versions/1/drift`, { headers: auth(INFER) })).status).toBe(403); // reports need read
+    // Batch rows of text are drawn into the window too (every row here: MODELQ_DRIFT_SAMPLE=1).
+    const body = sentences(WORDS_B, 300)
+      .map((text) => JSON.stringify({ text }))
+      .join('\n');
+    const sub = await fetch(`${p.url}/v1/batches?model=watched&chunkRows=100`, {
+      method: 'POST',
+      body,
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-ndjson' },
+    });
+    expect(sub.status).toBe(202);
+    const { id } = await sub.json();
+    await until(async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`, { headers: auth(ADMIN) })).json();
+      return v.status === 'completed' ? v : null;
+    }, 'the text batch');
+    const after = await (await fetch(`${p.url}/v1/models/watched/versions/1/drift`, { headers: auth(ADMIN) })).json();
+    expect(after.rows).toBe(same.rows + 300);
+    expect(after.features[0].score).toBeGreaterThan(same.features[0].score);
   });
 });

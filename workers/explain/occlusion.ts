@@ -5,9 +5,9 @@
 // no sampling. Unlike Shapley values, the attributions need not sum to f(x) - base (interactions
 // between tokens are counted in neither or both).
 
-import { textTokens, withoutToken } from '../../core/text-tokens.ts';
+import { distinctWords, withoutToken } from '../../core/text-tokens.ts';
 
-export { occlusionEvaluations, textTokens, withoutToken } from '../../core/text-tokens.ts';
+export { distinctWords, occlusionEvaluations, withoutToken } from '../../core/text-tokens.ts';
 
 /** Evaluates the model on texts; returns [texts, classes] scores. */
 export type EvaluateText = (texts: string[]) => Promise<{ scores: Float32Array; classes: number }>;
@@ -22,7 +22,7 @@ export interface OcclusionRow {
 }
 
 export async function occlusion(texts: string[], evaluate: EvaluateText, o: { classIndex?: number; runRows: number }): Promise<OcclusionRow[]> {
-  const tokens = texts.map(textTokens);
+  const tokens = texts.map(distinctWords);
   // Order: the empty text, the rows, then each row's occluded texts.
   const all: string[] = ['', ...texts];
   for (let r = 0; r < texts.length; r++) for (const t of tokens[r]!) all.push(withoutToken(texts[r]!, t));

@@ -42,8 +42,7 @@ export function compressRouter(d: ProducerDeps): Router {
         const t = types.get(f);
         if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
         if (!isNumericType(t) && !text) throw badRequest(`features[${i}]: column "${f}" is not numeric (type ${t})`);
-        if (text && isNumericType(t))
-          throw badRequest(`features[${i}]: column "${f}" holds numbers; the model's input "${text.name}" takes strings`);
+        if (text && isNumericType(t)) throw badRequest(`features[${i}]: column "${f}" holds numbers; the model's input "${text.name}" takes strings`);
       });
       if (body.target && !types.has(body.target)) throw badRequest(`target: the dataset has no column "${body.target}"`);
       dataset = { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows };

@@ -1,6 +1,7 @@
 // Explanations and drift sampling on the platform: rows/s of explained vs plain online inference for
 // an MLP 20-256-1024-1024-10 with 50 background rows, and online requests/s of a version whose
-// requests are all sampled into its drift window vs the same model without a reference (not sampled).
+// requests are all sampled into its drift window vs the same model without a reference (not sampled);
+// and rows/s of an explained batch vs a plain batch (BENCH_EXPLAIN_BATCH_ROWS, BENCH_EXPLAIN_PLAIN_BATCH_ROWS).
 // Env: BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_EXPLAIN_SAMPLES=2  BENCH_EXPLAIN_CLIENTS=2
 //      BENCH_CLIENTS=64 (drift runs)  BENCH_WORKERS=1
 import { buildMlp, rng } from '../workers/onnx/builder.ts';
@@ -41,6 +42,8 @@ export async function benchExplain() {
   const clients = env('BENCH_CLIENTS', 64);
   // Every request of a version with a reference is sampled here: the worst case of drift's cost.
   process.env.MODELQ_DRIFT_SAMPLE = '1';
+  // ...and the plain version never gets a reference from its first rows (it stays unsampled).
+  process.env.MODELQ_DRIFT_REFERENCE_ROWS = '0';
   const p = await startPlatform({ workers: env('BENCH_WORKERS', 1) });
   try {
     const model = buildMlp({ sizes: [FEATURES, 256, 1024, 1024, 10], seed: 3, softmax: true });
@@ -68,6 +71,37 @@ export async function benchExplain() {
     console.log(
       `  model evaluations/s while explaining: ${(explainRun.rps * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`,
     );
+
+    // Batches: rows/s of an explained batch vs a plain one of the same model, each timed from submit to completed.
+    const plainRows = env('BENCH_EXPLAIN_PLAIN_BATCH_ROWS', 20_000);
+    const explainedRows = env('BENCH_EXPLAIN_BATCH_ROWS', 400);
+    const batch = async (n: number, query: string) => {
+      const text = rows(n, 13)
+        .map((r) => JSON.stringify({ input: r }))
+        .join('\n');
+      const t0 = performance.now();
+      const res = await fetch(`${p.url}/v1/batches?model=plain&chunkRows=${Math.max(50, Math.ceil(n / 8))}${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: text,
+      });
+      const { id } = (await res.json()) as { id: string };
+      for (;;) {
+        const v = (await (await fetch(`${p.url}/v1/batches/${id}`)).json()) as { status: string };
+        if (v.status === 'completed') break;
+        if (v.status === 'failed' || v.status === 'cancelled') throw new Error(`batch ${id} ${v.status}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const plainBatch = await batch(plainRows, '');
+    const explainedBatch = await batch(explainedRows, `&explain=true&explainSamples=${samples}`);
+    console.log(`\nbatches (JSONL, chunks of n/8 rows):`);
+    console.log(`  plain      ${plainRows} rows: ${plainBatch.toFixed(0).padStart(8)} rows/s`);
+    console.log(
+      `  explained  ${explainedRows} rows: ${explainedBatch.toFixed(1).padStart(8)} rows/s (${(explainedBatch * evals).toFixed(0)} model evaluations/s)`,
+    );
+    console.log(`  explained/plain batch rows/s: ${(explainedBatch / plainBatch).toFixed(5)}x`);
 
     await prime(`${p.url}/v2/models/watched/infer`, body());
     console.log(`\ndrift sampling: every request sampled (MODELQ_DRIFT_SAMPLE=1), ${clients} clients, alternating runs`);

@@ -39,6 +39,7 @@ export const configKeys = {
     z
       .string()
       .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+      .refine((u) => URL.canParse(u), 'is not a valid URL (a password with @, / or : must be percent-encoded)')
       .meta(allowed('a `redis://` or `rediss://` URL (`redis://:password@host:port/db`)'))
       .default('redis://127.0.0.1:6379'),
     'Redis connection URL.',
@@ -215,8 +216,8 @@ export const configKeys = {
     'Most model evaluations one explained request may cost (rows x explainSamples x background rows x (features - 1)); 400 above.',
   ],
   MODELQ_EXPLAIN_RUN_ROWS: [
-    int(1, 10_000_000).default(16_384),
-    'Most perturbed rows per onnxruntime run of an explanation (bounds its memory: rows x features x 4 bytes).',
+    int(1, 10_000_000).default(1024),
+    'Most perturbed rows per onnxruntime run of an explanation (at least one permutation walk: background rows x (features - 1)); small runs keep the layer activations in cache (1,024 ran 1.7x faster than 16,384 on the MLP 20-256-1024-1024-10).',
   ],
   MODELQ_DRIFT_WINDOW: [
     int(10, 100_000_000).default(10_000),

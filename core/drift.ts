@@ -8,11 +8,16 @@ import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
 import { metadataList, type VersionRecord } from './registry.ts';
+import { textWords } from './text-tokens.ts';
 import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
 export const NUMERIC_BINS = 10;
 export const MAX_CATEGORIES = 20;
+/** Words kept per text feature (the rest count as "other"). */
+export const MAX_TEXT_TOKENS = 100;
+/** A string feature whose values hold at least this many words on average is text (word frequencies), else categorical. */
+export const TEXT_MIN_WORDS = 2;
 /** Share given to an empty bin, so PSI stays finite (a common choice; changes the figure only for near-empty bins). */
 const EPS = 1e-4;
 
@@ -33,6 +38,15 @@ export const featureProfileSchema = z.discriminatedUnion('kind', [
     kind: z.literal('categorical'),
     /** Expected shares of `categories`, then of every other value. */
     categories: z.array(z.string()),
+    expected: z.array(z.number()),
+  }),
+  z.object({
+    name: z.string(),
+    input: z.string(),
+    column: z.number().int(),
+    kind: z.literal('text'),
+    /** Expected shares of word occurrences: of `tokens` (the most frequent words, lower-cased), then of every other word. */
+    tokens: z.array(z.string()),
     expected: z.array(z.number()),
   }),
 ]);
@@ -80,6 +94,19 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
     rows,
     features: slots.map((s, k) => {
       const v = values[k]!;
+      if (s.categorical && isText(v.map(String))) {
+        const words = v.map((x) => textWords(String(x)));
+        const freq = new Map<string, number>();
+        for (const ws of words) for (const w of ws) freq.set(w, (freq.get(w) ?? 0) + 1);
+        const tokens = [...freq.entries()]
+          .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+          .slice(0, MAX_TEXT_TOKENS)
+          .map(([w]) => w);
+        const index = new Map(tokens.map((t, i) => [t, i]));
+        const counts = new Array<number>(tokens.length + 1).fill(0);
+        for (const ws of words) for (const w of ws) counts[index.get(w) ?? tokens.length]!++;
+        return { name: s.name, input: s.input, column: s.column, kind: 'text' as const, tokens, expected: shares(counts) };
+      }
       if (s.categorical) {
         const freq = new Map<string, number>();
         for (const x of v) freq.set(String(x), (freq.get(String(x)) ?? 0) + 1);
@@ -101,6 +128,14 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
       return { name: s.name, input: s.input, column: s.column, kind: 'numeric' as const, edges, expected: shares(counts) };
     }),
   };
+}
+
+/** Values that hold TEXT_MIN_WORDS words or more on average. */
+function isText(v: string[]): boolean {
+  if (!v.length) return false;
+  let words = 0;
+  for (const x of v) words += textWords(x).length;
+  return words / v.length >= TEXT_MIN_WORDS;
 }
 
 const shares = (counts: number[]) => {
@@ -130,6 +165,7 @@ export function binOf(edges: number[], x: number): number {
 /** The bin (or category index, `categories.length` for others) of one value of feature `f`. */
 export function binValue(f: FeatureProfile, x: unknown): number {
   if (f.kind === 'numeric') return binOf(f.edges, Number(x));
+  if (f.kind === 'text') return binsOf(f, x)[0] ?? f.tokens.length;
   const i = f.categories.indexOf(String(x));
   return i < 0 ? f.categories.length : i;
 }
@@ -166,7 +202,7 @@ export const levelOf = (score: number, t: Thresholds): DriftLevel => (score >= t
 
 export interface FeatureDrift {
   name: string;
-  kind: 'numeric' | 'categorical';
+  kind: 'numeric' | 'categorical' | 'text';
   metric: 'psi' | 'js';
   score: number | null;
   level: DriftLevel;
@@ -295,8 +331,12 @@ export function countRows(p: DriftProfile, inputs: RowsOf[], counts: Map<string,
 
 /** The bins one value adds to: one bin, or for text a bin per token occurrence. */
 export function binsOf(f: FeatureProfile, x: unknown): number[] {
-  return [binValue(f, x)];
+  if (f.kind !== 'text') return [binValue(f, x)];
+  let index = tokenIndex.get(f);
+  if (!index) tokenIndex.set(f, (index = new Map(f.tokens.map((t, i) => [t, i]))));
+  return textWords(String(x)).map((w) => index.get(w) ?? f.tokens.length);
 }
+const tokenIndex = new WeakMap<FeatureProfile, Map<string, number>>();
 
 /** Rows as one value per slot (for a reference built from served rows), at most `limit`. */
 export function featureRows(slots: Slot[], inputs: RowsOf[], limit: number): (number | string)[][] {

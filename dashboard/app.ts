@@ -84,7 +84,7 @@ export function buildDashboard({
   });
 
   const tickets = new Tickets();
-  mountBoard(app, { queues, admin, basePath, keys, seen });
+  mountBoard(app, { queues, admin, basePath, keys, seen, redis });
   app.use(uiApi(queues, redis, keys, tickets, seen));
   app.use(
     '/api',

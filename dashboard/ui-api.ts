@@ -7,6 +7,7 @@ import type { Job } from 'bullmq';
 import { allows, isPlatform, type KeyRing, presentedKey, type Principal } from '../core/auth.ts';
 import { jobCancelKey } from '../core/jobs/train.ts';
 import type { QueueName, Queues } from '../core/queues.ts';
+import { queueConsumers } from './consumers.ts';
 import { readWorkerStats } from '../core/stats.ts';
 import { authenticate, type Authenticated } from './principal.ts';
 import type { Tickets } from './tickets.ts';
@@ -111,9 +112,18 @@ export function uiApi(queues: Queues, redis: Redis | undefined, keys: KeyRing | 
         .status(403)
         .json({ error: { code: 'forbidden', message: 'worker figures cover every tenant: they need a key with the "platform" scope' } });
     const workers = await readWorkerStats(redis, queues.prefix);
+    const shown = JOB_QUEUES.concat(['score', 'infer', 'batch', 'model', 'score-gpu', 'infer-gpu']);
+    const consumers = queueConsumers(workers, shown);
     const counts = await Promise.all(
-      JOB_QUEUES.concat(['score', 'infer', 'batch', 'model']).map(
-        async (q) => [q, await queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed')] as const,
+      shown.map(
+        async (q) =>
+          [
+            q,
+            {
+              ...(await queues.queue(q).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed')),
+              ...consumers[q],
+            },
+          ] as const,
       ),
     );
     res.json({ now: Date.now(), workers, queues: Object.fromEntries(counts) });

@@ -5,7 +5,16 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
-import { DEFAULT_EXPLAIN_SAMPLES, evaluationsPerRow, explainTarget, MAX_EXPLAIN_SAMPLES, type ExplainJob, type ExplainResult } from '../core/jobs/explain.ts';
+import { occlusionEvaluations } from '../core/text-tokens.ts';
+import {
+  DEFAULT_EXPLAIN_SAMPLES,
+  evaluationsPerRow,
+  explainTarget,
+  type ExplainTarget,
+  MAX_EXPLAIN_SAMPLES,
+  type ExplainJob,
+  type ExplainResult,
+} from '../core/jobs/explain.ts';
 import { toProtocolTensor, type InferRequest, type JobTensor } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
 import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../core/jobs/batch.ts';
@@ -46,7 +55,9 @@ export interface ExplainAnswerParams {
   explain_base: number[];
   explain_class: number[];
   explain_output: string;
-  explain_samples: number;
+  explain_method: 'shapley' | 'occlusion';
+  /** Shapley only. */
+  explain_samples?: number;
 }
 
 export function createExplain(d: ProducerDeps): ExplainFn {
@@ -60,8 +71,18 @@ export function createExplain(d: ProducerDeps): ExplainFn {
   let seq = 0;
   const timeoutMs = d.cfg.MODELQ_INFER_TIMEOUT_MS;
 
-  return async (model, request, params, gpu) => {
-    const t = explainTarget(model);
+  /** Shapley settings for a features model (its background, the cost checked), or occlusion for a text model. */
+  const methodOf = (model: VersionRecord, t: ExplainTarget, request: InferRequest, params: ExplainParams): Pick<ExplainJob, 'method' | 'background'> => {
+    const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    if (t.text) {
+      const data = request.inputs[0] && 'data' in request.inputs[0] ? request.inputs[0].data : [];
+      const evals = occlusionEvaluations((data as unknown[]).map(String));
+      if (evals > limit)
+        throw badRequest(
+          `explaining these texts by occlusion costs ${evals} model evaluations (one per row and per distinct word); the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS)`,
+        );
+      return { method: 'occlusion' };
+    }
     const bg = model.explain?.background;
     if (!bg)
       throw badRequest(
@@ -71,18 +92,24 @@ export function createExplain(d: ProducerDeps): ExplainFn {
     const features = request.inputs[0]!.shape[1]!;
     if (features !== bg.features) throw badRequest(`the request has ${features} features, the background ${bg.features}`);
     const evals = rows * evaluationsPerRow(params.samples + (params.samples % 2), bg.rows, features);
-    if (evals > d.cfg.MODELQ_EXPLAIN_MAX_EVALS) {
+    if (evals > limit) {
       throw badRequest(
-        `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${d.cfg.MODELQ_EXPLAIN_MAX_EVALS} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
+        `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
       );
     }
+    return { method: 'shapley', background: bg };
+  };
+
+  return async (model, request, params, gpu) => {
+    const t = explainTarget(model);
+    const how = methodOf(model, t, request, params);
     const q = gpu ? 'infer-gpu' : 'infer';
     const data: ExplainJob = {
       model: { name: model.name, version: model.version, sha256: model.sha256 },
       request: { ...request, deadline: Date.now() + timeoutMs },
       input: t.input,
       output: t.output,
-      background: bg,
+      ...how,
       samples: params.samples,
       seed: params.seed,
       runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
@@ -101,7 +128,13 @@ export function createExplain(d: ProducerDeps): ExplainFn {
     return {
       tensors: r.outputs,
       outputs: r.outputs.map(toProtocolTensor),
-      parameters: { explain_base: r.base, explain_class: r.classes, explain_output: t.output, explain_samples: params.samples + (params.samples % 2) },
+      parameters: {
+        explain_base: r.base,
+        explain_class: r.classes,
+        explain_output: t.output,
+        explain_method: how.method!,
+        ...(how.method === 'shapley' ? { explain_samples: params.samples + (params.samples % 2) } : {}),
+      },
     };
   };
 }
@@ -134,6 +167,7 @@ export function batchExplain(
 ): BatchExplain | undefined {
   if (q.explain !== 'true') return undefined;
   const t = explainTarget(model);
+  if (t.text) throw badRequest(`model ${model.name} takes text: its words are explained online (parameters.explain on /v2), not in batches yet`);
   const bg = model.explain?.background;
   if (!bg)
     throw badRequest(

@@ -36,7 +36,9 @@ export const explainJobSchema = z.object({
   /** The one FP32 [N, features] input and the output whose class column is attributed. */
   input: z.string(),
   output: z.string(),
-  background: artifactRefSchema,
+  /** Shapley (features; needs the background) or occlusion (a text input: each word removed in turn). */
+  method: z.enum(['shapley', 'occlusion']).optional(),
+  background: artifactRefSchema.optional(),
   samples: z.number().int().min(2).max(MAX_EXPLAIN_SAMPLES),
   /** Class (output column) to attribute; default: each row's highest-scoring one. */
   classIndex: z.number().int().min(0).optional(),
@@ -71,8 +73,14 @@ export const evaluationsPerRow = (samples: number, backgroundRows: number, featu
 export interface ExplainTarget {
   input: string;
   output: string;
+  /** Features of a [rows, features] input; 0 for a text input. */
   features: number;
+  /** A text model: one BYTES input [rows] or [rows, 1], explained by occlusion of its words. */
+  text?: boolean;
 }
+
+/** A model with one string input [rows] or [rows, 1]: its words are explained by occlusion. */
+const isTextInput = (i: TensorSpec) => i.datatype === 'BYTES' && i.shape[0] === -1 && (i.shape.length === 1 || (i.shape.length === 2 && i.shape[1] === 1));
 
 /**
  * The model's explainable input and output, or a 400 saying why it has none. The output is
@@ -80,13 +88,16 @@ export interface ExplainTarget {
  */
 export function explainTarget(m: { name: string; inputs: TensorSpec[]; outputs: TensorSpec[] }): ExplainTarget {
   const only = m.inputs.length === 1 ? m.inputs[0]! : undefined;
-  if (!only || only.datatype !== 'FP32' || only.shape.length !== 2 || only.shape[0] !== -1) {
-    throw badRequest(`model ${m.name} cannot be explained: attributions need exactly one FP32 input shaped [rows, features] with a dynamic first dimension`);
+  const text = only !== undefined && isTextInput(only);
+  if (!only || (!text && (only.datatype !== 'FP32' || only.shape.length !== 2 || only.shape[0] !== -1))) {
+    throw badRequest(
+      `model ${m.name} cannot be explained: attributions need exactly one FP32 input shaped [rows, features] or one BYTES (text) input shaped [rows] or [rows, 1], with a dynamic first dimension`,
+    );
   }
   const floats = m.outputs.filter((o) => o.datatype === 'FP32' && (o.shape.length === 1 || o.shape.length === 2) && o.shape[0] === -1);
   const out = floats.find((o) => o.name === 'probabilities') ?? floats[0];
   if (!out) throw badRequest(`model ${m.name} cannot be explained: it has no FP32 output shaped [rows] or [rows, classes]`);
-  return { input: only.name, output: out.name, features: only.shape[1]! };
+  return text ? { input: only.name, output: out.name, features: 0, text: true } : { input: only.name, output: out.name, features: only.shape[1]! };
 }
 
 /** PUT /v1/models/{name}/versions/{v}/background */

@@ -5,7 +5,7 @@
 // so results are identical either way. MODELQ_FAST_ROWS=0 turns it off (to re-measure); it is read
 // here, in the engine thread, from the environment the worker was started with (core/config.ts).
 import type { TensorSpec } from '../tensors.ts';
-import { csvFields } from './parse.ts';
+import { csvColumns } from './parse.ts';
 import { f32Read, readF32, readF32Array } from './f32.ts';
 import type { RowFormat } from './scanner.ts';
 
@@ -36,7 +36,7 @@ export function fastPlan(
     plan.inputs.push({ name: Buffer.from(s.name), per: row.reduce((a, b) => a * b, 1) });
   }
   if (format === 'csv') {
-    const cols = csvFields(header ?? '').map((c) => c.trim());
+    const cols = csvColumns(header ?? '');
     plan.columns = cols.length;
     plan.idColumn = cols.indexOf('id');
     if (inputs.length !== 1 || plan.inputs[0]!.per !== cols.length - (plan.idColumn >= 0 ? 1 : 0)) return null;

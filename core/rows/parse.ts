@@ -29,6 +29,9 @@ export function csvFields(line: string): string[] {
   return rows[0] ?? [];
 }
 
+/** The column names of a CSV header, trimmed, without the byte order mark spreadsheet programs write first. */
+export const csvColumns = (header: string): string[] => csvFields(header.replace(/^\uFEFF/, '')).map((c) => c.trim());
+
 /** The shape of nested arrays, or null when ragged. */
 function nestedShape(v: unknown): number[] | null {
   const shape: number[] = [];
@@ -74,10 +77,7 @@ function csvPlan(cols: string[], inputs: TensorSpec[]): CsvPlan | string {
 
 /** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
 export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
-  const plan = csvPlan(
-    csvFields(header).map((c) => c.trim()),
-    inputs,
-  );
+  const plan = csvPlan(csvColumns(header), inputs);
   return typeof plan === 'string' ? plan : null;
 }
 
@@ -123,7 +123,7 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
 }
 
 function csvParser(inputs: TensorSpec[], header: string): RowParser {
-  const cols = csvFields(header).map((c) => c.trim());
+  const cols = csvColumns(header);
   const idCol = cols.indexOf('id');
   const plan = csvPlan(cols, inputs);
   if (typeof plan === 'string') return () => bad(plan);

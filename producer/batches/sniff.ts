@@ -56,6 +56,7 @@ export function sniff(head: Uint8Array): { format: BatchFormat | null; what: str
   if (b.subarray(0, 4).toString('latin1') === 'PAR1') return { format: 'parquet', what: 'Parquet (the magic bytes PAR1)' };
   if (b[0] === 0x1f && b[1] === 0x8b) return { format: null, what: 'gzip-compressed (decompress it first)' };
   if (b.subarray(0, 4).toString('latin1') === 'PK\x03\x04') return { format: null, what: 'a ZIP archive (unpack it first)' };
+  if ((b[0] === 0xff && b[1] === 0xfe) || (b[0] === 0xfe && b[1] === 0xff)) return { format: null, what: 'UTF-16 text (save it as UTF-8)' };
   let i = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0; // UTF-8 byte order mark
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0d || b[i] === 0x0a)) i++;
   if (i === b.length) return { format: null, what: 'empty', empty: true };

@@ -406,6 +406,15 @@ describe('dashboard in a browser', () => {
     const published = Number((await page.getAttribute('tr[data-worker] [data-field="rows"]', 'data-value'))!);
     expect(published).toBeGreaterThanOrEqual(6000 - 3);
     await page.waitForSelector('tr[data-queue="score"]');
+    // A CPU-only platform: the GPU queues read as not started, not as a fault; score as consumed.
+    expect(await page.$eval('tr[data-queue="score-gpu"]', (tr) => [tr.hasAttribute('data-not-started'), tr.querySelectorAll('td')[1]!.textContent])).toEqual([
+      true,
+      'no GPU workers started',
+    ]);
+    expect(await page.$eval('tr[data-queue="score"]', (tr) => [tr.hasAttribute('data-not-started'), tr.querySelectorAll('td')[1]!.textContent])).toEqual([
+      false,
+      '1 worker',
+    ]);
     await shot(page, 'workers');
     const tenant = await open('#/workers', A_SUBMIT);
     await tenant.waitForSelector('[data-error="forbidden"]');

@@ -59,7 +59,8 @@ export function examplesScript(examples: ShellExample[], hostPort: string): stri
   const parts = [
     'set -euo pipefail',
     // The README shows plain curl; here an HTTP error fails the run, and each answer ends its line.
-    'curl() { command curl --fail-with-body --silent --show-error "$@" && echo; }',
+    // (An answer captured by $(...) is also copied to stderr when it is an error, so the log shows it.)
+    'curl() { local out rc=0; out=$(command curl --fail-with-body --silent --show-error "$@") || rc=$?; if [ $rc = 0 ]; then printf "%s\\n" "$out"; else printf "%s\\n" "$out" >&2; fi; return $rc; }',
     `trap 'echo "README example failed (block at README.md line $README_LINE): $BASH_COMMAND" >&2' ERR`,
   ];
   for (const e of examples.filter((x) => x.run)) {

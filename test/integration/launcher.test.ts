@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CONFIG } from '../../core/config.ts';
 import { batchKeys } from '../../core/jobs/batch.ts';
+import { SAME_STOP_MS } from '../../core/signals.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import { buildMlp } from '../../workers/onnx/builder.ts';
 import { tmpDir } from '../fixtures/models.ts';
@@ -196,60 +197,9 @@ describe('npm start (cli/start.ts)', () => {
   });
 
   it('SIGINT to the process group (Ctrl-C) lets a running batch chunk finish, then every process exits 0', async () => {
-    const [port, dashPort] = [await freePort(), await freePort()];
-    const dataDir = tmpDir('modelq-launch-drain');
-    const prefix = `t-launch-${Math.random().toString(36).slice(2, 8)}`;
-    const key = `{${prefix}}`;
-    const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
-      cwd: ROOT,
-      // Its own process group, so that the test can signal the group as a terminal does.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        MODELQ_REDIS_URL: 'redis://127.0.0.1:6379',
-        MODELQ_PORT: String(port),
-        MODELQ_DASHBOARD_PORT: String(dashPort),
-        MODELQ_GRPC_PORT: String(await freePort()),
-        MODELQ_DATA_DIR: dataDir,
-        MODELQ_PREFIX: prefix,
-        MODELQ_WORKERS: '1',
-        MODELQ_ENGINE_THREADS: '1',
-        MODELQ_SHUTDOWN_GRACE_MS: '120000',
-      },
-    });
-    const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
-    const lines: { msg?: string; role?: string; code?: number | null; component?: string; pid?: number }[] = [];
-    readline.createInterface({ input: launcher.stdout! }).on('line', (l) => {
-      try {
-        lines.push(JSON.parse(l));
-      } catch {
-        /* not a log line */
-      }
-    });
-    let stderr = '';
-    launcher.stderr!.on('data', (b) => (stderr += b));
-    const redis = new Redis('redis://127.0.0.1:6379');
-    const url = `http://127.0.0.1:${port}`;
+    const run = await startWithRunningChunk(20_000);
+    const { launcher, exited, lines, redis, key, id, n, pids, dataDir } = run;
     try {
-      await until(async () => (await fetch(`${url}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
-      await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 30_000);
-      await until(async () => (await readWorkerStats(redis, key)).length === 1, 'the worker');
-      // One chunk that takes seconds: 20,000 rows through two 2048-wide layers on one engine thread.
-      const F = 32;
-      const n = 20_000;
-      expect((await uploadModel(url, 'slow', buildMlp({ sizes: [F, 2048, 2048, 4], seed: 5 }))).status).toBe(201);
-      const row = (i: number) => JSON.stringify({ id: i, input: Array.from({ length: F }, (_, j) => ((i + j) % 10) / 10) });
-      const body = Array.from({ length: n }, (_, i) => row(i)).join('\n');
-      const res = await fetch(`${url}/v1/batches?model=slow&chunkRows=${n}`, { method: 'POST', body });
-      expect(res.status).toBe(202);
-      const id = (await res.json()).id as string;
-      // The chunk is running: it has reported rows done, and not all of them.
-      await until(async () => Number((await redis.hget(`${key}:records:batch:${id}:progress`, '0')) ?? 0) > 0, 'the chunk to be running', 60_000);
-      expect(await redis.hget(`${key}:records:batch:${id}:chunks`, '0')).toBeNull();
-      const pids = [...new Set(lines.filter((l) => l.component && l.component !== 'launcher').map((l) => l.pid!))];
-      expect(pids.length).toBeGreaterThanOrEqual(3); // producer, worker, dashboard
-
       process.kill(-launcher.pid!, 'SIGINT');
       expect(await exited).toBe(0);
 
@@ -267,12 +217,95 @@ describe('npm start (cli/start.ts)', () => {
       expect(stopped.map((l) => l.code)).toEqual([0, 0, 0]);
       expect(lines.filter((l) => l.msg?.includes('second stop request') || l.msg?.includes('restarting'))).toEqual([]);
       expect(pids.filter(alive)).toEqual([]);
-      expect(stderr).not.toMatch(/Error/);
+      expect(run.stderr()).not.toMatch(/Error/);
     } finally {
-      if (launcher.exitCode === null) process.kill(-launcher.pid!, 'SIGKILL');
-      await deleteKeys(redis, key);
-      redis.disconnect();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      await run.cleanup();
+    }
+  }, 240_000);
+
+  it('a second Ctrl-C, a while after the first, stops everything at once: the chunk is left to be retried', async () => {
+    const run = await startWithRunningChunk(60_000);
+    const { launcher, exited, lines, redis, key, id, pids } = run;
+    try {
+      process.kill(-launcher.pid!, 'SIGINT');
+      await until(() => lines.some((l) => l.component === 'worker' && l.msg === 'stop requested: finishing active jobs'), 'the worker to start draining');
+      await new Promise((r) => setTimeout(r, SAME_STOP_MS + 200)); // later than the first Ctrl-C's echoes
+      process.kill(-launcher.pid!, 'SIGINT');
+      expect(await exited).toBe(130);
+      expect(lines.some((l) => l.component === 'worker' && l.msg?.startsWith('second stop request'))).toBe(true);
+      // Nothing was recorded for the interrupted chunk: it is still the queue's, to run again.
+      expect(await redis.hget(`${key}:records:batch:${id}:chunks`, '0')).toBeNull();
+      expect(pids.filter(alive)).toEqual([]);
+    } finally {
+      await run.cleanup();
     }
   }, 240_000);
 });
+
+/**
+ * Runs `cli/start.ts` in a process group of its own (so the test can signal the group as a terminal
+ * does) against the shared Redis, with one worker busy on one batch chunk of `n` rows through two
+ * 2048-wide layers on one engine thread: seconds of work.
+ */
+async function startWithRunningChunk(n: number) {
+  const [port, dashPort] = [await freePort(), await freePort()];
+  const dataDir = tmpDir('modelq-launch-drain');
+  const prefix = `t-launch-${Math.random().toString(36).slice(2, 8)}`;
+  const key = `{${prefix}}`;
+  const launcher = spawn(process.execPath, ['--import', 'tsx', 'cli/start.ts'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      MODELQ_REDIS_URL: 'redis://127.0.0.1:6379',
+      MODELQ_PORT: String(port),
+      MODELQ_DASHBOARD_PORT: String(dashPort),
+      MODELQ_GRPC_PORT: String(await freePort()),
+      MODELQ_DATA_DIR: dataDir,
+      MODELQ_PREFIX: prefix,
+      MODELQ_WORKERS: '1',
+      MODELQ_ENGINE_THREADS: '1',
+      MODELQ_SHUTDOWN_GRACE_MS: '120000',
+    },
+  });
+  const exited = new Promise<number | null>((r) => launcher.once('exit', (c) => r(c)));
+  const lines: { msg?: string; role?: string; code?: number | null; component?: string; pid?: number }[] = [];
+  readline.createInterface({ input: launcher.stdout! }).on('line', (l) => {
+    try {
+      lines.push(JSON.parse(l));
+    } catch {
+      /* not a log line */
+    }
+  });
+  let stderr = '';
+  launcher.stderr!.on('data', (b) => (stderr += b));
+  const redis = new Redis('redis://127.0.0.1:6379');
+  const cleanup = async () => {
+    if (launcher.exitCode === null && launcher.signalCode === null) process.kill(-launcher.pid!, 'SIGKILL');
+    await deleteKeys(redis, key);
+    redis.disconnect();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await until(async () => (await fetch(`${url}/v2/health/ready`).catch(() => null))?.status === 200, 'producer ready', 30_000);
+    await until(async () => (await fetch(`http://127.0.0.1:${dashPort}/healthz`).catch(() => null))?.status === 200, 'dashboard ready', 30_000);
+    await until(async () => (await readWorkerStats(redis, key)).length === 1, 'the worker');
+    const F = 32;
+    expect((await uploadModel(url, 'slow', buildMlp({ sizes: [F, 2048, 2048, 4], seed: 5 }))).status).toBe(201);
+    const row = (i: number) => JSON.stringify({ id: i, input: Array.from({ length: F }, (_, j) => ((i + j) % 10) / 10) });
+    const res = await fetch(`${url}/v1/batches?model=slow&chunkRows=${n}`, { method: 'POST', body: Array.from({ length: n }, (_, i) => row(i)).join('\n') });
+    expect(res.status).toBe(202);
+    const id = (await res.json()).id as string;
+    // The chunk is running: it has reported rows done, and no outcome yet.
+    await until(async () => Number((await redis.hget(`${key}:records:batch:${id}:progress`, '0')) ?? 0) > 0, 'the chunk to be running', 60_000);
+    expect(await redis.hget(`${key}:records:batch:${id}:chunks`, '0')).toBeNull();
+    const pids = [...new Set(lines.filter((l) => l.component && l.component !== 'launcher').map((l) => l.pid!))];
+    expect(pids.length).toBeGreaterThanOrEqual(3); // producer, worker, dashboard
+    return { launcher, exited, lines, redis, key, id, n, pids, dataDir, stderr: () => stderr, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

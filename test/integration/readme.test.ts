@@ -90,8 +90,10 @@ describe('README.md', () => {
     expect(fs.readFileSync(path.join(dir, 'out.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(fs.readFileSync(path.join(dir, 'out.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
 
-    // Train and compress: the trained version and both compressed ones exist.
-    for (const name of ['iris', 'iris-int8', 'iris-small'])
+    // The text classifier answers class names for strings (the two sentences use each class's words).
+    expect(out).toMatch(/"model_name":"topics".*"name":"label","datatype":"BYTES","shape":\[2\],"data":\["sport","food"\]/);
+    // Train and compress: the trained version, both compressed ones and the text classifier exist.
+    for (const name of ['iris', 'iris-int8', 'iris-small', 'topics'])
       expect(((await (await get(`/v1/models/${name}`)).json()) as { versions: unknown[] }).versions).toHaveLength(1);
   }, 600_000);
 });

@@ -2,7 +2,8 @@
 // TfIdfVectorizer -> MLP head -> Softmax + a string label): /v2 REST BYTES inputs and outputs (the
 // fast path, the coalescer and the engine's dynamic batcher concatenating strings), gRPC
 // bytes_contents and length-prefixed raw contents, batch JSONL, CSV (quoted fields with commas and
-// newlines) and Parquet string columns with string outputs in JSONL, CSV and Parquet downloads.
+// newlines) and Parquet string columns with string outputs in JSONL, CSV and Parquet downloads, and
+// OpenAI-compatible batches of /v2 BYTES bodies.
 // Answers equal direct onnxruntime runs; non-ASCII and empty strings are scored; numbers in BYTES data are a 400.
 import { status } from '@grpc/grpc-js';
 import { parquetReadObjects } from 'hyparquet';
@@ -309,10 +310,65 @@ describe('batches of strings', () => {
     const done = await waitDone((await res.json()).id);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectOutput(done.id, MANY, (i) => i);
+    // A null cell is an error row naming the column; empty strings are scored.
+    const holes = parquetWriteBuffer({ columnData: [{ name: 'text', data: ['goal', null, '', 'pizza'], type: 'STRING' }] });
+    const h = await waitDone((await (await submit(new Uint8Array(holes), 'model=textcls', PARQUET)).json()).id);
+    expect(h.requestCounts).toEqual({ total: 4, completed: 3, failed: 1 });
+    expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/output`)).text()).map((o) => [o.row, o.outputs.label[0]])).toEqual([
+      [0, 'sport'],
+      [2, (await expected(['']))!.label[0]],
+      [3, 'food'],
+    ]);
+    expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/errors`)).text())).toEqual([
+      { row: 1, error: { code: 'bad_row', message: 'column "text" is null' } },
+    ]);
     // A numeric column for the string input: 400 naming it.
     const wrong = parquetWriteBuffer({ columnData: [{ name: 'text', data: [1, 2, 3], type: 'INT32' }] });
     const r = await submit(new Uint8Array(wrong), 'model=textcls', PARQUET);
     expect(r.status).toBe(400);
     expect((await r.json()).error.message).toMatch(/column "text"/);
+  });
+});
+
+describe('OpenAI-compatible batches of strings', () => {
+  it('runs /v2 BYTES bodies through the official SDK: string outputs in the output file, numbers in the error file', async () => {
+    const { default: OpenAI, toFile } = await import('openai');
+    const client = new OpenAI({ baseURL: `${p.url}/openai/v1`, apiKey: 'unused-when-open' });
+    const url = '/v2/models/textcls/infer';
+    const line = (id: string, data: unknown[]) => ({
+      custom_id: id,
+      method: 'POST',
+      url,
+      body: { inputs: [{ name: 'text', datatype: 'BYTES', shape: [data.length], data }] },
+    });
+    const lines = [line('odd', ODD), line('num', [1, 2]), line('one', ['寿司'])];
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n') + '\n'), 'in.jsonl'),
+      purpose: 'batch',
+    });
+    const b = await client.batches.create({ input_file_id: file.id, endpoint: url as never, completion_window: '24h' });
+    const done = await until(
+      async () => {
+        const v = await client.batches.retrieve(b.id);
+        return ['completed', 'failed', 'expired', 'cancelled'].includes(v.status) ? v : null;
+      },
+      'OpenAI batch',
+      60_000,
+    );
+    expect(done).toMatchObject({ status: 'completed', request_counts: { total: 3, completed: 2, failed: 1 } });
+    const out = (await (await client.files.content(done.output_file_id!)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(out.map((o) => o.custom_id)).toEqual(['odd', 'one']);
+    const label = (o: { response: { body: { outputs: { name: string; data: unknown[] }[] } } }) => o.response.body.outputs.find((t) => t.name === 'label');
+    expect(label(out[0])).toMatchObject({ datatype: 'BYTES', shape: [ODD.length], data: (await expected(ODD)).label });
+    expect(label(out[1])!.data).toEqual(['food']);
+    const errs = (await (await client.files.content(done.error_file_id!)).text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(errs[0]).toMatchObject({ custom_id: 'num', response: { status_code: 400 } });
+    expect(errs[0].response.body.error.message).toMatch(/"text".*must be a string/);
   });
 });

@@ -1,25 +1,27 @@
 // Processor for `explain` jobs (infer queue): the model's outputs for the request, plus Shapley
 // attributions of one output's class column per row, computed with the worker's engine in a few
 // large runs of perturbed rows (never through the dynamic batcher, whose merged runs it would swamp).
-import type { Job } from 'bullmq';
 import { AppError, errorData } from '../../core/errors.ts';
 import { explainJobSchema, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
 import { isPacked, packRaw, unpackRaw, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { loadFirst, type InferJobLike } from '../inference/infer.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { loadBackground } from './background.ts';
 import { shapley, type Evaluate } from './shapley.ts';
+import { occlusion } from './occlusion.ts';
 
 export interface ExplainDeps {
-  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount'>>;
+  /** `isWarm` and `warm`: a model not loaded yet is loaded first, that time not counted against the request (infer.ts). */
+  engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount' | 'isWarm' | 'warm'>>;
   store: ArtifactStore;
   cacheDir?: string;
 }
 
-export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps): Promise<ExplainResult> {
+export async function explainProcessor(job: InferJobLike, deps: ExplainDeps): Promise<ExplainResult> {
   const data = parseJobData(explainJobSchema, job.data, 'explain');
   if (data.request.deadline !== undefined && Date.now() > data.request.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
@@ -27,6 +29,8 @@ export async function explainProcessor(job: Pick<Job, 'data'>, deps: ExplainDeps
   try {
     const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir);
     const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
+    const engine = deps.engine;
+    if (engine.isWarm && engine.warm && !engine.isWarm(model.sha256)) await loadFirst(job, engine as Pick<Engine, 'warm'>, model, [data.request]);
     return await explain(data, model, deps);
   } catch (e) {
     if (e instanceof AppError && !e.retryable) return { ok: false, error: errorData(e) };
@@ -38,6 +42,8 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   const input = data.request.inputs.find((t) => t.name === data.input);
   if (!input || data.request.inputs.length !== 1) throw new AppError('bad_request', `explanation needs exactly the one input "${data.input}"`);
   const raw = feed(input);
+  if (data.method === 'occlusion') return explainText(data, model, deps, raw);
+  if (!data.background) throw new AppError('bad_request', 'a Shapley explanation needs background rows');
   if (raw.type !== 'float32' || raw.dims.length !== 2) throw new AppError('bad_request', `input "${data.input}" must be FP32 [rows, features] to be explained`);
   const [rows, features] = raw.dims as [number, number];
   const x = raw.data as Float32Array;
@@ -78,6 +84,49 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
   outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, features], data: r.attributions })!);
   return { ok: true, outputs, base: r.base, classes: r.classes };
+}
+
+/** A text model: every word of each row removed in turn (occlusion.ts); tokens and attributions padded to the row with most words. */
+async function explainText(data: ExplainJob, model: ModelHandle, deps: ExplainDeps, raw: RawTensor): Promise<ExplainResult> {
+  if (raw.type !== 'string' || !Array.isArray(raw.data))
+    throw new AppError('bad_request', `input "${data.input}" must be BYTES (text) to be explained by occlusion`);
+  const texts = raw.data.map(String);
+  const rows = texts.length;
+  const shapeOf = (n: number) => (raw.dims.length === 2 ? [n, 1] : [n]);
+  const plain = await deps.engine.run(model, { [data.input]: { type: 'string', dims: shapeOf(rows), data: texts } }, { rows });
+  let r;
+  try {
+    r = await occlusion(
+      texts,
+      async (batch) => {
+        const out = await deps.engine.run(
+          model,
+          { [data.input]: { type: 'string', dims: shapeOf(batch.length), data: batch } },
+          { outputs: [data.output], rows: batch.length },
+        );
+        const t = out[data.output];
+        if (!t || t.type !== 'float32') throw new AppError('bad_request', `output "${data.output}" is not FP32`);
+        return { scores: t.data as Float32Array, classes: t.dims.length > 1 ? t.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+      },
+      { ...(data.classIndex !== undefined ? { classIndex: data.classIndex } : {}), runRows: data.runRows },
+    );
+  } catch (e) {
+    if (e instanceof RangeError) throw new AppError('bad_request', e.message);
+    throw e;
+  }
+  const width = Math.max(0, ...r.map((x) => x.tokens.length));
+  const tokens: string[] = [];
+  const attributions = new Float32Array(rows * width);
+  r.forEach((x, n) => {
+    for (let k = 0; k < width; k++) tokens.push(x.tokens[k] ?? '');
+    attributions.set(x.attributions, n * width);
+  });
+  const wanted = data.request.outputs ? new Set(data.request.outputs) : null;
+  const outputs: JobTensor[] = [];
+  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
+  outputs.push(fromRaw('explain_tokens', { type: 'string', dims: [rows, width], data: tokens }));
+  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, width], data: attributions })!);
+  return { ok: true, outputs, base: r.map((x) => x.base), classes: r.map((x) => x.class) };
 }
 
 function feed(t: JobTensor): RawTensor {

@@ -29,7 +29,7 @@ export interface InferDeps {
   warmer?: { used(model: { name: string; version: number }): void };
 }
 
-type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
+export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
 
 const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
 
@@ -58,7 +58,7 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
  * through the job's progress so that the load does not count against the requests' timeout. Their
  * deadlines move by the load's duration for the same reason.
  */
-async function loadFirst(job: InferJobLike, engine: Engine, model: ModelHandle, requests: InferRequest[]) {
+export async function loadFirst(job: InferJobLike, engine: Pick<Engine, 'warm'>, model: ModelHandle, requests: InferRequest[]) {
   const since = Date.now();
   const report = (p: LoadProgress) => void job.updateProgress?.(p).catch(() => {});
   report({ model: model.label!, loading: since });

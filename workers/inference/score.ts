@@ -52,7 +52,7 @@ interface ChunkExtras {
   driftSample?: number;
 }
 
-const DEFAULT_EXPLAIN_RUN_ROWS = 16_384;
+const DEFAULT_EXPLAIN_RUN_ROWS = 1024;
 
 /** The background rows and settings an explained batch's segments take to their threads. */
 async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | undefined): Promise<ChunkExtras> {

@@ -62,12 +62,13 @@ export function list() {
           : h('p', { class: 'muted' }, 'No live worker: none has published its figures lately.'),
         h('h2', {}, 'Queues'),
         table(
-          ['Queue', 'waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'],
+          ['Queue', 'Consumed by', 'waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'],
           Object.entries(queues).map(([q, c]) =>
             h(
               'tr',
-              { 'data-queue': q },
+              { 'data-queue': q, 'data-consumers': c.consumers ?? '', ...(c.notStarted ? { 'data-not-started': '' } : {}) },
               h('td', {}, q),
+              consumedBy(c),
               ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed'].map((s) =>
                 h('td', { class: 'num' }, fmtNum(c[s] ?? 0)),
               ),
@@ -79,4 +80,15 @@ export function list() {
     (e) => put(body, errorBox(e)),
   );
   return { el, stop };
+}
+
+/**
+ * Who takes a queue: the number of live workers; for a queue no worker of its kind was started for
+ * (GPU queues on a CPU-only platform), that it was not started, which is not a fault; "no worker"
+ * (flagged) only when workers that should take it are missing.
+ */
+function consumedBy(c) {
+  if (c.notStarted) return h('td', { class: 'muted', title: c.notStarted }, c.notStarted.split(':')[0]);
+  if (c.consumers === 0) return h('td', { class: 'warn', title: 'no live worker takes this queue: its jobs wait' }, 'no worker running');
+  return h('td', { class: 'num' }, `${fmtNum(c.consumers)} worker${c.consumers === 1 ? '' : 's'}`);
 }

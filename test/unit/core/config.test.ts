@@ -31,6 +31,7 @@ describe('config', () => {
     ['MODELQ_DEVICE', 'tpu'],
     ['MODELQ_QUEUES', 'infer,bogus'],
     ['MODELQ_REDIS_URL', 'http://x'],
+    ['MODELQ_REDIS_URL', 'redis://:pa@ss@host:port'],
     ['MODELQ_PREFIX', 'has space'],
     ['MODELQ_ENGINE_THREADS', '0'],
   ])('rejects %s=%s with a message naming the key', (key, value) => {

@@ -1,6 +1,6 @@
 // Drift statistics: bins from quantiles, PSI and Jensen-Shannon distance against hand-computed values, levels.
 import { describe, expect, it } from 'vitest';
-import { binOf, buildProfile, driftReport, jsDistance, levelOf, modelSlots, psi } from '../../../core/drift.ts';
+import { binOf, buildProfile, countRows, driftReport, jsDistance, levelOf, modelSlots, psi } from '../../../core/drift.ts';
 
 describe('drift statistics', () => {
   it('bins by cut points: edges[i-1] <= v < edges[i]', () => {
@@ -46,5 +46,34 @@ describe('drift statistics', () => {
     ]);
     expect(r.level).toBe('alert');
     expect(driftReport(p, new Map(), 0, t).level).toBe('no_data');
+  });
+
+  it('profiles a string feature of sentences as word frequencies (text), one of single words as categories', () => {
+    const slots = modelSlots([
+      { name: 'review', datatype: 'BYTES', shape: [-1] },
+      { name: 'color', datatype: 'BYTES', shape: [-1, 1] },
+    ]);
+    const reviews = ['Good movie, good plot', 'bad movie', 'the plot was good'];
+    const p = buildProfile(slots, [reviews, ['red', 'blue', 'red']]);
+    const [text, cat] = p.features;
+    expect(text!.kind).toBe('text');
+    // 10 words: good x3, movie x2, plot x2, bad, the, was (ties in word order)
+    expect(text!.kind === 'text' && text!.tokens).toEqual(['good', 'movie', 'plot', 'bad', 'the', 'was']);
+    expect(text!.expected).toEqual([3, 2, 2, 1, 1, 1, 0].map((x) => x / 10));
+    expect(cat!.kind).toBe('categorical');
+    // a window: every word counted into its bin, unknown words as "other"
+    const counts = new Map<string, number>();
+    const rows = countRows(
+      p,
+      [
+        { name: 'review', shape: [2], data: ['GOOD good zebra', 'plot'] },
+        { name: 'color', shape: [2, 1], data: ['red', 'green'] },
+      ],
+      counts,
+    );
+    expect(rows).toBe(2);
+    expect(Object.fromEntries(counts)).toEqual({ '0:0': 2, '0:6': 1, '0:2': 1, '1:0': 1, '1:2': 1 });
+    const r = driftReport(p, counts, rows, { warn: 0.1, alert: 0.25 });
+    expect(r.features[0]).toMatchObject({ kind: 'text', metric: 'js' });
   });
 });

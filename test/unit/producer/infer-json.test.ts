@@ -64,6 +64,19 @@ describe('parseInferJson', () => {
     for (const t of aside) expect(parseInferJson(Buffer.from(t)), t).toBeUndefined();
   });
 
+  it('reads BYTES data as the strings JSON.parse reads (escapes, accents, CJK, emoji, empty), and numbers in it exactly', () => {
+    const same = [
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[5],"data":["plain","crème brûlée","東京 🍕","","say \\"hi\\",\\n\\u0000 ok"]}]}',
+      '{"inputs":[{"name":"text","datatype":"BYTES","shape":[2,1],"data":[["a"],["b"]]}]}',
+    ];
+    for (const t of same) expect(parseInferJson(Buffer.from(t))).toEqual(JSON.parse(t));
+    // Numbers under BYTES are not read as float32: the exact numbers come back (the check then answers 400).
+    const nums = '{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":[1,2.5]}]}';
+    const got = parseInferJson(Buffer.from(nums)) ?? JSON.parse(nums);
+    expect(got).toEqual(JSON.parse(nums));
+    expect(Array.isArray((got as { inputs: { data: unknown }[] }).inputs[0]!.data)).toBe(true);
+  });
+
   it('skips a byte order mark when told where the JSON starts', () => {
     const b = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"inputs":[{"datatype":"FP32","data":[0.5]}]}')]);
     expect(f32(parseInferJson(b, 3))).toBe(f32({ inputs: [{ datatype: 'FP32', data: new Float32Array([0.5]) }] }));

@@ -17,6 +17,7 @@ describe('batch format sniffing', () => {
     expect(sniff(b('PK\x03\x04rest'))).toMatchObject({ format: null, what: expect.stringMatching(/ZIP/) });
     expect(sniff(b('[{"input":[1]}]'))).toMatchObject({ format: null, what: expect.stringMatching(/JSON array/) });
     expect(sniff(b([0x41, 0x00, 0x42, 0x00]))).toMatchObject({ format: null, what: expect.stringMatching(/binary/) });
+    expect(sniff(b([0xff, 0xfe, 0x61, 0x00]))).toMatchObject({ format: null, what: expect.stringMatching(/UTF-16 text \(save it as UTF-8\)/) });
     expect(sniff(b(' \n\r\n'))).toMatchObject({ format: null, empty: true });
   });
 

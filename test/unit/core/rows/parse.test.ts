@@ -46,6 +46,8 @@ describe('string rows', () => {
   it('CSV header checks name the missing input column, and keep numeric models positional', () => {
     expect(checkCsvHeader('id,body', text)).toBe('the CSV header has no column "text" (the model\'s input)');
     expect(checkCsvHeader('text', text2)).toBeNull();
+    expect(checkCsvHeader('\uFEFFtext,id', text)).toBeNull(); // a spreadsheet's byte order mark
+    expect(rowParser('csv', text, '\uFEFFid,text')('7,hi')).toEqual({ id: '7', values: { text: ['hi'] }, shapes: { text: [] } });
     expect(checkCsvHeader('a,b,c', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toBeNull();
     expect(checkCsvHeader('a,b', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toMatch(/2 feature columns.*takes 3/);
     expect(checkCsvHeader('x', [{ name: 'x', datatype: 'BYTES', shape: [-1, 2] }])).toMatch(/use JSONL/);

@@ -6,7 +6,13 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   batch: async () => (await import('./batch.ts')).benchBatch(),
   'parquet-decode': async () => (await import('./parquet-decode.ts')).benchParquetDecode(),
   train: async () => (await import('./train.ts')).benchTrain(),
-  'train-text': async () => (await import('./train-text.ts')).benchTrainText(),
+  'train-text': async () => {
+    const t = await import('./train-text.ts');
+    // Serving figures of the model just trained (online requests/s, batch rows/s against a numeric twin); BENCH_TEXT_SERVE=0 skips them.
+    if (process.env.BENCH_TEXT_SERVE !== '0')
+      t.textBenchHooks.push(async ({ model, texts }) => (await import('./text-serve.ts')).benchTextServe({ model, sentences: texts }));
+    return t.benchTrainText();
+  },
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
   explain: async () => (await import('./explain.ts')).benchExplain(),

@@ -93,7 +93,9 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
   const ref = JSON.parse((await deps.store.get(o.predictionsKey)).toString('utf8')) as Predictions;
   const feeds = referenceFeeds(ref);
   const out = await deps.engine.run(handle, feeds);
-  const diff = maxDiff(out, ref, o.classes);
+  const wrong = labelMismatch(out, ref, o.classes);
+  if (wrong) throw new AppError('internal', `the ONNX export's label differs from the trainer's on validation row ${wrong.row}: ${wrong.got} vs ${wrong.want}`);
+  const diff = maxDiff(out, ref);
   if (!(diff < EXPORT_TOLERANCE)) throw new AppError('internal', `the ONNX export differs from the trainer by ${diff} (limit ${EXPORT_TOLERANCE})`);
 
   const hp = data.hyperparameters;
@@ -154,8 +156,17 @@ export function referenceFeeds(ref: Predictions): Record<string, RawTensor> {
   return feeds;
 }
 
-/** Largest difference between the engine's outputs and the trainer's; a differing label (the class itself) counts as Infinity. */
-function maxDiff(out: Record<string, RawTensor>, ref: Predictions, classes?: (string | number)[]): number {
+/** The first reference row whose label (the class itself) differs between the export and the trainer. */
+function labelMismatch(out: Record<string, RawTensor>, ref: Predictions, classes?: (string | number)[]): { row: number; got: string; want: string } | null {
+  if (!ref.labels) return null;
+  const got = out.label ? Array.from(out.label.data as unknown as ArrayLike<string | number | bigint>, String) : [];
+  const want = ref.labels.map((i) => String(classes ? classes[i] : i));
+  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) return { row: i, got: JSON.stringify(got[i] ?? null), want: JSON.stringify(want[i]) };
+  return null;
+}
+
+/** Largest difference between the engine's probabilities (or predictions) and the trainer's. */
+function maxDiff(out: Record<string, RawTensor>, ref: Predictions): number {
   const num = (t: RawTensor | undefined) => (t ? Array.from(t.data as unknown as ArrayLike<number | bigint>, Number) : []);
   let d = 0;
   const cmp = (a: number[], b: number[] | undefined) => {
@@ -164,9 +175,6 @@ function maxDiff(out: Record<string, RawTensor>, ref: Predictions, classes?: (st
   };
   if (ref.probabilities) {
     cmp(num(out.probabilities), ref.probabilities);
-    const got = out.label ? Array.from(out.label.data as unknown as ArrayLike<string | number | bigint>, String) : [];
-    const want = (ref.labels ?? []).map((i) => String(classes ? classes[i] : i));
-    if (got.length !== want.length || got.some((g, i) => g !== want[i])) d = Infinity;
   } else {
     cmp(num(out.prediction), ref.prediction);
   }

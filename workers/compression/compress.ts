@@ -62,7 +62,9 @@ function methodOptionsOf(data: CompressJob): Record<string, unknown> {
 async function distillStudent(job: Progress, p: Parent, options: Record<string, unknown>, deps: CompressDeps) {
   if (!p.rows || !p.outBefore) throw new AppError('bad_request', 'distill needs a dataset; the teacher labels its rows');
   const o = options as unknown as DistillOptions;
-  const d = await distill(String(job.id), p.record, p.handle, o, p.rows, p.outBefore, deps, (x) => job.updateProgress(x as unknown as object));
+  const d = await distill(String(job.id), p.record, p.handle, o, p.rows, p.outBefore, { ...deps, teacherBytes: p.bytes }, (x) =>
+    job.updateProgress(x as unknown as object),
+  );
   const details = {
     teacherParams: parameterCount(p.bytes),
     studentParams: parameterCount(d.bytes),
@@ -73,6 +75,7 @@ async function distillStudent(job: Progress, p: Parent, options: Record<string, 
     trainRows: p.rows.rows - d.heldOut.length,
     augmentedRows: d.augmentedRows,
     heldOutRows: d.heldOut.length,
+    ...(d.textFeatures ? { textFeatures: d.textFeatures } : {}),
   };
   return { rewritten: { bytes: d.bytes, details }, distilled: d };
 }

@@ -18,6 +18,11 @@ import type { DistillProgress, Transfer } from '../trainer/run-distill.ts';
 import { runInSandbox } from '../trainer/sandbox.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { argmaxRows, runRows, type EvalRows } from './dataset.ts';
+import { graphClasses, spliceStudent, splitAtHead, type TextSplit } from './distill-text.ts';
+import { scratchModel } from './measure.ts';
+
+/** The student head's input while it trains, renamed to the front end's feature tensor when spliced. */
+const STUDENT_INPUT = 'head_features';
 
 export interface DistillOptions {
   hidden: number[];
@@ -152,6 +157,8 @@ export interface DistillResult {
   augmentedRows: number;
   epochsRun: number;
   bestEpoch: number;
+  /** A text model's: width of the feature vector the student head reads. */
+  textFeatures?: number;
 }
 
 /**
@@ -185,12 +192,24 @@ export async function distill(
   o: DistillOptions,
   rows: EvalRows,
   teacherOut: Record<string, RawTensor>,
-  deps: { store: ArtifactStore; cfg: Config; engine: Engine },
+  deps: { store: ArtifactStore; cfg: Config; engine: Engine; cacheDir?: string; teacherBytes?: Uint8Array },
   onProgress?: (p: DistillProgress) => Promise<void> | void,
 ): Promise<DistillResult> {
-  // The student is an MLP over the teacher's numeric input; a text model's strings are not that.
-  if (rows.texts) throw new AppError('bad_request', `distill: input "${rows.input.name}" takes strings (a text model); distillation takes numeric inputs`);
-  const plan = planStudent(teacher.outputs, teacherOut, rows.info.classes);
+  // A text model keeps its string front end: the student is an MLP over the feature vector its head
+  // reads (distill-text.ts), spliced after that front end.
+  let text: { split: TextSplit; back?: ModelHandle } | undefined;
+  if (rows.texts) {
+    const split = splitAtHead(deps.teacherBytes!);
+    const front = await scratchModel(split.front, deps.cacheDir);
+    const feats = (await runRows(deps.engine, front, rows))[split.feature]!;
+    if (!(feats.data instanceof Float32Array) || feats.data.length !== rows.rows * split.width)
+      throw new AppError('invalid_model', `distill: the text model's feature tensor "${split.feature}" is not float32 [N, ${split.width}]`);
+    text = { split, ...(split.back ? { back: await scratchModel(split.back, deps.cacheDir) } : {}) };
+    rows = { ...rows, x: feats.data, width: split.width, texts: undefined, input: { name: split.feature, datatype: 'FP32', shape: [-1, split.width] } };
+  }
+  const labelOut = teacher.outputs.find((o) => o.datatype === 'BYTES' || o.datatype === 'INT64');
+  const classes = rows.info.classes ?? (labelOut && deps.teacherBytes ? graphClasses(deps.teacherBytes, labelOut.name) : undefined);
+  const plan = planStudent(teacher.outputs, teacherOut, classes);
   const n = rows.rows;
   const nVal = Math.max(1, Math.round(n * DISTILL_DEFAULTS.heldOut));
   if (n - nVal < 2) throw new AppError('bad_request', `dataset "${rows.id}" has ${n} rows; distill needs at least 3 (a tenth is held out)`);
@@ -203,10 +222,10 @@ export async function distill(
   const C = plan.outputs;
   let xTrain = takeRows(rows.x, rows.width, train);
   let yTrain = takeRows(y, C, train);
-  const copies = o.augment ?? Math.min(MAX_AUTO_AUGMENT, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1));
+  const copies = text && !text.back ? 0 : (o.augment ?? Math.min(MAX_AUTO_AUGMENT, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1)));
   if (copies > 0) {
     const xs = noisyCopies(rows.x, rows.width, train, copies, o.noise, o.seed ^ 0xa06);
-    const ys = targets((await runRows(deps.engine, teacherModel, { ...rows, x: xs, rows: xs.length / rows.width }))[plan.primary]!);
+    const ys = targets((await runRows(deps.engine, text?.back ?? teacherModel, { ...rows, x: xs, rows: xs.length / rows.width }))[plan.primary]!);
     const join = (a: Float32Array, b: Float32Array) => {
       const out = new Float32Array(a.length + b.length);
       out.set(a);
@@ -229,7 +248,7 @@ export async function distill(
   const studentKey = `${dir}/student.onnx`;
   await deps.store.put(transferKey, serialize(transfer));
   try {
-    const input = { name: rows.input.name, shape: rows.input.shape.map((d, i): Dim => (d >= 0 ? d : i === 0 ? 'N' : d)) };
+    const input = { name: text ? STUDENT_INPUT : rows.input.name, shape: rows.input.shape.map((d, i): Dim => (d >= 0 ? d : i === 0 ? 'N' : d)) };
     const outcome = await runInSandbox(
       {
         kind: 'distill',
@@ -246,8 +265,17 @@ export async function distill(
       },
       { onProgress },
     );
-    const bytes = new Uint8Array(await deps.store.get(studentKey));
-    return { bytes, plan, heldOut, augmentedRows: train.length * copies, epochsRun: outcome.epochsRun, bestEpoch: outcome.bestEpoch };
+    let bytes: Uint8Array = new Uint8Array(await deps.store.get(studentKey));
+    if (text) bytes = spliceStudent(deps.teacherBytes!, text.split, bytes, STUDENT_INPUT);
+    return {
+      bytes,
+      plan,
+      heldOut,
+      augmentedRows: train.length * copies,
+      epochsRun: outcome.epochsRun,
+      bestEpoch: outcome.bestEpoch,
+      ...(text ? { textFeatures: text.split.width } : {}),
+    };
   } finally {
     await deps.store.deletePrefix(`${dir}/`).catch(() => {});
   }

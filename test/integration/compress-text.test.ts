@@ -149,7 +149,21 @@ describe('compressing a text model', () => {
     const qdq = await compress({ model: 'mixed@1', method: 'quantize-int8-static', dataset: mds, features: ['price', 'title', 'section'], target: 'label' });
     expect(qdq.report.details.calibration).toMatchObject({ source: 'dataset', rows: 256 });
     expect(qdq.report.dataset.accuracyAfter).toBeGreaterThanOrEqual(0.95);
-  });
+    // Distillation reads all three inputs through the same front end (standardization, tf-idf, one-hot).
+    const small = await compress({
+      model: 'mixed@1',
+      method: 'distill',
+      options: { hidden: [8], epochs: 80, augment: 1, learningRate: 0.02, batchSize: 32 },
+      dataset: mds,
+      features: ['price', 'title', 'section'],
+      target: 'label',
+      registerAs: 'mixed-small',
+    });
+    expect(small.report.details.textFeatures).toBe(width);
+    const share = Math.max(...['sport', 'food', 'tech', 'travel'].map((c) => lines.filter((l) => l.label === c).length)) / lines.length;
+    expect(small.report.dataset.argmaxAgreement).toBeGreaterThanOrEqual(share + (1 - share) * 0.75);
+    expect(await onnxCheck(await download('mixed-small', 1))).toBeNull();
+  }, 240_000);
 
   it('distill: the string front end stays, a smaller MLP head learns the teacher; accuracy on the text dataset in the report', async () => {
     const { model: m, report } = await compress({

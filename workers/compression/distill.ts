@@ -39,6 +39,8 @@ export interface DistillOptions {
 /** Noisy copies per training row when the request leaves `augment` open: enough for a transfer set of about this many rows. */
 export const AUTO_TRANSFER_ROWS = 40_000;
 export const MAX_AUTO_AUGMENT = 9;
+/** Most float values (rows x width) of the automatic transfer set of a text model: 64M, 256 MB. */
+export const AUTO_TRANSFER_VALUES = 64 * 1024 * 1024;
 
 export interface StudentPlan {
   task: 'classification' | 'regression';
@@ -222,7 +224,10 @@ export async function distill(
   const C = plan.outputs;
   let xTrain = takeRows(rows.x, rows.width, train);
   let yTrain = takeRows(y, C, train);
-  const copies = text && !text.back ? 0 : (o.augment ?? Math.min(MAX_AUTO_AUGMENT, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1)));
+  // A text model's feature vector is as wide as its vocabulary: automatic copies stay within AUTO_TRANSFER_VALUES.
+  const fit = text ? Math.floor(AUTO_TRANSFER_VALUES / (train.length * rows.width)) - 1 : MAX_AUTO_AUGMENT;
+  const auto = Math.min(MAX_AUTO_AUGMENT, fit, Math.max(0, Math.ceil(AUTO_TRANSFER_ROWS / train.length) - 1));
+  const copies = text && !text.back ? 0 : (o.augment ?? Math.max(0, auto));
   if (copies > 0) {
     const xs = noisyCopies(rows.x, rows.width, train, copies, o.noise, o.seed ^ 0xa06);
     const ys = targets((await runRows(deps.engine, text?.back ?? teacherModel, { ...rows, x: xs, rows: xs.length / rows.width }))[plan.primary]!);

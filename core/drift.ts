@@ -63,6 +63,8 @@ export interface Slot {
   input: string;
   column: number;
   categorical: boolean;
+  /** For categorical slots: profile as text (true) or as categories (false); unset, by the values' word count. */
+  text?: boolean;
 }
 
 /**
@@ -94,7 +96,7 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
     rows,
     features: slots.map((s, k) => {
       const v = values[k]!;
-      if (s.categorical && isText(v.map(String))) {
+      if (s.categorical && (s.text ?? isText(v.map(String)))) {
         const words = v.map((x) => textWords(String(x)));
         const freq = new Map<string, number>();
         for (const ws of words) for (const w of ws) freq.set(w, (freq.get(w) ?? 0) + 1);

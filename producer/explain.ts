@@ -141,7 +141,10 @@ export function createExplain(d: ProducerDeps): ExplainFn {
 
 /** Query parameters of an explained batch (strings, as a query string carries them). */
 export const batchExplainParams = {
-  explain: z.enum(['true', 'false']).optional().meta({ description: 'true: every output line gets attributions (the model needs a background)' }),
+  explain: z
+    .enum(['true', 'false'])
+    .optional()
+    .meta({ description: 'true: every output line gets attributions (a features model needs a background; a text model gets its words by occlusion)' }),
   explainSamples: z.coerce
     .number()
     .int()
@@ -159,7 +162,7 @@ export const batchExplainParams = {
     .meta({ description: 'Seed of the permutations (default 0)' }),
 };
 
-/** The explain settings of a batch, checked at submit (the model must be explainable and have a background), or undefined. */
+/** The explain settings of a batch, checked at submit (the model must be explainable: a text model, or one with a background), or undefined. */
 export function batchExplain(
   model: VersionRecord,
   q: { explain?: 'true' | 'false'; explainSamples?: number; explainClass?: number; explainSeed?: number },
@@ -167,24 +170,35 @@ export function batchExplain(
 ): BatchExplain | undefined {
   if (q.explain !== 'true') return undefined;
   const t = explainTarget(model);
-  if (t.text) throw badRequest(`model ${model.name} takes text: its words are explained online (parameters.explain on /v2), not in batches yet`);
+  const clash = model.outputs.find((o) => (EXPLAIN_OUTPUT_NAMES as readonly string[]).includes(o.name));
+  if (clash) throw badRequest(`model ${model.name} has an output named "${clash.name}", which explained batch lines use for the explanation`);
+  const classes = model.outputs.find((o) => o.name === t.output)?.shape[1];
+  if (q.explainClass !== undefined && classes !== undefined && classes > 0 && q.explainClass >= classes) {
+    throw badRequest(`explainClass ${q.explainClass} is out of range: output "${t.output}" has ${classes} columns`);
+  }
+  // Text models: occlusion of each distinct word (no background, nothing sampled).
+  if (t.text)
+    return {
+      method: 'occlusion',
+      input: t.input,
+      output: t.output,
+      features: 1,
+      samples: 2,
+      seed: 0,
+      ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
+    };
   const bg = model.explain?.background;
   if (!bg)
     throw badRequest(
       `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
     );
   if (bg.features !== t.features) throw badRequest(`the model has ${t.features} features, its background ${bg.features}`);
-  const clash = model.outputs.find((o) => (EXPLAIN_OUTPUT_NAMES as readonly string[]).includes(o.name));
-  if (clash) throw badRequest(`model ${model.name} has an output named "${clash.name}", which explained batch lines use for the explanation`);
   const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
   const per = evaluationsPerRow(samples + (samples % 2), bg.rows, t.features);
   if (per > maxEvals)
     throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
-  const classes = model.outputs.find((o) => o.name === t.output)?.shape[1];
-  if (q.explainClass !== undefined && classes !== undefined && classes > 0 && q.explainClass >= classes) {
-    throw badRequest(`explainClass ${q.explainClass} is out of range: output "${t.output}" has ${classes} columns`);
-  }
   return {
+    method: 'shapley',
     input: t.input,
     output: t.output,
     features: t.features,

@@ -9,7 +9,9 @@ export const batchExplainSchema = z.object({
   input: z.string(),
   output: z.string(),
   features: z.number().int().min(1),
-  background: artifactRefSchema,
+  /** shapley (features models, against `background`) or occlusion (text models: one BYTES input, no background). */
+  method: z.enum(['shapley', 'occlusion']).optional(),
+  background: artifactRefSchema.optional(),
   samples: z.number().int().min(2),
   seed: z.number().int().min(0),
   classIndex: z.number().int().min(0).optional(),
@@ -17,9 +19,10 @@ export const batchExplainSchema = z.object({
 export type BatchExplain = z.infer<typeof batchExplainSchema>;
 
 /** What an explained batch's output lines carry besides the model's outputs (also the CSV and Parquet columns). */
-export const EXPLAIN_OUTPUT_NAMES = ['attributions', 'explain_base', 'explain_class'] as const;
+export const EXPLAIN_OUTPUT_NAMES = ['attributions', 'explain_base', 'explain_class', 'explain_tokens'] as const;
 export const explainOutputSpecs = (e: BatchExplain): TensorSpec[] => [
-  { name: 'attributions', datatype: 'FP32', shape: [-1, e.features] },
+  ...(e.method === 'occlusion' ? [{ name: 'explain_tokens', datatype: 'BYTES' as const, shape: [-1, -1] }] : []),
+  { name: 'attributions', datatype: 'FP32', shape: [-1, e.method === 'occlusion' ? -1 : e.features] },
   { name: 'explain_base', datatype: 'FP32', shape: [-1] },
   { name: 'explain_class', datatype: 'INT32', shape: [-1] },
 ];

@@ -9,21 +9,30 @@ export interface RowRef {
   id: string;
 }
 
+/** A tensor padded per row whose lines carry only each row's first `rowLengths[row]` values (explained text: its words). */
+export type RowLengths = RawTensor & { rowLengths?: ArrayLike<number> };
+
 /** JSON.stringify's text for one number of an output. */
 const num = (x: number) => (Number.isFinite(x) ? String(x) : 'null');
 
 /** Lines for rows[a, b), whose outputs are rows [from, from + b - a) of `result`; each line ends with '\n'. */
 export function outputLines(rows: readonly RowRef[], a: number, b: number, result: Record<string, RawTensor>, from = 0): string {
-  const outs = Object.entries(result).map(([name, t]) => ({ key: `${JSON.stringify(name)}:[`, per: elementCount(t.dims.slice(1)), data: t.data }));
+  const outs = Object.entries(result).map(([name, t]) => ({
+    key: `${JSON.stringify(name)}:[`,
+    per: elementCount(t.dims.slice(1)),
+    data: t.data,
+    lengths: (t as RowLengths).rowLengths,
+  }));
   let text = '';
   for (let r = a; r < b; r++) {
     const row = rows[r]!;
     text += row.id ? `{"row":${row.n},"id":${row.id},"outputs":{` : `{"row":${row.n},"outputs":{`;
     const i = from + r - a;
     for (let o = 0; o < outs.length; o++) {
-      const { key, per, data } = outs[o]!;
+      const { key, per: width, data, lengths } = outs[o]!;
+      const per = lengths ? lengths[i]! : width;
       text += o ? `,${key}` : key;
-      const s = i * per;
+      const s = i * width;
       if (Array.isArray(data)) {
         for (let k = 0; k < per; k++) text += (k ? ',' : '') + JSON.stringify(data[s + k]);
       } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {

@@ -49,6 +49,8 @@ export async function sendParts(
 ): Promise<void> {
   const format = req.query.format === undefined ? 'jsonl' : String(req.query.format);
   if (!(FORMATS as readonly string[]).includes(format)) throw badRequest(`format must be one of ${FORMATS.join(', ')}`);
+  if (kind === 'output' && format !== 'jsonl' && v.spec.explain?.method === 'occlusion')
+    throw badRequest(`batch ${v.id} explains text (a list of words per row, of varying length): download it as JSONL (format=jsonl), not ${format}`);
   const parts = await partsOf(deps.store, v, kind, scored);
   const ext = kind === 'output' ? format : 'jsonl'; // errors are JSONL whatever the format
   res.setHeader('Content-Type', ext === 'csv' ? 'text/csv; charset=utf-8' : ext === 'parquet' ? 'application/vnd.apache.parquet' : 'application/x-ndjson');

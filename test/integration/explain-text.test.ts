@@ -88,14 +88,49 @@ describe('text models', () => {
     expect((await bad.json()).error).toMatch(/explainClass 5 is out of range/);
   });
 
-  it('refuses an explained batch of a text model, saying so', async () => {
-    const res = await fetch(`${p.url}/v1/batches?model=sentiment&explain=true`, {
+  it('explains a JSONL batch of a text model row by row, as the online request of that row', async () => {
+    const rows = [...TEXTS, 'good good GOOD bad', ''];
+    const sub = await fetch(`${p.url}/v1/batches?model=sentiment&explain=true&chunkRows=2`, {
+      method: 'POST',
+      body: rows.map((text, i) => JSON.stringify({ id: i, text })).join('\n'),
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-ndjson' },
+    });
+    const accepted = await sub.json();
+    expect(sub.status, JSON.stringify(accepted)).toBe(202);
+    await until(async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${accepted.id}`, { headers: auth(ADMIN) })).json();
+      return v.status === 'completed' ? v : null;
+    }, 'the explained text batch');
+    const out = await fetch(`${p.url}/v1/batches/${accepted.id}/output`, { headers: auth(ADMIN) });
+    const lines = (await out.text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: number; outputs: Record<string, (string | number)[]> });
+    expect(lines.map((l) => l.id)).toEqual([0, 1, 2, 3, 4]);
+    for (const [n, text] of rows.entries()) {
+      const online = await (await infer('sentiment', [text], { explain: true })).json();
+      const o = (name: string) => online.outputs.find((x: { name: string }) => x.name === name).data as (string | number)[];
+      const line = lines[n]!.outputs;
+      // Each line: the row's own distinct words (no padding) and one attribution per word.
+      expect(line.explain_tokens).toEqual(o('explain_tokens').filter((t) => t !== ''));
+      expect(line.attributions!.length).toBe(line.explain_tokens!.length);
+      line.attributions!.forEach((a, k) => expect(a).toBeCloseTo(o('attributions')[k] as number, 5));
+      expect(line.explain_base![0]).toBeCloseTo(online.parameters.explain_base[0], 5);
+      expect(line.explain_class).toEqual(online.parameters.explain_class);
+    }
+    expect(lines[3]!.outputs.explain_tokens).toEqual(['good', 'bad']);
+    expect(lines[4]!.outputs.explain_tokens).toEqual([]);
+    // CSV and Parquet have no column shape for a list of words per row: refused, naming JSONL.
+    const csv = await fetch(`${p.url}/v1/batches/${accepted.id}/output?format=csv`, { headers: auth(ADMIN) });
+    expect(csv.status).toBe(400);
+    expect((await csv.json()).error.message).toMatch(/explains text.*format=jsonl/);
+    const bad = await fetch(`${p.url}/v1/batches?model=sentiment&explain=true&explainClass=5`, {
       method: 'POST',
       body: JSON.stringify({ text: 'good' }),
       headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/x-ndjson' },
     });
-    expect(res.status).toBe(400);
-    expect((await res.json()).error.message).toMatch(/takes text.*not in batches/);
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toMatch(/explainClass 5 is out of range/);
   });
 
   it('builds a text reference from the first scored rows and reports word-frequency drift (Jensen-Shannon)', async () => {

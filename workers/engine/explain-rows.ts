@@ -4,6 +4,8 @@
 // `explain_base` [rows] and `explain_class` [rows], which the output lines carry like outputs.
 import { AppError } from '../../core/errors.ts';
 import type { RawTensor } from '../../core/tensors.ts';
+import type { RowLengths } from '../../core/rows/output-lines.ts';
+import { occlusion } from '../explain/occlusion.ts';
 import { shapley } from '../explain/shapley.ts';
 import type { RunFeeds } from './run-feeds.ts';
 
@@ -12,6 +14,8 @@ export interface ExplainRows {
   input: string;
   output: string;
   features: number;
+  /** occlusion: a text model's words (no background); else Shapley. */
+  method?: 'shapley' | 'occlusion';
   /** Row-major [rows, features]. */
   background: Float32Array;
   samples: number;
@@ -25,6 +29,7 @@ export type RunOutputs = (feeds: Record<string, RawTensor>, outputs?: string[]) 
 
 /** `run`, followed by the attributions of the rows it scored; rows are seeded by their number in the file. */
 export function explainingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): RunFeeds {
+  if (e.method === 'occlusion') return occludingRun(run, runOutputs, e);
   return async (feeds, refs) => {
     const result = await run(feeds, refs);
     const t = feeds[e.input];
@@ -61,6 +66,57 @@ export function explainingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainR
       attributions: { type: 'float32', dims: [rows, e.features], data: r.attributions },
       explain_base: { type: 'float32', dims: [rows], data: Float32Array.from(r.base) },
       explain_class: { type: 'int32', dims: [rows], data: Int32Array.from(r.classes) },
+    };
+  };
+}
+
+/**
+ * A text model's rows: `run`, then each row's distinct words attributed by occlusion (as the online
+ * answer, workers/explain/occlusion.ts); the result gains `explain_tokens` and `attributions`, padded
+ * to the run's wordiest row but written per line with the row's own words only, plus `explain_base`
+ * (the empty text's score) and `explain_class`.
+ */
+function occludingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): RunFeeds {
+  return async (feeds, refs) => {
+    const result = await run(feeds, refs);
+    const t = feeds[e.input];
+    if (!t || t.type !== 'string' || !Array.isArray(t.data) || (t.dims.length === 2 && t.dims[1] !== 1) || t.dims.length > 2) {
+      throw new AppError('bad_request', `input "${e.input}" must be BYTES [rows] or [rows, 1] (text) to be explained by occlusion`);
+    }
+    const texts = t.data.map(String);
+    const rows = texts.length;
+    const shapeOf = (n: number) => (t.dims.length === 2 ? [n, 1] : [n]);
+    let r;
+    try {
+      r = await occlusion(
+        texts,
+        async (batch) => {
+          const out = (await runOutputs({ [e.input]: { type: 'string', dims: shapeOf(batch.length), data: batch } }, [e.output]))[e.output];
+          if (!out || out.type !== 'float32') throw new AppError('bad_request', `output "${e.output}" is not FP32`);
+          return { scores: out.data as Float32Array, classes: out.dims.length > 1 ? out.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+        },
+        { ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}), runRows: e.runRows },
+      );
+    } catch (err) {
+      if (err instanceof RangeError) throw new AppError('bad_request', err.message);
+      throw err;
+    }
+    const width = Math.max(0, ...r.map((x) => x.tokens.length));
+    const lengths = Int32Array.from(r, (x) => x.tokens.length);
+    const tokens: string[] = [];
+    const attributions = new Float32Array(rows * width);
+    r.forEach((x, n) => {
+      for (let k = 0; k < width; k++) tokens.push(x.tokens[k] ?? '');
+      attributions.set(x.attributions, n * width);
+    });
+    const explainTokens: RowLengths = { type: 'string', dims: [rows, width], data: tokens, rowLengths: lengths };
+    const attr: RowLengths = { type: 'float32', dims: [rows, width], data: attributions, rowLengths: lengths };
+    return {
+      ...result,
+      explain_tokens: explainTokens,
+      attributions: attr,
+      explain_base: { type: 'float32', dims: [rows], data: Float32Array.from(r, (x) => x.base) },
+      explain_class: { type: 'int32', dims: [rows], data: Int32Array.from(r, (x) => x.class) },
     };
   };
 }

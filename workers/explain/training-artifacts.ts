@@ -1,14 +1,20 @@
 // What a training run leaves for explanation and drift: a seeded sample of training rows as the
-// background, and the reference profile of the training split's features.
+// background (models of numeric features only: Shapley needs rows of numbers), and the reference
+// profile of the training split's inputs: quantile bins per numeric feature, category shares per
+// category column and word shares per text column, slotted as the model's inputs are (numeric
+// features as columns of `features`, each string column its own input), as drift samples them.
 import { trainBackgroundKey } from '../../core/jobs/explain.ts';
-import { buildProfile, trainReferenceKey } from '../../core/drift.ts';
+import { buildProfile, trainReferenceKey, type Slot } from '../../core/drift.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { Rng } from '../trainer/data.ts';
 
 export interface TrainingRows {
-  /** Training rows, row-major [rows, features.length]. */
+  /** Training rows' numeric features, row-major [rows, features.length]. */
   x: Float32Array;
+  /** Names of the numeric features (columns of the `features` input). */
   features: string[];
+  /** Category and text columns (each an input of the model), their training rows' raw values (missing as ""). */
+  strings?: { name: string; kind: 'category' | 'text'; values: string[] }[];
   backgroundRows: number;
   seed: number;
 }
@@ -17,12 +23,17 @@ type Ref = { key: string; rows: number; features: number };
 
 export async function writeExplainArtifacts(store: ArtifactStore, jobId: string, t: TrainingRows): Promise<{ background?: Ref; reference: Ref }> {
   const F = t.features.length;
-  const rows = t.x.length / F;
-  const slots = t.features.map((name, column) => ({ name, input: 'features', column, categorical: false }));
-  const values = slots.map((_, k) => Array.from({ length: rows }, (_, r) => t.x[r * F + k]!));
-  const reference = { key: trainReferenceKey(jobId), rows, features: F };
+  const strings = t.strings ?? [];
+  const rows = F ? t.x.length / F : (strings[0]?.values.length ?? 0);
+  const slots: Slot[] = t.features.map((name, column) => ({ name, input: 'features', column, categorical: false }));
+  const values: (number | string)[][] = slots.map((_, k) => Array.from({ length: rows }, (_, r) => t.x[r * F + k]!));
+  for (const s of strings) {
+    slots.push({ name: s.name, input: s.name, column: 0, categorical: true, text: s.kind === 'text' });
+    values.push(s.values);
+  }
+  const reference = { key: trainReferenceKey(jobId), rows, features: slots.length };
   await store.put(reference.key, JSON.stringify(buildProfile(slots, values)));
-  const k = Math.min(t.backgroundRows, rows);
+  const k = strings.length ? 0 : Math.min(t.backgroundRows, rows);
   if (k === 0) return { reference };
   const pick = new Rng(t.seed ^ 0xbac6).shuffle(Int32Array.from({ length: rows }, (_, i) => i)).subarray(0, k);
   const x: number[] = [];

@@ -59,8 +59,8 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
   const out: ChunkExtras = {};
   if (spec.explain) {
     const { background, ...e } = spec.explain;
-    const bg = await loadBackground(deps.store, background.key);
-    out.explain = { ...e, background: bg.x, runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS };
+    const bg = background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
+    out.explain = { ...e, background: bg, runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS };
   }
   if (drift?.share) out.driftSample = drift.share;
   return out;

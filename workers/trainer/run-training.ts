@@ -27,7 +27,7 @@ export interface RunOutcome {
   stoppedEarly: boolean;
   resumedFromEpoch: number;
   classes?: (string | number)[];
-  /** The training split's background rows and drift reference profile (artifact keys); only for models of numeric features. */
+  /** The training split's drift reference profile, and background rows (only for models of numeric features) (artifact keys). */
   background?: { key: string; rows: number; features: number };
   reference?: { key: string; rows: number; features: number };
 }
@@ -111,15 +111,22 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   const ref = reference(data, xVal, out, valRows.length, C);
   if (enc) ref.strings = rawInputs(enc, data, valRows, Math.min(REFERENCE_ROWS, valRows.length));
   await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
-  // Backgrounds and drift profiles are rows of numbers: only for models of numeric features.
-  const explain = enc
-    ? {}
-    : await writeExplainArtifacts(store, jobId, {
-        x: gatherRows(data, trainRows),
-        features: hp.features,
-        backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
-        seed: hp.seed,
-      });
+  // Drift reference from the training split (every model); the Shapley background only for models of numeric features.
+  const explain = await writeExplainArtifacts(store, jobId, {
+    x: gatherRows(data, trainRows),
+    features: hp.featureTypes ? hp.features.filter((f) => hp.featureTypes![f] === 'numeric') : hp.features,
+    ...(enc
+      ? {
+          strings: enc.blocks.map((b) => ({
+            name: b.column,
+            kind: b.kind,
+            values: Array.from(trainRows, (r) => data.strings![b.column]![r] ?? ''),
+          })),
+        }
+      : {}),
+    backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
+    seed: hp.seed,
+  });
 
   return {
     modelKey: trainKeys.model(jobId),

@@ -54,6 +54,21 @@ export type FeatureProfile = z.infer<typeof featureProfileSchema>;
 export const driftProfileSchema = z.object({ rows: z.number().int(), features: z.array(featureProfileSchema) });
 export type DriftProfile = z.infer<typeof driftProfileSchema>;
 
+/** A bounded cache of reference profiles read from the store, by key (oldest dropped first; a failed read is not kept). */
+export function profileCache(store: ArtifactStore, max: number): (key: string) => Promise<DriftProfile> {
+  const profiles = new Map<string, Promise<DriftProfile>>();
+  return (key) => {
+    let p = profiles.get(key);
+    if (!p) {
+      p = store.get(key).then((b) => driftProfileSchema.parse(JSON.parse(b.toString('utf8'))));
+      profiles.set(key, p);
+      p.catch(() => profiles.delete(key));
+      if (profiles.size > max) profiles.delete(profiles.keys().next().value!);
+    }
+    return p;
+  };
+}
+
 export const referenceKey = (sha256: string) => `drift/reference/${sha256}.json`;
 export const trainReferenceKey = (jobId: string) => `jobs/train/${jobId}/reference.json`;
 

@@ -2,7 +2,7 @@
 // requests of versions that have a reference profile is binned here, counts gather in memory and go
 // to Redis in one script call per version every FLUSH_MS, so a sampled request costs a few array
 // reads and a map update, and an unsampled one a random draw.
-import { countRows, driftProfileSchema, DriftWindows, featureRows, type DriftProfile, type ReferenceCollector, type Slot } from '../core/drift.ts';
+import { countRows, DriftWindows, featureRows, profileCache, type DriftProfile, type ReferenceCollector, type Slot } from '../core/drift.ts';
 import type { Logger } from '../core/logger.ts';
 import type { InferRequest } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
@@ -20,18 +20,20 @@ interface Pending {
 
 export class DriftSampler {
   private readonly pending = new Map<string, Pending>();
-  private readonly profiles = new Map<string, Promise<DriftProfile>>();
+  private readonly profiles: (key: string) => Promise<DriftProfile>;
   private timer?: NodeJS.Timeout;
   /** Versions without a reference: rows waiting to be added to their reference rows, and rows sent so far. */
   private readonly collecting = new Map<string, { v: VersionRecord; slots: Slot[]; rows: (number | string)[][]; sent: number }>();
 
   constructor(
-    private readonly store: ArtifactStore,
+    store: ArtifactStore,
     private readonly windows: DriftWindows,
     private readonly rate: number,
     private readonly logger: Logger,
     private readonly collector?: ReferenceCollector,
-  ) {}
+  ) {
+    this.profiles = profileCache(store, MAX_PROFILES);
+  }
 
   /** Counts the request's rows when it is drawn; never throws, never waits. */
   observe(model: VersionRecord, req: InferRequest): void {
@@ -45,14 +47,7 @@ export class DriftSampler {
   }
 
   private profile(key: string): Promise<DriftProfile> {
-    let p = this.profiles.get(key);
-    if (!p) {
-      p = this.store.get(key).then((b) => driftProfileSchema.parse(JSON.parse(b.toString('utf8'))));
-      this.profiles.set(key, p);
-      p.catch(() => this.profiles.delete(key));
-      if (this.profiles.size > MAX_PROFILES) this.profiles.delete(this.profiles.keys().next().value!);
-    }
-    return p;
+    return this.profiles(key);
   }
 
   private count(model: VersionRecord, p: DriftProfile, req: InferRequest) {

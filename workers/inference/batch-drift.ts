@@ -3,7 +3,7 @@
 // without a reference, added to the rows its reference is built from (the first N scored).
 import type { Redis } from 'ioredis';
 import type { Config } from '../../core/config.ts';
-import { countRows, driftProfileSchema, DriftWindows, featureRows, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift.ts';
+import { countRows, DriftWindows, featureRows, profileCache, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift.ts';
 import type { Logger } from '../../core/logger.ts';
 import { Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -23,31 +23,25 @@ export class BatchDrift {
   private readonly registry: Registry;
   private readonly windows: DriftWindows;
   private readonly collector: ReferenceCollector;
-  private readonly profiles = new Map<string, Promise<DriftProfile>>();
+  private readonly profiles: (key: string) => Promise<DriftProfile>;
   /** Versions whose reference rows are complete (as far as this process knows). */
   private readonly collected = new Set<string>();
 
   constructor(
     redis: Redis,
     prefix: string,
-    private readonly store: ArtifactStore,
+    store: ArtifactStore,
     private readonly cfg: Pick<Config, 'MODELQ_DRIFT_WINDOW' | 'MODELQ_DRIFT_SAMPLE' | 'MODELQ_DRIFT_REFERENCE_ROWS'>,
     private readonly logger?: Logger,
   ) {
     this.registry = new Registry(redis, prefix);
+    this.profiles = profileCache(store, MAX_PROFILES);
     this.windows = new DriftWindows(redis, prefix, cfg.MODELQ_DRIFT_WINDOW);
     this.collector = new ReferenceCollector(redis, prefix, store, this.registry, cfg.MODELQ_DRIFT_REFERENCE_ROWS);
   }
 
   private profile(key: string): Promise<DriftProfile> {
-    let p = this.profiles.get(key);
-    if (!p) {
-      p = this.store.get(key).then((b) => driftProfileSchema.parse(JSON.parse(b.toString('utf8'))));
-      this.profiles.set(key, p);
-      p.catch(() => this.profiles.delete(key));
-      if (this.profiles.size > MAX_PROFILES) this.profiles.delete(this.profiles.keys().next().value!);
-    }
-    return p;
+    return this.profiles(key);
   }
 
   /** The drift work of one chunk of a batch of version `name@version`; share 0 when there is none. */

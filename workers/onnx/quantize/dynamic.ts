@@ -6,13 +6,13 @@
 import { convertOpset } from '../opset/index.ts';
 import { decodeModel, encodeModel } from '../proto.ts';
 import { finishRewrite, GraphEditError, graphOf, type Node } from '../graph.ts';
-import { label, makeCtx, type QuantCtx, type QuantizeReport } from './common.ts';
+import { label, makeCtx, type QuantCtx, type QuantizeReport, type WeightForm } from './common.ts';
 import { quantizeConv } from './conv.ts';
 import { declareMsDomain, quantizeLstm } from './lstm.ts';
 import { quantizeGather } from './gather.ts';
 import { quantizeActivationMatMul, quantizeWeightMatMul } from './matmul.ts';
 
-export type { QuantizeReport } from './common.ts';
+export type { QuantizeReport, WeightForm } from './common.ts';
 
 export const DYNAMIC_OPS = ['MatMul', 'Gemm', 'Attention', 'Conv', 'Gather', 'LSTM'] as const;
 export type DynamicOp = (typeof DYNAMIC_OPS)[number];
@@ -22,6 +22,8 @@ export interface QuantizeOptions {
   perChannel?: boolean;
   /** Which kinds of node to quantize ("Attention": MatMuls of two activations). Default all of DYNAMIC_OPS. */
   ops?: readonly DynamicOp[];
+  /** How MatMul/Gemm weights are stored (see WeightForm). Default 'u8': exact on every x86 CPU. */
+  weights?: WeightForm;
 }
 
 const FLOAT_OPS = new Set(['GRU', 'RNN', 'ConvTranspose']);
@@ -64,7 +66,7 @@ export function quantizeInt8(bytes: Uint8Array, opts: QuantizeOptions = {}): { b
   // DynamicQuantizeLinear exists from opset 11: the model moves there first (a no-op when newer).
   convertOpset(m, 11);
   const g = graphOf(m);
-  const ctx = makeCtx(g, !!opts.perChannel);
+  const ctx = makeCtx(g, !!opts.perChannel, opts.weights);
   const ops = new Set<string>(opts.ops ?? DYNAMIC_OPS);
   for (const n of g.node) {
     const r = rewrite(n, ctx, ops);

@@ -3,17 +3,17 @@
 // direction. GRU and RNN have no int8 form in onnxruntime and stay float.
 import { graphOf, type Node } from '../graph.ts';
 import { onnx, type ModelProto } from '../proto.ts';
-import { floatWeight, f32Init, int8Init, label, mk, type QuantCtx, symmetricInt8 } from './common.ts';
+import { floatWeight, f32Init, int8Init, label, mk, signedLevels, type QuantCtx, symmetricInt8 } from './common.ts';
 
 export const MS_DOMAIN = 'com.microsoft';
 
-/** [dirs, rows, cols] -> [dirs, cols, rows], quantized with one scale per direction. */
-function transposedInt8(data: Float32Array, dims: number[]) {
+/** [dirs, rows, cols] -> [dirs, cols, rows], quantized with one scale per direction (U8S8 kernels: 7 bits unless asked). */
+function transposedInt8(data: Float32Array, dims: number[], levels: number) {
   const [dirs, rows, cols] = dims as [number, number, number];
   const t = new Float32Array(data.length);
   for (let d = 0; d < dirs; d++)
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[d * rows * cols + c * rows + r] = data[d * rows * cols + r * cols + c]!;
-  return { ...symmetricInt8(t, dirs, (i) => Math.floor(i / (rows * cols))), dims: [dirs, cols, rows] };
+  return { ...symmetricInt8(t, dirs, (i) => Math.floor(i / (rows * cols)), levels), dims: [dirs, cols, rows] };
 }
 
 export function quantizeLstm(n: Node, ctx: QuantCtx): Node[] | string {
@@ -22,8 +22,8 @@ export function quantizeLstm(n: Node, ctx: QuantCtx): Node[] | string {
   if (typeof w === 'string') return w;
   if (typeof r === 'string') return `its recurrent weight: ${r.replace('its weight ', '')}`;
   const base = ctx.fresh(`${label(n)}_q`);
-  const qw = transposedInt8(w.data, w.dims);
-  const qr = transposedInt8(r.data, r.dims);
+  const qw = transposedInt8(w.data, w.dims, signedLevels(ctx.weights));
+  const qr = transposedInt8(r.data, r.dims, signedLevels(ctx.weights));
   const dirs = w.dims[0]!;
   const inputs = [
     n.input[0]!,

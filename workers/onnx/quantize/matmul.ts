@@ -4,7 +4,7 @@
 // weights.V) quantize both sides the same way.
 import { attr, type Node } from '../graph.ts';
 import { DT } from '../proto.ts';
-import { dynamicInput, f32Init, floatWeight, int8Init, label, mk, type QuantCtx, symmetricInt8, transpose } from './common.ts';
+import { dynamicInput, f32Init, floatWeight, label, mk, type QuantCtx, symmetricInt8, transpose, weightInit, weightLevels } from './common.ts';
 
 /** int32 product -> float, times the product of the scales. */
 function rescale(ctx: QuantCtx, base: string, yi: string, scaleA: string, scaleB: string, y: string): Node[] {
@@ -44,14 +44,13 @@ export function quantizeWeightMatMul(n: Node, ctx: QuantCtx): Node[] | string {
     data = transpose(data, k, cols);
     [k, cols] = [cols, k];
   }
-  const { q, scale } = symmetricInt8(data, ctx.perChannel ? cols : 1, ctx.perChannel ? (i) => i % cols : () => 0);
+  const { q, scale } = symmetricInt8(data, ctx.perChannel ? cols : 1, ctx.perChannel ? (i) => i % cols : () => 0, weightLevels(ctx.weights));
   const alpha = n.opType === 'Gemm' ? (attr(n, 'alpha') ?? 1) : 1;
   if (alpha !== 1) for (let i = 0; i < scale.length; i++) scale[i]! *= alpha;
   const base = ctx.fresh(`${label(n)}_q`);
   const shape = ctx.perChannel ? [cols] : [];
-  const wq = int8Init(ctx, `${base}_W_quantized`, [k, cols], q);
+  const [wq, wz] = weightInit(ctx, base, [k, cols], q, shape);
   const ws = f32Init(ctx, `${base}_W_scale`, shape, scale);
-  const wz = int8Init(ctx, `${base}_W_zero_point`, shape, new Int8Array(shape.length ? cols : 1));
   const aq = dynamicInput(ctx, n.input[0]!);
   const yi = ctx.fresh(`${base}_int32`);
   const hasBias = n.opType === 'Gemm' && !!n.input[2];

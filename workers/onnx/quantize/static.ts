@@ -10,7 +10,7 @@ import { decodeModel, DT, encodeModel, onnx } from '../proto.ts';
 import { inferTypes } from '../types.ts';
 import { quantizeGather } from './gather.ts';
 import { declareMsDomain, quantizeLstm } from './lstm.ts';
-import { addInit, f32Init, floatWeight, label, makeCtx, mk, type QuantCtx, type QuantizeReport, symmetricInt8 } from './common.ts';
+import { addInit, f32Init, floatWeight, label, makeCtx, mk, type QuantCtx, type QuantizeReport, symmetricInt8, weightInit, weightLevels } from './common.ts';
 
 /** Nodes whose float activations are quantized; onnxruntime has QDQ fusions for each. */
 const QDQ_OPS = new Set([
@@ -116,18 +116,17 @@ function qdqActivation(ctx: QuantCtx, v: string, r: { min: number; max: number }
   return dq;
 }
 
-/** A weight as int8 + DequantizeLinear; per output channel along `axis` when asked. Returns the DQ output and its scales. */
+/** A weight as 8-bit integers (uint8 + 128 by default, see WeightForm) + DequantizeLinear; per output channel along `axis` when asked. Returns the DQ output and its scales. */
 function qdqWeight(ctx: QuantCtx, name: string, axis: number, out: Node[]): { value: string; scale: Float32Array } | string {
   const w = floatWeight(ctx, name);
   if (typeof w === 'string') return w;
   const channels = ctx.perChannel ? w.dims[axis]! : 1;
   const inner = w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const { q, scale } = symmetricInt8(w.data, channels, ctx.perChannel ? (i) => Math.floor(i / inner) % channels : () => 0);
+  const { q, scale } = symmetricInt8(w.data, channels, ctx.perChannel ? (i) => Math.floor(i / inner) % channels : () => 0, weightLevels(ctx.weights));
   const base = ctx.fresh('qw');
-  const qi = addInit(ctx, tensor(ctx.fresh(`${base}_q`), DT.INT8, w.dims, new Uint8Array(q.buffer)));
   const shape = ctx.perChannel ? [channels] : [];
+  const [qi, z] = weightInit(ctx, base, w.dims, q, shape);
   const s = f32Init(ctx, `${base}_s`, shape, scale);
-  const z = addInit(ctx, tensor(ctx.fresh(`${base}_z`), DT.INT8, shape, new Uint8Array(channels)));
   const dq = ctx.fresh(`${base}_dq`);
   const node = mk('DequantizeLinear', [qi, s, z], [dq], ctx.fresh(`${base}_DQ`), ctx.perChannel ? { axis } : {});
   out.push(node);

@@ -24,6 +24,19 @@ const calibrationSchema = z
     `must hold at most ${MAX_CALIBRATION_VALUES} values in all (use a dataset for more)`,
   );
 
+/** What a candidate must keep of its parent to be registered (defaults per method in workers/compression/verdict.ts). */
+export const toleranceSchema = z
+  .object({
+    /** Cosine similarity of every float output, parent vs candidate, over the measuring data. */
+    cosine: z.number().min(-1).max(1).optional(),
+    /** Share of rows whose top class (argmax, or label) is the parent's. */
+    top1: z.number().min(0).max(1).optional(),
+    /** Largest accepted fall in accuracy on a labelled dataset (replaces top1 there). */
+    accuracyDrop: z.number().min(0).max(1).optional(),
+  })
+  .strict();
+export type Tolerance = z.infer<typeof toleranceSchema>;
+
 export const methodOptions = {
   'quantize-int8': z.object({ perChannel: z.boolean().default(false) }).strict(),
   'quantize-int8-static': z
@@ -79,6 +92,14 @@ export const compressRequestSchema = z
     }),
     target: z.string().min(1).max(200).optional().meta({ description: "Dataset column with the true values. Default: the parent's training target" }),
     registerAs: z.string().regex(NAME_RE, 'must match [a-z0-9][a-z0-9._-]{0,63}').optional().meta({ description: 'Default: the same model name' }),
+    tolerance: toleranceSchema.optional().meta({
+      description:
+        'What the result must keep of its parent, else it is not registered: { cosine, top1, accuracyDrop }. Defaults: fp16 cosine 0.999 and top1 0.99; int8 cosine 0.99 and top1 0.97, or an accuracy drop of at most 0.01 on a labelled dataset; prune and distill none',
+    }),
+    allowSlower: z
+      .boolean()
+      .optional()
+      .meta({ description: 'Register an int8 or pruned result that is slower than its parent at batch 1 and 32 (refused by default)' }),
   })
   .strict();
 export type CompressRequest = z.infer<typeof compressRequestSchema>;
@@ -91,6 +112,8 @@ export const compressJobSchema = z.object({
   features: z.array(z.string()).optional(),
   target: z.string().optional(),
   registerAs: z.string().regex(NAME_RE),
+  tolerance: toleranceSchema.optional(),
+  allowSlower: z.boolean().optional(),
   tenant: z.string().optional(),
   /** Who submitted it (key id, never the key), recorded in the new version's lineage. */
   keyId: z.string().optional(),
@@ -111,15 +134,20 @@ export interface CompressReport {
   /** Rows per second at batch 1 (one request at a time). */
   rowsPerSecondBatch1Before?: number;
   rowsPerSecondBatch1After?: number;
-  /** On generated sample inputs (dynamic dimensions given the sizes in `sampleShape`, values as `sampleInputs` says). */
+  /** On the measuring data (verdict.data: the dataset rows, or generated inputs shaped as `sampleShape`, valued as `sampleInputs` says). */
   maxAbsDiff: number;
-  argmaxAgreement: number;
-  /** Cosine similarity of all float outputs, parent vs result, on the sample inputs. */
+  /** The lowest top-1 agreement over the outputs with a class per row (absent when none has one). */
+  argmaxAgreement?: number;
+  /** The lowest cosine similarity over the float outputs, parent vs result, on the measuring data. */
   cosine?: number;
   sampleShape: Record<string, number[]>;
   sampleInputs?: Record<string, string>;
   /** When the job names a dataset: the same comparison on its rows, and accuracy (or RMSE) against its target. */
   dataset?: DatasetReport;
+  /** The data the verdict was measured on, per-output figures there, the tolerance and the outcome. */
+  verdict?: Verdict;
+  /** CPU of the worker that measured (int8 kernels differ with VNNI). */
+  cpu?: { model: string; flags: string[] };
   details?: Record<string, unknown>;
 }
 
@@ -135,5 +163,31 @@ export interface DatasetReport {
   rmseBefore?: number;
   rmseAfter?: number;
   maxAbsDiff: number;
-  argmaxAgreement: number;
+  argmaxAgreement?: number;
+}
+
+export interface OutputFigures {
+  name: string;
+  values: number;
+  cosine?: number;
+  maxAbsDiff?: number;
+  /** Share of rows with the parent's top class, over `rows` rows. */
+  top1?: number;
+  rows?: number;
+  /** Set when the candidate's output is one value everywhere (and the parent's is not). */
+  constantInCandidate?: number;
+  /** NaN or infinite values in the candidate's output (not counted in cosine and maxAbsDiff). */
+  nonFinite?: number;
+}
+
+export interface Verdict {
+  data: 'dataset' | 'generated';
+  rows: number;
+  outputs: OutputFigures[];
+  tolerance: Tolerance;
+  passed: boolean;
+  worst?: { output: string; measure: string; value: number; bar: number };
+  failures: string[];
+  /** Set when the candidate is slower than its parent at batch 1 and at batchSize. */
+  slower?: boolean;
 }

@@ -57,6 +57,8 @@ export function compressRouter(d: ProducerDeps): Router {
       ...(body.features ? { features: body.features } : {}),
       ...(body.target ? { target: body.target } : {}),
       registerAs: body.registerAs ?? model.name,
+      ...(body.tolerance ? { tolerance: body.tolerance } : {}),
+      ...(body.allowSlower ? { allowSlower: true } : {}),
       tenant,
       keyId: who.keyId,
       platform: isPlatform(who),

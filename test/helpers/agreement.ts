@@ -20,7 +20,10 @@ export function cosine(a: Outputs, b: Outputs): number {
       nb += db[i]! ** 2;
     }
   }
-  return na && nb ? dot / Math.sqrt(na * nb) : na === nb ? 1 : 0;
+  // Nothing compared, or an all-zero side: no evidence of agreement, never a perfect score.
+  if (!na || !nb)
+    throw new Error(`cosine over ${na ? 'an all-zero child output' : na === nb ? 'nothing (no float values, or all zero)' : 'an all-zero parent output'}`);
+  return dot / Math.sqrt(na * nb);
 }
 
 export function top1(a: Outputs, b: Outputs): number | undefined {

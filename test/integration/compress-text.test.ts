@@ -93,9 +93,24 @@ describe('compressing a text model', () => {
     expect(withData.report.details.calibration).toMatchObject({ source: 'dataset', rows: 256 });
     expect(withData.report.dataset.accuracyAfter).toBeGreaterThanOrEqual(0.97);
     expect(front(await download('topics-qdq', 1))).toEqual(front(model));
-    const generated = await compress({ model: 'topics@1', method: 'quantize-int8-static', registerAs: 'topics-qdq' });
+    // Without a dataset it is judged on generated sentences, whose classes are near ties: at int8's
+    // default bar (top-1 0.97) it may be refused, with the report kept on the job; a stated
+    // tolerance is what the request is then held to.
+    const refused = await compress({ model: 'topics@1', method: 'quantize-int8-static', registerAs: 'topics-qdq' }).then(
+      (r) => ({ ok: true as const, r }),
+      (e: Error) => ({ ok: false as const, e }),
+    );
+    if (!refused.ok) {
+      expect((JSON.parse(refused.e.message) as { message: string }).message).toMatch(
+        /refused, not registered: output "(label|probabilities)" top1 0\.\d+ < 0\.97.*256 generated rows/,
+      );
+      const job = (await p.deps.queues.queue('compress').getJobs(['failed'])).find((j) => j.data.registerAs === 'topics-qdq')!;
+      expect(job.progress).toMatchObject({ step: 'refused', report: { verdict: { passed: false, data: 'generated', rows: 256 } } });
+    } else expect(refused.r.report.argmaxAgreement).toBeGreaterThanOrEqual(0.97);
+    const generated = await compress({ model: 'topics@1', method: 'quantize-int8-static', registerAs: 'topics-qdq', tolerance: { top1: 0.85 } });
     expect(generated.report.details.calibration).toMatchObject({ source: 'generated' });
-    expect(generated.report.argmaxAgreement).toBeGreaterThanOrEqual(0.9);
+    expect(generated.report.verdict).toMatchObject({ data: 'generated', rows: 256, passed: true, tolerance: { top1: 0.85, cosine: 0.99 } });
+    expect(generated.report.argmaxAgreement).toBeGreaterThanOrEqual(0.85);
     expect(await onnxCheck(await download('topics-qdq', generated.model.version))).toBeNull(); // a form equal to the first job's is its version
   });
 

@@ -8,7 +8,15 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { keyPrefix, type Config } from '../../core/config.ts';
 import { AppError } from '../../core/errors.ts';
-import { compressJobSchema, methodOptions, type CompressJob, type CompressReport, type DatasetReport } from '../../core/jobs/compress.ts';
+import {
+  compressJobSchema,
+  methodOptions,
+  type CompressJob,
+  type CompressReport,
+  type DatasetReport,
+  type OutputFigures,
+  type Verdict,
+} from '../../core/jobs/compress.ts';
 import { GraphEditError, parameterCount } from '../onnx/graph.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -17,10 +25,12 @@ import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { takeRows } from '../trainer/data.ts';
-import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
+import { compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
-import { agreement, BATCH, rowsPerSecond, runnableSamples, samplesFor } from './measure.ts';
-import { fp16, prune, quantizeDynamic, quantizeStaticBest, type RewriteCtx, type Rewritten } from './rewrite.ts';
+import { BATCH, compareOn, measureSet, rowsPerSecond, runnableSamples, samplesFor } from './measure.ts';
+import { cpuFeatures } from './cpu.ts';
+import { judge, toleranceFor } from './verdict.ts';
+import { accuracyOf, fp16, prune, quantizeDynamic, quantizeStaticBest, type RewriteCtx, type Rewritten } from './rewrite.ts';
 
 export interface CompressDeps {
   engine: Engine;
@@ -91,7 +101,7 @@ async function rewrite(job: Progress, data: CompressJob, p: Parent, options: Rec
           rewritten: await quantizeStaticBest(ctx, { perChannel: options.perChannel !== false, calibration: options.calibration as Tensor[][] | undefined }),
         };
       case 'fp16':
-        return { rewritten: fp16(p.bytes) };
+        return { rewritten: await fp16(ctx) };
       case 'prune':
         return { rewritten: prune(p.bytes, options) };
       case 'distill':
@@ -121,19 +131,18 @@ function checkStudentSignature(parent: VersionRecord, sig: { inputs: TensorSpec[
     throw new AppError('internal', "the distilled student does not have its teacher's signature");
 }
 
-/** The same comparison on the dataset's rows, with accuracy (or RMSE) against its target. */
+/** The dataset's figures: accuracy (or RMSE) against its target before and after, on every row. */
 async function datasetReport(
   p: Parent,
-  child: ModelHandle,
-  deps: CompressDeps,
+  outAfter: Record<string, RawTensor> | undefined,
   distilled?: Awaited<ReturnType<typeof distill>>,
   details?: Record<string, unknown>,
 ): Promise<DatasetReport | undefined> {
   const { rows, outBefore } = p;
-  if (!rows || !outBefore) return undefined;
-  const outAfter = await runRows(deps.engine, child, rows);
+  if (!rows || !outBefore || !outAfter) return undefined;
   const [b, a] = [score(outBefore, rows), score(outAfter, rows)];
   if (distilled && details) heldOutAgreement(distilled, outBefore, outAfter, details);
+  const cmp = compareOutputs(outBefore, outAfter);
   return {
     id: rows.id,
     rows: rows.rows,
@@ -141,7 +150,26 @@ async function datasetReport(
     ...(rows.target ? { target: rows.target } : {}),
     ...(b.accuracy !== undefined ? { accuracyBefore: b.accuracy, accuracyAfter: a.accuracy } : {}),
     ...(b.rmse !== undefined ? { rmseBefore: b.rmse, rmseAfter: a.rmse } : {}),
-    ...compareOutputs(outBefore, outAfter),
+    maxAbsDiff: cmp.maxAbsDiff,
+    ...(cmp.argmaxAgreement !== undefined ? { argmaxAgreement: cmp.argmaxAgreement } : {}),
+  };
+}
+
+/** Methods whose point on a CPU is speed: a result slower than its parent at both batch sizes is refused. */
+const SPEED_GATED = new Set(['quantize-int8', 'quantize-int8-static', 'prune']);
+/** Slower by more than this share at both sizes counts (what one measurement's noise cannot make). */
+const SLOWER_BY = 0.1;
+const slowerAtBoth = (s: Awaited<ReturnType<typeof speeds>>) =>
+  s.rowsPerSecondAfter < s.rowsPerSecondBefore * (1 - SLOWER_BY) && s.rowsPerSecondBatch1After < s.rowsPerSecondBatch1Before * (1 - SLOWER_BY);
+
+/** The report's headline figures: the lowest cosine and top-1 over the outputs, the largest difference. */
+function summaryOf(outputs: OutputFigures[]) {
+  const cos = outputs.flatMap((o) => (o.cosine !== undefined ? [o.cosine] : []));
+  const top = outputs.flatMap((o) => (o.top1 !== undefined ? [o.top1] : []));
+  return {
+    maxAbsDiff: Math.max(0, ...outputs.map((o) => o.maxAbsDiff ?? 0)),
+    ...(top.length ? { argmaxAgreement: Math.min(...top) } : {}),
+    ...(cos.length ? { cosine: Math.min(...cos) } : {}),
   };
 }
 
@@ -165,7 +193,7 @@ function heldOutAgreement(
   const k = d.plan.primary;
   const cmp = compareOutputs({ [k]: pick(outBefore[k]!) }, { [k]: pick(outAfter[k]!) });
   details.heldOutMaxAbsDiff = cmp.maxAbsDiff;
-  if (argmaxRows(outBefore[k]!)) details.heldOutAgreement = cmp.argmaxAgreement;
+  if (cmp.argmaxAgreement !== undefined) details.heldOutAgreement = cmp.argmaxAgreement;
 }
 
 /** Rows per second of parent and child at batch 1 and BATCH. */
@@ -227,11 +255,15 @@ export async function compressProcessor(job: Progress, deps: CompressDeps): Prom
     const options = methodOptionsOf(data);
     const p = await loadParent(job, data, deps);
     const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
+    const tolerance = toleranceFor(data.method, data.tolerance);
+    const measure = await measureSet(deps.engine, p.handle, p.bytes, samples.spatial, p.rows, p.outBefore);
     const ctx: RewriteCtx = {
       engine: deps.engine,
       parent: p.handle,
       before: p.bytes,
       samples,
+      measure,
+      tolerance,
       ...(p.rows ? { rows: p.rows } : {}),
       ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
     };
@@ -242,21 +274,42 @@ export async function compressProcessor(job: Progress, deps: CompressDeps): Prom
     await job.updateProgress({ step: 'rewritten' });
     const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
     if (data.method === 'distill') checkStudentSignature(p.record, sig);
-    const quality = await agreement(deps.engine, p.handle, handle, samples.feeds);
-    const dataset = await datasetReport(p, handle, deps, distilled, rewritten.details);
+    const { comparison, childOut } = await compareOn(deps.engine, measure, handle);
+    const outputs = comparison.figures();
+    const accuracy = p.rows ? accuracyOf(p.rows, measure.parentOut[0]!, childOut[0]!) : undefined;
+    const dataset = await datasetReport(p, childOut[0], distilled, rewritten.details);
+    const speed = await speeds(p, handle, samples.spatial, deps);
+    const verdict: Verdict = { data: measure.data, rows: measure.rows, outputs, tolerance, ...judge(outputs, tolerance, accuracy) };
+    if (SPEED_GATED.has(data.method) && slowerAtBoth(speed)) {
+      verdict.slower = true;
+      if (!data.allowSlower) {
+        verdict.passed = false;
+        verdict.failures.push('slower than its parent at batch 1 and at batch ' + BATCH + ' (allowSlower registers it anyway)');
+      }
+    }
+    const summary = summaryOf(outputs);
     const report: CompressReport = {
       method: data.method,
       options: lineageOptions(options),
       bytesBefore: p.bytes.length,
       bytesAfter: rewritten.bytes.length,
-      ...(await speeds(p, handle, samples.spatial, deps)),
+      ...speed,
       batchSize: BATCH,
-      ...quality,
+      ...summary,
       sampleShape: samples.shapes,
       sampleInputs: samples.values,
       ...(dataset ? { dataset } : {}),
+      verdict,
+      cpu: cpuFeatures(),
       details: rewritten.details,
     };
+    if (!verdict.passed) {
+      await job.updateProgress({ step: 'refused', report });
+      throw new AppError(
+        'invalid_model',
+        `${data.method} refused, not registered: ${verdict.failures.join('; ')} (measured on ${verdict.rows} ${verdict.data} rows)`,
+      );
+    }
     return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
   } catch (e) {
     throw toJobError(e);

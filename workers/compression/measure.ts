@@ -9,7 +9,8 @@ import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { DEFAULT_CACHE_DIR } from '../model-cache.ts';
 import { SAMPLE_DEFAULTS, sampleFeeds, SPATIAL_CANDIDATES } from '../onnx/sample-inputs.ts';
 import { AppError } from '../../core/errors.ts';
-import { compareOutputs } from './dataset.ts';
+import { type EvalRows, runRows } from './dataset.ts';
+import { OutputComparison } from './verdict.ts';
 
 /** Rows per engine run in the speed figures. */
 export const BATCH: number = SAMPLE_DEFAULTS.batch;
@@ -71,26 +72,45 @@ export async function rowsPerSecond(engine: Engine, model: ModelHandle, feeds: F
   return (runs * rows) / ((performance.now() - t0) / 1000);
 }
 
-/** Cosine similarity over every float output both have. */
-export function cosine(a: Feeds, b: Feeds): number {
-  let dot = 0,
-    na = 0,
-    nb = 0;
-  for (const [k, ta] of Object.entries(a)) {
-    const tb = b[k];
-    if (!(ta.data instanceof Float32Array) || !(tb?.data instanceof Float32Array) || ta.data.length !== tb.data.length) continue;
-    for (let i = 0; i < ta.data.length; i++) {
-      dot += ta.data[i]! * tb.data[i]!;
-      na += ta.data[i]! ** 2;
-      nb += tb.data[i]! ** 2;
-    }
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : na === nb ? 1 : 0;
+/** Generated rows the verdict is measured on when the job has no dataset (in runs of BATCH). */
+export const GENERATED_ROWS = 256;
+
+/** The data a candidate is measured on, with the parent's outputs there (computed once for every form). */
+export interface MeasureSet {
+  data: 'dataset' | 'generated';
+  rows: number;
+  /** Generated feeds, one per run; absent for a dataset (its rows run through runRows). */
+  feeds?: Feeds[];
+  evalRows?: EvalRows;
+  parentOut: Record<string, RawTensor>[];
 }
 
-export async function agreement(engine: Engine, parent: ModelHandle, child: ModelHandle, feeds: Feeds) {
-  const [a, b] = [await engine.run(parent, copyFeeds(feeds)), await engine.run(child, copyFeeds(feeds))];
-  return { ...compareOutputs(a, b), cosine: cosine(a, b) };
+export async function measureSet(
+  engine: Engine,
+  parent: ModelHandle,
+  bytes: Uint8Array,
+  spatial: number,
+  evalRows?: EvalRows,
+  outBefore?: Record<string, RawTensor>,
+): Promise<MeasureSet> {
+  if (evalRows && outBefore) return { data: 'dataset', rows: evalRows.rows, evalRows, parentOut: [outBefore] };
+  const feeds = Array.from({ length: GENERATED_ROWS / BATCH }, (_, i) => samplesFor(bytes, BATCH, 101 + i, spatial).feeds);
+  const parentOut = [];
+  for (const f of feeds) parentOut.push(await engine.run(parent, copyFeeds(f)));
+  return { data: 'generated', rows: GENERATED_ROWS, feeds, parentOut };
+}
+
+/** The candidate's outputs on the set, compared with the parent's. */
+export async function compareOn(
+  engine: Engine,
+  set: MeasureSet,
+  child: ModelHandle,
+): Promise<{ comparison: OutputComparison; childOut: Record<string, RawTensor>[] }> {
+  const childOut = set.evalRows ? [await runRows(engine, child, set.evalRows)] : [];
+  for (const f of set.feeds ?? []) childOut.push(await engine.run(child, copyFeeds(f)));
+  const comparison = new OutputComparison();
+  set.parentOut.forEach((p, i) => comparison.add(p, childOut[i]!));
+  return { comparison, childOut };
 }
 
 /** A model the engine can load that is not registered (a candidate, a calibration graph): content-addressed in the cache directory. */

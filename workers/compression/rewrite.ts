@@ -1,17 +1,19 @@
 // The graph rewrites of a compression job, one function per method. Quantization builds every form
 // that applies (dynamic with ConvInteger, dynamic with Conv kept float, static QDQ), measures them
-// on the engine and keeps the fastest that agrees with the parent: ConvInteger is often slower than
-// float Conv on CPU, and QDQ is what makes convolutions fast.
+// on the job's measuring data and keeps the fastest within the tolerance: ConvInteger is often
+// slower than float Conv on CPU, and QDQ is what makes convolutions fast.
 import { GraphEditError } from '../onnx/graph.ts';
 import { toFloat16 } from '../onnx/fp16.ts';
 import { pruneMagnitude, pruneStructured } from '../onnx/prune/index.ts';
 import { DYNAMIC_OPS, type DynamicOp, quantizeInt8 } from '../onnx/quantize/dynamic.ts';
 import { quantizeStatic } from '../onnx/quantize/static.ts';
-import type { Tensor } from '../../core/tensors.ts';
+import type { RawTensor, Tensor } from '../../core/tensors.ts';
+import type { Tolerance } from '../../core/jobs/compress.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { calibrationFeeds, observeActivations } from './calibrate.ts';
-import type { EvalRows } from './dataset.ts';
-import { agreement, BATCH, rowsPerSecond, type Samples, scratchModel } from './measure.ts';
+import { score, type EvalRows } from './dataset.ts';
+import { BATCH, compareOn, type MeasureSet, rowsPerSecond, type Samples, scratchModel } from './measure.ts';
+import { judge } from './verdict.ts';
 
 export interface Rewritten {
   bytes: Uint8Array;
@@ -23,6 +25,9 @@ export interface RewriteCtx {
   parent: ModelHandle;
   before: Uint8Array;
   samples: Samples & { spatial: number };
+  /** The data every candidate is judged on, and the bar it must reach there. */
+  measure: MeasureSet;
+  tolerance: Tolerance;
   rows?: EvalRows;
   cacheDir?: string;
 }
@@ -33,22 +38,45 @@ interface Form {
   details: Record<string, unknown>;
 }
 
-/** A candidate is acceptable when it agrees with the parent as the tests demand of int8. */
-const agrees = (a: { cosine: number; argmaxAgreement: number }) => a.cosine >= 0.98 || a.argmaxAgreement >= 0.9;
-
-/** Measures the forms and keeps the fastest acceptable one (the most faithful when none is). */
+/**
+ * Measures the forms on the job's measuring data and keeps the fastest within the tolerance (the
+ * one nearest to it when none is: the verdict then refuses it). Every form's figures are reported.
+ */
 async function fastest(ctx: RewriteCtx, forms: Form[]): Promise<Rewritten> {
   if (forms.length === 1) return { bytes: forms[0]!.bytes, details: { form: forms[0]!.form, ...forms[0]!.details } };
   const measured = [];
   for (const f of forms) {
+    const m = await measureForm(ctx, f);
     const h = await scratchModel(f.bytes, ctx.cacheDir);
-    const a = await agreement(ctx.engine, ctx.parent, h, ctx.samples.feeds);
-    measured.push({ ...f, rowsPerSecond: await rowsPerSecond(ctx.engine, h, ctx.samples.feeds, BATCH), cosine: a.cosine, ok: agrees(a) });
+    measured.push({ ...f, ...m, rowsPerSecond: await rowsPerSecond(ctx.engine, h, ctx.samples.feeds, BATCH) });
   }
-  const pool = measured.some((m) => m.ok) ? measured.filter((m) => m.ok) : [measured.sort((x, y) => y.cosine - x.cosine)[0]!];
+  const pool = measured.some((m) => m.passed) ? measured.filter((m) => m.passed) : [measured.sort((x, y) => y.margin - x.margin)[0]!];
   const best = pool.sort((x, y) => y.rowsPerSecond - x.rowsPerSecond)[0]!;
-  const forms_ = measured.map((m) => ({ form: m.form, bytes: m.bytes.length, rowsPerSecond: Math.round(m.rowsPerSecond), cosine: m.cosine }));
-  return { bytes: best.bytes, details: { form: best.form, ...best.details, forms: forms_ } };
+  const tried = measured.map((m) => ({
+    form: m.form,
+    bytes: m.bytes.length,
+    rowsPerSecond: Math.round(m.rowsPerSecond),
+    withinTolerance: m.passed,
+    outputs: m.outputs,
+  }));
+  return { bytes: best.bytes, details: { form: best.form, ...best.details, forms: tried } };
+}
+
+/** One form's figures on the measuring data, whether they are within the tolerance, and by how much (negative: outside). */
+async function measureForm(ctx: RewriteCtx, f: Form) {
+  const h = await scratchModel(f.bytes, ctx.cacheDir);
+  const { comparison, childOut } = await compareOn(ctx.engine, ctx.measure, h);
+  const outputs = comparison.figures();
+  const accuracy = ctx.measure.evalRows ? accuracyOf(ctx.measure.evalRows, ctx.measure.parentOut[0]!, childOut[0]!) : undefined;
+  const j = judge(outputs, ctx.tolerance, accuracy);
+  const margin = j.worst ? (j.worst.measure === 'accuracyDrop' ? j.worst.bar - j.worst.value : j.worst.value - j.worst.bar) : 0;
+  return { outputs, passed: j.passed, margin };
+}
+
+/** Accuracy before and after on a labelled dataset, when it has a target the outputs can be scored on. */
+export function accuracyOf(rows: EvalRows, before: Record<string, RawTensor>, after: Record<string, RawTensor>) {
+  const [b, a] = [score(before, rows), score(after, rows)];
+  return b.accuracy !== undefined && a.accuracy !== undefined ? { before: b.accuracy, after: a.accuracy } : undefined;
 }
 
 /** Dynamic int8 with every op, and, when that turned Convs into ConvInteger, with Conv kept float. */
@@ -91,9 +119,52 @@ export async function quantizeStaticBest(ctx: RewriteCtx, opts: { perChannel: bo
   return { bytes: best.bytes, details: { ...best.details, calibration } };
 }
 
-export function fp16(before: Uint8Array): Rewritten {
-  const r = toFloat16(before);
-  return { bytes: r.bytes, details: { convertedTensors: r.converted, keptFloat32: r.report.blocked, casts: r.report.casts } };
+/** Ops whose range or precision float16 often cannot hold: kept in float32 by the second fp16 form. */
+const FP16_SENSITIVE = [
+  'Sigmoid',
+  'Exp',
+  'Log',
+  'Pow',
+  'Div',
+  'Sqrt',
+  'Reciprocal',
+  'Softmax',
+  'LogSoftmax',
+  'ReduceSum',
+  'ReduceMean',
+  'ReduceProd',
+  'ReduceL2',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'Resize',
+  'ConvTranspose',
+];
+
+/**
+ * fp16 in order of quality: everything in float16, then range-sensitive ops kept in float32 with
+ * the constants they read (onnxconverter-common's op block list, extended). The first form within
+ * the tolerance is kept; when none is, the verdict refuses the nearest.
+ */
+export async function fp16(ctx: RewriteCtx): Promise<Rewritten> {
+  const specs: [string, string[]][] = [
+    ['fp16', []],
+    ['fp16, range-sensitive ops in float32', FP16_SENSITIVE],
+  ];
+  const tried = [];
+  let chosen: (Form & { passed: boolean; margin: number }) | undefined;
+  for (const [form, blockOps] of specs) {
+    const r = toFloat16(ctx.before, { blockOps });
+    const f = { form, bytes: r.bytes, details: { convertedTensors: r.converted, keptFloat32: r.report.blocked, casts: r.report.casts } };
+    const m = await measureForm(ctx, f);
+    tried.push({ form, bytes: f.bytes.length, withinTolerance: m.passed, outputs: m.outputs });
+    if (!chosen || m.margin > chosen.margin) chosen = { ...f, ...m };
+    if (m.passed) {
+      chosen = { ...f, ...m };
+      break;
+    }
+  }
+  return { bytes: chosen!.bytes, details: { form: chosen!.form, ...chosen!.details, forms: tried } };
 }
 
 export function prune(before: Uint8Array, options: Record<string, unknown>): Rewritten {

@@ -205,7 +205,9 @@ function compressView(detail) {
               ds?.rmseBefore !== undefined
                 ? row(`RMSE (${fmtNum(ds.rows)} dataset rows)`, ds.rmseBefore, ds.rmseAfter, 'dataset.rmseBefore', 'dataset.rmseAfter')
                 : null,
-              h('tr', {}, h('th', {}, 'Argmax agreement (samples)'), h('td'), cell('argmaxAgreement', r.argmaxAgreement), h('td')),
+              r.argmaxAgreement !== undefined
+                ? h('tr', {}, h('th', {}, 'Argmax agreement (samples)'), h('td'), cell('argmaxAgreement', r.argmaxAgreement), h('td'))
+                : null,
               h('tr', {}, h('th', {}, 'Max abs diff (samples)'), h('td'), cell('maxAbsDiff', r.maxAbsDiff), h('td')),
               r.cosine !== undefined ? h('tr', {}, h('th', {}, 'Cosine of outputs (samples)'), h('td'), cell('cosine', r.cosine), h('td')) : null,
               ds ? h('tr', {}, h('th', {}, 'Argmax agreement (dataset)'), h('td'), cell('dataset.argmaxAgreement', ds.argmaxAgreement), h('td')) : null,

@@ -18,6 +18,8 @@ export interface BatchView {
   progress: number;
   chunks: { total: number; done: number };
   metadata?: Record<string, string>;
+  /** The file's columns that feed no input (a target, notes), `id` aside; JSONL: the first row's keys. */
+  ignoredColumns?: string[];
   error?: string;
   createdAt: string;
   startedAt?: string;
@@ -135,6 +137,7 @@ export class BatchStore {
       progress: status === 'completed' ? 1 : spec.totalRows ? Math.min(1, (done + inFlight) / spec.totalRows) : 0,
       chunks: { total: spec.chunks, done: Object.keys(chunks).length },
       ...(spec.metadata ? { metadata: spec.metadata } : {}),
+      ...(spec.ignoredColumns?.length ? { ignoredColumns: spec.ignoredColumns } : {}),
       ...(h.error ? { error: h.error } : {}),
       createdAt: spec.createdAt,
       ...(h.startedAt ? { startedAt: h.startedAt } : {}),

@@ -183,6 +183,8 @@ export function flattenData(
   shape: readonly number[],
   datatype: Datatype,
   label: string,
+  /** Accept NaN for a float datatype: a column-input model's missing value (core/rows/columns.ts). */
+  nan = false,
 ): { data: (number | string | boolean)[] } | { error: string } {
   if (!Array.isArray(data) && !(data instanceof Float32Array)) return { error: `${label}.data must be an array` };
   const expected = elementCount(shape);
@@ -214,7 +216,7 @@ export function flattenData(
   const isFloat = datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16';
   for (let i = 0; i < flat.length; i++) {
     const v = flat[i];
-    if (isFloat && typeof v === 'number' && Number.isFinite(v)) continue; // the common case, without a call
+    if (isFloat && typeof v === 'number' && (Number.isFinite(v) || (nan && Number.isNaN(v)))) continue; // the common case, without a call
     const want = checkValue(datatype, v);
     if (want) return { error: `${label}.data[${i}] must be ${want} for datatype ${datatype}, got ${JSON.stringify(v)?.slice(0, 40)}` };
   }

@@ -15,6 +15,7 @@ import { compressRouter } from './routes/compress.ts';
 import { datasetsRouter } from './routes/datasets.ts';
 import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
+import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
 import { createInfer, v2Router } from './routes/v2.ts';
 import { fastInfer } from './fast-infer.ts';
@@ -57,6 +58,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
 
   const infer = createInfer(d);
   app.use(v2Router(d, infer));
+  app.use(kserveRouter(d, infer)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(modelsRouter(d));
   app.use(driftRouter(d));
   app.use(batchesRouter(d));

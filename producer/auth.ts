@@ -22,6 +22,7 @@ export function requiredScope(method: string, path: string): Scope | null {
   if (path === '/metrics') return 'platform';
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
+  if (method === 'POST' && /^\/v1\/models\/[^/]+(\/versions\/[^/]+)?:(predict|explain)$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
   if (method === 'POST' && /^\/v1\/models\/[^/]+\/versions\/?$/.test(path)) return 'publish';
   // The OpenAI-compatible Files and Batches: a key that may submit batches may upload and delete their files.

@@ -5,6 +5,7 @@ import { badRequest } from '../core/errors.ts';
 import type { InferRequest } from '../core/jobs/infer.ts';
 import type { VersionRecord } from '../core/registry.ts';
 import { DATATYPES, dataArray, flattenData, type Tensor } from '../core/tensors.ts';
+import { dataWithMissing, isColumnInput } from '../core/rows/columns.ts';
 
 export const v2InferRequestSchema = z.object({
   id: z.string().max(256).optional(),
@@ -37,6 +38,8 @@ const MAX_ELEMENTS = 50_000_000;
 /** Checks names, datatypes, shapes and data against the model; returns the request in job form. */
 export function checkInferRequest(body: V2InferRequest, model: VersionRecord): InferRequest {
   const specs = new Map(model.inputs.map((i) => [i.name, i]));
+  // A column-input model's null element is a missing value: NaN for a float input (JSON has no NaN), "" for a string one.
+  const columns = isColumnInput(model.inputs);
   const seen = new Set<string>();
   const inputs: Tensor[] = [];
   for (const [i, inp] of body.inputs.entries()) {
@@ -58,7 +61,9 @@ export function checkInferRequest(body: V2InferRequest, model: VersionRecord): I
         throw badRequest(`${label}: shape [${inp.shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${d}`);
     }
     if (inp.shape.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw badRequest(`${label}: more than ${MAX_ELEMENTS} elements`);
-    const flat = flattenData(inp.data, inp.shape, spec.datatype, label);
+    const flat = columns
+      ? flattenData(dataWithMissing(spec, inp.data), inp.shape, spec.datatype, label, true)
+      : flattenData(inp.data, inp.shape, spec.datatype, label);
     if ('error' in flat) throw badRequest(flat.error);
     inputs.push({ name: inp.name, datatype: spec.datatype, shape: inp.shape, data: flat.data });
   }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
 import { v2InferRequestSchema } from './infer-request.ts';
+import { kserveRequestSchema } from './kserve.ts';
 import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
@@ -32,6 +33,14 @@ const modelSchema = z.object({
   aliases: z.record(z.string(), z.number()),
   owner: z.string().meta({ description: 'Tenant that created the model; only its keys (or a platform operator) change it' }),
   shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }),
+});
+const kservePredictResponse = z.object({ predictions: z.array(z.record(z.string(), z.unknown())) });
+const kserveExplainResponse = z.object({
+  predictions: z.array(z.record(z.string(), z.unknown())),
+  explanations: z.array(
+    z.object({ attributions: z.unknown(), base: z.number().optional(), class: z.number().optional(), tokens: z.array(z.string()).optional() }),
+  ),
+  parameters: z.record(z.string(), z.unknown()).meta({ description: 'explain_method, explain_output, explain_samples' }),
 });
 const v2Response = z.object({ model_name: z.string(), model_version: z.string(), id: z.string().optional(), outputs: z.array(tensorSchema) });
 
@@ -103,6 +112,36 @@ export const ROUTES: RouteDoc[] = [
     response: v2Response,
   },
   { method: 'post', path: '/v2/models/{name}/versions/{version}/infer', summary: 'Inference', json: v2InferRequestSchema, response: v2Response },
+  {
+    method: 'post',
+    path: '/v1/models/{name}:predict',
+    summary:
+      "KServe V1 prediction (latest version), on the /v2 path (same keys, limits and batching). `instances`: objects keyed by input name for a model whose every input takes one value per row (the columns; absent keys and null are missing values, other keys ignored), or arrays for a single-input model. Each prediction is an object of the model's outputs by name, each the row's value: a classifier's `label` and `probabilities` keyed by class when the version lists its classes (else a list)",
+    json: kserveRequestSchema,
+    response: kservePredictResponse,
+  },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/versions/{version}:predict',
+    summary: 'KServe V1 prediction',
+    json: kserveRequestSchema,
+    response: kservePredictResponse,
+  },
+  {
+    method: 'post',
+    path: '/v1/models/{name}:explain',
+    summary:
+      'KServe V1 explanation (latest version): the :predict body, explained as `parameters.explain` on /v2 does; each explanation has `attributions` keyed by column for a column-input model (else a list), `base`, `class`, and `tokens` for a text model',
+    json: kserveRequestSchema,
+    response: kserveExplainResponse,
+  },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/versions/{version}:explain',
+    summary: 'KServe V1 explanation',
+    json: kserveRequestSchema,
+    response: kserveExplainResponse,
+  },
   {
     method: 'post',
     path: '/v1/batches',

@@ -63,6 +63,8 @@ export const batchSpecSchema = z.object({
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
   parquet: z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() }).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
+  /** The file's columns that feed no input (a target, notes), `id` aside; JSONL: the first row's keys. */
+  ignoredColumns: z.array(z.string()).optional(),
   /** Attributions added to every output line. */
   explain: batchExplainSchema.optional(),
   createdAt: z.string(),

@@ -8,6 +8,7 @@
 import { parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
+import { isColumnInput, isFloat } from './columns.ts';
 import { ColumnCursor, type ColumnLayout, type Physical, type Target } from './parquet-column.ts';
 import type { ParquetPlan } from './parquet.ts';
 
@@ -66,6 +67,8 @@ export class FastRowGroup {
     private readonly inputs: TensorSpec[],
     private readonly pers: number[],
     private readonly columns: Column[],
+    /** Per input: whether a null is a missing value, fed as NaN (a float input of a column-input model). */
+    private readonly nanForNull: boolean[],
   ) {}
 
   static open(meta: FileMetaData, plan: ParquetPlan, inputs: TensorSpec[], pers: number[], g: RowGroupSource): FastRowGroup | null {
@@ -87,7 +90,14 @@ export class FastRowGroup {
       if (plan.mode === 'scalars' && levels.maxRep) return null;
       columns.push({ name, list: levels.maxRep > 0, cursor: new ColumnCursor(g.bytes, { ...levels, codec: chunk.codec, start, end }, compressors) });
     }
-    return new FastRowGroup(plan, inputs, pers, columns);
+    const columnInput = plan.mode === 'lists' && isColumnInput(inputs);
+    return new FastRowGroup(
+      plan,
+      inputs,
+      pers,
+      columns,
+      inputs.map((s) => columnInput && isFloat(s)),
+    );
   }
 
   /** The next n rows into rows [0, n) of `arrays` (one per input); each row's problem, or null. */
@@ -108,7 +118,12 @@ export class FastRowGroup {
         count.fill(0);
         firstNull.fill(-1);
         c.cursor.take(n, { target: arrays[j]!, stride: this.pers[j]!, offset: 0, ...(c.list ? { count } : {}), firstNull, column: 0 });
+        const nan = this.nanForNull[j]! && !c.list;
         for (let r = 0; r < n; r++) {
+          if (nan && firstNull[r]! >= 0) {
+            arrays[j]![r] = Number.NaN;
+            continue;
+          }
           const p = this.problem(j, c, count[r]!, firstNull[r]!);
           if (p) problems[r] = p;
         }

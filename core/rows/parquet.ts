@@ -2,12 +2,14 @@
 // (byte ranges read on their own), and decoding one row group's columns from its bytes alone.
 // A file fits a model when it has a column per input, named as the input (a list column for an
 // input with dimensions beyond the batch one; a string column for a BYTES input), or, for a model
-// with one 2-D input, numeric scalar columns in order (as CSV). An `id` column is echoed.
+// with one 2-D input, numeric scalar columns in order (as CSV). An `id` column is echoed. An input of
+// one value per row takes a scalar column; a column-input model's nulls are missing values (columns.ts).
 import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData, type SchemaTree } from 'hyparquet';
 // hyparquet reads snappy and uncompressed pages itself; this adds gzip, brotli, zstd and lz4
 // (polars and Spark write zstd, pandas/pyarrow snappy).
 import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
+import { oneValuePerRow } from './columns.ts';
 import type { ChunkRange } from './scanner.ts';
 
 export interface ParquetPlan {
@@ -67,17 +69,18 @@ export function planParquet(meta: FileMetaData, inputs: TensorSpec[]): ParquetPl
         throw new ParquetShapeError(`column "${c.name}" holds ${c.leaf} values; the model's input "${s.name}" takes ${s.datatype} numbers`);
       if (s.shape.slice(1).some((d) => d < 0))
         throw new ParquetShapeError(`input "${s.name}" [${s.shape.join(',')}] leaves a dimension open; Parquet batches take inputs of fixed size (use JSONL)`);
-      if (s.shape.length > 1 && !c.list)
+      if (s.shape.length > 1 && !c.list && !oneValuePerRow(s))
         throw new ParquetShapeError(
           `column "${c.name}" is a scalar column; the model's input "${s.name}" [${s.shape.join(',')}] needs a list column (values without the batch dimension)`,
         );
     }
     return { mode: 'lists', columns: inputs.map((s) => s.name), ...(id ? { id } : {}) };
   }
-  const missing = inputs.find((s) => !byName.has(s.name))!;
+  const absent = inputs.filter((s) => !byName.has(s.name));
+  const missing = absent[0]!;
   if (inputs.length !== 1 || inputs[0]!.shape.length !== 2 || !numericInput(inputs[0]!)) {
     throw new ParquetShapeError(
-      `the Parquet file has no column "${missing.name}" (the model's input); its columns: ${cols
+      `the Parquet file has no column ${absent.map((s) => `"${s.name}"`).join(', ')} (the model's input${absent.length > 1 ? 's' : ''}); its columns: ${cols
         .map((c) => c.name)
         .join(', ')
         .slice(0, 300)}`,
@@ -93,6 +96,14 @@ export function planParquet(meta: FileMetaData, inputs: TensorSpec[]): ParquetPl
   if (want >= 0 && features.length !== want)
     throw new ParquetShapeError(`the Parquet file has ${features.length} feature columns, the model's input "${missing.name}" takes ${want}`);
   return { mode: 'scalars', columns: features.map((c) => c.name), ...(id ? { id } : {}) };
+}
+
+/** The file's columns that feed no input (a target, notes), `id` aside. */
+export function parquetIgnoredColumns(meta: FileMetaData, plan: ParquetPlan): string[] {
+  const used = new Set([...plan.columns, ...(plan.id ? [plan.id] : [])]);
+  return parquetSchema(meta)
+    .children.map((t) => t.element.name)
+    .filter((n) => !used.has(n));
 }
 
 /** Each row group as a chunk: its byte range (every column chunk in it) and its rows. */

@@ -2,9 +2,11 @@
 // model's input names (values flat or nested, without the batch dimension) and an optional `id`.
 // CSV: a header row; the columns named as the inputs feed inputs of one value per row (strings for
 // BYTES inputs), else the columns, in order, feed a model with a single 2-D input; an optional `id`
-// column is echoed. A row that cannot be used gets an error naming what is wrong.
+// column is echoed. A row that cannot be used gets an error naming what is wrong. For a column-input
+// model (core/rows/columns.ts) an empty cell, null, "NaN" or an absent key is a missing value.
 import { parse as parseCsv } from 'csv-parse/sync';
 import { elementCount, flattenData, type Datatype, type TensorSpec } from '../tensors.ts';
+import { isColumnInput, isFloat, isMissingText, missingValue, oneValuePerRow, withMissing } from './columns.ts';
 import type { RowFormat } from './scanner.ts';
 
 export interface ParsedRow {
@@ -45,9 +47,6 @@ function nestedShape(v: unknown): number[] | null {
 
 const NUMERIC = ['FP32', 'FP64', 'FP16', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64'];
 
-/** One value per row: [N], or [N, 1, ...] with every dimension after the batch one of size 1. */
-const oneValuePerRow = (s: TensorSpec) => s.shape.slice(1).every((d) => d === 1);
-
 /**
  * How CSV columns feed the model. `named`: every input takes one value per row (a string for a
  * BYTES input, such as a text model's) from the column named as it; other columns are ignored.
@@ -63,8 +62,9 @@ function csvPlan(cols: string[], inputs: TensorSpec[]): CsvPlan | string {
     return { mode: 'named', columns: named };
   }
   if (inputs.length !== 1 || inputs[0]!.shape.length !== 2 || !NUMERIC.includes(inputs[0]!.datatype)) {
-    const missing = inputs.find((s, i) => named[i]! < 0);
-    if (missing && inputs.every(oneValuePerRow)) return `the CSV header has no column "${missing.name}" (the model's input)`;
+    const missing = inputs.filter((s, i) => named[i]! < 0).map((s) => `"${s.name}"`);
+    if (missing.length && inputs.every(oneValuePerRow))
+      return `the CSV header has no column ${missing.join(', ')} (the model's input${missing.length > 1 ? 's' : ''})`;
     return `CSV feeds a model with a single 2-D numeric input, or inputs of one value per row from the columns named as them; this model takes ${inputs
       .map((i) => `"${i.name}" ${i.datatype} [${i.shape.join(',')}]`)
       .join(', ')}: use JSONL`;
@@ -81,11 +81,35 @@ export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | n
   return typeof plan === 'string' ? plan : null;
 }
 
+/** The header's columns that feed no input (a target, notes), `id` aside: none when the columns feed a 2-D input in order. */
+export function csvIgnoredColumns(header: string, inputs: TensorSpec[]): string[] {
+  const cols = csvColumns(header);
+  const plan = csvPlan(cols, inputs);
+  if (typeof plan === 'string' || plan.mode === 'positional') return [];
+  const used = new Set(plan.columns);
+  return cols.filter((c, i) => !used.has(i) && c !== 'id');
+}
+
+/** The keys of a JSONL file's first row (`head`: the file's first bytes) that feed no input, `id` aside. */
+export function jsonlIgnoredKeys(head: Uint8Array, inputs: TensorSpec[]): string[] {
+  const text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('utf8');
+  const nl = text.indexOf('\n');
+  try {
+    const first: unknown = JSON.parse(nl >= 0 ? text.slice(0, nl) : text);
+    if (typeof first !== 'object' || first === null || Array.isArray(first)) return [];
+    const names = new Set(inputs.map((s) => s.name));
+    return Object.keys(first).filter((k) => !names.has(k) && k !== 'id');
+  } catch {
+    return []; // a first row longer than the bytes read, or not JSON: that row's error says so
+  }
+}
+
 export function rowParser(format: RowFormat, inputs: TensorSpec[], header?: string): RowParser {
   return format === 'csv' ? csvParser(inputs, header ?? '') : jsonlParser(inputs);
 }
 
 function jsonlParser(inputs: TensorSpec[]): RowParser {
+  const columns = isColumnInput(inputs);
   return (line) => {
     let obj: unknown;
     try {
@@ -99,7 +123,8 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
     const values: ParsedRow['values'] = {};
     const shapes: ParsedRow['shapes'] = {};
     for (const spec of inputs) {
-      const v = rec[spec.name];
+      // A column-input model's absent key or null is a missing value, fed as the graph expects it.
+      const v = columns ? withMissing(spec, rec[spec.name]) : rec[spec.name];
       if (v === undefined) return bad(`missing input "${spec.name}"`, id);
       const rowShape = spec.shape.slice(1);
       let shape: number[];
@@ -113,7 +138,8 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
       }
       // A bare value also fills an input of one value per row ([N, 1]): {"text": "..."}.
       const scalar = rowShape.length === 0 || (!Array.isArray(v) && oneValuePerRow(spec));
-      const flat = flattenData(scalar ? [v] : v, scalar ? [1] : shape, spec.datatype as Datatype, `input "${spec.name}"`);
+      const data = scalar ? [v] : Array.isArray(v) && columns ? v.map((x) => withMissing(spec, x)) : v;
+      const flat = flattenData(data, scalar ? [1] : shape, spec.datatype as Datatype, `input "${spec.name}"`, columns);
       if ('error' in flat) return bad(flat.error, id);
       values[spec.name] = flat.data;
       shapes[spec.name] = shape;
@@ -129,6 +155,8 @@ function csvParser(inputs: TensorSpec[], header: string): RowParser {
   if (typeof plan === 'string') return () => bad(plan);
   const count = (fields: string[]) => (fields.length !== cols.length ? `has ${fields.length} columns, the header has ${cols.length}` : null);
   if (plan.mode === 'named') {
+    // Every input takes one value per row here: an empty or "NaN" cell of a float column is missing.
+    const missing = inputs.map((s) => (isFloat(s) ? missingValue(s) : undefined));
     return (line) => {
       const fields = csvFields(line);
       const id = idCol >= 0 ? fields[idCol] : undefined;
@@ -138,10 +166,18 @@ function csvParser(inputs: TensorSpec[], header: string): RowParser {
       const shapes: ParsedRow['shapes'] = {};
       for (const [j, spec] of inputs.entries()) {
         const f = fields[plan.columns[j]!]!;
-        const v = spec.datatype === 'BYTES' ? f : spec.datatype === 'BOOL' ? boolOf(f) : numberOf(f, !spec.datatype.startsWith('FP'));
+        const m = missing[j];
+        const v =
+          spec.datatype === 'BYTES'
+            ? f
+            : m !== undefined && isMissingText(f)
+              ? m
+              : spec.datatype === 'BOOL'
+                ? boolOf(f)
+                : numberOf(f, !spec.datatype.startsWith('FP'));
         if (v === null)
           return bad(`column "${spec.name}" is not ${spec.datatype === 'BOOL' ? 'a boolean' : 'a number'}: ${JSON.stringify(f.slice(0, 40))}`, id);
-        const flat = flattenData([v], [1], spec.datatype, `column "${spec.name}"`);
+        const flat = flattenData([v], [1], spec.datatype, `column "${spec.name}"`, true);
         if ('error' in flat) return bad(flat.error, id);
         values[spec.name] = flat.data;
         shapes[spec.name] = spec.shape.slice(1);

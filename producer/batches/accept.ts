@@ -8,8 +8,8 @@ import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
-import { checkCsvHeader } from '../../core/rows/parse.ts';
-import { metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
+import { checkCsvHeader, csvIgnoredColumns, jsonlIgnoredKeys } from '../../core/rows/parse.ts';
+import { metadataOf, ParquetShapeError, parquetIgnoredColumns, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
 import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows/scanner.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
@@ -129,12 +129,18 @@ export async function readRange(store: ArtifactStore, key: string, start: number
 }
 
 /** A stored Parquet file's plan and row groups (chunks), read from its footer alone. */
-async function scanParquet(store: ArtifactStore, key: string, bytes: number, inputs: TensorSpec[]): Promise<ScanResult & { plan: ParquetPlan }> {
+async function scanParquet(
+  store: ArtifactStore,
+  key: string,
+  bytes: number,
+  inputs: TensorSpec[],
+): Promise<ScanResult & { plan: ParquetPlan; ignored: string[] }> {
   try {
     const meta = metadataOf(await readFooter((s, e) => readRange(store, key, s, e), bytes));
     const plan = planParquet(meta, inputs);
     const chunks = rowGroupChunks(meta);
-    return { bytes, rows: chunks.reduce((n, c) => n + c.rows, 0), chunks: chunks.map((c, index) => ({ ...c, index })), plan };
+    const ignored = parquetIgnoredColumns(meta, plan);
+    return { bytes, rows: chunks.reduce((n, c) => n + c.rows, 0), chunks: chunks.map((c, index) => ({ ...c, index })), plan, ignored };
   } catch (e) {
     if (e instanceof ParquetShapeError) throw badRequest(e.message);
     throw e;
@@ -166,7 +172,7 @@ export async function acceptBatch(
     maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS,
     maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES,
   });
-  let scan: ScanResult & { plan?: ParquetPlan };
+  let scan: ScanResult & { plan?: ParquetPlan; ignored?: string[] };
   let accepted: BatchView;
   try {
     const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
@@ -183,6 +189,9 @@ export async function acceptBatch(
       const problem = checkCsvHeader(scan.header ?? '', model.inputs);
       if (problem) throw badRequest(problem);
     }
+    // Columns the model does not take (the target, notes) are left out of scoring and listed.
+    const ignoredColumns =
+      format === 'csv' ? csvIgnoredColumns(scan.header ?? '', model.inputs) : format === 'jsonl' ? jsonlIgnoredKeys(head, model.inputs) : (scan.ignored ?? []);
     await opts.commitGate?.();
     const now = Date.now();
     const spec: BatchSpec = {
@@ -198,6 +207,7 @@ export async function acceptBatch(
       ...(scan.header !== undefined ? { header: scan.header } : {}),
       ...(scan.plan ? { parquet: scan.plan } : {}),
       ...(metadata ? { metadata } : {}),
+      ...(ignoredColumns.length ? { ignoredColumns } : {}),
       ...(explain ? { explain } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),

@@ -16,7 +16,11 @@ interface Layer {
 function servedRoutes(stack: Layer[]): string[] {
   return stack.flatMap((layer) => {
     if (layer.route) {
-      const path = layer.route.path.replace(/:(\w+)/g, '{$1}');
+      // An escaped colon (`\\:predict`) is literal, not a parameter.
+      const path = layer.route.path
+        .replace(/\\:/g, '\0')
+        .replace(/:(\w+)/g, '{$1}')
+        .replace(/\0/g, ':');
       return Object.keys(layer.route.methods)
         .filter((m) => m !== '_all')
         .map((m) => `${m.toUpperCase()} ${path}`);

@@ -129,7 +129,7 @@ describe('REST /v2 BYTES', () => {
     expect(got).toEqual(want.label);
   });
 
-  it('answers 400 naming the input for numbers or nulls in BYTES data, a wrong element count or datatype', async () => {
+  it('answers 400 naming the input for numbers in BYTES data, a wrong element count or datatype; null is a missing value ("")', async () => {
     const bad = async (inp: object, re: RegExp, name = 'textcls') => {
       const r = await infer(name, { inputs: [{ name: 'text', datatype: 'BYTES', ...inp }] });
       expect(r.status).toBe(400);
@@ -139,7 +139,10 @@ describe('REST /v2 BYTES', () => {
     };
     await bad({ shape: [2], data: [1, 2] }, /inputs\[0\] "text"\.data\[0\] must be a string for datatype BYTES, got 1/);
     await bad({ shape: [2], data: ['ok', 2.5] }, /inputs\[0\] "text"\.data\[1\] must be a string/);
-    await bad({ shape: [2], data: ['ok', null] }, /"text"\.data\[1\] must be a string/);
+    const withNull = await infer('textcls', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['ok', null] }] });
+    expect(withNull.status).toBe(200);
+    const withEmpty = await infer('textcls', { inputs: [{ name: 'text', datatype: 'BYTES', shape: [2], data: ['ok', ''] }] });
+    expect((await withNull.json()).outputs).toEqual((await withEmpty.json()).outputs);
     await bad({ shape: [1], data: [true] }, /"text"\.data\[0\] must be a string/);
     await bad({ shape: [3], data: ['a', 'b'] }, /"text" has 2 elements but shape \[3\] needs 3/);
     await bad({ shape: [2, 1], data: [['a'], [3]] }, /"text"\.data\[1\] must be a string/, 'textcls2');
@@ -266,19 +269,21 @@ describe('batches of strings', () => {
     expect(errs[0].error.message).toMatch(/input "text".*must be a string/);
   });
 
-  it('JSONL rows with a number, null or missing text are error rows; the others are scored', async () => {
+  it('JSONL rows with a number are error rows; null or missing text is a missing value (""), scored', async () => {
     const body = ['{"id": 1, "text": "tennis match"}', '{"id": 2, "text": 42}', '{"id": 3, "text": null}', '{"id": 4}', '{"id": 5, "text": ""}'].join('\n');
     const done = await waitDone((await (await submit(body, 'model=textcls')).json()).id);
-    expect(done).toMatchObject({ status: 'completed', requestCounts: { total: 5, completed: 2, failed: 3 } });
+    expect(done).toMatchObject({ status: 'completed', requestCounts: { total: 5, completed: 4, failed: 1 } });
     const out = jsonLines(await (await fetch(`${p.url}/v1/batches/${done.id}/output`)).text());
+    const empty = (await expected(['']))!.label[0];
     expect(out.map((o) => [o.id, o.outputs.label[0]])).toEqual([
       [1, 'sport'],
-      [5, (await expected(['']))!.label[0]],
+      [3, empty],
+      [4, empty],
+      [5, empty],
     ]);
     const errs = jsonLines(await (await fetch(`${p.url}/v1/batches/${done.id}/errors`)).text());
-    expect(errs.map((e) => e.id)).toEqual([2, 3, 4]);
+    expect(errs.map((e) => e.id)).toEqual([2]);
     expect(errs[0].error.message).toMatch(/"text".*must be a string/);
-    expect(errs[2].error.message).toMatch(/missing input "text"/);
   });
 
   it('CSV: the column named as the string input feeds it (quoted commas, quotes and newlines), other columns are ignored', async () => {
@@ -310,17 +315,16 @@ describe('batches of strings', () => {
     const done = await waitDone((await res.json()).id);
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectOutput(done.id, MANY, (i) => i);
-    // A null cell is an error row naming the column; empty strings are scored.
+    // A null cell is a missing value, scored as an empty string is.
     const holes = parquetWriteBuffer({ columnData: [{ name: 'text', data: ['goal', null, '', 'pizza'], type: 'STRING' }] });
     const h = await waitDone((await (await submit(new Uint8Array(holes), 'model=textcls', PARQUET)).json()).id);
-    expect(h.requestCounts).toEqual({ total: 4, completed: 3, failed: 1 });
+    expect(h.requestCounts).toEqual({ total: 4, completed: 4, failed: 0 });
+    const empty = (await expected(['']))!.label[0];
     expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/output`)).text()).map((o) => [o.row, o.outputs.label[0]])).toEqual([
       [0, 'sport'],
-      [2, (await expected(['']))!.label[0]],
+      [1, empty],
+      [2, empty],
       [3, 'food'],
-    ]);
-    expect(jsonLines(await (await fetch(`${p.url}/v1/batches/${h.id}/errors`)).text())).toEqual([
-      { row: 1, error: { code: 'bad_row', message: 'column "text" is null' } },
     ]);
     // A numeric column for the string input: 400 naming it.
     const wrong = parquetWriteBuffer({ columnData: [{ name: 'text', data: [1, 2, 3], type: 'INT32' }] });

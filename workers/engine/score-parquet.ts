@@ -4,6 +4,7 @@
 // output and error lines come back as bytes, as for JSONL and CSV segments.
 import { errorLine, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
 import type { Target } from '../../core/rows/parquet-column.ts';
+import { isColumnInput, missingValue } from '../../core/rows/columns.ts';
 import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
@@ -55,9 +56,11 @@ export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds): Promise<Sc
     }
   }
   const cols = await decodeRowGroup(job, [...job.plan.columns, ...(job.plan.id ? [job.plan.id] : [])], job.firstRow, job.rows);
+  // A column-input model's null cell is its input's missing value (NaN, or "" for strings).
+  const missing = job.plan.mode === 'lists' && isColumnInput(job.inputs) ? job.inputs.map(missingValue) : [];
   let next = 0;
   return scoreRuns(job, run, pers, job.plan.id ? cols.get(job.plan.id) : undefined, (n, arrays) => {
-    const problems = Array.from({ length: n }, (_, r) => fill(job, cols, next + r, arrays, r, pers));
+    const problems = Array.from({ length: n }, (_, r) => fill(job, cols, next + r, arrays, r, pers, missing));
     next += n;
     return problems;
   });
@@ -102,13 +105,25 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
 }
 
 /** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used. */
-function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number, arrays: Values[], slot: number, pers: number[]): string | null {
+function fill(
+  job: RowGroupJob,
+  cols: Map<string, ArrayLike<unknown>>,
+  r: number,
+  arrays: Values[],
+  slot: number,
+  pers: number[],
+  missing: (number | string | undefined)[],
+): string | null {
   for (let j = 0; j < job.inputs.length; j++) {
     const spec = job.inputs[j]!;
     const per = pers[j]!;
     const out = arrays[j]!;
+    const m = missing[j];
+    let cell = cols.get(spec.name)?.[r]; // none in scalars mode, whose columns are read below
+    // A null, or a null inside a one-value list, of a column-input model.
+    if (m !== undefined && (cell === null || cell === undefined || (Array.isArray(cell) && cell.length === 1 && cell[0] == null))) cell = m;
     if (Array.isArray(out)) {
-      const problem = fillStrings(spec, cols.get(spec.name)![r], out, slot, per);
+      const problem = fillStrings(spec, cell, out, slot, per);
       if (problem) return problem;
       continue;
     }
@@ -121,7 +136,7 @@ function fill(job: RowGroupJob, cols: Map<string, ArrayLike<unknown>>, r: number
       }
       continue;
     }
-    const vals = cellValues(cols.get(spec.name)![r]);
+    const vals = cellValues(cell);
     if (typeof vals === 'string') return `column "${spec.name}" ${vals}`;
     if (vals.length !== per)
       return `column "${spec.name}" has ${vals.length} values, the model's input "${spec.name}" [${spec.shape.join(',')}] takes ${per} per row`;

@@ -48,9 +48,17 @@ export const methodOptions = {
     })
     .strict(),
   fp16: z.object({}).strict(),
+  /**
+   * Structured by default (hidden units and conv channels removed: a smaller, faster file): `keep`
+   * (share kept), `sparsity` (share removed) or `targetAgreement` (the smallest model whose top-1
+   * agreement, or cosine for outputs without classes, stays at or above it; the default, 0.98).
+   * `structured: false` with `sparsity`: magnitude pruning, zeros in place (the file keeps its size).
+   */
   prune: z.union([
-    z.object({ structured: z.literal(true), keep: z.number().gt(0).max(1) }).strict(),
-    z.object({ sparsity: z.number().gt(0).lt(1), structured: z.literal(false).optional() }).strict(),
+    z.object({ structured: z.literal(true).optional(), keep: z.number().gt(0).max(1) }).strict(),
+    z.object({ structured: z.literal(true).optional(), sparsity: z.number().gt(0).lt(1) }).strict(),
+    z.object({ structured: z.literal(true).optional(), targetAgreement: z.number().gt(0).max(1).default(0.98) }).strict(),
+    z.object({ structured: z.literal(false), sparsity: z.number().gt(0).lt(1) }).strict(),
   ]),
   distill: z
     .object({
@@ -78,7 +86,7 @@ export const compressRequestSchema = z
     method: z.enum(COMPRESS_METHODS),
     options: z.record(z.string(), z.unknown()).optional().meta({
       description:
-        'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { sparsity } or { structured: true, keep }; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }',
+        'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { keep } | { sparsity } | { targetAgreement (default 0.98) } structured, or { structured: false, sparsity } magnitude; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }',
     }),
     dataset: z
       .string()

@@ -5,7 +5,7 @@ import { QueueEvents } from 'bullmq';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPrefix } from '../../core/config.ts';
-import { buildModel, node } from '../../workers/onnx/builder.ts';
+import { buildModel, floatTensor, node } from '../../workers/onnx/builder.ts';
 import { f32 } from '../../workers/onnx/graph.ts';
 import { DT } from '../../workers/onnx/proto.ts';
 import { onnxCheck } from '../helpers/onnx-checker.ts';
@@ -59,6 +59,81 @@ function constantModel(): Uint8Array {
   });
 }
 
+/**
+ * Models as training leaves them: a few units carry the signal, the rest are weak (small weights in
+ * and out), so a share of them can go without changing the answers. Random weights have no such slack.
+ */
+function seeded(seed: number) {
+  let s = seed;
+  return (n: number, scale: number, weak?: (i: number) => boolean) =>
+    Float32Array.from({ length: n }, (_, i) => (((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1) * scale * (weak?.(i) ? 0.01 : 1));
+}
+
+function slackMlp(): Uint8Array {
+  const rnd = seeded(7);
+  const [f, h, c] = [32, 128, 10];
+  const weakUnit = (u: number) => u % 4 !== 0; // three in four hidden units are weak
+  return buildModel({
+    inputs: [{ name: 'input', elemType: DT.FLOAT, shape: ['n', f] }],
+    outputs: [{ name: 'output', elemType: DT.FLOAT, shape: ['n', c] }],
+    nodes: [
+      node('MatMul', ['input', 'w0'], ['m0']),
+      node('Add', ['m0', 'b0'], ['a0']),
+      node('Relu', ['a0'], ['r0']),
+      node('MatMul', ['r0', 'w1'], ['m1']),
+      node('Add', ['m1', 'b1'], ['output']),
+    ],
+    initializers: [
+      floatTensor(
+        'w0',
+        [f, h],
+        rnd(f * h, 0.4, (i) => weakUnit(i % h)),
+      ),
+      floatTensor('b0', [h], rnd(h, 0.1, weakUnit)),
+      floatTensor(
+        'w1',
+        [h, c],
+        rnd(h * c, 0.4, (i) => weakUnit(Math.floor(i / c))),
+      ),
+      floatTensor('b1', [c], rnd(c, 0.1)),
+    ],
+  });
+}
+
+function slackCnn(): Uint8Array {
+  const rnd = seeded(11);
+  const weakChannel = (ch: number) => ch % 4 !== 0;
+  return buildModel({
+    inputs: [{ name: 'image', elemType: DT.FLOAT, shape: ['n', 3, 16, 16] }],
+    outputs: [{ name: 'logits', elemType: DT.FLOAT, shape: ['n', 10] }],
+    nodes: [
+      node('Conv', ['image', 'c1_w', 'c1_b'], ['c1'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c1'], ['r1']),
+      node('Conv', ['r1', 'c2_w', 'c2_b'], ['c2'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }),
+      node('Relu', ['c2'], ['r2']),
+      node('GlobalAveragePool', ['r2'], ['g']),
+      node('Flatten', ['g'], ['flat'], { axis: 1 }),
+      node('Gemm', ['flat', 'fc_w', 'fc_b'], ['logits'], { transB: 1 }),
+    ],
+    initializers: [
+      floatTensor(
+        'c1_w',
+        [16, 3, 3, 3],
+        rnd(16 * 27, 0.3, (i) => weakChannel(Math.floor(i / 27))),
+      ),
+      floatTensor('c1_b', [16], rnd(16, 0.1, weakChannel)),
+      floatTensor(
+        'c2_w',
+        [8, 16, 3, 3],
+        rnd(8 * 16 * 9, 0.3, (i) => weakChannel(Math.floor(i / 9) % 16)),
+      ),
+      floatTensor('c2_b', [8], rnd(8, 0.1)),
+      floatTensor('fc_w', [10, 8], rnd(80, 1)),
+      floatTensor('fc_b', [10], rnd(10, 0.1)),
+    ],
+  });
+}
+
 let p: TestPlatform;
 let events: QueueEvents;
 beforeAll(async () => {
@@ -68,6 +143,8 @@ beforeAll(async () => {
   expect((await uploadModel(p.url, 'detector', divisionMap())).status).toBe(201);
   expect((await uploadModel(p.url, 'overflow', offsetMap())).status).toBe(201);
   expect((await uploadModel(p.url, 'constant', constantModel())).status).toBe(201);
+  expect((await uploadModel(p.url, 'mlp', slackMlp())).status).toBe(201);
+  expect((await uploadModel(p.url, 'cnn', slackCnn())).status).toBe(201);
 });
 afterAll(async () => {
   await events?.close();
@@ -136,5 +213,32 @@ describe('compression you can trust', () => {
     if (r.ok) return;
     expect(r.message).toMatch(/cannot judge the candidate: the parent's output "y" is constant \(1\)/);
     expect((await fetch(`${p.url}/v1/models/constant-fp16`)).status).toBe(404);
+  });
+
+  it.each(['mlp', 'cnn'])('prune with targetAgreement 0.98 (%s): units removed, a smaller file, the agreement kept on the measuring data', async (model) => {
+    const r = await run({ model, method: 'prune', options: { targetAgreement: 0.98 }, registerAs: `${model}-pruned` });
+    expect(r.ok, r.ok ? '' : r.message).toBe(true);
+    if (!r.ok) return;
+    const { report } = r.result;
+    const d = report.details;
+    console.log(
+      `${model}: keep ${d.keep}, bytes ${report.bytesBefore} -> ${report.bytesAfter}, rows/s@32 ${Math.round(report.rowsPerSecondBefore)} -> ${Math.round(report.rowsPerSecondAfter)}, rows/s@1 ${Math.round(report.rowsPerSecondBatch1Before)} -> ${Math.round(report.rowsPerSecondBatch1After)}, agreement ${d.agreement}`,
+    );
+    expect(d.form).toBe('structured');
+    expect(d.keep).toBeLessThan(1);
+    expect(d.agreement).toBeGreaterThanOrEqual(0.98);
+    expect(d.levels.length).toBeGreaterThan(1);
+    expect(report.bytesAfter).toBeLessThan(report.bytesBefore);
+    expect(d.paramsAfter).toBeLessThan(d.paramsBefore);
+    expect(report.argmaxAgreement).toBeGreaterThanOrEqual(0.98);
+    expect(report.verdict).toMatchObject({ data: 'generated', rows: 256, passed: true });
+    expect(await onnxCheck(new Uint8Array(await (await fetch(`${p.url}/v1/models/${model}-pruned/versions/1/onnx`)).arrayBuffer()))).toBeNull();
+  });
+
+  it('magnitude pruning on request says the file keeps its size', async () => {
+    const r = await run({ model: 'mlp', method: 'prune', options: { structured: false, sparsity: 0.3 }, registerAs: 'mlp-zeros', allowSlower: true });
+    expect(r.ok, r.ok ? '' : r.message).toBe(true);
+    if (!r.ok) return;
+    expect(r.result.report.details).toMatchObject({ form: 'magnitude', note: expect.stringMatching(/keeps its size/) });
   });
 });

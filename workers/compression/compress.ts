@@ -103,7 +103,7 @@ async function rewrite(job: Progress, data: CompressJob, p: Parent, options: Rec
       case 'fp16':
         return { rewritten: await fp16(ctx) };
       case 'prune':
-        return { rewritten: prune(p.bytes, options) };
+        return { rewritten: await prune(ctx, options) };
       case 'distill':
         return await distillStudent(job, p, options, deps);
     }

@@ -8,7 +8,7 @@ import { pruneMagnitude, pruneStructured } from '../onnx/prune/index.ts';
 import { DYNAMIC_OPS, type DynamicOp, quantizeInt8 } from '../onnx/quantize/dynamic.ts';
 import { quantizeStatic } from '../onnx/quantize/static.ts';
 import type { RawTensor, Tensor } from '../../core/tensors.ts';
-import type { Tolerance } from '../../core/jobs/compress.ts';
+import type { OutputFigures, Tolerance } from '../../core/jobs/compress.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { calibrationFeeds, observeActivations } from './calibrate.ts';
 import { score, type EvalRows } from './dataset.ts';
@@ -167,7 +167,58 @@ export async function fp16(ctx: RewriteCtx): Promise<Rewritten> {
   return { bytes: chosen!.bytes, details: { form: chosen!.form, ...chosen!.details, forms: tried } };
 }
 
-export function prune(before: Uint8Array, options: Record<string, unknown>): Rewritten {
-  const r = options.structured === true ? pruneStructured(before, options.keep as number) : pruneMagnitude(before, options.sparsity as number);
-  return { bytes: r.bytes, details: { paramsBefore: r.paramsBefore, paramsAfter: r.paramsAfter, layers: r.layers } };
+/** Bisection steps of a targetAgreement search over the share of units kept. */
+const PRUNE_STEPS = 6;
+
+/** The agreement a pruning level is held to: the lowest top-1 over outputs with classes, else the lowest cosine. */
+function agreementOf(outputs: OutputFigures[]): number {
+  const top = outputs.flatMap((o) => (o.top1 !== undefined ? [o.top1] : []));
+  return top.length ? Math.min(...top) : Math.min(...outputs.map((o) => o.cosine ?? 0));
+}
+
+export async function prune(ctx: RewriteCtx, options: Record<string, unknown>): Promise<Rewritten> {
+  if (options.structured === false) {
+    const r = pruneMagnitude(ctx.before, options.sparsity as number);
+    return {
+      bytes: r.bytes,
+      details: {
+        form: 'magnitude',
+        paramsBefore: r.paramsBefore,
+        paramsAfter: r.paramsAfter,
+        layers: r.layers,
+        note: 'magnitude pruning zeroes weights in place: the file keeps its size and speed',
+      },
+    };
+  }
+  const level = (keep: number) => {
+    const r = pruneStructured(ctx.before, keep);
+    return { bytes: r.bytes, details: { form: 'structured', keep, paramsBefore: r.paramsBefore, paramsAfter: r.paramsAfter, layers: r.layers } };
+  };
+  if (options.keep !== undefined || options.sparsity !== undefined) return level((options.keep as number | undefined) ?? 1 - (options.sparsity as number));
+  return searchKeep(ctx, options.targetAgreement as number, level);
+}
+
+/** The smallest share kept whose agreement stays at or above the target, by bisection over (0, 1). */
+async function searchKeep(ctx: RewriteCtx, target: number, level: (keep: number) => Rewritten & { details: { keep: number } }): Promise<Rewritten> {
+  let [lo, hi] = [0, 1];
+  let best: (Rewritten & { agreement: number }) | undefined;
+  const tried: { keep: number; bytes: number; agreement: number }[] = [];
+  for (let step = 0; step < PRUNE_STEPS; step++) {
+    const keep = Math.round(((lo + hi) / 2) * 1000) / 1000;
+    const candidate = level(keep);
+    const { comparison } = await compareOn(ctx.engine, ctx.measure, await scratchModel(candidate.bytes, ctx.cacheDir));
+    const agreement = agreementOf(comparison.figures());
+    tried.push({ keep, bytes: candidate.bytes.length, agreement });
+    if (agreement >= target) {
+      best = { ...candidate, agreement };
+      hi = keep;
+    } else lo = keep;
+  }
+  if (!best) {
+    const last = tried.at(-1)!;
+    throw new GraphEditError(
+      `no pruning level keeps agreement >= ${target} on the ${ctx.measure.rows} ${ctx.measure.data} rows (keeping ${last.keep} of the units: ${last.agreement.toFixed(4)})`,
+    );
+  }
+  return { bytes: best.bytes, details: { ...best.details, targetAgreement: target, agreement: best.agreement, levels: tried } };
 }

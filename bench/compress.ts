@@ -40,20 +40,42 @@ async function rowsPerSecond(bytes: Uint8Array, batch: number): Promise<number> 
   return rps;
 }
 
+/** Top-1 agreement of two models on 512 uniform rows in [-1, 1): what int8 must keep on any CPU. */
+async function uniformTop1(a: Uint8Array, b: Uint8Array): Promise<number> {
+  let seed = 17;
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 512 * 256 }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1),
+    [512, 256],
+  );
+  const run = async (bytes: Uint8Array) => {
+    const s = await ort.InferenceSession.create(bytes, OPTS);
+    const out = await s.run({ input: x });
+    await s.release();
+    return out;
+  };
+  return top1(await run(a), await run(b)) ?? 0;
+}
+
 async function benchMlp() {
   const model = buildMlp({ sizes: [256, 1024, 1024, 10], seed: 1 });
-  const int8 = quantizeInt8(model).bytes;
-  const perChannel = quantizeInt8(model, { perChannel: true }).bytes;
-  console.log(
-    `compress: MLP 256-1024-1024-10, float32 ${(model.length / 1024).toFixed(0)} KiB, int8 ${(int8.length / 1024).toFixed(0)} KiB (${(int8.length / model.length).toFixed(2)}x), ${SECONDS} s per cell, 1 onnxruntime thread`,
+  // u8: the default (U8U8, exact everywhere); s7: 7-bit int8 weights; s8: full int8, which saturates without VNNI.
+  const forms = (['u8', 's7', 's8'] as const).flatMap((weights) =>
+    [false, true].map((perChannel) => ({ name: `int8 ${weights}${perChannel ? '/channel' : ''}`, bytes: quantizeInt8(model, { weights, perChannel }).bytes })),
   );
-  console.log('batch   float32 rows/s   int8 rows/s   ratio   int8/channel rows/s   ratio');
-  for (const batch of [1, 32, 128, 256]) {
-    const base = await rowsPerSecond(model, batch);
-    const q = await rowsPerSecond(int8, batch);
-    const c = await rowsPerSecond(perChannel, batch);
+  console.log(
+    `compress: MLP 256-1024-1024-10, float32 ${(model.length / 1024).toFixed(0)} KiB, ${SECONDS} s per cell, 1 onnxruntime thread; ratios against float32 in the same run; top1 on 512 uniform rows in [-1, 1)`,
+  );
+  console.log('form                  bytes   b1 rows/s  ratio   b32 rows/s  ratio  b256 rows/s  ratio    top1');
+  const base = { b1: await rowsPerSecond(model, 1), b32: await rowsPerSecond(model, 32), b256: await rowsPerSecond(model, 256) };
+  console.log(
+    `${'float32'.padEnd(20)}  ${(model.length / model.length).toFixed(2).padStart(5)}x  ${base.b1.toFixed(0).padStart(10)}  ${'1.00x'.padStart(6)}  ${base.b32.toFixed(0).padStart(11)}  ${'1.00x'.padStart(6)}  ${base.b256.toFixed(0).padStart(11)}  ${'1.00x'.padStart(6)}  ${'1'.padStart(6)}`,
+  );
+  for (const f of forms) {
+    const [b1, b32, b256] = [await rowsPerSecond(f.bytes, 1), await rowsPerSecond(f.bytes, 32), await rowsPerSecond(f.bytes, 256)];
+    const r = (v: number, b: number) => `${(v / b).toFixed(2)}x`.padStart(6);
     console.log(
-      `${String(batch).padStart(5)}   ${base.toFixed(0).padStart(14)}   ${q.toFixed(0).padStart(11)}   ${(q / base).toFixed(2).padStart(4)}x   ${c.toFixed(0).padStart(19)}   ${(c / base).toFixed(2).padStart(4)}x`,
+      `${f.name.padEnd(20)}  ${(f.bytes.length / model.length).toFixed(2).padStart(5)}x  ${b1.toFixed(0).padStart(10)}  ${r(b1, base.b1)}  ${b32.toFixed(0).padStart(11)}  ${r(b32, base.b32)}  ${b256.toFixed(0).padStart(11)}  ${r(b256, base.b256)}  ${(await uniformTop1(model, f.bytes)).toFixed(3).padStart(6)}`,
     );
   }
 }

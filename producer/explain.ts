@@ -5,13 +5,14 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
-import { occlusionEvaluations } from '../core/text-tokens.ts';
+import { occlusionBytes, occlusionEvaluations } from '../core/text-tokens.ts';
 import {
   DEFAULT_EXPLAIN_SAMPLES,
   evaluationsPerRow,
   explainTarget,
   type ExplainTarget,
   MAX_EXPLAIN_SAMPLES,
+  shapleyBytes,
   type ExplainJob,
   type ExplainResult,
 } from '../core/jobs/explain.ts';
@@ -74,12 +75,19 @@ export function createExplain(d: ProducerDeps): ExplainFn {
   /** Shapley settings for a features model (its background, the cost checked), or occlusion for a text model. */
   const methodOf = (model: VersionRecord, t: ExplainTarget, request: InferRequest, params: ExplainParams): Pick<ExplainJob, 'method' | 'background'> => {
     const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    const maxBytes = d.cfg.MODELQ_EXPLAIN_MAX_BYTES;
     if (t.text) {
       const data = request.inputs[0] && 'data' in request.inputs[0] ? request.inputs[0].data : [];
-      const evals = occlusionEvaluations((data as unknown[]).map(String));
+      const texts = (data as unknown[]).map(String);
+      const evals = occlusionEvaluations(texts);
       if (evals > limit)
         throw badRequest(
           `explaining these texts by occlusion costs ${evals} model evaluations (one per row and per distinct word); the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS)`,
+        );
+      const bytes = occlusionBytes(texts);
+      if (bytes > maxBytes)
+        throw badRequest(
+          `explaining these texts by occlusion feeds the model ${bytes} bytes of text (each row once per distinct word); the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send shorter texts or fewer rows`,
         );
       return { method: 'occlusion' };
     }
@@ -97,6 +105,11 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
       );
     }
+    const bytes = shapleyBytes(rows, params.samples + (params.samples % 2), bg.rows, features);
+    if (bytes > maxBytes)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows or samples`,
+      );
     return { method: 'shapley', background: bg };
   };
 
@@ -113,6 +126,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
       samples: params.samples,
       seed: params.seed,
       runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
+      maxBytes: d.cfg.MODELQ_EXPLAIN_MAX_BYTES,
       ...(params.classIndex !== undefined ? { classIndex: params.classIndex } : {}),
     };
     const jobId = `${idPrefix}${++seq}`;

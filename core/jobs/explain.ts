@@ -29,6 +29,8 @@ export const MAX_EXPLAIN_SAMPLES = 1024;
 /** Background rows a trained version keeps when `explainBackground` is not given. */
 export const DEFAULT_BACKGROUND_ROWS = 50;
 export const MAX_BACKGROUND_ROWS = 1000;
+/** Most bytes of perturbed input one run of an explanation holds (Shapley points, occluded texts); at least one point or text. */
+export const EXPLAIN_RUN_BYTES = 16 * 2 ** 20;
 
 export const explainJobSchema = z.object({
   model: modelTargetSchema,
@@ -49,6 +51,8 @@ export const explainJobSchema = z.object({
     .max(2 ** 31 - 1),
   /** Most rows per onnxruntime run of perturbations. */
   runRows: z.number().int().min(1),
+  /** Most bytes of perturbed input the request may feed the model (MODELQ_EXPLAIN_MAX_BYTES; checked again by the worker). */
+  maxBytes: z.number().int().min(1).optional(),
 });
 export type ExplainJob = z.infer<typeof explainJobSchema>;
 
@@ -66,8 +70,15 @@ export const explainResultSchema = z.union([
 ]);
 export type ExplainResult = z.infer<typeof explainResultSchema>;
 
-/** Model evaluations one explained row costs: the permutation walks plus the shared endpoints. */
-export const evaluationsPerRow = (samples: number, backgroundRows: number, features: number) => samples * backgroundRows * Math.max(0, features - 1);
+/**
+ * Model evaluations one explained row costs: the row itself plus its permutation walks' intermediate
+ * points (a one-feature model has none: its attribution is exact, f(x) - base, but the row still runs).
+ */
+export const evaluationsPerRow = (samples: number, backgroundRows: number, features: number) => 1 + samples * backgroundRows * Math.max(0, features - 1);
+
+/** Bytes of perturbed input an explanation of `rows` rows feeds the model, each point `width` bytes wide (4 per FP32 feature). */
+export const shapleyBytes = (rows: number, samples: number, backgroundRows: number, features: number, width = 4 * features) =>
+  rows * evaluationsPerRow(samples, backgroundRows, features) * width;
 
 /** What an explanation of a model attributes: its one FP32 [N, F] input and one FP32 [N] or [N, C] output. */
 export interface ExplainTarget {

@@ -22,6 +22,8 @@ export interface ExplainRows {
   seed: number;
   classIndex?: number;
   runRows: number;
+  /** Most bytes of text one run's occlusion may feed the model (MODELQ_EXPLAIN_MAX_BYTES). */
+  maxBytes?: number;
 }
 
 /** One run of given outputs on the thread's session. */
@@ -95,7 +97,11 @@ function occludingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): Ru
           if (!out || out.type !== 'float32') throw new AppError('bad_request', `output "${e.output}" is not FP32`);
           return { scores: out.data as Float32Array, classes: out.dims.length > 1 ? out.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
         },
-        { ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}), runRows: e.runRows },
+        {
+          ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}),
+          runRows: e.runRows,
+          ...(e.maxBytes !== undefined ? { maxBytes: e.maxBytes } : {}),
+        },
       );
     } catch (err) {
       if (err instanceof RangeError) throw new AppError('bad_request', err.message);

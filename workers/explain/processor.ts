@@ -2,7 +2,7 @@
 // attributions of one output's class column per row, computed with the worker's engine in a few
 // large runs of perturbed rows (never through the dynamic batcher, whose merged runs it would swamp).
 import { AppError, errorData } from '../../core/errors.ts';
-import { explainJobSchema, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
+import { explainJobSchema, shapleyBytes, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
 import { isPacked, packRaw, unpackRaw, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
@@ -49,6 +49,7 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
   const x = raw.data as Float32Array;
   const bg = await loadBackground(deps.store, data.background.key);
   if (bg.features !== features) throw new AppError('bad_request', `the background has ${bg.features} features, the request ${features}`);
+  checkShapleyBytes(rows, data, bg.x.length / features, features);
 
   // The plain answer first (the outputs the client asked for); f(x) for the attribution comes from its own evaluation.
   const plain = await deps.engine.run(model, { [data.input]: { type: 'float32', dims: [rows, features], data: x.slice() } }, { rows });
@@ -108,7 +109,11 @@ async function explainText(data: ExplainJob, model: ModelHandle, deps: ExplainDe
         if (!t || t.type !== 'float32') throw new AppError('bad_request', `output "${data.output}" is not FP32`);
         return { scores: t.data as Float32Array, classes: t.dims.length > 1 ? t.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
       },
-      { ...(data.classIndex !== undefined ? { classIndex: data.classIndex } : {}), runRows: data.runRows },
+      {
+        ...(data.classIndex !== undefined ? { classIndex: data.classIndex } : {}),
+        runRows: data.runRows,
+        ...(data.maxBytes !== undefined ? { maxBytes: data.maxBytes } : {}),
+      },
     );
   } catch (e) {
     if (e instanceof RangeError) throw new AppError('bad_request', e.message);
@@ -127,6 +132,17 @@ async function explainText(data: ExplainJob, model: ModelHandle, deps: ExplainDe
   outputs.push(fromRaw('explain_tokens', { type: 'string', dims: [rows, width], data: tokens }));
   outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, width], data: attributions })!);
   return { ok: true, outputs, base: r.map((x) => x.base), classes: r.map((x) => x.class) };
+}
+
+/** The producer checked the cost; a job that reached the worker otherwise (or with other limits) is checked again. */
+export function checkShapleyBytes(rows: number, data: Pick<ExplainJob, 'samples' | 'maxBytes'>, backgroundRows: number, players: number, width = 4 * players) {
+  if (data.maxBytes === undefined) return;
+  const bytes = shapleyBytes(rows, data.samples + (data.samples % 2), backgroundRows, players, width);
+  if (bytes > data.maxBytes)
+    throw new AppError(
+      'bad_request',
+      `explaining ${rows} rows with ${data.samples} samples against ${backgroundRows} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${data.maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES)`,
+    );
 }
 
 function feed(t: JobTensor): RawTensor {

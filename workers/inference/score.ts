@@ -26,7 +26,7 @@ export interface ScoreDeps {
   store: ArtifactStore;
   batches: BatchStore;
   cacheDir?: string;
-  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS'>>;
+  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES'>>;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
 }
@@ -60,7 +60,12 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
   if (spec.explain) {
     const { background, ...e } = spec.explain;
     const bg = background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
-    out.explain = { ...e, background: bg, runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS };
+    out.explain = {
+      ...e,
+      background: bg,
+      runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS,
+      ...(deps.cfg?.MODELQ_EXPLAIN_MAX_BYTES !== undefined ? { maxBytes: deps.cfg.MODELQ_EXPLAIN_MAX_BYTES } : {}),
+    };
   }
   if (drift?.share) out.driftSample = drift.share;
   return out;

@@ -95,7 +95,7 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
     const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
     checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
     const checked = checkInferRequest(body, target.model);
-    drift.observe(target.model, checked);
+    drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     return { target, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };

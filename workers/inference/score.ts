@@ -104,7 +104,7 @@ async function scoreChunk(
 ): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
-  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version);
+  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
   const extras = await extrasOf(spec, deps, drift);
   const r = await scoreChunkRows(chunk, spec, deps, model, extras, job, drift, signal);
   await drift?.flush();

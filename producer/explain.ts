@@ -13,6 +13,7 @@ import {
   type ExplainTarget,
   MAX_EXPLAIN_SAMPLES,
   shapleyBytes,
+  type ExplainColumn,
   type ExplainJob,
   type ExplainResult,
 } from '../core/jobs/explain.ts';
@@ -59,6 +60,8 @@ export interface ExplainAnswerParams {
   explain_method: 'shapley' | 'occlusion';
   /** Shapley only. */
   explain_samples?: number;
+  /** A column-input model: the players, named as its columns, in the order of the attributions. */
+  explain_columns?: string[];
 }
 
 export function createExplain(d: ProducerDeps): ExplainFn {
@@ -73,7 +76,12 @@ export function createExplain(d: ProducerDeps): ExplainFn {
   const timeoutMs = d.cfg.MODELQ_INFER_TIMEOUT_MS;
 
   /** Shapley settings for a features model (its background, the cost checked), or occlusion for a text model. */
-  const methodOf = (model: VersionRecord, t: ExplainTarget, request: InferRequest, params: ExplainParams): Pick<ExplainJob, 'method' | 'background'> => {
+  const methodOf = (
+    model: VersionRecord,
+    t: ExplainTarget,
+    request: InferRequest,
+    params: ExplainParams,
+  ): Pick<ExplainJob, 'method' | 'background' | 'columns'> => {
     const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
     const maxBytes = d.cfg.MODELQ_EXPLAIN_MAX_BYTES;
     if (t.text) {
@@ -91,6 +99,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         );
       return { method: 'occlusion' };
     }
+    if (t.columns) return columnsMethod(model, t.columns, request, params);
     const bg = model.explain?.background;
     if (!bg)
       throw badRequest(
@@ -111,6 +120,39 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows or samples`,
       );
     return { method: 'shapley', background: bg };
+  };
+
+  /** A column-input model: one player per column, against its background (training rows) or one row of missing values. */
+  const columnsMethod = (
+    model: VersionRecord,
+    columns: ExplainColumn[],
+    request: InferRequest,
+    params: ExplainParams,
+  ): Pick<ExplainJob, 'method' | 'background' | 'columns'> => {
+    const bg = model.explain?.background;
+    const B = bg?.rows ?? 1;
+    const rows = request.inputs[0]?.shape[0] ?? 0;
+    const samples = params.samples + (params.samples % 2);
+    const evals = rows * evaluationsPerRow(samples, B, columns.length);
+    const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    if (evals > limit)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${B} background rows costs ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
+      );
+    // A point's width: 4 bytes per number, the request's longest string per string column (background strings are training values).
+    let width = 0;
+    for (const c of columns) {
+      const t = request.inputs.find((i) => i.name === c.name);
+      const data = t && 'data' in t ? (t.data as unknown[]) : [];
+      width += c.kind === 'number' ? 4 : 16 + 3 * data.reduce<number>((m, v) => Math.max(m, String(v).length), 0);
+    }
+    const bytes = shapleyBytes(rows, samples, B, columns.length, width);
+    const maxBytes = d.cfg.MODELQ_EXPLAIN_MAX_BYTES;
+    if (bytes > maxBytes)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${B} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows or samples`,
+      );
+    return { method: 'shapley', ...(bg ? { background: bg } : {}), columns };
   };
 
   return async (model, request, params, gpu) => {
@@ -147,6 +189,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         explain_class: r.classes,
         explain_output: t.output,
         explain_method: how.method!,
+        ...(t.columns ? { explain_columns: t.columns.map((c) => c.name) } : {}),
         ...(how.method === 'shapley' ? { explain_samples: params.samples + (params.samples % 2) } : {}),
       },
     };

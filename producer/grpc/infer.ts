@@ -125,6 +125,7 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
           explain_output: { string_param: p.explain_output },
           explain_method: { string_param: p.explain_method },
           ...(p.explain_samples !== undefined ? { explain_samples: { int64_param: p.explain_samples } } : {}),
+          ...(p.explain_columns ? { explain_columns: { string_param: JSON.stringify(p.explain_columns) } } : {}),
         },
         outputs: r.tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
         raw_output_contents: r.tensors.map(encodeOutput),

@@ -244,13 +244,30 @@ export function batchExplain(
       seed: 0,
       ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
     };
+  const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
+  if (t.columns) {
+    const cbg = model.explain?.background;
+    const per = evaluationsPerRow(samples + (samples % 2), cbg?.rows ?? 1, t.features);
+    if (per > maxEvals)
+      throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+    return {
+      method: 'shapley',
+      input: t.input,
+      output: t.output,
+      features: t.features,
+      ...(cbg ? { background: cbg } : {}),
+      columns: t.columns,
+      samples,
+      seed: q.explainSeed ?? 0,
+      ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
+    };
+  }
   const bg = model.explain?.background;
   if (!bg)
     throw badRequest(
       `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
     );
   if (bg.features !== t.features) throw badRequest(`the model has ${t.features} features, its background ${bg.features}`);
-  const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
   const per = evaluationsPerRow(samples + (samples % 2), bg.rows, t.features);
   if (per > maxEvals)
     throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);

@@ -5,7 +5,7 @@
 // background rows set for the version.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { columnModel, columnProbs } from '../fixtures/column-models.ts';
-import { startPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
 const KEYS = { 'admin-key-0123456789': { tenant: 'acme', scopes: ['admin'] } };
 const json = { 'content-type': 'application/json', authorization: 'Bearer admin-key-0123456789' };
@@ -100,5 +100,32 @@ describe('explanations by column', () => {
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.message).toMatch(/rows\[0\] column "age" must be a number or null/);
     expect((body.parameters.explain_base as number[])[0]).toBeCloseTo(mean, 5);
+  });
+
+  it('explains an explained batch by column: every line gets attributions in column order that sum to prediction minus base', async () => {
+    const body = AGE.map((a, n) => JSON.stringify({ age: [a], income: [INCOME[n]], color: [COLOR[n]] })).join('\n');
+    const res = await fetch(`${p.url}/v1/batches?model=cols&explain=true&explainSamples=4`, {
+      method: 'POST',
+      body,
+      headers: { ...json, 'content-type': 'application/x-ndjson' },
+    });
+    const accepted = await res.json();
+    expect(res.status, JSON.stringify(accepted)).toBe(202);
+    const done = await until(async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${accepted.id}`, { headers: json })).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    }, 'batch to end');
+    expect(done).toMatchObject({ status: 'completed', requestCounts: { completed: 3, failed: 0 } });
+    const lines = (await (await fetch(`${p.url}/v1/batches/${accepted.id}/output`, { headers: json })).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { outputs: Record<string, number[]> });
+    lines.forEach((o, n) => {
+      const a = o.outputs.attributions!;
+      expect(a).toHaveLength(3);
+      const c = o.outputs.explain_class![0]!;
+      expect(o.outputs.probabilities![c]).toBeCloseTo(columnProbs(AGE[n]!, INCOME[n]!, COLOR[n]!)[c]!, 5);
+      expect(Math.abs(a.reduce((s, v) => s + v, 0) - (o.outputs.probabilities![c]! - o.outputs.explain_base![0]!))).toBeLessThan(1e-4);
+    });
   });
 });

@@ -18,7 +18,7 @@ import { ByteChannel } from './byte-channel.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
 import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
-import { loadBackground } from '../explain/background.ts';
+import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface ScoreDeps {
@@ -59,10 +59,12 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
   const out: ChunkExtras = {};
   if (spec.explain) {
     const { background, ...e } = spec.explain;
-    const bg = background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
+    const bg = e.columns ? new Float32Array(0) : background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
+    const columnBackground = e.columns ? await loadColumnBackground(deps.store, background?.key, e.columns) : undefined;
     out.explain = {
       ...e,
       background: bg,
+      ...(columnBackground ? { columnBackground } : {}),
       runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS,
       ...(deps.cfg?.MODELQ_EXPLAIN_MAX_BYTES !== undefined ? { maxBytes: deps.cfg.MODELQ_EXPLAIN_MAX_BYTES } : {}),
     };

@@ -55,7 +55,7 @@ export async function benchExplain() {
 
     const explained = body({ explain: true, explainSamples: samples });
     await prime(`${p.url}/v2/models/plain/infer`, explained);
-    const evals = evaluationsPerRow(samples, BACKGROUND, FEATURES) + BACKGROUND + 1;
+    const evals = evaluationsPerRow(samples, BACKGROUND, FEATURES) + BACKGROUND;
     console.log(
       `\nexplain: MLP ${FEATURES}-256-1024-1024-10, ${BACKGROUND} background rows, ${samples} permutations per row: ${evals} model evaluations per explained row; 1 row per request`,
     );

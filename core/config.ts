@@ -215,6 +215,10 @@ export const configKeys = {
     int(1, 1_000_000_000).default(5_000_000),
     'Most model evaluations one explained request may cost (rows x explainSamples x background rows x (features - 1)); 400 above.',
   ],
+  MODELQ_EXPLAIN_MAX_BYTES: [
+    int(1024, 1_099_511_627_776).default(1_073_741_824),
+    'Most bytes of perturbed input one explained request (or one explained run of a batch) may feed the model: occluded texts (each row once per distinct word) or Shapley points (evaluations x their width); 400 above, and the worker refuses the same.',
+  ],
   MODELQ_EXPLAIN_RUN_ROWS: [
     int(1, 10_000_000).default(1024),
     'Most perturbed rows per onnxruntime run of an explanation (at least one permutation walk: background rows x (features - 1)); small runs keep the layer activations in cache (1,024 ran 1.7x faster than 16,384 on the MLP 20-256-1024-1024-10).',

@@ -31,3 +31,10 @@ export function withoutToken(text: string, word: string): string {
 
 /** Model evaluations an occlusion explanation of these texts costs: each row, each of its distinct words, and the empty text once. */
 export const occlusionEvaluations = (texts: string[]) => 1 + texts.reduce((n, t) => n + 1 + distinctWords(t).length, 0);
+
+/**
+ * Bytes of text an occlusion explanation of these texts feeds the model: each row once, and once more
+ * per distinct word (an occluded copy is at most the row's length). The cost that the evaluation count
+ * misses: one 3 MB row of 3,000 distinct words is 3,001 evaluations but 9 GB of text.
+ */
+export const occlusionBytes = (texts: string[]) => texts.reduce((n, t) => n + (2 + distinctWords(t).length) * Buffer.byteLength(t, 'utf8'), 0);

@@ -35,8 +35,13 @@ export class DriftSampler {
     this.profiles = profileCache(store, MAX_PROFILES);
   }
 
-  /** Counts the request's rows when it is drawn; never throws, never waits. */
-  observe(model: VersionRecord, req: InferRequest): void {
+  /**
+   * Counts the request's rows when it is drawn; never throws, never waits. Only the owner's traffic
+   * counts (`from`: the caller's tenant and the model's owner): another tenant's rows of a shared
+   * model never become its reference nor move the owner's window (nor are windows mixed).
+   */
+  observe(model: VersionRecord, req: InferRequest, from?: { tenant: string; owner: string }): void {
+    if (from && from.tenant !== from.owner) return;
     const ref = model.explain?.reference;
     if (!ref && this.collector) return this.collect(model, req);
     if (!ref || this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;

@@ -5,13 +5,15 @@
 import crypto from 'node:crypto';
 import { z } from 'zod';
 import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
-import { occlusionEvaluations } from '../core/text-tokens.ts';
+import { occlusionBytes, occlusionEvaluations } from '../core/text-tokens.ts';
 import {
   DEFAULT_EXPLAIN_SAMPLES,
   evaluationsPerRow,
   explainTarget,
   type ExplainTarget,
   MAX_EXPLAIN_SAMPLES,
+  shapleyBytes,
+  type ExplainColumn,
   type ExplainJob,
   type ExplainResult,
 } from '../core/jobs/explain.ts';
@@ -58,6 +60,8 @@ export interface ExplainAnswerParams {
   explain_method: 'shapley' | 'occlusion';
   /** Shapley only. */
   explain_samples?: number;
+  /** A column-input model: the players, named as its columns, in the order of the attributions. */
+  explain_columns?: string[];
 }
 
 export function createExplain(d: ProducerDeps): ExplainFn {
@@ -72,17 +76,30 @@ export function createExplain(d: ProducerDeps): ExplainFn {
   const timeoutMs = d.cfg.MODELQ_INFER_TIMEOUT_MS;
 
   /** Shapley settings for a features model (its background, the cost checked), or occlusion for a text model. */
-  const methodOf = (model: VersionRecord, t: ExplainTarget, request: InferRequest, params: ExplainParams): Pick<ExplainJob, 'method' | 'background'> => {
+  const methodOf = (
+    model: VersionRecord,
+    t: ExplainTarget,
+    request: InferRequest,
+    params: ExplainParams,
+  ): Pick<ExplainJob, 'method' | 'background' | 'columns'> => {
     const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    const maxBytes = d.cfg.MODELQ_EXPLAIN_MAX_BYTES;
     if (t.text) {
       const data = request.inputs[0] && 'data' in request.inputs[0] ? request.inputs[0].data : [];
-      const evals = occlusionEvaluations((data as unknown[]).map(String));
+      const texts = (data as unknown[]).map(String);
+      const evals = occlusionEvaluations(texts);
       if (evals > limit)
         throw badRequest(
           `explaining these texts by occlusion costs ${evals} model evaluations (one per row and per distinct word); the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS)`,
         );
+      const bytes = occlusionBytes(texts);
+      if (bytes > maxBytes)
+        throw badRequest(
+          `explaining these texts by occlusion feeds the model ${bytes} bytes of text (each row once per distinct word); the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send shorter texts or fewer rows`,
+        );
       return { method: 'occlusion' };
     }
+    if (t.columns) return columnsMethod(model, t.columns, request, params);
     const bg = model.explain?.background;
     if (!bg)
       throw badRequest(
@@ -97,7 +114,45 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows costs ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
       );
     }
+    const bytes = shapleyBytes(rows, params.samples + (params.samples % 2), bg.rows, features);
+    if (bytes > maxBytes)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${bg.rows} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows or samples`,
+      );
     return { method: 'shapley', background: bg };
+  };
+
+  /** A column-input model: one player per column, against its background (training rows) or one row of missing values. */
+  const columnsMethod = (
+    model: VersionRecord,
+    columns: ExplainColumn[],
+    request: InferRequest,
+    params: ExplainParams,
+  ): Pick<ExplainJob, 'method' | 'background' | 'columns'> => {
+    const bg = model.explain?.background;
+    const B = bg?.rows ?? 1;
+    const rows = request.inputs[0]?.shape[0] ?? 0;
+    const samples = params.samples + (params.samples % 2);
+    const evals = rows * evaluationsPerRow(samples, B, columns.length);
+    const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    if (evals > limit)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${B} background rows costs ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows or samples`,
+      );
+    // A point's width: 4 bytes per number, the request's longest string per string column (background strings are training values).
+    let width = 0;
+    for (const c of columns) {
+      const t = request.inputs.find((i) => i.name === c.name);
+      const data = t && 'data' in t ? (t.data as unknown[]) : [];
+      width += c.kind === 'number' ? 4 : 16 + 3 * data.reduce<number>((m, v) => Math.max(m, String(v).length), 0);
+    }
+    const bytes = shapleyBytes(rows, samples, B, columns.length, width);
+    const maxBytes = d.cfg.MODELQ_EXPLAIN_MAX_BYTES;
+    if (bytes > maxBytes)
+      throw badRequest(
+        `explaining ${rows} rows with ${params.samples} samples against ${B} background rows feeds the model ${bytes} bytes of perturbed rows; the limit is ${maxBytes} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows or samples`,
+      );
+    return { method: 'shapley', ...(bg ? { background: bg } : {}), columns };
   };
 
   return async (model, request, params, gpu) => {
@@ -113,6 +168,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
       samples: params.samples,
       seed: params.seed,
       runRows: d.cfg.MODELQ_EXPLAIN_RUN_ROWS,
+      maxBytes: d.cfg.MODELQ_EXPLAIN_MAX_BYTES,
       ...(params.classIndex !== undefined ? { classIndex: params.classIndex } : {}),
     };
     const jobId = `${idPrefix}${++seq}`;
@@ -133,6 +189,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         explain_class: r.classes,
         explain_output: t.output,
         explain_method: how.method!,
+        ...(t.columns ? { explain_columns: t.columns.map((c) => c.name) } : {}),
         ...(how.method === 'shapley' ? { explain_samples: params.samples + (params.samples % 2) } : {}),
       },
     };
@@ -187,13 +244,30 @@ export function batchExplain(
       seed: 0,
       ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
     };
+  const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
+  if (t.columns) {
+    const cbg = model.explain?.background;
+    const per = evaluationsPerRow(samples + (samples % 2), cbg?.rows ?? 1, t.features);
+    if (per > maxEvals)
+      throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+    return {
+      method: 'shapley',
+      input: t.input,
+      output: t.output,
+      features: t.features,
+      ...(cbg ? { background: cbg } : {}),
+      columns: t.columns,
+      samples,
+      seed: q.explainSeed ?? 0,
+      ...(q.explainClass !== undefined ? { classIndex: q.explainClass } : {}),
+    };
+  }
   const bg = model.explain?.background;
   if (!bg)
     throw badRequest(
       `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
     );
   if (bg.features !== t.features) throw badRequest(`the model has ${t.features} features, its background ${bg.features}`);
-  const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
   const per = evaluationsPerRow(samples + (samples % 2), bg.rows, t.features);
   if (per > maxEvals)
     throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);

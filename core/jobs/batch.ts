@@ -2,7 +2,7 @@
 // on the `score` queue (one BullMQ flow per batch), plus the periodic `cleanup` of expired batches.
 import { z } from 'zod';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
-import { artifactRefSchema } from './explain.ts';
+import { artifactRefSchema, explainColumnSchema } from './explain.ts';
 
 /** An explained batch (`explain=true`): what is attributed, against which background, how. */
 export const batchExplainSchema = z.object({
@@ -12,6 +12,8 @@ export const batchExplainSchema = z.object({
   /** shapley (features models, against `background`) or occlusion (text models: one BYTES input, no background). */
   method: z.enum(['shapley', 'occlusion']).optional(),
   background: artifactRefSchema.optional(),
+  /** A column-input model: one Shapley player per column (attributions in this order); no background: one row of missing values. */
+  columns: z.array(explainColumnSchema).optional(),
   samples: z.number().int().min(2),
   seed: z.number().int().min(0),
   classIndex: z.number().int().min(0).optional(),

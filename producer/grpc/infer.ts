@@ -95,7 +95,7 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
     const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
     checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
     const checked = checkInferRequest(body, target.model);
-    drift.observe(target.model, checked);
+    drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     return { target, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };
@@ -125,6 +125,7 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
           explain_output: { string_param: p.explain_output },
           explain_method: { string_param: p.explain_method },
           ...(p.explain_samples !== undefined ? { explain_samples: { int64_param: p.explain_samples } } : {}),
+          ...(p.explain_columns ? { explain_columns: { string_param: JSON.stringify(p.explain_columns) } } : {}),
         },
         outputs: r.tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
         raw_output_contents: r.tensors.map(encodeOutput),

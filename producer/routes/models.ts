@@ -13,7 +13,7 @@ import { assertReadable, assertWritable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { jsonBody } from '../body.ts';
-import { backgroundBodySchema, backgroundKey, explainTarget } from '../../core/jobs/explain.ts';
+import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } from '../../core/jobs/explain.ts';
 import { createHash } from 'node:crypto';
 
 export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
@@ -145,10 +145,21 @@ export function modelsRouter(d: ProducerDeps): Router {
     await assertWritable(d.registry, name, principalOf(req), 'admin');
     const v = await d.registry.getVersion(name, versionParam((req.params as Record<string, string>).version!));
     const t = explainTarget(v);
-    const width = t.features > 0 ? t.features : rows[0]!.length;
-    const bad = rows.findIndex((row) => row.length !== width);
-    if (bad >= 0) throw badRequest(`rows[${bad}] has ${rows[bad]!.length} values; the model takes ${width} features`);
-    const body = JSON.stringify({ features: width, x: rows.flat() });
+    let body: string;
+    let width: number;
+    if (t.columns) {
+      width = t.columns.length;
+      body = JSON.stringify(columnBackground(rows, t.columns));
+    } else {
+      width = t.features > 0 ? t.features : Array.isArray(rows[0]) ? rows[0].length : 0;
+      const bad = rows.findIndex((row) => !Array.isArray(row) || row.length !== width || row.some((x) => typeof x !== 'number'));
+      if (bad >= 0) {
+        const row = rows[bad]!;
+        if (Array.isArray(row) && row.length !== width) throw badRequest(`rows[${bad}] has ${row.length} values; the model takes ${width} features`);
+        throw badRequest(`rows[${bad}] must be an array of ${width} numbers`);
+      }
+      body = JSON.stringify({ features: width, x: rows.flat() });
+    }
     const key = backgroundKey(createHash('sha256').update(body).digest('hex'));
     await d.store.put(key, body);
     const record = await d.registry.setExplainArtifact(name, v.version, 'background', { key, rows: rows.length, features: width });

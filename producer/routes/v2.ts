@@ -61,7 +61,7 @@ export function createInfer(d: ProducerDeps): InferFn {
     const target = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
     checkReadable(target.model.name, target.access, who);
     const checked = checkInferRequest(body, target.model);
-    drift.observe(target.model, checked);
+    drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw new AppError('bad_request', 'parameters.device must be "cpu" or "gpu"');
     return {

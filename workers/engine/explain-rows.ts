@@ -7,6 +7,8 @@ import type { RawTensor } from '../../core/tensors.ts';
 import type { RowLengths } from '../../core/rows/output-lines.ts';
 import { occlusion } from '../explain/occlusion.ts';
 import { shapley } from '../explain/shapley.ts';
+import { shapleyColumns, type ColumnValues } from '../explain/column-shapley.ts';
+import type { ExplainColumn } from '../../core/jobs/explain.ts';
 import type { RunFeeds } from './run-feeds.ts';
 
 /** What a segment or row group needs to be explained (the batch's explain settings and the background rows). */
@@ -18,10 +20,15 @@ export interface ExplainRows {
   method?: 'shapley' | 'occlusion';
   /** Row-major [rows, features]. */
   background: Float32Array;
+  /** A column-input model: one player per column, against these background values per column. */
+  columns?: ExplainColumn[];
+  columnBackground?: ColumnValues[];
   samples: number;
   seed: number;
   classIndex?: number;
   runRows: number;
+  /** Most bytes of text one run's occlusion may feed the model (MODELQ_EXPLAIN_MAX_BYTES). */
+  maxBytes?: number;
 }
 
 /** One run of given outputs on the thread's session. */
@@ -30,6 +37,7 @@ export type RunOutputs = (feeds: Record<string, RawTensor>, outputs?: string[]) 
 /** `run`, followed by the attributions of the rows it scored; rows are seeded by their number in the file. */
 export function explainingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): RunFeeds {
   if (e.method === 'occlusion') return occludingRun(run, runOutputs, e);
+  if (e.columns) return columnRun(run, runOutputs, e, e.columns);
   return async (feeds, refs) => {
     const result = await run(feeds, refs);
     const t = feeds[e.input];
@@ -70,6 +78,53 @@ export function explainingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainR
   };
 }
 
+/** A column-input model's rows: `run`, then Shapley values with one player per column (attributions in column order). */
+function columnRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows, columns: ExplainColumn[]): RunFeeds {
+  return async (feeds, refs) => {
+    const result = await run(feeds, refs);
+    const x: ColumnValues[] = [];
+    let rows = 0;
+    for (const c of columns) {
+      const t = feeds[c.name];
+      if (!t) throw new AppError('bad_request', `explanation needs input "${c.name}"`);
+      rows = t.dims[0]!;
+      if (c.kind === 'number' && t.type === 'float32') x.push(t.data as Float32Array);
+      else if (c.kind === 'string' && t.type === 'string' && Array.isArray(t.data)) x.push(t.data.map(String));
+      else throw new AppError('bad_request', `input "${c.name}" must be ${c.kind === 'number' ? 'FP32' : 'BYTES'} to be explained`);
+    }
+    let r;
+    try {
+      r = await shapleyColumns(
+        {
+          columns,
+          x,
+          rows,
+          background: e.columnBackground ?? [],
+          samples: e.samples,
+          seed: e.seed,
+          ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}),
+          runRows: e.runRows,
+          ...(refs ? { rowKeys: refs.map((k) => k.n) } : {}),
+        },
+        async (f) => {
+          const out = (await runOutputs(f, [e.output]))[e.output];
+          if (!out || out.type !== 'float32') throw new AppError('bad_request', `output "${e.output}" is not FP32`);
+          return { scores: out.data as Float32Array, classes: out.dims.length > 1 ? out.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
+        },
+      );
+    } catch (err) {
+      if (err instanceof RangeError) throw new AppError('bad_request', err.message);
+      throw err;
+    }
+    return {
+      ...result,
+      attributions: { type: 'float32', dims: [rows, columns.length], data: r.attributions },
+      explain_base: { type: 'float32', dims: [rows], data: Float32Array.from(r.base) },
+      explain_class: { type: 'int32', dims: [rows], data: Int32Array.from(r.classes) },
+    };
+  };
+}
+
 /**
  * A text model's rows: `run`, then each row's distinct words attributed by occlusion (as the online
  * answer, workers/explain/occlusion.ts); the result gains `explain_tokens` and `attributions`, padded
@@ -95,7 +150,11 @@ function occludingRun(run: RunFeeds, runOutputs: RunOutputs, e: ExplainRows): Ru
           if (!out || out.type !== 'float32') throw new AppError('bad_request', `output "${e.output}" is not FP32`);
           return { scores: out.data as Float32Array, classes: out.dims.length > 1 ? out.dims.slice(1).reduce((a, b) => a * b, 1) : 1 };
         },
-        { ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}), runRows: e.runRows },
+        {
+          ...(e.classIndex !== undefined ? { classIndex: e.classIndex } : {}),
+          runRows: e.runRows,
+          ...(e.maxBytes !== undefined ? { maxBytes: e.maxBytes } : {}),
+        },
       );
     } catch (err) {
       if (err instanceof RangeError) throw new AppError('bad_request', err.message);

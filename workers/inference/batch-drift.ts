@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../core/config.ts';
 import { countRows, DriftWindows, featureRows, profileCache, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift.ts';
 import type { Logger } from '../../core/logger.ts';
-import { Registry, type VersionRecord } from '../../core/registry.ts';
+import { LEGACY_ACCESS, Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 
 const MAX_PROFILES = 64;
@@ -44,12 +44,17 @@ export class BatchDrift {
     return this.profiles(key);
   }
 
-  /** The drift work of one chunk of a batch of version `name@version`; share 0 when there is none. */
-  async forChunk(name: string, version: number): Promise<ChunkDrift> {
+  /**
+   * The drift work of one chunk of a batch of version `name@version` submitted by `tenant`; share 0
+   * when there is none. Only the owner's batches count: another tenant's rows of a shared model never
+   * become its reference nor enter the owner's window.
+   */
+  async forChunk(name: string, version: number, tenant?: string): Promise<ChunkDrift> {
     const none: ChunkDrift = { share: 0, add: () => {}, flush: async () => {} };
     let v: VersionRecord;
     try {
       v = await this.registry.getVersion(name, version);
+      if (tenant !== undefined && tenant !== ((await this.registry.access(name))?.owner ?? LEGACY_ACCESS.owner)) return none;
     } catch {
       return none; // removed meanwhile: nothing to watch
     }

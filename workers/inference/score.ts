@@ -18,7 +18,7 @@ import { ByteChannel } from './byte-channel.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
 import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
-import { loadBackground } from '../explain/background.ts';
+import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface ScoreDeps {
@@ -26,7 +26,7 @@ export interface ScoreDeps {
   store: ArtifactStore;
   batches: BatchStore;
   cacheDir?: string;
-  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS'>>;
+  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES'>>;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
 }
@@ -59,8 +59,15 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
   const out: ChunkExtras = {};
   if (spec.explain) {
     const { background, ...e } = spec.explain;
-    const bg = background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
-    out.explain = { ...e, background: bg, runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS };
+    const bg = e.columns ? new Float32Array(0) : background ? (await loadBackground(deps.store, background.key)).x : new Float32Array(0);
+    const columnBackground = e.columns ? await loadColumnBackground(deps.store, background?.key, e.columns) : undefined;
+    out.explain = {
+      ...e,
+      background: bg,
+      ...(columnBackground ? { columnBackground } : {}),
+      runRows: deps.cfg?.MODELQ_EXPLAIN_RUN_ROWS ?? DEFAULT_EXPLAIN_RUN_ROWS,
+      ...(deps.cfg?.MODELQ_EXPLAIN_MAX_BYTES !== undefined ? { maxBytes: deps.cfg.MODELQ_EXPLAIN_MAX_BYTES } : {}),
+    };
   }
   if (drift?.share) out.driftSample = drift.share;
   return out;
@@ -99,7 +106,7 @@ async function scoreChunk(
 ): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
-  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version);
+  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
   const extras = await extrasOf(spec, deps, drift);
   const r = await scoreChunkRows(chunk, spec, deps, model, extras, job, drift, signal);
   await drift?.flush();

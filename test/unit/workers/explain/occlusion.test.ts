@@ -3,7 +3,7 @@
 // drops for known weights, 0 for words the model ignores, the same result whatever the run size.
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { distinctWords, occlusion, occlusionEvaluations, withoutToken, type EvaluateText } from '../../../../workers/explain/occlusion.ts';
+import { distinctWords, occlusion, occlusionBytes, occlusionEvaluations, withoutToken, type EvaluateText } from '../../../../workers/explain/occlusion.ts';
 import { SENTIMENT_WEIGHTS, sentimentModel } from '../../../fixtures/sentiment-model.ts';
 
 const sessions: ort.InferenceSession[] = [];
@@ -72,5 +72,55 @@ describe('occlusion', () => {
     expect(fixed.map((r) => r.class)).toEqual([1, 1, 1, 1]);
     expect(fixed[1]!.attributions[0]).toBeLessThan(0); // "awful" lowers class 1
     await expect(occlusion(TEXTS, ev, { runRows: 1000, classIndex: 2 })).rejects.toThrow(/explainClass 2 is out of range/);
+  });
+});
+
+/** `count` distinct words of `length` letters each (no digits: one token each). */
+function longWords(count: number, length: number): string {
+  const words: string[] = [];
+  for (let i = 0; i < count; i++) {
+    let w = '';
+    for (let k = i; w.length < 6; k = Math.floor(k / 26)) w += String.fromCharCode(97 + (k % 26));
+    words.push(w + 'x'.repeat(length - w.length));
+  }
+  return words.join(' ');
+}
+
+describe('occlusion bounded in bytes (#25 case 4)', () => {
+  it('refuses 3 MB of 3,000 distinct long words before building or running anything, naming the limit', async () => {
+    const text = longWords(3000, 1000);
+    expect(text.length).toBeGreaterThan(3_000_000);
+    expect(occlusionBytes([text])).toBeGreaterThan(9e9); // every word's copy of the whole text
+    let calls = 0;
+    const ev: EvaluateText = async (texts) => {
+      calls++;
+      return { scores: new Float32Array(texts.length), classes: 1 };
+    };
+    await expect(occlusion([text], ev, { runRows: 1024, maxBytes: 2 ** 30 })).rejects.toThrow(/limit is 1073741824 bytes \(MODELQ_EXPLAIN_MAX_BYTES\)/);
+    expect(calls).toBe(0);
+  });
+
+  it('builds the occluded copies lazily in runs of at most runBytes, with the same attributions as one big run', async () => {
+    const texts = [longWords(200, 500), 'short text here'];
+    const runBytes = 300_000;
+    let most = 0;
+    let runs = 0;
+    // A stub model: the score is the text's length, so a word's attribution is the length it takes up.
+    const ev: EvaluateText = async (batch) => {
+      runs++;
+      most = Math.max(
+        most,
+        batch.reduce((n, t) => n + Buffer.byteLength(t), 0),
+      );
+      return { scores: Float32Array.from(batch, (t) => t.length / 1e6), classes: 1 };
+    };
+    const r = await occlusion(texts, ev, { runRows: 100_000, runBytes, maxBytes: 2 ** 30 });
+    expect(most).toBeLessThanOrEqual(runBytes);
+    expect(runs).toBeGreaterThan((200 * 100_000) / runBytes);
+    expect(r[0]!.tokens).toHaveLength(200);
+    r[0]!.tokens.forEach((t, k) => expect(r[0]!.attributions[k]).toBeCloseTo((texts[0]!.length - withoutToken(texts[0]!, t).length) / 1e6, 6));
+    expect(r[1]!.attributions).toHaveLength(3);
+    const whole = await occlusion(texts, ev, { runRows: 100_000, runBytes: 2 ** 30 });
+    expect(whole).toEqual(r);
   });
 });

@@ -95,3 +95,50 @@ describe('shapley', () => {
     });
   });
 });
+
+describe('shapley bounded (#25 case 5)', () => {
+  it('gives a one-feature model f(x) - base exactly, at the cost of two evaluations however many rows and samples', async () => {
+    const ev = await evaluator(linearModel([2]), 'prediction');
+    const n = 200_000;
+    const x1 = rows(n, 1, 3);
+    const bg1 = rows(1000, 1, 4);
+    const r = await shapley({ x: x1, rows: n, features: 1, background: bg1, samples: 1024, seed: 0, runRows: 1024 }, ev);
+    expect(ev.runs).toBe(2);
+    let mean = 0;
+    for (const v of bg1) mean += v;
+    mean /= 1000;
+    for (const i of [0, 1, n - 1]) expect(r.attributions[i]!).toBeCloseTo(2 * (x1[i]! - mean), 4);
+  });
+
+  it('cuts walks into runs of at most runBytes (a walk longer than a run is split), with the same numbers as uncut', async () => {
+    const F2 = 300;
+    const B2 = 40;
+    const w = Array.from({ length: F2 }, (_, i) => ((i % 7) - 3) / 10);
+    const bg2 = rows(B2, F2, 8);
+    const x2 = rows(1, F2, 9);
+    const runBytes = 256 * 1024;
+    let most = 0;
+    // A stub model, linear: its Shapley values are known exactly.
+    const ev: Evaluate = async (p, n) => {
+      most = Math.max(most, p.byteLength);
+      const scores = new Float32Array(n);
+      for (let r = 0; r < n; r++) {
+        let s = 0;
+        for (let f = 0; f < F2; f++) s += w[f]! * p[r * F2 + f]!;
+        scores[r] = s;
+      }
+      return { scores, classes: 1 };
+    };
+    const cut = await shapley({ x: x2, rows: 1, features: F2, background: bg2, samples: 2, seed: 5, runRows: 10_000_000, runBytes }, ev);
+    // one walk is B2 x (F2 - 1) points of F2 floats: 14 MB, far more than a run may hold
+    expect(B2 * (F2 - 1) * F2 * 4).toBeGreaterThan(50 * runBytes);
+    expect(most).toBeLessThanOrEqual(runBytes);
+    const whole = await shapley({ x: x2, rows: 1, features: F2, background: bg2, samples: 2, seed: 5, runRows: 10_000_000, runBytes: 2 ** 30 }, ev);
+    expect(Array.from(cut.attributions)).toEqual(Array.from(whole.attributions));
+    for (let f = 0; f < F2; f += 37) {
+      let mean = 0;
+      for (let b = 0; b < B2; b++) mean += bg2[b * F2 + f]!;
+      expect(cut.attributions[f]!).toBeCloseTo(w[f]! * (x2[f]! - mean / B2), 3);
+    }
+  });
+});

@@ -227,6 +227,14 @@ export const configKeys = {
     int(1, 30 * 86400).default(86400),
     'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.',
   ],
+  MODELQ_COMPRESS_TIMEOUT_S: [
+    int(1, 30 * 86400).default(86400),
+    'How long one compression attempt may run, in seconds; past it the job fails saying so and registers nothing (its distillation also stops at `MODELQ_TRAIN_TIMEOUT_S`).',
+  ],
+  MODELQ_VALIDATE_TIMEOUT_MS: [
+    int(100, 86_400_000).default(600_000),
+    "How long checking an OpenAI-compatible batch's input file may take; past it the batch fails saying so.",
+  ],
   MODELQ_EXPLAIN_MAX_EVALS: [
     int(1, 1_000_000_000).default(5_000_000),
     'Most model evaluations one explained request may cost (rows x explainSamples x background rows x (features - 1)); 400 above.',

@@ -15,6 +15,7 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, Tensor, TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
+import { JobDeadline } from '../job-deadline.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { takeRows } from '../trainer/data.ts';
 import { argmaxRows, compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
@@ -223,42 +224,49 @@ function lineageOptions(options: Record<string, unknown>): Record<string, unknow
 
 export async function compressProcessor(job: Progress, deps: CompressDeps): Promise<{ model: { name: string; version: number }; report: CompressReport }> {
   const data = parseJobData(compressJobSchema, job.data, 'compress');
+  const limitS = deps.cfg.MODELQ_COMPRESS_TIMEOUT_S ?? 86400;
+  const deadline = new JobDeadline(limitS * 1000, 'MODELQ_COMPRESS_TIMEOUT_S', 'the compression', `${limitS} s`);
   try {
-    const options = methodOptionsOf(data);
-    const p = await loadParent(job, data, deps);
-    const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
-    const ctx: RewriteCtx = {
-      engine: deps.engine,
-      parent: p.handle,
-      before: p.bytes,
-      samples,
-      ...(p.rows ? { rows: p.rows } : {}),
-      ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
-    };
-    const { rewritten, distilled } = (await rewrite(job, data, p, options, ctx, deps)) as {
-      rewritten: Rewritten;
-      distilled?: Awaited<ReturnType<typeof distill>>;
-    };
-    await job.updateProgress({ step: 'rewritten' });
-    const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
-    if (data.method === 'distill') checkStudentSignature(p.record, sig);
-    const quality = await agreement(deps.engine, p.handle, handle, samples.feeds);
-    const dataset = await datasetReport(p, handle, deps, distilled, rewritten.details);
-    const report: CompressReport = {
-      method: data.method,
-      options: lineageOptions(options),
-      bytesBefore: p.bytes.length,
-      bytesAfter: rewritten.bytes.length,
-      ...(await speeds(p, handle, samples.spatial, deps)),
-      batchSize: BATCH,
-      ...quality,
-      sampleShape: samples.shapes,
-      sampleInputs: samples.values,
-      ...(dataset ? { dataset } : {}),
-      details: rewritten.details,
-    };
-    return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
+    return await deadline.race(compress(job, data, deps, deadline));
   } catch (e) {
     throw toJobError(e);
   }
+}
+
+async function compress(job: Progress, data: CompressJob, deps: CompressDeps, deadline: JobDeadline) {
+  const options = methodOptionsOf(data);
+  const p = await loadParent(job, data, deps);
+  const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
+  const ctx: RewriteCtx = {
+    engine: deps.engine,
+    parent: p.handle,
+    before: p.bytes,
+    samples,
+    ...(p.rows ? { rows: p.rows } : {}),
+    ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
+  };
+  const { rewritten, distilled } = (await rewrite(job, data, p, options, ctx, deps)) as {
+    rewritten: Rewritten;
+    distilled?: Awaited<ReturnType<typeof distill>>;
+  };
+  await job.updateProgress({ step: 'rewritten' });
+  const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
+  if (data.method === 'distill') checkStudentSignature(p.record, sig);
+  const quality = await agreement(deps.engine, p.handle, handle, samples.feeds);
+  const dataset = await datasetReport(p, handle, deps, distilled, rewritten.details);
+  const report: CompressReport = {
+    method: data.method,
+    options: lineageOptions(options),
+    bytesBefore: p.bytes.length,
+    bytesAfter: rewritten.bytes.length,
+    ...(await speeds(p, handle, samples.spatial, deps)),
+    batchSize: BATCH,
+    ...quality,
+    sampleShape: samples.shapes,
+    sampleInputs: samples.values,
+    ...(dataset ? { dataset } : {}),
+    details: rewritten.details,
+  };
+  deadline.check(); // a compression past its limit has failed: it registers nothing
+  return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
 }

@@ -136,7 +136,7 @@ export const configKeys = {
   ],
   MODELQ_POISON_ATTEMPTS: [
     int(1, 100).default(2),
-    'Attempts of a batch chunk that overran its time or memory budget or took its engine thread down (or was lost that many times with its worker); then it fails for good and its batch ends `failed` with the reason.',
+    'Attempts of a batch chunk that overran its time or memory budget or took its engine thread down; then (or once lost with its worker more times than this) it fails for good and its batch ends `failed` with the reason.',
   ],
   MODELQ_WARM_RECENT: [
     duration.default(86400 * 1000),

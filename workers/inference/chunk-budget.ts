@@ -101,8 +101,8 @@ export class ChunkBudget {
 type Attempts = Partial<Pick<Job, 'attemptsMade' | 'attemptsStarted'>>;
 
 /**
- * Earlier starts of this chunk that never ended (the worker died or lost the job mid-chunk). At
- * `max` of them the chunk is presumed to take workers down and fails for good.
+ * Earlier starts of this chunk that never ended (the worker died or lost the job mid-chunk). Past
+ * MODELQ_POISON_ATTEMPTS of them the chunk is presumed to take workers down and fails for good.
  */
 export function lostStarts(job: Attempts): number {
   return Math.max(0, (job.attemptsStarted ?? 1) - 1 - (job.attemptsMade ?? 0));
@@ -113,7 +113,7 @@ export function lostTooOften(index: number, lost: number, max: number): Unrecove
     toFailedReason(
       new AppError(
         'internal',
-        `chunk ${index} was lost with its worker ${lost} times before it finished (MODELQ_POISON_ATTEMPTS=${max}): it may take workers down, so it is not tried again`,
+        `chunk ${index} was lost with its worker ${lost} times before it finished (more than MODELQ_POISON_ATTEMPTS=${max}): it may take workers down, so it is not tried again`,
       ),
     ),
   );

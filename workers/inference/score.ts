@@ -80,9 +80,10 @@ export async function scoreProcessor(
   if (status === 'cancelling' || status === 'cancelled' || status === 'failed') return { completed: 0, failed: 0, skipped: true };
   const poison = deps.cfg?.MODELQ_POISON_ATTEMPTS ?? DEFAULT_POISON_ATTEMPTS;
   const failBatch = (err: Error) => deps.batches.fail(data.batchId, `chunk ${data.index} failed: ${fromFailedReason(err.message).message}`);
-  // A chunk that took its worker down every time would otherwise be taken up again and again.
+  // A chunk that took its worker down every time would otherwise be taken up again and again. One
+  // loss more than the budget failures are allowed: workers are also lost for reasons of their own.
   const lost = lostStarts(job);
-  if (lost >= poison) {
+  if (lost > poison) {
     const err = lostTooOften(data.index, lost, poison);
     await failBatch(err);
     throw err;

@@ -42,6 +42,16 @@ end
 return false
 `;
 
+// KEYS[1] = the batch hash. ARGV[1] = ISO time, ARGV[2] = the reason. Only a batch still under way fails.
+const FAIL = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur == 'queued' or cur == 'running' or cur == 'finalizing' or cur == 'cancelling' then
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'completedAt', ARGV[1], 'error', ARGV[2])
+  return cur
+end
+return false
+`;
+
 export class BatchStore {
   constructor(
     private readonly redis: Redis,
@@ -90,10 +100,9 @@ export class BatchStore {
     return (r as BatchStatus | null) ?? null;
   }
 
+  /** Moves to `failed` with its reason in one step, so no reader sees a failed batch without its reason. */
   async fail(id: string, reason: string): Promise<void> {
-    if (await this.transition(id, 'failed', ['queued', 'running', 'finalizing', 'cancelling'])) {
-      await this.redis.hset(this.key(id), 'error', reason.slice(0, 2000));
-    }
+    await this.redis.eval(FAIL, 1, this.key(id), new Date().toISOString(), reason.slice(0, 2000));
   }
 
   async recordChunk(id: string, index: number, outcome: ChunkOutcome): Promise<void> {

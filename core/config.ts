@@ -122,6 +122,22 @@ export const configKeys = {
     'onnxruntime intra-op threads per session; 1 keeps threads from fighting over cores (the engine threads already use them all).',
   ],
   MODELQ_ENGINE_CACHE_MB: [int(1, 1_000_000).default(2048), 'Bound on cached sessions per engine thread (estimated by model file size).'],
+  MODELQ_ENGINE_THREAD_MEMORY_MB: [
+    int(32, 1_048_576).default(1024),
+    "V8 heap bound of each engine thread, in MiB (`resourceLimits`): a task that parses or builds more than this (a hostile file's rows) fails saying so and the thread is replaced, instead of the worker dying. onnxruntime's own memory (sessions, tensors) is outside it.",
+  ],
+  MODELQ_ENGINE_RUN_TIMEOUT_MS: [
+    int(100, 3_600_000).default(120_000),
+    'Longest an engine task other than a batch chunk (an online or explanation run, a model load or check) may hold its thread; past it the thread is replaced and the task fails saying so.',
+  ],
+  MODELQ_CHUNK_TIMEOUT_MS: [
+    int(100, 86_400_000).default(600_000),
+    'Longest one chunk of a batch may take on a worker (reading, scoring, writing); past it the chunk fails saying so, its engine threads stopped and replaced.',
+  ],
+  MODELQ_POISON_ATTEMPTS: [
+    int(1, 100).default(2),
+    'Attempts of a batch chunk that overran its time or memory budget or took its engine thread down; then (or once lost with its worker more times than this) it fails for good and its batch ends `failed` with the reason.',
+  ],
   MODELQ_WARM_RECENT: [
     duration.default(86400 * 1000),
     'A starting worker that serves online requests loads the models used within this long (`1d`, `12h`; `0`: none), most recent first, as many as `MODELQ_ENGINE_CACHE_MB` holds. New versions are loaded when registered, whatever this says.',
@@ -210,6 +226,14 @@ export const configKeys = {
   MODELQ_TRAIN_TIMEOUT_S: [
     int(1, 30 * 86400).default(86400),
     'How long one training (or distillation) attempt may run, in seconds; past it the process is killed and the job fails saying so.',
+  ],
+  MODELQ_COMPRESS_TIMEOUT_S: [
+    int(1, 30 * 86400).default(86400),
+    'How long one compression attempt may run, in seconds; past it the job fails saying so and registers nothing (its distillation also stops at `MODELQ_TRAIN_TIMEOUT_S`).',
+  ],
+  MODELQ_VALIDATE_TIMEOUT_MS: [
+    int(100, 86_400_000).default(600_000),
+    "How long checking an OpenAI-compatible batch's input file may take; past it the batch fails saying so.",
   ],
   MODELQ_EXPLAIN_MAX_EVALS: [
     int(1, 1_000_000_000).default(5_000_000),

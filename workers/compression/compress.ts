@@ -23,6 +23,7 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, Tensor, TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
+import { JobDeadline } from '../job-deadline.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { takeRows } from '../trainer/data.ts';
 import { compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
@@ -251,67 +252,74 @@ function lineageOptions(options: Record<string, unknown>): Record<string, unknow
 
 export async function compressProcessor(job: Progress, deps: CompressDeps): Promise<{ model: { name: string; version: number }; report: CompressReport }> {
   const data = parseJobData(compressJobSchema, job.data, 'compress');
+  const limitS = deps.cfg.MODELQ_COMPRESS_TIMEOUT_S ?? 86400;
+  const deadline = new JobDeadline(limitS * 1000, 'MODELQ_COMPRESS_TIMEOUT_S', 'the compression', `${limitS} s`);
   try {
-    const options = methodOptionsOf(data);
-    const p = await loadParent(job, data, deps);
-    const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
-    const tolerance = toleranceFor(data.method, data.tolerance);
-    const measure = await measureSet(deps.engine, p.handle, p.bytes, samples.spatial, p.rows, p.outBefore);
-    const ctx: RewriteCtx = {
-      engine: deps.engine,
-      parent: p.handle,
-      before: p.bytes,
-      samples,
-      measure,
-      tolerance,
-      ...(p.rows ? { rows: p.rows } : {}),
-      ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
-    };
-    const { rewritten, distilled } = (await rewrite(job, data, p, options, ctx, deps)) as {
-      rewritten: Rewritten;
-      distilled?: Awaited<ReturnType<typeof distill>>;
-    };
-    await job.updateProgress({ step: 'rewritten' });
-    const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
-    if (data.method === 'distill') checkStudentSignature(p.record, sig);
-    const { comparison, childOut } = await compareOn(deps.engine, measure, handle);
-    const outputs = comparison.figures();
-    const accuracy = p.rows ? accuracyOf(p.rows, measure.parentOut[0]!, childOut[0]!) : undefined;
-    const dataset = await datasetReport(p, childOut[0], distilled, rewritten.details);
-    const speed = await speeds(p, handle, samples.spatial, deps);
-    const verdict: Verdict = { data: measure.data, rows: measure.rows, outputs, tolerance, ...judge(outputs, tolerance, accuracy) };
-    if (SPEED_GATED.has(data.method) && slowerAtBoth(speed)) {
-      verdict.slower = true;
-      if (!data.allowSlower) {
-        verdict.passed = false;
-        verdict.failures.push('slower than its parent at batch 1 and at batch ' + BATCH + ' (allowSlower registers it anyway)');
-      }
-    }
-    const summary = summaryOf(outputs);
-    const report: CompressReport = {
-      method: data.method,
-      options: lineageOptions(options),
-      bytesBefore: p.bytes.length,
-      bytesAfter: rewritten.bytes.length,
-      ...speed,
-      batchSize: BATCH,
-      ...summary,
-      sampleShape: samples.shapes,
-      sampleInputs: samples.values,
-      ...(dataset ? { dataset } : {}),
-      verdict,
-      cpu: cpuFeatures(),
-      details: rewritten.details,
-    };
-    if (!verdict.passed) {
-      await job.updateProgress({ step: 'refused', report });
-      throw new AppError(
-        'invalid_model',
-        `${data.method} refused, not registered: ${verdict.failures.join('; ')} (measured on ${verdict.rows} ${verdict.data} rows)`,
-      );
-    }
-    return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
+    return await deadline.race(compress(job, data, deps, deadline));
   } catch (e) {
     throw toJobError(e);
   }
+}
+
+async function compress(job: Progress, data: CompressJob, deps: CompressDeps, deadline: JobDeadline) {
+  const options = methodOptionsOf(data);
+  const p = await loadParent(job, data, deps);
+  const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
+  const tolerance = toleranceFor(data.method, data.tolerance);
+  const measure = await measureSet(deps.engine, p.handle, p.bytes, samples.spatial, p.rows, p.outBefore);
+  const ctx: RewriteCtx = {
+    engine: deps.engine,
+    parent: p.handle,
+    before: p.bytes,
+    samples,
+    measure,
+    tolerance,
+    ...(p.rows ? { rows: p.rows } : {}),
+    ...(deps.cacheDir ? { cacheDir: deps.cacheDir } : {}),
+  };
+  const { rewritten, distilled } = (await rewrite(job, data, p, options, ctx, deps)) as {
+    rewritten: Rewritten;
+    distilled?: Awaited<ReturnType<typeof distill>>;
+  };
+  await job.updateProgress({ step: 'rewritten' });
+  const { handle, sig } = await storeChild(rewritten.bytes, data.method, deps);
+  if (data.method === 'distill') checkStudentSignature(p.record, sig);
+  const { comparison, childOut } = await compareOn(deps.engine, measure, handle);
+  const outputs = comparison.figures();
+  const accuracy = p.rows ? accuracyOf(p.rows, measure.parentOut[0]!, childOut[0]!) : undefined;
+  const dataset = await datasetReport(p, childOut[0], distilled, rewritten.details);
+  const speed = await speeds(p, handle, samples.spatial, deps);
+  const verdict: Verdict = { data: measure.data, rows: measure.rows, outputs, tolerance, ...judge(outputs, tolerance, accuracy) };
+  if (SPEED_GATED.has(data.method) && slowerAtBoth(speed)) {
+    verdict.slower = true;
+    if (!data.allowSlower) {
+      verdict.passed = false;
+      verdict.failures.push('slower than its parent at batch 1 and at batch ' + BATCH + ' (allowSlower registers it anyway)');
+    }
+  }
+  const summary = summaryOf(outputs);
+  const report: CompressReport = {
+    method: data.method,
+    options: lineageOptions(options),
+    bytesBefore: p.bytes.length,
+    bytesAfter: rewritten.bytes.length,
+    ...speed,
+    batchSize: BATCH,
+    ...summary,
+    sampleShape: samples.shapes,
+    sampleInputs: samples.values,
+    ...(dataset ? { dataset } : {}),
+    verdict,
+    cpu: cpuFeatures(),
+    details: rewritten.details,
+  };
+  if (!verdict.passed) {
+    await job.updateProgress({ step: 'refused', report });
+    throw new AppError(
+      'invalid_model',
+      `${data.method} refused, not registered: ${verdict.failures.join('; ')} (measured on ${verdict.rows} ${verdict.data} rows)`,
+    );
+  }
+  deadline.check(); // a compression past its limit has failed: it registers nothing
+  return { model: await register(job, data, p, handle.sha256, sig, options, report, deps), report };
 }

@@ -1,17 +1,18 @@
 // The engine: a pool of worker threads that own onnxruntime sessions. The main thread only moves
 // messages, so BullMQ keeps renewing locks while models run: session.run() and session creation
 // block the thread they are called on.
-import { Worker } from 'node:worker_threads';
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import { Batcher, type BatchSettings } from './batcher.ts';
-import type { FromThread, ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import type { Budget } from './budget.ts';
+import type { ModelHandle, ThreadInit, ToThread } from './messages.ts';
+import { ThreadSlot } from './thread-slot.ts';
 import type { RowGroupJob } from './score-parquet.ts';
 import type { ScoredSegment, SegmentJob } from './score-segment.ts';
 
-export type { BatchSettings, ModelHandle };
+export type { BatchSettings, Budget, ModelHandle };
 
 export interface EngineOptions {
   /** Session threads. Default 1. */
@@ -22,88 +23,11 @@ export interface EngineOptions {
   intraOpThreads?: number;
   /** Per-thread bound on cached sessions, estimated by model file size. Default 2 GiB. */
   cacheBytes?: number;
+  /** V8 heap bound of each thread in MiB (`resourceLimits.maxOldGenerationSizeMb`); past it the thread is replaced. Default 1024. */
+  memoryMb?: number;
+  /** Time budget of a task that names none (an online run, a model load or check). Default 120 s. */
+  runTimeoutMs?: number;
   logger?: Logger;
-}
-
-interface Pending {
-  sha256: string;
-  resolve: (v: { value: unknown; computeMs: number; runs?: number }) => void;
-  reject: (e: Error) => void;
-}
-
-class SessionThread {
-  worker!: Worker;
-  inFlight = 0;
-  /** Models whose session this thread holds (reported by the thread: created, not yet evicted). */
-  readonly loaded = new Set<string>();
-  readonly pending = new Map<number, Pending>();
-  device: 'cpu' | 'cuda' = 'cpu';
-  private ready!: Promise<void>;
-
-  constructor(
-    readonly index: number,
-    private readonly init: ThreadInit,
-    private readonly onWarning: (m: string) => void,
-    private readonly onExit: (t: SessionThread, code: number) => void,
-    private readonly onLoad: (sha256: string, loadMs: number) => void,
-  ) {
-    this.spawn();
-  }
-
-  spawn() {
-    this.loaded.clear();
-    this.worker = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: this.init, name: `modelq-engine-${this.index}` });
-    this.ready = new Promise((resolve, reject) => {
-      const onMsg = (m: FromThread) => {
-        if (m.op === 'ready') {
-          this.device = m.device;
-          resolve();
-        }
-      };
-      this.worker.on('message', onMsg);
-      this.worker.once('error', reject);
-    });
-    this.worker.on('message', (m: FromThread) => this.onMessage(m));
-    this.worker.on('error', (e) => this.failAll(new AppError('internal', `engine thread crashed: ${e.message}`, true)));
-    this.worker.on('exit', (code) => {
-      this.failAll(new AppError('internal', `engine thread exited with code ${code}`, true));
-      this.onExit(this, code);
-    });
-  }
-
-  whenReady() {
-    return this.ready;
-  }
-
-  private onMessage(m: FromThread) {
-    if (m.op === 'warning') return this.onWarning(m.message);
-    if (m.op === 'evicted') return void this.loaded.delete(m.sha256);
-    if (m.op !== 'result') return;
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    this.inFlight--;
-    if (m.ok) {
-      this.loaded.add(p.sha256);
-      if (m.loadMs > 0) this.onLoad(p.sha256, m.loadMs);
-    }
-    if (m.ok) p.resolve({ value: m.value, computeMs: m.computeMs, ...(m.runs !== undefined ? { runs: m.runs } : {}) });
-    else p.reject(new AppError(m.kind === 'internal' ? 'internal' : m.kind, m.message, m.kind === 'internal'));
-  }
-
-  private failAll(e: Error) {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-    this.inFlight = 0;
-  }
-
-  send(msg: ToThread, transfer: ArrayBuffer[]): Promise<{ value: unknown; computeMs: number; runs?: number }> {
-    this.inFlight++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(msg.id, { sha256: msg.model.sha256, resolve, reject });
-      this.worker.postMessage(msg, transfer);
-    });
-  }
 }
 
 export interface EngineStats {
@@ -127,7 +51,10 @@ export interface EngineModel {
 }
 
 export class Engine {
-  private threads: SessionThread[] = [];
+  private threads: ThreadSlot[] = [];
+  private watchdog?: NodeJS.Timeout;
+  /** Threads replaced because a task overran its budget, ran out of memory or crashed. */
+  replaced = 0;
   private nextId = 1;
   private closing = false;
   private warned = false;
@@ -140,7 +67,7 @@ export class Engine {
   readonly batcher: Batcher;
 
   constructor(opts: EngineOptions = {}) {
-    this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, cacheBytes: 2 * 1024 ** 3, ...opts };
+    this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
     this.batcher = new Batcher(
       (model, feeds, o) => this.run(model, feeds, o),
       (m) => m.label ?? m.sha256.slice(0, 12),
@@ -149,21 +76,32 @@ export class Engine {
 
   async start(): Promise<void> {
     const init: ThreadInit = { device: this.opts.device, intraOpThreads: this.opts.intraOpThreads, cacheBytes: this.opts.cacheBytes };
-    for (let i = 0; i < this.opts.threads; i++) {
-      this.threads.push(
-        new SessionThread(
-          i,
-          init,
-          (m) => this.warnOnce(m),
-          (t, code) => this.onThreadExit(t, code),
-          (_sha, ms) => {
-            this.stats.loads++;
-            this.stats.loadMs += ms;
-          },
-        ),
-      );
-    }
+    const hooks = {
+      onWarning: (m: string) => this.warnOnce(m),
+      onLoad: (_sha: string, ms: number) => {
+        this.stats.loads++;
+        this.stats.loadMs += ms;
+      },
+      onReplaced: (index: number, why: string) => {
+        this.replaced++;
+        this.opts.logger?.error({ thread: index, why }, 'engine thread replaced');
+      },
+    };
+    for (let i = 0; i < this.opts.threads; i++) this.threads.push(new ThreadSlot(i, init, { memoryMb: this.opts.memoryMb }, hooks));
     await Promise.all(this.threads.map((t) => t.whenReady()));
+    // The watchdog: a quarter of the shortest default budget between looks, at most a second.
+    this.watchdog = setInterval(() => this.checkBudgets(), Math.min(1000, Math.max(10, this.opts.runTimeoutMs / 4)));
+    this.watchdog.unref();
+  }
+
+  private checkBudgets() {
+    const now = performance.now();
+    for (const t of this.threads) if (t.busy) t.checkBudgets(now);
+  }
+
+  /** A task's budget: the caller's, or the default one for tasks that name none. */
+  private budget(b?: Partial<Budget>): Budget {
+    return { timeoutMs: this.opts.runTimeoutMs, limit: 'MODELQ_ENGINE_RUN_TIMEOUT_MS', ...b };
   }
 
   /** The device sessions actually use (cuda requested but unavailable reads 'cpu' after the first load). */
@@ -178,15 +116,9 @@ export class Engine {
     for (const t of this.threads) t.device = 'cpu';
   }
 
-  private onThreadExit(t: SessionThread, code: number) {
-    if (this.closing) return;
-    this.opts.logger?.error({ thread: t.index, code }, 'engine thread exited; restarting it');
-    t.spawn();
-  }
-
   /** Least busy thread; among equals, one that already holds the model's session. */
-  private pick(sha256: string): SessionThread {
-    let best: SessionThread | undefined;
+  private pick(sha256: string): ThreadSlot {
+    let best: ThreadSlot | undefined;
     for (const t of this.threads) {
       if (!best || t.inFlight < best.inFlight || (t.inFlight === best.inFlight && t.loaded.has(sha256) && !best.loaded.has(sha256))) best = t;
     }
@@ -215,7 +147,7 @@ export class Engine {
     let p = this.warming.get(model.sha256);
     if (!p) {
       const cold = this.threads.filter((t) => !t.loaded.has(model.sha256));
-      p = Promise.all(cold.map((t) => t.send({ op: 'load', id: this.nextId++, model }, [])))
+      p = Promise.all(cold.map((t) => t.send({ op: 'load', id: this.nextId++, model }, [], this.budget())))
         .then(() => {})
         .finally(() => this.warming.delete(model.sha256));
       this.warming.set(model.sha256, p);
@@ -238,7 +170,7 @@ export class Engine {
 
   /** Loads the model and reads its signature; a file that does not load rejects with `invalid_model`. */
   async inspect(model: ModelHandle): Promise<Signature> {
-    const r = await this.pick(model.sha256).send({ op: 'inspect', id: this.nextId++, model }, []);
+    const r = await this.pick(model.sha256).send({ op: 'inspect', id: this.nextId++, model }, [], this.budget());
     return r.value as Signature;
   }
 
@@ -261,7 +193,7 @@ export class Engine {
   async run(
     model: ModelHandle,
     feeds: Record<string, RawTensor>,
-    opts: { outputs?: string[]; rows?: number; requests?: number } = {},
+    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> } = {},
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
     if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
@@ -270,7 +202,7 @@ export class Engine {
       if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer);
     }
     try {
-      const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer);
+      const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
       this.stats.runs++;
       this.stats.rows += opts.rows ?? 1;
       this.stats.requests += opts.requests ?? 1;
@@ -284,22 +216,23 @@ export class Engine {
 
   /**
    * Parses, scores and formats one segment of a batch chunk on the least busy thread (the bytes
-   * move there, nothing is copied). Rejects only when the whole segment cannot be scored.
+   * move there, nothing is copied). Rejects only when the whole segment cannot be scored, or when
+   * it overruns `budget` (EngineFault; its thread is replaced).
    */
-  score(model: ModelHandle, job: SegmentJob): Promise<ScoredSegment> {
-    return this.scoreOn({ op: 'score', id: this.nextId++, model, job }, job.bytes);
+  score(model: ModelHandle, job: SegmentJob, budget?: Partial<Budget>): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score', id: this.nextId++, model, job }, job.bytes, budget);
   }
 
   /** The same for one Parquet row group: its bytes (and the file's footer) move to the thread. */
-  scoreRowGroup(model: ModelHandle, job: RowGroupJob): Promise<ScoredSegment> {
-    return this.scoreOn({ op: 'score-row-group', id: this.nextId++, model, job }, job.bytes);
+  scoreRowGroup(model: ModelHandle, job: RowGroupJob, budget?: Partial<Budget>): Promise<ScoredSegment> {
+    return this.scoreOn({ op: 'score-row-group', id: this.nextId++, model, job }, job.bytes, budget);
   }
 
-  private async scoreOn(msg: ToThread & { model: ModelHandle }, bytes: Uint8Array): Promise<ScoredSegment> {
+  private async scoreOn(msg: ToThread & { model: ModelHandle }, bytes: Uint8Array, budget?: Partial<Budget>): Promise<ScoredSegment> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
     const transfer = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
     try {
-      const r = await this.pick(msg.model.sha256).send(msg, transfer);
+      const r = await this.pick(msg.model.sha256).send(msg, transfer, this.budget(budget));
       const v = r.value as ScoredSegment;
       this.stats.runs += r.runs ?? 0;
       this.stats.rows += v.completed;
@@ -319,7 +252,8 @@ export class Engine {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
+    clearInterval(this.watchdog);
+    await Promise.all(this.threads.map((t) => t.close()));
     this.threads = [];
   }
 }

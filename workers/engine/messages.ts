@@ -31,6 +31,8 @@ export type ErrorKind = 'invalid_model' | 'bad_request' | 'internal';
 export type FromThread =
   | { op: 'ready'; device: 'cpu' | 'cuda'; warning?: string }
   | { op: 'warning'; message: string }
+  /** The thread began this task (the watchdog's clock for its time budget starts here). */
+  | { op: 'start'; id: number }
   /** The thread dropped this model's session to stay within its cache bound. */
   | { op: 'evicted'; sha256: string }
   | {

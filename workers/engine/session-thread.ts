@@ -10,6 +10,7 @@ import { scoreRowGroup } from './score-parquet.ts';
 import { scoreSegment, type RunFeeds } from './score-segment.ts';
 import { explainingRun, type RunOutputs } from './explain-rows.ts';
 import { RowSampler } from './drift-rows.ts';
+import { injectFault } from './test-faults.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort!;
@@ -126,6 +127,7 @@ async function handle(msg: ToThread) {
   }
   const { session: s, loadMs } = await session(msg.model);
   if (msg.op === 'score' || msg.op === 'score-row-group') {
+    injectFault(msg.job.bytes);
     const t0 = performance.now();
     let computeMs = 0;
     let runs = 0;
@@ -192,6 +194,7 @@ async function runFeeds(s: ort.InferenceSession, raw: Record<string, RawTensor>,
 }
 
 port.on('message', (msg: ToThread) => {
+  post({ op: 'start', id: msg.id });
   handle(msg).catch((e: unknown) => {
     const kind: ErrorKind = e instanceof ThreadError ? e.kind : e instanceof AppError && e.code === 'bad_request' ? 'bad_request' : 'internal';
     post({ op: 'result', id: msg.id, ok: false, kind, message: (e as Error).message ?? String(e) });

@@ -32,11 +32,29 @@ export async function explainProcessor(job: InferJobLike, deps: ExplainDeps): Pr
     const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
     const engine = deps.engine;
     if (engine.isWarm && engine.warm && !engine.isWarm(model.sha256)) await loadFirst(job, engine as Pick<Engine, 'warm'>, model, [data.request]);
-    return await explain(data, model, deps);
+    return await explain(data, model, { ...deps, engine: untilDeadline(engine, data.request.deadline) });
   } catch (e) {
     if (e instanceof AppError && !e.retryable) return { ok: false, error: errorData(e) };
     throw toJobError(e);
   }
+}
+
+/**
+ * The engine as an explanation sees it: no run starts once the client has stopped waiting
+ * (MODELQ_INFER_TIMEOUT_MS), so an expensive explanation is bounded by its request's time as well
+ * as its cost; each run has the engine's own budget (MODELQ_ENGINE_RUN_TIMEOUT_MS).
+ */
+function untilDeadline(engine: ExplainDeps['engine'], deadline: number | undefined): ExplainDeps['engine'] {
+  if (deadline === undefined) return engine;
+  return {
+    // The engine is a class: its getters and methods do not spread.
+    ...(engine.threadCount !== undefined ? { threadCount: engine.threadCount } : {}),
+    run: (model, feeds, opts) => {
+      if (Date.now() > deadline)
+        return Promise.reject(new AppError('timeout', 'the explanation outlived its request (MODELQ_INFER_TIMEOUT_MS) and was stopped'));
+      return engine.run(model, feeds, opts);
+    },
+  };
 }
 
 async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps): Promise<ExplainResult> {

@@ -9,6 +9,8 @@ import { type BatchRecord, type LineError, OPENAI_JOBS, openaiKeys, OpenaiStore,
 import { defaultJobOptions } from '../../core/queues.ts';
 import { parseRef, type Registry } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { Config } from '../../core/config.ts';
+import { JobDeadline } from '../job-deadline.ts';
 
 /** Lines per `openai-lines` job. */
 export const OPENAI_CHUNK_LINES = 1000;
@@ -21,6 +23,7 @@ export interface OpenaiDeps {
   registry: Registry;
   redis: Redis;
   prefix: string;
+  cfg?: Partial<Pick<Config, 'MODELQ_VALIDATE_TIMEOUT_MS'>>;
 }
 
 /** The model reference of a line: from the url for the inference protocol, from the body for embeddings. */
@@ -32,10 +35,11 @@ export function modelRefOf(url: string, body: unknown): string | null {
 }
 
 /** Yields each line of a stream with its byte range [start, end) including the newline. */
-async function* linesOf(stream: AsyncIterable<Buffer>): AsyncGenerator<{ text: string; start: number; end: number }> {
+async function* linesOf(stream: AsyncIterable<Buffer>, check: () => void): AsyncGenerator<{ text: string; start: number; end: number }> {
   let carry = Buffer.alloc(0);
   let offset = 0;
   for await (const chunk of stream) {
+    check(); // also within one long line
     let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
     let nl: number;
     while ((nl = buf.indexOf(10)) >= 0) {
@@ -61,6 +65,7 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
   if (status === 'in_progress' && b.record.chunks !== undefined) return enqueue(b.record, d); // a rerun after the flow add failed
   if (status !== 'validating') return { status: status ?? 'gone' };
 
+  const deadline = new JobDeadline(d.cfg?.MODELQ_VALIDATE_TIMEOUT_MS ?? 600_000, 'MODELQ_VALIDATE_TIMEOUT_MS', "checking the batch's input file");
   const errors: LineError[] = [];
   const seen = new Set<string>();
   const models: Record<string, ResolvedModel> = {};
@@ -70,7 +75,8 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
   const fail = (code: string, message: string, line: number | null, param: string | null = null) => {
     if (errors.length < MAX_ERRORS) errors.push({ code, message, param, line });
   };
-  for await (const l of linesOf(await d.store.read(openaiKeys.file(b.record.input_file_id)))) {
+  for await (const l of linesOf(await d.store.read(openaiKeys.file(b.record.input_file_id)), () => deadline.check())) {
+    deadline.check();
     n++;
     if (!l.text.trim()) continue;
     total++;

@@ -6,7 +6,7 @@
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
 import type { Config } from '../../core/config.ts';
-import { AppError } from '../../core/errors.ts';
+import { AppError, fromFailedReason } from '../../core/errors.ts';
 import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
 import { readFooter } from '../../core/rows/parquet.ts';
@@ -20,13 +20,15 @@ import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
 import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
+import { budgetFailure, ChunkBudget, ChunkStopped, DEFAULT_CHUNK_TIMEOUT_MS, DEFAULT_POISON_ATTEMPTS, lostStarts, lostTooOften } from './chunk-budget.ts';
 
 export interface ScoreDeps {
   engine: Engine;
   store: ArtifactStore;
   batches: BatchStore;
   cacheDir?: string;
-  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> & Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES'>>;
+  cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> &
+    Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS'>>;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
 }
@@ -74,7 +76,7 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
 }
 
 export async function scoreProcessor(
-  job: Pick<Job, 'data' | 'updateProgress'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>,
+  job: Pick<Job, 'data' | 'updateProgress'> & Partial<Pick<Job, 'attemptsMade' | 'attemptsStarted' | 'opts'>>,
   deps: ScoreDeps,
   signal?: AbortSignal,
 ): Promise<ScoreResult> {
@@ -84,16 +86,31 @@ export async function scoreProcessor(
   const status = await deps.batches.status(data.batchId);
   // Cancelled (or already failed): no new chunk starts.
   if (status === 'cancelling' || status === 'cancelled' || status === 'failed') return { completed: 0, failed: 0, skipped: true };
+  const poison = deps.cfg?.MODELQ_POISON_ATTEMPTS ?? DEFAULT_POISON_ATTEMPTS;
+  const failBatch = (err: Error) => deps.batches.fail(data.batchId, `chunk ${data.index} failed: ${fromFailedReason(err.message).message}`);
+  // A chunk that took its worker down every time would otherwise be taken up again and again. One
+  // loss more than the budget failures are allowed: workers are also lost for reasons of their own.
+  const lost = lostStarts(job);
+  if (lost > poison) {
+    const err = lostTooOften(data.index, lost, poison);
+    await failBatch(err);
+    throw err;
+  }
   await deps.batches.transition(data.batchId, 'running', ['queued']);
+  const budget = new ChunkBudget(data, deps.cfg?.MODELQ_CHUNK_TIMEOUT_MS ?? DEFAULT_CHUNK_TIMEOUT_MS, deps.batches, signal);
   try {
-    const outcome = await scoreChunk(data, spec, deps, job, signal);
+    const outcome = await scoreChunk(data, spec, deps, job, budget);
     await deps.batches.recordChunk(data.batchId, data.index, outcome);
     return outcome;
   } catch (e) {
-    const err = toJobError(e);
+    // Cancelled or failed by another chunk meanwhile: this one ends without an outcome, as a skipped one does.
+    if (budget.reason instanceof ChunkStopped) return { completed: 0, failed: 0, skipped: true };
+    const err = budgetFailure(e, job, poison) ?? toJobError(e);
     const lastAttempt = err.name === 'UnrecoverableError' || (job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1);
-    if (lastAttempt) await deps.batches.fail(data.batchId, `chunk ${data.index} failed: ${err.message}`);
+    if (lastAttempt) await failBatch(err);
     throw err;
+  } finally {
+    budget.dispose();
   }
 }
 
@@ -102,13 +119,14 @@ async function scoreChunk(
   spec: BatchSpec,
   deps: ScoreDeps,
   job: Pick<Job, 'updateProgress'>,
-  signal?: AbortSignal,
+  budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number }> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
   const extras = await extrasOf(spec, deps, drift);
-  const r = await scoreChunkRows(chunk, spec, deps, model, extras, job, drift, signal);
+  budget.check();
+  const r = await scoreChunkRows(chunk, spec, deps, model, extras, job, drift, budget);
   await drift?.flush();
   return r;
 }
@@ -121,9 +139,9 @@ async function scoreChunkRows(
   extras: ChunkExtras,
   job: Pick<Job, 'updateProgress'>,
   drift: ChunkDrift | undefined,
-  signal?: AbortSignal,
+  budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number }> {
-  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model, extras, drift);
+  if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model, extras, drift, budget);
   const format = spec.format;
   const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
   const segmenter = new Segmenter(format, { maxRowBytes });
@@ -162,14 +180,18 @@ async function scoreChunkRows(
             completed: 0,
             failed: 1,
           })
-        : deps.engine.score(model, {
-            format,
-            inputs: spec.model.inputs,
-            ...(spec.header !== undefined ? { header: spec.header } : {}),
-            firstRow: chunk.firstRow + s.firstRow,
-            bytes: s.bytes,
-            ...extras,
-          });
+        : deps.engine.score(
+            model,
+            {
+              format,
+              inputs: spec.model.inputs,
+              ...(spec.header !== undefined ? { header: spec.header } : {}),
+              firstRow: chunk.firstRow + s.firstRow,
+              bytes: s.bytes,
+              ...extras,
+            },
+            budget.task(),
+          );
     p.catch(() => {}); // surfaced when its turn comes
     window.push(p);
   };
@@ -188,7 +210,7 @@ async function scoreChunkRows(
   };
   const take = async (segments: Segment[]) => {
     for (const s of segments) {
-      if (signal?.aborted) throw new AppError('unavailable', 'chunk cancelled by the worker', true);
+      budget.check();
       submit(s);
       while (window.length >= depth) await writeNext();
     }
@@ -227,21 +249,26 @@ async function scoreRowGroup(
   model: ModelHandle,
   extras: ChunkExtras,
   drift: ChunkDrift | undefined,
+  budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number }> {
   if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
   const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
   const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
-  const r = await deps.engine.scoreRowGroup(model, {
-    inputs: spec.model.inputs,
-    plan: spec.parquet,
-    firstRow: chunk.firstRow,
-    rows: chunk.rows,
-    footer,
-    bytes,
-    start: chunk.start,
-    fileBytes: spec.bytes,
-    ...extras,
-  });
+  const r = await deps.engine.scoreRowGroup(
+    model,
+    {
+      inputs: spec.model.inputs,
+      plan: spec.parquet,
+      firstRow: chunk.firstRow,
+      rows: chunk.rows,
+      footer,
+      bytes,
+      start: chunk.start,
+      fileBytes: spec.bytes,
+      ...extras,
+    },
+    budget.task(),
+  );
   if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
   if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
   await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));

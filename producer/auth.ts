@@ -15,8 +15,18 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/**
+ * The path as express matches it: routes are case-insensitive and take an optional trailing slash,
+ * so `/METRICS` and `/metrics/` reach the `/metrics` handler and must need the scope `/metrics` does.
+ */
+export function routedPath(path: string): string {
+  const lower = path.toLowerCase();
+  return lower.length > 1 ? lower.replace(/\/+$/, '') || '/' : lower;
+}
+
 /** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
-export function requiredScope(method: string, path: string): Scope | null {
+export function requiredScope(method: string, rawPath: string): Scope | null {
+  const path = routedPath(rawPath);
   if (path.startsWith('/v2/health/')) return null;
   // Platform-wide figures, per model of every tenant: for the platform's operators (and their Prometheus).
   if (path === '/metrics') return 'platform';
@@ -30,8 +40,9 @@ export function requiredScope(method: string, path: string): Scope | null {
 }
 
 /** Training and compression always register a version: they need `publish` as well as `submit`. */
-export function requiredScopes(method: string, path: string): Scope[] {
-  const main = requiredScope(method, path);
+export function requiredScopes(method: string, rawPath: string): Scope[] {
+  const main = requiredScope(method, rawPath);
+  const path = routedPath(rawPath);
   if (main === null) return [];
   if (method === 'POST' && /^\/v1\/jobs\/(train|compress)\/?$/.test(path)) return [main, 'publish'];
   return [main];

@@ -1,5 +1,6 @@
 // inference.GRPCInferenceService: the Open Inference Protocol over gRPC, served by the producer
 // beside its HTTP API, with the same keys and scopes (`authorization: Bearer` metadata).
+import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -27,7 +28,7 @@ export function loadService(): grpc.ServiceDefinition {
 export interface GrpcServerOptions {
   /** Port to listen on; 0 picks a free one (tests). */
   port: number;
-  /** Default 0.0.0.0. */
+  /** Address to bind. Default: MODELQ_BIND (127.0.0.1 unless configured). */
   host?: string;
   keys: KeyRing;
 }
@@ -36,6 +37,9 @@ export interface RunningGrpcServer {
   port: number;
   close(): Promise<void>;
 }
+
+/** grpc-js takes `host:port`, an IPv6 address in brackets. */
+const hostPart = (host: string) => (net.isIPv6(host) ? `[${host}]` : host);
 
 type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal) => Promise<unknown>;
 
@@ -46,7 +50,7 @@ export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Pr
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, 'grpc.enable_channelz': 0 });
   server.addService(loadService(), handlers(d, o.keys) as unknown as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${o.host ?? '0.0.0.0'}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));
+    server.bindAsync(`${hostPart(o.host ?? d.cfg.MODELQ_BIND)}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));
   });
   return {
     port,

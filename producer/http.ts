@@ -22,6 +22,9 @@ export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
   const retryAfter = (e as { retryAfterS?: number }).retryAfterS;
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  // A body refused before it was read whole (a limit met mid-upload): the connection cannot carry
+  // another request after it, so say so rather than let the client's next request on it be reset.
+  if (!req.complete) res.setHeader('Connection', 'close');
   res.status(e.httpStatus).json(isV2(req) ? { error: e.message } : { error: { code: e.code, message: e.message } });
 }
 

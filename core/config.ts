@@ -172,6 +172,11 @@ export const configKeys = {
     'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.',
   ],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
+  MODELQ_OPENAI_MAX_LINE_BYTES: [
+    int(1024, 1024 ** 3).default(8 * 1024 * 1024),
+    'Longest line of an OpenAI batch input file (newline included): a batch with a longer line fails validation naming the line and this key, without reading the rest of it.',
+    '`8388608` (8 MiB)',
+  ],
   MODELQ_BATCH_MAX_CHUNKS: [
     int(1, 1_000_000).default(20_000),
     'Most chunk jobs one batch may have (400 naming it above, refused while the upload streams): each is a job in Redis and a child of the flow, so a tiny `chunkRows` on a large file must not make hundreds of thousands. The default lets `MODELQ_BATCH_MAX_ROWS` rows through at the default chunk rows; Parquet chunks are row groups.',

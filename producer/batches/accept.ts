@@ -26,16 +26,10 @@ export const batchParamsSchema = z.object({
     description:
       "Default: recognised from the file's first bytes (Parquet's magic bytes, a JSON object per line, else a CSV header). A format declared here, by the content type or by the file name must match the bytes (400 otherwise)",
   }),
-  chunkRows: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100_000)
-    .optional()
-    .meta({
-      description:
-        'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES; at most MODELQ_BATCH_MAX_CHUNKS chunks per batch (400 above)',
-    }),
+  chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({
+    description:
+      'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES; at most MODELQ_BATCH_MAX_CHUNKS chunks per batch (400 above)',
+  }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,

@@ -11,9 +11,13 @@ FROM node:20-bookworm-slim
 # skip: no download at install; cuda12: fetch the CUDA execution provider.
 ARG ORT_INSTALL=skip
 # Read by onnxruntime-node's install script and wins over .npmrc's onnxruntime-node-install=skip.
+# MODELQ_BIND: a container's loopback is its own, so the services listen on every interface of the
+# container; which host address reaches them is the published port's business (Compose: the host's
+# MODELQ_BIND, default 127.0.0.1; `docker run -p 127.0.0.1:8080:8080`).
 ENV ONNXRUNTIME_NODE_INSTALL=${ORT_INSTALL} \
     NODE_ENV=production \
-    MODELQ_DATA_DIR=/data
+    MODELQ_DATA_DIR=/data \
+    MODELQ_BIND=0.0.0.0
 
 WORKDIR /app
 

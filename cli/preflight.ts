@@ -6,8 +6,8 @@ import net from 'node:net';
 import { KeyRing } from '../core/auth.ts';
 import { type Config, EXIT_CONFIG, parseConfig } from '../core/config.ts';
 
-/** Why `port` cannot be listened on (as the producer and dashboard listen: every interface), or null when it can. */
-export function portProblem(port: number): Promise<string | null> {
+/** Why `port` cannot be listened on at `host` (as the producer and dashboard listen: MODELQ_BIND), or null when it can. */
+export function portProblem(port: number, host = '127.0.0.1'): Promise<string | null> {
   return new Promise((resolve) => {
     const s = net.createServer();
     s.once('error', (e: NodeJS.ErrnoException) =>
@@ -16,10 +16,12 @@ export function portProblem(port: number): Promise<string | null> {
           ? 'in use by another program'
           : e.code === 'EACCES'
             ? 'not allowed for this user (ports below 1024 need root)'
-            : (e.code ?? e.message),
+            : e.code === 'EADDRNOTAVAIL'
+              ? `MODELQ_BIND=${host} is no address of this machine`
+              : (e.code ?? e.message),
       ),
     );
-    s.listen(port, () => s.close(() => resolve(null)));
+    s.listen(port, host, () => s.close(() => resolve(null)));
   });
 }
 
@@ -49,7 +51,7 @@ export async function preflight(env: NodeJS.ProcessEnv = process.env): Promise<{
     if (other) problems.push(`${key}=${port}: the same port as ${other}`);
     else {
       seen.set(port, key);
-      const why = await portProblem(port);
+      const why = await portProblem(port, values.MODELQ_BIND);
       if (why) problems.push(`${key}=${port}: ${why}`);
     }
   }

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { EXIT_CONFIG, exitOnConfigProblems, maskUrl } from '../core/config.ts';
+import { EXIT_CONFIG, exitOnConfigProblems, localUrlHost, maskUrl } from '../core/config.ts';
 import { createLogger } from '../core/logger.ts';
 import { onStopSignals } from '../core/signals.ts';
 import { childExitAction, preflight } from './preflight.ts';
@@ -141,7 +141,12 @@ function start(role: Role) {
 const redisChild = await ensureRedis();
 for (const r of roles) start(r);
 log.info(
-  { producer: `http://127.0.0.1:${cfg.MODELQ_PORT}`, dashboard: `http://127.0.0.1:${cfg.MODELQ_DASHBOARD_PORT}`, workers: cfg.MODELQ_WORKERS },
+  {
+    producer: `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_PORT}`,
+    dashboard: `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_DASHBOARD_PORT}`,
+    bind: cfg.MODELQ_BIND,
+    workers: cfg.MODELQ_WORKERS,
+  },
   'modelq started',
 );
 

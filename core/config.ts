@@ -1,5 +1,6 @@
 // Environment -> frozen, typed config. Every key documents its default; a bad value stops the
 // process at start with a message naming the key.
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -73,6 +74,14 @@ export const configKeys = {
     'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).',
     '`<os tmpdir>/modelq-cache`',
   ],
+  MODELQ_BIND: [
+    z
+      .string()
+      .refine((a) => net.isIP(a) !== 0, 'must be an IP address such as 127.0.0.1, 0.0.0.0 or ::')
+      .meta(allowed('an IPv4 or IPv6 address'))
+      .default('127.0.0.1'),
+    "Address every listener binds (producer HTTP and gRPC, dashboard): loopback only by default; `0.0.0.0` (or `::`, or one interface) serves other machines, preferably behind a TLS proxy and with API keys. The Docker image sets `0.0.0.0` (Compose publishes the ports on the host's `MODELQ_BIND`, default `127.0.0.1`).",
+  ],
   MODELQ_PORT: [int(1, 65535).default(8080), 'HTTP port of the producer (API, /v2, /metrics, /openapi.json).'],
   MODELQ_GRPC_PORT: [
     int(0, 65535).default(8001),
@@ -83,7 +92,7 @@ export const configKeys = {
   MODELQ_PRODUCER_URL: [
     z.string().url().optional(),
     "Where the dashboard sends the UI's API calls (it proxies `/api/*` there, so the browser talks to one origin).",
-    '`http://127.0.0.1:<MODELQ_PORT>`',
+    '`http://127.0.0.1:<MODELQ_PORT>` (`MODELQ_BIND` instead when that is one address)',
   ],
   MODELQ_DASHBOARD_ADMIN: [
     flag.default(false),
@@ -179,6 +188,15 @@ export const configKeys = {
     'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.',
   ],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
+  MODELQ_OPENAI_MAX_LINE_BYTES: [
+    int(1024, 1024 ** 3).default(8 * 1024 * 1024),
+    'Longest line of an OpenAI batch input file (newline included): a batch with a longer line fails validation naming the line and this key, without reading the rest of it.',
+    '`8388608` (8 MiB)',
+  ],
+  MODELQ_BATCH_MAX_CHUNKS: [
+    int(1, 1_000_000).default(20_000),
+    'Most chunk jobs one batch may have (400 naming it above, refused while the upload streams): each is a job in Redis and a child of the flow, so a tiny `chunkRows` on a large file must not make hundreds of thousands. The default lets `MODELQ_BATCH_MAX_ROWS` rows through at the default chunk rows; Parquet chunks are row groups.',
+  ],
   MODELQ_BATCH_TTL: [
     duration.default(7 * 86400 * 1000),
     'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.',
@@ -366,6 +384,12 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): { cfg: Config
   if (unset('MODELQ_ENGINE_THREADS')) out.MODELQ_ENGINE_THREADS = Math.max(1, Math.floor(CORES / Math.max(1, out.MODELQ_WORKERS as number)));
   if (unset('MODELQ_SCORE_CONCURRENCY')) out.MODELQ_SCORE_CONCURRENCY = Math.max(2, (out.MODELQ_ENGINE_THREADS as number) + 1);
   return { cfg: Object.freeze(out) as Config, problems, values: out as Partial<Config> };
+}
+
+/** The host part of a URL that reaches, from this machine, a listener bound to `bind` (a wildcard is reached on loopback). */
+export function localUrlHost(bind: string): string {
+  if (bind === '0.0.0.0' || bind === '::') return '127.0.0.1';
+  return net.isIPv6(bind) ? `[${bind}]` : bind;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

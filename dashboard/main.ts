@@ -1,7 +1,7 @@
 // Dashboard process: serves the results UI and bull-board (/queues) on MODELQ_DASHBOARD_PORT until
 // SIGTERM/SIGINT; the UI's API calls go to the producer at MODELQ_PRODUCER_URL.
 import type { Server } from 'node:http';
-import { EXIT_CONFIG, exitOnConfigProblems, keyPrefix, loadConfigOrExit } from '../core/config.ts';
+import { EXIT_CONFIG, exitOnConfigProblems, keyPrefix, loadConfigOrExit, localUrlHost } from '../core/config.ts';
 import { installLastResort } from '../core/last-resort.ts';
 import { createLogger } from '../core/logger.ts';
 import { onStopSignals } from '../core/signals.ts';
@@ -22,15 +22,21 @@ const queues = new Queues(keyPrefix(cfg), redis);
 const keys = KeyRing.fromConfigOrExit(cfg);
 if (keys.size === 0 && cfg.MODELQ_AUTH === 'required')
   exitOnConfigProblems(['MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)']);
-const producerUrl = cfg.MODELQ_PRODUCER_URL ?? `http://127.0.0.1:${cfg.MODELQ_PORT}`;
+const producerUrl = cfg.MODELQ_PRODUCER_URL ?? `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_PORT}`;
 const app = buildDashboard({ queues, redis, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, producerUrl, logger: log });
 
-const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, (err?: Error) => {
+const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, cfg.MODELQ_BIND, (err?: Error) => {
   if (err) {
-    log.fatal({ err: err.message, port: cfg.MODELQ_DASHBOARD_PORT }, `cannot listen on MODELQ_DASHBOARD_PORT=${cfg.MODELQ_DASHBOARD_PORT}`);
+    log.fatal(
+      { err: err.message, bind: cfg.MODELQ_BIND, port: cfg.MODELQ_DASHBOARD_PORT },
+      `cannot listen on MODELQ_BIND=${cfg.MODELQ_BIND} MODELQ_DASHBOARD_PORT=${cfg.MODELQ_DASHBOARD_PORT}`,
+    );
     process.exit(EXIT_CONFIG);
   }
-  log.info({ port: cfg.MODELQ_DASHBOARD_PORT, producer: producerUrl, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) }, 'dashboard listening');
+  log.info(
+    { bind: cfg.MODELQ_BIND, port: cfg.MODELQ_DASHBOARD_PORT, producer: producerUrl, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) },
+    'dashboard listening',
+  );
 });
 
 async function shutdown(signal: string): Promise<void> {

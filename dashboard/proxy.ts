@@ -3,6 +3,7 @@
 // Streams both ways: downloads of batch outputs and models are never buffered here.
 import http from 'node:http';
 import https from 'node:https';
+import { pipeline } from 'node:stream/promises';
 import type { RequestHandler } from 'express';
 import type { Tickets } from './tickets.ts';
 
@@ -49,7 +50,8 @@ export function producerProxy(producerUrl: string, tickets: Tickets): RequestHan
     const upstream = client.request(target, { method: req.method, headers }, (up) => {
       res.status(up.statusCode ?? 502);
       for (const h of FORWARDED_RESPONSE) if (up.headers[h] !== undefined) res.setHeader(h, up.headers[h]!);
-      up.pipe(res);
+      // pipeline: a browser that leaves mid-download ends the upstream request with it.
+      pipeline(up, res).catch(() => res.destroy());
     });
     upstream.on('error', (e) => {
       if (res.headersSent) return void res.destroy();
@@ -61,6 +63,7 @@ export function producerProxy(producerUrl: string, tickets: Tickets): RequestHan
       });
     });
     res.on('close', () => upstream.destroy());
-    req.pipe(upstream);
+    // An upload the browser abandons fails the upstream request (answered by its error handler above).
+    pipeline(req, upstream).catch(() => {});
   };
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import express from 'express';
 import { KeyRing } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
-import { auditMiddleware, authMiddleware, rateLimitMiddleware } from './auth.ts';
+import { auditMiddleware, authMiddleware, rateLimitFor } from './auth.ts';
 import { backpressureFor } from './backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { errorMiddleware, sendError } from './http.ts';
@@ -45,8 +45,8 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
-  const limiter = rateLimitMiddleware(d.cfg.MODELQ_RATE_LIMIT, { redis: d.redis, prefix: d.prefix });
-  if (limiter) app.use(limiter);
+  const limiter = rateLimitFor(d);
+  if (limiter) app.use(limiter.middleware);
   app.use(backpressureFor(d).middleware);
 
   app.get('/metrics', async (_req, res) => {

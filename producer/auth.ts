@@ -1,12 +1,14 @@
 // Authentication, scopes, rate limits and the audit log for the producer's routes. Which scope a
 // route needs is decided here, in one table, so a new route cannot be left open by accident.
 import type { Request, RequestHandler } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../core/auth.ts';
+import type { Config } from '../core/config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
+import { Overloaded } from './backpressure.ts';
 import { sendError } from './http.ts';
 
 declare module 'express-serve-static-core' {
@@ -15,8 +17,18 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/**
+ * The path as express matches it: routes are case-insensitive and take an optional trailing slash,
+ * so `/METRICS` and `/metrics/` reach the `/metrics` handler and must need the scope `/metrics` does.
+ */
+export function routedPath(path: string): string {
+  const lower = path.toLowerCase();
+  return lower.length > 1 ? lower.replace(/\/+$/, '') || '/' : lower;
+}
+
 /** null: no key needed. The main scope of a route; requiredScopes lists every scope it needs. */
-export function requiredScope(method: string, path: string): Scope | null {
+export function requiredScope(method: string, rawPath: string): Scope | null {
+  const path = routedPath(rawPath);
   if (path.startsWith('/v2/health/')) return null;
   // Platform-wide figures, per model of every tenant: for the platform's operators (and their Prometheus).
   if (path === '/metrics') return 'platform';
@@ -31,8 +43,9 @@ export function requiredScope(method: string, path: string): Scope | null {
 }
 
 /** Training and compression always register a version: they need `publish` as well as `submit`. */
-export function requiredScopes(method: string, path: string): Scope[] {
-  const main = requiredScope(method, path);
+export function requiredScopes(method: string, rawPath: string): Scope[] {
+  const main = requiredScope(method, rawPath);
+  const path = routedPath(rawPath);
   if (main === null) return [];
   if (method === 'POST' && /^\/v1\/jobs\/(train|compress)\/?$/.test(path)) return [main, 'publish'];
   return [main];
@@ -61,34 +74,64 @@ export function authMiddleware(keys: KeyRing): RequestHandler {
   };
 }
 
+/** The client a rate limit counts: its key, or its address when the platform runs open. */
+export function clientKey(p: Principal | undefined, ip: string): string {
+  return p && p.keyId !== 'open' ? `key:${p.keyId}` : `ip:${ipKeyGenerator(ip)}`;
+}
+
+export interface RateLimit {
+  /** For the HTTP routes (all but /v2/health/*), after authentication. */
+  middleware: RequestHandler;
+  /** Counts one call of `client` (clientKey) from another door (gRPC); throws rate_limited past the limit. */
+  check(client: string): Promise<void>;
+}
+
 /**
  * MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. Counted
- * in Redis (under the platform's prefix), so N producers together allow N requests, not N times N.
- * Without `shared` (unit tests) it counts in this process.
+ * in Redis (under the platform's prefix), so N producers together allow N requests, not N times N,
+ * and a client's REST and gRPC calls draw on one allowance. Without `shared` (unit tests) it counts
+ * in this process.
  */
-export function rateLimitMiddleware(spec: string | undefined, shared?: { redis: Redis; prefix: string }): RequestHandler | null {
+export function createRateLimit(spec: string | undefined, shared?: { redis: Redis; prefix: string }): RateLimit | null {
   if (!spec) return null;
   const [n, unit] = spec.split('/') as [string, 's' | 'm' | 'h'];
   const windowMs = { s: 1000, m: 60_000, h: 3_600_000 }[unit];
-  const store =
-    shared &&
-    new RedisStore({
-      prefix: `${shared.prefix}:ratelimit:`,
-      sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
-    });
-  return rateLimit({
+  const limit = Number(n);
+  const store: Store = shared
+    ? new RedisStore({
+        prefix: `${shared.prefix}:ratelimit:`,
+        sendCommand: (command: string, ...args: string[]) => shared.redis.call(command, ...args) as Promise<RedisReply>,
+      })
+    : new MemoryStore();
+  const refusal = () => new Overloaded('rate_limited', `rate limit of ${spec} exceeded; retry later`, Math.max(1, Math.ceil(windowMs / 1000)));
+  // rateLimit() initialises the store with the window; check() below then counts in the same one.
+  const middleware = rateLimit({
     windowMs,
-    ...(store ? { store } : {}),
-    limit: Number(n),
+    store,
+    limit,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     skip: (req) => req.path.startsWith('/v2/health/'),
-    keyGenerator: (req) => (req.principal && req.principal.keyId !== 'open' ? `key:${req.principal.keyId}` : `ip:${ipKeyGenerator(req.ip ?? '')}`),
-    handler: (req, res) => {
-      res.setHeader('Retry-After', String(Math.max(1, Math.ceil(windowMs / 1000))));
-      sendError(req, res, new AppError('rate_limited', `rate limit of ${spec} exceeded; retry later`));
-    },
+    keyGenerator: (req) => clientKey(req.principal, req.ip ?? ''),
+    // clientKey passes addresses through ipKeyGenerator; the library cannot see that through the call.
+    validate: { keyGeneratorIpFallback: false },
+    handler: (req, res) => sendError(req, res, refusal()),
   });
+  return {
+    middleware,
+    async check(client) {
+      const { totalHits } = await store.increment(client);
+      if (totalHits > limit) throw refusal();
+    },
+  };
+}
+
+const perDeps = new WeakMap<object, RateLimit | null>();
+
+/** One per producer (per deps): the HTTP middleware and the gRPC server share its counts. */
+export function rateLimitFor(d: { cfg: Pick<Config, 'MODELQ_RATE_LIMIT'>; redis: Redis; prefix: string }): RateLimit | null {
+  if (!perDeps.has(d)) perDeps.set(d, createRateLimit(d.cfg.MODELQ_RATE_LIMIT, { redis: d.redis, prefix: d.prefix }));
+  return perDeps.get(d)!;
 }
 
 /** Every state-changing call (refused ones too): tenant, key id (never the key), route and result. */

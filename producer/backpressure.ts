@@ -155,3 +155,13 @@ export function backpressureFor(d: Deps): Backpressure {
   perDeps.set(d, (b = { gate, memory, middleware }));
   return b;
 }
+
+/**
+ * Admits one online inference request for `model`, on every door (REST /v2, gRPC): refused before
+ * any work while Redis is nearly full (503) or when too much is in flight here (429). Returns the
+ * release, to call once the request is answered.
+ */
+export function admitOnline(b: Backpressure, model: string): () => void {
+  b.memory.check();
+  return b.gate.enter(model);
+}

@@ -1,4 +1,6 @@
 // HTTP plumbing shared by the routes: error bodies, the error middleware, zod validation at the edge.
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { z } from 'zod';
 import { AppError, badRequest } from '../core/errors.ts';
@@ -20,6 +22,9 @@ export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
   const retryAfter = (e as { retryAfterS?: number }).retryAfterS;
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  // A body refused before it was read whole (a limit met mid-upload): the connection cannot carry
+  // another request after it, so say so rather than let the client's next request on it be reset.
+  if (!req.complete) res.setHeader('Connection', 'close');
   res.status(e.httpStatus).json(isV2(req) ? { error: e.message } : { error: { code: e.code, message: e.message } });
 }
 
@@ -45,4 +50,20 @@ export function toAppError(err: unknown, logger: Logger, route: string): AppErro
 /** Maps anything thrown by a route to a status and a JSON body; never a stack trace. */
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => sendError(req, res, toAppError(err, logger, req.path));
+}
+
+/**
+ * Streams `body` as the response through `pipeline`: a client that goes away mid-download destroys
+ * the source (a file descriptor, an S3 request) with it; `.pipe` would leave it paused and open
+ * for good. Headers are out by then, so a failing source can only cut the connection short.
+ */
+export async function sendStream(res: Response, body: Readable, logger: Logger, what: Record<string, unknown>): Promise<void> {
+  try {
+    await pipeline(body, res);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    // The client leaving is routine; anything else (storage failing mid-read) is worth a line.
+    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') logger.warn({ ...what, err: err.message }, 'download failed');
+    res.destroy();
+  }
 }

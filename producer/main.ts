@@ -25,10 +25,16 @@ try {
   logger.fatal({ err: maskUrl((e as Error).message), redis: maskUrl(cfg.MODELQ_REDIS_URL) }, 'cannot reach Redis; is redis-server running?');
   process.exit(1);
 }
-const server = buildApp(deps).listen(cfg.MODELQ_PORT, () => logger.info({ port: cfg.MODELQ_PORT }, 'producer listening'));
+// MODELQ_BIND, loopback by default: an install is not on the network until someone says so.
+const server = buildApp(deps).listen(cfg.MODELQ_PORT, cfg.MODELQ_BIND, () =>
+  logger.info({ bind: cfg.MODELQ_BIND, port: cfg.MODELQ_PORT }, 'producer listening'),
+);
 server.on('error', (e: NodeJS.ErrnoException) => {
   // A port in use or not allowed: the same on every restart, so a configuration error.
-  logger.fatal({ err: e.message, port: cfg.MODELQ_PORT }, `cannot listen on MODELQ_PORT=${cfg.MODELQ_PORT}`);
+  logger.fatal(
+    { err: e.message, bind: cfg.MODELQ_BIND, port: cfg.MODELQ_PORT },
+    `cannot listen on MODELQ_BIND=${cfg.MODELQ_BIND} MODELQ_PORT=${cfg.MODELQ_PORT}`,
+  );
   process.exit(EXIT_CONFIG);
 });
 server.keepAliveTimeout = 65_000;
@@ -39,7 +45,7 @@ const grpcServer =
         logger.fatal({ err: e.message, port: cfg.MODELQ_GRPC_PORT }, 'cannot listen for gRPC (MODELQ_GRPC_PORT; 0 turns it off)');
         process.exit(EXIT_CONFIG);
       });
-if (grpcServer) logger.info({ port: grpcServer.port }, 'grpc listening');
+if (grpcServer) logger.info({ bind: cfg.MODELQ_BIND, port: grpcServer.port }, 'grpc listening');
 
 onStopSignals({
   stop: (sig) => {

@@ -49,6 +49,7 @@ const openai = (d: WorkerDeps, job: Job) =>
     registry: new Registry(d.redis, keyPrefix(d.cfg)),
     prefix: keyPrefix(d.cfg),
     ttlMs: d.cfg.MODELQ_BATCH_TTL,
+    maxLineBytes: d.cfg.MODELQ_OPENAI_MAX_LINE_BYTES,
   });
 
 /** The queues this build can process; the others are left to workers that know them. */

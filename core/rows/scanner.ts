@@ -123,6 +123,11 @@ export class RowScanner {
     this.offset += buf.length;
   }
 
+  /** Chunks closed so far (the caller bounds how many a file may make while it streams). */
+  get chunkCount(): number {
+    return this.chunks.length;
+  }
+
   /** The start of the row being read when it has not ended yet, else -1 (bounds a row's bytes). */
   get openRowStart(): number {
     return this.lineHasContent ? this.lineStart : -1;

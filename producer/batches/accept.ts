@@ -26,13 +26,10 @@ export const batchParamsSchema = z.object({
     description:
       "Default: recognised from the file's first bytes (Parquet's magic bytes, a JSON object per line, else a CSV header). A format declared here, by the content type or by the file name must match the bytes (400 otherwise)",
   }),
-  chunkRows: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(100_000)
-    .optional()
-    .meta({ description: 'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES' }),
+  chunkRows: z.coerce.number().int().min(1).max(100_000).optional().meta({
+    description:
+      'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES; at most MODELQ_BATCH_MAX_CHUNKS chunks per batch (400 above)',
+  }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,
@@ -60,7 +57,7 @@ function parseMetadata(s: string | undefined): Record<string, string> | undefine
  * Passes the bytes through while the scanner counts rows and marks chunk boundaries. On a refusal
  * the body is left open (not destroyed), so the 400 can still reach the client.
  */
-async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): AsyncGenerator<Buffer> {
+async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner, maxChunks: ChunkCap): AsyncGenerator<Buffer> {
   for await (const chunk of noDestroy(source)) {
     try {
       scanner.push(chunk);
@@ -69,8 +66,24 @@ async function* scanned(source: AsyncIterable<Buffer>, scanner: RowScanner): Asy
       if (e instanceof HeaderTooLongError) throw badRequest(e.message);
       throw e;
     }
+    checkChunks(scanner.chunkCount, maxChunks);
     yield chunk;
   }
+}
+
+interface ChunkCap {
+  max: number;
+  chunkRows: number;
+}
+
+/** A batch is one job per chunk: past MODELQ_BATCH_MAX_CHUNKS it is refused, naming the limit and the way out. */
+function checkChunks(chunks: number, { max, chunkRows }: ChunkCap, format: BatchFormat = 'jsonl'): void {
+  if (chunks <= max) return;
+  if (format === 'parquet')
+    throw badRequest(`the file has ${chunks} row groups, one chunk each; the limit is MODELQ_BATCH_MAX_CHUNKS (${max}): write it with larger row groups`);
+  throw badRequest(
+    `the batch would have more than ${max} chunks at chunkRows=${chunkRows} (the limit is MODELQ_BATCH_MAX_CHUNKS): send a larger chunkRows, or split the file`,
+  );
 }
 
 /**
@@ -159,6 +172,7 @@ export async function acceptBatch(
   await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
   const model = await d.registry.resolve(params.model);
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
+  const chunkCap = { max: d.cfg.MODELQ_BATCH_MAX_CHUNKS, chunkRows };
   const metadata = parseMetadata(params.metadata);
   const explain = batchExplain(model, params, d.cfg.MODELQ_EXPLAIN_MAX_EVALS);
   // The format: what the first bytes are, which must be what was declared, if anything was.
@@ -181,9 +195,10 @@ export async function acceptBatch(
       const stored = await d.store.put(inputKey, whole, { maxBytes });
       scan = await scanParquet(d.store, inputKey, stored.bytes, model.inputs);
     } else {
-      await d.store.put(inputKey, scanned(whole, scanner), { maxBytes });
+      await d.store.put(inputKey, scanned(whole, scanner, chunkCap), { maxBytes });
       scan = scanner.end();
     }
+    checkChunks(scan.chunks.length, chunkCap, format);
     if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
     if (format === 'csv') {
       const problem = checkCsvHeader(scan.header ?? '', model.inputs);

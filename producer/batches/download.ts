@@ -3,13 +3,13 @@
 // response as failed instead of crashing the producer or ending it as a short 200. JSONL is sent
 // with its Content-Length, so even a client that ignores the abort sees the truncation.
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
 import type { BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { batchKeys, explainOutputSpecs, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
+import { sendStream } from '../http.ts';
 import { jsonlToCsv } from './to-csv.ts';
 import { jsonlToParquet } from './to-parquet.ts';
 
@@ -70,11 +70,5 @@ export async function sendParts(
       : ext === 'parquet'
         ? Readable.from(jsonlToParquet(body, outputs))
         : Readable.from(body);
-  try {
-    await pipeline(source, res);
-  } catch (e) {
-    // Headers are out: the only honest signal left is to end the connection without finishing.
-    deps.logger.warn({ batch: v.id, kind, err: (e as Error).message }, 'batch download failed');
-    res.destroy();
-  }
+  await sendStream(res, source, deps.logger, { batch: v.id, kind });
 }

@@ -2,10 +2,11 @@
 // checked by the same schema and signature check, and travels coalesced as `infer` jobs; the
 // packed answer leaves as raw_output_contents without a detour through JSON numbers.
 import type { Principal } from '../../core/auth.ts';
-import { AppError, badRequest } from '../../core/errors.ts';
+import { badRequest, fromErrorData } from '../../core/errors.ts';
 import { packTensor, type Batching } from '../../core/jobs/infer.ts';
 import type { ServingTarget } from '../../core/registry.ts';
 import { JobAnswers } from '../await-job.ts';
+import { admitOnline, backpressureFor } from '../backpressure.ts';
 import { InferCoalescer } from '../coalescer.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { checkReadable } from '../model-access.ts';
@@ -108,7 +109,18 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
     new ReferenceCollector(d.redis, d.prefix, d.store, d.registry, d.cfg.MODELQ_DRIFT_REFERENCE_ROWS),
   );
   const explainFn = createExplain(d);
+  const bp = backpressureFor(d);
   return async (req, gone, who) => {
+    // The same admission as REST /v2 (one count of requests in flight for both doors).
+    const release = admitOnline(bp, req.model_name);
+    try {
+      return await inferOne(req, gone, who);
+    } finally {
+      release();
+    }
+  };
+
+  async function inferOne(req: ModelInferRequest, gone: () => boolean, who: Principal): Promise<ModelInferResponse> {
     const { target, gpu, request, explain } = await prepare(req, who);
     if (explain) {
       // As REST: `attributions` among the outputs; the explanation's figures as response parameters
@@ -132,7 +144,7 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
       };
     }
     const answer = await lane(gpu ? 'infer-gpu' : 'infer').submit(target.model, batchingOf(target), request, gone);
-    if (!answer.ok) throw new AppError(answer.error.code as 'bad_request', answer.error.message);
+    if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed, as REST
     return {
       model_name: target.model.name,
       model_version: String(target.model.version),
@@ -140,5 +152,5 @@ export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
       outputs: answer.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
       raw_output_contents: answer.outputs.map(encodeOutput),
     };
-  };
+  }
 }

@@ -1,5 +1,6 @@
 // inference.GRPCInferenceService: the Open Inference Protocol over gRPC, served by the producer
 // beside its HTTP API, with the same keys and scopes (`authorization: Bearer` metadata).
+import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -7,6 +8,7 @@ import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, typ
 import { AppError } from '../../core/errors.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import type { ProducerDeps } from '../deps.ts';
+import { clientKey, rateLimitFor } from '../auth.ts';
 import { assertReadable } from '../model-access.ts';
 import { modelMetadata, SERVER_VERSION } from '../routes/v2.ts';
 import { createGrpcInfer, type ModelInferRequest } from './infer.ts';
@@ -27,7 +29,7 @@ export function loadService(): grpc.ServiceDefinition {
 export interface GrpcServerOptions {
   /** Port to listen on; 0 picks a free one (tests). */
   port: number;
-  /** Default 0.0.0.0. */
+  /** Address to bind. Default: MODELQ_BIND (127.0.0.1 unless configured). */
   host?: string;
   keys: KeyRing;
 }
@@ -36,6 +38,9 @@ export interface RunningGrpcServer {
   port: number;
   close(): Promise<void>;
 }
+
+/** grpc-js takes `host:port`, an IPv6 address in brackets. */
+const hostPart = (host: string) => (net.isIPv6(host) ? `[${host}]` : host);
 
 type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal) => Promise<unknown>;
 
@@ -46,7 +51,7 @@ export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Pr
   const server = new grpc.Server({ 'grpc.max_receive_message_length': maxBytes, 'grpc.max_send_message_length': maxBytes, 'grpc.enable_channelz': 0 });
   server.addService(loadService(), handlers(d, o.keys) as unknown as grpc.UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${o.host ?? '0.0.0.0'}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));
+    server.bindAsync(`${hostPart(o.host ?? d.cfg.MODELQ_BIND)}:${o.port}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p)));
   });
   return {
     port,
@@ -64,8 +69,16 @@ export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Pr
   };
 }
 
+/** The client's address from grpc-js's peer string (`ipv4:1.2.3.4:5`, `[::1]:5`, `1.2.3.4:5`). */
+function peerAddress(peer: string): string {
+  const hostPort = peer.replace(/^ipv[46]:/, '');
+  const v6 = /^\[([^\]]+)\]/.exec(hostPort);
+  return v6 ? v6[1]! : hostPort.replace(/:\d+$/, '');
+}
+
 function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUnaryCall<unknown, unknown>> {
   const infer = createGrpcInfer(d);
+  const limiter = rateLimitFor(d);
   const ref = (name: string, version?: string) => (version ? `${name}@${version}` : name);
   // scope null: answered without a key, like /v2/health/*.
   const unary =
@@ -73,7 +86,7 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
     (call, callback) => {
       const run = async () => {
         if (d.redis.status !== 'ready' && fn !== live) throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
-        let who: Principal = OPEN_PRINCIPAL;
+        let who: Principal | undefined;
         if (scope !== null && keys.size > 0) {
           const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
           if (!key) throw new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata');
@@ -82,7 +95,9 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
           if (!allows(p, scope)) throw new AppError('forbidden', `this key lacks the "${scope}" scope`);
           who = p;
         }
-        return fn(call.request as never, call, who);
+        // MODELQ_RATE_LIMIT as on the HTTP routes (the same count; health calls are not counted there either).
+        if (scope !== null) await limiter?.check(clientKey(who, peerAddress(call.getPeer())));
+        return fn(call.request as never, call, who ?? OPEN_PRINCIPAL);
       };
       run().then(
         (r) => callback(null, r),

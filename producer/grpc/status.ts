@@ -1,5 +1,5 @@
 // The platform's error codes as gRPC status codes; anything unexpected is INTERNAL without its stack.
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { AppError, type ErrorCode } from '../../core/errors.ts';
 import type { ProducerDeps } from '../deps.ts';
 
@@ -18,8 +18,20 @@ const CODES: Record<ErrorCode, status> = {
   internal: status.INTERNAL,
 };
 
+/**
+ * Trailers a client can act on, as REST's body and headers say them: `retryable` (whether the same
+ * call may succeed later) and `retry-after` in seconds when the refusal names a time.
+ */
+function trailers(e: AppError): Metadata {
+  const m = new Metadata();
+  m.set('retryable', String(e.retryable));
+  const after = (e as { retryAfterS?: number }).retryAfterS;
+  if (after !== undefined) m.set('retry-after', String(after));
+  return m;
+}
+
 export function toGrpcStatus(e: Error, d: Pick<ProducerDeps, 'redis' | 'logger'>): Partial<ServiceError> {
-  if (e instanceof AppError) return { code: CODES[e.code] ?? status.INTERNAL, details: e.message };
+  if (e instanceof AppError) return { code: CODES[e.code] ?? status.INTERNAL, details: e.message, metadata: trailers(e) };
   // A Redis command that fails while the connection is down is a transient outage, not a bug.
   if (d.redis.status !== 'ready') return { code: status.UNAVAILABLE, details: 'Redis is unavailable; try again shortly' };
   d.logger.error({ err: e.message }, 'grpc request failed');

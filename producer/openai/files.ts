@@ -1,6 +1,7 @@
 // OpenAI Files under /openai/v1/files: multipart uploads streamed to the artifact store (never held
 // whole), list with after/limit/order/purpose, retrieve, content and delete, per tenant.
 import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
@@ -10,7 +11,7 @@ import { TooLargeError } from '../../core/storage/index.ts';
 import { principalOf } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { OPENAI_BASE } from './base.ts';
-import { parseBody } from '../http.ts';
+import { parseBody, sendStream } from '../http.ts';
 
 /** Purposes a client may upload; batch_output and batch_error are written by the platform. */
 const UPLOAD_PURPOSES = ['batch'];
@@ -62,7 +63,7 @@ export function filesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     const f = await load(req);
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(f.bytes));
-    (await d.store.read(openaiKeys.file(f.id))).pipe(res);
+    await sendStream(res, await d.store.read(openaiKeys.file(f.id)), d.logger, { file: f.id });
   });
 
   r.delete(`${OPENAI_BASE}/files/:id`, async (req, res) => {
@@ -134,6 +135,8 @@ function upload(req: Request, d: ProducerDeps, store: OpenaiStore): Promise<File
         return f;
       })().then(resolve, reject);
     });
-    req.pipe(bb);
+    // pipeline, not .pipe: a client that goes away mid-upload destroys busboy, which destroys the
+    // file stream, so the store's write fails and removes its temp file instead of waiting forever.
+    pipeline(req, bb).catch((e: Error) => reject(badRequest(`the upload was aborted or broken: ${e.message}`)));
   });
 }

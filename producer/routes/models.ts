@@ -11,7 +11,7 @@ import { addAndAwait } from '../await-job.ts';
 import { principalOf } from '../auth.ts';
 import { assertReadable, assertWritable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';
-import { parseBody } from '../http.ts';
+import { parseBody, sendStream } from '../http.ts';
 import { jsonBody } from '../body.ts';
 import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } from '../../core/jobs/explain.ts';
 import { createHash } from 'node:crypto';
@@ -97,7 +97,7 @@ export function modelsRouter(d: ProducerDeps): Router {
     res.setHeader('Content-Length', String(v.bytes));
     res.setHeader('Content-Disposition', `attachment; filename="${v.name}-v${v.version}.onnx"`);
     res.setHeader('ETag', `"${v.sha256}"`);
-    stream.pipe(res);
+    await sendStream(res, stream, d.logger, { model: v.name, version: v.version });
   });
 
   r.put('/v1/models/:name/aliases/:alias', json, async (req, res) => {

@@ -6,7 +6,7 @@ import { packTensor, toProtocolTensor, type Batching } from '../../core/jobs/inf
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import { JobAnswers } from '../await-job.ts';
-import { backpressureFor } from '../backpressure.ts';
+import { admitOnline, backpressureFor } from '../backpressure.ts';
 import { principalOf } from '../auth.ts';
 import { assertReadable, checkReadable } from '../model-access.ts';
 import { InferCoalescer } from '../coalescer.ts';
@@ -75,9 +75,7 @@ export function createInfer(d: ProducerDeps): InferFn {
   const explain = createExplain(d);
   const bp = backpressureFor(d);
   return async (name, version, json, socket, who) => {
-    // Refused before any work: Redis nearly full (503) or too much in flight here (429).
-    bp.memory.check();
-    const release = bp.gate.enter(name);
+    const release = admitOnline(bp, name);
     try {
       return await inferOne(name, version, json, socket, who);
     } finally {

@@ -23,7 +23,19 @@ export interface OpenaiDeps {
   registry: Registry;
   redis: Redis;
   prefix: string;
+  /** Longest line of an input file, newline included (MODELQ_OPENAI_MAX_LINE_BYTES). Default: 8 MiB. */
+  maxLineBytes?: number;
   cfg?: Partial<Pick<Config, 'MODELQ_VALIDATE_TIMEOUT_MS'>>;
+}
+
+/** A line of the input file is longer than the limit: validation stops there. */
+export class LineTooLongError extends Error {
+  constructor(
+    readonly line: number,
+    readonly maxBytes: number,
+  ) {
+    super(`line ${line} is longer than ${maxBytes} bytes (MODELQ_OPENAI_MAX_LINE_BYTES)`);
+  }
 }
 
 /** The model reference of a line: from the url for the inference protocol, from the body for embeddings. */
@@ -34,22 +46,44 @@ export function modelRefOf(url: string, body: unknown): string | null {
   return typeof model === 'string' && model.length > 0 && model.length <= 200 ? model : null;
 }
 
-/** Yields each line of a stream with its byte range [start, end) including the newline. */
-async function* linesOf(stream: AsyncIterable<Buffer>, check: () => void): AsyncGenerator<{ text: string; start: number; end: number }> {
-  let carry = Buffer.alloc(0);
-  let offset = 0;
+/**
+ * Yields each line of a stream with its byte range [start, end) including the newline. The pieces
+ * of a line are joined once, when it ends (joining at every read made a long line quadratic), and a
+ * line past `maxBytes` throws LineTooLongError as soon as that many bytes are seen.
+ */
+export async function* linesOf(
+  stream: AsyncIterable<Buffer>,
+  maxBytes = Infinity,
+  check: () => void = () => {},
+): AsyncGenerator<{ text: string; start: number; end: number }> {
+  let pieces: Buffer[] = [];
+  let held = 0; // bytes of the current line in `pieces`
+  let start = 0; // file offset of the current line
+  let line = 1;
+  const tooLong = () => new LineTooLongError(line, maxBytes);
   for await (const chunk of stream) {
     check(); // also within one long line
-    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let at = 0;
     let nl: number;
-    while ((nl = buf.indexOf(10)) >= 0) {
-      yield { text: buf.toString('utf8', 0, nl), start: offset, end: offset + nl + 1 };
-      offset += nl + 1;
-      buf = buf.subarray(nl + 1);
+    while ((nl = chunk.indexOf(10, at)) >= 0) {
+      const len = held + nl - at + 1;
+      if (len > maxBytes) throw tooLong();
+      const tail = chunk.subarray(at, nl);
+      const text = held ? Buffer.concat([...pieces, tail]).toString('utf8') : tail.toString('utf8');
+      yield { text, start, end: start + len };
+      start += len;
+      line++;
+      pieces = [];
+      held = 0;
+      at = nl + 1;
     }
-    carry = Buffer.from(buf);
+    if (at < chunk.length) {
+      held += chunk.length - at;
+      if (held > maxBytes) throw tooLong();
+      pieces.push(Buffer.from(chunk.subarray(at)));
+    }
   }
-  if (carry.length) yield { text: carry.toString('utf8'), start: offset, end: offset + carry.length };
+  if (held) yield { text: Buffer.concat(pieces).toString('utf8'), start, end: start + held };
 }
 
 let flows: FlowProducer | undefined;
@@ -75,57 +109,65 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
   const fail = (code: string, message: string, line: number | null, param: string | null = null) => {
     if (errors.length < MAX_ERRORS) errors.push({ code, message, param, line });
   };
-  for await (const l of linesOf(await d.store.read(openaiKeys.file(b.record.input_file_id)), () => deadline.check())) {
-    deadline.check();
-    n++;
-    if (!l.text.trim()) continue;
-    total++;
-    if ((total - 1) % OPENAI_CHUNK_LINES === 0) ranges.push({ start: l.start, end: l.end });
-    else ranges.at(-1)!.end = l.end;
-    let v: { custom_id?: unknown; method?: unknown; url?: unknown; body?: unknown };
-    try {
-      v = JSON.parse(l.text);
-    } catch {
-      fail('invalid_json_line', `line ${n} is not valid JSON`, n);
-      continue;
-    }
-    if (typeof v !== 'object' || v === null) {
-      fail('invalid_json_line', `line ${n} is not a JSON object`, n);
-      continue;
-    }
-    if (typeof v.custom_id !== 'string' || !v.custom_id) fail('missing_required_parameter', `line ${n}: custom_id must be a non-empty string`, n, 'custom_id');
-    else if (seen.has(v.custom_id))
-      fail('duplicate_custom_id', `line ${n}: custom_id "${v.custom_id.slice(0, 64)}" is used on an earlier line; custom_ids must be unique`, n, 'custom_id');
-    else seen.add(v.custom_id);
-    if (v.method !== 'POST') fail('invalid_method', `line ${n}: method must be "POST"`, n, 'method');
-    if (v.url !== b.record.endpoint) {
-      fail('invalid_url', `line ${n}: url ${JSON.stringify(v.url)?.slice(0, 100)} must equal the batch's endpoint ${b.record.endpoint}`, n, 'url');
-      continue;
-    }
-    if (typeof v.body !== 'object' || v.body === null) {
-      fail('invalid_request', `line ${n}: body must be a JSON object`, n, 'body');
-      continue;
-    }
-    const ref = modelRefOf(v.url, v.body);
-    if (!ref) {
-      fail('invalid_request', `line ${n}: body.model must name a model (name, name@alias or name@3)`, n, 'body.model');
-      continue;
-    }
-    if (!(ref in models)) {
+  const maxLine = d.maxLineBytes ?? 8 * 1024 * 1024;
+  try {
+    for await (const l of linesOf(await d.store.read(openaiKeys.file(b.record.input_file_id)), maxLine, () => deadline.check())) {
+      deadline.check();
+      n++;
+      if (!l.text.trim()) continue;
+      total++;
+      if ((total - 1) % OPENAI_CHUNK_LINES === 0) ranges.push({ start: l.start, end: l.end });
+      else ranges.at(-1)!.end = l.end;
+      let v: { custom_id?: unknown; method?: unknown; url?: unknown; body?: unknown };
       try {
-        // Another tenant's private model is "not found", as on every other route.
-        const access = await d.registry.access(parseRef(ref).name);
-        if (!access || !canReadModel({ tenant: b.record.tenant, keyId: '', scopes: [] }, access))
-          throw new AppError('not_found', `model "${parseRef(ref).name}" not found`);
-        const m = await d.registry.resolve(ref);
-        models[ref] = { name: m.name, version: m.version, sha256: m.sha256, inputs: m.inputs, outputs: m.outputs };
-      } catch (e) {
-        if (!(e instanceof AppError) || (e.code !== 'not_found' && e.code !== 'bad_request')) throw e;
-        fail('model_not_found', `line ${n}: ${e.message}`, n, 'model');
+        v = JSON.parse(l.text);
+      } catch {
+        fail('invalid_json_line', `line ${n} is not valid JSON`, n);
+        continue;
+      }
+      if (typeof v !== 'object' || v === null) {
+        fail('invalid_json_line', `line ${n} is not a JSON object`, n);
+        continue;
+      }
+      if (typeof v.custom_id !== 'string' || !v.custom_id)
+        fail('missing_required_parameter', `line ${n}: custom_id must be a non-empty string`, n, 'custom_id');
+      else if (seen.has(v.custom_id))
+        fail('duplicate_custom_id', `line ${n}: custom_id "${v.custom_id.slice(0, 64)}" is used on an earlier line; custom_ids must be unique`, n, 'custom_id');
+      else seen.add(v.custom_id);
+      if (v.method !== 'POST') fail('invalid_method', `line ${n}: method must be "POST"`, n, 'method');
+      if (v.url !== b.record.endpoint) {
+        fail('invalid_url', `line ${n}: url ${JSON.stringify(v.url)?.slice(0, 100)} must equal the batch's endpoint ${b.record.endpoint}`, n, 'url');
+        continue;
+      }
+      if (typeof v.body !== 'object' || v.body === null) {
+        fail('invalid_request', `line ${n}: body must be a JSON object`, n, 'body');
+        continue;
+      }
+      const ref = modelRefOf(v.url, v.body);
+      if (!ref) {
+        fail('invalid_request', `line ${n}: body.model must name a model (name, name@alias or name@3)`, n, 'body.model');
+        continue;
+      }
+      if (!(ref in models)) {
+        try {
+          // Another tenant's private model is "not found", as on every other route.
+          const access = await d.registry.access(parseRef(ref).name);
+          if (!access || !canReadModel({ tenant: b.record.tenant, keyId: '', scopes: [] }, access))
+            throw new AppError('not_found', `model "${parseRef(ref).name}" not found`);
+          const m = await d.registry.resolve(ref);
+          models[ref] = { name: m.name, version: m.version, sha256: m.sha256, inputs: m.inputs, outputs: m.outputs };
+        } catch (e) {
+          if (!(e instanceof AppError) || (e.code !== 'not_found' && e.code !== 'bad_request')) throw e;
+          fail('model_not_found', `line ${n}: ${e.message}`, n, 'model');
+        }
       }
     }
+  } catch (e) {
+    // Refused where it starts, without reading (or holding) the rest of the line.
+    if (!(e instanceof LineTooLongError)) throw e;
+    fail('line_too_long', e.message, e.line);
   }
-  if (total === 0) fail('empty_file', 'the input file has no request lines', null);
+  if (total === 0 && !errors.length) fail('empty_file', 'the input file has no request lines', null);
   if (errors.length) {
     await d.openai.setFields(batchId, { errors: JSON.stringify(errors) });
     await d.openai.transition(batchId, 'failed', ['validating', 'cancelling']);

@@ -30,6 +30,16 @@ export interface FooterPlan {
 
 /** Parses and plans (on this thread). */
 export function footerPlan(job: FooterJob): FooterPlan {
+  try {
+    return plan(job);
+  } catch (e) {
+    // The metadata is the file's: a reader tripping on it (a TypeError included) means the file is wrong.
+    if (e instanceof ParquetShapeError) throw e;
+    throw new ParquetShapeError(`not a Parquet file: ${(e as Error).message}`);
+  }
+}
+
+function plan(job: FooterJob): FooterPlan {
   const meta = metadataOf(job.footer);
   const plan = planParquet(meta, job.inputs);
   const chunks = rowGroupChunks(meta, { fileBytes: job.fileBytes, footerBytes: job.footer.length, groupRows: job.groupRows }).map((c, index) => ({

@@ -10,6 +10,7 @@ import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
 import { checkRowGroupPages } from './parquet-check.ts';
 import { ParquetShapeError } from './parquet-errors.ts';
+import { checkMetadata } from './parquet-meta-check.ts';
 import { parquetLimits, type ParquetLimits } from './parquet-limits.ts';
 import type { ChunkRange } from './scanner.ts';
 
@@ -148,12 +149,17 @@ export async function readFooter(
   return read(size - TRAILER - len, size);
 }
 
+/** The parsed footer, its shape checked (parquet-meta-check.ts), so the readers can walk it. */
 export function metadataOf(footer: Uint8Array): FileMetaData {
+  let meta: FileMetaData;
   try {
-    return parquetMetadata(footer);
+    // Without GeoParquet marking: it skips `num_children` elements ahead, and a -1 there loops forever (hyparquet 1.x).
+    meta = parquetMetadata(footer, { geoparquet: false });
   } catch (e) {
     throw new ParquetShapeError(`not a Parquet file: ${(e as Error).message}`);
   }
+  checkMetadata(meta);
+  return meta;
 }
 
 export interface RowGroupBytes {

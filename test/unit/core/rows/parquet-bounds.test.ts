@@ -130,6 +130,25 @@ describe('Parquet readers refuse hostile files', () => {
     await expect(footerPlanBounded(await job(costly), 50)).rejects.toThrow(/took longer than MODELQ_PARQUET_FOOTER_TIMEOUT \(50 ms\)/);
   });
 
+  it('schemas that lie: num_children of -1 (hyparquet looped on it) or nested past the depth limit', async () => {
+    const footerOf = async (l: Layout) => {
+      const f = assemble(l);
+      return readFooter(async (s, e) => f.subarray(s, e), f.length);
+    };
+    const minus = disassemble(smallFile());
+    minus.meta.schema[2]!.num_children = -1;
+    await expect(footerOf(minus).then(metadataOf)).rejects.toThrow(/schema element "id" declares -1 children/);
+    const deep = disassemble(smallFile());
+    const chain = Array.from({ length: 40 }, (_, i) => ({ name: `g${i}`, num_children: 1, repetition_type: 'OPTIONAL' as const }));
+    deep.meta.schema = [
+      { name: 'root', num_children: 3 },
+      ...deep.meta.schema.slice(1),
+      ...chain,
+      { name: 'leaf', type: 'FLOAT', repetition_type: 'OPTIONAL' },
+    ];
+    await expect(footerOf(deep).then(metadataOf)).rejects.toThrow(/the schema nests more than 32 levels deep/);
+  });
+
   it('page sizes past the column chunk or the page-bytes limit, and truncated files', async () => {
     const l = disassemble(smallFile());
     dataPage(l).page.header.set(2, 2 ** 30);

@@ -197,6 +197,29 @@ export const configKeys = {
     int(1, 1_000_000).default(20_000),
     'Most chunk jobs one batch may have (400 naming it above, refused while the upload streams): each is a job in Redis and a child of the flow, so a tiny `chunkRows` on a large file must not make hundreds of thousands. The default lets `MODELQ_BATCH_MAX_ROWS` rows through at the default chunk rows; Parquet chunks are row groups.',
   ],
+  MODELQ_PARQUET_MAX_FOOTER_BYTES: [
+    int(1024, 1024 ** 3).default(16 * 1024 * 1024),
+    "Largest Parquet footer (the file's metadata) read at submit and per chunk; a larger one is a 400 before it is parsed. The footer is parsed in a worker thread with a memory bound and a time limit (`MODELQ_PARQUET_FOOTER_TIMEOUT`), off the producer's event loop.",
+    '`16777216` (16 MiB)',
+  ],
+  MODELQ_PARQUET_FOOTER_TIMEOUT: [
+    duration.default(10_000),
+    'Longest time parsing one Parquet footer may take at submit (a 400 after it); the thread doing it is ended.',
+    '`10s`',
+  ],
+  MODELQ_PARQUET_MAX_GROUP_ROWS: [
+    int(1, 1_000_000_000).default(4 * 1024 * 1024),
+    'Most rows in one Parquet row group (a row group is one chunk job): a file with a larger one is a 400 at submit. Bounds what a worker holds for a chunk.',
+  ],
+  MODELQ_PARQUET_MAX_PAGE_VALUES: [
+    int(1, 1_000_000_000).default(4 * 1024 * 1024),
+    "Most values (level entries) one Parquet page may declare, and most values in a dictionary page; checked with the page's sizes before anything is allocated, and a file past it fails its chunk with the reason.",
+  ],
+  MODELQ_PARQUET_MAX_PAGE_BYTES: [
+    int(1024, 1024 ** 3).default(64 * 1024 * 1024),
+    'Largest uncompressed size one Parquet page may declare (it is allocated before decompressing); a file past it fails its chunk with the reason.',
+    '`67108864` (64 MiB)',
+  ],
   MODELQ_BATCH_TTL: [
     duration.default(7 * 86400 * 1000),
     'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.',

@@ -4,8 +4,11 @@
 // (15-24 us a row of 256 floats), which made it the largest cost of scoring Parquet.
 // Handles data pages v1 and v2, PLAIN and dictionary encodings of FLOAT, DOUBLE, INT32 and INT64,
 // levels in the RLE/bit-packed hybrid, and the codecs of hyparquet-compressors. Anything else
-// throws, and the caller reads the row group with hyparquet instead (parquet-fast.ts).
+// throws, and the caller reads the row group with hyparquet instead (parquet-fast.ts); a page whose
+// sizes or counts are past its bytes or the limits throws a ParquetShapeError, which fails the chunk.
 import type { Compressors } from 'hyparquet-compressors';
+import { ParquetShapeError } from './parquet-errors.ts';
+import type { ParquetLimits } from './parquet-limits.ts';
 import { bitWidth, readHybrid } from './parquet-rle.ts';
 import { readPageHeader, type PageHeader } from './parquet-thrift.ts';
 
@@ -25,6 +28,8 @@ export interface ColumnLayout {
   maxRep: number;
   /** A list column: definition levels below this are a null list; equal to it, an empty list; between it and maxDef, a null element. */
   listDef: number;
+  /** Rows in the row group (a scalar column's pages hold one entry per row, so no more than this in all). */
+  rows: number;
 }
 
 /** Where a take puts a run's rows: row r's values at target[r * stride + offset + k]. */
@@ -57,11 +62,14 @@ export class ColumnCursor {
   private vi = 0;
   /** Rows started so far in the row group. */
   private row = 0;
+  /** Level entries of the data pages read so far. */
+  private seen = 0;
 
   constructor(
     private readonly u: Uint8Array,
     private readonly c: ColumnLayout,
     private readonly compressors: Compressors,
+    private readonly limits: Pick<ParquetLimits, 'pageValues' | 'pageBytes'>,
   ) {
     this.pos = c.start;
   }
@@ -139,14 +147,17 @@ export class ColumnCursor {
   /** Decodes the next data page (reading a dictionary page on the way); false at the chunk's end. */
   private nextPage(): boolean {
     while (this.pos < this.c.end) {
-      const { header: h, end } = readPageHeader(this.u, this.pos);
+      const { header: h, end } = readPageHeader(this.u, this.pos, this.c.end);
+      checkPage(h, end, this.c.end, this.limits);
       const raw = this.u.subarray(end, end + h.compressed);
-      if (raw.length !== h.compressed) throw new Error('page runs past the column chunk');
       this.pos = end + h.compressed;
       if (h.type === 2) {
         if (h.encoding !== PLAIN && h.encoding !== PLAIN_DICTIONARY) throw new Error(`dictionary page encoding ${h.encoding}`);
         this.dict = this.plain(this.decompress(raw, h.uncompressed), 0, h.numValues);
       } else if (h.type === 0 || h.type === 3) {
+        this.seen += h.numValues;
+        if (!this.c.maxRep && this.seen > this.c.rows)
+          throw new ParquetShapeError(`a data page brings the column's values to ${this.seen}; its row group has ${this.c.rows} rows`);
         this.dataPage(h, raw);
         if (this.entries > 0) return true;
       } else if (h.type !== 1) {
@@ -171,7 +182,9 @@ export class ColumnCursor {
       const v1 = (max: number, encoding: number) => {
         if (!max) return null;
         if (encoding !== RLE) throw new Error(`level encoding ${encoding}`);
-        const len = data[at]! | (data[at + 1]! << 8) | (data[at + 2]! << 16) | (data[at + 3]! << 24);
+        if (at + 4 > data.length) throw new ParquetShapeError('a data page ends before its levels');
+        const len = new DataView(data.buffer, data.byteOffset + at, 4).getUint32(0, true);
+        if (len > data.length - at - 4) throw new ParquetShapeError(`a data page's levels (${len} bytes) run past its ${data.length} bytes`);
         const out = levels(data, at + 4, at + 4 + len, max);
         at += 4 + len;
         return out;
@@ -183,6 +196,7 @@ export class ColumnCursor {
       this.def = maxDef ? levels(raw, h.repBytes, h.repBytes + h.defBytes, maxDef) : null;
       const rest = raw.subarray(h.repBytes + h.defBytes);
       const size = h.uncompressed - h.repBytes - h.defBytes;
+      if (size < 0) throw new ParquetShapeError('a data page v2 whose level lengths are past its uncompressed size');
       data = h.compressedValues && size > 0 ? this.decompress(rest, size) : rest;
     }
     let present = n;
@@ -201,12 +215,13 @@ export class ColumnCursor {
     if (encoding !== RLE_DICTIONARY && encoding !== PLAIN_DICTIONARY) throw new Error(`value encoding ${encoding}`);
     const dict = this.dict;
     if (!dict) throw new Error('dictionary-encoded page without a dictionary');
+    if (count && at >= data.length) throw new ParquetShapeError('a dictionary-encoded page without its bit width');
     const idx = new Uint32Array(count);
     if (count) readHybrid(data, at + 1, data.length, data[at]!, count, idx);
     const out = new (dict.constructor as new (n: number) => Values)(count);
     for (let i = 0; i < count; i++) {
       const v = dict[idx[i]!];
-      if (v === undefined) throw new Error(`dictionary index ${idx[i]} past its ${dict.length} values`);
+      if (v === undefined) throw new ParquetShapeError(`dictionary index ${idx[i]} past its ${dict.length} values`);
       out[i] = v;
     }
     return out;
@@ -216,7 +231,7 @@ export class ColumnCursor {
   private plain(data: Uint8Array, at: number, count: number): Values {
     const type = this.c.type;
     const bytes = count * WIDTH[type];
-    if (at + bytes > data.length) throw new Error(`page holds fewer than its ${count} values`);
+    if (at + bytes > data.length) throw new ParquetShapeError(`a page holds fewer than its ${count} values`);
     if (type === 'INT64') {
       const view = new DataView(data.buffer, data.byteOffset + at, bytes);
       const out = new Float64Array(count);
@@ -236,13 +251,31 @@ export class ColumnCursor {
   }
 
   private decompress(raw: Uint8Array, size: number): Uint8Array {
-    const codec = this.c.codec;
-    if (codec === 'UNCOMPRESSED') return raw;
-    if (size === 0) return new Uint8Array(0); // an empty page can be an empty stream, which some decompressors refuse
-    const f = this.compressors[codec as keyof Compressors];
-    if (!f) throw new Error(`codec ${codec}`);
-    const out = f(raw, size);
-    if (out.length !== size) throw new Error(`page decompressed to ${out.length} bytes, its header says ${size}`);
-    return out;
+    return decompressPage(this.c.codec, this.compressors, raw, size);
   }
+}
+
+/** A page's declared sizes and count against the bytes its column chunk has left and the limits: before anything is allocated. */
+export function checkPage(h: PageHeader, at: number, end: number, limits: Pick<ParquetLimits, 'pageValues' | 'pageBytes'>): void {
+  if (h.compressed > end - at) throw new ParquetShapeError(`a page of ${h.compressed} bytes runs past its column chunk (${end - at} bytes left)`);
+  if (h.uncompressed > limits.pageBytes)
+    throw new ParquetShapeError(`a page declares ${h.uncompressed} bytes uncompressed; the limit is MODELQ_PARQUET_MAX_PAGE_BYTES (${limits.pageBytes})`);
+  if (h.numValues > limits.pageValues)
+    throw new ParquetShapeError(`a page declares num_values=${h.numValues}; the limit is MODELQ_PARQUET_MAX_PAGE_VALUES (${limits.pageValues})`);
+}
+
+/** A page's bytes decompressed to the `size` its header declares (checked against the limits beforehand). */
+export function decompressPage(codec: string, compressors: Compressors, raw: Uint8Array, size: number): Uint8Array {
+  if (codec === 'UNCOMPRESSED') return raw;
+  if (size === 0) return new Uint8Array(0); // an empty page can be an empty stream, which some decompressors refuse
+  const f = compressors[codec as keyof Compressors];
+  if (!f) throw new Error(`codec ${codec}`);
+  let out: Uint8Array;
+  try {
+    out = f(raw, size);
+  } catch (e) {
+    throw new ParquetShapeError(`a ${codec} page does not decompress: ${(e as Error).message}`);
+  }
+  if (out.length !== size) throw new ParquetShapeError(`a page decompressed to ${out.length} bytes, its header says ${size}`);
+  return out;
 }

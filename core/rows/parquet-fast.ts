@@ -10,6 +10,8 @@ import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
 import { isColumnInput, isFloat } from './columns.ts';
 import { ColumnCursor, type ColumnLayout, type Physical, type Target } from './parquet-column.ts';
+import { ParquetShapeError } from './parquet-errors.ts';
+import { parquetLimits, type ParquetLimits } from './parquet-limits.ts';
 import type { ParquetPlan } from './parquet.ts';
 
 /** A page the fast decoder could not read: the caller reads the row group with hyparquet. */
@@ -24,7 +26,7 @@ export const fastParquetEnabled = () => !['0', 'false'].includes(process.env.MOD
 const isList = (e: SchemaTree['element']) => e.converted_type === 'LIST' || e.logical_type?.type === 'LIST';
 
 /** The column's levels, when it is a top-level number or a standard list of numbers that hyparquet reads as plain numbers. */
-function levelsOf(top: SchemaTree): (Omit<ColumnLayout, 'codec' | 'start' | 'end'> & { path: string }) | null {
+function levelsOf(top: SchemaTree): (Omit<ColumnLayout, 'codec' | 'start' | 'end' | 'rows'> & { path: string }) | null {
   const chain = [top];
   while (chain.at(-1)!.children.length === 1) chain.push(chain.at(-1)!.children[0]!);
   const leaf = chain.at(-1)!;
@@ -71,7 +73,14 @@ export class FastRowGroup {
     private readonly nanForNull: boolean[],
   ) {}
 
-  static open(meta: FileMetaData, plan: ParquetPlan, inputs: TensorSpec[], pers: number[], g: RowGroupSource): FastRowGroup | null {
+  static open(
+    meta: FileMetaData,
+    plan: ParquetPlan,
+    inputs: TensorSpec[],
+    pers: number[],
+    g: RowGroupSource,
+    limits: ParquetLimits = parquetLimits(),
+  ): FastRowGroup | null {
     if (!inputs.every((s) => ['FP32', 'FP64', 'INT8', 'UINT8', 'INT16', 'UINT16', 'INT32', 'UINT32', 'BOOL'].includes(s.datatype))) return null;
     let first = 0;
     const group = meta.row_groups.find((rg) => (first += Number(rg.num_rows)) - Number(rg.num_rows) === g.firstRow && Number(rg.num_rows) === g.rows);
@@ -88,7 +97,11 @@ export class FastRowGroup {
       const end = start + Number(chunk.total_compressed_size);
       if (start < 0 || end > g.bytes.length) return null;
       if (plan.mode === 'scalars' && levels.maxRep) return null;
-      columns.push({ name, list: levels.maxRep > 0, cursor: new ColumnCursor(g.bytes, { ...levels, codec: chunk.codec, start, end }, compressors) });
+      columns.push({
+        name,
+        list: levels.maxRep > 0,
+        cursor: new ColumnCursor(g.bytes, { ...levels, codec: chunk.codec, start, end, rows: g.rows }, compressors, limits),
+      });
     }
     const columnInput = plan.mode === 'lists' && isColumnInput(inputs);
     return new FastRowGroup(
@@ -130,6 +143,8 @@ export class FastRowGroup {
       }
       return problems;
     } catch (e) {
+      // A file that is wrong is wrong on every path: no second try through hyparquet.
+      if (e instanceof ParquetShapeError) throw e;
       throw new FastDecodeError(`column decode: ${(e as Error).message}`);
     }
   }

@@ -10,7 +10,13 @@ import { parquetMetadata, parquetRead, parquetSchema, type AsyncBuffer, type Fil
 import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
 import { oneValuePerRow } from './columns.ts';
+import { checkRowGroupPages } from './parquet-check.ts';
+import { ParquetShapeError } from './parquet-errors.ts';
+import { checkMetadata } from './parquet-meta-check.ts';
+import { parquetLimits, type ParquetLimits } from './parquet-limits.ts';
 import type { ChunkRange } from './scanner.ts';
+
+export { ParquetShapeError };
 
 export interface ParquetPlan {
   /** lists: one column per input, named as it; scalars: the single 2-D input from these scalar columns. */
@@ -18,9 +24,6 @@ export interface ParquetPlan {
   columns: string[];
   id?: string;
 }
-
-/** A file that cannot be read as Parquet, or whose columns do not fit the model: the message names what. */
-export class ParquetShapeError extends Error {}
 
 const NUMERIC = new Set(['FLOAT', 'DOUBLE', 'INT32', 'INT64', 'BOOLEAN']);
 const TRAILER = 8; // footer length (4 bytes) + "PAR1"
@@ -106,8 +109,12 @@ export function parquetIgnoredColumns(meta: FileMetaData, plan: ParquetPlan): st
     .filter((n) => !used.has(n));
 }
 
-/** Each row group as a chunk: its byte range (every column chunk in it) and its rows. */
-export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
+/**
+ * Each row group as a chunk: its byte range (every column chunk in it) and its rows. With `bounds`,
+ * the ranges must lie between the magic and the footer of a file of `fileBytes` with a footer of
+ * `footerBytes`, and no group may have more than `groupRows` rows.
+ */
+export function rowGroupChunks(meta: FileMetaData, bounds?: { fileBytes: number; footerBytes: number; groupRows: number }): ChunkRange[] {
   let firstRow = 0;
   return meta.row_groups
     .map((g, index) => {
@@ -118,10 +125,18 @@ export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
         if (!m) throw new ParquetShapeError(`row group ${index} has a column without metadata`);
         // A dictionary_page_offset of 0 means none (some writers set it so; offset 0 is the magic "PAR1").
         const from = Math.min(Number(m.dictionary_page_offset || m.data_page_offset), Number(m.data_page_offset));
+        const size = Number(m.total_compressed_size);
+        if (!Number.isSafeInteger(from) || !Number.isSafeInteger(size) || from < 4 || size < 0)
+          throw new ParquetShapeError(`row group ${index}: column ${m.path_in_schema.join('.')} has offset ${from} and size ${size}`);
         start = Math.min(start, from);
-        end = Math.max(end, from + Number(m.total_compressed_size));
+        end = Math.max(end, from + size);
       }
       const rows = Number(g.num_rows);
+      if (!Number.isSafeInteger(rows) || rows < 0) throw new ParquetShapeError(`row group ${index} declares num_rows=${g.num_rows}`);
+      if (bounds && rows > bounds.groupRows)
+        throw new ParquetShapeError(`row group ${index} declares ${rows} rows; the limit is MODELQ_PARQUET_MAX_GROUP_ROWS (${bounds.groupRows})`);
+      if (bounds && rows > 0 && end > bounds.fileBytes - bounds.footerBytes)
+        throw new ParquetShapeError(`row group ${index} ends at byte ${end}, past where the footer starts (${bounds.fileBytes - bounds.footerBytes})`);
       const chunk = { index, start, end, firstRow, rows };
       firstRow += rows;
       return chunk;
@@ -129,22 +144,33 @@ export function rowGroupChunks(meta: FileMetaData): ChunkRange[] {
     .filter((c) => c.rows > 0);
 }
 
-/** The footer (metadata and trailer) of a file of `size` bytes, read through `read`. */
-export async function readFooter(read: (start: number, end: number) => Promise<Uint8Array>, size: number): Promise<Uint8Array> {
+/** The footer (metadata and trailer) of a file of `size` bytes, read through `read`; refused past `maxBytes`. */
+export async function readFooter(
+  read: (start: number, end: number) => Promise<Uint8Array>,
+  size: number,
+  maxBytes = parquetLimits().footerBytes,
+): Promise<Uint8Array> {
   if (size < 12) throw new ParquetShapeError('not a Parquet file: too short');
   const tail = await read(size - TRAILER, size);
-  if (Buffer.from(tail.subarray(4)).toString('latin1') !== 'PAR1') throw new ParquetShapeError('not a Parquet file: it does not end with "PAR1"');
+  if (tail.length !== TRAILER || Buffer.from(tail.subarray(4)).toString('latin1') !== 'PAR1')
+    throw new ParquetShapeError('not a Parquet file: it does not end with "PAR1"');
   const len = new DataView(tail.buffer, tail.byteOffset, 8).getUint32(0, true);
   if (len + TRAILER + 4 > size) throw new ParquetShapeError('not a Parquet file: its footer length is past its start');
+  if (len > maxBytes) throw new ParquetShapeError(`the Parquet footer is ${len} bytes; the limit is MODELQ_PARQUET_MAX_FOOTER_BYTES (${maxBytes})`);
   return read(size - TRAILER - len, size);
 }
 
+/** The parsed footer, its shape checked (parquet-meta-check.ts), so the readers can walk it. */
 export function metadataOf(footer: Uint8Array): FileMetaData {
+  let meta: FileMetaData;
   try {
-    return parquetMetadata(footer);
+    // Without GeoParquet marking: it skips `num_children` elements ahead, and a -1 there loops forever (hyparquet 1.x).
+    meta = parquetMetadata(footer, { geoparquet: false });
   } catch (e) {
     throw new ParquetShapeError(`not a Parquet file: ${(e as Error).message}`);
   }
+  checkMetadata(meta);
+  return meta;
 }
 
 export interface RowGroupBytes {
@@ -155,8 +181,30 @@ export interface RowGroupBytes {
   fileBytes: number;
 }
 
-/** Decoded `columns` of one row group: name -> one value per row (a number, bigint, array or null). */
-export async function decodeRowGroup(g: RowGroupBytes, columns: string[], firstRow: number, rows: number): Promise<Map<string, ArrayLike<unknown>>> {
+/** The index of the row group that starts at row `firstRow` with `rows` rows. */
+function groupAt(meta: FileMetaData, firstRow: number, rows: number): number {
+  let first = 0;
+  for (let i = 0; i < meta.row_groups.length; i++) {
+    const n = Number(meta.row_groups[i]!.num_rows);
+    if (first === firstRow && n === rows) return i;
+    first += n;
+  }
+  throw new ParquetShapeError(`the file has no row group of ${rows} rows from row ${firstRow}`);
+}
+
+/**
+ * Decoded `columns` of one row group: name -> one value per row (a number, bigint, array or null).
+ * Its pages are checked first (parquet-check.ts); what hyparquet still refuses is a ParquetShapeError.
+ */
+export async function decodeRowGroup(
+  g: RowGroupBytes,
+  columns: string[],
+  firstRow: number,
+  rows: number,
+  limits: ParquetLimits = parquetLimits(),
+): Promise<Map<string, ArrayLike<unknown>>> {
+  const metadata = metadataOf(g.footer);
+  checkRowGroupPages(metadata, groupAt(metadata, firstRow, rows), columns, g.bytes, g.start, compressors, limits);
   const footerAt = g.fileBytes - g.footer.length;
   const file: AsyncBuffer = {
     byteLength: g.fileBytes,
@@ -168,19 +216,24 @@ export async function decodeRowGroup(g: RowGroupBytes, columns: string[], firstR
     },
   };
   const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
-  await parquetRead({
-    file,
-    metadata: metadataOf(g.footer),
-    rowStart: firstRow,
-    rowEnd: firstRow + rows,
-    columns,
-    compressors,
-    onChunk: (c) => {
-      let list = pieces.get(c.columnName);
-      if (!list) pieces.set(c.columnName, (list = []));
-      list.push({ at: c.rowStart - firstRow, data: c.columnData as ArrayLike<unknown> });
-    },
-  });
+  try {
+    await parquetRead({
+      file,
+      metadata,
+      rowStart: firstRow,
+      rowEnd: firstRow + rows,
+      columns,
+      compressors,
+      onChunk: (c) => {
+        let list = pieces.get(c.columnName);
+        if (!list) pieces.set(c.columnName, (list = []));
+        list.push({ at: c.rowStart - firstRow, data: c.columnData as ArrayLike<unknown> });
+      },
+    });
+  } catch (e) {
+    // hyparquet's errors on bad bytes are RangeErrors from a DataView, or its own: either way the file is wrong.
+    throw new ParquetShapeError(`the row group from row ${firstRow} cannot be read: ${(e as Error).message}`);
+  }
   const out = new Map<string, ArrayLike<unknown>>();
   for (const name of columns) {
     const list = pieces.get(name) ?? [];

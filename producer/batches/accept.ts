@@ -9,7 +9,8 @@ import { badRequest } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader, csvIgnoredColumns, jsonlIgnoredKeys } from '../../core/rows/parse.ts';
-import { metadataOf, ParquetShapeError, parquetIgnoredColumns, planParquet, readFooter, rowGroupChunks, type ParquetPlan } from '../../core/rows/parquet.ts';
+import { footerPlanBounded } from '../../core/rows/parquet-footer.ts';
+import { ParquetShapeError, readFooter, type ParquetPlan } from '../../core/rows/parquet.ts';
 import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows/scanner.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
@@ -141,19 +142,20 @@ export async function readRange(store: ArtifactStore, key: string, start: number
   return Buffer.concat(parts);
 }
 
-/** A stored Parquet file's plan and row groups (chunks), read from its footer alone. */
-async function scanParquet(
-  store: ArtifactStore,
-  key: string,
-  bytes: number,
-  inputs: TensorSpec[],
-): Promise<ScanResult & { plan: ParquetPlan; ignored: string[] }> {
+/**
+ * A stored Parquet file's plan and row groups (chunks), read from its footer alone: a footer past
+ * MODELQ_PARQUET_MAX_FOOTER_BYTES is refused unread, a large one parsed off the event loop (parquet-footer.ts).
+ */
+async function scanParquet(d: ProducerDeps, key: string, bytes: number, inputs: TensorSpec[]): Promise<ScanResult & { plan: ParquetPlan; ignored: string[] }> {
   try {
-    const meta = metadataOf(await readFooter((s, e) => readRange(store, key, s, e), bytes));
-    const plan = planParquet(meta, inputs);
-    const chunks = rowGroupChunks(meta);
-    const ignored = parquetIgnoredColumns(meta, plan);
-    return { bytes, rows: chunks.reduce((n, c) => n + c.rows, 0), chunks: chunks.map((c, index) => ({ ...c, index })), plan, ignored };
+    const footer = await readFooter((s, e) => readRange(d.store, key, s, e), bytes, d.cfg.MODELQ_PARQUET_MAX_FOOTER_BYTES);
+    const { plan, chunks, rows, ignored } = await footerPlanBounded(
+      { footer, fileBytes: bytes, inputs, groupRows: d.cfg.MODELQ_PARQUET_MAX_GROUP_ROWS },
+      d.cfg.MODELQ_PARQUET_FOOTER_TIMEOUT,
+    );
+    // The same limit as JSONL and CSV rows, counted from the footer.
+    if (rows > d.cfg.MODELQ_BATCH_MAX_ROWS) throw badRequest(`the file has ${rows} rows; the limit is MODELQ_BATCH_MAX_ROWS (${d.cfg.MODELQ_BATCH_MAX_ROWS})`);
+    return { bytes, rows, chunks, plan, ignored };
   } catch (e) {
     if (e instanceof ParquetShapeError) throw badRequest(e.message);
     throw e;
@@ -193,7 +195,7 @@ export async function acceptBatch(
     if (format === 'parquet') {
       // Row groups are found in the footer, at the end: store the file first, then read it.
       const stored = await d.store.put(inputKey, whole, { maxBytes });
-      scan = await scanParquet(d.store, inputKey, stored.bytes, model.inputs);
+      scan = await scanParquet(d, inputKey, stored.bytes, model.inputs);
     } else {
       await d.store.put(inputKey, scanned(whole, scanner, chunkCap), { maxBytes });
       scan = scanner.end();

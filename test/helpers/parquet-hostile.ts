@@ -1,0 +1,129 @@
+// Hostile Parquet files for the reader's bounds tests and fuzzer: a valid file taken apart into its
+// footer and raw pages (headers as Thrift structs), changed, and put back together with offsets and
+// page sizes recomputed (unless a test keeps its lie), the footer written by hyparquet-writer.
+import { parquetMetadata, type FileMetaData } from 'hyparquet';
+import { ByteWriter, parquetWriteBuffer } from 'hyparquet-writer';
+import { writeMetadata } from 'hyparquet-writer/src/metadata.js';
+import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
+import { readStruct, type Struct } from '../../core/rows/parquet-thrift.ts';
+
+export interface RawPage {
+  /** The PageHeader as read: field id -> value (parquet.thrift: 1 type, 2 uncompressed, 3 compressed, 5 v1, 7 dictionary, 8 v2). */
+  header: Struct;
+  body: Uint8Array;
+}
+
+export interface Layout {
+  meta: FileMetaData;
+  /** pages[rowGroup][column] */
+  pages: RawPage[][][];
+}
+
+/** A small valid file: `x` FLOAT (dictionary-encoded: few distinct values), `id` INT32; one row group. */
+export function smallFile(rows = 5): Uint8Array {
+  return new Uint8Array(
+    parquetWriteBuffer({
+      codec: 'UNCOMPRESSED',
+      columnData: [
+        { name: 'x', data: Float32Array.from({ length: rows }, (_, i) => (i % 2) + 1.5), type: 'FLOAT' },
+        { name: 'id', data: Int32Array.from({ length: rows }, (_, i) => i), type: 'INT32' },
+      ],
+    }),
+  );
+}
+
+export function disassemble(file: Uint8Array): Layout {
+  const meta = parquetMetadata(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer);
+  const pages = meta.row_groups.map((g) =>
+    g.columns.map((c) => {
+      const m = c.meta_data!;
+      let at = Number(m.dictionary_page_offset || m.data_page_offset);
+      const end = at + Number(m.total_compressed_size);
+      const out: RawPage[] = [];
+      while (at < end) {
+        const { value, end: body } = readStruct(file, at, end);
+        const size = value.get(3) as number;
+        out.push({ header: value, body: file.slice(body, body + size) });
+        at = body + size;
+      }
+      return out;
+    }),
+  );
+  return { meta, pages };
+}
+
+/** A read struct back into hyparquet-writer's `field_N` form (doubles, read as null, are dropped). */
+function thriftObject(s: Struct): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [id, v] of [...s.entries()].sort((a, b) => a[0] - b[0])) {
+    const w = conv(v);
+    if (w !== undefined) out[`field_${id}`] = w;
+  }
+  return out;
+}
+const conv = (v: unknown): unknown => (v instanceof Map ? thriftObject(v as Struct) : Array.isArray(v) ? v.map(conv) : v === null ? undefined : v);
+
+export function pageHeaderBytes(h: Struct): Uint8Array {
+  const w = new ByteWriter();
+  serializeTCompactProtocol(w, thriftObject(h) as never);
+  return new Uint8Array(w.getBuffer());
+}
+
+/** The file again; each page header's sizes follow its body unless `keepSizes`. */
+export function assemble(l: Layout, opts: { keepSizes?: boolean } = {}): Uint8Array {
+  const parts: Uint8Array[] = [Buffer.from('PAR1')];
+  let at = 4;
+  l.pages.forEach((group, gi) => {
+    group.forEach((pages, ci) => {
+      const m = l.meta.row_groups[gi]!.columns[ci]!.meta_data!;
+      const start = at;
+      let dataAt = -1;
+      for (const p of pages) {
+        const h = new Map(p.header);
+        if (!opts.keepSizes) {
+          h.set(3, p.body.length);
+          if (m.codec === 'UNCOMPRESSED') h.set(2, p.body.length);
+        }
+        if (dataAt < 0 && h.get(1) !== 2) dataAt = at;
+        const head = pageHeaderBytes(h);
+        parts.push(head, p.body);
+        at += head.length + p.body.length;
+      }
+      m.dictionary_page_offset = pages[0]?.header.get(1) === 2 ? BigInt(start) : undefined;
+      m.data_page_offset = BigInt(dataAt < 0 ? start : dataAt);
+      m.total_compressed_size = BigInt(at - start);
+      m.total_uncompressed_size = BigInt(at - start);
+    });
+  });
+  const w = new ByteWriter();
+  writeMetadata(w, l.meta as never); // hyparquet-writer's own copy of hyparquet's types
+  const footer = new Uint8Array(w.getBuffer());
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(footer.length);
+  parts.push(footer, len, Buffer.from('PAR1'));
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/**
+ * The file with `n` empty structs appended to its footer as a list in field 5 (key_value_metadata):
+ * a byte each, so a few MB of footer that a parser turns into millions of objects.
+ */
+export function withEmptyStructs(file: Uint8Array, n: number): Uint8Array {
+  const len = Buffer.from(file.buffer, file.byteOffset, file.byteLength).readUInt32LE(file.length - 8);
+  const footer = file.subarray(file.length - 8 - len, file.length - 9); // without its STOP byte
+  const count: number[] = [];
+  for (let v = n; ; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      count.push(v);
+      break;
+    }
+    count.push((v % 128) | 0x80);
+  }
+  // Field header with an explicit id (type 9, a list; zigzag 5 = 10), list header (size in a varint, element type 12, a struct).
+  const extra = Buffer.concat([Buffer.from([0x09, 10, 0xfc, ...count]), Buffer.alloc(n), Buffer.from([0])]);
+  const newFooter = Buffer.concat([footer, extra]);
+  const tail = Buffer.alloc(8);
+  tail.writeUInt32LE(newFooter.length);
+  tail.write('PAR1', 4, 'latin1');
+  return new Uint8Array(Buffer.concat([file.subarray(0, file.length - 8 - len), newFooter, tail]));
+}

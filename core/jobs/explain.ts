@@ -14,6 +14,17 @@ export const backgroundSchema = z.object({
 });
 export type Background = z.infer<typeof backgroundSchema>;
 
+/**
+ * The background a column-input model's training leaves (workers/explain/training-artifacts.ts):
+ * sampled training rows by source column, as the model's inputs take them (a missing number as
+ * null, to feed as NaN; a missing string as "").
+ */
+export const columnBackgroundSchema = z.object({
+  rows: z.number().int().min(0),
+  columns: z.record(z.string(), z.union([z.array(z.number().nullable()), z.array(z.string())])),
+});
+export type ColumnBackground = z.infer<typeof columnBackgroundSchema>;
+
 /** Where a version's background and drift reference live (artifact store keys; the data never sits in Redis). */
 export const artifactRefSchema = z.object({ key: z.string(), rows: z.number().int().min(0), features: z.number().int().min(0) });
 export type ArtifactRef = z.infer<typeof artifactRefSchema>;

@@ -64,7 +64,7 @@ afterAll(async () => {
 });
 
 describe('a model trained on a CSV with gaps takes its columns', () => {
-  it('lists every column, imputes and encodes inside the graph, and scores the CSV fed by column', async () => {
+  it('lists every column, imputes and encodes inside the graph, scores the CSV fed by column, and distills', async () => {
     const data = rows(800, 5);
     const up = await fetch(`${p.url}/v1/datasets?format=csv&name=shop`, { method: 'POST', body: toCsv(data), headers: { 'content-type': 'text/csv' } });
     expect(up.status).toBe(201);
@@ -147,7 +147,45 @@ describe('a model trained on a CSV with gaps takes its columns', () => {
     const withIncome = await session.run(columnFeeds({ age: [30], income: [50_000], color: ['blue'], review: ['the bad box'] }));
     const withoutIncome = await session.run(columnFeeds({ age: [30], income: [null], color: ['blue'], review: ['the bad box'] }, new Set(['age', 'income'])));
     expect((withoutIncome.probabilities!.data as Float32Array)[1]!).toBeGreaterThan((withIncome.probabilities!.data as Float32Array)[1]!);
-  });
+
+    // Distillation keeps the front end (imputation, one-hot, TF-IDF): the student takes the same
+    // columns, gaps included, and labels the CSV as its teacher does.
+    const dres = await postJson(`${p.url}/v1/jobs/compress`, {
+      model: 'shop@1',
+      method: 'distill',
+      options: { hidden: [16] },
+      dataset: ds.id,
+      registerAs: 'shop-student',
+    });
+    const djson = await dres.json();
+    expect(dres.status, JSON.stringify(djson)).toBe(202);
+    const distilled = await until(
+      async () => {
+        const j = await (await fetch(`${p.url}/v1/jobs/${djson.id}`)).json();
+        return ['completed', 'failed'].includes(j.state) ? j : null;
+      },
+      'the distill job',
+      240_000,
+    );
+    expect(distilled.state, JSON.stringify(distilled.error)).toBe('completed');
+    expect(distilled.result.report.dataset).toMatchObject({ rows: data.length, target: 'label', features: ['age', 'income', 'color', 'review'] });
+    const student = await (await fetch(`${p.url}/v1/models/shop-student/versions/1`)).json();
+    expect(student.inputs).toEqual(v.inputs);
+    const studentBytes = Buffer.from(await (await fetch(`${p.url}/v1/models/shop-student/versions/1/onnx`)).arrayBuffer());
+    expect(await onnxCheck(studentBytes)).toBeNull();
+    const sOut = await (
+      await ort.InferenceSession.create(studentBytes)
+    ).run(
+      columnFeeds({
+        age: data.map((x) => x.age),
+        income: data.map((x) => x.income),
+        color: data.map((x) => x.color),
+        review: data.map((x) => x.review),
+      }),
+    );
+    const agree = (sOut.label!.data as string[]).filter((l, i) => l === labels[i]).length / data.length;
+    expect(agree).toBeGreaterThanOrEqual(0.95);
+  }, 400_000);
 });
 
 /** One metadata_props value of an ONNX file, read with the official onnx package. */

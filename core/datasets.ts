@@ -25,6 +25,9 @@ export const FEATURE_COLUMN_TYPES = ['number', 'integer', 'category', 'text'] as
 export const DISTINCT_CAP = 1000;
 /** A string column whose values average at least this many tokens is text, not a category. */
 export const TEXT_MIN_MEAN_TOKENS = 3;
+/** Identifier detection (ColumnStats.unique) keeps at most this many values of at most this many characters. */
+export const UNIQUE_CAP = 200_000;
+export const UNIQUE_MAX_CHARS = 64;
 
 export const columnSchema = z.object({ name: z.string(), type: z.enum(COLUMN_TYPES) });
 export type Column = z.infer<typeof columnSchema>;
@@ -35,6 +38,11 @@ export const columnStatsSchema = z.object({
   missing: z.number().int(),
   /** Distinct non-missing values, capped at DISTINCT_CAP + 1. */
   distinct: z.number().int(),
+  /**
+   * String columns: whether every value is different and short (at most UNIQUE_MAX_CHARS), as an
+   * identifier's are; false past UNIQUE_CAP values. Absent for numbers and in older profiles.
+   */
+  unique: z.boolean().optional(),
   /** Text columns: lengths of the non-missing values in characters (code points) and in tokens (as the trainer tokenizes). */
   length: z.object({ chars: lengthStatsSchema, tokens: lengthStatsSchema }).optional(),
 });
@@ -60,7 +68,7 @@ export const DATASET_ID_RE = /^ds_[0-9a-f]{20}$/;
 export const newDatasetId = () => `ds_${randomBytes(10).toString('hex')}`;
 export const datasetKey = (id: string, format: DatasetFormat) => `datasets/${id}/data.${format}`;
 
-/** One record of the file: `line` is the 1-based line it ends on; CSV values are strings, empty ones null. */
+/** One record of the file: `line` is the 1-based line it ends on; CSV values are strings, empty (or NaN) ones null. */
 export interface DatasetRow {
   line: number;
   values: Record<string, unknown>;
@@ -153,7 +161,7 @@ async function* csvRows(source: AsyncIterable<Buffer | string>, maxRowBytes: num
       const values: Record<string, unknown> = {};
       for (let i = 0; i < header.length; i++) {
         const v = record[i]!;
-        values[header[i]!] = v.trim() === '' ? null : v;
+        values[header[i]!] = isMissingCell(v) ? null : v;
       }
       yield { line: info.lines, values };
     }
@@ -163,6 +171,12 @@ async function* csvRows(source: AsyncIterable<Buffer | string>, maxRowBytes: num
     throw e;
   }
 }
+
+/** An empty CSV cell, or one that says NaN (as pandas writes a missing number), is a missing value. */
+export const isMissingCell = (v: string) => {
+  const t = v.trim();
+  return t === '' || (t.length === 3 && t.toLowerCase() === 'nan');
+};
 
 /** A value as a finite number, or null when it is not one (CSV strings are parsed, JSON strings are not). */
 export function numericValue(v: unknown, format: DatasetFormat): number | null {
@@ -182,6 +196,8 @@ interface Acc {
   /** Length histograms (length -> values) of string values, kept until the column turns out numeric. */
   chars: Map<number, number>;
   tokens: Map<number, number>;
+  /** Every value so far, while all are different and short; null once one repeats or is long (or past UNIQUE_CAP). */
+  unique: Set<string> | null;
 }
 
 const bump = (m: Map<number, number>, k: number) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -226,7 +242,7 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
     rows++;
     for (const [name, v] of Object.entries(row.values)) {
       let a = acc.get(name);
-      if (!a) acc.set(name, (a = { seen: 0, numeric: true, integer: true, distinct: new Set(), chars: new Map(), tokens: new Map() }));
+      if (!a) acc.set(name, (a = { seen: 0, numeric: true, integer: true, distinct: new Set(), chars: new Map(), tokens: new Map(), unique: new Set() }));
       if (v === null || v === undefined) continue;
       if (typeof v === 'object') throw lineError(row.line, `"${name}" holds ${Array.isArray(v) ? 'an array' : 'an object'}; dataset rows are flat`);
       a.seen++;
@@ -236,6 +252,11 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
         else if (!Number.isInteger(n)) a.integer = false;
       }
       if (a.distinct.size <= DISTINCT_CAP) a.distinct.add(String(v));
+      if (a.unique) {
+        const str = String(v);
+        if (str.length > UNIQUE_MAX_CHARS || a.unique.has(str) || a.unique.size >= UNIQUE_CAP) a.unique = null;
+        else a.unique.add(str);
+      }
       if (!a.numeric) {
         const str = String(v);
         bump(a.chars, str.length < 64 && !/[\ud800-\udfff]/.test(str) ? str.length : [...str].length);
@@ -251,6 +272,7 @@ export async function profileDataset(source: AsyncIterable<Buffer | string>, for
     columns.push({ name, type });
     const s: ColumnStats = { name, missing: rows - a.seen, distinct: a.distinct.size };
     if (type === 'text') s.length = { chars: lengthStats(a.chars), tokens: lengthStats(a.tokens) };
+    if (!a.numeric && a.seen > 0) s.unique = a.unique !== null;
     stats.push(s);
   }
   return { rows, columns, stats };

@@ -134,11 +134,12 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
         const counts = countCategories(categories, v.map(String));
         return { name: s.name, input: s.input, column: s.column, kind: 'categorical' as const, categories, expected: shares(counts) };
       }
-      const sorted = Float64Array.from(v as number[]).sort();
+      // Bin edges from the values present: a missing number (NaN) falls in the first bin, as binOf puts it when served.
+      const sorted = Float64Array.from((v as number[]).filter((x) => !Number.isNaN(x))).sort();
       const edges: number[] = [];
       for (let q = 1; q < NUMERIC_BINS; q++) {
-        const e = sorted[Math.min(sorted.length - 1, Math.floor((q * sorted.length) / NUMERIC_BINS))]!;
-        if (!edges.length || e > edges[edges.length - 1]!) edges.push(e);
+        const e = sorted[Math.min(sorted.length - 1, Math.floor((q * sorted.length) / NUMERIC_BINS))];
+        if (e !== undefined && (!edges.length || e > edges[edges.length - 1]!)) edges.push(e);
       }
       const counts = new Array<number>(edges.length + 1).fill(0);
       for (const x of v as number[]) counts[binOf(edges, x)]!++;

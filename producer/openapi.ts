@@ -166,7 +166,13 @@ export const ROUTES: RouteDoc[] = [
   },
   { method: 'get', path: '/v1/datasets', summary: 'Datasets of this tenant, newest first', query: datasetListQuerySchema },
   { method: 'get', path: '/v1/datasets/{id}', summary: 'One dataset' },
-  { method: 'post', path: '/v1/jobs/train', summary: 'Train a model on a dataset; 202 with the job id', json: trainRequestSchema, status: 202 },
+  {
+    method: 'post',
+    path: '/v1/jobs/train',
+    summary: 'Train a model on a dataset; 202 with the job id, the resolved features and every column (used, or why not)',
+    json: trainRequestSchema,
+    status: 202,
+  },
   {
     method: 'post',
     path: '/v1/jobs/compress',

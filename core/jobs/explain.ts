@@ -14,7 +14,10 @@ export const backgroundSchema = z.object({
 });
 export type Background = z.infer<typeof backgroundSchema>;
 
-/** Background rows of a column-input model: per column, one value per row (null: missing, fed as NaN or ""). */
+/**
+ * Background rows of a column-input model, per column, one value per row (null: missing, fed as NaN
+ * or ""): set by PUT .../background, or left by training (workers/explain/training-artifacts.ts).
+ */
 export const columnBackgroundSchema = z.object({
   rows: z.number().int().min(1),
   columns: z.record(z.string(), z.array(z.union([z.number(), z.string(), z.null()]))),

@@ -2,10 +2,11 @@
 // (every default filled in at the HTTP edge, so the job's lineage records what was actually used),
 // its progress and its result. resolveTrain() is run at the edge and again when the processor starts.
 import { z } from 'zod';
-import { DISTINCT_CAP, FEATURE_COLUMN_TYPES, type ColumnType, type DatasetRecord } from '../datasets.ts';
+import { DISTINCT_CAP, FEATURE_COLUMN_TYPES, TEXT_MIN_MEAN_TOKENS, type ColumnStats, type ColumnType, type DatasetRecord } from '../datasets.ts';
 import { badRequest } from '../errors.ts';
 import { NAME_RE } from '../registry.ts';
 import { DEFAULT_BACKGROUND_ROWS, MAX_BACKGROUND_ROWS } from './explain.ts';
+import { IMPUTATION_STRATEGIES, type ColumnInfo } from '../model-columns.ts';
 
 export const TRAIN_JOB_ID_RE = /^train_[0-9a-f]{20}$/;
 /** Integer targets with at most this many distinct values are classes; more make it a regression. */
@@ -25,12 +26,15 @@ export const trainRequestSchema = z
   .object({
     dataset: z.string().min(1).max(100).meta({ description: 'Dataset id (POST /v1/datasets)' }),
     target: z.string().min(1).max(200),
-    features: z
-      .array(z.string().min(1).max(200))
-      .min(1)
-      .max(10_000)
+    features: z.array(z.string().min(1).max(200)).min(1).max(10_000).optional().meta({
+      description:
+        'Default: every other column that can help (left out: columns without values, constant ones, identifiers with a distinct string per row); missing values are imputed inside the model',
+    }),
+    imputation: z
+      .enum(IMPUTATION_STRATEGIES)
       .optional()
-      .meta({ description: 'Default: every other numeric column without missing values, and every category and text column' }),
+      .meta({ description: 'What a missing number becomes, fitted on the training split (default median); "constant" takes fillValue' }),
+    fillValue: z.number().optional().meta({ description: 'The number missing values become with imputation "constant"' }),
     columnTypes: z
       .record(z.string().min(1).max(200), z.enum(FEATURE_COLUMN_TYPES))
       .optional()
@@ -95,6 +99,17 @@ export const textSettingsSchema = z.object({
 export type TextSettings = z.infer<typeof textSettingsSchema>;
 export type FeatureKind = 'numeric' | 'category' | 'text';
 
+/** A dataset column as the job resolved it: its type, whether it is a feature, and why not. */
+export const columnPlanSchema = z.object({
+  name: z.string(),
+  type: z.enum(['number', 'category', 'text']),
+  used: z.boolean(),
+  reason: z.string().optional(),
+});
+export type ColumnPlan = z.infer<typeof columnPlanSchema>;
+export const imputationSchema = z.object({ strategy: z.enum(IMPUTATION_STRATEGIES), fillValue: z.number().optional() });
+export type Imputation = z.infer<typeof imputationSchema>;
+
 export const hyperparametersSchema = z.object({
   task: z.enum(['classification', 'regression']),
   target: z.string(),
@@ -116,6 +131,10 @@ export const hyperparametersSchema = z.object({
   featureTypes: z.record(z.string(), z.enum(['numeric', 'category', 'text'])).optional(),
   /** TF-IDF settings, when a feature is text. */
   text: textSettingsSchema.optional(),
+  /** Every column of the dataset, used or not and why (absent in jobs from before column-input models). */
+  columns: z.array(columnPlanSchema).optional(),
+  /** Missing numbers: the statistic of the training split they become (absent in older jobs: median). */
+  imputation: imputationSchema.optional(),
 });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
@@ -158,6 +177,8 @@ export interface TrainResult {
   resumedFromEpoch: number;
   /** Artifact key of the trainer's own predictions on validation rows, the export's reference. */
   predictionsKey: string;
+  /** Every dataset column, used (with its imputation and encoding) or not and why; absent in results from before column-input models. */
+  columns?: ColumnInfo[];
 }
 
 export const trainKeys = {
@@ -200,7 +221,12 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
   }
   const kindOf = (t: ColumnType): FeatureKind => (t === 'text' ? 'text' : t === 'category' || t === 'string' ? 'category' : 'numeric');
 
+  const typeOf = (name: string): ColumnPlan['type'] => {
+    const k = kindOf(types.get(name)!);
+    return k === 'numeric' ? 'number' : k;
+  };
   let features: string[];
+  let columns: ColumnPlan[];
   if (req.features) {
     const seen = new Set<string>();
     req.features.forEach((f, i) => {
@@ -208,26 +234,37 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       if (!t) throw badRequest(`features[${i}]: the dataset has no column "${f}"`);
       if (f === req.target) throw badRequest(`features[${i}]: "${f}" is the target`);
       if (seen.has(f)) throw badRequest(`features[${i}]: "${f}" is listed twice`);
-      const m = stats.get(f)!.missing;
-      // A missing category is its own all-zero one-hot row and missing text is empty text; a missing number has no value.
-      if (m > 0 && kindOf(t) === 'numeric') throw badRequest(`features[${i}]: column "${f}" has ${m} missing values`);
+      if (stats.get(f)!.missing >= ds.rows) throw badRequest(`features[${i}]: column "${f}" has no values`);
+      if (OUTPUT_NAMES.has(f)) throw badRequest(`features[${i}]: column "${f}" has the name of a model output; rename the column`);
       seen.add(f);
     });
     features = req.features;
+    columns = ds.columns.map((c) =>
+      seen.has(c.name)
+        ? { name: c.name, type: typeOf(c.name), used: true }
+        : { name: c.name, type: typeOf(c.name), used: false, reason: c.name === req.target ? 'the target' : 'not in features' },
+    );
   } else {
-    features = ds.columns
-      .filter((c) => c.name !== req.target && (kindOf(types.get(c.name)!) !== 'numeric' || stats.get(c.name)!.missing === 0))
-      .filter((c) => stats.get(c.name)!.missing < ds.rows)
-      .map((c) => c.name);
-    if (!features.length) throw badRequest(`features: the dataset has no usable column besides the target "${req.target}"`);
+    columns = ds.columns.map((c): ColumnPlan => {
+      const reason = c.name === req.target ? 'the target' : unhelpful(c.name, kindOf(types.get(c.name)!), stats.get(c.name)!, ds.rows);
+      return reason ? { name: c.name, type: typeOf(c.name), used: false, reason } : { name: c.name, type: typeOf(c.name), used: true };
+    });
+    features = columns.filter((c) => c.used).map((c) => c.name);
+    if (!features.length)
+      throw badRequest(
+        `features: the dataset has no usable column besides the target "${req.target}" (${columns
+          .filter((c) => c.reason && c.name !== req.target)
+          .slice(0, 10)
+          .map((c) => `"${c.name}": ${c.reason}`)
+          .join('; ')})`,
+      );
   }
+  if (req.fillValue !== undefined && req.imputation !== 'constant') throw badRequest('fillValue: it applies to imputation "constant"');
+  if (req.imputation === 'constant' && req.fillValue === undefined) throw badRequest('fillValue: imputation "constant" needs the number to fill in');
+  const imputation: Imputation = { strategy: req.imputation ?? 'median', ...(req.fillValue !== undefined ? { fillValue: req.fillValue } : {}) };
   const kinds = Object.fromEntries(features.map((f) => [f, kindOf(types.get(f)!)])) as Record<string, FeatureKind>;
   const anyText = Object.values(kinds).includes('text');
   const mixed = Object.values(kinds).some((k) => k !== 'numeric');
-  if (mixed) {
-    const clash = features.find((f) => kinds[f] !== 'numeric' && f === 'features' && Object.values(kinds).includes('numeric'));
-    if (clash) throw badRequest('features: a category or text column named "features" clashes with the model input of the numeric features; rename it');
-  }
 
   const targetKind = targetType === 'text' || targetType === 'category' || targetType === 'string' ? 'string' : targetType;
   const classLike = targetKind === 'string' || (targetKind === 'integer' && ts.distinct <= MAX_INTEGER_CLASSES);
@@ -266,6 +303,8 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       seed: req.seed,
       explainBackground: req.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
       ...(mixed ? { featureTypes: kinds } : {}),
+      columns,
+      imputation,
       ...(anyText
         ? {
             text: {
@@ -280,6 +319,28 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
         : {}),
     },
   };
+}
+
+/** Fewer values than this never make a column an identifier: too few rows to tell. */
+const MIN_IDENTIFIER_ROWS = 20;
+/** A trained model's outputs: no input may take their names. */
+const OUTPUT_NAMES = new Set(['label', 'probabilities', 'prediction']);
+
+/**
+ * Why a column cannot help as a feature, or undefined when it can: no values, one value in every row,
+ * a model output's name, or an identifier (a string column with a different short value in every row:
+ * text-typed by the profile, yet fewer than TEXT_MIN_MEAN_TOKENS words a value). Gaps never disqualify:
+ * the model imputes them.
+ */
+export function unhelpful(name: string, kind: FeatureKind, s: ColumnStats, rows: number): string | undefined {
+  const present = rows - s.missing;
+  if (present <= 0) return 'no values';
+  if (s.distinct <= 1 && s.missing === 0) return 'constant: one value in every row';
+  if (OUTPUT_NAMES.has(name)) return `named "${name}" as a model output; rename the column to use it`;
+  const allDistinct = s.unique ?? s.distinct >= present;
+  const short = kind === 'category' || (kind === 'text' && s.length !== undefined && s.length.tokens.mean < TEXT_MIN_MEAN_TOKENS);
+  if (short && allDistinct && present >= MIN_IDENTIFIER_ROWS) return 'identifier: a distinct value in every row';
+  return undefined;
 }
 
 /** Set by POST /v1/jobs/{id}/cancel and polled by the processor; under `records:`, apart from BullMQ's keys. */

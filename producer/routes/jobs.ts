@@ -59,7 +59,9 @@ export function jobsRouter(d: ProducerDeps): Router {
     const id = `train_${randomBytes(10).toString('hex')}`;
     await d.queues.queue('train').add('train', { ...data, tenant, keyId: who.keyId, platform: isPlatform(who) }, { jobId: id });
     d.logger.info({ job: id, dataset: ds.id, registerAs: data.registerAs, task: data.hyperparameters.task }, 'train job queued');
-    res.status(202).json({ id, kind: 'train', state: 'queued' });
+    // The resolved features, and every column with why it is not one, before any training.
+    const { features, columns } = data.hyperparameters;
+    res.status(202).json({ id, kind: 'train', state: 'queued', features, columns });
   });
 
   /** The state is read before the job: read the other way round, a job finishing in between shows as completed without its result. */

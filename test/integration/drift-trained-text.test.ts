@@ -64,9 +64,9 @@ async function traffic(name: string, seed: number, vocabulary?: string[]) {
     const batch = rows(seed + i, 100, vocabulary);
     const res = await postJson(`${p.url}/v2/models/${name}/infer`, {
       inputs: [
-        { name: 'features', datatype: 'FP32', shape: [100, 1], data: batch.map((r) => r.x) },
-        { name: 'color', datatype: 'BYTES', shape: [100], data: batch.map((r) => r.color) },
-        { name: 'note', datatype: 'BYTES', shape: [100], data: batch.map((r) => r.note) },
+        { name: 'x', datatype: 'FP32', shape: [100, 1], data: batch.map((r) => r.x) },
+        { name: 'color', datatype: 'BYTES', shape: [100, 1], data: batch.map((r) => r.color) },
+        { name: 'note', datatype: 'BYTES', shape: [100, 1], data: batch.map((r) => r.note) },
       ],
     });
     expect(res.status).toBe(200);
@@ -85,7 +85,8 @@ describe('drift of a trained text model', () => {
     const v = await (await fetch(`${p.url}/v1/models/kept/versions/1`)).json();
     expect(v.explain.reference).toMatchObject({ features: 3 });
     expect(v.explain.reference.rows).toBeGreaterThan(400); // the training split of 600 rows
-    expect(v.explain.background).toBeUndefined(); // Shapley backgrounds are for numeric models only
+    // The explanation background: sampled training rows by source column, as the model's inputs take them.
+    expect(v.explain.background).toMatchObject({ features: 3 });
     const d = (await (await fetch(`${p.url}/v1/models/kept/versions/1/drift`)).json()) as Report;
     expect(d).toMatchObject({ rows: 0, level: 'no_data' });
     expect(d.features.map((f) => [f.name, f.kind, f.metric])).toEqual([

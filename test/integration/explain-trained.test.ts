@@ -74,9 +74,9 @@ describe('a trained version', () => {
   it('reports drift per named feature against its training split', async () => {
     const r = rand(11);
     const x = Array.from({ length: 600 }, () => r());
-    expect((await postJson(`${p.url}/v2/models/trained/infer`, { inputs: [{ name: 'features', datatype: 'FP32', shape: [200, 3], data: x }] })).status).toBe(
-      200,
-    );
+    // By column, as the trained model's inputs are.
+    const inputs = ['x1', 'x2', 'x3'].map((name, j) => ({ name, datatype: 'FP32', shape: [200, 1], data: x.filter((_, i) => i % 3 === j) }));
+    expect((await postJson(`${p.url}/v2/models/trained/infer`, { inputs })).status).toBe(200);
     const d = await until(async () => {
       const j = await (await fetch(`${p.url}/v1/models/trained/versions/1/drift`)).json();
       return j.rows >= 200 ? j : null;

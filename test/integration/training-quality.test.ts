@@ -65,15 +65,29 @@ async function ours(store: FsStore, name: string, split: number): Promise<number
   const job = resolveTrain({ dataset: id, target: 'target', registerAs: 'q', seed: 0 }, ds);
   expect(job.hyperparameters.task).toBe('classification');
   const out = await runTraining({ store, jobId: `${name}-${split}`, job });
-  const test = fs
+  const [head, ...lines] = fs
     .readFileSync(path.join(dir, `${name}-${split}-test.csv`), 'utf8')
     .trim()
-    .split('\n')
-    .slice(1)
-    .map((l) => l.split(',').map(Number));
-  const F = test[0]!.length - 1;
+    .split('\n');
+  const names = head!.split(',');
+  const test = lines.map((l) => l.split(',').map(Number));
+  const F = names.length - 1;
   const session = await ort.InferenceSession.create(store.localPath(out.modelKey));
-  const res = await session.run({ features: new ort.Tensor('float32', Float32Array.from(test.flatMap((r) => r.slice(0, F))), [test.length, F]) });
+  // Fed by column: the model takes the columns it uses (constant pixels of digits are left out).
+  const feeds = Object.fromEntries(
+    session.inputNames.map((c) => {
+      const j = names.indexOf(c);
+      return [
+        c,
+        new ort.Tensor(
+          'float32',
+          Float32Array.from(test, (r) => r[j]!),
+          [test.length, 1],
+        ),
+      ];
+    }),
+  );
+  const res = await session.run(feeds);
   const labels = Array.from(res.label!.data as BigInt64Array, Number);
   // Integer classes 0..k-1 come out as themselves.
   return labels.filter((l, i) => l === test[i]![F]).length / test.length;

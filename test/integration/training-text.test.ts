@@ -116,7 +116,8 @@ describe('text classification on a real corpus', () => {
     const v = await (await fetch(`${p.url}/v1/models/sections/versions/1`)).json();
     const classes = [...new Set(test.map((r) => r.section))].sort();
     expect(v.metadata.classes).toEqual(classes);
-    expect(v.inputs).toEqual([{ name: 'description', datatype: 'BYTES', shape: [-1] }]);
+    // A column-input model: the column's strings as [N, 1].
+    expect(v.inputs).toEqual([{ name: 'description', datatype: 'BYTES', shape: [-1, 1] }]);
     expect(v.outputs).toEqual([
       { name: 'label', datatype: 'BYTES', shape: [-1] },
       { name: 'probabilities', datatype: 'FP32', shape: [-1, classes.length] },
@@ -129,7 +130,7 @@ describe('text classification on a real corpus', () => {
       description: new ort.Tensor(
         'string',
         test.map((r) => r.description),
-        [test.length],
+        [test.length, 1],
       ),
     });
     const labels = out.label!.data as string[];
@@ -140,7 +141,7 @@ describe('text classification on a real corpus', () => {
     expect(accuracy).toBeGreaterThanOrEqual(sk.accuracy - 0.01);
 
     // Strings that tokenize to nothing, accents, CJK, emoji, a Turkish dotted capital: scored like any other.
-    const odd = await session.run({ description: new ort.Tensor('string', ODD, [ODD.length]) });
+    const odd = await session.run({ description: new ort.Tensor('string', ODD, [ODD.length, 1]) });
     expect(odd.label!.dims).toEqual([ODD.length]);
     for (const l of odd.label!.data as string[]) expect(classes).toContain(l);
     const probs = odd.probabilities!.data as Float32Array;
@@ -153,12 +154,14 @@ describe('text classification on a real corpus', () => {
 
     // The platform serves it: /v2 with BYTES inputs in plain JSON gives onnxruntime's labels, odd strings included.
     const rows = [...test.map((r) => r.description), ...ODD];
-    const res = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [rows.length], data: rows }] });
+    const res = await postJson(`${p.url}/v2/models/sections/infer`, {
+      inputs: [{ name: 'description', datatype: 'BYTES', shape: [rows.length, 1], data: rows }],
+    });
     expect(res.status).toBe(200);
     const served = (await res.json()).outputs.find((o: { name: string }) => o.name === 'label');
     expect(served).toMatchObject({ datatype: 'BYTES', shape: [rows.length] });
     expect(served.data).toEqual([...labels, ...(odd.label!.data as string[])]);
-    const numbers = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [2], data: [1, 2] }] });
+    const numbers = await postJson(`${p.url}/v2/models/sections/infer`, { inputs: [{ name: 'description', datatype: 'BYTES', shape: [2, 1], data: [1, 2] }] });
     expect(numbers.status).toBe(400);
     expect((await numbers.json()).error).toMatch(/must be a string for datatype BYTES/);
 
@@ -230,17 +233,17 @@ describe('text classification on a real corpus', () => {
     const v = await (await fetch(`${p.url}/v1/models/mixed/versions/1`)).json();
     expect(v.metadata.classes).toEqual([10, 20, 30]);
     expect(v.inputs).toEqual([
-      { name: 'features', datatype: 'FP32', shape: [-1, 1] },
-      { name: 'color', datatype: 'BYTES', shape: [-1] },
-      { name: 'note', datatype: 'BYTES', shape: [-1] },
+      { name: 'x', datatype: 'FP32', shape: [-1, 1] },
+      { name: 'color', datatype: 'BYTES', shape: [-1, 1] },
+      { name: 'note', datatype: 'BYTES', shape: [-1, 1] },
     ]);
     const bytes = await download('mixed');
     expect(await onnxCheck(bytes)).toBeNull();
     const session = await ort.InferenceSession.create(bytes);
     const out = await session.run({
-      features: new ort.Tensor('float32', Float32Array.of(0.5, -0.5, 0.5, 0), [4, 1]),
-      color: new ort.Tensor('string', ['red', 'override', 'override', 'purple'], [4]),
-      note: new ort.Tensor('string', ['a CHESS puzzle', 'mail', 'vim', ''], [4]),
+      x: new ort.Tensor('float32', Float32Array.of(0.5, -0.5, 0.5, 0), [4, 1]),
+      color: new ort.Tensor('string', ['red', 'override', 'override', 'purple'], [4, 1]),
+      note: new ort.Tensor('string', ['a CHESS puzzle', 'mail', 'vim', ''], [4, 1]),
     });
     // The label is the class value itself (int64), not an index.
     expect(out.label!.type).toBe('int64');

@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Predictions } from '../../workers/trainer/run-training.ts';
 import { tmpDir } from '../fixtures/models.ts';
+import { referenceFeeds } from '../helpers/column-feeds.ts';
 import { postJson, startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
@@ -67,9 +68,9 @@ async function checkExport(name: string, version: number, predictionsKey: string
   fs.writeFileSync(file, bytes);
   execFileSync('/usr/bin/python3', ['-c', 'import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', file]);
   const ref = JSON.parse(fs.readFileSync(path.join(p.cfg.MODELQ_DATA_DIR, predictionsKey), 'utf8')) as Predictions;
-  const rows = ref.x.length / ref.features;
+  const rows = ref.rows;
   const session = await ort.InferenceSession.create(bytes);
-  const out = await session.run({ features: new ort.Tensor('float32', Float32Array.from(ref.x), [rows, ref.features]) });
+  const out = await session.run(referenceFeeds(ref));
   let diff = 0;
   const cmp = (got: ArrayLike<number>, want: number[]) =>
     want.forEach((w, i) => {
@@ -119,7 +120,8 @@ describe('training jobs', () => {
     expect(v.lineage.hyperparameters).toMatchObject({ task: 'classification', model: { type: 'mlp', hidden: [128] }, learningRate: 0.001, seed: 1 });
     expect(v.metrics).toEqual(c.result.metrics);
     expect(v.sha256).toBe(c.result.sha256);
-    expect(v.inputs).toEqual([{ name: 'features', datatype: 'FP32', shape: [-1, 3] }]);
+    // One input per source column, named as the column.
+    expect(v.inputs).toEqual(['x1', 'x2', 'x3'].map((name) => ({ name, datatype: 'FP32', shape: [-1, 1] })));
     expect(v.outputs).toEqual([
       { name: 'label', datatype: 'BYTES', shape: [-1] },
       { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
@@ -136,9 +138,9 @@ describe('training jobs', () => {
     const { ref } = await checkExport('rule-cls', 1, c.result.predictionsKey, ['high', 'low', 'mid']);
     await checkExport('rule-reg', 1, r.result.predictionsKey);
 
-    // And the platform serves it: raw feature values in, the trainer's label out.
+    // And the platform serves it: raw values by column in, the trainer's label out.
     const res = await postJson(`${p.url}/v2/models/rule-cls/infer`, {
-      inputs: [{ name: 'features', shape: [1, 3], datatype: 'FP32', data: ref.x.slice(0, 3) }],
+      inputs: ['x1', 'x2', 'x3'].map((name) => ({ name, shape: [1, 1], datatype: 'FP32', data: [ref.numbers![name]![0]] })),
     });
     const body = await res.json();
     expect(body.outputs.find((o: { name: string }) => o.name === 'label')).toMatchObject({

@@ -1,7 +1,8 @@
-// The dataset side of a compression report: which columns feed the model (the request's, else the
-// training lineage's, else every numeric column but the target; for a text model's string input, the
-// column named as the input or the one text column), the rows as one float32 matrix (or one string
-// per row), a model's outputs over all of them in large engine runs, and accuracy (or RMSE) against the target.
+// The dataset side of a compression report: which columns feed the model (a column-input model's
+// inputs each take the column named as it; else the request's, else the training lineage's, else every
+// numeric column but the target; for a text model's string input, the column named as the input or
+// the one text column), the rows as one float32 matrix (or one string or value per row and input), a
+// model's outputs over all of them in large engine runs, and accuracy (or RMSE) against the target.
 import type { Redis } from 'ioredis';
 import { datasetRows, DatasetStore, isNumericType, numericValue, type DatasetFormat, type DatasetRecord } from '../../core/datasets.ts';
 import { AppError } from '../../core/errors.ts';
@@ -11,6 +12,7 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { readFeatureRows } from '../trainer/data.ts';
+import { isColumnInput, loadColumnRows } from './column-rows.ts';
 
 /** Rows per engine run when a whole dataset goes through a model. */
 export const DATASET_BATCH = 4096;
@@ -68,6 +70,11 @@ export interface EvalRows {
   x: Float32Array;
   /** A text model's rows: one string per row for each of its BYTES inputs. */
   texts?: { input: TensorSpec; values: string[] }[];
+  /**
+   * A column-input model's rows (every input one value per row, named as a dataset column): each
+   * input's column, a missing number as NaN and a missing string as "", as the model takes them.
+   */
+  columns?: { input: TensorSpec; values: Float32Array | string[] }[];
   targets: unknown[];
   info: TrainingInfo;
 }
@@ -138,10 +145,29 @@ export async function loadEvalRows(
   const ref = job.dataset!;
   const ds = await new DatasetStore(deps.redis, deps.prefix).get(ref.id);
   if (!ds) throw new AppError('bad_request', `dataset "${ref.id}" no longer exists`);
-  const { numeric, strings } = rowInputs(model);
   const info = await trainingInfo(deps.registry, model);
   const columns = new Map(ds.columns.map((c) => [c.name, c.type as string]));
   const target = job.target ?? (info.target && columns.has(info.target) ? info.target : undefined);
+  if (isColumnInput(model, columns, target)) {
+    const c = await loadColumnRows(deps.store, ds, model, target);
+    if (c.rows === 0) throw new AppError('bad_request', `dataset "${ds.id}" has no rows`);
+    const { rows, columns: cols, targets } = c;
+    const features = model.inputs.map((i) => i.name);
+    return {
+      id: ds.id,
+      format: ds.format,
+      rows,
+      features,
+      ...(target ? { target } : {}),
+      input: model.inputs[0]!,
+      width: 0,
+      x: new Float32Array(0),
+      columns: cols,
+      targets,
+      info,
+    };
+  }
+  const { numeric, strings } = rowInputs(model);
   let requested = job.features;
   let source = 'the request';
   if (!requested && info.features) [requested, source] = [info.features, "the model's training lineage"];
@@ -229,6 +255,13 @@ export function rowFeeds(r: EvalRows, start: number, k: number): Record<string, 
   if (r.width > 0)
     feeds[r.input.name] = { type: toOrtType('FP32'), dims: [k, ...r.input.shape.slice(1)], data: r.x.slice(start * r.width, (start + k) * r.width) };
   for (const t of r.texts ?? []) feeds[t.input.name] = { type: 'string', dims: [k, ...t.input.shape.slice(1)], data: t.values.slice(start, start + k) };
+  for (const c of r.columns ?? []) {
+    const dims = [k, ...c.input.shape.slice(1)];
+    feeds[c.input.name] =
+      c.values instanceof Float32Array
+        ? { type: 'float32', dims, data: c.values.slice(start, start + k) }
+        : { type: 'string', dims, data: c.values.slice(start, start + k) };
+  }
   return feeds;
 }
 

@@ -42,16 +42,23 @@ function subModel(m: ModelProto, nodes: Node[], inputs: unknown[], outputs: unkn
   g.initializer = g.initializer.filter((t) => used.has(t.name));
   (copy.graph as unknown as { input: unknown[]; output: unknown[]; valueInfo: unknown[] }).input = inputs;
   (copy.graph as unknown as { output: unknown[] }).output = outputs;
-  g.valueInfo = [];
+  // Keep the declared types of inner tensors the nodes still make (shape inference cannot tell some, e.g. OneHotEncoder's).
+  const made = new Set(nodes.flatMap((n) => n.output));
+  g.valueInfo = g.valueInfo.filter((v) => made.has(v.name));
   return encodeModel(copy);
 }
 
-/** Cuts a text teacher at the input of its head. */
-export function splitAtHead(bytes: Uint8Array): TextSplit {
+/**
+ * Cuts a text teacher at the input of its head: the first MatMul/Gemm with constant weights after a
+ * TfIdfVectorizer or, with `fromInputs` (a column-input model, whose front end imputes and encodes
+ * each column), after any graph input.
+ */
+export function splitAtHead(bytes: Uint8Array, opts: { fromInputs?: boolean } = {}): TextSplit {
   const m = decodeModel(bytes);
   const g = graphOf(m);
   const consts = constants(g);
   const text = new Set<string>();
+  if (opts.fromInputs) for (const i of g.input) if (!consts.has(i.name)) text.add(i.name);
   let head: Node | undefined;
   for (const n of g.node) {
     if (n.opType === 'TfIdfVectorizer' || n.input.some((x) => text.has(x))) {
@@ -62,7 +69,10 @@ export function splitAtHead(bytes: Uint8Array): TextSplit {
       n.output.forEach((o) => text.add(o));
     }
   }
-  if (!head) throw new GraphEditError('distill: the text model has no MatMul or Gemm with constant weights after its TfIdfVectorizer to replace');
+  if (!head)
+    throw new GraphEditError(
+      `distill: the model has no MatMul or Gemm with constant weights after its ${opts.fromInputs ? 'column encoding' : 'TfIdfVectorizer'} to replace`,
+    );
   const w = dimsOf(consts.get(head.input[1]!)!.tensor);
   const transB = head.opType === 'Gemm' && head.attribute.some((a) => a.name === 'transB' && Number(a.i) === 1);
   const width = w.length === 2 ? (transB ? w[1]! : w[0]!) : NaN;
@@ -113,7 +123,7 @@ export function spliceStudent(teacher: Uint8Array, split: TextSplit, student: Ui
   g.initializer = [...front.initializer, ...sg.initializer];
   g.input = inputs;
   g.output = sg.output;
-  g.valueInfo = [];
+  g.valueInfo = front.valueInfo;
   m.irVersion = Math.max(Number(m.irVersion ?? 3), Number(s.irVersion ?? 8));
   const props = (m.metadataProps ?? []).filter((p) => !(s.metadataProps ?? []).some((q) => q.key === p.key));
   m.metadataProps = [...props, ...(s.metadataProps ?? []).map((p) => onnx.StringStringEntryProto.create({ key: p.key, value: p.value }))];

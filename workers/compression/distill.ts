@@ -197,17 +197,25 @@ export async function distill(
   deps: { store: ArtifactStore; cfg: Config; engine: Engine; cacheDir?: string; teacherBytes?: Uint8Array },
   onProgress?: (p: DistillProgress) => Promise<void> | void,
 ): Promise<DistillResult> {
-  // A text model keeps its string front end: the student is an MLP over the feature vector its head
-  // reads (distill-text.ts), spliced after that front end.
+  // A text model and a column-input model keep their front end (string encoding; a column model's
+  // imputation and encoding too): the student is an MLP over the feature vector the head reads
+  // (distill-text.ts), spliced after that front end.
   let text: { split: TextSplit; back?: ModelHandle } | undefined;
-  if (rows.texts) {
-    const split = splitAtHead(deps.teacherBytes!);
+  if (rows.texts || rows.columns) {
+    const split = splitAtHead(deps.teacherBytes!, { fromInputs: !!rows.columns });
     const front = await scratchModel(split.front, deps.cacheDir);
     const feats = (await runRows(deps.engine, front, rows))[split.feature]!;
     if (!(feats.data instanceof Float32Array) || feats.data.length !== rows.rows * split.width)
-      throw new AppError('invalid_model', `distill: the text model's feature tensor "${split.feature}" is not float32 [N, ${split.width}]`);
+      throw new AppError('invalid_model', `distill: the model's feature tensor "${split.feature}" is not float32 [N, ${split.width}]`);
     text = { split, ...(split.back ? { back: await scratchModel(split.back, deps.cacheDir) } : {}) };
-    rows = { ...rows, x: feats.data, width: split.width, texts: undefined, input: { name: split.feature, datatype: 'FP32', shape: [-1, split.width] } };
+    rows = {
+      ...rows,
+      x: feats.data,
+      width: split.width,
+      texts: undefined,
+      columns: undefined,
+      input: { name: split.feature, datatype: 'FP32', shape: [-1, split.width] },
+    };
   }
   const labelOut = teacher.outputs.find((o) => o.datatype === 'BYTES' || o.datatype === 'INT64');
   const classes = rows.info.classes ?? (labelOut && deps.teacherBytes ? graphClasses(deps.teacherBytes, labelOut.name) : undefined);

@@ -1,26 +1,21 @@
-// What a training run leaves for explanation and drift: a seeded sample of training rows as the
-// background (rows of numeric features, or for a column-input model one array per column), and the reference
-// profile of the training split's inputs: quantile bins per numeric feature, category shares per
-// category column and word shares per text column, slotted as the model's inputs are (numeric
-// features as columns of `features`, each string column its own input), as drift samples them.
+// What a training run leaves for explanation and drift, by source column as a column-input model's
+// inputs are: the reference profile of the training split (quantile bins per numeric column, missing
+// values binned as the model's NaN input is; category shares per category column; word shares per
+// text column), and a seeded sample of training rows as the explanation background, each column's
+// raw values (null for a missing number, "" for a missing string) as the model takes them.
 import { trainBackgroundKey, type ColumnBackground } from '../../core/jobs/explain.ts';
 import { buildProfile, trainReferenceKey, type Slot } from '../../core/drift.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { Rng } from '../trainer/data.ts';
 
 export interface TrainingRows {
-  /** Training rows' numeric features, row-major [rows, features.length]. */
-  x: Float32Array;
-  /** Names of the numeric features (columns of the `features` input). */
-  features: string[];
-  /** Category and text columns (each an input of the model), their training rows' raw values (missing as ""). */
-  strings?: { name: string; kind: 'category' | 'text'; values: string[] }[];
-  /**
-   * A column-input model (one input per source column): its training rows by column (numbers with
-   * NaN or null missing, strings with "" or null missing). Given, the background is these columns'
-   * values of a seeded sample of rows, stored per column (mixed models included).
-   */
-  columns?: { name: string; type: 'number' | 'category' | 'text'; values: ArrayLike<number | string | null> }[];
+  rows: number;
+  /** Numeric columns: the training rows' raw values, NaN where missing. */
+  numbers: { name: string; values: Float32Array }[];
+  /** Category and text columns: the training rows' raw values, "" where missing. */
+  strings: { name: string; kind: 'category' | 'text'; values: string[] }[];
+  /** The model's inputs in order (every column above once). */
+  order: string[];
   backgroundRows: number;
   seed: number;
 }
@@ -28,39 +23,32 @@ export interface TrainingRows {
 type Ref = { key: string; rows: number; features: number };
 
 export async function writeExplainArtifacts(store: ArtifactStore, jobId: string, t: TrainingRows): Promise<{ background?: Ref; reference: Ref }> {
-  const F = t.features.length;
-  const strings = t.strings ?? [];
-  const rows = F ? t.x.length / F : (strings[0]?.values.length ?? 0);
-  const slots: Slot[] = t.features.map((name, column) => ({ name, input: 'features', column, categorical: false }));
-  const values: (number | string)[][] = slots.map((_, k) => Array.from({ length: rows }, (_, r) => t.x[r * F + k]!));
-  for (const s of strings) {
-    slots.push({ name: s.name, input: s.name, column: 0, categorical: true, text: s.kind === 'text' });
-    values.push(s.values);
-  }
-  const reference = { key: trainReferenceKey(jobId), rows, features: slots.length };
-  await store.put(reference.key, JSON.stringify(buildProfile(slots, values)));
-  if (t.columns?.length) return { background: await writeColumnBackground(store, jobId, t.columns, t), reference };
-  const k = strings.length ? 0 : Math.min(t.backgroundRows, rows);
+  const byName = new Map<string, { slot: Slot; values: (number | string)[] }>();
+  for (const n of t.numbers) byName.set(n.name, { slot: { name: n.name, input: n.name, column: 0, categorical: false }, values: Array.from(n.values) });
+  for (const s of t.strings)
+    byName.set(s.name, { slot: { name: s.name, input: s.name, column: 0, categorical: true, text: s.kind === 'text' }, values: s.values });
+  const cols = t.order.map((name) => byName.get(name)!);
+  const reference = { key: trainReferenceKey(jobId), rows: t.rows, features: cols.length };
+  await store.put(
+    reference.key,
+    JSON.stringify(
+      buildProfile(
+        cols.map((c) => c.slot),
+        cols.map((c) => c.values),
+      ),
+    ),
+  );
+  const k = Math.min(t.backgroundRows, t.rows);
   if (k === 0) return { reference };
-  const pick = new Rng(t.seed ^ 0xbac6).shuffle(Int32Array.from({ length: rows }, (_, i) => i)).subarray(0, k);
-  const x: number[] = [];
-  for (const r of pick) for (let f = 0; f < F; f++) x.push(t.x[r * F + f]!);
-  const background = { key: trainBackgroundKey(jobId), rows: k, features: F };
-  await store.put(background.key, JSON.stringify({ features: F, x }));
+  const pick = new Rng(t.seed ^ 0xbac6).shuffle(Int32Array.from({ length: t.rows }, (_, i) => i)).subarray(0, k);
+  const bg: ColumnBackground = { rows: k, columns: {} };
+  for (const c of cols) {
+    bg.columns[c.slot.name] = Array.from(pick, (r) => {
+      const v = c.values[r]!;
+      return typeof v === 'number' && Number.isNaN(v) ? null : v;
+    }) as (number | null)[] | string[];
+  }
+  const background = { key: trainBackgroundKey(jobId), rows: k, features: cols.length };
+  await store.put(background.key, JSON.stringify(bg));
   return { background, reference };
-}
-
-/** The background of a column-input model: a seeded sample of training rows, one array per column (null: missing). */
-async function writeColumnBackground(store: ArtifactStore, jobId: string, columns: NonNullable<TrainingRows['columns']>, t: TrainingRows): Promise<Ref> {
-  const rows = columns[0]!.values.length;
-  const k = Math.max(1, Math.min(t.backgroundRows, rows));
-  const pick = new Rng(t.seed ^ 0xbac6).shuffle(Int32Array.from({ length: rows }, (_, i) => i)).subarray(0, Math.min(k, rows));
-  const missing = (v: number | string | null | undefined) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
-  const body: ColumnBackground = {
-    rows: Math.max(1, pick.length),
-    columns: Object.fromEntries(columns.map((c) => [c.name, pick.length ? Array.from(pick, (r) => (missing(c.values[r]) ? null : c.values[r]!)) : [null]])),
-  };
-  const background = { key: trainBackgroundKey(jobId), rows: body.rows, features: columns.length };
-  await store.put(background.key, JSON.stringify(body));
-  return background;
 }

@@ -67,6 +67,8 @@ export interface GraphSpec {
   initializers?: TensorProto[];
   metadata?: Record<string, string>;
   opset?: number;
+  /** Types of inner tensors that shape inference cannot tell (e.g. ai.onnx.ml OneHotEncoder's output). */
+  valueInfo?: ValueSpec[];
   /** Operator sets of other domains the graph uses, e.g. { domain: 'com.microsoft', version: 1 }. */
   domains?: { domain: string; version: number }[];
 }
@@ -84,6 +86,7 @@ export function buildModel(g: GraphSpec): Uint8Array {
       output: g.outputs.map(valueInfo),
       node: g.nodes,
       initializer: g.initializers ?? [],
+      valueInfo: (g.valueInfo ?? []).map(valueInfo),
     }),
   });
   return encodeModel(model);

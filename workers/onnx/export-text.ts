@@ -1,5 +1,7 @@
-// Writes a trained model over text, category and numeric columns as ONNX that takes the raw values:
-// the whole encoding is in the graph, so clients send strings.
+// Writes a trained model over text, category and numeric columns as ONNX in the packed layout the
+// platform trained before column-input models (workers/onnx/export-columns.ts): numbers packed in one
+// `features` input, one [N] string input per other column. Kept for the models of that time and
+// the tests that stand in for them; the TF-IDF block (textBlock) is shared with the column exporter.
 //   text column     [N] string -> StringNormalizer (LOWER, C.UTF-8) -> com.microsoft Tokenizer
 //                   ([\p{L}\p{N}_]+, at least 2 characters) -> TfIdfVectorizer (TF counts of the
 //                   vocabulary's word uni- and bigrams) -> 1 + ln(tf) where tf > 0 (as Log(Max(tf, 1))
@@ -43,7 +45,7 @@ export const blockWidth = (b: EncodedBlock) => (b.kind === 'category' ? b.values
  * TfIdfVectorizer attributes (TF mode); output column i is vocabulary[i]. With `bigrams`, an entry
  * with a space is the bigram of its two tokens; without, every entry is one whole value (categories).
  */
-function vectorizer(vocabulary: string[], bigrams: boolean): Record<string, string | number | number[] | { strings: string[] }> {
+export function vectorizer(vocabulary: string[], bigrams: boolean): Record<string, string | number | number[] | { strings: string[] }> {
   const uni: number[] = [];
   const bi: number[] = [];
   vocabulary.forEach((t, i) => (bigrams && t.includes(' ') ? bi : uni).push(i));
@@ -57,6 +59,37 @@ function vectorizer(vocabulary: string[], bigrams: boolean): Record<string, stri
     ngram_indexes: [...uni, ...bi],
     pool_strings: { strings: pool },
   };
+}
+
+/**
+ * The TF-IDF of a [N] string tensor `input` as float [N, vocabulary] (tensor names start with `p`;
+ * needs the initializer `one`); returns the output's name.
+ */
+export function textBlock(input: string, b: Extract<EncodedBlock, { kind: 'text' }>, p: string, nodes: NodeProto[], inits: TensorProto[]): string {
+  inits.push(floatTensor(`${p}idf`, [b.vocabulary.length], b.idf));
+  nodes.push(
+    node('StringNormalizer', [input], [`${p}lower`], { case_change_action: 'LOWER', is_case_sensitive: 1, locale: TEXT_LOCALE }),
+    node(
+      'Tokenizer',
+      [`${p}lower`],
+      [`${p}tokens`],
+      { mark: 0, mincharnum: MIN_TOKEN_CHARS, pad_value: '#', tokenexp: TOKEN_PATTERN },
+      undefined,
+      'com.microsoft',
+    ),
+    node('TfIdfVectorizer', [`${p}tokens`], [`${p}tf`], vectorizer(b.vocabulary, true)),
+    // Sublinear tf: 1 + ln(tf) where tf > 0, 0 where it is 0.
+    node('Max', [`${p}tf`, 'one'], [`${p}tf_atleast1`]),
+    node('Log', [`${p}tf_atleast1`], [`${p}logtf`]),
+    node('Min', [`${p}tf`, 'one'], [`${p}present`]),
+    node('Add', [`${p}logtf`, `${p}present`], [`${p}subtf`]),
+    node('Mul', [`${p}subtf`, `${p}idf`], [`${p}tfidf`]),
+    node('ReduceSumSquare', [`${p}tfidf`], [`${p}sumsq`], { axes: [1], keepdims: 1 }),
+    node('Sqrt', [`${p}sumsq`], [`${p}norm`]),
+    node('Max', [`${p}norm`, 'one'], [`${p}norm_safe`]),
+    node('Div', [`${p}tfidf`, `${p}norm_safe`], [`${p}normalized`]),
+  );
+  return `${p}normalized`;
 }
 
 export function exportEncoded(m: EncodedExport): Uint8Array {
@@ -80,30 +113,7 @@ export function exportEncoded(m: EncodedExport): Uint8Array {
       parts.push(`${p}onehot`);
       return;
     }
-    inits.push(floatTensor(`${p}idf`, [b.vocabulary.length], b.idf));
-    nodes.push(
-      node('StringNormalizer', [b.column], [`${p}lower`], { case_change_action: 'LOWER', is_case_sensitive: 1, locale: TEXT_LOCALE }),
-      node(
-        'Tokenizer',
-        [`${p}lower`],
-        [`${p}tokens`],
-        { mark: 0, mincharnum: MIN_TOKEN_CHARS, pad_value: '#', tokenexp: TOKEN_PATTERN },
-        undefined,
-        'com.microsoft',
-      ),
-      node('TfIdfVectorizer', [`${p}tokens`], [`${p}tf`], vectorizer(b.vocabulary, true)),
-      // Sublinear tf: 1 + ln(tf) where tf > 0, 0 where it is 0.
-      node('Max', [`${p}tf`, 'one'], [`${p}tf_atleast1`]),
-      node('Log', [`${p}tf_atleast1`], [`${p}logtf`]),
-      node('Min', [`${p}tf`, 'one'], [`${p}present`]),
-      node('Add', [`${p}logtf`, `${p}present`], [`${p}subtf`]),
-      node('Mul', [`${p}subtf`, `${p}idf`], [`${p}tfidf`]),
-      node('ReduceSumSquare', [`${p}tfidf`], [`${p}sumsq`], { axes: [1], keepdims: 1 }),
-      node('Sqrt', [`${p}sumsq`], [`${p}norm`]),
-      node('Max', [`${p}norm`, 'one'], [`${p}norm_safe`]),
-      node('Div', [`${p}tfidf`, `${p}norm_safe`], [`${p}normalized`]),
-    );
-    parts.push(`${p}normalized`);
+    parts.push(textBlock(b.column, b, p, nodes, inits));
   });
   let encoded = parts[0]!;
   if (parts.length > 1) {

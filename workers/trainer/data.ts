@@ -10,7 +10,7 @@ export interface Loaded {
   rows: number;
   /** Numeric features per row (all features of a purely numeric job). */
   features: number;
-  /** Row-major [rows, features], raw values of the numeric features. */
+  /** Row-major [rows, features], raw values of the numeric features (NaN where missing; imputed once run-training has fitted it). */
   x: Float32Array;
   /** Category and text features: each column's raw values (null where missing), by column name. */
   strings?: Record<string, (string | null)[]>;
@@ -26,7 +26,7 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
   const features = featureTypes ? all.filter((f) => featureTypes[f] === 'numeric') : all;
   const stringCols = featureTypes ? all.filter((f) => featureTypes[f] !== 'numeric') : [];
   const F = features.length;
-  const { x, targets: raw, strings } = await readFeatureRows(store, job.dataset, features, target, stringCols);
+  const { x, targets: raw, strings } = await readFeatureRows(store, job.dataset, features, target, stringCols, { missingAsNaN: true });
   const rows = raw.length;
   const y = new Float32Array(rows);
   if (task === 'regression') {
@@ -49,13 +49,18 @@ export async function loadDataset(store: ArtifactStore, job: TrainJob): Promise<
   return { rows, features: F, x, y, classes, ...(stringCols.length ? { strings } : {}) };
 }
 
-/** Every row's feature values (row-major, float32 as a model sees them), its string columns' values and, when asked, its raw target value. */
+/**
+ * Every row's feature values (row-major, float32 as a model sees them), its string columns' values and,
+ * when asked, its raw target value. A missing number (empty cell, null, absent key) is an error, or
+ * NaN with `missingAsNaN` (how a column-input model takes it).
+ */
 export async function readFeatureRows(
   store: ArtifactStore,
   src: { key: string; format: DatasetFormat },
   features: string[],
   target?: string,
   stringColumns: string[] = [],
+  opts: { missingAsNaN?: boolean } = {},
 ): Promise<{ rows: number; x: Float32Array; targets: unknown[]; strings: Record<string, (string | null)[]> }> {
   const xs: number[] = [];
   const targets: unknown[] = [];
@@ -68,7 +73,12 @@ export async function readFeatureRows(
       strings[c]!.push(v === null || v === undefined ? null : String(v));
     }
     for (const f of features) {
-      const n = numericValue(row.values[f], src.format);
+      const v = row.values[f];
+      if (opts.missingAsNaN && (v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)))) {
+        xs.push(NaN);
+        continue;
+      }
+      const n = numericValue(v, src.format);
       if (n === null) throw new AppError('bad_request', `dataset line ${row.line}: feature "${f}" is not a number`);
       xs.push(n);
     }

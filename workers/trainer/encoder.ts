@@ -43,12 +43,10 @@ export function fitEncoder(data: Loaded, trainRows: Int32Array, hp: Hyperparamet
     if (kind === 'numeric') continue;
     const values = data.strings![column]!;
     if (kind === 'category') {
+      // A gap in the training rows makes "" a level of its own (the missing level); without one, "" encodes as zeros like any unseen value.
       const seen = new Set<string>();
-      for (const r of trainRows) {
-        const v = values[r];
-        if (v !== null && v !== undefined && v !== '') seen.add(v);
-      }
-      if (!seen.size) throw new AppError('bad_request', `feature "${column}": no training row has a value`);
+      for (const r of trainRows) seen.add(values[r] ?? '');
+      if (!seen.size || (seen.size === 1 && seen.has(''))) throw new AppError('bad_request', `feature "${column}": no training row has a value`);
       blocks.push({ kind: 'category', column, values: [...seen].sort() });
       continue;
     }
@@ -97,7 +95,7 @@ export function encodeRows(enc: Encoder, data: Loaded, rows: ArrayLike<number>):
       const raw = data.strings![b.column]![r] ?? null;
       const lookup = lookups[bi]!;
       if (b.kind === 'category') {
-        const k = raw === null ? undefined : lookup.get(raw);
+        const k = lookup.get(raw ?? '');
         if (k !== undefined) {
           indices.push(offset + k);
           values.push(1);

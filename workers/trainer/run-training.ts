@@ -5,13 +5,15 @@ import { createHash } from 'node:crypto';
 import type { TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
 import { trainKeys } from '../../core/jobs/train.ts';
 import { DEFAULT_BACKGROUND_ROWS } from '../../core/jobs/explain.ts';
-import { exportMlp, type DenseLayer } from '../onnx/export-mlp.ts';
+import type { DenseLayer } from '../onnx/export-mlp.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
 import { gatherRows, loadDataset, splitRows, standardization, type Loaded } from './data.ts';
 import { initState, layerSizes, predict, predictEncoded, train, type TrainInput } from './mlp.ts';
 import { encodeRows, fitEncoder, rawInputs, type Csr, type Encoder } from './encoder.ts';
-import { exportEncoded } from '../onnx/export-text.ts';
+import { exportColumns } from '../onnx/export-columns.ts';
+import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../core/model-columns.ts';
+import { applyImputation, fitImputation, type NumericImputation } from './impute.ts';
 import { initTf, type Tf } from './tf.ts';
 import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
@@ -30,14 +32,16 @@ export interface RunOutcome {
   /** The training split's drift reference profile, and background rows (only for models of numeric features) (artifact keys). */
   background?: { key: string; rows: number; features: number };
   reference?: { key: string; rows: number; features: number };
+  /** Every dataset column, used (with its imputation and encoding) or not and why. */
+  columns: ColumnInfo[];
 }
 
-/** The reference file: raw feature rows and what the trainer predicted for them. */
+/** The reference file: the rows' raw values by column (as the model's inputs take them) and what the trainer predicted for them. */
 export interface Predictions {
-  /** Numeric features per row (the `features` input; 0 when the model has none). */
-  features: number;
-  x: number[];
-  /** Category and text inputs: the rows' raw strings, by input name. */
+  rows: number;
+  /** Numeric inputs: raw values by column, null where missing (fed as NaN). */
+  numbers?: Record<string, (number | null)[]>;
+  /** Category and text inputs: the rows' raw strings by column, "" where missing. */
   strings?: Record<string, string[]>;
   labels?: number[];
   probabilities?: number[];
@@ -54,8 +58,12 @@ export interface RunOptions {
 export async function runTraining({ store, jobId, job, onProgress }: RunOptions): Promise<RunOutcome> {
   const tf = await initTf();
   const hp = job.hyperparameters;
-  const data = await loadDataset(store, job);
-  const { train: trainRows, val: valRows } = splitRows(data, hp.validationSplit, hp.seed);
+  const loaded = await loadDataset(store, job);
+  const { train: trainRows, val: valRows } = splitRows(loaded, hp.validationSplit, hp.seed);
+  // Gaps in numbers are filled (and flagged) as the graph will do it, fitted on the training rows only.
+  const imp = fitImputation(loaded, trainRows, hp.imputation ?? { strategy: 'median' });
+  const filled = applyImputation(loaded.x, loaded.features, imp);
+  const data: Loaded = { ...loaded, x: filled.x, features: filled.width };
   const { mean, scale } = standardization(data, trainRows);
   const classification = hp.task === 'classification';
   const C = classification ? data.classes!.length : 1;
@@ -107,23 +115,20 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
     C,
   );
 
-  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target }, enc));
-  const ref = reference(data, xVal, out, valRows.length, C);
-  if (enc) ref.strings = rawInputs(enc, data, valRows, Math.min(REFERENCE_ROWS, valRows.length));
+  const columns = columnInfos(job, imp, enc);
+  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target, imp, columns }, enc));
+  const k = Math.min(REFERENCE_ROWS, valRows.length);
+  const ref = reference(out, k, C);
+  const numeric = numericColumns(job);
+  ref.numbers = Object.fromEntries(numeric.map((c, f) => [c, Array.from(valRows.subarray(0, k), (r) => nullNaN(loaded.x[r * loaded.features + f]!))]));
+  if (enc) ref.strings = rawInputs(enc, data, valRows, k);
   await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
-  // Drift reference from the training split (every model); the Shapley background only for models of numeric features.
+  // Drift reference and explanation background from the training split, by source column as the model's inputs are.
   const explain = await writeExplainArtifacts(store, jobId, {
-    x: gatherRows(data, trainRows),
-    features: hp.featureTypes ? hp.features.filter((f) => hp.featureTypes![f] === 'numeric') : hp.features,
-    ...(enc
-      ? {
-          strings: enc.blocks.map((b) => ({
-            name: b.column,
-            kind: b.kind,
-            values: Array.from(trainRows, (r) => data.strings![b.column]![r] ?? ''),
-          })),
-        }
-      : {}),
+    rows: trainRows.length,
+    numbers: numeric.map((name, f) => ({ name, values: Float32Array.from(trainRows, (r) => loaded.x[r * loaded.features + f]!) })),
+    strings: (enc?.blocks ?? []).map((b) => ({ name: b.column, kind: b.kind, values: Array.from(trainRows, (r) => data.strings![b.column]![r] ?? '') })),
+    order: hp.features,
     backgroundRows: hp.explainBackground ?? DEFAULT_BACKGROUND_ROWS,
     seed: hp.seed,
   });
@@ -138,7 +143,28 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
     resumedFromEpoch,
     ...(data.classes ? { classes: data.classes } : {}),
     ...explain,
+    columns,
   };
+}
+
+const nullNaN = (v: number) => (Number.isNaN(v) ? null : v);
+/** The job's numeric features, in the order of the loaded matrix. */
+const numericColumns = (job: TrainJob) => job.hyperparameters.features.filter((f) => (job.hyperparameters.featureTypes?.[f] ?? 'numeric') === 'numeric');
+
+/** Every dataset column as the model's metadata lists it: the job's plan plus what training fitted (imputation, indicators, levels). */
+function columnInfos(job: TrainJob, imp: NumericImputation, enc?: Encoder): ColumnInfo[] {
+  const hp = job.hyperparameters;
+  const kind = (f: string) => hp.featureTypes?.[f] ?? 'numeric';
+  const plan = hp.columns ?? hp.features.map((name) => ({ name, type: kind(name) === 'numeric' ? ('number' as const) : kind(name), used: true }));
+  const numeric = numericColumns(job);
+  const strategy = hp.imputation?.strategy ?? 'median';
+  return plan.map((c): ColumnInfo => {
+    if (!c.used) return c;
+    const f = numeric.indexOf(c.name);
+    if (f >= 0) return { ...c, type: 'number', imputation: { strategy, value: imp.fill[f]! }, missingIndicator: imp.indicators.includes(f) };
+    const b = enc?.blocks.find((x) => x.column === c.name);
+    return b?.kind === 'category' ? { ...c, type: 'category', levels: b.values } : { ...c, type: 'text' };
+  });
 }
 
 type TargetScaling = { mean: number; scale: number };
@@ -207,13 +233,13 @@ function targetsOf(tf: Tf, p: Prepared, rows: Int32Array) {
   return tf.div(tf.sub(tf.tensor2d(y, [rows.length, 1]), p.target.mean), p.target.scale);
 }
 
-/** The ONNX export of the trained MLP, with the standardization (and any text and category encoding) inside the graph. */
+/** The ONNX export of the trained MLP as a column-input model: imputation, standardization and any text and category encoding inside the graph. */
 function exportTrained(
   job: TrainJob,
   data: Loaded,
   sizes: number[],
   params: Float32Array[],
-  s: { mean: Float32Array; scale: Float32Array; target: TargetScaling },
+  s: { mean: Float32Array; scale: Float32Array; target: TargetScaling; imp: NumericImputation; columns: ColumnInfo[] },
   enc?: Encoder,
 ): Uint8Array {
   const hp = job.hyperparameters;
@@ -222,35 +248,26 @@ function exportTrained(
     layers.push({ weights: params[2 * l]!, bias: params[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
   }
   const head = hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale };
-  if (enc) {
-    return exportEncoded({
-      numeric: hp.features.filter((f) => (hp.featureTypes?.[f] ?? 'numeric') === 'numeric'),
-      mean: s.mean,
-      scale: s.scale,
-      blocks: enc.blocks,
-      layers,
-      task: hp.task,
-      target: hp.target,
-      ...head,
-      metadata: { 'modelq.dataset': job.dataset.id },
-    });
-  }
-  return exportMlp({
-    featureNames: hp.features,
+  const meta = { columns: s.columns, target: hp.target, ...(data.classes ? { classes: data.classes } : {}) };
+  return exportColumns({
+    inputs: hp.features.map((name) => ({ name, kind: hp.featureTypes?.[name] ?? 'numeric' })),
+    numeric: numericColumns(job),
+    fill: s.imp.fill,
+    indicators: s.imp.indicators,
     mean: s.mean,
     scale: s.scale,
+    blocks: enc?.blocks ?? [],
     layers,
     task: hp.task,
     target: hp.target,
-    ...(hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale }),
-    metadata: { 'modelq.dataset': job.dataset.id },
+    ...head,
+    metadata: { 'modelq.dataset': job.dataset.id, [MODEL_COLUMNS_KEY]: JSON.stringify(meta) },
   });
 }
 
-/** The first REFERENCE_ROWS validation rows and what the trainer predicted for them. */
-function reference(data: Loaded, xVal: Float32Array, out: ReturnType<typeof predict>, valRows: number, classes: number): Predictions {
-  const k = Math.min(REFERENCE_ROWS, valRows);
-  const ref: Predictions = { features: data.features, x: Array.from(xVal.subarray(0, k * data.features)) };
+/** What the trainer predicted for the first `k` validation rows. */
+function reference(out: ReturnType<typeof predict>, k: number, classes: number): Predictions {
+  const ref: Predictions = { rows: k };
   if (out.labels) ref.labels = Array.from(out.labels.subarray(0, k));
   if (out.probabilities) ref.probabilities = Array.from(out.probabilities.subarray(0, k * classes));
   if (out.prediction) ref.prediction = Array.from(out.prediction.subarray(0, k));

@@ -61,8 +61,20 @@ export async function trainProcessor(job: Pick<Job, 'id' | 'data' | 'updateProgr
     if (!ds) throw new AppError('bad_request', `dataset "${data.dataset.id}" no longer exists`);
     const { features, task, target, featureTypes } = data.hyperparameters;
     const columnTypes = featureTypes ? Object.fromEntries(Object.entries(featureTypes).flatMap(([c, k]) => (k === 'numeric' ? [] : [[c, k]]))) : undefined;
-    const { featureTypes: _f, text: _t, ...plain } = data.hyperparameters;
-    resolveTrain({ ...plain, dataset: ds.id, registerAs: data.registerAs, features, task, target, ...(columnTypes ? { columnTypes } : {}) }, ds);
+    const { featureTypes: _f, text: _t, columns: _c, imputation, ...plain } = data.hyperparameters;
+    resolveTrain(
+      {
+        ...plain,
+        dataset: ds.id,
+        registerAs: data.registerAs,
+        features,
+        task,
+        target,
+        ...(columnTypes ? { columnTypes } : {}),
+        ...(imputation ? { imputation: imputation.strategy, fillValue: imputation.fillValue } : {}),
+      },
+      ds,
+    );
 
     const outcome = await trainInSandbox(
       { jobId, job: data, cfg: { ...deps.cfg, MODELQ_DATA_DIR: path.resolve(deps.cfg.MODELQ_DATA_DIR) } },
@@ -115,6 +127,8 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
         features: hp.features,
         ...(hp.featureTypes ? { featureTypes: hp.featureTypes } : {}),
         ...(o.classes ? { classes: o.classes } : {}),
+        // The column contract (core/model-columns.ts), as in the ONNX metadata's `modelq.columns`.
+        columns: o.columns,
       },
       explain,
     },
@@ -129,6 +143,7 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
     stoppedEarly: o.stoppedEarly,
     resumedFromEpoch: o.resumedFromEpoch,
     predictionsKey: o.predictionsKey,
+    columns: o.columns,
   };
 }
 
@@ -146,13 +161,12 @@ async function explainArtifacts(o: RunOutcome, store: ArtifactStore): Promise<No
   return out;
 }
 
-/** The reference rows as the model's inputs: `features` for numeric columns, one string tensor per category or text column. */
+/** The reference rows as the model's inputs: [rows, 1] per column, a missing number as NaN. */
 export function referenceFeeds(ref: Predictions): Record<string, RawTensor> {
-  const strings = Object.entries(ref.strings ?? {});
-  const rows = ref.features ? ref.x.length / ref.features : (strings[0]?.[1].length ?? 0);
   const feeds: Record<string, RawTensor> = {};
-  if (ref.features) feeds.features = { type: 'float32', dims: [rows, ref.features], data: Float32Array.from(ref.x) };
-  for (const [name, values] of strings) feeds[name] = { type: 'string', dims: [values.length], data: values };
+  for (const [name, values] of Object.entries(ref.numbers ?? {}))
+    feeds[name] = { type: 'float32', dims: [ref.rows, 1], data: Float32Array.from(values, (v) => v ?? NaN) };
+  for (const [name, values] of Object.entries(ref.strings ?? {})) feeds[name] = { type: 'string', dims: [ref.rows, 1], data: values };
   return feeds;
 }
 

@@ -34,6 +34,15 @@ describe('dataset profiling', () => {
     expect(p.stats.find((s) => s.name === 'c')!.distinct).toBe(3);
   });
 
+  it('reads a NaN cell as missing, and marks string columns whose values are all different (identifiers)', async () => {
+    const csv = ['n,id,c', ...Array.from({ length: 30 }, (_, i) => `${i % 5 === 0 ? 'NaN' : i},u${i},${i % 2 ? 'x' : 'y'}`)].join('\n') + '\n';
+    const p = await profileDataset(chunks(csv), 'csv');
+    expect(p.columns.map((c) => c.type)).toEqual(['integer', 'text', 'category']);
+    expect(p.stats.find((s) => s.name === 'n')).toEqual({ name: 'n', missing: 6, distinct: 24 });
+    expect(p.stats.find((s) => s.name === 'id')!.unique).toBe(true);
+    expect(p.stats.find((s) => s.name === 'c')!.unique).toBe(false);
+  });
+
   it('infers JSONL columns: JSON numbers are numbers, short strings are categories, absent keys are missing', async () => {
     const jsonl = ['{"x":1,"y":"a","z":1.5}', '', '{"x":2,"y":"b"}', '{"x":3,"y":"1","z":2}'].join('\n');
     const p = await profileDataset(chunks(jsonl, 5), 'jsonl');

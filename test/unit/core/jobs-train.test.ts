@@ -30,14 +30,15 @@ const ds: DatasetRecord = {
   ],
 };
 const base = { dataset: ds.id, registerAs: 'm', seed: 1 };
+const len = (n: number) => ({ min: n, mean: n, p50: n, p95: n, max: n });
 
 describe('resolving a train request', () => {
-  it('fills in defaults: other numeric complete columns, task from the target, MLP, Adam settings', () => {
+  it('fills in defaults: every other column (gaps too), task from the target, MLP, Adam settings, median imputation', () => {
     const j = resolveTrain({ ...base, target: 'color' }, ds);
     expect(j.hyperparameters).toEqual({
       task: 'classification',
       target: 'color',
-      features: ['a', 'b', 'kind', 'count', 'y'],
+      features: ['a', 'b', 'gaps', 'kind', 'count', 'y'],
       model: { type: 'mlp', hidden: [128] },
       epochs: 200,
       batchSize: 200,
@@ -47,6 +48,16 @@ describe('resolving a train request', () => {
       l2: 1e-4,
       seed: 1,
       explainBackground: 50,
+      columns: [
+        { name: 'a', type: 'number', used: true },
+        { name: 'b', type: 'number', used: true },
+        { name: 'color', type: 'category', used: false, reason: 'the target' },
+        { name: 'gaps', type: 'number', used: true },
+        { name: 'kind', type: 'number', used: true },
+        { name: 'count', type: 'number', used: true },
+        { name: 'y', type: 'number', used: true },
+      ],
+      imputation: { strategy: 'median' },
     });
     expect(j.dataset).toEqual({ id: ds.id, key: ds.key, format: 'csv', rows: 1000 });
   });
@@ -62,7 +73,6 @@ describe('resolving a train request', () => {
     [{ target: 'nope' }, /^target: the dataset has no column "nope"/],
     [{ target: 'y', features: ['zz'] }, /^features\[0\]: the dataset has no column "zz"/],
     [{ target: 'y', features: ['y'] }, /^features\[0\]: "y" is the target/],
-    [{ target: 'y', features: ['gaps'] }, /^features\[0\]: column "gaps" has 4 missing values/],
     [{ target: 'gaps' }, /^target: column "gaps" has 4 missing values/],
     [{ target: 'y', task: 'classification' as const }, /^task: classification needs a string or integer target/],
     [{ target: 'color', task: 'regression' as const }, /^task: regression needs a numeric target/],
@@ -83,7 +93,7 @@ describe('resolving a train request', () => {
     expect(j.text).toEqual({ maxFeatures: 20000, minDf: 2, ngramRange: [1, 2], sublinearTf: true, lowercase: true, norm: 'l2' });
     // Defaults: text and category columns join the numeric ones; missing text is empty text.
     const d = resolveTrain({ ...base, target: 'kind', maxFeatures: 50, minDf: 1, model: { type: 'mlp', hidden: [8] } }, text).hyperparameters;
-    expect(d.features).toEqual(['a', 'b', 'color', 'count', 'y', 'title', 'notes']);
+    expect(d.features).toEqual(['a', 'b', 'color', 'gaps', 'count', 'y', 'title', 'notes']);
     expect(d.text).toMatchObject({ maxFeatures: 50, minDf: 1 });
     expect(d.model).toEqual({ type: 'mlp', hidden: [8] });
     expect(d.learningRate).toBe(0.001);
@@ -99,6 +109,70 @@ describe('resolving a train request', () => {
     expect(() => resolveTrain({ ...base, target: 'kind', features: ['a'], minDf: 3 }, text)).toThrow(/^maxFeatures, minDf: they apply to text features/);
     // A text target is a string target: classification.
     expect(resolveTrain({ ...base, target: 'color', features: ['a'] }, text).hyperparameters.task).toBe('classification');
+  });
+
+  it('takes a column with gaps as a feature, and imputation options', () => {
+    expect(resolveTrain({ ...base, target: 'y', features: ['gaps'] }, ds).hyperparameters).toMatchObject({
+      features: ['gaps'],
+      imputation: { strategy: 'median' },
+    });
+    expect(resolveTrain({ ...base, target: 'y', imputation: 'mean' }, ds).hyperparameters.imputation).toEqual({ strategy: 'mean' });
+    expect(resolveTrain({ ...base, target: 'y', imputation: 'constant', fillValue: -1 }, ds).hyperparameters.imputation).toEqual({
+      strategy: 'constant',
+      fillValue: -1,
+    });
+    expect(() => resolveTrain({ ...base, target: 'y', imputation: 'constant' }, ds)).toThrow(/^fillValue: imputation "constant" needs/);
+    expect(() => resolveTrain({ ...base, target: 'y', fillValue: 2 }, ds)).toThrow(/^fillValue: it applies to imputation "constant"/);
+  });
+
+  it('leaves out only columns that cannot help, and says why for every column', () => {
+    const wide: DatasetRecord = {
+      ...ds,
+      rows: 100,
+      columns: [
+        { name: 'x', type: 'number' },
+        { name: 'empty', type: 'category' },
+        { name: 'same', type: 'integer' },
+        { name: 'sameWithGaps', type: 'integer' },
+        { name: 'id', type: 'text' },
+        { name: 'review', type: 'text' },
+        { name: 'rowNumber', type: 'integer' },
+        { name: 'label', type: 'category' },
+        { name: 'y', type: 'category' },
+      ],
+      stats: [
+        { name: 'x', missing: 30, distinct: 70 },
+        { name: 'empty', missing: 100, distinct: 0 },
+        { name: 'same', missing: 0, distinct: 1 },
+        { name: 'sameWithGaps', missing: 5, distinct: 1 },
+        { name: 'id', missing: 0, distinct: 100, unique: true, length: { chars: len(8), tokens: len(1) } },
+        { name: 'review', missing: 3, distinct: 97, unique: true, length: { chars: len(80), tokens: len(12) } },
+        { name: 'rowNumber', missing: 0, distinct: 100 },
+        { name: 'label', missing: 0, distinct: 2 },
+        { name: 'y', missing: 0, distinct: 2 },
+      ],
+    };
+    const j = resolveTrain({ ...base, target: 'y' }, wide).hyperparameters;
+    expect(j.features).toEqual(['x', 'sameWithGaps', 'review', 'rowNumber']);
+    expect(j.columns).toEqual([
+      { name: 'x', type: 'number', used: true },
+      { name: 'empty', type: 'category', used: false, reason: 'no values' },
+      { name: 'same', type: 'number', used: false, reason: 'constant: one value in every row' },
+      { name: 'sameWithGaps', type: 'number', used: true },
+      { name: 'id', type: 'text', used: false, reason: 'identifier: a distinct value in every row' },
+      { name: 'review', type: 'text', used: true },
+      { name: 'rowNumber', type: 'number', used: true },
+      { name: 'label', type: 'category', used: false, reason: 'named "label" as a model output; rename the column to use it' },
+      { name: 'y', type: 'category', used: false, reason: 'the target' },
+    ]);
+    // Named features: the others are listed as not requested.
+    expect(resolveTrain({ ...base, target: 'y', features: ['x'] }, wide).hyperparameters.columns![2]).toEqual({
+      name: 'same',
+      type: 'number',
+      used: false,
+      reason: 'not in features',
+    });
+    expect(() => resolveTrain({ ...base, target: 'y', features: ['empty'] }, wide)).toThrow(/^features\[0\]: column "empty" has no values/);
   });
 
   it('validates the request body shape', () => {

@@ -54,7 +54,14 @@ describe('shapley by column', () => {
       { name: 'income', type: 'number' as const, values: Array.from({ length: n }, (_, i) => (i % 5 === 0 ? null : i / 10)) },
       { name: 'color', type: 'category' as const, values: Array.from({ length: n }, (_, i) => ['red', 'blue', 'green', ''][i % 4]!) },
     ];
-    const { background } = await writeExplainArtifacts(store, 'job1', { x: new Float32Array(0), features: [], columns, backgroundRows: 10, seed: 3 });
+    const { background } = await writeExplainArtifacts(store, 'job1', {
+      rows: n,
+      numbers: columns.slice(0, 2).map((c) => ({ name: c.name, values: Float32Array.from(c.values as (number | null)[], (v) => v ?? NaN) })),
+      strings: [{ name: 'color', kind: 'category', values: columns[2]!.values as string[] }],
+      order: columns.map((c) => c.name),
+      backgroundRows: 10,
+      seed: 3,
+    });
     expect(background).toMatchObject({ rows: 10, features: 3 });
     const bg = await loadColumnBackground(store, background!.key, COLUMNS);
     expect(bg.map((c) => c.length)).toEqual([10, 10, 10]);

@@ -55,16 +55,18 @@ describe('a trained version', () => {
   });
 
   it('is explained with attributions that add up to its probability minus the base', async () => {
-    const x = [0.5, 0.4, -0.2, -0.6, -0.1, 0.9];
+    // Two rows, one input per source column, as the trained model takes them; one player per column.
+    const cols = { x1: [0.5, -0.6], x2: [0.4, -0.1], x3: [-0.2, 0.9] };
     const res = await postJson(`${p.url}/v2/models/trained/infer`, {
       parameters: { explain: true, explainSamples: 4 },
-      inputs: [{ name: 'features', datatype: 'FP32', shape: [2, 3], data: x }],
+      inputs: Object.entries(cols).map(([name, data]) => ({ name, datatype: 'FP32', shape: [2, 1], data })),
     });
     const body = await res.json();
     expect(res.status, JSON.stringify(body)).toBe(200);
     const probs = body.outputs.find((o: { name: string }) => o.name === 'probabilities').data as number[];
     const attr = body.outputs.find((o: { name: string }) => o.name === 'attributions').data as number[];
     expect(body.parameters.explain_output).toBe('probabilities');
+    expect(body.parameters.explain_columns).toEqual(['x1', 'x2', 'x3']);
     for (let n = 0; n < 2; n++) {
       const c = body.parameters.explain_class[n];
       expect(Math.abs(attr.slice(n * 3, n * 3 + 3).reduce((a, b) => a + b, 0) - (probs[n * 2 + c]! - body.parameters.explain_base[n]))).toBeLessThan(1e-4);

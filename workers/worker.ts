@@ -23,6 +23,7 @@ import { explainProcessor } from './explain/processor.ts';
 import { BusyMonitor } from './busy-monitor.ts';
 import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
+import type { JobStateOf } from './inference/openai-reaper.ts';
 import { Warmer } from './warm.ts';
 
 export interface WorkerDeps {
@@ -42,8 +43,9 @@ type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrenc
 /** The infer queues carry plain requests (`infer`, dynamically batched) and explained ones (`explain`). */
 const onlineProcessor = (job: Job, d: WorkerDeps, signal?: AbortSignal) => (job.name === 'explain' ? explainProcessor(job, d) : inferProcessor(job, d, signal));
 /** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
-const openai = (d: WorkerDeps, job: Job) =>
+const openai = (d: WorkerDeps, job: Job, jobState?: JobStateOf) =>
   openaiProcessor(job, {
+    ...(jobState ? { jobState } : {}),
     ...d,
     openai: new OpenaiStore(d.redis, keyPrefix(d.cfg)),
     registry: new Registry(d.redis, keyPrefix(d.cfg)),
@@ -71,8 +73,12 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   batch: (d) => {
     const flows = new Queue('batch', { connection: d.redis, prefix: keyPrefix(d.cfg) });
     const flowExists = async (id: string) => (await flows.getJobState(id)) !== 'unknown';
+    const jobState: JobStateOf = async (id) => {
+      const j = await flows.getJob(id);
+      return j ? { state: await j.getState(), failedReason: j.failedReason } : { state: 'unknown' };
+    };
     return {
-      processor: (job) => (isOpenaiJob(job.name) ? openai(d, job) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })),
+      processor: (job) => (isOpenaiJob(job.name) ? openai(d, job, jobState) : batchProcessor(job, { ...d, ttlMs: d.cfg.MODELQ_BATCH_TTL, flowExists })),
       concurrency: 4,
     };
   },

@@ -7,11 +7,11 @@ import { batchIdJobSchema, type BatchRecord, linesJobSchema, OPENAI_JOBS, openai
 import { parseJobData, toJobError } from '../processor.ts';
 import { type LinesDeps, processOpenaiLines } from './openai-lines.ts';
 import { validateOpenaiBatch } from './openai-validate.ts';
+import { type JobStateOf, reapOpenaiBatches } from './openai-reaper.ts';
 
-export async function openaiProcessor(
-  job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>,
-  d: LinesDeps & { ttlMs: number },
-): Promise<unknown> {
+type OpenaiJobDeps = LinesDeps & { ttlMs: number; jobState?: JobStateOf; reapAfterMs?: number };
+
+export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts'>>, d: OpenaiJobDeps): Promise<unknown> {
   if (job.name === OPENAI_JOBS.cleanup) return cleanup(d);
   try {
     if (job.name === OPENAI_JOBS.validate) return await validateOpenaiBatch(parseJobData(batchIdJobSchema, job.data, job.name).batchId, d);
@@ -90,8 +90,11 @@ async function finalize(batchId: string, d: LinesDeps & { ttlMs: number }) {
   return { status: end };
 }
 
-/** Retention: batches (records and chunk parts) and files older than MODELQ_BATCH_TTL are removed. */
-async function cleanup(d: LinesDeps & { ttlMs: number }): Promise<{ removed: number }> {
+/**
+ * Retention: batches (records and chunk parts) and files older than MODELQ_BATCH_TTL are removed;
+ * then batches that nothing will end any more are ended (openai-reaper.ts).
+ */
+async function cleanup(d: OpenaiJobDeps): Promise<{ removed: number; reaped: number }> {
   const before = Date.now() - d.ttlMs;
   const batches = await d.openai.createdBefore('batches', before);
   for (const id of batches) {
@@ -104,5 +107,5 @@ async function cleanup(d: LinesDeps & { ttlMs: number }): Promise<{ removed: num
     await d.store.delete(openaiKeys.file(id)).catch(() => {});
     if (f) await d.openai.deleteFile(f);
   }
-  return { removed: batches.length + files.length };
+  return { removed: batches.length + files.length, reaped: await reapOpenaiBatches(d) };
 }

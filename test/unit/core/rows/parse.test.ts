@@ -1,7 +1,7 @@
 // The ordinary row parser for strings: JSONL values for BYTES inputs ([N] and [N, 1]), and CSV
 // columns named as inputs of one value per row (strings as they are, quoted commas and newlines).
 import { describe, expect, it } from 'vitest';
-import { checkCsvHeader, csvIgnoredColumns, rowParser } from '../../../../core/rows/parse.ts';
+import { checkCsvHeader, csvFields, csvIgnoredColumns, rowParser } from '../../../../core/rows/parse.ts';
 import type { TensorSpec } from '../../../../core/tensors.ts';
 
 const text: TensorSpec[] = [{ name: 'text', datatype: 'BYTES', shape: [-1] }];
@@ -52,6 +52,16 @@ describe('string rows', () => {
     expect(checkCsvHeader('a,b,c', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toBeNull();
     expect(checkCsvHeader('a,b', [{ name: 'x', datatype: 'FP32', shape: [-1, 3] }])).toMatch(/2 feature columns.*takes 3/);
     expect(checkCsvHeader('x', [{ name: 'x', datatype: 'BYTES', shape: [-1, 2] }])).toMatch(/use JSONL/);
+  });
+});
+
+describe('CSV lines with a quote left open', () => {
+  it('never throw: the quote closes at the end of the line, and a row gets an error naming its value', () => {
+    expect(csvFields('1,"abc')).toEqual(['1', 'abc']);
+    expect(csvFields('"')).toEqual(['']);
+    expect(() => checkCsvHeader('id,"price', mixed)).not.toThrow();
+    const parse = rowParser('csv', mixed, 'id,price,title,new,n');
+    expect(parse('r1,"2.5,t,true,4')).toMatchObject({ id: 'r1', error: { code: 'bad_row' } });
   });
 });
 

@@ -12,10 +12,24 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Config } from '../../core/config.ts';
 import { JobDeadline } from '../job-deadline.ts';
 
-/** Lines per `openai-lines` job. */
+/** Lines per `openai-lines` job at most. */
 export const OPENAI_CHUNK_LINES = 1000;
+/** Bytes per `openai-lines` job at most (a chunk's lines are read into memory whole): a long line starts a chunk of its own. */
+export const OPENAI_CHUNK_BYTES = 32 * 1024 * 1024;
 /** Validation stops collecting after this many errors. */
 const MAX_ERRORS = 100;
+
+export type LineRange = { start: number; end: number; lines: number };
+
+/** Adds a line's byte range to the chunk ranges: a new chunk past `maxLines` lines or `maxBytes` bytes. */
+export function addLine(ranges: LineRange[], l: { start: number; end: number }, maxLines = OPENAI_CHUNK_LINES, maxBytes = OPENAI_CHUNK_BYTES): void {
+  const open = ranges.at(-1);
+  if (!open || open.lines >= maxLines || l.end - open.start > maxBytes) ranges.push({ start: l.start, end: l.end, lines: 1 });
+  else {
+    open.end = l.end;
+    open.lines++;
+  }
+}
 
 export interface OpenaiDeps {
   store: ArtifactStore;
@@ -103,7 +117,7 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
   const errors: LineError[] = [];
   const seen = new Set<string>();
   const models: Record<string, ResolvedModel> = {};
-  const ranges: { start: number; end: number }[] = [];
+  const ranges: LineRange[] = [];
   let total = 0;
   let n = 0;
   const fail = (code: string, message: string, line: number | null, param: string | null = null) => {
@@ -116,8 +130,7 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
       n++;
       if (!l.text.trim()) continue;
       total++;
-      if ((total - 1) % OPENAI_CHUNK_LINES === 0) ranges.push({ start: l.start, end: l.end });
-      else ranges.at(-1)!.end = l.end;
+      addLine(ranges, l);
       let v: { custom_id?: unknown; method?: unknown; url?: unknown; body?: unknown };
       try {
         v = JSON.parse(l.text);
@@ -175,7 +188,7 @@ export async function validateOpenaiBatch(batchId: string, d: OpenaiDeps): Promi
   }
   const record: BatchRecord = { ...b.record, models, total, chunks: ranges.length };
   await d.openai.updateRecord(record);
-  await d.openai.setFields(batchId, { ranges: JSON.stringify(ranges) });
+  await d.openai.setFields(batchId, { ranges: JSON.stringify(ranges.map(({ start, end }) => ({ start, end }))) });
   if (!(await d.openai.transition(batchId, 'in_progress', ['validating']))) {
     await d.openai.transition(batchId, 'cancelled', ['cancelling']);
     return { status: 'cancelled' };

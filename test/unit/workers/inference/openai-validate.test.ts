@@ -1,7 +1,7 @@
 // The line reader of OpenAI batch validation: byte ranges exact across read boundaries, linear in a
 // line's length, and a line past the limit refused where it is found, naming the limit.
 import { describe, expect, it } from 'vitest';
-import { LineTooLongError, linesOf } from '../../../../workers/inference/openai-validate.ts';
+import { addLine, LineTooLongError, linesOf, type LineRange } from '../../../../workers/inference/openai-validate.ts';
 
 async function* pieces(text: string, size: number): AsyncGenerator<Buffer> {
   const b = Buffer.from(text);
@@ -44,5 +44,23 @@ describe('linesOf', () => {
   it('a line exactly at the limit passes', async () => {
     const lines = await all(linesOf(pieces('x'.repeat(9) + '\n', 4), 10));
     expect(lines).toEqual([{ text: 'x'.repeat(9), start: 0, end: 10 }]);
+  });
+});
+
+describe('chunk ranges', () => {
+  it('a chunk ends at its line count or its byte size, whichever comes first; a long line is a chunk of its own', () => {
+    const ranges: LineRange[] = [];
+    const lines = [10, 10, 10, 100, 10, 10, 10, 10];
+    let at = 0;
+    for (const n of lines) {
+      addLine(ranges, { start: at, end: at + n }, 3, 50);
+      at += n;
+    }
+    expect(ranges.map((r) => [r.start, r.end, r.lines])).toEqual([
+      [0, 30, 3],
+      [30, 130, 1],
+      [130, 160, 3],
+      [160, 170, 1],
+    ]);
   });
 });

@@ -219,6 +219,12 @@ export const batchExplainParams = {
     .meta({ description: 'Seed of the permutations (default 0)' }),
 };
 
+/** One explained row's cost against MODELQ_EXPLAIN_MAX_EVALS. */
+function checkCost(per: number, maxEvals: number): void {
+  if (per > maxEvals)
+    throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+}
+
 /** The explain settings of a batch, checked at submit (the model must be explainable: a text model, or one with a background), or undefined. */
 export function batchExplain(
   model: VersionRecord,
@@ -247,9 +253,7 @@ export function batchExplain(
   const samples = q.explainSamples ?? DEFAULT_EXPLAIN_SAMPLES;
   if (t.columns) {
     const cbg = model.explain?.background;
-    const per = evaluationsPerRow(samples + (samples % 2), cbg?.rows ?? 1, t.features);
-    if (per > maxEvals)
-      throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+    checkCost(evaluationsPerRow(samples + (samples % 2), cbg?.rows ?? 1, t.features), maxEvals);
     return {
       method: 'shapley',
       input: t.input,
@@ -268,9 +272,7 @@ export function batchExplain(
       `model ${model.name} version ${model.version} has no background rows to explain against: PUT /v1/models/${model.name}/versions/${model.version}/background`,
     );
   if (bg.features !== t.features) throw badRequest(`the model has ${t.features} features, its background ${bg.features}`);
-  const per = evaluationsPerRow(samples + (samples % 2), bg.rows, t.features);
-  if (per > maxEvals)
-    throw badRequest(`one explained row costs ${per} model evaluations; the limit is ${maxEvals} (MODELQ_EXPLAIN_MAX_EVALS): use fewer samples`);
+  checkCost(evaluationsPerRow(samples + (samples % 2), bg.rows, t.features), maxEvals);
   return {
     method: 'shapley',
     input: t.input,

@@ -100,10 +100,7 @@ async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps):
     if (e instanceof RangeError) throw new AppError('bad_request', e.message);
     throw e;
   }
-  const wanted = data.request.outputs ? new Set(data.request.outputs) : null;
-  const outputs: JobTensor[] = [];
-  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
-  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, features], data: r.attributions })!);
+  const outputs = withAttributions(plain, data.request.outputs, r.attributions, rows, features);
   return { ok: true, outputs, base: r.base, classes: r.classes };
 }
 
@@ -159,10 +156,7 @@ async function explainColumns(data: ExplainJob, columns: ExplainColumn[], model:
     if (e instanceof RangeError) throw new AppError('bad_request', e.message);
     throw e;
   }
-  const wanted = data.request.outputs ? new Set(data.request.outputs) : null;
-  const outputs: JobTensor[] = [];
-  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
-  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, columns.length], data: r.attributions })!);
+  const outputs = withAttributions(plain, data.request.outputs, r.attributions, rows, columns.length);
   return { ok: true, outputs, base: r.base, classes: r.classes };
 }
 
@@ -229,4 +223,19 @@ function feed(t: JobTensor): RawTensor {
   const raw = unpackRaw(t);
   if (!raw) throw new AppError('bad_request', `input "${t.name}": the packed bytes do not match shape [${t.shape.join(',')}] of ${t.datatype}`);
   return raw;
+}
+
+/** The outputs the request asked for (all by default), then the attributions as [rows, players]. */
+function withAttributions(
+  plain: Record<string, RawTensor>,
+  asked: string[] | undefined,
+  attributions: Float32Array,
+  rows: number,
+  players: number,
+): JobTensor[] {
+  const wanted = asked ? new Set(asked) : null;
+  const outputs: JobTensor[] = [];
+  for (const [name, t] of Object.entries(plain)) if (!wanted || wanted.has(name)) outputs.push(packRaw(name, t) ?? fromRaw(name, t));
+  outputs.push(packRaw('attributions', { type: 'float32', dims: [rows, players], data: attributions })!);
+  return outputs;
 }

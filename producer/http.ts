@@ -18,14 +18,40 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown, what =
 
 const isV2 = (req: Request) => req.path.startsWith('/v2');
 
+/** Unread request bytes read (and dropped) before an error answer, so the client sees the answer rather than a reset. */
+const DRAIN_BYTES = 1024 * 1024;
+/** How long an error answer waits for those bytes. */
+const DRAIN_MS = 2000;
+
 export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
   const retryAfter = (e as { retryAfterS?: number }).retryAfterS;
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-  // A body refused before it was read whole (a limit met mid-upload): the connection cannot carry
-  // another request after it, so say so rather than let the client's next request on it be reset.
-  if (!req.complete) res.setHeader('Connection', 'close');
-  res.status(e.httpStatus).json(isV2(req) ? { error: e.message } : { error: { code: e.code, message: e.message } });
+  const send = () => void res.status(e.httpStatus).json(isV2(req) ? { error: e.message } : { error: { code: e.code, message: e.message } });
+  if (req.complete) return send();
+  // A body refused before it was read whole (a limit met mid-upload, a model checked first): the
+  // connection cannot carry another request after it. Closing it with bytes unread makes the kernel
+  // reset it, and a client still sending sees the reset, not the answer: up to DRAIN_BYTES more are
+  // read first; a larger upload is answered at once and cut.
+  res.setHeader('Connection', 'close');
+  const declared = Number(req.headers['content-length']);
+  if (declared > DRAIN_BYTES || req.destroyed || req.readableEnded) return send();
+  let seen = 0;
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    send();
+  };
+  const onData = (c: Buffer) => {
+    seen += c.length;
+    if (seen > DRAIN_BYTES) finish();
+  };
+  const timer = setTimeout(finish, DRAIN_MS);
+  req.on('data', onData).once('end', finish).once('error', finish).once('close', finish);
+  req.resume();
 }
 
 function isRedisDown(e: unknown): boolean {

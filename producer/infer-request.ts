@@ -51,21 +51,19 @@ export function checkInferRequest(body: V2InferRequest, model: VersionRecord): I
     if (!(DATATYPES as readonly string[]).includes(inp.datatype))
       throw badRequest(`${label}: unknown datatype "${inp.datatype}" (one of ${DATATYPES.join(', ')})`);
     if (inp.datatype !== spec.datatype) throw badRequest(`${label}: datatype ${inp.datatype} does not match the model's ${spec.datatype}`);
-    if (spec.shape.length !== inp.shape.length)
-      throw badRequest(
-        `${label}: shape [${inp.shape.join(',')}] has rank ${inp.shape.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`,
-      );
+    // A column of a column-input model may come as [n] for its [n, 1] input (as a text model's [n] input took it).
+    const shape = columns && spec.shape.length === 2 && spec.shape[1] === 1 && inp.shape.length === 1 ? [inp.shape[0]!, 1] : inp.shape;
+    if (spec.shape.length !== shape.length)
+      throw badRequest(`${label}: shape [${shape.join(',')}] has rank ${shape.length}, the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`);
     for (let d = 0; d < spec.shape.length; d++) {
       const want = spec.shape[d]!;
-      if (want >= 0 && inp.shape[d] !== want)
-        throw badRequest(`${label}: shape [${inp.shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${d}`);
+      if (want >= 0 && shape[d] !== want)
+        throw badRequest(`${label}: shape [${shape.join(',')}] does not match the model's [${spec.shape.join(',')}] at dimension ${d}`);
     }
-    if (inp.shape.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw badRequest(`${label}: more than ${MAX_ELEMENTS} elements`);
-    const flat = columns
-      ? flattenData(dataWithMissing(spec, inp.data), inp.shape, spec.datatype, label, true)
-      : flattenData(inp.data, inp.shape, spec.datatype, label);
+    if (shape.reduce((a, b) => a * b, 1) > MAX_ELEMENTS) throw badRequest(`${label}: more than ${MAX_ELEMENTS} elements`);
+    const flat = columns ? flattenData(dataWithMissing(spec, inp.data), shape, spec.datatype, label, true) : flattenData(inp.data, shape, spec.datatype, label);
     if ('error' in flat) throw badRequest(flat.error);
-    inputs.push({ name: inp.name, datatype: spec.datatype, shape: inp.shape, data: flat.data });
+    inputs.push({ name: inp.name, datatype: spec.datatype, shape: shape, data: flat.data });
   }
   const missing = [...specs.keys()].filter((n) => !seen.has(n));
   if (missing.length) throw badRequest(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((n) => `"${n}"`).join(', ')}`);

@@ -36,8 +36,9 @@ afterAll(async () => {
   await p?.stop();
 });
 
-async function compress(body: unknown) {
-  const res = await postJson(`${p.url}/v1/jobs/compress`, body);
+async function compress(body: object) {
+  // Speed is not what these tests are about: a small model's int8 or pruned form is as fast as its parent within noise, which the speed gate may read as slower.
+  const res = await postJson(`${p.url}/v1/jobs/compress`, { allowSlower: true, ...body });
   expect(res.status, await res.clone().text()).toBe(202);
   const { id } = await res.json();
   const job = (await p.deps.queues.queue('compress').getJob(id))!;

@@ -47,8 +47,9 @@ const finished = (id: string) =>
     180_000,
   );
 
-async function submit(path: string, body: unknown) {
-  const res = await postJson(`${p.url}${path}`, body);
+async function submit(path: string, body: object) {
+  // Speed is not what these tests are about: a small model's int8 or pruned form is as fast as its parent within noise, which the speed gate may read as slower.
+  const res = await postJson(`${p.url}${path}`, path === '/v1/jobs/compress' ? { allowSlower: true, ...body } : body);
   const json = await res.json();
   expect(res.status, JSON.stringify(json)).toBe(202);
   return finished(json.id);

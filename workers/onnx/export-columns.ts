@@ -10,11 +10,11 @@
 // then Concat (numbers first, then the other columns in feature order) into the dense head.
 // Inner tensor names that a column happens to share are renamed apart, so any column name works.
 import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
-import { dense, headOutputs, type DenseLayer } from './export-mlp.ts';
+import { dense, headOutputs, type HeadExport } from './export-mlp.ts';
 import { blockWidth, textBlock, type EncodedBlock } from './export-text.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
-export interface ColumnsExport {
+export interface ColumnsExport extends HeadExport {
   /** Every input column in input order with its kind (the order of the job's features). */
   inputs: { name: string; kind: 'numeric' | 'category' | 'text' }[];
   /** The numeric block: its columns in order, each gap's fill value, the indices with a missing indicator. */
@@ -26,13 +26,6 @@ export interface ColumnsExport {
   scale: Float32Array;
   /** Category and text columns, in the order their encodings follow the numbers. */
   blocks: EncodedBlock[];
-  layers: DenseLayer[];
-  task: 'classification' | 'regression';
-  classes?: (string | number)[];
-  targetMean?: number;
-  targetScale?: number;
-  target?: string;
-  metadata?: Record<string, string>;
 }
 
 /** A graph input's placeholder name while the graph is built; replaced by the column's name at the end. */

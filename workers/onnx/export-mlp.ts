@@ -13,11 +13,8 @@ export interface DenseLayer {
   outputs: number;
 }
 
-export interface MlpExport {
-  featureNames: string[];
-  /** Per-feature mean and scale: the graph computes (x - mean) / scale before the first layer. */
-  mean: Float32Array;
-  scale: Float32Array;
+/** The trained head every exporter writes after its front end: layers, task, classes or target scaling, metadata. */
+export interface HeadExport {
   /** Relu between layers, none after the last. */
   layers: DenseLayer[];
   task: 'classification' | 'regression';
@@ -29,6 +26,13 @@ export interface MlpExport {
   target?: string;
   /** Extra metadata_props entries. */
   metadata?: Record<string, string>;
+}
+
+export interface MlpExport extends HeadExport {
+  featureNames: string[];
+  /** Per-feature mean and scale: the graph computes (x - mean) / scale before the first layer. */
+  mean: Float32Array;
+  scale: Float32Array;
   batch?: Dim;
 }
 

@@ -15,7 +15,7 @@
 // value). core/text.ts and workers/trainer/encoder.ts compute the same features in the trainer.
 import { TEXT_LOCALE, TOKEN_PATTERN, MIN_TOKEN_CHARS } from '../../core/text.ts';
 import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
-import { dense, headOutputs, standardize, type DenseLayer } from './export-mlp.ts';
+import { dense, headOutputs, standardize, type HeadExport } from './export-mlp.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
 export type EncodedBlock =
@@ -23,19 +23,12 @@ export type EncodedBlock =
   /** `vocabulary`: n-grams, tokens joined by one space, in output column order; `idf` per entry. */
   | { kind: 'text'; column: string; vocabulary: string[]; idf: Float32Array };
 
-export interface EncodedExport {
+export interface EncodedExport extends HeadExport {
   /** Numeric feature columns (the `features` input), with their standardization. */
   numeric: string[];
   mean: Float32Array;
   scale: Float32Array;
   blocks: EncodedBlock[];
-  layers: DenseLayer[];
-  task: 'classification' | 'regression';
-  classes?: (string | number)[];
-  targetMean?: number;
-  targetScale?: number;
-  target?: string;
-  metadata?: Record<string, string>;
 }
 
 /** Width of a block in the concatenated feature vector. */

@@ -18,6 +18,7 @@ import {
   type Verdict,
 } from '../../core/jobs/compress.ts';
 import { GraphEditError, parameterCount } from '../onnx/graph.ts';
+import { rewriteRefusal } from '../onnx/versions.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, Tensor, TensorSpec } from '../../core/tensors.ts';
@@ -55,6 +56,7 @@ interface Parent {
 async function loadParent(job: Progress, data: CompressJob, deps: CompressDeps): Promise<Parent> {
   const record = await deps.registry.getVersion(data.model.name, data.model.version);
   const bytes = await deps.store.get(modelArtifactKey(record.sha256));
+  refuseUnknown(data, bytes);
   const handle: ModelHandle = { sha256: record.sha256, path: await localModelPath(deps.store, record.sha256, deps.cacheDir) };
   if (!data.dataset) return { record, bytes, handle };
   // The dataset's rows through the parent first (for distill, these are the teacher's outputs).
@@ -62,6 +64,13 @@ async function loadParent(job: Progress, data: CompressJob, deps: CompressDeps):
   const outBefore = await runRows(deps.engine, handle, rows);
   await job.updateProgress({ step: 'dataset', rows: rows.rows });
   return { record, bytes, handle, rows, outBefore };
+}
+
+/** The graph rewrites decode and re-encode the parent: a model newer than they know is refused before any work. */
+function refuseUnknown(data: CompressJob, bytes: Uint8Array) {
+  if (data.method === 'distill') return; // builds a new model; the parent only runs in onnxruntime
+  const refusal = rewriteRefusal(bytes);
+  if (refusal) throw new AppError('invalid_model', `${data.method} refused: ${refusal} (distill builds a new model instead)`);
 }
 
 function methodOptionsOf(data: CompressJob): Record<string, unknown> {

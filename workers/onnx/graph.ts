@@ -1,12 +1,12 @@
 // Reading and editing decoded ONNX graphs: constant weights (initializers or Constant nodes) as
 // Float32Arrays, new tensors of the element types the rewrites need, opset bookkeeping.
-import { decodeModel, DT, onnx, type ModelProto, type TensorProto } from './proto.ts';
+import { decodeModel, DT, onnx, type AttributeProto, type ModelProto, type TensorProto } from './proto.ts';
 
 export class GraphEditError extends Error {}
 
 // Decoded protobuf messages always carry their repeated fields ([]) and strings (''); these types
 // say so, where the generated interfaces leave every field optional and nullable.
-export type Attribute = InstanceType<typeof onnx.AttributeProto>;
+export type Attribute = AttributeProto;
 export interface Node {
   opType: string;
   input: string[];

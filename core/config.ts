@@ -272,6 +272,14 @@ export const configKeys = {
     int(1, 30 * 86400).default(86400),
     'How long one compression attempt may run, in seconds; past it the job fails saying so and registers nothing (its distillation also stops at `MODELQ_TRAIN_TIMEOUT_S`).',
   ],
+  MODELQ_COMPRESS_SAMPLES_MAX_MB: [
+    int(1, 65_536).default(64),
+    'Largest `samples` file a compression request may upload (JSONL, CSV or Parquet inputs to measure agreement on), in MiB (400 above).',
+  ],
+  MODELQ_COMPRESS_SAMPLES_MAX_ROWS: [
+    int(1, 10_000_000).default(100_000),
+    "Most rows of a compression request's `samples` file (every row runs through the parent and each candidate); 400 above.",
+  ],
   MODELQ_VALIDATE_TIMEOUT_MS: [
     int(100, 86_400_000).default(600_000),
     "How long checking an OpenAI-compatible batch's input file may take; past it the batch fails saying so.",

@@ -176,7 +176,8 @@ export const ROUTES: RouteDoc[] = [
   {
     method: 'post',
     path: '/v1/jobs/compress',
-    summary: 'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id',
+    summary:
+      'Compress a model version (quantize-int8, quantize-int8-static, fp16, prune, distill); 202 with the job id. Or multipart: the JSON as a `request` field, then a `samples` file of inputs (JSONL, CSV or Parquet, as a batch file) to measure agreement on',
     json: compressRequestSchema,
     status: 202,
   },

@@ -88,12 +88,10 @@ export const compressRequestSchema = z
       description:
         'quantize-int8: { perChannel }; quantize-int8-static: { perChannel (default true), calibration: [[{ name, datatype, shape, data }, ...], ...] (default: the dataset rows, else generated inputs) }; prune: { keep } | { sparsity } | { targetAgreement (default 0.98) } structured, or { structured: false, sparsity } magnitude; distill: { hidden, epochs, temperature, batchSize, learningRate, patience, seed, augment, noise }',
     }),
-    dataset: z
-      .string()
-      .min(1)
-      .max(100)
-      .optional()
-      .meta({ description: 'Dataset id: accuracy before/after on its rows; required for distill (the teacher labels its rows)' }),
+    dataset: z.string().min(1).max(100).optional().meta({
+      description:
+        "Dataset id: agreement and accuracy before/after on its rows; required for distill (the teacher labels its rows). Default: the model's training dataset from its lineage, unless the request uploads `samples` (multipart); generated inputs when neither exists",
+    }),
     features: z.array(z.string().min(1).max(200)).min(1).max(100_000).optional().meta({
       description:
         "Dataset columns fed to the model, in input order. Default: those of the parent's training lineage, else every numeric column but the target",
@@ -112,11 +110,32 @@ export const compressRequestSchema = z
   .strict();
 export type CompressRequest = z.infer<typeof compressRequestSchema>;
 
+/** A `samples` upload in the artifact store: its key, format, size and rows (counted at upload; read again by the worker). */
+export const samplesRefSchema = z.object({
+  key: z.string(),
+  format: z.enum(['jsonl', 'csv', 'parquet']),
+  bytes: z.number().int(),
+  rows: z.number().int(),
+  filename: z.string().optional(),
+});
+export type SamplesRef = z.infer<typeof samplesRefSchema>;
+
 export const compressJobSchema = z.object({
   model: z.object({ name: z.string(), version: z.number().int(), sha256: z.string() }),
   method: z.enum(COMPRESS_METHODS),
   options: z.record(z.string(), z.unknown()),
-  dataset: z.object({ id: z.string(), key: z.string(), format: z.enum(['csv', 'jsonl']), rows: z.number().int() }).optional(),
+  dataset: z
+    .object({
+      id: z.string(),
+      key: z.string(),
+      format: z.enum(['csv', 'jsonl']),
+      rows: z.number().int(),
+      /** Not named by the request: the model's training dataset, from its lineage. */
+      fromLineage: z.boolean().optional(),
+    })
+    .optional(),
+  /** Inputs the request uploaded (multipart `samples`), stored apart: agreement is measured on them. */
+  samples: samplesRefSchema.optional(),
   features: z.array(z.string()).optional(),
   target: z.string().optional(),
   registerAs: z.string().regex(NAME_RE),
@@ -189,7 +208,10 @@ export interface OutputFigures {
 }
 
 export interface Verdict {
-  data: 'dataset' | 'generated';
+  /** dataset: a registered dataset's rows; samples: the rows the request uploaded; generated: inputs made from the graph. */
+  data: 'dataset' | 'samples' | 'generated';
+  /** The same in words: which dataset, file or generator, and how many rows. */
+  source?: string;
   rows: number;
   outputs: OutputFigures[];
   tolerance: Tolerance;

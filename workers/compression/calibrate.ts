@@ -7,13 +7,13 @@ import { calibrationModel, observeRanges, type Ranges, type StaticOptions } from
 import { modelInputs } from '../onnx/sample-inputs.ts';
 import { decodeModel } from '../onnx/proto.ts';
 import { rowFeeds, type EvalRows } from './dataset.ts';
-import { copyFeeds, type Feeds, samplesFor, scratchModel } from './measure.ts';
+import { BATCH, copyFeeds, type Feeds, samplesFor, scratchModel } from './measure.ts';
 
 /** Dataset rows used for calibration at most, in runs of CALIBRATION_BATCH. Default 256 and 32. */
 export const CALIBRATION_ROWS = 256;
 export const CALIBRATION_BATCH = 32;
 
-export type CalibrationSource = 'request' | 'dataset' | 'generated';
+export type CalibrationSource = 'request' | 'dataset' | 'samples' | 'generated';
 
 function requestFeeds(bytes: Uint8Array, given: Tensor[][]): Feeds[] {
   const names = modelInputs(decodeModel(bytes)).map((i) => i.name);
@@ -41,9 +41,12 @@ export function calibrationFeeds(
   given: Tensor[][] | undefined,
   rows: EvalRows | undefined,
   spatial?: number,
+  samples?: Feeds[],
 ): { feeds: Feeds[]; source: CalibrationSource } {
   if (given) return { feeds: requestFeeds(bytes, given), source: 'request' };
   if (rows) return { feeds: datasetFeeds(rows), source: 'dataset' };
+  // The request's uploaded rows: the first runs, up to CALIBRATION_ROWS rows.
+  if (samples?.length) return { feeds: samples.slice(0, Math.ceil(CALIBRATION_ROWS / BATCH)), source: 'samples' };
   return { feeds: [1, 2, 3, 4].map((seed) => samplesFor(bytes, 8, 100 + seed, spatial).feeds), source: 'generated' };
 }
 

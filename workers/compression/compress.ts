@@ -29,6 +29,7 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { takeRows } from '../trainer/data.ts';
 import { compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
+import { loadSamples, type SampleRows } from './samples.ts';
 import { BATCH, compareOn, measureSet, rowsPerSecond, runnableSamples, samplesFor } from './measure.ts';
 import { cpuFeatures } from './cpu.ts';
 import { judge, toleranceFor } from './verdict.ts';
@@ -51,6 +52,10 @@ interface Parent {
   handle: ModelHandle;
   rows?: EvalRows;
   outBefore?: Record<string, RawTensor>;
+  /** The request's uploaded rows, as the parent's inputs. */
+  samples?: SampleRows;
+  /** What the candidates are measured on, in words, for the report. */
+  source: string;
 }
 
 async function loadParent(job: Progress, data: CompressJob, deps: CompressDeps): Promise<Parent> {
@@ -58,12 +63,26 @@ async function loadParent(job: Progress, data: CompressJob, deps: CompressDeps):
   const bytes = await deps.store.get(modelArtifactKey(record.sha256));
   refuseUnknown(data, bytes);
   const handle: ModelHandle = { sha256: record.sha256, path: await localModelPath(deps.store, record.sha256, deps.cacheDir) };
-  if (!data.dataset) return { record, bytes, handle };
+  if (data.samples) {
+    const samples = await loadSamples(deps.store, data.samples, record.inputs, deps.cfg.MODELQ_COMPRESS_SAMPLES_MAX_ROWS ?? 100_000);
+    await job.updateProgress({ step: 'samples', rows: samples.rows });
+    const name = data.samples.filename ? ` ${JSON.stringify(data.samples.filename)}` : '';
+    return { record, bytes, handle, samples, source: `the request's samples${name} (${data.samples.format}, ${samples.rows} rows)` };
+  }
+  if (!data.dataset) return { record, bytes, handle, source: 'generated inputs (no dataset, no samples, no training dataset in the lineage)' };
+  const lineage = data.dataset.fromLineage ? " (the model's training dataset, from its lineage)" : '';
+  let rows: EvalRows;
+  try {
+    rows = await loadEvalRows({ ...deps, prefix: keyPrefix(deps.cfg) }, data, record);
+  } catch (e) {
+    // A training dataset nobody named that no longer feeds the model: generated inputs, said so.
+    if (!data.dataset.fromLineage || !(e instanceof AppError) || e.code !== 'bad_request' || data.method === 'distill') throw e;
+    return { record, bytes, handle, source: `generated inputs (the training dataset ${data.dataset.id} cannot feed the model: ${e.message})` };
+  }
   // The dataset's rows through the parent first (for distill, these are the teacher's outputs).
-  const rows = await loadEvalRows({ ...deps, prefix: keyPrefix(deps.cfg) }, data, record);
   const outBefore = await runRows(deps.engine, handle, rows);
   await job.updateProgress({ step: 'dataset', rows: rows.rows });
-  return { record, bytes, handle, rows, outBefore };
+  return { record, bytes, handle, rows, outBefore, source: `dataset ${rows.id}${lineage} (${rows.rows} rows)` };
 }
 
 /** The graph rewrites decode and re-encode the parent: a model newer than they know is refused before any work. */
@@ -275,7 +294,7 @@ async function compress(job: Progress, data: CompressJob, deps: CompressDeps, de
   const p = await loadParent(job, data, deps);
   const samples = await runnableSamples(deps.engine, p.handle, p.bytes);
   const tolerance = toleranceFor(data.method, data.tolerance);
-  const measure = await measureSet(deps.engine, p.handle, p.bytes, samples.spatial, p.rows, p.outBefore);
+  const measure = await measureSet(deps.engine, p.handle, p.bytes, samples.spatial, p.rows, p.outBefore, p.samples);
   const ctx: RewriteCtx = {
     engine: deps.engine,
     parent: p.handle,
@@ -298,7 +317,7 @@ async function compress(job: Progress, data: CompressJob, deps: CompressDeps, de
   const accuracy = p.rows ? accuracyOf(p.rows, measure.parentOut[0]!, childOut[0]!) : undefined;
   const dataset = await datasetReport(p, childOut[0], distilled, rewritten.details);
   const speed = await speeds(p, handle, samples.spatial, deps);
-  const verdict: Verdict = { data: measure.data, rows: measure.rows, outputs, tolerance, ...judge(outputs, tolerance, accuracy) };
+  const verdict: Verdict = { data: measure.data, source: p.source, rows: measure.rows, outputs, tolerance, ...judge(outputs, tolerance, accuracy) };
   if (SPEED_GATED.has(data.method) && slowerAtBoth(speed)) {
     verdict.slower = true;
     if (!data.allowSlower) {

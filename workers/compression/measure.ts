@@ -77,9 +77,9 @@ export const GENERATED_ROWS = 256;
 
 /** The data a candidate is measured on, with the parent's outputs there (computed once for every form). */
 export interface MeasureSet {
-  data: 'dataset' | 'generated';
+  data: 'dataset' | 'samples' | 'generated';
   rows: number;
-  /** Generated feeds, one per run; absent for a dataset (its rows run through runRows). */
+  /** Generated or uploaded feeds, one per run; absent for a dataset (its rows run through runRows). */
   feeds?: Feeds[];
   evalRows?: EvalRows;
   parentOut: Record<string, RawTensor>[];
@@ -92,8 +92,14 @@ export async function measureSet(
   spatial: number,
   evalRows?: EvalRows,
   outBefore?: Record<string, RawTensor>,
+  samples?: { rows: number; feeds: Feeds[] },
 ): Promise<MeasureSet> {
   if (evalRows && outBefore) return { data: 'dataset', rows: evalRows.rows, evalRows, parentOut: [outBefore] };
+  if (samples) {
+    const parentOut = [];
+    for (const f of samples.feeds) parentOut.push(await engine.run(parent, copyFeeds(f)));
+    return { data: 'samples', rows: samples.rows, feeds: samples.feeds, parentOut };
+  }
   const feeds = Array.from({ length: GENERATED_ROWS / BATCH }, (_, i) => samplesFor(bytes, BATCH, 101 + i, spatial).feeds);
   const parentOut = [];
   for (const f of feeds) parentOut.push(await engine.run(parent, copyFeeds(f)));

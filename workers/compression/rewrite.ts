@@ -110,7 +110,13 @@ export async function quantizeDynamic(ctx: RewriteCtx, opts: { perChannel: boole
 }
 
 export async function quantizeStaticBest(ctx: RewriteCtx, opts: { perChannel: boolean; calibration?: Tensor[][] }): Promise<Rewritten> {
-  const { feeds, source } = calibrationFeeds(ctx.before, opts.calibration, ctx.rows, ctx.samples.spatial);
+  const { feeds, source } = calibrationFeeds(
+    ctx.before,
+    opts.calibration,
+    ctx.rows,
+    ctx.samples.spatial,
+    ctx.measure.data === 'samples' ? ctx.measure.feeds : undefined,
+  );
   const ranges = await observeActivations(ctx.engine, ctx.before, feeds, opts, ctx.cacheDir);
   const r = quantizeStatic(ctx.before, ranges, opts);
   const calibration = { source, runs: feeds.length, rows: feeds.reduce((n, f) => n + (Object.values(f)[0]?.dims[0] ?? 0), 0) };

@@ -60,7 +60,7 @@ export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds): Promise<Sc
   const missing = job.plan.mode === 'lists' && isColumnInput(job.inputs) ? job.inputs.map(missingValue) : [];
   let next = 0;
   return scoreRuns(job, run, pers, job.plan.id ? cols.get(job.plan.id) : undefined, (n, arrays) => {
-    const problems = Array.from({ length: n }, (_, r) => fill(job, cols, next + r, arrays, r, pers, missing));
+    const problems = Array.from({ length: n }, (_, r) => fillRow(job, cols, next + r, arrays, r, pers, missing));
     next += n;
     return problems;
   });
@@ -104,9 +104,9 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
   return { out: ownBytes(acc.out), err: ownBytes(acc.err.map((e) => e.line).join('')), rows: job.rows, completed: acc.completed, failed: acc.failed };
 }
 
-/** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used. */
-function fill(
-  job: RowGroupJob,
+/** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used (also for compression samples). */
+export function fillRow(
+  job: Pick<RowGroupJob, 'inputs' | 'plan'>,
   cols: Map<string, ArrayLike<unknown>>,
   r: number,
   arrays: Values[],

@@ -231,13 +231,14 @@ describe('compression measured on a dataset', () => {
       expect(res.status).toBe(400);
       expect((await res.json()).error.message).toMatch(msg);
     };
-    await bad({ model: 'compass', method: 'distill', options: { hidden: [8] } }, /dataset: distill needs a dataset/);
+    // An uploaded model has no training dataset in its lineage to default to (a trained one has: compass).
+    expect((await uploadModel(p.url, 'wide', buildMlp({ sizes: [64, 8, 3], seed: 2 }))).status).toBe(201);
+    await bad({ model: 'wide', method: 'distill', options: { hidden: [8] } }, /dataset: distill needs a dataset/);
     await bad({ model: 'compass', method: 'fp16', dataset: 'ds_00000000000000000000' }, /dataset: no dataset/);
     await bad({ model: 'compass', method: 'fp16', dataset: ds, features: ['x0', 'nope'] }, /features\[1\]: the dataset has no column "nope"/);
     await bad({ model: 'compass', method: 'fp16', dataset: ds, features: ['kind'] }, /features\[0\]: column "kind" is not numeric/);
-    await bad({ model: 'compass', method: 'fp16', target: 'kind' }, /target: names dataset columns, but no dataset/);
+    await bad({ model: 'wide', method: 'fp16', target: 'kind' }, /target: names dataset columns, but no dataset/);
     // Accepted, then the job says why it cannot use the rows; nothing is registered.
-    expect((await uploadModel(p.url, 'wide', buildMlp({ sizes: [64, 8, 3], seed: 2 }))).status).toBe(201);
     const j = await submit('/v1/jobs/compress', { model: 'wide', method: 'fp16', dataset: ds });
     expect(j.state).toBe('failed');
     expect(j.error.message).toMatch(/input "input" takes 64 values per row; the dataset gives 10 feature columns/);

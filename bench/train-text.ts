@@ -98,7 +98,9 @@ export async function benchTrainText() {
     }
     const model = fs.readFileSync(store.localPath(out.modelKey));
     const session = await ort.InferenceSession.create(model);
-    const got = (await session.run({ description: new ort.Tensor('string', texts, [texts.length]) })).label!.data as string[];
+    // The exported text input is [n] or [n, 1], as its exporter chose.
+    const rank = (session.inputMetadata[0] as unknown as { shape: readonly unknown[] }).shape.length;
+    const got = (await session.run({ description: new ort.Tensor('string', texts, rank === 2 ? [texts.length, 1] : [texts.length]) })).label!.data as string[];
     const accuracy = got.filter((l, i) => l === labels[i]).length / labels.length;
     const hp = job.hyperparameters;
     console.log(

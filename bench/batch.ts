@@ -1,6 +1,7 @@
 // Batch scoring: 200,000 rows x 256 features through an MLP 256-1024-1024-10, upload to completed
 // output downloaded, with the platform's default settings, against baselines measured in the same
-// run on the same cores: bench/lib/plain-batch.ts (one process reading the JSONL, onnxruntime in
+// run on the same cores, rounds of baseline then platform (MODELQ_BENCH_REPEATS, medians reported;
+// bench/lib/fair.ts): bench/lib/plain-batch.ts (one process reading the JSONL, onnxruntime in
 // batches, writing JSONL; best of 1 and 2 threads) for JSONL, and bench/lib/raw-onnx.ts (session.run
 // on ready-made tensors of 512 rows; best of 1 and 2 threads) for Parquet. Also: the peak RSS of
 // the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts,
@@ -15,6 +16,7 @@ import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
+import { bestOfThreads, interleave, ratioText } from './lib/fair.ts';
 import { startPlatform } from './lib/platform.ts';
 import { profileRowGroup } from './lib/row-group-profile.ts';
 import { profileSegments } from './lib/segment-profile.ts';
@@ -84,52 +86,64 @@ export async function benchBatch() {
     await writeParquetInput(pqInput, ROWS, F);
     const cfg = loadConfig();
     console.log(
-      `load average at the start: ${os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')}`,
-    );
-    console.log(
       `batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`,
     );
 
-    const best = async (script: string, extra: (threads: number) => string[]) => {
-      const rs: (Rate & { threads: number })[] = [];
-      for (const threads of [1, 2]) rs.push({ threads, ...(await child(script, ['--model', modelFile, '--threads', String(threads), ...extra(threads)])) });
-      return rs;
-    };
-    const plains = await best('bench/lib/plain-batch.ts', (th) => ['--input', input, '--output', path.join(dir, `plain-${th}.jsonl`)]);
-    const raws = await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))]);
+    // Rounds of baseline then platform, side by side (bench/lib/fair.ts): the medians are reported.
+    const best = (script: string, extra: (threads: number) => string[]) =>
+      bestOfThreads(
+        (threads) => child(script, ['--model', modelFile, '--threads', String(threads), ...extra(threads)]),
+        (r) => r.rowsPerSecond,
+      );
     // CPU seconds per 1000 rows: what each costs in work, whatever else the machine is doing.
     const per1k = (cpu: number, rows: number) => `${((cpu / rows) * 1000).toFixed(3)} CPU-s/1000 rows`;
-    for (const r of plains)
-      console.log(
-        `plain script (JSONL), ${r.threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
-      );
-    for (const r of raws)
-      console.log(
-        `raw onnxruntime (ready tensors of 512 rows), ${r.threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
-      );
-    const plain = Math.max(...plains.map((r) => r.rowsPerSecond));
-    const raw = Math.max(...raws.map((r) => r.rowsPerSecond));
-
-    const jsonl = await platformRun(bytes, input, 'application/x-ndjson', 'jsonl', path.join(dir, 'out.jsonl'));
-    const parquet = await platformRun(bytes, pqInput, 'application/vnd.apache.parquet', 'parquet', path.join(dir, 'out.parquet'));
-    for (const [name, r] of [
-      ['JSONL', jsonl],
-      ['Parquet', parquet],
-    ] as const) {
+    type Run = Awaited<ReturnType<typeof platformRun>>;
+    const last: { JSONL?: Run; Parquet?: Run } = {};
+    const printPlatform = (name: 'JSONL' | 'Parquet', r: Run) =>
       console.log(
         `platform ${name}: ${r.rowsPerSecond.toFixed(0)} rows/s (${r.seconds.toFixed(1)} s: upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s), ${r.status}, ${r.completed} rows, ${per1k(r.cpuSeconds, ROWS)} (producer + workers); peak RSS producer ${mib(r.rss.producer)}, workers ${r.rss.workers.map(mib).join(', ')}`,
       );
-    }
-    console.log('\n| format | platform rows/s | baseline (same run) | ratio | producer peak RSS | worker peak RSS |');
+    const jsonl = await interleave({
+      baseline: async () => {
+        const b = await best('bench/lib/plain-batch.ts', (th) => ['--input', input, '--output', path.join(dir, `plain-${th}.jsonl`)]);
+        for (const { threads, result: r } of b.all)
+          console.log(
+            `plain script (JSONL), ${threads} onnxruntime thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
+          );
+        return b.best.rowsPerSecond;
+      },
+      platform: async () => {
+        const r = (last.JSONL = await platformRun(bytes, input, 'application/x-ndjson', 'jsonl', path.join(dir, 'out.jsonl')));
+        printPlatform('JSONL', r);
+        return r.rowsPerSecond;
+      },
+    });
+    const parquet = await interleave({
+      baseline: async () => {
+        const b = await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))]);
+        for (const { threads, result: r } of b.all)
+          console.log(
+            `raw onnxruntime (ready tensors of 512 rows), ${threads} thread(s): ${r.rowsPerSecond.toFixed(0)} rows/s, ${per1k(r.cpuSeconds, r.rows)} (process total, start included)`,
+          );
+        return b.best.rowsPerSecond;
+      },
+      platform: async () => {
+        const r = (last.Parquet = await platformRun(bytes, pqInput, 'application/vnd.apache.parquet', 'parquet', path.join(dir, 'out.parquet')));
+        printPlatform('Parquet', r);
+        return r.rowsPerSecond;
+      },
+    });
+    const rounds = jsonl.ratios.length;
+    const rss = (r: Run) => `${mib(r.rss.producer)} | ${r.rss.workers.map(mib).join(', ')}`;
+    console.log(
+      `\n| format | platform rows/s (median of ${rounds}) | best-of-threads baseline (same rounds) | ratio | producer peak RSS | worker peak RSS (last round) |`,
+    );
     console.log('|---|---|---|---|---|---|');
     console.log(
-      `| JSONL | ${jsonl.rowsPerSecond.toFixed(0)} | plain script ${plain.toFixed(0)} | ${(jsonl.rowsPerSecond / plain).toFixed(2)}x (target >= 1.0x) | ${mib(jsonl.rss.producer)} | ${jsonl.rss.workers.map(mib).join(', ')} |`,
+      `| JSONL | ${jsonl.medianPlatform.toFixed(0)} | plain script ${jsonl.medianBaseline.toFixed(0)} | ${ratioText(jsonl.ratio, rounds)} (target >= 1.0x) | ${rss(last.JSONL!)} |`,
     );
     console.log(
-      `| Parquet | ${parquet.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(parquet.rowsPerSecond / raw).toFixed(2)}x (target >= 0.6x); ${(parquet.rowsPerSecond / jsonl.rowsPerSecond).toFixed(2)}x JSONL (target >= 2x) | ${mib(parquet.rss.producer)} | ${parquet.rss.workers.map(mib).join(', ')} |`,
+      `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.6x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL (target >= 2x) | ${rss(last.Parquet!)} |`,
     );
 
     // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.
@@ -145,12 +159,6 @@ export async function benchBatch() {
         `engine thread, Parquet row group, fast decoder ${p.fast ? 'on ' : 'off'}: ${p.rowsPerSecond.toFixed(0)} rows/s per thread; per 1000 rows ${p.msPer1kRows.run.toFixed(1)} ms onnxruntime, ${p.msPer1kRows.rest.toFixed(1)} ms decoding + formatting (${(p.runShare * 100).toFixed(0)}% in onnxruntime)`,
       );
     }
-    console.log(
-      `load average at the end: ${os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')}`,
-    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

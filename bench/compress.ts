@@ -3,7 +3,9 @@
 // (test/fixtures/exported): per model and method, bytes and rows/s at batch 1 and 32 as ratios to
 // float32 measured in the same run, and agreement with float32. One onnxruntime thread.
 // BENCH_SECONDS (default 2) is the time per cell of (1); BENCH_CORPUS_SECONDS (default 1.5) of (2),
-// the best of three thirds.
+// the best of three thirds. Every ratio is the median of MODELQ_BENCH_REPEATS rounds of float32 then
+// the compressed form (bench/lib/fair.ts); both sides run at the same single thread, since what is
+// compared is the model, not the thread setting.
 import * as ort from 'onnxruntime-node';
 import { CORPUS, corpusBytes, corpusFeeds } from '../test/fixtures/exported/corpus.ts';
 import { cosine, top1 } from '../test/helpers/agreement.ts';
@@ -12,6 +14,7 @@ import { toFloat16 } from '../workers/onnx/fp16.ts';
 import { pruneMagnitude, pruneStructured } from '../workers/onnx/prune/index.ts';
 import { DYNAMIC_OPS, quantizeInt8 } from '../workers/onnx/quantize/dynamic.ts';
 import { calibrationModel, observeRanges, quantizeStatic, type Ranges } from '../workers/onnx/quantize/static.ts';
+import { interleave, median, ratioText, repeats } from './lib/fair.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CORPUS_SECONDS = Number(process.env.BENCH_CORPUS_SECONDS ?? 1.5);
@@ -71,11 +74,15 @@ async function benchMlp() {
   console.log(
     `${'float32'.padEnd(20)}  ${(model.length / model.length).toFixed(2).padStart(5)}x  ${base.b1.toFixed(0).padStart(10)}  ${'1.00x'.padStart(6)}  ${base.b32.toFixed(0).padStart(11)}  ${'1.00x'.padStart(6)}  ${base.b256.toFixed(0).padStart(11)}  ${'1.00x'.padStart(6)}  ${'1'.padStart(6)}`,
   );
+  // Each cell: rounds of float32 then the form (bench/lib/fair.ts); the median rows/s and ratio.
   for (const f of forms) {
-    const [b1, b32, b256] = [await rowsPerSecond(f.bytes, 1), await rowsPerSecond(f.bytes, 32), await rowsPerSecond(f.bytes, 256)];
-    const r = (v: number, b: number) => `${(v / b).toFixed(2)}x`.padStart(6);
+    const cells: string[] = [];
+    for (const batch of [1, 32, 256]) {
+      const c = await interleave({ baseline: () => rowsPerSecond(model, batch), platform: () => rowsPerSecond(f.bytes, batch) });
+      cells.push(`${c.medianPlatform.toFixed(0).padStart(batch === 1 ? 10 : 11)}  ${ratioText(c.ratio, c.ratios.length)}`);
+    }
     console.log(
-      `${f.name.padEnd(20)}  ${(f.bytes.length / model.length).toFixed(2).padStart(5)}x  ${b1.toFixed(0).padStart(10)}  ${r(b1, base.b1)}  ${b32.toFixed(0).padStart(11)}  ${r(b32, base.b32)}  ${b256.toFixed(0).padStart(11)}  ${r(b256, base.b256)}  ${(await uniformTop1(model, f.bytes)).toFixed(3).padStart(6)}`,
+      `${f.name.padEnd(20)}  ${(f.bytes.length / model.length).toFixed(2).padStart(5)}x  ${cells.join('  ')}  ${(await uniformTop1(model, f.bytes)).toFixed(3).padStart(6)}`,
     );
   }
 }
@@ -130,7 +137,7 @@ async function benchCorpus() {
   );
   console.log('model               method                 bytes   ratio   b1 rows/s  ratio   b32 rows/s  ratio     cos   top1');
   const row = (cells: (string | number)[]) =>
-    console.log(cells.map((c, i) => String(c)[i < 2 ? 'padEnd' : 'padStart']([20, 20, 8, 6, 10, 6, 11, 6, 7, 6][i]!)).join('  '));
+    console.log(cells.map((c, i) => String(c)[i < 2 ? 'padEnd' : 'padStart']([20, 20, 8, 6, 10, 8, 11, 8, 7, 6][i]!)).join('  '));
   for (const { name } of CORPUS) {
     const parent = corpusBytes(name);
     const base = await measure(parent, parent);
@@ -141,17 +148,26 @@ async function benchCorpus() {
         console.log(`    (${v})`);
         continue;
       }
-      const m = await measure(v, parent);
+      // Rounds of float32 then the variant (bench/lib/fair.ts): median rows/s and ratios.
+      let m!: Awaited<ReturnType<typeof measure>>;
+      const speeds: Record<'b1' | 'b32', { base: number; it: number }[]> = { b1: [], b32: [] };
+      for (let round = 0; round < repeats(); round++) {
+        const b = round === 0 ? base : await measure(parent, parent);
+        m = await measure(v, parent);
+        for (const k of ['b1', 'b32'] as const) speeds[k].push({ base: b[k], it: m[k] });
+      }
+      const med = (k: 'b1' | 'b32') => median(speeds[k].map((x) => x.it)).toFixed(0);
+      const ratio = (k: 'b1' | 'b32') => ratioText(median(speeds[k].map((x) => x.it / x.base)), speeds[k].length);
       const t = top1(base.out, m.out);
       row([
         name,
         method,
         v.length,
         `${(v.length / parent.length).toFixed(2)}x`,
-        m.b1.toFixed(0),
-        `${(m.b1 / base.b1).toFixed(2)}x`,
-        m.b32.toFixed(0),
-        `${(m.b32 / base.b32).toFixed(2)}x`,
+        med('b1'),
+        ratio('b1'),
+        med('b32'),
+        ratio('b32'),
         cosine(base.out, m.out).toFixed(4),
         t === undefined ? '-' : t.toFixed(2),
       ]);

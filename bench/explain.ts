@@ -8,6 +8,7 @@ import { buildMlp, rng } from '../workers/onnx/builder.ts';
 import { evaluationsPerRow } from '../core/jobs/explain.ts';
 import { runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform } from './lib/platform.ts';
+import { interleave, ratioText } from './lib/fair.ts';
 
 const FEATURES = 20;
 const BACKGROUND = 50;
@@ -59,17 +60,26 @@ export async function benchExplain() {
     console.log(
       `\nexplain: MLP ${FEATURES}-256-1024-1024-10, ${BACKGROUND} background rows, ${samples} permutations per row: ${evals} model evaluations per explained row; 1 row per request`,
     );
-    const plainRun = await load('plain', body(), explainClients);
-    const explainRun = await load('plain', explained, explainClients);
-    console.log(`  plain      (${explainClients} clients) ${fmt(plainRun)}`);
-    console.log(`  explained  (${explainClients} clients) ${fmt(explainRun)}`);
+    // Rounds of plain then explained (bench/lib/fair.ts): medians and the median ratio.
+    const online = await interleave({
+      baseline: async () => {
+        const r = await load('plain', body(), explainClients);
+        console.log(`  plain      (${explainClients} clients) ${fmt(r)}`);
+        return r.rps;
+      },
+      platform: async () => {
+        const r = await load('plain', explained, explainClients);
+        console.log(`  explained  (${explainClients} clients) ${fmt(r)}`);
+        return r.rps;
+      },
+    });
     const plainFull = await load('plain', body(), clients);
     console.log(`  plain      (${clients} clients) ${fmt(plainFull)}`);
     console.log(
-      `  explained/plain rows/s: ${(explainRun.rps / plainRun.rps).toFixed(4)}x at ${explainClients} clients, ${(explainRun.rps / plainFull.rps).toFixed(5)}x of plain at ${clients} clients (dynamically batched)`,
+      `  explained/plain rows/s: ${ratioText(online.ratio, online.ratios.length, 4)} at ${explainClients} clients, ${(online.medianPlatform / plainFull.rps).toFixed(5)}x of plain at ${clients} clients (dynamically batched)`,
     );
     console.log(
-      `  model evaluations/s while explaining: ${(explainRun.rps * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`,
+      `  model evaluations/s while explaining: ${(online.medianPlatform * evals).toFixed(0)} (plain at ${clients} clients: ${plainFull.rps.toFixed(0)} rows/s)`,
     );
 
     // Batches: rows/s of an explained batch vs a plain one of the same model, each timed from submit to completed.
@@ -94,27 +104,28 @@ export async function benchExplain() {
       }
       return n / ((performance.now() - t0) / 1000);
     };
-    const plainBatch = await batch(plainRows, '');
-    const explainedBatch = await batch(explainedRows, `&explain=true&explainSamples=${samples}`);
+    const batches = await interleave({
+      baseline: () => batch(plainRows, ''),
+      platform: () => batch(explainedRows, `&explain=true&explainSamples=${samples}`),
+    });
+    const plainBatch = batches.medianBaseline;
+    const explainedBatch = batches.medianPlatform;
     console.log(`\nbatches (JSONL, chunks of n/8 rows):`);
     console.log(`  plain      ${plainRows} rows: ${plainBatch.toFixed(0).padStart(8)} rows/s`);
     console.log(
       `  explained  ${explainedRows} rows: ${explainedBatch.toFixed(1).padStart(8)} rows/s (${(explainedBatch * evals).toFixed(0)} model evaluations/s)`,
     );
-    console.log(`  explained/plain batch rows/s: ${(explainedBatch / plainBatch).toFixed(5)}x`);
+    console.log(`  explained/plain batch rows/s: ${ratioText(batches.ratio, batches.ratios.length, 5)} (rows/s above are medians)`);
 
     await prime(`${p.url}/v2/models/watched/infer`, body());
     console.log(`\ndrift sampling: every request sampled (MODELQ_DRIFT_SAMPLE=1), ${clients} clients, alternating runs`);
-    const figures: { plain: number[]; watched: number[] } = { plain: [], watched: [] };
-    for (let round = 0; round < 2; round++) {
-      for (const name of ['plain', 'watched'] as const) {
-        const r = await load(name, body(), clients);
-        figures[name].push(r.rps);
-        console.log(`  ${name.padEnd(8)} ${fmt(r)}`);
-      }
-    }
-    const best = (a: number[]) => Math.max(...a);
-    console.log(`  watched/plain requests/s (best of 2 each): ${(best(figures.watched) / best(figures.plain)).toFixed(3)}x`);
+    const run = async (name: 'plain' | 'watched') => {
+      const r = await load(name, body(), clients);
+      console.log(`  ${name.padEnd(8)} ${fmt(r)}`);
+      return r.rps;
+    };
+    const drift = await interleave({ baseline: () => run('plain'), platform: () => run('watched') });
+    console.log(`  watched/plain requests/s: ${ratioText(drift.ratio, drift.ratios.length, 3)}`);
   } finally {
     await p.stop();
   }

@@ -1,6 +1,8 @@
 // Online inference: the platform (HTTP -> BullMQ -> worker engine with dynamic batching) against
 // the tutorial server (express + session.run in the handler), same model, same closed-loop load;
-// and the platform's gRPC service (raw_input_contents) beside its REST JSON route.
+// and the platform's gRPC service (raw_input_contents) beside its REST JSON route. The tutorial
+// server runs at 1 and 2 intra-op threads (the best counts); each client count runs
+// MODELQ_BENCH_REPEATS rounds of baseline, REST and gRPC, and the median round and ratio are shown.
 // Env: BENCH_CLIENTS=1,8,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
 //      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
 import fs from 'node:fs';
@@ -11,6 +13,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_OPTIONS, PROTO_PATH } from '../producer/grpc/server.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
 import { spawnNode, stopChild, waitForLine } from './lib/child.ts';
+import { baselineThreads, bestOfThreads, interleave, median, ratioText, repeats } from './lib/fair.ts';
 import { runGrpcLoad, runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform, type Platform } from './lib/platform.ts';
 
@@ -31,10 +34,17 @@ export interface OnlineOptions {
 
 interface Row {
   clients: number;
+  /** The median round of each side (by requests/s). */
   baseline?: LoadResult;
   platform?: LoadResult;
   grpc?: LoadResult;
+  /** Median of the per-round ratios, as ratioText prints it. */
+  restToBase?: string;
+  grpcToRest?: string;
 }
+
+/** The result of the median round by requests/s. */
+const medianRun = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[(xs.length - 1) >> 1]!;
 
 const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
 const envList = (k: string) =>
@@ -97,11 +107,13 @@ const run = (url: string, body: string, clients: number, o: Required<OnlineOptio
   runLoad({ url, body, concurrency: clients, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 });
 
 /** The tutorial server for one model; resolves with its infer URL once the model is loaded. */
-async function startBaseline(modelFile: string, name: string) {
-  const child = spawnNode({ args: ['--import', 'tsx', 'bench/lib/baseline-server.ts', '--model', modelFile, '--name', name, '--port', '0'] });
+async function startBaseline(modelFile: string, name: string, threads: number) {
+  const child = spawnNode({
+    args: ['--import', 'tsx', 'bench/lib/baseline-server.ts', '--model', modelFile, '--name', name, '--port', '0', '--threads', String(threads)],
+  });
   try {
     const [, port] = await waitForLine(child, /^listening (\d+)$/, 60_000);
-    return { url: `http://127.0.0.1:${port}/v2/models/${name}/infer`, stop: () => stopChild(child) };
+    return { threads, url: `http://127.0.0.1:${port}/v2/models/${name}/infer`, stop: () => stopChild(child) };
   } catch (e) {
     await stopChild(child);
     throw e;
@@ -130,16 +142,8 @@ function printTable(name: string, rows: Row[]) {
     'errors',
     'grpc/rest',
   ];
-  const ratio = (a?: LoadResult, b?: LoadResult) => (a && b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}x` : '-');
   const cells = (x?: LoadResult) => (x ? [f0(x.rps), f1(x.p50Ms), f1(x.p99Ms), errs(x)] : ['-', '-', '-', '-']);
-  const body = rows.map((r) => [
-    String(r.clients),
-    ...cells(r.baseline),
-    ...cells(r.platform),
-    ratio(r.platform, r.baseline),
-    ...cells(r.grpc),
-    ratio(r.grpc, r.platform),
-  ]);
+  const body = rows.map((r) => [String(r.clients), ...cells(r.baseline), ...cells(r.platform), r.restToBase ?? '-', ...cells(r.grpc), r.grpcToRest ?? '-']);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   console.log(`\n${name}`);
@@ -190,10 +194,13 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     }
     try {
       for (const m of models) {
-        console.log(`${m.name}: baseline${platform ? ' and platform, alternating' : ''}`);
-        const base = await startBaseline(m.file, m.name);
+        console.log(
+          `${m.name}: baseline (best of ${baselineThreads().join(' and ')} threads)${platform ? ' and platform, alternating' : ''}, ${repeats()} rounds`,
+        );
+        const bases: Awaited<ReturnType<typeof startBaseline>>[] = [];
         try {
-          await prime(base.url, m.body);
+          for (const t of baselineThreads()) bases.push(await startBaseline(m.file, m.name, t));
+          for (const b of bases) await prime(b.url, m.body);
           const platUrl = platform ? `${platform.url}/v2/models/${m.name}/infer` : undefined;
           const message = grpcInferMessage(m.name, m.sizes[0]!);
           if (platform && platUrl) {
@@ -203,15 +210,38 @@ export async function benchOnline(opts: OnlineOptions = {}) {
           }
           const rows: Row[] = [];
           for (const c of o.clients) {
-            const row: Row = { clients: c, baseline: await run(base.url, m.body, c, o) };
-            if (platUrl) row.platform = await run(platUrl, m.body, c, o);
-            if (platform) row.grpc = await runGrpc(platform.grpcAddress, message, c, o);
+            // Each round: the baseline at each thread setting (the best counts), then REST, then gRPC.
+            const runs = { baseline: [] as LoadResult[], platform: [] as LoadResult[], grpc: [] as LoadResult[] };
+            const rest = await interleave({
+              baseline: async () => {
+                const b = await bestOfThreads(
+                  async (t) => run(bases.find((x) => x.threads === t)!.url, m.body, c, o),
+                  (r) => r.rps,
+                );
+                runs.baseline.push(b.best);
+                return b.best.rps;
+              },
+              platform: async () => {
+                if (!platUrl || !platform) return NaN;
+                const r = await run(platUrl, m.body, c, o);
+                runs.platform.push(r);
+                runs.grpc.push(await runGrpc(platform.grpcAddress, message, c, o));
+                return r.rps;
+              },
+            });
+            const row: Row = { clients: c, baseline: medianRun(runs.baseline) };
+            if (platUrl) {
+              row.platform = medianRun(runs.platform);
+              row.grpc = medianRun(runs.grpc);
+              row.restToBase = ratioText(rest.ratio, runs.platform.length);
+              row.grpcToRest = ratioText(median(runs.grpc.map((g, i) => g.rps / runs.platform[i]!.rps)), runs.grpc.length);
+            }
             rows.push(row);
           }
           results.set(m.name, rows);
           if (platUrl) queueToAnswer.set(m.name, rows.find((r) => r.clients === 1)?.platform ?? (await run(platUrl, m.body, 1, o)));
         } finally {
-          await base.stop();
+          for (const b of bases) await b.stop();
         }
       }
     } finally {

@@ -13,6 +13,7 @@ import { FastRowGroup } from '../core/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, planParquet, readFooter, rowGroupChunks } from '../core/rows/parquet.ts';
 import type { TensorSpec } from '../core/tensors.ts';
 import { writeParquetInput } from './lib/batch-input.ts';
+import { interleave, ratioText, repeats } from './lib/fair.ts';
 
 const ROWS = Number(process.env.BENCH_PARQUET_ROWS ?? 40_000);
 const REPS = Number(process.env.BENCH_PARQUET_REPS ?? 3);
@@ -85,18 +86,15 @@ export async function benchParquetDecode() {
     const files = { 'hyparquet-writer (v2 pages, snappy)': new Uint8Array(fs.readFileSync(file)) } as Record<string, Uint8Array>;
     files['arrow-rs (v1 pages, snappy)'] = await arrowCopy(files['hyparquet-writer (v2 pages, snappy)']!);
     console.log(
-      `parquet-decode: ${ROWS} rows x ${F} floats (list<float>), row groups of 10,000, runs of ${RUN} rows, ${REPS} reps, load ${os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(' ')}`,
+      `parquet-decode: ${ROWS} rows x ${F} floats (list<float>), row groups of 10,000, runs of ${RUN} rows, ${REPS} reps per measure, ${repeats()} interleaved rounds (medians)`,
     );
     console.log('\n| file | hyparquet + copy (us/row) | fast decoder (us/row) | speed-up |');
     console.log('|---|---|---|---|');
     for (const [name, bytes] of Object.entries(files)) {
       await measure(bytes, true); // warm-up
-      const slow = await measure(bytes, false);
-      const fast = await measure(bytes, true);
-      console.log(`| ${name} | ${slow.toFixed(2)} | ${fast.toFixed(2)} | ${(slow / fast).toFixed(1)}x |`);
+      // Rounds of hyparquet then the fast decoder (bench/lib/fair.ts); figures are rows per microsecond.
+      const r = await interleave({ baseline: async () => 1 / (await measure(bytes, false)), platform: async () => 1 / (await measure(bytes, true)) });
+      console.log(`| ${name} | ${(1 / r.medianBaseline).toFixed(2)} | ${(1 / r.medianPlatform).toFixed(2)} | ${ratioText(r.ratio, r.ratios.length, 1)} |`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

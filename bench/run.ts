@@ -1,6 +1,10 @@
 // Entry of `npm run bench [suite...]`: runs the named suites, or all of them, one after another.
 // A suite is one file in bench/ exporting an async function; add it to SUITES with a lazy import
-// so running one suite never loads another's dependencies.
+// so running one suite never loads another's dependencies. Each suite starts and ends with the
+// machine's load and cores (bench/lib/fair.ts), and is refused on a loaded machine unless
+// MODELQ_BENCH_FORCE=1.
+import { endSuite, NoisyMachine, startSuite } from './lib/fair.ts';
+
 const SUITES: Record<string, () => Promise<unknown>> = {
   online: async () => (await import('./online.ts')).benchOnline(),
   batch: async () => (await import('./batch.ts')).benchBatch(),
@@ -26,17 +30,28 @@ async function main() {
     console.error(`unknown suite ${unknown.join(', ')}; available: ${Object.keys(SUITES).join(', ')}`);
     process.exit(2);
   }
+  let refused = 0;
   for (const name of asked.length ? asked : Object.keys(SUITES)) {
     console.log(`\n=== bench: ${name} ===`);
+    try {
+      startSuite(name);
+    } catch (e) {
+      if (!(e instanceof NoisyMachine)) throw e;
+      console.log(e.message);
+      refused++;
+      continue;
+    }
     const t0 = performance.now();
     await SUITES[name]!();
+    endSuite(name);
     console.log(`=== ${name} done in ${((performance.now() - t0) / 1000).toFixed(0)} s ===`);
   }
+  if (refused) process.exitCode = 3;
 }
 
 main().then(
   // Suites stop their own servers; exiting here also drops keep-alive sockets fetch may still hold.
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (e) => {
     console.error(e);
     process.exit(1);

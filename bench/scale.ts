@@ -12,6 +12,7 @@ import { buildMlp } from '../workers/onnx/builder.ts';
 import { freePort, pollUntil, stopChild } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
 import { postFile, writeInput } from './lib/batch-input.ts';
+import { median, ratioText, repeats } from './lib/fair.ts';
 
 const ROWS = Number(process.env.BENCH_SCALE_ROWS ?? 60_000);
 const WORKERS = (process.env.BENCH_SCALE_WORKERS ?? '1,2,4').split(',').map(Number);
@@ -63,47 +64,53 @@ export async function benchScale() {
 
     process.env.MODELQ_REDIS_URL = url;
     process.env.MODELQ_ENGINE_THREADS ??= '1';
-    const results: { workers: number; rps: number; e2e: number; calls: number; usec: number; cpu: number }[] = [];
-    for (const workers of WORKERS) {
-      const platform = await startPlatform({ workers });
-      try {
-        await platform.register('scale', bytes);
-        const t0 = performance.now();
-        const res = await postFile(`${platform.url}/v1/batches?model=scale&chunkRows=${CHUNK_ROWS}`, input);
-        if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
-        const { id } = JSON.parse(res.body) as { id: string };
-        const uploaded = performance.now();
-        const before = await sample(redis);
-        let v: { status: string; requestCounts: { completed: number } };
-        for (;;) {
-          v = (await (await fetch(`${platform.url}/v1/batches/${id}`)).json()) as typeof v;
-          if (['completed', 'failed', 'cancelled'].includes(v.status)) break;
-          await new Promise((r) => setTimeout(r, 250));
+    const results: { round: number; workers: number; rps: number; e2e: number; calls: number; usec: number; cpu: number }[] = [];
+    // Rounds over every worker count in turn (bench/lib/fair.ts), so load drift hits each alike.
+    for (let round = 0; round < repeats(); round++)
+      for (const workers of WORKERS) {
+        const platform = await startPlatform({ workers });
+        try {
+          await platform.register('scale', bytes);
+          const t0 = performance.now();
+          const res = await postFile(`${platform.url}/v1/batches?model=scale&chunkRows=${CHUNK_ROWS}`, input);
+          if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
+          const { id } = JSON.parse(res.body) as { id: string };
+          const uploaded = performance.now();
+          const before = await sample(redis);
+          let v: { status: string; requestCounts: { completed: number } };
+          for (;;) {
+            v = (await (await fetch(`${platform.url}/v1/batches/${id}`)).json()) as typeof v;
+            if (['completed', 'failed', 'cancelled'].includes(v.status)) break;
+            await new Promise((r) => setTimeout(r, 250));
+          }
+          const scored = performance.now();
+          const after = await sample(redis);
+          if (v.status !== 'completed') throw new Error(`batch ${v.status}`);
+          // What idle workers cost Redis anyway (blocking polls, stall checks, figures), over as long
+          // as the batch took, is not the chunks' doing: subtract it.
+          const seconds = (scored - uploaded) / 1000;
+          const idleStart = await sample(redis);
+          const idleMs = Math.min(3000, Math.max(1000, seconds * 1000));
+          await new Promise((r) => setTimeout(r, idleMs));
+          const idleEnd = await sample(redis);
+          const idle = (k: keyof RedisSample) => ((idleEnd[k] - idleStart[k]) / idleMs) * 1000 * seconds;
+          const per = (k: keyof RedisSample) => Math.max(0, after[k] - before[k] - idle(k)) / chunks;
+          const rps = ROWS / seconds;
+          const r = { round, workers, rps, e2e: ROWS / ((scored - t0) / 1000), calls: per('calls'), usec: per('usec'), cpu: per('cpu') };
+          results.push(r);
+          console.log(
+            `${workers} worker process(es): ${rps.toFixed(0)} rows/s scoring (${r.e2e.toFixed(0)} rows/s with the upload); Redis per chunk beyond idle: ${r.calls.toFixed(0)} commands, ${r.usec.toFixed(0)} us in commands, ${(r.cpu * 1e3).toFixed(2)} ms CPU`,
+          );
+        } finally {
+          await platform.stop();
         }
-        const scored = performance.now();
-        const after = await sample(redis);
-        if (v.status !== 'completed') throw new Error(`batch ${v.status}`);
-        // What idle workers cost Redis anyway (blocking polls, stall checks, figures), over as long
-        // as the batch took, is not the chunks' doing: subtract it.
-        const seconds = (scored - uploaded) / 1000;
-        const idleStart = await sample(redis);
-        const idleMs = Math.min(3000, Math.max(1000, seconds * 1000));
-        await new Promise((r) => setTimeout(r, idleMs));
-        const idleEnd = await sample(redis);
-        const idle = (k: keyof RedisSample) => ((idleEnd[k] - idleStart[k]) / idleMs) * 1000 * seconds;
-        const per = (k: keyof RedisSample) => Math.max(0, after[k] - before[k] - idle(k)) / chunks;
-        const rps = ROWS / seconds;
-        const r = { workers, rps, e2e: ROWS / ((scored - t0) / 1000), calls: per('calls'), usec: per('usec'), cpu: per('cpu') };
-        results.push(r);
-        console.log(
-          `${workers} worker process(es): ${rps.toFixed(0)} rows/s scoring (${r.e2e.toFixed(0)} rows/s with the upload); Redis per chunk beyond idle: ${r.calls.toFixed(0)} commands, ${r.usec.toFixed(0)} us in commands, ${(r.cpu * 1e3).toFixed(2)} ms CPU`,
-        );
-      } finally {
-        await platform.stop();
       }
-    }
-    const one = results.find((r) => r.workers === 1) ?? results[0]!;
-    console.log(`ratios to 1 worker: ${results.map((r) => `${r.workers}: ${(r.rps / one.rps).toFixed(2)}x`).join(', ')}`);
+    const base = WORKERS.includes(1) ? 1 : WORKERS[0]!;
+    const rounds = repeats();
+    const ratioTo = (workers: number) =>
+      median(results.filter((r) => r.workers === workers).map((r) => r.rps / results.find((b) => b.round === r.round && b.workers === base)!.rps));
+    console.log(`ratios to ${base} worker(s), median of per-round ratios: ${WORKERS.map((w) => `${w}: ${ratioText(ratioTo(w), rounds)}`).join(', ')}`);
+    const one = { rps: median(results.filter((r) => r.workers === base).map((r) => r.rps)) };
 
     // How many workers one Redis serves: Redis runs commands on one core; a chunk costs `cpu` of it.
     const worst = results.reduce((a, b) => (b.cpu > a.cpu ? b : a));

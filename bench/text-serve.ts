@@ -2,7 +2,8 @@
 // request, REST JSON, closed-loop clients) and batch rows/s (JSONL rows {"text": ...}, submit to
 // completed), each against a numeric baseline measured in the same run on the same platform: an MLP
 // with the text model's parameter count over 64 float features, one row per request or line. The
-// runs alternate (text, then numeric, per client count), so load drift on a shared machine hits both.
+// runs alternate (numeric, then text, per client count, MODELQ_BENCH_REPEATS rounds; medians shown,
+// bench/lib/fair.ts), so load drift on a shared machine hits both.
 // Given no model, it serves the fixture text classifier (StringNormalizer -> Tokenizer ->
 // TfIdfVectorizer -> MLP head) with a 5,000-word vocabulary; `npm run bench train-text` passes the
 // model it trained and its corpus.
@@ -16,6 +17,7 @@ import { parameterCount } from '../workers/onnx/graph.ts';
 import { decodeModel } from '../workers/onnx/proto.ts';
 import { modelInputs } from '../workers/onnx/sample-inputs.ts';
 import { postFile, writeInput } from './lib/batch-input.ts';
+import { interleave, ratioText } from './lib/fair.ts';
 import { runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform, type Platform } from './lib/platform.ts';
 
@@ -41,7 +43,7 @@ export interface TextServeOptions {
 export interface TextServeResult {
   input: { name: string; rank: number };
   params: { text: number; numeric: number };
-  online: { clients: number; text: LoadResult; numeric: LoadResult; ratio: number }[];
+  online: { clients: number; text: LoadResult; numeric: LoadResult; ratio: number; rounds: number }[];
   batch: { rows: number; text: BatchRate; numeric: BatchRate; ratio: number };
 }
 
@@ -142,10 +144,22 @@ export async function benchTextServe(opts: TextServeOptions = {}): Promise<TextS
     const load = (url: string, body: string, concurrency: number) =>
       runLoad({ url, body, concurrency, durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 });
     const online: TextServeResult['online'] = [];
+    // Rounds of numeric then text (bench/lib/fair.ts); the median round of each and the median ratio.
+    const medianRun = <T>(xs: T[], by: (x: T) => number) => [...xs].sort((a, b) => by(a) - by(b))[(xs.length - 1) >> 1]!;
+    const kept = <T>(xs: T[], x: T) => (xs.push(x), x);
     for (const c of clients) {
-      const text = await load(textUrl, textBody, c);
-      const numeric = await load(numericUrl, numericBody, c);
-      online.push({ clients: c, text, numeric, ratio: numeric.rps > 0 ? text.rps / numeric.rps : 0 });
+      const runs = { text: [] as LoadResult[], numeric: [] as LoadResult[] };
+      const r = await interleave({
+        baseline: async () => kept(runs.numeric, await load(numericUrl, numericBody, c)).rps,
+        platform: async () => kept(runs.text, await load(textUrl, textBody, c)).rps,
+      });
+      online.push({
+        clients: c,
+        text: medianRun(runs.text, (x) => x.rps),
+        numeric: medianRun(runs.numeric, (x) => x.rps),
+        ratio: r.ratio,
+        rounds: r.ratios.length,
+      });
     }
 
     const textFile = path.join(dir, 'text.jsonl');
@@ -155,24 +169,29 @@ export async function benchTextServe(opts: TextServeOptions = {}): Promise<TextS
       Array.from({ length: rows }, (_, i) => JSON.stringify({ id: i, [input.name]: sentences[i % sentences.length] })).join('\n') + '\n',
     );
     writeInput(numericFile, rows, FEATURES);
-    const textBatch = await batchRun(p, 'bench-text', textFile, rows);
-    const numericBatch = await batchRun(p, 'bench-numeric', numericFile, rows);
+    const batches = { text: [] as BatchRate[], numeric: [] as BatchRate[] };
+    const batchRatio = await interleave({
+      baseline: async () => kept(batches.numeric, await batchRun(p, 'bench-numeric', numericFile, rows)).rowsPerSecond,
+      platform: async () => kept(batches.text, await batchRun(p, 'bench-text', textFile, rows)).rowsPerSecond,
+    });
+    const textBatch = medianRun(batches.text, (x) => x.rowsPerSecond);
+    const numericBatch = medianRun(batches.numeric, (x) => x.rowsPerSecond);
     const result: TextServeResult = {
       input,
       params: { text: params, numeric: parameterCount(twin) },
       online,
-      batch: { rows, text: textBatch, numeric: numericBatch, ratio: textBatch.rowsPerSecond / numericBatch.rowsPerSecond },
+      batch: { rows, text: textBatch, numeric: numericBatch, ratio: batchRatio.ratio },
     };
 
     console.log('\n| clients | text req/s | p50 ms | p99 ms | errors | numeric req/s | p50 ms | p99 ms | errors | text/numeric |');
     console.log('|---|---|---|---|---|---|---|---|---|---|');
     for (const r of online)
       console.log(
-        `| ${r.clients} | ${f0(r.text.rps)} | ${f1(r.text.p50Ms)} | ${f1(r.text.p99Ms)} | ${r.text.errors} | ${f0(r.numeric.rps)} | ${f1(r.numeric.p50Ms)} | ${f1(r.numeric.p99Ms)} | ${r.numeric.errors} | ${r.ratio.toFixed(2)}x |`,
+        `| ${r.clients} | ${f0(r.text.rps)} | ${f1(r.text.p50Ms)} | ${f1(r.text.p99Ms)} | ${r.text.errors} | ${f0(r.numeric.rps)} | ${f1(r.numeric.p50Ms)} | ${f1(r.numeric.p99Ms)} | ${r.numeric.errors} | ${ratioText(r.ratio, r.rounds)} |`,
       );
     console.log(
       `batch (JSONL, ${rows} rows, submit to completed): text ${f0(textBatch.rowsPerSecond)} rows/s (${f1(textBatch.seconds)} s), ` +
-        `numeric ${f0(numericBatch.rowsPerSecond)} rows/s (${f1(numericBatch.seconds)} s): text/numeric ${result.batch.ratio.toFixed(2)}x`,
+        `numeric ${f0(numericBatch.rowsPerSecond)} rows/s (${f1(numericBatch.seconds)} s): text/numeric ${ratioText(result.batch.ratio, batchRatio.ratios.length)} (median rounds shown)`,
     );
     return result;
   } finally {

@@ -4,6 +4,8 @@
 // same stratified 80/20 split of the Debian sections corpus (test/fixtures/text), in the same run.
 // Serving figures for the trained model (online requests/s, batch rows/s) plug in through
 // `textBenchHooks`: each hook gets the exported model and the test rows after the comparison.
+// MODELQ_BENCH_REPEATS interleaved rounds, medians (bench/lib/fair.ts); scikit-learn's fit here is
+// single-threaded (liblinear/lbfgs on sparse input), so it has no thread settings to pick from.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +16,7 @@ import { datasetKey, datasetRows, profileDataset } from '../core/datasets.ts';
 import { resolveTrain } from '../core/jobs/train.ts';
 import { FsStore } from '../core/storage/index.ts';
 import { runTraining } from '../workers/trainer/run-training.ts';
+import { interleave, ratioText } from './lib/fair.ts';
 
 const CORPUS = path.join(import.meta.dirname, '../test/fixtures/text/debian-sections.csv');
 
@@ -50,9 +53,12 @@ print(json.dumps({'accuracy': acc, 'fitSeconds': sorted(fits)[1], 'vocabulary': 
 export async function benchTrainText() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-train-text-'));
   try {
-    let sk: { accuracy: number; fitSeconds: number; vocabulary: number; train: number; test: number };
+    type Sk = { accuracy: number; fitSeconds: number; vocabulary: number; train: number; test: number };
+    const runSk = (): Sk =>
+      JSON.parse(execFileSync('/usr/bin/python3', ['-c', SKLEARN, CORPUS, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
+    let sk: Sk;
     try {
-      sk = JSON.parse(execFileSync('/usr/bin/python3', ['-c', SKLEARN, CORPUS, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
+      sk = runSk();
     } catch (e) {
       console.log(
         `scikit-learn: not measured (${String((e as { stderr?: string }).stderr ?? e)
@@ -70,9 +76,19 @@ export async function benchTrainText() {
     const put = await store.put(key, fs.readFileSync(path.join(dir, 'train.csv')));
     const ds = { id, name: 'bench', format: 'csv' as const, key, bytes: put.bytes, createdAt: '', ...(await profileDataset(await store.read(key), 'csv')) };
     const job = resolveTrain({ dataset: id, target: 'section', registerAs: 'bench', seed: 1 }, ds);
-    const t0 = performance.now();
-    const out = await runTraining({ store, jobId: 'bench-text', job });
-    const fit = (performance.now() - t0) / 1000;
+    // Rounds of scikit-learn then the trainer (bench/lib/fair.ts); the first round's scikit-learn run
+    // is the one above, which also wrote the split. Figures are fits per second.
+    let out!: Awaited<ReturnType<typeof runTraining>>;
+    const rounds = await interleave({
+      baseline: async (round) => 1 / (round === 0 ? sk : (sk = runSk())).fitSeconds,
+      platform: async () => {
+        const t0 = performance.now();
+        out = await runTraining({ store, jobId: 'bench-text', job });
+        return 1000 / (performance.now() - t0);
+      },
+    });
+    const fit = 1 / rounds.medianPlatform;
+    const skFit = 1 / rounds.medianBaseline;
 
     const texts: string[] = [];
     const labels: string[] = [];
@@ -82,20 +98,22 @@ export async function benchTrainText() {
     }
     const model = fs.readFileSync(store.localPath(out.modelKey));
     const session = await ort.InferenceSession.create(model);
-    const got = (await session.run({ description: new ort.Tensor('string', texts, [texts.length]) })).label!.data as string[];
+    // The exported text input is [n] or [n, 1], as its exporter chose.
+    const rank = (session.inputMetadata[0] as unknown as { shape: readonly unknown[] }).shape.length;
+    const got = (await session.run({ description: new ort.Tensor('string', texts, rank === 2 ? [texts.length, 1] : [texts.length]) })).label!.data as string[];
     const accuracy = got.filter((l, i) => l === labels[i]).length / labels.length;
     const hp = job.hyperparameters;
     console.log(
-      `modelq (defaults: ${hp.model.type} head, maxFeatures ${hp.text!.maxFeatures}, minDf ${hp.text!.minDf}, lr ${hp.learningRate}; ${out.epochsRun} epochs, best ${out.bestEpoch}; tfjs wasm, 1 thread): fit ${fit.toFixed(2)} s (vectorize, train, export), test accuracy ${(100 * accuracy).toFixed(2)}%`,
+      `modelq (defaults: ${hp.model.type} head, maxFeatures ${hp.text!.maxFeatures}, minDf ${hp.text!.minDf}, lr ${hp.learningRate}; ${out.epochsRun} epochs, best ${out.bestEpoch}; tfjs wasm, 1 thread): fit ${fit.toFixed(2)} s (vectorize, train, export; median of ${rounds.platform.length} rounds), test accuracy ${(100 * accuracy).toFixed(2)}%`,
     );
     console.log(
-      `scikit-learn (TfidfVectorizer(1,2), sublinear_tf + LogisticRegression, ${sk.vocabulary} n-grams): fit ${sk.fitSeconds.toFixed(2)} s (median of 3), test accuracy ${(100 * sk.accuracy).toFixed(2)}%`,
+      `scikit-learn (TfidfVectorizer(1,2), sublinear_tf + LogisticRegression, ${sk.vocabulary} n-grams): fit ${skFit.toFixed(2)} s (median of ${rounds.baseline.length} rounds, each the median of 3 fits), test accuracy ${(100 * sk.accuracy).toFixed(2)}%`,
     );
     console.log(
-      `ratio modelq / scikit-learn: ${(fit / sk.fitSeconds).toFixed(2)}x the fit time, accuracy ${(100 * (accuracy - sk.accuracy)).toFixed(2)} points`,
+      `speed modelq / scikit-learn: ${ratioText(rounds.ratio, rounds.ratios.length)} (fit time ${(1 / rounds.ratio).toFixed(2)}x scikit-learn's), accuracy ${(100 * (accuracy - sk.accuracy)).toFixed(2)} points`,
     );
     for (const hook of textBenchHooks) await hook({ model, texts, labels });
-    return { fit, accuracy, sklearnFit: sk.fitSeconds, sklearnAccuracy: sk.accuracy, ratio: fit / sk.fitSeconds };
+    return { fit, accuracy, sklearnFit: skFit, sklearnAccuracy: sk.accuracy, ratio: 1 / rounds.ratio };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

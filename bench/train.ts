@@ -1,12 +1,15 @@
 // Training: seconds per epoch of the trainer (TensorFlow.js, wasm backend, one thread) on an MLP
 // 64-128-128-10 over 100,000 synthetic rows, batch 200, Adam, against scikit-learn's MLPClassifier
-// with the same sizes, batch and solver run by /usr/bin/python3 in the same run.
+// with the same sizes, batch and solver run by /usr/bin/python3 in the same run (best of 1 and 2 BLAS
+// threads; MODELQ_BENCH_REPEATS interleaved rounds, medians; bench/lib/fair.ts).
+// Env: BENCH_TRAIN_ROWS, BENCH_TRAIN_EPOCHS=3
 import { execFileSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import type { Hyperparameters } from '../core/jobs/train.ts';
 import { Rng } from '../workers/trainer/data.ts';
 import { initState, train } from '../workers/trainer/mlp.ts';
 import { initTf } from '../workers/trainer/tf.ts';
+import { bestOfThreads, interleave, ratioText, repeats } from './lib/fair.ts';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 100_000);
 const EPOCHS = Number(process.env.BENCH_TRAIN_EPOCHS ?? 3);
@@ -98,11 +101,9 @@ t = time.perf_counter(); clf.fit(X, y); s = time.perf_counter() - t
 print(json.dumps({'perEpoch': s / clf.n_iter_, 'loss': clf.loss_, 'epochs': clf.n_iter_}))
 `;
 
-/** `threads`: BLAS threads for numpy; undefined leaves the installed default (all cores). */
-function sklearn(threads?: number): { perEpoch: number; loss: number } | { error: string } {
-  const env = threads
-    ? { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) }
-    : process.env;
+/** `threads`: BLAS threads for numpy. */
+function sklearn(threads: number): { perEpoch: number; loss: number } | { error: string } {
+  const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   try {
     const out = execFileSync('/usr/bin/python3', ['-c', SKLEARN, String(ROWS), String(EPOCHS)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
     return JSON.parse(out.trim().split('\n').pop()!);
@@ -117,26 +118,42 @@ function sklearn(threads?: number): { perEpoch: number; loss: number } | { error
 }
 
 export async function benchTrain() {
-  console.log(`train: MLP ${[F, ...HIDDEN, C].join('-')}, ${ROWS} rows, batch ${BATCH}, Adam, ${EPOCHS} epochs each`);
-  const o = await ours();
-  const mine = median(o.perEpoch);
-  console.log(
-    `modelq (tfjs wasm, 1 thread): ${mine.toFixed(2)} s/epoch (median; epochs ${o.perEpoch.map((s) => s.toFixed(2)).join(', ')}), last loss ${o.loss.toFixed(3)}`,
-  );
-  const sk = sklearn();
-  if ('error' in sk) {
-    console.log(`scikit-learn: not measured (${sk.error}); apt-get install python3-sklearn`);
-    return { ours: mine };
-  }
-  console.log(`scikit-learn MLPClassifier (numpy BLAS threads as installed): ${sk.perEpoch.toFixed(2)} s/epoch, last loss ${sk.loss.toFixed(3)}`);
-  console.log(`ratio modelq / scikit-learn: ${(mine / sk.perEpoch).toFixed(2)}x the time per epoch`);
-  // Same footing as the trainer, which uses one core (and leaves the other to the worker).
-  const one = sklearn(1);
-  if ('error' in one) return { ours: mine, sklearn: sk.perEpoch, ratio: mine / sk.perEpoch };
-  console.log(
-    `scikit-learn with 1 BLAS thread: ${one.perEpoch.toFixed(2)} s/epoch; ratio modelq / scikit-learn(1 thread): ${(mine / one.perEpoch).toFixed(2)}x`,
-  );
-  return { ours: mine, sklearn: sk.perEpoch, ratio: mine / sk.perEpoch, sklearnOneThread: one.perEpoch, ratioOneThread: mine / one.perEpoch };
+  console.log(`train: MLP ${[F, ...HIDDEN, C].join('-')}, ${ROWS} rows, batch ${BATCH}, Adam, ${EPOCHS} epochs each, ${repeats()} rounds`);
+  // Rounds of scikit-learn (best of its BLAS thread settings) then the trainer (bench/lib/fair.ts);
+  // figures are epochs per second, so the ratio is modelq's speed over scikit-learn's.
+  let skError: string | undefined;
+  let loss = NaN;
+  const r = await interleave({
+    baseline: async () => {
+      const b = await bestOfThreads(
+        async (threads) => sklearn(threads),
+        (x) => ('error' in x ? -1 : 1 / x.perEpoch),
+      );
+      for (const { threads, result } of b.all)
+        console.log(
+          'error' in result
+            ? `scikit-learn (${threads} BLAS threads): not measured (${(skError = result.error)}); apt-get install python3-sklearn`
+            : `scikit-learn MLPClassifier (${threads} BLAS threads): ${result.perEpoch.toFixed(2)} s/epoch, last loss ${result.loss.toFixed(3)}`,
+        );
+      return 'error' in b.best ? NaN : 1 / b.best.perEpoch;
+    },
+    platform: async () => {
+      const o = await ours();
+      loss = o.loss;
+      const mine = median(o.perEpoch);
+      console.log(
+        `modelq (tfjs wasm, 1 thread): ${mine.toFixed(2)} s/epoch (median; epochs ${o.perEpoch.map((s) => s.toFixed(2)).join(', ')}), last loss ${o.loss.toFixed(3)}`,
+      );
+      return 1 / mine;
+    },
+  });
+  const mine = 1 / r.medianPlatform;
+  console.log(`modelq: ${mine.toFixed(2)} s/epoch (median of ${r.platform.length} rounds), last loss ${loss.toFixed(3)}`);
+  if (skError !== undefined || !Number.isFinite(r.ratio)) return { ours: mine };
+  const sk = 1 / r.medianBaseline;
+  console.log(`scikit-learn (best of its thread settings): ${sk.toFixed(2)} s/epoch (median of ${r.baseline.length} rounds)`);
+  console.log(`speed modelq / scikit-learn: ${ratioText(r.ratio, r.ratios.length)} (time per epoch ${(1 / r.ratio).toFixed(2)}x scikit-learn's)`);
+  return { ours: mine, sklearn: sk, ratio: 1 / r.ratio };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await benchTrain();

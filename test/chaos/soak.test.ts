@@ -2,18 +2,29 @@
 // redis-server: online inference at saturation, batches, model uploads and a training job, with a
 // worker killed every 30 s and one Redis restart. Producer RSS and Redis used_memory stay under
 // fixed bounds, no process crashes, every accepted batch completes with every row exactly once,
-// and every refused request gets a 4xx (429 included) or 503, never a hang.
+// and every refused request gets a 4xx (429 included) or 503, never a hang. Throughout, a hostile
+// client (hostile-client.ts) sends issue 25's inputs: its Parquet batches end failed with the
+// reason, and no temp file or descriptor on the store is left once everything has ended.
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildMlp } from '../../workers/onnx/builder.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 import { batchBody, expectExactOutput, F, freePort, model, PrivateRedis } from './helpers.ts';
+import { HOSTILE_KINDS, hostileClient, openUnder, tempFilesUnder, type HostileTally } from './hostile-client.ts';
 
 const SOAK_MS = Number(process.env.MODELQ_SOAK_S ?? 90) * 1000;
 const RSS_BOUND = 1024 * 1024 * 1024;
 const REDIS_BOUND = 100 * 1024 * 1024;
 const CLIENTS = 48;
 const KILL_EVERY_MS = 30_000;
-const ENV = { MODELQ_JOB_LOCK_MS: '3000', MODELQ_SCORE_CONCURRENCY: '1', MODELQ_MAX_INFLIGHT: '24', MODELQ_INFER_TIMEOUT_MS: '20000' };
+const BODY_LIMIT_MB = 2;
+const ENV = {
+  MODELQ_JOB_LOCK_MS: '3000',
+  MODELQ_SCORE_CONCURRENCY: '1',
+  MODELQ_MAX_INFLIGHT: '24',
+  MODELQ_INFER_TIMEOUT_MS: '20000',
+  MODELQ_MAX_REQUEST_MB: String(BODY_LIMIT_MB),
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const inferBody = JSON.stringify({ inputs: [{ name: 'input', shape: [2, F], datatype: 'FP32', data: Array.from({ length: 2 * F }, (_, i) => (i % 7) / 7) }] });
@@ -65,6 +76,7 @@ describe('chaos: soak', () => {
       }, 500);
       try {
         expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
+        expect((await uploadModel(p.url, 'one', buildMlp({ sizes: [1, 4, 2], seed: 5 }))).status).toBe(201); // the hostile Parquet files' one column
         const csv = 'a,b,c,y\n' + Array.from({ length: 3000 }, (_, i) => `${(i % 17) / 17},${(i % 5) / 5},${(i % 11) / 11},${i % 3}`).join('\n');
         const ds = await (await fetch(`${p.url}/v1/datasets?format=csv`, { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } })).json();
         const train = await (
@@ -80,6 +92,8 @@ describe('chaos: soak', () => {
         const over = () => Date.now() - start > SOAK_MS;
         const tally: Tally = { ok: 0, refused: {}, bad: [] };
         const clients = Array.from({ length: CLIENTS }, () => client(p, over, tally));
+        const hostile: HostileTally = { sent: {} as HostileTally['sent'], batches: [], bad: [] };
+        clients.push(hostileClient(p, over, hostile, { oneFeature: 'one', model: 'm', features: F, bodyLimitMb: BODY_LIMIT_MB }));
         const batches: { id: string; x: Float32Array; n: number }[] = [];
         let batchRefusals = 0;
         let uploads = 0;
@@ -139,12 +153,35 @@ describe('chaos: soak', () => {
           180_000,
         );
         expect(job.state).toBe('completed');
+        for (const b of hostile.batches) {
+          const v = await until(
+            async () => {
+              const v = await (await fetch(`${p.url}/v1/batches/${b.id}`)).json();
+              return ['completed', 'cancelled'].includes(v.status) || (v.status === 'failed' && v.error) ? v : null;
+            },
+            `hostile batch ${b.id} to end`,
+            180_000,
+          );
+          expect(v.status).toBe('failed');
+          expect(v.error).toMatch(b.why);
+        }
+        // Once everything has ended, nothing is left open or half-written: no temp file of an upload
+        // (the producer's, this process), no descriptor on the store in the producer or a worker. A
+        // worker's chunk parts (/out/, /err/) are left out: a SIGKILL mid-write leaves its temp file.
+        const dataDir = path.resolve(p.cfg.MODELQ_DATA_DIR);
+        const pids = [process.pid, ...p.workers.map((w) => w.child.pid!)];
+        const left = () => ({ temps: tempFilesUnder(dataDir).filter((f) => !/\/(out|err)\//.test(f)), open: openUnder(dataDir, pids) });
+        await until(() => left().temps.length + left().open.length === 0, 'no temp file and no descriptor on the store', 30_000).catch(() => {});
+        expect(left()).toEqual({ temps: [], open: [] });
 
         console.log(
           `soak: ${SOAK_MS / 1000} s, online ok ${tally.ok}, refused ${JSON.stringify(tally.refused)}, batches ${batches.length} (+${batchRefusals} refused), ` +
-            `uploads ${uploads}, worker kills ${kills}, Redis restarts ${restarted ? 1 : 0}, peak producer RSS ${(peak.rss / 2 ** 20).toFixed(0)} MiB, peak Redis used_memory ${(peak.redis / 2 ** 20).toFixed(1)} MiB`,
+            `uploads ${uploads}, hostile ${JSON.stringify(hostile.sent)} (${hostile.batches.length} hostile batches), worker kills ${kills}, Redis restarts ${restarted ? 1 : 0}, peak producer RSS ${(peak.rss / 2 ** 20).toFixed(0)} MiB, peak Redis used_memory ${(peak.redis / 2 ** 20).toFixed(1)} MiB`,
         );
         expect(tally.bad).toEqual([]);
+        expect(hostile.bad).toEqual([]);
+        for (const k of HOSTILE_KINDS) expect(hostile.sent[k], k).toBeGreaterThan(0);
+        expect(hostile.batches.length).toBeGreaterThan(0);
         expect(tally.ok).toBeGreaterThan(0);
         expect(restarted).toBe(true);
         expect(kills).toBeGreaterThanOrEqual(Math.floor(SOAK_MS / KILL_EVERY_MS) - 1);

@@ -127,3 +127,28 @@ export function withEmptyStructs(file: Uint8Array, n: number): Uint8Array {
   tail.write('PAR1', 4, 'latin1');
   return new Uint8Array(Buffer.concat([file.subarray(0, file.length - 8 - len), newFooter, tail]));
 }
+
+/** smallFile with its first v2 data page's body or header changed by `change`. */
+export function withDataPage(change: (body: Uint8Array, v2: Struct) => Uint8Array | void): Uint8Array {
+  const l = disassemble(smallFile());
+  const page = l.pages[0]![0]!.find((q) => q.header.get(1) === 3)!;
+  page.body = change(page.body, page.header.get(8) as Struct) ?? page.body;
+  return assemble(l);
+}
+
+/**
+ * The files of issue 25's cases, made from smallFile (one `x` FLOAT column): `spin`, dictionary
+ * indices ending in a varint continuation byte (case 1: looped forever); `hugePage`, a page declaring
+ * num_values=1e8 (case 6); `hugeRows`, a footer declaring 3e8 rows (case 2).
+ */
+export function hostileFiles(): { spin: Uint8Array; hugePage: Uint8Array; hugeRows: Uint8Array } {
+  const spin = withDataPage((body, v2) => Uint8Array.from([...body.subarray(0, (v2.get(5) as number) + (v2.get(6) as number)), 1, 0x80]));
+  const hugePage = withDataPage((_, v2) => {
+    v2.set(1, 100_000_000);
+    v2.set(3, 100_000_000);
+  });
+  const l = disassemble(smallFile());
+  l.meta.num_rows = 300_000_000n;
+  l.meta.row_groups[0]!.num_rows = 300_000_000n;
+  return { spin, hugePage, hugeRows: assemble(l) };
+}

@@ -3,8 +3,7 @@
 // the batch with the reason, at once (no retries), and the worker goes on scoring the next batch.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMlp } from '../../workers/onnx/builder.ts';
-import { assemble, disassemble, smallFile, withEmptyStructs } from '../helpers/parquet-hostile.ts';
-import type { Struct } from '../../core/rows/parquet-thrift.ts';
+import { hostileFiles, smallFile, withEmptyStructs } from '../helpers/parquet-hostile.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
@@ -43,20 +42,9 @@ async function refused(file: Uint8Array, why: RegExp) {
   expect(body.error.message).toMatch(why);
 }
 
-function withDataPage(change: (body: Uint8Array, v2: Struct) => Uint8Array | void): Uint8Array {
-  const l = disassemble(smallFile());
-  const page = l.pages[0]![0]!.find((q) => q.header.get(1) === 3)!;
-  page.body = change(page.body, page.header.get(8) as Struct) ?? page.body;
-  return assemble(l);
-}
-
 describe('hostile Parquet batches', () => {
   it('pages that lie fail their batch with the reason (cases 1 and 6), and the worker scores the next batch', async () => {
-    const spin = withDataPage((body, v2) => Uint8Array.from([...body.subarray(0, (v2.get(5) as number) + (v2.get(6) as number)), 1, 0x80]));
-    const huge = withDataPage((_, v2) => {
-      v2.set(1, 100_000_000);
-      v2.set(3, 100_000_000);
-    });
+    const { spin, hugePage: huge } = hostileFiles();
     for (const [file, why] of [
       [spin, /chunk 0 failed: .*a run header of levels or indices ends mid-varint/],
       [huge, /chunk 0 failed: .*num_values=100000000; the limit is MODELQ_PARQUET_MAX_PAGE_VALUES/],
@@ -74,10 +62,7 @@ describe('hostile Parquet batches', () => {
   });
 
   it('case 2: a footer declaring 3e8 rows is a 400 naming the limit; MODELQ_BATCH_MAX_ROWS holds for Parquet as for JSONL', async () => {
-    const l = disassemble(smallFile());
-    l.meta.num_rows = 300_000_000n;
-    l.meta.row_groups[0]!.num_rows = 300_000_000n;
-    await refused(assemble(l), /row group 0 declares 300000000 rows; the limit is MODELQ_PARQUET_MAX_GROUP_ROWS/);
+    await refused(hostileFiles().hugeRows, /row group 0 declares 300000000 rows; the limit is MODELQ_PARQUET_MAX_GROUP_ROWS/);
     await refused(smallFile(100), /the file has 100 rows; the limit is MODELQ_BATCH_MAX_ROWS \(50\)/);
   });
 

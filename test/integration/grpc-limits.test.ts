@@ -1,6 +1,7 @@
 // gRPC is held to the limits REST applies, counted together with REST: MODELQ_RATE_LIMIT per key or
 // address, MODELQ_MAX_INFLIGHT and the per-model bound, each a RESOURCE_EXHAUSTED that says it may
-// be retried (`retryable`, `retry-after` trailers), like REST's 429 with Retry-After.
+// be retried (`retryable`, `retry-after` trailers), like REST's 429 with Retry-After; and the Redis
+// memory mark (MODELQ_REDIS_MEMORY_HIGH), UNAVAILABLE as REST's 503 (issue 25 case 8).
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
@@ -9,15 +10,18 @@ import { startGrpcServer, type RunningGrpcServer } from '../../producer/grpc/ser
 import { tinyMlp } from '../fixtures/models.ts';
 import { inferenceClient, type InferenceClient } from '../helpers/grpc-client.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import { freePort, PrivateRedis } from '../chaos/helpers.ts';
 
 let p: TestPlatform | undefined;
 let server: RunningGrpcServer | undefined;
 let c: InferenceClient | undefined;
+let privateRedis: PrivateRedis | undefined;
 afterEach(async () => {
   c?.close();
   await server?.close();
   await p?.stop();
-  [p, server, c] = [undefined, undefined, undefined];
+  await privateRedis?.stop(); // after the platform, which would wait for it
+  [p, server, c, privateRedis] = [undefined, undefined, undefined, undefined];
 });
 
 async function start(env: Record<string, string>): Promise<{ p: TestPlatform; c: InferenceClient }> {
@@ -81,5 +85,35 @@ describe('gRPC limits', () => {
     const second = await failureOf(c.call('ModelInfer', infer));
     expect(second?.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(second?.details).toMatch(/MODELQ_MAX_INFLIGHT_PER_MODEL=1/);
+  });
+
+  it('MODELQ_REDIS_MEMORY_HIGH: past the mark, ModelInfer is refused as REST is, and served again once under it', async () => {
+    // A Redis of our own, whose maxmemory this test may change.
+    const redis = (privateRedis = new PrivateRedis(await freePort()));
+    await redis.start();
+    {
+      const { p, c } = await start({ MODELQ_REDIS_URL: redis.url, MODELQ_REDIS_MEMORY_HIGH: '0.01' });
+      await p.addWorker();
+      expect((await uploadModel(p.url, 'm', tinyMlp())).status).toBe(201);
+      expect(await failureOf(c.call('ModelInfer', infer))).toBeNull();
+      // 1% of 64 MiB is far below what Redis uses already.
+      await p.redis.config('SET', 'maxmemory', String(64 * 1024 * 1024));
+      const guard = backpressureFor(p.deps).memory;
+      await guard.read();
+      expect(guard.figures.used).toBeGreaterThan(guard.figures.max * 0.01);
+      const refused = await failureOf(c.call('ModelInfer', infer));
+      expect(refused?.code).toBe(status.UNAVAILABLE);
+      expect(refused?.details).toMatch(/MODELQ_REDIS_MEMORY_HIGH=0.01/);
+      expect(refused?.metadata.get('retryable')).toEqual(['true']);
+      const rest = await fetch(`${p.url}/v2/models/m/infer`, {
+        method: 'POST',
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(rest.status).toBe(503);
+      await p.redis.config('SET', 'maxmemory', '0');
+      await guard.read();
+      expect(await failureOf(c.call('ModelInfer', infer))).toBeNull();
+    }
   });
 });

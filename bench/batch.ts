@@ -13,6 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
+import { benchBatchRef } from './batch-ref.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { startPlatform } from './lib/platform.ts';
@@ -130,6 +131,11 @@ export async function benchBatch() {
     );
     console.log(
       `| Parquet | ${parquet.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(parquet.rowsPerSecond / raw).toFixed(2)}x (target >= 0.6x); ${(parquet.rowsPerSecond / jsonl.rowsPerSecond).toFixed(2)}x JSONL (target >= 2x) | ${mib(parquet.rss.producer)} | ${parquet.rss.workers.map(mib).join(', ')} |`,
+    );
+    // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by the workers.
+    const ref = await benchBatchRef(bytes, pqInput, ROWS, F, cfg.MODELQ_WORKERS, writeParquetInput);
+    console.log(
+      `| Parquet by reference (s3rver) | ${ref.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(ref.rowsPerSecond / raw).toFixed(2)}x (target >= 0.8x), ${ref.status} ${ref.completed} rows | ${mib(ref.rss.producer)} | ${ref.rss.workers.map(mib).join(', ')} |`,
     );
 
     // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.

@@ -1,8 +1,8 @@
 // Batch scoring by reference (#26): the same Parquet input as `npm run bench batch`, put in an
 // S3-protocol server (s3rver, as the tests run it) as BENCH_REF_PARTS parts, scored from there into
 // a Parquet output prefix: submit to manifest, against the raw onnxruntime rate the caller measured
-// in the same run. BENCH_CPU_PROF=<dir> also writes a V8 CPU profile of the producer, each worker
-// and each engine thread (node --cpu-prof) and prints where each spent its time (self time by function).
+// in the same run. BENCH_CPU_PROF=<dir> also writes a V8 CPU profile of the platform's processes'
+// main threads (bench/cpu-prof-preload.mjs) and prints where each spent its time (self time by function).
 // Env: BENCH_REF_PARTS=5, BENCH_CPU_PROF unset.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,24 +24,36 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** The functions with the most self time in a .cpuprofile, as "share% name (file:line)". */
-export function topSelfTime(file: string, top = 8): string[] {
-  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+/**
+ * Where a process's main thread spent `window` (CLOCK_MONOTONIC microseconds, the clock V8 stamps
+ * samples with on Linux): its busy share, and the functions with the most self time as "share% name
+ * (file:line)" of the busy time.
+ */
+export function topSelfTime(file: string, window: [number, number], top = 10): { busy: number; top: string[] } {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile & { startTime: number };
   const byNode = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
-  let total = 0;
+  let t = p.startTime;
+  let busy = 0;
+  let all = 0;
   p.samples.forEach((id, i) => {
-    const n = byNode.get(id)!;
     const dt = p.timeDeltas[i] ?? 0;
-    total += dt;
-    const f = n.callFrame;
+    t += dt;
+    if (t < window[0] || t > window[1]) return;
+    all += dt;
+    const f = byNode.get(id)!.callFrame;
+    if (f.functionName === '(idle)') return;
+    busy += dt;
     const key = `${f.functionName || '(anonymous)'} (${path.basename(f.url || 'native')}:${f.lineNumber + 1})`;
     self.set(key, (self.get(key) ?? 0) + dt);
   });
-  return [...self.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, top)
-    .map(([k, v]) => `${((v / total) * 100).toFixed(1)}% ${k}`);
+  return {
+    busy: all ? busy / all : 0,
+    top: [...self.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, v]) => `${((v / busy) * 100).toFixed(1)}% ${k}`),
+  };
 }
 
 /** Splits a Parquet file's rows into PARTS objects: the bench writes one file, a dataset has several. */
@@ -88,11 +100,14 @@ export async function benchBatchRef(
   const prof = process.env.BENCH_CPU_PROF;
   if (prof) {
     fs.mkdirSync(prof, { recursive: true });
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(prof)}`.trim();
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: a preload profiles each process's main thread instead.
+    env.BENCH_CPU_PROF = path.resolve(prof);
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${path.resolve(import.meta.dirname, 'cpu-prof-preload.mjs')}`.trim();
   }
   const saved = { ...process.env };
   Object.assign(process.env, env); // the platform child takes this process's environment
   const store = new S3Store({ bucket: BUCKET, endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
+  let span: [number, number] = [0, 0];
   try {
     await putParts(store, pqInput, rows, features, write);
     const platform = await startPlatform({ workers });
@@ -100,6 +115,8 @@ export async function benchBatchRef(
     try {
       await platform.register('bench', model);
       const t = performance.now();
+      const micros = () => Number(process.hrtime.bigint() / 1000n);
+      span = [micros(), 0];
       const res = await fetch(`${platform.url}/v1/batches`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -114,13 +131,15 @@ export async function benchBatchRef(
         await new Promise((r) => setTimeout(r, 100));
       }
       const seconds = (performance.now() - t) / 1000;
+      span[1] = micros();
       if (v.status === 'completed' && !(await store.stat('out/_manifest.json'))) throw new Error('completed without out/_manifest.json');
       return { rowsPerSecond: rows / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss() };
     } finally {
       await platform.stop();
       if (prof) {
         for (const f of fs.readdirSync(prof).filter((x) => x.endsWith('.cpuprofile'))) {
-          console.log(`cpu profile ${f}:\n  ${topSelfTime(path.join(prof, f)).join('\n  ')}`);
+          const r = topSelfTime(path.join(prof, f), span);
+          console.log(`cpu profile ${f}, main thread busy ${(r.busy * 100).toFixed(0)}% of the batch (submit to completed); of that:\n  ${r.top.join('\n  ')}`);
         }
       }
     }

@@ -27,7 +27,7 @@ beforeAll(async () => {
   const env: Record<string, string> = {
     ...s3Env(s3.endpoint, 'platform'),
     MODELQ_STORE: 'fs',
-    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/acme/`] }),
+    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/acme/`, 's3://no-such-bucket/acme/'] }),
   };
   for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED'] as const) {
     saved[k] = process.env[k];
@@ -261,9 +261,22 @@ describe('batches by reference', () => {
     expect(corrupt.status).toBe(400);
     expect((await corrupt.json()).error.message).toContain(`s3://${BUCKET}/acme/corrupt/a.parquet`);
 
+    const noBucket = await submit({ model: 'm', input: { uri: 's3://no-such-bucket/acme/x/' }, output: out });
+    expect(noBucket.status).toBe(400);
+    expect((await noBucket.json()).error.message).toMatch(/^cannot read s3:\/\/no-such-bucket\/acme\/x\/: NoSuchBucket/);
+
     await lake.put('acme/notpq/a.parquet', '{"id":1}\n');
     const notParquet = await submit({ model: 'm', input: { uri: `s3://${BUCKET}/acme/notpq/a.parquet` }, output: out });
     expect(notParquet.status).toBe(400);
     expect((await notParquet.json()).error.message).toMatch(/a\.parquet: not a Parquet file/);
+  });
+
+  it('refuses an output prefix that already holds a manifest (409), writing nothing', async () => {
+    await lake.put('acme/in409/a.jsonl', '{"id":1,"input":[1,2,3,4,5,6]}\n');
+    await lake.put('acme/o409/_manifest.json', '{}');
+    const res = await submit({ model: 'm', input: { uri: `s3://${BUCKET}/acme/in409/a.jsonl` }, output: { uri: `s3://${BUCKET}/acme/o409/` } });
+    expect(res.status).toBe(409);
+    expect((await res.json()).error.message).toContain('_manifest.json');
+    expect((await lake.list('acme/o409/', 10)).map((o) => o.key)).toEqual(['acme/o409/_manifest.json']);
   });
 });

@@ -27,7 +27,7 @@ beforeAll(async () => {
   const env: Record<string, string> = {
     ...s3Env(s3.endpoint, 'platform'),
     MODELQ_STORE: 'fs',
-    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/acme/`, 's3://no-such-bucket/acme/'] }),
+    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/acme/`, 's3://no-such-bucket/acme/', 'store:tenants/acme/'] }),
   };
   for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED'] as const) {
     saved[k] = process.env[k];
@@ -278,5 +278,40 @@ describe('batches by reference', () => {
     expect(res.status).toBe(409);
     expect((await res.json()).error.message).toContain('_manifest.json');
     expect((await lake.list('acme/o409/', 10)).map((o) => o.key)).toEqual(['acme/o409/_manifest.json']);
+  });
+
+  it('reads and writes the platform artifact store by store: keys (CSV in, CSV parts out)', async () => {
+    await ensureWorker();
+    const n = 40;
+    const x = rows(n, F, 90);
+    let csv = `id,${Array.from({ length: F }, (_, j) => `f${j}`).join(',')}\n`;
+    for (let i = 0; i < n; i++) csv += `c${i},${Array.from(x.subarray(i * F, (i + 1) * F)).join(',')}\n`;
+    await p.deps.store.put('tenants/acme/csv/a.csv', csv);
+    const res = await submit({
+      model: 'm',
+      input: { uri: 'store:tenants/acme/csv/' },
+      output: { uri: 'store:tenants/acme/csv-out/', format: 'csv' },
+      chunkBytes: 1024,
+    });
+    expect(res.status).toBe(202);
+    const accepted = await res.json();
+    expect(accepted.format).toBe('csv');
+    const done = await waitDone(accepted.id);
+    expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
+    const manifest = JSON.parse((await p.deps.store.get('tenants/acme/csv-out/_manifest.json')).toString()) as Manifest;
+    const e = await expected(x, n);
+    const ids: string[] = [];
+    for (const part of manifest.parts) {
+      expect(part.uri).toMatch(/^store:tenants\/acme\/csv-out\/part-\d{5}\.csv$/);
+      const lines = (await p.deps.store.get(part.uri.slice('store:'.length))).toString().trim().split('\n').filter(Boolean).slice(1);
+      expect(lines).toHaveLength(part.rows);
+      for (const l of lines) {
+        const [row, id, ...vals] = l.split(',');
+        const r = part.source.firstRow + Number(row);
+        if (id !== `c${r}` || !close(vals.map(Number), e, r)) throw new Error(`row ${r}: ${l}`);
+        ids.push(id!);
+      }
+    }
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => `c${i}`));
   });
 });

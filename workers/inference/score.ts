@@ -16,6 +16,7 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
+import { inputOf, readable, readRange } from './chunk-input.ts';
 import { PartSink } from './part-sink.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
 import type { ExplainRows } from '../engine/explain-rows.ts';
@@ -38,16 +39,6 @@ export interface ScoreDeps {
 }
 
 type Outcome = { completed: number; failed: number; part?: PartInfo };
-
-/** Where a chunk's rows are read: the uploaded file, or (by reference) its object, with that object's header and size. */
-function inputOf(spec: BatchSpec, chunk: ScoreJob, deps: ScoreDeps): { store: ArtifactStore; key: string; bytes: number; header?: string; uri?: string } {
-  if (!spec.source) return { store: deps.store, key: spec.inputKey, bytes: spec.bytes, ...(spec.header !== undefined ? { header: spec.header } : {}) };
-  const f = spec.source.files[chunk.file ?? -1];
-  if (!f) throw new AppError('internal', `chunk ${chunk.index} names file ${chunk.file}, which batch ${spec.id} does not have`);
-  if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
-  const { store, key } = deps.objects.resolve(f.uri);
-  return { store, key, bytes: f.bytes, uri: f.uri, ...(f.header !== undefined ? { header: f.header } : {}) };
-}
 
 /** How often a chunk reports its progress (two Redis writes). */
 const PROGRESS_EVERY_MS = 250;
@@ -239,24 +230,6 @@ async function scoreChunkRows(
     throw e;
   }
   return { completed, failed, ...(part ? { part } : {}) };
-}
-
-/** An object by reference that is gone or unreadable fails the chunk naming it (unrecoverable when it is gone). */
-async function* readable(source: AsyncIterable<unknown>, uri: string | undefined): AsyncGenerator<unknown> {
-  try {
-    yield* source;
-  } catch (e) {
-    if (!uri) throw e;
-    const gone = (e as { code?: string }).code === 'ENOENT';
-    throw new AppError(gone ? 'bad_request' : 'unavailable', `cannot read ${uri}: ${(e as Error).message}`);
-  }
-}
-
-/** Bytes [start, end) of a stored object. */
-async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
-  const parts: Buffer[] = [];
-  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
-  return Buffer.concat(parts);
 }
 
 /** A Parquet chunk is one row group: its bytes and the file's footer go to an engine thread whole. */

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
+import { benchBatchRef } from './batch-ref.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { bestOfThreads, interleave, ratioText } from './lib/fair.ts';
@@ -144,6 +145,11 @@ export async function benchBatch() {
     );
     console.log(
       `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.6x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL (target >= 2x) | ${rss(last.Parquet!)} |`,
+    );
+    // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by the workers.
+    const ref = await benchBatchRef(bytes, pqInput, ROWS, F, cfg.MODELQ_WORKERS, writeParquetInput);
+    console.log(
+      `| Parquet by reference (s3rver) | ${ref.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(ref.rowsPerSecond / raw).toFixed(2)}x (target >= 0.8x), ${ref.status} ${ref.completed} rows | ${mib(ref.rss.producer)} | ${ref.rss.workers.map(mib).join(', ')} |`,
     );
 
     // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.

@@ -2,11 +2,13 @@
 // atomically), and per-chunk results written under the chunk's index so a chunk that runs twice
 // counts once.
 import type { Redis } from 'ioredis';
-import { type BatchSpec, type BatchStatus, FINAL_STATUSES } from './jobs/batch.ts';
+import { type BatchSpec, type BatchStatus, FINAL_STATUSES, type PartInfo } from './jobs/batch.ts';
 
 export interface ChunkOutcome {
   completed: number;
   failed: number;
+  /** By reference: the part written (for the manifest). */
+  part?: PartInfo;
 }
 
 export interface BatchView {
@@ -136,15 +138,19 @@ export class BatchStore {
     const inFlight = Object.values(progress).reduce((n, v) => n + Number(v), 0);
     const status = h.status as BatchStatus;
     const done = completed + failed;
+    // By reference, JSONL/CSV rows are counted as they are scored: until then progress is by chunks.
+    const uncounted = !spec.totalRows && !!spec.source;
+    const chunksDone = Object.keys(chunks).length;
     return {
       spec,
       id: spec.id,
       status,
       model: { name: spec.model.name, version: spec.model.version },
       format: spec.format,
-      requestCounts: { total: spec.totalRows, completed, failed },
-      progress: status === 'completed' ? 1 : spec.totalRows ? Math.min(1, (done + inFlight) / spec.totalRows) : 0,
-      chunks: { total: spec.chunks, done: Object.keys(chunks).length },
+      requestCounts: { total: uncounted ? done : spec.totalRows, completed, failed },
+      progress:
+        status === 'completed' ? 1 : uncounted ? spec.chunks && chunksDone / spec.chunks : spec.totalRows ? Math.min(1, (done + inFlight) / spec.totalRows) : 0,
+      chunks: { total: spec.chunks, done: chunksDone },
       ...(spec.metadata ? { metadata: spec.metadata } : {}),
       ...(spec.ignoredColumns?.length ? { ignoredColumns: spec.ignoredColumns } : {}),
       ...(h.error ? { error: h.error } : {}),

@@ -225,6 +225,35 @@ export const configKeys = {
     'How long a batch and its files are kept after submit (`7d`, `12h`, `30m`, seconds); the workers remove expired ones.',
     '`7d`',
   ],
+  MODELQ_BATCH_ROOTS: [
+    z
+      .string()
+      .default('{}')
+      .transform((s, ctx) => {
+        let v: unknown;
+        try {
+          v = JSON.parse(s);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+          return z.NEVER;
+        }
+        const ok =
+          typeof v === 'object' &&
+          v !== null &&
+          !Array.isArray(v) &&
+          Object.values(v).every(
+            (r) => Array.isArray(r) && r.every((u) => typeof u === 'string' && /^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/|store:)/.test(u)),
+          );
+        if (!ok) {
+          ctx.addIssue({ code: 'custom', message: 'must map each tenant to a list of "s3://bucket/prefix/" or "store:prefix/" roots' });
+          return z.NEVER;
+        }
+        return v as Record<string, string[]>;
+      })
+      .meta(allowed('JSON `{ "<tenant>": ["s3://<bucket>/<prefix>/", "store:<prefix>/"] }`')),
+    "Where each tenant may read and write batches by reference (`input.uri`, `output.uri`); a tenant with no roots cannot submit one (403). Without API keys the tenant is `default`. Objects are read and written with the platform's own S3 settings and credentials.",
+    '`{}` (none)',
+  ],
   MODELQ_SCORE_CONCURRENCY: [
     int(1, 256).default(2),
     'Chunks one worker process scores at once; a JSONL/CSV chunk keeps up to 4 segments on the engine threads, a Parquet chunk (a row group) one.',

@@ -6,6 +6,7 @@ import { Queues } from '../core/queues.ts';
 import { createRedis, producerRedisOptions, waitReady } from '../core/redis.ts';
 import { Registry } from '../core/registry.ts';
 import { createStore, type ArtifactStore } from '../core/storage/index.ts';
+import { ObjectStores } from '../core/storage/object-uris.ts';
 
 export interface ProducerDeps {
   cfg: Config;
@@ -14,6 +15,8 @@ export interface ProducerDeps {
   queues: Queues;
   registry: Registry;
   store: ArtifactStore;
+  /** Stores of the objects batches by reference name (the platform's S3 settings, one client per bucket). */
+  objects: ObjectStores;
   logger: Logger;
 }
 
@@ -25,7 +28,8 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
   const queues = new Queues(prefix, redis);
   // QueueEvents must be listening before the first job is added, or its answer could be missed.
   await Promise.all((['model', 'infer', 'infer-gpu'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
-  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store: createStore(cfg), logger };
+  const store = createStore(cfg);
+  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store, objects: new ObjectStores(store, cfg), logger };
 }
 
 export async function closeProducerDeps(d: ProducerDeps): Promise<void> {

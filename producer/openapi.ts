@@ -5,6 +5,7 @@ import { v2InferRequestSchema } from './infer-request.ts';
 import { kserveRequestSchema } from './kserve.ts';
 import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
+import { byReferenceSchema } from './batches/by-reference.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
 import { trainRequestSchema } from '../core/jobs/train.ts';
 import { compressRequestSchema } from '../core/jobs/compress.ts';
@@ -145,8 +146,10 @@ export const ROUTES: RouteDoc[] = [
   {
     method: 'post',
     path: '/v1/batches',
-    summary: 'Submit a batch: the JSONL, CSV or Parquet file as the raw body (or multipart with a `file` field); 202',
+    summary:
+      'Submit a batch: the JSONL, CSV or Parquet file as the raw body with ?model= (or multipart with a `file` field), or, as a JSON body without ?model=, objects in storage by reference (input.uri, output.uri); 202',
     query: batchParamsSchema,
+    json: byReferenceSchema,
     binary: 'application/x-ndjson',
     status: 202,
   },
@@ -224,8 +227,17 @@ export function buildOpenApi(): Record<string, unknown> {
     (paths[r.path] ??= {})[r.method] = {
       summary: r.summary,
       ...(params.length ? { parameters: params } : {}),
-      ...(r.json ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.json) } } } } : {}),
-      ...(r.binary ? { requestBody: { required: true, content: { [r.binary]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
+      ...(r.json || r.binary
+        ? {
+            requestBody: {
+              required: true,
+              content: {
+                ...(r.json ? { 'application/json': { schema: jsonSchema(r.json) } } : {}),
+                ...(r.binary ? { [r.binary]: { schema: { type: 'string', format: 'binary' } } } : {}),
+              },
+            },
+          }
+        : {}),
       responses: {
         [ok]: { description: 'OK', ...(r.response ? { content: { 'application/json': { schema: jsonSchema(r.response) } } } : {}) },
         '4XX': { description: 'Bad request', content: { 'application/json': { schema: err } } },

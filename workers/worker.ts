@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { publishWorkerStats, removeWorkerStats, type WorkerStats } from '../core/stats.ts';
 import { createStore, type ArtifactStore } from '../core/storage/index.ts';
+import { ObjectStores } from '../core/storage/object-uris.ts';
 import { Engine } from './engine/engine.ts';
 import { BatchStore } from '../core/batches.ts';
 import { batchProcessor } from './inference/finalize.ts';
@@ -34,6 +35,8 @@ export interface WorkerDeps {
   logger: Logger;
   batches: BatchStore;
   cacheDir: string;
+  /** The stores of batches by reference (inputs and output prefixes named by URI). */
+  objects: ObjectStores;
   /** Present on workers that serve online requests: loads models ahead of their requests (warm.ts). */
   warmer?: Warmer;
 }
@@ -101,7 +104,9 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const redis = createRedis(cfg, workerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   const engine = await startEngine(cfg, logger);
-  const deps: WorkerDeps = { engine, store: createStore(cfg), redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR };
+  const store = createStore(cfg);
+  const objects = new ObjectStores(store, cfg);
+  const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR, objects };
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const jobs: WorkerStats['jobs'] = {};
   const workers: Worker[] = [];

@@ -39,15 +39,61 @@ export const scoreJobSchema = z.object({
   start: z.number().int().min(0),
   end: z.number().int().min(0),
   firstRow: z.number().int().min(0),
-  rows: z.number().int().min(1),
+  /** 0: not counted (a JSONL/CSV byte range of a batch by reference, planned without reading it). */
+  rows: z.number().int().min(0),
+  /** By reference: the index of the chunk's object in the spec's `source.files`. */
+  file: z.number().int().min(0).optional(),
 });
 export type ScoreJob = z.infer<typeof scoreJobSchema>;
 
-export const scoreResultSchema = z.object({ completed: z.number().int(), failed: z.number().int(), skipped: z.boolean().optional() });
+/** By reference: where a chunk's part was written, for the manifest (written whole, so its hash is known). */
+export const partInfoSchema = z.object({
+  uri: z.string(),
+  bytes: z.number().int(),
+  sha256: z.string(),
+  errorsUri: z.string(),
+  errorsBytes: z.number().int(),
+  errorsSha256: z.string(),
+  /** The chunk's object (its index in `source.files`), its range, and (Parquet) its first row there. */
+  file: z.number().int(),
+  start: z.number().int(),
+  end: z.number().int(),
+  firstRow: z.number().int(),
+});
+export type PartInfo = z.infer<typeof partInfoSchema>;
+
+export const scoreResultSchema = z.object({
+  completed: z.number().int(),
+  failed: z.number().int(),
+  skipped: z.boolean().optional(),
+  part: partInfoSchema.optional(),
+});
 export type ScoreResult = z.infer<typeof scoreResultSchema>;
 
 export const finalizeJobSchema = z.object({ batchId: z.string() });
 export type FinalizeJob = z.infer<typeof finalizeJobSchema>;
+
+const parquetPlanSchema = z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() });
+
+export const OUTPUT_FORMATS = ['jsonl', 'csv', 'parquet'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** A batch by reference: the objects it reads (planned at submit from listings and footers alone). */
+export const batchSourceSchema = z.object({
+  /** As the request named it (a URI, a list of them, a glob). */
+  uris: z.array(z.string()),
+  files: z.array(
+    z.object({
+      uri: z.string(),
+      bytes: z.number().int(),
+      /** CSV: this file's header line. */
+      header: z.string().optional(),
+      /** Parquet: how this file's columns feed the model. */
+      parquet: parquetPlanSchema.optional(),
+    }),
+  ),
+});
+export type BatchSource = z.infer<typeof batchSourceSchema>;
 
 /** What a batch is, fixed at submit. Its status and counts live beside it and change. */
 export const batchSpecSchema = z.object({
@@ -63,7 +109,11 @@ export const batchSpecSchema = z.object({
   /** CSV header line. */
   header: z.string().optional(),
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
-  parquet: z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() }).optional(),
+  parquet: parquetPlanSchema.optional(),
+  /** By reference: the objects read (then `inputKey` is empty). */
+  source: batchSourceSchema.optional(),
+  /** By reference: the prefix the parts and the manifest go to (ends with '/'), and their format. */
+  output: z.object({ uri: z.string(), format: z.enum(OUTPUT_FORMATS) }).optional(),
   metadata: z.record(z.string(), z.string()).optional(),
   /** The file's columns that feed no input (a target, notes), `id` aside; JSONL: the first row's keys. */
   ignoredColumns: z.array(z.string()).optional(),
@@ -79,4 +129,11 @@ export const batchKeys = {
   input: (id: string) => `batches/${id}/input`,
   output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
   errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
+};
+
+/** A batch by reference's files under its output prefix (`prefix` ends with '/'): deterministic, so a rerun chunk replaces its part. */
+export const outputPrefixKeys = {
+  part: (prefix: string, index: number, ext: OutputFormat) => `${prefix}part-${String(index).padStart(5, '0')}.${ext}`,
+  errors: (prefix: string, index: number) => `${prefix}_errors/part-${String(index).padStart(5, '0')}.jsonl`,
+  manifest: (prefix: string) => `${prefix}_manifest.json`,
 };

@@ -26,6 +26,16 @@ export interface ArtifactStore {
   deletePrefix(prefix: string): Promise<void>;
   /** A local file path for the key, when the store is on this machine's disk (engine threads load from it). */
   localPath(key: string): string | undefined;
+  /**
+   * Objects whose keys start with `prefix` (a plain string prefix, "a/b" matches "a/bc"), in key
+   * order, at most `limit` of them (batches by reference list their input this way).
+   */
+  list(prefix: string, limit: number): Promise<ListedObject[]>;
+}
+
+export interface ListedObject {
+  key: string;
+  bytes: number;
 }
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ArtifactStore, type ByteRange, type PutResult, checkKey, TooLargeError } from './artifact-store.ts';
+import { type ArtifactStore, type ByteRange, type ListedObject, type PutResult, checkKey, TooLargeError } from './artifact-store.ts';
 
 export class FsStore implements ArtifactStore {
   readonly root: string;
@@ -88,5 +88,26 @@ export class FsStore implements ArtifactStore {
   async deletePrefix(prefix: string): Promise<void> {
     const p = prefix.replace(/\/+$/, '');
     await fs.rm(this.file(p), { recursive: true, force: true });
+  }
+
+  /** Walks the directory that holds the prefix's last segment; temp files of writes in progress are left out. */
+  async list(prefix: string, limit: number): Promise<ListedObject[]> {
+    const cut = prefix.lastIndexOf('/');
+    const dir = cut < 0 ? '' : prefix.slice(0, cut);
+    const base = dir ? this.file(dir) : this.root;
+    let names: string[];
+    try {
+      names = (await fs.readdir(base, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && !e.name.endsWith('.tmp'))
+        .map((e) => path.relative(this.root, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+      throw e;
+    }
+    const keys = names
+      .filter((k) => k.startsWith(prefix))
+      .sort()
+      .slice(0, limit);
+    return Promise.all(keys.map(async (key) => ({ key, bytes: (await fs.stat(this.file(key))).size })));
   }
 }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { type ArtifactStore, ArtifactNotFoundError, type ByteRange, type PutResult, checkKey, TooLargeError } from './artifact-store.ts';
+import { type ArtifactStore, ArtifactNotFoundError, type ByteRange, type ListedObject, type PutResult, checkKey, TooLargeError } from './artifact-store.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -201,6 +201,19 @@ export class S3Store implements ArtifactStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     await this.delete(p);
+  }
+
+  async list(prefix: string, limit: number): Promise<ListedObject[]> {
+    const { c, m } = await this.sdk();
+    const out: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      // Whole pages (1,000 keys), cut here: s3rver fails a truncated listing with a small MaxKeys.
+      const page = await c.send(new m.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, bytes: o.Size ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token && out.length < limit);
+    return out.slice(0, limit);
   }
 
   /** Creates the bucket when it does not exist (tests, first start against an empty MinIO). */

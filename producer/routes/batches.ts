@@ -11,6 +11,8 @@ import { declaredByContentType } from '../batches/sniff.ts';
 import { sendParts } from '../batches/download.ts';
 import { streamEvents } from '../batches/events.ts';
 import { acceptMultipart } from '../batches/multipart.ts';
+import { acceptByReference } from '../batches/by-reference.ts';
+import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
 import { parseBody } from '../http.ts';
@@ -25,9 +27,14 @@ export const listQuerySchema = z.object({
 export function batchesRouter(d: ProducerDeps): Router {
   const r = Router();
   const batches = new BatchStore(d.redis, d.prefix);
+  const json = jsonBody(d.cfg);
+  /** A JSON body without `?model=` names its input in storage; with it, the body is the uploaded JSONL. */
+  const byReference = (req: Request) => req.query.model === undefined && !!req.is('application/json');
 
+  r.post('/v1/batches', (req, res, next) => (byReference(req) ? json(req, res, next) : next()));
   r.post('/v1/batches', async (req, res) => {
     const tenant = principalOf(req).tenant;
+    if (byReference(req)) return void res.status(202).json(await acceptByReference(d, req.body, tenant));
     if (req.is('multipart/form-data')) return void res.status(202).json(await acceptMultipart(d, req, tenant));
     const params = parseBody(batchParamsSchema, req.query, 'query');
     res.status(202).json(await acceptBatch(d, params, req, declaredByContentType(req.headers['content-type']), tenant));

@@ -17,6 +17,8 @@ export interface RowGroupJob extends RowGroupBytes {
   /** Row number (in the file) of the row group's first row, and its rows. */
   firstRow: number;
   rows: number;
+  /** The number the output gives the first row (default `firstRow`; a batch by reference numbers rows within each part from 0). */
+  numberFrom?: number;
   /** As for segments (score-segment.ts). */
   explain?: ExplainRows;
   driftSample?: number;
@@ -77,7 +79,7 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
     const problems = read(n, arrays);
     const refs: RowRef[] = [];
     for (let r = 0; r < n; r++) {
-      const row = job.firstRow + at + r;
+      const row = (job.numberFrom ?? job.firstRow) + at + r;
       const id = ids ? idJson(ids[at + r]) : '';
       const problem = problems[r];
       if (problem) {

@@ -6,9 +6,12 @@
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
 import { AppError, fromFailedReason } from '../../core/errors.ts';
-import { batchKeys, finalizeJobSchema } from '../../core/jobs/batch.ts';
+import { jsonlPart } from '../../core/batch-parts.ts';
+import { batchKeys, finalizeJobSchema, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { ObjectStores } from '../../core/storage/object-uris.ts';
+import { writeManifest } from './manifest.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface BatchDeps {
@@ -20,6 +23,8 @@ export interface BatchDeps {
   flowExists?: (batchId: string) => Promise<boolean>;
   /** How old a batch must be before the reaper looks at it, so a flow being added is never reaped. Default 60 s. */
   reapAfterMs?: number;
+  /** The stores of batches by reference (their output prefixes). */
+  objects?: ObjectStores;
 }
 
 type BatchJob = Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 'opts' | 'getIgnoredChildrenFailures'>>;
@@ -67,8 +72,13 @@ async function finalize(batchId: string, job: BatchJob, deps: BatchDeps): Promis
     failed += o.failed;
   }
   if (completed === 0 && failed > 0) {
-    await deps.batches.fail(batchId, `every row failed (${failed} of ${failed}); ${await firstErrors(batchId, outcomes, deps.store)}`);
+    await deps.batches.fail(batchId, `every row failed (${failed} of ${failed}); ${await firstErrors(spec, batchId, outcomes, deps)}`);
     return { status: 'failed' };
+  }
+  // By reference: the manifest goes last, after every part, and only for a batch that completes.
+  if (spec?.output) {
+    if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
+    await writeManifest(spec, outcomes, deps.objects);
   }
   // Cancel arriving during finalize loses: every chunk is scored.
   await deps.batches.transition(batchId, 'completed', ['finalizing', 'cancelling']);
@@ -79,12 +89,12 @@ async function finalize(batchId: string, job: BatchJob, deps: BatchDeps): Promis
 const QUOTED_ERRORS = 3;
 
 /** "the first errors: row 0: ...; row 1: ...", read from the start of the first error part that has any. */
-async function firstErrors(batchId: string, outcomes: Map<number, { failed: number }>, store: ArtifactStore): Promise<string> {
+async function firstErrors(spec: BatchSpec | null, batchId: string, outcomes: Map<number, { failed: number }>, deps: BatchDeps): Promise<string> {
   const index = [...outcomes.entries()].filter(([, o]) => o.failed > 0).sort(([a], [b]) => a - b)[0]?.[0];
   if (index === undefined) return 'no error lines were found';
   const quoted: string[] = [];
   try {
-    const key = batchKeys.errors(batchId, index);
+    const { store, key } = spec ? jsonlPart(spec, 'errors', index, deps.store, deps.objects) : { store: deps.store, key: batchKeys.errors(batchId, index) };
     const size = (await store.stat(key))?.bytes ?? 0;
     const parts: Buffer[] = [];
     if (size > 0) for await (const b of await store.read(key, { start: 0, end: Math.min(size, 64 * 1024) })) parts.push(b as Buffer);

@@ -7,14 +7,17 @@ import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
 import type { Config } from '../../core/config.ts';
 import { AppError, fromFailedReason } from '../../core/errors.ts';
-import { batchKeys, scoreJobSchema, type BatchSpec, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
+import { scoreJobSchema, type BatchSpec, type PartInfo, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
+import { lineRange } from '../../core/rows/line-range.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
 import { readFooter } from '../../core/rows/parquet.ts';
 import { Segmenter, type Segment } from '../../core/rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
-import { ByteChannel } from './byte-channel.ts';
+import { inputOf, readable, readRange } from './chunk-input.ts';
+import { PartSink } from './part-sink.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
 import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
@@ -31,7 +34,11 @@ export interface ScoreDeps {
     Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS'>>;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
+  /** The stores of batches by reference (their inputs and output prefixes). */
+  objects?: ObjectStores;
 }
+
+type Outcome = { completed: number; failed: number; part?: PartInfo };
 
 /** How often a chunk reports its progress (two Redis writes). */
 const PROGRESS_EVERY_MS = 250;
@@ -114,13 +121,7 @@ export async function scoreProcessor(
   }
 }
 
-async function scoreChunk(
-  chunk: ScoreJob,
-  spec: BatchSpec,
-  deps: ScoreDeps,
-  job: Pick<Job, 'updateProgress'>,
-  budget: ChunkBudget,
-): Promise<{ completed: number; failed: number }> {
+async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, budget: ChunkBudget): Promise<Outcome> {
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
@@ -140,22 +141,14 @@ async function scoreChunkRows(
   job: Pick<Job, 'updateProgress'>,
   drift: ChunkDrift | undefined,
   budget: ChunkBudget,
-): Promise<{ completed: number; failed: number }> {
+): Promise<Outcome> {
   if (spec.format === 'parquet') return scoreRowGroup(chunk, spec, deps, model, extras, drift, budget);
   const format = spec.format;
   const maxRowBytes = deps.cfg?.MODELQ_MAX_ROW_BYTES ?? DEFAULT_MAX_ROW_BYTES;
   const segmenter = new Segmenter(format, { maxRowBytes });
-  const out = new ByteChannel();
-  const err = new ByteChannel();
+  const input = inputOf(spec, chunk, deps);
   // Both parts stream to the store as they are made; a failure fails both and no part is written.
-  const written = Promise.all([
-    deps.store.put(batchKeys.output(chunk.batchId, chunk.index), out),
-    deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), err),
-  ]);
-  written.catch((e: Error) => {
-    out.fail(e);
-    err.fail(e);
-  });
+  const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   // Segments scored on the engine threads, in input order: one more than the threads keeps them busy,
   // at most 4 per chunk (MODELQ_SCORE_CONCURRENCY chunks share the threads) bounds the memory.
   const window: Promise<Piece>[] = [];
@@ -185,7 +178,7 @@ async function scoreChunkRows(
             {
               format,
               inputs: spec.model.inputs,
-              ...(spec.header !== undefined ? { header: spec.header } : {}),
+              ...(input.header !== undefined ? { header: input.header } : {}),
               firstRow: chunk.firstRow + s.firstRow,
               bytes: s.bytes,
               ...extras,
@@ -198,8 +191,8 @@ async function scoreChunkRows(
   const writeNext = async () => {
     const r = await window.shift()!;
     if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
-    await out.push(r.out);
-    await err.push(r.err);
+    await sink.pushOut(r.out);
+    await sink.pushErr(r.err);
     completed += r.completed;
     failed += r.failed;
     rowsDone += r.rows;
@@ -216,29 +209,27 @@ async function scoreChunkRows(
     }
   };
 
+  // By reference, the range was planned without reading it: its lines are those that begin in it.
+  const bytes = spec.source
+    ? lineRange((from, to) => input.store.read(input.key, { start: from, end: to }), chunk.start, chunk.end, input.bytes, {
+        skipHeader: format === 'csv',
+        maxRowBytes,
+      })
+    : await input.store.read(input.key, { start: chunk.start, end: chunk.end });
+  let part: PartInfo | undefined;
   try {
-    for await (const buf of await deps.store.read(spec.inputKey, { start: chunk.start, end: chunk.end })) await take(segmenter.push(buf as Buffer));
+    for await (const buf of readable(bytes, input.uri)) await take(segmenter.push(buf as Buffer));
     await take(segmenter.end());
     while (window.length) await writeNext();
-    if (segmenter.rowCount !== chunk.rows)
+    if (!spec.source && segmenter.rowCount !== chunk.rows)
       throw new AppError('internal', `chunk ${chunk.index} has ${segmenter.rowCount} rows, the upload counted ${chunk.rows}`);
-    out.end();
-    err.end();
-    await written;
+    part = await sink.end();
   } catch (e) {
-    out.fail(e as Error);
-    err.fail(e as Error);
-    await written.catch(() => {});
+    sink.fail(e as Error);
+    await sink.settled();
     throw e;
   }
-  return { completed, failed };
-}
-
-/** Bytes [start, end) of a stored object. */
-async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
-  const parts: Buffer[] = [];
-  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
-  return Buffer.concat(parts);
+  return { completed, failed, ...(part ? { part } : {}) };
 }
 
 /** A Parquet chunk is one row group: its bytes and the file's footer go to an engine thread whole. */
@@ -250,28 +241,45 @@ async function scoreRowGroup(
   extras: ChunkExtras,
   drift: ChunkDrift | undefined,
   budget: ChunkBudget,
-): Promise<{ completed: number; failed: number }> {
-  if (!spec.parquet) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
-  const footer = await readFooter((s, e) => readRange(deps.store, spec.inputKey, s, e), spec.bytes);
-  const bytes = await readRange(deps.store, spec.inputKey, chunk.start, chunk.end);
+): Promise<Outcome> {
+  const input = inputOf(spec, chunk, deps);
+  const plan = spec.source ? spec.source.files[chunk.file!]!.parquet : spec.parquet;
+  if (!plan) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
+  const read = (s: number, e: number) =>
+    readRange(input.store, input.key, s, e).catch((err: Error) => {
+      if (!input.uri) throw err;
+      throw new AppError((err as { code?: string }).code === 'ENOENT' ? 'bad_request' : 'unavailable', `cannot read ${input.uri}: ${err.message}`);
+    });
+  const footer = await readFooter(read, input.bytes);
+  const bytes = await read(chunk.start, chunk.end);
   const r = await deps.engine.scoreRowGroup(
     model,
     {
       inputs: spec.model.inputs,
-      plan: spec.parquet,
+      plan,
       firstRow: chunk.firstRow,
+      // By reference, rows are numbered within their part (the manifest gives each part's first row in its file).
+      ...(spec.source ? { numberFrom: 0 } : {}),
       rows: chunk.rows,
       footer,
       bytes,
       start: chunk.start,
-      fileBytes: spec.bytes,
+      fileBytes: input.bytes,
       ...extras,
     },
     budget.task(),
   );
   if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
   if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
-  await deps.store.put(batchKeys.output(chunk.batchId, chunk.index), Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength));
-  await deps.store.put(batchKeys.errors(chunk.batchId, chunk.index), Buffer.from(r.err.buffer, r.err.byteOffset, r.err.byteLength));
-  return { completed: r.completed, failed: r.failed };
+  const sink = new PartSink(spec, chunk, deps.store, deps.objects);
+  let part: PartInfo | undefined;
+  try {
+    await Promise.all([sink.pushOut(r.out), sink.pushErr(r.err)]);
+    part = await sink.end();
+  } catch (e) {
+    sink.fail(e as Error);
+    await sink.settled();
+    throw e;
+  }
+  return { completed: r.completed, failed: r.failed, ...(part ? { part } : {}) };
 }

@@ -53,6 +53,8 @@ export interface S3Server {
   dir: string;
   /** Multipart uploads begun and neither completed nor aborted. */
   pendingUploads(bucket: string): string[];
+  /** Every request the server has answered so far ("GET /bucket/key"), in order. */
+  requests: string[];
   stop(): Promise<void>;
 }
 
@@ -96,10 +98,16 @@ export async function startS3Server(opts: { host?: string; port?: number; bucket
     configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
   });
   patch(server);
+  const requests: string[] = [];
+  server.middleware.unshift(async (ctx, next) => {
+    requests.push(`${ctx.method} ${ctx.path}`);
+    await next();
+  });
   const { address, port } = await server.run();
   return {
     endpoint: `http://${address}:${port}`,
     dir,
+    requests,
     pendingUploads: (bucket) => {
       const uploads = server.store.getResourcePath(bucket, undefined, 'uploads');
       return fs.existsSync(uploads) ? fs.readdirSync(uploads) : [];

@@ -56,6 +56,21 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
     );
 
     it(
+      'lists the objects under a string prefix in key order, with sizes, up to a limit',
+      withStore(async (s) => {
+        for (const k of ['d/x/2.txt', 'd/x/1.txt', 'd/x/sub/3.txt', 'd/xy.txt', 'e/4.txt']) await s.put(k, k);
+        expect(await s.list('d/x/', 100)).toEqual([
+          { key: 'd/x/1.txt', bytes: 9 },
+          { key: 'd/x/2.txt', bytes: 9 },
+          { key: 'd/x/sub/3.txt', bytes: 13 },
+        ]);
+        expect((await s.list('d/x', 100)).map((o) => o.key)).toEqual(['d/x/1.txt', 'd/x/2.txt', 'd/x/sub/3.txt', 'd/xy.txt']);
+        expect((await s.list('d/x/', 2)).map((o) => o.key)).toEqual(['d/x/1.txt', 'd/x/2.txt']);
+        expect(await s.list('nothing/', 10)).toEqual([]);
+      }),
+    );
+
+    it(
       'puts strings, Buffers, Uint8Array views and async iterables alike',
       withStore(async (s) => {
         expect(await s.put('s', 'abc')).toEqual({ bytes: 3, sha256: sha('abc') });

@@ -1,9 +1,9 @@
-// Converts batch output lines (JSONL) to a Parquet file for `?format=parquet`, streamed row group
+// Converts batch output lines (JSONL) to a Parquet file (the download's `?format=parquet`, a by-reference batch's Parquet parts), streamed row group
 // by row group (hyparquet-writer): `row` (INT64), `id` (when the rows have ids: DOUBLE for numbers,
 // STRING otherwise) and one list column per model output.
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
-import type { TensorSpec } from '../../core/tensors.ts';
+import type { TensorSpec } from '../tensors.ts';
 
 /** Rows per row group of the output file. */
 const GROUP_ROWS = 16384;

@@ -1,4 +1,4 @@
-// Converts batch output lines (JSONL) to CSV for `?format=csv`: row, id, then each output's values
+// Converts batch output lines (JSONL) to CSV (the download's `?format=csv`, a by-reference batch's CSV parts): row, id, then each output's values
 // as <name>_<i> columns, the header taken from the first line.
 export async function* jsonlToCsv(source: AsyncIterable<Buffer>, names: string[]): AsyncGenerator<string> {
   let rest = '';

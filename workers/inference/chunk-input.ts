@@ -1,0 +1,44 @@
+// Where a chunk's rows come from: the uploaded file in the artifact store, or (a batch by
+// reference) its object, named by URI in the spec, read through the object stores. A by-reference
+// object that is gone or unreadable fails the chunk naming it.
+import { AppError } from '../../core/errors.ts';
+import type { BatchSpec, ScoreJob } from '../../core/jobs/batch.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { ObjectStores } from '../../core/storage/object-uris.ts';
+
+export interface ChunkInput {
+  store: ArtifactStore;
+  key: string;
+  bytes: number;
+  header?: string;
+  /** By reference: the object's URI (for messages). */
+  uri?: string;
+}
+
+/** Where a chunk's rows are read: the uploaded file, or (by reference) its object, with that object's header and size. */
+export function inputOf(spec: BatchSpec, chunk: ScoreJob, deps: { store: ArtifactStore; objects?: ObjectStores }): ChunkInput {
+  if (!spec.source) return { store: deps.store, key: spec.inputKey, bytes: spec.bytes, ...(spec.header !== undefined ? { header: spec.header } : {}) };
+  const f = spec.source.files[chunk.file ?? -1];
+  if (!f) throw new AppError('internal', `chunk ${chunk.index} names file ${chunk.file}, which batch ${spec.id} does not have`);
+  if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
+  const { store, key } = deps.objects.resolve(f.uri);
+  return { store, key, bytes: f.bytes, uri: f.uri, ...(f.header !== undefined ? { header: f.header } : {}) };
+}
+
+/** An object by reference that is gone or unreadable fails the chunk naming it (unrecoverable when it is gone). */
+export async function* readable(source: AsyncIterable<unknown>, uri: string | undefined): AsyncGenerator<unknown> {
+  try {
+    yield* source;
+  } catch (e) {
+    if (!uri) throw e;
+    const gone = (e as { code?: string }).code === 'ENOENT';
+    throw new AppError(gone ? 'bad_request' : 'unavailable', `cannot read ${uri}: ${(e as Error).message}`);
+  }
+}
+
+/** Bytes [start, end) of a stored object. */
+export async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
+  const parts: Buffer[] = [];
+  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
+  return Buffer.concat(parts);
+}

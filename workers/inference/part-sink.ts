@@ -1,0 +1,97 @@
+// Where one chunk's output and error lines go while it is scored. An uploaded batch: its JSONL parts
+// in the artifact store. A batch by reference: `part-NNNNN.<format>` and `_errors/part-NNNNN.jsonl`
+// under its output prefix, converted to CSV or Parquet here (in the worker, part by part), with
+// the JSONL kept in the artifact store too for the download routes when the format is not JSONL.
+// Every part is a whole-object put under a deterministic key: a chunk run twice replaces it.
+import { jsonlPart } from '../../core/batch-parts.ts';
+import { explainOutputSpecs, outputPrefixKeys, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
+import { jsonlToCsv } from '../../core/rows/to-csv.ts';
+import { jsonlToParquet } from '../../core/rows/to-parquet.ts';
+import type { ArtifactStore, PutResult } from '../../core/storage/index.ts';
+import type { ObjectStores } from '../../core/storage/object-uris.ts';
+import { ByteChannel } from './byte-channel.ts';
+
+export class PartSink {
+  private readonly outs: ByteChannel[] = [];
+  private readonly err = new ByteChannel();
+  private readonly written: Promise<PartInfo | undefined>;
+
+  constructor(spec: BatchSpec, chunk: ScoreJob, platform: ArtifactStore, objects: ObjectStores | undefined) {
+    const index = chunk.index;
+    const put = (target: { store: ArtifactStore; key: string }, body: AsyncIterable<Uint8Array>) => target.store.put(target.key, body);
+    const channel = () => {
+      const c = new ByteChannel();
+      this.outs.push(c);
+      return c;
+    };
+    const errPut = put(jsonlPart(spec, 'errors', index, platform, objects), this.err);
+    const jsonlPut = put(jsonlPart(spec, 'output', index, platform, objects), channel());
+    let formatted: Promise<PutResult & { uri: string }> | undefined;
+    const out = spec.output;
+    if (out && out.format !== 'jsonl') {
+      if (!objects) throw new Error(`batch ${spec.id} is by reference: its parts need the object stores`);
+      const uri = outputPrefixKeys.part(out.uri, index, out.format);
+      const outputs = [...spec.model.outputs, ...(spec.explain ? explainOutputSpecs(spec.explain) : [])];
+      const lines = channel() as AsyncIterable<Buffer>;
+      const body =
+        out.format === 'csv'
+          ? bytes(
+              jsonlToCsv(
+                lines,
+                outputs.map((o) => o.name),
+              ),
+            )
+          : jsonlToParquet(lines, outputs);
+      formatted = put(objects.resolve(uri), body).then((r) => ({ ...r, uri }));
+    }
+    const all = Promise.all([jsonlPut, errPut, formatted]);
+    all.catch((e: Error) => this.fail(e));
+    this.written = all.then(([jsonl, errors, fmt]) => {
+      if (!out) return undefined;
+      const main = fmt ?? { ...jsonl, uri: outputPrefixKeys.part(out.uri, index, 'jsonl') };
+      return {
+        uri: main.uri,
+        bytes: main.bytes,
+        sha256: main.sha256,
+        errorsUri: outputPrefixKeys.errors(out.uri, index),
+        errorsBytes: errors.bytes,
+        errorsSha256: errors.sha256,
+        file: chunk.file ?? 0,
+        start: chunk.start,
+        end: chunk.end,
+        firstRow: chunk.firstRow,
+      };
+    });
+  }
+
+  async pushOut(b: Uint8Array): Promise<void> {
+    const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength); // the converters read Buffers
+    for (const c of this.outs) await c.push(buf);
+  }
+
+  pushErr(b: Uint8Array): Promise<void> {
+    return this.err.push(b);
+  }
+
+  /** Ends both parts and waits for them to be written; by reference, what the manifest lists. */
+  async end(): Promise<PartInfo | undefined> {
+    for (const c of this.outs) c.end();
+    this.err.end();
+    return this.written;
+  }
+
+  /** Fails every part: nothing is written. */
+  fail(e: Error): void {
+    for (const c of this.outs) c.fail(e);
+    this.err.fail(e);
+  }
+
+  /** Settles once the puts have given up (after fail). */
+  async settled(): Promise<void> {
+    await this.written.catch(() => {});
+  }
+}
+
+async function* bytes(text: AsyncIterable<string>): AsyncGenerator<Uint8Array> {
+  for await (const s of text) yield Buffer.from(s);
+}

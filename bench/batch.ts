@@ -146,10 +146,18 @@ export async function benchBatch() {
     console.log(
       `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.6x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL (target >= 2x) | ${rss(last.Parquet!)} |`,
     );
-    // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by the workers.
-    const ref = await benchBatchRef(bytes, pqInput, ROWS, F, cfg.MODELQ_WORKERS, writeParquetInput);
+    // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by
+    // the workers; interleaved with the raw onnxruntime baseline like the rows above.
+    let lastRef: Awaited<ReturnType<typeof benchBatchRef>> | undefined;
+    const byRef = await interleave({
+      baseline: async () => (await best('bench/lib/raw-onnx.ts', () => ['--rows', String(Math.min(ROWS, 100_000))])).best.rowsPerSecond,
+      platform: async () => {
+        lastRef = await benchBatchRef(bytes, pqInput, ROWS, F, cfg.MODELQ_WORKERS, writeParquetInput);
+        return lastRef.rowsPerSecond;
+      },
+    });
     console.log(
-      `| Parquet by reference (s3rver) | ${ref.rowsPerSecond.toFixed(0)} | raw onnxruntime ${raw.toFixed(0)} | ${(ref.rowsPerSecond / raw).toFixed(2)}x (target >= 0.8x), ${ref.status} ${ref.completed} rows | ${mib(ref.rss.producer)} | ${ref.rss.workers.map(mib).join(', ')} |`,
+      `| Parquet by reference (s3rver) | ${byRef.medianPlatform.toFixed(0)} | raw onnxruntime ${byRef.medianBaseline.toFixed(0)} | ${ratioText(byRef.ratio, rounds)} (target >= 0.8x), ${lastRef!.status} ${lastRef!.completed} rows | ${mib(lastRef!.rss.producer)} | ${lastRef!.rss.workers.map(mib).join(', ')} |`,
     );
 
     // Where an engine thread's time goes on JSONL: onnxruntime vs parsing and formatting.

@@ -22,6 +22,18 @@ const isV2 = (req: Request) => req.path.startsWith('/v2');
 const DRAIN_BYTES = 1024 * 1024;
 /** How long an error answer waits for those bytes. */
 const DRAIN_MS = 2000;
+/** Drains under way, each ended at once by stopDraining(): a refused upload is never work in flight. */
+const draining = new Set<() => void>();
+let drainStopped = false;
+
+/**
+ * Shutdown: every refused upload still being drained is answered now and its connection closed,
+ * and later ones are not drained, so a stop never waits on bytes the platform has already refused.
+ */
+export function stopDraining(): void {
+  drainStopped = true;
+  for (const finish of [...draining]) finish();
+}
 
 export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
@@ -35,12 +47,13 @@ export function sendError(req: Request, res: Response, e: AppError) {
   // read first; a larger upload is answered at once and cut.
   res.setHeader('Connection', 'close');
   const declared = Number(req.headers['content-length']);
-  if (declared > DRAIN_BYTES || req.destroyed || req.readableEnded) return send();
+  if (drainStopped || declared > DRAIN_BYTES || req.destroyed || req.readableEnded) return send();
   let seen = 0;
   let done = false;
   const finish = () => {
     if (done) return;
     done = true;
+    draining.delete(finish);
     clearTimeout(timer);
     req.off('data', onData);
     send();
@@ -50,6 +63,7 @@ export function sendError(req: Request, res: Response, e: AppError) {
     if (seen > DRAIN_BYTES) finish();
   };
   const timer = setTimeout(finish, DRAIN_MS);
+  draining.add(finish);
   req.on('data', onData).once('end', finish).once('error', finish).once('close', finish);
   req.resume();
 }

@@ -8,6 +8,7 @@ import { onStopSignals } from '../core/signals.ts';
 import { buildApp } from './app.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { closeProducerDeps, createProducerDeps } from './deps.ts';
+import { stopDraining } from './http.ts';
 
 process.title = 'modelq-producer';
 const cfg = loadConfigOrExit();
@@ -51,6 +52,7 @@ onStopSignals({
   stop: (sig) => {
     logger.info({ sig, graceMs: cfg.MODELQ_SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing requests in flight');
     const grpcClosed = grpcServer?.close();
+    stopDraining();
     server.close(
       () =>
         void Promise.resolve(grpcClosed)

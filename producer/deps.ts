@@ -15,6 +15,8 @@ export interface ProducerDeps {
   registry: Registry;
   store: ArtifactStore;
   logger: Logger;
+  /** Where access/audit lines go (MODELQ_AUDIT_LOG); default: `logger`. */
+  audit?: Logger;
 }
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {

@@ -111,7 +111,7 @@ describe('modelq batch', () => {
     const r = await cli(['batch', 'download', id, '-o', file]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain(`wrote ${n} lines`);
+    expect(r.stderr).toContain(`wrote ${n} rows`);
     const text = fs.readFileSync(file, 'utf8');
     const out = jsonLines(text);
     expect(out).toHaveLength(n);

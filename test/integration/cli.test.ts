@@ -216,7 +216,7 @@ describe('modelq batch', () => {
     }
   });
 
-  it('sends --api-key as a bearer token and reports a JSON error body', async () => {
+  it('sends --key as a bearer token and reports a JSON error body', async () => {
     const seen: (string | undefined)[] = [];
     const server = http.createServer((req, res) => {
       seen.push(req.headers.authorization);
@@ -225,7 +225,7 @@ describe('modelq batch', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const r = await cli(['--url', url, 'batch', 'status', 'batch_00000000000000000000', '--api-key', 'k1']);
+      const r = await cli(['--url', url, 'batch', 'status', 'batch_00000000000000000000', '--key', 'k1']);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe('modelq: bad API key\n');
       const fromEnv = await cli(['batch', 'cancel', 'batch_00000000000000000000'], { env: { MODELQ_URL: url, MODELQ_API_KEY: 'k2' } });

@@ -286,6 +286,43 @@ describe('modelq batch', () => {
     expect(r.stderr).toContain('ECONNREFUSED');
   });
 
+  it('--json: submit --wait prints the final batch as JSON; a Parquet download counts rows', async () => {
+    const r = await cli(['batch', 'submit', path.join(dir, 'rows.jsonl'), '-m', 'scorer', '--chunk-rows', '1000', '--wait', '--json']);
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ id: expect.stringMatching(ID), status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
+    const file = path.join(dir, 'out.parquet');
+    const pq = await cli(['batch', 'download', v.id, '--format', 'parquet', '-o', file]);
+    expect(pq.code).toBe(0);
+    expect(pq.stderr).toMatch(new RegExp(`^wrote ${n} rows \\(\\d+ bytes\\) to `));
+    const j = await cli(['batch', 'download', v.id, '--format', 'csv', '-o', path.join(dir, 'o.csv'), '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ id: v.id, format: 'csv', rows: n });
+  });
+
+  it('submits a batch by reference: the input and output URIs as a JSON body, nothing uploaded', async () => {
+    let seen: { url?: string; type?: string; body: string } = { body: '' };
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen = { url: req.url, type: req.headers['content-type'], body };
+        res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'batch_0123456789abcdef0123', status: 'queued' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const r = await cli(['batch', 'submit', '-m', 'scorer', '--input-uri', 's3://bucket/in.csv', '--output-uri', 's3://bucket/out/', '--url', url]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('batch_0123456789abcdef0123\n');
+      expect(seen.url).toBe('/v1/batches?model=scorer&format=csv');
+      expect(seen.type).toBe('application/json');
+      expect(JSON.parse(seen.body)).toEqual({ input: { uri: 's3://bucket/in.csv', format: 'csv' }, output: { uri: 's3://bucket/out/' } });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('usage errors exit 2 without contacting the server', async () => {
     const r = await cli(['batch', 'submit', path.join(dir, 'rows.jsonl')]);
     expect(r.code).toBe(2);

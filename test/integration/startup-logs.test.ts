@@ -110,3 +110,37 @@ describe('producer logs', () => {
     }
   }, 60_000);
 });
+
+describe('npm start (cli/start.ts) on a terminal', () => {
+  it('prints a few readable lines: "modelq started" after the producer listens, naming the dashboard URL and the Redis', async () => {
+    const [port, dash] = [await freePort(), await freePort()];
+    const p = run('cli/start.ts', {
+      ...testEnv(),
+      MODELQ_PORT: String(port),
+      MODELQ_DASHBOARD_PORT: String(dash),
+      MODELQ_WORKERS: '0',
+      MODELQ_LOG_LEVEL: 'info',
+      MODELQ_LOG_FORMAT: 'pretty',
+    });
+    try {
+      await until(() => p.out.some((l) => l.includes('modelq started')), 'modelq started');
+      const started = p.out.findIndex((l) => l.includes('modelq started'));
+      const listening = p.out.findIndex((l) => l.includes('producer listening'));
+      expect(listening).toBeGreaterThanOrEqual(0);
+      expect(listening).toBeLessThan(started);
+      expect(p.out[started]).toMatch(
+        new RegExp(
+          `^\\d\\d:\\d\\d:\\d\\d INFO {2}launcher: modelq started producer=http://127\\.0\\.0\\.1:${port} dashboard=http://127\\.0\\.0\\.1:${dash} .*redis=redis://`,
+        ),
+      );
+      await fetch(`http://127.0.0.1:${port}/v1/batches?model=nope`, { method: 'POST', body: '{}\n', headers: { 'content-type': 'application/x-ndjson' } });
+      p.child.kill('SIGINT');
+      expect(await p.exited).toBe(0);
+      expect(p.out.filter((l) => l.startsWith('{'))).toEqual([]);
+      expect(p.out.join('\n')).not.toMatch(/route=/);
+      expect(p.out.length).toBeLessThan(20);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  }, 90_000);
+});

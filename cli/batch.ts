@@ -169,7 +169,9 @@ export async function download(client: Client, id: string, o: DownloadOptions): 
   const res = await client.request('GET', `v1/batches/${enc}/${o.errors ? 'errors' : 'output'}${q}`);
   if (!o.output || o.output === '-') {
     try {
-      await pipeline(res, process.stdout);
+      // Not ended: ending stdout shuts a socketpair down for every process that shares it (a
+      // shell's next command would then fail with EPIPE).
+      await pipeline(res, process.stdout, { end: false });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e; // `| head` closed the pipe: not an error
     }

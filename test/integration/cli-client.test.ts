@@ -142,6 +142,25 @@ describe('modelq as a client', () => {
     expect(JSON.parse(m.stdout).predictions.map((x: { output: number[] }) => x.output.length)).toEqual([3, 3]);
   });
 
+  it('explain prints attributions per column; drift sets a reference from the dataset and prints a line per feature', async () => {
+    const row = '{"sepal_length":5.1,"sepal_width":3.5,"petal_length":1.4,"petal_width":0.2}';
+    const e = await cli(['explain', 'iris', '--row', row, '--param', 'explainSamples=2', '--json']);
+    expect(e.stderr).toBe('');
+    expect(e.code).toBe(0);
+    const x = JSON.parse(e.stdout);
+    expect(x.predictions).toHaveLength(1);
+    expect(Object.keys(x.explanations[0].attributions).sort()).toEqual(['petal_length', 'petal_width', 'sepal_length', 'sepal_width']);
+    const t = await cli(['explain', 'iris', '--row', row, '--param', 'explainSamples=2']);
+    expect(t.stdout.split('\n')[0]).toMatch(/\battributions\.sepal_length\b/);
+
+    const d = await cli(['drift', 'iris@1', '--reference', dataset]);
+    expect(d.stderr).toBe('');
+    expect(d.code).toBe(0);
+    expect(d.stdout.split('\n')[0]).toMatch(/^iris@1: \w+ over the last \d+ rows$/);
+    expect(d.stdout).toMatch(/^feature\s+kind\s+metric\s+score\s+level$/m);
+    expect(d.stdout).toMatch(/^petal_length\s+numeric\s+psi\s/m);
+  });
+
   it('server errors exit 2 with the message; keys new makes an entry for MODELQ_API_KEYS', async () => {
     const r = await cli(['models', 'show', 'nosuch']);
     expect(r.code).toBe(2);

@@ -299,6 +299,20 @@ describe('modelq batch', () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ id: v.id, format: 'csv', rows: n });
   });
 
+  it('a download to stdout leaves the shared stdout open for the next command of a shell', async () => {
+    const bin = path.join(ROOT, 'cli/bin.mjs');
+    const { MODELQ_API_KEY: _k, MODELQ_URL: _u, ...rest } = process.env;
+    const child = spawn('bash', ['-c', `set -e; node ${bin} batch download ${id} --errors; node ${bin} batch status ${id}`], {
+      cwd: ROOT,
+      env: { ...rest, MODELQ_URL: p.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const r = await finished(child);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id, status: 'completed' });
+  });
+
   it('submits a batch by reference: the input and output URIs as a JSON body, nothing uploaded', async () => {
     let seen: { url?: string; type?: string; body: string } = { body: '' };
     const server = http.createServer((req, res) => {

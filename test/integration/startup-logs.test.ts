@@ -7,9 +7,27 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
-import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { keyPrefix, loadConfig } from '../../core/config.ts';
 import { tmpDir } from '../fixtures/models.ts';
-import { testEnv } from '../helpers/platform.ts';
+import { deleteKeys, testEnv as baseEnv } from '../helpers/platform.ts';
+
+// Each process gets its own prefix and data dir; all are removed at the end.
+const envs: Record<string, string>[] = [];
+const testEnv = () => {
+  const e = baseEnv();
+  envs.push(e);
+  return e;
+};
+afterAll(async () => {
+  const redis = new Redis();
+  for (const e of envs) {
+    await deleteKeys(redis, keyPrefix(loadConfig(e)));
+    fs.rmSync(e.MODELQ_DATA_DIR!, { recursive: true, force: true });
+  }
+  redis.disconnect();
+});
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 

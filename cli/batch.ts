@@ -5,8 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import type { BatchView } from '../core/batches.ts';
-import { CliError, type Client } from './client.ts';
+import { CliError, sendJson, type Client } from './client.ts';
 import { createProgress, formatDuration, type ProgressDisplay } from './progress.ts';
 
 export type Format = 'jsonl' | 'csv' | 'parquet';
@@ -16,6 +17,12 @@ const FINAL = new Set(['completed', 'failed', 'cancelled']);
 
 export interface SubmitOptions {
   model: string;
+  /** Print the batch (and with --wait its final state) as JSON. */
+  json?: boolean;
+  /** By reference: the input is read by the platform from this URI (no upload) ... */
+  inputUri?: string;
+  /** ... and the output written to this one. */
+  outputUri?: string;
   format?: Format;
   chunkRows?: number;
   metadata?: string;
@@ -45,21 +52,35 @@ export function formatOfName(file: string): Format | undefined {
   return undefined;
 }
 
-export async function submit(client: Client, file: string, o: SubmitOptions): Promise<number> {
+/** Submits FILE (streamed), or with inputUri a by-reference batch: a JSON body naming where the platform reads and writes. */
+export async function submit(client: Client, file: string | undefined, o: SubmitOptions): Promise<number> {
   // Declared by --format or the file's extension; otherwise the server recognises it from the bytes
   // (and refuses, naming both, a declared format the bytes do not match).
-  const format = o.format ?? formatOfName(file);
+  const format = o.format ?? (file ? formatOfName(file) : o.inputUri ? formatOfName(o.inputUri) : undefined);
   const q = new URLSearchParams({ model: o.model });
   if (format) q.set('format', format);
   if (o.chunkRows !== undefined) q.set('chunkRows', String(o.chunkRows));
   if (o.metadata !== undefined) q.set('metadata', o.metadata);
-  const input = openInput(file);
-  const headers: Record<string, string | number> = { 'content-type': format ? CONTENT_TYPE[format] : 'application/octet-stream' };
-  if (input.size !== undefined) headers['content-length'] = input.size;
-  const accepted = await client.json<BatchView>('POST', `v1/batches?${q}`, { body: input.body, headers });
-  process.stdout.write(`${accepted.id}\n`);
+  let accepted: BatchView;
+  if (o.inputUri) {
+    if (file) throw new CliError('give a FILE or --input-uri, not both');
+    const body = { input: { uri: o.inputUri, ...(format ? { format } : {}) }, ...(o.outputUri ? { output: { uri: o.outputUri } } : {}) };
+    accepted = await sendJson<BatchView>(client, 'POST', `v1/batches?${q}`, body);
+  } else {
+    if (!file) throw new CliError('give a FILE (- reads stdin), or --input-uri for a batch by reference');
+    if (o.outputUri) throw new CliError('--output-uri goes with --input-uri (a batch by reference)');
+    const input = openInput(file);
+    const headers: Record<string, string | number> = { 'content-type': format ? CONTENT_TYPE[format] : 'application/octet-stream' };
+    if (input.size !== undefined) headers['content-length'] = input.size;
+    accepted = await client.json<BatchView>('POST', `v1/batches?${q}`, { body: input.body, headers });
+  }
+  if (o.json && !o.wait) {
+    process.stdout.write(`${JSON.stringify(accepted, null, 2)}\n`);
+    return 0;
+  }
+  if (!o.json) process.stdout.write(`${accepted.id}\n`);
   if (!o.wait) return 0;
-  return follow(client, accepted, o.pollMs ?? 500);
+  return follow(client, accepted, o.pollMs ?? 500, createProgress(), o.json);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -68,7 +89,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const transient = (e: unknown) => e instanceof CliError && (e.status === undefined || e.status === 502 || e.status === 503 || e.status === 504);
 
 /** Polls the batch until it ends, drawing progress; prints the final counts and returns the exit code. */
-export async function follow(client: Client, first: BatchView, pollMs: number, display: ProgressDisplay = createProgress()): Promise<number> {
+export async function follow(client: Client, first: BatchView, pollMs: number, display: ProgressDisplay = createProgress(), json = false): Promise<number> {
   const started = Date.now();
   let v = first;
   const onSigint = () => {
@@ -103,10 +124,12 @@ export async function follow(client: Client, first: BatchView, pollMs: number, d
     process.removeListener('SIGINT', onSigint);
   }
   const c = v.requestCounts;
-  process.stdout.write(
-    `status: ${v.status} (${formatDuration((Date.now() - started) / 1000)})\n` +
-      `requestCounts: { total: ${c.total}, completed: ${c.completed}, failed: ${c.failed} }\n`,
-  );
+  if (json) process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+  else
+    process.stdout.write(
+      `status: ${v.status} (${formatDuration((Date.now() - started) / 1000)})\n` +
+        `requestCounts: { total: ${c.total}, completed: ${c.completed}, failed: ${c.failed} }\n`,
+    );
   if (v.error) process.stderr.write(`modelq: batch ${v.id} ${v.status}: ${v.error}\n`);
   if (c.failed > 0) process.stderr.write(`${c.failed} row(s) failed; see them with: modelq batch download ${v.id} --errors\n`);
   return v.status === 'completed' ? 0 : 1;
@@ -119,6 +142,7 @@ export async function status(client: Client, id: string): Promise<number> {
 }
 
 export interface DownloadOptions {
+  json?: boolean;
   output?: string;
   errors?: boolean;
   format?: Format;
@@ -145,7 +169,9 @@ export async function download(client: Client, id: string, o: DownloadOptions): 
   const res = await client.request('GET', `v1/batches/${enc}/${o.errors ? 'errors' : 'output'}${q}`);
   if (!o.output || o.output === '-') {
     try {
-      await pipeline(res, process.stdout);
+      // Not ended: ending stdout shuts a socketpair down for every process that shares it (a
+      // shell's next command would then fail with EPIPE).
+      await pipeline(res, process.stdout, { end: false });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e; // `| head` closed the pipe: not an error
     }
@@ -167,12 +193,22 @@ export async function download(client: Client, id: string, o: DownloadOptions): 
         : `cannot write ${o.output}: ${code ?? (e as Error).message}`,
     );
   }
-  process.stderr.write(`wrote ${counter.lines} lines (${counter.bytes} bytes) to ${o.output}\n`);
+  // Rows, whatever the format: a CSV's header is no row, and Parquet says its count in its footer.
+  const format = o.errors ? 'jsonl' : (o.format ?? 'jsonl');
+  const rows = format === 'parquet' ? await parquetRows(target) : format === 'csv' ? Math.max(0, counter.lines - 1) : counter.lines;
+  if (o.json) process.stdout.write(`${JSON.stringify({ id: v.id, file: o.output, format, rows, bytes: counter.bytes })}\n`);
+  else process.stderr.write(`wrote ${rows} rows (${counter.bytes} bytes) to ${o.output}\n`);
   return 0;
 }
 
-export async function cancel(client: Client, id: string): Promise<number> {
+/** The row count a Parquet file's footer declares. */
+async function parquetRows(file: string): Promise<number> {
+  const meta = await parquetMetadataAsync(await asyncBufferFromFile(file));
+  return Number(meta.num_rows);
+}
+
+export async function cancel(client: Client, id: string, json = false): Promise<number> {
   const v = await client.json<BatchView>('POST', `v1/batches/${encodeURIComponent(id)}/cancel`);
-  process.stdout.write(`${v.id} ${v.status}\n`);
+  process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : `${v.id} ${v.status}\n`);
   return 0;
 }

@@ -3,7 +3,7 @@
 // nothing answering at the URL), both turned into CliError with the message to print.
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /** A failure the command reports as `modelq: <message>` with exit code 2. */
 export class CliError extends Error {
@@ -126,4 +126,10 @@ function errorFrom(status: number, text: string, retryAfterS?: number): CliError
   }
   const snippet = text.trim().replace(/\s+/g, ' ').slice(0, 200);
   return new CliError(`HTTP ${status}${snippet ? `: ${snippet}` : ''}`, status, undefined, retryAfterS);
+}
+
+/** A JSON request body, sent with its length. */
+export function sendJson<T>(c: Client, method: string, path: string, body: unknown): Promise<T> {
+  const text = Buffer.from(JSON.stringify(body));
+  return c.json<T>(method, path, { body: Readable.from([text]), headers: { 'content-type': 'application/json', 'content-length': text.length } });
 }

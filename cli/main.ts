@@ -1,14 +1,23 @@
-// The `modelq` command: argument parsing (commander) and exit codes. 0 success; 1 the batch
-// failed or was cancelled; 2 a usage error, an error answered by the server, or no server.
+// The `modelq` command: argument parsing (commander) and exit codes. 0 success; 1 the batch or job
+// failed or was cancelled; 2 a usage error, an error answered by the server, or no server. Each
+// command group lives in a file of its own (batch here, models.ts, datasets.ts, jobs.ts, ...).
 import fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { cancel, download, status, submit, type Format } from './batch.ts';
 import { CliError, Client } from './client.ts';
+import { registerDatasets } from './datasets.ts';
+import { registerDrift } from './drift.ts';
+import { registerJobs } from './jobs.ts';
+import { registerKeys } from './keys.ts';
+import { registerModels } from './models.ts';
+import { wantsJson } from './output.ts';
+import { registerPredict } from './predict.ts';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 interface GlobalOptions {
   url: string;
+  key?: string;
   apiKey?: string;
 }
 
@@ -20,7 +29,8 @@ function chunkRows(value: string): number {
 
 const client = (cmd: Command) => {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  return new Client({ url: g.url, ...(g.apiKey ? { apiKey: g.apiKey } : {}) });
+  const key = g.key ?? g.apiKey;
+  return new Client({ url: g.url, ...(key ? { apiKey: key } : {}) });
 };
 
 export function buildProgram(): Command {
@@ -32,25 +42,39 @@ export function buildProgram(): Command {
         .env('MODELQ_URL')
         .default(`http://127.0.0.1:${process.env.MODELQ_PORT || 8080}`, 'http://127.0.0.1:${MODELQ_PORT:-8080}'),
     )
-    .addOption(new Option('--api-key <key>', 'sent as Authorization: Bearer <key>').env('MODELQ_API_KEY'))
+    .addOption(new Option('--key <key>', 'API key, sent as Authorization: Bearer <key>').env('MODELQ_API_KEY'))
+    .addOption(new Option('--api-key <key>', 'the same as --key').hideHelp())
+    .option('--json', 'print the result as JSON on stdout (for scripts)')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
 
   const format = (dflt: string) => new Option('--format <format>', `file format (default: ${dflt})`).choices(['jsonl', 'csv', 'parquet']);
-  const batch = program.command('batch').description('bulk scoring of JSONL or CSV files').exitOverride();
+  const batch = program
+    .command('batch')
+    .alias('batches')
+    .description('bulk scoring of JSONL, CSV or Parquet files (uploaded, or read by the platform from a URI)')
+    .exitOverride();
 
   batch
-    .command('submit <file>')
-    .description('upload FILE (streamed; - reads stdin) and print the batch id')
+    .command('submit [file]')
+    .description('upload FILE (JSONL, CSV or Parquet, streamed; - reads stdin), or name --input-uri, and print the batch id')
     .requiredOption('-m, --model <ref>', 'model reference: name, name@alias or name@3')
     .addOption(format('csv for *.csv, parquet for *.parquet, jsonl for *.jsonl; else recognised by the server from the bytes'))
     .option('--chunk-rows <n>', "rows per chunk job (default: the server's MODELQ_BATCH_CHUNK_ROWS)", chunkRows)
     .option('--metadata <json>', 'JSON object of string values kept with the batch')
     .option('-w, --wait', 'follow the batch with a progress bar until it ends; exit 1 unless it completed')
+    .option('--input-uri <uri>', 'by reference: the platform reads the input there (no upload)')
+    .option('--output-uri <uri>', 'by reference: where the platform writes the output')
     .exitOverride()
-    .action(async (file: string, o: { model: string; format?: Format; chunkRows?: number; metadata?: string; wait?: boolean }, cmd: Command) => {
-      process.exitCode = await submit(client(cmd), file, o);
-    });
+    .action(
+      async (
+        file: string | undefined,
+        o: { model: string; format?: Format; chunkRows?: number; metadata?: string; wait?: boolean; inputUri?: string; outputUri?: string },
+        cmd: Command,
+      ) => {
+        process.exitCode = await submit(client(cmd), file, { ...o, json: wantsJson(cmd) });
+      },
+    );
 
   batch
     .command('status <id>')
@@ -62,13 +86,13 @@ export function buildProgram(): Command {
 
   batch
     .command('download <id>')
-    .description('write the output (one line per input row, in order) or the error file')
+    .description('write the output (one row per input row, in order: JSONL lines, CSV rows or Parquet rows) or the error file')
     .option('-o, --output <file>', 'write to FILE instead of stdout')
     .option('--errors', 'the error file (failed rows) instead of the output')
     .addOption(format('jsonl'))
     .exitOverride()
     .action(async (id: string, o: { output?: string; errors?: boolean; format?: Format }, cmd: Command) => {
-      process.exitCode = await download(client(cmd), id, o);
+      process.exitCode = await download(client(cmd), id, { ...o, json: wantsJson(cmd) });
     });
 
   batch
@@ -76,9 +100,21 @@ export function buildProgram(): Command {
     .description('cancel a queued or running batch')
     .exitOverride()
     .action(async (id: string, _o: unknown, cmd: Command) => {
-      process.exitCode = await cancel(client(cmd), id);
+      process.exitCode = await cancel(client(cmd), id, wantsJson(cmd));
     });
 
+  registerModels(program, client);
+  registerDatasets(program, client);
+  registerJobs(program, client);
+  registerPredict(program, client);
+  registerDrift(program, client);
+  registerKeys(program);
+  // Usage errors of every subcommand end in main()'s catch (exit 2) rather than process.exit.
+  const override = (c: Command) => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  override(program);
   return program;
 }
 

@@ -7,6 +7,7 @@
 // exit 0; a second Ctrl-C exits at once. Starts a local redis-server when none answers.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { EXIT_CONFIG, exitOnConfigProblems, localUrlHost, maskUrl } from '../core/config.ts';
@@ -140,15 +141,34 @@ function start(role: Role) {
 
 const redisChild = await ensureRedis();
 for (const r of roles) start(r);
-log.info(
-  {
-    producer: `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_PORT}`,
-    dashboard: `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_DASHBOARD_PORT}`,
-    bind: cfg.MODELQ_BIND,
-    workers: cfg.MODELQ_WORKERS,
-  },
-  'modelq started',
-);
+
+/** Resolves once something accepts connections at host:port: the producer is listening. */
+async function listening(host: string, port: number): Promise<void> {
+  for (;;) {
+    const open = await new Promise<boolean>((r) => {
+      const s = net.connect(port, host, () => s.end(() => r(true))).once('error', () => r(false));
+    });
+    if (open || stopping) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const host = localUrlHost(cfg.MODELQ_BIND);
+// Not awaited: the stop signals below must be handled while the producer starts.
+void listening(host, cfg.MODELQ_PORT).then(() => {
+  if (stopping) return;
+  log.info(
+    {
+      producer: `http://${host}:${cfg.MODELQ_PORT}`,
+      dashboard: `http://${host}:${cfg.MODELQ_DASHBOARD_PORT}`,
+      grpc: cfg.MODELQ_GRPC_PORT ? `${host}:${cfg.MODELQ_GRPC_PORT}` : 'off',
+      redis: maskUrl(cfg.MODELQ_REDIS_URL),
+      bind: cfg.MODELQ_BIND,
+      workers: cfg.MODELQ_WORKERS,
+    },
+    'modelq started',
+  );
+});
 
 const alive = () => [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { unknownKeyProblems } from './config-unknown.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 /** What a value must look like, for the README's table, where the schema cannot say it itself (a pattern, a transform). */
@@ -342,9 +343,14 @@ export const configKeys = {
     'Below `MODELQ_DRIFT_ALERT`. PSI (numeric features) and Jensen-Shannon distance (categorical) at or above which a feature is `warn`.',
   ],
   MODELQ_DRIFT_ALERT: [z.coerce.number().gt(0).default(0.25), 'PSI and Jensen-Shannon distance at or above which a feature is `alert`.'],
-  MODELQ_LOG_LEVEL: [
-    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    'pino log level (JSON logs on stdout, with job ids).',
+  MODELQ_LOG_LEVEL: [z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'pino log level (logs on stdout, with job ids).'],
+  MODELQ_LOG_FORMAT: [
+    z.enum(['auto', 'json', 'pretty']).default('auto'),
+    'Log lines: `json` (one pino object a line, for log collectors), `pretty` (short readable lines), `auto` (pretty on a terminal, else JSON).',
+  ],
+  MODELQ_AUDIT_LOG: [
+    z.string().default(''),
+    'File the producer and dashboard append their access/audit lines to (JSON, one per state-changing request); empty: stdout, at level info in JSON logs, in readable logs only with `MODELQ_LOG_LEVEL=debug`.',
   ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
@@ -433,6 +439,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): { cfg: Config
     if (r.success) out[key] = r.data;
     else problems.push(`${key}=${JSON.stringify(raw !== undefined && SHOWN[key] ? SHOWN[key](raw) : raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
+  problems.push(...unknownKeyProblems(env, Object.keys(configKeys)));
   // Rules between keys.
   if (out.MODELQ_STORE === 's3' && !out.MODELQ_S3_BUCKET && !problems.some((p) => p.startsWith('MODELQ_S3_BUCKET=')))
     problems.push('MODELQ_S3_BUCKET: required when MODELQ_STORE=s3');

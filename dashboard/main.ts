@@ -1,9 +1,9 @@
 // Dashboard process: serves the results UI and bull-board (/queues) on MODELQ_DASHBOARD_PORT until
 // SIGTERM/SIGINT; the UI's API calls go to the producer at MODELQ_PRODUCER_URL.
 import type { Server } from 'node:http';
-import { EXIT_CONFIG, exitOnConfigProblems, keyPrefix, loadConfigOrExit, localUrlHost } from '../core/config.ts';
+import { EXIT_CONFIG, exitOnConfigProblems, keyPrefix, loadConfigOrExit, localUrlHost, maskUrl } from '../core/config.ts';
 import { installLastResort } from '../core/last-resort.ts';
-import { createLogger } from '../core/logger.ts';
+import { createAuditLogger, createLogger } from '../core/logger.ts';
 import { onStopSignals } from '../core/signals.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
@@ -23,7 +23,8 @@ const keys = KeyRing.fromConfigOrExit(cfg);
 if (keys.size === 0 && cfg.MODELQ_AUTH === 'required')
   exitOnConfigProblems(['MODELQ_AUTH=required but no API keys are configured (MODELQ_API_KEYS or MODELQ_API_KEYS_FILE)']);
 const producerUrl = cfg.MODELQ_PRODUCER_URL ?? `http://${localUrlHost(cfg.MODELQ_BIND)}:${cfg.MODELQ_PORT}`;
-const app = buildDashboard({ queues, redis, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, producerUrl, logger: log });
+const audit = createAuditLogger('dashboard', cfg.MODELQ_AUDIT_LOG, cfg.MODELQ_LOG_LEVEL);
+const app = buildDashboard({ queues, redis, admin: cfg.MODELQ_DASHBOARD_ADMIN, keys, producerUrl, logger: audit });
 
 const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, cfg.MODELQ_BIND, (err?: Error) => {
   if (err) {
@@ -34,7 +35,14 @@ const server: Server = app.listen(cfg.MODELQ_DASHBOARD_PORT, cfg.MODELQ_BIND, (e
     process.exit(EXIT_CONFIG);
   }
   log.info(
-    { bind: cfg.MODELQ_BIND, port: cfg.MODELQ_DASHBOARD_PORT, producer: producerUrl, admin: cfg.MODELQ_DASHBOARD_ADMIN, prefix: keyPrefix(cfg) },
+    {
+      bind: cfg.MODELQ_BIND,
+      port: cfg.MODELQ_DASHBOARD_PORT,
+      producer: producerUrl,
+      admin: cfg.MODELQ_DASHBOARD_ADMIN,
+      prefix: keyPrefix(cfg),
+      redis: maskUrl(cfg.MODELQ_REDIS_URL),
+    },
     'dashboard listening',
   );
 });

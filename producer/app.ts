@@ -42,7 +42,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
     if (d.redis.status === 'ready' || req.path === '/v2/health/live') return next();
     sendError(req, res, new AppError('unavailable', 'Redis is unavailable; try again shortly', true));
   });
-  app.use(auditMiddleware(d.logger)); // first, so refused attempts are in the audit log too
+  app.use(auditMiddleware(d.audit ?? d.logger)); // first, so refused attempts are in the audit log too
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
   const limiter = rateLimitFor(d);

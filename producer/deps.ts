@@ -18,6 +18,8 @@ export interface ProducerDeps {
   /** Stores of the objects batches by reference name (the platform's S3 settings, one client per bucket). */
   objects: ObjectStores;
   logger: Logger;
+  /** Where access/audit lines go (MODELQ_AUDIT_LOG); default: `logger`. */
+  audit?: Logger;
 }
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {

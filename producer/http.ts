@@ -1,5 +1,5 @@
 // HTTP plumbing shared by the routes: error bodies, the error middleware, zod validation at the edge.
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import type { z } from 'zod';
@@ -22,6 +22,18 @@ const isV2 = (req: Request) => req.path.startsWith('/v2');
 const DRAIN_BYTES = 1024 * 1024;
 /** How long an error answer waits for those bytes. */
 const DRAIN_MS = 2000;
+/** Drains under way, each ended at once by stopDraining(): a refused upload is never work in flight. */
+const draining = new Set<() => void>();
+let drainStopped = false;
+
+/**
+ * Shutdown: every refused upload still being drained is answered now and its connection closed,
+ * and later ones are not drained, so a stop never waits on bytes the platform has already refused.
+ */
+export function stopDraining(): void {
+  drainStopped = true;
+  for (const finish of [...draining]) finish();
+}
 
 export function sendError(req: Request, res: Response, e: AppError) {
   if (res.headersSent) return void res.end();
@@ -35,12 +47,13 @@ export function sendError(req: Request, res: Response, e: AppError) {
   // read first; a larger upload is answered at once and cut.
   res.setHeader('Connection', 'close');
   const declared = Number(req.headers['content-length']);
-  if (declared > DRAIN_BYTES || req.destroyed || req.readableEnded) return send();
+  if (drainStopped || declared > DRAIN_BYTES || req.destroyed || req.readableEnded) return send();
   let seen = 0;
   let done = false;
   const finish = () => {
     if (done) return;
     done = true;
+    draining.delete(finish);
     clearTimeout(timer);
     req.off('data', onData);
     send();
@@ -50,6 +63,7 @@ export function sendError(req: Request, res: Response, e: AppError) {
     if (seen > DRAIN_BYTES) finish();
   };
   const timer = setTimeout(finish, DRAIN_MS);
+  draining.add(finish);
   req.on('data', onData).once('end', finish).once('error', finish).once('close', finish);
   req.resume();
 }
@@ -82,14 +96,30 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
  * Streams `body` as the response through `pipeline`: a client that goes away mid-download destroys
  * the source (a file descriptor, an S3 request) with it; `.pipe` would leave it paused and open
  * for good. Headers are out by then, so a failing source can only cut the connection short.
+ * A download whose whole body was written (all of its Content-Length, or end() reached) is
+ * complete even when the client closes the connection before the source has said it has no more
+ * (pipeline then says "Premature close"): no warning for it. One cut short is one warning.
  */
 export async function sendStream(res: Response, body: Readable, logger: Logger, what: Record<string, unknown>): Promise<void> {
+  const declared = Number(res.getHeader('content-length') ?? NaN);
+  let sent = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      sent += chunk.length;
+      done(null, chunk);
+    },
+  });
   try {
-    await pipeline(body, res);
+    await pipeline(body, count, res);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    // The client leaving is routine; anything else (storage failing mid-read) is worth a line.
-    if (err.code !== 'ERR_STREAM_PREMATURE_CLOSE') logger.warn({ ...what, err: err.message }, 'download failed');
+    if (!res.writableEnded && !(sent >= declared)) {
+      const clientLeft = err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET' || err.code === 'EPIPE';
+      logger.warn(
+        { ...what, err: err.message, bytesSent: sent },
+        clientLeft ? 'download cut short: the client closed the connection before the end' : 'download failed',
+      );
+    }
     res.destroy();
   }
 }

@@ -3,11 +3,12 @@
 import { EXIT_CONFIG, exitOnConfigProblems, loadConfigOrExit, maskUrl } from '../core/config.ts';
 import { KeyRing } from '../core/auth.ts';
 import { installLastResort } from '../core/last-resort.ts';
-import { createLogger } from '../core/logger.ts';
+import { createAuditLogger, createLogger } from '../core/logger.ts';
 import { onStopSignals } from '../core/signals.ts';
 import { buildApp } from './app.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { closeProducerDeps, createProducerDeps } from './deps.ts';
+import { stopDraining } from './http.ts';
 
 process.title = 'modelq-producer';
 const cfg = loadConfigOrExit();
@@ -25,9 +26,13 @@ try {
   logger.fatal({ err: maskUrl((e as Error).message), redis: maskUrl(cfg.MODELQ_REDIS_URL) }, 'cannot reach Redis; is redis-server running?');
   process.exit(1);
 }
+deps.audit = createAuditLogger('producer', cfg.MODELQ_AUDIT_LOG, cfg.MODELQ_LOG_LEVEL);
 // MODELQ_BIND, loopback by default: an install is not on the network until someone says so.
 const server = buildApp(deps).listen(cfg.MODELQ_PORT, cfg.MODELQ_BIND, () =>
-  logger.info({ bind: cfg.MODELQ_BIND, port: cfg.MODELQ_PORT }, 'producer listening'),
+  logger.info(
+    { bind: cfg.MODELQ_BIND, port: cfg.MODELQ_PORT, redis: maskUrl(cfg.MODELQ_REDIS_URL), audit: cfg.MODELQ_AUDIT_LOG || undefined },
+    'producer listening',
+  ),
 );
 server.on('error', (e: NodeJS.ErrnoException) => {
   // A port in use or not allowed: the same on every restart, so a configuration error.
@@ -51,6 +56,7 @@ onStopSignals({
   stop: (sig) => {
     logger.info({ sig, graceMs: cfg.MODELQ_SHUTDOWN_GRACE_MS }, 'stopping: no new connections, finishing requests in flight');
     const grpcClosed = grpcServer?.close();
+    stopDraining();
     server.close(
       () =>
         void Promise.resolve(grpcClosed)

@@ -111,7 +111,7 @@ describe('modelq batch', () => {
     const r = await cli(['batch', 'download', id, '-o', file]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toContain(`wrote ${n} lines`);
+    expect(r.stderr).toContain(`wrote ${n} rows`);
     const text = fs.readFileSync(file, 'utf8');
     const out = jsonLines(text);
     expect(out).toHaveLength(n);
@@ -216,7 +216,7 @@ describe('modelq batch', () => {
     }
   });
 
-  it('sends --api-key as a bearer token and reports a JSON error body', async () => {
+  it('sends --key as a bearer token and reports a JSON error body', async () => {
     const seen: (string | undefined)[] = [];
     const server = http.createServer((req, res) => {
       seen.push(req.headers.authorization);
@@ -225,7 +225,7 @@ describe('modelq batch', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const r = await cli(['--url', url, 'batch', 'status', 'batch_00000000000000000000', '--api-key', 'k1']);
+      const r = await cli(['--url', url, 'batch', 'status', 'batch_00000000000000000000', '--key', 'k1']);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe('modelq: bad API key\n');
       const fromEnv = await cli(['batch', 'cancel', 'batch_00000000000000000000'], { env: { MODELQ_URL: url, MODELQ_API_KEY: 'k2' } });
@@ -284,6 +284,57 @@ describe('modelq batch', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`modelq: could not reach ${url}`);
     expect(r.stderr).toContain('ECONNREFUSED');
+  });
+
+  it('--json: submit --wait prints the final batch as JSON; a Parquet download counts rows', async () => {
+    const r = await cli(['batch', 'submit', path.join(dir, 'rows.jsonl'), '-m', 'scorer', '--chunk-rows', '1000', '--wait', '--json']);
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout);
+    expect(v).toMatchObject({ id: expect.stringMatching(ID), status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
+    const file = path.join(dir, 'out.parquet');
+    const pq = await cli(['batch', 'download', v.id, '--format', 'parquet', '-o', file]);
+    expect(pq.code).toBe(0);
+    expect(pq.stderr).toMatch(new RegExp(`^wrote ${n} rows \\(\\d+ bytes\\) to `));
+    const j = await cli(['batch', 'download', v.id, '--format', 'csv', '-o', path.join(dir, 'o.csv'), '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ id: v.id, format: 'csv', rows: n });
+  });
+
+  it('a download to stdout leaves the shared stdout open for the next command of a shell', async () => {
+    const bin = path.join(ROOT, 'cli/bin.mjs');
+    const { MODELQ_API_KEY: _k, MODELQ_URL: _u, ...rest } = process.env;
+    const child = spawn('bash', ['-c', `set -e; node ${bin} batch download ${id} --errors; node ${bin} batch status ${id}`], {
+      cwd: ROOT,
+      env: { ...rest, MODELQ_URL: p.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const r = await finished(child);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id, status: 'completed' });
+  });
+
+  it('submits a batch by reference: the input and output URIs as a JSON body, nothing uploaded', async () => {
+    let seen: { url?: string; type?: string; body: string } = { body: '' };
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        seen = { url: req.url, type: req.headers['content-type'], body };
+        res.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'batch_0123456789abcdef0123', status: 'queued' }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const r = await cli(['batch', 'submit', '-m', 'scorer', '--input-uri', 's3://bucket/in.csv', '--output-uri', 's3://bucket/out/', '--url', url]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('batch_0123456789abcdef0123\n');
+      expect(seen.url).toBe('/v1/batches?model=scorer&format=csv');
+      expect(seen.type).toBe('application/json');
+      expect(JSON.parse(seen.body)).toEqual({ input: { uri: 's3://bucket/in.csv', format: 'csv' }, output: { uri: 's3://bucket/out/' } });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('usage errors exit 2 without contacting the server', async () => {

@@ -19,6 +19,9 @@ export const CLIENT_KEYS: Readonly<Record<string, string>> = {
   MODELQ_FUZZ_TRACE: 'tests: fuzz trace',
   MODELQ_CHAOS_SEED: 'tests: chaos seed',
   MODELQ_SOAK_S: 'tests: soak duration',
+  MODELQ_BENCH_FORCE: 'benchmarks: run on a loaded machine, ratios labelled NOISY',
+  MODELQ_BENCH_REPEATS: 'benchmarks: interleaved rounds per comparison',
+  MODELQ_BENCH_BASELINE_THREADS: 'benchmarks: onnxruntime thread settings the baseline tries',
 };
 
 function distance(a: string, b: string): number {

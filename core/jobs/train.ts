@@ -134,7 +134,10 @@ export const trainRequestSchema = z
       .enum(['classification', 'regression'])
       .optional()
       .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
-    model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }; { type: "linear" } with a text feature' }),
+    model: modelSpecSchema.optional().meta({
+      description:
+        'Default { type: "mlp", hidden: [128] }; { type: "linear" } with a text feature; { type: "gbdt" } gradient-boosted trees (numbers and categories); { type: "auto" } trains the MLP and the trees and keeps the better validation score',
+    }),
     epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
     batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
     learningRate: z

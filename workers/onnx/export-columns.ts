@@ -91,6 +91,8 @@ export function exportColumns(m: ColumnsExport): Uint8Array {
   const head = m.trees
     ? treeScores(encoded, m.trees, m.classes?.length ?? 0, nodes)
     : { output: dense(encoded, m.layers, nodes, inits), width: m.layers[m.layers.length - 1]!.outputs };
+  // ai.onnx.ml operators' outputs are not shape-inferred by the checker: say what the trees give.
+  if (m.trees) typed.push({ name: head.output, elemType: DT.FLOAT, shape: [batch, head.width] });
   const metadata: Record<string, string> = {
     'modelq.task': m.task,
     'modelq.features': JSON.stringify(m.inputs.map((c) => c.name)),

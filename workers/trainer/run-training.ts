@@ -58,9 +58,11 @@ export interface RunOptions {
   jobId: string;
   job: TrainJob;
   onProgress?(p: TrainProgress): void | Promise<void>;
+  /** Epoch milliseconds after which the trees start no more rounds (the attempt's time limit, less a margin). */
+  deadline?: number;
 }
 
-export async function runTraining({ store, jobId, job, onProgress }: RunOptions): Promise<RunOutcome> {
+export async function runTraining({ store, jobId, job, onProgress, deadline }: RunOptions): Promise<RunOutcome> {
   const tf = await initTf();
   const hp = job.hyperparameters;
   const loaded = await loadDataset(store, job);
@@ -79,7 +81,7 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   const yVal = Float64Array.from(valRows, (r) => data.y[r]!);
 
   // Trees (gbdt, and one of auto's two candidates) train first: they are quick and need no checkpoint.
-  const trees = hp.model.type === 'gbdt' || hp.model.type === 'auto' ? fitTrees(data, trainRows, valRows, hp, hp.model.gbdt, { mean, scale }, enc) : undefined;
+  const trees = hp.model.type === 'gbdt' || hp.model.type === 'auto' ? fitTrees(data, trainRows, valRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, enc) : undefined;
   const treeMetrics = trees && evaluate(trees.out, yVal, C);
   const mlp =
     hp.model.type === 'gbdt'

@@ -18,7 +18,7 @@ export function fitTrees(
   trainRows: Int32Array,
   valRows: Int32Array,
   hp: Hyperparameters,
-  settings: GbdtSettings,
+  settings: GbdtSettings & { deadline?: number },
   std: { mean: Float32Array; scale: Float32Array },
   enc?: Encoder,
 ): TreeOutcome & { encoder: Encoder } {

@@ -70,6 +70,9 @@ describe('gbdt', () => {
     expect(a.curve[a.rounds - 1]! - Math.min(...a.curve)).toBeLessThan(1e-9);
     const b = trainGbdt(d, train, val, 2, { ...OPTS, trees: 500 });
     expect(b.trees).toEqual(a.trees);
+    // Past the deadline no further round starts: one round, kept.
+    const late = trainGbdt(d, train, val, 2, { ...OPTS, trees: 500, deadline: Date.now() - 1 });
+    expect([late.roundsRun, late.rounds, late.trees.length]).toEqual([1, 1, 1]);
   });
 
   it('regresses with squared error and honours minSamplesLeaf', () => {

@@ -172,4 +172,18 @@ describe('realistic tables trained through the platform against scikit-learn', (
       .map((l) => ([] as string[]).concat((JSON.parse(l) as { outputs: { label: string | string[] } }).outputs.label)[0]);
     expect(got).toEqual(want);
   }, 300_000);
+
+  it('auto trains both model types and keeps the better validation score, recording both', async () => {
+    const job = await train('cellar', 0, 'cellar-auto', { type: 'auto' });
+    const c = job.result.candidates as { type: string; metrics: { accuracy: number; logLoss: number }; kept: boolean }[];
+    expect(c.map((x) => x.type)).toEqual(['mlp', 'gbdt']);
+    const kept = c.filter((x) => x.kept);
+    expect(kept).toHaveLength(1);
+    expect(job.result.modelType).toBe(kept[0]!.type);
+    expect(job.result.metrics).toEqual(kept[0]!.metrics);
+    expect(kept[0]!.metrics.logLoss).toBeLessThanOrEqual(c.find((x) => !x.kept)!.metrics.logLoss);
+    // The registered model is the kept one: trees when gbdt won.
+    const bytes = Buffer.from(await (await fetch(`${p.url}/v1/models/cellar-auto/versions/1/onnx`)).arrayBuffer());
+    expect(bytes.includes(Buffer.from('TreeEnsembleRegressor'))).toBe(kept[0]!.type === 'gbdt');
+  }, 300_000);
 });

@@ -81,7 +81,10 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   const yVal = Float64Array.from(valRows, (r) => data.y[r]!);
 
   // Trees (gbdt, and one of auto's two candidates) train first: they are quick and need no checkpoint.
-  const trees = hp.model.type === 'gbdt' || hp.model.type === 'auto' ? fitTrees(data, trainRows, valRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, enc) : undefined;
+  const trees =
+    hp.model.type === 'gbdt' || hp.model.type === 'auto'
+      ? fitTrees(data, trainRows, valRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, enc)
+      : undefined;
   const treeMetrics = trees && evaluate(trees.out, yVal, C);
   const mlp =
     hp.model.type === 'gbdt'

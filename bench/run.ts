@@ -17,6 +17,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
       t.textBenchHooks.push(async ({ model, texts }) => (await import('./text-serve.ts')).benchTextServe({ model, sentences: texts }));
     return t.benchTrainText();
   },
+  'train-tabular': async () => (await import('./train-tabular.ts')).benchTrainTabular(),
   compress: async () => (await import('./compress.ts')).benchCompress(),
   scale: async () => (await import('./scale.ts')).benchScale(),
   explain: async () => (await import('./explain.ts')).benchExplain(),

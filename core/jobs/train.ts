@@ -17,9 +17,87 @@ export const DEFAULT_MIN_DF = 2;
 /** Adam step size of the default (linear) head on text features: TF-IDF rows are unit vectors, so larger steps than for standardized tabular features. */
 export const DEFAULT_TEXT_LEARNING_RATE = 0.01;
 
+/** Gradient-boosted trees: options and their defaults (as scikit-learn's HistGradientBoosting, with more rounds and patience 10). */
+export const GBDT_DEFAULTS = { trees: 200, maxLeaves: 31, maxDepth: 8, learningRate: 0.1, minSamplesLeaf: 20, l2: 0, maxBins: 255, patience: 10 };
+const gbdtOptions = {
+  trees: z
+    .number()
+    .int()
+    .min(1)
+    .max(5000)
+    .optional()
+    .meta({ description: `Most boosting rounds (default ${GBDT_DEFAULTS.trees}); early stopping usually ends sooner` }),
+  maxLeaves: z
+    .number()
+    .int()
+    .min(2)
+    .max(1024)
+    .optional()
+    .meta({ description: `Leaves per tree, grown best-first (default ${GBDT_DEFAULTS.maxLeaves})` }),
+  maxDepth: z
+    .number()
+    .int()
+    .min(1)
+    .max(32)
+    .optional()
+    .meta({ description: `Deepest leaf (default ${GBDT_DEFAULTS.maxDepth})` }),
+  learningRate: z
+    .number()
+    .gt(0)
+    .max(1)
+    .optional()
+    .meta({ description: `Shrinkage of each tree (default ${GBDT_DEFAULTS.learningRate})` }),
+  minSamplesLeaf: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .meta({ description: `Fewest training rows in a leaf (default ${GBDT_DEFAULTS.minSamplesLeaf})` }),
+  l2: z
+    .number()
+    .min(0)
+    .max(1000)
+    .optional()
+    .meta({ description: `L2 penalty on leaf values (default ${GBDT_DEFAULTS.l2})` }),
+  maxBins: z
+    .number()
+    .int()
+    .min(2)
+    .max(255)
+    .optional()
+    .meta({ description: `Bins per feature for split finding (default ${GBDT_DEFAULTS.maxBins})` }),
+  patience: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .meta({ description: `Rounds without a better validation loss before stopping (default ${GBDT_DEFAULTS.patience})` }),
+};
+const gbdtResolved = z.object({
+  trees: z.number().int(),
+  maxLeaves: z.number().int(),
+  maxDepth: z.number().int(),
+  learningRate: z.number(),
+  minSamplesLeaf: z.number().int(),
+  l2: z.number(),
+  maxBins: z.number().int(),
+  patience: z.number().int(),
+});
+export type GbdtSettings = z.infer<typeof gbdtResolved>;
+
 export const modelSpecSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('mlp'), hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8).optional() }).strict(),
   z.object({ type: z.literal('linear') }).strict(),
+  z.object({ type: z.literal('gbdt'), ...gbdtOptions }).strict(),
+  z
+    .object({
+      type: z.literal('auto'),
+      hidden: z.array(z.number().int().min(1).max(4096)).min(1).max(8).optional(),
+      gbdt: z.object(gbdtOptions).strict().optional(),
+    })
+    .strict(),
 ]);
 
 export const trainRequestSchema = z
@@ -56,7 +134,10 @@ export const trainRequestSchema = z
       .enum(['classification', 'regression'])
       .optional()
       .meta({ description: `Default: classification for a string target or an integer one with at most ${MAX_INTEGER_CLASSES} distinct values` }),
-    model: modelSpecSchema.optional().meta({ description: 'Default { type: "mlp", hidden: [128] }; { type: "linear" } with a text feature' }),
+    model: modelSpecSchema.optional().meta({
+      description:
+        'Default { type: "mlp", hidden: [128] }; { type: "linear" } with a text feature; { type: "gbdt" } gradient-boosted trees (numbers and categories); { type: "auto" } trains the MLP and the trees and keeps the better validation score',
+    }),
     epochs: z.number().int().min(1).max(10_000).optional().meta({ description: 'Most epochs (default 200); early stopping usually ends sooner' }),
     batchSize: z.number().int().min(1).max(65_536).optional().meta({ description: 'Default min(200, training rows)' }),
     learningRate: z
@@ -117,6 +198,9 @@ export const hyperparametersSchema = z.object({
   model: z.discriminatedUnion('type', [
     z.object({ type: z.literal('mlp'), hidden: z.array(z.number().int().min(1)).min(1) }),
     z.object({ type: z.literal('linear') }),
+    z.object({ type: z.literal('gbdt'), gbdt: gbdtResolved }),
+    /** Trains the MLP and the trees on the same split and keeps the better validation score. */
+    z.object({ type: z.literal('auto'), hidden: z.array(z.number().int().min(1)).min(1), gbdt: gbdtResolved }),
   ]),
   epochs: z.number().int().min(1),
   batchSize: z.number().int().min(1),
@@ -179,6 +263,10 @@ export interface TrainResult {
   predictionsKey: string;
   /** Every dataset column, used (with its imputation and encoding) or not and why; absent in results from before column-input models. */
   columns?: ColumnInfo[];
+  /** The model trained: "mlp", "linear" or "gbdt" (with model "auto", the one kept). Absent in results from before gbdt. */
+  modelType?: 'mlp' | 'linear' | 'gbdt';
+  /** Model "auto": every candidate's validation metrics, and which was kept. */
+  candidates?: { type: 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
 }
 
 export const trainKeys = {
@@ -286,6 +374,13 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
   if ((req.maxFeatures !== undefined || req.minDf !== undefined) && !anyText)
     throw badRequest('maxFeatures, minDf: they apply to text features, and none is text');
   const model = req.model ?? (anyText ? { type: 'linear' as const } : { type: 'mlp' as const });
+  if ((model.type === 'gbdt' || model.type === 'auto') && anyText)
+    throw badRequest(`model: ${model.type} takes numbers and categories; text features need { "type": "linear" } or "mlp"`);
+  // Only the known options (a job re-resolved when it starts carries them already resolved, under `gbdt`).
+  const gbdt = (o: object = {}): GbdtSettings => {
+    const given = ('gbdt' in o && o.gbdt && typeof o.gbdt === 'object' ? o.gbdt : o) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(GBDT_DEFAULTS).map(([k, v]) => [k, typeof given[k] === 'number' ? given[k] : v])) as GbdtSettings;
+  };
   return {
     dataset: { id: ds.id, key: ds.key, format: ds.format, rows: ds.rows },
     registerAs: req.registerAs,
@@ -293,7 +388,14 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
       task,
       target: req.target,
       features,
-      model: model.type === 'mlp' ? { type: 'mlp', hidden: model.hidden ?? DEFAULT_HIDDEN } : { type: 'linear' },
+      model:
+        model.type === 'mlp'
+          ? { type: 'mlp', hidden: model.hidden ?? DEFAULT_HIDDEN }
+          : model.type === 'gbdt'
+            ? { type: 'gbdt', gbdt: gbdt(model) }
+            : model.type === 'auto'
+              ? { type: 'auto', hidden: model.hidden ?? DEFAULT_HIDDEN, gbdt: gbdt(model.gbdt) }
+              : { type: 'linear' },
       epochs: req.epochs ?? 200,
       batchSize: req.batchSize ?? Math.min(200, trainRows),
       learningRate: req.learningRate ?? (anyText && model.type === 'linear' ? DEFAULT_TEXT_LEARNING_RATE : 0.001),

@@ -42,8 +42,8 @@ export function stringTensor(name: string, dims: number[], data: string[]): Tens
   return onnx.TensorProto.create({ name, dims, dataType: DT.STRING, stringData: data.map((s) => enc.encode(s)) });
 }
 
-/** Attribute values: an int or float, a string, ints, strings (`{ strings: [...] }`, so an empty list still has its type), a tensor. */
-type AttrValue = number | string | number[] | { strings: string[] } | TensorProto;
+/** Attribute values: an int or float, a string, ints, floats (`{ floats: [...] }`), strings (`{ strings: [...] }`, so an empty list still has its type), a tensor. */
+type AttrValue = number | string | number[] | { strings: string[] } | { floats: number[] } | TensorProto;
 export function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, name?: string, domain?: string): NodeProto {
   const enc = new TextEncoder();
   const attribute = Object.entries(attrs).map(([k, v]) => {
@@ -52,6 +52,7 @@ export function node(opType: string, inputs: string[], outputs: string[], attrs:
       return Number.isInteger(v) ? onnx.AttributeProto.create({ name: k, type: A.INT, i: v }) : onnx.AttributeProto.create({ name: k, type: A.FLOAT, f: v });
     if (typeof v === 'string') return onnx.AttributeProto.create({ name: k, type: A.STRING, s: enc.encode(v) });
     if (Array.isArray(v)) return onnx.AttributeProto.create({ name: k, type: A.INTS, ints: v });
+    if ('floats' in v && Array.isArray(v.floats)) return onnx.AttributeProto.create({ name: k, type: A.FLOATS, floats: v.floats });
     if ('strings' in v && Array.isArray(v.strings))
       return onnx.AttributeProto.create({ name: k, type: A.STRINGS, strings: v.strings.map((s) => enc.encode(s)) });
     return onnx.AttributeProto.create({ name: k, type: A.TENSOR, t: v as TensorProto });

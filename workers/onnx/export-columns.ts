@@ -7,11 +7,14 @@
 //   category    ai.onnx.ml OneHotEncoder over the training levels ("" is the missing level where the
 //               training split had gaps; an unseen value is all zeros) -> [N, levels]
 //   text        Squeeze to [N] -> the TF-IDF of export-text.ts (missing text is "", all zeros)
-// then Concat (numbers first, then the other columns in feature order) into the dense head.
+// then Concat (numbers first, then the other columns in feature order) into the dense head, or into
+// the trees of a boosted ensemble (export-trees.ts), which take the same encoded vector.
 // Inner tensor names that a column happens to share are renamed apart, so any column name works.
 import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
 import { dense, headOutputs, type HeadExport } from './export-mlp.ts';
 import { blockWidth, textBlock, type EncodedBlock } from './export-text.ts';
+import { treeScores } from './export-trees.ts';
+import type { Ensemble } from '../trainer/gbdt.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
 export interface ColumnsExport extends HeadExport {
@@ -26,6 +29,8 @@ export interface ColumnsExport extends HeadExport {
   scale: Float32Array;
   /** Category and text columns, in the order their encodings follow the numbers. */
   blocks: EncodedBlock[];
+  /** A boosted ensemble instead of `layers` (then empty): its trees read the encoded vector. */
+  trees?: Pick<Ensemble, 'outputs' | 'base' | 'trees'>;
 }
 
 /** A graph input's placeholder name while the graph is built; replaced by the column's name at the end. */
@@ -83,13 +88,17 @@ export function exportColumns(m: ColumnsExport): Uint8Array {
     nodes.push(node('Concat', parts, ['encoded'], { axis: 1 }));
     encoded = 'encoded';
   }
-  const last = dense(encoded, m.layers, nodes, inits);
+  const head = m.trees
+    ? treeScores(encoded, m.trees, m.classes?.length ?? 0, nodes)
+    : { output: dense(encoded, m.layers, nodes, inits), width: m.layers[m.layers.length - 1]!.outputs };
+  // ai.onnx.ml operators' outputs are not shape-inferred by the checker: say what the trees give.
+  if (m.trees) typed.push({ name: head.output, elemType: DT.FLOAT, shape: [batch, head.width] });
   const metadata: Record<string, string> = {
     'modelq.task': m.task,
     'modelq.features': JSON.stringify(m.inputs.map((c) => c.name)),
     ...(m.target ? { 'modelq.target': m.target } : {}),
   };
-  const outputs = headOutputs(m, last, m.layers[m.layers.length - 1]!.outputs, batch, nodes, inits, metadata);
+  const outputs = headOutputs(m, head.output, head.width, batch, nodes, inits, metadata);
   const inputs: ValueSpec[] = m.inputs.map((c) => ({ name: c.name, elemType: c.kind === 'numeric' ? DT.FLOAT : DT.STRING, shape: [batch, 1] }));
   placeInputs(
     m.inputs.map((c) => c.name),
@@ -98,7 +107,7 @@ export function exportColumns(m: ColumnsExport): Uint8Array {
     inits,
   );
   const domains = [
-    ...(m.blocks.some((b) => b.kind === 'category') ? [{ domain: 'ai.onnx.ml', version: 1 }] : []),
+    ...(m.trees || m.blocks.some((b) => b.kind === 'category') ? [{ domain: 'ai.onnx.ml', version: 1 }] : []),
     ...(m.blocks.some((b) => b.kind === 'text') ? [{ domain: 'com.microsoft', version: 1 }] : []),
   ];
   return buildModel({

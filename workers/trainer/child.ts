@@ -22,7 +22,14 @@ process.once('message', (m: ToTrainer) => {
       const outcome =
         m.kind === 'distill'
           ? await runDistill(store, m.task, (p) => send({ type: 'progress', progress: p }))
-          : await runTraining({ store, jobId: m.jobId, job: m.job, onProgress: (p) => send({ type: 'progress', progress: p }) });
+          : await runTraining({
+              store,
+              jobId: m.jobId,
+              job: m.job,
+              onProgress: (p) => send({ type: 'progress', progress: p }),
+              // Trees stop adding rounds at 80% of the attempt's time limit and keep what they have, instead of being killed at 100%.
+              ...(m.cfg.MODELQ_TRAIN_TIMEOUT_S ? { deadline: Date.now() + 0.8 * m.cfg.MODELQ_TRAIN_TIMEOUT_S * 1000 } : {}),
+            });
       await send({ type: 'done', outcome });
       process.exit(0);
     } catch (e) {

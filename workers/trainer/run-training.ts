@@ -15,6 +15,8 @@ import { exportColumns } from '../onnx/export-columns.ts';
 import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../core/model-columns.ts';
 import { applyImputation, fitImputation, type NumericImputation } from './impute.ts';
 import { initTf, type Tf } from './tf.ts';
+import { fitTrees } from './run-trees.ts';
+import type { Ensemble } from './gbdt.ts';
 import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
 /** Validation rows kept as the reference the exported model is checked against. */
@@ -34,6 +36,9 @@ export interface RunOutcome {
   reference?: { key: string; rows: number; features: number };
   /** Every dataset column, used (with its imputation and encoding) or not and why. */
   columns: ColumnInfo[];
+  modelType: 'mlp' | 'linear' | 'gbdt';
+  /** Model "auto": both candidates' validation metrics and which was kept. */
+  candidates?: { type: 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
 }
 
 /** The reference file: the rows' raw values by column (as the model's inputs take them) and what the trainer predicted for them. */
@@ -53,9 +58,11 @@ export interface RunOptions {
   jobId: string;
   job: TrainJob;
   onProgress?(p: TrainProgress): void | Promise<void>;
+  /** Epoch milliseconds after which the trees start no more rounds (the attempt's time limit, less a margin). */
+  deadline?: number;
 }
 
-export async function runTraining({ store, jobId, job, onProgress }: RunOptions): Promise<RunOutcome> {
+export async function runTraining({ store, jobId, job, onProgress, deadline }: RunOptions): Promise<RunOutcome> {
   const tf = await initTf();
   const hp = job.hyperparameters;
   const loaded = await loadDataset(store, job);
@@ -70,53 +77,39 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
   // Category and text features: encoded (vocabularies and categories from the training rows) into sparse rows.
   const enc = hp.featureTypes ? fitEncoder(data, trainRows, hp, { mean, scale }) : undefined;
   const sparse = enc ? { train: encodeRows(enc, data, trainRows), val: encodeRows(enc, data, valRows) } : undefined;
-  const sizes = layerSizes(hp, enc ? enc.width : data.features, C);
   const target = classification ? { mean: 0, scale: 1 } : targetStandardization(data, trainRows);
+  const yVal = Float64Array.from(valRows, (r) => data.y[r]!);
 
-  const specHash = createHash('sha256')
-    .update(JSON.stringify({ dataset: job.dataset.id, hp }))
-    .digest('hex');
-  const ckKey = trainKeys.checkpoint(jobId);
-  let state = (await resumable(store, ckKey, specHash)) ?? initState(sizes, hp.seed, specHash);
-  const resumedFromEpoch = state.epoch;
-  const metric = classification ? ('accuracy' as const) : ('rmse' as const);
-  const progress = (s: TrainState): TrainProgress => ({
-    ...s.curve[s.curve.length - 1]!,
-    epochs: hp.epochs,
-    metric,
-    bestEpoch: s.bestEpoch,
-    startedAtEpoch: resumedFromEpoch + 1,
-    curve: s.curve,
-  });
-  if (resumedFromEpoch > 0) await onProgress?.(progress(state));
-
-  state = await fit(
-    tf,
-    { data, trainRows, valRows, mean, scale, target, classes: C, classification, sparse },
-    {
-      hp,
-      sizes,
-      state,
-      onEpoch: async (s) => {
-        await store.put(ckKey, encodeCheckpoint(s));
-        await onProgress?.(progress(s));
-      },
-    },
-  );
-
-  // Evaluate the best epoch's weights on every validation row.
-  const xVal = gatherRows(data, valRows);
-  const out = sparse
-    ? predictEncoded(tf, sizes, state.bestParams, sparse.val, hp.task, target)
-    : predict(tf, sizes, state.bestParams, xVal, mean, scale, hp.task, target);
-  const metrics = evaluate(
-    out,
-    Float64Array.from(valRows, (r) => data.y[r]!),
-    C,
-  );
+  // Trees (gbdt, and one of auto's two candidates) train first: they are quick and need no checkpoint.
+  const trees =
+    hp.model.type === 'gbdt' || hp.model.type === 'auto'
+      ? fitTrees(data, trainRows, valRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, enc)
+      : undefined;
+  const treeMetrics = trees && evaluate(trees.out, yVal, C);
+  const mlp =
+    hp.model.type === 'gbdt'
+      ? undefined
+      : await fitNetwork(tf, store, jobId, job, { data, trainRows, valRows, mean, scale, target, classes: C, classification, sparse }, enc, onProgress);
+  // auto keeps the better validation log-loss (classes: a proper score, steadier than accuracy on a small split) or RMSE.
+  const loss = (m: TrainMetrics) => ('logLoss' in m ? m.logLoss : m.rmse);
+  const keepTrees = !!treeMetrics && (!mlp || loss(treeMetrics) < loss(mlp.metrics));
+  const out = keepTrees ? trees!.out : mlp!.out;
+  const metrics = keepTrees ? treeMetrics! : mlp!.metrics;
+  const modelType = keepTrees ? ('gbdt' as const) : hp.model.type === 'linear' ? ('linear' as const) : ('mlp' as const);
+  const candidates =
+    hp.model.type === 'auto'
+      ? [
+          { type: 'mlp' as const, metrics: mlp!.metrics, kept: !keepTrees },
+          { type: 'gbdt' as const, metrics: treeMetrics!, kept: keepTrees },
+        ]
+      : undefined;
 
   const columns = columnInfos(job, imp, enc);
-  await store.put(trainKeys.model(jobId), exportTrained(job, data, sizes, state.bestParams, { mean, scale, target, imp, columns }, enc));
+  const std = { mean, scale, target, imp, columns };
+  await store.put(
+    trainKeys.model(jobId),
+    keepTrees ? exportTrees(job, data, trees!.ensemble, std, trees!.encoder) : exportTrained(job, data, mlp!.sizes, mlp!.state.bestParams, std, enc),
+  );
   const k = Math.min(REFERENCE_ROWS, valRows.length);
   const ref = reference(out, k, C);
   const numeric = numericColumns(job);
@@ -137,14 +130,94 @@ export async function runTraining({ store, jobId, job, onProgress }: RunOptions)
     modelKey: trainKeys.model(jobId),
     predictionsKey: trainKeys.predictions(jobId),
     metrics,
-    bestEpoch: state.bestEpoch,
-    epochsRun: state.epoch,
-    stoppedEarly: state.epoch < hp.epochs,
-    resumedFromEpoch,
+    // For trees an epoch is a boosting round.
+    bestEpoch: keepTrees ? trees!.ensemble.rounds : mlp!.state.bestEpoch,
+    epochsRun: keepTrees ? trees!.ensemble.roundsRun : mlp!.state.epoch,
+    stoppedEarly: keepTrees ? trees!.ensemble.roundsRun < (hp.model as { gbdt: { trees: number } }).gbdt.trees : mlp!.state.epoch < hp.epochs,
+    resumedFromEpoch: mlp?.resumedFromEpoch ?? 0,
+    modelType,
+    ...(candidates ? { candidates } : {}),
     ...(data.classes ? { classes: data.classes } : {}),
     ...explain,
     columns,
   };
+}
+
+/** The network (mlp, linear, or auto's MLP candidate): trained with a checkpoint per epoch, its best epoch evaluated on the validation rows. */
+async function fitNetwork(
+  tf: Tf,
+  store: ArtifactStore,
+  jobId: string,
+  job: TrainJob,
+  p: Prepared,
+  enc: Encoder | undefined,
+  onProgress: RunOptions['onProgress'],
+) {
+  const model = job.hyperparameters.model;
+  const hp = model.type === 'auto' ? { ...job.hyperparameters, model: { type: 'mlp' as const, hidden: model.hidden } } : job.hyperparameters;
+  const sizes = layerSizes(hp, enc ? enc.width : p.data.features, p.classes);
+  const specHash = createHash('sha256')
+    .update(JSON.stringify({ dataset: job.dataset.id, hp: job.hyperparameters }))
+    .digest('hex');
+  const ckKey = trainKeys.checkpoint(jobId);
+  let state = (await resumable(store, ckKey, specHash)) ?? initState(sizes, hp.seed, specHash);
+  const resumedFromEpoch = state.epoch;
+  const metric = p.classification ? ('accuracy' as const) : ('rmse' as const);
+  const progress = (s: TrainState): TrainProgress => ({
+    ...s.curve[s.curve.length - 1]!,
+    epochs: hp.epochs,
+    metric,
+    bestEpoch: s.bestEpoch,
+    startedAtEpoch: resumedFromEpoch + 1,
+    curve: s.curve,
+  });
+  if (resumedFromEpoch > 0) await onProgress?.(progress(state));
+  state = await fit(tf, p, {
+    hp,
+    sizes,
+    state,
+    onEpoch: async (s) => {
+      await store.put(ckKey, encodeCheckpoint(s));
+      await onProgress?.(progress(s));
+    },
+  });
+  // Evaluate the best epoch's weights on every validation row.
+  const out = p.sparse
+    ? predictEncoded(tf, sizes, state.bestParams, p.sparse.val, hp.task, p.target)
+    : predict(tf, sizes, state.bestParams, gatherRows(p.data, p.valRows), p.mean, p.scale, hp.task, p.target);
+  const metrics = evaluate(
+    out,
+    Float64Array.from(p.valRows, (r) => p.data.y[r]!),
+    p.classes,
+  );
+  return { sizes, state, resumedFromEpoch, out, metrics };
+}
+
+/** The ONNX export of a boosted ensemble behind the same column front end as the network's. */
+function exportTrees(
+  job: TrainJob,
+  data: Loaded,
+  ensemble: Ensemble,
+  s: { mean: Float32Array; scale: Float32Array; imp: NumericImputation; columns: ColumnInfo[] },
+  enc: Encoder,
+): Uint8Array {
+  const hp = job.hyperparameters;
+  const meta = { columns: s.columns, target: hp.target, ...(data.classes ? { classes: data.classes } : {}) };
+  return exportColumns({
+    inputs: hp.features.map((name) => ({ name, kind: hp.featureTypes?.[name] ?? 'numeric' })),
+    numeric: numericColumns(job),
+    fill: s.imp.fill,
+    indicators: s.imp.indicators,
+    mean: s.mean,
+    scale: s.scale,
+    blocks: enc.blocks,
+    layers: [],
+    trees: ensemble,
+    task: hp.task,
+    target: hp.target,
+    ...(hp.task === 'classification' ? { classes: data.classes! } : {}),
+    metadata: { 'modelq.dataset': job.dataset.id, 'modelq.model': 'gbdt', [MODEL_COLUMNS_KEY]: JSON.stringify(meta) },
+  });
 }
 
 const nullNaN = (v: number) => (Number.isNaN(v) ? null : v);

@@ -144,6 +144,8 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
     resumedFromEpoch: o.resumedFromEpoch,
     predictionsKey: o.predictionsKey,
     columns: o.columns,
+    modelType: o.modelType,
+    ...(o.candidates ? { candidates: o.candidates } : {}),
   };
 }
 

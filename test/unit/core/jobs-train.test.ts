@@ -175,6 +175,29 @@ describe('resolving a train request', () => {
     expect(() => resolveTrain({ ...base, target: 'y', features: ['empty'] }, wide)).toThrow(/^features\[0\]: column "empty" has no values/);
   });
 
+  it('takes gbdt and auto models: options with their defaults, re-resolved as they are, never with text', () => {
+    const g = resolveTrain({ ...base, target: 'color', model: { type: 'gbdt', trees: 50, learningRate: 0.2 } }, ds).hyperparameters;
+    expect(g.model).toEqual({
+      type: 'gbdt',
+      gbdt: { trees: 50, maxLeaves: 31, maxDepth: 8, learningRate: 0.2, minSamplesLeaf: 20, l2: 0, maxBins: 255, patience: 10 },
+    });
+    // The processor resolves the job's own (resolved) hyperparameters again when it starts: nothing changes.
+    const again = resolveTrain({ ...base, target: 'color', model: g.model as never }, ds).hyperparameters;
+    expect(again.model).toEqual(g.model);
+    const a = resolveTrain({ ...base, target: 'color', model: { type: 'auto', gbdt: { maxLeaves: 8 } } }, ds).hyperparameters;
+    expect(a.model).toMatchObject({ type: 'auto', hidden: [128], gbdt: { trees: 200, maxLeaves: 8 } });
+    const text: DatasetRecord = {
+      ...ds,
+      columns: [...ds.columns, { name: 'title', type: 'text' }],
+      stats: [...ds.stats, { name: 'title', missing: 0, distinct: 900 }],
+    };
+    expect(() => resolveTrain({ ...base, target: 'kind', features: ['a', 'title'], model: { type: 'gbdt' } }, text)).toThrow(
+      /^model: gbdt takes numbers and categories; text features need/,
+    );
+    expect(trainRequestSchema.safeParse({ dataset: 'x', target: 'y', registerAs: 'ok', model: { type: 'gbdt', maxBins: 1000 } }).success).toBe(false);
+    expect(trainRequestSchema.safeParse({ dataset: 'x', target: 'y', registerAs: 'ok', model: { type: 'gbdt', hidden: [8] } }).success).toBe(false);
+  });
+
   it('validates the request body shape', () => {
     expect(trainRequestSchema.safeParse({ dataset: 'x', target: 'y', registerAs: 'Bad Name' }).success).toBe(false);
     expect(trainRequestSchema.safeParse({ dataset: 'x', target: 'y', registerAs: 'ok', model: { type: 'mlp', hidden: [] } }).success).toBe(false);

@@ -66,6 +66,7 @@ export function streamInfer(
     let blocked = false; // the client reads slower than answers come: wait for 'drain'
     let ended = false;
     const flush = () => {
+      if (call.cancelled) return; // the client went away: its requests not yet sent are dropped (Caller.gone)
       while (!blocked && slots[0]?.answer) {
         if (!call.write(slots.shift()!.answer!)) {
           blocked = true;

@@ -4,13 +4,12 @@
 // the same; :explain asks it for an explanation, as `parameters.explain` on /v2 does.
 import { Router, type Request, type Response } from 'express';
 import { toProtocolTensor } from '../../core/jobs/infer.ts';
-import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { explanationsOf, instancesToInfer, kserveRequestSchema, predictionsOf } from '../inference/kserve.ts';
 import { checkReadable } from '../model-access.ts';
-import { inferenceFor } from '../inference/service.ts';
+import { inferenceFor, type Caller } from '../inference/service.ts';
 import { callerOf } from './v2.ts';
 
 export function kserveRouter(d: ProducerDeps): Router {
@@ -19,21 +18,32 @@ export function kserveRouter(d: ProducerDeps): Router {
   const json = jsonBody(d.cfg);
 
   const handle = (explain: boolean) => async (req: Request, res: Response) => {
+    const { name } = req.params as { name: string };
+    const caller = callerOf(req);
+    // Admitted first, as on every door: a refused or bad request counts against the limits too.
+    const release = await service.admit(name, caller.client);
+    try {
+      await answer(req, res, explain, caller);
+    } finally {
+      release();
+    }
+  };
+
+  const answer = async (req: Request, res: Response, explain: boolean, caller: Caller) => {
     const { name, version } = req.params as { name: string; version?: string };
-    const who = principalOf(req);
     const body = parseBody(kserveRequestSchema, req.body, 'body');
     req.body = undefined;
     // The version is resolved once and pinned, so the instances are read against the version that answers.
     const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
-    checkReadable(model.name, access, who); // another tenant's private model is "not found", before its inputs are named
+    checkReadable(model.name, access, caller.who); // another tenant's private model is "not found", before its inputs are named
     const request = instancesToInfer(body, model, { explain });
-    const answer = await service.infer(model.name, String(model.version), request, callerOf(req));
-    const outputs = answer.outputs.map(toProtocolTensor);
+    const a = await service.inferAdmitted(model.name, String(model.version), request, caller);
+    const outputs = a.outputs.map(toProtocolTensor);
     const n = body.instances.length;
     const predictions = predictionsOf(outputs, model, n);
     if (!explain) return void res.json({ predictions });
-    const { explain_base: _b, explain_class: _c, ...parameters } = answer.explanation ?? {};
-    res.json({ predictions, explanations: explanationsOf(outputs, { ...answer.explanation }, model, n), parameters });
+    const { explain_base: _b, explain_class: _c, ...parameters } = a.explanation ?? {};
+    res.json({ predictions, explanations: explanationsOf(outputs, { ...a.explanation }, model, n), parameters });
   };
 
   // The colon before the verb is literal (escaped), as in Google's custom methods.

@@ -52,31 +52,43 @@ describe('one inference service', () => {
     });
     expect(put.status).toBe(200);
     const body = { inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: rowOf(0) }] };
-    const warmed = Date.now();
-    expect((await postJson(`${p.url}/v2/models/m/infer`, body)).status).toBe(200); // loads the session
-    const base = await until(async () => {
-      const n = await counters();
-      return n.requests >= 1 ? n : null;
-    }, 'the warm-up request counted');
-    // A model idle for a window sends its next request alone at once (company is unlikely): this
-    // one, sent once the window since the warm-up has passed, is answered at once, and the doors'
-    // requests that come right after it find the model busy and wait for the window together.
-    await new Promise((r) => setTimeout(r, Math.max(0, warmed + 1100 - Date.now())));
-    expect((await postJson(`${p.url}/v2/models/m/infer`, body)).status).toBe(200);
-    const jobsBefore = inferenceFor(p.deps).jobsSent;
-    const outcomes = await Promise.all(DOORS.map((door, i) => throughDoor(door, { url: p.url, grpc: c, model: 'm', row: rowOf(i) })));
-    expect(outcomes.map((o) => [o.door, o.status, o.message])).toEqual(DOORS.map((d) => [d, 'ok', '']));
     const expected = (await directRun(model, { input: { data: x, dims: [DOORS.length, F] } })).output!;
-    outcomes.forEach((o, i) => o.values!.forEach((v, j) => expect(v).toBeCloseTo(expected[i * 3 + j]!, 5)));
-
-    expect(inferenceFor(p.deps).jobsSent - jobsBefore).toBe(1);
-    const after = await until(async () => {
-      const n = await counters();
-      return n.requests - base.requests >= 1 + DOORS.length ? n : null;
-    }, 'the doors’ requests counted');
-    // The second warm-up request's run, and one run for the five doors' requests.
-    expect(after.requests - base.requests).toBe(1 + DOORS.length);
-    expect(after.runs - base.runs).toBe(2);
+    const doors = () => Promise.all(DOORS.map((door, i) => throughDoor(door, { url: p.url, grpc: c, model: 'm', row: rowOf(i) })));
+    // Every door once first (the session loads, the gRPC channel connects), so that in the round
+    // below the doors' requests leave this process within moments of each other.
+    expect((await doors()).map((o) => o.status)).toEqual(DOORS.map(() => 'ok'));
+    let sent = DOORS.length;
+    let last = Date.now();
+    // A round can miss the window on a loaded machine (the doors' requests spread over more than
+    // maxDelayMs); it is tried again, up to three times. Separate coalescers per door never pass.
+    let jobs = 0;
+    for (let round = 0; round < 3 && jobs !== 1; round++) {
+      const base = await until(async () => {
+        const n = await counters();
+        return n.requests >= sent ? n : null;
+      }, 'the requests so far counted');
+      // A model idle for a window sends its next request alone at once (company is unlikely): this
+      // one, sent once a window has passed since the last request, is answered at once, and the
+      // doors' requests that come right after it find the model busy and wait for the window together.
+      await new Promise((r) => setTimeout(r, Math.max(0, last + 1100 - Date.now())));
+      expect((await postJson(`${p.url}/v2/models/m/infer`, body)).status).toBe(200);
+      const jobsBefore = inferenceFor(p.deps).jobsSent;
+      const outcomes = await doors();
+      last = Date.now();
+      sent += 1 + DOORS.length;
+      expect(outcomes.map((o) => [o.door, o.status, o.message])).toEqual(DOORS.map((d) => [d, 'ok', '']));
+      outcomes.forEach((o, i) => o.values!.forEach((v, j) => expect(v).toBeCloseTo(expected[i * 3 + j]!, 5)));
+      jobs = inferenceFor(p.deps).jobsSent - jobsBefore;
+      if (jobs !== 1) continue;
+      const after = await until(async () => {
+        const n = await counters();
+        return n.requests >= sent ? n : null;
+      }, 'the doors’ requests counted');
+      // The leading request's run, and one run for the five doors' requests.
+      expect(after.requests - base.requests).toBe(1 + DOORS.length);
+      expect(after.runs - base.runs).toBe(2);
+    }
+    expect(jobs).toBe(1);
   });
 
   it('ModelStreamInfer answers each of 10,000 requests, in order of ids, with at most the window outstanding', async () => {

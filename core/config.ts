@@ -89,6 +89,10 @@ export const configKeys = {
     'Port of the inference protocol over gRPC (`inference.GRPCInferenceService`, served by the producer); `0` turns it off.',
   ],
   MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64), "Largest gRPC message received or sent, in MiB (gRPC's own default is 4)."],
+  MODELQ_GRPC_STREAM_WINDOW: [
+    int(1, 65_536).default(128),
+    'Requests one gRPC ModelStreamInfer call may have outstanding (read, not yet answered); past it the server reads no more of that stream until answers go out.',
+  ],
   MODELQ_DASHBOARD_PORT: [int(1, 65535).default(8081), 'HTTP port of the dashboard: the results UI at `/`, bull-board at `/queues`.'],
   MODELQ_PRODUCER_URL: [
     z.string().url().optional(),

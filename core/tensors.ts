@@ -40,7 +40,7 @@ export type TensorSpec = z.infer<typeof tensorSpecSchema>;
 /**
  * An array checked in O(1): zod walking every element of a large tensor costs tens of
  * milliseconds of main thread; elements are checked once, by flattenData, at the HTTP edge.
- * A Float32Array is the producer's parse of flat FP32 data (producer/infer-json.ts).
+ * A Float32Array is the producer's parse of flat FP32 data (producer/inference/infer-json.ts).
  */
 export const dataArray = <T = number | string | boolean>(description = 'Tensor data, flat in row-major order') =>
   z.custom<T[]>((v) => Array.isArray(v) || v instanceof Float32Array, 'must be an array').meta({ description, type: 'array' });

@@ -5,10 +5,10 @@ import express from 'express';
 import { KeyRing } from '../core/auth.ts';
 import { AppError } from '../core/errors.ts';
 import { auditMiddleware, authMiddleware, rateLimitFor } from './auth.ts';
-import { backpressureFor } from './backpressure.ts';
+import { backpressureFor } from './inference/backpressure.ts';
 import type { ProducerDeps } from './deps.ts';
 import { errorMiddleware, sendError } from './http.ts';
-import { createMetrics } from './metrics.ts';
+import { metricsFor } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { batchesRouter } from './routes/batches.ts';
 import { compressRouter } from './routes/compress.ts';
@@ -17,8 +17,9 @@ import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
-import { createInfer, v2Router } from './routes/v2.ts';
-import { fastInfer } from './fast-infer.ts';
+import { v2Router } from './routes/v2.ts';
+import { fastInfer } from './inference/fast-infer.ts';
+import { inferenceFor } from './inference/service.ts';
 import { openaiRouter } from './openai/router.ts';
 
 export interface ProducerApp {
@@ -35,7 +36,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
-  const metrics = createMetrics(d);
+  const metrics = metricsFor(d);
   app.use(metrics.middleware);
   // While Redis is unreachable nothing but liveness can be answered truthfully: say so at once.
   app.use((req, res, next) => {
@@ -56,9 +57,8 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   const openapi = buildOpenApi();
   app.get('/openapi.json', (_req, res) => void res.json(openapi));
 
-  const infer = createInfer(d);
-  app.use(v2Router(d, infer));
-  app.use(kserveRouter(d, infer)); // before /v1/models/:name, which would take "iris:predict" as a name
+  app.use(v2Router(d));
+  app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(modelsRouter(d));
   app.use(driftRouter(d));
   app.use(batchesRouter(d));
@@ -72,7 +72,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
 
   // Plain inference requests take the fast path first (same answers, errors and metrics, a fraction
   // of express's cost); everything else goes to express.
-  const fast = fastInfer({ deps: d, keys, metrics, infer, rateLimited: limiter !== null });
+  const fast = fastInfer({ deps: d, keys, metrics, service: inferenceFor(d) });
   const handle: http.RequestListener = (req, res) => {
     if (!fast(req, res)) app(req, res);
   };

@@ -8,7 +8,7 @@ import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, typ
 import type { Config } from '../core/config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { Overloaded } from './backpressure.ts';
+import { Overloaded } from './inference/backpressure.ts';
 import { sendError } from './http.ts';
 
 declare module 'express-serve-static-core' {
@@ -82,14 +82,15 @@ export function clientKey(p: Principal | undefined, ip: string): string {
 export interface RateLimit {
   /** For the HTTP routes (all but /v2/health/*), after authentication. */
   middleware: RequestHandler;
-  /** Counts one call of `client` (clientKey) from another door (gRPC); throws rate_limited past the limit. */
+  /** Counts one call of `client` (clientKey) outside the middleware (inference, gRPC); throws rate_limited past the limit. */
   check(client: string): Promise<void>;
 }
 
 /**
  * MODELQ_RATE_LIMIT "N/s|m|h": per key, or per client address when the platform runs open. Counted
  * in Redis (under the platform's prefix), so N producers together allow N requests, not N times N,
- * and a client's REST and gRPC calls draw on one allowance. Without `shared` (unit tests) it counts
+ * and a client's REST and gRPC calls draw on one allowance. Inference requests are counted by the
+ * inference service (producer/inference/service.ts), the rest here. Without `shared` (unit tests) it counts
  * in this process.
  */
 export function createRateLimit(spec: string | undefined, shared?: { redis: Redis; prefix: string }): RateLimit | null {
@@ -111,7 +112,8 @@ export function createRateLimit(spec: string | undefined, shared?: { redis: Redi
     limit,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
-    skip: (req) => req.path.startsWith('/v2/health/'),
+    // Inference is counted by the inference service, on every door (the fast path and gRPC too).
+    skip: (req) => req.path.startsWith('/v2/health/') || requiredScope(req.method, req.path) === 'infer',
     keyGenerator: (req) => clientKey(req.principal, req.ip ?? ''),
     // clientKey passes addresses through ipKeyGenerator; the library cannot see that through the call.
     validate: { keyGeneratorIpFallback: false },
@@ -134,25 +136,36 @@ export function rateLimitFor(d: { cfg: Pick<Config, 'MODELQ_RATE_LIMIT'>; redis:
   return perDeps.get(d)!;
 }
 
-/** Every state-changing call (refused ones too): tenant, key id (never the key), route and result. */
+/** One audit line: tenant, key id (never the key), route and result; the same fields on every door. */
+export interface AuditFields {
+  tenant: string | null;
+  keyId: string | null;
+  method: string;
+  route: string;
+  /** An HTTP status, or a gRPC status code's name. */
+  status: number | string;
+}
+export const auditLine = (logger: Logger, f: AuditFields) => logger.info({ audit: true, ...f }, 'audit');
+
+/**
+ * Every state-changing call (refused ones too): tenant, key id (never the key), route and result.
+ * Reads and online inference change no state, and a line per inference request would cost the hot
+ * path several percent of its throughput: of those, only refusals for the key (401, 403) are written.
+ */
 export function auditMiddleware(logger: Logger): RequestHandler {
   return (req, res, next) => {
-    // Reads and online inference change no state; a line per inference request would also cost
-    // the hot path several percent of its throughput.
-    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' || requiredScope(req.method, req.path) === 'infer') return next();
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    const inference = requiredScope(req.method, req.path) === 'infer';
     res.on('finish', () => {
+      if (inference && res.statusCode !== 401 && res.statusCode !== 403) return;
       const p = req.principal;
-      logger.info(
-        {
-          audit: true,
-          tenant: p?.tenant ?? null,
-          keyId: p?.keyId ?? null,
-          method: req.method,
-          route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200),
-          status: res.statusCode,
-        },
-        'audit',
-      );
+      auditLine(logger, {
+        tenant: p?.tenant ?? null,
+        keyId: p?.keyId ?? null,
+        method: req.method,
+        route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200),
+        status: res.statusCode,
+      });
     });
     next();
   };

@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import { AppError, badRequest } from '../core/errors.ts';
 import type { Config } from '../core/config.ts';
-import { parseInferJson } from './infer-json.ts';
+import { parseInferJson } from './inference/infer-json.ts';
 
 export function jsonBody(cfg: Pick<Config, 'MODELQ_MAX_REQUEST_MB'>): RequestHandler {
   const parse = express.json({ limit: cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, strict: false });

@@ -13,6 +13,8 @@ export interface Metrics {
   middleware: RequestHandler;
   /** What the middleware records for a request answered outside express (the inference fast path); call when it started. */
   startRequest(method: string, route: string): (status: number) => void;
+  /** The gRPC server's figures, as HTTP's: call when a call (or a streamed request) starts, then with its status code's name. */
+  startGrpc(method: string): (code: string) => void;
 }
 
 export function createMetrics(d: ProducerDeps): Metrics {
@@ -21,7 +23,40 @@ export function createMetrics(d: ProducerDeps): Metrics {
   queueDepths(registry, d);
   workerFigures(registry, d);
   driftFigures(registry, d);
-  return { registry, ...httpFigures(registry) };
+  return { registry, ...httpFigures(registry), startGrpc: grpcFigures(registry) };
+}
+
+const perDeps = new WeakMap<ProducerDeps, Metrics>();
+
+/** One per producer (per deps): the HTTP app and the gRPC server record into the registry /metrics serves. */
+export function metricsFor(d: ProducerDeps): Metrics {
+  let m = perDeps.get(d);
+  if (!m) perDeps.set(d, (m = createMetrics(d)));
+  return m;
+}
+
+/** gRPC calls by method and status code, and latency; a ModelStreamInfer request counts as one call. */
+function grpcFigures(registry: client.Registry): Metrics['startGrpc'] {
+  const calls = new client.Counter({
+    name: 'modelq_grpc_requests_total',
+    help: 'gRPC requests by method and status code (each request of a stream counts once)',
+    labelNames: ['method', 'code'],
+    registers: [registry],
+  });
+  const latency = new client.Histogram({
+    name: 'modelq_grpc_request_duration_seconds',
+    help: 'gRPC request latency',
+    labelNames: ['method'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  return (method) => {
+    const end = latency.startTimer();
+    return (code) => {
+      calls.inc({ method, code });
+      end({ method });
+    };
+  };
 }
 
 /** The producer's own HTTP figures: requests by route and status, and latency. */

@@ -1,15 +1,15 @@
 // The OpenAPI 3 document at /openapi.json, generated from the same zod schemas that validate requests.
 import { z } from 'zod';
 import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
-import { v2InferRequestSchema } from './infer-request.ts';
-import { kserveRequestSchema } from './kserve.ts';
+import { v2InferRequestSchema } from './inference/infer-request.ts';
+import { kserveRequestSchema } from './inference/kserve.ts';
 import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { byReferenceSchema } from './batches/by-reference.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
 import { trainRequestSchema } from '../core/jobs/train.ts';
 import { compressRequestSchema } from '../core/jobs/compress.ts';
-import { SERVER_VERSION } from './routes/v2.ts';
+import { SERVER_VERSION } from './inference/metadata.ts';
 import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
 import { referenceBodySchema } from './routes/drift.ts';

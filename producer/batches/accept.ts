@@ -15,7 +15,7 @@ import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
 import type { ProducerDeps } from '../deps.ts';
-import { batchExplain, batchExplainParams } from '../explain.ts';
+import { batchExplain, batchExplainParams } from '../inference/explain.ts';
 import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
 

@@ -1,21 +1,8 @@
-// ModelInfer on the same path as REST /v2 infer: the request becomes the protocol's JSON form, is
-// checked by the same schema and signature check, and travels coalesced as `infer` jobs; the
-// packed answer leaves as raw_output_contents without a detour through JSON numbers.
-import type { Principal } from '../../core/auth.ts';
-import { badRequest, fromErrorData } from '../../core/errors.ts';
-import { packTensor, type Batching } from '../../core/jobs/infer.ts';
-import type { ServingTarget } from '../../core/registry.ts';
-import { JobAnswers } from '../await-job.ts';
-import { admitOnline, backpressureFor } from '../backpressure.ts';
-import { InferCoalescer } from '../coalescer.ts';
-import type { ProducerDeps } from '../deps.ts';
-import { checkReadable } from '../model-access.ts';
-import { parseBody } from '../http.ts';
-import { checkInferRequest, v2InferRequestSchema } from '../infer-request.ts';
-import { isBatchable } from '../routes/v2.ts';
-import { createExplain, explainParams } from '../explain.ts';
-import { DriftSampler } from '../drift-sampler.ts';
-import { DriftWindows, ReferenceCollector } from '../../core/drift.ts';
+// ModelInfer through the inference service, as REST /v2 infer: the request becomes the protocol's
+// JSON form, is checked by the same schema and signature check and travels coalesced with REST's
+// requests; the packed answer leaves as raw_output_contents without a detour through JSON numbers.
+import { badRequest } from '../../core/errors.ts';
+import type { Answer, Caller, InferenceService } from '../inference/service.ts';
 import { decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
 
 /** InferParameter with proto-loader's `oneofs: true`: the chosen field is named in parameter_choice. */
@@ -74,83 +61,38 @@ export function toV2Body(req: ModelInferRequest): unknown {
   };
 }
 
-export type GrpcInferFn = (req: ModelInferRequest, gone: () => boolean, who: Principal) => Promise<ModelInferResponse>;
+/** The service's answer as the protocol's ModelInferResponse: raw_output_contents, explanations as response parameters. */
+export function toInferResponse(a: Answer, id: string | undefined): ModelInferResponse {
+  const outputs = a.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape }));
+  const head = { model_name: a.model.name, model_version: String(a.model.version), id: id ?? '' };
+  const p = a.explanation;
+  if (!p) return { ...head, outputs, raw_output_contents: a.outputs.map(encodeOutput) };
+  // As REST: `attributions` among the outputs; the explanation's figures as response parameters
+  // (arrays as JSON text in string_param, as a parameter holds one scalar).
+  return {
+    ...head,
+    parameters: {
+      explain_base: { string_param: JSON.stringify(p.explain_base) },
+      explain_class: { string_param: JSON.stringify(p.explain_class) },
+      explain_output: { string_param: p.explain_output },
+      explain_method: { string_param: p.explain_method },
+      ...(p.explain_samples !== undefined ? { explain_samples: { int64_param: p.explain_samples } } : {}),
+      ...(p.explain_columns ? { explain_columns: { string_param: JSON.stringify(p.explain_columns) } } : {}),
+    },
+    outputs,
+    raw_output_contents: a.outputs.map(encodeOutput),
+  };
+}
 
-export function createGrpcInfer(d: ProducerDeps): GrpcInferFn {
-  const lanes = new Map<'infer' | 'infer-gpu', InferCoalescer>();
-  const lane = (q: 'infer' | 'infer-gpu') => {
-    let c = lanes.get(q);
-    if (!c)
-      lanes.set(q, (c = new InferCoalescer(d.queues.queue(q), new JobAnswers(d.queues.queue(q), d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS)));
-    return c;
-  };
-  const batchings = new WeakMap<ServingTarget, Batching>();
-  const batchingOf = (t: ServingTarget) => {
-    let b = batchings.get(t);
-    if (!b) batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
-    return b;
-  };
-  const prepare = async (req: ModelInferRequest, who: Principal) => {
-    if (!req.model_name) throw badRequest('model_name is required');
-    const body = parseBody(v2InferRequestSchema, toV2Body(req), 'request');
-    const target = await d.registry.serving(req.model_version ? `${req.model_name}@${req.model_version}` : req.model_name);
-    checkReadable(target.model.name, target.access, who); // another tenant's private model is "not found"
-    const checked = checkInferRequest(body, target.model);
-    drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
-    const device = body.parameters?.device;
-    if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
-    return { target, gpu: device === 'gpu', explain: explainParams(body.parameters), request: { ...checked, inputs: checked.inputs.map(packTensor) } };
-  };
-  const drift = new DriftSampler(
-    d.store,
-    new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
-    d.cfg.MODELQ_DRIFT_SAMPLE,
-    d.logger,
-    new ReferenceCollector(d.redis, d.prefix, d.store, d.registry, d.cfg.MODELQ_DRIFT_REFERENCE_ROWS),
-  );
-  const explainFn = createExplain(d);
-  const bp = backpressureFor(d);
-  return async (req, gone, who) => {
-    // The same admission as REST /v2 (one count of requests in flight for both doors).
-    const release = admitOnline(bp, req.model_name);
-    try {
-      return await inferOne(req, gone, who);
-    } finally {
-      release();
-    }
-  };
-
-  async function inferOne(req: ModelInferRequest, gone: () => boolean, who: Principal): Promise<ModelInferResponse> {
-    const { target, gpu, request, explain } = await prepare(req, who);
-    if (explain) {
-      // As REST: `attributions` among the outputs; the explanation's figures as response parameters
-      // (arrays as JSON text in string_param, as a parameter holds one scalar).
-      const r = await explainFn(target.model, request, explain, gpu);
-      const p = r.parameters;
-      return {
-        model_name: target.model.name,
-        model_version: String(target.model.version),
-        id: req.id ?? '',
-        parameters: {
-          explain_base: { string_param: JSON.stringify(p.explain_base) },
-          explain_class: { string_param: JSON.stringify(p.explain_class) },
-          explain_output: { string_param: p.explain_output },
-          explain_method: { string_param: p.explain_method },
-          ...(p.explain_samples !== undefined ? { explain_samples: { int64_param: p.explain_samples } } : {}),
-          ...(p.explain_columns ? { explain_columns: { string_param: JSON.stringify(p.explain_columns) } } : {}),
-        },
-        outputs: r.tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
-        raw_output_contents: r.tensors.map(encodeOutput),
-      };
-    }
-    const answer = await lane(gpu ? 'infer-gpu' : 'infer').submit(target.model, batchingOf(target), request, gone);
-    if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed, as REST
-    return {
-      model_name: target.model.name,
-      model_version: String(target.model.version),
-      id: req.id ?? '',
-      outputs: answer.outputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
-      raw_output_contents: answer.outputs.map(encodeOutput),
-    };
+/** One ModelInfer request through the inference service (admission, coalescing with REST, delivery). */
+export async function grpcInfer(service: InferenceService, req: ModelInferRequest, caller: Caller): Promise<ModelInferResponse> {
+  if (!req.model_name) throw badRequest('model_name is required');
+  const release = await service.admit(req.model_name, caller.client);
+  try {
+    // Converted after admission, as REST parses its body only for admitted requests' checks.
+    const answer = await service.inferAdmitted(req.model_name, req.model_version || undefined, toV2Body(req), caller);
+    return toInferResponse(answer, req.id);
+  } finally {
+    release();
   }
 }

@@ -1,18 +1,22 @@
 // inference.GRPCInferenceService: the Open Inference Protocol over gRPC, served by the producer
-// beside its HTTP API, with the same keys and scopes (`authorization: Bearer` metadata).
+// beside its HTTP API, with the same keys and scopes (`authorization: Bearer` metadata), rate limit,
+// metrics and audit lines, and the same inference service behind ModelInfer and ModelStreamInfer.
 import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../../core/auth.ts';
+import type { KeyRing, Scope } from '../../core/auth.ts';
 import { AppError } from '../../core/errors.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import type { ProducerDeps } from '../deps.ts';
-import { clientKey, rateLimitFor } from '../auth.ts';
+import { metricsFor } from '../metrics.ts';
 import { assertReadable } from '../model-access.ts';
-import { modelMetadata, SERVER_VERSION } from '../routes/v2.ts';
-import { createGrpcInfer, type ModelInferRequest } from './infer.ts';
+import { modelMetadata, SERVER_VERSION } from '../inference/metadata.ts';
+import { inferenceFor, type Caller } from '../inference/service.ts';
+import { callGate } from './call-gate.ts';
+import { grpcInfer, type ModelInferRequest } from './infer.ts';
 import { toGrpcStatus } from './status.ts';
+import { streamInfer } from './stream.ts';
 
 export const PROTO_PATH = path.join(import.meta.dirname, 'open_inference_grpc.proto');
 
@@ -42,8 +46,6 @@ export interface RunningGrpcServer {
 /** grpc-js takes `host:port`, an IPv6 address in brackets. */
 const hostPart = (host: string) => (net.isIPv6(host) ? `[${host}]` : host);
 
-type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, who: Principal) => Promise<unknown>;
-
 export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Promise<RunningGrpcServer> {
   const maxBytes = d.cfg.MODELQ_GRPC_MAX_MESSAGE_MB * 1024 * 1024;
   // channelz (grpc-js's per-call introspection, on by default) cost about 30% of the server's CPU
@@ -69,62 +71,59 @@ export async function startGrpcServer(d: ProducerDeps, o: GrpcServerOptions): Pr
   };
 }
 
-/** The client's address from grpc-js's peer string (`ipv4:1.2.3.4:5`, `[::1]:5`, `1.2.3.4:5`). */
-function peerAddress(peer: string): string {
-  const hostPort = peer.replace(/^ipv[46]:/, '');
-  const v6 = /^\[([^\]]+)\]/.exec(hostPort);
-  return v6 ? v6[1]! : hostPort.replace(/:\d+$/, '');
-}
+type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, caller: Caller) => Promise<unknown>;
 
-function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUnaryCall<unknown, unknown>> {
-  const infer = createGrpcInfer(d);
-  const limiter = rateLimitFor(d);
+function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUnaryCall<unknown, unknown> | grpc.handleBidiStreamingCall<unknown, unknown>> {
+  const service = inferenceFor(d);
+  const metrics = metricsFor(d);
+  const gate = callGate(d, keys);
   const ref = (name: string, version?: string) => (version ? `${name}@${version}` : name);
   // scope null: answered without a key, like /v2/health/*.
   const unary =
-    (scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> =>
+    (method: string, scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> =>
     (call, callback) => {
+      const done = metrics.startGrpc(method);
       const run = async () => {
-        if (d.redis.status !== 'ready' && fn !== live) throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
-        let who: Principal | undefined;
-        if (scope !== null && keys.size > 0) {
-          const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
-          if (!key) throw new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata');
-          const p = keys.authenticate(key);
-          if (!p) throw new AppError('unauthorized', 'unknown API key');
-          if (!allows(p, scope)) throw new AppError('forbidden', `this key lacks the "${scope}" scope`);
-          who = p;
-        }
-        // MODELQ_RATE_LIMIT as on the HTTP routes (the same count; health calls are not counted there either).
-        if (scope !== null) await limiter?.check(clientKey(who, peerAddress(call.getPeer())));
-        return fn(call.request as never, call, who ?? OPEN_PRINCIPAL);
+        if (d.redis.status !== 'ready' && method !== 'ServerLive') throw new AppError('unavailable', 'Redis is unavailable; try again shortly', true);
+        const caller = gate.enter(method, scope, call);
+        // MODELQ_RATE_LIMIT as on the HTTP routes (the same count); inference is counted by the
+        // inference service, health calls are not counted (as /v2/health/* is not).
+        if (scope !== null && scope !== 'infer') await service.rateLimit?.check(caller.client);
+        return fn(call.request as never, call, caller);
       };
       run().then(
-        (r) => callback(null, r),
-        (e: Error) => callback(toGrpcStatus(e, d)),
+        (r) => {
+          done('OK');
+          callback(null, r);
+        },
+        (e: Error) => {
+          const st = toGrpcStatus(e, d);
+          done(grpc.status[st.code ?? grpc.status.INTERNAL]);
+          callback(st);
+        },
       );
     };
-  const live: Handler = async () => ({ live: true });
   return {
-    ServerLive: unary(null, live),
-    ServerReady: unary(null, async () => ({
+    ServerLive: unary('ServerLive', null, async () => ({ live: true })),
+    ServerReady: unary('ServerReady', null, async () => ({
       ready: await d.redis.ping().then(
         () => true,
         () => false,
       ),
     })),
-    ServerMetadata: unary('read', async () => ({ name: 'modelq', version: SERVER_VERSION, extensions: [] })),
-    ModelMetadata: unary('read', async (req: { name: string; version?: string }, _call, who) => {
+    ServerMetadata: unary('ServerMetadata', 'read', async () => ({ name: 'modelq', version: SERVER_VERSION, extensions: [] })),
+    ModelMetadata: unary('ModelMetadata', 'read', async (req: { name: string; version?: string }, _call, { who }) => {
       await assertReadable(d.registry, req.name, who); // another tenant's private model is "not found"
       return modelMetadata(d.registry, await d.registry.resolve(ref(req.name, req.version)));
     }),
     // Ready: the version exists and at least one live worker consumes the infer queue.
-    ModelReady: unary('read', async (req: { name: string; version?: string }, _call, who) => {
+    ModelReady: unary('ModelReady', 'read', async (req: { name: string; version?: string }, _call, { who }) => {
       await assertReadable(d.registry, req.name, who);
       await d.registry.resolve(ref(req.name, req.version));
       const workers = await readWorkerStats(d.redis, d.prefix);
       return { ready: workers.some((w) => w.queues.includes('infer')) };
     }),
-    ModelInfer: unary('infer', (req: ModelInferRequest, call, who) => infer(req, () => call.cancelled, who)),
+    ModelInfer: unary('ModelInfer', 'infer', (req: ModelInferRequest, _call, caller) => grpcInfer(service, req, caller)),
+    ModelStreamInfer: streamInfer(d, service, metrics, gate),
   };
 }

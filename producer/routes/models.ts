@@ -7,7 +7,7 @@ import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import { checkName, modelArtifactKey, modelConfigSchema } from '../../core/registry.ts';
 import { canReadModel, isPlatform } from '../../core/auth.ts';
-import { addAndAwait } from '../await-job.ts';
+import { addAndAwait } from '../inference/await-job.ts';
 import { principalOf } from '../auth.ts';
 import { assertReadable, assertWritable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';

@@ -9,6 +9,8 @@ type UnaryFn = (request: object, metadata: grpc.Metadata, callback: (e: grpc.Ser
 
 export interface InferenceClient {
   call: Unary;
+  /** A bidirectional call (ModelStreamInfer): write requests, read answers, end(). */
+  stream(method: string, metadata?: grpc.Metadata): grpc.ClientDuplexStream<object, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): void;
 }
 
@@ -22,7 +24,9 @@ export function inferenceClient(address: string, options: grpc.ChannelOptions = 
     new Promise((resolve, reject) => {
       client[method]!.call(client, request, metadata, (e, r) => (e ? reject(e) : resolve(r as never)));
     });
-  return { call, close: () => client.close() };
+  const stream = (method: string, metadata = new grpc.Metadata()) =>
+    (client[method] as unknown as (m: grpc.Metadata) => grpc.ClientDuplexStream<object, unknown>).call(client, metadata);
+  return { call, stream, close: () => client.close() };
 }
 
 /** Metadata carrying `authorization: Bearer <key>`. */

@@ -2,7 +2,7 @@
 // at once (fast path and express path), and while Redis is nearly full it refuses new work with 503
 // rather than queueing it until Redis's writes fail.
 import { afterEach, describe, expect, it } from 'vitest';
-import { backpressureFor } from '../../producer/backpressure.ts';
+import { backpressureFor } from '../../producer/inference/backpressure.ts';
 import { freePort, PrivateRedis } from '../chaos/helpers.ts';
 import { tinyMlp } from '../fixtures/models.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';

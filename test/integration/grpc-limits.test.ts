@@ -5,7 +5,7 @@
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
-import { backpressureFor } from '../../producer/backpressure.ts';
+import { backpressureFor } from '../../producer/inference/backpressure.ts';
 import { startGrpcServer, type RunningGrpcServer } from '../../producer/grpc/server.ts';
 import { tinyMlp } from '../fixtures/models.ts';
 import { inferenceClient, type InferenceClient } from '../helpers/grpc-client.ts';

@@ -44,10 +44,10 @@ interface PyOutput {
 }
 type PyResult = { id: string; model_version: string; outputs: Record<string, PyOutput> } | { code: string; details: string };
 
-async function runPython(cases: object[]): Promise<{ live: boolean; results: PyResult[] }> {
+async function runPython(cases: object[], stream = false): Promise<{ live: boolean; results: PyResult[] }> {
   const def = protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)['inference.ModelInferRequest'] as unknown as { fileDescriptorProtos: Buffer[] };
   const file = path.join(tmpDir('modelq-py'), 'cases.json');
-  fs.writeFileSync(file, JSON.stringify({ descriptors: def.fileDescriptorProtos.map((b) => Buffer.from(b).toString('base64')), cases }));
+  fs.writeFileSync(file, JSON.stringify({ descriptors: def.fileDescriptorProtos.map((b) => Buffer.from(b).toString('base64')), cases, stream }));
   const out = await new Promise<string>((resolve, reject) => {
     execFile('/usr/bin/python3', [CLIENT, `127.0.0.1:${server.port}`, file], { maxBuffer: 64 << 20 }, (e, stdout, stderr) =>
       e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
@@ -58,18 +58,22 @@ async function runPython(cases: object[]): Promise<{ live: boolean; results: PyR
 }
 
 describe('a tritonclient-style Python client', () => {
-  it('gets FP32, INT64 and BYTES answers equal to direct onnxruntime runs, and the protocol errors', async () => {
+  // ModelInfer calls, then the same requests on one ModelStreamInfer call (tritonclient's start_stream).
+  it.each([false, true])('gets FP32, INT64 and BYTES answers equal to direct onnxruntime runs, and the protocol errors (stream: %s)', async (stream) => {
     const x = rows(3, 4, 21);
     const ints = [7, -1, 2, 3, 4, 5000000000];
     const words = ['grüße', 'triton', ''];
-    const { live, results } = await runPython([
-      { model: 'mlp', id: 'py-1', inputs: [{ name: 'input', datatype: 'FP32', shape: [3, 4], data: Array.from(x) }] },
-      { model: 'ints', version: '1', inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3], data: ints }] },
-      { model: 'text', inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: words }], outputs: ['upper'] },
-      { model: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], typed_too: true },
-      { model: 'nope', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] },
-      { model: 'mlp', inputs: [{ name: 'input', datatype: 'INT64', shape: [1, 4], data: [1, 2, 3, 4] }] },
-    ]);
+    const { live, results } = await runPython(
+      [
+        { model: 'mlp', id: 'py-1', inputs: [{ name: 'input', datatype: 'FP32', shape: [3, 4], data: Array.from(x) }] },
+        { model: 'ints', version: '1', inputs: [{ name: 'x', datatype: 'INT64', shape: [2, 3], data: ints }] },
+        { model: 'text', inputs: [{ name: 'text', datatype: 'BYTES', shape: [3], data: words }], outputs: ['upper'] },
+        { model: 'mlp', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], typed_too: true },
+        { model: 'nope', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] },
+        { model: 'mlp', inputs: [{ name: 'input', datatype: 'INT64', shape: [1, 4], data: [1, 2, 3, 4] }] },
+      ],
+      stream,
+    );
     expect(live).toBe(true);
     const [fp32, int64, bytes, mixed, missing, wrongType] = results as [PyResult, PyResult, PyResult, PyResult, PyResult, PyResult];
 

@@ -5,7 +5,7 @@
 // An idle model (no run in flight, no request in the previous maxDelayMs) does not wait: company
 // is unlikely to come, and the wait would be pure latency at low load (1-client latency halved).
 //
-// Not shared with the producer's coalescer (producer/coalescer.ts), which also gathers requests for
+// Not shared with the producer's coalescer (producer/inference/coalescer.ts), which also gathers requests for
 // a window: that one sends its job as soon as the window closes regardless of what is in flight,
 // while this batcher's window also ends only when one of the model's `instances` run slots is free
 // (requests pile up meanwhile and leave in batches of up to maxBatch rows, oldest first), per input

@@ -1,16 +1,18 @@
 // The inference fast path: POST /v2/models/{name}[/versions/{v}]/infer answered straight from
 // node:http, without express's routing, middleware chain and response helpers, which were about a
-// third of the producer's CPU per request. It takes only the plain case (Redis up, no rate limit,
-// an allowed key or an open platform, a plain JSON body of known length within the limit) and gives
-// it the answers, error bodies and metrics the express route gives; everything else goes to express.
+// third of the producer's CPU per request. It takes only the plain case (Redis up, an allowed key or
+// an open platform, a plain JSON body of known length within the limit) and gives it the answers,
+// error bodies and metrics the express route gives; everything else goes to express. Its limits
+// (rate, in flight, Redis memory) are the inference service's, as on every door.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { allows, type KeyRing, OPEN_PRINCIPAL, type Principal, presentedKey } from '../core/auth.ts';
+import { allows, type KeyRing, OPEN_PRINCIPAL, type Principal, presentedKey } from '../../core/auth.ts';
+import { clientKey } from '../auth.ts';
 import { retryAfterOf } from './backpressure.ts';
-import type { ProducerDeps } from './deps.ts';
-import { toAppError } from './http.ts';
-import { plainJsonLength, readInferBody } from './body.ts';
-import type { Metrics } from './metrics.ts';
-import type { InferFn } from './routes/v2.ts';
+import type { ProducerDeps } from '../deps.ts';
+import { toAppError } from '../http.ts';
+import { plainJsonLength, readInferBody } from '../body.ts';
+import type { Metrics } from '../metrics.ts';
+import { jsonAnswer, type InferenceService } from './service.ts';
 
 /** The two inference routes, as express names them in metrics; names are never %-encoded here. */
 const ROUTE = /^\/v2\/models\/([^/%?#]+)(?:\/versions\/([^/%?#]+))?\/infer$/;
@@ -19,16 +21,13 @@ export interface FastInferOptions {
   deps: ProducerDeps;
   keys: KeyRing;
   metrics: Metrics;
-  infer: InferFn;
-  /** A rate limit is enforced by express's middleware: with one configured, nothing takes this path. */
-  rateLimited: boolean;
+  service: InferenceService;
 }
 
 /** Returns a handler that answers the request and returns true, or returns false and leaves it untouched. */
 export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { deps: d, keys, metrics, infer } = o;
+  const { deps: d, keys, metrics, service } = o;
   const limitBytes = d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024;
-  if (o.rateLimited) return () => false;
 
   const answer = (res: ServerResponse, status: number, value: unknown, done: (status: number) => void) => {
     if (res.headersSent) return void res.end(() => done(res.statusCode));
@@ -63,8 +62,10 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
     const done = metrics.startRequest('POST', version === undefined ? '/v2/models/:name/infer' : '/v2/models/:name/versions/:version/infer');
     readInferBody(req, length, (err, json) => {
       if (err) return fail(req, res, err, done);
-      infer(name, version, json, req.socket, who).then(
-        (value) => answer(res, 200, value, done),
+      const socket = req.socket;
+      const caller = { who, client: clientKey(who, socket.remoteAddress ?? ''), gone: () => socket.destroyed };
+      service.infer(name, version, json, caller).then(
+        (value) => answer(res, 200, jsonAnswer(value), done),
         (e: unknown) => fail(req, res, e, done),
       );
     });

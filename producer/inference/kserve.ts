@@ -6,11 +6,11 @@
 // name no input are ignored), arrays for a model with a single input of rank 2 or more, or bare
 // values for a single input of one value per row.
 import { z } from 'zod';
-import { badRequest } from '../core/errors.ts';
-import { metadataList, type VersionRecord } from '../core/registry.ts';
-import { isColumnInput, isFloat, oneValuePerRow, withMissing } from '../core/rows/columns.ts';
-import type { Tensor, TensorSpec } from '../core/tensors.ts';
-import { EXPLAIN_OUTPUT_NAMES } from '../core/jobs/batch.ts';
+import { badRequest } from '../../core/errors.ts';
+import { metadataList, type VersionRecord } from '../../core/registry.ts';
+import { isColumnInput, isFloat, oneValuePerRow, withMissing } from '../../core/rows/columns.ts';
+import type { Tensor, TensorSpec } from '../../core/tensors.ts';
+import { EXPLAIN_OUTPUT_NAMES } from '../../core/jobs/batch.ts';
 import type { V2InferRequest } from './infer-request.ts';
 
 export const MAX_INSTANCES = 100_000;

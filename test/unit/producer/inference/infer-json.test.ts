@@ -1,7 +1,7 @@
 // The inference body parser must give what JSON.parse gives (FP32 data as Math.fround of its
 // numbers), or step aside so that JSON.parse answers.
 import { describe, expect, it } from 'vitest';
-import { parseInferJson } from '../../../producer/infer-json.ts';
+import { parseInferJson } from '../../../../producer/inference/infer-json.ts';
 
 let seed = 11;
 const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;

@@ -6,7 +6,7 @@
 // numbers. Anything unusual (escapes aside, which are handed to JSON.parse) returns undefined, and
 // the caller uses JSON.parse, which also words the error of a malformed body.
 
-import { f32Read, readF32Array as readInto } from '../core/rows/f32.ts';
+import { f32Read, readF32Array as readInto } from '../../core/rows/f32.ts';
 
 class Bail extends Error {}
 const EMPTY = Buffer.alloc(0);

@@ -4,8 +4,8 @@
 // `attributions` output and `parameters.explain_base`.
 import crypto from 'node:crypto';
 import { z } from 'zod';
-import { AppError, badRequest, fromErrorData } from '../core/errors.ts';
-import { occlusionBytes, occlusionEvaluations } from '../core/text-tokens.ts';
+import { AppError, badRequest, fromErrorData } from '../../core/errors.ts';
+import { occlusionBytes, occlusionEvaluations } from '../../core/text-tokens.ts';
 import {
   DEFAULT_EXPLAIN_SAMPLES,
   evaluationsPerRow,
@@ -16,12 +16,12 @@ import {
   type ExplainColumn,
   type ExplainJob,
   type ExplainResult,
-} from '../core/jobs/explain.ts';
-import { toProtocolTensor, type InferRequest, type JobTensor } from '../core/jobs/infer.ts';
-import type { VersionRecord } from '../core/registry.ts';
-import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../core/jobs/batch.ts';
+} from '../../core/jobs/explain.ts';
+import { toProtocolTensor, type InferRequest, type JobTensor } from '../../core/jobs/infer.ts';
+import type { VersionRecord } from '../../core/registry.ts';
+import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../../core/jobs/batch.ts';
 import { JobAnswers } from './await-job.ts';
-import type { ProducerDeps } from './deps.ts';
+import type { ProducerDeps } from '../deps.ts';
 
 export interface ExplainParams {
   samples: number;

@@ -1,8 +1,8 @@
 // Adds a job and waits for its return value, bounded by a timeout. A failed job comes back as the
 // AppError its processor raised (its error data travels as the failure reason, core/errors.ts).
 import type { Job, Queue, QueueEvents } from 'bullmq';
-import { AppError, fromFailedReason } from '../core/errors.ts';
-import { loadProgressSchema } from '../core/jobs/infer.ts';
+import { AppError, fromFailedReason } from '../../core/errors.ts';
+import { loadProgressSchema } from '../../core/jobs/infer.ts';
 import { Overloaded } from './backpressure.ts';
 
 export async function awaitJob<T>(job: Job, events: QueueEvents, timeoutMs: number, what: string): Promise<T> {

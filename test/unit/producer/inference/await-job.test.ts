@@ -5,9 +5,9 @@
 import { EventEmitter } from 'node:events';
 import type { Queue, QueueEvents } from 'bullmq';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AppError, toFailedReason } from '../../../core/errors.ts';
-import { JobAnswers, loadRetryAfterS } from '../../../producer/await-job.ts';
-import { retryAfterOf } from '../../../producer/backpressure.ts';
+import { AppError, toFailedReason } from '../../../../core/errors.ts';
+import { JobAnswers, loadRetryAfterS } from '../../../../producer/inference/await-job.ts';
+import { retryAfterOf } from '../../../../producer/inference/backpressure.ts';
 
 function setup(stored: Record<string, { state: string; returnvalue?: unknown; failedReason?: string; progress?: unknown }> = {}) {
   const events = new EventEmitter();

@@ -3,9 +3,9 @@
 // 503 while Redis is close to its maxmemory, before its writes start failing (noeviction).
 import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import type { Config } from '../core/config.ts';
-import { AppError } from '../core/errors.ts';
-import type { Logger } from '../core/logger.ts';
+import type { Config } from '../../core/config.ts';
+import { AppError } from '../../core/errors.ts';
+import type { Logger } from '../../core/logger.ts';
 
 /** A refusal that tells the client when to come back (the Retry-After header, in seconds). */
 export class Overloaded extends AppError {
@@ -154,14 +154,4 @@ export function backpressureFor(d: Deps): Backpressure {
   };
   perDeps.set(d, (b = { gate, memory, middleware }));
   return b;
-}
-
-/**
- * Admits one online inference request for `model`, on every door (REST /v2, gRPC): refused before
- * any work while Redis is nearly full (503) or when too much is in flight here (429). Returns the
- * release, to call once the request is answered.
- */
-export function admitOnline(b: Backpressure, model: string): () => void {
-  b.memory.check();
-  return b.gate.enter(model);
 }

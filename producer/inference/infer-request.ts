@@ -1,11 +1,11 @@
 // The Open Inference Protocol request body, and its check against a model's signature, so a bad
 // request is answered 400 by the producer and never reaches a worker.
 import { z } from 'zod';
-import { badRequest } from '../core/errors.ts';
-import type { InferRequest } from '../core/jobs/infer.ts';
-import type { VersionRecord } from '../core/registry.ts';
-import { DATATYPES, dataArray, flattenData, type Tensor } from '../core/tensors.ts';
-import { dataWithMissing, isColumnInput } from '../core/rows/columns.ts';
+import { badRequest } from '../../core/errors.ts';
+import type { InferRequest } from '../../core/jobs/infer.ts';
+import type { VersionRecord } from '../../core/registry.ts';
+import { DATATYPES, dataArray, flattenData, type Tensor } from '../../core/tensors.ts';
+import { dataWithMissing, isColumnInput } from '../../core/rows/columns.ts';
 
 export const v2InferRequestSchema = z.object({
   id: z.string().max(256).optional(),

@@ -3,11 +3,11 @@
 import { EventEmitter } from 'node:events';
 import type { Queue, QueueEvents } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { AppError, toFailedReason } from '../../../core/errors.ts';
-import type { Batching, InferJob, InferRequest } from '../../../core/jobs/infer.ts';
-import type { VersionRecord } from '../../../core/registry.ts';
-import { JobAnswers } from '../../../producer/await-job.ts';
-import { InferCoalescer } from '../../../producer/coalescer.ts';
+import { AppError, toFailedReason } from '../../../../core/errors.ts';
+import type { Batching, InferJob, InferRequest } from '../../../../core/jobs/infer.ts';
+import type { VersionRecord } from '../../../../core/registry.ts';
+import { JobAnswers } from '../../../../producer/inference/await-job.ts';
+import { InferCoalescer } from '../../../../producer/inference/coalescer.ts';
 
 const model: VersionRecord = {
   name: 'm',

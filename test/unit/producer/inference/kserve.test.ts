@@ -1,8 +1,8 @@
 // The KServe V1 conversion: instances to the inference-protocol request of a model, and the protocol
 // answer back to one prediction (and explanation) per row.
 import { describe, expect, it } from 'vitest';
-import type { VersionRecord } from '../../../core/registry.ts';
-import { explanationsOf, instancesToInfer, predictionsOf } from '../../../producer/kserve.ts';
+import type { VersionRecord } from '../../../../core/registry.ts';
+import { explanationsOf, instancesToInfer, predictionsOf } from '../../../../producer/inference/kserve.ts';
 
 const version = (inputs: VersionRecord['inputs'], metadata?: Record<string, unknown>): VersionRecord => ({
   name: 'm',

@@ -14,9 +14,9 @@
 // difference, longer than either.
 import crypto from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { AppError } from '../core/errors.ts';
-import type { Batching, InferJob, InferRequest, InferResponse, InferResult } from '../core/jobs/infer.ts';
-import type { VersionRecord } from '../core/registry.ts';
+import { AppError } from '../../core/errors.ts';
+import type { Batching, InferJob, InferRequest, InferResponse, InferResult } from '../../core/jobs/infer.ts';
+import type { VersionRecord } from '../../core/registry.ts';
 import type { JobAnswers } from './await-job.ts';
 
 interface Waiter {

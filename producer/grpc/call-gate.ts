@@ -1,0 +1,48 @@
+// Who calls the gRPC server: the key in `authorization: Bearer` metadata, checked against the scope
+// a method needs as authMiddleware checks HTTP requests; a refused key is written to the audit log
+// with the fields REST's lines carry.
+import type * as grpc from '@grpc/grpc-js';
+import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../../core/auth.ts';
+import { AppError } from '../../core/errors.ts';
+import { auditLine, clientKey } from '../auth.ts';
+import type { ProducerDeps } from '../deps.ts';
+import type { Caller } from '../inference/service.ts';
+
+/** The client's address from grpc-js's peer string (`ipv4:1.2.3.4:5`, `[::1]:5`, `1.2.3.4:5`). */
+export function peerAddress(peer: string): string {
+  const hostPort = peer.replace(/^ipv[46]:/, '');
+  const v6 = /^\[([^\]]+)\]/.exec(hostPort);
+  return v6 ? v6[1]! : hostPort.replace(/:\d+$/, '');
+}
+
+export interface CallGate {
+  /** The call's caller; throws unauthorized or forbidden (audited) when its key may not call `method`. scope null: no key needed. */
+  enter(method: string, scope: Scope | null, call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'cancelled'>): Caller;
+}
+
+export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing): CallGate {
+  const refuse = (method: string, p: Principal | null, e: AppError): never => {
+    auditLine(d.logger, {
+      tenant: p?.tenant ?? null,
+      keyId: p?.keyId ?? null,
+      method: 'grpc',
+      route: `/inference.GRPCInferenceService/${method}`,
+      status: e.code === 'unauthorized' ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED',
+    });
+    throw e;
+  };
+  return {
+    enter(method, scope, call) {
+      let who: Principal = OPEN_PRINCIPAL;
+      if (scope !== null && keys.size > 0) {
+        const key = presentedKey(call.metadata.get('authorization')[0]?.toString());
+        if (!key) refuse(method, null, new AppError('unauthorized', 'an API key is required: authorization: Bearer <key> metadata'));
+        const p = keys.authenticate(key!);
+        if (!p) return refuse(method, null, new AppError('unauthorized', 'unknown API key'));
+        if (!allows(p, scope)) refuse(method, p, new AppError('forbidden', `this key lacks the "${scope}" scope`));
+        who = p;
+      }
+      return { who, client: clientKey(who, peerAddress(call.getPeer())), gone: () => call.cancelled };
+    },
+  };
+}

@@ -1,0 +1,164 @@
+// The online inference service: one per producer, behind every door (REST /v2 and its fast path,
+// KServe :predict and :explain, gRPC ModelInfer and ModelStreamInfer). A request is admitted against
+// every limit (Redis memory, the rate limit of its key or address, requests in flight per producer
+// and per model), checked against the model's signature, sampled for drift, and then either sent
+// coalesced with the other doors' requests for the same model version, or alone as an explanation.
+// The doors only translate: their bodies into the protocol's JSON form, the answer into theirs.
+import type { Principal } from '../../core/auth.ts';
+import { badRequest, fromErrorData } from '../../core/errors.ts';
+import { DriftWindows, ReferenceCollector } from '../../core/drift.ts';
+import { packTensor, toProtocolTensor, type Batching, type JobTensor } from '../../core/jobs/infer.ts';
+import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
+import { rateLimitFor, type RateLimit } from '../auth.ts';
+import type { ProducerDeps } from '../deps.ts';
+import { parseBody } from '../http.ts';
+import { checkReadable } from '../model-access.ts';
+import { JobAnswers } from './await-job.ts';
+import { backpressureFor, type Backpressure } from './backpressure.ts';
+import { InferCoalescer } from './coalescer.ts';
+import { DriftSampler } from './drift-sampler.ts';
+import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
+import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
+
+/** Who asks, as every door knows it. */
+export interface Caller {
+  /** Decides which models the caller may infer (another tenant's private model is "not found"); never defaulted. */
+  who: Principal;
+  /** What the rate limit counts (auth.ts clientKey: the key, or the address when the platform runs open). */
+  client: string;
+  /** True once the client went away: a request not yet sent is then never computed. */
+  gone: () => boolean;
+}
+
+/** A request's answer, before a door puts it in its own form. */
+export interface Answer {
+  model: VersionRecord;
+  id?: string;
+  /** Packed where the datatype allows (raw bytes), JSON values otherwise. */
+  outputs: JobTensor[];
+  /** Set when the request asked for an explanation. */
+  explanation?: ExplainAnswerParams;
+}
+
+type Lane = 'infer' | 'infer-gpu';
+
+/** Requests can be concatenated along the first dimension when every input and output leaves it dynamic. */
+export const isBatchable = (m: VersionRecord) => [...m.inputs, ...m.outputs].every((t) => t.shape.length > 0 && t.shape[0] === -1);
+
+export class InferenceService {
+  readonly backpressure: Backpressure;
+  readonly rateLimit: RateLimit | null;
+  /** One coalescer per queue, shared by every door: REST and gRPC requests of a model travel together. */
+  private readonly lanes = new Map<Lane, InferCoalescer>();
+  // One Batching per cached registry answer, rather than one per request.
+  private readonly batchings = new WeakMap<ServingTarget, Batching>();
+  private readonly drift: DriftSampler;
+  private readonly explain: ExplainFn;
+
+  constructor(private readonly d: ProducerDeps) {
+    this.backpressure = backpressureFor(d);
+    this.rateLimit = rateLimitFor(d);
+    this.explain = createExplain(d);
+    this.drift = new DriftSampler(
+      d.store,
+      new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
+      d.cfg.MODELQ_DRIFT_SAMPLE,
+      d.logger,
+      new ReferenceCollector(d.redis, d.prefix, d.store, d.registry, d.cfg.MODELQ_DRIFT_REFERENCE_ROWS),
+    );
+  }
+
+  /** Coalesced jobs sent so far, over both queues (tests and diagnostics). */
+  get jobsSent(): number {
+    let n = 0;
+    for (const c of this.lanes.values()) n += c.jobsSent;
+    return n;
+  }
+
+  /**
+   * Admits one request for `model`, on every door, before any work: 503 while Redis is nearly full,
+   * 429 past the caller's rate limit or too many requests in flight here. Returns the release, to
+   * call once the request is answered.
+   */
+  async admit(model: string, client: string): Promise<() => void> {
+    this.backpressure.memory.check();
+    if (this.rateLimit) await this.rateLimit.check(client);
+    return this.backpressure.gate.enter(model);
+  }
+
+  /** One request in the protocol's JSON form (REST's body; other doors convert to it). */
+  async infer(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
+    const release = await this.admit(name, caller.client);
+    try {
+      return await this.inferAdmitted(name, version, json, caller);
+    } finally {
+      release();
+    }
+  }
+
+  /** One request already admitted (`admit`): a door that converts its body after admission calls this. */
+  async inferAdmitted(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
+    const { target, id, gpu, request, explain } = await this.prepare(name, version, json, caller.who);
+    const { model } = target;
+    if (explain) {
+      // Never coalesced: an explanation's perturbations are thousands of rows run in batches of their own.
+      const r = await this.explain(model, request, explain, gpu);
+      return { model, id, outputs: r.tensors, explanation: r.parameters };
+    }
+    const answer = await this.lane(gpu ? 'infer-gpu' : 'infer').submit(model, this.batchingOf(target), request, caller.gone);
+    if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
+    return { model, id, outputs: answer.outputs };
+  }
+
+  // Validated and packed in a function of its own: only the packed request (not the parsed body)
+  // lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
+  private async prepare(name: string, version: string | undefined, json: unknown, who: Principal) {
+    const body = parseBody(v2InferRequestSchema, json, 'request');
+    const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    checkReadable(target.model.name, target.access, who);
+    const checked = checkInferRequest(body, target.model);
+    this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    const device = body.parameters?.device;
+    if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
+    return {
+      target,
+      id: body.id,
+      // Requests with parameters.device "gpu" go to the GPU twin queue, which only cuda workers consume.
+      gpu: device === 'gpu',
+      explain: explainParams(body.parameters),
+      request: { ...checked, inputs: checked.inputs.map(packTensor) },
+    };
+  }
+
+  private lane(q: Lane): InferCoalescer {
+    let c = this.lanes.get(q);
+    if (!c) {
+      const queue = this.d.queues.queue(q);
+      c = new InferCoalescer(queue, new JobAnswers(queue, this.d.queues.queueEvents(q)), this.d.cfg.MODELQ_INFER_TIMEOUT_MS);
+      this.lanes.set(q, c);
+    }
+    return c;
+  }
+
+  private batchingOf(t: ServingTarget): Batching {
+    let b = this.batchings.get(t);
+    if (!b) this.batchings.set(t, (b = { ...t.config, batchable: isBatchable(t.model) }));
+    return b;
+  }
+}
+
+const perDeps = new WeakMap<ProducerDeps, InferenceService>();
+
+/** The producer's one service (per deps): the HTTP app and the gRPC server share it, and so its coalescers and counts. */
+export function inferenceFor(d: ProducerDeps): InferenceService {
+  let s = perDeps.get(d);
+  if (!s) perDeps.set(d, (s = new InferenceService(d)));
+  return s;
+}
+
+/** The protocol's JSON answer (REST /v2; :predict reads its outputs). */
+export function jsonAnswer(a: Answer): object {
+  const head = { model_name: a.model.name, model_version: String(a.model.version), ...(a.id !== undefined ? { id: a.id } : {}) };
+  const outputs = a.outputs.map(toProtocolTensor);
+  return a.explanation ? { ...head, outputs, parameters: a.explanation } : { ...head, outputs };
+}

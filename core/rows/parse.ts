@@ -87,9 +87,22 @@ function csvPlan(cols: string[], inputs: TensorSpec[]): CsvPlan | string {
 
 /** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
 export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
-  const plan = csvPlan(csvColumns(header), inputs);
-  return typeof plan === 'string' ? plan : null;
+  const cols = csvColumns(header);
+  const plan = csvPlan(cols, inputs);
+  if (typeof plan !== 'string') return null;
+  // A spreadsheet saved with `;` (a decimal-comma locale), `|` or tabs gives one long column name:
+  // say so, since "the header has 1 feature columns" alone does not explain it.
+  const other = cols.length === 1 ? OTHER_SEPARATORS.find((s) => header.includes(s.char)) : undefined;
+  return other
+    ? `${plan}; the header line is separated by ${other.name}, not commas: batches read comma-separated CSV (save it with commas, or send JSONL)`
+    : plan;
 }
+
+const OTHER_SEPARATORS = [
+  { char: ';', name: '";"' },
+  { char: '\t', name: 'tabs' },
+  { char: '|', name: '"|"' },
+];
 
 /** The header's columns that feed no input (a target, notes), `id` aside: none when the columns feed a 2-D input in order. */
 export function csvIgnoredColumns(header: string, inputs: TensorSpec[]): string[] {

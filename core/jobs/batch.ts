@@ -62,6 +62,8 @@ export const batchSpecSchema = z.object({
   chunkRows: z.number().int(),
   /** CSV header line. */
   header: z.string().optional(),
+  /** CSV field separator when not a comma (the `delimiter` parameter). */
+  delimiter: z.enum([';', '|', '\t']).optional(),
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
   parquet: z.object({ mode: z.enum(['lists', 'scalars']), columns: z.array(z.string()), id: z.string().optional() }).optional(),
   metadata: z.record(z.string(), z.string()).optional(),

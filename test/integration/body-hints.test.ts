@@ -1,9 +1,9 @@
 // Bodies as curl users send them by mistake get an answer that says what to change: JSONL whose
-// newlines `curl -d` stripped (a 400 naming --data-binary), a CSV separated by ";" (a 400 naming
-// the separator), and a JSON body sent with no Content-Type at all (accepted, since it is JSON).
+// newlines `curl -d` stripped (a 400 naming --data-binary), a CSV separated by ";" (a 400 saying
+// `delimiter=;`, which then scores it as the comma file), and a JSON body sent with no Content-Type at all (accepted, since it is JSON).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMlp } from '../../workers/onnx/builder.ts';
-import { startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
 
@@ -14,6 +14,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await p?.stop();
 });
+
+async function waitDone(id: string) {
+  return until(
+    async () => {
+      const v = await (await fetch(`${p.url}/v1/batches/${id}`)).json();
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    60_000,
+  );
+}
 
 const post = (path: string, body: string, headers: Record<string, string> = {}) => fetch(`${p.url}${path}`, { method: 'POST', body, headers });
 
@@ -35,16 +46,43 @@ describe('hints for bodies sent the wrong way', () => {
     expect(ok.status, await ok.clone().text()).toBe(202);
   });
 
-  it('refuses a CSV separated by ";" naming the separator; the comma one is accepted', async () => {
-    const semi = await post('/v1/batches?model=hints', 'id;f1;f2;f3;f4\na;1;2;3;4\n', { 'content-type': 'text/csv' });
+  it('hints delimiter=; for a CSV separated by ";", and scores it with delimiter=; (and tab, |) as the comma one', async () => {
+    const rows = (sep: string) => ['id,f1,f2,f3,f4', 'a,1,2,3,4', 'b,"0.5",0,1,2'].map((l) => l.replaceAll(',', sep)).join('\n') + '\n';
+    const semi = await post('/v1/batches?model=hints', rows(';'), { 'content-type': 'text/csv' });
     expect(semi.status).toBe(400);
     const err = (await semi.json()).error;
-    expect(err.message).toMatch(/separated by ";", not commas/);
-    const tabs = await post('/v1/batches?model=hints', 'id\tf1\tf2\tf3\tf4\na\t1\t2\t3\t4\n', { 'content-type': 'text/csv' });
+    expect(err.code).toBe('bad_request');
+    expect(err.message).toMatch(/separated by ";", not commas: send delimiter=;/);
+    const tabs = await post('/v1/batches?model=hints', rows('\t'), { 'content-type': 'text/csv' });
     expect(tabs.status).toBe(400);
-    expect((await tabs.json()).error.message).toMatch(/separated by tabs/);
-    const comma = await post('/v1/batches?model=hints', 'id,f1,f2,f3,f4\na,1,2,3,4\n', { 'content-type': 'text/csv' });
-    expect(comma.status, await comma.clone().text()).toBe(202);
+    expect((await tabs.json()).error.message).toMatch(/separated by tabs.*delimiter=tab/);
+
+    const outputs: string[] = [];
+    for (const [sep, param] of [
+      [',', ''],
+      [';', '&delimiter=;'],
+      ['\t', '&delimiter=tab'],
+      ['|', '&delimiter=|'],
+    ] as const) {
+      const res = await post(`/v1/batches?model=hints${param}`, rows(sep), { 'content-type': 'text/csv' });
+      expect(res.status, await res.clone().text()).toBe(202);
+      const { id } = await res.json();
+      const done = await waitDone(id);
+      expect(done.status, JSON.stringify(done)).toBe('completed');
+      expect(done.requestCounts).toMatchObject({ total: 2, completed: 2, failed: 0 });
+      outputs.push(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text());
+    }
+    expect(outputs[0]!.trim().split('\n')).toHaveLength(2);
+    for (const o of outputs.slice(1)) expect(o).toBe(outputs[0]);
+  });
+
+  it('validates delimiter: one of , ; | tab, and only for CSV', async () => {
+    const bad = await post('/v1/batches?model=hints&delimiter=x', 'id,f1,f2,f3,f4\na,1,2,3,4\n');
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toMatch(/delimiter/);
+    const jsonl = await post('/v1/batches?model=hints&delimiter=;', '{"input":[1,2,3,4]}\n');
+    expect(jsonl.status).toBe(400);
+    expect((await jsonl.json()).error.message).toMatch(/delimiter=; is for CSV files; this file is JSONL/);
   });
 
   it('reads a JSON body with no Content-Type as JSON; a body with none that is not JSON is still a 415', async () => {

@@ -186,6 +186,7 @@ async function scoreChunkRows(
               format,
               inputs: spec.model.inputs,
               ...(spec.header !== undefined ? { header: spec.header } : {}),
+              ...(spec.delimiter !== undefined ? { delimiter: spec.delimiter } : {}),
               firstRow: chunk.firstRow + s.firstRow,
               bytes: s.bytes,
               ...extras,

@@ -1,6 +1,6 @@
 // Request bodies. jsonBody: express's JSON parser with the configured size limit, where a wrong
-// content type is a 415, not a silent {}. The inference body reader (isPlainJsonBody, readInferBody):
-// one reader for both inference paths, the express route and the node:http fast path, that reads a
+// content type is a 415, not a silent {} (no content type at all is read as JSON when it is
+// JSON). The inference body reader (isPlainJsonBody, readInferBody): one reader for both inference paths, the express route and the node:http fast path, that reads a
 // plain JSON body of known length and parses it with parseInferJson (data arrays straight into
 // Float32Arrays); anything else goes to jsonBody, so answers and errors stay the same.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
@@ -10,12 +10,19 @@ import type { Config } from '../core/config.ts';
 import { parseInferJson } from './inference/infer-json.ts';
 
 export function jsonBody(cfg: Pick<Config, 'MODELQ_MAX_REQUEST_MB'>): RequestHandler {
-  const parse = express.json({ limit: cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, strict: false });
+  const limit = cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024;
+  const parse = express.json({ limit, strict: false });
+  // A body sent with no Content-Type at all (a script's bare POST) is read as JSON all the same;
+  // only when it does not parse is the missing type the thing to name (415, as for a wrong type).
+  const untyped = express.json({ limit, strict: false, type: () => true });
+  const wrongType = (req: { headers: IncomingHttpHeaders }) =>
+    new AppError('unsupported_media_type', `Content-Type must be application/json, got "${req.headers['content-type'] ?? 'none'}"`);
   return (req, res, next) => {
     const hasBody = req.headers['content-length'] !== '0' && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined);
-    if (hasBody && !req.is('application/json') && !req.is('+json')) {
-      return next(new AppError('unsupported_media_type', `Content-Type must be application/json, got "${req.headers['content-type'] ?? 'none'}"`));
+    if (hasBody && req.headers['content-type'] === undefined) {
+      return untyped(req, res, (err?: unknown) => next((err as { type?: string } | undefined)?.type === 'entity.parse.failed' ? wrongType(req) : err));
     }
+    if (hasBody && !req.is('application/json') && !req.is('+json')) return next(wrongType(req));
     parse(req, res, next);
   };
 }

@@ -108,6 +108,8 @@ export const batchSpecSchema = z.object({
   chunkRows: z.number().int(),
   /** CSV header line. */
   header: z.string().optional(),
+  /** CSV field separator when not a comma (the `delimiter` parameter). */
+  delimiter: z.enum([';', '|', '\t']).optional(),
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
   parquet: parquetPlanSchema.optional(),
   /** By reference: the objects read (then `inputKey` is empty). */

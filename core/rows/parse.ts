@@ -29,20 +29,23 @@ const bad = (message: string, id?: unknown): RowError => ({ ...(id !== undefined
  * the segmenter fuzzer: csv-parse throws "Quote Not Closed") closes at the end of the line, so the
  * row gets an error naming its values rather than failing its chunk.
  */
-export function csvFields(line: string): string[] {
-  if (!line.includes('"')) return line.split(',');
+export function csvFields(line: string, delimiter: CsvDelimiter = ','): string[] {
+  if (!line.includes('"')) return line.split(delimiter);
   for (const text of [line, `${line}"`]) {
     try {
-      return (parseCsv(text, { relax_column_count: true, relax_quotes: true }) as string[][])[0] ?? [];
+      return (parseCsv(text, { delimiter, relax_column_count: true, relax_quotes: true }) as string[][])[0] ?? [];
     } catch {
       // next: the quote closed at the end
     }
   }
-  return line.split(',');
+  return line.split(delimiter);
 }
 
+/** A CSV field separator: the comma, or what spreadsheets in decimal-comma locales (`;`) and other tools write. */
+export type CsvDelimiter = ',' | ';' | '|' | '\t';
+
 /** The column names of a CSV header, trimmed, without the byte order mark spreadsheet programs write first. */
-export const csvColumns = (header: string): string[] => csvFields(header.replace(/^\uFEFF/, '')).map((c) => c.trim());
+export const csvColumns = (header: string, delimiter: CsvDelimiter = ','): string[] => csvFields(header.replace(/^\uFEFF/, ''), delimiter).map((c) => c.trim());
 
 /** The shape of nested arrays, or null when ragged. */
 function nestedShape(v: unknown): number[] | null {
@@ -86,14 +89,27 @@ function csvPlan(cols: string[], inputs: TensorSpec[]): CsvPlan | string {
 }
 
 /** Checks the CSV header against the model at submit time; returns a message when it cannot work. */
-export function checkCsvHeader(header: string, inputs: TensorSpec[]): string | null {
-  const plan = csvPlan(csvColumns(header), inputs);
-  return typeof plan === 'string' ? plan : null;
+export function checkCsvHeader(header: string, inputs: TensorSpec[], delimiter: CsvDelimiter = ','): string | null {
+  const cols = csvColumns(header, delimiter);
+  const plan = csvPlan(cols, inputs);
+  if (typeof plan !== 'string') return null;
+  // A spreadsheet saved with `;` (a decimal-comma locale), `|` or tabs gives one long column name:
+  // say so, since "the header has 1 feature columns" alone does not explain it.
+  const other = cols.length === 1 ? OTHER_SEPARATORS.find((s) => header.includes(s.char)) : undefined;
+  return other && delimiter === ','
+    ? `${plan}; the header line is separated by ${other.name}, not commas: send delimiter=${other.param} (or save the file with commas)`
+    : plan;
 }
 
+const OTHER_SEPARATORS = [
+  { char: ';', name: '";"', param: ';' },
+  { char: '\t', name: 'tabs', param: 'tab' },
+  { char: '|', name: '"|"', param: '|' },
+];
+
 /** The header's columns that feed no input (a target, notes), `id` aside: none when the columns feed a 2-D input in order. */
-export function csvIgnoredColumns(header: string, inputs: TensorSpec[]): string[] {
-  const cols = csvColumns(header);
+export function csvIgnoredColumns(header: string, inputs: TensorSpec[], delimiter: CsvDelimiter = ','): string[] {
+  const cols = csvColumns(header, delimiter);
   const plan = csvPlan(cols, inputs);
   if (typeof plan === 'string' || plan.mode === 'positional') return [];
   const used = new Set(plan.columns);
@@ -114,8 +130,8 @@ export function jsonlIgnoredKeys(head: Uint8Array, inputs: TensorSpec[]): string
   }
 }
 
-export function rowParser(format: RowFormat, inputs: TensorSpec[], header?: string): RowParser {
-  return format === 'csv' ? csvParser(inputs, header ?? '') : jsonlParser(inputs);
+export function rowParser(format: RowFormat, inputs: TensorSpec[], header?: string, delimiter: CsvDelimiter = ','): RowParser {
+  return format === 'csv' ? csvParser(inputs, header ?? '', delimiter) : jsonlParser(inputs);
 }
 
 function jsonlParser(inputs: TensorSpec[]): RowParser {
@@ -158,8 +174,8 @@ function jsonlParser(inputs: TensorSpec[]): RowParser {
   };
 }
 
-function csvParser(inputs: TensorSpec[], header: string): RowParser {
-  const cols = csvColumns(header);
+function csvParser(inputs: TensorSpec[], header: string, delimiter: CsvDelimiter): RowParser {
+  const cols = csvColumns(header, delimiter);
   const idCol = cols.indexOf('id');
   const plan = csvPlan(cols, inputs);
   if (typeof plan === 'string') return () => bad(plan);
@@ -168,7 +184,7 @@ function csvParser(inputs: TensorSpec[], header: string): RowParser {
     // Every input takes one value per row here: an empty or "NaN" cell of a float column is missing.
     const missing = inputs.map((s) => (isFloat(s) ? missingValue(s) : undefined));
     return (line) => {
-      const fields = csvFields(line);
+      const fields = csvFields(line, delimiter);
       const id = idCol >= 0 ? fields[idCol] : undefined;
       const wrong = count(fields);
       if (wrong) return bad(wrong, id);
@@ -199,7 +215,7 @@ function csvParser(inputs: TensorSpec[], header: string): RowParser {
   const width = cols.length - (idCol >= 0 ? 1 : 0);
   const integer = !spec.datatype.startsWith('FP');
   return (line) => {
-    const fields = csvFields(line);
+    const fields = csvFields(line, delimiter);
     const id = idCol >= 0 ? fields[idCol] : undefined;
     const wrong = count(fields);
     if (wrong) return bad(wrong, id);

@@ -8,7 +8,7 @@ import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
-import { checkCsvHeader, csvIgnoredColumns, jsonlIgnoredKeys } from '../../core/rows/parse.ts';
+import { checkCsvHeader, type CsvDelimiter, csvIgnoredColumns, jsonlIgnoredKeys } from '../../core/rows/parse.ts';
 import { footerPlanBounded } from '../../core/rows/parquet-footer.ts';
 import { ParquetShapeError, readFooter, type ParquetPlan } from '../../core/rows/parquet.ts';
 import { HeaderTooLongError, RowScanner, type ScanResult } from '../../core/rows/scanner.ts';
@@ -31,6 +31,10 @@ export const batchParamsSchema = z.object({
     description:
       'Rows per chunk job (default MODELQ_BATCH_CHUNK_ROWS); a chunk also ends at MODELQ_BATCH_CHUNK_BYTES; at most MODELQ_BATCH_MAX_CHUNKS chunks per batch (400 above)',
   }),
+  delimiter: z
+    .enum([',', ';', '|', 'tab'])
+    .optional()
+    .meta({ description: 'CSV field separator: , (default) ; | or tab. Only for CSV files (400 for another format)' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,
@@ -180,6 +184,9 @@ export async function acceptBatch(
   // The format: what the first bytes are, which must be what was declared, if anything was.
   const { head, whole } = await peek(body, SNIFF_BYTES);
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
+  if (params.delimiter && params.delimiter !== ',' && format !== 'csv')
+    throw badRequest(`delimiter=${params.delimiter} is for CSV files; this file is ${format === 'jsonl' ? 'JSONL' : 'Parquet'}`);
+  const delimiter: CsvDelimiter = params.delimiter === 'tab' ? '\t' : (params.delimiter ?? ',');
   const id = `batch_${randomBytes(10).toString('hex')}`;
   const inputKey = batchKeys.input(id);
   const scanner = new RowScanner(format === 'parquet' ? 'jsonl' : format, {
@@ -203,12 +210,16 @@ export async function acceptBatch(
     checkChunks(scan.chunks.length, chunkCap, format);
     if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
     if (format === 'csv') {
-      const problem = checkCsvHeader(scan.header ?? '', model.inputs);
+      const problem = checkCsvHeader(scan.header ?? '', model.inputs, delimiter);
       if (problem) throw badRequest(problem);
     }
     // Columns the model does not take (the target, notes) are left out of scoring and listed.
     const ignoredColumns =
-      format === 'csv' ? csvIgnoredColumns(scan.header ?? '', model.inputs) : format === 'jsonl' ? jsonlIgnoredKeys(head, model.inputs) : (scan.ignored ?? []);
+      format === 'csv'
+        ? csvIgnoredColumns(scan.header ?? '', model.inputs, delimiter)
+        : format === 'jsonl'
+          ? jsonlIgnoredKeys(head, model.inputs)
+          : (scan.ignored ?? []);
     await opts.commitGate?.();
     const now = Date.now();
     const spec: BatchSpec = {
@@ -222,6 +233,7 @@ export async function acceptBatch(
       chunks: scan.chunks.length,
       chunkRows,
       ...(scan.header !== undefined ? { header: scan.header } : {}),
+      ...(delimiter !== ',' ? { delimiter } : {}),
       ...(scan.plan ? { parquet: scan.plan } : {}),
       ...(metadata ? { metadata } : {}),
       ...(ignoredColumns.length ? { ignoredColumns } : {}),

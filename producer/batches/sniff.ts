@@ -50,6 +50,35 @@ export function declaredByFileName(name: string | undefined): Declared | null {
   return { format, by: `file name ${JSON.stringify(name!.slice(-100))}` };
 }
 
+const ONE_LINE =
+  'JSON objects one after another on one line (`}{`): its newlines were stripped, as `curl -d @file` does; send the file with `curl --data-binary @file`';
+
+/**
+ * Whether the JSON object starting at `start` is followed, on the same line, by another object:
+ * JSONL whose newlines were removed (`curl -d @rows.jsonl` strips them). Braces inside strings do
+ * not count; an object not closed within the bytes seen says nothing.
+ */
+function objectThenObject(b: Buffer, start: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = start; i < b.length; i++) {
+    const c = b[i]!;
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash escapes the next byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (--depth > 0) continue;
+      let j = i + 1;
+      while (j < b.length && (b[j] === 0x20 || b[j] === 0x09)) j++;
+      return b[j] === 0x7b;
+    } else if (c === 0x0a) return false;
+  }
+  return false;
+}
+
 /** What the first bytes are: a format, or null with a description of what they are instead. `empty` when there are none but whitespace. */
 export function sniff(head: Uint8Array): { format: BatchFormat | null; what: string; empty?: boolean } {
   const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
@@ -61,7 +90,10 @@ export function sniff(head: Uint8Array): { format: BatchFormat | null; what: str
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0d || b[i] === 0x0a)) i++;
   if (i === b.length) return { format: null, what: 'empty', empty: true };
   if (b.indexOf(0) >= 0) return { format: null, what: 'binary data, not text' };
-  if (b[i] === 0x7b) return { format: 'jsonl', what: 'JSONL (the first line is a JSON object)' };
+  if (b[i] === 0x7b) {
+    if (objectThenObject(b, i)) return { format: null, what: ONE_LINE };
+    return { format: 'jsonl', what: 'JSONL (the first line is a JSON object)' };
+  }
   if (b[i] === 0x5b) return { format: null, what: 'a JSON array; batches take JSONL, one JSON object per line' };
   return { format: 'csv', what: 'CSV (the first line is not JSON: read as a header of column names)' };
 }

@@ -7,7 +7,7 @@
 // A shell block with neither is an error, so no new example escapes the test unnoticed. The blocks
 // that run do so in the README's order, in one bash session (variables set by one block are seen by
 // the next), in an empty folder inside the clone, against a real platform whose address replaces
-// `localhost:8080`; `curl` fails on an HTTP error status there (--fail-with-body), so does the run.
+// `localhost:8080` (the README sets `export MODELQ_URL=http://localhost:8080` once, then uses it); `curl` fails on an HTTP error status there (--fail-with-body), so does the run.
 
 export interface ShellExample {
   /** 1-based line of the opening fence in README.md. */

@@ -6,10 +6,10 @@
 //   <!-- readme-test -->                  run here, in README order, in one bash session
 //   <!-- readme-test: skip <reason> -->   not run (S3, GPU, Docker, other hosts, placeholder ids)
 // and a shell block with neither fails this test. The run happens in an empty folder inside the
-// clone (under test-results/, so `npm run ...` finds the package), with `localhost:8080` replaced by
-// the platform's address and MODELQ_URL set for the CLI; curl fails on an HTTP error status. After
-// the run, what the examples made is checked through the API: a run that "succeeds" while scoring
-// nothing still fails.
+// clone (under test-results/, so `npm run ...` finds the package), with `localhost:8080` (in the
+// README's `export MODELQ_URL=...`, which every example uses) replaced by the platform's address
+// and MODELQ_URL set as well; curl fails on an HTTP error status. After the run, what the examples
+// made is checked through the API: a run that "succeeds" while scoring nothing still fails.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -89,6 +89,18 @@ describe('README.md', () => {
     expect(fs.statSync(path.join(dir, 'out.parquet')).size).toBeGreaterThan(0);
     expect(fs.readFileSync(path.join(dir, 'out.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     expect(fs.readFileSync(path.join(dir, 'out.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
+
+    // OpenAI-compatible batch with curl alone: the output file has both requests, answered, in order.
+    const openaiOut = fs
+      .readFileSync(path.join(dir, 'openai-out.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(openaiOut.map((l) => [l.custom_id, l.response?.status_code])).toEqual([
+      ['r1', 200],
+      ['r2', 200],
+    ]);
+    expect(openaiOut[1].response.body.outputs[0].shape).toEqual([2, 3]);
 
     // The text classifier answers class names for strings (the two sentences use each class's words).
     expect(out).toMatch(/"model_name":"topics".*"name":"label","datatype":"BYTES","shape":\[2\],"data":\["sport","food"\]/);

@@ -5,7 +5,7 @@
 import { AppError } from '../../core/errors.ts';
 import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../../core/rows/fast-rows.ts';
 import { errorLine, idText, outputLines, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
-import { rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
+import { type CsvDelimiter, rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, TYPED_ARRAYS } from '../../core/tensors.ts';
 import type { ExplainRows } from './explain-rows.ts';
@@ -19,6 +19,8 @@ export interface SegmentJob {
   format: RowFormat;
   inputs: TensorSpec[];
   header?: string;
+  /** CSV field separator when not a comma. */
+  delimiter?: CsvDelimiter;
   /** Row number (in the file) of the segment's first row. */
   firstRow: number;
   bytes: Uint8Array;
@@ -66,8 +68,9 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds): Promise<Scor
   const u = job.bytes;
   const ranges = rowRanges(u, job.format);
   const rows = ranges.length / 2;
-  const plan = fastPlan(job.format, job.inputs, job.header);
-  const parse = rowParser(job.format, job.inputs, job.header);
+  // The fast row reader splits on commas: another separator takes the general parser.
+  const plan = job.delimiter ? null : fastPlan(job.format, job.inputs, job.header);
+  const parse = rowParser(job.format, job.inputs, job.header, job.delimiter);
   const text = (r: number) => Buffer.from(u.buffer, u.byteOffset + ranges[2 * r]!, ranges[2 * r + 1]! - ranges[2 * r]!).toString('utf8');
   const acc = { out: '', err: [] as { n: number; line: string }[], completed: 0, failed: 0 };
   for (let at = 0; at < rows; at += SCORE_RUN_ROWS) {

@@ -179,6 +179,7 @@ async function scoreChunkRows(
               format,
               inputs: spec.model.inputs,
               ...(input.header !== undefined ? { header: input.header } : {}),
+              ...(spec.delimiter !== undefined ? { delimiter: spec.delimiter } : {}),
               firstRow: chunk.firstRow + s.firstRow,
               bytes: s.bytes,
               ...extras,

@@ -12,6 +12,16 @@ describe('batch format sniffing', () => {
     expect(sniff(b('f0\n1\n')).format).toBe('csv');
   });
 
+  it('names JSONL whose newlines were stripped (curl -d): objects one after another on a line', () => {
+    const flat = /one after another on one line .*--data-binary/;
+    expect(sniff(b('{"input":[1,2]}{"input":[3,4]}'))).toMatchObject({ format: null, what: expect.stringMatching(flat) });
+    expect(sniff(b('{"a":{"b":[1,{"c":2}]}} {"a":1}'))).toMatchObject({ format: null, what: expect.stringMatching(flat) });
+    // Braces inside strings, escaped quotes, an object followed by a newline, an object longer than the bytes seen: JSONL.
+    expect(sniff(b('{"t":"}{","u":"\\"}{"}\n{"t":"x"}\n')).format).toBe('jsonl');
+    expect(sniff(b('{"input":[1]}\n{"input":[2]}')).format).toBe('jsonl');
+    expect(sniff(b('{"input":[1,2,3')).format).toBe('jsonl');
+  });
+
   it('names what other bytes are', () => {
     expect(sniff(b([0x1f, 0x8b, 8, 0]))).toMatchObject({ format: null, what: expect.stringMatching(/gzip/) });
     expect(sniff(b('PK\x03\x04rest'))).toMatchObject({ format: null, what: expect.stringMatching(/ZIP/) });

@@ -1,7 +1,7 @@
 // Datasets: the tenant's datasets (GET /v1/datasets), and a dataset page with its profile (columns,
 // types, missing and distinct counts, text lengths) and what was made from it: the training and
-// compression jobs that name it (the /ui/jobs index) and the versions whose lineage says they were
-// trained on it (the registry's lineage, from GET /v1/models).
+// compression jobs that name it (the /ui/jobs index) and the versions whose lineage names it
+// (trained on it, or compressed and measured on it; from GET /v1/models).
 import { api, call } from './api.js';
 import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, table } from './dom.js';
 import { errorBox, poll } from './live.js';
@@ -53,10 +53,10 @@ function statsOf(s) {
     const t = s.length.tokens;
     parts.push(`chars ${fmtNum(c.min)}–${fmtNum(c.max)} (mean ${fmtNum(c.mean, 3)}), tokens p50 ${fmtNum(t.p50)} p95 ${fmtNum(t.p95)}`);
   }
-  return parts.join('; ') || '';
+  return parts.join('; ') || '—';
 }
 
-/** The versions the registry says were trained on `id` (directly, by their lineage). */
+/** The versions whose lineage names `id`: trained on it, or compressed with it as the measuring data. */
 function madeFrom(models, id) {
   const out = [];
   for (const m of models)
@@ -96,7 +96,7 @@ export function dataset(id) {
         ),
         h('h2', {}, 'Columns'),
         table(
-          ['Column', 'Type', 'Missing', 'Distinct', 'Statistics'],
+          ['Column', 'Type', h('th', { class: 'num' }, 'Missing'), h('th', { class: 'num' }, 'Distinct'), 'Statistics'],
           d.columns.map((c) => {
             const s = stats.get(c.name);
             return h(
@@ -115,22 +115,23 @@ export function dataset(id) {
           }),
           { 'data-section': 'columns' },
         ),
-        h('h2', {}, 'Models trained on it'),
+        h('h2', {}, 'Models made from it'),
         versions.length
           ? table(
-              ['Version', 'Training job', 'Created'],
+              ['Version', 'How', 'Job', 'Created'],
               versions.map((v) =>
                 h(
                   'tr',
                   { 'data-made': `${v.name}@${v.version}` },
                   h('td', {}, h('a', { href: versionHref(v.name, v.version) }, `${v.name} v${v.version}`)),
+                  h('td', {}, v.lineage.parent ? `${v.lineage.method ?? 'derived'} of ${v.lineage.parent.name} v${v.lineage.parent.version}` : 'trained'),
                   h('td', { class: 'mono' }, v.lineage.job ? h('a', { href: `#/jobs/${v.lineage.job}` }, v.lineage.job) : '—'),
                   h('td', {}, fmtTime(v.createdAt)),
                 ),
               ),
               { 'data-section': 'models' },
             )
-          : h('p', { class: 'muted', 'data-section': 'models' }, 'No registered version was trained on this dataset.'),
+          : h('p', { class: 'muted', 'data-section': 'models' }, 'No registered version was made from this dataset.'),
         h('h2', {}, 'Jobs that used it'),
         used === null
           ? h('p', { class: 'muted' }, 'The job index is not available on this dashboard.')

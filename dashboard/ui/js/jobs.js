@@ -172,7 +172,7 @@ function compressView(detail) {
         h('td', { class: 'num' }, before && after !== undefined ? `${fmtNum(after / before, 3)}×` : ''),
       );
     const ds = r?.dataset;
-    const data = r?.verdict?.data ?? (ds ? 'dataset' : 'generated');
+    const data = r?.verdict?.data ?? 'generated';
     // Reports from before verdict.data named generated inputs "samples".
     const on = data === 'dataset' ? 'dataset' : data === 'samples' ? 'uploaded samples' : 'generated inputs';
     const one = (label, field, v) => h('tr', {}, h('th', {}, label), h('td'), cell(field, v), h('td'));

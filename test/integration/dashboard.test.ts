@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { KeyRing } from '../../core/auth.ts';
 import { ALL_QUEUES, Queues } from '../../core/queues.ts';
 import { createRedis, workerRedisOptions } from '../../core/redis.ts';
 import { buildDashboard } from '../../dashboard/app.ts';
@@ -46,8 +47,8 @@ afterEach(async () => {
 });
 
 /** Starts the app on an ephemeral port and returns its base URL. */
-async function serve(admin: boolean, basePath?: string): Promise<string> {
-  const app = buildDashboard({ queues, admin, basePath });
+async function serve(admin: boolean, basePath?: string, keys?: KeyRing): Promise<string> {
+  const app = buildDashboard({ queues, admin, basePath, ...(keys ? { keys, redis } : {}) });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
   });
@@ -96,6 +97,23 @@ describe('dashboard', () => {
     const board = await fetch(`${base}/queues/`);
     expect(board.status).toBe(200);
     expect(await board.text()).toContain('modelq');
+  });
+
+  it('tells the UI which keys may open Workers and Queues; the page hides both links until it knows', async () => {
+    const KEYS = { 'read-key-0123456789': { tenant: 'a', scopes: ['read'] }, 'ops-key-0123456789ab': { tenant: 'ops', scopes: ['platform'] } };
+    const base = await serve(false, undefined, KeyRing.fromConfig({ MODELQ_API_KEYS: JSON.stringify(KEYS), MODELQ_API_KEYS_FILE: undefined }));
+    const session = async (key: string) =>
+      (await (await fetch(`${base}/ui/session`, { headers: { authorization: `Bearer ${key}` } })).json()) as { platform: boolean };
+    expect((await session('read-key-0123456789')).platform).toBe(false);
+    expect((await session('ops-key-0123456789ab')).platform).toBe(true);
+    expect((await fetch(`${base}/ui/workers`, { headers: { authorization: 'Bearer read-key-0123456789' } })).status).toBe(403);
+    const html = await (await fetch(`${base}/`)).text();
+    expect(html).toMatch(/<a [^>]*id="workers-link"[^>]*\bhidden\b[^>]*>/);
+    expect(html).toMatch(/<a [^>]*id="queues-link"[^>]*\bhidden\b[^>]*>/);
+    expect(html).toContain('href="#/datasets"');
+    const page = await fetch(`${base}/js/datasets.js`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/v1/datasets');
   });
 
   it('lists every queue and shows a waiting job', async () => {

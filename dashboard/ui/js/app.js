@@ -5,6 +5,7 @@ import { ApiError, call, forgetKey, getKey, onUnauthorized, setKey } from './api
 import { h, put } from './dom.js';
 import { session } from './live.js';
 import * as batches from './batches.js';
+import * as datasets from './datasets.js';
 import * as jobs from './jobs.js';
 import * as models from './models.js';
 import * as workers from './workers.js';
@@ -20,6 +21,8 @@ const ROUTES = [
   [/^#\/batches$/, () => batches.list()],
   [/^#\/jobs\/([\w-]+)$/, (m) => jobs.job(m[1])],
   [/^#\/jobs$/, () => jobs.list()],
+  [/^#\/datasets\/([\w-]+)$/, (m) => datasets.dataset(m[1])],
+  [/^#\/datasets$/, () => datasets.list()],
   [/^#\/workers$/, () => workers.list()],
 ];
 
@@ -59,6 +62,8 @@ async function loadSession() {
   const s = session.value;
   document.getElementById('who').textContent = s.keysRequired ? `tenant ${s.tenant} · ${s.scopes.join(', ')}` : 'open platform (no API keys)';
   document.getElementById('forget-key').hidden = !getKey();
+  // Workers and bull-board cover every tenant: shown only to keys that may open them.
+  for (const id of ['workers-link', 'queues-link']) document.getElementById(id).hidden = !s.platform;
   return true;
 }
 

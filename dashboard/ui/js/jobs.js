@@ -172,6 +172,10 @@ function compressView(detail) {
         h('td', { class: 'num' }, before && after !== undefined ? `${fmtNum(after / before, 3)}×` : ''),
       );
     const ds = r?.dataset;
+    const data = r?.verdict?.data ?? 'generated';
+    // Reports from before verdict.data named generated inputs "samples".
+    const on = data === 'dataset' ? 'dataset' : data === 'samples' ? 'uploaded samples' : 'generated inputs';
+    const one = (label, field, v) => h('tr', {}, h('th', {}, label), h('td'), cell(field, v), h('td'));
     put(
       detail,
       h('h2', {}, 'Versions'),
@@ -182,6 +186,23 @@ function compressView(detail) {
         ['Dataset', spec.dataset ? h('span', { class: 'mono' }, spec.dataset.id) : '—'],
       ]),
       h('h2', {}, 'Report'),
+      r?.verdict
+        ? h(
+            'p',
+            { 'data-section': 'measured-on', 'data-data': data, class: data === 'generated' ? 'notice' : 'muted' },
+            `Measured on ${r.verdict.source ?? `${fmtNum(r.verdict.rows)} rows of ${on}`}`,
+            data === 'generated' ? ': generated inputs, not your data; give a dataset or samples to measure on real rows.' : '.',
+          )
+        : null,
+      r?.verdict?.slower
+        ? h(
+            'p',
+            { class: 'notice', 'data-warning': 'slower' },
+            'Slower than its parent at batch 1 and at batch ',
+            String(r.batchSize),
+            j.spec?.allowSlower ? ': registered because the request set allowSlower.' : '.',
+          )
+        : null,
       r
         ? h(
             'table',
@@ -194,24 +215,24 @@ function compressView(detail) {
             h(
               'tbody',
               {},
-              row('Size', r.bytesBefore, r.bytesAfter, 'bytesBefore', 'bytesAfter', fmtBytes),
-              row(`rows/s (batch ${r.batchSize})`, r.rowsPerSecondBefore, r.rowsPerSecondAfter, 'rowsPerSecondBefore', 'rowsPerSecondAfter'),
-              r.rowsPerSecondBatch1Before !== undefined
-                ? row('rows/s (batch 1)', r.rowsPerSecondBatch1Before, r.rowsPerSecondBatch1After, 'rowsPerSecondBatch1Before', 'rowsPerSecondBatch1After')
-                : null,
+              // Agreement on the dataset leads when there is one; the figures on the measuring data
+              // say which data that was (generated inputs are not the user's data).
               ds?.accuracyBefore !== undefined
                 ? row(`Accuracy (${fmtNum(ds.rows)} dataset rows)`, ds.accuracyBefore, ds.accuracyAfter, 'dataset.accuracyBefore', 'dataset.accuracyAfter')
                 : null,
               ds?.rmseBefore !== undefined
                 ? row(`RMSE (${fmtNum(ds.rows)} dataset rows)`, ds.rmseBefore, ds.rmseAfter, 'dataset.rmseBefore', 'dataset.rmseAfter')
                 : null,
-              r.argmaxAgreement !== undefined
-                ? h('tr', {}, h('th', {}, 'Argmax agreement (samples)'), h('td'), cell('argmaxAgreement', r.argmaxAgreement), h('td'))
+              ds?.argmaxAgreement !== undefined ? one('Argmax agreement (dataset)', 'dataset.argmaxAgreement', ds.argmaxAgreement) : null,
+              ds ? one('Max abs diff (dataset)', 'dataset.maxAbsDiff', ds.maxAbsDiff) : null,
+              r.argmaxAgreement !== undefined ? one(`Argmax agreement (${on})`, 'argmaxAgreement', r.argmaxAgreement) : null,
+              one(`Max abs diff (${on})`, 'maxAbsDiff', r.maxAbsDiff),
+              r.cosine !== undefined ? one(`Cosine of outputs (${on})`, 'cosine', r.cosine) : null,
+              row('Size', r.bytesBefore, r.bytesAfter, 'bytesBefore', 'bytesAfter', fmtBytes),
+              row(`rows/s (batch ${r.batchSize})`, r.rowsPerSecondBefore, r.rowsPerSecondAfter, 'rowsPerSecondBefore', 'rowsPerSecondAfter'),
+              r.rowsPerSecondBatch1Before !== undefined
+                ? row('rows/s (batch 1)', r.rowsPerSecondBatch1Before, r.rowsPerSecondBatch1After, 'rowsPerSecondBatch1Before', 'rowsPerSecondBatch1After')
                 : null,
-              h('tr', {}, h('th', {}, 'Max abs diff (samples)'), h('td'), cell('maxAbsDiff', r.maxAbsDiff), h('td')),
-              r.cosine !== undefined ? h('tr', {}, h('th', {}, 'Cosine of outputs (samples)'), h('td'), cell('cosine', r.cosine), h('td')) : null,
-              ds ? h('tr', {}, h('th', {}, 'Argmax agreement (dataset)'), h('td'), cell('dataset.argmaxAgreement', ds.argmaxAgreement), h('td')) : null,
-              ds ? h('tr', {}, h('th', {}, 'Max abs diff (dataset)'), h('td'), cell('dataset.maxAbsDiff', ds.maxAbsDiff), h('td')) : null,
             ),
           )
         : h('p', { class: 'muted' }, j.state === 'failed' ? 'No report: the job failed.' : 'The report appears when the job completes.'),

@@ -129,21 +129,48 @@ function sourceOf(v) {
   return l.source ?? '—';
 }
 
+/** Where a compression's agreement figures were measured, in words ('generated' ones are not the user's data). */
+export const measuredOn = (verdict) =>
+  verdict?.data === 'dataset' ? 'on the dataset' : verdict?.data === 'samples' ? 'on uploaded samples' : 'on generated inputs';
+
 /** Metrics as rows; a compression report gets its own table on the job page, here its headline figures. */
 function metricRows(metrics = {}) {
   const rows = [];
   for (const [k, v] of Object.entries(metrics)) {
     if (k === 'compression' && v && typeof v === 'object') {
+      // Agreement on the dataset leads when there is one; other figures say what they were measured on.
+      if (v.dataset?.argmaxAgreement !== undefined)
+        rows.push(['argmax agreement (dataset)', h('span', { 'data-metric': 'dataset.argmaxAgreement' }, fmtNum(v.dataset.argmaxAgreement))]);
+      if (v.dataset?.accuracyBefore !== undefined)
+        rows.push(['accuracy before → after (dataset)', `${fmtNum(v.dataset.accuracyBefore)} → ${fmtNum(v.dataset.accuracyAfter)}`]);
+      if (v.argmaxAgreement !== undefined && !(v.dataset && v.verdict?.data === 'dataset'))
+        rows.push([
+          `argmax agreement (${measuredOn(v.verdict).replace(/^on /, '')})`,
+          h('span', { 'data-metric': 'argmaxAgreement' }, fmtNum(v.argmaxAgreement)),
+        ]);
+      if (v.verdict?.source) rows.push(['measured on', h('span', { 'data-metric': 'source' }, v.verdict.source)]);
       rows.push(['bytes before → after', `${fmtBytes(v.bytesBefore)} → ${fmtBytes(v.bytesAfter)}`]);
       rows.push(['rows/s before → after', `${fmtNum(v.rowsPerSecondBefore)} → ${fmtNum(v.rowsPerSecondAfter)}`]);
-      rows.push(['argmax agreement', fmtNum(v.argmaxAgreement)]);
-      if (v.dataset?.accuracyBefore !== undefined)
-        rows.push(['accuracy before → after', `${fmtNum(v.dataset.accuracyBefore)} → ${fmtNum(v.dataset.accuracyAfter)}`]);
     } else {
       rows.push([k, typeof v === 'number' ? h('span', { 'data-metric': k, 'data-value': v }, fmtNum(v)) : JSON.stringify(v)]);
     }
   }
   return rows;
+}
+
+/**
+ * A compression registered although slower than its parent (allowSlower): the worker measured it
+ * slower at batch 1 and at its batch size, and says so in verdict.slower.
+ */
+function slowerNotice(c) {
+  if (!c?.verdict?.slower) return null;
+  const b1 = c.rowsPerSecondBatch1Before !== undefined ? `, ${fmtNum(c.rowsPerSecondBatch1Before)} → ${fmtNum(c.rowsPerSecondBatch1After)} at batch 1` : '';
+  return h(
+    'p',
+    { class: 'notice', 'data-warning': 'slower' },
+    `Slower than its parent: ${fmtNum(c.rowsPerSecondBefore)} → ${fmtNum(c.rowsPerSecondAfter)} rows/s at batch ${c.batchSize}${b1}. `,
+    'It was registered because the request set allowSlower.',
+  );
 }
 
 /** Input drift of sampled online traffic against the version's reference (GET .../drift). */
@@ -197,10 +224,11 @@ export function version(name, n) {
       const drift = v.explain?.reference ? await api(`/v1/models/${enc}/versions/${n}/drift`).catch(() => null) : null;
       put(
         body,
+        slowerNotice(v.metrics?.compression),
         h('div', { class: 'actions' }, downloadLink(`/v1/models/${enc}/versions/${n}/onnx`, `Download ${name}-v${n}.onnx`, { 'data-download': 'onnx' })),
         h(
           'div',
-          { class: 'grid' },
+          { class: 'grid pair' },
           kv(
             [
               ['sha256', h('code', { 'data-sha256': v.sha256 }, v.sha256)],
@@ -218,7 +246,7 @@ export function version(name, n) {
           ),
           h(
             'div',
-            {},
+            { 'data-panel': 'metrics' },
             h('h2', { style: 'margin-top:0' }, 'Metrics'),
             v.metrics ? kv(metricRows(v.metrics), { 'data-section': 'metrics' }) : h('p', { class: 'muted' }, 'No metrics recorded (an uploaded model).'),
           ),

@@ -1,6 +1,7 @@
 // Batch scoring jobs: a `finalize` parent on the `batch` queue with one `score` child per chunk
 // on the `score` queue (one BullMQ flow per batch), plus the periodic `cleanup` of expired batches.
 import { z } from 'zod';
+import { metadataList, type VersionRecord } from '../registry.ts';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
 import { artifactRefSchema, explainColumnSchema } from './explain.ts';
 
@@ -95,11 +96,30 @@ export const batchSourceSchema = z.object({
 });
 export type BatchSource = z.infer<typeof batchSourceSchema>;
 
+/** The model part of a batch's spec, from its version record. */
+export function batchModel(v: VersionRecord): BatchSpec['model'] {
+  const classes = metadataList<string | number>(v, 'classes')?.filter((c) => typeof c === 'string' || typeof c === 'number');
+  return { name: v.name, version: v.version, sha256: v.sha256, inputs: v.inputs, outputs: v.outputs, ...(classes?.length ? { classes } : {}) };
+}
+
+/** How CSV output names per-class columns: the model's classes over its own outputs (never an explanation's). */
+export function csvClasses(spec: Pick<BatchSpec, 'model'>): { values: (string | number)[]; outputs: string[] } | undefined {
+  return spec.model.classes ? { values: spec.model.classes, outputs: spec.model.outputs.map((o) => o.name) } : undefined;
+}
+
 /** What a batch is, fixed at submit. Its status and counts live beside it and change. */
 export const batchSpecSchema = z.object({
   id: z.string(),
   tenant: z.string().optional(),
-  model: z.object({ name: z.string(), version: z.number().int(), sha256: z.string(), inputs: z.array(tensorSpecSchema), outputs: z.array(tensorSpecSchema) }),
+  model: z.object({
+    name: z.string(),
+    version: z.number().int(),
+    sha256: z.string(),
+    inputs: z.array(tensorSpecSchema),
+    outputs: z.array(tensorSpecSchema),
+    /** A classifier's classes, in output order: CSV columns are named by class (`probabilities_yes`). */
+    classes: z.array(z.union([z.string(), z.number()])).optional(),
+  }),
   format: z.enum(['jsonl', 'csv', 'parquet']),
   inputKey: z.string(),
   bytes: z.number().int(),

@@ -1,6 +1,13 @@
 // Converts batch output lines (JSONL) to CSV (the download's `?format=csv`, a by-reference batch's CSV parts): row, id, then each output's values
-// as <name>_<i> columns, the header taken from the first line.
-export async function* jsonlToCsv(source: AsyncIterable<Buffer>, names: string[]): AsyncGenerator<string> {
+// in columns named by core/rows/output-columns.ts, the header taken from the first line.
+import { outputColumnNames } from './output-columns.ts';
+
+/** `classes` name the columns of the model's outputs (`classed`) that hold one value per class. */
+export async function* jsonlToCsv(
+  source: AsyncIterable<Buffer>,
+  names: string[],
+  classes?: { values: readonly (string | number)[]; outputs: readonly string[] },
+): AsyncGenerator<string> {
   let rest = '';
   let header = false;
   const cell = (x: unknown) => {
@@ -16,7 +23,10 @@ export async function* jsonlToCsv(source: AsyncIterable<Buffer>, names: string[]
       if (!l) continue;
       const o = JSON.parse(l) as { row: number; id?: unknown; outputs: Record<string, unknown[]> };
       if (!header) {
-        out += ['row', 'id', ...names.flatMap((n) => (o.outputs[n] ?? []).map((_, i) => `${n}_${i}`))].join(',') + '\n';
+        out +=
+          ['row', 'id', ...names.flatMap((n) => outputColumnNames(n, (o.outputs[n] ?? []).length, classes?.outputs.includes(n) ? classes.values : undefined))]
+            .map(cell)
+            .join(',') + '\n';
         header = true;
       }
       out += [o.row, cell(o.id), ...names.flatMap((n) => o.outputs[n] ?? [])].join(',') + '\n';

@@ -1,9 +1,11 @@
 // Converts batch output lines (JSONL) to a Parquet file (the download's `?format=parquet`, a by-reference batch's Parquet parts), streamed row group
 // by row group (hyparquet-writer): `row` (INT64), `id` (when the rows have ids: DOUBLE for numbers,
-// STRING otherwise) and one list column per model output.
+// STRING otherwise) and one column per model output: a scalar for a one-value output ([n] or [n, 1],
+// core/rows/output-columns.ts), a list otherwise.
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
 import type { TensorSpec } from '../tensors.ts';
+import { isScalarOutput } from './output-columns.ts';
 
 /** Rows per row group of the output file. */
 const GROUP_ROWS = 16384;
@@ -38,11 +40,15 @@ function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null): Schema
             : ({ name: 'id', type: 'DOUBLE', repetition_type: 'OPTIONAL' } as SchemaElement),
         ]
       : []),
-    ...outputs.flatMap((o): SchemaElement[] => [
-      { name: o.name, repetition_type: 'OPTIONAL', num_children: 1, converted_type: 'LIST' },
-      { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-      leaf(o),
-    ]),
+    ...outputs.flatMap((o): SchemaElement[] =>
+      isScalarOutput(o)
+        ? [{ ...leaf(o), name: o.name, repetition_type: 'OPTIONAL' }]
+        : [
+            { name: o.name, repetition_type: 'OPTIONAL', num_children: 1, converted_type: 'LIST' },
+            { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+            leaf(o),
+          ],
+    ),
   ];
 }
 
@@ -76,7 +82,11 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
       columnData: [
         { name: 'row', data: group.map((l) => BigInt(l.row)) },
         ...(idType ? [{ name: 'id', data: ids }] : []),
-        ...outputs.map((o) => ({ name: o.name, data: group.map((l) => l.outputs[o.name] ?? null) })),
+        ...outputs.map((o) =>
+          isScalarOutput(o)
+            ? { name: o.name, data: group.map((l) => l.outputs[o.name]?.[0] ?? null) }
+            : { name: o.name, data: group.map((l) => l.outputs[o.name] ?? null) },
+        ),
       ],
       rowGroupSize: group.length,
     });

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
-import { batchKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { batchKeys, batchModel, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { checkCsvHeader, type CsvDelimiter, csvIgnoredColumns, jsonlIgnoredKeys } from '../../core/rows/parse.ts';
 import { footerPlanBounded } from '../../core/rows/parquet-footer.ts';
@@ -225,7 +225,7 @@ export async function acceptBatch(
     const spec: BatchSpec = {
       id,
       tenant,
-      model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+      model: batchModel(model),
       format,
       inputKey,
       bytes: scan.bytes,

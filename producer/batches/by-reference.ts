@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BatchStore, type BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
-import { OUTPUT_FORMATS, outputPrefixKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { OUTPUT_FORMATS, batchModel, outputPrefixKeys, type BatchSpec } from '../../core/jobs/batch.ts';
 import { batchChunkJobOptions, defaultJobOptions } from '../../core/queues.ts';
 import { BadUriError, type ObjectRef, parseObjectUri, underRoots, uriOf } from '../../core/storage/object-uris.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -95,7 +95,7 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
   const spec: BatchSpec = {
     id,
     tenant,
-    model: { name: model.name, version: model.version, sha256: model.sha256, inputs: model.inputs, outputs: model.outputs },
+    model: batchModel(model),
     format: plan.format,
     inputKey: '',
     bytes: plan.bytes,

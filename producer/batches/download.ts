@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { jsonlPart, type PartKind } from '../../core/batch-parts.ts';
-import { explainOutputSpecs, type BatchSpec } from '../../core/jobs/batch.ts';
+import { csvClasses, explainOutputSpecs, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
@@ -73,6 +73,7 @@ export async function sendParts(
           jsonlToCsv(
             body,
             outputs.map((o) => o.name),
+            csvClasses(v.spec),
           ),
         )
       : ext === 'parquet'

@@ -5,7 +5,7 @@
 // a required column is refused naming it.
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildColumnModel, columnCsv, columnRows, directLabels, type ColumnRow } from '../fixtures/column-models.ts';
+import { buildColumnModel, COLUMN_CLASSES, columnCsv, columnRows, directLabels, type ColumnRow } from '../fixtures/column-models.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
@@ -65,6 +65,10 @@ describe('column-input models score their own table', () => {
     expect(a.done).toMatchObject({ status: 'completed', requestCounts: { total: rows.length, completed: rows.length, failed: 0 } });
     expect(a.done.ignoredColumns).toBeUndefined();
     expectLabels(a.labels);
+    // The CSV download names a one-value output as itself; this uploaded model records no classes in
+    // its version, so its probabilities are numbered (trained models' are named by class).
+    const out = await (await fetch(`${p.url}/v1/batches/${a.accepted.id}/output?format=csv`)).text();
+    expect(out.split('\n')[0]).toBe(['row', 'id', 'label', ...COLUMN_CLASSES.map((_, i) => `probabilities_${i}`)].join(','));
 
     // Missing numbers written as "NaN" (as pandas' to_csv(na_rep='NaN') does) mean the same as empty cells.
     const csv = columnCsv(rows, SHUFFLED, 'NaN');

@@ -130,7 +130,7 @@ describe('explained batches', () => {
     out.forEach((o, n) => o.outputs.attributions!.forEach((v, i) => expect(v).toBeCloseTo(W[i]! * (x[n * F + i]! - mean[i]!), 5)));
     const csv = (await (await download(id, 'csv')).text()).trim().split('\n');
     const header = csv[0]!.split(',');
-    expect(header).toEqual(['row', 'id', 'prediction_0', ...Array.from({ length: F }, (_, i) => `attributions_${i}`), 'explain_base_0', 'explain_class_0']);
+    expect(header).toEqual(['row', 'id', 'prediction', ...Array.from({ length: F }, (_, i) => `attributions_${i}`), 'explain_base', 'explain_class']);
     const first = csv[1]!.split(',').map(Number);
     expect(first.slice(3, 3 + F)).toEqual(out[0]!.outputs.attributions);
     const pq = await parquetReadObjects({ file: await (await download(id, 'parquet')).arrayBuffer() });

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelColumns, type ColumnInfo } from '../../core/model-columns.ts';
 import { tmpDir } from '../fixtures/models.ts';
@@ -147,6 +148,15 @@ describe('a model trained on a CSV with gaps takes its columns', () => {
     const withIncome = await session.run(columnFeeds({ age: [30], income: [50_000], color: ['blue'], review: ['the bad box'] }));
     const withoutIncome = await session.run(columnFeeds({ age: [30], income: [null], color: ['blue'], review: ['the bad box'] }, new Set(['age', 'income'])));
     expect((withoutIncome.probabilities!.data as Float32Array)[1]!).toBeGreaterThan((withIncome.probabilities!.data as Float32Array)[1]!);
+
+    // The training CSV scored as a batch: its CSV output names the probabilities by class and the
+    // label as one column; its Parquet output has the label as a string column (#29 item 5).
+    const b = await (await fetch(`${p.url}/v1/batches?model=shop`, { method: 'POST', body: toCsv(data), headers: { 'content-type': 'text/csv' } })).json();
+    await until(async () => ((await (await fetch(`${p.url}/v1/batches/${b.id}`)).json()).status === 'completed' ? true : null), 'the batch', 120_000);
+    const csvOut = (await (await fetch(`${p.url}/v1/batches/${b.id}/output?format=csv`)).text()).split('\n');
+    expect(csvOut[0]).toBe('row,id,label,probabilities_no,probabilities_yes');
+    const pqBytes = await (await fetch(`${p.url}/v1/batches/${b.id}/output?format=parquet`)).arrayBuffer();
+    expect((await parquetReadObjects({ file: pqBytes })).map((r) => r.label)).toEqual(labels);
 
     // Distillation keeps the front end (imputation, one-hot, TF-IDF): the student takes the same
     // columns, gaps included, and labels the CSV as its teacher does.

@@ -4,7 +4,7 @@
 // the JSONL kept in the artifact store too for the download routes when the format is not JSONL.
 // Every part is a whole-object put under a deterministic key: a chunk run twice replaces it.
 import { jsonlPart } from '../../core/batch-parts.ts';
-import { explainOutputSpecs, outputPrefixKeys, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
+import { csvClasses, explainOutputSpecs, outputPrefixKeys, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
 import { jsonlToCsv } from '../../core/rows/to-csv.ts';
 import { jsonlToParquet } from '../../core/rows/to-parquet.ts';
 import type { ArtifactStore, PutResult } from '../../core/storage/index.ts';
@@ -39,6 +39,7 @@ export class PartSink {
               jsonlToCsv(
                 lines,
                 outputs.map((o) => o.name),
+                csvClasses(spec),
               ),
             )
           : jsonlToParquet(lines, outputs);

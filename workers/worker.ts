@@ -4,7 +4,7 @@ import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type Config, GPU_TWINS, isGpuQueue, keyPrefix, type QueueName } from '../core/config.ts';
+import { type Config, GPU_TWINS, isGpuQueue, keyPrefix, maskUrl, type QueueName } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { createRedis, workerRedisOptions } from '../core/redis.ts';
 import { publishWorkerStats, removeWorkerStats, type WorkerStats } from '../core/stats.ts';
@@ -129,7 +129,10 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
 
   const figures = publishFigures(deps, { id, jobs, engine, startedAt: new Date().toISOString() });
   await figures.publish();
-  logger.info({ id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE }, 'worker started');
+  logger.info(
+    { id, queues: Object.keys(jobs), threads: cfg.MODELQ_ENGINE_THREADS, device: cfg.MODELQ_DEVICE, redis: maskUrl(cfg.MODELQ_REDIS_URL) },
+    'worker started',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

@@ -109,10 +109,11 @@ describe('realistic tables trained through the platform against scikit-learn', (
         `${table.padEnd(9)} ${ref.task === 'classification' ? 'accuracy' : 'R^2     '}  default(auto: ${kept.join(',')}) ${f(mean(def))}  linear ${f(mean(linear))}  gbdt ${f(mean(trees))}  | sklearn pipeline ${f(lin)}  HistGradientBoosting ${f(hgb)}`,
       );
       // The default reaches scikit-learn's standard pipeline on the same splits: within 1 point of
-      // accuracy, or 0.01 of R^2, of its mean over the splits. So does the linear model itself (the
-      // same objective on the same features, fitted on the same rows).
+      // accuracy, or 0.01 of R^2, of its mean over the splits. The linear model alone is close (the
+      // same objective, fitted on the same rows; its features add the missing indicators, which the
+      // default keeps only where cross-validation finds they help).
       expect(mean(def), lines.at(-1)).toBeGreaterThanOrEqual(lin - 0.01);
-      expect(mean(linear), lines.at(-1)).toBeGreaterThanOrEqual(lin - 0.01);
+      expect(mean(linear), lines.at(-1)).toBeGreaterThanOrEqual(lin - 0.02);
       // The trees are about as good as scikit-learn's histogram trees on the same splits: within 3
       // points of their mean over the splits (one row of the 45-row wine test set is 2.2 points, and
       // the platform holds out a tenth of the training rows for early stopping and its metrics, which
@@ -188,7 +189,7 @@ describe('realistic tables trained through the platform against scikit-learn', (
     expect(got).toEqual(want);
   }, 300_000);
 
-  it('auto on few rows cross-validates the linear model and the trees, keeps the better score, recording both', async () => {
+  it('auto on few rows cross-validates the linear model and the trees, keeps the trees only when clearly better, recording both', async () => {
     const job = await train('cellar', 0, 'cellar-auto', { type: 'auto' });
     const c = job.result.candidates as { type: string; metrics: { accuracy: number; logLoss: number; validationRows: number }; kept: boolean }[];
     expect(c.map((x) => x.type)).toEqual(['linear', 'gbdt']);
@@ -199,7 +200,9 @@ describe('realistic tables trained through the platform against scikit-learn', (
     expect(kept).toHaveLength(1);
     expect(job.result.modelType).toBe(kept[0]!.type);
     expect(job.result.metrics).toEqual(kept[0]!.metrics);
-    expect(kept[0]!.metrics.logLoss).toBeLessThanOrEqual(c.find((x) => !x.kept)!.metrics.logLoss);
+    // The trees are kept only when their cross-validated log-loss is lower (by two standard errors).
+    if (kept[0]!.type === 'gbdt') expect(kept[0]!.metrics.logLoss).toBeLessThan(c[0]!.metrics.logLoss);
+    else expect(kept[0]!.type).toBe('linear');
     // The registered model is the kept one: trees when gbdt won.
     const bytes = Buffer.from(await (await fetch(`${p.url}/v1/models/cellar-auto/versions/1/onnx`)).arrayBuffer());
     expect(bytes.includes(Buffer.from('TreeEnsembleRegressor'))).toBe(kept[0]!.type === 'gbdt');

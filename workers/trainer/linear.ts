@@ -19,6 +19,8 @@ export interface LinearProblem {
   classes: number;
   /** L2 weight on the coefficients (1 = scikit-learn's C=1 / alpha=1 in the units of y). */
   l2: number;
+  /** Columns left out (their weights stay 0), e.g. the missing indicators when cross-validation finds they do not help. */
+  drop?: Uint8Array;
   deadline?: number;
 }
 
@@ -44,12 +46,14 @@ export function fitLinear(p: LinearProblem): DenseLayer {
 function objective(p: LinearProblem, d: number, K: number, theta: Float64Array, g: Float64Array): number {
   g.fill(0);
   const { indptr, indices, values } = p.x;
+  const drop = p.drop;
   const z = new Float64Array(K);
   let f = 0;
   for (let i = 0; i < p.rows.length; i++) {
     const r = p.rows[i]!;
     for (let k = 0; k < K; k++) z[k] = theta[d * K + k]!;
     for (let e = indptr[r]!; e < indptr[r + 1]!; e++) {
+      if (drop?.[indices[e]!]) continue;
       const j = indices[e]! * K;
       const v = values[e]!;
       for (let k = 0; k < K; k++) z[k] = z[k]! + v * theta[j + k]!;
@@ -73,6 +77,7 @@ function objective(p: LinearProblem, d: number, K: number, theta: Float64Array, 
       for (let k = 0; k < K; k++) z[k] = Math.exp(z[k]! - m) / sum - (k === y ? 1 : 0);
     }
     for (let e = indptr[r]!; e < indptr[r + 1]!; e++) {
+      if (drop?.[indices[e]!]) continue;
       const j = indices[e]! * K;
       const v = values[e]!;
       for (let k = 0; k < K; k++) g[j + k] = g[j + k]! + v * z[k]!;

@@ -16,7 +16,7 @@ import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../core/model-columns.ts'
 import { applyImputation, fitImputation, type NumericImputation } from './impute.ts';
 import { initTf, type Tf } from './tf.ts';
 import { fitTrees } from './run-trees.ts';
-import { crossValidate, CV_MAX_ROWS, fitRows, linearSetup, lossOf, predictLinear } from './run-linear.ts';
+import { clearlyBetter, crossValidate, CV_MAX_ROWS, fitRows, indicatorColumns, linearSetup, lossOf, predictLinear, rowLosses } from './run-linear.ts';
 import type { Ensemble } from './gbdt.ts';
 import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
@@ -85,16 +85,23 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   const lin = exact || hp.model.type === 'auto' ? linearSetup(data, trainRows, hp, { mean, scale }, target, enc, deadline) : undefined;
   const allRows = Int32Array.from([...trainRows, ...valRows]);
   // auto on few rows: linear and trees by cross-validation over every row (a tenth is too few to choose on).
+  const noIndicators = lin && indicatorColumns(lin, loaded.features, imp.indicators.length);
   const cv =
-    hp.model.type === 'auto' && allRows.length < CV_MAX_ROWS ? crossValidate(lin!, allRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }) : undefined;
-  const cvMetrics = cv && { linear: evaluate(cv.linear, cv.y, C), gbdt: evaluate(cv.gbdt, cv.y, C) };
+    hp.model.type === 'auto' && allRows.length < CV_MAX_ROWS
+      ? crossValidate(lin!, allRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, noIndicators)
+      : undefined;
+  // The missing indicators stay in the graph; the linear model leaves them out (weights 0) when they do not lower its cross-validated loss.
+  const dropIndicators = !!cv?.plain && lossOf(evaluate(cv.plain, cv.y, C)) < lossOf(evaluate(cv.linear, cv.y, C));
+  const cvLinear = cv && (dropIndicators ? cv.plain! : cv.linear);
+  const cvMetrics = cv && { linear: evaluate(cvLinear!, cv.y, C), gbdt: evaluate(cv.gbdt, cv.y, C) };
 
   // Linear (exact, numbers and categories): fitted on the training rows for the validation metrics,
   // then refitted on every row for the export (a convex fit has nothing to stop early on).
   let linear: { layer: DenseLayer; metrics: TrainMetrics } | undefined;
   if (lin) {
-    const held = fitRows(lin, trainRows);
-    linear = { layer: fitRows(lin, allRows), metrics: evaluate(predictLinear(lin, held, valRows), yVal, C) };
+    const drop = dropIndicators ? noIndicators : undefined;
+    const held = fitRows(lin, trainRows, drop);
+    linear = { layer: fitRows(lin, allRows, drop), metrics: evaluate(predictLinear(lin, held, valRows), yVal, C) };
   }
   // Trees (gbdt, and one of auto's candidates) train next: they are quick and need no checkpoint.
   const trees =
@@ -106,12 +113,15 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
     hp.model.type === 'gbdt' || exact || cv
       ? undefined
       : await fitNetwork(tf, store, jobId, job, { data, trainRows, valRows, mean, scale, target, classes: C, classification, sparse }, enc, onProgress);
-  // auto keeps the lowest validation log-loss or RMSE (cross-validated on few rows).
+  // auto keeps the lowest validation log-loss or RMSE; cross-validated on few rows, where the trees
+  // must beat the linear model by SE_MARGIN standard errors of the difference (else: noise).
   const scored: { type: 'linear' | 'gbdt' | 'mlp'; metrics: TrainMetrics }[] = [];
   if (linear) scored.push({ type: 'linear', metrics: cvMetrics?.linear ?? linear.metrics });
   if (trees) scored.push({ type: 'gbdt', metrics: cvMetrics?.gbdt ?? treeMetrics! });
   if (mlp) scored.push({ type: 'mlp', metrics: mlp.metrics });
-  const best = scored.reduce((a, b) => (lossOf(b.metrics) < lossOf(a.metrics) ? b : a));
+  const best = cv
+    ? scored[clearlyBetter(rowLosses(cv.gbdt, cv.y, C), rowLosses(cvLinear!, cv.y, C)) ? 1 : 0]!
+    : scored.reduce((a, b) => (lossOf(b.metrics) < lossOf(a.metrics) ? b : a));
   const modelType = best.type;
   const keepTrees = modelType === 'gbdt';
   const sizes = modelType === 'linear' ? [linear!.layer.inputs, linear!.layer.outputs] : mlp?.sizes;

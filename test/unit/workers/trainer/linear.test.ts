@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Csr } from '../../../../workers/trainer/encoder.ts';
 import { fitLinear } from '../../../../workers/trainer/linear.ts';
+import { clearlyBetter } from '../../../../workers/trainer/run-linear.ts';
 
 const N = 200;
 const D = 3;
@@ -79,4 +80,19 @@ describe('exact linear fit', () => {
       expect(layer.weights[0 * classes + classes - 1]!).toBeGreaterThan(layer.weights[0 * classes]!);
     });
   }
+
+  it('leaves dropped columns at zero and fits the rest', () => {
+    const y = Float64Array.from(xs, (x) => 2 * x[0]! - x[2]!);
+    const layer = fitLinear({ x: csr, y, rows, classes: 0, l2: 1, drop: Uint8Array.of(0, 0, 1) });
+    expect(layer.weights[2]).toBe(0);
+    expect(layer.weights[0]).toBeGreaterThan(1.5);
+  });
+
+  it('takes another model only when its per-row losses are lower by two standard errors', () => {
+    const simpler = Float64Array.from({ length: 400 }, (_, i) => 1 + (i % 7) / 7);
+    const shifted = (by: number) => Float64Array.from(simpler, (v, i) => v - by + ((i % 5) - 2) * 0.05);
+    expect(clearlyBetter(shifted(0.05), simpler)).toBe(true);
+    expect(clearlyBetter(shifted(0.002), simpler)).toBe(false);
+    expect(clearlyBetter(shifted(-0.05), simpler)).toBe(false);
+  });
 });

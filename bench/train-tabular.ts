@@ -1,6 +1,6 @@
 // Training on realistic tables (test/fixtures/tabular/tables.py: breast cancer, wine and diabetes
 // from Debian's python3-sklearn, with named categories, gaps at random and by value, a site code and
-// an id column): fit time and test score of the platform's model types (mlp, the default; gbdt; auto)
+// an id column): fit time and test score of the platform's model types (auto, the default; linear; gbdt; mlp)
 // against scikit-learn's standard pipeline (imputation + scaling + one-hot + LogisticRegression /
 // Ridge) and HistGradientBoosting on the same splits, in the same run. The platform trains in this
 // process as the training child does (runTraining: load, encode, fit, export); its score is the
@@ -22,9 +22,10 @@ import { runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform } from './lib/platform.ts';
 
 const MODELS: { label: string; model?: TrainRequest['model'] }[] = [
-  { label: 'mlp (default)' },
+  { label: 'auto (default)' },
+  { label: 'linear', model: { type: 'linear' } },
   { label: 'gbdt', model: { type: 'gbdt' } },
-  { label: 'auto', model: { type: 'auto' } },
+  { label: 'mlp', model: { type: 'mlp' } },
 ];
 const envList = (k: string) => process.env[k]?.split(',').map((s) => s.trim());
 const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);

@@ -266,7 +266,7 @@ export interface TrainResult {
   /** The model trained: "mlp", "linear" or "gbdt" (with model "auto", the one kept). Absent in results from before gbdt. */
   modelType?: 'mlp' | 'linear' | 'gbdt';
   /** Model "auto": every candidate's validation metrics, and which was kept. */
-  candidates?: { type: 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
+  candidates?: { type: 'linear' | 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
 }
 
 export const trainKeys = {
@@ -373,7 +373,8 @@ export function resolveTrain(req: TrainRequest & { seed: number }, ds: DatasetRe
   }
   if ((req.maxFeatures !== undefined || req.minDf !== undefined) && !anyText)
     throw badRequest('maxFeatures, minDf: they apply to text features, and none is text');
-  const model = req.model ?? (anyText ? { type: 'linear' as const } : { type: 'mlp' as const });
+  // Default: text jobs a linear model; numbers and categories auto (linear, trees and, on many rows, the MLP; the best validation score wins).
+  const model = req.model ?? (anyText ? { type: 'linear' as const } : { type: 'auto' as const });
   if ((model.type === 'gbdt' || model.type === 'auto') && anyText)
     throw badRequest(`model: ${model.type} takes numbers and categories; text features need { "type": "linear" } or "mlp"`);
   // Only the known options (a job re-resolved when it starts carries them already resolved, under `gbdt`).

@@ -83,7 +83,7 @@ describe('chaos: soak', () => {
           await fetch(`${p.url}/v1/jobs/train`, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ dataset: ds.id, target: 'y', registerAs: 'trained', epochs: 30, patience: 30 }),
+            body: JSON.stringify({ dataset: ds.id, target: 'y', registerAs: 'trained', model: { type: 'mlp' }, epochs: 30, patience: 30 }),
           })
         ).json();
         expect(train.id).toMatch(/^train_/);

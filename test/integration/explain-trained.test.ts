@@ -26,6 +26,7 @@ beforeAll(async () => {
       dataset: ds.id,
       target: 'label',
       features: ['x1', 'x2', 'x3'],
+      model: { type: 'mlp' },
       epochs: 5,
       seed: 1,
       registerAs: 'trained',

@@ -1,7 +1,7 @@
 // Quality with defaults on real data: test accuracy of the exported model on the 8x8 digits, breast
 // cancer and wine datasets within one point of scikit-learn's StandardScaler + MLPClassifier((64,))
 // on the same stratified 75/25 splits. Needs Debian's python3-sklearn for /usr/bin/python3 (it ships
-// the datasets), which .ci/run installs. Trains in this process with the defaults the HTTP edge fills in.
+// the datasets), which .ci/run installs. Trains in this process with the defaults the HTTP edge fills in for the MLP (named: tabular jobs default to auto).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -62,7 +62,7 @@ async function ours(store: FsStore, name: string, split: number): Promise<number
   const key = datasetKey(id, 'csv');
   const put = await store.put(key, fs.readFileSync(path.join(dir, `${name}-${split}-train.csv`)));
   const ds = { id, name, format: 'csv' as const, key, bytes: put.bytes, createdAt: '', ...(await profileDataset(await store.read(key), 'csv')) };
-  const job = resolveTrain({ dataset: id, target: 'target', registerAs: 'q', seed: 0 }, ds);
+  const job = resolveTrain({ dataset: id, target: 'target', registerAs: 'q', seed: 0, model: { type: 'mlp' } }, ds);
   expect(job.hyperparameters.task).toBe('classification');
   const out = await runTraining({ store, jobId: `${name}-${split}`, job });
   const [head, ...lines] = fs

@@ -38,7 +38,7 @@ const completed = (id: string) =>
 describe('training after a worker is killed', () => {
   it('resumes from the checkpoint and reproduces the uninterrupted model', async () => {
     const ds = await (await fetch(`${p.url}/v1/datasets?format=csv`, { method: 'POST', body: csv(600), headers: { 'content-type': 'text/csv' } })).json();
-    const spec = { dataset: ds.id, target: 'k', epochs: 15, patience: 1000, batchSize: 16, seed: 2 };
+    const spec = { dataset: ds.id, target: 'k', model: { type: 'mlp' }, epochs: 15, patience: 1000, batchSize: 16, seed: 2 };
     const id = (await (await postJson(`${p.url}/v1/jobs/train`, { ...spec, registerAs: 'resumed' })).json()).id;
     await until(async () => (await getJob(id)).progress?.epoch >= 3, 'three epochs', 30_000);
     const victim = p.workers[0]!;

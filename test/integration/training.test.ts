@@ -97,7 +97,8 @@ afterAll(async () => {
 
 describe('training jobs', () => {
   it('trains a classifier and a regressor, registers them with lineage and metrics, and exports what the trainer predicts', async () => {
-    const common = { features: ['x1', 'x2', 'x3'], epochs: 40, batchSize: 32, seed: 1 };
+    // The network, named: the default on tabular data is auto, which on few rows picks linear or trees.
+    const common = { features: ['x1', 'x2', 'x3'], model: { type: 'mlp' }, epochs: 40, batchSize: 32, seed: 1 };
     const [cid, rid] = await Promise.all([
       train({ dataset: cls.id, target: 'label', registerAs: 'rule-cls', ...common }),
       train({ dataset: reg.id, target: 'y', registerAs: 'rule-reg', ...common }),
@@ -150,7 +151,7 @@ describe('training jobs', () => {
   });
 
   it('gives identical models for identical seeds', async () => {
-    const common = { dataset: reg.id, target: 'y', epochs: 4, seed: 11 };
+    const common = { dataset: reg.id, target: 'y', model: { type: 'mlp' }, epochs: 4, seed: 11 };
     const ids = await Promise.all([train({ ...common, registerAs: 'seed-a' }), train({ ...common, registerAs: 'seed-b' })]);
     const [a, b] = await Promise.all(ids.map(finished));
     expect(a.state).toBe('completed');
@@ -161,7 +162,7 @@ describe('training jobs', () => {
   });
 
   it('cancels a running job: the trainer stops and nothing is registered', async () => {
-    const id = await train({ dataset: cls.id, target: 'label', registerAs: 'never', epochs: 10_000, patience: 10_000, batchSize: 16 });
+    const id = await train({ dataset: cls.id, target: 'label', registerAs: 'never', model: { type: 'mlp' }, epochs: 10_000, patience: 10_000, batchSize: 16 });
     await until(async () => (await getJob(id)).progress?.epoch >= 2, 'two epochs', 30_000);
     const res = await fetch(`${p.url}/v1/jobs/${id}/cancel`, { method: 'POST' });
     expect(res.status).toBe(202);

@@ -2,7 +2,7 @@
 // there is one, train with a checkpoint after every epoch, evaluate the best epoch on the validation
 // rows, and write the ONNX export and the trainer's own predictions (the export's reference).
 import { createHash } from 'node:crypto';
-import type { TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
+import type { GbdtSettings, TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
 import { trainKeys } from '../../core/jobs/train.ts';
 import { DEFAULT_BACKGROUND_ROWS } from '../../core/jobs/explain.ts';
 import type { DenseLayer } from '../onnx/export-mlp.ts';
@@ -16,6 +16,7 @@ import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../core/model-columns.ts'
 import { applyImputation, fitImputation, type NumericImputation } from './impute.ts';
 import { initTf, type Tf } from './tf.ts';
 import { fitTrees } from './run-trees.ts';
+import { clearlyBetter, crossValidate, CV_MAX_ROWS, fitRows, indicatorColumns, linearSetup, lossOf, predictLinear, rowLosses } from './run-linear.ts';
 import type { Ensemble } from './gbdt.ts';
 import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
 
@@ -38,7 +39,7 @@ export interface RunOutcome {
   columns: ColumnInfo[];
   modelType: 'mlp' | 'linear' | 'gbdt';
   /** Model "auto": both candidates' validation metrics and which was kept. */
-  candidates?: { type: 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
+  candidates?: { type: 'linear' | 'mlp' | 'gbdt'; metrics: TrainMetrics; kept: boolean }[];
 }
 
 /** The reference file: the rows' raw values by column (as the model's inputs take them) and what the trainer predicted for them. */
@@ -80,35 +81,68 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   const target = classification ? { mean: 0, scale: 1 } : targetStandardization(data, trainRows);
   const yVal = Float64Array.from(valRows, (r) => data.y[r]!);
 
-  // Trees (gbdt, and one of auto's two candidates) train first: they are quick and need no checkpoint.
+  const exact = hp.model.type === 'linear' && !Object.values(hp.featureTypes ?? {}).includes('text');
+  const lin = exact || hp.model.type === 'auto' ? linearSetup(data, trainRows, hp, { mean, scale }, target, enc, deadline) : undefined;
+  const allRows = Int32Array.from([...trainRows, ...valRows]);
+  // auto on few rows: linear and trees by cross-validation over every row (a tenth is too few to choose on).
+  const noIndicators = lin && indicatorColumns(lin, loaded.features, imp.indicators.length);
+  const cv =
+    hp.model.type === 'auto' && allRows.length < CV_MAX_ROWS
+      ? crossValidate(lin!, allRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, noIndicators)
+      : undefined;
+  // The missing indicators stay in the graph; the linear model leaves them out (weights 0) when they do not lower its cross-validated loss.
+  const dropIndicators = !!cv?.plain && lossOf(evaluate(cv.plain, cv.y, C)) < lossOf(evaluate(cv.linear, cv.y, C));
+  const cvLinear = cv && (dropIndicators ? cv.plain! : cv.linear);
+  const cvMetrics = cv && { linear: evaluate(cvLinear!, cv.y, C), gbdt: evaluate(cv.gbdt, cv.y, C) };
+
+  // Linear (exact, numbers and categories): fitted on the training rows for the validation metrics,
+  // then refitted on every row for the export (a convex fit has nothing to stop early on).
+  let linear: { layer: DenseLayer; metrics: TrainMetrics } | undefined;
+  if (lin) {
+    const drop = dropIndicators ? noIndicators : undefined;
+    const held = fitRows(lin, trainRows, drop);
+    linear = { layer: fitRows(lin, allRows, drop), metrics: evaluate(predictLinear(lin, held, valRows), yVal, C) };
+  }
+  // Trees (gbdt, and one of auto's candidates) train next: they are quick and need no checkpoint.
   const trees =
     hp.model.type === 'gbdt' || hp.model.type === 'auto'
-      ? fitTrees(data, trainRows, valRows, hp, { ...hp.model.gbdt, deadline }, { mean, scale }, enc)
+      ? fitTrees(data, trainRows, valRows, hp, { ...(hp.model as { gbdt: GbdtSettings }).gbdt, deadline }, { mean, scale }, enc)
       : undefined;
   const treeMetrics = trees && evaluate(trees.out, yVal, C);
   const mlp =
-    hp.model.type === 'gbdt'
+    hp.model.type === 'gbdt' || exact || cv
       ? undefined
       : await fitNetwork(tf, store, jobId, job, { data, trainRows, valRows, mean, scale, target, classes: C, classification, sparse }, enc, onProgress);
-  // auto keeps the better validation log-loss (classes: a proper score, steadier than accuracy on a small split) or RMSE.
-  const loss = (m: TrainMetrics) => ('logLoss' in m ? m.logLoss : m.rmse);
-  const keepTrees = !!treeMetrics && (!mlp || loss(treeMetrics) < loss(mlp.metrics));
-  const out = keepTrees ? trees!.out : mlp!.out;
-  const metrics = keepTrees ? treeMetrics! : mlp!.metrics;
-  const modelType = keepTrees ? ('gbdt' as const) : hp.model.type === 'linear' ? ('linear' as const) : ('mlp' as const);
-  const candidates =
-    hp.model.type === 'auto'
-      ? [
-          { type: 'mlp' as const, metrics: mlp!.metrics, kept: !keepTrees },
-          { type: 'gbdt' as const, metrics: treeMetrics!, kept: keepTrees },
-        ]
-      : undefined;
+  // auto keeps the lowest validation log-loss or RMSE; cross-validated on few rows, where the trees
+  // must beat the linear model by SE_MARGIN standard errors of the difference (else: noise).
+  const scored: { type: 'linear' | 'gbdt' | 'mlp'; metrics: TrainMetrics }[] = [];
+  if (linear) scored.push({ type: 'linear', metrics: cvMetrics?.linear ?? linear.metrics });
+  if (trees) scored.push({ type: 'gbdt', metrics: cvMetrics?.gbdt ?? treeMetrics! });
+  if (mlp) scored.push({ type: 'mlp', metrics: mlp.metrics });
+  const best = cv
+    ? scored[clearlyBetter(rowLosses(cv.gbdt, cv.y, C), rowLosses(cvLinear!, cv.y, C)) ? 1 : 0]!
+    : scored.reduce((a, b) => (lossOf(b.metrics) < lossOf(a.metrics) ? b : a));
+  const modelType = best.type;
+  const keepTrees = modelType === 'gbdt';
+  const sizes = modelType === 'linear' ? [linear!.layer.inputs, linear!.layer.outputs] : mlp?.sizes;
+  const params = modelType === 'linear' ? [linear!.layer.weights, linear!.layer.bias] : mlp?.state.bestParams;
+  // The reference rows as the exported graph computes them (float32), from the exported weights.
+  const out =
+    modelType === 'gbdt'
+      ? trees!.out
+      : modelType === 'linear'
+        ? predictEncoded(tf, sizes!, params!, encodeRows(lin!.encoder, data, valRows), hp.task, target)
+        : mlp!.out;
+  const metrics = best.metrics;
+  const candidates = hp.model.type === 'auto' ? scored.map((c) => ({ ...c, kept: c === best })) : undefined;
 
   const columns = columnInfos(job, imp, enc);
   const std = { mean, scale, target, imp, columns };
   await store.put(
     trainKeys.model(jobId),
-    keepTrees ? exportTrees(job, data, trees!.ensemble, std, trees!.encoder) : exportTrained(job, data, mlp!.sizes, mlp!.state.bestParams, std, enc),
+    keepTrees
+      ? exportTrees(job, data, trees!.ensemble, std, trees!.encoder)
+      : exportTrained(job, data, sizes!, params!, std, modelType === 'linear' ? lin!.encoder : enc),
   );
   const k = Math.min(REFERENCE_ROWS, valRows.length);
   const ref = reference(out, k, C);
@@ -131,9 +165,10 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
     predictionsKey: trainKeys.predictions(jobId),
     metrics,
     // For trees an epoch is a boosting round.
-    bestEpoch: keepTrees ? trees!.ensemble.rounds : mlp!.state.bestEpoch,
-    epochsRun: keepTrees ? trees!.ensemble.roundsRun : mlp!.state.epoch,
-    stoppedEarly: keepTrees ? trees!.ensemble.roundsRun < (hp.model as { gbdt: { trees: number } }).gbdt.trees : mlp!.state.epoch < hp.epochs,
+    // For trees an epoch is a boosting round; an exact linear fit has none.
+    bestEpoch: keepTrees ? trees!.ensemble.rounds : (mlp?.state.bestEpoch ?? 0),
+    epochsRun: keepTrees ? trees!.ensemble.roundsRun : (mlp?.state.epoch ?? 0),
+    stoppedEarly: keepTrees ? trees!.ensemble.roundsRun < (hp.model as { gbdt: { trees: number } }).gbdt.trees : !!mlp && mlp.state.epoch < hp.epochs,
     resumedFromEpoch: mlp?.resumedFromEpoch ?? 0,
     modelType,
     ...(candidates ? { candidates } : {}),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DatasetRecord } from '../../../core/datasets.ts';
-import { resolveTrain, trainRequestSchema } from '../../../core/jobs/train.ts';
+import { GBDT_DEFAULTS, resolveTrain, trainRequestSchema } from '../../../core/jobs/train.ts';
 
 const ds: DatasetRecord = {
   id: 'ds_0123456789abcdef0123',
@@ -33,13 +33,13 @@ const base = { dataset: ds.id, registerAs: 'm', seed: 1 };
 const len = (n: number) => ({ min: n, mean: n, p50: n, p95: n, max: n });
 
 describe('resolving a train request', () => {
-  it('fills in defaults: every other column (gaps too), task from the target, MLP, Adam settings, median imputation', () => {
+  it('fills in defaults: every other column (gaps too), task from the target, auto (linear, trees, MLP), Adam settings, median imputation', () => {
     const j = resolveTrain({ ...base, target: 'color' }, ds);
     expect(j.hyperparameters).toEqual({
       task: 'classification',
       target: 'color',
       features: ['a', 'b', 'gaps', 'kind', 'count', 'y'],
-      model: { type: 'mlp', hidden: [128] },
+      model: { type: 'auto', hidden: [128], gbdt: GBDT_DEFAULTS },
       epochs: 200,
       batchSize: 200,
       learningRate: 0.001,

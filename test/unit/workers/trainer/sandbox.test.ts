@@ -20,7 +20,7 @@ async function dataset(): Promise<DatasetRecord> {
   return { id, name: 't', format: 'csv', key, bytes: put.bytes, createdAt: '', ...(await profileDataset(await store.read(key), 'csv')) };
 }
 const ds = await dataset();
-const job = (epochs: number) => resolveTrain({ dataset: ds.id, registerAs: 'm', seed: 1, epochs, patience: 100_000, target: 'y' }, ds);
+const job = (epochs: number) => resolveTrain({ dataset: ds.id, registerAs: 'm', seed: 1, model: { type: 'mlp' }, epochs, patience: 100_000, target: 'y' }, ds);
 
 describe('training sandbox', () => {
   it('gives the child no API keys, Redis URL or other worker settings', async () => {

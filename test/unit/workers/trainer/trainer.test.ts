@@ -32,7 +32,7 @@ async function dataset(): Promise<DatasetRecord> {
 }
 const ds = await dataset();
 const job = (extra: Partial<TrainRequest> & { target: string }) =>
-  resolveTrain({ dataset: ds.id, registerAs: 'm', seed: 5, epochs: 8, patience: 100, features: ['x1', 'x2', 'x3'], ...extra }, ds);
+  resolveTrain({ dataset: ds.id, registerAs: 'm', seed: 5, model: { type: 'mlp' }, epochs: 8, patience: 100, features: ['x1', 'x2', 'x3'], ...extra }, ds);
 const modelBytes = (jobId: string) => fs.readFileSync(store.localPath(trainKeys.model(jobId)));
 
 describe('trainer', () => {

@@ -25,7 +25,33 @@ export const FP16_BLOCK = new Set([
 /** Inputs that must stay float32 whatever the data's type: they are sizes, not data. */
 const KEEP_FLOAT_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
 
+/** Ops that carry a model's weights: what comes before the first of them on an input's path is its front end. */
+const WEIGHT_OPS = new Set(['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'LSTM', 'GRU', 'RNN', 'Einsum']);
+
+/**
+ * The front end: nodes that read the model's inputs before any weight op does (imputation,
+ * standardization, encodings). Raw values there need not fit float16 (an income of 80,000 is Inf
+ * past 65,504), so these nodes keep float32 and their result is cast to float16 for the weights.
+ */
+function frontEnd(g: Graph): Set<Node> {
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const fromInput = new Set(g.input.filter((v) => !inits.has(v.name)).map((v) => v.name));
+  const pastWeights = new Set<string>();
+  const front = new Set<Node>();
+  for (const n of g.node) {
+    const past = WEIGHT_OPS.has(n.opType) || n.input.some((x) => pastWeights.has(x));
+    if (past) for (const o of n.output) pastWeights.add(o);
+    else if (n.input.some((x) => fromInput.has(x))) {
+      front.add(n);
+      for (const o of n.output) fromInput.add(o);
+    }
+  }
+  return front;
+}
+
 export interface Fp16Options {
+  /** Keep the front end (what reads the inputs before the first weight op) in float32. Default true. */
+  keepFrontEnd?: boolean;
   /** More op types to keep in float32. Default none. */
   blockOps?: string[];
   /** Keep float32 inputs and outputs at the model's edges. Default true. */
@@ -135,6 +161,10 @@ function castBorders(p: Plan, graphOutputs: Set<string>): { nodes: Node[]; casts
     n.output = n.output.map((y) => {
       if (p.types.get(y) !== DT.FLOAT || graphOutputs.has(y)) return y;
       const tmp = p.fresh(`${y}_fp32`);
+      // The float32 value keeps the type the graph declared for it (ai.onnx.ml ops may have no type inference).
+      const declared = p.g.valueInfo.find((v) => v.name === y);
+      if (declared)
+        p.g.valueInfo.push(Object.assign(onnx.ValueInfoProto.decode(onnx.ValueInfoProto.encode(declared as never).finish()), { name: tmp }) as never);
       const c = castNode(tmp, y, DT.FLOAT16, p.fresh(`${y}_Cast_fp16`));
       p.toHalf.add(c);
       out.push(c);
@@ -195,7 +225,10 @@ export function toFloat16(bytes: Uint8Array, opts: Fp16Options = {}): { bytes: U
   const p: Plan = {
     g,
     types: inferTypes(g),
-    blocked: new Set(g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx'))),
+    blocked: new Set([
+      ...g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx')),
+      ...((opts.keepFrontEnd ?? true) ? frontEnd(g) : []),
+    ]),
     keepFloat: new Set(),
     fresh: uniqueNamer(g),
     toHalf: new Set(),

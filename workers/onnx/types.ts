@@ -48,6 +48,9 @@ export function outputTypes(n: Node, typeOf: (v: string) => number | undefined):
     // Text front ends: string n-grams are counted into floats; StringSplit also gives the token counts.
     case n.opType === 'TfIdfVectorizer':
       return all(DT.FLOAT);
+    // ai.onnx.ml's OneHotEncoder gives float whatever it reads (a column-input model's category block).
+    case n.opType === 'OneHotEncoder' && n.domain === 'ai.onnx.ml':
+      return all(DT.FLOAT);
     case n.opType === 'StringSplit':
       return [STRING, DT.INT64];
     case n.opType === 'Dropout':

@@ -22,7 +22,10 @@ export function pruneStructured(bytes: Uint8Array, keep: number): PruneResult {
       'nothing to prune: no chain of two MatMul/Gemm layers with constant weights (and at most a bias Add and elementwise activations between them), and no Conv whose output channels feed only another Conv (through activations, pooling, BatchNormalization or depthwise convolutions)',
     );
   }
-  g.valueInfo = []; // hidden sizes changed
+  // Hidden sizes changed; the types of ai.onnx.ml outputs (a column model's one-hot block, before the
+  // pruned layers) stay, since the onnx checker cannot infer them.
+  const mlOutputs = new Set(g.node.filter((n) => n.domain && n.domain !== 'ai.onnx').flatMap((n) => n.output));
+  g.valueInfo = g.valueInfo.filter((v) => mlOutputs.has(v.name));
   finishRewrite(m);
   return { bytes: encodeModel(m), paramsBefore, paramsAfter: countParams(g), layers: dense + conv };
 }

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { exportColumns } from '../../../../workers/onnx/export-columns.ts';
+import { toFloat16 } from '../../../../workers/onnx/fp16.ts';
 import { onnxCheck } from '../../../helpers/onnx-checker.ts';
 
 /** Head = the encoded row [age / 10, age missing, color "" | blue | red] and a constant 0 score, so scores minus the last are the encoding. */
@@ -50,5 +51,22 @@ describe('column-input export', () => {
     expect(s.inputNames).toEqual(['W0', 'numbers_raw']);
     const out = await s.run({ W0: new ort.Tensor('float32', Float32Array.of(NaN), [1, 1]), numbers_raw: new ort.Tensor('string', ['red'], [1, 1]) });
     expect(out.label!.data).toEqual(['a']);
+  });
+});
+
+describe('float16 of a column-input model', () => {
+  it('keeps the front end float32 and casts the category block (ai.onnx.ml OneHotEncoder, float output): runs, same probabilities', async () => {
+    const half = toFloat16(model()).bytes;
+    expect(await onnxCheck(half)).toBeNull();
+    const [a, b] = [await ort.InferenceSession.create(model()), await ort.InferenceSession.create(half)];
+    expect(b.inputNames).toEqual(['age', 'color']);
+    const feeds = {
+      // 70,000 is past float16's range: the front end (imputation, standardization) must stay float32.
+      age: new ort.Tensor('float32', Float32Array.of(20, NaN, 0, 70_000), [4, 1]),
+      color: new ort.Tensor('string', ['red', 'blue', '', 'purple'], [4, 1]),
+    };
+    const [pa, pb] = [(await a.run(feeds)).probabilities!.data as Float32Array, (await b.run(feeds)).probabilities!.data as Float32Array];
+    expect(pb).toHaveLength(pa.length);
+    pa.forEach((v, i) => expect(Math.abs(v - pb[i]!)).toBeLessThan(2e-3));
   });
 });

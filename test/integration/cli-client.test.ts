@@ -71,7 +71,23 @@ describe('modelq as a client', () => {
   });
 
   it('train --follow prints a progress line per epoch and the metrics, exit 0', async () => {
-    const r = await cli(['train', '-d', dataset, '-t', 'species', '-r', 'iris', '--set', 'epochs=12', '--set', 'patience=50', '--follow']);
+    // The network trains in epochs (the tabular default, auto, fits a linear model on data this small).
+    const r = await cli([
+      'train',
+      '-d',
+      dataset,
+      '-t',
+      'species',
+      '-r',
+      'iris',
+      '--set',
+      'model={"type":"mlp"}',
+      '--set',
+      'epochs=12',
+      '--set',
+      'patience=50',
+      '--follow',
+    ]);
     expect(r.stderr).not.toMatch(/modelq:/);
     expect(r.code).toBe(0);
     const epochs = r.stderr.split('\n').filter((l) => /^epoch \d+\/12 loss [\d.]+ valLoss [\d.]+ accuracy [\d.]+$/.test(l));

@@ -5,16 +5,19 @@
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
 import { startGrpcServer } from '../../producer/grpc/server.ts';
-import { directRun, rows } from '../fixtures/models.ts';
+import { directRun, rows, slowMlp } from '../fixtures/models.ts';
 import { throughDoor, type Door, type Outcome } from '../helpers/doors.ts';
 import { inferenceClient } from '../helpers/grpc-client.ts';
 import { startPlatform, until, uploadModel } from '../helpers/platform.ts';
-import { F, model } from './helpers.ts';
+import { F } from './helpers.ts';
 
 const N = 1500; // requests through the unary doors
+// A model whose runs take tens of milliseconds: a job is held long enough, even on a quiet machine,
+// that a killed worker takes one with it.
+const model = slowMlp();
 const STREAMED = 400; // requests on one stream
 const DOORS: Door[] = ['rest-fast', 'rest-express', 'predict', 'grpc'];
-const OUT = 4;
+const OUT = 10; // slowMlp gives 10 values per row
 
 describe('chaos: a worker killed under online load', () => {
   it('answers every request, or refuses it as retryable', async () => {
@@ -78,7 +81,7 @@ describe('chaos: a worker killed under online load', () => {
       let kills = 0;
       let answeredAtKill = 0;
       const replacements: Promise<unknown>[] = [];
-      while (stalled === 0 && kills < 4 && outcomes.length < N) {
+      while (stalled === 0 && kills < 8 && outcomes.length < N) {
         if (living().length < 2) await Promise.race(replacements);
         await until(async () => outcomes.length >= N || (await queue.getActiveCount()) >= 1, 'a job active', 60_000);
         const victim = living()[kills % 2]!;

@@ -149,18 +149,19 @@ const FP16_SENSITIVE = [
 
 /**
  * fp16 in order of quality: everything in float16, then range-sensitive ops kept in float32 with
- * the constants they read (onnxconverter-common's op block list, extended). The first form within
- * the tolerance is kept; when none is, the verdict refuses the nearest.
+ * the constants they read (onnxconverter-common's op block list, extended) and the front end (what
+ * reads the inputs before the first weight op: raw values such as an income of 80,000 are Inf in
+ * float16). The first form within the tolerance is kept; when none is, the verdict refuses the nearest.
  */
 export async function fp16(ctx: RewriteCtx): Promise<Rewritten> {
-  const specs: [string, string[]][] = [
-    ['fp16', []],
-    ['fp16, range-sensitive ops in float32', FP16_SENSITIVE],
+  const specs: [string, string[], boolean][] = [
+    ['fp16', [], false],
+    ['fp16, range-sensitive ops in float32', FP16_SENSITIVE, true],
   ];
   const tried = [];
   let chosen: (Form & { passed: boolean; margin: number }) | undefined;
-  for (const [form, blockOps] of specs) {
-    const r = toFloat16(ctx.before, { blockOps });
+  for (const [form, blockOps, keepFrontEnd] of specs) {
+    const r = toFloat16(ctx.before, { blockOps, keepFrontEnd });
     const f = { form, bytes: r.bytes, details: { convertedTensors: r.converted, keptFloat32: r.report.blocked, casts: r.report.casts } };
     const m = await measureForm(ctx, f);
     tried.push({ form, bytes: f.bytes.length, withinTolerance: m.passed, outputs: m.outputs });

@@ -38,6 +38,8 @@ function frontEnd(g: Graph): Set<Node> {
   const fromInput = new Set(g.input.filter((v) => !inits.has(v.name)).map((v) => v.name));
   const pastWeights = new Set<string>();
   const front = new Set<Node>();
+  // Without a weight op there is no front end to tell apart: the whole graph is the model.
+  if (!g.node.some((n) => WEIGHT_OPS.has(n.opType))) return front;
   for (const n of g.node) {
     const past = WEIGHT_OPS.has(n.opType) || n.input.some((x) => pastWeights.has(x));
     if (past) for (const o of n.output) pastWeights.add(o);
@@ -50,7 +52,8 @@ function frontEnd(g: Graph): Set<Node> {
 }
 
 export interface Fp16Options {
-  /** Keep the front end (what reads the inputs before the first weight op) in float32. Default true. */
+  /** Keep the front end (what reads the inputs before the first weight op) in float32. Default false: the
+   * compression job's second form turns it on with the range-sensitive ops (workers/compression/rewrite.ts). */
   keepFrontEnd?: boolean;
   /** More op types to keep in float32. Default none. */
   blockOps?: string[];
@@ -225,10 +228,7 @@ export function toFloat16(bytes: Uint8Array, opts: Fp16Options = {}): { bytes: U
   const p: Plan = {
     g,
     types: inferTypes(g),
-    blocked: new Set([
-      ...g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx')),
-      ...((opts.keepFrontEnd ?? true) ? frontEnd(g) : []),
-    ]),
+    blocked: new Set([...g.node.filter((n) => block.has(n.opType) || (n.domain !== '' && n.domain !== 'ai.onnx')), ...(opts.keepFrontEnd ? frontEnd(g) : [])]),
     keepFloat: new Set(),
     fresh: uniqueNamer(g),
     toHalf: new Set(),

@@ -2,42 +2,26 @@
 // prefix holds each part once (deterministic names, whole-object writes), the manifest lists them,
 // and every input row is in them exactly once, in order.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../../core/storage/s3-store.ts';
+import type { S3Store } from '../../core/storage/s3-store.ts';
 import { rows, SLOW_FEATURES, slowMlp } from '../fixtures/models.ts';
-import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
-import { S3_CREDENTIALS, s3Env, startS3Server, type S3Server } from '../unit/core/storage/s3-server.ts';
+import { LAKE_BUCKET as BUCKET, startLake, type Lake } from '../helpers/lake.ts';
+import { postJson, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import type { S3Server } from '../unit/core/storage/s3-server.ts';
 
-const BUCKET = 'lake';
 const WORKER_ENV = { MODELQ_JOB_LOCK_MS: '2000', MODELQ_SCORE_CONCURRENCY: '1' };
+let world: Lake | undefined;
 let s3: S3Server;
 let p: TestPlatform;
 let lake: S3Store;
-const saved: Record<string, string | undefined> = {};
 
 beforeAll(async () => {
-  s3 = await startS3Server({ buckets: [BUCKET, 'platform'] });
-  const env: Record<string, string> = {
-    ...s3Env(s3.endpoint, 'platform'),
-    MODELQ_STORE: 'fs',
-    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/t/`] }),
-    ...WORKER_ENV,
-  };
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED']) {
-    saved[k] = process.env[k];
-    process.env[k] = env[k];
-  }
-  p = await startPlatform({ workers: 2, env });
-  lake = new S3Store({ bucket: BUCKET, endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
+  world = await startLake({ roots: [`s3://${BUCKET}/t/`], workers: 2, env: WORKER_ENV });
+  ({ s3, p, lake } = world);
   expect((await uploadModel(p.url, 'slow', slowMlp())).status).toBe(201);
 }, 120_000);
 
 afterAll(async () => {
-  await p?.stop();
-  lake?.close();
-  await s3?.stop();
-  for (const [k, v] of Object.entries(saved))
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
+  await world?.stop();
 });
 
 describe('chaos: a worker killed during a batch by reference', () => {

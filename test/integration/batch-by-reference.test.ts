@@ -6,35 +6,23 @@
 import { parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../../core/storage/s3-store.ts';
+import type { S3Store } from '../../core/storage/s3-store.ts';
 import { buildMlp } from '../../workers/onnx/builder.ts';
 import { directRun, rows } from '../fixtures/models.ts';
-import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
-import { S3_CREDENTIALS, s3Env, startS3Server, type S3Server } from '../unit/core/storage/s3-server.ts';
+import { LAKE_BUCKET as BUCKET, startLake, type Lake } from '../helpers/lake.ts';
+import { postJson, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import type { S3Server } from '../unit/core/storage/s3-server.ts';
 
 const F = 6;
 const model = buildMlp({ sizes: [F, 16, 3], seed: 31 });
-const BUCKET = 'lake';
-
+let world: Lake | undefined;
 let s3: S3Server;
 let p: TestPlatform;
 let lake: S3Store;
-const saved: Record<string, string | undefined> = {};
 
 beforeAll(async () => {
-  s3 = await startS3Server({ buckets: [BUCKET, 'platform'] });
-  // The platform's S3 settings and credentials, for this process's producer and the workers.
-  const env: Record<string, string> = {
-    ...s3Env(s3.endpoint, 'platform'),
-    MODELQ_STORE: 'fs',
-    MODELQ_BATCH_ROOTS: JSON.stringify({ default: [`s3://${BUCKET}/acme/`, 's3://no-such-bucket/acme/', 'store:tenants/acme/'] }),
-  };
-  for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED'] as const) {
-    saved[k] = process.env[k];
-    process.env[k] = env[k];
-  }
-  p = await startPlatform({ workers: 1, env });
-  lake = new S3Store({ bucket: BUCKET, endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
+  world = await startLake({ roots: [`s3://${BUCKET}/acme/`, 's3://no-such-bucket/acme/', 'store:tenants/acme/'], workers: 1 });
+  ({ s3, p, lake } = world);
   expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
   // The first test needs a batch that waits for its worker.
   const w = p.workers[0]!;
@@ -43,12 +31,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await p?.stop();
-  lake?.close();
-  await s3?.stop();
-  for (const [k, v] of Object.entries(saved))
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
+  await world?.stop();
 });
 
 const submit = (body: unknown) => postJson(`${p.url}/v1/batches`, body);

@@ -122,7 +122,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       logger.info({ queue: name }, 'no processor for this queue in this build; not consuming it');
       continue;
     }
-    workers.push(queueWorker(name, factory(deps), (jobs[name] = { completed: 0, failed: 0 }), deps));
+    workers.push(queueWorker(name, factory(deps), (jobs[name] = { completed: 0, failed: 0 }), deps, id));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
@@ -179,6 +179,7 @@ function queueWorker(
   { processor, concurrency }: ReturnType<ProcessorFactory>,
   counts: { completed: number; failed: number },
   d: WorkerDeps,
+  id: string,
 ): Worker {
   const { cfg, logger } = d;
   const w = new Worker(
@@ -190,6 +191,9 @@ function queueWorker(
     {
       connection: d.redis,
       prefix: keyPrefix(cfg),
+      // Each job records the worker process that took it (`processedBy`: host:pid:tag), as the
+      // worker figures on the dashboard name it.
+      name: id,
       concurrency,
       autorun: true,
       lockDuration: cfg.MODELQ_JOB_LOCK_MS,

@@ -73,9 +73,9 @@ describe('chaos: a worker killed under online load', () => {
       const load = Promise.all(Array.from({ length: 32 }, client));
 
       await until(() => outcomes.length >= 50, 'the load under way', 60_000);
-      // A worker killed while it holds a job (one at a time each, MODELQ_INFER_CONCURRENCY=1): which
-      // worker holds the active job is not known here, so a living worker is killed while a job is
-      // active, and again (a replacement started each time) until a killed one took a job with it.
+      // The worker that holds an active job is killed: each job records the worker process that took
+      // it (processedBy, host:pid:tag). A job may finish between the look and the kill, so this is
+      // tried again (a replacement started each time) until a kill took a job with it.
       const queue = p.deps.queues.queue('infer');
       const living = () => p.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
       let kills = 0;
@@ -83,8 +83,18 @@ describe('chaos: a worker killed under online load', () => {
       const replacements: Promise<unknown>[] = [];
       while (stalled === 0 && kills < 8 && outcomes.length < N) {
         if (living().length < 2) await Promise.race(replacements);
-        await until(async () => outcomes.length >= N || (await queue.getActiveCount()) >= 1, 'a job active', 60_000);
-        const victim = living()[kills % 2]!;
+        let victim: (typeof p.workers)[number] | undefined;
+        await until(
+          async () => {
+            if (outcomes.length >= N) return true;
+            const pids = (await queue.getActive()).map((j) => Number(j.processedBy?.split(':').at(-2)));
+            victim = living().find((w) => pids.includes(w.child.pid!));
+            return victim !== undefined;
+          },
+          'a worker holding a job',
+          60_000,
+        );
+        if (!victim) break;
         victim.child.kill('SIGKILL');
         await victim.exited;
         kills++;

@@ -1,7 +1,7 @@
 // /metrics gauges of input drift: per version with a window and per feature, its PSI or
 // Jensen-Shannon distance and its level, computed at scrape time from the windows in Redis.
 import client from 'prom-client';
-import { DriftWindows, versionDrift, type FeatureDrift } from '../core/drift.ts';
+import { DriftWindows, versionDrift, type FeatureDrift } from '../core/drift/index.ts';
 import { parseRef } from '../core/registry.ts';
 import type { ProducerDeps } from './deps.ts';
 

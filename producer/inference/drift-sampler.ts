@@ -2,7 +2,7 @@
 // requests of versions that have a reference profile is binned here, counts gather in memory and go
 // to Redis in one script call per version every FLUSH_MS, so a sampled request costs a few array
 // reads and a map update, and an unsampled one a random draw.
-import { countRows, DriftWindows, featureRows, profileCache, type DriftProfile, type ReferenceCollector, type Slot } from '../../core/drift.ts';
+import { countRows, DriftWindows, featureRows, profileCache, type DriftProfile, type ReferenceCollector, type Slot } from '../../core/drift/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { InferRequest } from '../../core/jobs/infer.ts';
 import type { VersionRecord } from '../../core/registry.ts';

@@ -6,7 +6,7 @@
 // The doors only translate: their bodies into the protocol's JSON form, the answer into theirs.
 import type { Principal } from '../../core/auth.ts';
 import { badRequest, fromErrorData } from '../../core/errors.ts';
-import { DriftWindows, ReferenceCollector } from '../../core/drift.ts';
+import { DriftWindows, ReferenceCollector } from '../../core/drift/index.ts';
 import { packTensor, toProtocolTensor, type Batching, type JobTensor } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { rateLimitFor, type RateLimit } from '../auth.ts';

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { DatasetStore, datasetRows, numericValue } from '../../core/datasets.ts';
-import { buildProfile, DriftWindows, modelSlots, referenceKey, versionDrift, type Slot } from '../../core/drift.ts';
+import { buildProfile, DriftWindows, modelSlots, referenceKey, versionDrift, type Slot } from '../../core/drift/index.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { checkName, metadataList, type VersionRecord } from '../../core/registry.ts';
 import { jsonBody } from '../body.ts';

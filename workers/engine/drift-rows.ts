@@ -1,6 +1,6 @@
 // Drift sampling of batch rows, inside an engine thread: of each run's rows a share is drawn and
 // their input values copied out (never whole runs); the worker's main thread counts them into the
-// version's drift window (core/drift.ts), as the producer does for online requests.
+// version's drift window (core/drift/), as the producer does for online requests.
 import type { RawTensor } from '../../core/tensors.ts';
 import type { RunFeeds } from './run-feeds.ts';
 

@@ -4,7 +4,7 @@
 // text column), and a seeded sample of training rows as the explanation background, each column's
 // raw values (null for a missing number, "" for a missing string) as the model takes them.
 import { trainBackgroundKey, type ColumnBackground } from '../../core/jobs/explain.ts';
-import { buildProfile, trainReferenceKey, type Slot } from '../../core/drift.ts';
+import { buildProfile, trainReferenceKey, type Slot } from '../../core/drift/index.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { Rng } from '../trainer/data.ts';
 

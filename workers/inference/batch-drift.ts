@@ -3,7 +3,7 @@
 // without a reference, added to the rows its reference is built from (the first N scored).
 import type { Redis } from 'ioredis';
 import type { Config } from '../../core/config.ts';
-import { countRows, DriftWindows, featureRows, profileCache, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift.ts';
+import { countRows, DriftWindows, featureRows, profileCache, ReferenceCollector, type DriftProfile, type RowsOf } from '../../core/drift/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import { LEGACY_ACCESS, Registry, type VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';

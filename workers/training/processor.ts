@@ -12,7 +12,7 @@ import { jobCancelKey, resolveTrain, trainJobSchema, type TrainMetrics, type Tra
 import type { Logger } from '../../core/logger.ts';
 import { modelArtifactKey, Registry, type VersionRecord } from '../../core/registry.ts';
 import { backgroundKey } from '../../core/jobs/explain.ts';
-import { referenceKey } from '../../core/drift.ts';
+import { referenceKey } from '../../core/drift/index.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine } from '../engine/engine.ts';

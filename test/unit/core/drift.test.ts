@@ -1,6 +1,6 @@
 // Drift statistics: bins from quantiles, PSI and Jensen-Shannon distance against hand-computed values, levels.
 import { describe, expect, it } from 'vitest';
-import { binOf, buildProfile, countRows, driftReport, jsDistance, levelOf, modelSlots, psi } from '../../../core/drift.ts';
+import { binOf, buildProfile, countRows, driftReport, jsDistance, levelOf, modelSlots, psi } from '../../../core/drift/index.ts';
 
 describe('drift statistics', () => {
   it('bins by cut points: edges[i-1] <= v < edges[i]', () => {

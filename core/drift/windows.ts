@@ -1,0 +1,55 @@
+// Drift windows in Redis: per version, counts per reference bin in two generations of half a window
+// of rows each (bounded: a count per bin, never rows).
+import type { Redis } from 'ioredis';
+
+// Adds counts to the current generation; when it holds half a window of rows it becomes the
+// previous one, so a report (both generations) covers the last W/2 to W rows in bounded memory.
+const ADD_COUNTS = `
+for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n = redis.call('HINCRBY', KEYS[1], 'n', ARGV[2])
+if n >= tonumber(ARGV[1]) then redis.call('RENAME', KEYS[1], KEYS[2]) end
+redis.call('SADD', KEYS[3], ARGV[3])
+return n
+`;
+
+/** Drift windows in Redis, under the registry's `records:` space. */
+export class DriftWindows {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly window: number,
+  ) {}
+
+  private k(name: string, version: number, gen: 'cur' | 'prev') {
+    return `${this.prefix}:records:drift:${name}:${version}:${gen}`;
+  }
+  get versionsKey() {
+    return `${this.prefix}:records:drift:versions`;
+  }
+
+  /** Adds `rows` rows whose bins were counted into `counts` ("k:bin" -> n). */
+  async add(name: string, version: number, rows: number, counts: Map<string, number>): Promise<void> {
+    const args: (string | number)[] = [Math.max(1, Math.floor(this.window / 2)), rows, `${name}@${version}`];
+    for (const [field, n] of counts) args.push(field, n);
+    await this.redis.eval(ADD_COUNTS, 3, this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey, ...args);
+  }
+
+  /** Counts of both generations and their rows. */
+  async read(name: string, version: number): Promise<{ rows: number; counts: Map<string, number> }> {
+    const [cur, prev] = await Promise.all([this.redis.hgetall(this.k(name, version, 'cur')), this.redis.hgetall(this.k(name, version, 'prev'))]);
+    const counts = new Map<string, number>();
+    let rows = 0;
+    for (const h of [cur, prev]) {
+      for (const [f, v] of Object.entries(h)) {
+        if (f === 'n') rows += Number(v);
+        else counts.set(f, (counts.get(f) ?? 0) + Number(v));
+      }
+    }
+    return { rows, counts };
+  }
+
+  /** Versions that have a window (for /metrics). */
+  versions(): Promise<string[]> {
+    return this.redis.smembers(this.versionsKey);
+  }
+}

@@ -1,4 +1,4 @@
-// Layering and cycles (design.md, "Layout"): core/ imports nothing above it; producer, workers,
+// Layering and cycles (docs/architecture.md, "Layering"): core/ imports nothing above it; producer, workers,
 // dashboard and cli never import each other; no import cycles; production code imports only
 // package.json's dependencies (it runs from `npm ci --omit=dev`). Run by `npm run deps` and .ci/run.
 const ROOMS = ['producer', 'workers', 'dashboard', 'cli'];

@@ -59,6 +59,6 @@ export function unknownKeyProblems(env: NodeJS.ProcessEnv, known: readonly strin
     .sort()
     .map((k) => {
       const near = closestKey(k, all);
-      return `${k}: not a configuration key${near ? `; did you mean ${near}?` : ''} (the keys are listed in README.md, Configuration)`;
+      return `${k}: not a configuration key${near ? `; did you mean ${near}?` : ''} (the keys are listed in docs/operations.md, Configuration)`;
     });
 }

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { unknownKeyProblems } from './config-unknown.ts';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-/** What a value must look like, for the README's table, where the schema cannot say it itself (a pattern, a transform). */
+/** What a value must look like, for the configuration table (docs/operations.md), where the schema cannot say it itself (a pattern, a transform). */
 const allowed = (text: string) => ({ allowed: text });
 /** "7d", "12h", "30m", "45s" or plain seconds -> milliseconds. */
 const duration = z
@@ -33,7 +33,7 @@ const CORES = Math.max(1, os.availableParallelism());
 
 /**
  * Each entry: [schema with its default, meaning, and the default as shown where the schema's is
- * machine-dependent or in other units]. The README's configuration table is configTable()'s
+ * machine-dependent or in other units]. The configuration table in docs/operations.md is configTable()'s
  * output (npm run docs:config writes it; test/unit/core/config.test.ts fails when they differ).
  */
 export const configKeys = {
@@ -401,7 +401,7 @@ export function allowedValues(schema: z.ZodType): string {
   return 'see meaning';
 }
 
-/** The README's configuration table (markdown), rendered from configKeys. */
+/** The configuration table of docs/operations.md (markdown), rendered from configKeys. */
 export function configTable(): string {
   const rows = Object.entries(configKeys).map(([key, entry]) => {
     const [schema, meaning, shown] = entry as readonly [z.ZodType, string, string?];
@@ -472,7 +472,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 /** Prints configuration problems, one a line, and exits EXIT_CONFIG. */
 export function exitOnConfigProblems(problems: string[]): never {
   process.stderr.write(
-    `modelq: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}; see the Configuration table in README.md):\n` +
+    `modelq: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}; see the Configuration table in docs/operations.md):\n` +
       problems.map((p) => `  - ${p}\n`).join(''),
   );
   process.exit(EXIT_CONFIG);

@@ -1,5 +1,5 @@
 // Entry of a dataset-profiling thread: Node 20 cannot start a worker thread on a .ts file directly,
-// so register tsx here and then load the TypeScript module (design.md, "Worker threads and TypeScript").
+// so register tsx here and then load the TypeScript module (docs/architecture.md, "Worker threads and TypeScript").
 import { register } from 'tsx/esm/api';
 
 register();

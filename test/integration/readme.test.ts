@@ -1,9 +1,11 @@
-// The README is tested: its shell examples run, in order, against a real platform (producer, a
-// worker with every CPU queue, real Redis and onnxruntime), so an example that stops working fails CI.
+// The README and docs/ are tested: their shell examples run, in order (the README's, then each
+// docs/*.md page's in the order of the README's Documentation list), against a real platform
+// (producer, a worker with every CPU queue, real Redis and onnxruntime), so an example that stops
+// working fails CI.
 //
 // Convention (test/helpers/readme-examples.ts; also in a comment in README.md above "Try it"):
-// every ```sh block of README.md has, on the line before its fence, either
-//   <!-- readme-test -->                  run here, in README order, in one bash session
+// every ```sh block of README.md and docs/*.md has, on the line before its fence, either
+//   <!-- readme-test -->                  run here, in that order, in one bash session
 //   <!-- readme-test: skip <reason> -->   not run (S3, GPU, Docker, other hosts, placeholder ids)
 // and a shell block with neither fails this test. The run happens in an empty folder inside the
 // clone (under test-results/, so `npm run ...` finds the package), with `localhost:8080` (in the
@@ -14,11 +16,20 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { examplesScript, shellExamples } from '../helpers/readme-examples.ts';
+import { docPages, examplesScript, shellExamples, type ShellExample } from '../helpers/readme-examples.ts';
 import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+const DOCS = docPages(
+  README,
+  fs
+    .readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+);
+/** Every shell example: the README's, then each linked docs/ page's. */
+const examples = (): ShellExample[] => [...shellExamples(README), ...DOCS.flatMap((f) => shellExamples(fs.readFileSync(path.join(ROOT, f), 'utf8'), f))];
 
 let p: TestPlatform;
 let dir: string;
@@ -55,18 +66,28 @@ const get = async (route: string) => {
   return r;
 };
 
-describe('README.md', () => {
+describe('README.md and docs/', () => {
   it('marks every shell block as run or skipped, with a reason', () => {
-    const all = shellExamples(README);
-    expect(all.filter((e) => e.run).length).toBeGreaterThanOrEqual(3);
-    for (const e of all.filter((x) => !x.run)) expect(e.reason, `block at line ${e.line}`).toBeTruthy();
-    expect(() => shellExamples('text\n```sh\ncurl x\n```\n')).toThrow(/line 2: a shell block needs/);
+    const all = examples();
+    expect(all.filter((e) => e.run && e.file === 'README.md').length).toBeGreaterThanOrEqual(1);
+    expect(new Set(all.filter((e) => e.run).map((e) => e.file)).size).toBeGreaterThanOrEqual(4);
+    for (const e of all.filter((x) => !x.run)) expect(e.reason, `block at ${e.file} line ${e.line}`).toBeTruthy();
+    expect(() => shellExamples('text\n```sh\ncurl x\n```\n')).toThrow(/README.md line 2: a shell block needs/);
+    expect(() => shellExamples('text\n```sh\ncurl x\n```\n', 'docs/x.md')).toThrow(/docs\/x.md line 2: a shell block needs/);
+  });
+
+  it('links every docs/ page, in the order their examples run', () => {
+    expect(DOCS.length).toBeGreaterThanOrEqual(8);
+    expect(DOCS.indexOf('docs/batches.md')).toBeLessThan(DOCS.indexOf('docs/cli.md')); // the CLI scores the batch examples' files
+    expect(() => docPages('- [A](docs/a.md): a\nsee [b](docs/b.md)', ['docs/a.md', 'docs/b.md'])).toThrow(/links no docs\/b.md/);
+    expect(() => docPages('- [A](docs/a.md): a\n- [C](docs/c.md): c', ['docs/a.md'])).toThrow(/links docs\/c.md, which does not exist/);
+    expect(docPages('see [a](docs/a.md)\n- [B](docs/b.md): b\n- [A](docs/a.md): a', ['docs/a.md', 'docs/b.md'])).toEqual(['docs/b.md', 'docs/a.md']);
   });
 
   it('runs its examples, in order, from nothing', async () => {
     expect(fs.existsSync('/usr/bin/curl') || fs.existsSync('/bin/curl')).toBe(true);
     const hostPort = new URL(p.url).host;
-    const { code, out } = await run(examplesScript(shellExamples(README), hostPort), { MODELQ_URL: p.url }, 540_000);
+    const { code, out } = await run(examplesScript(examples(), hostPort), { MODELQ_URL: p.url }, 540_000);
     fs.writeFileSync(path.join(ROOT, 'test-results', 'readme-run.log'), out); // the whole transcript, for a failing CI run
     expect(code, out.slice(-6000)).toBe(0);
 

@@ -45,10 +45,10 @@ describe('config', () => {
     expect(problems.map((p) => p.split(/[=:]/)[0])).toEqual(['MODELQ_PORT', 'MODELQ_DEVICE', 'MODELQ_S3_BUCKET', 'MODELQ_DRIFT_WARN']);
   });
 
-  it("the README's configuration table is the one rendered from configKeys (npm run docs:config)", () => {
-    const readme = fs.readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-    const section = /<!-- config-table:start[^>]*-->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme);
-    expect(section, 'README.md has a config-table section').not.toBeNull();
+  it("docs/operations.md's configuration table is the one rendered from configKeys (npm run docs:config)", () => {
+    const page = fs.readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+    const section = /<!-- config-table:start[^>]*-->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(page);
+    expect(section, 'docs/operations.md has a config-table section').not.toBeNull();
     const documented = section![1]!.split('\n');
     const rendered = configTable().split('\n');
     // Row by row, so a failure names the key whose row is missing or wrong.

@@ -23,7 +23,7 @@ module.exports = {
     {
       name: 'production-imports-only-dependencies',
       comment:
-        'Production code runs from `npm ci --omit=dev` (README, "Installing"): what it imports must be in package.json\'s dependencies, not devDependencies (type-only imports vanish at run time and may use them).',
+        'Production code runs from `npm ci --omit=dev` (docs/operations.md, "Installing"): what it imports must be in package.json\'s dependencies, not devDependencies (type-only imports vanish at run time and may use them).',
       severity: 'error',
       from: { path: `^(core|${ROOMS.join('|')})/` },
       to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },

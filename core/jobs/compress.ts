@@ -8,7 +8,7 @@ export const COMPRESS_JOB_ID_RE = /^compress_[0-9a-f]{20}$/;
 export const COMPRESS_METHODS = ['quantize-int8', 'quantize-int8-static', 'fp16', 'prune', 'distill'] as const;
 export type CompressMethod = (typeof COMPRESS_METHODS)[number];
 
-/** Distillation defaults (documented in the README): a tenth of the dataset is held out to stop early and to measure agreement. */
+/** Distillation defaults (documented in docs/training-and-compression.md, "Distillation"): a tenth of the dataset is held out to stop early and to measure agreement. */
 export const DISTILL_DEFAULTS = { epochs: 200, temperature: 2, batchSize: 256, learningRate: 0.001, patience: 30, seed: 1, heldOut: 0.1, noise: 0.1 } as const;
 
 /** Request-supplied calibration inputs are capped: they travel in the job's data, through Redis. */

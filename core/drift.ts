@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
 import { metadataList, type VersionRecord } from './registry.ts';
-import { textWords } from './text-tokens.ts';
+import { textTokens } from './text.ts';
 import type { ArtifactStore } from './storage/index.ts';
 
 /** Quantile bins per numeric feature, and categories kept per categorical one (the rest count as "other"). */
@@ -112,7 +112,7 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
     features: slots.map((s, k) => {
       const v = values[k]!;
       if (s.categorical && (s.text ?? isText(v.map(String)))) {
-        const words = v.map((x) => textWords(String(x)));
+        const words = v.map((x) => textTokens(x));
         const freq = new Map<string, number>();
         for (const ws of words) for (const w of ws) freq.set(w, (freq.get(w) ?? 0) + 1);
         const tokens = [...freq.entries()]
@@ -152,7 +152,7 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
 function isText(v: string[]): boolean {
   if (!v.length) return false;
   let words = 0;
-  for (const x of v) words += textWords(x).length;
+  for (const x of v) words += textTokens(x).length;
   return words / v.length >= TEXT_MIN_WORDS;
 }
 
@@ -352,7 +352,7 @@ export function binsOf(f: FeatureProfile, x: unknown): number[] {
   if (f.kind !== 'text') return [binValue(f, x)];
   let index = tokenIndex.get(f);
   if (!index) tokenIndex.set(f, (index = new Map(f.tokens.map((t, i) => [t, i]))));
-  return textWords(String(x)).map((w) => index.get(w) ?? f.tokens.length);
+  return textTokens(String(x)).map((w) => index.get(w) ?? f.tokens.length);
 }
 const tokenIndex = new WeakMap<FeatureProfile, Map<string, number>>();
 

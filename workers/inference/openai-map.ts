@@ -139,7 +139,7 @@ function responseBody(e: ScoredEntry, rows: NativeRow[], m: ResolvedModel, url: 
       const per = rows[0]?.outputs?.[name]?.length ?? 0;
       const rest = spec?.shape.slice(1) ?? [];
       // The row's dimensions from the signature where it fixes them, else its values' count.
-      const dims = rest.length && rest.every((d) => d >= 0) && elementCount(rest) === per ? rest : [per];
+      const dims = !rows.length ? rest.map((d) => Math.max(d, 0)) : rest.every((d) => d >= 0) && elementCount(rest) === per ? rest : [per];
       return { name, datatype: spec?.datatype ?? 'FP32', shape: [rows.length, ...dims], data: rows.flatMap((r) => values(spec, r.outputs?.[name] ?? [])) };
     }),
   };

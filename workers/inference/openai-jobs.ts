@@ -23,7 +23,8 @@ export async function openaiProcessor(job: Pick<Job, 'name' | 'data'> & Partial<
     const err = toJobError(e);
     const last = err.name === 'UnrecoverableError' || (job.attemptsMade ?? 0) + 1 >= (job.opts?.attempts ?? 1);
     const batchId = (job.data as { batchId?: unknown })?.batchId;
-    if (last && typeof batchId === 'string') {
+    // An expire that gives up leaves the batch to run to its end: it is not the batch's failure.
+    if (last && typeof batchId === 'string' && job.name !== OPENAI_JOBS.expire) {
       await d.openai.setFields(batchId, {
         errors: JSON.stringify([{ code: 'server_error', message: `${job.name}: ${err.message}`, param: null, line: null }]),
       });

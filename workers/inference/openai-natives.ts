@@ -132,6 +132,9 @@ export async function enqueueOpenaiFlow(record: BatchRecord, d: NativeDeps): Pro
     }
     children.push(nativeBatchFlow({ id: n.id }, plan.chunks, { asChild: true }));
   }
+  // Cancelled while the native records were being made (the cancel found none to cancel): cancel them here.
+  if ((await d.openai.status(record.id)) === 'cancelling')
+    for (const n of record.natives ?? []) if (n.id) await batches.transition(n.id, 'cancelling', ['queued']);
   flows ??= new FlowProducer({ connection: d.redis, prefix: d.prefix });
   await flows.add({
     name: OPENAI_JOBS.finalize,

@@ -13,12 +13,14 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { Config } from '../../core/config.ts';
 import { JobDeadline } from '../job-deadline.ts';
 import { type MapEntry, toNativeRows } from './openai-map.ts';
+import { enqueueOpenaiFlow, type NativeDeps, writeNatives } from './openai-natives.ts';
 import { LineTooLongError, linesOf, modelRefOf } from './openai-read.ts';
 
 export { LineTooLongError, linesOf, modelRefOf };
-import { enqueueOpenaiFlow, type NativeDeps, writeNatives } from './openai-natives.ts';
 
-/** Lines per chunk at most (kept for the chunk-range helper below; chunks are now the native batches'). */
+// The line-range chunking below is no longer used (chunks are the native batches'): it is kept while
+// test/unit/workers/inference/openai-validate.test.ts, which must pass unchanged, still tests it.
+/** Lines per chunk at most. */
 export const OPENAI_CHUNK_LINES = 1000;
 /** Bytes per chunk at most. */
 export const OPENAI_CHUNK_BYTES = 32 * 1024 * 1024;

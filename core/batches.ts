@@ -2,6 +2,7 @@
 // atomically), and per-chunk results written under the chunk's index so a chunk that runs twice
 // counts once.
 import type { Redis } from 'ioredis';
+import { transitionStatus } from './status-transition.ts';
 import { type BatchSpec, type BatchStatus, FINAL_STATUSES, type PartInfo } from './jobs/batch.ts';
 
 export interface ChunkOutcome {
@@ -28,21 +29,6 @@ export interface BatchView {
   completedAt?: string;
   expiresAt: string;
 }
-
-// KEYS[1] = the batch hash. ARGV[1] = new status, ARGV[2] = ISO time, ARGV[3..] = allowed current statuses.
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return nil end
-for i = 3, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
-    if ARGV[1] == 'running' then redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2]) end
-    if ARGV[1] == 'completed' or ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then redis.call('HSET', KEYS[1], 'completedAt', ARGV[2]) end
-    return cur
-  end
-end
-return false
-`;
 
 // KEYS[1] = the batch hash. ARGV[1] = ISO time, ARGV[2] = the reason. Only a batch still under way fails.
 const FAIL = `
@@ -98,8 +84,9 @@ export class BatchStore {
 
   /** Moves to `to` when the current status is one of `from`; returns the previous status, or null when not allowed. */
   async transition(id: string, to: BatchStatus, from: readonly BatchStatus[]): Promise<BatchStatus | null> {
-    const r = await this.redis.eval(TRANSITION, 1, this.key(id), to, new Date().toISOString(), ...from);
-    return (r as BatchStatus | null) ?? null;
+    // startedAt: the first time it ran; completedAt: when it ended.
+    const stamp = to === 'running' ? { first: 'startedAt' } : FINAL_STATUSES.includes(to) ? { every: 'completedAt' } : {};
+    return transitionStatus(this.redis, this.key(id), to, new Date().toISOString(), stamp, from);
   }
 
   /** Moves to `failed` with its reason in one step, so no reader sees a failed batch without its reason. */

@@ -1,23 +1,25 @@
-// OpenAI-compatible Files and Batches: their records in Redis (files by tenant, batches with status,
-// Unix-second timestamps and per-chunk counts), the job data of their flow, and the mapping to the
-// objects OpenAI's API returns. File bytes live in the artifact store, never in Redis.
+// OpenAI-compatible Files and Batches: their records in Redis (files by tenant, batches with status
+// and Unix-second timestamps), the job data of their flow, and the mapping to the objects OpenAI's
+// API returns. An OpenAI batch runs as native batches (core/batches.ts), one per model its lines
+// name: their chunks, parts and counts are the native ones. File bytes live in the artifact store.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { transitionStatus } from './status-transition.ts';
 import { tensorSpecSchema } from './tensors.ts';
 
 export const OPENAI_STATUSES = ['validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled'] as const;
 export type OpenaiStatus = (typeof OPENAI_STATUSES)[number];
 export const OPENAI_FINAL: readonly OpenaiStatus[] = ['failed', 'completed', 'expired', 'cancelled'];
 
-/** Job names on the `batch` queue (validate, finalize) and the `score` queue (lines). */
-export const OPENAI_JOBS = { validate: 'openai-validate', lines: 'openai-lines', finalize: 'openai-finalize', cleanup: 'openai-cleanup' } as const;
+/** Job names on the `batch` queue: validate (then the native flows), expire (at the window's end), finalize (after the native batches), cleanup. */
+export const OPENAI_JOBS = { validate: 'openai-validate', expire: 'openai-expire', finalize: 'openai-finalize', cleanup: 'openai-cleanup' } as const;
 export const isOpenaiJob = (name: string) => name.startsWith('openai-');
 
 export const openaiKeys = {
   file: (id: string) => `openai/files/${id}`,
   dir: (batchId: string) => `openai/batches/${batchId}`,
-  output: (batchId: string, i: number) => `openai/batches/${batchId}/out/${String(i).padStart(6, '0')}.jsonl`,
-  errors: (batchId: string, i: number) => `openai/batches/${batchId}/err/${String(i).padStart(6, '0')}.jsonl`,
+  /** One line per request line: which native batch and rows carry it, or its own error (workers/inference/openai-map.ts). */
+  lineMap: (batchId: string) => `openai/batches/${batchId}/lines.jsonl`,
 };
 
 export interface FileRecord {
@@ -48,14 +50,28 @@ export interface BatchRecord {
   metadata: Record<string, string> | null;
   created_at: number;
   expires_at: number;
-  /** Set by validation: the models the lines name, resolved once; the line count; the chunk ranges' count. */
+  /** Set by validation: the models the lines name, resolved once; the line count; the lines refused before scoring. */
   models?: Record<string, ResolvedModel>;
   total?: number;
-  chunks?: number;
+  refused?: number;
+  /** Set by validation: the native batches that score the lines, one per model (none when the window had passed). */
+  natives?: NativePart[];
 }
 
-export const linesJobSchema = z.object({ batchId: z.string(), index: z.number().int().min(0), start: z.number().int().min(0), end: z.number().int().min(0) });
-export type LinesJob = z.infer<typeof linesJobSchema>;
+/** A native batch of an OpenAI batch: its id, its model (`name@version`) and its rows. */
+export interface NativePart {
+  id: string;
+  model: string;
+  rows: number;
+}
+
+/** Request counts of a finished batch, kept once it has ended (the native batches may be removed first). */
+export interface LineCounts {
+  completed: number;
+  failed: number;
+  expired: number;
+}
+
 export const batchIdJobSchema = z.object({ batchId: z.string() });
 
 export interface LineError {
@@ -66,21 +82,6 @@ export interface LineError {
 }
 
 const nowSec = () => Math.floor(Date.now() / 1000);
-
-// KEYS[1] = batch hash. ARGV[1] = new status, ARGV[2] = Unix seconds, ARGV[3..] = allowed current statuses.
-// The time a status is first reached is kept in "<status>_at" (failed_at, expired_at, ...).
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return nil end
-for i = 3, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
-    redis.call('HSETNX', KEYS[1], ARGV[1] .. '_at', ARGV[2])
-    return cur
-  end
-end
-return false
-`;
 
 export class OpenaiStore {
   constructor(
@@ -96,9 +97,6 @@ export class OpenaiStore {
   }
   private batchKey(id: string) {
     return `${this.prefix}:records:openai:batch:${id}`;
-  }
-  private chunksKey(id: string) {
-    return `${this.prefix}:records:openai:batch:${id}:chunks`;
   }
   private batchesIndex(tenant: string) {
     return `${this.prefix}:records:openai:batches:${tenant}`;
@@ -136,7 +134,7 @@ export class OpenaiStore {
     const b = await this.batch(id);
     await this.redis
       .multi()
-      .del(this.batchKey(id), this.chunksKey(id))
+      .del(this.batchKey(id))
       .zrem(this.byTime('batches'), id)
       .zrem(this.batchesIndex(b?.record.tenant ?? 'default'), id)
       .exec();
@@ -182,23 +180,8 @@ export class OpenaiStore {
 
   /** Moves to `to` when the current status is one of `from`; the previous status, or null. */
   async transition(id: string, to: OpenaiStatus, from: readonly OpenaiStatus[]): Promise<OpenaiStatus | null> {
-    return ((await this.redis.eval(TRANSITION, 1, this.batchKey(id), to, nowSec(), ...from)) as OpenaiStatus | null) ?? null;
-  }
-
-  async recordChunk(id: string, index: number, counts: { completed: number; failed: number; expired: number }): Promise<void> {
-    await this.redis.hset(this.chunksKey(id), String(index), JSON.stringify(counts));
-  }
-
-  async chunkCounts(id: string): Promise<{ done: number; completed: number; failed: number; expired: number }> {
-    const sum = { done: 0, completed: 0, failed: 0, expired: 0 };
-    for (const v of Object.values(await this.redis.hgetall(this.chunksKey(id)))) {
-      const c = JSON.parse(v) as { completed: number; failed: number; expired: number };
-      sum.done++;
-      sum.completed += c.completed;
-      sum.failed += c.failed;
-      sum.expired += c.expired;
-    }
-    return sum;
+    // The time a status is first reached is kept in "<status>_at" (failed_at, expired_at, ...).
+    return transitionStatus(this.redis, this.batchKey(id), to, String(nowSec()), { first: `${to}_at` }, from);
   }
 
   /** A page of ids, newest first (or oldest first with order "asc"), after the cursor `after`. */
@@ -233,8 +216,8 @@ export const fileObject = (f: FileRecord) => ({
   status: 'processed' as const,
 });
 
-/** The OpenAI batch object, from the record, its status fields and the chunk counts. */
-export function batchObject(b: BatchRecord, h: Record<string, string>, counts: { completed: number; failed: number; expired: number }) {
+/** The OpenAI batch object, from the record, its status fields and the request counts so far. */
+export function batchObject(b: BatchRecord, h: Record<string, string>, counts: LineCounts) {
   const ts = (s: string) => (h[`${s}_at`] ? Number(h[`${s}_at`]) : null);
   const errors = h.errors ? { object: 'list' as const, data: JSON.parse(h.errors) as LineError[] } : null;
   return {
@@ -259,4 +242,19 @@ export function batchObject(b: BatchRecord, h: Record<string, string>, counts: {
     request_counts: { total: b.total ?? 0, completed: counts.completed, failed: counts.failed + counts.expired },
     metadata: b.metadata,
   };
+}
+
+/**
+ * A batch's request counts: exact once it has ended (kept in its `counts` field); while it runs, the
+ * native batches' row counts spread over the lines they carry (exact when every line is one row),
+ * the lines refused before scoring counted as failed from the start.
+ */
+export function requestCounts(b: BatchRecord, h: Record<string, string>, native: { completed: number; failed: number }[]): LineCounts {
+  if (h.counts) return JSON.parse(h.counts) as LineCounts;
+  const refused = b.refused ?? 0;
+  const rows = (b.natives ?? []).reduce((n, x) => n + x.rows, 0);
+  const scored = (b.total ?? 0) - refused;
+  const share = (r: number) => (rows ? Math.min(scored, Math.floor((r * scored) / rows)) : 0);
+  const done = native.reduce((a, v) => ({ completed: a.completed + v.completed, failed: a.failed + v.failed }), { completed: 0, failed: 0 });
+  return { completed: share(done.completed), failed: refused + share(done.failed), expired: 0 };
 }

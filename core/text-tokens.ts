@@ -1,19 +1,15 @@
-// Words of a text as explanations (occlusion) and drift (word frequencies) count them: the tokens
-// of core/text.ts (the platform's text models' own lowercasing and tokenization: runs of letters,
-// digits and underscore of at least 2 code points), compared lower-cased as the graph sees them.
-import { lowerLikeGraph, MIN_TOKEN_CHARS, TOKEN_PATTERN, textTokens } from './text.ts';
+// Words of a text as explanations (occlusion) take them out: the tokens of core/text.ts (the
+// platform's text models' own lowercasing and tokenization, `textTokens`, which drift counts too),
+// kept as first written and compared lower-cased as the graph sees them.
+import { isToken, lowerLikeGraph, TOKEN_PATTERN } from './text.ts';
 
 const TOKEN_RE = new RegExp(TOKEN_PATTERN, 'gu');
-const long = (t: string) => t.length >= 2 * MIN_TOKEN_CHARS || [...t].length >= MIN_TOKEN_CHARS;
-
-/** Every word of a text, lower-cased, in order (repeats kept). */
-export const textWords = (text: string): string[] => textTokens(text);
 
 /** The distinct words of a text, in order of first appearance, as first written (compared lower-cased). */
 export function distinctWords(text: string): string[] {
   const seen = new Map<string, string>();
   for (const m of text.matchAll(TOKEN_RE)) {
-    if (!long(m[0])) continue;
+    if (!isToken(m[0])) continue;
     const key = lowerLikeGraph(m[0]);
     if (!seen.has(key)) seen.set(key, m[0]);
   }

@@ -42,14 +42,13 @@ export function lowerLikeGraph(s: string): string {
   return out;
 }
 
+/** Whether a match of TOKEN_PATTERN is long enough to be a token: counted in code points, not UTF-16 units (a surrogate pair is one character to the Tokenizer). */
+export const isToken = (t: string): boolean => t.length >= 2 * MIN_TOKEN_CHARS || [...t].length >= MIN_TOKEN_CHARS;
+
 /** The tokens of already lowercased text, in order. */
 export function tokenize(lowered: string): string[] {
   const out: string[] = [];
-  for (const m of lowered.matchAll(TOKEN_RE)) {
-    const t = m[0];
-    // Code points, not UTF-16 units: a surrogate pair is one character to the Tokenizer.
-    if (t.length >= 2 * MIN_TOKEN_CHARS || [...t].length >= MIN_TOKEN_CHARS) out.push(t);
-  }
+  for (const m of lowered.matchAll(TOKEN_RE)) if (isToken(m[0])) out.push(m[0]);
   return out;
 }
 

@@ -45,7 +45,7 @@ type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrenc
 
 /** The infer queues carry plain requests (`infer`, dynamically batched) and explained ones (`explain`). */
 const onlineProcessor = (job: Job, d: WorkerDeps, signal?: AbortSignal) => (job.name === 'explain' ? explainProcessor(job, d) : inferProcessor(job, d, signal));
-/** OpenAI batches ride the batch and score queues under their own job names (openai-*). */
+/** OpenAI batches ride the batch queue under their own job names (openai-*); their rows are scored by native batches. */
 const openai = (d: WorkerDeps, job: Job, jobState?: JobStateOf) =>
   openaiProcessor(job, {
     ...(jobState ? { jobState } : {}),
@@ -64,7 +64,7 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   score: (d) => {
     const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);
     return {
-      processor: (job, _token, signal) => (isOpenaiJob(job.name) ? openai(d, job) : scoreProcessor(job, { ...d, drift }, signal)),
+      processor: (job, _token, signal) => scoreProcessor(job, { ...d, drift }, signal),
       concurrency: d.cfg.MODELQ_SCORE_CONCURRENCY,
     };
   },

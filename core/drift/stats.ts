@@ -1,7 +1,7 @@
 // Drift statistics: a profile built from reference values (quantile bins, category and word
 // shares), the bins a served value falls in, and the comparison of a window's counts with the
 // profile: PSI for numeric features, Jensen-Shannon distance for categorical and text ones.
-import { textWords } from '../text-tokens.ts';
+import { textTokens } from '../text.ts';
 import { columnOf, type RowsOf, type Slot } from './features.ts';
 import { MAX_CATEGORIES, MAX_TEXT_TOKENS, NUMERIC_BINS, TEXT_MIN_WORDS, type DriftProfile, type FeatureProfile } from './schema.ts';
 
@@ -16,7 +16,7 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
     features: slots.map((s, k) => {
       const v = values[k]!;
       if (s.categorical && (s.text ?? isText(v.map(String)))) {
-        const words = v.map((x) => textWords(String(x)));
+        const words = v.map((x) => textTokens(x));
         const freq = new Map<string, number>();
         for (const ws of words) for (const w of ws) freq.set(w, (freq.get(w) ?? 0) + 1);
         const tokens = [...freq.entries()]
@@ -56,7 +56,7 @@ export function buildProfile(slots: Slot[], values: (number | string)[][]): Drif
 function isText(v: string[]): boolean {
   if (!v.length) return false;
   let words = 0;
-  for (const x of v) words += textWords(x).length;
+  for (const x of v) words += textTokens(x).length;
   return words / v.length >= TEXT_MIN_WORDS;
 }
 
@@ -174,6 +174,6 @@ export function binsOf(f: FeatureProfile, x: unknown): number[] {
   if (f.kind !== 'text') return [binValue(f, x)];
   let index = tokenIndex.get(f);
   if (!index) tokenIndex.set(f, (index = new Map(f.tokens.map((t, i) => [t, i]))));
-  return textWords(String(x)).map((w) => index.get(w) ?? f.tokens.length);
+  return textTokens(String(x)).map((w) => index.get(w) ?? f.tokens.length);
 }
 const tokenIndex = new WeakMap<FeatureProfile, Map<string, number>>();

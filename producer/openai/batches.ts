@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
-import { batchObject, OPENAI_JOBS, OpenaiStore, type BatchRecord } from '../../core/openai-batch.ts';
+import { BatchStore } from '../../core/batches.ts';
+import { batchObject, OPENAI_JOBS, OpenaiStore, requestCounts, type BatchRecord } from '../../core/openai-batch.ts';
 import { defaultJobOptions } from '../../core/queues.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
@@ -43,10 +44,23 @@ export const listBatchesSchema = z.object({
 export function batchesRouter(d: ProducerDeps, store: OpenaiStore): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
+  // An OpenAI batch runs as native batches: its progress is theirs.
+  const natives = new BatchStore(d.redis, d.prefix);
 
   const view = async (id: string) => {
     const b = await store.batch(id);
-    return b ? batchObject(b.record, b.fields, await store.chunkCounts(id)) : null;
+    if (!b) return null;
+    const running = b.fields.counts ? [] : (b.record.natives ?? []).filter((n) => n.id);
+    const views = await Promise.all(running.map((n) => natives.view(n.id)));
+    return batchObject(
+      b.record,
+      b.fields,
+      requestCounts(
+        b.record,
+        b.fields,
+        views.filter((v) => v !== null).map((v) => v.requestCounts),
+      ),
+    );
   };
   const load = async (req: Request) => {
     const id = String(req.params.id);
@@ -93,7 +107,10 @@ export function batchesRouter(d: ProducerDeps, store: OpenaiStore): Router {
     if (!prev && (await store.status(b.id)) !== 'cancelling') {
       throw new AppError('conflict', `batch ${b.id} is ${await store.status(b.id)}; only a validating or in_progress batch can be cancelled`);
     }
-    // Chunks not yet started see the status and skip; the finalizer then moves it to cancelled.
+    // Its native batches are cancelled too: chunks not yet started skip, running ones stop; the
+    // finalizer then moves it to cancelled with what was scored.
+    const live = (await store.batch(b.id))?.record.natives ?? [];
+    for (const n of live) if (n.id) await natives.transition(n.id, 'cancelling', ['queued', 'running']);
     res.json(await view(b.id));
   });
 

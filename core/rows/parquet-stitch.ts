@@ -5,6 +5,7 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { writeColumn } from 'hyparquet-writer/src/column.js';
 import type { TensorSpec } from '../tensors.ts';
 import type { ColumnChunk, ColumnPiece, EncodedPiece } from './output-encode.ts';
+import { metadataOf, ParquetShapeError, readFooter } from './parquet.ts';
 import { schemaOf } from './to-parquet.ts';
 
 type ParquetPiece = Extract<EncodedPiece, { format: 'parquet' }>;
@@ -95,4 +96,58 @@ export class ParquetJoiner {
     await writer.finish();
     return this.sink.take();
   }
+}
+
+/** One Parquet file to join: its size and ranged reads. */
+export interface ParquetFileSource {
+  bytes: number;
+  read(start: number, end: number): Promise<Uint8Array>;
+  stream(start: number, end: number): Promise<AsyncIterable<Uint8Array>>;
+}
+
+/**
+ * Parquet files of the same schema (a batch's parts, as the workers wrote them) as one file: their
+ * row groups' bytes streamed as they are, the offsets in their metadata moved, one footer at the
+ * end. Only the footers are parsed (metadataOf bounds them); a part of another schema is refused.
+ */
+export async function joinParquetFiles(files: ParquetFileSource[]): Promise<AsyncGenerator<Uint8Array>> {
+  const metas = [];
+  for (const f of files) metas.push(metadataOf(await readFooter((s, e) => f.read(s, e), f.bytes)));
+  const schema = metas[0]?.schema;
+  const same = JSON.stringify(schema, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+  for (const m of metas)
+    if (JSON.stringify(m.schema, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v)) !== same)
+      throw new ParquetShapeError('the parts have different columns (their ids differ in kind): download them one by one, or as JSONL');
+  return joined(files, metas);
+}
+
+async function* joined(files: ParquetFileSource[], metas: ReturnType<typeof metadataOf>[]): AsyncGenerator<Uint8Array> {
+  const schema = metas[0]?.schema;
+  const sink = new DrainingWriter();
+  const writer = new ParquetWriter({ writer: sink, schema: (schema ?? []) as never, codec: 'UNCOMPRESSED', statistics: false });
+  yield sink.take();
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i]!;
+    const m = metas[i]!;
+    if (!m.row_groups.length) continue;
+    // A part's row groups lie between its "PAR1" and its footer, in order.
+    let start = Infinity;
+    let end = 0;
+    for (const g of m.row_groups)
+      for (const c of g.columns) {
+        const md = c.meta_data!;
+        const s = Number(md.dictionary_page_offset ?? md.data_page_offset);
+        start = Math.min(start, s);
+        end = Math.max(end, s + Number(md.total_compressed_size));
+      }
+    const by = BigInt(sink.offset - start);
+    for (const g of m.row_groups) {
+      writer.row_groups.push({ ...g, columns: g.columns.map((c) => shifted(c as never, by)) } as never);
+      writer.num_rows += g.num_rows;
+    }
+    for await (const b of await f.stream(start, end)) yield b;
+    sink.offset += end - start;
+  }
+  await writer.finish();
+  yield sink.take();
 }

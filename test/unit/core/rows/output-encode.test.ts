@@ -2,7 +2,7 @@ import { parquetReadObjects } from 'hyparquet';
 import { describe, expect, it } from 'vitest';
 import { OutputEncoder, type EncodedPiece } from '../../../../core/rows/output-encode.ts';
 import { outputLines, type RowRef } from '../../../../core/rows/output-lines.ts';
-import { ParquetJoiner } from '../../../../core/rows/parquet-stitch.ts';
+import { joinParquetFiles, ParquetJoiner, type ParquetFileSource } from '../../../../core/rows/parquet-stitch.ts';
 import { jsonlToCsv } from '../../../../core/rows/to-csv.ts';
 import { jsonlToParquet } from '../../../../core/rows/to-parquet.ts';
 import type { RawTensor, TensorSpec } from '../../../../core/tensors.ts';
@@ -77,4 +77,47 @@ describe('output encoded in the engine threads', () => {
       expect(b).toEqual(a);
     });
   }
+});
+
+describe('joining Parquet parts for a download', () => {
+  const source = (b: Buffer): ParquetFileSource => ({
+    bytes: b.length,
+    read: async (s, e) => b.subarray(s, e),
+    stream: async (s, e) => once(b.subarray(s, e)),
+  });
+  const read = (b: Buffer) => parquetReadObjects({ file: b.buffer.slice(b.byteOffset, b.byteOffset + b.length) as ArrayBuffer });
+
+  it("gives every part's rows in order, for parts the threads wrote and parts the converter wrote", async () => {
+    const segs = segments([['1', '2', '3'], ['4', '5'], ['6']]);
+    const threadPart = async (pieces: EncodedPiece[]) => {
+      const j = new ParquetJoiner(outputs);
+      const out: Uint8Array[] = [];
+      for (const p of pieces) out.push(...j.push(p as Extract<EncodedPiece, { format: 'parquet' }>));
+      out.push(await j.end());
+      return Buffer.concat(out);
+    };
+    const enc = encode('parquet', segs);
+    const a = await threadPart([enc[0]!, enc[1]!]);
+    const b = await threadPart([enc[2]!]);
+    const joined = Buffer.concat(await collect(await joinParquetFiles([source(a), source(b)])));
+    expect(await read(joined)).toEqual([...(await read(a)), ...(await read(b))]);
+    expect((await read(joined)).map((r) => r.row)).toEqual([0n, 1n, 2n, 3n, 4n, 5n]);
+
+    // Parts of the JSONL converter (snappy, statistics) join the same way.
+    const conv = async (s: (typeof segs)[number]) =>
+      Buffer.concat(await collect(jsonlToParquet(once(Buffer.from(outputLines(s.refs, 0, s.refs.length, s.result))), outputs)));
+    const [c0, c1] = [await conv(segs[0]!), await conv(segs[1]!)];
+    const joined2 = Buffer.concat(await collect(await joinParquetFiles([source(c0), source(c1)])));
+    expect(await read(joined2)).toEqual([...(await read(c0)), ...(await read(c1))]);
+  });
+
+  it('refuses parts whose columns differ', async () => {
+    const [withIds, without] = [segments([['1']]), segments([[undefined]])];
+    const part = async (s: typeof withIds) => {
+      const j = new ParquetJoiner(outputs);
+      const out = j.push(encode('parquet', s)[0] as Extract<EncodedPiece, { format: 'parquet' }>);
+      return Buffer.concat([...out, await j.end()]);
+    };
+    await expect(joinParquetFiles([source(await part(withIds)), source(await part(without))])).rejects.toThrow(/different columns/);
+  });
 });

@@ -25,7 +25,7 @@ interface Line {
   outputs: Record<string, unknown[]>;
 }
 
-function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null): SchemaElement[] {
+export function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null): SchemaElement[] {
   const leaf = (o: TensorSpec): SchemaElement =>
     o.datatype === 'BYTES'
       ? { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' }

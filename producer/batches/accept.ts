@@ -36,6 +36,10 @@ export const batchParamsSchema = z.object({
     .optional()
     .meta({ description: 'CSV field separator: , (default) ; | or tab. Only for CSV files (400 for another format)' }),
   metadata: z.string().max(4096).optional().meta({ description: 'A JSON object of string values, kept with the batch' }),
+  outputFormat: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({
+    description:
+      'The workers write the output parts in this format as they score (CSV and Parquet encoded on the engine threads), so a download in it (`?format=`) sends the parts as they are; without it the parts are JSONL and other formats are converted on download',
+  }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,
 });
@@ -181,6 +185,8 @@ export async function acceptBatch(
   const chunkCap = { max: d.cfg.MODELQ_BATCH_MAX_CHUNKS, chunkRows };
   const metadata = parseMetadata(params.metadata);
   const explain = batchExplain(model, params, d.cfg.MODELQ_EXPLAIN_MAX_EVALS);
+  if (explain?.method === 'occlusion' && params.outputFormat && params.outputFormat !== 'jsonl')
+    throw badRequest(`outputFormat=${params.outputFormat}: an explained text batch has a list of words per row, of varying length; its output is JSONL only`);
   // The format: what the first bytes are, which must be what was declared, if anything was.
   const { head, whole } = await peek(body, SNIFF_BYTES);
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
@@ -238,6 +244,8 @@ export async function acceptBatch(
       ...(metadata ? { metadata } : {}),
       ...(ignoredColumns.length ? { ignoredColumns } : {}),
       ...(explain ? { explain } : {}),
+      // Parts in a format of their own go under the batch's own prefix, as a batch by reference's go under its output.
+      ...(params.outputFormat ? { output: { uri: `store:${batchKeys.dir(id)}/parts/`, format: params.outputFormat } } : {}),
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };

@@ -148,9 +148,18 @@ describe('batches by reference', () => {
       }
       expect(next).toBe(n);
     }
-    // The download route still answers with every row.
+    // The download route still answers with every row; as Parquet, the parts joined as they are (not converted).
     const lines = (await (await fetch(`${p.url}/v1/batches/${accepted.id}/output`)).text()).trim().split('\n');
     expect(lines).toHaveLength(total);
+    const whole = Buffer.from(await (await fetch(`${p.url}/v1/batches/${accepted.id}/output?format=parquet`)).arrayBuffer());
+    const all = await parquetReadObjects({ file: whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.length) as ArrayBuffer });
+    const fromParts: unknown[] = [];
+    for (const part of manifest.parts) {
+      const bytes = await lake.get(keyOf(part.uri));
+      fromParts.push(...(await parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer })));
+    }
+    expect(all).toHaveLength(total);
+    expect(all).toEqual(fromParts);
   });
 
   it('scores a prefix of 3 JSONL files split in byte ranges: every row once, in order, bad rows as error rows', async () => {
@@ -296,5 +305,10 @@ describe('batches by reference', () => {
       }
     }
     expect(ids).toEqual(Array.from({ length: n }, (_, i) => `c${i}`));
+    // Downloaded as CSV: the parts one after another under a single header.
+    const csvOut = (await (await fetch(`${p.url}/v1/batches/${accepted.id}/output?format=csv`)).text()).trim().split('\n');
+    expect(csvOut).toHaveLength(n + 1);
+    expect(csvOut[0]!.startsWith('row,id,')).toBe(true);
+    expect(csvOut.slice(1).map((l) => l.split(',')[1])).toEqual(ids);
   });
 });

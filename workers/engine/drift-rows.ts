@@ -21,6 +21,7 @@ export class RowSampler {
   constructor(
     private readonly share: number,
     private readonly random: () => number = Math.random,
+    private readonly maxRows = MAX_SAMPLED_ROWS,
   ) {}
 
   /** `run` that also draws rows of what it scores (rows of a run that fails are never drawn). */
@@ -28,7 +29,7 @@ export class RowSampler {
     return async (feeds, refs) => {
       const result = await run(feeds, refs);
       const n = refs?.length ?? 0;
-      for (let r = 0; r < n && this.rows < MAX_SAMPLED_ROWS; r++) if (this.random() < this.share) this.copy(feeds, r);
+      for (let r = 0; r < n && this.rows < Math.min(this.maxRows, MAX_SAMPLED_ROWS); r++) if (this.random() < this.share) this.copy(feeds, r);
       return result;
     };
   }

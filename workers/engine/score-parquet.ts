@@ -2,14 +2,16 @@
 // run's typed arrays, either straight from the pages (core/rows/parquet-fast.ts) or, for columns
 // the fast decoder does not read, from hyparquet's decoded columns (core/rows/parquet.ts); the
 // output and error lines come back as bytes, as for JSONL and CSV segments.
-import { errorLine, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
+import { errorLine, type RowRef } from '../../core/rows/output-lines.ts';
 import type { Target } from '../../core/rows/parquet-column.ts';
 import { isColumnInput, missingValue } from '../../core/rows/columns.ts';
 import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
 import type { ExplainRows } from './explain-rows.ts';
-import { runRows, SCORE_RUN_ROWS, TYPED, type Acc, type RunFeeds, type ScoredSegment } from './score-segment.ts';
+import type { DriftProfile } from '../../core/drift.ts';
+import { OutputEncoder, type EncodeSpec } from '../../core/rows/output-encode.ts';
+import { finished, runRows, SCORE_RUN_ROWS, TYPED, type Acc, type RunFeeds, type ScoredSegment } from './score-segment.ts';
 
 export interface RowGroupJob extends RowGroupBytes {
   inputs: TensorSpec[];
@@ -22,6 +24,9 @@ export interface RowGroupJob extends RowGroupBytes {
   /** As for segments (score-segment.ts). */
   explain?: ExplainRows;
   driftSample?: number;
+  driftMaxRows?: number;
+  driftProfile?: DriftProfile;
+  encode?: EncodeSpec;
 }
 
 /** One run's values of an input: a typed array, or strings for a BYTES input. */
@@ -70,7 +75,7 @@ export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds): Promise<Sc
 
 /** The row group's rows, a run at a time: rows with a problem become error lines, the others one run. */
 async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: ArrayLike<unknown> | undefined, read: ReadRows): Promise<ScoredSegment> {
-  const acc: Acc = { out: '', err: [], completed: 0, failed: 0 };
+  const acc: Acc = { out: '', err: [], completed: 0, failed: 0, ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}) };
   for (let at = 0; at < job.rows; at += SCORE_RUN_ROWS) {
     const n = Math.min(job.rows - at, SCORE_RUN_ROWS);
     const arrays: Values[] = job.inputs.map((s, j) =>
@@ -102,8 +107,7 @@ async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: A
       );
     await runRows(refs, feeds(0, refs.length), (i) => feeds(i, 1), run, acc);
   }
-  acc.err.sort((a, b) => a.n - b.n);
-  return { out: ownBytes(acc.out), err: ownBytes(acc.err.map((e) => e.line).join('')), rows: job.rows, completed: acc.completed, failed: acc.failed };
+  return finished(acc, job.rows);
 }
 
 /** Copies row r's decoded values into slot `slot` of each input's array; returns a message when the row cannot be used (also for compression samples). */

@@ -2,8 +2,10 @@
 // straight into the run's typed arrays (core/rows/fast-rows.ts, the ordinary parser for the rest),
 // the model runs on SCORE_RUN_ROWS rows at a time, and the output and error lines come back as
 // bytes. The worker's main thread only moves bytes, so parsing runs on every engine thread at once.
+import type { DriftProfile } from '../../core/drift.ts';
 import { AppError } from '../../core/errors.ts';
 import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../../core/rows/fast-rows.ts';
+import { OutputEncoder, type EncodedPiece, type EncodeSpec } from '../../core/rows/output-encode.ts';
 import { errorLine, idText, outputLines, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
 import { type CsvDelimiter, rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
@@ -28,6 +30,12 @@ export interface SegmentJob {
   explain?: ExplainRows;
   /** Share of rows sampled for drift (their input values come back in `sample`). */
   driftSample?: number;
+  /** Most rows sampled (default MAX_SAMPLED_ROWS). */
+  driftMaxRows?: number;
+  /** Also encode the output as CSV or Parquet here (`formatted`), from the output tensors. */
+  encode?: EncodeSpec;
+  /** The version's drift reference: the sampled rows are counted into its bins here (`driftCounts`), not sent back. */
+  driftProfile?: DriftProfile;
 }
 
 export interface ScoredSegment {
@@ -38,6 +46,10 @@ export interface ScoredSegment {
   failed: number;
   /** Input values of the rows sampled for drift (driftSample). */
   sample?: SampledRows;
+  /** The output as the job's `encode` asked. */
+  formatted?: EncodedPiece;
+  /** The sampled rows counted into the bins of `driftProfile` ("feature:bin" -> rows). */
+  driftCounts?: { rows: number; counts: [string, number][] };
 }
 
 export type { RunFeeds };
@@ -72,17 +84,30 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds): Promise<Scor
   const plan = job.delimiter ? null : fastPlan(job.format, job.inputs, job.header);
   const parse = rowParser(job.format, job.inputs, job.header, job.delimiter);
   const text = (r: number) => Buffer.from(u.buffer, u.byteOffset + ranges[2 * r]!, ranges[2 * r + 1]! - ranges[2 * r]!).toString('utf8');
-  const acc = { out: '', err: [] as { n: number; line: string }[], completed: 0, failed: 0 };
+  const acc: Acc = { out: '', err: [], completed: 0, failed: 0, ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}) };
   for (let at = 0; at < rows; at += SCORE_RUN_ROWS) {
     const end = Math.min(rows, at + SCORE_RUN_ROWS);
     if (plan) await fastRun(job, plan, parse, text, ranges, at, end, run, acc);
     else await genericRun(job, parse, text, at, end, run, acc);
   }
-  acc.err.sort((a, b) => a.n - b.n);
-  return { out: ownBytes(acc.out), err: ownBytes(acc.err.map((e) => e.line).join('')), rows, completed: acc.completed, failed: acc.failed };
+  return finished(acc, rows);
 }
 
-export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number };
+export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number; enc?: OutputEncoder };
+
+/** A segment's or row group's result from what its runs gathered. */
+export function finished(acc: Acc, rows: number): ScoredSegment {
+  acc.err.sort((a, b) => a.n - b.n);
+  const formatted = acc.enc?.finish();
+  return {
+    out: ownBytes(acc.out),
+    err: ownBytes(acc.err.map((e) => e.line).join('')),
+    rows,
+    completed: acc.completed,
+    failed: acc.failed,
+    ...(formatted ? { formatted } : {}),
+  };
+}
 
 /** Rows [at, end) of a fixed-shape FP32 model: parsed into the feeds' arrays in place. */
 async function fastRun(
@@ -159,7 +184,9 @@ export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, 
     if (!isBadData(e)) throw e; // a model that does not load fails the chunk
     for (let i = 0; i < refs.length; i++) {
       try {
-        acc.out += outputLines(refs, i, i + 1, await run(feedsOfOne(i), [refs[i]!]));
+        const one = await run(feedsOfOne(i), [refs[i]!]);
+        acc.out += outputLines(refs, i, i + 1, one);
+        acc.enc?.add(refs, i, i + 1, one);
         acc.completed++;
       } catch (e1) {
         if (!isBadData(e1)) throw e1;
@@ -171,6 +198,7 @@ export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, 
     return;
   }
   acc.out += outputLines(refs, 0, refs.length, result);
+  acc.enc?.add(refs, 0, refs.length, result);
   acc.completed += refs.length;
 }
 
@@ -195,7 +223,7 @@ async function genericRun(job: SegmentJob, parse: RowParser, text: (r: number) =
   // Groups of different shapes run apart: collect their lines and restore input order.
   const lines: { n: number; line: string }[] = [];
   for (const g of groups.values()) {
-    const sub: Acc = { out: '', err: acc.err, completed: 0, failed: 0 };
+    const sub: Acc = { out: '', err: acc.err, completed: 0, failed: 0, ...(acc.enc ? { enc: acc.enc } : {}) };
     const refs = g.map((x) => x.ref);
     await runRows(refs, feedsOf(g, job.inputs), (i) => feedsOf([g[i]!], job.inputs), run, sub);
     acc.completed += sub.completed;

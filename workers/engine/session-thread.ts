@@ -10,6 +10,7 @@ import { scoreRowGroup } from './score-parquet.ts';
 import { scoreSegment, type RunFeeds } from './score-segment.ts';
 import { explainingRun, type RunOutputs } from './explain-rows.ts';
 import { RowSampler } from './drift-rows.ts';
+import { countRows } from '../../core/drift.ts';
 import { injectFault } from './test-faults.ts';
 
 const init = workerData as ThreadInit;
@@ -146,14 +147,26 @@ async function handle(msg: ToThread) {
     let runOne: RunFeeds = (feeds) => runSome(feeds);
     // Explained batches add attributions to each run's rows; a share of the rows is drawn for drift.
     if (msg.job.explain) runOne = explainingRun(runOne, runSome, msg.job.explain);
-    const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample) : undefined;
+    const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample, Math.random, msg.job.driftMaxRows) : undefined;
     if (sampler) runOne = sampler.wrap(runOne);
     const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
     const sample = sampler?.take();
-    if (sample) value.sample = sample;
+    const profile = msg.job.driftProfile;
+    if (sample && profile) {
+      // Counted here, on this thread, rather than on the worker's main thread, which only adds the counts up.
+      const counts = new Map<string, number>();
+      const rows = countRows(
+        profile,
+        sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })),
+        counts,
+      );
+      value.driftCounts = { rows, counts: [...counts] };
+    } else if (sample) value.sample = sample;
+    const f = value.formatted;
     post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [
       value.out.buffer as ArrayBuffer,
       value.err.buffer as ArrayBuffer,
+      ...(f ? [(f.format === 'csv' ? f.body : f.bytes).buffer as ArrayBuffer] : []),
     ]);
     return;
   }

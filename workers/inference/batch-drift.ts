@@ -12,9 +12,16 @@ const MAX_PROFILES = 64;
 
 /** What one chunk does for drift: the share of rows its threads draw, and what to do with them. */
 export interface ChunkDrift {
-  share: number;
+  /** Read at each segment: 0 once the rows wanted are there. */
+  readonly share: number;
+  /** Most rows a segment draws (default: the threads' own bound). */
+  readonly maxRows?: number;
   /** Adds one segment's drawn rows. */
   add(inputs: RowsOf[]): void;
+  /** The reference whose bins the engine threads count the drawn rows into (then they give addCounts, not add). */
+  profile?: DriftProfile;
+  /** Adds one segment's rows counted by its thread. */
+  addCounts?(rows: number, counts: [string, number][]): void;
   /** Writes what the chunk drew (never throws). */
   flush(): Promise<void>;
 }
@@ -26,6 +33,8 @@ export class BatchDrift {
   private readonly profiles: (key: string) => Promise<DriftProfile>;
   /** Versions whose reference rows are complete (as far as this process knows). */
   private readonly collected = new Set<string>();
+  /** Reference rows gathered by this process's chunks and not yet written, per version: no chunk draws more than are wanted. */
+  private readonly gathering = new Map<string, number>();
 
   constructor(
     redis: Redis,
@@ -72,8 +81,13 @@ export class BatchDrift {
       let rows = 0;
       return {
         share: this.cfg.MODELQ_DRIFT_SAMPLE,
+        profile,
         add: (inputs) => {
           rows += countRows(profile, inputs, counts);
+        },
+        addCounts: (n, c) => {
+          rows += n;
+          for (const [k, v] of c) counts.set(k, (counts.get(k) ?? 0) + v);
         },
         flush: async () => {
           if (!rows) return;
@@ -86,11 +100,20 @@ export class BatchDrift {
     const slots = this.collected.has(id) ? null : this.collector.slotsFor(v);
     if (!slots) return none;
     const gathered: (number | string)[][] = [];
+    const want = this.collector.rows;
+    const room = () => Math.max(0, want - (this.gathering.get(id) ?? 0));
     return {
-      share: 1,
+      // Every row is drawn, but only until this process's chunks hold the rows wanted.
+      get share() {
+        return room() > 0 ? 1 : 0;
+      },
+      get maxRows() {
+        return room();
+      },
       add: (inputs) => {
-        const room = this.collector.rows - gathered.length;
-        if (room > 0) gathered.push(...featureRows(slots, inputs, room));
+        const rows = featureRows(slots, inputs, Math.min(room(), want - gathered.length));
+        gathered.push(...rows);
+        this.gathering.set(id, (this.gathering.get(id) ?? 0) + rows.length);
       },
       flush: async () => {
         if (!gathered.length) return;
@@ -98,6 +121,10 @@ export class BatchDrift {
           if ((await this.collector.add(v, slots, gathered)) >= this.collector.rows) this.collected.add(id);
         } catch (e) {
           this.logger?.warn({ err: (e as Error).message }, 'reference rows not written');
+        } finally {
+          const left = (this.gathering.get(id) ?? 0) - gathered.length;
+          if (left > 0) this.gathering.set(id, left);
+          else this.gathering.delete(id);
         }
       },
     };

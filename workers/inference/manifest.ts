@@ -22,7 +22,9 @@ export interface ManifestPart {
 }
 
 export function buildManifest(spec: BatchSpec, outcomes: Map<number, ChunkOutcome>) {
-  if (!spec.source || !spec.output) throw new AppError('internal', `batch ${spec.id} is not by reference`);
+  if (!spec.output) throw new AppError('internal', `batch ${spec.id} has no output prefix`);
+  // An upload with an output format reads its one stored file; its rows are numbered through the file.
+  const source = spec.source ?? { uris: [`store:${spec.inputKey}`], files: [{ uri: `store:${spec.inputKey}`, bytes: spec.bytes }] };
   const nextRow = new Map<number, number>(); // per file: the first row of its next part
   const parts: ManifestPart[] = [];
   for (let i = 0; i < spec.chunks; i++) {
@@ -30,14 +32,14 @@ export function buildManifest(spec: BatchSpec, outcomes: Map<number, ChunkOutcom
     if (!o?.part) throw new AppError('internal', `chunk ${i} of batch ${spec.id} has no part to list`);
     const { file, start, end, firstRow: groupFirstRow, ...written } = o.part;
     const rows = o.completed + o.failed;
-    const firstRow = spec.format === 'parquet' ? groupFirstRow : (nextRow.get(file) ?? 0);
+    const firstRow = spec.format === 'parquet' || !spec.source ? groupFirstRow : (nextRow.get(file) ?? 0);
     nextRow.set(file, firstRow + rows);
-    parts.push({ index: i, ...written, rows, errors: o.failed, source: { uri: spec.source.files[file]!.uri, start, end, firstRow } });
+    parts.push({ index: i, ...written, rows, errors: o.failed, source: { uri: source.files[file]!.uri, start, end, firstRow } });
   }
   return {
     batch: spec.id,
     model: { name: spec.model.name, version: spec.model.version, sha256: spec.model.sha256 },
-    input: { uris: spec.source.uris, format: spec.format, objects: spec.source.files.map((f) => ({ uri: f.uri, bytes: f.bytes })) },
+    input: { uris: source.uris, format: spec.format, objects: source.files.map((f) => ({ uri: f.uri, bytes: f.bytes })) },
     output: spec.output,
     rows: parts.reduce((n, p) => n + p.rows, 0),
     errors: parts.reduce((n, p) => n + p.errors, 0),

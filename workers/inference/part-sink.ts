@@ -1,18 +1,35 @@
 // Where one chunk's output and error lines go while it is scored. An uploaded batch: its JSONL parts
 // in the artifact store. A batch by reference: `part-NNNNN.<format>` and `_errors/part-NNNNN.jsonl`
-// under its output prefix, converted to CSV or Parquet here (in the worker, part by part), with
-// the JSONL kept in the artifact store too for the download routes when the format is not JSONL.
+// under its output prefix. CSV and Parquet parts are encoded by the engine threads from the output
+// tensors (core/rows/output-encode.ts, `encodeSpec`), here only joined in order (the CSV header
+// once, the Parquet row groups under one footer); an explained batch's lines are converted here
+// from JSONL. The JSONL stays in the artifact store too when the format is not JSONL, for the
+// download routes' other formats.
 // Every part is a whole-object put under a deterministic key: a chunk run twice replaces it.
 import { jsonlPart } from '../../core/batch-parts.ts';
 import { csvClasses, explainOutputSpecs, outputPrefixKeys, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
 import { jsonlToCsv } from '../../core/rows/to-csv.ts';
 import { jsonlToParquet } from '../../core/rows/to-parquet.ts';
+import type { EncodedPiece, EncodeSpec } from '../../core/rows/output-encode.ts';
+import { ParquetJoiner } from '../../core/rows/parquet-stitch.ts';
 import type { ArtifactStore, PutResult } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { ByteChannel } from './byte-channel.ts';
 
+/** What the engine threads encode for a batch's parts (none: JSONL, or an explained batch, converted here). */
+export function encodeSpec(spec: BatchSpec): EncodeSpec | undefined {
+  const out = spec.output;
+  if (!out || out.format === 'jsonl' || spec.explain) return undefined;
+  const classes = csvClasses(spec);
+  return { format: out.format, outputs: spec.model.outputs, ...(classes ? { classes } : {}) };
+}
+
 export class PartSink {
   private readonly outs: ByteChannel[] = [];
+  /** The engine threads' pieces go here (encodeSpec), joined. */
+  private encoded?: ByteChannel;
+  private csvHeader = false;
+  private joiner?: ParquetJoiner;
   private readonly err = new ByteChannel();
   private readonly written: Promise<PartInfo | undefined>;
 
@@ -32,17 +49,18 @@ export class PartSink {
       if (!objects) throw new Error(`batch ${spec.id} is by reference: its parts need the object stores`);
       const uri = outputPrefixKeys.part(out.uri, index, out.format);
       const outputs = [...spec.model.outputs, ...(spec.explain ? explainOutputSpecs(spec.explain) : [])];
-      const lines = channel() as AsyncIterable<Buffer>;
-      const body =
-        out.format === 'csv'
+      const body = encodeSpec(spec)
+        ? (this.encoded = new ByteChannel())
+        : out.format === 'csv'
           ? bytes(
               jsonlToCsv(
-                lines,
+                channel() as AsyncIterable<Buffer>,
                 outputs.map((o) => o.name),
                 csvClasses(spec),
               ),
             )
-          : jsonlToParquet(lines, outputs);
+          : jsonlToParquet(channel() as AsyncIterable<Buffer>, outputs);
+      if (out.format === 'parquet' && this.encoded) this.joiner = new ParquetJoiner(outputs);
       formatted = put(objects.resolve(uri), body).then((r) => ({ ...r, uri }));
     }
     const all = Promise.all([jsonlPut, errPut, formatted]);
@@ -70,13 +88,30 @@ export class PartSink {
     for (const c of this.outs) await c.push(buf);
   }
 
+  /** A segment's output as the engine thread encoded it (encodeSpec). */
+  async pushFormatted(p: EncodedPiece | undefined): Promise<void> {
+    const c = this.encoded;
+    if (!c) return;
+    if (!p) throw new Error('the engine thread did not encode the output');
+    if (p.format === 'csv') {
+      if (!p.rows) return;
+      if (!this.csvHeader) await c.push(Buffer.from(p.header));
+      this.csvHeader = true;
+      await c.push(p.body);
+      return;
+    }
+    for (const b of this.joiner!.push(p)) await c.push(b);
+  }
+
   pushErr(b: Uint8Array): Promise<void> {
     return this.err.push(b);
   }
 
   /** Ends both parts and waits for them to be written; by reference, what the manifest lists. */
   async end(): Promise<PartInfo | undefined> {
+    if (this.joiner) await this.encoded!.push(await this.joiner.end());
     for (const c of this.outs) c.end();
+    this.encoded?.end();
     this.err.end();
     return this.written;
   }
@@ -84,6 +119,7 @@ export class PartSink {
   /** Fails every part: nothing is written. */
   fail(e: Error): void {
     for (const c of this.outs) c.fail(e);
+    this.encoded?.fail(e);
     this.err.fail(e);
   }
 

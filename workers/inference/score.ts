@@ -5,6 +5,7 @@
 // few segments, whatever the chunk's size; a row past MODELQ_MAX_ROW_BYTES is an error row.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
+import type { DriftProfile } from '../../core/drift.ts';
 import type { Config } from '../../core/config.ts';
 import { AppError, fromFailedReason } from '../../core/errors.ts';
 import { scoreJobSchema, type BatchSpec, type PartInfo, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
@@ -17,7 +18,8 @@ import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { inputOf, readable, readRange } from './chunk-input.ts';
-import { PartSink } from './part-sink.ts';
+import { encodeSpec, PartSink } from './part-sink.ts';
+import type { EncodedPiece, EncodeSpec } from '../../core/rows/output-encode.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
 import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
@@ -53,12 +55,16 @@ interface Piece {
   completed: number;
   failed: number;
   sample?: SampledRows;
+  formatted?: EncodedPiece;
+  driftCounts?: { rows: number; counts: [string, number][] };
 }
 
 /** What every segment of a chunk carries besides its bytes: the explanation's settings and the drift share. */
 interface ChunkExtras {
   explain?: ExplainRows;
-  driftSample?: number;
+  driftProfile?: DriftProfile;
+  /** By reference in CSV or Parquet: the threads encode the output (part-sink.ts). */
+  encode?: EncodeSpec;
 }
 
 const DEFAULT_EXPLAIN_RUN_ROWS = 1024;
@@ -78,8 +84,24 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
       ...(deps.cfg?.MODELQ_EXPLAIN_MAX_BYTES !== undefined ? { maxBytes: deps.cfg.MODELQ_EXPLAIN_MAX_BYTES } : {}),
     };
   }
-  if (drift?.share) out.driftSample = drift.share;
+  if (drift?.share && drift.profile && drift.addCounts) out.driftProfile = drift.profile;
+  const encode = encodeSpec(spec);
+  if (encode) out.encode = encode;
   return out;
+}
+
+/** What the next segment draws for drift (read per segment: a reference's rows may be complete meanwhile). */
+function driftNow(drift: ChunkDrift | undefined): { driftSample?: number; driftMaxRows?: number } {
+  const share = drift?.share ?? 0;
+  if (!share) return {};
+  const max = drift!.maxRows;
+  return { driftSample: share, ...(max !== undefined ? { driftMaxRows: max } : {}) };
+}
+
+/** A segment's drift share: counted by its thread, or its drawn rows. */
+function addDrift(drift: ChunkDrift | undefined, r: Pick<Piece, 'sample' | 'driftCounts'>): void {
+  if (r.driftCounts) drift?.addCounts?.(r.driftCounts.rows, r.driftCounts.counts);
+  else if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
 }
 
 export async function scoreProcessor(
@@ -183,6 +205,7 @@ async function scoreChunkRows(
               firstRow: chunk.firstRow + s.firstRow,
               bytes: s.bytes,
               ...extras,
+              ...driftNow(drift),
             },
             budget.task(),
           );
@@ -191,8 +214,9 @@ async function scoreChunkRows(
   };
   const writeNext = async () => {
     const r = await window.shift()!;
-    if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
+    addDrift(drift, r);
     await sink.pushOut(r.out);
+    if (r.rows && r.completed) await sink.pushFormatted(r.formatted);
     await sink.pushErr(r.err);
     completed += r.completed;
     failed += r.failed;
@@ -267,15 +291,16 @@ async function scoreRowGroup(
       start: chunk.start,
       fileBytes: input.bytes,
       ...extras,
+      ...driftNow(drift),
     },
     budget.task(),
   );
-  if (r.sample) drift?.add(r.sample.inputs.map((t) => ({ name: t.name, shape: t.dims, data: t.data })));
+  addDrift(drift, r);
   if (r.rows !== chunk.rows) throw new AppError('internal', `chunk ${chunk.index} has ${r.rows} rows, the upload counted ${chunk.rows}`);
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   let part: PartInfo | undefined;
   try {
-    await Promise.all([sink.pushOut(r.out), sink.pushErr(r.err)]);
+    await Promise.all([sink.pushOut(r.out), r.completed ? sink.pushFormatted(r.formatted) : undefined, sink.pushErr(r.err)]);
     part = await sink.end();
   } catch (e) {
     sink.fail(e as Error);

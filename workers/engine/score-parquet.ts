@@ -9,7 +9,7 @@ import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/ro
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
 import type { ExplainRows } from './explain-rows.ts';
-import type { DriftProfile } from '../../core/drift.ts';
+import type { DriftProfile } from '../../core/drift/index.ts';
 import { OutputEncoder, type EncodeSpec } from '../../core/rows/output-encode.ts';
 import { finished, runRows, SCORE_RUN_ROWS, TYPED, type Acc, type RunFeeds, type ScoredSegment } from './score-segment.ts';
 

@@ -10,7 +10,7 @@ import { scoreRowGroup } from './score-parquet.ts';
 import { scoreSegment, type RunFeeds } from './score-segment.ts';
 import { explainingRun, type RunOutputs } from './explain-rows.ts';
 import { RowSampler } from './drift-rows.ts';
-import { countRows } from '../../core/drift.ts';
+import { countRows } from '../../core/drift/index.ts';
 import { injectFault } from './test-faults.ts';
 
 const init = workerData as ThreadInit;

@@ -5,7 +5,7 @@
 // few segments, whatever the chunk's size; a row past MODELQ_MAX_ROW_BYTES is an error row.
 import type { Job } from 'bullmq';
 import type { BatchStore } from '../../core/batches.ts';
-import type { DriftProfile } from '../../core/drift.ts';
+import type { DriftProfile } from '../../core/drift/index.ts';
 import type { Config } from '../../core/config.ts';
 import { AppError, fromFailedReason } from '../../core/errors.ts';
 import { scoreJobSchema, type BatchSpec, type PartInfo, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';

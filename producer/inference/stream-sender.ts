@@ -138,9 +138,15 @@ export class StreamSender implements GroupSender {
     const id = this.replies.nextId();
     const { answer, ready } = this.replies.wait(id);
     const frame = encodeJob({ id, reply: this.replies.channel, model: g.model, batching: g.batching, requests: g.requests });
+    let entry: string | null = null;
     void ready
       .then(() => this.redis.xadd(this.key, '*', 'f', frame))
+      .then((e) => void (entry = e))
       .catch((e: Error) => this.replies.cancel(id, new AppError('unavailable', `the request could not be handed to a worker: ${e.message}`, true)));
-    return answer;
+    return answer.catch((e: unknown) => {
+      // Nobody waits any more: an entry no worker took (none running, all busy) is not left to pile up.
+      if (entry && e instanceof AppError && e.code === 'timeout') this.redis.xdel(this.key, entry).catch(() => {});
+      throw e;
+    });
   }
 }

@@ -2,14 +2,19 @@
 // the tutorial server (express + session.run in the handler), same model, same closed-loop load;
 // and the platform's gRPC service (raw_input_contents) beside its REST JSON route. The tutorial
 // server runs at 1 and 2 intra-op threads (the best counts); each client count runs
-// MODELQ_BENCH_REPEATS rounds of baseline, REST and gRPC, and the median round and ratio are shown.
-// Env: BENCH_CLIENTS=1,8,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
+// MODELQ_BENCH_REPEATS rounds of baseline, REST and gRPC, and the median round and ratio are shown:
+// a gRPC-vs-REST sweep over the client counts, with the CPU each platform process spends per request
+// (user + system of all its threads over the run, as process.cpuUsage() counts it, read from /proc;
+// Redis's from INFO, which counts its other clients too when it is shared).
+// Env: BENCH_CLIENTS=1,4,16,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
+//      MODELQ_ONLINE_TRANSPORT=bullmq|streams (the platform's producer hands requests to workers so)
 //      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { Redis } from 'ioredis';
 import { PROTO_OPTIONS, PROTO_PATH } from '../producer/grpc/server.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
 import { spawnNode, stopChild, waitForLine } from './lib/child.ts';
@@ -18,7 +23,7 @@ import { runGrpcLoad, runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform, type Platform } from './lib/platform.ts';
 
 export interface OnlineOptions {
-  /** Concurrent clients per run. Default BENCH_CLIENTS or [1, 8, 64, 256]. */
+  /** Concurrent clients per run. Default BENCH_CLIENTS or [1, 4, 16, 64, 256]. */
   clients?: number[];
   /** Measured seconds per run. Default BENCH_SECONDS or 5. */
   seconds?: number;
@@ -32,19 +37,27 @@ export interface OnlineOptions {
   baselineOnly?: boolean;
 }
 
+/** CPU microseconds per answered request, per process, over one run. */
+interface CpuPerRequest {
+  producer: number;
+  workers: number[];
+  redis: number;
+}
+type Measured = LoadResult & { cpu?: CpuPerRequest };
+
 interface Row {
   clients: number;
   /** The median round of each side (by requests/s). */
   baseline?: LoadResult;
-  platform?: LoadResult;
-  grpc?: LoadResult;
+  platform?: Measured;
+  grpc?: Measured;
   /** Median of the per-round ratios, as ratioText prints it. */
   restToBase?: string;
   grpcToRest?: string;
 }
 
 /** The result of the median round by requests/s. */
-const medianRun = (xs: LoadResult[]) => [...xs].sort((a, b) => a.rps - b.rps)[(xs.length - 1) >> 1]!;
+const medianRun = <T extends LoadResult>(xs: T[]) => [...xs].sort((a, b) => a.rps - b.rps)[(xs.length - 1) >> 1]!;
 
 const envNum = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
 const envList = (k: string) =>
@@ -91,6 +104,27 @@ async function primeGrpc(address: string, message: Buffer) {
   } finally {
     client.close();
   }
+}
+
+/** Redis's CPU seconds so far (INFO used_cpu_user + used_cpu_sys). */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const v = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return v('used_cpu_user') + v('used_cpu_sys');
+}
+
+/** Runs `load` and adds each platform process's CPU per request over it. */
+async function withCpu(platform: Platform, redis: Redis, o: Required<OnlineOptions>, load: () => Promise<LoadResult>): Promise<Measured> {
+  const [c0, r0] = [platform.cpuByProcess(), await redisCpuSeconds(redis)];
+  const r = await load();
+  const [c1, r1] = [platform.cpuByProcess(), await redisCpuSeconds(redis)];
+  // Warm-up requests are not counted in r.requests but use CPU: counted at the measured window's rate.
+  const n = Math.max(1, r.requests + r.errors) * (1 + o.warmupSeconds / Math.max(0.001, o.seconds));
+  const us = (a: number, b: number) => ((b - a) * 1e6) / n;
+  return {
+    ...r,
+    cpu: { producer: us(c0.producer, c1.producer), workers: c1.workers.map((w, i) => us(c0.workers[i] ?? w, w)), redis: us(r0, r1) },
+  };
 }
 
 const runGrpc = (address: string, message: Buffer, clients: number, o: Required<OnlineOptions>) =>
@@ -149,11 +183,20 @@ function printTable(name: string, rows: Row[]) {
   console.log(`\n${name}`);
   console.log(line(head));
   for (const r of body) console.log(line(r));
+  const cpuRows = rows.filter((r) => r.platform?.cpu || r.grpc?.cpu);
+  if (!cpuRows.length) return;
+  const cpuHead = ['clients', 'rest producer us', 'workers us', 'redis us', 'grpc producer us', 'workers us', 'redis us'];
+  const cpuCells = (x?: Measured) => (x?.cpu ? [f0(x.cpu.producer), x.cpu.workers.map(f0).join('+') || '-', f0(x.cpu.redis)] : ['-', '-', '-']);
+  const cpuBody = cpuRows.map((r) => [String(r.clients), ...cpuCells(r.platform), ...cpuCells(r.grpc)]);
+  const cw = cpuHead.map((h, i) => Math.max(h.length, ...cpuBody.map((r) => r[i]!.length)));
+  console.log('CPU per request, per process (median round; user + system of all threads)');
+  console.log(cpuHead.map((c, i) => c.padStart(cw[i]!)).join('  '));
+  for (const r of cpuBody) console.log(r.map((c, i) => c.padStart(cw[i]!)).join('  '));
 }
 
 export async function benchOnline(opts: OnlineOptions = {}) {
   const o: Required<OnlineOptions> = {
-    clients: [...new Set(opts.clients ?? envList('BENCH_CLIENTS') ?? [1, 8, 64, 256])],
+    clients: [...new Set(opts.clients ?? envList('BENCH_CLIENTS') ?? [1, 4, 16, 64, 256])],
     seconds: opts.seconds ?? envNum('BENCH_SECONDS') ?? 5,
     warmupSeconds: opts.warmupSeconds ?? envNum('BENCH_WARMUP_SECONDS') ?? 1,
     workers: opts.workers ?? envNum('BENCH_WORKERS') ?? 1,
@@ -166,7 +209,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
   };
   console.log(
     `online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
-      `platform workers ${o.workers}, ${os.cpus().length} cpus`,
+      `platform workers ${o.workers} (online transport ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'bullmq'}), ${os.cpus().length} cpus`,
   );
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-online-'));
@@ -182,6 +225,8 @@ export async function benchOnline(opts: OnlineOptions = {}) {
   // and each client count runs on the baseline and then at once on the platform: on a shared
   // machine the load of others drifts, and adjacent runs keep the ratio honest.
   const results = new Map<string, Row[]>();
+  const redis = new Redis(process.env.MODELQ_REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
   try {
     let platform: Platform | undefined;
     const queueToAnswer = new Map<string, LoadResult>();
@@ -211,7 +256,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
           const rows: Row[] = [];
           for (const c of o.clients) {
             // Each round: the baseline at each thread setting (the best counts), then REST, then gRPC.
-            const runs = { baseline: [] as LoadResult[], platform: [] as LoadResult[], grpc: [] as LoadResult[] };
+            const runs = { baseline: [] as LoadResult[], platform: [] as Measured[], grpc: [] as Measured[] };
             const rest = await interleave({
               baseline: async () => {
                 const b = await bestOfThreads(
@@ -223,9 +268,9 @@ export async function benchOnline(opts: OnlineOptions = {}) {
               },
               platform: async () => {
                 if (!platUrl || !platform) return NaN;
-                const r = await run(platUrl, m.body, c, o);
+                const r = await withCpu(platform, redis, o, () => run(platUrl, m.body, c, o));
                 runs.platform.push(r);
-                runs.grpc.push(await runGrpc(platform.grpcAddress, message, c, o));
+                runs.grpc.push(await withCpu(platform, redis, o, () => runGrpc(platform.grpcAddress, message, c, o)));
                 return r.rps;
               },
             });
@@ -255,6 +300,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     }
     return results;
   } finally {
+    redis.disconnect();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,9 @@
 // own code, GC), and the heaviest functions are listed. A profile, not a benchmark: it prints
 // microseconds per request on whatever machine it runs, and the .cpuprofile files for a viewer.
 // Run: node --import tsx bench/profile-online.ts
+// Redis's own CPU per request (INFO used_cpu_*) is printed beside the processes'.
 // Env: BENCH_SECONDS=8  BENCH_CLIENTS=64  BENCH_MODEL=64-256-256-10  BENCH_PROTOCOL=rest|grpc
+//      MODELQ_ONLINE_TRANSPORT=bullmq|streams (passed to the producer; workers serve both)
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -90,6 +92,7 @@ async function main() {
     MODELQ_GRPC_PORT: String(grpcPort),
     MODELQ_LOG_LEVEL: 'warn',
     MODELQ_ENGINE_THREADS: '1',
+    MODELQ_STATS_INTERVAL_MS: '200',
   };
   const prof = (name: string) => ['--cpu-prof', '--cpu-prof-dir', path.join(dir, name)];
   const producer = spawnNode({ args: [...prof('producer'), '--import', 'tsx', 'producer/main.ts'], env, logFile: path.join(dir, 'producer.log') });
@@ -104,6 +107,24 @@ async function main() {
       await (
         await fetch(`${url}/v2/models/m/infer`, { method: 'POST', body: inferBody(sizes[0]!), headers: { 'content-type': 'application/json' } })
       ).arrayBuffer();
+    const redisInfo = new Redis(process.env.MODELQ_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const redisCpu = async () => {
+      const info = await redisInfo.info('cpu');
+      const v = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+      return v('used_cpu_user') + v('used_cpu_sys');
+    };
+    // Coalesced groups (jobs or stream entries) and engine runs, from the worker figures in /metrics.
+    const counted = async () => {
+      await new Promise((r) => setTimeout(r, 600)); // two publications of the worker figures
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const sum = (re: RegExp) => [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+      return {
+        groups: sum(/^modelq_worker_jobs_total\{[^}]*queue="infer"[^}]*status="completed"[^}]*\} (\d+)$/gm),
+        runs: sum(/^modelq_engine_runs_total\{[^}]*\} (\d+)$/gm),
+      };
+    };
+    const counts0 = await counted();
+    const redis0 = await redisCpu();
     const cpu0 = [cpuSeconds(producer.pid!), cpuSeconds(worker.pid!)];
     const from = Number(process.hrtime.bigint() / 1000n);
     const r = grpc
@@ -119,12 +140,21 @@ async function main() {
     const cpu1 = [cpuSeconds(producer.pid!), cpuSeconds(worker.pid!)];
     const to = Number(process.hrtime.bigint() / 1000n);
     const total = r.requests + r.errors;
+    const redisUs = (((await redisCpu()) - redis0) * 1e6) / Math.max(1, total);
+    redisInfo.disconnect();
+    const counts1 = await counted();
+    const groups = counts1.groups - counts0.groups;
+    const runs = counts1.runs - counts0.runs;
     console.log(
-      `${grpc ? 'gRPC' : 'REST'} ${clients} clients, model ${sizes.join('-')}: ${total} requests (${r.errors} errors) in ${seconds + 1} s (1 s of it warm-up); load average ${os
+      `${grpc ? 'gRPC' : 'REST'} over ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'bullmq'}, ${clients} clients, model ${sizes.join('-')}: ${total} requests (${r.errors} errors) in ${seconds + 1} s (1 s of it warm-up); load average ${os
         .loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
+    console.log(
+      `coalescing: ${groups} groups (${(total / Math.max(1, groups)).toFixed(1)} requests each), ${runs} engine runs (${(total / Math.max(1, runs)).toFixed(1)} requests each)`,
+    );
+    console.log(`redis-server: ${redisUs.toFixed(0)} us CPU per request (INFO used_cpu_user + used_cpu_sys; a shared Redis counts its other clients too)`);
     await stopChild(producer);
     await stopChild(worker);
     ['producer', 'worker'].forEach((name, k) => {

@@ -20,6 +20,8 @@ export interface ProducerDeps {
   logger: Logger;
   /** Where access/audit lines go (MODELQ_AUDIT_LOG); default: `logger`. */
   audit?: Logger;
+  /** Run by closeProducerDeps: connections that parts of the producer opened for themselves. */
+  closers?: (() => void)[];
 }
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
@@ -31,10 +33,21 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
   // QueueEvents must be listening before the first job is added, or its answer could be missed.
   await Promise.all((['model', 'infer', 'infer-gpu'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
   const store = createStore(cfg);
-  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store, objects: new ObjectStores(store, cfg), logger };
+  return {
+    cfg,
+    prefix,
+    redis,
+    queues,
+    registry: new Registry(redis, prefix, { servingCacheMs: 1000 }),
+    store,
+    objects: new ObjectStores(store, cfg),
+    logger,
+    closers: [],
+  };
 }
 
 export async function closeProducerDeps(d: ProducerDeps): Promise<void> {
+  for (const close of d.closers?.splice(0) ?? []) close();
   await d.queues.close();
   d.redis.disconnect();
 }

@@ -14,6 +14,7 @@ import { Engine } from './engine/engine.ts';
 import { BatchStore } from '../core/batches.ts';
 import { batchProcessor } from './inference/finalize.ts';
 import { inferProcessor } from './inference/infer.ts';
+import { OnlineStreamConsumer } from './inference/online-stream.ts';
 import { scoreProcessor } from './inference/score.ts';
 import { BatchDrift } from './inference/batch-drift.ts';
 import { compressProcessor } from './compression/compress.ts';
@@ -93,6 +94,8 @@ export interface RunningWorker {
   id: string;
   engine: Engine;
   workers: Worker[];
+  /** The online streams this worker reads (MODELQ_ONLINE_TRANSPORT=streams on producers), one per online queue. */
+  streams: OnlineStreamConsumer[];
   warmer?: Warmer;
   stats(): WorkerStats;
   /** Takes no new jobs, lets active ones finish (up to the grace period), then closes everything. */
@@ -125,6 +128,24 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     workers.push(queueWorker(name, factory(deps), (jobs[name] = { completed: 0, failed: 0 }), deps, id));
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  // Online queues are served on both transports: a producer's MODELQ_ONLINE_TRANSPORT picks one.
+  const streams = (['infer', 'infer-gpu'] as const)
+    .filter((q) => jobs[q])
+    .map(
+      (q) =>
+        new OnlineStreamConsumer({
+          redis,
+          prefix,
+          queue: q,
+          consumer: id,
+          concurrency: cfg.MODELQ_INFER_CONCURRENCY,
+          lockMs: cfg.MODELQ_JOB_LOCK_MS,
+          deps,
+          logger,
+          counts: jobs[q]!,
+        }),
+    );
+  await Promise.all(streams.map((s) => s.start()));
   if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
 
   const figures = publishFigures(deps, { id, jobs, engine, startedAt: new Date().toISOString() });
@@ -140,14 +161,14 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       logger.info('stopping: no new jobs, finishing active ones');
       figures.stop();
       await deps.warmer?.stop();
-      await closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger);
+      await Promise.all([...streams.map((s) => s.stop(cfg.MODELQ_SHUTDOWN_GRACE_MS)), closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger)]);
       await engine.close();
       await removeWorkerStats(redis, prefix, id).catch(() => {});
       redis.disconnect();
       logger.info('stopped');
     })());
 
-  return { id, engine, workers, stats: figures.stats, stop, ...(deps.warmer ? { warmer: deps.warmer } : {}) };
+  return { id, engine, workers, streams, stats: figures.stats, stop, ...(deps.warmer ? { warmer: deps.warmer } : {}) };
 }
 
 async function startEngine(cfg: Config, logger: Logger): Promise<Engine> {

@@ -33,6 +33,8 @@ export interface Platform {
   peakRss(): { producer: number; workers: number[] };
   /** CPU seconds (user + system) used so far by the producer and the workers together (Linux). */
   cpuSeconds(): number;
+  /** CPU seconds (user + system, all threads: what process.cpuUsage() reports) used so far by each process (Linux). */
+  cpuByProcess(): { producer: number; workers: number[] };
 }
 
 /** /proc/<pid>/stat fields 14 and 15 (utime, stime), in clock ticks of 1/100 s. */
@@ -133,7 +135,9 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
       .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))))
       .reduce((a, b) => a + b, 0);
-  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, cpuSeconds };
+  const cpuOfEach = (re: RegExp) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')));
+  const cpuByProcess = () => ({ producer: cpuOfEach(/modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: cpuOfEach(/modelq-worker|workers\/main\.ts/) });
+  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, cpuSeconds, cpuByProcess };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

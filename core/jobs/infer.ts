@@ -2,7 +2,7 @@
 // version. Several requests may share a job (the producer coalesces them); each gets its own answer.
 import { z } from 'zod';
 import { errorDataSchema } from '../errors.ts';
-import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, TYPED_ARRAYS, type RawTensor, type Tensor } from '../tensors.ts';
+import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, TYPED_ARRAYS, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
   name: z.string(),
@@ -81,7 +81,48 @@ export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 // Packing. Byte order is the host's; every platform onnxruntime-node ships for is little-endian.
 const ARRAYS = TYPED_ARRAYS;
 
-export const isPacked = (t: JobTensor): t is PackedTensor => 'b64' in t;
+export const isPacked = (t: WireTensor): t is PackedTensor => 'b64' in t;
+
+/**
+ * A numeric tensor as its raw bytes, never text: how the online stream transport carries tensors
+ * (core/jobs/online-wire.ts), and how its answers reach the doors. Only in memory and in binary
+ * frames, never in JSON job data.
+ */
+export interface ByteTensor {
+  name: string;
+  datatype: Datatype;
+  shape: number[];
+  bytes: Uint8Array;
+}
+/** Any tensor form a request or an answer takes between a door and an engine. */
+export type WireTensor = JobTensor | ByteTensor;
+export const isBytes = (t: WireTensor): t is ByteTensor => 'bytes' in t;
+
+/** Validated protocol data -> a view of its bytes (no copy when the data is already a typed array); BYTES and FP16 stay JSON. */
+export function bytesTensor(t: JobTensor): WireTensor {
+  if (isPacked(t) || !ARRAYS[t.datatype]) return t;
+  const d = toRaw(t).data as ArrayBufferView;
+  return { name: t.name, datatype: t.datatype, shape: t.shape, bytes: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
+}
+
+/** An engine output as a byte tensor (a view, no copy); null for strings. */
+export function bytesOfRaw(name: string, r: RawTensor): ByteTensor | null {
+  const datatype = fromOrtType(r.type);
+  if (!ARRAYS[datatype] || Array.isArray(r.data)) return null;
+  const d = r.data;
+  return { name, datatype, shape: r.dims, bytes: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
+}
+
+/** Byte tensor -> a typed array in its own, exactly sized ArrayBuffer (one copy: aligned and transferable). Null when the bytes do not match the shape. */
+export function rawOfBytes(t: ByteTensor): RawTensor | null {
+  const Ctor = ARRAYS[t.datatype];
+  if (!Ctor) return null;
+  const n = elementCount(t.shape);
+  if (t.bytes.byteLength !== n * Ctor.BYTES_PER_ELEMENT) return null;
+  const buf = new ArrayBuffer(t.bytes.byteLength);
+  new Uint8Array(buf).set(t.bytes);
+  return { type: toOrtType(t.datatype), dims: [...t.shape], data: new Ctor(buf, 0, n) };
+}
 
 function b64Of(data: ArrayBufferView): string {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
@@ -116,10 +157,10 @@ export function unpackRaw(t: PackedTensor): RawTensor | null {
 }
 
 /** Any job tensor -> protocol JSON (flat data), as the HTTP answer carries it. */
-export function toProtocolTensor(t: JobTensor): Tensor {
-  if (!isPacked(t)) return t;
-  const raw = unpackRaw(t);
-  if (!raw) throw new Error(`output "${t.name}": ${t.b64.length} base64 characters do not match shape [${t.shape.join(',')}]`);
+export function toProtocolTensor(t: WireTensor): Tensor {
+  if (!isPacked(t) && !isBytes(t)) return t;
+  const raw = isBytes(t) ? rawOfBytes(t) : unpackRaw(t);
+  if (!raw) throw new Error(`output "${t.name}": its bytes do not match shape [${t.shape.join(',')}] of ${t.datatype}`);
   const d = raw.data as ArrayBufferView;
   let data: (number | boolean)[];
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) data = Array.from(d, Number);

@@ -2,7 +2,7 @@
 // length prefixes) or typed `contents` in, the protocol's JSON data form out for the shared checks;
 // answers leave as raw_output_contents, the only form Triton's clients decode.
 import { badRequest } from '../../core/errors.ts';
-import { isPacked, type JobTensor } from '../../core/jobs/infer.ts';
+import { isBytes, isPacked, type WireTensor } from '../../core/jobs/infer.ts';
 import type { Datatype } from '../../core/tensors.ts';
 
 /** The message InferTensorContents as proto-loader gives it (keepCase, longs as numbers). */
@@ -158,8 +158,9 @@ export function decodeTyped(c: TensorContents | undefined, datatype: string, lab
 }
 
 /** An answer tensor as raw_output_contents bytes. */
-export function encodeOutput(t: JobTensor): Buffer {
+export function encodeOutput(t: WireTensor): Buffer {
   if (isPacked(t)) return Buffer.from(t.b64, 'base64');
+  if (isBytes(t)) return Buffer.from(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const d = t.data as unknown[];
   switch (t.datatype) {
     case 'BYTES':

@@ -1,5 +1,5 @@
 // Producer-side coalescing: online requests for the same model version travel together as one
-// `infer` job, because BullMQ moves only a few thousand jobs per second and a job per request would
+// `infer` job or stream entry (senders.ts, MODELQ_ONLINE_TRANSPORT), because BullMQ moves only a few thousand jobs per second and a job per request would
 // cap the platform below onnxruntime. Requests gather for up to maxDelayMs (or until maxBatch rows),
 // except when the model is idle here (no job in flight, no request in the previous maxDelayMs):
 // then company is unlikely and they leave at the end of this turn of the event loop.
@@ -12,18 +12,17 @@
 // requests up to maxBatch rows from a queue that may hold several batches, groups by input shape,
 // and honours abort signals. A helper covering both would be a scheduler with hooks for each
 // difference, longer than either.
-import crypto from 'node:crypto';
-import type { Queue } from 'bullmq';
 import { AppError } from '../../core/errors.ts';
-import type { Batching, InferJob, InferRequest, InferResponse, InferResult } from '../../core/jobs/infer.ts';
+import type { Batching } from '../../core/jobs/infer.ts';
+import type { WireRequest, WireResponse } from '../../core/jobs/online-wire.ts';
 import type { VersionRecord } from '../../core/registry.ts';
-import type { JobAnswers } from './await-job.ts';
+import type { GroupSender } from './senders.ts';
 
 interface Waiter {
   rows: number;
   /** True once the client went away; such requests are not sent. */
   gone?: () => boolean;
-  resolve: (r: InferResponse) => void;
+  resolve: (r: WireResponse) => void;
   reject: (e: Error) => void;
 }
 
@@ -33,7 +32,7 @@ interface Group {
   batching: Batching;
   waiters: Waiter[];
   /** The waiters' requests, apart: they are let go once the job is written, the waiters later. */
-  requests: InferRequest[];
+  requests: WireRequest[];
   rows: number;
   /** No request of the model came in the maxDelayMs before this group's first one. */
   quiet: boolean;
@@ -46,19 +45,15 @@ export class InferCoalescer {
   /** Jobs in flight per model version. */
   private readonly inFlight = new Map<string, number>();
   private readonly lastArrival = new Map<string, number>();
-  // Job ids are chosen here so the answer is awaited before the job exists (see JobAnswers).
-  private readonly idPrefix = `i${crypto.randomBytes(5).toString('hex')}-`;
-  private seq = 0;
   jobsSent = 0;
 
   constructor(
-    private readonly queue: Queue,
-    private readonly answers: JobAnswers,
+    private readonly sender: GroupSender,
     private readonly timeoutMs: number,
   ) {}
 
   /** Resolves with this request's answer; rejects with 504 after the timeout. */
-  submit(model: VersionRecord, batching: Batching, request: InferRequest, gone?: () => boolean): Promise<InferResponse> {
+  submit(model: VersionRecord, batching: Batching, request: WireRequest, gone?: () => boolean): Promise<WireResponse> {
     const key = `${model.name}@${model.version}`;
     const rows = batching.batchable ? (request.inputs[0]?.shape[0] ?? 1) : 1;
     return new Promise((resolve, reject) => {
@@ -100,7 +95,7 @@ export class InferCoalescer {
     g.timer = g.soon = undefined;
     // Clients that went away before their request left the producer are not sent at all.
     const waiters: Waiter[] = [];
-    const requests: InferRequest[] = [];
+    const requests: WireRequest[] = [];
     g.waiters.forEach((w, i) => {
       if (w.gone?.()) return w.reject(new AppError('timeout', 'the client went away'));
       waiters.push(w);
@@ -109,12 +104,7 @@ export class InferCoalescer {
     g.waiters = [];
     g.requests = [];
     if (!waiters.length) return;
-    const data: InferJob = {
-      model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256 },
-      batching: g.batching,
-      packed: true,
-      requests,
-    };
+    const data = { model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256 }, batching: g.batching, requests };
     this.jobsSent++;
     this.inFlight.set(g.key, (this.inFlight.get(g.key) ?? 0) + 1);
     void this.send(data, waiters).finally(() => {
@@ -124,14 +114,11 @@ export class InferCoalescer {
     });
   }
 
-  private async send(data: InferJob, waiters: Waiter[]) {
-    const jobId = `${this.idPrefix}${++this.seq}`;
+  private async send(data: Parameters<GroupSender['send']>[0], waiters: Waiter[]) {
     try {
-      const answer = this.answers.wait<InferResult>(jobId, this.timeoutMs, 'inference');
-      this.queue.add('infer', data, { jobId }).catch((e: Error) => this.answers.cancel(jobId, e));
-      const result = await answer;
+      const responses = await this.sender.send(data);
       waiters.forEach((w, i) => {
-        const r = result.responses[i];
+        const r = responses[i];
         if (r) w.resolve(r);
         else w.reject(new AppError('internal', 'the worker returned no answer for this request'));
       });

@@ -7,7 +7,7 @@
 import type { Principal } from '../../core/auth.ts';
 import { badRequest, fromErrorData } from '../../core/errors.ts';
 import { DriftWindows, ReferenceCollector } from '../../core/drift/index.ts';
-import { packTensor, toProtocolTensor, type Batching, type JobTensor } from '../../core/jobs/infer.ts';
+import { bytesTensor, packTensor, toProtocolTensor, type Batching, type InferRequest, type WireTensor } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -16,6 +16,8 @@ import { checkReadable } from '../model-access.ts';
 import { JobAnswers } from './await-job.ts';
 import { backpressureFor, type Backpressure } from './backpressure.ts';
 import { InferCoalescer } from './coalescer.ts';
+import { BullmqSender, type GroupSender } from './senders.ts';
+import { StreamReplies, StreamSender } from './stream-sender.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
@@ -34,8 +36,8 @@ export interface Caller {
 export interface Answer {
   model: VersionRecord;
   id?: string;
-  /** Packed where the datatype allows (raw bytes), JSON values otherwise. */
-  outputs: JobTensor[];
+  /** Raw bytes (or base64-packed bytes) where the datatype allows, JSON values otherwise. */
+  outputs: WireTensor[];
   /** Set when the request asked for an explanation. */
   explanation?: ExplainAnswerParams;
 }
@@ -54,11 +56,15 @@ export class InferenceService {
   private readonly batchings = new WeakMap<ServingTarget, Batching>();
   private readonly drift: DriftSampler;
   private readonly explain: ExplainFn;
+  /** MODELQ_ONLINE_TRANSPORT=streams: this producer's reply channel, shared by both lanes. */
+  private replies?: StreamReplies;
+  private readonly streams: boolean;
 
   constructor(private readonly d: ProducerDeps) {
     this.backpressure = backpressureFor(d);
     this.rateLimit = rateLimitFor(d);
     this.explain = createExplain(d);
+    this.streams = d.cfg.MODELQ_ONLINE_TRANSPORT === 'streams';
     this.drift = new DriftSampler(
       d.store,
       new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
@@ -98,11 +104,11 @@ export class InferenceService {
 
   /** One request already admitted (`admit`): a door that converts its body after admission calls this. */
   async inferAdmitted(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
-    const { target, id, gpu, request, explain } = await this.prepare(name, version, json, caller.who);
+    const { target, id, gpu, request, packed, explain } = await this.prepare(name, version, json, caller.who);
     const { model } = target;
     if (explain) {
       // Never coalesced: an explanation's perturbations are thousands of rows run in batches of their own.
-      const r = await this.explain(model, request, explain, gpu);
+      const r = await this.explain(model, packed!, explain, gpu); // packed whenever explained
       return { model, id, outputs: r.tensors, explanation: r.parameters };
     }
     const answer = await this.lane(gpu ? 'infer-gpu' : 'infer').submit(model, this.batchingOf(target), request, caller.gone);
@@ -120,24 +126,41 @@ export class InferenceService {
     this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
+    const explain = explainParams(body.parameters);
+    const packed: InferRequest | undefined = explain || !this.streams ? { ...checked, inputs: checked.inputs.map(packTensor) } : undefined;
     return {
       target,
       id: body.id,
       // Requests with parameters.device "gpu" go to the GPU twin queue, which only cuda workers consume.
       gpu: device === 'gpu',
-      explain: explainParams(body.parameters),
-      request: { ...checked, inputs: checked.inputs.map(packTensor) },
+      explain,
+      // Base64 for JSON job data (explanations; the bullmq transport), views of the parsed typed
+      // arrays for the stream transport's binary frames.
+      request: packed ?? { ...checked, inputs: checked.inputs.map(bytesTensor) },
+      packed,
     };
   }
 
   private lane(q: Lane): InferCoalescer {
     let c = this.lanes.get(q);
     if (!c) {
-      const queue = this.d.queues.queue(q);
-      c = new InferCoalescer(queue, new JobAnswers(queue, this.d.queues.queueEvents(q)), this.d.cfg.MODELQ_INFER_TIMEOUT_MS);
+      c = new InferCoalescer(this.sender(q), this.d.cfg.MODELQ_INFER_TIMEOUT_MS);
       this.lanes.set(q, c);
     }
     return c;
+  }
+
+  private sender(q: Lane): GroupSender {
+    const { d } = this;
+    if (this.streams) {
+      if (!this.replies) {
+        const replies = (this.replies = new StreamReplies(d.redis, d.prefix, d.cfg.MODELQ_INFER_TIMEOUT_MS, d.logger));
+        d.closers?.push(() => replies.close());
+      }
+      return new StreamSender(d.redis, d.prefix, q, this.replies);
+    }
+    const queue = d.queues.queue(q);
+    return new BullmqSender(queue, new JobAnswers(queue, d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
   }
 
   private batchingOf(t: ServingTarget): Batching {

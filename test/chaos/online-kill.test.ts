@@ -2,13 +2,15 @@
 // ModelStreamInfer call at once): no request is lost. Each is answered with the values of a direct
 // run, or refused with an error that says a retry may succeed; the dead worker's jobs are taken up by
 // the other worker once their lock lapses (MODELQ_JOB_LOCK_MS), well within the request timeout.
+// On both online transports: BullMQ jobs (found stalled), and Redis Stream entries (pending under
+// the dead worker's consumer, taken up by another with XAUTOCLAIM).
 import { describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
 import { startGrpcServer } from '../../producer/grpc/server.ts';
 import { directRun, rows, slowMlp } from '../fixtures/models.ts';
 import { throughDoor, type Door, type Outcome } from '../helpers/doors.ts';
 import { inferenceClient } from '../helpers/grpc-client.ts';
-import { startPlatform, until, uploadModel } from '../helpers/platform.ts';
+import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 import { F } from './helpers.ts';
 
 const N = 1500; // requests through the unary doors
@@ -19,18 +21,63 @@ const STREAMED = 400; // requests on one stream
 const DOORS: Door[] = ['rest-fast', 'rest-express', 'predict', 'grpc'];
 const OUT = 10; // slowMlp gives 10 values per row
 
-describe('chaos: a worker killed under online load', () => {
+type Transport = 'bullmq' | 'streams';
+
+/** What each transport shows of the work a worker holds, and of that work being run again once it died. */
+interface Watch {
+  /** Pids of the worker processes that hold work now. */
+  holders(): Promise<number[]>;
+  /** Called once the victim is dead. */
+  killed(pid: number): Promise<void>;
+  /** Units of work of dead workers run again so far. */
+  rerun(): number;
+}
+
+function bullmqWatch(p: TestPlatform): Watch {
+  let stalled = 0;
+  p.deps.queues.queueEvents('infer').on('stalled', () => stalled++);
+  const queue = p.deps.queues.queue('infer');
+  return {
+    // Each job records the worker process that took it (processedBy, host:pid:tag).
+    holders: async () => (await queue.getActive()).map((j) => Number(j.processedBy?.split(':').at(-2))),
+    killed: async () => {},
+    rerun: () => stalled,
+  };
+}
+
+function streamsWatch(p: TestPlatform): Watch {
+  const key = `${p.deps.prefix}:online:infer`;
+  let rerun = 0;
+  /** Entries pending per consumer (consumer names are worker ids, host:pid:tag). */
+  const pending = async () => {
+    const summary = (await p.redis.xpending(key, 'workers')) as [number, string | null, string | null, [string, string][] | null];
+    return (summary[3] ?? []).map(([name, n]) => ({ name, pid: Number(name.split(':').at(-2)), n: Number(n) }));
+  };
+  return {
+    holders: async () => (await pending()).filter((c) => c.n > 0).map((c) => c.pid),
+    // The dead consumer's entries leave its pending list only when another worker claims them.
+    killed: async (pid) => {
+      const held = (await pending()).find((c) => c.pid === pid)?.n ?? 0;
+      if (held === 0) return;
+      await until(async () => ((await pending()).find((c) => c.pid === pid)?.n ?? 0) === 0, 'the dead worker’s entries taken up', 10_000)
+        .then(() => (rerun += held))
+        .catch(() => {});
+    },
+    rerun: () => rerun,
+  };
+}
+
+describe.each(['bullmq', 'streams'] as Transport[])('chaos: a worker killed under online load (MODELQ_ONLINE_TRANSPORT=%s)', (transport) => {
   it('answers every request, or refuses it as retryable', async () => {
     // One job at a time per worker: once two are active, each worker holds one when the kill comes.
-    const env = { MODELQ_JOB_LOCK_MS: '2000', MODELQ_INFER_TIMEOUT_MS: '30000', MODELQ_INFER_CONCURRENCY: '1' };
+    const env = { MODELQ_JOB_LOCK_MS: '2000', MODELQ_INFER_TIMEOUT_MS: '30000', MODELQ_INFER_CONCURRENCY: '1', MODELQ_ONLINE_TRANSPORT: transport };
     const p = await startPlatform({ workers: 2, env });
     const server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig(p.cfg) });
     const c = inferenceClient(`127.0.0.1:${server.port}`);
     try {
       expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
-      // Jobs the dead worker held: found stalled by the other worker and run again.
-      let stalled = 0;
-      p.deps.queues.queueEvents('infer').on('stalled', () => stalled++);
+      // Work the dead worker held: found by the other worker and run again.
+      const watch = transport === 'bullmq' ? bullmqWatch(p) : streamsWatch(p);
       const x = rows(N + STREAMED, F, 21);
       const expected = (await directRun(model, { input: { data: x, dims: [N + STREAMED, F] } })).output!;
       const rowOf = (i: number) => Array.from(x.subarray(i * F, (i + 1) * F));
@@ -73,21 +120,19 @@ describe('chaos: a worker killed under online load', () => {
       const load = Promise.all(Array.from({ length: 32 }, client));
 
       await until(() => outcomes.length >= 50, 'the load under way', 60_000);
-      // The worker that holds an active job is killed: each job records the worker process that took
-      // it (processedBy, host:pid:tag). A job may finish between the look and the kill, so this is
-      // tried again (a replacement started each time) until a kill took a job with it.
-      const queue = p.deps.queues.queue('infer');
+      // The worker that holds work is killed. A job may finish between the look and the kill, so
+      // this is tried again (a replacement started each time) until a kill took work with it.
       const living = () => p.workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
       let kills = 0;
       let answeredAtKill = 0;
       const replacements: Promise<unknown>[] = [];
-      while (stalled === 0 && kills < 8 && outcomes.length < N) {
+      while (watch.rerun() === 0 && kills < 8 && outcomes.length < N) {
         if (living().length < 2) await Promise.race(replacements);
         let victim: (typeof p.workers)[number] | undefined;
         await until(
           async () => {
             if (outcomes.length >= N) return true;
-            const pids = (await queue.getActive()).map((j) => Number(j.processedBy?.split(':').at(-2)));
+            const pids = await watch.holders();
             victim = living().find((w) => pids.includes(w.child.pid!));
             return victim !== undefined;
           },
@@ -100,14 +145,15 @@ describe('chaos: a worker killed under online load', () => {
         kills++;
         answeredAtKill = outcomes.length;
         replacements.push(p.addWorker(env));
-        // The dead worker's job is found stalled within two lock periods.
-        await until(() => stalled > 0 || outcomes.length >= N, 'the stalled check', 10_000).catch(() => {});
+        await watch.killed(victim.child.pid!);
+        // The dead worker's work is taken up within two lock periods.
+        await until(() => watch.rerun() > 0 || outcomes.length >= N, 'the stalled check', 10_000).catch(() => {});
       }
       await load;
       await streamEnded;
       await Promise.all(replacements);
       expect(answeredAtKill).toBeLessThan(N);
-      expect(stalled).toBeGreaterThan(0); // the kill took work with it
+      expect(watch.rerun()).toBeGreaterThan(0); // the kill took work with it
 
       expect(outcomes).toHaveLength(N);
       for (const o of outcomes) {
@@ -121,12 +167,12 @@ describe('chaos: a worker killed under online load', () => {
       });
       const refused = outcomes.filter((o) => o.status !== 'ok').length + streamed.filter((s) => s.error).length;
       console.log(
-        `chaos: ${kills} worker kills, the last after ${answeredAtKill} answers; ${stalled} jobs run again; ${N + STREAMED - refused} answered, ${refused} refused as retryable`,
+        `chaos (${transport}): ${kills} worker kills, the last after ${answeredAtKill} answers; ${watch.rerun()} jobs run again; ${N + STREAMED - refused} answered, ${refused} refused as retryable`,
       );
     } finally {
       c.close();
       await server.close();
       await p.stop();
     }
-  });
+  }, 180_000); // two worker starts and 1,900 requests of a slow model: minutes on a loaded 2-core machine
 });

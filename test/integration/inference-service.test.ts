@@ -1,7 +1,8 @@
 // One inference service behind every door: REST (fast path and express), KServe :predict and gRPC
 // requests for one model sent in the same window travel as one job and are computed in one engine
 // run; ModelStreamInfer answers every request of a 10,000-message stream, in order, with at most
-// MODELQ_GRPC_STREAM_WINDOW of them in flight.
+// MODELQ_GRPC_STREAM_WINDOW of them in flight. Both online transports (MODELQ_ONLINE_TRANSPORT):
+// BullMQ jobs, and entries of raw bytes on a Redis Stream answered on the producer's channel.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
 import { backpressureFor } from '../../producer/inference/backpressure.ts';
@@ -18,18 +19,6 @@ let server: RunningGrpcServer;
 let c: InferenceClient;
 const model = tinyMlp(5);
 
-beforeAll(async () => {
-  p = await startPlatform({ workers: 1, env: { MODELQ_GRPC_STREAM_WINDOW: String(WINDOW) } });
-  server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig(p.cfg) });
-  c = inferenceClient(`127.0.0.1:${server.port}`);
-  expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
-});
-afterAll(async () => {
-  c?.close();
-  await server?.close();
-  await p?.stop();
-});
-
 /** Engine counters of model m@1, summed over workers, from /metrics. */
 async function counters(): Promise<{ runs: number; requests: number }> {
   const text = await (await fetch(`${p.url}/metrics`)).text();
@@ -42,7 +31,19 @@ const F = 4;
 const x = rows(DOORS.length, F, 11);
 const rowOf = (i: number) => Array.from(x.subarray(i * F, (i + 1) * F));
 
-describe('one inference service', () => {
+describe.each(['bullmq', 'streams'])('one inference service (MODELQ_ONLINE_TRANSPORT=%s)', (transport) => {
+  beforeAll(async () => {
+    p = await startPlatform({ workers: 1, env: { MODELQ_GRPC_STREAM_WINDOW: String(WINDOW), MODELQ_ONLINE_TRANSPORT: transport } });
+    server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig(p.cfg) });
+    c = inferenceClient(`127.0.0.1:${server.port}`);
+    expect((await uploadModel(p.url, 'm', model)).status).toBe(201);
+  });
+  afterAll(async () => {
+    c?.close();
+    await server?.close();
+    await p?.stop();
+  });
+
   it('coalesces REST, fast-path, :predict and gRPC requests of one window into one job and one engine run', async () => {
     // A window long enough that requests sent together from five doors meet in it.
     const put = await fetch(`${p.url}/v1/models/m/config`, {
@@ -89,6 +90,23 @@ describe('one inference service', () => {
       expect(after.runs - base.runs).toBe(2);
     }
     expect(jobs).toBe(1);
+  });
+
+  it('carries the requests on the chosen transport only', async () => {
+    const body = { inputs: [{ name: 'input', shape: [1, F], datatype: 'FP32', data: rowOf(0) }] };
+    expect((await postJson(`${p.url}/v2/models/m/infer`, body)).status).toBe(200);
+    const jobs = await p.deps.queues.queue('infer').getJobCountByTypes('completed', 'failed', 'active', 'waiting', 'delayed');
+    const added = await p.redis.xinfo('STREAM', `${p.deps.prefix}:online:infer`).then(
+      (info) => Number((info as unknown[])[(info as unknown[]).indexOf('entries-added') + 1]),
+      () => 0, // no stream: nothing was added
+    );
+    if (transport === 'streams') {
+      expect(added).toBeGreaterThanOrEqual(inferenceFor(p.deps).jobsSent);
+      expect(jobs).toBe(0);
+    } else {
+      expect(added).toBe(0);
+      expect(jobs).toBeGreaterThan(0);
+    }
   });
 
   it('ModelStreamInfer answers each of 10,000 requests, in order of ids, with at most the window outstanding', async () => {

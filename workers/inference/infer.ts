@@ -4,17 +4,19 @@
 import type { Job } from 'bullmq';
 import { AppError, errorData } from '../../core/errors.ts';
 import {
+  bytesOfRaw,
   inferJobSchema,
+  isBytes,
   isPacked,
   packRaw,
+  rawOfBytes,
   unpackRaw,
   type Batching,
-  type InferRequest,
-  type InferResponse,
   type InferResult,
-  type JobTensor,
   type LoadProgress,
+  type WireTensor,
 } from '../../core/jobs/infer.ts';
+import type { WireRequest, WireResponse } from '../../core/jobs/online-wire.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -42,8 +44,9 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   deps.warmer?.used(data.model);
   if (!deps.engine.isWarm(model.sha256)) await loadFirst(job, deps.engine, model, data.requests);
   const batching = data.batching ?? SOLO;
-  const packed = data.packed === true;
-  const responses = await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, packed, signal)));
+  const form = data.packed === true ? 'packed' : 'json';
+  // A job's requests and answers are JSON job data: never byte tensors here.
+  const responses = (await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal)))) as InferResult['responses'];
   // A model that cannot load fails every request: fail the job so it is reported as such.
   const first = responses[0]!;
   if (!first.ok && first.error.code === 'invalid_model' && responses.every((r) => !r.ok && r.error.code === 'invalid_model')) {
@@ -58,7 +61,7 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
  * through the job's progress so that the load does not count against the requests' timeout. Their
  * deadlines move by the load's duration for the same reason.
  */
-export async function loadFirst(job: InferJobLike, engine: Pick<Engine, 'warm'>, model: ModelHandle, requests: InferRequest[]) {
+export async function loadFirst(job: InferJobLike, engine: Pick<Engine, 'warm'>, model: ModelHandle, requests: { deadline?: number }[]) {
   const since = Date.now();
   const report = (p: LoadProgress) => void job.updateProgress?.(p).catch(() => {});
   report({ model: model.label!, loading: since });
@@ -72,21 +75,25 @@ export async function loadFirst(job: InferJobLike, engine: Pick<Engine, 'warm'>,
   report({ model: model.label!, loaded: ms });
 }
 
-function feed(t: JobTensor): RawTensor {
-  if (!isPacked(t)) return toRaw(t);
-  const raw = unpackRaw(t);
+function feed(t: WireTensor): RawTensor {
+  if (!isPacked(t) && !isBytes(t)) return toRaw(t);
+  const raw = isBytes(t) ? rawOfBytes(t) : unpackRaw(t);
   if (!raw) throw new AppError('bad_request', `input "${t.name}": the packed bytes do not match shape [${t.shape.join(',')}] of ${t.datatype}`);
   return raw;
 }
 
-async function runOne(
+/** The form of numeric outputs: JSON values (older producers), base64 in job data, or raw bytes (stream frames). */
+export type OutputForm = 'json' | 'packed' | 'bytes';
+
+/** One request through the engine's dynamic batcher; a non-retryable failure is its answer, a retryable one throws. */
+export async function runOne(
   engine: Engine,
   model: ModelHandle,
   batching: Batching,
-  req: InferRequest,
-  packed: boolean,
+  req: WireRequest,
+  form: OutputForm,
   signal?: AbortSignal,
-): Promise<InferResponse> {
+): Promise<WireResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
   }
@@ -95,10 +102,10 @@ async function runOne(
     for (const t of req.inputs) feeds[t.name] = feed(t);
     const out = await engine.infer(model, feeds, batching, batching.batchable, signal);
     const wanted = req.outputs ? new Set(req.outputs) : null;
-    const outputs: JobTensor[] = [];
+    const outputs: WireTensor[] = [];
     for (const [name, t] of Object.entries(out)) {
       if (wanted && !wanted.has(name)) continue;
-      outputs.push((packed && packRaw(name, t)) || fromRaw(name, t));
+      outputs.push((form === 'packed' && packRaw(name, t)) || (form === 'bytes' && bytesOfRaw(name, t)) || fromRaw(name, t));
     }
     return { ok: true, outputs };
   } catch (e) {

@@ -8,6 +8,7 @@ import type { Batching, InferJob, InferRequest } from '../../../../core/jobs/inf
 import type { VersionRecord } from '../../../../core/registry.ts';
 import { JobAnswers } from '../../../../producer/inference/await-job.ts';
 import { InferCoalescer } from '../../../../producer/inference/coalescer.ts';
+import { BullmqSender } from '../../../../producer/inference/senders.ts';
 
 const model: VersionRecord = {
   name: 'm',
@@ -36,7 +37,7 @@ function stubQueue() {
     events.emit('completed', { jobId: id, returnvalue: { responses: job.data.requests.map((r) => ({ ok: true, outputs: r.inputs })) } });
   };
   const answers = new JobAnswers(queue, events as unknown as QueueEvents);
-  return { queue, events, jobs, echo, coalescer: new InferCoalescer(queue, answers, 5000) };
+  return { queue, events, jobs, echo, coalescer: new InferCoalescer(new BullmqSender(queue, answers, 5000), 5000) };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));

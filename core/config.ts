@@ -356,6 +356,19 @@ export const configKeys = {
     z.string().default(''),
     'File the producer and dashboard append their access/audit lines to (JSON, one per state-changing request); empty: stdout, at level info in JSON logs, in readable logs only with `MODELQ_LOG_LEVEL=debug`.',
   ],
+  MODELQ_SIGNING_KEY_FILE: [
+    z.string().default(''),
+    "PEM file of the Ed25519 key that signs every registered version (PKCS#8); needed where versions are registered (producer, training and compression workers). Empty: a key generated on first use (with a warning) under the user's local state directory (`$XDG_STATE_HOME/modelq`, else `~/.local/state/modelq`); set one shared key on every machine of a real deployment.",
+    '`<local state>/modelq/signing-ed25519.pem`',
+  ],
+  MODELQ_TRUSTED_KEYS: [
+    z.string().default(''),
+    'Comma-separated publisher public keys (base64 of the Ed25519 SPKI DER, as `modelq verify` and the version record print them) whose signatures an upload may carry (`x-modelq-signature`).',
+  ],
+  MODELQ_REQUIRE_SIGNED_UPLOADS: [
+    z.string().default(''),
+    'Comma-separated tenants (or `*`) whose uploads must carry a signature by a key in `MODELQ_TRUSTED_KEYS`; an unsigned or untrusted upload is refused with 403.',
+  ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
 

@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, producerRedisOptions, waitReady } from '../core/redis.ts';
 import { Registry } from '../core/registry.ts';
+import { parseTrustedKeys, platformSigner } from '../core/signing.ts';
 import { createStore, type ArtifactStore } from '../core/storage/index.ts';
 import { ObjectStores } from '../core/storage/object-uris.ts';
 
@@ -24,6 +25,7 @@ export interface ProducerDeps {
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
   const prefix = keyPrefix(cfg);
+  parseTrustedKeys(cfg.MODELQ_TRUSTED_KEYS); // a bad entry stops the start with a message naming it
   const redis = createRedis(cfg, producerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   await waitReady(redis, 10_000);
@@ -31,7 +33,16 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
   // QueueEvents must be listening before the first job is added, or its answer could be missed.
   await Promise.all((['model', 'infer', 'infer-gpu'] as const).map((q) => queues.queueEvents(q).waitUntilReady()));
   const store = createStore(cfg);
-  return { cfg, prefix, redis, queues, registry: new Registry(redis, prefix, { servingCacheMs: 1000 }), store, objects: new ObjectStores(store, cfg), logger };
+  return {
+    cfg,
+    prefix,
+    redis,
+    queues,
+    registry: new Registry(redis, prefix, { servingCacheMs: 1000, signer: platformSigner(cfg.MODELQ_SIGNING_KEY_FILE, (m) => logger.warn(m)) }),
+    store,
+    objects: new ObjectStores(store, cfg),
+    logger,
+  };
 }
 
 export async function closeProducerDeps(d: ProducerDeps): Promise<void> {

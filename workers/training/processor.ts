@@ -11,6 +11,7 @@ import { AppError } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainJobSchema, type TrainMetrics, type TrainResult } from '../../core/jobs/train.ts';
 import type { Logger } from '../../core/logger.ts';
 import { modelArtifactKey, Registry, type VersionRecord } from '../../core/registry.ts';
+import { platformSigner } from '../../core/signing.ts';
 import { backgroundKey } from '../../core/jobs/explain.ts';
 import { referenceKey } from '../../core/drift.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -112,7 +113,8 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
 
   const hp = data.hyperparameters;
   const explain = await explainArtifacts(o, deps.store);
-  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(
+  const signer = platformSigner(deps.cfg.MODELQ_SIGNING_KEY_FILE, (m) => deps.logger.warn(m));
+  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg), { signer }).createVersion(
     data.registerAs,
     {
       sha256,

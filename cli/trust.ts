@@ -5,7 +5,10 @@ import { createHash, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { loadConfig } from '../core/config.ts';
 import { parsePublicKey, Signer, verifyDigest } from '../core/signing.ts';
+import { EncryptedStore, masterKeysFrom } from '../core/storage/encrypted-store.ts';
+import { plainStore } from '../core/storage/index.ts';
 import { CliError } from './client.ts';
 import { printJson, wantsJson } from './output.ts';
 
@@ -63,5 +66,25 @@ export function registerTrust(program: Command): void {
       if (wantsJson(cmd)) return printJson({ file, sha256, signature: s.value, publicKey: s.publicKey, keyId: s.keyId });
       process.stdout.write(`${s.value}\n`);
       process.stderr.write(`sha256 ${sha256}; public key (for MODELQ_TRUSTED_KEYS): ${s.publicKey}\n`);
+    });
+
+  program
+    .command('rotate-key')
+    .description(
+      "rewrap every stored object's data key with the first master key (the platform's MODELQ_MASTER_KEY or MODELQ_MASTER_KEY_FILE, with the old keys after it); object bodies are not rewritten",
+    )
+    .option('--prefix <prefix>', 'only objects whose keys start with this', '')
+    .action(async (o: { prefix: string }, cmd: Command) => {
+      let cfg;
+      try {
+        cfg = loadConfig(process.env);
+      } catch (e) {
+        throw new CliError(`the platform configuration in this environment is not valid: ${(e as Error).message}`);
+      }
+      const keys = masterKeysFrom(cfg);
+      if (!keys) throw new CliError('no master key: set MODELQ_MASTER_KEY or MODELQ_MASTER_KEY_FILE (new key first, old keys after it)');
+      const r = await new EncryptedStore(plainStore(cfg), keys).rotate(o.prefix);
+      if (wantsJson(cmd)) return printJson({ ...r, keyId: keys.current.id });
+      process.stdout.write(`rewrapped ${r.rewrapped} data keys with master key ${keys.current.id}; ${r.current} already were\n`);
     });
 }

@@ -70,6 +70,19 @@ export const configKeys = {
   ],
   MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
   MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the `s3` store signs for.'],
+  MODELQ_S3_SSE: [
+    z.enum(['', 'AES256', 'aws:kms']).default(''),
+    'Server-side encryption the `s3` store asks for on every write (`AES256` or `aws:kms`); empty: none (the bucket default).',
+  ],
+  MODELQ_S3_SSE_KMS_KEY_ID: [z.string().default(''), "KMS key id sent with `MODELQ_S3_SSE=aws:kms`; empty: the bucket's default KMS key."],
+  MODELQ_MASTER_KEY: [
+    z.string().default(''),
+    "Master keys for encryption at rest (AES-256-GCM per object, each object's data key wrapped by a master key): comma-separated base64 32-byte keys, the first wraps new objects, the others only unwrap (for `modelq rotate-key`). Empty (and no `MODELQ_MASTER_KEY_FILE`): objects are stored in plaintext.",
+  ],
+  MODELQ_MASTER_KEY_FILE: [
+    z.string().default(''),
+    'File holding the master keys instead of `MODELQ_MASTER_KEY`: one base64 32-byte key per line, the first current.',
+  ],
   MODELQ_CACHE_DIR: [
     z.string().min(1).meta(allowed('a directory path')).default(path.join(os.tmpdir(), 'modelq-cache')),
     'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).',

@@ -38,6 +38,8 @@ export const versionRecordSchema = z.object({
       reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
     })
     .optional(),
+  /** The held-out (validation) rows' true targets and predictions, stored as JSON, for the model card (trained versions). */
+  heldout: z.object({ key: z.string(), rows: z.number().int() }).optional(),
   /** The platform's Ed25519 signature of `sha256` (core/signing.ts); absent on versions registered before signing. */
   signature: signatureSchema.optional(),
   /** An upload's signature by a trusted publisher key (MODELQ_TRUSTED_KEYS), when it carried one. */

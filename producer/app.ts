@@ -17,6 +17,7 @@ import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
+import { cardsRouter } from './routes/cards.ts';
 import { v2Router } from './routes/v2.ts';
 import { fastInfer } from './inference/fast-infer.ts';
 import { inferenceFor } from './inference/service.ts';
@@ -61,6 +62,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(modelsRouter(d));
   app.use(driftRouter(d));
+  app.use(cardsRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));

@@ -97,6 +97,12 @@ export const ROUTES: RouteDoc[] = [
     summary:
       'Drift of sampled online inputs from the reference: PSI per numeric feature, Jensen-Shannon distance per categorical one, levels ok < MODELQ_DRIFT_WARN <= warn < MODELQ_DRIFT_ALERT <= alert; read',
   },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/versions/{version}/card',
+    summary:
+      'Model card: task, inputs and outputs, training data, recorded and held-out metrics (per-class precision/recall and confusion matrix for classifiers), compression, drift, lineage, owner, signature; JSON, or Markdown with Accept: text/markdown or ?format=md; read',
+  },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },

@@ -382,6 +382,10 @@ export const configKeys = {
     z.string().default(''),
     'Comma-separated tenants (or `*`) whose uploads must carry a signature by a key in `MODELQ_TRUSTED_KEYS`; an unsigned or untrusted upload is refused with 403.',
   ],
+  MODELQ_AUDIT_STREAM_MAX: [
+    int(0, 1_000_000_000).default(1_000_000),
+    'Entries the audit stream in Redis keeps (`GET /v1/audit`; approximately, oldest out first): one per state-changing request or refusal, beside `MODELQ_AUDIT_LOG`; 0 writes none.',
+  ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
 

@@ -3,6 +3,8 @@
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { EncryptedStore, MasterKeys } from '../../../../core/storage/encrypted-store.ts';
 import { createStore, S3Store, TooLargeError } from '../../../../core/storage/index.ts';
 import { freshBucketStore, startS3Server, type S3Server } from './s3-server.ts';
 import { storeContract } from './store-contract.ts';
@@ -18,6 +20,12 @@ afterAll(async () => {
 storeContract('S3Store', async () => {
   const store = await freshBucketStore(server.endpoint);
   return { store, cleanup: async () => store.close() };
+});
+
+// Encryption at rest holds the same contract over S3 (ranged reads of segments included).
+storeContract('EncryptedStore(S3Store)', async () => {
+  const store = await freshBucketStore(server.endpoint);
+  return { store: new EncryptedStore(store, MasterKeys.parse([randomBytes(32).toString('base64')], 'test')), cleanup: async () => store.close() };
 });
 
 describe('S3Store', () => {

@@ -147,7 +147,13 @@ export class EncryptedStore implements ArtifactStore {
     }
     await this.inner.put(key, sealed());
     const side: Sidecar = { v: 1, alg: 'AES-256-GCM', seg: SEGMENT_BYTES, bytes, kid: this.keys.current.id, dek: this.wrap(dek) };
-    await this.inner.put(sidecarKey(key), JSON.stringify(side));
+    try {
+      await this.inner.put(sidecarKey(key), JSON.stringify(side));
+    } catch (e) {
+      // A body without its key would read as the ciphertext itself: take the body away too.
+      await this.inner.delete(key).catch(() => {});
+      throw e;
+    }
     return { bytes, sha256: hash.digest('hex') };
   }
 

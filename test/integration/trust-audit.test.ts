@@ -1,7 +1,11 @@
 // The audit stream: every state-changing request and refusal lands in Redis and GET /v1/audit
 // returns them filtered by actor, action and time; a tenant's key sees only its tenant's entries.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { status } from '@grpc/grpc-js';
 import type { AuditEntry } from '../../core/audit-stream.ts';
+import { KeyRing } from '../../core/auth.ts';
+import { startGrpcServer } from '../../producer/grpc/server.ts';
+import { bearer, codeOf, inferenceClient } from '../helpers/grpc-client.ts';
 import { startPlatform, type TestPlatform } from '../helpers/platform.ts';
 
 const OPS = 'k-ops-0123456789abcdef0123';
@@ -71,5 +75,22 @@ describe('audit stream', () => {
     expect((await audit(ACME, '?from=yesterday')).status).toBe(400);
     // Reads are not audited: the queries above added nothing.
     expect((await audit(OPS)).body.entries).toHaveLength(4);
+  });
+
+  it('records gRPC refusals in the stream too', async () => {
+    const since = Date.now();
+    const server = await startGrpcServer(p.deps, { port: 0, host: '127.0.0.1', keys: KeyRing.fromConfig(p.cfg) });
+    const c = inferenceClient(`127.0.0.1:${server.port}`);
+    try {
+      const req = { model_name: 'm', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1] }] };
+      expect(await codeOf(c.call('ModelInfer', req, bearer(ACME)))).toBe(status.PERMISSION_DENIED);
+    } finally {
+      c.close();
+      await server.close();
+    }
+    const got = await audit(OPS, `?from=${since}&action=GRPC`);
+    expect(got.body.entries.map((e) => [e.actor, e.action, e.status])).toEqual([
+      ['acme', 'GRPC /inference.GRPCInferenceService/ModelInfer', 'PERMISSION_DENIED'],
+    ]);
   });
 });

@@ -12,6 +12,7 @@ import { registerKeys } from './keys.ts';
 import { registerModels } from './models.ts';
 import { wantsJson } from './output.ts';
 import { registerPredict } from './predict.ts';
+import { registerTrust } from './trust.ts';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -109,6 +110,7 @@ export function buildProgram(): Command {
   registerPredict(program, client);
   registerDrift(program, client);
   registerKeys(program);
+  registerTrust(program);
   // Usage errors of every subcommand end in main()'s catch (exit 2) rather than process.exit.
   const override = (c: Command) => {
     c.exitOverride();

@@ -70,6 +70,19 @@ export const configKeys = {
   ],
   MODELQ_S3_ENDPOINT: [z.string().url().optional(), 'URL of a non-AWS S3 server (`http://minio:9000`); path-style addressing is used then.', 'unset (AWS)'],
   MODELQ_S3_REGION: [z.string().min(1).default('us-east-1'), 'Region the `s3` store signs for.'],
+  MODELQ_S3_SSE: [
+    z.enum(['', 'AES256', 'aws:kms']).default(''),
+    'Server-side encryption the `s3` store asks for on every write (`AES256` or `aws:kms`); empty: none (the bucket default).',
+  ],
+  MODELQ_S3_SSE_KMS_KEY_ID: [z.string().default(''), "KMS key id sent with `MODELQ_S3_SSE=aws:kms`; empty: the bucket's default KMS key."],
+  MODELQ_MASTER_KEY: [
+    z.string().default(''),
+    "Master keys for encryption at rest (AES-256-GCM per object, each object's data key wrapped by a master key): comma-separated base64 32-byte keys, the first wraps new objects, the others only unwrap (for `modelq rotate-key`). Empty (and no `MODELQ_MASTER_KEY_FILE`): objects are stored in plaintext.",
+  ],
+  MODELQ_MASTER_KEY_FILE: [
+    z.string().default(''),
+    'File holding the master keys instead of `MODELQ_MASTER_KEY`: one base64 32-byte key per line, the first current.',
+  ],
   MODELQ_CACHE_DIR: [
     z.string().min(1).meta(allowed('a directory path')).default(path.join(os.tmpdir(), 'modelq-cache')),
     'Where a worker keeps models downloaded from an object store, by sha256 (unused with `fs`).',
@@ -359,6 +372,23 @@ export const configKeys = {
   MODELQ_AUDIT_LOG: [
     z.string().default(''),
     'File the producer and dashboard append their access/audit lines to (JSON, one per state-changing request); empty: stdout, at level info in JSON logs, in readable logs only with `MODELQ_LOG_LEVEL=debug`.',
+  ],
+  MODELQ_SIGNING_KEY_FILE: [
+    z.string().default(''),
+    "PEM file of the Ed25519 key that signs every registered version (PKCS#8); needed where versions are registered (producer, training and compression workers). Empty: a key generated on first use (with a warning) under the user's local state directory (`$XDG_STATE_HOME/modelq`, else `~/.local/state/modelq`); set one shared key on every machine of a real deployment.",
+    '`<local state>/modelq/signing-ed25519.pem`',
+  ],
+  MODELQ_TRUSTED_KEYS: [
+    z.string().default(''),
+    'Comma-separated publisher public keys (base64 of the Ed25519 SPKI DER, as `modelq verify` and the version record print them) whose signatures an upload may carry (`x-modelq-signature`).',
+  ],
+  MODELQ_REQUIRE_SIGNED_UPLOADS: [
+    z.string().default(''),
+    'Comma-separated tenants (or `*`) whose uploads must carry a signature by a key in `MODELQ_TRUSTED_KEYS`; an unsigned or untrusted upload is refused with 403.',
+  ],
+  MODELQ_AUDIT_STREAM_MAX: [
+    int(0, 1_000_000_000).default(1_000_000),
+    'Entries the audit stream in Redis keeps (`GET /v1/audit`; approximately, oldest out first): one per state-changing request or refusal, beside `MODELQ_AUDIT_LOG`; 0 writes none.',
   ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;

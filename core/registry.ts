@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { ModelAccess } from './auth.ts';
 import { AppError, badRequest, notFound } from './errors.ts';
+import { type Signer, signatureSchema } from './signing.ts';
 import { tensorSpecSchema } from './tensors.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -37,6 +38,12 @@ export const versionRecordSchema = z.object({
       reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
     })
     .optional(),
+  /** The held-out (validation) rows' true targets and predictions, stored as JSON, for the model card (trained versions). */
+  heldout: z.object({ key: z.string(), rows: z.number().int() }).optional(),
+  /** The platform's Ed25519 signature of `sha256` (core/signing.ts); absent on versions registered before signing. */
+  signature: signatureSchema.optional(),
+  /** An upload's signature by a trusted publisher key (MODELQ_TRUSTED_KEYS), when it carried one. */
+  publisher: signatureSchema.optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
@@ -106,6 +113,7 @@ redis.call('HSET', KEYS[1], v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
 redis.call('HSET', KEYS[3], 'latest', v)
 redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
+if ARGV[10] ~= '' then redis.call('HSETNX', KEYS[6], ARGV[1], cjson.encode({name = ARGV[4], version = v, signature = cjson.decode(ARGV[10])})) end
 redis.call('PUBLISH', ARGV[8], cjson.encode({name = ARGV[4], version = v, sha256 = ARGV[1], bytes = tonumber(ARGV[9])}))
 return {v, 1}
 `;
@@ -124,6 +132,15 @@ export interface RegistryOptions {
   servingCacheMs?: number;
   /** Whether a new model is readable by other tenants. Default false: a tenant's models are its own until shared. */
   sharedByDefault?: boolean;
+  /** Signs the digest of every version this instance creates (core/signing.ts). Default: none (unsigned versions). */
+  signer?: Signer;
+}
+
+/** Who signed a stored model digest, for workers that verify before loading. */
+export interface DigestSignature {
+  name: string;
+  version: number;
+  signature: z.infer<typeof signatureSchema>;
 }
 
 export interface ServingTarget {
@@ -138,6 +155,7 @@ export class Registry {
   private readonly serving_ = new Map<string, Map<string, { at: number; value: Promise<ServingTarget> }>>();
 
   private readonly sharedByDefault: boolean;
+  private readonly signer: Signer | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -146,6 +164,7 @@ export class Registry {
   ) {
     this.servingCacheMs = opts.servingCacheMs ?? 0;
     this.sharedByDefault = opts.sharedByDefault ?? false;
+    this.signer = opts.signer;
   }
 
   // Under "records:" so no key can meet a BullMQ key of the `model` queue ({prefix}:model:<jobId>).
@@ -154,6 +173,9 @@ export class Registry {
   }
   private get modelsKey() {
     return `${this.prefix}:records:models`;
+  }
+  private get signaturesKey() {
+    return `${this.prefix}:records:signatures`;
   }
   private get recentKey() {
     return `${this.prefix}:records:recent`;
@@ -184,15 +206,17 @@ export class Registry {
   async createVersion(name: string, v: NewVersion, by: Publisher = { tenant: 'default' }): Promise<{ record: VersionRecord; created: boolean }> {
     checkName(name);
     const createdAt = new Date().toISOString();
-    const body = JSON.stringify({ ...v, createdAt });
+    const signature = this.signer?.sign(v.sha256);
+    const body = JSON.stringify({ ...v, ...(signature ? { signature } : {}), createdAt });
     const [version, created] = (await this.redis.eval(
       CREATE_VERSION,
-      5,
+      6,
       this.k(name, 'versions'),
       this.k(name, 'sha'),
       this.k(name, 'aliases'),
       this.modelsKey,
       this.k(name, 'meta'),
+      this.signaturesKey,
       v.sha256,
       body,
       Date.now(),
@@ -202,11 +226,20 @@ export class Registry {
       this.sharedByDefault ? '1' : '0',
       versionEventsChannel(this.prefix),
       v.bytes,
+      signature ? JSON.stringify(signature) : '',
     )) as [number, number];
     if (created === -1) throw new AppError('forbidden', `model "${name}" belongs to another tenant; only its owner can add versions`);
     if (created === 1) this.changed(name);
     const record = await this.getVersion(name, version);
     return { record, created: created === 1 };
+  }
+
+  /** The platform's signature of a stored model digest and the first version registered with it; null when unsigned. */
+  async digestSignature(sha256: string): Promise<DigestSignature | null> {
+    const json = await this.redis.hget(this.signaturesKey, sha256);
+    if (!json) return null;
+    const o = JSON.parse(json) as DigestSignature;
+    return { name: o.name, version: Number(o.version), signature: signatureSchema.parse(o.signature) };
   }
 
   /** Owner and sharing of `name`, or null when no such model exists. */

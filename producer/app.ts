@@ -17,6 +17,8 @@ import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
+import { cardsRouter } from './routes/cards.ts';
+import { auditRouter, auditStreamFor } from './routes/audit.ts';
 import { v2Router } from './routes/v2.ts';
 import { fastInfer } from './inference/fast-infer.ts';
 import { inferenceFor } from './inference/service.ts';
@@ -43,7 +45,15 @@ export function buildApp(d: ProducerDeps): ProducerApp {
     if (d.redis.status === 'ready' || req.path === '/v2/health/live') return next();
     sendError(req, res, new AppError('unavailable', 'Redis is unavailable; try again shortly', true));
   });
-  app.use(auditMiddleware(d.audit ?? d.logger)); // first, so refused attempts are in the audit log too
+  // First, so refused attempts are in the audit log too; each line also goes to the audit stream.
+  const auditStream = auditStreamFor(d);
+  app.use(
+    auditMiddleware(d.audit ?? d.logger, (f) =>
+      auditStream
+        .append({ actor: f.tenant, keyId: f.keyId, action: `${f.method} ${f.route}`, target: f.target, status: f.status })
+        .catch((e: Error) => d.logger.warn({ err: e.message }, 'audit entry not written to the stream')),
+    ),
+  );
   const keys = KeyRing.fromConfig(d.cfg);
   app.use(authMiddleware(keys));
   const limiter = rateLimitFor(d);
@@ -61,6 +71,8 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(modelsRouter(d));
   app.use(driftRouter(d));
+  app.use(cardsRouter(d));
+  app.use(auditRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));

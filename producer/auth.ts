@@ -68,7 +68,10 @@ export function authMiddleware(keys: KeyRing): RequestHandler {
     const p = keys.authenticate(key);
     if (!p) return sendError(req, res, new AppError('unauthorized', 'unknown API key'));
     const lacking = scopes.find((s) => !allows(p, s));
-    if (lacking) return sendError(req, res, new AppError('forbidden', `this key lacks the "${lacking}" scope`));
+    if (lacking) {
+      req.principal = p; // only for the audit line: the refusal names who was refused
+      return sendError(req, res, new AppError('forbidden', `this key lacks the "${lacking}" scope`));
+    }
     req.principal = p;
     next();
   };
@@ -152,20 +155,22 @@ export const auditLine = (logger: Logger, f: AuditFields) => logger.info({ audit
  * Reads and online inference change no state, and a line per inference request would cost the hot
  * path several percent of its throughput: of those, only refusals for the key (401, 403) are written.
  */
-export function auditMiddleware(logger: Logger): RequestHandler {
+export function auditMiddleware(logger: Logger, sink?: (f: AuditFields & { target: string }) => void): RequestHandler {
   return (req, res, next) => {
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     const inference = requiredScope(req.method, req.path) === 'infer';
     res.on('finish', () => {
       if (inference && res.statusCode !== 401 && res.statusCode !== 403) return;
       const p = req.principal;
-      auditLine(logger, {
+      const f: AuditFields = {
         tenant: p?.tenant ?? null,
         keyId: p?.keyId ?? null,
         method: req.method,
         route: req.route ? `${req.baseUrl}${String(req.route.path)}` : req.path.slice(0, 200),
         status: res.statusCode,
-      });
+      };
+      auditLine(logger, f);
+      sink?.({ ...f, target: req.path.slice(0, 200) });
     });
     next();
   };

@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.ts';
 import { Queues } from '../core/queues.ts';
 import { createRedis, producerRedisOptions, waitReady } from '../core/redis.ts';
 import { Registry } from '../core/registry.ts';
+import { parseTrustedKeys, platformSigner } from '../core/signing.ts';
 import { createStore, type ArtifactStore } from '../core/storage/index.ts';
 import { ObjectStores } from '../core/storage/object-uris.ts';
 
@@ -26,6 +27,7 @@ export interface ProducerDeps {
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
   const prefix = keyPrefix(cfg);
+  parseTrustedKeys(cfg.MODELQ_TRUSTED_KEYS); // a bad entry stops the start with a message naming it
   const redis = createRedis(cfg, producerRedisOptions());
   redis.on('error', (e) => logger.warn({ err: e.message }, 'redis connection error'));
   await waitReady(redis, 10_000);
@@ -38,7 +40,7 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
     prefix,
     redis,
     queues,
-    registry: new Registry(redis, prefix, { servingCacheMs: 1000 }),
+    registry: new Registry(redis, prefix, { servingCacheMs: 1000, signer: platformSigner(cfg.MODELQ_SIGNING_KEY_FILE, (m) => logger.warn(m)) }),
     store,
     objects: new ObjectStores(store, cfg),
     logger,

@@ -97,6 +97,18 @@ export const ROUTES: RouteDoc[] = [
     summary:
       'Drift of sampled online inputs from the reference: PSI per numeric feature, Jensen-Shannon distance per categorical one, levels ok < MODELQ_DRIFT_WARN <= warn < MODELQ_DRIFT_ALERT <= alert; read',
   },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/versions/{version}/card',
+    summary:
+      'Model card: task, inputs and outputs, training data, recorded and held-out metrics (per-class precision/recall and confusion matrix for classifiers), compression, drift, lineage, owner, signature; JSON, or Markdown with Accept: text/markdown or ?format=md; read',
+  },
+  {
+    method: 'get',
+    path: '/v1/audit',
+    summary:
+      "Audit log (append-only Redis stream): every change and refusal, filtered by from/to (ISO time or epoch ms), actor (tenant), action, at most limit (default 100, max 1000); tenants see their own entries, platform keys every tenant's; read",
+  },
   { method: 'get', path: '/v2', summary: 'Server metadata (Open Inference Protocol)' },
   { method: 'get', path: '/v2/health/live', summary: 'Server live' },
   { method: 'get', path: '/v2/health/ready', summary: 'Server ready (Redis answers)' },

@@ -19,6 +19,8 @@ import { scoreProcessor } from './inference/score.ts';
 import { BatchDrift } from './inference/batch-drift.ts';
 import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
+import { platformSigner } from '../core/signing.ts';
+import { verifyModelsWith } from './model-cache.ts';
 import { inspectProcessor } from './inference/inspect.ts';
 import { trainProcessor } from './training/processor.ts';
 import { explainProcessor } from './explain/processor.ts';
@@ -86,7 +88,7 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
       concurrency: 4,
     };
   },
-  compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: new Registry(d.redis, keyPrefix(d.cfg)) }), concurrency: 1 }),
+  compress: (d) => ({ processor: (job) => compressProcessor(job, { ...d, registry: signingRegistry(d) }), concurrency: 1 }),
   train: (d) => ({ processor: (job, _token, signal) => trainProcessor(job, d, signal), concurrency: 1 }),
 };
 
@@ -102,6 +104,10 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** A registry that signs the versions it creates (training, compression) with the platform's key. */
+export const signingRegistry = (d: Pick<WorkerDeps, 'redis' | 'cfg' | 'logger'>) =>
+  new Registry(d.redis, keyPrefix(d.cfg), { signer: platformSigner(d.cfg.MODELQ_SIGNING_KEY_FILE, (m) => d.logger.warn(m)) });
+
 export async function startWorker(cfg: Config, logger: Logger): Promise<RunningWorker> {
   const prefix = keyPrefix(cfg);
   const redis = createRedis(cfg, workerRedisOptions());
@@ -110,6 +116,9 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   const store = createStore(cfg);
   const objects = new ObjectStores(store, cfg);
   const deps: WorkerDeps = { engine, store, redis, cfg, logger, batches: new BatchStore(redis, prefix), cacheDir: cfg.MODELQ_CACHE_DIR, objects };
+  // Every model this process loads is checked against the platform's signature of its digest first.
+  const signatures = new Registry(redis, prefix);
+  verifyModelsWith((sha256) => signatures.digestSignature(sha256));
   const id = `${os.hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
   const jobs: WorkerStats['jobs'] = {};
   const workers: Worker[] = [];

@@ -14,6 +14,9 @@ export interface S3StoreOptions {
   region?: string;
   /** Default: the SDK's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles). */
   credentials?: S3ClientConfig['credentials'];
+  /** Server-side encryption asked of S3 on every write: `AES256` or `aws:kms` (with `kmsKeyId`). Default none. */
+  sse?: 'AES256' | 'aws:kms';
+  kmsKeyId?: string;
   /** Multipart part size for streamed puts. Default 8 MiB (S3's minimum is 5 MiB; at most 10,000 parts). */
   partSize?: number;
 }
@@ -37,10 +40,13 @@ export class S3Store implements ArtifactStore {
   private readonly partSize: number;
   private readonly config: S3ClientConfig;
   private connected?: Promise<{ c: S3Client; m: Sdk }>;
+  /** The SSE parameters of every PutObject, multipart upload and copy. */
+  private readonly sse: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string };
 
   constructor(opts: S3StoreOptions) {
     this.bucket = opts.bucket;
     this.partSize = Math.max(5 * MiB, opts.partSize ?? 8 * MiB);
+    this.sse = opts.sse ? { ServerSideEncryption: opts.sse, ...(opts.sse === 'aws:kms' && opts.kmsKeyId ? { SSEKMSKeyId: opts.kmsKeyId } : {}) } : {};
     this.config = {
       region: opts.region ?? 'us-east-1',
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
@@ -74,7 +80,7 @@ export class S3Store implements ArtifactStore {
     if (typeof body === 'string' || body instanceof Uint8Array) {
       const buf = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
       if (buf.length > max) throw new TooLargeError(max);
-      await c.send(new m.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: buf, ContentLength: buf.length }));
+      await c.send(new m.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: buf, ContentLength: buf.length, ...this.sse }));
       return { bytes: buf.length, sha256: createHash('sha256').update(buf).digest('hex') };
     }
     const hash = createHash('sha256');
@@ -102,7 +108,7 @@ export class S3Store implements ArtifactStore {
     const partSize = Number.isFinite(max) ? Math.max(this.partSize, Math.ceil(max / MAX_PARTS)) : this.partSize;
     const upload = new m.Upload({
       client: c,
-      params: { Bucket: this.bucket, Key: key, Body: counted },
+      params: { Bucket: this.bucket, Key: key, Body: counted, ...this.sse },
       partSize,
       queueSize: 2, // parts in flight: memory is about (queueSize + 1) x partSize per upload
       leavePartsOnError: false, // abort the multipart upload: nothing becomes visible at `key`
@@ -173,7 +179,12 @@ export class S3Store implements ArtifactStore {
     try {
       // Single-request copies go up to 5 GiB, above MODELQ_MAX_UPLOAD_MB's default.
       await c.send(
-        new m.CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}` }),
+        new m.CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: to,
+          ...this.sse,
+          CopySource: `${this.bucket}/${from.split('/').map(encodeURIComponent).join('/')}`,
+        }),
       );
     } catch (e) {
       throw isNotFound(e) ? new ArtifactNotFoundError(from) : e;

@@ -4,7 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../../core/auth.ts';
 import { AppError } from '../../core/errors.ts';
-import { auditLine, clientKey } from '../auth.ts';
+import { type AuditFields, auditLine, clientKey } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
 import type { Caller } from '../inference/service.ts';
 
@@ -20,15 +20,18 @@ export interface CallGate {
   enter(method: string, scope: Scope | null, call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'cancelled'>): Caller;
 }
 
-export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing): CallGate {
+/** `sink` also receives each refusal's audit fields (the audit stream). */
+export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing, sink?: (f: AuditFields) => void): CallGate {
   const refuse = (method: string, p: Principal | null, e: AppError): never => {
-    auditLine(d.logger, {
+    const f: AuditFields = {
       tenant: p?.tenant ?? null,
       keyId: p?.keyId ?? null,
       method: 'grpc',
       route: `/inference.GRPCInferenceService/${method}`,
       status: e.code === 'unauthorized' ? 'UNAUTHENTICATED' : 'PERMISSION_DENIED',
-    });
+    };
+    auditLine(d.logger, f);
+    sink?.(f);
     throw e;
   };
   return {

@@ -17,6 +17,7 @@ import { callGate } from './call-gate.ts';
 import { grpcInfer, type ModelInferRequest } from './infer.ts';
 import { toGrpcStatus } from './status.ts';
 import { streamInfer } from './stream.ts';
+import { auditStreamFor } from '../routes/audit.ts';
 
 export const PROTO_PATH = path.join(import.meta.dirname, 'open_inference_grpc.proto');
 
@@ -76,7 +77,15 @@ type Handler = (req: never, call: grpc.ServerUnaryCall<unknown, unknown>, caller
 function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUnaryCall<unknown, unknown> | grpc.handleBidiStreamingCall<unknown, unknown>> {
   const service = inferenceFor(d);
   const metrics = metricsFor(d);
-  const gate = callGate(d, keys);
+  const stream = auditStreamFor(d);
+  const gate = callGate(
+    d,
+    keys,
+    (f) =>
+      void stream
+        .append({ actor: f.tenant, keyId: f.keyId, action: `GRPC ${f.route}`, target: f.route, status: f.status })
+        .catch((e: Error) => d.logger.warn({ err: e.message }, 'audit entry not written to the stream')),
+  );
   const ref = (name: string, version?: string) => (version ? `${name}@${version}` : name);
   // scope null: answered without a key, like /v2/health/*.
   const unary =

@@ -15,6 +15,22 @@ import { parseBody, sendStream } from '../http.ts';
 import { jsonBody } from '../body.ts';
 import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } from '../../core/jobs/explain.ts';
 import { createHash } from 'node:crypto';
+import type { Config } from '../../core/config.ts';
+import { parseTrustedKeys, trustedSigner } from '../../core/signing.ts';
+
+const trusted = new Map<string, ReturnType<typeof parseTrustedKeys>>();
+/** MODELQ_TRUSTED_KEYS, parsed once per value. */
+const trustedKeys = (cfg: Pick<Config, 'MODELQ_TRUSTED_KEYS'>) => {
+  let t = trusted.get(cfg.MODELQ_TRUSTED_KEYS);
+  if (!t) trusted.set(cfg.MODELQ_TRUSTED_KEYS, (t = parseTrustedKeys(cfg.MODELQ_TRUSTED_KEYS)));
+  return t;
+};
+
+/** MODELQ_REQUIRE_SIGNED_UPLOADS names the tenant, or is `*`. */
+export function signatureRequired(cfg: Pick<Config, 'MODELQ_REQUIRE_SIGNED_UPLOADS'>, tenant: string): boolean {
+  const list = cfg.MODELQ_REQUIRE_SIGNED_UPLOADS.split(',').map((s) => s.trim());
+  return list.includes('*') || list.includes(tenant);
+}
 
 export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
 export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
@@ -35,10 +51,20 @@ export function modelsRouter(d: ProducerDeps): Router {
     const p = principalOf(req);
     // Refused before a byte is stored; createVersion checks the owner again, atomically.
     await assertWritable(d.registry, name, p, 'publish');
+    const signed = req.headers['x-modelq-signature'];
+    const offered = typeof signed === 'string' && signed ? signed.slice(0, 200) : null;
+    if (!offered && signatureRequired(d.cfg, p.tenant))
+      throw new AppError(
+        'forbidden',
+        `tenant "${p.tenant}" accepts only signed uploads: send x-modelq-signature, a trusted publisher's signature of the sha256`,
+      );
     const uploadKey = `uploads/${randomUUID()}.onnx`;
     try {
       const put = await d.store.put(uploadKey, req, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
       if (put.bytes === 0) throw badRequest('body is empty: send the ONNX file as the request body');
+      const publisher = offered ? trustedSigner(put.sha256, offered, trustedKeys(d.cfg)) : null;
+      if (offered && !publisher)
+        throw new AppError('forbidden', `x-modelq-signature does not verify for sha256 ${put.sha256} with any key in MODELQ_TRUSTED_KEYS`);
       const known = await d.registry.findVersionBySha(name, put.sha256);
       if (known) return void res.status(200).json(known);
       let sig: Signature;
@@ -64,6 +90,7 @@ export function modelsRouter(d: ProducerDeps): Router {
           inputs: sig.inputs,
           outputs: sig.outputs,
           lineage: { source: 'upload', tenant: p.tenant, keyId: p.keyId },
+          ...(publisher ? { publisher } : {}),
         },
         { tenant: p.tenant, platform: isPlatform(p) },
       );
@@ -97,6 +124,11 @@ export function modelsRouter(d: ProducerDeps): Router {
     res.setHeader('Content-Length', String(v.bytes));
     res.setHeader('Content-Disposition', `attachment; filename="${v.name}-v${v.version}.onnx"`);
     res.setHeader('ETag', `"${v.sha256}"`);
+    if (v.signature) {
+      res.setHeader('x-modelq-signature', v.signature.value);
+      res.setHeader('x-modelq-public-key', v.signature.publicKey);
+      res.setHeader('x-modelq-key-id', v.signature.keyId);
+    }
     await sendStream(res, stream, d.logger, { model: v.name, version: v.version });
   });
 

@@ -52,6 +52,8 @@ export interface Predictions {
   labels?: number[];
   probabilities?: number[];
   prediction?: number[];
+  /** Every validation row: the true target and the kept model's prediction (class index, or value), for the model card. */
+  heldout?: { truth: number[]; predicted: number[] };
 }
 
 export interface RunOptions {
@@ -149,6 +151,8 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   const numeric = numericColumns(job);
   ref.numbers = Object.fromEntries(numeric.map((c, f) => [c, Array.from(valRows.subarray(0, k), (r) => nullNaN(loaded.x[r * loaded.features + f]!))]));
   if (enc) ref.strings = rawInputs(enc, data, valRows, k);
+  const predicted = out.labels ?? out.prediction;
+  if (predicted) ref.heldout = { truth: Array.from(yVal), predicted: Array.from(predicted) };
   await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
   // Drift reference and explanation background from the training split, by source column as the model's inputs are.
   const explain = await writeExplainArtifacts(store, jobId, {

@@ -52,7 +52,19 @@ export function sandboxEnv(env: NodeJS.ProcessEnv, cfg: StoreConfig): NodeJS.Pro
 /** Only the store's settings travel to the child, whatever the caller spread into `cfg`. */
 function storeOnly(cfg: SandboxConfig): StoreConfig {
   const { MODELQ_DATA_DIR, MODELQ_STORE, MODELQ_S3_BUCKET, MODELQ_S3_ENDPOINT, MODELQ_S3_REGION } = cfg;
-  return { MODELQ_DATA_DIR, MODELQ_STORE, MODELQ_S3_BUCKET, MODELQ_S3_ENDPOINT, MODELQ_S3_REGION };
+  // Encryption at rest: the child reads and writes the store, so it gets the master keys too.
+  const { MODELQ_S3_SSE, MODELQ_S3_SSE_KMS_KEY_ID, MODELQ_MASTER_KEY, MODELQ_MASTER_KEY_FILE } = cfg;
+  return {
+    MODELQ_DATA_DIR,
+    MODELQ_STORE,
+    MODELQ_S3_BUCKET,
+    MODELQ_S3_ENDPOINT,
+    MODELQ_S3_REGION,
+    MODELQ_S3_SSE,
+    MODELQ_S3_SSE_KMS_KEY_ID,
+    MODELQ_MASTER_KEY,
+    MODELQ_MASTER_KEY_FILE,
+  };
 }
 
 /** Resident memory of a process in bytes (Linux /proc), or null where it cannot be read. */

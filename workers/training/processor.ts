@@ -11,6 +11,7 @@ import { AppError } from '../../core/errors.ts';
 import { jobCancelKey, resolveTrain, trainJobSchema, type TrainMetrics, type TrainResult } from '../../core/jobs/train.ts';
 import type { Logger } from '../../core/logger.ts';
 import { modelArtifactKey, Registry, type VersionRecord } from '../../core/registry.ts';
+import { platformSigner } from '../../core/signing.ts';
 import { backgroundKey } from '../../core/jobs/explain.ts';
 import { referenceKey } from '../../core/drift/index.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -112,7 +113,9 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
 
   const hp = data.hyperparameters;
   const explain = await explainArtifacts(o, deps.store);
-  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg)).createVersion(
+  const heldout = ref.heldout ? await storeHeldout(ref.heldout, deps.store) : undefined;
+  const signer = platformSigner(deps.cfg.MODELQ_SIGNING_KEY_FILE, (m) => deps.logger.warn(m));
+  const { record } = await new Registry(deps.redis, keyPrefix(deps.cfg), { signer }).createVersion(
     data.registerAs,
     {
       sha256,
@@ -131,6 +134,7 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
         columns: o.columns,
       },
       explain,
+      ...(heldout ? { heldout } : {}),
     },
     { tenant: data.tenant ?? 'default', platform: data.platform ?? false },
   );
@@ -147,6 +151,14 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
     modelType: o.modelType,
     ...(o.candidates ? { candidates: o.candidates } : {}),
   };
+}
+
+/** The validation rows' targets and predictions under a content-addressed key that outlives the job's files. */
+async function storeHeldout(h: { truth: number[]; predicted: number[] }, store: ArtifactStore): Promise<{ key: string; rows: number }> {
+  const text = JSON.stringify(h);
+  const key = `heldout/sha256/${createHash('sha256').update(text).digest('hex')}.json`;
+  await store.put(key, text);
+  return { key, rows: h.truth.length };
 }
 
 /** The run's background and reference profile, moved under content-addressed keys that outlive the job's files. */

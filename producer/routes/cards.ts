@@ -3,7 +3,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { DatasetStore } from '../../core/datasets.ts';
-import { DriftWindows, versionDrift } from '../../core/drift.ts';
+import { DriftWindows, versionDrift } from '../../core/drift/index.ts';
 import { badRequest } from '../../core/errors.ts';
 import { buildCard, cardMarkdown, type HeldOut } from '../../core/model-card.ts';
 import { LEGACY_ACCESS, type VersionRecord } from '../../core/registry.ts';

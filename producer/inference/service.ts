@@ -28,6 +28,8 @@ export interface Caller {
   client: string;
   /** True once the client went away: a request not yet sent is then never computed. */
   gone: () => boolean;
+  /** Routes the request on a weighted alias (`x-modelq-route-key`); the request id stands in when absent. */
+  routeKey?: string;
 }
 
 /** A request's answer, before a door puts it in its own form. */
@@ -98,7 +100,7 @@ export class InferenceService {
 
   /** One request already admitted (`admit`): a door that converts its body after admission calls this. */
   async inferAdmitted(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
-    const { target, id, gpu, request, explain } = await this.prepare(name, version, json, caller.who);
+    const { target, id, gpu, request, explain } = await this.prepare(name, version, json, caller);
     const { model } = target;
     if (explain) {
       // Never coalesced: an explanation's perturbations are thousands of rows run in batches of their own.
@@ -112,9 +114,10 @@ export class InferenceService {
 
   // Validated and packed in a function of its own: only the packed request (not the parsed body)
   // lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
-  private async prepare(name: string, version: string | undefined, json: unknown, who: Principal) {
+  private async prepare(name: string, version: string | undefined, json: unknown, { who, routeKey }: Caller) {
     const body = parseBody(v2InferRequestSchema, json, 'request');
-    const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    // The one place a door's model reference becomes a version: a weighted alias picks it here.
+    const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`, routeKey ?? body.id);
     checkReadable(target.model.name, target.access, who);
     const checked = checkInferRequest(body, target.model);
     this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });

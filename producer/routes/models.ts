@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import { checkName, modelArtifactKey, modelConfigSchema } from '../../core/registry.ts';
+import { aliasRouteSchema, primaryOf } from '../../core/routing.ts';
 import { canReadModel, isPlatform } from '../../core/auth.ts';
 import { addAndAwait } from '../inference/await-job.ts';
 import { principalOf } from '../auth.ts';
@@ -16,7 +17,8 @@ import { jsonBody } from '../body.ts';
 import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } from '../../core/jobs/explain.ts';
 import { createHash } from 'node:crypto';
 
-export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
+/** One version, or weighted versions with an optional shadow (core/routing.ts). */
+export const aliasBodySchema = z.union([z.object({ version: z.number().int().min(1) }).strict(), aliasRouteSchema]);
 export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
 
 function versionParam(v: string): number {
@@ -102,10 +104,14 @@ export function modelsRouter(d: ProducerDeps): Router {
 
   r.put('/v1/models/:name/aliases/:alias', json, async (req, res) => {
     const { name, alias } = req.params as Record<string, string>;
-    const { version } = parseBody(aliasBodySchema, req.body);
+    const body = parseBody(aliasBodySchema, req.body);
     await assertWritable(d.registry, checkName(name!), principalOf(req), 'admin');
-    await d.registry.setAlias(checkName(name!), alias!, version);
-    res.json({ name, alias, version });
+    if ('version' in body) {
+      await d.registry.setAlias(checkName(name!), alias!, body.version);
+      return void res.json({ name, alias, version: body.version });
+    }
+    await d.registry.setAliasRoute(checkName(name!), alias!, body);
+    res.json({ name, alias, version: primaryOf(body), ...body });
   });
 
   r.delete('/v1/models/:name/aliases/:alias', async (req, res) => {

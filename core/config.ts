@@ -356,6 +356,10 @@ export const configKeys = {
     z.string().default(''),
     'File the producer and dashboard append their access/audit lines to (JSON, one per state-changing request); empty: stdout, at level info in JSON logs, in readable logs only with `MODELQ_LOG_LEVEL=debug`.',
   ],
+  MODELQ_ROLLOUT_INTERVAL_MS: [
+    int(100, 3_600_000).default(30_000),
+    'How often a running rollout is evaluated (a job scheduler on the `model` queue per rollout): each evaluation advances it, rolls it back or waits. Producers add their per-version figures to Redis every quarter of this (at most every second).',
+  ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
 

@@ -5,6 +5,7 @@ import { v2InferRequestSchema } from './inference/infer-request.ts';
 import { kserveRequestSchema } from './inference/kserve.ts';
 import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
 import { aliasRouteSchema } from '../core/routing.ts';
+import { rolloutBodySchema } from '../core/rollouts.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { byReferenceSchema } from './batches/by-reference.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
@@ -68,6 +69,20 @@ export const ROUTES: RouteDoc[] = [
     json: aliasBodySchema,
   },
   { method: 'delete', path: '/v1/models/{name}/aliases/{alias}', summary: 'Remove an alias', status: 204 },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/rollouts',
+    summary: 'Start a rollout: move an alias to a candidate version in steps of weight, advanced or rolled back by its gates (docs/rollout.md)',
+    json: rolloutBodySchema,
+    status: 201,
+  },
+  { method: 'get', path: '/v1/models/{name}/rollouts', summary: "The model's rollouts, newest first" },
+  { method: 'get', path: '/v1/models/{name}/rollouts/{id}', summary: 'A rollout: its state, last evaluation and audit history' },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/rollouts/{id}/{action}',
+    summary: 'pause, resume or abort a rollout (scope publish); abort points the alias back at the baseline',
+  },
   { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
   {
     method: 'put',

@@ -13,6 +13,7 @@ import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { checkReadable } from '../model-access.ts';
+import { FigureRecorder } from '../../core/version-figures.ts';
 import { JobAnswers } from './await-job.ts';
 import { backpressureFor, type Backpressure } from './backpressure.ts';
 import { InferCoalescer } from './coalescer.ts';
@@ -56,11 +57,14 @@ export class InferenceService {
   private readonly batchings = new WeakMap<ServingTarget, Batching>();
   private readonly drift: DriftSampler;
   private readonly explain: ExplainFn;
+  /** Per-version answers, errors and latency in Redis: what rollouts are judged by. */
+  readonly figures: FigureRecorder;
 
   constructor(private readonly d: ProducerDeps) {
     this.backpressure = backpressureFor(d);
     this.rateLimit = rateLimitFor(d);
     this.explain = createExplain(d);
+    this.figures = new FigureRecorder(d.redis, d.prefix, Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4));
     this.drift = new DriftSampler(
       d.store,
       new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
@@ -100,6 +104,7 @@ export class InferenceService {
 
   /** One request already admitted (`admit`): a door that converts its body after admission calls this. */
   async inferAdmitted(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
+    const started = performance.now();
     const { target, id, gpu, request, explain } = await this.prepare(name, version, json, caller);
     const { model } = target;
     if (explain) {
@@ -107,7 +112,13 @@ export class InferenceService {
       const r = await this.explain(model, request, explain, gpu);
       return { model, id, outputs: r.tensors, explanation: r.parameters };
     }
-    const answer = await this.lane(gpu ? 'infer-gpu' : 'infer').submit(model, this.batchingOf(target), request, caller.gone);
+    const answer = await this.lane(gpu ? 'infer-gpu' : 'infer')
+      .submit(model, this.batchingOf(target), request, caller.gone)
+      .catch((e: unknown) => {
+        this.figures.record(model.name, model.version, 0, false);
+        throw e;
+      });
+    this.figures.record(model.name, model.version, performance.now() - started, answer.ok);
     if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
     return { model, id, outputs: answer.outputs };
   }

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { DriftLevel } from './drift.ts';
 import type { Registry } from './registry.ts';
+import { readComparison } from './shadow-compare.ts';
 import { diffFigures, EMPTY_FIGURES, percentileMs, readFigures, type Figures } from './version-figures.ts';
 
 export const DRIFT_LEVELS = ['warn', 'alert'] as const;
@@ -35,14 +36,9 @@ export const rolloutBodySchema = z
       .object({
         maxErrorRate: z.number().min(0).max(1).default(0.01).meta({ description: "Candidate's failed share of requests; more rolls back" }),
         maxLatencyRatio: z.number().min(1).max(1000).optional().meta({ description: "Candidate's p99 latency over the baseline's; more rolls back" }),
-        minAgreement: z
-          .number()
-          .min(0)
-          .max(1)
-          .optional()
-          .meta({
-            description: "Share of compared requests where the candidate's top-1 agrees with the baseline's (from shadow comparisons); less rolls back",
-          }),
+        minAgreement: z.number().min(0).max(1).optional().meta({
+          description: "Share of compared requests where the candidate's top-1 agrees with the baseline's (from shadow comparisons); less rolls back",
+        }),
         maxDriftLevel: z
           .enum(DRIFT_LEVELS)
           .optional()
@@ -302,16 +298,22 @@ export { EMPTY_FIGURES };
  */
 export async function applyAlias(
   registry: Registry,
-  r: Pick<Rollout, 'name' | 'alias' | 'status' | 'steps' | 'step' | 'baseline' | 'candidate'>,
+  r: Pick<Rollout, 'name' | 'alias' | 'status' | 'steps' | 'step' | 'baseline' | 'candidate' | 'gates'>,
 ): Promise<void> {
   if (r.status === 'completed') return registry.setAlias(r.name, r.alias, r.candidate);
   if (r.status === 'rolled_back' || r.status === 'aborted') return registry.setAlias(r.name, r.alias, r.baseline);
   if (r.steps[r.step] === 100) return registry.setAlias(r.name, r.alias, r.candidate);
-  return registry.setAliasRoute(r.name, r.alias, { versions: weightsAt(r, r.step) });
+  // An agreement gate needs comparisons: the candidate's requests are mirrored to the baseline.
+  const shadow = r.gates.minAgreement !== undefined ? { shadow: { version: r.baseline, fraction: 1 } } : {};
+  return registry.setAliasRoute(r.name, r.alias, { versions: weightsAt(r, r.step), ...shadow });
 }
 
 /** Both versions' counters now (and the shadow comparisons of the candidate with the baseline). */
 export async function currentFigures(redis: Redis, prefix: string, r: Pick<Rollout, 'name' | 'baseline' | 'candidate'>) {
-  const [baseline, candidate] = await Promise.all([readFigures(redis, prefix, r.name, r.baseline), readFigures(redis, prefix, r.name, r.candidate)]);
-  return { baseline, candidate };
+  const [baseline, candidate, c] = await Promise.all([
+    readFigures(redis, prefix, r.name, r.baseline),
+    readFigures(redis, prefix, r.name, r.candidate),
+    readComparison(redis, prefix, r.name, r.candidate, r.baseline),
+  ]);
+  return { baseline, candidate, comparisons: { compared: c.compared, agreed: c.agreed } };
 }

@@ -77,6 +77,11 @@ export const ROUTES: RouteDoc[] = [
     status: 201,
   },
   { method: 'get', path: '/v1/models/{name}/rollouts', summary: "The model's rollouts, newest first" },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/comparisons/{primary}/{shadow}',
+    summary: 'Shadow comparison of two versions: compared, top-1 agreement, within tolerance, shadow errors, dropped mirrors, p50 latencies',
+  },
   { method: 'get', path: '/v1/models/{name}/rollouts/{id}', summary: 'A rollout: its state, last evaluation and audit history' },
   {
     method: 'post',

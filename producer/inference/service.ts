@@ -14,6 +14,7 @@ import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { checkReadable } from '../model-access.ts';
 import { FigureRecorder } from '../../core/version-figures.ts';
+import { ShadowRunner } from '../shadow.ts';
 import { JobAnswers } from './await-job.ts';
 import { backpressureFor, type Backpressure } from './backpressure.ts';
 import { InferCoalescer } from './coalescer.ts';
@@ -59,12 +60,16 @@ export class InferenceService {
   private readonly explain: ExplainFn;
   /** Per-version answers, errors and latency in Redis: what rollouts are judged by. */
   readonly figures: FigureRecorder;
+  /** Mirrors of requests to an alias's shadow version, run after the answer (producer/shadow.ts). */
+  readonly shadow: ShadowRunner;
 
   constructor(private readonly d: ProducerDeps) {
     this.backpressure = backpressureFor(d);
     this.rateLimit = rateLimitFor(d);
     this.explain = createExplain(d);
-    this.figures = new FigureRecorder(d.redis, d.prefix, Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4));
+    const flushMs = Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4);
+    this.figures = new FigureRecorder(d.redis, d.prefix, flushMs);
+    this.shadow = new ShadowRunner((t, req) => this.lane('infer').submit(t.model, this.batchingOf(t), req), d.redis, d.prefix, d.logger, flushMs);
     this.drift = new DriftSampler(
       d.store,
       new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
@@ -118,8 +123,10 @@ export class InferenceService {
         this.figures.record(model.name, model.version, 0, false);
         throw e;
       });
-    this.figures.record(model.name, model.version, performance.now() - started, answer.ok);
+    const ms = performance.now() - started;
+    this.figures.record(model.name, model.version, ms, answer.ok);
     if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
+    if (target.shadow) this.shadow.mirror(target, request, answer.outputs, ms);
     return { model, id, outputs: answer.outputs };
   }
 

@@ -17,6 +17,8 @@ import {
   type AuditRecord,
   type Rollout,
 } from '../../core/rollouts.ts';
+import { readComparison } from '../../core/shadow-compare.ts';
+import { percentileMs } from '../../core/version-figures.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -95,6 +97,28 @@ export function rolloutsRouter(d: ProducerDeps): Router {
     const name = checkName((req.params as Record<string, string>).name!);
     await assertReadable(d.registry, name, principalOf(req));
     res.json({ rollouts: await store.list(name) });
+  });
+
+  // Shadow comparisons of one pair: requests the `shadow` version ran after `primary` answered.
+  r.get('/v1/models/:name/comparisons/:primary/:shadow', async (req, res) => {
+    const { name, primary, shadow } = req.params as Record<string, string>;
+    await assertReadable(d.registry, checkName(name!), principalOf(req));
+    const [a, b] = [primary!, shadow!].map((v) => {
+      if (!/^[1-9][0-9]{0,8}$/.test(v)) throw badRequest(`version "${v.slice(0, 40)}" must be a positive integer`);
+      return Number(v);
+    });
+    const c = await readComparison(d.redis, d.prefix, name!, a!, b!);
+    const p50 = (h: Record<number, number>) => percentileMs({ requests: 0, errors: 0, latency: h }, 0.5);
+    res.json({
+      name,
+      primary: a,
+      shadow: b,
+      ...c,
+      agreement: c.compared ? c.agreed / c.compared : null,
+      withinToleranceShare: c.compared ? c.withinTolerance / c.compared : null,
+      primaryP50Ms: p50(c.primaryLatency),
+      shadowP50Ms: p50(c.shadowLatency),
+    });
   });
 
   r.get('/v1/models/:name/rollouts/:id', async (req, res) => {

@@ -390,6 +390,10 @@ export const configKeys = {
     int(0, 1_000_000_000).default(1_000_000),
     'Entries the audit stream in Redis keeps (`GET /v1/audit`; approximately, oldest out first): one per state-changing request or refusal, beside `MODELQ_AUDIT_LOG`; 0 writes none.',
   ],
+  MODELQ_ROLLOUT_INTERVAL_MS: [
+    int(100, 3_600_000).default(30_000),
+    'How often a running rollout is evaluated (a job scheduler on the `model` queue per rollout): each evaluation advances it, rolls it back or waits. Producers add their per-version figures to Redis every quarter of this (at most every second).',
+  ],
   MODELQ_STATS_INTERVAL_MS: [int(100, 600_000).default(5000), 'How often workers publish their figures into Redis for `/metrics`.'],
 } as const;
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { ModelAccess } from './auth.ts';
 import { AppError, badRequest, notFound } from './errors.ts';
 import { type Signer, signatureSchema } from './signing.ts';
+import { aliasRouteSchema, pickWeighted, primaryOf, type AliasRoute } from './routing.ts';
 import { tensorSpecSchema } from './tensors.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -64,7 +65,10 @@ export function metadataList<T = unknown>(v: Pick<VersionRecord, 'metadata'>, ke
 export interface ModelRecord {
   name: string;
   versions: VersionRecord[];
+  /** Each alias's version; for a weighted alias, its primary (most weight). */
   aliases: Record<string, number>;
+  /** Weighted or shadowed aliases: their versions with weights, and shadow (absent when none). */
+  routes?: Record<string, AliasRoute>;
   owner: string;
   shared: boolean;
 }
@@ -74,6 +78,10 @@ export const modelArtifactKey = (sha256: string) => `models/sha256/${sha256}.onn
 export function checkName(name: string): string {
   if (!NAME_RE.test(name)) throw badRequest(`model name "${name.slice(0, 80)}" must match [a-z0-9][a-z0-9._-]{0,63}`);
   return name;
+}
+
+function checkAlias(alias: string): void {
+  if (!ALIAS_RE.test(alias)) throw badRequest(`alias "${alias.slice(0, 80)}" must match [a-z][a-z0-9._-]{0,63}`);
 }
 
 /** Parses `name`, `name@alias` or `name@3`. */
@@ -147,12 +155,23 @@ export interface ServingTarget {
   model: VersionRecord;
   config: ModelConfig;
   access: ModelAccess;
+  /** Set when the reference was an alias with a shadow: the version mirrored requests run on, and their share. */
+  shadow?: { target: ServingTarget; fraction: number };
 }
+
+/** What a reference resolves to before a request picks its version: one target, or a weighted split. */
+interface ServingRoute {
+  targets: ServingTarget[];
+  weights: number[];
+  salt: string;
+}
+
+const pick = (r: ServingRoute, key: string | undefined): ServingTarget => r.targets[pickWeighted(r.weights, key, r.salt)]!;
 
 export class Registry {
   private readonly servingCacheMs: number;
   /** name -> ref -> lookup; the promise is shared so concurrent requests read Redis once. */
-  private readonly serving_ = new Map<string, Map<string, { at: number; value: Promise<ServingTarget> }>>();
+  private readonly serving_ = new Map<string, Map<string, { at: number; value: Promise<ServingRoute> }>>();
 
   private readonly sharedByDefault: boolean;
   private readonly signer: Signer | undefined;
@@ -277,17 +296,21 @@ export class Registry {
 
   async findModel(name: string): Promise<ModelRecord | null> {
     checkName(name);
-    const [versions, aliases, meta] = await Promise.all([
+    const [versions, aliases, meta, routes] = await Promise.all([
       this.redis.hgetall(this.k(name, 'versions')),
       this.redis.hgetall(this.k(name, 'aliases')),
       this.redis.hgetall(this.k(name, 'meta')),
+      this.redis.hgetall(this.k(name, 'routes')),
     ]);
     const list = Object.entries(versions)
       .map(([v, json]) => ({ name, version: Number(v), ...JSON.parse(json) }) as VersionRecord)
       .sort((a, b) => a.version - b.version);
     if (!list.length) return null;
     const access = meta.owner ? { owner: meta.owner, shared: meta.shared === '1' } : LEGACY_ACCESS;
-    return { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])), ...access };
+    const out: ModelRecord = { name, versions: list, aliases: Object.fromEntries(Object.entries(aliases).map(([a, v]) => [a, Number(v)])), ...access };
+    const routed = Object.entries(routes).filter(([a]) => a in aliases);
+    if (routed.length) out.routes = Object.fromEntries(routed.map(([a, json]) => [a, aliasRouteSchema.parse(JSON.parse(json))]));
+    return out;
   }
 
   async getModel(name: string): Promise<ModelRecord> {
@@ -306,28 +329,49 @@ export class Registry {
     return { name, version, ...JSON.parse(json) };
   }
 
-  /** Resolves `name`, `name@alias`, `name@N` to a version record; a bare name is the latest version. */
-  async resolve(ref: string): Promise<VersionRecord> {
+  /**
+   * Resolves `name`, `name@alias`, `name@N` to a version record; a bare name is the latest version.
+   * A weighted alias picks one of its versions by `routeKey`'s hash (at random without one).
+   */
+  async resolve(ref: string, routeKey?: string): Promise<VersionRecord> {
     const { name, selector } = parseRef(ref);
     if (typeof selector === 'number') return this.getVersion(name, selector);
     const alias = selector ?? 'latest';
-    const v = await this.redis.hget(this.k(name, 'aliases'), alias);
+    const { version, route } = await this.aliasOf(name, alias);
+    if (!route) return this.getVersion(name, version);
+    const chosen =
+      route.versions[
+        pickWeighted(
+          route.versions.map((v) => v.weight),
+          routeKey,
+          name,
+        )
+      ]!;
+    return this.getVersion(name, chosen.version);
+  }
+
+  /** An alias's version and, for a weighted or shadowed alias, its route. */
+  async aliasOf(name: string, alias: string): Promise<{ version: number; route?: AliasRoute }> {
+    const [v, json] = await Promise.all([this.redis.hget(this.k(name, 'aliases'), alias), this.redis.hget(this.k(name, 'routes'), alias)]);
     if (!v) {
       const exists = await this.redis.exists(this.k(name, 'versions'));
       throw notFound(exists ? `model "${name}" has no alias "${alias}"` : `model "${name}" not found`);
     }
-    return this.getVersion(name, Number(v));
+    return json ? { version: Number(v), route: aliasRouteSchema.parse(JSON.parse(json)) } : { version: Number(v) };
   }
 
-  /** What the online path needs per request: the resolved version and the serving config (cached, see servingCacheMs). */
-  serving(ref: string): Promise<ServingTarget> {
-    if (this.servingCacheMs <= 0) return this.readServing(ref);
+  /**
+   * What the online path needs per request: the version that serves it and the serving config
+   * (cached, see servingCacheMs). A weighted alias picks its version by `routeKey` (see routing.ts).
+   */
+  serving(ref: string, routeKey?: string): Promise<ServingTarget> {
+    if (this.servingCacheMs <= 0) return this.readServing(ref).then((r) => pick(r, routeKey));
     const { name } = parseRef(ref);
     let refs = this.serving_.get(name);
     if (!refs) this.serving_.set(name, (refs = new Map()));
     const now = Date.now();
     const hit = refs.get(ref);
-    if (hit && now - hit.at < this.servingCacheMs) return hit.value;
+    if (hit && now - hit.at < this.servingCacheMs) return hit.value.then((r) => pick(r, routeKey));
     const value = this.readServing(ref);
     const entry = { at: now, value };
     refs.set(ref, entry);
@@ -335,13 +379,26 @@ export class Registry {
     value.catch(() => {
       if (refs.get(ref) === entry) refs.delete(ref);
     });
-    return value;
+    return value.then((r) => pick(r, routeKey));
   }
 
-  private async readServing(ref: string): Promise<ServingTarget> {
-    const { name } = parseRef(ref);
-    const [model, config, access] = await Promise.all([this.resolve(ref), this.getConfig(name), this.access(name)]);
-    return { model, config, access: access ?? LEGACY_ACCESS };
+  private async readServing(ref: string): Promise<ServingRoute> {
+    const { name, selector } = parseRef(ref);
+    const [config, access] = await Promise.all([this.getConfig(name), this.access(name)]);
+    const target = (model: VersionRecord): ServingTarget => ({ model, config, access: access ?? LEGACY_ACCESS });
+    if (typeof selector === 'number') return { targets: [target(await this.getVersion(name, selector))], weights: [100], salt: name };
+    const { version, route } = await this.aliasOf(name, selector ?? 'latest');
+    if (!route) return { targets: [target(await this.getVersion(name, version))], weights: [100], salt: name };
+    const [models, shadowModel] = await Promise.all([
+      Promise.all(route.versions.map((v) => this.getVersion(name, v.version))),
+      route.shadow && route.shadow.fraction > 0 ? this.getVersion(name, route.shadow.version) : undefined,
+    ]);
+    const shadow = shadowModel && route.shadow ? { target: target(shadowModel), fraction: route.shadow.fraction } : undefined;
+    return {
+      targets: models.map((m) => (shadow && m.version !== shadow.target.model.version ? { ...target(m), shadow } : target(m))),
+      weights: route.versions.map((v) => v.weight),
+      salt: name,
+    };
   }
 
   /** Drops cached serving lookups of `name` after a write through this instance. */
@@ -367,17 +424,40 @@ export class Registry {
   }
 
   async setAlias(name: string, alias: string, version: number): Promise<void> {
-    if (!ALIAS_RE.test(alias)) throw badRequest(`alias "${alias.slice(0, 80)}" must match [a-z][a-z0-9._-]{0,63}`);
+    checkAlias(alias);
     await this.getVersion(name, version);
-    await this.redis.hset(this.k(name, 'aliases'), alias, version);
+    await this.redis.multi().hset(this.k(name, 'aliases'), alias, version).hdel(this.k(name, 'routes'), alias).exec();
+    this.changed(name);
+  }
+
+  /**
+   * Points `alias` at weighted versions and/or a shadow. Every version must exist and take the same
+   * inputs (a request is checked against the version that serves it, and a shadow runs the primary's
+   * request). The alias's plain version becomes the primary, so readers of `aliases` still see one.
+   */
+  async setAliasRoute(name: string, alias: string, route: AliasRoute): Promise<void> {
+    checkAlias(alias);
+    if (alias === 'latest') throw new AppError('conflict', 'alias "latest" is managed by the registry and cannot be weighted');
+    const r = aliasRouteSchema.parse(route);
+    const records = await Promise.all(r.versions.map((v) => this.getVersion(name, v.version)));
+    const shadow = r.shadow ? await this.getVersion(name, r.shadow.version) : undefined;
+    const sig = (v: VersionRecord) => JSON.stringify(v.inputs.map((i) => [i.name, i.datatype, i.shape]));
+    for (const v of [...records.slice(1), ...(shadow ? [shadow] : [])]) {
+      if (sig(v) !== sig(records[0]!))
+        throw badRequest(
+          `version ${v.version} takes other inputs than version ${records[0]!.version}; an alias splits or mirrors only between versions with the same inputs`,
+        );
+    }
+    if (r.versions.length === 1 && !r.shadow) return this.setAlias(name, alias, r.versions[0]!.version);
+    await this.redis.multi().hset(this.k(name, 'aliases'), alias, primaryOf(r)).hset(this.k(name, 'routes'), alias, JSON.stringify(r)).exec();
     this.changed(name);
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
     if (alias === 'latest') throw new AppError('conflict', 'alias "latest" is managed by the registry and cannot be deleted');
-    const n = await this.redis.hdel(this.k(name, 'aliases'), alias);
+    const res = await this.redis.multi().hdel(this.k(name, 'aliases'), alias).hdel(this.k(name, 'routes'), alias).exec();
     this.changed(name);
-    if (!n) throw notFound(`model "${name}" has no alias "${alias}"`);
+    if (!res?.[0]?.[1]) throw notFound(`model "${name}" has no alias "${alias}"`);
   }
 
   async getConfig(name: string): Promise<ModelConfig> {

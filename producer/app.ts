@@ -14,6 +14,7 @@ import { batchesRouter } from './routes/batches.ts';
 import { compressRouter } from './routes/compress.ts';
 import { datasetsRouter } from './routes/datasets.ts';
 import { jobsRouter } from './routes/jobs.ts';
+import { rolloutsRouter } from './routes/rollouts.ts';
 import { modelsRouter } from './routes/models.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
@@ -70,6 +71,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(v2Router(d));
   app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(modelsRouter(d));
+  app.use(rolloutsRouter(d));
   app.use(driftRouter(d));
   app.use(cardsRouter(d));
   app.use(auditRouter(d));

@@ -37,6 +37,8 @@ export function requiredScope(method: string, rawPath: string): Scope | null {
   if (method === 'POST' && /^\/v1\/models\/[^/]+(\/versions\/[^/]+)?:(predict|explain)$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/(batches|datasets|jobs)(\/|$)/.test(path)) return 'submit';
   if (method === 'POST' && /^\/v1\/models\/[^/]+\/versions\/?$/.test(path)) return 'publish';
+  // Steering a rollout under way (the dashboard's buttons); starting one moves an alias: admin.
+  if (method === 'POST' && /^\/v1\/models\/[^/]+\/rollouts\/[^/]+\/(pause|resume|abort)$/.test(path)) return 'publish';
   // The OpenAI-compatible Files and Batches: a key that may submit batches may upload and delete their files.
   if ((method === 'POST' || method === 'DELETE') && /^\/openai\/v1\/(files|batches)(\/|$)/.test(path)) return 'submit';
   return 'admin';

@@ -4,6 +4,8 @@ import { modelConfigSchema, versionRecordSchema } from '../core/registry.ts';
 import { v2InferRequestSchema } from './inference/infer-request.ts';
 import { kserveRequestSchema } from './inference/kserve.ts';
 import { aliasBodySchema, sharingBodySchema } from './routes/models.ts';
+import { aliasRouteSchema } from '../core/routing.ts';
+import { rolloutBodySchema } from '../core/rollouts.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { byReferenceSchema } from './batches/by-reference.ts';
 import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
@@ -31,7 +33,8 @@ interface RouteDoc {
 const modelSchema = z.object({
   name: z.string(),
   versions: z.array(versionRecordSchema),
-  aliases: z.record(z.string(), z.number()),
+  aliases: z.record(z.string(), z.number()).meta({ description: "Each alias's version; a weighted alias's primary (most weight)" }),
+  routes: z.record(z.string(), aliasRouteSchema).optional().meta({ description: 'Weighted or shadowed aliases: versions with weights, shadow' }),
   owner: z.string().meta({ description: 'Tenant that created the model; only its keys (or a platform operator) change it' }),
   shared: z.boolean().meta({ description: 'Whether other tenants may read and infer it (default false)' }),
 });
@@ -59,8 +62,32 @@ export const ROUTES: RouteDoc[] = [
   { method: 'get', path: '/v1/models/{name}', summary: 'A model with its versions and aliases', response: modelSchema },
   { method: 'get', path: '/v1/models/{name}/versions/{version}', summary: 'One version', response: versionRecordSchema },
   { method: 'get', path: '/v1/models/{name}/versions/{version}/onnx', summary: 'Download the ONNX file' },
-  { method: 'put', path: '/v1/models/{name}/aliases/{alias}', summary: 'Point an alias at a version', json: aliasBodySchema },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/aliases/{alias}',
+    summary: 'Point an alias at a version, or split it by weight over up to 4 versions with an optional shadow',
+    json: aliasBodySchema,
+  },
   { method: 'delete', path: '/v1/models/{name}/aliases/{alias}', summary: 'Remove an alias', status: 204 },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/rollouts',
+    summary: 'Start a rollout: move an alias to a candidate version in steps of weight, advanced or rolled back by its gates (docs/rollout.md)',
+    json: rolloutBodySchema,
+    status: 201,
+  },
+  { method: 'get', path: '/v1/models/{name}/rollouts', summary: "The model's rollouts, newest first" },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/comparisons/{primary}/{shadow}',
+    summary: 'Shadow comparison of two versions: compared, top-1 agreement, within tolerance, shadow errors, dropped mirrors, p50 latencies',
+  },
+  { method: 'get', path: '/v1/models/{name}/rollouts/{id}', summary: 'A rollout: its state, last evaluation and audit history' },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/rollouts/{id}/{action}',
+    summary: 'pause, resume or abort a rollout (scope publish); abort points the alias back at the baseline',
+  },
   { method: 'get', path: '/v1/models/{name}/config', summary: 'Serving settings (dynamic batching)', response: modelConfigSchema },
   {
     method: 'put',

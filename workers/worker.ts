@@ -29,6 +29,8 @@ import { isOpenaiJob, OPENAI_JOBS, OpenaiStore } from '../core/openai-batch.ts';
 import { openaiProcessor } from './inference/openai-jobs.ts';
 import type { JobStateOf } from './inference/openai-reaper.ts';
 import { Warmer } from './warm.ts';
+import { ROLLOUT_JOB } from '../core/rollouts.ts';
+import { rolloutTick } from './rollout/tick.ts';
 
 export interface WorkerDeps {
   engine: Engine;
@@ -62,7 +64,12 @@ const openai = (d: WorkerDeps, job: Job, jobState?: JobStateOf) =>
 
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
-  model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
+  model: (d) => {
+    const prefix = keyPrefix(d.cfg);
+    const rollout = { ...d, prefix, registry: new Registry(d.redis, prefix), queue: new Queue('model', { connection: d.redis, prefix }) };
+    // Rollout evaluations ride the model queue under their own job name (workers/rollout/tick.ts).
+    return { processor: (job) => (job.name === ROLLOUT_JOB ? rolloutTick(job, rollout) : inspectProcessor(job, d)), concurrency: 4 };
+  },
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => {
     const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);

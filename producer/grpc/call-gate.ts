@@ -5,6 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { allows, type KeyRing, OPEN_PRINCIPAL, presentedKey, type Principal, type Scope } from '../../core/auth.ts';
 import { AppError } from '../../core/errors.ts';
 import { type AuditFields, auditLine, clientKey } from '../auth.ts';
+import { MAX_ROUTE_KEY, ROUTE_KEY_HEADER } from '../../core/routing.ts';
 import type { ProducerDeps } from '../deps.ts';
 import type { Caller } from '../inference/service.ts';
 
@@ -45,7 +46,10 @@ export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing, sink?: 
         if (!allows(p, scope)) refuse(method, p, new AppError('forbidden', `this key lacks the "${scope}" scope`));
         who = p;
       }
-      return { who, client: clientKey(who, peerAddress(call.getPeer())), gone: () => call.cancelled };
+      const caller: Caller = { who, client: clientKey(who, peerAddress(call.getPeer())), gone: () => call.cancelled };
+      const key = call.metadata.get(ROUTE_KEY_HEADER)[0]?.toString();
+      if (key) caller.routeKey = key.slice(0, MAX_ROUTE_KEY);
+      return caller;
     },
   };
 }

@@ -14,7 +14,8 @@ import { assertReadable } from '../model-access.ts';
 import { modelMetadata, SERVER_VERSION } from '../inference/metadata.ts';
 import { inferenceFor, type Caller } from '../inference/service.ts';
 import { callGate } from './call-gate.ts';
-import { grpcInfer, type ModelInferRequest } from './infer.ts';
+import { grpcInfer, type ModelInferRequest, type ModelInferResponse } from './infer.ts';
+import { VERSION_HEADER } from '../../core/routing.ts';
 import { toGrpcStatus } from './status.ts';
 import { streamInfer } from './stream.ts';
 import { auditStreamFor } from '../routes/audit.ts';
@@ -89,7 +90,7 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
   const ref = (name: string, version?: string) => (version ? `${name}@${version}` : name);
   // scope null: answered without a key, like /v2/health/*.
   const unary =
-    (method: string, scope: Scope | null, fn: Handler): grpc.handleUnaryCall<unknown, unknown> =>
+    (method: string, scope: Scope | null, fn: Handler, trailer?: (r: never) => grpc.Metadata): grpc.handleUnaryCall<unknown, unknown> =>
     (call, callback) => {
       const done = metrics.startGrpc(method);
       const run = async () => {
@@ -103,7 +104,7 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
       run().then(
         (r) => {
           done('OK');
-          callback(null, r);
+          callback(null, r, trailer?.(r as never));
         },
         (e: Error) => {
           const st = toGrpcStatus(e, d);
@@ -132,7 +133,17 @@ function handlers(d: ProducerDeps, keys: KeyRing): Record<string, grpc.handleUna
       const workers = await readWorkerStats(d.redis, d.prefix);
       return { ready: workers.some((w) => w.queues.includes('infer')) };
     }),
-    ModelInfer: unary('ModelInfer', 'infer', (req: ModelInferRequest, _call, caller) => grpcInfer(service, req, caller)),
+    // The version that answered, also as trailing metadata: on a weighted alias it is chosen per request.
+    ModelInfer: unary(
+      'ModelInfer',
+      'infer',
+      (req: ModelInferRequest, _call, caller) => grpcInfer(service, req, caller),
+      (r: ModelInferResponse) => {
+        const m = new grpc.Metadata();
+        m.set(VERSION_HEADER, r.model_version);
+        return m;
+      },
+    ),
     ModelStreamInfer: streamInfer(d, service, metrics, gate),
   };
 }

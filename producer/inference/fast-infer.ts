@@ -12,7 +12,8 @@ import type { ProducerDeps } from '../deps.ts';
 import { toAppError } from '../http.ts';
 import { plainJsonLength, readInferBody } from '../body.ts';
 import type { Metrics } from '../metrics.ts';
-import { jsonAnswer, type InferenceService } from './service.ts';
+import { MAX_ROUTE_KEY, ROUTE_KEY_HEADER, VERSION_HEADER } from '../../core/routing.ts';
+import { jsonAnswer, type Caller, type InferenceService } from './service.ts';
 
 /** The two inference routes, as express names them in metrics; names are never %-encoded here. */
 const ROUTE = /^\/v2\/models\/([^/%?#]+)(?:\/versions\/([^/%?#]+))?\/infer$/;
@@ -63,9 +64,14 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
     readInferBody(req, length, (err, json) => {
       if (err) return fail(req, res, err, done);
       const socket = req.socket;
-      const caller = { who, client: clientKey(who, socket.remoteAddress ?? ''), gone: () => socket.destroyed };
+      const caller: Caller = { who, client: clientKey(who, socket.remoteAddress ?? ''), gone: () => socket.destroyed };
+      const key = h[ROUTE_KEY_HEADER];
+      if (typeof key === 'string' && key) caller.routeKey = key.slice(0, MAX_ROUTE_KEY);
       service.infer(name, version, json, caller).then(
-        (value) => answer(res, 200, jsonAnswer(value), done),
+        (value) => {
+          res.setHeader(VERSION_HEADER, String(value.model.version));
+          answer(res, 200, jsonAnswer(value), done);
+        },
         (e: unknown) => fail(req, res, e, done),
       );
     });

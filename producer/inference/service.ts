@@ -13,6 +13,8 @@ import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { checkReadable } from '../model-access.ts';
+import { FigureRecorder } from '../../core/version-figures.ts';
+import { ShadowRunner } from '../shadow.ts';
 import { JobAnswers } from './await-job.ts';
 import { backpressureFor, type Backpressure } from './backpressure.ts';
 import { InferCoalescer } from './coalescer.ts';
@@ -30,6 +32,8 @@ export interface Caller {
   client: string;
   /** True once the client went away: a request not yet sent is then never computed. */
   gone: () => boolean;
+  /** Routes the request on a weighted alias (`x-modelq-route-key`); the request id stands in when absent. */
+  routeKey?: string;
 }
 
 /** A request's answer, before a door puts it in its own form. */
@@ -59,12 +63,19 @@ export class InferenceService {
   /** MODELQ_ONLINE_TRANSPORT=streams: this producer's reply channel, shared by both lanes. */
   private replies?: StreamReplies;
   private readonly streams: boolean;
+  /** Per-version answers, errors and latency in Redis: what rollouts are judged by. */
+  readonly figures: FigureRecorder;
+  /** Mirrors of requests to an alias's shadow version, run after the answer (producer/shadow.ts). */
+  readonly shadow: ShadowRunner;
 
   constructor(private readonly d: ProducerDeps) {
     this.backpressure = backpressureFor(d);
     this.rateLimit = rateLimitFor(d);
     this.explain = createExplain(d);
     this.streams = d.cfg.MODELQ_ONLINE_TRANSPORT === 'streams';
+    const flushMs = Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4);
+    this.figures = new FigureRecorder(d.redis, d.prefix, flushMs);
+    this.shadow = new ShadowRunner((t, req) => this.lane('infer').submit(t.model, this.batchingOf(t), req), d.redis, d.prefix, d.logger, flushMs);
     this.drift = new DriftSampler(
       d.store,
       new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
@@ -104,23 +115,33 @@ export class InferenceService {
 
   /** One request already admitted (`admit`): a door that converts its body after admission calls this. */
   async inferAdmitted(name: string, version: string | undefined, json: unknown, caller: Caller): Promise<Answer> {
-    const { target, id, gpu, request, packed, explain } = await this.prepare(name, version, json, caller.who);
+    const started = performance.now();
+    const { target, id, gpu, request, packed, explain } = await this.prepare(name, version, json, caller);
     const { model } = target;
     if (explain) {
       // Never coalesced: an explanation's perturbations are thousands of rows run in batches of their own.
       const r = await this.explain(model, packed!, explain, gpu); // packed whenever explained
       return { model, id, outputs: r.tensors, explanation: r.parameters };
     }
-    const answer = await this.lane(gpu ? 'infer-gpu' : 'infer').submit(model, this.batchingOf(target), request, caller.gone);
+    const answer = await this.lane(gpu ? 'infer-gpu' : 'infer')
+      .submit(model, this.batchingOf(target), request, caller.gone)
+      .catch((e: unknown) => {
+        this.figures.record(model.name, model.version, 0, false);
+        throw e;
+      });
+    const ms = performance.now() - started;
+    this.figures.record(model.name, model.version, ms, answer.ok);
     if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
+    if (target.shadow) this.shadow.mirror(target, request, answer.outputs, ms);
     return { model, id, outputs: answer.outputs };
   }
 
   // Validated and packed in a function of its own: only the packed request (not the parsed body)
   // lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
-  private async prepare(name: string, version: string | undefined, json: unknown, who: Principal) {
+  private async prepare(name: string, version: string | undefined, json: unknown, { who, routeKey }: Caller) {
     const body = parseBody(v2InferRequestSchema, json, 'request');
-    const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    // The one place a door's model reference becomes a version: a weighted alias picks it here.
+    const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`, routeKey ?? body.id);
     checkReadable(target.model.name, target.access, who);
     const checked = checkInferRequest(body, target.model);
     this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });

@@ -4,6 +4,7 @@
 // the same; :explain asks it for an explanation, as `parameters.explain` on /v2 does.
 import { Router, type Request, type Response } from 'express';
 import { toProtocolTensor } from '../../core/jobs/infer.ts';
+import { VERSION_HEADER } from '../../core/routing.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
@@ -34,12 +35,14 @@ export function kserveRouter(d: ProducerDeps): Router {
     const body = parseBody(kserveRequestSchema, req.body, 'body');
     req.body = undefined;
     // The version is resolved once and pinned, so the instances are read against the version that answers.
-    const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`);
+    // A weighted alias picks its version here (by the route key), and the request is pinned to it.
+    const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`, caller.routeKey);
     checkReadable(model.name, access, caller.who); // another tenant's private model is "not found", before its inputs are named
     const request = instancesToInfer(body, model, { explain });
     const a = await service.inferAdmitted(model.name, String(model.version), request, caller);
     const outputs = a.outputs.map(toProtocolTensor);
     const n = body.instances.length;
+    res.setHeader(VERSION_HEADER, String(a.model.version));
     const predictions = predictionsOf(outputs, model, n);
     if (!explain) return void res.json({ predictions });
     const { explain_base: _b, explain_class: _c, ...parameters } = a.explanation ?? {};

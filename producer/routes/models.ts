@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
 import { checkName, modelArtifactKey, modelConfigSchema } from '../../core/registry.ts';
+import { aliasRouteSchema, primaryOf } from '../../core/routing.ts';
+import { RolloutStore } from '../../core/rollouts.ts';
 import { canReadModel, isPlatform } from '../../core/auth.ts';
 import { addAndAwait } from '../inference/await-job.ts';
 import { principalOf } from '../auth.ts';
@@ -32,7 +34,8 @@ export function signatureRequired(cfg: Pick<Config, 'MODELQ_REQUIRE_SIGNED_UPLOA
   return list.includes('*') || list.includes(tenant);
 }
 
-export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
+/** One version, or weighted versions with an optional shadow (core/routing.ts). */
+export const aliasBodySchema = z.union([z.object({ version: z.number().int().min(1) }).strict(), aliasRouteSchema]);
 export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
 
 function versionParam(v: string): number {
@@ -43,6 +46,12 @@ function versionParam(v: string): number {
 export function modelsRouter(d: ProducerDeps): Router {
   const r = Router();
   const json = jsonBody(d.cfg);
+  const rollouts = new RolloutStore(d.redis, d.prefix);
+  // A rollout owns its alias until it ends: moving it by hand would be undone at its next evaluation.
+  const refuseDuringRollout = async (name: string, alias: string) => {
+    const id = await rollouts.activeId(name, alias);
+    if (id) throw new AppError('conflict', `alias "${alias}" is moved by rollout ${id}; abort it or let it finish first`);
+  };
 
   r.post('/v1/models/:name/versions', async (req, res) => {
     const name = checkName(req.params.name);
@@ -134,14 +143,20 @@ export function modelsRouter(d: ProducerDeps): Router {
 
   r.put('/v1/models/:name/aliases/:alias', json, async (req, res) => {
     const { name, alias } = req.params as Record<string, string>;
-    const { version } = parseBody(aliasBodySchema, req.body);
+    const body = parseBody(aliasBodySchema, req.body);
     await assertWritable(d.registry, checkName(name!), principalOf(req), 'admin');
-    await d.registry.setAlias(checkName(name!), alias!, version);
-    res.json({ name, alias, version });
+    await refuseDuringRollout(name!, alias!);
+    if ('version' in body) {
+      await d.registry.setAlias(checkName(name!), alias!, body.version);
+      return void res.json({ name, alias, version: body.version });
+    }
+    await d.registry.setAliasRoute(checkName(name!), alias!, body);
+    res.json({ name, alias, version: primaryOf(body), ...body });
   });
 
   r.delete('/v1/models/:name/aliases/:alias', async (req, res) => {
     await assertWritable(d.registry, checkName(req.params.name), principalOf(req), 'admin');
+    await refuseDuringRollout(req.params.name, req.params.alias);
     await d.registry.deleteAlias(checkName(req.params.name), req.params.alias);
     res.status(204).end();
   });

@@ -3,13 +3,14 @@
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../core/errors.ts';
 import type { VersionRecord } from '../../core/registry.ts';
+import { MAX_ROUTE_KEY, ROUTE_KEY_HEADER, VERSION_HEADER } from '../../core/routing.ts';
 import { readWorkerStats } from '../../core/stats.ts';
 import { clientKey, principalOf } from '../auth.ts';
 import { assertReadable } from '../model-access.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { inferBody, jsonBody } from '../body.ts';
 import { modelMetadata, SERVER_VERSION } from '../inference/metadata.ts';
-import { inferenceFor, jsonAnswer, type Caller } from '../inference/service.ts';
+import { inferenceFor, jsonAnswer, type Answer, type Caller } from '../inference/service.ts';
 
 /** What res.json sends, without express's generic send path (ETag, freshness, type lookup) on the hot route. */
 function sendJson(res: Response, value: unknown) {
@@ -22,7 +23,10 @@ function sendJson(res: Response, value: unknown) {
 export function callerOf(req: Request): Caller {
   const who = principalOf(req);
   const socket = req.socket;
-  return { who, client: clientKey(who, req.ip ?? socket.remoteAddress ?? ''), gone: () => socket.destroyed };
+  const key = req.headers[ROUTE_KEY_HEADER];
+  const caller: Caller = { who, client: clientKey(who, req.ip ?? socket.remoteAddress ?? ''), gone: () => socket.destroyed };
+  if (typeof key === 'string' && key) caller.routeKey = key.slice(0, MAX_ROUTE_KEY);
+  return caller;
 }
 
 export function v2Router(d: ProducerDeps): Router {
@@ -43,11 +47,16 @@ export function v2Router(d: ProducerDeps): Router {
     // Only the packed request lives on while the answer is awaited: tens of requests are in
     // flight at once, and every live byte is copied again by each young-generation GC.
     req.body = undefined;
-    return service.infer(name, version, value, callerOf(req)).then(jsonAnswer);
+    return service.infer(name, version, value, callerOf(req));
+  };
+  // The version that answered, also in a header: on a weighted alias it is chosen per request.
+  const send = (res: Response, a: Answer) => {
+    res.setHeader(VERSION_HEADER, String(a.model.version));
+    sendJson(res, jsonAnswer(a));
   };
   const body = inferBody(d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024, json);
-  r.post('/v2/models/:name/infer', body, async (req, res) => sendJson(res, await infer(req)));
-  r.post('/v2/models/:name/versions/:version/infer', body, async (req, res) => sendJson(res, await infer(req)));
+  r.post('/v2/models/:name/infer', body, async (req, res) => send(res, await infer(req)));
+  r.post('/v2/models/:name/versions/:version/infer', body, async (req, res) => send(res, await infer(req)));
 
   r.get('/v2', (_req, res) => void res.json({ name: 'modelq', version: SERVER_VERSION, extensions: [] }));
   r.get('/v2/health/live', (_req, res) => void res.json({ live: true }));

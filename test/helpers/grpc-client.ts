@@ -9,6 +9,8 @@ type UnaryFn = (request: object, metadata: grpc.Metadata, callback: (e: grpc.Ser
 
 export interface InferenceClient {
   call: Unary;
+  /** A unary call that also gives the trailing metadata the server sent with its answer. */
+  callWithTrailer<T = any>(method: string, request: object, metadata?: grpc.Metadata): Promise<{ response: T; trailer: grpc.Metadata }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** A bidirectional call (ModelStreamInfer): write requests, read answers, end(). */
   stream(method: string, metadata?: grpc.Metadata): grpc.ClientDuplexStream<object, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   close(): void;
@@ -26,7 +28,18 @@ export function inferenceClient(address: string, options: grpc.ChannelOptions = 
     });
   const stream = (method: string, metadata = new grpc.Metadata()) =>
     (client[method] as unknown as (m: grpc.Metadata) => grpc.ClientDuplexStream<object, unknown>).call(client, metadata);
-  return { call, stream, close: () => client.close() };
+  const callWithTrailer = <T>(method: string, request: object, metadata = new grpc.Metadata()) =>
+    new Promise<{ response: T; trailer: grpc.Metadata }>((resolve, reject) => {
+      let response: T | undefined;
+      const c = (client[method] as unknown as (...a: unknown[]) => grpc.ClientUnaryCall).call(client, request, metadata, (e: Error | null, r: T) => {
+        if (e) reject(e);
+        else response = r;
+      });
+      c.on('status', (st: grpc.StatusObject) => {
+        if (st.code === grpc.status.OK) setImmediate(() => resolve({ response: response as T, trailer: st.metadata }));
+      });
+    });
+  return { call, callWithTrailer, stream, close: () => client.close() };
 }
 
 /** Metadata carrying `authorization: Bearer <key>`. */

@@ -66,6 +66,8 @@ export interface TestPlatform {
   redis: Redis;
   workers: WorkerProc[];
   addWorker(extra?: Record<string, string>): Promise<WorkerProc>;
+  /** Kills the workers (SIGKILL) and drops the producer without a drain, leaving Redis and the data dir for a platform started on the same env. */
+  crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,14 @@ export async function startPlatform(opts: { workers?: number; env?: Record<strin
     return w;
   };
   await Promise.all(Array.from({ length: opts.workers ?? 0 }, () => addWorker()));
+  let producerDown = false;
+  const dropProducer = async () => {
+    if (producerDown) return;
+    producerDown = true;
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await closeProducerDeps(deps);
+  };
   return {
     env,
     cfg,
@@ -94,12 +104,15 @@ export async function startPlatform(opts: { workers?: number; env?: Record<strin
     redis,
     workers,
     addWorker,
+    async crash() {
+      for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+      await Promise.all(workers.map((w) => w.exited));
+      await dropProducer();
+    },
     async stop() {
       for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
       await Promise.all(workers.map((w) => w.exited));
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-      await closeProducerDeps(deps);
+      await dropProducer();
       await deleteKeys(redis, keyPrefix(cfg));
       redis.disconnect();
       fs.rmSync(cfg.MODELQ_DATA_DIR, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 import { api, downloadLink } from './api.js';
 import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, shortSha, signature, table } from './dom.js';
 import { lineageGraph } from './lineage.js';
+import { rolloutsSection, splitText } from './rollouts.js';
 import { errorBox, poll } from './live.js';
 
 const versionHref = (name, v) => `#/models/${encodeURIComponent(name)}/versions/${v}`;
@@ -59,13 +60,14 @@ export function model(name) {
     3000,
     async () => {
       const enc = encodeURIComponent(name);
-      const [m, config, ready] = await Promise.all([
+      const [m, config, ready, rollouts] = await Promise.all([
         api(`/v1/models/${enc}`),
         api(`/v1/models/${enc}/config`),
         api(`/v2/models/${enc}/ready`).then(
           () => ({ ready: true }),
           (e) => ({ ready: false, why: e.message }),
         ),
+        rolloutsSection(name).catch((e) => [h('h2', {}, 'Rollouts'), errorBox(e)]),
       ]);
       put(
         body,
@@ -78,9 +80,9 @@ export function model(name) {
               ['Readiness', h('span', {}, badge(ready.ready ? 'ready' : 'no'), ready.why ? h('span', { class: 'muted' }, ` ${ready.why}`) : '')],
               [
                 'Aliases',
-                Object.entries(m.aliases)
-                  .map(([a, v]) => `${a} → v${v}`)
-                  .join(', ') || '—',
+                Object.keys(m.aliases)
+                  .map((a) => `${a} → ${splitText(m, a)}`)
+                  .join('; ') || '—',
               ],
             ],
             { 'data-section': 'model' },
@@ -115,6 +117,7 @@ export function model(name) {
             ),
           ),
         ),
+        rollouts,
       );
     },
     (e) => put(body, errorBox(e)),

@@ -1,0 +1,95 @@
+// Comparing a shadow version's answer with the primary's: top-1 agreement per row (the arg max of
+// each row of the first output both have; equal values for one-value-per-row outputs such as labels)
+// and agreement within a tolerance over every value of every output both have. Comparison counters
+// live in Redis per (primary, shadow) pair, like the per-version figures.
+import type { Redis } from 'ioredis';
+import { toProtocolTensor, type WireTensor } from './jobs/infer.ts';
+import { bucketOf } from './version-figures.ts';
+
+/** Relative tolerance (absolute below 1) of "within tolerance". */
+export const SHADOW_TOLERANCE = 1e-3;
+
+const values = (t: WireTensor): unknown[] => Array.from(toProtocolTensor(t).data as ArrayLike<unknown>);
+
+function argmaxRows(v: unknown[], rows: number): number[] {
+  const width = rows > 0 ? v.length / rows : 0;
+  const out: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < width; j++) if (Number(v[r * width + j]) > Number(v[r * width + best])) best = j;
+    out.push(best);
+  }
+  return out;
+}
+
+export interface Verdict {
+  top1: boolean;
+  withinTolerance: boolean;
+}
+
+export function compareOutputs(primary: WireTensor[], shadow: WireTensor[], tol = SHADOW_TOLERANCE): Verdict {
+  const byName = new Map(shadow.map((t) => [t.name, t]));
+  const pairs = primary.filter((t) => byName.has(t.name)).map((t) => [t, byName.get(t.name)!] as const);
+  if (!pairs.length) return { top1: false, withinTolerance: false };
+  let withinTolerance = true;
+  let top1 = true;
+  pairs.forEach(([a, b], i) => {
+    if (a.shape.join(',') !== b.shape.join(',')) {
+      withinTolerance = false;
+      if (i === 0) top1 = false;
+      return;
+    }
+    const va = values(a);
+    const vb = values(b);
+    const numeric = typeof va[0] === 'number';
+    for (let k = 0; k < va.length && withinTolerance; k++) {
+      if (numeric ? Math.abs(Number(va[k]) - Number(vb[k])) > tol * Math.max(1, Math.abs(Number(va[k]))) : va[k] !== vb[k]) withinTolerance = false;
+    }
+    if (i !== 0) return;
+    const rows = a.shape[0] ?? 1;
+    const perRow = rows > 0 ? va.length / rows : 0;
+    if (numeric && perRow > 1) {
+      const ra = argmaxRows(va, rows);
+      const rb = argmaxRows(vb, rows);
+      top1 = ra.every((x, r) => x === rb[r]);
+    } else top1 = va.every((x, k) => (numeric ? Math.abs(Number(x) - Number(vb[k])) <= tol * Math.max(1, Math.abs(Number(x))) : x === vb[k]));
+  });
+  return { top1, withinTolerance };
+}
+
+export const comparisonKey = (prefix: string, name: string, primary: number, shadow: number) => `${prefix}:records:compare:${name}:${primary}:${shadow}`;
+
+export interface ComparisonFigures {
+  /** Requests mirrored and answered by both. */
+  compared: number;
+  agreed: number;
+  withinTolerance: number;
+  /** Mirrored requests the shadow failed. */
+  errors: number;
+  /** Mirrors dropped because the queue was full. */
+  dropped: number;
+  /** Latency histograms (bucket -> count) of the compared requests, primary and shadow. */
+  primaryLatency: Record<number, number>;
+  shadowLatency: Record<number, number>;
+}
+
+export async function readComparison(redis: Redis, prefix: string, name: string, primary: number, shadow: number): Promise<ComparisonFigures> {
+  const h = await redis.hgetall(comparisonKey(prefix, name, primary, shadow));
+  const hist = (p: string) => Object.fromEntries(Object.entries(h).flatMap(([f, v]) => (f.startsWith(p) ? [[Number(f.slice(p.length)), Number(v)]] : [])));
+  const n = (f: string) => Number(h[f] ?? 0);
+  return {
+    compared: n('n'),
+    agreed: n('top1'),
+    withinTolerance: n('tol'),
+    errors: n('err'),
+    dropped: n('dropped'),
+    primaryLatency: hist('p'),
+    shadowLatency: hist('s'),
+  };
+}
+
+/** Adds one flush's counts of one pair (field -> increment) to Redis. */
+export function comparisonFields(v: Verdict | null, primaryMs: number, shadowMs: number): Record<string, number> {
+  if (!v) return { err: 1 };
+  return { n: 1, top1: v.top1 ? 1 : 0, tol: v.withinTolerance ? 1 : 0, [`p${bucketOf(primaryMs)}`]: 1, [`s${bucketOf(shadowMs)}`]: 1 };
+}

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { ModelAccess } from './auth.ts';
 import { AppError, badRequest, notFound } from './errors.ts';
 import { tensorSpecSchema } from './tensors.ts';
+import { processingSchema, type Processing } from './processing/spec.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const ALIAS_RE = /^[a-z][a-z0-9._-]{0,63}$/;
@@ -37,6 +38,8 @@ export const versionRecordSchema = z.object({
       reference: z.object({ key: z.string(), rows: z.number().int(), features: z.number().int() }).optional(),
     })
     .optional(),
+  /** Declared pre- and post-processing (core/processing/spec.ts): files in, labels out. */
+  processing: processingSchema.optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
@@ -328,6 +331,15 @@ export class Registry {
   ): Promise<VersionRecord> {
     const { name: _n, version: _v, ...rest } = await this.getVersion(name, version);
     const body = { ...rest, explain: { ...rest.explain, [field]: ref } };
+    await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
+    this.changed(name);
+    return { name, version, ...body };
+  }
+
+  /** Sets (or with null removes) a version's declared processing, already checked against its signature. */
+  async setProcessing(name: string, version: number, processing: Processing | null): Promise<VersionRecord> {
+    const { name: _n, version: _v, processing: _p, ...rest } = await this.getVersion(name, version);
+    const body = processing ? { ...rest, processing } : rest;
     await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
     this.changed(name);
     return { name, version, ...body };

@@ -15,6 +15,7 @@ import { compressRouter } from './routes/compress.ts';
 import { datasetsRouter } from './routes/datasets.ts';
 import { jobsRouter } from './routes/jobs.ts';
 import { modelsRouter } from './routes/models.ts';
+import { processingRouter } from './routes/processing.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
 import { v2Router } from './routes/v2.ts';
@@ -59,6 +60,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
 
   app.use(v2Router(d));
   app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
+  app.use(processingRouter(d));
   app.use(modelsRouter(d));
   app.use(driftRouter(d));
   app.use(batchesRouter(d));

@@ -110,7 +110,7 @@ export class InferCoalescer {
     g.requests = [];
     if (!waiters.length) return;
     const data: InferJob = {
-      model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256 },
+      model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256, ...(g.model.processing && { processing: g.model.processing }) },
       batching: g.batching,
       packed: true,
       requests,

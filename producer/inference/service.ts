@@ -19,6 +19,7 @@ import { InferCoalescer } from './coalescer.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
+import { checkFileRequest } from '../../core/processing/request.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -116,8 +117,11 @@ export class InferenceService {
     const body = parseBody(v2InferRequestSchema, json, 'request');
     const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`);
     checkReadable(target.model.name, target.access, who);
-    const checked = checkInferRequest(body, target.model);
-    this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    // A model with declared processing takes files, which only the worker decodes (core/processing/request.ts).
+    const files = target.model.processing !== undefined;
+    const checked = files ? checkFileRequest(body, target.model) : checkInferRequest(body, target.model);
+    if (!files) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     return {

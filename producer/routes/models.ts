@@ -15,6 +15,8 @@ import { parseBody, sendStream } from '../http.ts';
 import { jsonBody } from '../body.ts';
 import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } from '../../core/jobs/explain.ts';
 import { createHash } from 'node:crypto';
+import { checkProcessing } from '../../core/processing/spec.ts';
+import { PROCESSING_HEADER, uploadProcessing } from './processing.ts';
 
 export const aliasBodySchema = z.object({ version: z.number().int().min(1) }).strict();
 export const sharingBodySchema = z.object({ shared: z.boolean() }).strict();
@@ -35,6 +37,7 @@ export function modelsRouter(d: ProducerDeps): Router {
     const p = principalOf(req);
     // Refused before a byte is stored; createVersion checks the owner again, atomically.
     await assertWritable(d.registry, name, p, 'publish');
+    const processing = uploadProcessing(req.headers[PROCESSING_HEADER]);
     const uploadKey = `uploads/${randomUUID()}.onnx`;
     try {
       const put = await d.store.put(uploadKey, req, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
@@ -55,8 +58,9 @@ export function modelsRouter(d: ProducerDeps): Router {
         if (e instanceof AppError && e.code === 'invalid_model') throw new AppError('invalid_model', `the file does not load in onnxruntime: ${e.message}`);
         throw e;
       }
+      if (processing) checkProcessing(processing, sig);
       await d.store.move(uploadKey, modelArtifactKey(put.sha256));
-      const { record, created } = await d.registry.createVersion(
+      const made = await d.registry.createVersion(
         name,
         {
           sha256: put.sha256,
@@ -67,6 +71,8 @@ export function modelsRouter(d: ProducerDeps): Router {
         },
         { tenant: p.tenant, platform: isPlatform(p) },
       );
+      const { created } = made;
+      const record = processing && created ? await d.registry.setProcessing(name, made.record.version, processing) : made.record;
       d.logger.info({ model: name, version: record.version, sha256: put.sha256, created }, 'model version registered');
       res.status(created ? 201 : 200).json(record);
     } finally {

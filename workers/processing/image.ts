@@ -2,7 +2,7 @@
 // sharp decodes on libuv's thread pool, so the worker's event loop keeps moving jobs meanwhile. The
 // pixel count is read from the header first: a file over MODELQ_MAX_IMAGE_PIXELS is refused before
 // a pixel is decoded.
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { AppError } from '../../core/errors.ts';
 import { outputSize, type ImageStep } from '../../core/processing/spec.ts';
 import type { RawTensor } from '../../core/tensors.ts';
@@ -25,7 +25,7 @@ export async function decodePixels(
 ): Promise<{ data: Buffer; width: number; height: number }> {
   let meta: Metadata;
   try {
-    meta = await sharp(file).metadata();
+    meta = await sharp(file, { limitInputPixels: false }).metadata();
   } catch (e) {
     throw new FileError(`the file does not decode as an image (${(e as Error).message})`);
   }
@@ -34,50 +34,43 @@ export async function decodePixels(
   if (pixels > maxPixels)
     throw new FileError(`the image is ${meta.width}x${meta.height} (${pixels} pixels), over MODELQ_MAX_IMAGE_PIXELS (${maxPixels}); refused before decoding`);
   try {
-    // rotate() with no angle applies the EXIF orientation; sRGB without alpha gives 3 channels from any source.
-    let img = sharp(file, { limitInputPixels: maxPixels, failOn: 'error' }).rotate().removeAlpha().toColourspace('srgb');
+    // Decoded whole first (rotate() with no angle applies the EXIF orientation; sRGB without alpha
+    // gives 3 channels from any source), then resized from those pixels: sharp would otherwise shrink
+    // JPEG and WebP while decoding, which gives other pixels than a decode-then-resize script.
+    const dec = await sharp(file, { limitInputPixels: maxPixels, failOn: 'error' })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (dec.info.channels !== 3) throw new FileError(`the image decodes to ${dec.info.channels} channels, not 3`);
+    let px = { data: dec.data, width: dec.info.width, height: dec.info.height };
+    const next = async (f: (img: Sharp) => Sharp) => {
+      const out = await f(sharp(px.data, { raw: { width: px.width, height: px.height, channels: 3 } }))
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      px = { data: out.data, width: out.info.width, height: out.info.height };
+    };
     const r = step.resize;
-    const size = { width: meta.width!, height: meta.height! };
-    if (meta.orientation && meta.orientation >= 5) [size.width, size.height] = [size.height, size.width];
-    if (r?.mode === 'exact') {
-      img = img.resize(r.width, r.height, { fit: 'fill' });
-      Object.assign(size, { width: r.width, height: r.height });
-    } else if (r?.mode === 'letterbox') {
-      img = img.resize(r.width, r.height, { fit: 'contain', background: { r: r.pad, g: r.pad, b: r.pad } });
-      Object.assign(size, { width: r.width, height: r.height });
-    } else if (r?.mode === 'shorter-side') {
-      const scale = r.size / Math.min(size.width, size.height);
-      const width = Math.max(1, Math.round(size.width * scale));
-      const height = Math.max(1, Math.round(size.height * scale));
-      img = img.resize(width, height, { fit: 'fill' });
-      Object.assign(size, { width, height });
+    if (r?.mode === 'exact') await next((img) => img.resize(r.width, r.height, { fit: 'fill' }));
+    else if (r?.mode === 'letterbox') await next((img) => img.resize(r.width, r.height, { fit: 'contain', background: { r: r.pad, g: r.pad, b: r.pad } }));
+    else if (r?.mode === 'shorter-side') {
+      const scale = r.size / Math.min(px.width, px.height);
+      const [width, height] = [Math.max(1, Math.round(px.width * scale)), Math.max(1, Math.round(px.height * scale))];
+      await next((img) => img.resize(width, height, { fit: 'fill' }));
     } else if (r?.mode === 'fixed-height') {
-      const width = Math.max(1, Math.min(r.maxWidth, Math.round((size.width * r.height) / size.height)));
-      img = img.resize(width, r.height, { fit: 'fill' });
-      if (width < r.maxWidth) {
-        // Padded in a second pipeline over the resized pixels, so the order of the steps is explicit.
-        const resized = await img.raw().toBuffer({ resolveWithObject: true });
-        img = sharp(resized.data, { raw: { width, height: r.height, channels: 3 } }).extend({
-          right: r.maxWidth - width,
-          background: { r: r.pad, g: r.pad, b: r.pad },
-        });
-      }
-      Object.assign(size, { width: r.maxWidth, height: r.height });
+      const width = Math.max(1, Math.min(r.maxWidth, Math.round((px.width * r.height) / px.height)));
+      await next((img) => img.resize(width, r.height, { fit: 'fill' }));
+      if (width < r.maxWidth) await next((img) => img.extend({ right: r.maxWidth - width, background: { r: r.pad, g: r.pad, b: r.pad } }));
     }
-    if (step.centerCrop) {
-      const c = step.centerCrop;
-      if (c.width > size.width || c.height > size.height)
-        throw new FileError(`the image is ${size.width}x${size.height} after resizing, smaller than centerCrop ${c.width}x${c.height}`);
-      const left = Math.floor((size.width - c.width) / 2);
-      const top = Math.floor((size.height - c.height) / 2);
-      // Cropped from the oriented, resized pixels, never from the stored ones.
-      img = sharp(await img.raw().toBuffer(), { raw: { width: size.width, height: size.height, channels: 3 } });
-      img = img.extract({ left, top, width: c.width, height: c.height });
-      Object.assign(size, c);
+    const c = step.centerCrop;
+    if (c) {
+      if (c.width > px.width || c.height > px.height)
+        throw new FileError(`the image is ${px.width}x${px.height} after resizing, smaller than centerCrop ${c.width}x${c.height}`);
+      const [left, top] = [Math.floor((px.width - c.width) / 2), Math.floor((px.height - c.height) / 2)];
+      await next((img) => img.extract({ left, top, width: c.width, height: c.height }));
     }
-    const out = await img.raw().toBuffer({ resolveWithObject: true });
-    if (out.info.channels !== 3) throw new FileError(`the image decodes to ${out.info.channels} channels, not 3`);
-    return { data: out.data, width: out.info.width, height: out.info.height };
+    return px;
   } catch (e) {
     if (e instanceof FileError) throw e;
     throw new FileError(`the file does not decode as an image (${(e as Error).message})`);

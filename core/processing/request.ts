@@ -7,6 +7,9 @@ import type { Tensor, TensorSpec } from '../tensors.ts';
 import type { Processing } from './spec.ts';
 import { POST_OUTPUTS } from './spec.ts';
 
+/** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
+export const ROW_ERROR_KEY = '$error';
+
 const B64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** A file as the request gives it (a base64 string or {"b64"}) -> its base64 text, or an error message. */

@@ -4,11 +4,14 @@
 // directly (within 1e-4); an EXIF-rotated file and odd sizes are handled; the post-processing's
 // labels follow the logits; a corrupt file is a 400 naming it; an image whose header claims more
 // pixels than MODELQ_MAX_IMAGE_PIXELS is refused without being decoded; declarations that do not
-// fit the model are refused naming the field.
+// fit the model are refused naming the field. In batches (a ZIP of files, a JSONL of b64 rows) the
+// rows keep the file names as ids and equal the same direct run; a corrupt file and an over-large
+// one are one error row each, naming the file.
+import { zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convNet, directRun } from '../fixtures/models.ts';
 import { claimedSizePng, draw, drawRotatedJpeg, reference, type Drawing, type Reference } from '../fixtures/images.ts';
-import { startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 const model = convNet(11);
 const LABELS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
@@ -188,5 +191,68 @@ describe('declarations', () => {
     expect(rec.processing?.post).toMatchObject({ output: 'logits', topK: 3 });
     const got = await fetch(`${p.url}/v1/models/cnn2/versions/1/processing`);
     expect(((await got.json()) as { inputs: unknown[] }).inputs).toHaveLength(1);
+  });
+});
+
+describe('files in batches', () => {
+  async function runBatch(body: Uint8Array | string, contentType: string) {
+    const res = await fetch(`${p.url}/v1/batches?model=cnn&chunkRows=3`, { method: 'POST', body: Buffer.from(body), headers: { 'content-type': contentType } });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const done = await until(
+      async () => {
+        const v = (await (await fetch(`${p.url}/v1/batches/${id}`)).json()) as { status: string };
+        return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+      },
+      `batch ${id} to end`,
+      120_000,
+    );
+    expect(done.status).toBe('completed');
+    const read = async (kind: string) =>
+      (await (await fetch(`${p.url}/v1/batches/${id}/${kind}`)).text())
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { row: number; id: string; outputs?: Prediction; error?: { message: string } });
+    return { out: await read('output'), errors: await read('errors') };
+  }
+
+  it('a ZIP of JPEG and PNG files: one row per file, named by it, equal to the direct run; a corrupt and an over-large file are one error row each', async () => {
+    const good: [string, Buffer, boolean?][] = [
+      ['red.jpg', await draw(RED_CIRCLE, 'jpeg')],
+      ['green.png', await draw(GREEN_RECT, 'png')],
+      ['corner.webp', await draw(CORNER, 'webp')],
+      ['turned.jpg', await drawRotatedJpeg(CORNER), true],
+      ['dir/red.png', await draw(RED_CIRCLE, 'png')],
+    ];
+    const zip = zipSync({
+      [good[0]![0]]: good[0]![1],
+      [good[1]![0]]: good[1]![1],
+      'broken.jpg': new Uint8Array(Buffer.from('not a picture')),
+      [good[2]![0]]: good[2]![1],
+      'huge.png': await claimedSizePng(20_000, 20_000),
+      [good[3]![0]]: good[3]![1],
+      [good[4]![0]]: good[4]![1],
+    });
+    const { out, errors } = await runBatch(zip, 'application/zip');
+    expect(out.map((o) => o.id)).toEqual(good.map((g) => g[0]));
+    const want = await expected(good.map(([, file, orientation6]) => ({ file, orientation6 })));
+    out.forEach((o, i) => {
+      expectClose(o.outputs!.logits, want.subarray(i * 10, (i + 1) * 10));
+      expect(o.outputs!.label).toEqual([o.outputs!.top_k_labels[0]]);
+    });
+    expect(errors.map((e) => e.id)).toEqual(['broken.jpg', 'huge.png']);
+    expect(errors[0]!.error!.message).toMatch(/file "broken.jpg".*does not decode/);
+    expect(errors[1]!.error!.message).toMatch(/file "huge.png".*20000x20000.*MODELQ_MAX_IMAGE_PIXELS/);
+    expect(errors.map((e) => e.row)).toEqual([2, 4]);
+  });
+
+  it('a JSONL of {"id", "image": {"b64"}} rows gives the same outputs', async () => {
+    const files = [await draw(GREEN_RECT, 'jpeg'), await draw(RED_CIRCLE, 'png')];
+    const body = files.map((f, i) => JSON.stringify({ id: `pic-${i}`, image: { b64: f.toString('base64') } })).join('\n') + '\n';
+    const { out, errors } = await runBatch(body, 'application/x-ndjson');
+    expect(errors).toEqual([]);
+    expect(out.map((o) => o.id)).toEqual(['pic-0', 'pic-1']);
+    const want = await expected(files.map((file) => ({ file })));
+    out.forEach((o, i) => expectClose(o.outputs!.logits, want.subarray(i * 10, (i + 1) * 10)));
   });
 });

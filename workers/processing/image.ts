@@ -17,12 +17,34 @@ export class FileError extends AppError {
   }
 }
 
-/** Decoded, oriented, resized and cropped pixels: height x width x 3, 8 bits, RGB. */
-export async function decodePixels(
-  file: Buffer,
-  step: ImageStep,
-  maxPixels = DEFAULT_MAX_IMAGE_PIXELS,
-): Promise<{ data: Buffer; width: number; height: number }> {
+/**
+ * Decodes running at once in this process: each may hold up to MODELQ_MAX_IMAGE_PIXELS x 3 bytes,
+ * so a request or chunk of many large files waits here instead of decoding them all together.
+ * libuv's thread pool (4 threads by default) runs no more than this anyway.
+ */
+const MAX_DECODES = 4;
+let decoding = 0;
+const waiting: (() => void)[] = [];
+
+async function limited<T>(f: () => Promise<T>): Promise<T> {
+  // A finished decode hands its slot to the next waiter, so the count never overshoots.
+  if (decoding >= MAX_DECODES) await new Promise<void>((r) => waiting.push(r));
+  else decoding++;
+  try {
+    return await f();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else decoding--;
+  }
+}
+
+/** Decoded, oriented, resized and cropped pixels: height x width x 3, 8 bits, RGB (at most MAX_DECODES at once). */
+export function decodePixels(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<{ data: Buffer; width: number; height: number }> {
+  return limited(() => decodeNow(file, step, maxPixels));
+}
+
+async function decodeNow(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<{ data: Buffer; width: number; height: number }> {
   let meta: Metadata;
   try {
     meta = await sharp(file, { limitInputPixels: false }).metadata();

@@ -43,6 +43,23 @@ export const imageStepSchema = z
   .strict();
 export type ImageStep = z.output<typeof imageStepSchema>;
 
+export const audioStepSchema = z
+  .object({
+    type: z.literal('audio'),
+    /** The model input this file feeds: FP32 [n, length]. */
+    input: z.string().min(1).max(256),
+    /** Samples per second the model takes: a WAV at another rate is resampled (linear interpolation). */
+    sampleRate: z.number().int().min(1000).max(384_000),
+    /** Samples per row: a shorter sound is padded with silence at the end, a longer one cut. */
+    length: z.number().int().min(1).max(10_000_000),
+  })
+  .strict()
+  .meta({ description: 'WAV (PCM 16 or 32 bit, or float 32), channels averaged to mono, resampled, padded or cut' });
+export type AudioStep = z.output<typeof audioStepSchema>;
+
+export const stepSchema = z.discriminatedUnion('type', [imageStepSchema, audioStepSchema]);
+export type Step = z.output<typeof stepSchema>;
+
 export const postSchema = z
   .object({
     /** The model output read, [n, classes]. */
@@ -60,7 +77,7 @@ export type PostStep = z.output<typeof postSchema>;
 
 export const processingSchema = z
   .object({
-    inputs: z.array(imageStepSchema).min(1).max(8),
+    inputs: z.array(stepSchema).min(1).max(8),
     post: postSchema.optional(),
     /** Class names, in the output's order; without them labels are the class indices as text. */
     labels: z.array(z.string().max(256)).max(100_000).optional(),
@@ -81,7 +98,7 @@ export function outputSize(s: ImageStep): { height: number; width: number } | nu
 }
 
 /** What a caller sends for each processed input: the file's bytes, one per row. */
-export const fileInputSpec = (s: ImageStep): TensorSpec => ({ name: s.input, datatype: 'BYTES', shape: [-1] });
+export const fileInputSpec = (s: Step): TensorSpec => ({ name: s.input, datatype: 'BYTES', shape: [-1] });
 
 /**
  * Checks a declaration against the model's inputs and outputs (400 naming the field): every input is
@@ -97,6 +114,11 @@ export function checkProcessing(p: Processing, model: { inputs: TensorSpec[]; ou
     if (!spec) throw badRequest(`${at}.input "${s.input}" is not an input of the model (${model.inputs.map((m) => `"${m.name}"`).join(', ')})`);
     if (seen.has(s.input)) throw badRequest(`${at}.input "${s.input}" is fed twice`);
     seen.add(s.input);
+    if (s.type === 'audio') {
+      if (spec.datatype !== 'FP32' || spec.shape.length !== 2 || (spec.shape[1]! >= 0 && spec.shape[1] !== s.length))
+        throw badRequest(`${at}: audio gives FP32 [n,${s.length}]; input "${s.input}" is ${spec.datatype} [${spec.shape.join(',')}]`);
+      continue;
+    }
     const want = s.dtype === 'fp16' ? 'FP16' : 'FP32';
     if (spec.datatype !== want) throw badRequest(`${at}.dtype ${s.dtype} gives ${want}; input "${s.input}" is ${spec.datatype}`);
     if (spec.shape.length !== 4) throw badRequest(`${at}: input "${s.input}" [${spec.shape.join(',')}] is not an image batch of rank 4`);

@@ -4,6 +4,8 @@ import type { JobTensor } from '../../core/jobs/infer.ts';
 import { isPacked } from '../../core/jobs/infer.ts';
 import type { Processing } from '../../core/processing/spec.ts';
 import type { RawTensor } from '../../core/tensors.ts';
+import type { Step } from '../../core/processing/spec.ts';
+import { audioTensor } from './audio.ts';
 import { FileError, imageTensor } from './image.ts';
 import { postProcess } from './post.ts';
 
@@ -15,7 +17,7 @@ export async function fileFeeds(p: Processing, inputs: JobTensor[], maxPixels?: 
     if (!t || isPacked(t) || t.datatype !== 'BYTES') throw new FileError(`input "${step.input}" must be files (BYTES, base64)`);
     const files = t.data.map((v) => Buffer.from(String(v), 'base64'));
     try {
-      feeds[step.input] = await imageTensor(files, step, maxPixels);
+      feeds[step.input] = await stepTensor(files, step, maxPixels);
     } catch (e) {
       throw new FileError(`input "${step.input}": ${(e as Error).message}`);
     }
@@ -26,4 +28,9 @@ export async function fileFeeds(p: Processing, inputs: JobTensor[], maxPixels?: 
 /** The run's outputs with the post-processing's added. */
 export function withPost(p: Processing | undefined, out: Record<string, RawTensor>): Record<string, RawTensor> {
   return p?.post ? { ...out, ...postProcess(p.post, p.labels, out) } : out;
+}
+
+/** One input's files as its tensor, by the kind of step. */
+export function stepTensor(files: Buffer[], step: Step, maxPixels?: number): Promise<RawTensor> {
+  return step.type === 'audio' ? Promise.resolve(audioTensor(files, step)) : imageTensor(files, step, maxPixels);
 }

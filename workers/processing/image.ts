@@ -119,7 +119,7 @@ export function writePixels(px: { data: Buffer; width: number; height: number },
   }
 }
 
-/** The files of one request's input as its tensor; a file that fails is reported with its index. */
+/** The files of one request's image input as its tensor; a file that fails is reported with its index. */
 export async function imageTensor(files: Buffer[], step: ImageStep, maxPixels?: number): Promise<RawTensor> {
   const size = outputSize(step)!;
   const per = size.width * size.height * 3;

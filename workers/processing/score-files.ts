@@ -18,8 +18,8 @@ import type { BatchStore } from '../../core/batches.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { localModelPath } from '../model-cache.ts';
-import { FileError, imageTensor } from './image.ts';
-import { withPost } from './feeds.ts';
+import { FileError } from './image.ts';
+import { stepTensor, withPost } from './feeds.ts';
 
 /** Rows decoded together and run as one batch. */
 const GROUP = 16;
@@ -53,7 +53,7 @@ async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: nu
     const f = fileB64(r[step.input]);
     if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error}` };
     try {
-      feeds[step.input] = await imageTensor([Buffer.from(f, 'base64')], step, maxPixels);
+      feeds[step.input] = await stepTensor([Buffer.from(f, 'base64')], step, maxPixels);
     } catch (e) {
       return { ref, error: `file${name} ("${step.input}"): ${(e as Error).message}` };
     }

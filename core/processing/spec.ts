@@ -51,7 +51,7 @@ export const audioStepSchema = z
     /** Samples per second the model takes: a WAV at another rate is resampled (linear interpolation). */
     sampleRate: z.number().int().min(1000).max(384_000),
     /** Samples per row: a shorter sound is padded with silence at the end, a longer one cut. */
-    length: z.number().int().min(1).max(10_000_000),
+    length: z.number().int().min(1).max(2_000_000),
   })
   .strict()
   .meta({ description: 'WAV (PCM 16 or 32 bit, or float 32), channels averaged to mono, resampled, padded or cut' });

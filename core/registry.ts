@@ -7,6 +7,7 @@ import { AppError, badRequest, notFound } from './errors.ts';
 import { type Signer, signatureSchema } from './signing.ts';
 import { aliasRouteSchema, pickWeighted, primaryOf, type AliasRoute } from './routing.ts';
 import { tensorSpecSchema } from './tensors.ts';
+import { processingSchema, type Processing } from './processing/spec.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const ALIAS_RE = /^[a-z][a-z0-9._-]{0,63}$/;
@@ -45,6 +46,8 @@ export const versionRecordSchema = z.object({
   signature: signatureSchema.optional(),
   /** An upload's signature by a trusted publisher key (MODELQ_TRUSTED_KEYS), when it carried one. */
   publisher: signatureSchema.optional(),
+  /** Declared pre- and post-processing (core/processing/spec.ts): files in, labels out. */
+  processing: processingSchema.optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
@@ -418,6 +421,15 @@ export class Registry {
   ): Promise<VersionRecord> {
     const { name: _n, version: _v, ...rest } = await this.getVersion(name, version);
     const body = { ...rest, explain: { ...rest.explain, [field]: ref } };
+    await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
+    this.changed(name);
+    return { name, version, ...body };
+  }
+
+  /** Sets (or with null removes) a version's declared processing, already checked against its signature. */
+  async setProcessing(name: string, version: number, processing: Processing | null): Promise<VersionRecord> {
+    const { name: _n, version: _v, processing: _p, ...rest } = await this.getVersion(name, version);
+    const body = processing ? { ...rest, processing } : rest;
     await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
     this.changed(name);
     return { name, version, ...body };

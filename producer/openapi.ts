@@ -14,6 +14,7 @@ import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './inference/metadata.ts';
 import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
+import { processingSchema } from '../core/processing/spec.ts';
 import { referenceBodySchema } from './routes/drift.ts';
 import { createBatchSchema as openaiBatchSchema, listBatchesSchema as openaiListBatchesSchema } from './openai/batches.ts';
 import { listFilesSchema as openaiListFilesSchema } from './openai/files.ts';
@@ -109,6 +110,21 @@ export const ROUTES: RouteDoc[] = [
       'Set the background rows attributions are measured from (`parameters.explain` on /v2 infer); trained versions have one from their training split; admin',
     json: backgroundBodySchema,
     response: versionRecordSchema,
+  },
+  {
+    method: 'put',
+    path: '/v1/models/{name}/versions/{version}/processing',
+    summary:
+      "Declare how files become the version's inputs (image decode, EXIF orientation, resize, crop, channels, normalisation, layout, precision) and how an output becomes labels (softmax, top-k, threshold, argmax), checked against its inputs and outputs (docs/processing.md); the version then takes files online and in batches; admin",
+    json: processingSchema,
+    response: versionRecordSchema,
+  },
+  { method: 'get', path: '/v1/models/{name}/versions/{version}/processing', summary: "The version's declared processing (null without one); read" },
+  {
+    method: 'delete',
+    path: '/v1/models/{name}/versions/{version}/processing',
+    summary: "Remove the version's declared processing: it takes tensors again; admin",
+    status: 204,
   },
   {
     method: 'put',

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { metadataList, type VersionRecord } from '../registry.ts';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
+import { processingSchema } from '../processing/spec.ts';
 import { artifactRefSchema, explainColumnSchema } from './explain.ts';
 
 /** An explained batch (`explain=true`): what is attributed, against which background, how. */
@@ -99,7 +100,15 @@ export type BatchSource = z.infer<typeof batchSourceSchema>;
 /** The model part of a batch's spec, from its version record. */
 export function batchModel(v: VersionRecord): BatchSpec['model'] {
   const classes = metadataList<string | number>(v, 'classes')?.filter((c) => typeof c === 'string' || typeof c === 'number');
-  return { name: v.name, version: v.version, sha256: v.sha256, inputs: v.inputs, outputs: v.outputs, ...(classes?.length ? { classes } : {}) };
+  return {
+    name: v.name,
+    version: v.version,
+    sha256: v.sha256,
+    inputs: v.inputs,
+    outputs: v.outputs,
+    ...(classes?.length ? { classes } : {}),
+    ...(v.processing ? { processing: v.processing } : {}),
+  };
 }
 
 /** How CSV output names per-class columns: the model's classes over its own outputs (never an explanation's). */
@@ -119,6 +128,8 @@ export const batchSpecSchema = z.object({
     outputs: z.array(tensorSpecSchema),
     /** A classifier's classes, in output order: CSV columns are named by class (`probabilities_yes`). */
     classes: z.array(z.union([z.string(), z.number()])).optional(),
+    /** Declared processing: rows carry files, scored by workers/processing/score-files.ts. */
+    processing: processingSchema.optional(),
   }),
   format: z.enum(['jsonl', 'csv', 'parquet']),
   inputKey: z.string(),

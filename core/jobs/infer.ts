@@ -2,12 +2,15 @@
 // version. Several requests may share a job (the producer coalesces them); each gets its own answer.
 import { z } from 'zod';
 import { errorDataSchema } from '../errors.ts';
+import { processingSchema } from '../processing/spec.ts';
 import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, TYPED_ARRAYS, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
   name: z.string(),
   version: z.number().int().min(1),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The version's declared processing: requests then carry files, which the worker turns into tensors. */
+  processing: processingSchema.optional(),
 });
 export type ModelTarget = z.infer<typeof modelTargetSchema>;
 

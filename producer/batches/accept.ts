@@ -18,6 +18,7 @@ import type { ProducerDeps } from '../deps.ts';
 import { batchExplain, batchExplainParams } from '../inference/explain.ts';
 import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
+import { checkFilesFormat, filesBody } from './zip-files.ts';
 
 export type { BatchFormat, Declared };
 
@@ -188,8 +189,12 @@ export async function acceptBatch(
   if (explain?.method === 'occlusion' && params.outputFormat && params.outputFormat !== 'jsonl')
     throw badRequest(`outputFormat=${params.outputFormat}: an explained text batch has a list of words per row, of varying length; its output is JSONL only`);
   // The format: what the first bytes are, which must be what was declared, if anything was.
-  const { head, whole } = await peek(body, SNIFF_BYTES);
+  const peeked = await peek(body, SNIFF_BYTES);
+  // A model with declared processing takes files: a ZIP of them becomes JSONL rows (zip-files.ts).
+  const files = model.processing && (await peek(filesBody(model, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES), SNIFF_BYTES));
+  const { head, whole } = files || peeked;
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
+  if (files) checkFilesFormat(model, format);
   if (params.delimiter && params.delimiter !== ',' && format !== 'csv')
     throw badRequest(`delimiter=${params.delimiter} is for CSV files; this file is ${format === 'jsonl' ? 'JSONL' : 'Parquet'}`);
   const delimiter: CsvDelimiter = params.delimiter === 'tab' ? '\t' : (params.delimiter ?? ',');

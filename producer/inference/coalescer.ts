@@ -104,7 +104,11 @@ export class InferCoalescer {
     g.waiters = [];
     g.requests = [];
     if (!waiters.length) return;
-    const data = { model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256 }, batching: g.batching, requests };
+    const data = {
+      model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256, ...(g.model.processing && { processing: g.model.processing }) },
+      batching: g.batching,
+      requests,
+    };
     this.jobsSent++;
     this.inFlight.set(g.key, (this.inFlight.get(g.key) ?? 0) + 1);
     void this.send(data, waiters).finally(() => {

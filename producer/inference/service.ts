@@ -23,6 +23,7 @@ import { StreamReplies, StreamSender } from './stream-sender.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
+import { checkFileRequest } from '../../core/processing/request.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -143,8 +144,11 @@ export class InferenceService {
     // The one place a door's model reference becomes a version: a weighted alias picks it here.
     const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`, routeKey ?? body.id);
     checkReadable(target.model.name, target.access, who);
-    const checked = checkInferRequest(body, target.model);
-    this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    // A model with declared processing takes files, which only the worker decodes (core/processing/request.ts).
+    const files = target.model.processing !== undefined;
+    const checked = files ? checkFileRequest(body, target.model) : checkInferRequest(body, target.model);
+    if (!files) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     const explain = explainParams(body.parameters);

@@ -12,6 +12,7 @@ import { explanationsOf, instancesToInfer, kserveRequestSchema, predictionsOf } 
 import { checkReadable } from '../model-access.ts';
 import { inferenceFor, type Caller } from '../inference/service.ts';
 import { callerOf } from './v2.ts';
+import { fileInstancesToInfer, multipartFiles } from '../inference/files.ts';
 
 export function kserveRouter(d: ProducerDeps): Router {
   const r = Router();
@@ -38,7 +39,7 @@ export function kserveRouter(d: ProducerDeps): Router {
     // A weighted alias picks its version here (by the route key), and the request is pinned to it.
     const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`, caller.routeKey);
     checkReadable(model.name, access, caller.who); // another tenant's private model is "not found", before its inputs are named
-    const request = instancesToInfer(body, model, { explain });
+    const request = (model.processing ? fileInstancesToInfer : instancesToInfer)(body, model, { explain });
     const a = await service.inferAdmitted(model.name, String(model.version), request, caller);
     const outputs = a.outputs.map(toProtocolTensor);
     const n = body.instances.length;
@@ -50,8 +51,9 @@ export function kserveRouter(d: ProducerDeps): Router {
   };
 
   // The colon before the verb is literal (escaped), as in Google's custom methods.
-  r.post('/v1/models/:name\\:predict', json, handle(false));
-  r.post('/v1/models/:name/versions/:version\\:predict', json, handle(false));
+  const files = multipartFiles(d.cfg, json); // or files, for a model with declared processing (inference/files.ts)
+  r.post('/v1/models/:name\\:predict', files, handle(false));
+  r.post('/v1/models/:name/versions/:version\\:predict', files, handle(false));
   r.post('/v1/models/:name\\:explain', json, handle(true));
   r.post('/v1/models/:name/versions/:version\\:explain', json, handle(true));
   return r;

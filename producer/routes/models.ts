@@ -19,6 +19,8 @@ import { backgroundBodySchema, backgroundKey, columnBackground, explainTarget } 
 import { createHash } from 'node:crypto';
 import type { Config } from '../../core/config.ts';
 import { parseTrustedKeys, trustedSigner } from '../../core/signing.ts';
+import { checkProcessing } from '../../core/processing/spec.ts';
+import { PROCESSING_HEADER, uploadProcessing } from './processing.ts';
 
 const trusted = new Map<string, ReturnType<typeof parseTrustedKeys>>();
 /** MODELQ_TRUSTED_KEYS, parsed once per value. */
@@ -67,6 +69,7 @@ export function modelsRouter(d: ProducerDeps): Router {
         'forbidden',
         `tenant "${p.tenant}" accepts only signed uploads: send x-modelq-signature, a trusted publisher's signature of the sha256`,
       );
+    const processing = uploadProcessing(req.headers[PROCESSING_HEADER]);
     const uploadKey = `uploads/${randomUUID()}.onnx`;
     try {
       const put = await d.store.put(uploadKey, req, { maxBytes: d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024 });
@@ -90,8 +93,9 @@ export function modelsRouter(d: ProducerDeps): Router {
         if (e instanceof AppError && e.code === 'invalid_model') throw new AppError('invalid_model', `the file does not load in onnxruntime: ${e.message}`);
         throw e;
       }
+      if (processing) checkProcessing(processing, sig);
       await d.store.move(uploadKey, modelArtifactKey(put.sha256));
-      const { record, created } = await d.registry.createVersion(
+      const made = await d.registry.createVersion(
         name,
         {
           sha256: put.sha256,
@@ -103,6 +107,8 @@ export function modelsRouter(d: ProducerDeps): Router {
         },
         { tenant: p.tenant, platform: isPlatform(p) },
       );
+      const { created } = made;
+      const record = processing && created ? await d.registry.setProcessing(name, made.record.version, processing) : made.record;
       d.logger.info({ model: name, version: record.version, sha256: put.sha256, created }, 'model version registered');
       res.status(created ? 201 : 200).json(record);
     } finally {

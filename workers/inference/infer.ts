@@ -12,6 +12,7 @@ import {
   rawOfBytes,
   unpackRaw,
   type Batching,
+  type InferJob,
   type InferResult,
   type LoadProgress,
   type WireTensor,
@@ -22,6 +23,8 @@ import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
+import { fileFeeds, withPost } from '../processing/feeds.ts';
+import type { Config } from '../../core/config.ts';
 
 export interface InferDeps {
   engine: Engine;
@@ -29,6 +32,7 @@ export interface InferDeps {
   cacheDir?: string;
   /** Told of every model this worker serves, so a restarted worker can load recently used ones first. */
   warmer?: { used(model: { name: string; version: number }): void };
+  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS'>>;
 }
 
 export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
@@ -45,8 +49,11 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   if (!deps.engine.isWarm(model.sha256)) await loadFirst(job, deps.engine, model, data.requests);
   const batching = data.batching ?? SOLO;
   const form = data.packed === true ? 'packed' : 'json';
+  const files = data.model.processing && { processing: data.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS };
   // A job's requests and answers are JSON job data: never byte tensors here.
-  const responses = (await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal)))) as InferResult['responses'];
+  const responses = (await Promise.all(
+    data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal, files || undefined)),
+  )) as InferResult['responses'];
   // A model that cannot load fails every request: fail the job so it is reported as such.
   const first = responses[0]!;
   if (!first.ok && first.error.code === 'invalid_model' && responses.every((r) => !r.ok && r.error.code === 'invalid_model')) {
@@ -93,14 +100,16 @@ export async function runOne(
   req: WireRequest,
   form: OutputForm,
   signal?: AbortSignal,
+  files?: { processing: NonNullable<InferJob['model']['processing']>; maxPixels?: number | undefined },
 ): Promise<WireResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
   }
   try {
-    const feeds: Record<string, RawTensor> = {};
-    for (const t of req.inputs) feeds[t.name] = feed(t);
-    const out = await engine.infer(model, feeds, batching, batching.batchable, signal);
+    let feeds: Record<string, RawTensor> = {};
+    if (files) feeds = await fileFeeds(files.processing, req.inputs, files.maxPixels);
+    else for (const t of req.inputs) feeds[t.name] = feed(t);
+    const out = withPost(files?.processing, await engine.infer(model, feeds, batching, batching.batchable, signal));
     const wanted = req.outputs ? new Set(req.outputs) : null;
     const outputs: WireTensor[] = [];
     for (const [name, t] of Object.entries(out)) {

@@ -25,6 +25,7 @@ import type { ExplainRows } from '../engine/explain-rows.ts';
 import type { SampledRows } from '../engine/drift-rows.ts';
 import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
+import { scoreFileChunk } from '../processing/score-files.ts';
 import { budgetFailure, ChunkBudget, ChunkStopped, DEFAULT_CHUNK_TIMEOUT_MS, DEFAULT_POISON_ATTEMPTS, lostStarts, lostTooOften } from './chunk-budget.ts';
 
 export interface ScoreDeps {
@@ -33,7 +34,9 @@ export interface ScoreDeps {
   batches: BatchStore;
   cacheDir?: string;
   cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> &
-    Partial<Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS'>>;
+    Partial<
+      Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS' | 'MODELQ_MAX_IMAGE_PIXELS'>
+    >;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
   /** The stores of batches by reference (their inputs and output prefixes). */
@@ -128,7 +131,8 @@ export async function scoreProcessor(
   await deps.batches.transition(data.batchId, 'running', ['queued']);
   const budget = new ChunkBudget(data, deps.cfg?.MODELQ_CHUNK_TIMEOUT_MS ?? DEFAULT_CHUNK_TIMEOUT_MS, deps.batches, signal);
   try {
-    const outcome = await scoreChunk(data, spec, deps, job, budget);
+    // A model with declared processing reads files (workers/processing/score-files.ts).
+    const outcome = spec.model.processing ? await scoreFileChunk(data, spec, deps, job, budget) : await scoreChunk(data, spec, deps, job, budget);
     await deps.batches.recordChunk(data.batchId, data.index, outcome);
     return outcome;
   } catch (e) {

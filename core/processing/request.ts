@@ -1,0 +1,67 @@
+// Requests to a model with declared processing: one file per row for each processed input, as a
+// BYTES tensor whose elements are the files in base64 (JSON cannot carry raw bytes; {"b64": "..."}
+// is taken too). The producer only checks the form and counts; the worker decodes the files.
+import { badRequest } from '../errors.ts';
+import type { InferRequest } from '../jobs/infer.ts';
+import type { Tensor, TensorSpec } from '../tensors.ts';
+import type { Processing } from './spec.ts';
+import { POST_OUTPUTS } from './spec.ts';
+
+/** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
+export const ROW_ERROR_KEY = '$error';
+
+const B64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/** A file as the request gives it (a base64 string or {"b64"}) -> its base64 text, or an error message. */
+export function fileB64(v: unknown): string | { error: string } {
+  const s =
+    typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { b64?: unknown }).b64 === 'string' ? (v as { b64: string }).b64 : null;
+  if (s === null) return { error: 'must be a file in base64 (a string or {"b64": "..."})' };
+  if (!s.length) return { error: 'is an empty file' };
+  if (!B64.test(s)) return { error: 'is not base64' };
+  return s;
+}
+
+interface RequestInput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  data: unknown;
+}
+
+/** Checks a request to a processed model: every processed input given once, BYTES [n] of files, the same n for all. */
+export function checkFileRequest(
+  body: { inputs: RequestInput[]; outputs?: { name: string }[] },
+  model: { name: string; outputs: TensorSpec[]; processing?: Processing },
+): InferRequest {
+  const steps = model.processing!.inputs;
+  const inputs: Tensor[] = [];
+  let rows: number | undefined;
+  for (const [i, inp] of body.inputs.entries()) {
+    const label = `inputs[${i}] "${inp.name}"`;
+    if (!steps.some((s) => s.input === inp.name))
+      throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes files for ${steps.map((s) => `"${s.input}"`).join(', ')}`);
+    if (inputs.some((t) => t.name === inp.name)) throw badRequest(`input "${inp.name}" is given twice`);
+    if (inp.datatype !== 'BYTES') throw badRequest(`${label}: files come as BYTES (base64 in JSON), not ${inp.datatype}`);
+    const data = Array.isArray(inp.data) ? (inp.data as unknown[]).flat(3) : null;
+    if (!data) throw badRequest(`${label}: data must be an array of files`);
+    if (inp.shape.length !== 1 || inp.shape[0] !== data.length)
+      throw badRequest(`${label}: shape [${inp.shape.join(',')}] must be [${data.length}], one file per row`);
+    if (rows !== undefined && data.length !== rows) throw badRequest(`${label} has ${data.length} files; the other inputs have ${rows}`);
+    rows = data.length;
+    const files = data.map((v, j) => {
+      const f = fileB64(v);
+      if (typeof f !== 'string') throw badRequest(`${label}: data[${j}] ${f.error}`);
+      return f;
+    });
+    inputs.push({ name: inp.name, datatype: 'BYTES', shape: [files.length], data: files });
+  }
+  const missing = steps.filter((s) => !inputs.some((t) => t.name === s.input));
+  if (missing.length) throw badRequest(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((s) => `"${s.input}"`).join(', ')}`);
+  if (!body.outputs) return { inputs };
+  const known = new Set([...model.outputs.map((o) => o.name), ...(model.processing?.post ? POST_OUTPUTS : [])]);
+  const outputs = body.outputs.map((o) => o.name);
+  const bad = outputs.find((n) => !known.has(n));
+  if (bad !== undefined) throw badRequest(`unknown output "${bad}"; model ${model.name} has ${[...known].map((n) => `"${n}"`).join(', ')}`);
+  return { inputs, outputs };
+}

@@ -1,0 +1,100 @@
+// A ZIP of files for a model with declared processing becomes, as it streams in, the JSONL every
+// batch of files is: one row per file, {"id": "<file name>", "<input>": {"b64": "..."}}, in the
+// archive's order. Nothing is decoded here (the workers decode); the rows are only re-encoded.
+// fflate's streaming Unzip reads the local headers as the bytes arrive, so the archive is never held
+// whole. A file larger than a row may be is one row naming it with the reason, scored as an error row.
+import { Unzip, UnzipInflate, type UnzipFile } from 'fflate';
+import { badRequest } from '../../core/errors.ts';
+import { ROW_ERROR_KEY } from '../../core/processing/request.ts';
+
+export const ZIP_MAGIC = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
+/** Whether the body starts as a ZIP archive does. */
+export const isZip = (head: Buffer) => head.length >= 4 && head.subarray(0, 4).equals(ZIP_MAGIC);
+
+/** Entries that are no files of the batch: folders, and the resource forks macOS adds. */
+const skipped = (name: string) => name.endsWith('/') || name.startsWith('__MACOSX/') || /(^|\/)\.DS_Store$/.test(name);
+
+/**
+ * The archive's files as JSONL rows feeding `input`. A file over `maxFileBytes` is not kept: its row
+ * names it; its inflation is stopped at once.
+ */
+export async function* zipAsJsonl(body: AsyncIterable<Buffer>, input: string, maxFileBytes: number): AsyncGenerator<Buffer> {
+  const ready: Buffer[] = [];
+  let failure: Error | undefined;
+  let files = 0;
+  const unzip = new Unzip((file: UnzipFile) => {
+    if (skipped(file.name)) return;
+    files++;
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let over = false;
+    file.ondata = (err, data, final) => {
+      if (err) {
+        failure ??= badRequest(`the ZIP archive does not inflate at "${file.name.slice(0, 200)}": ${err.message}`);
+        return;
+      }
+      if (over) return;
+      size += data.length;
+      if (size > maxFileBytes) {
+        over = true;
+        ready.push(Buffer.from(`${JSON.stringify({ id: file.name, [ROW_ERROR_KEY]: `the file is over ${maxFileBytes} bytes (MODELQ_MAX_ROW_BYTES)` })}\n`));
+        file.terminate();
+        return;
+      }
+      parts.push(data);
+      if (final) ready.push(Buffer.from(`{"id":${JSON.stringify(file.name)},${JSON.stringify(input)}:{"b64":"${Buffer.concat(parts).toString('base64')}"}}\n`));
+    };
+    try {
+      file.start();
+    } catch (e) {
+      failure ??= badRequest(
+        `the ZIP archive's "${file.name.slice(0, 200)}" uses a compression this reader lacks (${(e as Error).message}): store or deflate it`,
+      );
+    }
+  });
+  unzip.register(UnzipInflate);
+  const push = (chunk: Uint8Array, final: boolean) => {
+    try {
+      unzip.push(chunk, final);
+    } catch (e) {
+      failure ??= badRequest(`the ZIP archive does not read: ${(e as Error).message}`);
+    }
+  };
+  for await (const chunk of body) {
+    push(chunk, false);
+    if (failure) throw failure;
+    while (ready.length) yield ready.shift()!;
+  }
+  push(new Uint8Array(0), true);
+  if (failure) throw failure;
+  while (ready.length) yield ready.shift()!;
+  if (!files) throw badRequest('the ZIP archive has no files');
+}
+
+/**
+ * The body of a batch for a model with declared processing: a ZIP becomes JSONL rows (above); JSONL
+ * passes as it is. An explained batch, or one whose model takes files for several inputs as a ZIP, is refused.
+ */
+export function filesBody(
+  model: { name: string; processing?: { inputs: { input: string }[] } },
+  explain: boolean,
+  peeked: { head: Buffer; whole: AsyncIterable<Buffer> },
+  maxRowBytes: number,
+): AsyncIterable<Buffer> {
+  const steps = model.processing!.inputs;
+  if (explain) throw badRequest(`model ${model.name} takes files (declared processing): its batches cannot be explained yet`);
+  if (!isZip(peeked.head)) return peeked.whole;
+  if (steps.length !== 1)
+    throw badRequest(`model ${model.name} takes files for ${steps.length} inputs: send JSONL rows of {"id", ${steps.map((s) => `"${s.input}"`).join(', ')}}`);
+  // A row is its file in base64 (4 characters per 3 bytes) and a little JSON around it.
+  return zipAsJsonl(peeked.whole, steps[0]!.input, Math.floor(((maxRowBytes - 1024) * 3) / 4));
+}
+
+/** After the format is decided: files come in JSONL (or a ZIP, turned into JSONL). */
+export function checkFilesFormat(model: { name: string }, format: string): void {
+  if (format !== 'jsonl')
+    throw badRequest(
+      `model ${model.name} takes files (declared processing): send a ZIP of them, or JSONL rows of {"id", "<input>": {"b64": "..."}}, not ${format}`,
+    );
+}

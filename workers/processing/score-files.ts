@@ -1,0 +1,133 @@
+// A batch chunk of a model with declared processing: JSONL rows of {"id", "<input>": {"b64"}} (a ZIP
+// upload arrives converted to these, its file names as ids). Each row's files are decoded on their
+// own, so a file that does not decode (or is over MODELQ_MAX_IMAGE_PIXELS) is one error row naming it;
+// the rows that decode run together on the engine and are post-processed. Output and error lines are
+// those of every batch (core/rows/output-lines.ts), in input order, written through the PartSink.
+import type { Job } from 'bullmq';
+import type { BatchSpec, PartInfo, ScoreJob } from '../../core/jobs/batch.ts';
+import { errorData } from '../../core/errors.ts';
+import { fileB64, ROW_ERROR_KEY } from '../../core/processing/request.ts';
+import type { Processing } from '../../core/processing/spec.ts';
+import { errorLine, idText, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
+import type { RawTensor } from '../../core/tensors.ts';
+import type { Engine, ModelHandle } from '../engine/engine.ts';
+import { inputOf, readRange } from '../inference/chunk-input.ts';
+import type { ChunkBudget } from '../inference/chunk-budget.ts';
+import { PartSink } from '../inference/part-sink.ts';
+import type { BatchStore } from '../../core/batches.ts';
+import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { ObjectStores } from '../../core/storage/object-uris.ts';
+import { localModelPath } from '../model-cache.ts';
+import { FileError } from './image.ts';
+import { stepTensor, withPost } from './feeds.ts';
+
+/** Rows decoded together and run as one batch. */
+const GROUP = 16;
+
+/** What the chunk processor's deps (workers/inference/score.ts ScoreDeps) give this one. */
+export interface FileChunkDeps {
+  engine: Engine;
+  store: ArtifactStore;
+  batches: BatchStore;
+  cacheDir?: string;
+  objects?: ObjectStores;
+  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number };
+}
+
+type Decoded = { ref: RowRef; feeds: Record<string, RawTensor> } | { ref: RowRef; error: string };
+
+async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: number | undefined): Promise<Decoded> {
+  let row: unknown;
+  try {
+    row = JSON.parse(line);
+  } catch {
+    return { ref, error: 'the line is not JSON' };
+  }
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return { ref, error: 'the line is not a JSON object' };
+  const r = row as Record<string, unknown>;
+  if (r.id !== undefined) ref.id = idText(r.id);
+  const name = r.id === undefined ? '' : ` ${JSON.stringify(r.id)}`;
+  if (typeof r[ROW_ERROR_KEY] === 'string') return { ref, error: `file${name}: ${r[ROW_ERROR_KEY]}` };
+  const feeds: Record<string, RawTensor> = {};
+  for (const step of p.inputs) {
+    const f = fileB64(r[step.input]);
+    if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error}` };
+    try {
+      feeds[step.input] = await stepTensor([Buffer.from(f, 'base64')], step, maxPixels);
+    } catch (e) {
+      return { ref, error: `file${name} ("${step.input}"): ${(e as Error).message}` };
+    }
+  }
+  return { ref, feeds };
+}
+
+/** Row tensors [1, ...] stacked into one [n, ...]. */
+function stack(rows: Record<string, RawTensor>[]): Record<string, RawTensor> {
+  const out: Record<string, RawTensor> = {};
+  for (const name of Object.keys(rows[0]!)) {
+    const parts = rows.map((r) => r[name]!);
+    const first = parts[0]!;
+    const per = (first.data as Float32Array | Uint16Array).length;
+    const data = first.data instanceof Uint16Array ? new Uint16Array(per * parts.length) : new Float32Array(per * parts.length);
+    parts.forEach((t, i) => data.set(t.data as Float32Array & Uint16Array, i * per));
+    out[name] = { type: first.type, dims: [parts.length, ...first.dims.slice(1)], data };
+  }
+  return out;
+}
+
+export async function scoreFileChunk(
+  chunk: ScoreJob,
+  spec: BatchSpec,
+  deps: FileChunkDeps,
+  job: Pick<Job, 'updateProgress'>,
+  budget: ChunkBudget,
+): Promise<{ completed: number; failed: number; part?: PartInfo }> {
+  const p = spec.model.processing!;
+  const maxPixels = deps.cfg?.MODELQ_MAX_IMAGE_PIXELS;
+  const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
+  const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
+  const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);
+  const settings = { maxBatch: GROUP, maxDelayMs: 0, instances: 1, batchable };
+  const input = inputOf(spec, chunk, deps);
+  const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const sink = new PartSink(spec, chunk, deps.store, deps.objects);
+  let completed = 0;
+  let failed = 0;
+  try {
+    for (let g = 0; g < lines.length; g += GROUP) {
+      budget.check();
+      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, maxPixels)));
+      const good = decoded.filter((d): d is Extract<Decoded, { feeds: unknown }> => 'feeds' in d);
+      let out = '';
+      if (good.length) {
+        const runs = batchable ? [good] : good.map((d) => [d]);
+        for (const run of runs) {
+          const result = withPost(p, await deps.engine.infer(model, stack(run.map((d) => d.feeds)), settings, batchable, budget.task().signal));
+          out += outputLines(
+            run.map((d) => d.ref),
+            0,
+            run.length,
+            result,
+          );
+        }
+      }
+      let err = '';
+      for (const d of decoded) if ('error' in d) err += errorLine(d.ref.n, d.ref.id, errorData(new FileError(d.error)));
+      await sink.pushOut(Buffer.from(out));
+      await sink.pushErr(Buffer.from(err));
+      completed += good.length;
+      failed += decoded.length - good.length;
+      await Promise.all([
+        job.updateProgress({ rowsDone: g + decoded.length, rows: chunk.rows }),
+        deps.batches.chunkProgress(chunk.batchId, chunk.index, g + decoded.length),
+      ]);
+    }
+    const part = await sink.end();
+    return { completed, failed, ...(part ? { part } : {}) };
+  } catch (e) {
+    sink.fail(e as Error);
+    await sink.settled();
+    throw e;
+  }
+}

@@ -209,7 +209,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
   };
   console.log(
     `online: clients ${o.clients.join(',')}, ${o.seconds} s + ${o.warmupSeconds} s warm-up per run, ` +
-      `platform workers ${o.workers} (online transport ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'bullmq'}), ${os.cpus().length} cpus`,
+      `platform workers ${o.workers} (online transport ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'streams'}), ${os.cpus().length} cpus`,
   );
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-online-'));

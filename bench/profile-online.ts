@@ -146,7 +146,7 @@ async function main() {
     const groups = counts1.groups - counts0.groups;
     const runs = counts1.runs - counts0.runs;
     console.log(
-      `${grpc ? 'gRPC' : 'REST'} over ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'bullmq'}, ${clients} clients, model ${sizes.join('-')}: ${total} requests (${r.errors} errors) in ${seconds + 1} s (1 s of it warm-up); load average ${os
+      `${grpc ? 'gRPC' : 'REST'} over ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'streams'}, ${clients} clients, model ${sizes.join('-')}: ${total} requests (${r.errors} errors) in ${seconds + 1} s (1 s of it warm-up); load average ${os
         .loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,

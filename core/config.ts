@@ -181,8 +181,8 @@ export const configKeys = {
     'How long an online request waits for its answer before 504; time the worker spends loading the model does not count (past the timeout while it loads: 503 with Retry-After).',
   ],
   MODELQ_ONLINE_TRANSPORT: [
-    z.enum(['bullmq', 'streams']).default('bullmq'),
-    'How the producer hands coalesced online requests to workers (workers serve both): `bullmq`, a job per coalesced group on the infer queue; `streams`, an entry of raw tensor bytes on one Redis Stream per queue read by a consumer group, answers pushed back on a channel of the producer, entries of a dead worker taken up by another after `MODELQ_JOB_LOCK_MS` (docs/online-transport.md). Explanations, batches, training and compression always travel as BullMQ jobs.',
+    z.enum(['bullmq', 'streams']).default('streams'),
+    'How the producer hands coalesced online requests to workers (workers serve both): `streams` (default, about half the CPU per request), an entry of raw tensor bytes on one Redis Stream per queue read by a consumer group, answers pushed back on a channel of the producer, entries of a dead worker taken up by another after `MODELQ_JOB_LOCK_MS`, held while the infer queue is paused; `bullmq`, a job per coalesced group on the infer queue, visible on the dashboard and kept when failed (docs/online-transport.md). Explanations, batches, training and compression always travel as BullMQ jobs.',
   ],
   MODELQ_REGISTER_TIMEOUT_MS: [int(100, 600_000).default(60_000), 'How long a model upload waits for a worker to check the file before 504.'],
   MODELQ_MAX_REQUEST_MB: [int(1, 4096).default(32), 'Largest accepted JSON request body, in MiB (413 above).'],

@@ -145,22 +145,23 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   // Online queues are served on both transports: a producer's MODELQ_ONLINE_TRANSPORT picks one.
-  const streams = (['infer', 'infer-gpu'] as const)
-    .filter((q) => jobs[q])
-    .map(
-      (q) =>
-        new OnlineStreamConsumer({
-          redis,
-          prefix,
-          queue: q,
-          consumer: id,
-          concurrency: cfg.MODELQ_INFER_CONCURRENCY,
-          lockMs: cfg.MODELQ_JOB_LOCK_MS,
-          deps,
-          logger,
-          counts: jobs[q]!,
-        }),
-    );
+  // A pause of the queue (dashboard) holds its stream as well: the consumer asks Queue.isPaused().
+  const pauseQueues = (['infer', 'infer-gpu'] as const).filter((q) => jobs[q]).map((q) => new Queue(q, { connection: redis, prefix }));
+  const streams = pauseQueues.map((pq) => {
+    const q = pq.name as 'infer' | 'infer-gpu';
+    return new OnlineStreamConsumer({
+      redis,
+      prefix,
+      queue: q,
+      consumer: id,
+      concurrency: cfg.MODELQ_INFER_CONCURRENCY,
+      lockMs: cfg.MODELQ_JOB_LOCK_MS,
+      deps,
+      logger,
+      counts: jobs[q]!,
+      isPaused: () => pq.isPaused(),
+    });
+  });
   await Promise.all(streams.map((s) => s.start()));
   if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
 
@@ -179,6 +180,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       await deps.warmer?.stop();
       await Promise.all([...streams.map((s) => s.stop(cfg.MODELQ_SHUTDOWN_GRACE_MS)), closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger)]);
       await engine.close();
+      await Promise.all(pauseQueues.map((q) => q.close().catch(() => {})));
       await removeWorkerStats(redis, prefix, id).catch(() => {});
       redis.disconnect();
       logger.info('stopped');

@@ -24,7 +24,7 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     MODELQ_STATS_INTERVAL_MS: '200',
     MODELQ_LOG_LEVEL: 'warn',
     MODELQ_GRPC_PORT: '0', // producers spawned by tests must not fight over 8001; gRPC tests start their own
-    // The online tests run on either transport: MODELQ_ONLINE_TRANSPORT=streams npx vitest run <file>.
+    // The online tests run on either transport: MODELQ_ONLINE_TRANSPORT=bullmq npx vitest run <file>.
     ...(process.env.MODELQ_ONLINE_TRANSPORT ? { MODELQ_ONLINE_TRANSPORT: process.env.MODELQ_ONLINE_TRANSPORT } : {}),
     ...extra,
   };

@@ -1,6 +1,7 @@
 // The stream transport when no worker takes a group: the request ends as a 504 within the timeout
 // (never hangs), and its entry is removed from the stream rather than left to pile up; a worker that
-// starts afterwards answers the next request. SIGTERM lets the entries a worker is running finish.
+// starts afterwards answers the next request. A paused `infer` queue holds the stream's requests.
+// SIGTERM lets the entries a worker is running finish.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directRun, rows, SLOW_FEATURES, slowMlp, tinyMlp } from '../fixtures/models.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
@@ -33,6 +34,28 @@ describe('online stream transport without a worker', () => {
     expect(await p.redis.xlen(key)).toBe(0);
 
     await p.addWorker();
+    const again = await postJson(url, body);
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toHaveLength(3);
+  });
+});
+
+describe('online stream transport and a paused infer queue', () => {
+  it('holds requests while the queue is paused (they time out, as with BullMQ) and serves them again once resumed', async () => {
+    const url = `${p.url}/v2/models/m/infer`;
+    const w = p.workers.at(-1)!;
+    expect((await postJson(url, body)).status).toBe(200);
+    const queue = p.deps.queues.queue('infer');
+    await queue.pause(); // what the dashboard's pause does
+    try {
+      await until(async () => w.lines.some((l) => l.includes('online stream held')), 'the worker to see the pause', 10_000);
+      const res = await postJson(url, body);
+      expect(res.status).toBe(504);
+      expect(((await res.json()) as { error: string }).error).toMatch(/timed out/);
+    } finally {
+      await queue.resume();
+    }
+    await until(async () => w.lines.some((l) => l.includes('online stream read again')), 'the worker to see the resume', 10_000);
     const again = await postJson(url, body);
     expect(again.status).toBe(200);
     expect(((await again.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data).toHaveLength(3);

@@ -62,7 +62,9 @@ describe('worker main thread', () => {
 
 describe('SIGTERM', () => {
   it('finishes the active inference, then exits 0', async () => {
-    p = await startPlatform();
+    // BullMQ online jobs: the test waits for the job's 'active' event and reads the queue's counts
+    // afterwards. Its twin on the default stream transport is in online-streams.test.ts.
+    p = await startPlatform({ env: { MODELQ_ONLINE_TRANSPORT: 'bullmq' } });
     const worker = await p.addWorker({ MODELQ_SHUTDOWN_GRACE_MS: '60000' });
     expect((await uploadModel(p.url, 'slow', slow)).status).toBe(201);
     const events = new QueueEvents('infer', { connection: p.redis.duplicate({ maxRetriesPerRequest: null }), prefix: keyPrefix(p.cfg) });

@@ -8,6 +8,10 @@
 // lock), so an entry idle past MODELQ_JOB_LOCK_MS belongs to a dead one, and another worker takes
 // it with XAUTOCLAIM and runs it again (a second answer finds no waiter). An entry delivered more
 // than MAX_DELIVERIES times (a request that takes its workers down) is refused as retryable.
+//
+// A pause of the BullMQ queue of the same name (the dashboard's pause of `infer`) holds the stream
+// too: while paused, no new entry is read and no dead worker's entry is taken up; entries already
+// running finish, as a paused queue's active jobs do. Requests then wait and end at their timeout.
 import type { Redis } from 'ioredis';
 import { AppError, errorData, fromFailedReason, type ErrorData } from '../../core/errors.ts';
 import type { LoadProgress } from '../../core/jobs/infer.ts';
@@ -36,7 +40,12 @@ export interface OnlineStreamOptions {
   logger: Logger;
   /** Counted like the queue's jobs in the worker's figures. */
   counts: { completed: number; failed: number };
+  /** Whether the BullMQ queue of the same name is paused (Queue.isPaused); asked every PAUSE_CHECK_MS. */
+  isPaused?: () => Promise<boolean>;
 }
+
+/** How often a consumer asks whether its queue is paused (one HEXISTS). */
+export const PAUSE_CHECK_MS = 250;
 
 type Entry = [Buffer, Buffer[] | null];
 
@@ -50,20 +59,34 @@ export class OnlineStreamConsumer {
   private readonly running = new Map<string, AbortController>();
   private stopping = false;
   private loop?: Promise<void>;
-  private slotFreed?: () => void;
+  /** Wakes the read loop: a slot freed, the queue resumed, or stopping. */
+  private wake?: () => void;
   private timers: NodeJS.Timeout[] = [];
   private ticks = 0;
+  /** The queue is paused (as last checked). */
+  paused = false;
+  /** The blocking connection's CLIENT ID, to cut its read short when the queue is paused. */
+  private blockId?: number;
+  private reading = false;
 
   constructor(private readonly o: OnlineStreamOptions) {
     this.key = onlineStreamKey(o.prefix, o.queue);
     this.block = duplicateRedis(o.redis, { maxRetriesPerRequest: null });
     this.block.on('error', () => {}); // the worker's main connection reports Redis trouble
+    this.block.on('ready', () => {
+      this.block.client('ID').then(
+        (id) => (this.blockId = Number(id)),
+        () => {},
+      );
+    });
   }
 
   async start() {
     await this.ensureGroup();
+    await this.checkPaused();
     this.loop = this.read();
     const { lockMs } = this.o;
+    if (this.o.isPaused) this.timers.push(setInterval(() => void this.checkPaused(), PAUSE_CHECK_MS));
     // Refreshed four times per lock period: a busy event loop has slack before others take over.
     this.timers.push(setInterval(() => void this.heartbeat(), Math.max(100, lockMs / 4)));
     this.timers.push(setInterval(() => void this.claim(), Math.max(100, lockMs / 2)));
@@ -74,12 +97,30 @@ export class OnlineStreamConsumer {
   async stop(graceMs: number) {
     this.stopping = true;
     this.block.disconnect();
-    this.slotFreed?.();
+    this.wake?.();
     await this.loop;
     const end = Date.now() + graceMs;
     while (this.running.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     for (const t of this.timers) clearInterval(t);
     for (const c of this.running.values()) c.abort();
+  }
+
+  private async checkPaused() {
+    if (!this.o.isPaused || this.stopping) return;
+    let paused: boolean;
+    try {
+      paused = await this.o.isPaused();
+    } catch {
+      return; // Redis trouble: keep the last known state
+    }
+    if (paused === this.paused) return;
+    this.paused = paused;
+    this.o.logger.info({ queue: this.o.queue, paused }, paused ? 'queue paused: online stream held' : 'queue resumed: online stream read again');
+    if (!paused) this.wake?.();
+    else if (this.reading && this.blockId !== undefined) {
+      // The read in progress would take entries that arrive during its BLOCK: it returns now, empty.
+      await this.o.redis.call('CLIENT', 'UNBLOCK', this.blockId).catch(() => {});
+    }
   }
 
   private async ensureGroup() {
@@ -92,12 +133,13 @@ export class OnlineStreamConsumer {
   private async read() {
     const { concurrency, consumer, logger } = this.o;
     while (!this.stopping) {
-      if (this.running.size >= concurrency) {
-        await new Promise<void>((r) => (this.slotFreed = r));
-        this.slotFreed = undefined;
+      if (this.running.size >= concurrency || this.paused) {
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
         continue;
       }
       let res: [Buffer, Entry[]][] | null;
+      this.reading = true;
       try {
         res = (await this.block.callBuffer(
           'XREADGROUP',
@@ -119,6 +161,8 @@ export class OnlineStreamConsumer {
         else logger.warn({ err: msg, stream: this.key }, 'online stream read failed; retrying');
         await new Promise((r) => setTimeout(r, 200));
         continue;
+      } finally {
+        this.reading = false;
       }
       for (const [, entries] of res ?? []) for (const [id, fields] of entries) this.run(id.toString(), fields);
     }
@@ -132,7 +176,7 @@ export class OnlineStreamConsumer {
       .catch((e: Error) => this.o.logger.warn({ err: e.message, entry: id }, 'online entry not answered; it will be taken up again'))
       .finally(() => {
         this.running.delete(id);
-        this.slotFreed?.();
+        this.wake?.();
       });
   }
 
@@ -205,7 +249,7 @@ export class OnlineStreamConsumer {
   private async claim() {
     const { redis, consumer, concurrency, lockMs, logger } = this.o;
     const free = concurrency - this.running.size;
-    if (this.stopping || free <= 0) return;
+    if (this.stopping || this.paused || free <= 0) return;
     try {
       const [, entries] = (await redis.callBuffer('XAUTOCLAIM', this.key, ONLINE_GROUP, consumer, lockMs, '0-0', 'COUNT', free)) as [
         Buffer,

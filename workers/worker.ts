@@ -156,6 +156,7 @@ async function startEngine(cfg: Config, logger: Logger): Promise<Engine> {
     device: cfg.MODELQ_DEVICE,
     intraOpThreads: cfg.MODELQ_ENGINE_INTRA_OP_THREADS,
     cacheBytes: cfg.MODELQ_ENGINE_CACHE_MB * 1024 * 1024,
+    fastRows: cfg.MODELQ_FAST_ROWS,
     memoryMb: cfg.MODELQ_ENGINE_THREAD_MEMORY_MB,
     runTimeoutMs: cfg.MODELQ_ENGINE_RUN_TIMEOUT_MS,
     logger,

@@ -148,7 +148,7 @@ async function handle(msg: ToThread) {
     if (msg.job.explain) runOne = explainingRun(runOne, runSome, msg.job.explain);
     const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample) : undefined;
     if (sampler) runOne = sampler.wrap(runOne);
-    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
+    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne, init.fastRows) : await scoreRowGroup(msg.job, runOne, init.fastRows);
     const sample = sampler?.take();
     if (sample) value.sample = sample;
     post({ op: 'result', id: msg.id, ok: true, value, computeMs, loadMs, wallMs: performance.now() - t0, runs }, [

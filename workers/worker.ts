@@ -18,7 +18,7 @@ import { scoreProcessor } from './inference/score.ts';
 import { BatchDrift } from './inference/batch-drift.ts';
 import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
-import { inspectProcessor } from './inference/inspect.ts';
+import { modelProcessor } from './model/processor.ts';
 import { trainProcessor } from './training/processor.ts';
 import { explainProcessor } from './explain/processor.ts';
 import { BusyMonitor } from './busy-monitor.ts';
@@ -59,7 +59,7 @@ const openai = (d: WorkerDeps, job: Job, jobState?: JobStateOf) =>
 
 /** The queues this build can process; the others are left to workers that know them. */
 const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
-  model: (d) => ({ processor: (job) => inspectProcessor(job, d), concurrency: 4 }),
+  model: (d) => ({ processor: (job) => modelProcessor(job, d), concurrency: 4 }),
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => {
     const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);

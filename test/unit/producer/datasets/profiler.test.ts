@@ -5,19 +5,19 @@
 // that profiled on the calling thread fails both tests.
 import fs from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { AppError } from '../../../core/errors.ts';
-import { FsStore } from '../../../core/storage/index.ts';
-import { profileInThread } from '../../../producer/dataset-profiler.ts';
-import { tmpDir } from '../../fixtures/models.ts';
+import { AppError } from '../../../../core/errors.ts';
+import { FsStore } from '../../../../core/storage/index.ts';
+import { profileInThread } from '../../../../producer/datasets/profiler.ts';
+import { tmpDir } from '../../../fixtures/models.ts';
 
-vi.mock('../../../core/datasets.ts', async (original) => {
-  const real = await original<typeof import('../../../core/datasets.ts')>();
+vi.mock('../../../../core/datasets.ts', async (original) => {
+  const real = await original<typeof import('../../../../core/datasets.ts')>();
   const here = () => {
     throw new Error('profiled on the calling thread');
   };
   return { ...real, profileDataset: here, datasetRows: here };
 });
-const { profileDataset } = await vi.importActual<typeof import('../../../core/datasets.ts')>('../../../core/datasets.ts');
+const { profileDataset } = await vi.importActual<typeof import('../../../../core/datasets.ts')>('../../../../core/datasets.ts');
 
 const dir = tmpDir('profiler');
 const store = new FsStore(dir);

@@ -2,6 +2,7 @@
 // atomically), and per-chunk results written under the chunk's index so a chunk that runs twice
 // counts once.
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from './lua/scripts.ts';
 import { type BatchSpec, type BatchStatus, FINAL_STATUSES, type PartInfo } from './jobs/batch.ts';
 
 export interface ChunkOutcome {
@@ -28,31 +29,6 @@ export interface BatchView {
   completedAt?: string;
   expiresAt: string;
 }
-
-// KEYS[1] = the batch hash. ARGV[1] = new status, ARGV[2] = ISO time, ARGV[3..] = allowed current statuses.
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return nil end
-for i = 3, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
-    if ARGV[1] == 'running' then redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2]) end
-    if ARGV[1] == 'completed' or ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then redis.call('HSET', KEYS[1], 'completedAt', ARGV[2]) end
-    return cur
-  end
-end
-return false
-`;
-
-// KEYS[1] = the batch hash. ARGV[1] = ISO time, ARGV[2] = the reason. Only a batch still under way fails.
-const FAIL = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if cur == 'queued' or cur == 'running' or cur == 'finalizing' or cur == 'cancelling' then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'completedAt', ARGV[1], 'error', ARGV[2])
-  return cur
-end
-return false
-`;
 
 export class BatchStore {
   constructor(
@@ -98,13 +74,13 @@ export class BatchStore {
 
   /** Moves to `to` when the current status is one of `from`; returns the previous status, or null when not allowed. */
   async transition(id: string, to: BatchStatus, from: readonly BatchStatus[]): Promise<BatchStatus | null> {
-    const r = await this.redis.eval(TRANSITION, 1, this.key(id), to, new Date().toISOString(), ...from);
+    const r = await runLua(this.redis, LUA.batchTransition, [this.key(id)], [to, new Date().toISOString(), ...from]);
     return (r as BatchStatus | null) ?? null;
   }
 
   /** Moves to `failed` with its reason in one step, so no reader sees a failed batch without its reason. */
   async fail(id: string, reason: string): Promise<void> {
-    await this.redis.eval(FAIL, 1, this.key(id), new Date().toISOString(), reason.slice(0, 2000));
+    await runLua(this.redis, LUA.batchFail, [this.key(id)], [new Date().toISOString(), reason.slice(0, 2000)]);
   }
 
   async recordChunk(id: string, index: number, outcome: ChunkOutcome): Promise<void> {

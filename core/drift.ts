@@ -4,6 +4,7 @@
 // Jensen-Shannon distance for categorical ones.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from './lua/scripts.ts';
 import { z } from 'zod';
 import { badRequest } from './errors.ts';
 import type { TensorSpec } from './tensors.ts';
@@ -248,16 +249,7 @@ export function driftReport(profile: DriftProfile, counts: Map<string, number>, 
   return { rows, level: worst, thresholds: t, features };
 }
 
-// Adds counts to the current generation; when it holds half a window of rows it becomes the
-// previous one, so a report (both generations) covers the last W/2 to W rows in bounded memory.
-const ADD_COUNTS = `
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-local n = redis.call('HINCRBY', KEYS[1], 'n', ARGV[2])
-if n >= tonumber(ARGV[1]) then redis.call('RENAME', KEYS[1], KEYS[2]) end
-redis.call('SADD', KEYS[3], ARGV[3])
-return n
-`;
-
+// Windows of two generations: core/lua/drift-add-counts.lua.
 /** Drift windows in Redis, under the registry's `records:` space. */
 export class DriftWindows {
   constructor(
@@ -277,7 +269,7 @@ export class DriftWindows {
   async add(name: string, version: number, rows: number, counts: Map<string, number>): Promise<void> {
     const args: (string | number)[] = [Math.max(1, Math.floor(this.window / 2)), rows, `${name}@${version}`];
     for (const [field, n] of counts) args.push(field, n);
-    await this.redis.eval(ADD_COUNTS, 3, this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey, ...args);
+    await runLua(this.redis, LUA.driftAddCounts, [this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey], args);
   }
 
   /** Counts of both generations and their rows. */
@@ -373,18 +365,7 @@ export function featureRows(slots: Slot[], inputs: RowsOf[], limit: number): (nu
   return out;
 }
 
-// Appends rows to the version's reference rows, kept to the first N; answers how many there are.
-const ADD_REFERENCE_ROWS = `
-local n = redis.call('LLEN', KEYS[1])
-local want = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  if n >= want then break end
-  redis.call('RPUSH', KEYS[1], ARGV[i])
-  n = n + 1
-end
-redis.call('PEXPIRE', KEYS[1], 86400000)
-return n
-`;
+// Reference rows, the first N: core/lua/drift-add-reference-rows.lua.
 
 /**
  * A reference from served rows, for versions that have none (uploaded ones): the first N rows
@@ -423,7 +404,7 @@ export class ReferenceCollector {
   /** Adds rows (one value per slot); builds the reference once N are there. Returns the rows held. */
   async add(v: VersionRecord, slots: Slot[], rows: (number | string)[][]): Promise<number> {
     if (!rows.length) return 0;
-    const n = Number(await this.redis.eval(ADD_REFERENCE_ROWS, 1, this.k(v, 'rows'), this.rows, ...rows.map((r) => JSON.stringify(r))));
+    const n = Number(await runLua(this.redis, LUA.driftAddReferenceRows, [this.k(v, 'rows')], [this.rows, ...rows.map((r) => JSON.stringify(r))]));
     if (n >= this.rows) await this.build(v, slots);
     return n;
   }

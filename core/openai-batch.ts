@@ -2,6 +2,7 @@
 // Unix-second timestamps and per-chunk counts), the job data of their flow, and the mapping to the
 // objects OpenAI's API returns. File bytes live in the artifact store, never in Redis.
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from './lua/scripts.ts';
 import { z } from 'zod';
 import { tensorSpecSchema } from './tensors.ts';
 
@@ -66,21 +67,6 @@ export interface LineError {
 }
 
 const nowSec = () => Math.floor(Date.now() / 1000);
-
-// KEYS[1] = batch hash. ARGV[1] = new status, ARGV[2] = Unix seconds, ARGV[3..] = allowed current statuses.
-// The time a status is first reached is kept in "<status>_at" (failed_at, expired_at, ...).
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return nil end
-for i = 3, #ARGV do
-  if cur == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
-    redis.call('HSETNX', KEYS[1], ARGV[1] .. '_at', ARGV[2])
-    return cur
-  end
-end
-return false
-`;
 
 export class OpenaiStore {
   constructor(
@@ -182,7 +168,7 @@ export class OpenaiStore {
 
   /** Moves to `to` when the current status is one of `from`; the previous status, or null. */
   async transition(id: string, to: OpenaiStatus, from: readonly OpenaiStatus[]): Promise<OpenaiStatus | null> {
-    return ((await this.redis.eval(TRANSITION, 1, this.batchKey(id), to, nowSec(), ...from)) as OpenaiStatus | null) ?? null;
+    return ((await runLua(this.redis, LUA.openaiBatchTransition, [this.batchKey(id)], [to, nowSec(), ...from])) as OpenaiStatus | null) ?? null;
   }
 
   async recordChunk(id: string, index: number, counts: { completed: number; failed: number; expired: number }): Promise<void> {

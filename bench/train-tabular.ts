@@ -17,7 +17,7 @@ import { datasetKey, profileDataset } from '../core/datasets.ts';
 import { resolveTrain, type TrainRequest } from '../core/jobs/train.ts';
 import { FsStore } from '../core/storage/index.ts';
 import { makeTables, readCsv, TABLES, testScore } from '../test/fixtures/tabular/tables.ts';
-import { runTraining } from '../workers/trainer/run-training.ts';
+import { runTraining } from '../workers/training/child/run-training.ts';
 import { runLoad, type LoadResult } from './lib/load.ts';
 import { startPlatform } from './lib/platform.ts';
 

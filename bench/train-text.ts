@@ -15,7 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { datasetKey, datasetRows, profileDataset } from '../core/datasets.ts';
 import { resolveTrain } from '../core/jobs/train.ts';
 import { FsStore } from '../core/storage/index.ts';
-import { runTraining } from '../workers/trainer/run-training.ts';
+import { runTraining } from '../workers/training/child/run-training.ts';
 import { interleave, ratioText } from './lib/fair.ts';
 
 const CORPUS = path.join(import.meta.dirname, '../test/fixtures/text/debian-sections.csv');

@@ -6,9 +6,9 @@
 import { execFileSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import type { Hyperparameters } from '../core/jobs/train.ts';
-import { Rng } from '../workers/trainer/data.ts';
-import { initState, train } from '../workers/trainer/mlp.ts';
-import { initTf } from '../workers/trainer/tf.ts';
+import { Rng } from '../workers/training/child/data.ts';
+import { initState, train } from '../workers/training/child/mlp.ts';
+import { initTf } from '../workers/training/child/tf.ts';
 import { bestOfThreads, interleave, ratioText, repeats } from './lib/fair.ts';
 
 const ROWS = Number(process.env.BENCH_TRAIN_ROWS ?? 100_000);

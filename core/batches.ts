@@ -3,6 +3,7 @@
 // counts once.
 import type { Redis } from 'ioredis';
 import { transitionStatus } from './status-transition.ts';
+import { LUA, runLua } from './lua/scripts.ts';
 import { type BatchSpec, type BatchStatus, FINAL_STATUSES, type PartInfo } from './jobs/batch.ts';
 
 export interface ChunkOutcome {
@@ -29,16 +30,6 @@ export interface BatchView {
   completedAt?: string;
   expiresAt: string;
 }
-
-// KEYS[1] = the batch hash. ARGV[1] = ISO time, ARGV[2] = the reason. Only a batch still under way fails.
-const FAIL = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if cur == 'queued' or cur == 'running' or cur == 'finalizing' or cur == 'cancelling' then
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'completedAt', ARGV[1], 'error', ARGV[2])
-  return cur
-end
-return false
-`;
 
 export class BatchStore {
   constructor(
@@ -91,7 +82,7 @@ export class BatchStore {
 
   /** Moves to `failed` with its reason in one step, so no reader sees a failed batch without its reason. */
   async fail(id: string, reason: string): Promise<void> {
-    await this.redis.eval(FAIL, 1, this.key(id), new Date().toISOString(), reason.slice(0, 2000));
+    await runLua(this.redis, LUA.batchFail, [this.key(id)], [new Date().toISOString(), reason.slice(0, 2000)]);
   }
 
   async recordChunk(id: string, index: number, outcome: ChunkOutcome): Promise<void> {

@@ -1,6 +1,7 @@
 // Model registry in Redis: every version of every model with its signature, aliases and lineage.
 // The model bytes live in the artifact store under their sha256; Redis keeps only the records.
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from './lua/scripts.ts';
 import { z } from 'zod';
 import type { ModelAccess } from './auth.ts';
 import { AppError, badRequest, notFound } from './errors.ts';
@@ -110,24 +111,7 @@ export interface Publisher {
   platform?: boolean;
 }
 
-// Atomically: refuse a tenant that does not own the model (-1); return the existing version for these
-// bytes; or append the next version, move `latest` and, for a new model, record its owner.
-const CREATE_VERSION = `
-local owner = redis.call('HGET', KEYS[5], 'owner')
-if not owner and redis.call('EXISTS', KEYS[1]) == 1 then owner = 'default' end
-if owner and owner ~= ARGV[5] and ARGV[6] ~= '1' then return {0, -1} end
-local existing = redis.call('HGET', KEYS[2], ARGV[1])
-if existing then return {tonumber(existing), 0} end
-if not owner then redis.call('HSET', KEYS[5], 'owner', ARGV[5], 'shared', ARGV[7]) end
-local v = redis.call('HLEN', KEYS[1]) + 1
-redis.call('HSET', KEYS[1], v, ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], v)
-redis.call('HSET', KEYS[3], 'latest', v)
-redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
-if ARGV[10] ~= '' then redis.call('HSETNX', KEYS[6], ARGV[1], cjson.encode({name = ARGV[4], version = v, signature = cjson.decode(ARGV[10])})) end
-redis.call('PUBLISH', ARGV[8], cjson.encode({name = ARGV[4], version = v, sha256 = ARGV[1], bytes = tonumber(ARGV[9])}))
-return {v, 1}
-`;
+// A new version is created in one step by core/lua/registry-create-version.lua.
 
 /** The Pub/Sub channel on which every new version is announced (workers load it before its first request). */
 export const versionEventsChannel = (prefix: string) => `${prefix}:events:versions`;
@@ -230,25 +214,22 @@ export class Registry {
     const createdAt = new Date().toISOString();
     const signature = this.signer?.sign(v.sha256);
     const body = JSON.stringify({ ...v, ...(signature ? { signature } : {}), createdAt });
-    const [version, created] = (await this.redis.eval(
-      CREATE_VERSION,
-      6,
-      this.k(name, 'versions'),
-      this.k(name, 'sha'),
-      this.k(name, 'aliases'),
-      this.modelsKey,
-      this.k(name, 'meta'),
-      this.signaturesKey,
-      v.sha256,
-      body,
-      Date.now(),
-      name,
-      by.tenant,
-      by.platform ? '1' : '0',
-      this.sharedByDefault ? '1' : '0',
-      versionEventsChannel(this.prefix),
-      v.bytes,
-      signature ? JSON.stringify(signature) : '',
+    const [version, created] = (await runLua(
+      this.redis,
+      LUA.registryCreateVersion,
+      [this.k(name, 'versions'), this.k(name, 'sha'), this.k(name, 'aliases'), this.modelsKey, this.k(name, 'meta'), this.signaturesKey],
+      [
+        v.sha256,
+        body,
+        Date.now(),
+        name,
+        by.tenant,
+        by.platform ? '1' : '0',
+        this.sharedByDefault ? '1' : '0',
+        versionEventsChannel(this.prefix),
+        v.bytes,
+        signature ? JSON.stringify(signature) : '',
+      ],
     )) as [number, number];
     if (created === -1) throw new AppError('forbidden', `model "${name}" belongs to another tenant; only its owner can add versions`);
     if (created === 1) this.changed(name);

@@ -4,6 +4,7 @@
 // compare-and-set on its revision) with an audit list of every move and the figures behind it; a job
 // scheduler on the `model` queue evaluates it (workers/rollout.ts), so it outlives any process.
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from './lua/scripts.ts';
 import { z } from 'zod';
 import type { DriftLevel } from './drift/index.ts';
 import type { Registry } from './registry.ts';
@@ -192,17 +193,7 @@ export const weightsAt = (r: Pick<Rollout, 'baseline' | 'candidate' | 'steps'>, 
 
 // Writes the record only if its revision is still the one read, with its audit record (if any) and,
 // for a final state, freeing the alias: all or nothing, so a reader never sees one without the other.
-const CAS = `
-local cur = redis.call('GET', KEYS[1])
-if cur and cjson.decode(cur).rev ~= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('RPUSH', KEYS[2], ARGV[3])
-  redis.call('LTRIM', KEYS[2], -1000, -1)
-end
-if ARGV[4] == '1' and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
-return 1
-`;
+// Compare-and-set with the audit record: core/lua/rollout-save.lua.
 
 export class RolloutStore {
   constructor(
@@ -250,17 +241,11 @@ export class RolloutStore {
 
   /** Saves `next` (and appends `audit`) if the stored record still has revision `next.rev - 1`; a final state frees the alias. */
   async save(next: Rollout, audit?: AuditRecord): Promise<boolean> {
-    const res = await this.redis.eval(
-      CAS,
-      3,
-      this.key(next.name, next.id),
-      this.auditKey(next.name, next.id),
-      this.activeKey(next.name, next.alias),
-      next.rev - 1,
-      JSON.stringify(next),
-      audit ? JSON.stringify(audit) : '',
-      isFinal(next.status) ? '1' : '0',
-      next.id,
+    const res = await runLua(
+      this.redis,
+      LUA.rolloutSave,
+      [this.key(next.name, next.id), this.auditKey(next.name, next.id), this.activeKey(next.name, next.alias)],
+      [next.rev - 1, JSON.stringify(next), audit ? JSON.stringify(audit) : '', isFinal(next.status) ? '1' : '0', next.id],
     );
     return res === 1;
   }

@@ -12,7 +12,7 @@ import { metricsFor } from './metrics.ts';
 import { buildOpenApi } from './openapi.ts';
 import { batchesRouter } from './routes/batches.ts';
 import { compressRouter } from './routes/compress.ts';
-import { datasetsRouter } from './routes/datasets.ts';
+import { datasetsRouter } from './datasets/routes.ts';
 import { jobsRouter } from './routes/jobs.ts';
 import { rolloutsRouter } from './routes/rollouts.ts';
 import { modelsRouter } from './routes/models.ts';

@@ -8,7 +8,7 @@ import { aliasRouteSchema } from '../core/routing.ts';
 import { rolloutBodySchema } from '../core/rollouts.ts';
 import { batchParamsSchema, listQuerySchema } from './routes/batches.ts';
 import { byReferenceSchema } from './batches/by-reference.ts';
-import { datasetListQuerySchema, datasetParamsSchema } from './routes/datasets.ts';
+import { datasetListQuerySchema, datasetParamsSchema } from './datasets/routes.ts';
 import { trainRequestSchema } from '../core/jobs/train.ts';
 import { compressRequestSchema } from '../core/jobs/compress.ts';
 import { SERVER_VERSION } from './inference/metadata.ts';

@@ -1,7 +1,7 @@
 // A job's time limit where the job's own code runs (on the worker's main thread, between its
 // steps): `check()` between steps and `race()` around a step that waits fail the job once its limit
 // has passed, with an error naming the limit. Not retryable: the same job would take as long again.
-// Engine work inside the job has its own budget (engine/budget.ts); a child process its own (trainer/sandbox.ts).
+// Engine work inside the job has its own budget (engine/budget.ts); a child process its own (training/child/sandbox.ts).
 import { AppError } from '../core/errors.ts';
 
 export class JobDeadline {

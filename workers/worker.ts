@@ -21,7 +21,7 @@ import { compressProcessor } from './compression/compress.ts';
 import { Registry } from '../core/registry.ts';
 import { platformSigner } from '../core/signing.ts';
 import { verifyModelsWith } from './model-cache.ts';
-import { inspectProcessor } from './inference/inspect.ts';
+import { modelProcessor } from './model/processor.ts';
 import { trainProcessor } from './training/processor.ts';
 import { explainProcessor } from './explain/processor.ts';
 import { BusyMonitor } from './busy-monitor.ts';
@@ -68,7 +68,7 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
     const prefix = keyPrefix(d.cfg);
     const rollout = { ...d, prefix, registry: new Registry(d.redis, prefix), queue: new Queue('model', { connection: d.redis, prefix }) };
     // Rollout evaluations ride the model queue under their own job name (workers/rollout/tick.ts).
-    return { processor: (job) => (job.name === ROLLOUT_JOB ? rolloutTick(job, rollout) : inspectProcessor(job, d)), concurrency: 4 };
+    return { processor: (job) => (job.name === ROLLOUT_JOB ? rolloutTick(job, rollout) : modelProcessor(job, d)), concurrency: 4 };
   },
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => {
@@ -195,6 +195,7 @@ async function startEngine(cfg: Config, logger: Logger): Promise<Engine> {
     device: cfg.MODELQ_DEVICE,
     intraOpThreads: cfg.MODELQ_ENGINE_INTRA_OP_THREADS,
     cacheBytes: cfg.MODELQ_ENGINE_CACHE_MB * 1024 * 1024,
+    fastRows: cfg.MODELQ_FAST_ROWS,
     memoryMb: cfg.MODELQ_ENGINE_THREAD_MEMORY_MB,
     runTimeoutMs: cfg.MODELQ_ENGINE_RUN_TIMEOUT_MS,
     logger,

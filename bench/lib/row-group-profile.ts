@@ -35,14 +35,12 @@ export async function profileRowGroup(model: Uint8Array, file: Uint8Array, featu
     rows: c.rows,
   });
   const out: SegmentProfile[] = [];
-  const prev = process.env.MODELQ_FAST_ROWS;
   try {
     for (const fast of [true, false]) {
-      process.env.MODELQ_FAST_ROWS = fast ? '1' : '0';
-      await scoreRowGroup(job(), run); // warm-up
+      await scoreRowGroup(job(), run, fast); // warm-up
       runMs = 0;
       const t = performance.now();
-      for (let k = 0; k < reps; k++) await scoreRowGroup(job(), run);
+      for (let k = 0; k < reps; k++) await scoreRowGroup(job(), run, fast);
       const all = performance.now() - t;
       const per1k = 1000 / (c.rows * reps);
       out.push({
@@ -53,8 +51,6 @@ export async function profileRowGroup(model: Uint8Array, file: Uint8Array, featu
       });
     }
   } finally {
-    if (prev === undefined) delete process.env.MODELQ_FAST_ROWS;
-    else process.env.MODELQ_FAST_ROWS = prev;
     await s.release();
   }
   return out;

@@ -28,21 +28,17 @@ export async function profileSegments(model: Uint8Array, jsonl: Buffer, features
   const inputs = [{ name: s.inputNames[0]!, datatype: 'FP32' as const, shape: [-1, features] }];
   const rows = jsonl.toString('latin1').split('\n').filter(Boolean).length;
   const out: SegmentProfile[] = [];
-  const prev = process.env.MODELQ_FAST_ROWS;
   try {
     for (const fast of [true, false]) {
-      process.env.MODELQ_FAST_ROWS = fast ? '1' : '0';
-      await scoreSegment({ format: 'jsonl', inputs, firstRow: 0, bytes: Buffer.from(jsonl) }, run); // warm-up
+      await scoreSegment({ format: 'jsonl', inputs, firstRow: 0, bytes: Buffer.from(jsonl) }, run, fast); // warm-up
       runMs = 0;
       const t = performance.now();
-      for (let k = 0; k < reps; k++) await scoreSegment({ format: 'jsonl', inputs, firstRow: 0, bytes: Buffer.from(jsonl) }, run);
+      for (let k = 0; k < reps; k++) await scoreSegment({ format: 'jsonl', inputs, firstRow: 0, bytes: Buffer.from(jsonl) }, run, fast);
       const all = performance.now() - t;
       const per1k = 1000 / (rows * reps);
       out.push({ fast, rowsPerSecond: (rows * reps) / (all / 1000), runShare: runMs / all, msPer1kRows: { run: runMs * per1k, rest: (all - runMs) * per1k } });
     }
   } finally {
-    if (prev === undefined) delete process.env.MODELQ_FAST_ROWS;
-    else process.env.MODELQ_FAST_ROWS = prev;
     await s.release();
   }
   return out;

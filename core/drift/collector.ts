@@ -1,24 +1,14 @@
 // A reference profile from served rows, for versions that have none (uploaded ones).
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from '../lua/scripts.ts';
 import { metadataList, type VersionRecord } from '../registry.ts';
 import type { ArtifactStore } from '../storage/index.ts';
 import { modelSlots, type Slot } from './features.ts';
 import { referenceKey } from './schema.ts';
 import { buildProfile } from './stats.ts';
 
-// Appends rows to the version's reference rows, kept to the first N; answers how many there are.
-const ADD_REFERENCE_ROWS = `
-local n = redis.call('LLEN', KEYS[1])
-local want = tonumber(ARGV[1])
-for i = 2, #ARGV do
-  if n >= want then break end
-  redis.call('RPUSH', KEYS[1], ARGV[i])
-  n = n + 1
-end
-redis.call('PEXPIRE', KEYS[1], 86400000)
-return n
-`;
+// Reference rows, the first N: core/lua/drift-add-reference-rows.lua.
 
 /**
  * A reference from served rows, for versions that have none (uploaded ones): the first N rows
@@ -57,7 +47,7 @@ export class ReferenceCollector {
   /** Adds rows (one value per slot); builds the reference once N are there. Returns the rows held. */
   async add(v: VersionRecord, slots: Slot[], rows: (number | string)[][]): Promise<number> {
     if (!rows.length) return 0;
-    const n = Number(await this.redis.eval(ADD_REFERENCE_ROWS, 1, this.k(v, 'rows'), this.rows, ...rows.map((r) => JSON.stringify(r))));
+    const n = Number(await runLua(this.redis, LUA.driftAddReferenceRows, [this.k(v, 'rows')], [this.rows, ...rows.map((r) => JSON.stringify(r))]));
     if (n >= this.rows) await this.build(v, slots);
     return n;
   }

@@ -1,16 +1,9 @@
 // Drift windows in Redis: per version, counts per reference bin in two generations of half a window
 // of rows each (bounded: a count per bin, never rows).
 import type { Redis } from 'ioredis';
+import { LUA, runLua } from '../lua/scripts.ts';
 
-// Adds counts to the current generation; when it holds half a window of rows it becomes the
-// previous one, so a report (both generations) covers the last W/2 to W rows in bounded memory.
-const ADD_COUNTS = `
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-local n = redis.call('HINCRBY', KEYS[1], 'n', ARGV[2])
-if n >= tonumber(ARGV[1]) then redis.call('RENAME', KEYS[1], KEYS[2]) end
-redis.call('SADD', KEYS[3], ARGV[3])
-return n
-`;
+// Windows of two generations: core/lua/drift-add-counts.lua.
 
 /** Drift windows in Redis, under the registry's `records:` space. */
 export class DriftWindows {
@@ -31,7 +24,7 @@ export class DriftWindows {
   async add(name: string, version: number, rows: number, counts: Map<string, number>): Promise<void> {
     const args: (string | number)[] = [Math.max(1, Math.floor(this.window / 2)), rows, `${name}@${version}`];
     for (const [field, n] of counts) args.push(field, n);
-    await this.redis.eval(ADD_COUNTS, 3, this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey, ...args);
+    await runLua(this.redis, LUA.driftAddCounts, [this.k(name, version, 'cur'), this.k(name, version, 'prev'), this.versionsKey], args);
   }
 
   /** Counts of both generations and their rows. */

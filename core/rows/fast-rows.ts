@@ -2,8 +2,8 @@
 // Float32Arrays of a run, with no intermediate array, object or number per value. It covers the
 // common shape (FP32 inputs of fixed size, flat arrays, plain ids); on anything else it answers
 // "bail" and the caller parses the row the ordinary way (parse.ts), which also words every error,
-// so results are identical either way. MODELQ_FAST_ROWS=0 turns it off (to re-measure); it is read
-// here, in the engine thread, from the environment the worker was started with (core/config.ts).
+// so results are identical either way. MODELQ_FAST_ROWS=0 turns it off (to re-measure): the
+// worker's config (core/config.ts) reaches the engine threads, which pass it here as `enabled`.
 import type { TensorSpec } from '../tensors.ts';
 import { csvColumns } from './parse.ts';
 import { f32Read, readF32, readF32Array } from './f32.ts';
@@ -22,12 +22,7 @@ export interface FastPlan {
 export type FastId = string | null;
 
 /** A plan when every input is FP32 with a fixed row shape (CSV: one 2-D input), else null. */
-export function fastPlan(
-  format: RowFormat,
-  inputs: TensorSpec[],
-  header: string | undefined,
-  enabled = !['0', 'false'].includes(process.env.MODELQ_FAST_ROWS ?? ''),
-): FastPlan | null {
+export function fastPlan(format: RowFormat, inputs: TensorSpec[], header: string | undefined, enabled = true): FastPlan | null {
   if (!enabled || !inputs.length) return null;
   const plan: FastPlan = { format, inputs: [], columns: 0, idColumn: -1 };
   for (const s of inputs) {

@@ -3,8 +3,9 @@
 // decoded whole). Used when every input column is a plain numeric scalar or single-level list and
 // every input is a non-64-bit-integer tensor; otherwise, or when a page holds something the decoder
 // does not read (a FastDecodeError), the row group goes through hyparquet (parquet.ts) instead,
-// with identical results. MODELQ_FAST_ROWS=0 turns it off, to re-measure; the profile that
-// justified it: `npm run bench parquet-decode`.
+// with identical results. MODELQ_FAST_ROWS=0 turns it off, to re-measure (the worker's config
+// reaches the engine threads, which pass it to scoreRowGroup); the profile that justified it:
+// `npm run bench parquet-decode`.
 import { parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { TensorSpec } from '../tensors.ts';
@@ -20,8 +21,6 @@ export class FastDecodeError extends Error {}
 const PHYSICAL = new Set(['FLOAT', 'DOUBLE', 'INT32', 'INT64']);
 const PLAIN_INTS = new Set(['INT_8', 'INT_16', 'INT_32', 'INT_64']);
 const ENCODINGS = new Set(['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'RLE']);
-
-export const fastParquetEnabled = () => !['0', 'false'].includes(process.env.MODELQ_FAST_ROWS ?? '');
 
 const isList = (e: SchemaTree['element']) => e.converted_type === 'LIST' || e.logical_type?.type === 'LIST';
 

@@ -1,7 +1,7 @@
 // Feeds for a column-input model (one [N, 1] input per source column) in onnxruntime-node: numbers
 // as float32 with NaN for a missing value, strings with "" for one; and the trainer's reference rows as such feeds.
 import * as ort from 'onnxruntime-node';
-import type { Predictions } from '../../workers/trainer/run-training.ts';
+import type { Predictions } from '../../workers/training/child/run-training.ts';
 
 export type ColumnValues = Record<string, (number | null | undefined)[] | (string | null | undefined)[]>;
 

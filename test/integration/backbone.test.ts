@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWorkerStats } from '../../core/stats.ts';
 import { keyPrefix } from '../../core/config.ts';
 import { buildMlp } from '../../workers/onnx/builder.ts';
-import { directRun, rows, tinyMlp, twoInputModel } from '../fixtures/models.ts';
+import { directRun, rows, tinyMlp, twoInputModel, twoOutputModel } from '../fixtures/models.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 let p: TestPlatform;
@@ -135,9 +135,19 @@ describe('online inference (Open Inference Protocol v2)', () => {
     expect(res.model_version).toBe('2');
   });
 
-  it('filters outputs', async () => {
-    const ok = await infer('mlp', { inputs: [{ name: 'input', shape: [1, 16], datatype: 'FP32', data: Array(16).fill(0) }], outputs: [{ name: 'output' }] });
-    expect((await ok.json()).outputs.map((o: { name: string }) => o.name)).toEqual(['output']);
+  it('filters outputs: a request that names one of two outputs gets only that one', async () => {
+    expect((await uploadModel(p.url, 'two-out', twoOutputModel())).status).toBe(201);
+    const x = { name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] };
+    const all = await (await infer('two-out', { inputs: [x] })).json();
+    expect(all.outputs.map((o: { name: string }) => o.name).sort()).toEqual(['first', 'second']);
+    const one = await infer('two-out', { inputs: [x], outputs: [{ name: 'second' }] });
+    expect(one.status).toBe(200);
+    const body = await one.json();
+    expect(body.outputs.map((o: { name: string }) => o.name)).toEqual(['second']);
+    // x @ B = [1+4+9+16, ...] for each of B's three equal columns
+    expect(body.outputs[0]).toMatchObject({ shape: [1, 3], data: [30, 30, 30] });
+    const other = await (await infer('two-out', { inputs: [x], outputs: [{ name: 'first' }] })).json();
+    expect(other.outputs).toMatchObject([{ name: 'first', shape: [1, 2], data: [4, 6] }]);
   });
 
   const good = { name: 'input', shape: [1, 16], datatype: 'FP32', data: Array(16).fill(1) };

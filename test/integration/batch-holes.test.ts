@@ -123,6 +123,9 @@ describe('multipart uploads', () => {
 describe('CSV header bound', () => {
   it('a header that never ends is a 400 at MODELQ_MAX_ROW_BYTES, answered while the client is still sending', async () => {
     const total = 64 * MiB;
+    const before = await batchRecords();
+    const jobsBefore = await scoreJobs();
+    const dirsBefore = storedBatches();
     const result = await new Promise<{ status: number; body: string; sent: number }>((resolve, reject) => {
       let sent = 0;
       let answered = false;
@@ -151,6 +154,9 @@ describe('CSV header bound', () => {
     expect(result.status).toBe(400);
     expect(JSON.parse(result.body).error.message).toMatch(/CSV header is longer than 1048576 bytes \(MODELQ_MAX_ROW_BYTES\)/);
     expect(result.sent).toBeLessThan(total);
-    expect(await batchRecords()).toBeGreaterThanOrEqual(0);
+    // Refused before anything was kept: no record, no job, no stored upload.
+    expect(await batchRecords()).toBe(before);
+    expect(await scoreJobs()).toEqual(jobsBefore);
+    expect(storedBatches().filter((b) => !dirsBefore.includes(b))).toEqual([]);
   });
 });

@@ -1,5 +1,7 @@
-// MODELQ_DEVICE=cuda on a machine without CUDA: the engine falls back to CPU by itself, says so
-// once, and answers correctly.
+// MODELQ_DEVICE=cuda where CUDA cannot be used: the engine falls back to CPU by itself, says so
+// once, and answers correctly. CUDA is hidden from this test process (CUDA_VISIBLE_DEVICES=-1, set
+// before any session exists), so the fallback is what runs on every machine, a GPU host included;
+// engine-device-gpu.test.ts holds what a GPU host sees with CUDA in view.
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,8 +9,10 @@ import type { Logger } from '../../core/logger.ts';
 import { Engine } from '../../workers/engine/engine.ts';
 import { directRun, tinyMlp, tmpDir } from '../fixtures/models.ts';
 
+process.env.CUDA_VISIBLE_DEVICES = '-1';
+
 describe('engine device', () => {
-  it('falls back from cuda to cpu with one warning', async () => {
+  it('falls back from cuda to cpu with one warning when CUDA is unavailable', async () => {
     const warnings: string[] = [];
     const logger = { warn: (_o: unknown, msg: string) => void warnings.push(msg), info() {}, error() {}, debug() {} } as unknown as Logger;
     const dir = tmpDir('engine');

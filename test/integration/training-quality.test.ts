@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { datasetKey, profileDataset } from '../../core/datasets.ts';
 import { resolveTrain } from '../../core/jobs/train.ts';
 import { FsStore } from '../../core/storage/index.ts';
-import { runTraining } from '../../workers/trainer/run-training.ts';
+import { runTraining } from '../../workers/training/child/run-training.ts';
 import { tmpDir } from '../fixtures/models.ts';
 
 const PYTHON = '/usr/bin/python3';

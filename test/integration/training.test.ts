@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Predictions } from '../../workers/trainer/run-training.ts';
+import type { Predictions } from '../../workers/training/child/run-training.ts';
 import { tmpDir } from '../fixtures/models.ts';
 import { referenceFeeds } from '../helpers/column-feeds.ts';
 import { postJson, startPlatform, until, type TestPlatform } from '../helpers/platform.ts';

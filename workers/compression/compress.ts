@@ -26,7 +26,7 @@ import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { JobDeadline } from '../job-deadline.ts';
 import { parseJobData, toJobError } from '../processor.ts';
-import { takeRows } from '../trainer/data.ts';
+import { takeRows } from '../training/child/data.ts';
 import { compareOutputs, loadEvalRows, runRows, score, type EvalRows } from './dataset.ts';
 import { distill, type DistillOptions } from './distill.ts';
 import { loadSamples, type SampleRows } from './samples.ts';

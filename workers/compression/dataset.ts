@@ -11,7 +11,7 @@ import type { Registry, VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import { toOrtType, type RawTensor, type TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
-import { readFeatureRows } from '../trainer/data.ts';
+import { readFeatureRows } from '../training/child/data.ts';
 import { isColumnInput, loadColumnRows } from './column-rows.ts';
 
 /** Rows per engine run when a whole dataset goes through a model. */

@@ -2,7 +2,7 @@
 // probabilities with their argmax labels, or one regression value), turn the teacher's outputs on
 // the dataset into soft targets at the temperature, hold out a tenth of the rows, add noisy copies
 // of the training rows that the teacher labels too, and train the student in the training process
-// (workers/trainer/run-distill.ts). Returns the student's ONNX bytes.
+// (workers/training/child/run-distill.ts). Returns the student's ONNX bytes.
 import path from 'node:path';
 import { serialize } from 'node:v8';
 import type { Config } from '../../core/config.ts';
@@ -13,9 +13,9 @@ import type { StudentHead } from '../onnx/export-mlp.ts';
 import type { VersionRecord } from '../../core/registry.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, TensorSpec } from '../../core/tensors.ts';
-import { Rng, takeRows } from '../trainer/data.ts';
-import type { DistillProgress, Transfer } from '../trainer/run-distill.ts';
-import { runInSandbox } from '../trainer/sandbox.ts';
+import { Rng, takeRows } from '../training/child/data.ts';
+import type { DistillProgress, Transfer } from '../training/child/run-distill.ts';
+import { runInSandbox } from '../training/child/sandbox.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { argmaxRows, runRows, type EvalRows } from './dataset.ts';
 import { graphClasses, spliceStudent, splitAtHead, type TextSplit } from './distill-text.ts';

@@ -21,6 +21,8 @@ export interface EngineOptions {
   device?: 'cpu' | 'cuda';
   /** onnxruntime intra-op threads per session. Default 1. */
   intraOpThreads?: number;
+  /** Batch rows by the fast paths (MODELQ_FAST_ROWS). Default true. */
+  fastRows?: boolean;
   /** Per-thread bound on cached sessions, estimated by model file size. Default 2 GiB. */
   cacheBytes?: number;
   /** V8 heap bound of each thread in MiB (`resourceLimits.maxOldGenerationSizeMb`); past it the thread is replaced. Default 1024. */
@@ -67,7 +69,7 @@ export class Engine {
   readonly batcher: Batcher;
 
   constructor(opts: EngineOptions = {}) {
-    this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
+    this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, fastRows: true, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
     this.batcher = new Batcher(
       (model, feeds, o) => this.run(model, feeds, o),
       (m) => m.label ?? m.sha256.slice(0, 12),
@@ -75,7 +77,12 @@ export class Engine {
   }
 
   async start(): Promise<void> {
-    const init: ThreadInit = { device: this.opts.device, intraOpThreads: this.opts.intraOpThreads, cacheBytes: this.opts.cacheBytes };
+    const init: ThreadInit = {
+      device: this.opts.device,
+      intraOpThreads: this.opts.intraOpThreads,
+      cacheBytes: this.opts.cacheBytes,
+      fastRows: this.opts.fastRows,
+    };
     const hooks = {
       onWarning: (m: string) => this.warnOnce(m),
       onLoad: (_sha: string, ms: number) => {

@@ -7,6 +7,8 @@ export interface ThreadInit {
   device: 'cpu' | 'cuda';
   intraOpThreads: number;
   cacheBytes: number;
+  /** MODELQ_FAST_ROWS: batch rows by the hand-written fast paths (core/rows/fast-rows.ts, parquet-fast.ts). */
+  fastRows: boolean;
 }
 
 /** `label` (name@version) only names the model in figures. */

@@ -5,7 +5,7 @@
 import { errorLine, type RowRef } from '../../core/rows/output-lines.ts';
 import type { Target } from '../../core/rows/parquet-column.ts';
 import { isColumnInput, missingValue } from '../../core/rows/columns.ts';
-import { FastDecodeError, FastRowGroup, fastParquetEnabled } from '../../core/rows/parquet-fast.ts';
+import { FastDecodeError, FastRowGroup } from '../../core/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
 import type { ExplainRows } from './explain-rows.ts';
@@ -50,9 +50,10 @@ function cellValues(v: unknown): ArrayLike<unknown> | string {
   return [v];
 }
 
-export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds): Promise<ScoredSegment> {
+/** `fastRows`: MODELQ_FAST_ROWS (the engine thread's init); false reads every row group with hyparquet. */
+export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds, fastRows = true): Promise<ScoredSegment> {
   const pers = job.inputs.map((s) => elementCount(s.shape.slice(1)));
-  const fast = fastParquetEnabled() ? FastRowGroup.open(metadataOf(job.footer), job.plan, job.inputs, pers, job) : null;
+  const fast = fastRows ? FastRowGroup.open(metadataOf(job.footer), job.plan, job.inputs, pers, job) : null;
   if (fast) {
     try {
       const ids = job.plan.id ? (await decodeRowGroup(job, [job.plan.id], job.firstRow, job.rows)).get(job.plan.id) : undefined;

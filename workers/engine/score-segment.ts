@@ -76,12 +76,13 @@ function rowRanges(u: Uint8Array, format: RowFormat): Uint32Array {
   return Uint32Array.from(ranges);
 }
 
-export async function scoreSegment(job: SegmentJob, run: RunFeeds): Promise<ScoredSegment> {
+/** `fastRows`: MODELQ_FAST_ROWS (the engine thread's init); false parses every row the ordinary way. */
+export async function scoreSegment(job: SegmentJob, run: RunFeeds, fastRows = true): Promise<ScoredSegment> {
   const u = job.bytes;
   const ranges = rowRanges(u, job.format);
   const rows = ranges.length / 2;
   // The fast row reader splits on commas: another separator takes the general parser.
-  const plan = job.delimiter ? null : fastPlan(job.format, job.inputs, job.header);
+  const plan = job.delimiter ? null : fastPlan(job.format, job.inputs, job.header, fastRows);
   const parse = rowParser(job.format, job.inputs, job.header, job.delimiter);
   const text = (r: number) => Buffer.from(u.buffer, u.byteOffset + ranges[2 * r]!, ranges[2 * r + 1]! - ranges[2 * r]!).toString('utf8');
   const acc: Acc = { out: '', err: [], completed: 0, failed: 0, ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}) };

@@ -149,7 +149,7 @@ async function handle(msg: ToThread) {
     if (msg.job.explain) runOne = explainingRun(runOne, runSome, msg.job.explain);
     const sampler = msg.job.driftSample ? new RowSampler(msg.job.driftSample, Math.random, msg.job.driftMaxRows) : undefined;
     if (sampler) runOne = sampler.wrap(runOne);
-    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne) : await scoreRowGroup(msg.job, runOne);
+    const value = msg.op === 'score' ? await scoreSegment(msg.job, runOne, init.fastRows) : await scoreRowGroup(msg.job, runOne, init.fastRows);
     const sample = sampler?.take();
     const profile = msg.job.driftProfile;
     if (sample && profile) {

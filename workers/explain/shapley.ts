@@ -8,7 +8,7 @@
 // the rows, samples, background and width. What a point is made of (a row-major FP32 matrix, or one
 // value per column input) is the caller's: this file sees players and points (walk segments).
 import { EXPLAIN_RUN_BYTES } from '../../core/jobs/explain.ts';
-import { Rng } from '../trainer/data.ts';
+import { Rng } from '../training/child/data.ts';
 
 type Scores = { scores: Float32Array; classes: number };
 

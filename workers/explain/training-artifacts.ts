@@ -6,7 +6,7 @@
 import { trainBackgroundKey, type ColumnBackground } from '../../core/jobs/explain.ts';
 import { buildProfile, trainReferenceKey, type Slot } from '../../core/drift/index.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
-import { Rng } from '../trainer/data.ts';
+import { Rng } from '../training/child/data.ts';
 
 export interface TrainingRows {
   rows: number;

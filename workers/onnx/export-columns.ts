@@ -14,7 +14,7 @@ import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } 
 import { dense, headOutputs, type HeadExport } from './export-mlp.ts';
 import { blockWidth, textBlock, type EncodedBlock } from './export-text.ts';
 import { treeScores } from './export-trees.ts';
-import type { Ensemble } from '../trainer/gbdt.ts';
+import type { Ensemble } from '../training/child/gbdt.ts';
 import { DT, type NodeProto, type TensorProto } from './proto.ts';
 
 export interface ColumnsExport extends HeadExport {

@@ -12,7 +12,7 @@
 //   numeric columns `features` [N, F] float -> (x - mean) / scale
 // The blocks are concatenated (numeric first, then the other columns in feature order) into the
 // head: MatMul + Add layers with Relu between, then Softmax and the class label (or the regression
-// value). core/text.ts and workers/trainer/encoder.ts compute the same features in the trainer.
+// value). core/text.ts and workers/training/child/encoder.ts compute the same features in the trainer.
 import { TEXT_LOCALE, TOKEN_PATTERN, MIN_TOKEN_CHARS } from '../../core/text.ts';
 import { buildModel, floatTensor, int64Tensor, node, type Dim, type ValueSpec } from './builder.ts';
 import { dense, headOutputs, standardize, type HeadExport } from './export-mlp.ts';

@@ -1,10 +1,10 @@
-// The trees of a boosted ensemble (workers/trainer/gbdt.ts) as one ai.onnx.ml TreeEnsembleRegressor
+// The trees of a boosted ensemble (workers/training/child/gbdt.ts) as one ai.onnx.ml TreeEnsembleRegressor
 // node that writes the raw scores [N, C] after the column front end. Scores, not probabilities, so
 // the head after it is the one every trained model has (headOutputs: Softmax + class label, or the
 // prediction): a gbdt model answers with the same outputs, types and shapes as an MLP one. Two
 // classes are one log-odds score in the trainer; here they are two, the first fixed at 0, so
 // Softmax([0, f]) is the sigmoid of f.
-import type { Ensemble } from '../trainer/gbdt.ts';
+import type { Ensemble } from '../training/child/gbdt.ts';
 import { node } from './builder.ts';
 import type { NodeProto } from './proto.ts';
 

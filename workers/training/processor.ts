@@ -19,8 +19,8 @@ import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
-import type { Predictions, RunOutcome } from '../trainer/run-training.ts';
-import { trainInSandbox } from '../trainer/sandbox.ts';
+import type { Predictions, RunOutcome } from './child/run-training.ts';
+import { trainInSandbox } from './child/sandbox.ts';
 
 export interface TrainDeps {
   engine: Pick<Engine, 'inspect' | 'run'>;

@@ -1,3 +1,4 @@
+// @ts-check
 // The dashboard's calls: the producer's API through the dashboard's /api proxy and the dashboard's
 // own /ui routes, with the user's key (kept in this tab's sessionStorage only) as a bearer token.
 
@@ -24,8 +25,13 @@ function headers(extra = {}) {
   return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
 }
 
+/**
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, signal?: AbortSignal }} [options]
+ */
 export async function call(path, { method = 'GET', body, signal } = {}) {
   // x-modelq-ui: the dashboard's proxy passes on calls that change something only with it.
+  /** @type {RequestInit} */
   const init = { method, headers: headers({ 'x-modelq-ui': '1', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }), signal };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);

@@ -1,3 +1,4 @@
+// @ts-check
 // The dashboard's shell: asks for a key when the platform has keys, routes #/... to a page, and
 // keeps the page live by polling (paused while the tab is hidden). Each page's render() returns
 // its stop function; leaving the page stops its polling.
@@ -11,8 +12,9 @@ import * as models from './models.js';
 import * as workers from './workers.js';
 
 const main = document.getElementById('main');
-const dialog = document.getElementById('key-dialog');
+const dialog = /** @type {HTMLDialogElement} */ (document.getElementById('key-dialog'));
 
+/** @type {[RegExp, (m: string[]) => { el: Node, stop?: () => void }][]} */
 const ROUTES = [
   [/^#\/models\/([^/]+)\/versions\/(\d+)$/, (m) => models.version(m[1], Number(m[2]))],
   [/^#\/models\/([^/]+)$/, (m) => models.model(m[1])],
@@ -31,7 +33,8 @@ let stopPage = () => {};
 function route() {
   stopPage();
   const hash = location.hash || '#/models';
-  for (const a of document.querySelectorAll('header nav a[data-nav]')) a.classList.toggle('active', hash.startsWith(`#/${a.dataset.nav}`));
+  for (const a of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('header nav a[data-nav]')))
+    a.classList.toggle('active', hash.startsWith(`#/${a.dataset.nav}`));
   for (const [re, page] of ROUTES) {
     const m = re.exec(hash);
     if (m) {
@@ -69,7 +72,7 @@ async function loadSession() {
 
 document.getElementById('key-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const input = document.getElementById('key-input');
+  const input = /** @type {HTMLInputElement} */ (document.getElementById('key-input'));
   setKey(input.value.trim());
   if (await loadSession()) {
     input.value = '';

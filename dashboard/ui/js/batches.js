@@ -1,3 +1,4 @@
+// @ts-check
 // Batches: a tenant's batches (GET /v1/batches) with progress and speed, and a batch page with a
 // live progress bar, a rows/s chart over time, the first error lines, downloads and cancel.
 import { api, call, downloadLink, firstLines } from './api.js';

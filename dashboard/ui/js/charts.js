@@ -1,3 +1,4 @@
+// @ts-check
 // Line charts with uPlot (served from node_modules by the dashboard). The chart instance stays on
 // its element (el.uplot) and its data in data-points, so what is drawn can be read back.
 import uPlot from '/vendor/uplot/uPlot.esm.js';
@@ -28,7 +29,7 @@ export function lineChart({ title, series, x = 'time', y = '', width = 560, heig
     el.dataset.points = JSON.stringify(data);
     if (!chart) {
       chart = new uPlot(opts, data, el);
-      el.uplot = chart;
+      /** @type {HTMLDivElement & { uplot?: uPlot }} */ (el).uplot = chart;
     } else chart.setData(data);
   };
   return { el, update };

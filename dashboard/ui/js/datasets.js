@@ -1,3 +1,4 @@
+// @ts-check
 // Datasets: the tenant's datasets (GET /v1/datasets), and a dataset page with its profile (columns,
 // types, missing and distinct counts, text lengths) and what was made from it: the training and
 // compression jobs that name it (the /ui/jobs index) and the versions whose lineage names it

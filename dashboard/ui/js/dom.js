@@ -1,3 +1,4 @@
+// @ts-check
 // Tiny DOM and formatting helpers for the dashboard's pages: h() builds elements (text is always
 // text, never parsed as HTML, so names and error lines from the API cannot inject markup).
 

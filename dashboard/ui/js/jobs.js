@@ -1,3 +1,4 @@
+// @ts-check
 // Jobs: a tenant's training and compression jobs (the dashboard's /ui/jobs index), a training
 // job's loss and validation curves per epoch (live while it runs), and a compression job's
 // before/after report, all from GET /v1/jobs/{id}.

@@ -1,3 +1,4 @@
+// @ts-check
 // A version's lineage as a left-to-right graph: where it came from (dataset -> training job, or its
 // parent version -> compression job, up to the first upload or dataset) and what was derived from
 // it (compression jobs -> child versions), drawn as SVG with one column per generation.

@@ -1,3 +1,4 @@
+// @ts-check
 // What every page shares: the polling loop that keeps it live, the session (who the key is), and
 // how an error is shown.
 import { ApiError } from './api.js';

@@ -1,3 +1,4 @@
+// @ts-check
 // Models: the registry's models and versions (GET /v1/models...), a model's serving config and
 // readiness, and a version page with its metrics, signature, download and lineage graph.
 import { api, downloadLink } from './api.js';
@@ -64,7 +65,7 @@ export function model(name) {
         api(`/v1/models/${enc}`),
         api(`/v1/models/${enc}/config`),
         api(`/v2/models/${enc}/ready`).then(
-          () => ({ ready: true }),
+          () => ({ ready: true, why: '' }),
           (e) => ({ ready: false, why: e.message }),
         ),
         rolloutsSection(name).catch((e) => [h('h2', {}, 'Rollouts'), errorBox(e)]),

@@ -1,3 +1,4 @@
+// @ts-check
 // Workers: every live worker (the figures each publishes into Redis, as /metrics reads them) with
 // its queues, device, rows/s and compute share between two polls, event-loop delay and memory.
 import { call } from './api.js';

@@ -90,12 +90,7 @@ async function checkFast(file: Uint8Array, rows: Rows, runRows: number) {
 async function checkScores(file: Uint8Array, inputs: TensorSpec[]) {
   for (const g of await groups(file, inputs)) {
     const fast = await scoreRowGroup(g, run);
-    const prev = process.env.MODELQ_FAST_ROWS;
-    process.env.MODELQ_FAST_ROWS = '0';
-    const slow = await scoreRowGroup(g, run).finally(() => {
-      if (prev === undefined) delete process.env.MODELQ_FAST_ROWS;
-      else process.env.MODELQ_FAST_ROWS = prev;
-    });
+    const slow = await scoreRowGroup(g, run, false);
     expect(Buffer.from(fast.out).toString()).toBe(Buffer.from(slow.out).toString());
     expect(Buffer.from(fast.err).toString()).toBe(Buffer.from(slow.err).toString());
     expect([fast.completed, fast.failed, fast.rows]).toEqual([slow.completed, slow.failed, slow.rows]);

@@ -50,11 +50,7 @@ async function reference(text: string, format: 'jsonl' | 'csv', header?: string)
 async function both(text: string, format: 'jsonl' | 'csv', header?: string) {
   const job = { format, inputs, firstRow: 0, ...(header !== undefined ? { header } : {}) };
   const fast = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run);
-  const prev = process.env.MODELQ_FAST_ROWS;
-  process.env.MODELQ_FAST_ROWS = '0';
-  const slow = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run).finally(() => {
-    process.env.MODELQ_FAST_ROWS = prev;
-  });
+  const slow = await scoreSegment({ ...job, bytes: Buffer.from(text) }, run, false);
   const want = await reference(text, format, header);
   for (const got of [fast, slow]) {
     expect(Buffer.from(got.out).toString()).toBe(want.out);

@@ -1,7 +1,7 @@
 // The linear model type inside a training run (numbers and categories; text jobs keep the network
 // path), and auto's choice between model types by k-fold cross-validation on small data.
-import type { Hyperparameters, TrainMetrics } from '../../core/jobs/train.ts';
-import type { DenseLayer } from '../onnx/export-mlp.ts';
+import type { Hyperparameters, TrainMetrics } from '../../../core/jobs/train.ts';
+import type { DenseLayer } from '../../onnx/export-mlp.ts';
 import { Rng, type Loaded } from './data.ts';
 import { densify, encodeRows, fitEncoder, type Csr, type Encoder } from './encoder.ts';
 import { fitLinear } from './linear.ts';

@@ -1,7 +1,7 @@
 // The gbdt model type inside a training run: the trees learn from the encoded rows exactly as the
 // exported graph's front end computes them (imputed and standardized numbers, indicators, one-hot
 // categories), so their thresholds compare the same float32 values in the trainer and in onnxruntime.
-import type { GbdtSettings, Hyperparameters } from '../../core/jobs/train.ts';
+import type { GbdtSettings, Hyperparameters } from '../../../core/jobs/train.ts';
 import type { Loaded } from './data.ts';
 import { densify, encodeRows, fitEncoder, type Encoder } from './encoder.ts';
 import { rawScores, trainGbdt, type Ensemble } from './gbdt.ts';

@@ -4,10 +4,10 @@
 // softmax(teacher logits / T), and the export scales the last layer by T, so the student's logits
 // are T z' and its probabilities match the teacher's at T = 1. Regression students fit the value.
 import { deserialize } from 'node:v8';
-import type { CurvePoint, Hyperparameters } from '../../core/jobs/train.ts';
-import { exportStudent, type DenseLayer, type StudentHead } from '../onnx/export-mlp.ts';
-import type { Dim } from '../onnx/builder.ts';
-import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { CurvePoint, Hyperparameters } from '../../../core/jobs/train.ts';
+import { exportStudent, type DenseLayer, type StudentHead } from '../../onnx/export-mlp.ts';
+import type { Dim } from '../../onnx/builder.ts';
+import type { ArtifactStore } from '../../../core/storage/index.ts';
 import { standardization } from './data.ts';
 import { initState, train } from './mlp.ts';
 import { initTf } from './tf.ts';

@@ -1,4 +1,5 @@
-// Processor for `inspect` jobs: load an uploaded ONNX file in the engine and return its signature.
+// Processor of the `model` queue (its jobs are named `inspect`): load an uploaded ONNX file in the
+// engine and return its signature. Named by its queue, as every processor is (workers/worker.ts).
 import type { Job } from 'bullmq';
 import { inspectJobSchema, type Signature } from '../../core/jobs/inspect.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -13,7 +14,7 @@ export interface InspectDeps {
   cacheDir?: string;
 }
 
-export async function inspectProcessor(job: Pick<Job, 'data'>, deps: InspectDeps): Promise<Signature> {
+export async function modelProcessor(job: Pick<Job, 'data'>, deps: InspectDeps): Promise<Signature> {
   const data = parseJobData(inspectJobSchema, job.data, 'inspect');
   try {
     if (!(await deps.store.stat(data.key))) throw new AppError('not_found', `uploaded file ${data.key} is gone`);

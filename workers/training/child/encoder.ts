@@ -8,11 +8,11 @@
 // n-grams found in at least `minDf` training rows, the `maxFeatures` most frequent of them (total
 // count, ties by the n-gram), in sorted order; idf = ln((1 + n) / (1 + df)) + 1 (smooth idf);
 // tf' = 1 + ln(tf); each row L2-normalized (a row without known n-grams stays zero).
-import type { Hyperparameters } from '../../core/jobs/train.ts';
-import { AppError } from '../../core/errors.ts';
-import { ngrams, textTokens } from '../../core/text.ts';
-import type { EncodedBlock } from '../onnx/export-text.ts';
-import { blockWidth } from '../onnx/export-text.ts';
+import type { Hyperparameters } from '../../../core/jobs/train.ts';
+import { AppError } from '../../../core/errors.ts';
+import { ngrams, textTokens } from '../../../core/text.ts';
+import type { EncodedBlock } from '../../onnx/export-text.ts';
+import { blockWidth } from '../../onnx/export-text.ts';
 import type { Loaded } from './data.ts';
 
 /** Compressed sparse rows: row r's entries are indices/values[indptr[r] .. indptr[r + 1]). */

@@ -1,7 +1,7 @@
 // Everything a training run needs to continue exactly where it stopped: weights, Adam moments and
 // bias-correction powers, the shuffle generator's state, the best epoch so far and the curve.
 // Stored as one object (JSON header + float32 arrays), written atomically after every epoch.
-import type { CurvePoint } from '../../core/jobs/train.ts';
+import type { CurvePoint } from '../../../core/jobs/train.ts';
 
 export interface TrainState {
   /** Hash of the dataset and hyperparameters: a checkpoint of a different run is never resumed. */

@@ -2,23 +2,23 @@
 // there is one, train with a checkpoint after every epoch, evaluate the best epoch on the validation
 // rows, and write the ONNX export and the trainer's own predictions (the export's reference).
 import { createHash } from 'node:crypto';
-import type { GbdtSettings, TrainJob, TrainMetrics, TrainProgress } from '../../core/jobs/train.ts';
-import { trainKeys } from '../../core/jobs/train.ts';
-import { DEFAULT_BACKGROUND_ROWS } from '../../core/jobs/explain.ts';
-import type { DenseLayer } from '../onnx/export-mlp.ts';
-import type { ArtifactStore } from '../../core/storage/index.ts';
+import type { GbdtSettings, TrainJob, TrainMetrics, TrainProgress } from '../../../core/jobs/train.ts';
+import { trainKeys } from '../../../core/jobs/train.ts';
+import { DEFAULT_BACKGROUND_ROWS } from '../../../core/jobs/explain.ts';
+import type { DenseLayer } from '../../onnx/export-mlp.ts';
+import type { ArtifactStore } from '../../../core/storage/index.ts';
 import { decodeCheckpoint, encodeCheckpoint, type TrainState } from './checkpoint.ts';
 import { gatherRows, loadDataset, splitRows, standardization, type Loaded } from './data.ts';
 import { initState, layerSizes, predict, predictEncoded, train, type TrainInput } from './mlp.ts';
 import { encodeRows, fitEncoder, rawInputs, type Csr, type Encoder } from './encoder.ts';
-import { exportColumns } from '../onnx/export-columns.ts';
-import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../core/model-columns.ts';
+import { exportColumns } from '../../onnx/export-columns.ts';
+import { MODEL_COLUMNS_KEY, type ColumnInfo } from '../../../core/model-columns.ts';
 import { applyImputation, fitImputation, type NumericImputation } from './impute.ts';
 import { initTf, type Tf } from './tf.ts';
 import { fitTrees } from './run-trees.ts';
 import { clearlyBetter, crossValidate, CV_MAX_ROWS, fitRows, indicatorColumns, linearSetup, lossOf, predictLinear, rowLosses } from './run-linear.ts';
 import type { Ensemble } from './gbdt.ts';
-import { writeExplainArtifacts } from '../explain/training-artifacts.ts';
+import { writeExplainArtifacts } from '../../explain/training-artifacts.ts';
 
 /** Validation rows kept as the reference the exported model is checked against. */
 export const REFERENCE_ROWS = 1000;

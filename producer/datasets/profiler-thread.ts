@@ -1,10 +1,10 @@
-// The body of a dataset-profiling thread (see dataset-profiler.ts): reads the stored file, profiles
+// The body of a dataset-profiling thread (see profiler.ts): reads the stored file, profiles
 // it, posts the profile or the error, and ends.
 import { parentPort, workerData } from 'node:worker_threads';
-import { profileDataset } from '../core/datasets.ts';
-import { AppError } from '../core/errors.ts';
-import { createStore } from '../core/storage/index.ts';
-import type { ProfileAnswer, ProfileTask } from './dataset-profiler.ts';
+import { profileDataset } from '../../core/datasets.ts';
+import { AppError } from '../../core/errors.ts';
+import { createStore } from '../../core/storage/index.ts';
+import type { ProfileAnswer, ProfileTask } from './profiler.ts';
 
 const task = workerData as ProfileTask;
 let answer: ProfileAnswer;

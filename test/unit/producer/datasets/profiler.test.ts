@@ -1,12 +1,23 @@
 // Dataset profiling in a worker thread: the same profile as on the calling thread, and the same
-// 400 naming the line for a malformed or over-long file.
+// 400 naming the line for a malformed or over-long file. On this (the test's) thread the dataset
+// functions are replaced by ones that throw: the worker thread loads its own, unmocked copy of
+// core/datasets.ts, so only a profile computed in another thread can come back. A profileInThread
+// that profiled on the calling thread fails both tests.
 import fs from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
-import { profileDataset } from '../../../core/datasets.ts';
-import { AppError } from '../../../core/errors.ts';
-import { FsStore } from '../../../core/storage/index.ts';
-import { profileInThread } from '../../../producer/dataset-profiler.ts';
-import { tmpDir } from '../../fixtures/models.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { AppError } from '../../../../core/errors.ts';
+import { FsStore } from '../../../../core/storage/index.ts';
+import { profileInThread } from '../../../../producer/datasets/profiler.ts';
+import { tmpDir } from '../../../fixtures/models.ts';
+
+vi.mock('../../../../core/datasets.ts', async (original) => {
+  const real = await original<typeof import('../../../../core/datasets.ts')>();
+  const here = () => {
+    throw new Error('profiled on the calling thread');
+  };
+  return { ...real, profileDataset: here, datasetRows: here };
+});
+const { profileDataset } = await vi.importActual<typeof import('../../../../core/datasets.ts')>('../../../../core/datasets.ts');
 
 const dir = tmpDir('profiler');
 const store = new FsStore(dir);
@@ -17,6 +28,7 @@ describe('profileInThread', () => {
     const csv = 'a,b,c\n' + Array.from({ length: 500 }, (_, i) => `${i},${i / 3},${i % 2 ? 'x' : 'y'}`).join('\n');
     await store.put('d.csv', csv);
     const here = await profileDataset(await store.read('d.csv'), 'csv');
+    expect(here.rows).toBe(500);
     expect(await profileInThread({ store: { MODELQ_DATA_DIR: dir }, key: 'd.csv', format: 'csv', maxRowBytes: 1024 })).toEqual(here);
   });
 

@@ -2,11 +2,11 @@
 // killed with a clear error past its memory or time limit.
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { datasetKey, profileDataset, type DatasetRecord } from '../../../../core/datasets.ts';
-import { resolveTrain } from '../../../../core/jobs/train.ts';
-import { FsStore } from '../../../../core/storage/index.ts';
-import { trainInSandbox } from '../../../../workers/trainer/sandbox.ts';
-import { tmpDir } from '../../../fixtures/models.ts';
+import { datasetKey, profileDataset, type DatasetRecord } from '../../../../../core/datasets.ts';
+import { resolveTrain } from '../../../../../core/jobs/train.ts';
+import { FsStore } from '../../../../../core/storage/index.ts';
+import { trainInSandbox } from '../../../../../workers/training/child/sandbox.ts';
+import { tmpDir } from '../../../../fixtures/models.ts';
 
 const dir = tmpDir('sandbox');
 const store = new FsStore(dir);

@@ -3,4 +3,4 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('./dataset-profiler-thread.ts');
+await import('./profiler-thread.ts');

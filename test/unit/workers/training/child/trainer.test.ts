@@ -3,13 +3,13 @@
 // child process relays progress and can be killed.
 import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { datasetKey, profileDataset, type DatasetRecord } from '../../../../core/datasets.ts';
-import { resolveTrain, trainKeys, type TrainProgress, type TrainRequest } from '../../../../core/jobs/train.ts';
-import { decodeModel } from '../../../../workers/onnx/proto.ts';
-import { FsStore } from '../../../../core/storage/index.ts';
-import { runTraining } from '../../../../workers/trainer/run-training.ts';
-import { trainInSandbox } from '../../../../workers/trainer/sandbox.ts';
-import { tmpDir } from '../../../fixtures/models.ts';
+import { datasetKey, profileDataset, type DatasetRecord } from '../../../../../core/datasets.ts';
+import { resolveTrain, trainKeys, type TrainProgress, type TrainRequest } from '../../../../../core/jobs/train.ts';
+import { decodeModel } from '../../../../../workers/onnx/proto.ts';
+import { FsStore } from '../../../../../core/storage/index.ts';
+import { runTraining } from '../../../../../workers/training/child/run-training.ts';
+import { trainInSandbox } from '../../../../../workers/training/child/sandbox.ts';
+import { tmpDir } from '../../../../fixtures/models.ts';
 
 const dir = tmpDir('trainer');
 const store = new FsStore(dir);

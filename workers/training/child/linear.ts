@@ -6,7 +6,7 @@
 //   regression: Ridge(alpha=1) on the standardized target (the network's convention): ridge is
 //     equivariant in y, so this is Ridge's minimizer in target units divided by the target's scale.
 // The result is one dense layer [width -> outputs] that export-columns writes as MatMul + Add + head.
-import type { DenseLayer } from '../onnx/export-mlp.ts';
+import type { DenseLayer } from '../../onnx/export-mlp.ts';
 import type { Csr } from './encoder.ts';
 
 export interface LinearProblem {

@@ -1,10 +1,10 @@
 // Loads a dataset into memory for training: feature matrix (float32, as the exported model will see
 // it), targets as class indices or numbers, a seeded (stratified) train/validation split, and the
 // standardization statistics of the training rows.
-import { datasetRows, numericValue, type DatasetFormat } from '../../core/datasets.ts';
-import { AppError } from '../../core/errors.ts';
-import type { TrainJob } from '../../core/jobs/train.ts';
-import type { ArtifactStore } from '../../core/storage/index.ts';
+import { datasetRows, numericValue, type DatasetFormat } from '../../../core/datasets.ts';
+import { AppError } from '../../../core/errors.ts';
+import type { TrainJob } from '../../../core/jobs/train.ts';
+import type { ArtifactStore } from '../../../core/storage/index.ts';
 
 export interface Loaded {
   rows: number;

@@ -8,7 +8,7 @@ import { DatasetStore, datasetKey, newDatasetId, type DatasetFormat, type Datase
 import { badRequest, notFound } from '../../core/errors.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
-import { profileInThread } from '../dataset-profiler.ts';
+import { profileInThread } from './profiler.ts';
 import { parseBody } from '../http.ts';
 
 export const datasetParamsSchema = z.object({

@@ -3,9 +3,9 @@
 // onnxruntime (and accepted by the official checker).
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { binEdges, binRows, rawScores, trainGbdt, type GbdtOptions } from '../../../../workers/trainer/gbdt.ts';
-import { exportColumns } from '../../../../workers/onnx/export-columns.ts';
-import { onnxCheck } from '../../../helpers/onnx-checker.ts';
+import { binEdges, binRows, rawScores, trainGbdt, type GbdtOptions } from '../../../../../workers/training/child/gbdt.ts';
+import { exportColumns } from '../../../../../workers/onnx/export-columns.ts';
+import { onnxCheck } from '../../../../helpers/onnx-checker.ts';
 
 const OPTS: GbdtOptions = { trees: 100, maxLeaves: 31, maxDepth: 8, learningRate: 0.1, minSamplesLeaf: 5, l2: 0, maxBins: 255, patience: 10 };
 const range = (n: number) => Int32Array.from({ length: n }, (_, i) => i);

@@ -2,7 +2,7 @@
 // statistic of the training split (median by default, as scikit-learn's SimpleImputer), and every
 // feature that had gaps in the training split gains a 0/1 "was missing" feature after the numeric
 // ones (SimpleImputer's add_indicator). Standardization then sees [filled | indicators].
-import type { Imputation } from '../../core/jobs/train.ts';
+import type { Imputation } from '../../../core/jobs/train.ts';
 import type { Loaded } from './data.ts';
 
 export interface NumericImputation {

@@ -1,7 +1,7 @@
 // The training process (forked by sandbox.ts through child.mjs; it trains or distills): TensorFlow.js's WASM memory only grows and
 // training is CPU-bound, so each attempt runs here, away from the worker's event loop and BullMQ locks.
-import { AppError } from '../../core/errors.ts';
-import { createStore } from '../../core/storage/index.ts';
+import { AppError } from '../../../core/errors.ts';
+import { createStore } from '../../../core/storage/index.ts';
 import { runDistill } from './run-distill.ts';
 import { runTraining } from './run-training.ts';
 import type { FromTrainer, ToTrainer } from './sandbox.ts';

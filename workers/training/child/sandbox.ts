@@ -6,10 +6,10 @@
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../../core/config.ts';
-import { AppError, type ErrorCode } from '../../core/errors.ts';
-import type { TrainJob, TrainProgress } from '../../core/jobs/train.ts';
-import type { StoreConfig } from '../../core/storage/index.ts';
+import type { Config } from '../../../core/config.ts';
+import { AppError, type ErrorCode } from '../../../core/errors.ts';
+import type { TrainJob, TrainProgress } from '../../../core/jobs/train.ts';
+import type { StoreConfig } from '../../../core/storage/index.ts';
 import type { DistillOutcome, DistillProgress, DistillTask } from './run-distill.ts';
 import type { RunOutcome } from './run-training.ts';
 

@@ -1,9 +1,9 @@
 // The exact linear fit: ridge agrees with its closed form, and logistic regression (two classes and
 // multinomial) stops where scikit-learn's objective (log-losses + 0.5 ||W||^2, intercept free) has a zero gradient.
 import { describe, expect, it } from 'vitest';
-import type { Csr } from '../../../../workers/trainer/encoder.ts';
-import { fitLinear } from '../../../../workers/trainer/linear.ts';
-import { clearlyBetter } from '../../../../workers/trainer/run-linear.ts';
+import type { Csr } from '../../../../../workers/training/child/encoder.ts';
+import { fitLinear } from '../../../../../workers/training/child/linear.ts';
+import { clearlyBetter } from '../../../../../workers/training/child/run-linear.ts';
 
 const N = 200;
 const D = 3;

@@ -4,7 +4,7 @@
 // matMuls run fused (bias + relu), gradients use explicit transposes, and Adam runs in plain JS on
 // Float32Arrays, where its whole state (moments, bias-correction powers) is checkpointed and
 // resumed bit for bit. The shuffle is our own seeded loop (model.fit shuffles with Math.random).
-import type { CurvePoint, Hyperparameters } from '../../core/jobs/train.ts';
+import type { CurvePoint, Hyperparameters } from '../../../core/jobs/train.ts';
 import type { TrainState } from './checkpoint.ts';
 import { Rng } from './data.ts';
 import { densify, type Csr } from './encoder.ts';

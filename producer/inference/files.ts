@@ -87,6 +87,8 @@ function readFiles(req: Request, limit: number): Promise<{ field: string; name: 
         parts.push(b);
       });
       stream.on('end', () => files.push({ field, name: info.filename ?? '', data: Buffer.concat(parts) }));
+      // A form cut off mid-file errors the file's stream as well as busboy: answered once, as a 400.
+      stream.on('error', (e: Error) => fail(badRequest(`multipart body: ${e.message}`)));
     });
     bb.on('filesLimit', () => fail(badRequest(`more than ${MAX_FILES} files in one request`)));
     bb.on('error', (e: Error) => fail(badRequest(`multipart body: ${e.message}`)));

@@ -1,5 +1,7 @@
 // A registered model whose file no longer loads (corrupted in the store): its jobs fail at once
-// with onnxruntime's reason instead of being retried, online (on either transport) and in batches.
+// with the reason instead of being retried, online (on either transport) and in batches. The worker
+// checks the file against the version's signed digest before onnxruntime sees it, so the reason
+// names the version and says the stored file was altered.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +42,7 @@ describe.each(['streams', 'bullmq'] as Transport[])('a model that cannot load (o
   it('fails an online request at once with the reason', async () => {
     const res = await postJson(`${p.url}/v2/models/broken/infer`, body);
     expect(res.status).toBe(422);
-    expect((await res.json()).error).toMatch(/protobuf parsing failed/);
+    expect((await res.json()).error).toMatch(/model broken@1: the stored file was altered/);
     if (transport === 'bullmq') {
       const failed = await p.deps.queues.queue('infer').getFailed();
       expect(failed).toHaveLength(1);
@@ -54,7 +56,7 @@ describe.each(['streams', 'bullmq'] as Transport[])('a model that cannot load (o
     // Asked again, the same named failure (the load is not retried into a hang or a 5xx).
     const again = await postJson(`${p.url}/v2/models/broken/infer`, body);
     expect(again.status).toBe(422);
-    expect((await again.json()).error).toMatch(/protobuf parsing failed/);
+    expect((await again.json()).error).toMatch(/model broken@1: the stored file was altered/);
   });
 
   if (transport === 'streams') {
@@ -65,7 +67,7 @@ describe.each(['streams', 'bullmq'] as Transport[])('a model that cannot load (o
         return ['failed', 'completed'].includes(b.status) ? b : null;
       }, 'the batch to end');
       expect(v.status).toBe('failed');
-      expect(v.error).toMatch(/chunk 0 failed: .*protobuf parsing failed/);
+      expect(v.error).toMatch(/chunk 0 failed: model broken@1: the stored file was altered/);
       const chunk = (await p.deps.queues.queue('score').getFailed())[0]!;
       expect(chunk.attemptsMade).toBe(1);
     });

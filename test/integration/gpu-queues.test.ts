@@ -61,7 +61,8 @@ describe('GPU queues', () => {
       expect((await postJson(`${p.url}/v2/models/m/infer`, inferBody('gpu'))).status).toBe(200);
       const out = (await (await fetch(`${p.url}/v1/batches/${pendingGpu}/output`)).text()).trim().split('\n');
       expect(out).toHaveLength(20);
-      expect(await until(() => workerDevice(w), 'the worker to publish its stats')).toBe('cpu');
+      // Its figures say cuda until the first session falls back, then cpu (published every few seconds).
+      await until(async () => (await workerDevice(w)) === 'cpu', 'the worker to publish its fallback to cpu');
       expect(w.lines.filter((l) => l.includes('CUDA execution provider unavailable, using CPU')).length).toBeGreaterThan(0);
     } finally {
       await stopWorker(w);

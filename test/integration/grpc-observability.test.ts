@@ -86,7 +86,8 @@ describe('gRPC metrics and audit', () => {
         { tenant: null, keyId: null, method: 'grpc', route: grpcRoute('ModelInfer'), status: 'UNAUTHENTICATED' },
         { tenant: 'a', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), method: 'grpc', route: grpcRoute('ModelInfer'), status: 'PERMISSION_DENIED' },
         { tenant: null, keyId: null, method: 'grpc', route: grpcRoute('ModelStreamInfer'), status: 'UNAUTHENTICATED' },
-        { tenant: null, keyId: null, method: 'POST', route: '/v2/models/m/infer', status: 403 },
+        // a key refused for a missing scope is named (tenant and key id), on both protocols
+        { tenant: 'a', keyId: expect.stringMatching(/^[0-9a-f]{12}$/), method: 'POST', route: '/v2/models/m/infer', status: 403 },
       ]),
     );
     for (const k of Object.keys(KEYS)) expect(lines.join('')).not.toContain(k);

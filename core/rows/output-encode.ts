@@ -15,6 +15,17 @@ type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][nu
 /** A column chunk's metadata, as hyparquet-writer writes it. */
 export type ColumnChunk = ReturnType<typeof writeColumn>['chunk'];
 
+/** How output columns are written (here and when parts are joined, core/rows/parquet-stitch.ts): uncompressed, plain, no statistics or indexes. */
+export const PLAIN_COLUMN = {
+  codec: 'UNCOMPRESSED',
+  compressors: {},
+  stats: false,
+  pageSize: 1 << 20,
+  columnIndex: false,
+  offsetIndex: false,
+  encoding: 'PLAIN',
+} as const;
+
 export interface EncodeSpec {
   format: 'csv' | 'parquet';
   outputs: TensorSpec[];
@@ -146,13 +157,7 @@ export class OutputEncoder {
             .join('.'),
           element: path.at(-1)!,
           schemaPath: path,
-          codec: 'UNCOMPRESSED',
-          compressors: {},
-          stats: false,
-          pageSize: 1 << 20,
-          columnIndex: false,
-          offsetIndex: false,
-          encoding: 'PLAIN',
+          ...PLAIN_COLUMN,
         },
         pageData: { values: values as never, definitionLevels: def as never, repetitionLevels: rep as never, maxDefinitionLevel: maxDef },
       });

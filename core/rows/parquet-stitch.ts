@@ -4,7 +4,7 @@
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { writeColumn } from 'hyparquet-writer/src/column.js';
 import type { TensorSpec } from '../tensors.ts';
-import type { ColumnChunk, ColumnPiece, EncodedPiece } from './output-encode.ts';
+import { PLAIN_COLUMN, type ColumnChunk, type ColumnPiece, type EncodedPiece } from './output-encode.ts';
 import { metadataOf, ParquetShapeError, readFooter } from './parquet.ts';
 import { schemaOf } from './to-parquet.ts';
 
@@ -69,13 +69,7 @@ export class ParquetJoiner {
             columnName: 'id',
             element,
             schemaPath: [schema[0]!, element],
-            codec: 'UNCOMPRESSED',
-            compressors: {},
-            stats: false,
-            pageSize: 1 << 20,
-            columnIndex: false,
-            offsetIndex: false,
-            encoding: 'PLAIN',
+            ...PLAIN_COLUMN,
           },
           pageData: { values: new Array(p.rows).fill(null), definitionLevels: new Array<number>(p.rows).fill(0), repetitionLevels: [], maxDefinitionLevel: 1 },
         });

@@ -232,6 +232,27 @@ async function fitNetwork(
   return { sizes, state, resumedFromEpoch, out, metrics };
 }
 
+/** The column front end every trained model's graph starts with: imputation, scaling, encoders. */
+function frontEnd(job: TrainJob, s: { mean: Float32Array; scale: Float32Array; imp: NumericImputation }, enc: Encoder | undefined) {
+  const hp = job.hyperparameters;
+  return {
+    inputs: hp.features.map((name) => ({ name, kind: hp.featureTypes?.[name] ?? 'numeric' })),
+    numeric: numericColumns(job),
+    fill: s.imp.fill,
+    indicators: s.imp.indicators,
+    mean: s.mean,
+    scale: s.scale,
+    blocks: enc?.blocks ?? [],
+  };
+}
+
+/** The columns, target and classes recorded in the model's metadata. */
+const columnsMeta = (job: TrainJob, data: Loaded, s: { columns: ColumnInfo[] }) => ({
+  columns: s.columns,
+  target: job.hyperparameters.target,
+  ...(data.classes ? { classes: data.classes } : {}),
+});
+
 /** The ONNX export of a boosted ensemble behind the same column front end as the network's. */
 function exportTrees(
   job: TrainJob,
@@ -241,15 +262,9 @@ function exportTrees(
   enc: Encoder,
 ): Uint8Array {
   const hp = job.hyperparameters;
-  const meta = { columns: s.columns, target: hp.target, ...(data.classes ? { classes: data.classes } : {}) };
+  const meta = columnsMeta(job, data, s);
   return exportColumns({
-    inputs: hp.features.map((name) => ({ name, kind: hp.featureTypes?.[name] ?? 'numeric' })),
-    numeric: numericColumns(job),
-    fill: s.imp.fill,
-    indicators: s.imp.indicators,
-    mean: s.mean,
-    scale: s.scale,
-    blocks: enc.blocks,
+    ...frontEnd(job, s, enc),
     layers: [],
     trees: ensemble,
     task: hp.task,
@@ -360,15 +375,9 @@ function exportTrained(
     layers.push({ weights: params[2 * l]!, bias: params[2 * l + 1]!, inputs: sizes[l]!, outputs: sizes[l + 1]! });
   }
   const head = hp.task === 'classification' ? { classes: data.classes! } : { targetMean: s.target.mean, targetScale: s.target.scale };
-  const meta = { columns: s.columns, target: hp.target, ...(data.classes ? { classes: data.classes } : {}) };
+  const meta = columnsMeta(job, data, s);
   return exportColumns({
-    inputs: hp.features.map((name) => ({ name, kind: hp.featureTypes?.[name] ?? 'numeric' })),
-    numeric: numericColumns(job),
-    fill: s.imp.fill,
-    indicators: s.imp.indicators,
-    mean: s.mean,
-    scale: s.scale,
-    blocks: enc?.blocks ?? [],
+    ...frontEnd(job, s, enc),
     layers,
     task: hp.task,
     target: hp.target,

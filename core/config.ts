@@ -395,6 +395,23 @@ export const configKeys = {
     int(0, 1_000_000_000).default(1_000_000),
     'Entries the audit stream in Redis keeps (`GET /v1/audit`; approximately, oldest out first): one per state-changing request or refusal, beside `MODELQ_AUDIT_LOG`; 0 writes none.',
   ],
+  MODELQ_PAYLOAD_LOG_FLUSH_MS: [
+    int(100, 3_600_000).default(10_000),
+    'Payload logs (`PUT /v1/models/{name}/logging`): a producer writes the records it buffered for a version and hour as a Parquet part at least this often.',
+  ],
+  MODELQ_PAYLOAD_LOG_PART_MB: [
+    int(1, 256).default(4),
+    "Payload logs: a version's buffered records are written as a part as soon as their JSON reaches this many MiB.",
+  ],
+  MODELQ_PAYLOAD_LOG_BUFFER_MB: [
+    int(1, 4096).default(64),
+    'Payload logs: MiB of records a producer holds (buffered or being written) at most; a sampled request past it is not logged and is counted in `modelq_payload_log_dropped_total` (an answer never waits for its log).',
+  ],
+  MODELQ_PAYLOAD_LOG_MAX_RECORD_KB: [
+    int(1, 65_536).default(256),
+    'Payload logs: a request whose inputs and outputs (JSON) exceed this many KiB is logged without them (`truncated`: true).',
+  ],
+  MODELQ_PAYLOAD_LOG_CODEC: [z.enum(['SNAPPY', 'UNCOMPRESSED']).default('SNAPPY'), 'Payload logs: the compression of the Parquet parts.'],
   MODELQ_ROLLOUT_INTERVAL_MS: [
     int(100, 3_600_000).default(30_000),
     'How often a running rollout is evaluated (a job scheduler on the `model` queue per rollout): each evaluation advances it, rolls it back or waits. Producers add their per-version figures to Redis every quarter of this (at most every second).',

@@ -20,6 +20,7 @@ import { processingRouter } from './routes/processing.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
 import { cardsRouter } from './routes/cards.ts';
+import { logsRouter } from './routes/logs.ts';
 import { auditRouter, auditStreamFor } from './routes/audit.ts';
 import { v2Router } from './routes/v2.ts';
 import { fastInfer } from './inference/fast-infer.ts';
@@ -76,6 +77,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(rolloutsRouter(d));
   app.use(driftRouter(d));
   app.use(cardsRouter(d));
+  app.use(logsRouter(d));
   app.use(auditRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));

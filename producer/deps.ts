@@ -21,8 +21,8 @@ export interface ProducerDeps {
   logger: Logger;
   /** Where access/audit lines go (MODELQ_AUDIT_LOG); default: `logger`. */
   audit?: Logger;
-  /** Run by closeProducerDeps: connections that parts of the producer opened for themselves. */
-  closers?: (() => void)[];
+  /** Run by closeProducerDeps, before Redis closes: connections that parts of the producer opened for themselves, buffers to write out. */
+  closers?: (() => void | Promise<void>)[];
 }
 
 export async function createProducerDeps(cfg: Config, logger: Logger): Promise<ProducerDeps> {
@@ -49,7 +49,7 @@ export async function createProducerDeps(cfg: Config, logger: Logger): Promise<P
 }
 
 export async function closeProducerDeps(d: ProducerDeps): Promise<void> {
-  for (const close of d.closers?.splice(0) ?? []) close();
+  await Promise.all((d.closers?.splice(0) ?? []).map(async (close) => close()));
   await d.queues.close();
   d.redis.disconnect();
 }

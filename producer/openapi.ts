@@ -16,6 +16,8 @@ import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
 import { processingSchema } from '../core/processing/spec.ts';
 import { referenceBodySchema } from './routes/drift.ts';
+import { loggingConfigSchema } from '../core/payload-logs.ts';
+import { logsDatasetQuerySchema, logsQuerySchema } from './routes/logs.ts';
 import { createBatchSchema as openaiBatchSchema, listBatchesSchema as openaiListBatchesSchema } from './openai/batches.ts';
 import { listFilesSchema as openaiListFilesSchema } from './openai/files.ts';
 
@@ -145,6 +147,34 @@ export const ROUTES: RouteDoc[] = [
     path: '/v1/models/{name}/versions/{version}/card',
     summary:
       'Model card: task, inputs and outputs, training data, recorded and held-out metrics (per-class precision/recall and confusion matrix for classifiers), compression, drift, lineage, owner, signature; JSON, or Markdown with Accept: text/markdown or ?format=md; read',
+  },
+  ...(['/v1/models/{name}/logging', '/v1/models/{name}/aliases/{alias}/logging'] as const).flatMap((path): RouteDoc[] => {
+    const of = path.includes('{alias}') ? "the alias's (requests naming it; over the model's)" : "the model's";
+    return [
+      { method: 'get', path, summary: `Payload logging setting: ${of} sample share and redactions (null: off); read` },
+      {
+        method: 'put',
+        path,
+        summary: `Log a sampled share of online requests and answers (every door) as Parquet parts in the store, redacted first: ${of} setting; admin`,
+        json: loggingConfigSchema,
+      },
+      { method: 'delete', path, summary: `Stop payload logging: remove ${of} setting; admin`, status: 204 },
+    ];
+  }),
+  {
+    method: 'get',
+    path: '/v1/models/{name}/logs',
+    summary:
+      "Payload log records (JSON lines, oldest first) of the model, or one version, from/to (ISO time or epoch ms), at most limit (default 1000, max 10000): request_id, client_id, time, tenant, key_id, version, alias, latency_ms, inputs, outputs, error; the model's owner only; read",
+    query: logsQuerySchema,
+  },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/logs/dataset',
+    summary:
+      "A dataset (JSONL) from the payload log records from/to: a row per request row, a column per input and per output (output_<name>), request_id, time, version; the model's owner only; admin",
+    query: logsDatasetQuerySchema,
+    status: 201,
   },
   {
     method: 'get',

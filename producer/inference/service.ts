@@ -5,7 +5,7 @@
 // coalesced with the other doors' requests for the same model version, or alone as an explanation.
 // The doors only translate: their bodies into the protocol's JSON form, the answer into theirs.
 import type { Principal } from '../../core/auth.ts';
-import { badRequest, fromErrorData } from '../../core/errors.ts';
+import { AppError, badRequest, fromErrorData } from '../../core/errors.ts';
 import { DriftWindows, ReferenceCollector } from '../../core/drift/index.ts';
 import { bytesTensor, packTensor, toProtocolTensor, type Batching, type InferRequest, type WireTensor } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
@@ -24,6 +24,8 @@ import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
 import { checkFileRequest } from '../../core/processing/request.ts';
+import { LoggingConfigs } from '../../core/payload-logs.ts';
+import { PayloadLogger, type LoggedRequest } from './payload-log.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -68,6 +70,8 @@ export class InferenceService {
   readonly figures: FigureRecorder;
   /** Mirrors of requests to an alias's shadow version, run after the answer (producer/shadow.ts). */
   readonly shadow: ShadowRunner;
+  /** Sampled requests and answers into Parquet parts in the store (PUT /v1/models/{name}/logging). */
+  readonly payloads: PayloadLogger;
 
   constructor(private readonly d: ProducerDeps) {
     this.backpressure = backpressureFor(d);
@@ -77,6 +81,8 @@ export class InferenceService {
     const flushMs = Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4);
     this.figures = new FigureRecorder(d.redis, d.prefix, flushMs);
     this.shadow = new ShadowRunner((t, req) => this.lane('infer').submit(t.model, this.batchingOf(t), req), d.redis, d.prefix, d.logger, flushMs);
+    this.payloads = new PayloadLogger(new LoggingConfigs(d.redis, d.prefix), d.store, d.cfg, d.logger);
+    d.closers?.push(() => this.payloads.close());
     this.drift = new DriftSampler(
       d.store,
       new DriftWindows(d.redis, d.prefix, d.cfg.MODELQ_DRIFT_WINDOW),
@@ -119,21 +125,40 @@ export class InferenceService {
     const started = performance.now();
     const { target, id, gpu, request, packed, explain } = await this.prepare(name, version, json, caller);
     const { model } = target;
+    // What the payload log needs of this request, whichever way it ends.
+    const logged = (outputs: readonly WireTensor[] | null, error: string | null): LoggedRequest => ({
+      model,
+      owner: target.access.owner,
+      alias: version === undefined ? 'latest' : /^[0-9]+$/.test(version) ? null : version,
+      tenant: caller.who.tenant,
+      keyId: caller.who.keyId,
+      clientId: id,
+      inputs: request.inputs,
+      outputs,
+      latencyMs: performance.now() - started,
+      error,
+    });
     if (explain) {
       // Never coalesced: an explanation's perturbations are thousands of rows run in batches of their own.
       const r = await this.explain(model, packed!, explain, gpu); // packed whenever explained
+      this.payloads.offer(logged(r.tensors, null));
       return { model, id, outputs: r.tensors, explanation: r.parameters };
     }
     const answer = await this.lane(gpu ? 'infer-gpu' : 'infer')
       .submit(model, this.batchingOf(target), request, caller.gone)
       .catch((e: unknown) => {
         this.figures.record(model.name, model.version, 0, false);
+        this.payloads.offer(logged(null, errorCode(e)));
         throw e;
       });
     const ms = performance.now() - started;
     this.figures.record(model.name, model.version, ms, answer.ok);
-    if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
+    if (!answer.ok) {
+      this.payloads.offer(logged(null, answer.error.code));
+      throw fromErrorData(answer.error); // its code and whether a retry may succeed
+    }
     if (target.shadow) this.shadow.mirror(target, request, answer.outputs, ms);
+    this.payloads.offer(logged(answer.outputs, null));
     return { model, id, outputs: answer.outputs };
   }
 
@@ -194,6 +219,8 @@ export class InferenceService {
     return b;
   }
 }
+
+const errorCode = (e: unknown): string => (e instanceof AppError ? e.code : 'internal');
 
 const perDeps = new WeakMap<ProducerDeps, InferenceService>();
 

@@ -17,8 +17,8 @@ export function auditStreamFor(d: Pick<ProducerDeps, 'redis' | 'prefix' | 'cfg'>
   return s;
 }
 
-/** An ISO time or epoch milliseconds. */
-const time = z
+/** An ISO time or epoch milliseconds (query parameters `from`, `to`). */
+export const timeQuery = z
   .string()
   .max(40)
   .transform((s, ctx) => {
@@ -32,8 +32,8 @@ const time = z
 
 export const auditQuerySchema = z
   .object({
-    from: time.optional(),
-    to: time.optional(),
+    from: timeQuery.optional(),
+    to: timeQuery.optional(),
     actor: z.string().min(1).max(64).optional(),
     action: z.string().min(1).max(200).optional(),
     after: z

@@ -7,6 +7,7 @@ import { readWorkerStats, type WorkerStats } from '../core/stats.ts';
 import { BATCH_BUCKETS } from '../core/jobs/infer.ts';
 import type { ProducerDeps } from './deps.ts';
 import { driftFigures } from './drift-metrics.ts';
+import { inferenceFor } from './inference/service.ts';
 
 export interface Metrics {
   registry: client.Registry;
@@ -23,6 +24,7 @@ export function createMetrics(d: ProducerDeps): Metrics {
   queueDepths(registry, d);
   workerFigures(registry, d);
   driftFigures(registry, d);
+  payloadLogFigures(registry, d);
   return { registry, ...httpFigures(registry), startGrpc: grpcFigures(registry) };
 }
 
@@ -91,6 +93,28 @@ function httpFigures(registry: client.Registry): Pick<Metrics, 'middleware' | 's
     next();
   };
   return { middleware, startRequest };
+}
+
+/** This producer's payload log records (producer/inference/payload-log.ts): sampled, written, dropped (buffer full), lost (write failed). */
+function payloadLogFigures(registry: client.Registry, d: ProducerDeps) {
+  const counts = () => inferenceFor(d).payloads.counts;
+  for (const [name, key, help] of [
+    ['modelq_payload_log_sampled_total', 'sampled', 'Requests sampled for the payload log'],
+    ['modelq_payload_log_written_total', 'written', 'Payload log records written to the store'],
+    ['modelq_payload_log_dropped_total', 'dropped', 'Sampled requests not logged: the buffer (MODELQ_PAYLOAD_LOG_BUFFER_MB) was full'],
+    ['modelq_payload_log_failed_total', 'failed', 'Payload log records lost: their part could not be written'],
+    ['modelq_payload_log_parts_total', 'parts', 'Payload log parts written'],
+  ] as const) {
+    new client.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(counts()[key]);
+      },
+    });
+  }
 }
 
 /** Jobs per queue and state, read from Redis at scrape time. */

@@ -50,7 +50,8 @@ interface Group {
 interface Cached {
   at: number;
   settings: Map<string, LoggingConfig> | null;
-  pending: boolean;
+  /** While the setting is being read: requests meanwhile wait for it. */
+  reading?: Promise<void>;
 }
 
 const CACHE_MS = 1000;
@@ -95,33 +96,33 @@ export class PayloadLogger {
   offer(r: LoggedRequest): void {
     if (this.closed) return;
     const c = this.cache.get(r.model.name);
+    // The record's time is the answer's, even when the setting is read from Redis first.
     const now = Date.now();
-    if (c && (now - c.at < CACHE_MS || c.pending)) return this.decide(c.settings, r);
-    const entry: Cached = { at: now, settings: c?.settings ?? null, pending: true };
+    if (c?.reading) return void c.reading.then(() => this.decide(c.settings, r, now));
+    if (c && now - c.at < CACHE_MS) return this.decide(c.settings, r, now);
+    const entry: Cached = { at: now, settings: c?.settings ?? null };
     this.cache.set(r.model.name, entry);
-    this.configs.all(r.model.name).then(
+    entry.reading = this.configs.all(r.model.name).then(
       (settings) => {
         entry.settings = settings.size ? settings : null;
-        entry.pending = false;
-        entry.at = Date.now();
-        this.decide(entry.settings, r);
       },
       (e: Error) => {
         // Redis trouble: the last known setting holds until it answers again.
-        entry.pending = false;
-        entry.at = Date.now();
         this.logger.warn({ err: e.message, model: r.model.name }, 'payload log setting not read');
-        this.decide(entry.settings, r);
       },
     );
+    void entry.reading.then(() => {
+      entry.at = Date.now();
+      delete entry.reading;
+      this.decide(entry.settings, r, now);
+    });
   }
 
-  private decide(settings: Map<string, LoggingConfig> | null, r: LoggedRequest): void {
+  private decide(settings: Map<string, LoggingConfig> | null, r: LoggedRequest, time: number): void {
     if (!settings) return;
     const cfg = effectiveConfig(settings, r.alias);
     if (!cfg || cfg.sample <= 0 || this.random() >= cfg.sample) return;
     this.counts.sampled++;
-    const time = Date.now();
     // After the answer: redaction and JSON cost the sampled requests only, and never their answer's time.
     setImmediate(() => this.capture(r, cfg, time));
   }

@@ -37,6 +37,11 @@ export interface Caller {
   gone: () => boolean;
   /** Routes the request on a weighted alias (`x-modelq-route-key`); the request id stands in when absent. */
   routeKey?: string;
+  /**
+   * What the client named after the model (a version number or an alias; `latest` for neither),
+   * when the door pins the version itself before calling (KServe :predict): the payload log's alias.
+   */
+  asked?: string;
 }
 
 /** A request's answer, before a door puts it in its own form. */
@@ -129,7 +134,7 @@ export class InferenceService {
     const logged = (outputs: readonly WireTensor[] | null, error: string | null): LoggedRequest => ({
       model,
       owner: target.access.owner,
-      alias: version === undefined ? 'latest' : /^[0-9]+$/.test(version) ? null : version,
+      alias: aliasOf(caller.asked ?? version ?? 'latest'),
       tenant: caller.who.tenant,
       keyId: caller.who.keyId,
       clientId: id,
@@ -220,6 +225,8 @@ export class InferenceService {
   }
 }
 
+/** The alias a request named (`latest` when it named nothing), null for a version number. */
+const aliasOf = (named: string): string | null => (/^[0-9]+$/.test(named) ? null : named);
 const errorCode = (e: unknown): string => (e instanceof AppError ? e.code : 'internal');
 
 const perDeps = new WeakMap<ProducerDeps, InferenceService>();

@@ -40,7 +40,7 @@ export function kserveRouter(d: ProducerDeps): Router {
     const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`, caller.routeKey);
     checkReadable(model.name, access, caller.who); // another tenant's private model is "not found", before its inputs are named
     const request = (model.processing ? fileInstancesToInfer : instancesToInfer)(body, model, { explain });
-    const a = await service.inferAdmitted(model.name, String(model.version), request, caller);
+    const a = await service.inferAdmitted(model.name, String(model.version), request, { ...caller, asked: version ?? 'latest' });
     const outputs = a.outputs.map(toProtocolTensor);
     const n = body.instances.length;
     res.setHeader(VERSION_HEADER, String(a.model.version));

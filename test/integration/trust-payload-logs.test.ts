@@ -253,3 +253,62 @@ describe('payload logs, store encrypted', () => {
     expect(records.map((r) => r.inputs[1].data[0]).sort()).toEqual(Array.from({ length: n }, (_, i) => `sealed-note-${i}-plaintext`).sort());
   }, 300_000);
 });
+
+describe('payload logs, with API keys', () => {
+  const ACME = 'k-acme-0123456789abcdef0123';
+  const ACME_READ = 'k-acmer-0123456789abcdef012';
+  const BETA = 'k-beta-0123456789abcdef0123';
+  let p: TestPlatform;
+  beforeAll(async () => {
+    p = await startPlatform({
+      workers: 1,
+      env: {
+        MODELQ_API_KEYS: JSON.stringify({
+          [ACME]: { tenant: 'acme', scopes: ['admin'] },
+          [ACME_READ]: { tenant: 'acme', scopes: ['read', 'infer'] },
+          [BETA]: { tenant: 'beta', scopes: ['read', 'infer'] },
+        }),
+      },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await p?.stop();
+  });
+  const as = (key: string, init: RequestInit = {}): RequestInit => ({
+    ...init,
+    headers: { 'content-type': 'application/json', ...(init.headers as Record<string, string>), authorization: `Bearer ${key}` },
+  });
+
+  it("logs other tenants' requests to a shared model for its owner only; settings need admin", async () => {
+    const up = await fetch(
+      `${p.url}/v1/models/owned/versions`,
+      as(ACME, { method: 'POST', body: Buffer.from(tinyMlp(5)), headers: { 'content-type': 'application/octet-stream' } }),
+    );
+    expect(up.status).toBe(201);
+    expect((await fetch(`${p.url}/v1/models/owned/sharing`, as(ACME, { method: 'PUT', body: JSON.stringify({ shared: true }) }))).status).toBe(200);
+    const setting = (key: string) => fetch(`${p.url}/v1/models/owned/logging`, as(key, { method: 'PUT', body: JSON.stringify({ sample: 1 }) }));
+    expect((await setting(BETA)).status).toBe(403);
+    expect((await setting(ACME_READ)).status).toBe(403);
+    expect((await setting(ACME)).status).toBe(200);
+    const body = JSON.stringify({ id: 'from-beta', inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    expect((await fetch(`${p.url}/v2/models/owned/infer`, as(BETA, { method: 'POST', body }))).status).toBe(200);
+    await inferenceFor(p.deps).payloads.flush();
+
+    expect((await fetch(`${p.url}/v1/models/owned/logs`, as(BETA))).status).toBe(403);
+    expect((await fetch(`${p.url}/v1/models/owned/logs/dataset`, as(BETA, { method: 'POST' }))).status).toBe(403);
+    for (const key of [ACME, ACME_READ]) {
+      const res = await fetch(`${p.url}/v1/models/owned/logs`, as(key));
+      expect(res.status).toBe(200);
+      const records = (await res.text())
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Logged);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ tenant: 'beta', client_id: 'from-beta', model: 'owned', version: 1 });
+      expect(records[0]!.key_id).toMatch(/^[0-9a-f]{12}$/);
+    }
+    // The parts are the owner's: under its tenant.
+    expect(await listLogParts(p.deps.store, { tenant: 'acme', model: 'owned' })).toHaveLength(1);
+    expect(await listLogParts(p.deps.store, { tenant: 'beta' })).toHaveLength(0);
+  }, 300_000);
+});

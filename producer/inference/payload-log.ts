@@ -72,6 +72,8 @@ export class PayloadLogger {
   private readonly redactors = new Map<string, Redactor>();
   private readonly groups = new Map<string, Group>();
   private readonly writes = new Set<Promise<void>>();
+  /** Settings being read with requests waiting on them, and sampled requests not yet captured. */
+  private readonly pending = new Set<Promise<void>>();
   /** Bytes buffered or being written. */
   private held = 0;
   private readonly timer: NodeJS.Timeout;
@@ -98,7 +100,7 @@ export class PayloadLogger {
     const c = this.cache.get(r.model.name);
     // The record's time is the answer's, even when the setting is read from Redis first.
     const now = Date.now();
-    if (c?.reading) return void c.reading.then(() => this.decide(c.settings, r, now));
+    if (c?.reading) return this.track(c.reading.then(() => this.decide(c.settings, r, now)));
     if (c && now - c.at < CACHE_MS) return this.decide(c.settings, r, now);
     const entry: Cached = { at: now, settings: c?.settings ?? null };
     this.cache.set(r.model.name, entry);
@@ -111,11 +113,18 @@ export class PayloadLogger {
         this.logger.warn({ err: e.message, model: r.model.name }, 'payload log setting not read');
       },
     );
-    void entry.reading.then(() => {
-      entry.at = Date.now();
-      delete entry.reading;
-      this.decide(entry.settings, r, now);
-    });
+    this.track(
+      entry.reading.then(() => {
+        entry.at = Date.now();
+        delete entry.reading;
+        this.decide(entry.settings, r, now);
+      }),
+    );
+  }
+
+  private track(p: Promise<void>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
   }
 
   private decide(settings: Map<string, LoggingConfig> | null, r: LoggedRequest, time: number): void {
@@ -124,7 +133,7 @@ export class PayloadLogger {
     if (!cfg || cfg.sample <= 0 || this.random() >= cfg.sample) return;
     this.counts.sampled++;
     // After the answer: redaction and JSON cost the sampled requests only, and never their answer's time.
-    setImmediate(() => this.capture(r, cfg, time));
+    this.track(new Promise<void>((done) => setImmediate(() => (this.capture(r, cfg, time), done()))));
   }
 
   private capture(r: LoggedRequest, cfg: LoggingConfig, time: number): void {
@@ -210,15 +219,15 @@ export class PayloadLogger {
 
   /** Writes every buffered record now (records still being captured included) and waits for every write. */
   async flush(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
+    while (this.pending.size) await Promise.all([...this.pending]);
     for (const [key, g] of this.groups) this.write(key, g);
     await Promise.all([...this.writes]);
   }
 
   /** The producer's shutdown: no more records; what is buffered is written. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     await this.flush();
-    this.closed = true;
   }
 }

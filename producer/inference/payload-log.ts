@@ -145,14 +145,18 @@ export class PayloadLogger {
     let inputs: string | null = null;
     let outputs: string | null = null;
     let truncated = false;
-    try {
-      inputs = JSON.stringify(redact(r.inputs, 'input'));
-      outputs = r.outputs ? JSON.stringify(redact(r.outputs, 'output')) : null;
-    } catch (e) {
-      this.logger.warn({ err: (e as Error).message, model: r.model.name }, 'payload not logged: its tensors could not be read');
-      inputs = outputs = null;
-      truncated = true;
-    }
+    // Every element takes at least two characters of JSON ("0,"): a payload surely too large is never converted.
+    const elements = [...r.inputs, ...(r.outputs ?? [])].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    if (2 * elements > this.cfg.MODELQ_PAYLOAD_LOG_MAX_RECORD_KB * 1024) truncated = true;
+    else
+      try {
+        inputs = JSON.stringify(redact(r.inputs, 'input'));
+        outputs = r.outputs ? JSON.stringify(redact(r.outputs, 'output')) : null;
+      } catch (e) {
+        this.logger.warn({ err: (e as Error).message, model: r.model.name }, 'payload not logged: its tensors could not be read');
+        inputs = outputs = null;
+        truncated = true;
+      }
     if ((inputs?.length ?? 0) + (outputs?.length ?? 0) > this.cfg.MODELQ_PAYLOAD_LOG_MAX_RECORD_KB * 1024) {
       inputs = outputs = null;
       truncated = true;

@@ -93,3 +93,55 @@ export function comparisonFields(v: Verdict | null, primaryMs: number, shadowMs:
   if (!v) return { err: 1 };
   return { n: 1, top1: v.top1 ? 1 : 0, tol: v.withinTolerance ? 1 : 0, [`p${bucketOf(primaryMs)}`]: 1, [`s${bucketOf(shadowMs)}`]: 1 };
 }
+
+/** One row's outputs as a batch's JSONL line carries them (output name -> its values). */
+export type RowOutputs = Record<string, unknown[]>;
+
+/** The top-1 of a row's values: the arg max of several numbers, else the one value (a label). */
+export function rowTop1(values: readonly unknown[]): string | number {
+  if (values.length > 1 && typeof values[0] === 'number') {
+    let best = 0;
+    for (let j = 1; j < values.length; j++) if (Number(values[j]) > Number(values[best])) best = j;
+    return best;
+  }
+  const v = values[0];
+  return typeof v === 'number' || typeof v === 'string' ? v : JSON.stringify(v ?? null);
+}
+
+/**
+ * One row of a shadow batch, as the online comparison judges a request: top-1 over the first output
+ * both have (its class: the arg max, named by `classes` when they name its values, or the label),
+ * within tolerance over every value of every output both have.
+ */
+export function compareRow(
+  primary: RowOutputs,
+  shadow: RowOutputs,
+  classes?: readonly (string | number)[],
+  tol = SHADOW_TOLERANCE,
+): Verdict & { primaryClass: string; shadowClass: string } {
+  const names = Object.keys(primary).filter((n) => n in shadow);
+  if (!names.length) return { top1: false, withinTolerance: false, primaryClass: '', shadowClass: '' };
+  const first = names[0]!;
+  const a = primary[first]!;
+  const b = shadow[first]!;
+  const cls = (v: readonly unknown[]) => {
+    const t = rowTop1(v);
+    return String(typeof t === 'number' && v.length > 1 && classes && classes.length === v.length ? classes[t] : t);
+  };
+  const primaryClass = cls(a);
+  const shadowClass = cls(b);
+  const close = (x: unknown, y: unknown) =>
+    typeof x === 'number' && typeof y === 'number' ? Math.abs(x - y) <= tol * Math.max(1, Math.abs(x)) : JSON.stringify(x) === JSON.stringify(y);
+  let withinTolerance = true;
+  for (const n of names) {
+    const va = primary[n]!;
+    const vb = shadow[n]!;
+    if (va.length !== vb.length || va.some((x, k) => !close(x, vb[k]))) {
+      withinTolerance = false;
+      break;
+    }
+  }
+  const top1 =
+    a.length > 1 && typeof a[0] === 'number' ? a.length === b.length && rowTop1(a) === rowTop1(b) : a.length === b.length && a.every((x, k) => close(x, b[k]));
+  return { top1, withinTolerance, primaryClass, shadowClass };
+}

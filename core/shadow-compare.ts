@@ -5,6 +5,47 @@
 import type { Redis } from 'ioredis';
 import { toProtocolTensor, type WireTensor } from './jobs/infer.ts';
 import { bucketOf } from './version-figures.ts';
+import { jsDistance } from './drift/stats.ts';
+
+/** Distinct top-1 classes counted per version (or pair side) by one process; the rest count as OTHER_CLASS. */
+export const MAX_OUTPUT_CLASSES = 64;
+export const OTHER_CLASS = '(other)';
+
+/** The top-1 class of each row of the first output: the arg max of several values per row, else the row's one value (a label). */
+export function topClassesOf(outputs: readonly WireTensor[]): string[] {
+  const t = outputs[0];
+  if (!t) return [];
+  const v = values(t);
+  const rows = t.shape.length ? (t.shape[0] ?? 1) : 1;
+  const per = rows > 0 ? v.length / rows : 0;
+  if (per > 1 && typeof v[0] === 'number') return argmaxRows(v, rows).map(String);
+  const out: string[] = [];
+  for (let r = 0; r < rows; r++) out.push(String(v[r * per] as string | number));
+  return out;
+}
+
+/** Keeps at most MAX_OUTPUT_CLASSES distinct classes in `seen`; a new one past that is OTHER_CLASS. */
+export function boundedClass(seen: Set<string>, c: string): string {
+  if (seen.has(c)) return c;
+  if (seen.size >= MAX_OUTPUT_CLASSES) return OTHER_CLASS;
+  seen.add(c);
+  return c;
+}
+
+/**
+ * Output drift of `actual` from `expected` (class -> rows): the Jensen-Shannon distance of their
+ * top-1 class shares (0 the same, 1 disjoint), as categorical input drift is measured; null when either has no rows.
+ */
+export function outputDrift(expected: Record<string, number>, actual: Record<string, number>): number | null {
+  const keys = [...new Set([...Object.keys(expected), ...Object.keys(actual)])];
+  const te = keys.reduce((n, k) => n + (expected[k] ?? 0), 0);
+  const ta = keys.reduce((n, k) => n + (actual[k] ?? 0), 0);
+  if (!te || !ta) return null;
+  return jsDistance(
+    keys.map((k) => (expected[k] ?? 0) / te),
+    keys.map((k) => (actual[k] ?? 0) / ta),
+  );
+}
 
 /** Relative tolerance (absolute below 1) of "within tolerance". */
 export const SHADOW_TOLERANCE = 1e-3;
@@ -71,11 +112,18 @@ export interface ComparisonFigures {
   /** Latency histograms (bucket -> count) of the compared requests, primary and shadow. */
   primaryLatency: Record<number, number>;
   shadowLatency: Record<number, number>;
+  /** Top-1 classes (class -> rows) of the compared requests' answers, primary's and shadow's. */
+  primaryClasses: Record<string, number>;
+  shadowClasses: Record<string, number>;
 }
 
 export async function readComparison(redis: Redis, prefix: string, name: string, primary: number, shadow: number): Promise<ComparisonFigures> {
   const h = await redis.hgetall(comparisonKey(prefix, name, primary, shadow));
-  const hist = (p: string) => Object.fromEntries(Object.entries(h).flatMap(([f, v]) => (f.startsWith(p) ? [[Number(f.slice(p.length)), Number(v)]] : [])));
+  const hist = (p: string) =>
+    Object.fromEntries(
+      Object.entries(h).flatMap(([f, v]) => (f.startsWith(p) && /^\d+$/.test(f.slice(p.length)) ? [[Number(f.slice(p.length)), Number(v)]] : [])),
+    );
+  const classes = (p: string) => Object.fromEntries(Object.entries(h).flatMap(([f, v]) => (f.startsWith(p) ? [[f.slice(p.length), Number(v)]] : [])));
   const n = (f: string) => Number(h[f] ?? 0);
   return {
     compared: n('n'),
@@ -85,6 +133,8 @@ export async function readComparison(redis: Redis, prefix: string, name: string,
     dropped: n('dropped'),
     primaryLatency: hist('p'),
     shadowLatency: hist('s'),
+    primaryClasses: classes('pc:'),
+    shadowClasses: classes('sc:'),
   };
 }
 

@@ -24,6 +24,7 @@ import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
 import { checkFileRequest } from '../../core/processing/request.ts';
+import { topClassesOf } from '../../core/shadow-compare.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -131,7 +132,7 @@ export class InferenceService {
         throw e;
       });
     const ms = performance.now() - started;
-    this.figures.record(model.name, model.version, ms, answer.ok);
+    this.figures.record(model.name, model.version, ms, answer.ok, answer.ok ? topClassesOf(answer.outputs) : undefined);
     if (!answer.ok) throw fromErrorData(answer.error); // its code and whether a retry may succeed
     if (target.shadow) this.shadow.mirror(target, request, answer.outputs, ms);
     return { model, id, outputs: answer.outputs };

@@ -11,10 +11,13 @@ import { jsDistance } from './drift/stats.ts';
 export const MAX_OUTPUT_CLASSES = 64;
 export const OTHER_CLASS = '(other)';
 
+/** Answers whose first output has more values than this are not counted (no class to read in an embedding or an image; bounded work per answer). */
+export const MAX_CLASS_VALUES = 65536;
+
 /** The top-1 class of each row of the first output: the arg max of several values per row, else the row's one value (a label). */
 export function topClassesOf(outputs: readonly WireTensor[]): string[] {
   const t = outputs[0];
-  if (!t) return [];
+  if (!t || t.shape.reduce((a, b) => a * Math.max(0, b), 1) > MAX_CLASS_VALUES) return [];
   const v = values(t);
   const rows = t.shape.length ? (t.shape[0] ?? 1) : 1;
   const per = rows > 0 ? v.length / rows : 0;

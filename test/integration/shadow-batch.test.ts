@@ -163,5 +163,16 @@ describe('a batch over a weighted alias', () => {
     const pq = Buffer.from(await (await fetch(`${p.url}/v1/batches/${id}/output?format=parquet`)).arrayBuffer());
     const objs = (await parquetReadObjects({ file: pq.buffer.slice(pq.byteOffset, pq.byteOffset + pq.length) as ArrayBuffer })) as { model_version: number }[];
     expect(objs.map((o) => o.model_version)).toEqual(out.map((o) => o.model_version));
+
+    // Parts written by the workers in CSV (outputFormat) carry the column too, routed the same way.
+    const partsId = await submit(`model=pair@split&chunkRows=${chunkRows}&outputFormat=csv`);
+    await done(partsId);
+    const parts = (await (await fetch(`${p.url}/v1/batches/${partsId}/output?format=csv`)).text()).trim().split('\n');
+    expect(parts[0]).toBe('row,id,model_version,output_0,output_1,output_2');
+    for (const l of parts.slice(1)) {
+      const [row, , version] = l.split(',').map(Number);
+      expect(version).toBe(pickWeighted([50, 50], `${partsId}:${Math.floor(row! / chunkRows)}`, 'pair') + 1);
+    }
+    expect(parts).toHaveLength(N - N / 50 + 1);
   });
 });

@@ -11,6 +11,11 @@ export interface ChunkOutcome {
   failed: number;
   /** By reference: the part written (for the manifest). */
   part?: PartInfo;
+  /** The version that scored the chunk (a batch over a weighted alias) and how long scoring took, in ms. */
+  version?: number;
+  ms?: number;
+  /** A shadow batch: the candidate's pass over the chunk. */
+  shadow?: { completed: number; failed: number; ms: number };
 }
 
 export interface BatchView {

@@ -85,6 +85,12 @@ export const ROUTES: RouteDoc[] = [
     path: '/v1/models/{name}/comparisons/{primary}/{shadow}',
     summary: 'Shadow comparison of two versions: compared, top-1 agreement, within tolerance, shadow errors, dropped mirrors, p50 latencies',
   },
+  {
+    method: 'get',
+    path: '/v1/models/{name}/aliases/{alias}/live',
+    summary:
+      "An alias's versions side by side: split, requests, errors, p50/p99 latency, agreement with the primary and output drift (top-1 class shares against the primary's), the shadow included",
+  },
   { method: 'get', path: '/v1/models/{name}/rollouts/{id}', summary: 'A rollout: its state, last evaluation and audit history' },
   {
     method: 'post',
@@ -243,6 +249,13 @@ export const ROUTES: RouteDoc[] = [
   { method: 'post', path: '/v1/batches/{id}/cancel', summary: 'Cancel: no new chunk starts; 409 when the batch already ended', status: 202 },
   { method: 'get', path: '/v1/batches/{id}/output', summary: 'Scored rows as JSONL in input order (?format=csv for CSV, ?format=parquet for Parquet)' },
   { method: 'get', path: '/v1/batches/{id}/errors', summary: 'Rows that could not be scored, as JSONL with row numbers' },
+  {
+    method: 'get',
+    path: '/v1/batches/{id}/comparison',
+    summary:
+      "A shadow batch's comparison (shadowVersion): agreement top-1 and within tolerance, per-class confusion, rows that differ, each version's scoring time",
+  },
+  { method: 'get', path: '/v1/batches/{id}/comparison/diff', summary: "A shadow batch's rows that differ, as JSONL: row, id and both versions' outputs" },
   { method: 'get', path: '/v1/batches/{id}/events', summary: 'Server-sent events with status and progress until the batch ends' },
   {
     method: 'post',

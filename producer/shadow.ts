@@ -7,7 +7,7 @@ import type { WireTensor } from '../core/jobs/infer.ts';
 import type { WireRequest, WireResponse } from '../core/jobs/online-wire.ts';
 import type { Logger } from '../core/logger.ts';
 import type { ServingTarget } from '../core/registry.ts';
-import { compareOutputs, comparisonFields, comparisonKey } from '../core/shadow-compare.ts';
+import { boundedClass, compareOutputs, comparisonFields, comparisonKey, topClassesOf } from '../core/shadow-compare.ts';
 
 /** Mirrors waiting at most, and running at once, per producer. */
 export const SHADOW_QUEUE = 256;
@@ -26,6 +26,8 @@ export class ShadowRunner {
   private readonly queue: Mirror[] = [];
   private running = 0;
   private pending = new Map<string, Map<string, number>>();
+  /** Top-1 classes seen per pair side (bounded, core/shadow-compare.ts boundedClass). */
+  private readonly classes = new Map<string, Set<string>>();
   private readonly timer: NodeJS.Timeout;
   /** Mirrors dropped on a full queue, since start (also counted in Redis per pair). */
   dropped = 0;
@@ -62,8 +64,10 @@ export class ShadowRunner {
       const started = performance.now();
       this.run(m.shadow, m.request)
         .then(
-          (a) =>
-            this.count(m.primary, m.shadow, comparisonFields(a.ok ? compareOutputs(m.outputs, a.outputs) : null, m.primaryMs, performance.now() - started)),
+          (a) => {
+            this.count(m.primary, m.shadow, comparisonFields(a.ok ? compareOutputs(m.outputs, a.outputs) : null, m.primaryMs, performance.now() - started));
+            if (a.ok) this.countClasses(m, a.outputs);
+          },
           (e: unknown) => {
             this.logger.debug({ err: (e as Error).message, model: m.shadow.model.name, version: m.shadow.model.version }, 'shadow request failed');
             this.count(m.primary, m.shadow, comparisonFields(null, 0, 0));
@@ -74,6 +78,24 @@ export class ShadowRunner {
           this.pump();
         });
     }
+  }
+
+  /** The two answers' top-1 classes, for the pair's output drift (`pc:<class>`, `sc:<class>`). */
+  private countClasses(m: Mirror, shadowOutputs: WireTensor[]) {
+    const fields: Record<string, number> = {};
+    for (const [side, outputs] of [
+      ['pc', m.outputs],
+      ['sc', shadowOutputs],
+    ] as const) {
+      const k = `${m.primary.model.name}:${m.primary.model.version}:${m.shadow.model.version}:${side}`;
+      let seen = this.classes.get(k);
+      if (!seen) this.classes.set(k, (seen = new Set()));
+      for (const c of topClassesOf(outputs)) {
+        const f = `${side}:${boundedClass(seen, c)}`;
+        fields[f] = (fields[f] ?? 0) + 1;
+      }
+    }
+    this.count(m.primary, m.shadow, fields);
   }
 
   private count(primary: ServingTarget, shadow: ServingTarget, fields: Record<string, number>) {

@@ -2,6 +2,7 @@
 // on the `score` queue (one BullMQ flow per batch), plus the periodic `cleanup` of expired batches.
 import { z } from 'zod';
 import { metadataList, type VersionRecord } from '../registry.ts';
+import { pickWeighted } from '../routing.ts';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
 import { processingSchema } from '../processing/spec.ts';
 import { artifactRefSchema, explainColumnSchema } from './explain.ts';
@@ -69,6 +70,9 @@ export const scoreResultSchema = z.object({
   failed: z.number().int(),
   skipped: z.boolean().optional(),
   part: partInfoSchema.optional(),
+  version: z.number().int().optional(),
+  ms: z.number().optional(),
+  shadow: z.object({ completed: z.number().int(), failed: z.number().int(), ms: z.number() }).optional(),
 });
 export type ScoreResult = z.infer<typeof scoreResultSchema>;
 
@@ -152,16 +156,54 @@ export const batchSpecSchema = z.object({
   ignoredColumns: z.array(z.string()).optional(),
   /** Attributions added to every output line. */
   explain: batchExplainSchema.optional(),
+  /**
+   * Submitted over a weighted alias: the split's versions (with weight). Each chunk is scored by one
+   * of them, picked by the hash of `{batch id}:{chunk index}` (chunkSpec), and every output row names
+   * its version (`model_version`).
+   */
+  route: z.array(z.object({ version: z.number().int(), weight: z.number().int(), sha256: z.string() })).optional(),
+  /** A shadow batch: every row is also scored by this candidate version, and the two are compared (batch-compare.ts). */
+  shadow: z.object({ version: z.number().int(), sha256: z.string() }).optional(),
   createdAt: z.string(),
   expiresAt: z.string(),
 });
 export type BatchSpec = z.infer<typeof batchSpecSchema>;
+
+/** The spec a chunk is scored with: over a weighted alias, the version its route key picks (stable across reruns of the chunk). */
+export function chunkSpec(spec: BatchSpec, index: number): BatchSpec {
+  if (!spec.route?.length) return spec;
+  const v =
+    spec.route[
+      pickWeighted(
+        spec.route.map((r) => r.weight),
+        `${spec.id}:${index}`,
+        spec.model.name,
+      )
+    ]!;
+  return v.version === spec.model.version ? spec : { ...spec, model: { ...spec.model, version: v.version, sha256: v.sha256 } };
+}
+
+/** Whether a batch's output rows carry `model_version` (a column in CSV and Parquet): batches over a weighted alias and shadow batches. */
+export const versionedOutput = (spec: Pick<BatchSpec, 'route' | 'shadow'>): boolean => !!spec.route?.length || !!spec.shadow;
+
+/**
+ * The spec a shadow batch's candidate pass is scored with: the candidate's model, plain JSONL parts
+ * under `batches/{id}/shadow/` (its id is `{id}/shadow`), no explanation, no other output format.
+ */
+export function shadowSpecOf(spec: BatchSpec): BatchSpec {
+  const { shadow, route: _route, output: _output, explain: _explain, ...rest } = spec;
+  if (!shadow) throw new Error(`batch ${spec.id} has no shadow version`);
+  return { ...rest, id: `${spec.id}/shadow`, model: { ...spec.model, version: shadow.version, sha256: shadow.sha256 } };
+}
 
 export const batchKeys = {
   dir: (id: string) => `batches/${id}`,
   input: (id: string) => `batches/${id}/input`,
   output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
   errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
+  /** A shadow batch's comparison report (JSON) and the rows where the two versions differ (JSONL). */
+  comparison: (id: string) => `batches/${id}/comparison.json`,
+  comparisonDiff: (id: string) => `batches/${id}/comparison-diff.jsonl`,
 };
 
 /** A batch by reference's files under its output prefix (`prefix` ends with '/'): deterministic, so a rerun chunk replaces its part. */

@@ -15,8 +15,14 @@ export type RowLengths = RawTensor & { rowLengths?: ArrayLike<number> };
 /** JSON.stringify's text for one number of an output. */
 const num = (x: number) => (Number.isFinite(x) ? String(x) : 'null');
 
-/** Lines for rows[a, b), whose outputs are rows [from, from + b - a) of `result`; each line ends with '\n'. */
-export function outputLines(rows: readonly RowRef[], a: number, b: number, result: Record<string, RawTensor>, from = 0): string {
+/** The text a versioned batch's output lines carry before their outputs (versionTag(3): `"model_version":3,`). */
+export const versionTag = (version: number | undefined): string => (version === undefined ? '' : `"model_version":${version},`);
+
+/**
+ * Lines for rows[a, b), whose outputs are rows [from, from + b - a) of `result`; each line ends with
+ * '\n'. `tag` (versionTag) goes between the id and the outputs.
+ */
+export function outputLines(rows: readonly RowRef[], a: number, b: number, result: Record<string, RawTensor>, from = 0, tag = ''): string {
   const outs = Object.entries(result).map(([name, t]) => ({
     key: `${JSON.stringify(name)}:[`,
     per: elementCount(t.dims.slice(1)),
@@ -26,7 +32,7 @@ export function outputLines(rows: readonly RowRef[], a: number, b: number, resul
   let text = '';
   for (let r = a; r < b; r++) {
     const row = rows[r]!;
-    text += row.id ? `{"row":${row.n},"id":${row.id},"outputs":{` : `{"row":${row.n},"outputs":{`;
+    text += row.id ? `{"row":${row.n},"id":${row.id},${tag}"outputs":{` : `{"row":${row.n},${tag}"outputs":{`;
     const i = from + r - a;
     for (let o = 0; o < outs.length; o++) {
       const { key, per: width, data, lengths } = outs[o]!;

@@ -1,5 +1,5 @@
-// Converts batch output lines (JSONL) to CSV (the download's `?format=csv`, a by-reference batch's CSV parts): row, id, then each output's values
-// in columns named by core/rows/output-columns.ts, the header taken from the first line.
+// Converts batch output lines (JSONL) to CSV (the download's `?format=csv`, a by-reference batch's CSV parts): row, id, (a versioned batch:
+// model_version), then each output's values in columns named by core/rows/output-columns.ts, the header taken from the first line.
 import { outputColumnNames } from './output-columns.ts';
 
 /** `classes` name the columns of the model's outputs (`classed`) that hold one value per class. */
@@ -7,6 +7,7 @@ export async function* jsonlToCsv(
   source: AsyncIterable<Buffer>,
   names: string[],
   classes?: { values: readonly (string | number)[]; outputs: readonly string[] },
+  versioned = false,
 ): AsyncGenerator<string> {
   let rest = '';
   let header = false;
@@ -21,15 +22,20 @@ export async function* jsonlToCsv(
     let out = '';
     for (const l of lines) {
       if (!l) continue;
-      const o = JSON.parse(l) as { row: number; id?: unknown; outputs: Record<string, unknown[]> };
+      const o = JSON.parse(l) as { row: number; id?: unknown; model_version?: number; outputs: Record<string, unknown[]> };
       if (!header) {
         out +=
-          ['row', 'id', ...names.flatMap((n) => outputColumnNames(n, (o.outputs[n] ?? []).length, classes?.outputs.includes(n) ? classes.values : undefined))]
+          [
+            'row',
+            'id',
+            ...(versioned ? ['model_version'] : []),
+            ...names.flatMap((n) => outputColumnNames(n, (o.outputs[n] ?? []).length, classes?.outputs.includes(n) ? classes.values : undefined)),
+          ]
             .map(cell)
             .join(',') + '\n';
         header = true;
       }
-      out += [o.row, cell(o.id), ...names.flatMap((n) => o.outputs[n] ?? [])].join(',') + '\n';
+      out += [o.row, cell(o.id), ...(versioned ? [cell(o.model_version)] : []), ...names.flatMap((n) => o.outputs[n] ?? [])].join(',') + '\n';
     }
     if (out) yield out;
   }

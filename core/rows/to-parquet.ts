@@ -1,6 +1,6 @@
 // Converts batch output lines (JSONL) to a Parquet file (the download's `?format=parquet`, a by-reference batch's Parquet parts), streamed row group
 // by row group (hyparquet-writer): `row` (INT64), `id` (when the rows have ids: DOUBLE for numbers,
-// STRING otherwise) and one column per model output: a scalar for a one-value output ([n] or [n, 1],
+// STRING otherwise), `model_version` (INT32, a versioned batch's) and one column per model output: a scalar for a one-value output ([n] or [n, 1],
 // core/rows/output-columns.ts), a list otherwise.
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -22,16 +22,17 @@ class DrainingWriter extends ByteWriter {
 interface Line {
   row: number;
   id?: unknown;
+  model_version?: number;
   outputs: Record<string, unknown[]>;
 }
 
-export function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null): SchemaElement[] {
+export function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null, versioned = false): SchemaElement[] {
   const leaf = (o: TensorSpec): SchemaElement =>
     o.datatype === 'BYTES'
       ? { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' }
       : { name: 'element', type: o.datatype === 'FP32' || o.datatype === 'FP16' ? 'FLOAT' : 'DOUBLE', repetition_type: 'REQUIRED' };
   return [
-    { name: 'root', num_children: 1 + (id ? 1 : 0) + outputs.length },
+    { name: 'root', num_children: 1 + (id ? 1 : 0) + (versioned ? 1 : 0) + outputs.length },
     { name: 'row', type: 'INT64', repetition_type: 'REQUIRED' },
     ...(id
       ? [
@@ -40,6 +41,7 @@ export function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null):
             : ({ name: 'id', type: 'DOUBLE', repetition_type: 'OPTIONAL' } as SchemaElement),
         ]
       : []),
+    ...(versioned ? [{ name: 'model_version', type: 'INT32', repetition_type: 'OPTIONAL' } as SchemaElement] : []),
     ...outputs.flatMap((o): SchemaElement[] =>
       isScalarOutput(o)
         ? [{ ...leaf(o), name: o.name, repetition_type: 'OPTIONAL' }]
@@ -52,7 +54,7 @@ export function schemaOf(outputs: TensorSpec[], id: 'DOUBLE' | 'STRING' | null):
   ];
 }
 
-export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: TensorSpec[]): AsyncGenerator<Uint8Array> {
+export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: TensorSpec[], versioned = false): AsyncGenerator<Uint8Array> {
   const sink = new DrainingWriter();
   let writer: ParquetWriter | undefined;
   let idType: 'DOUBLE' | 'STRING' | null = null;
@@ -61,7 +63,7 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
     if (!writer) {
       const first = group[0]?.id;
       idType = first === undefined ? null : typeof first === 'number' ? 'DOUBLE' : 'STRING';
-      writer = new ParquetWriter({ writer: sink, schema: schemaOf(outputs, idType) });
+      writer = new ParquetWriter({ writer: sink, schema: schemaOf(outputs, idType, versioned) });
     }
     if (!group.length) return;
     const ids =
@@ -82,6 +84,7 @@ export async function* jsonlToParquet(source: AsyncIterable<Buffer>, outputs: Te
       columnData: [
         { name: 'row', data: group.map((l) => BigInt(l.row)) },
         ...(idType ? [{ name: 'id', data: ids }] : []),
+        ...(versioned ? [{ name: 'model_version', data: group.map((l) => l.model_version ?? null) }] : []),
         ...outputs.map((o) =>
           isScalarOutput(o)
             ? { name: o.name, data: group.map((l) => l.outputs[o.name]?.[0] ?? null) }

@@ -19,6 +19,7 @@ import { batchExplain, batchExplainParams } from '../inference/explain.ts';
 import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
 import { checkFilesFormat, filesBody } from './zip-files.ts';
+import { batchVersions } from './versions.ts';
 
 export type { BatchFormat, Declared };
 
@@ -40,6 +41,10 @@ export const batchParamsSchema = z.object({
   outputFormat: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({
     description:
       'The workers write the output parts in this format as they score (CSV and Parquet encoded on the engine threads), so a download in it (`?format=`) sends the parts as they are; without it the parts are JSONL and other formats are converted on download',
+  }),
+  shadowVersion: z.coerce.number().int().min(1).optional().meta({
+    description:
+      'A shadow batch: every row is also scored by this version of the model (same inputs), and the batch gets a comparison report (`GET /v1/batches/{id}/comparison`, the rows that differ at `.../comparison/diff`). JSONL parts only; not with explain',
   }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,
@@ -181,7 +186,11 @@ export async function acceptBatch(
 ): Promise<BatchView> {
   const batches = new BatchStore(d.redis, d.prefix);
   await assertReadable(d.registry, params.model, tenant); // another tenant's private model is "not found"
-  const model = await d.registry.resolve(params.model);
+  const versions = await batchVersions(d.registry, params.model, params.shadowVersion, {
+    explain: params.explain === 'true',
+    ...(params.outputFormat ? { outputFormat: params.outputFormat } : {}),
+  });
+  const model = versions.model;
   const chunkRows = params.chunkRows ?? d.cfg.MODELQ_BATCH_CHUNK_ROWS;
   const chunkCap = { max: d.cfg.MODELQ_BATCH_MAX_CHUNKS, chunkRows };
   const metadata = parseMetadata(params.metadata);
@@ -249,6 +258,8 @@ export async function acceptBatch(
       ...(metadata ? { metadata } : {}),
       ...(ignoredColumns.length ? { ignoredColumns } : {}),
       ...(explain ? { explain } : {}),
+      ...(versions.route ? { route: versions.route } : {}),
+      ...(versions.shadow ? { shadow: versions.shadow } : {}),
       // Parts in a format of their own go under the batch's own prefix, as a batch by reference's go under its output.
       ...(params.outputFormat ? { output: { uri: `store:${batchKeys.dir(id)}/parts/`, format: params.outputFormat } } : {}),
       createdAt: new Date(now).toISOString(),

@@ -3,6 +3,7 @@
 // then the input is listed and planned (reference-plan.ts) and one flow enqueued, as for uploads.
 // Workers read their ranges straight from the store and write parts under the output prefix; the
 // finalizer writes `_manifest.json` last.
+import { batchVersions } from './versions.ts';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { BatchStore, type BatchView } from '../../core/batches.ts';
@@ -76,7 +77,8 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
   const output = { field: 'output.uri', ref: parse('output.uri', outUri, false) };
   checkRoots(d, tenant, [...inputs, output]);
   await assertReadable(d.registry, p.model, tenant); // another tenant's private model is "not found"
-  const model = await d.registry.resolve(p.model);
+  // Over a weighted alias, each chunk is scored by one of the split's versions (versions.ts).
+  const { model, route } = await batchVersions(d.registry, p.model, undefined, { explain: false, byReference: true });
 
   const files = await listInputs(
     d.objects,
@@ -105,6 +107,7 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
     source: { uris, files: plan.files },
     output: { uri: outUri, format: p.output.format },
     ...(p.metadata ? { metadata: p.metadata } : {}),
+    ...(route ? { route } : {}),
     createdAt: new Date(now).toISOString(),
     expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
   };

@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { jsonlPart, type PartKind } from '../../core/batch-parts.ts';
-import { csvClasses, explainOutputSpecs, outputPrefixKeys, type BatchSpec } from '../../core/jobs/batch.ts';
+import { csvClasses, explainOutputSpecs, outputPrefixKeys, versionedOutput, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
@@ -143,10 +143,11 @@ export async function sendParts(
             body,
             outputs.map((o) => o.name),
             csvClasses(v.spec),
+            versionedOutput(v.spec),
           ),
         )
       : ext === 'parquet'
-        ? Readable.from(jsonlToParquet(body, outputs))
+        ? Readable.from(jsonlToParquet(body, outputs, versionedOutput(v.spec)))
         : Readable.from(body);
   await sendStream(res, source, deps.logger, { batch: v.id, kind });
 }

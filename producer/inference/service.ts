@@ -26,6 +26,7 @@ import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
 import { checkFileRequest } from '../../core/processing/request.ts';
 import { LoggingConfigs } from '../../core/payload-logs.ts';
 import { PayloadLogger, type LoggedRequest } from './payload-log.ts';
+import { topClassesOf } from '../../core/shadow-compare.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -157,7 +158,7 @@ export class InferenceService {
         throw e;
       });
     const ms = performance.now() - started;
-    this.figures.record(model.name, model.version, ms, answer.ok);
+    this.figures.record(model.name, model.version, ms, answer.ok, answer.ok ? topClassesOf(answer.outputs) : undefined);
     if (!answer.ok) {
       this.payloads.offer(logged(null, answer.error.code));
       throw fromErrorData(answer.error); // its code and whether a retry may succeed

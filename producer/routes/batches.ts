@@ -15,7 +15,8 @@ import { acceptByReference } from '../batches/by-reference.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { principalOf } from '../auth.ts';
-import { parseBody } from '../http.ts';
+import { parseBody, sendStream } from '../http.ts';
+import { batchKeys } from '../../core/jobs/batch.ts';
 
 export { batchParamsSchema };
 
@@ -78,6 +79,32 @@ export function batchesRouter(d: ProducerDeps): Router {
       await sendParts(req, res, d, v, kind, scored);
     });
   }
+
+  // A shadow batch's comparison report and the rows where the two versions differ (made when it completes).
+  const comparison = async (req: Request) => {
+    const v = await load(req);
+    if (!v.spec.shadow) throw notFound(`batch ${v.id} has no comparison: it was not submitted with shadowVersion`);
+    if (v.status !== 'completed') throw new AppError('conflict', `batch ${v.id} is ${v.status}; its comparison is made when it completes`);
+    return v;
+  };
+  r.get('/v1/batches/:id/comparison', async (req, res) => {
+    const v = await comparison(req);
+    const key = batchKeys.comparison(v.id);
+    if (!(await d.store.stat(key))) throw notFound(`the comparison of batch ${v.id} is no longer there (expired or removed)`);
+    const parts: Buffer[] = [];
+    for await (const b of await d.store.read(key)) parts.push(b as Buffer);
+    res.type('application/json').send(Buffer.concat(parts));
+  });
+  r.get('/v1/batches/:id/comparison/diff', async (req, res) => {
+    const v = await comparison(req);
+    const key = batchKeys.comparisonDiff(v.id);
+    const st = await d.store.stat(key);
+    if (!st) throw notFound(`the comparison of batch ${v.id} is no longer there (expired or removed)`);
+    res.setHeader('Content-Type', 'application/x-ndjson');
+    res.setHeader('Content-Disposition', `attachment; filename="${v.id}-comparison-diff.jsonl"`);
+    res.setHeader('Content-Length', String(st.bytes));
+    await sendStream(res, await d.store.read(key), d.logger, { batch: v.id, kind: 'comparison-diff' });
+  });
 
   r.get('/v1/batches/:id/events', async (req, res) => streamEvents(req, res, batches, await load(req)));
 

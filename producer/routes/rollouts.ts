@@ -17,8 +17,10 @@ import {
   type AuditRecord,
   type Rollout,
 } from '../../core/rollouts.ts';
-import { readComparison } from '../../core/shadow-compare.ts';
-import { percentileMs } from '../../core/version-figures.ts';
+import { outputDrift, readComparison } from '../../core/shadow-compare.ts';
+import { percentileMs, readFigures } from '../../core/version-figures.ts';
+import { primaryOf } from '../../core/routing.ts';
+import { levelOf } from '../../core/drift/stats.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -119,6 +121,86 @@ export function rolloutsRouter(d: ProducerDeps): Router {
       primaryP50Ms: p50(c.primaryLatency),
       shadowP50Ms: p50(c.shadowLatency),
     });
+  });
+
+  // An alias's versions side by side: split, requests, errors, latency, agreement and output drift
+  // (each version's top-1 class shares against the primary's) of the live traffic so far.
+  r.get('/v1/models/:name/aliases/:alias/live', async (req, res) => {
+    const { name, alias } = req.params as Record<string, string>;
+    await assertReadable(d.registry, checkName(name!), principalOf(req));
+    const { version, route } = await d.registry.aliasOf(name!, alias!);
+    const split = route?.versions ?? [{ version, weight: 100 }];
+    const primary = route ? primaryOf(route) : version;
+    const thresholds = { warn: d.cfg.MODELQ_DRIFT_WARN, alert: d.cfg.MODELQ_DRIFT_ALERT };
+    const drift = (score: number | null) => ({ outputDrift: score, outputDriftLevel: score === null ? 'no_data' : levelOf(score, thresholds) });
+    const figures = new Map(await Promise.all(split.map(async (v) => [v.version, await readFigures(d.redis, d.prefix, name!, v.version)] as const)));
+    const base = figures.get(primary)?.classes ?? {};
+    // Agreement of a split version with the primary: from shadow comparisons either way (a rollout mirrors the candidate to the baseline).
+    const agreementWith = async (v: number) => {
+      for (const [a, b] of [
+        [primary, v],
+        [v, primary],
+      ] as const) {
+        const c = await readComparison(d.redis, d.prefix, name!, a, b);
+        if (c.compared) return { compared: c.compared, agreement: c.agreed / c.compared };
+      }
+      return { compared: 0, agreement: null };
+    };
+    const versions: Record<string, unknown>[] = [];
+    for (const v of split) {
+      const f = figures.get(v.version)!;
+      const answered = f.requests - f.errors;
+      versions.push({
+        version: v.version,
+        weight: v.weight,
+        role: v.version === primary ? 'primary' : 'canary',
+        requests: f.requests,
+        errors: f.errors,
+        errorRate: f.requests ? f.errors / f.requests : null,
+        p50Ms: answered ? percentileMs(f, 0.5) : null,
+        p99Ms: answered ? percentileMs(f, 0.99) : null,
+        classes: f.classes ?? {},
+        ...(v.version === primary
+          ? { agreement: null, compared: 0, ...drift(null) }
+          : { ...(await agreementWith(v.version)), ...drift(outputDrift(base, f.classes ?? {})) }),
+      });
+    }
+    let shadow: Record<string, unknown> | null = null;
+    if (route?.shadow) {
+      const c = await readComparison(d.redis, d.prefix, name!, primary, route.shadow.version);
+      const score = outputDrift(c.primaryClasses, c.shadowClasses);
+      const p = (h: Record<number, number>, q: number) => percentileMs({ requests: 0, errors: 0, latency: h }, q);
+      shadow = {
+        version: route.shadow.version,
+        fraction: route.shadow.fraction,
+        compared: c.compared,
+        errors: c.errors,
+        dropped: c.dropped,
+        agreement: c.compared ? c.agreed / c.compared : null,
+        withinToleranceShare: c.compared ? c.withinTolerance / c.compared : null,
+        primaryP50Ms: p(c.primaryLatency, 0.5),
+        shadowP50Ms: p(c.shadowLatency, 0.5),
+        shadowP99Ms: p(c.shadowLatency, 0.99),
+        classes: c.shadowClasses,
+        ...drift(score),
+      };
+      // The shadow beside the split's versions, from its comparison with the primary.
+      versions.push({
+        version: route.shadow.version,
+        weight: 0,
+        role: 'shadow',
+        requests: c.compared + c.errors,
+        errors: c.errors,
+        errorRate: c.compared + c.errors ? c.errors / (c.compared + c.errors) : null,
+        p50Ms: shadow.shadowP50Ms,
+        p99Ms: shadow.shadowP99Ms,
+        classes: c.shadowClasses,
+        agreement: shadow.agreement,
+        compared: c.compared,
+        ...drift(score),
+      });
+    }
+    res.json({ name, alias, primary, versions, shadow });
   });
 
   r.get('/v1/models/:name/rollouts/:id', async (req, res) => {

@@ -8,7 +8,7 @@ import { KeyRing } from '../../core/auth.ts';
 import { createLogger } from '../../core/logger.ts';
 import { buildDashboard } from '../../dashboard/app.ts';
 import { tinyMlp } from '../fixtures/models.ts';
-import { startPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { startPlatform, until, type TestPlatform } from '../helpers/platform.ts';
 
 const ADMIN = 'key-admin-0123456789ab';
 const PUBLISH = 'key-publish-0123456789';
@@ -106,5 +106,36 @@ describe('the model page', () => {
     const m = (await call('/v1/models/canary', 'GET')) as { aliases: Record<string, number>; routes?: Record<string, unknown> };
     expect(m.aliases.prod).toBe(1);
     expect(m.routes?.prod).toBeUndefined();
+  });
+
+  it('shows the versions of each split side by side: split, requests, errors, latency, agreement, output drift', async () => {
+    await call('/v1/models/canary/aliases/mirror', 'PUT', { versions: [{ version: 1, weight: 100 }], shadow: { version: 2, fraction: 1 } });
+    const body = (i: number) => ({ id: `req-${i}`, inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [i / 7, -1, 2 - i / 5, 0.25] }] });
+    for (const alias of ['split', 'mirror']) for (let i = 0; i < 30; i++) await call(`/v2/models/canary/versions/${alias}/infer`, 'POST', body(i));
+    type Live = { versions: { version: number; role: string; requests: number; errors: number; agreement: number | null; outputDrift: number | null }[] };
+    const live = async (alias: string) => (await call(`/v1/models/canary/aliases/${alias}/live`, 'GET')) as Live;
+    await until(async () => {
+      const [s, m] = [await live('split'), await live('mirror')];
+      // Figures are per version, whichever alias brought the request: versions 1 and 2 answered all 60.
+      return s.versions.reduce((n, v) => n + v.requests, 0) === 60 && m.versions.find((v) => v.role === 'shadow')!.requests === 30;
+    }, 'the figures of the 60 requests');
+    const page = await open(READ);
+    await page.waitForSelector('tr[data-live="mirror:2"]');
+    for (const alias of ['split', 'mirror']) {
+      for (const v of (await live(alias)).versions) {
+        const row = page.locator(`tr[data-live="${alias}:${v.version}"]`);
+        expect(await row.locator('td').nth(1).textContent()).toBe(v.role);
+        expect(await row.locator('[data-field=requests]').textContent()).toBe(String(v.requests));
+        expect(await row.locator('[data-field=errors]').textContent()).toBe('0');
+        const agreement = await row.locator('[data-field=agreement]').textContent();
+        if (v.agreement === null) expect(agreement).toBe('—');
+        else expect(agreement).toMatch(/%$/);
+        const drift = await row.locator('[data-field=drift]').textContent();
+        if (v.outputDrift === null) expect(drift).toBe('—');
+        else expect(drift).toMatch(/^\d[\d.]* (ok|warn|alert)$/);
+      }
+    }
+    expect(await page.locator('tr[data-live="mirror:2"] td').nth(2).textContent()).toBe('shadow 100%');
+    expect(await page.locator('tr[data-live="split:2"] td').nth(2).textContent()).toBe('10%');
   });
 });

@@ -93,7 +93,7 @@ describe('a weighted alias', () => {
     expect(res.headers.get('x-modelq-model-version')).toBe('2');
   });
 
-  it('names the version in gRPC trailing metadata', async () => {
+  it('names the version in gRPC trailing metadata and in every ModelStreamInfer answer', async () => {
     const server: RunningGrpcServer = await startGrpcServer(p.deps, {
       port: 0,
       host: '127.0.0.1',
@@ -111,6 +111,26 @@ describe('a weighted alias', () => {
         );
         expect(response.model_version).toBe(String(want));
         expect(trailer.get('x-modelq-model-version')[0]).toBe(String(want));
+      }
+      // ModelStreamInfer: each answer's model_version, the stream's route key choosing for all of them.
+      for (const want of [1, 2]) {
+        const m = new grpc.Metadata();
+        m.set('x-modelq-route-key', keyFor(want));
+        const s = c.stream('ModelStreamInfer', m);
+        const got: string[] = [];
+        const done = new Promise<void>((resolve, reject) => {
+          s.on('data', (a: { error_message: string; infer_response: { model_version: string } }) => {
+            if (a.error_message) reject(new Error(a.error_message));
+            got.push(a.infer_response.model_version);
+          });
+          s.on('end', resolve);
+          s.on('error', reject);
+        });
+        for (let i = 0; i < 3; i++)
+          s.write({ model_name: 'split', model_version: 'prod', inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], contents: { fp32_contents: X } }] });
+        s.end();
+        await done;
+        expect(got).toEqual([String(want), String(want), String(want)]);
       }
     } finally {
       c.close();

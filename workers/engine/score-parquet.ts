@@ -2,7 +2,7 @@
 // run's typed arrays, either straight from the pages (core/rows/parquet-fast.ts) or, for columns
 // the fast decoder does not read, from hyparquet's decoded columns (core/rows/parquet.ts); the
 // output and error lines come back as bytes, as for JSONL and CSV segments.
-import { errorLine, type RowRef } from '../../core/rows/output-lines.ts';
+import { errorLine, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
 import type { Target } from '../../core/rows/parquet-column.ts';
 import { isColumnInput, missingValue } from '../../core/rows/columns.ts';
 import { FastDecodeError, FastRowGroup } from '../../core/rows/parquet-fast.ts';
@@ -27,6 +27,7 @@ export interface RowGroupJob extends RowGroupBytes {
   driftMaxRows?: number;
   driftProfile?: DriftProfile;
   encode?: EncodeSpec;
+  modelVersion?: number;
 }
 
 /** One run's values of an input: a typed array, or strings for a BYTES input. */
@@ -76,7 +77,14 @@ export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds, fastRows = 
 
 /** The row group's rows, a run at a time: rows with a problem become error lines, the others one run. */
 async function scoreRuns(job: RowGroupJob, run: RunFeeds, pers: number[], ids: ArrayLike<unknown> | undefined, read: ReadRows): Promise<ScoredSegment> {
-  const acc: Acc = { out: '', err: [], completed: 0, failed: 0, ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}) };
+  const acc: Acc = {
+    out: '',
+    err: [],
+    completed: 0,
+    failed: 0,
+    tag: versionTag(job.modelVersion),
+    ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}),
+  };
   for (let at = 0; at < job.rows; at += SCORE_RUN_ROWS) {
     const n = Math.min(job.rows - at, SCORE_RUN_ROWS);
     const arrays: Values[] = job.inputs.map((s, j) =>

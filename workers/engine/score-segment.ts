@@ -6,7 +6,7 @@ import type { DriftProfile } from '../../core/drift/index.ts';
 import { AppError } from '../../core/errors.ts';
 import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../../core/rows/fast-rows.ts';
 import { OutputEncoder, type EncodedPiece, type EncodeSpec } from '../../core/rows/output-encode.ts';
-import { errorLine, idText, outputLines, ownBytes, type RowRef } from '../../core/rows/output-lines.ts';
+import { errorLine, idText, outputLines, ownBytes, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
 import { type CsvDelimiter, rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, TYPED_ARRAYS } from '../../core/tensors.ts';
@@ -36,6 +36,8 @@ export interface SegmentJob {
   encode?: EncodeSpec;
   /** The version's drift reference: the sampled rows are counted into its bins here (`driftCounts`), not sent back. */
   driftProfile?: DriftProfile;
+  /** Every output line names this version (`model_version`): batches over a weighted alias, shadow batches. */
+  modelVersion?: number;
 }
 
 export interface ScoredSegment {
@@ -85,7 +87,14 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds, fastRows = tr
   const plan = job.delimiter ? null : fastPlan(job.format, job.inputs, job.header, fastRows);
   const parse = rowParser(job.format, job.inputs, job.header, job.delimiter);
   const text = (r: number) => Buffer.from(u.buffer, u.byteOffset + ranges[2 * r]!, ranges[2 * r + 1]! - ranges[2 * r]!).toString('utf8');
-  const acc: Acc = { out: '', err: [], completed: 0, failed: 0, ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}) };
+  const acc: Acc = {
+    out: '',
+    err: [],
+    completed: 0,
+    failed: 0,
+    tag: versionTag(job.modelVersion),
+    ...(job.encode ? { enc: new OutputEncoder(job.encode) } : {}),
+  };
   for (let at = 0; at < rows; at += SCORE_RUN_ROWS) {
     const end = Math.min(rows, at + SCORE_RUN_ROWS);
     if (plan) await fastRun(job, plan, parse, text, ranges, at, end, run, acc);
@@ -94,7 +103,7 @@ export async function scoreSegment(job: SegmentJob, run: RunFeeds, fastRows = tr
   return finished(acc, rows);
 }
 
-export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number; enc?: OutputEncoder };
+export type Acc = { out: string; err: { n: number; line: string }[]; completed: number; failed: number; enc?: OutputEncoder; tag?: string };
 
 /** A segment's or row group's result from what its runs gathered. */
 export function finished(acc: Acc, rows: number): ScoredSegment {
@@ -186,7 +195,7 @@ export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, 
     for (let i = 0; i < refs.length; i++) {
       try {
         const one = await run(feedsOfOne(i), [refs[i]!]);
-        acc.out += outputLines(refs, i, i + 1, one);
+        acc.out += outputLines(refs, i, i + 1, one, 0, acc.tag);
         acc.enc?.add(refs, i, i + 1, one);
         acc.completed++;
       } catch (e1) {
@@ -198,7 +207,7 @@ export async function runRows(refs: RowRef[], feeds: Record<string, RawTensor>, 
     }
     return;
   }
-  acc.out += outputLines(refs, 0, refs.length, result);
+  acc.out += outputLines(refs, 0, refs.length, result, 0, acc.tag);
   acc.enc?.add(refs, 0, refs.length, result);
   acc.completed += refs.length;
 }
@@ -224,7 +233,7 @@ async function genericRun(job: SegmentJob, parse: RowParser, text: (r: number) =
   // Groups of different shapes run apart: collect their lines and restore input order.
   const lines: { n: number; line: string }[] = [];
   for (const g of groups.values()) {
-    const sub: Acc = { out: '', err: acc.err, completed: 0, failed: 0, ...(acc.enc ? { enc: acc.enc } : {}) };
+    const sub: Acc = { out: '', err: acc.err, completed: 0, failed: 0, ...(acc.tag ? { tag: acc.tag } : {}), ...(acc.enc ? { enc: acc.enc } : {}) };
     const refs = g.map((x) => x.ref);
     await runRows(refs, feedsOf(g, job.inputs), (i) => feedsOf([g[i]!], job.inputs), run, sub);
     acc.completed += sub.completed;

@@ -12,6 +12,7 @@ import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { writeManifest } from './manifest.ts';
+import { compareShadowBatch } from './batch-compare.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 
 export interface BatchDeps {
@@ -80,6 +81,8 @@ async function finalize(batchId: string, job: BatchJob, deps: BatchDeps): Promis
     if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
     await writeManifest(spec, outcomes, deps.objects);
   }
+  // A shadow batch: the two versions' outputs compared, before the batch shows as completed.
+  if (spec?.shadow) await compareShadowBatch(spec, outcomes, deps.store);
   // Cancel arriving during finalize loses: every chunk is scored.
   await deps.batches.transition(batchId, 'completed', ['finalizing', 'cancelling']);
   return { status: 'completed' };

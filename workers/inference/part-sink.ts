@@ -7,7 +7,7 @@
 // download routes' other formats.
 // Every part is a whole-object put under a deterministic key: a chunk run twice replaces it.
 import { jsonlPart } from '../../core/batch-parts.ts';
-import { csvClasses, explainOutputSpecs, outputPrefixKeys, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
+import { csvClasses, explainOutputSpecs, outputPrefixKeys, versionedOutput, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
 import { jsonlToCsv } from '../../core/rows/to-csv.ts';
 import { jsonlToParquet } from '../../core/rows/to-parquet.ts';
 import type { EncodedPiece, EncodeSpec } from '../../core/rows/output-encode.ts';
@@ -16,10 +16,10 @@ import type { ArtifactStore, PutResult } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { ByteChannel } from './byte-channel.ts';
 
-/** What the engine threads encode for a batch's parts (none: JSONL, or an explained batch, converted here). */
+/** What the engine threads encode for a batch's parts (none: JSONL, or an explained or versioned batch, converted here). */
 export function encodeSpec(spec: BatchSpec): EncodeSpec | undefined {
   const out = spec.output;
-  if (!out || out.format === 'jsonl' || spec.explain) return undefined;
+  if (!out || out.format === 'jsonl' || spec.explain || versionedOutput(spec)) return undefined;
   const classes = csvClasses(spec);
   return { format: out.format, outputs: spec.model.outputs, ...(classes ? { classes } : {}) };
 }
@@ -57,9 +57,10 @@ export class PartSink {
                 channel() as AsyncIterable<Buffer>,
                 outputs.map((o) => o.name),
                 csvClasses(spec),
+                versionedOutput(spec),
               ),
             )
-          : jsonlToParquet(channel() as AsyncIterable<Buffer>, outputs);
+          : jsonlToParquet(channel() as AsyncIterable<Buffer>, outputs, versionedOutput(spec));
       if (out.format === 'parquet' && this.encoded) this.joiner = new ParquetJoiner(outputs);
       formatted = put(objects.resolve(uri), body).then((r) => ({ ...r, uri }));
     }

@@ -8,7 +8,16 @@ import type { BatchStore } from '../../core/batches.ts';
 import type { DriftProfile } from '../../core/drift/index.ts';
 import type { Config } from '../../core/config.ts';
 import { AppError, fromFailedReason } from '../../core/errors.ts';
-import { scoreJobSchema, type BatchSpec, type PartInfo, type ScoreJob, type ScoreResult } from '../../core/jobs/batch.ts';
+import {
+  chunkSpec,
+  scoreJobSchema,
+  shadowSpecOf,
+  versionedOutput,
+  type BatchSpec,
+  type PartInfo,
+  type ScoreJob,
+  type ScoreResult,
+} from '../../core/jobs/batch.ts';
 import { lineRange } from '../../core/rows/line-range.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
 import { readFooter } from '../../core/rows/parquet.ts';
@@ -68,6 +77,8 @@ interface ChunkExtras {
   driftProfile?: DriftProfile;
   /** By reference in CSV or Parquet: the threads encode the output (part-sink.ts). */
   encode?: EncodeSpec;
+  /** Output lines name the version (versionedOutput). */
+  modelVersion?: number;
 }
 
 const DEFAULT_EXPLAIN_RUN_ROWS = 1024;
@@ -90,6 +101,7 @@ async function extrasOf(spec: BatchSpec, deps: ScoreDeps, drift: ChunkDrift | un
   if (drift?.share && drift.profile && drift.addCounts) out.driftProfile = drift.profile;
   const encode = encodeSpec(spec);
   if (encode) out.encode = encode;
+  if (versionedOutput(spec)) out.modelVersion = spec.model.version;
   return out;
 }
 
@@ -131,8 +143,14 @@ export async function scoreProcessor(
   await deps.batches.transition(data.batchId, 'running', ['queued']);
   const budget = new ChunkBudget(data, deps.cfg?.MODELQ_CHUNK_TIMEOUT_MS ?? DEFAULT_CHUNK_TIMEOUT_MS, deps.batches, signal);
   try {
+    // Over a weighted alias, the chunk's version (picked by its route key, the same on a rerun).
+    const cs = chunkSpec(spec, data.index);
+    const started = performance.now();
     // A model with declared processing reads files (workers/processing/score-files.ts).
-    const outcome = spec.model.processing ? await scoreFileChunk(data, spec, deps, job, budget) : await scoreChunk(data, spec, deps, job, budget);
+    const scored = cs.model.processing ? await scoreFileChunk(data, cs, deps, job, budget) : await scoreChunk(data, cs, deps, job, budget);
+    const outcome: ScoreResult = { ...scored, ms: Math.round(performance.now() - started) };
+    if (spec.route?.length) outcome.version = cs.model.version;
+    if (spec.shadow) outcome.shadow = await shadowPass(data, cs, deps, budget);
     await deps.batches.recordChunk(data.batchId, data.index, outcome);
     return outcome;
   } catch (e) {
@@ -145,6 +163,18 @@ export async function scoreProcessor(
   } finally {
     budget.dispose();
   }
+}
+
+/**
+ * A shadow batch's candidate pass over the chunk: the same rows, the candidate's model, JSONL parts
+ * of its own (shadowSpecOf); no drift, no progress (the primary's pass reported it).
+ */
+async function shadowPass(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, budget: ChunkBudget): Promise<NonNullable<ScoreResult['shadow']>> {
+  const started = performance.now();
+  const quiet = Object.assign(Object.create(deps.batches) as BatchStore, { chunkProgress: () => Promise.resolve() });
+  const { drift: _drift, ...rest } = deps;
+  const r = await scoreChunk(chunk, shadowSpecOf(spec), { ...rest, batches: quiet }, { updateProgress: () => Promise.resolve() }, budget);
+  return { completed: r.completed, failed: r.failed, ms: Math.round(performance.now() - started) };
 }
 
 async function scoreChunk(chunk: ScoreJob, spec: BatchSpec, deps: ScoreDeps, job: Pick<Job, 'updateProgress'>, budget: ChunkBudget): Promise<Outcome> {

@@ -4,11 +4,11 @@
 // the rows that decode run together on the engine and are post-processed. Output and error lines are
 // those of every batch (core/rows/output-lines.ts), in input order, written through the PartSink.
 import type { Job } from 'bullmq';
-import type { BatchSpec, PartInfo, ScoreJob } from '../../core/jobs/batch.ts';
+import { versionedOutput, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
 import { errorData } from '../../core/errors.ts';
 import { fileB64, ROW_ERROR_KEY } from '../../core/processing/request.ts';
 import type { Processing } from '../../core/processing/spec.ts';
-import { errorLine, idText, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
+import { errorLine, idText, outputLines, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { inputOf, readRange } from '../inference/chunk-input.ts';
@@ -92,6 +92,7 @@ export async function scoreFileChunk(
   const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
+  const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';
   let completed = 0;
   let failed = 0;
   try {
@@ -109,6 +110,8 @@ export async function scoreFileChunk(
             0,
             run.length,
             result,
+            0,
+            tag,
           );
         }
       }

@@ -4,7 +4,7 @@
 import { api, downloadLink } from './api.js';
 import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, shortSha, signature, table } from './dom.js';
 import { lineageGraph } from './lineage.js';
-import { rolloutsSection, splitText } from './rollouts.js';
+import { liveSection, rolloutsSection, splitText } from './rollouts.js';
 import { errorBox, poll } from './live.js';
 
 const versionHref = (name, v) => `#/models/${encodeURIComponent(name)}/versions/${v}`;
@@ -70,6 +70,7 @@ export function model(name) {
         ),
         rolloutsSection(name).catch((e) => [h('h2', {}, 'Rollouts'), errorBox(e)]),
       ]);
+      const live = await liveSection(name, m).catch((e) => [h('h2', {}, 'Live comparison'), errorBox(e)]);
       put(
         body,
         h(
@@ -118,6 +119,7 @@ export function model(name) {
             ),
           ),
         ),
+        live,
         rollouts,
       );
     },

@@ -77,3 +77,47 @@ export async function rolloutsSection(name) {
     ),
   ];
 }
+
+const ms = (x) => (x === null || x === undefined ? '—' : `${fmtNum(x, 3)} ms`);
+const pct = (x) => (x === null || x === undefined ? '—' : `${fmtNum(x * 100, 3)}%`);
+
+/**
+ * The live comparison of each split or shadowed alias: its versions side by side (split, requests,
+ * errors, p50/p99 latency, agreement with the primary, output drift from the primary's top-1 class
+ * shares), from GET /v1/models/{name}/aliases/{alias}/live.
+ */
+export async function liveSection(name, m) {
+  const aliases = Object.keys(m.routes ?? {});
+  if (!aliases.length) return [];
+  const enc = encodeURIComponent(name);
+  const lives = await Promise.all(aliases.map((a) => api(`/v1/models/${enc}/aliases/${encodeURIComponent(a)}/live`)));
+  return [
+    h('h2', {}, 'Live comparison'),
+    ...lives.flatMap((l) => [
+      h('h3', {}, `${l.alias} → ${splitText(m, l.alias)}`),
+      table(
+        ['Version', 'Role', 'Split', 'Requests', 'Errors', 'p50', 'p99', 'Agreement', 'Output drift'],
+        l.versions.map((v) =>
+          h(
+            'tr',
+            { 'data-live': `${l.alias}:${v.version}` },
+            h('td', {}, `v${v.version}`),
+            h('td', {}, v.role),
+            h('td', { class: 'num' }, v.role === 'shadow' ? `shadow ${fmtNum((l.shadow?.fraction ?? 0) * 100, 3)}%` : `${v.weight}%`),
+            h('td', { class: 'num', 'data-field': 'requests' }, fmtNum(v.requests)),
+            h('td', { class: 'num', 'data-field': 'errors' }, fmtNum(v.errors)),
+            h('td', { class: 'num' }, ms(v.p50Ms)),
+            h('td', { class: 'num' }, ms(v.p99Ms)),
+            h('td', { class: 'num', 'data-field': 'agreement' }, pct(v.agreement)),
+            h(
+              'td',
+              { 'data-field': 'drift' },
+              v.outputDrift === null ? '—' : `${fmtNum(v.outputDrift, 3)} `,
+              v.outputDrift === null ? '' : badge(v.outputDriftLevel),
+            ),
+          ),
+        ),
+      ),
+    ]),
+  ];
+}

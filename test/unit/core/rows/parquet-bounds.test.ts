@@ -2,7 +2,7 @@
 // is refused with a ParquetShapeError naming what is wrong, by the fast decoder and by the
 // hyparquet path alike, before anything sized from the lie is allocated or looped on.
 import { describe, expect, it } from 'vitest';
-import { FastRowGroup } from '../../../../core/rows/parquet-fast.ts';
+import { FastRowGroup } from '../../../../workers/rows/parquet-fast.ts';
 import { footerPlanBounded, INLINE_BYTES } from '../../../../core/rows/parquet-footer.ts';
 import { parquetLimits, type ParquetLimits } from '../../../../core/rows/parquet-limits.ts';
 import { readHybrid } from '../../../../core/rows/parquet-rle.ts';

@@ -1,6 +1,6 @@
 // Parquet decoding for batch scoring, without the model: a row group's list<float> input column
 // into the runs' Float32Arrays, by hyparquet (per-row JS arrays, then copied; what MODELQ_FAST_ROWS=0
-// does) and by the fast decoder (core/rows/parquet-fast.ts), on the batch benchmark's file
+// does) and by the fast decoder (workers/rows/parquet-fast.ts), on the batch benchmark's file
 // (hyparquet-writer, pages v2, snappy) and on the same rows written by arrow-rs (pages v1, snappy).
 // Env: BENCH_PARQUET_ROWS=40000 (rows; row groups of 10,000), BENCH_PARQUET_REPS=3.
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Field, Float32, Int64, List, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
 import * as pw from 'parquet-wasm/node';
 import type { Target } from '../core/rows/parquet-column.ts';
-import { FastRowGroup } from '../core/rows/parquet-fast.ts';
+import { FastRowGroup } from '../workers/rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, planParquet, readFooter, rowGroupChunks } from '../core/rows/parquet.ts';
 import type { TensorSpec } from '../core/tensors.ts';
 import { writeParquetInput } from './lib/batch-input.ts';

@@ -2,6 +2,9 @@
 // indices, decoded into a typed array (the fast column decoder's, and the page checker's before a
 // row group goes to hyparquet). Every header and value is checked against the bytes present: a
 // stream that ends mid-varint, mid-value or mid-group is an error, never a read past the view.
+// hyparquet's readRleBitPackedHybrid (src/encoding.js) is not used here: it loops over a run's
+// declared length whatever the values left (a run header of 2^31 spins), and measured about half
+// as fast on a list column's levels.
 import { ParquetShapeError } from './parquet-errors.ts';
 
 /**

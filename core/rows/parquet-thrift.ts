@@ -1,139 +1,28 @@
 // Parquet page headers (Thrift compact protocol), read by the fast column decoder
-// (parquet-column.ts): just enough Thrift to parse a PageHeader and skip the fields it does not use.
-// hyparquet keeps its own reader private, and the footer is still read by hyparquet. Every read is
-// checked against the end of the bytes it may use (the column chunk's): a header that runs past
-// it, a list longer than the bytes left, or structs nested past MAX_DEPTH are ParquetShapeErrors.
+// (parquet-column.ts) and the page checker (parquet-check.ts) with hyparquet's own Thrift reader.
+// It reads from a view that ends where the column chunk does, so a header that runs past the chunk,
+// a list or string longer than the bytes left, or an unknown type throws; every such error, a
+// stack overflow from structs nested without end included, is a ParquetShapeError here.
+import { deserializeTCompactProtocol } from 'hyparquet/src/thrift.js';
 import { ParquetShapeError } from './parquet-errors.ts';
 
-/** A decoded Thrift struct: field id -> value (numbers, booleans, bytes, lists, nested structs). */
-export type Struct = Map<number, unknown>;
-
-interface Reader {
-  u: Uint8Array;
-  at: number;
-  /** Where the bytes this header may use end. */
-  end: number;
-  depth: number;
-}
-
-/** Page headers nest three deep (header, page header, statistics); this leaves room and no more. */
-const MAX_DEPTH = 16;
-
-const past = () => new ParquetShapeError('a page header runs past its column chunk');
-
-function byte(r: Reader): number {
-  if (r.at >= r.end) throw past();
-  return r.u[r.at++]!;
-}
-
-/** ULEB128 of at most 10 bytes (64 bits). */
-function varint(r: Reader): number {
-  let out = 0;
-  let scale = 1;
-  for (let k = 0; k < 10; k++) {
-    const b = byte(r);
-    out += (b & 0x7f) * scale;
-    if (b < 0x80) return out;
-    scale *= 128;
-  }
-  throw new ParquetShapeError('a page header has a varint longer than 10 bytes');
-}
-
-function skip(r: Reader, n: number) {
-  if (n > r.end - r.at) throw past();
-  r.at += n;
-}
-
-/** Zigzag varint; past 2^53 it loses precision, which no page header field this reader uses reaches. */
-function zigzag(r: Reader): number {
-  const v = varint(r);
-  return v % 2 === 0 ? v / 2 : -(v + 1) / 2;
-}
-
-function value(r: Reader, type: number): unknown {
-  switch (type) {
-    case 1:
-      return true;
-    case 2:
-      return false;
-    case 3:
-      return (byte(r) << 24) >> 24;
-    case 4:
-    case 5:
-    case 6:
-      return zigzag(r);
-    case 7:
-      skip(r, 8);
-      return null; // a double: no page header field this reader uses
-    case 8: {
-      const n = varint(r);
-      const from = r.at;
-      skip(r, n);
-      return r.u.subarray(from, r.at);
-    }
-    case 9:
-    case 10:
-      return list(r);
-    case 11:
-      return map(r);
-    case 12:
-      return struct(r);
-    default:
-      throw new Error(`page header has an unknown Thrift type ${type}`);
-  }
-}
-
-/** Every element takes a byte at least: a count past the bytes left is a lie, refused before looping on it. */
-function count(r: Reader, n: number): number {
-  if (n > r.end - r.at) throw new ParquetShapeError(`a page header lists ${n} elements in ${r.end - r.at} bytes`);
-  return n;
-}
-
-function list(r: Reader): unknown[] {
-  const head = byte(r);
-  const n = count(r, head >> 4 === 15 ? varint(r) : head >> 4);
-  const type = head & 15;
-  const out: unknown[] = [];
-  // Booleans in a list are a byte each (1 true, 2 false in the compact protocol, 0 in some writers).
-  for (let i = 0; i < n; i++) out.push(type === 1 || type === 2 ? byte(r) === 1 : value(r, type));
-  return out;
-}
-
-function map(r: Reader): null {
-  const n = varint(r);
-  if (!n) return null;
-  const types = byte(r);
-  // Booleans take no byte as map keys or values, so a map of them could loop on nothing.
-  if (types >> 4 <= 2 || (types & 15) <= 2) throw new ParquetShapeError('a page header has a map of booleans');
-  count(r, n);
-  for (let i = 0; i < n; i++) {
-    value(r, types >> 4);
-    value(r, types & 15);
-  }
-  return null;
-}
-
-function struct(r: Reader): Struct {
-  if (++r.depth > MAX_DEPTH) throw new ParquetShapeError(`a page header nests structs more than ${MAX_DEPTH} deep`);
-  const out: Struct = new Map();
-  let id = 0;
-  for (;;) {
-    const head = byte(r);
-    if (head === 0) {
-      r.depth--;
-      return out;
-    }
-    const delta = head >> 4;
-    id = delta ? id + delta : zigzag(r);
-    out.set(id, value(r, head & 15));
-  }
-}
+/** A decoded Thrift struct, as hyparquet reads it (and hyparquet-writer writes it): `field_<id>` -> value. */
+export type Struct = ReturnType<typeof deserializeTCompactProtocol>;
 
 /** The struct starting at u[at] and ending by u[end] (default: u's end), and where it ends. */
 export function readStruct(u: Uint8Array, at: number, end = u.length): { value: Struct; end: number } {
-  const r = { u, at, end: Math.min(end, u.length), depth: 0 };
-  const s = struct(r);
-  return { value: s, end: r.at };
+  end = Math.min(end, u.length);
+  if (at >= end) throw new ParquetShapeError('a page header runs past its column chunk');
+  const reader = { view: new DataView(u.buffer, u.byteOffset + at, end - at), offset: 0 };
+  try {
+    const value = deserializeTCompactProtocol(reader) as Struct;
+    return { value, end: at + reader.offset };
+  } catch (e) {
+    const m = (e as Error).message;
+    const past = (e instanceof RangeError && !/call stack/.test(m)) || /ended without STOP|exceeds remaining/.test(m);
+    const why = past ? 'runs past its column chunk' : `cannot be read (${m})`;
+    throw new ParquetShapeError(`a page header ${why}`);
+  }
 }
 
 /** What the decoder needs of a PageHeader (parquet.thrift field ids in comments). */
@@ -153,10 +42,14 @@ export interface PageHeader {
   compressedValues: boolean;
 }
 
-const num = (s: Struct | undefined, id: number) => (typeof s?.get(id) === 'number' ? (s.get(id) as number) : -1);
+const field = (s: Struct | undefined, id: number) => s?.[`field_${id}`];
+const num = (s: Struct | undefined, id: number) => {
+  const v = field(s, id);
+  return typeof v === 'number' ? v : -1;
+};
 const sub = (s: Struct, id: number) => {
-  const v = s.get(id);
-  return v instanceof Map ? (v as Struct) : undefined;
+  const v = field(s, id);
+  return v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array) ? (v as Struct) : undefined;
 };
 const BODY: Record<number, number> = { 0: 5, 2: 7, 3: 8 };
 
@@ -177,7 +70,7 @@ export function readPageHeader(u: Uint8Array, at: number, end = u.length): { hea
     repEncoding: num(v1, 4),
     defBytes: num(v2, 5),
     repBytes: num(v2, 6),
-    compressedValues: v2?.get(7) !== false,
+    compressedValues: field(v2, 7) !== false,
   };
   if (header.compressed < 0 || header.uncompressed < 0) throw new ParquetShapeError('a page header without its sizes');
   if (BODY[type] !== undefined && (!body || header.numValues < 0)) throw new ParquetShapeError(`a page header of type ${type} without its num_values`);

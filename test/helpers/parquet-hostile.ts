@@ -8,7 +8,7 @@ import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js';
 import { readStruct, type Struct } from '../../core/rows/parquet-thrift.ts';
 
 export interface RawPage {
-  /** The PageHeader as read: field id -> value (parquet.thrift: 1 type, 2 uncompressed, 3 compressed, 5 v1, 7 dictionary, 8 v2). */
+  /** The PageHeader as read: field_<id> -> value (parquet.thrift: 1 type, 2 uncompressed, 3 compressed, 5 v1, 7 dictionary, 8 v2). */
   header: Struct;
   body: Uint8Array;
 }
@@ -42,7 +42,7 @@ export function disassemble(file: Uint8Array): Layout {
       const out: RawPage[] = [];
       while (at < end) {
         const { value, end: body } = readStruct(file, at, end);
-        const size = value.get(3) as number;
+        const size = value.field_3 as number;
         out.push({ header: value, body: file.slice(body, body + size) });
         at = body + size;
       }
@@ -52,20 +52,9 @@ export function disassemble(file: Uint8Array): Layout {
   return { meta, pages };
 }
 
-/** A read struct back into hyparquet-writer's `field_N` form (doubles, read as null, are dropped). */
-function thriftObject(s: Struct): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [id, v] of [...s.entries()].sort((a, b) => a[0] - b[0])) {
-    const w = conv(v);
-    if (w !== undefined) out[`field_${id}`] = w;
-  }
-  return out;
-}
-const conv = (v: unknown): unknown => (v instanceof Map ? thriftObject(v as Struct) : Array.isArray(v) ? v.map(conv) : v === null ? undefined : v);
-
 export function pageHeaderBytes(h: Struct): Uint8Array {
   const w = new ByteWriter();
-  serializeTCompactProtocol(w, thriftObject(h) as never);
+  serializeTCompactProtocol(w, h as never); // hyparquet reads and hyparquet-writer writes the same field_<id> form
   return new Uint8Array(w.getBuffer());
 }
 
@@ -79,17 +68,17 @@ export function assemble(l: Layout, opts: { keepSizes?: boolean } = {}): Uint8Ar
       const start = at;
       let dataAt = -1;
       for (const p of pages) {
-        const h = new Map(p.header);
+        const h = { ...p.header };
         if (!opts.keepSizes) {
-          h.set(3, p.body.length);
-          if (m.codec === 'UNCOMPRESSED') h.set(2, p.body.length);
+          h.field_3 = p.body.length;
+          if (m.codec === 'UNCOMPRESSED') h.field_2 = p.body.length;
         }
-        if (dataAt < 0 && h.get(1) !== 2) dataAt = at;
+        if (dataAt < 0 && h.field_1 !== 2) dataAt = at;
         const head = pageHeaderBytes(h);
         parts.push(head, p.body);
         at += head.length + p.body.length;
       }
-      m.dictionary_page_offset = pages[0]?.header.get(1) === 2 ? BigInt(start) : undefined;
+      m.dictionary_page_offset = pages[0]?.header.field_1 === 2 ? BigInt(start) : undefined;
       m.data_page_offset = BigInt(dataAt < 0 ? start : dataAt);
       m.total_compressed_size = BigInt(at - start);
       m.total_uncompressed_size = BigInt(at - start);
@@ -131,8 +120,8 @@ export function withEmptyStructs(file: Uint8Array, n: number): Uint8Array {
 /** smallFile with its first v2 data page's body or header changed by `change`. */
 export function withDataPage(change: (body: Uint8Array, v2: Struct) => Uint8Array | void): Uint8Array {
   const l = disassemble(smallFile());
-  const page = l.pages[0]![0]!.find((q) => q.header.get(1) === 3)!;
-  page.body = change(page.body, page.header.get(8) as Struct) ?? page.body;
+  const page = l.pages[0]![0]!.find((q) => q.header.field_1 === 3)!;
+  page.body = change(page.body, page.header.field_8 as Struct) ?? page.body;
   return assemble(l);
 }
 
@@ -142,10 +131,10 @@ export function withDataPage(change: (body: Uint8Array, v2: Struct) => Uint8Arra
  * num_values=1e8 (case 6); `hugeRows`, a footer declaring 3e8 rows (case 2).
  */
 export function hostileFiles(): { spin: Uint8Array; hugePage: Uint8Array; hugeRows: Uint8Array } {
-  const spin = withDataPage((body, v2) => Uint8Array.from([...body.subarray(0, (v2.get(5) as number) + (v2.get(6) as number)), 1, 0x80]));
+  const spin = withDataPage((body, v2) => Uint8Array.from([...body.subarray(0, (v2.field_5 as number) + (v2.field_6 as number)), 1, 0x80]));
   const hugePage = withDataPage((_, v2) => {
-    v2.set(1, 100_000_000);
-    v2.set(3, 100_000_000);
+    v2.field_1 = 100_000_000;
+    v2.field_3 = 100_000_000;
   });
   const l = disassemble(smallFile());
   l.meta.num_rows = 300_000_000n;

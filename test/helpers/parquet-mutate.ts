@@ -43,11 +43,12 @@ const anyPage = (l: Layout, r: Rand) => r.pick(r.pick(r.pick(l.pages)));
 const headerField = structural((l, r) => {
   const p = anyPage(l, r);
   if (r() < 0.3) {
-    p.header.set(r.pick([1, 2, 3]), r() < 0.5 ? count(r) : r.int(0, 9));
+    p.header[`field_${r.pick([1, 2, 3])}`] = r() < 0.5 ? count(r) : r.int(0, 9);
     return;
   }
-  const body = [5, 7, 8].map((id) => p.header.get(id)).find((v) => v instanceof Map) as Struct | undefined;
-  body?.set(r.pick([1, 2, 3, 4, 5, 6]), r() < 0.5 ? count(r) : r.int(0, 9)); // encodings are 0-9
+  const body = [5, 7, 8].map((id) => p.header[`field_${id}`]).find((v) => v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Uint8Array)) as
+    Struct | undefined;
+  if (body) body[`field_${r.pick([1, 2, 3, 4, 5, 6])}`] = r() < 0.5 ? count(r) : r.int(0, 9); // encodings are 0-9
 });
 
 /** A footer field: rows, a schema element's children, type or repetition, a column chunk's codec or offsets. */
@@ -96,9 +97,9 @@ const pageBody = structural((l, r) => {
 /** A page header that nests structs thousands deep. */
 const deepHeader = structural((l, r) => {
   const p = anyPage(l, r);
-  let s: Struct = new Map();
-  for (let i = r.int(20, 3000); i > 0; i--) s = new Map([[1, s]]);
-  p.header.set(9, s);
+  let s: Struct = {};
+  for (let i = r.int(20, 3000); i > 0; i--) s = { field_1: s };
+  p.header.field_9 = s;
 });
 
 /** A schema that nests groups hundreds deep (each with one child). */

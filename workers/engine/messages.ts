@@ -7,7 +7,7 @@ export interface ThreadInit {
   device: 'cpu' | 'cuda';
   intraOpThreads: number;
   cacheBytes: number;
-  /** MODELQ_FAST_ROWS: batch rows by the hand-written fast paths (core/rows/fast-rows.ts, parquet-fast.ts). */
+  /** MODELQ_FAST_ROWS: batch rows by the hand-written fast paths (workers/rows/fast-rows.ts, parquet-fast.ts). */
   fastRows: boolean;
 }
 

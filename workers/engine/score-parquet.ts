@@ -1,11 +1,11 @@
 // Scores one Parquet row group inside an engine thread: SCORE_RUN_ROWS rows at a time go into the
-// run's typed arrays, either straight from the pages (core/rows/parquet-fast.ts) or, for columns
+// run's typed arrays, either straight from the pages (workers/rows/parquet-fast.ts) or, for columns
 // the fast decoder does not read, from hyparquet's decoded columns (core/rows/parquet.ts); the
 // output and error lines come back as bytes, as for JSONL and CSV segments.
 import { errorLine, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
 import type { Target } from '../../core/rows/parquet-column.ts';
 import { isColumnInput, missingValue } from '../../core/rows/columns.ts';
-import { FastDecodeError, FastRowGroup } from '../../core/rows/parquet-fast.ts';
+import { FastDecodeError, FastRowGroup } from '../rows/parquet-fast.ts';
 import { decodeRowGroup, metadataOf, type ParquetPlan, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import { elementCount, toOrtType, type RawTensor, type TensorSpec, type TypedArray } from '../../core/tensors.ts';
 import type { ExplainRows } from './explain-rows.ts';

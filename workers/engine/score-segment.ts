@@ -1,10 +1,10 @@
 // Scores one segment of a batch chunk inside an engine thread: rows are parsed from the bytes
-// straight into the run's typed arrays (core/rows/fast-rows.ts, the ordinary parser for the rest),
+// straight into the run's typed arrays (workers/rows/fast-rows.ts, the ordinary parser for the rest),
 // the model runs on SCORE_RUN_ROWS rows at a time, and the output and error lines come back as
 // bytes. The worker's main thread only moves bytes, so parsing runs on every engine thread at once.
 import type { DriftProfile } from '../../core/drift/index.ts';
 import { AppError } from '../../core/errors.ts';
-import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../../core/rows/fast-rows.ts';
+import { fastCsvRow, fastJsonlRow, fastPlan, type FastPlan } from '../rows/fast-rows.ts';
 import { OutputEncoder, type EncodedPiece, type EncodeSpec } from '../../core/rows/output-encode.ts';
 import { errorLine, idText, outputLines, ownBytes, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
 import { type CsvDelimiter, rowParser, type ParsedRow, type RowParser } from '../../core/rows/parse.ts';

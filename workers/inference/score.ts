@@ -21,7 +21,7 @@ import {
 import { lineRange } from '../../core/rows/line-range.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
 import { readFooter } from '../../core/rows/parquet.ts';
-import { Segmenter, type Segment } from '../../core/rows/segmenter.ts';
+import { Segmenter, type Segment } from '../rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';

@@ -2,14 +2,14 @@
 // is refused with a ParquetShapeError naming what is wrong, by the fast decoder and by the
 // hyparquet path alike, before anything sized from the lie is allocated or looped on.
 import { describe, expect, it } from 'vitest';
-import { FastRowGroup } from '../../../../core/rows/parquet-fast.ts';
+import { FastRowGroup } from '../../../../workers/rows/parquet-fast.ts';
 import { footerPlanBounded, INLINE_BYTES } from '../../../../core/rows/parquet-footer.ts';
 import { parquetLimits, type ParquetLimits } from '../../../../core/rows/parquet-limits.ts';
 import { readHybrid } from '../../../../core/rows/parquet-rle.ts';
 import { decodeRowGroup, metadataOf, ParquetShapeError, planParquet, readFooter, rowGroupChunks, type RowGroupBytes } from '../../../../core/rows/parquet.ts';
-import type { Struct } from '../../../../core/rows/parquet-thrift.ts';
+import { readPageHeader, type Struct } from '../../../../core/rows/parquet-thrift.ts';
 import type { TensorSpec } from '../../../../core/tensors.ts';
-import { assemble, disassemble, smallFile, withEmptyStructs, type Layout } from '../../../helpers/parquet-hostile.ts';
+import { assemble, disassemble, pageHeaderBytes, smallFile, withEmptyStructs, type Layout } from '../../../helpers/parquet-hostile.ts';
 
 const inputs: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [-1, 1] }];
 const limits = parquetLimits({});
@@ -48,8 +48,8 @@ async function bothRefuse(file: Uint8Array, why: RegExp, lim: ParquetLimits = li
 
 /** The data page of column `x` (v2 from hyparquet-writer) and its header's v2 struct. */
 function dataPage(l: Layout) {
-  const page = l.pages[0]![0]!.find((p) => p.header.get(1) === 3)!;
-  return { page, v2: page.header.get(8) as Struct };
+  const page = l.pages[0]![0]!.find((p) => p.header.field_1 === 3)!;
+  return { page, v2: page.header.field_8 as Struct };
 }
 
 describe('Parquet readers refuse hostile files', () => {
@@ -65,7 +65,7 @@ describe('Parquet readers refuse hostile files', () => {
   it('case 1: dictionary indices that end in a varint continuation byte (looped forever)', async () => {
     const l = disassemble(smallFile());
     const { page, v2 } = dataPage(l);
-    const levels = (v2.get(5) as number) + (v2.get(6) as number);
+    const levels = (v2.field_5 as number) + (v2.field_6 as number);
     // The values section: bit width 1, then a run header whose continuation bit promises another byte.
     page.body = Uint8Array.from([...page.body.subarray(0, levels), 1, 0x80]);
     await bothRefuse(assemble(l), /column x: a run header of levels or indices ends mid-varint|a run header of levels or indices ends mid-varint/);
@@ -80,6 +80,23 @@ describe('Parquet readers refuse hostile files', () => {
     expect(() => readHybrid(Uint8Array.from([0xfe, 0xff, 0xff, 0xff, 0x0f, 1]), 0, 6, 1, 4, new Uint8Array(4))).toThrow(
       /a run of 2147483647 .* where 4 remain/,
     );
+  });
+
+  it("page headers are read by hyparquet's Thrift reader within their column chunk: past it, or nested without end, a ParquetShapeError", () => {
+    const l = disassemble(smallFile());
+    const { page } = dataPage(l);
+    const head = pageHeaderBytes(page.header);
+    expect(readPageHeader(head, 0).header).toMatchObject({ type: 3, compressed: page.body.length });
+    // The same bytes, the chunk ending one byte early: the header runs past it, though the array goes on.
+    const padded = Uint8Array.from([...head, 0, 0, 0]);
+    expect(() => readPageHeader(padded, 0, head.length - 1)).toThrow(ParquetShapeError);
+    expect(() => readPageHeader(padded, 0, head.length - 1)).toThrow(/a page header runs past its column chunk/);
+    // A struct opening a struct, a million deep (a byte each): refused, not a crash.
+    const deep = new Uint8Array(1_000_000).fill(0x1c);
+    expect(() => readPageHeader(deep, 0)).toThrow(ParquetShapeError);
+    // A map (no page header has one) and a string longer than the bytes left.
+    expect(() => readPageHeader(Uint8Array.from([0x1b, 0x01, 0x55, 0, 0, 0]), 0)).toThrow(/a page header cannot be read \(thrift unhandled type: 11\)/);
+    expect(() => readPageHeader(Uint8Array.from([0x18, 0x7f, 1, 2, 0]), 0)).toThrow(/a page header runs past its column chunk/);
   });
 
   it('case 2: a footer declaring 3e8 rows is refused at planning and by the decoder, before any array of that size', async () => {
@@ -101,8 +118,8 @@ describe('Parquet readers refuse hostile files', () => {
   it('case 6: a data page declaring num_values=1e8 is refused before its levels are allocated', async () => {
     const l = disassemble(smallFile());
     const { v2 } = dataPage(l);
-    v2.set(1, 100_000_000);
-    v2.set(3, 100_000_000);
+    v2.field_1 = 100_000_000;
+    v2.field_3 = 100_000_000;
     const file = assemble(l);
     await bothRefuse(file, /num_values=100000000; the limit is MODELQ_PARQUET_MAX_PAGE_VALUES/);
     // Within a raised limit, still more entries than the row group has rows.
@@ -151,7 +168,7 @@ describe('Parquet readers refuse hostile files', () => {
 
   it('page sizes past the column chunk or the page-bytes limit, and truncated files', async () => {
     const l = disassemble(smallFile());
-    dataPage(l).page.header.set(2, 2 ** 30);
+    dataPage(l).page.header.field_2 = 2 ** 30;
     await bothRefuse(assemble(l, { keepSizes: true }), /MODELQ_PARQUET_MAX_PAGE_BYTES/);
     const file = smallFile();
     await expect(readFooter(async (s, e) => file.subarray(s, e), file.length - 3)).rejects.toThrow(/not a Parquet file/);

@@ -85,9 +85,15 @@ describe('parseInferJson', () => {
 
 describe('parseInferJson with large data', () => {
   it('reads arrays past the reused buffer into their own, and then small ones again', () => {
-    const many = Array.from({ length: 1_200_000 }, (_, k) => (k % 1000) / 8);
-    const big = parseInferJson(Buffer.from(JSON.stringify({ inputs: [{ datatype: 'FP32', data: many }] }))) as { inputs: { data: Float32Array }[] };
-    expect(big.inputs[0]!.data).toEqual(Float32Array.from(many));
+    const many = Array.from({ length: 400_000 }, (_, k) => (k % 1000) / 8);
+    const body = Buffer.from(JSON.stringify({ inputs: [{ datatype: 'FP32', data: many }] }));
+    // The reused buffer holds up to 2^20 elements, and an array may hold one per two bytes of body.
+    expect(body.length).toBeGreaterThan(2 * 2 ** 20 + 100);
+    const big = parseInferJson(body) as { inputs: { data: Float32Array }[] };
+    const got = big.inputs[0]!.data;
+    expect(got.length).toBe(many.length);
+    // Byte for byte (a deep toEqual of this many elements takes seconds).
+    expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(Float32Array.from(many).buffer))).toBe(true);
     const small = parseInferJson(Buffer.from('{"inputs":[{"datatype":"FP32","data":[0.25,-1e-3]}]}')) as { inputs: { data: Float32Array }[] };
     expect(small.inputs[0]!.data).toEqual(Float32Array.from([0.25, -1e-3]));
   });

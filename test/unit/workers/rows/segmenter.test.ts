@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RowScanner } from '../../../../core/rows/scanner.ts';
-import { Segmenter, type Segment } from '../../../../core/rows/segmenter.ts';
+import { Segmenter, type Segment } from '../../../../workers/rows/segmenter.ts';
 
 function segment(text: string, pieces: number, opts: ConstructorParameters<typeof Segmenter>[1], format: 'jsonl' | 'csv' = 'jsonl') {
   const buf = Buffer.from(text);

@@ -2,7 +2,7 @@
 // parse and score in parallel. Memory is bounded: a segment holds at most `segmentRows` rows or
 // about `segmentBytes` bytes, and a row longer than `maxRowBytes` is never held; it comes out as
 // a `long` item (an error row) while its bytes are skipped.
-import { RowScanner, type RowFormat } from './scanner.ts';
+import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
 
 export type Segment =
   /** `firstRow`: the index, within the stream, of the segment's first row. */

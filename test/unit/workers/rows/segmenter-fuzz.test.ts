@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { rowParser } from '../../../../core/rows/parse.ts';
 import { splitRows } from '../../../../core/rows/scanner.ts';
-import { Segmenter, type Segment } from '../../../../core/rows/segmenter.ts';
+import { Segmenter, type Segment } from '../../../../workers/rows/segmenter.ts';
 import type { TensorSpec } from '../../../../core/tensors.ts';
 import { fuzzCases, fuzzSeed, rand, type Rand } from '../../../helpers/fuzz.ts';
 

@@ -8,12 +8,12 @@
 // `npm run bench parquet-decode`.
 import { parquetSchema, type FileMetaData, type SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import type { TensorSpec } from '../tensors.ts';
-import { isColumnInput, isFloat } from './columns.ts';
-import { ColumnCursor, type ColumnLayout, type Physical, type Target } from './parquet-column.ts';
-import { ParquetShapeError } from './parquet-errors.ts';
-import { parquetLimits, type ParquetLimits } from './parquet-limits.ts';
-import type { ParquetPlan } from './parquet.ts';
+import type { TensorSpec } from '../../core/tensors.ts';
+import { isColumnInput, isFloat } from '../../core/rows/columns.ts';
+import { ColumnCursor, type ColumnLayout, type Physical, type Target } from '../../core/rows/parquet-column.ts';
+import { ParquetShapeError } from '../../core/rows/parquet-errors.ts';
+import { parquetLimits, type ParquetLimits } from '../../core/rows/parquet-limits.ts';
+import type { ParquetPlan } from '../../core/rows/parquet.ts';
 
 /** A page the fast decoder could not read: the caller reads the row group with hyparquet. */
 export class FastDecodeError extends Error {}

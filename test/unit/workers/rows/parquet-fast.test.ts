@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../../../core/errors.ts';
-import { FastRowGroup } from '../../../../core/rows/parquet-fast.ts';
+import { FastRowGroup } from '../../../../workers/rows/parquet-fast.ts';
 import { metadataOf, planParquet, readFooter, rowGroupChunks } from '../../../../core/rows/parquet.ts';
 import type { Target } from '../../../../core/rows/parquet-column.ts';
 import type { RawTensor, TensorSpec } from '../../../../core/tensors.ts';

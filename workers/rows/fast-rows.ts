@@ -4,10 +4,10 @@
 // "bail" and the caller parses the row the ordinary way (parse.ts), which also words every error,
 // so results are identical either way. MODELQ_FAST_ROWS=0 turns it off (to re-measure): the
 // worker's config (core/config.ts) reaches the engine threads, which pass it here as `enabled`.
-import type { TensorSpec } from '../tensors.ts';
-import { csvColumns } from './parse.ts';
-import { f32Read, readF32, readF32Array } from './f32.ts';
-import type { RowFormat } from './scanner.ts';
+import type { TensorSpec } from '../../core/tensors.ts';
+import { csvColumns } from '../../core/rows/parse.ts';
+import { f32Read, readF32, readF32Array } from '../../core/rows/f32.ts';
+import type { RowFormat } from '../../core/rows/scanner.ts';
 
 export interface FastPlan {
   format: RowFormat;

@@ -1,5 +1,6 @@
-// Online inference: the platform (HTTP -> BullMQ -> worker engine with dynamic batching) against
-// the tutorial server (express + session.run in the handler), same model, same closed-loop load;
+// Online inference: the platform (HTTP -> Redis -> worker engine with dynamic batching) against
+// the tutorial server (bare node:http, or express with BENCH_BASELINE=express, + session.run in
+// the handler), same model, same closed-loop load;
 // and the platform's gRPC service (raw_input_contents) beside its REST JSON route. The tutorial
 // server runs at 1 and 2 intra-op threads (the best counts); each client count runs
 // MODELQ_BENCH_REPEATS rounds of baseline, REST and gRPC, and the median round and ratio are shown:
@@ -9,6 +10,7 @@
 // Env: BENCH_CLIENTS=1,4,16,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
 //      MODELQ_ONLINE_TRANSPORT=bullmq|streams (the platform's producer hands requests to workers so)
 //      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
+//      BENCH_BASELINE=http|express (the in-handler server: bare node:http by default)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -140,10 +142,29 @@ async function prime(url: string, body: string) {
 const run = (url: string, body: string, clients: number, o: Required<OnlineOptions>) =>
   runLoad({ url, body, concurrency: clients, durationMs: o.seconds * 1000, warmupMs: o.warmupSeconds * 1000 });
 
+/**
+ * The in-handler server the platform is compared with: bare node:http (the issue's target names it)
+ * or express, BENCH_BASELINE=http (default) or express.
+ */
+const baselineKind = () => (process.env.BENCH_BASELINE === 'express' ? 'express' : 'node:http');
+
 /** The tutorial server for one model; resolves with its infer URL once the model is loaded. */
 async function startBaseline(modelFile: string, name: string, threads: number) {
   const child = spawnNode({
-    args: ['--import', 'tsx', 'bench/lib/baseline-server.ts', '--model', modelFile, '--name', name, '--port', '0', '--threads', String(threads)],
+    args: [
+      '--import',
+      'tsx',
+      'bench/lib/baseline-server.ts',
+      '--model',
+      modelFile,
+      '--name',
+      name,
+      '--port',
+      '0',
+      '--threads',
+      String(threads),
+      ...(baselineKind() === 'node:http' ? ['--http'] : []),
+    ],
   });
   try {
     const [, port] = await waitForLine(child, /^listening (\d+)$/, 60_000);
@@ -240,7 +261,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
     try {
       for (const m of models) {
         console.log(
-          `${m.name}: baseline (best of ${baselineThreads().join(' and ')} threads)${platform ? ' and platform, alternating' : ''}, ${repeats()} rounds`,
+          `${m.name}: baseline ${baselineKind()} in-handler server (best of ${baselineThreads().join(' and ')} threads)${platform ? ' and platform, alternating' : ''}, ${repeats()} rounds`,
         );
         const bases: Awaited<ReturnType<typeof startBaseline>>[] = [];
         try {

@@ -126,6 +126,7 @@ async function main() {
     const counts0 = await counted();
     const redis0 = await redisCpu();
     const cpu0 = [cpuSeconds(producer.pid!), cpuSeconds(worker.pid!)];
+    const client0 = process.cpuUsage();
     const from = Number(process.hrtime.bigint() / 1000n);
     const r = grpc
       ? await runGrpcLoad({
@@ -138,6 +139,7 @@ async function main() {
         })
       : await runLoad({ url: `${url}/v2/models/m/infer`, body: inferBody(sizes[0]!), concurrency: clients, durationMs: seconds * 1000, warmupMs: 1000 });
     const cpu1 = [cpuSeconds(producer.pid!), cpuSeconds(worker.pid!)];
+    const client1 = process.cpuUsage(client0);
     const to = Number(process.hrtime.bigint() / 1000n);
     const total = r.requests + r.errors;
     const redisUs = (((await redisCpu()) - redis0) * 1e6) / Math.max(1, total);
@@ -155,6 +157,8 @@ async function main() {
       `coalescing: ${groups} groups (${(total / Math.max(1, groups)).toFixed(1)} requests each), ${runs} engine runs (${(total / Math.max(1, runs)).toFixed(1)} requests each)`,
     );
     console.log(`redis-server: ${redisUs.toFixed(0)} us CPU per request (INFO used_cpu_user + used_cpu_sys; a shared Redis counts its other clients too)`);
+    // The load generator shares the cores with the processes under test: what it spends is not theirs.
+    console.log(`load client (this process): ${((client1.user + client1.system) / Math.max(1, total)).toFixed(0)} us CPU per request`);
     await stopChild(producer);
     await stopChild(worker);
     ['producer', 'worker'].forEach((name, k) => {

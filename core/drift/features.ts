@@ -42,13 +42,31 @@ export interface RowsOf {
   data: ArrayLike<unknown>;
 }
 
-/** The values of feature (input, column) in rows [0, n) of the tensors; undefined when the input is missing. */
-export function columnOf(inputs: RowsOf[], input: string, column: number): { n: number; at: (r: number) => unknown } | undefined {
-  const t = inputs.find((i) => i.name === input);
+/** Where feature (input, column) sits in rows of `inputs`: the tensor's data and row width; undefined when the input is missing. */
+export interface Column {
+  n: number;
+  data: ArrayLike<unknown>;
+  width: number;
+  column: number;
+}
+
+/**
+ * Feature (input, column) of rows [0, n): value r is `data[r * width + column]`. A plain record, no
+ * closure: drift reads every feature of a sampled request, and a closure made per feature (named
+ * by tsx on each creation) cost more than the reads.
+ */
+export function columnOf(inputs: RowsOf[], input: string, column: number): Column | undefined {
+  let t: RowsOf | undefined;
+  for (let k = 0; k < inputs.length; k++)
+    if (inputs[k]!.name === input) {
+      t = inputs[k];
+      break;
+    }
   if (!t) return undefined;
-  const n = t.shape[0] ?? 1;
-  const width = t.shape.length > 1 ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 1;
-  return { n, at: (r) => t.data[r * width + column] };
+  const s = t.shape;
+  let width = 1;
+  for (let d = 1; d < s.length; d++) width *= s[d]!;
+  return { n: s[0] ?? 1, data: t.data, width, column };
 }
 
 /** Rows as one value per slot (for a reference built from served rows), at most `limit`. */
@@ -58,12 +76,13 @@ export function featureRows(slots: Slot[], inputs: RowsOf[], limit: number): (nu
   const n = Math.min(limit, ...cols.map((c) => c!.n));
   const out: (number | string)[][] = [];
   for (let r = 0; r < n; r++) {
-    out.push(
-      slots.map((s, k) => {
-        const v = cols[k]!.at(r);
-        return s.categorical ? String(v) : typeof v === 'bigint' ? Number(v) : Number(v);
-      }),
-    );
+    const row = new Array<number | string>(slots.length);
+    for (let k = 0; k < slots.length; k++) {
+      const c = cols[k]!;
+      const v = c.data[r * c.width + c.column];
+      row[k] = slots[k]!.categorical ? String(v) : Number(v);
+    }
+    out.push(row);
   }
   return out;
 }

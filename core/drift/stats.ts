@@ -152,20 +152,52 @@ export function driftReport(profile: DriftProfile, counts: Map<string, number>, 
   return { rows, level: worst, thresholds: t, features };
 }
 
+/**
+ * Counts per feature and bin (index k of the profile's features, then the bin), added up over many
+ * requests before they become Redis fields: a sampled request costs a bin search and an array
+ * increment per feature, no string key.
+ */
+export type BinCounts = number[][];
+
+export const newBinCounts = (p: DriftProfile): BinCounts => p.features.map((f) => new Array<number>(f.expected.length).fill(0));
+
+/** Adds the rows' bins into `into` (newBinCounts of the same profile); returns the rows counted. */
+export function addBins(p: DriftProfile, inputs: RowsOf[], into: BinCounts): number {
+  let rows = 0;
+  const features = p.features;
+  for (let k = 0; k < features.length; k++) {
+    const f = features[k]!;
+    const col = columnOf(inputs, f.input, f.column);
+    if (!col) continue;
+    if (col.n > rows) rows = col.n;
+    const acc = (into[k] ??= []);
+    const { data, width, column } = col;
+    for (let r = 0; r < col.n; r++) {
+      const x = data[r * width + column];
+      if (f.kind === 'numeric') {
+        const b = binOf(f.edges, Number(x));
+        acc[b] = (acc[b] ?? 0) + 1;
+      } else for (const b of binsOf(f, x)) acc[b] = (acc[b] ?? 0) + 1;
+    }
+  }
+  return rows;
+}
+
+/** Bin counts as "k:bin" -> n fields (non-zero ones), added into `counts`. */
+export function binFields(into: BinCounts, counts: Map<string, number>): Map<string, number> {
+  into.forEach((acc, k) =>
+    acc.forEach((n, b) => {
+      if (n) counts.set(`${k}:${b}`, (counts.get(`${k}:${b}`) ?? 0) + n);
+    }),
+  );
+  return counts;
+}
+
 /** Counts the rows' bins into `counts` ("k:bin" -> n); returns the rows counted. */
 export function countRows(p: DriftProfile, inputs: RowsOf[], counts: Map<string, number>): number {
-  let rows = 0;
-  p.features.forEach((f, k) => {
-    const col = columnOf(inputs, f.input, f.column);
-    if (!col) return;
-    rows = Math.max(rows, col.n);
-    for (let r = 0; r < col.n; r++) {
-      for (const b of binsOf(f, col.at(r))) {
-        const field = `${k}:${b}`;
-        counts.set(field, (counts.get(field) ?? 0) + 1);
-      }
-    }
-  });
+  const bins = newBinCounts(p);
+  const rows = addBins(p, inputs, bins);
+  binFields(bins, counts);
   return rows;
 }
 

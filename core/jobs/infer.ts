@@ -116,12 +116,21 @@ export function bytesOfRaw(name: string, r: RawTensor): ByteTensor | null {
   return { name, datatype, shape: r.dims, bytes: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) };
 }
 
-/** Byte tensor -> a typed array in its own, exactly sized ArrayBuffer (one copy: aligned and transferable). Null when the bytes do not match the shape. */
+/**
+ * Byte tensor -> a typed array over the same bytes (a view, no copy) when they are aligned for
+ * the datatype, as a frame's blobs are; a copy only when they are not. Null when the bytes do not
+ * match the shape. A view shares its ArrayBuffer: Engine.run copies such feeds before they cross
+ * to a thread, the batcher's concatenation copies them anyway.
+ */
 export function rawOfBytes(t: ByteTensor): RawTensor | null {
   const Ctor = ARRAYS[t.datatype];
   if (!Ctor) return null;
   const n = elementCount(t.shape);
   if (t.bytes.byteLength !== n * Ctor.BYTES_PER_ELEMENT) return null;
+  const { buffer, byteOffset } = t.bytes;
+  if (byteOffset % Ctor.BYTES_PER_ELEMENT === 0 && buffer instanceof ArrayBuffer) {
+    return { type: toOrtType(t.datatype), dims: [...t.shape], data: new Ctor(buffer, byteOffset, n) };
+  }
   const buf = new ArrayBuffer(t.bytes.byteLength);
   new Uint8Array(buf).set(t.bytes);
   return { type: toOrtType(t.datatype), dims: [...t.shape], data: new Ctor(buf, 0, n) };

@@ -34,12 +34,17 @@ const WIDTH: Record<string, number> = {
   FP64: 8,
 };
 
-/** Copies into an aligned buffer when the view is not aligned for its element width. */
+/**
+ * Copies into an aligned buffer when the view is not aligned for its element width. The copy comes
+ * from Node's buffer pool where it fits (slices of it start at multiples of 8): an ArrayBuffer of
+ * its own per request cost more than the copy.
+ */
 function aligned(buf: Buffer, width: number): { buffer: ArrayBuffer; offset: number } {
   if (buf.byteOffset % width === 0) return { buffer: buf.buffer as ArrayBuffer, offset: buf.byteOffset };
-  const copy = new Uint8Array(buf.byteLength);
-  copy.set(buf);
-  return { buffer: copy.buffer, offset: 0 };
+  const copy = Buffer.allocUnsafe(buf.byteLength);
+  if (copy.byteOffset % width !== 0) return { buffer: Uint8Array.from(buf).buffer, offset: 0 };
+  buf.copy(copy);
+  return { buffer: copy.buffer as ArrayBuffer, offset: copy.byteOffset };
 }
 
 function halfToFloat(h: number): number {

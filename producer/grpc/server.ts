@@ -14,6 +14,7 @@ import { assertReadable } from '../model-access.ts';
 import { modelMetadata, SERVER_VERSION } from '../inference/metadata.ts';
 import { inferenceFor, type Caller } from '../inference/service.ts';
 import { callGate } from './call-gate.ts';
+import { withFastCodec } from './codec.ts';
 import { grpcInfer, type ModelInferRequest, type ModelInferResponse } from './infer.ts';
 import { VERSION_HEADER } from '../../core/routing.ts';
 import { toGrpcStatus } from './status.ts';
@@ -25,11 +26,12 @@ export const PROTO_PATH = path.join(import.meta.dirname, 'open_inference_grpc.pr
 /** keepCase: the protocol's field names; longs as numbers (shapes, int64 contents); oneofs name the chosen parameter. */
 export const PROTO_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: false, oneofs: true };
 
+/** The service as proto-loader defines it, with the hand codec of codec.ts in front for ModelInfer and ModelStreamInfer. */
 export function loadService(): grpc.ServiceDefinition {
   const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_PATH, PROTO_OPTIONS)) as unknown as {
     inference: { GRPCInferenceService: { service: grpc.ServiceDefinition } };
   };
-  return pkg.inference.GRPCInferenceService.service;
+  return withFastCodec({ ...pkg.inference.GRPCInferenceService.service });
 }
 
 export interface GrpcServerOptions {

@@ -1,8 +1,19 @@
 // Samples online requests into their version's drift window: a share (MODELQ_DRIFT_SAMPLE) of the
-// requests of versions that have a reference profile is binned here, counts gather in memory and go
-// to Redis in one script call per version every FLUSH_MS, so a sampled request costs a few array
-// reads and a map update, and an unsampled one a random draw.
-import { countRows, DriftWindows, featureRows, profileCache, type DriftProfile, type ReferenceCollector, type Slot } from '../../core/drift/index.ts';
+// requests of versions that have a reference profile is binned here, counts gather in memory (an
+// array of bins per feature) and go to Redis in one script call per version every FLUSH_MS, so a
+// sampled request costs a bin search and an increment per feature, and an unsampled one a random draw.
+import {
+  addBins,
+  binFields,
+  DriftWindows,
+  featureRows,
+  newBinCounts,
+  profileCache,
+  type BinCounts,
+  type DriftProfile,
+  type ReferenceCollector,
+  type Slot,
+} from '../../core/drift/index.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { InferRequest } from '../../core/jobs/infer.ts';
 import type { VersionRecord } from '../../core/registry.ts';
@@ -15,7 +26,8 @@ interface Pending {
   name: string;
   version: number;
   rows: number;
-  counts: Map<string, number>;
+  /** Per feature and bin of the reference they were counted against. */
+  bins: BinCounts;
 }
 
 export class DriftSampler {
@@ -46,7 +58,7 @@ export class DriftSampler {
     if (!ref && this.collector) return this.collect(model, req);
     if (!ref || this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;
     this.profile(ref.key).then(
-      (p) => this.count(model, p, req),
+      (p) => this.count(model, ref.key, p, req),
       (e: Error) => this.logger.debug({ err: e.message }, 'drift profile not readable'),
     );
   }
@@ -55,14 +67,15 @@ export class DriftSampler {
     return this.profiles(key);
   }
 
-  private count(model: VersionRecord, p: DriftProfile, req: InferRequest) {
-    const id = `${model.name}@${model.version}`;
+  private count(model: VersionRecord, refKey: string, p: DriftProfile, req: InferRequest) {
+    // Bins are the reference's: counts against another reference of the version gather apart.
+    const id = `${model.name}@${model.version}\n${refKey}`;
     let acc = this.pending.get(id);
-    if (!acc) this.pending.set(id, (acc = { name: model.name, version: model.version, rows: 0, counts: new Map() }));
-    acc.rows += countRows(
+    if (!acc) this.pending.set(id, (acc = { name: model.name, version: model.version, rows: 0, bins: newBinCounts(p) }));
+    acc.rows += addBins(
       p,
       req.inputs.flatMap((t) => ('data' in t ? [t] : [])),
-      acc.counts,
+      acc.bins,
     );
     this.timer ??= setTimeout(() => void this.flush(), FLUSH_MS).unref();
   }
@@ -96,7 +109,9 @@ export class DriftSampler {
     const refs = [...this.collecting.values()].filter((c) => c.rows.length);
     await Promise.all([
       ...batch.map((b) =>
-        this.windows.add(b.name, b.version, b.rows, b.counts).catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written')),
+        this.windows
+          .add(b.name, b.version, b.rows, binFields(b.bins, new Map()))
+          .catch((e: Error) => this.logger.debug({ err: e.message }, 'drift counts not written')),
       ),
       ...refs.map((c) => {
         const rows = c.rows;

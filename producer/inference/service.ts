@@ -11,7 +11,6 @@ import { bytesTensor, packTensor, toProtocolTensor, type Batching, type InferReq
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
-import { parseBody } from '../http.ts';
 import { checkReadable } from '../model-access.ts';
 import { FigureRecorder } from '../../core/version-figures.ts';
 import { ShadowRunner } from '../shadow.ts';
@@ -22,7 +21,7 @@ import { BullmqSender, type GroupSender } from './senders.ts';
 import { StreamReplies, StreamSender } from './stream-sender.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
-import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
+import { checkInferRequest, readInferRequest } from './infer-request.ts';
 import { checkFileRequest } from '../../core/processing/request.ts';
 import { LoggingConfigs } from '../../core/payload-logs.ts';
 import { PayloadLogger, type LoggedRequest } from './payload-log.ts';
@@ -171,7 +170,7 @@ export class InferenceService {
   // Validated and packed in a function of its own: only the packed request (not the parsed body)
   // lives on while the answer is awaited, and every live byte is copied again by young-generation GCs.
   private async prepare(name: string, version: string | undefined, json: unknown, { who, routeKey }: Caller) {
-    const body = parseBody(v2InferRequestSchema, json, 'request');
+    const body = readInferRequest(json);
     // The one place a door's model reference becomes a version: a weighted alias picks it here.
     const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`, routeKey ?? body.id);
     checkReadable(target.model.name, target.access, who);

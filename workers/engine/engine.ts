@@ -4,7 +4,7 @@
 import { AppError } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Signature } from '../../core/jobs/inspect.ts';
-import type { RawTensor } from '../../core/tensors.ts';
+import type { RawTensor, TypedArray } from '../../core/tensors.ts';
 import { Batcher, type BatchSettings } from './batcher.ts';
 import type { Budget } from './budget.ts';
 import type { ModelHandle, ThreadInit, ToThread } from './messages.ts';
@@ -204,10 +204,21 @@ export class Engine {
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
     if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
+    // Typed arrays cross to the thread transferred: one that is a view into a larger buffer (a
+    // request's bytes in its stream frame) is copied to its own first, as posting the view would
+    // copy the whole buffer behind it.
     const transfer: ArrayBuffer[] = [];
-    for (const t of Object.values(feeds)) {
-      if (!Array.isArray(t.data) && t.data.buffer instanceof ArrayBuffer && t.data.byteLength === t.data.buffer.byteLength) transfer.push(t.data.buffer);
+    let own: Record<string, RawTensor> | undefined;
+    for (const [name, t] of Object.entries(feeds)) {
+      if (Array.isArray(t.data) || !(t.data.buffer instanceof ArrayBuffer)) continue;
+      let data = t.data as TypedArray;
+      if (data.byteLength !== data.buffer.byteLength) {
+        data = data.slice();
+        (own ??= { ...feeds })[name] = { ...t, data };
+      }
+      if (!transfer.includes(data.buffer as ArrayBuffer)) transfer.push(data.buffer as ArrayBuffer);
     }
+    if (own) feeds = own;
     try {
       const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
       this.stats.runs++;

@@ -26,6 +26,7 @@ import type { SampledRows } from '../engine/drift-rows.ts';
 import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { scoreFileChunk } from '../processing/score-files.ts';
+import { scorePipelineChunk } from '../processing/score-pipeline.ts';
 import { budgetFailure, ChunkBudget, ChunkStopped, DEFAULT_CHUNK_TIMEOUT_MS, DEFAULT_POISON_ATTEMPTS, lostStarts, lostTooOften } from './chunk-budget.ts';
 
 export interface ScoreDeps {
@@ -132,7 +133,12 @@ export async function scoreProcessor(
   const budget = new ChunkBudget(data, deps.cfg?.MODELQ_CHUNK_TIMEOUT_MS ?? DEFAULT_CHUNK_TIMEOUT_MS, deps.batches, signal);
   try {
     // A model with declared processing reads files (workers/processing/score-files.ts).
-    const outcome = spec.model.processing ? await scoreFileChunk(data, spec, deps, job, budget) : await scoreChunk(data, spec, deps, job, budget);
+    // A pipeline runs its steps on each group of rows (workers/processing/score-pipeline.ts).
+    const outcome = spec.model.pipeline
+      ? await scorePipelineChunk(data, spec, deps, job, budget)
+      : spec.model.processing
+        ? await scoreFileChunk(data, spec, deps, job, budget)
+        : await scoreChunk(data, spec, deps, job, budget);
     await deps.batches.recordChunk(data.batchId, data.index, outcome);
     return outcome;
   } catch (e) {

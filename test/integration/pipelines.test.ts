@@ -433,3 +433,26 @@ describe('registration refuses what does not fit, naming it', () => {
     );
   });
 });
+
+describe('over the bullmq transport', () => {
+  it('a pipeline request travels as an infer job and its steps load together on the worker', async () => {
+    const q = await startPlatform({ workers: 1, env: { MODELQ_ONLINE_TRANSPORT: 'bullmq', MODELQ_WARM_RECENT: '0' } });
+    try {
+      for (const [name, bytes] of [
+        ['embed', embed],
+        ['head', head],
+      ] as const)
+        expect((await uploadModel(q.url, name, bytes)).status).toBe(201);
+      expect((await postJson(`${q.url}/v1/models/chain/pipelines`, CHAIN)).status).toBe(201);
+      const x = rows(3, 4, 5);
+      const e = (await directRun(embed, { input: { data: x, dims: [3, 4] } })).output!;
+      const want = (await directRun(head, { input: { data: e, dims: [3, 6] } })).output!;
+      const res = await postJson(`${q.url}/v2/models/chain/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 4], data: Array.from(x) }] });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { outputs: V2Out[] };
+      expectClose(outputsOf(body).scores!.data as number[], want);
+    } finally {
+      await q.stop();
+    }
+  }, 120_000);
+});

@@ -90,7 +90,8 @@ const register = (name: string, spec: unknown) => postJson(`${p.url}/v1/models/$
 const message = async (r: Response) => ((await r.json()) as { error: { message: string } }).error.message;
 
 beforeAll(async () => {
-  p = await startPlatform({ workers: 1 });
+  // 3 images x 3 boxes fit; 4 do not.
+  p = await startPlatform({ workers: 1, env: { MODELQ_PIPELINE_MAX_CROPS: '9' } });
   server = await startGrpcServer(p.deps, {
     port: 0,
     host: '127.0.0.1',
@@ -290,6 +291,15 @@ describe('a detector whose boxes feed a classifier through crops', () => {
     expect(out.flatMap((o) => o.outputs!.label)).toEqual(want.labels);
     expect(errors.map((e) => e.id)).toEqual(['broken.png']);
     expect(errors[0]!.error!.message).toMatch(/pipeline step "detect" \(model det@1\).*does not decode/);
+  });
+
+  it('a request that would cut more crops than MODELQ_PIPELINE_MAX_CROPS is refused before cropping', async () => {
+    const four = [...files, files[0]!];
+    const res = await postJson(`${p.url}/v1/models/detcls:predict`, { instances: four.map((f) => ({ b64: f.toString('base64') })) });
+    expect(res.status).toBe(400);
+    expect(await message(res)).toMatch(
+      /pipeline step "classify" \(model cls@1\): 4 rows x 3 boxes of "detect.boxes" are 12 crops, over MODELQ_PIPELINE_MAX_CROPS \(9\)/,
+    );
   });
 
   it('online, a file that does not decode is a 400 naming the step', async () => {

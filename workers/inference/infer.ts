@@ -33,7 +33,7 @@ export interface InferDeps {
   cacheDir?: string;
   /** Told of every model this worker serves, so a restarted worker can load recently used ones first. */
   warmer?: { used(model: { name: string; version: number }): void };
-  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS'>>;
+  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS' | 'MODELQ_PIPELINE_MAX_CROPS'>>;
 }
 
 export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
@@ -83,6 +83,7 @@ export function openPipeline(m: InferJob['model'], deps: Pick<InferDeps, 'engine
     store: deps.store,
     cacheDir: deps.cacheDir,
     maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS,
+    maxCrops: deps.cfg?.MODELQ_PIPELINE_MAX_CROPS,
   }).catch((e: unknown) => {
     throw toJobError(e);
   });

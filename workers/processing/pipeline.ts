@@ -24,7 +24,11 @@ export interface PipelineDeps {
   store: ArtifactStore;
   cacheDir?: string | undefined;
   maxPixels?: number | undefined;
+  /** MODELQ_PIPELINE_MAX_CROPS: crops one run of a forEach step may cut (rows x boxes). */
+  maxCrops?: number | undefined;
 }
+
+const DEFAULT_MAX_CROPS = 4096;
 
 /** Rows per engine run of a step, when its model batches. */
 const MAX_BATCH = 64;
@@ -179,6 +183,9 @@ export class PipelineRunner {
       throw new AppError('bad_request', `forEach.boxes "${fe.boxes}" must be FP32 [n, k, 4]`);
     if (!Array.isArray(files)) throw new AppError('internal', `forEach.image "${fe.image}" must be files`);
     const k = boxes.dims[1]!;
+    const maxCrops = this.d.maxCrops ?? DEFAULT_MAX_CROPS;
+    if (rows * k > maxCrops)
+      throw new AppError('bad_request', `${rows} rows x ${k} boxes of "${fe.boxes}" are ${rows * k} crops, over MODELQ_PIPELINE_MAX_CROPS (${maxCrops})`);
     const input = fe.input ?? s.modelInputs[0]!.name;
     const proc = s.processing!.inputs.find((x) => x.input === input) as ImageStep;
     const size = outputSize(proc)!;

@@ -78,6 +78,7 @@ export async function scorePipelineChunk(
     store: deps.store,
     cacheDir: deps.cacheDir,
     maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS,
+    maxCrops: deps.cfg?.MODELQ_PIPELINE_MAX_CROPS,
   });
   if (!runner.isWarm()) await runner.warm();
   const input = inputOf(spec, chunk, deps);

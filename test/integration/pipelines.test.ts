@@ -427,6 +427,20 @@ describe('registration refuses what does not fit, naming it', () => {
     );
   });
 
+  it('a pipeline has no ONNX file, no processing of its own, and is not compressed', async () => {
+    const onnx = await fetch(`${p.url}/v1/models/chain/versions/1/onnx`);
+    expect(onnx.status).toBe(409);
+    expect(await message(onnx)).toMatch(/chain@1 is a pipeline/);
+    const proc = await put('/v1/models/chain/versions/1/processing', DET_PROCESSING);
+    expect(proc.status).toBe(400);
+    expect(await message(proc)).toMatch(/is a pipeline: declare processing on its steps' models/);
+    const comp = await postJson(`${p.url}/v1/jobs/compress`, { model: 'chain', method: 'fp16' });
+    expect(comp.status).toBe(400);
+    expect(await message(comp)).toMatch(/chain@1 is a pipeline: compress its steps' models instead/);
+    // A step may not be a pipeline either.
+    await refused({ ...CHAIN, steps: [CHAIN.steps[0], { ...CHAIN.steps[1], model: 'chain' }] }, /model chain@1\) is a pipeline: a step must be a model/);
+  });
+
   it('an unknown step, a missing input, and a cycle', async () => {
     await refused({ ...CHAIN, outputs: { s: 'ghost.output' } }, /outputs.s: "ghost.output" names an unknown step "ghost"/);
     await refused({ ...CHAIN, steps: [CHAIN.steps[0], { ...CHAIN.steps[1], inputs: {} }] }, /input "input" is fed by nothing/);

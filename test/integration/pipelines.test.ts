@@ -4,7 +4,8 @@
 // by hand: images decoded, scaled and cropped with sharp, each model run in onnxruntime directly
 // (within 1e-4). Registration refuses unknown models and versions, mismatched types and shapes, and
 // cycles, naming them; a failing step is named; lineage lists the steps' versions; an alias on the
-// pipeline serves it.
+// pipeline serves it; the bullmq transport serves it too; registering it loads its steps' models on
+// a serving worker before any request.
 import { status } from '@grpc/grpc-js';
 import { zipSync } from 'fflate';
 import sharp from 'sharp';
@@ -17,6 +18,7 @@ import { convNet, directRun, gatherModel, mlp, rows } from '../fixtures/models.t
 import { draw, drawRotatedJpeg, type Drawing } from '../fixtures/images.ts';
 import { codeOf, inferenceClient, type InferenceClient } from '../helpers/grpc-client.ts';
 import { postJson, startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
+import { readWorkerStats } from '../../core/stats.ts';
 
 const DET = 32;
 const CROP = 16;
@@ -475,6 +477,37 @@ describe('over the bullmq transport', () => {
       expect(res.status).toBe(200);
       const body = (await res.json()) as { outputs: V2Out[] };
       expectClose(outputsOf(body).scores!.data as number[], want);
+    } finally {
+      await q.stop();
+    }
+  }, 120_000);
+});
+
+describe('warm together', () => {
+  it("registering a pipeline loads its steps' models on a serving worker before any request", async () => {
+    const q = await startPlatform();
+    try {
+      await q.addWorker({ MODELQ_QUEUES: 'model' }); // checks uploads; serves nothing
+      const shas: string[] = [];
+      for (const [name, bytes] of [
+        ['embed', embed],
+        ['head', head],
+      ] as const) {
+        const r = await uploadModel(q.url, name, bytes);
+        expect(r.status).toBe(201);
+        shas.push(((await r.json()) as { sha256: string }).sha256);
+      }
+      // Started after the uploads, with nothing recently used: only the pipeline's registration can make it load them.
+      const server = await q.addWorker({ MODELQ_QUEUES: 'infer', MODELQ_WARM_RECENT: '0' });
+      const before = await until(async () => (await readWorkerStats(q.redis, q.deps.prefix)).find((s) => s.pid === server.child.pid), 'the worker figures');
+      expect(before.models?.filter((m) => shas.includes(m.sha256)) ?? []).toEqual([]);
+      expect((await postJson(`${q.url}/v1/models/chain/pipelines`, CHAIN)).status).toBe(201);
+      const warm = await until(async () => {
+        const s = (await readWorkerStats(q.redis, q.deps.prefix)).find((x) => x.pid === server.child.pid);
+        return shas.every((sha) => s?.models?.some((m) => m.sha256 === sha && m.state === 'loaded')) ? s : undefined;
+      }, "the pipeline's step models to be loaded");
+      expect(warm.engine.requests).toBe(0);
+      expect(server.lines.some((l) => l.includes('model loaded ahead of requests') && l.includes('step of chain@1'))).toBe(true);
     } finally {
       await q.stop();
     }

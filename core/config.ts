@@ -209,6 +209,11 @@ export const configKeys = {
     int(64, 1024 ** 3).default(16 * 1024 * 1024),
     'Longest row of a batch or dataset file: a longer batch row is an error row (a longer CSV header a 400); never held in memory whole.',
   ],
+  MODELQ_PIPELINE_MAX_CROPS: [
+    int(1, 1_000_000).default(4096),
+    'Most crops one request (or one group of batch rows) of a pipeline cuts for a step run per detected box: rows x boxes; more is refused (400 online, error rows in a batch) before any crop is made.',
+    '`4096`',
+  ],
   MODELQ_MAX_IMAGE_PIXELS: [
     int(1, 2 ** 31).default(40_000_000),
     'Most pixels (width x height, read from the file header before decoding) of an image fed to a model with declared processing; a larger one is refused undecoded (an error row in a batch, 400 online), so a decompression bomb never takes memory.',

@@ -21,3 +21,16 @@ export async function trainingDatasetId(registry: Registry, v: VersionRecord): P
   }
   return undefined;
 }
+
+/** A pipeline's lineage: who registered it, and each step's model version (and alias, when named by one) and digest. */
+export function pipelineLineage(
+  steps: { name: string; model: string; version: number; alias?: string | undefined; sha256: string }[],
+  by: { tenant: string; keyId?: string | undefined },
+): Record<string, unknown> {
+  return {
+    source: 'pipeline',
+    tenant: by.tenant,
+    ...(by.keyId ? { keyId: by.keyId } : {}),
+    steps: steps.map((s) => ({ step: s.name, model: s.model, version: s.version, ...(s.alias ? { alias: s.alias } : {}), sha256: s.sha256 })),
+  };
+}

@@ -9,6 +9,7 @@ import { type Signer, signatureSchema } from './signing.ts';
 import { aliasRouteSchema, pickWeighted, primaryOf, type AliasRoute } from './routing.ts';
 import { tensorSpecSchema } from './tensors.ts';
 import { processingSchema, type Processing } from './processing/spec.ts';
+import { pipelineSchema } from './processing/pipeline.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const ALIAS_RE = /^[a-z][a-z0-9._-]{0,63}$/;
@@ -49,6 +50,8 @@ export const versionRecordSchema = z.object({
   publisher: signatureSchema.optional(),
   /** Declared pre- and post-processing (core/processing/spec.ts): files in, labels out. */
   processing: processingSchema.optional(),
+  /** A pipeline's steps (core/processing/pipeline.ts): the version runs them instead of one ONNX file; `sha256` is then the digest of the steps. */
+  pipeline: pipelineSchema.optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;

@@ -17,6 +17,7 @@ import { jobsRouter } from './routes/jobs.ts';
 import { rolloutsRouter } from './routes/rollouts.ts';
 import { modelsRouter } from './routes/models.ts';
 import { processingRouter } from './routes/processing.ts';
+import { pipelinesRouter } from './routes/pipelines.ts';
 import { kserveRouter } from './routes/kserve.ts';
 import { driftRouter } from './routes/drift.ts';
 import { cardsRouter } from './routes/cards.ts';
@@ -73,6 +74,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(v2Router(d));
   app.use(kserveRouter(d)); // before /v1/models/:name, which would take "iris:predict" as a name
   app.use(processingRouter(d));
+  app.use(pipelinesRouter(d));
   app.use(modelsRouter(d));
   app.use(rolloutsRouter(d));
   app.use(driftRouter(d));

@@ -15,6 +15,7 @@ import { SERVER_VERSION } from './inference/metadata.ts';
 import { tensorSchema } from '../core/tensors.ts';
 import { backgroundBodySchema } from '../core/jobs/explain.ts';
 import { processingSchema } from '../core/processing/spec.ts';
+import { pipelineSpecSchema } from '../core/processing/pipeline.ts';
 import { referenceBodySchema } from './routes/drift.ts';
 import { loggingConfigSchema } from '../core/payload-logs.ts';
 import { logsDatasetQuerySchema, logsQuerySchema } from './routes/logs.ts';
@@ -128,6 +129,15 @@ export const ROUTES: RouteDoc[] = [
     response: versionRecordSchema,
   },
   { method: 'get', path: '/v1/models/{name}/versions/{version}/processing', summary: "The version's declared processing (null without one); read" },
+  {
+    method: 'post',
+    path: '/v1/models/{name}/pipelines',
+    summary:
+      'Register a new version that is a pipeline: steps of registered model versions (by number or alias), how inputs and step outputs feed them, forEach steps run on the crop of each detected box, and the outputs; checked against the steps (names, datatypes and shapes, cycles) and served as any version (docs/processing.md#pipelines); publish',
+    json: pipelineSpecSchema,
+    response: versionRecordSchema,
+    status: 201,
+  },
   {
     method: 'delete',
     path: '/v1/models/{name}/versions/{version}/processing',

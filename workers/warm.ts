@@ -93,8 +93,24 @@ export class Warmer {
     await Promise.all(picked.reverse().map((t) => this.warm(t, 'recently used')));
   }
 
-  /** Queues one warm-up; resolves when it is done or failed (a failure is logged, never thrown). */
-  warm(t: Target, why: string): Promise<void> {
+  /** Queues one warm-up; resolves when it is done or failed (a failure is logged, never thrown). A pipeline warms its steps' models. */
+  async warm(t: Target, why: string): Promise<void> {
+    if (t.bytes === 0) {
+      // A pipeline (no file of its own): its steps' models, together.
+      const v = await this.d.registry.getVersion(t.name, t.version).catch(() => null);
+      if (v?.pipeline) {
+        await Promise.all(
+          v.pipeline.steps.map((s) =>
+            this.warmOne({ name: s.model, version: s.version, sha256: s.sha256, bytes: 1 }, `${why}, step of ${t.name}@${t.version}`),
+          ),
+        );
+        return;
+      }
+    }
+    return this.warmOne(t, why);
+  }
+
+  private warmOne(t: Target, why: string): Promise<void> {
     const run = async () => {
       if (this.stopped) return;
       const label = `${t.name}@${t.version}`;

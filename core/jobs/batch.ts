@@ -5,6 +5,7 @@ import { metadataList, type VersionRecord } from '../registry.ts';
 import { pickWeighted } from '../routing.ts';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
 import { processingSchema } from '../processing/spec.ts';
+import { pipelineSchema } from '../processing/pipeline.ts';
 import { artifactRefSchema, explainColumnSchema } from './explain.ts';
 
 /** An explained batch (`explain=true`): what is attributed, against which background, how. */
@@ -112,6 +113,7 @@ export function batchModel(v: VersionRecord): BatchSpec['model'] {
     outputs: v.outputs,
     ...(classes?.length ? { classes } : {}),
     ...(v.processing ? { processing: v.processing } : {}),
+    ...(v.pipeline ? { pipeline: v.pipeline } : {}),
   };
 }
 
@@ -134,6 +136,8 @@ export const batchSpecSchema = z.object({
     classes: z.array(z.union([z.string(), z.number()])).optional(),
     /** Declared processing: rows carry files, scored by workers/processing/score-files.ts. */
     processing: processingSchema.optional(),
+    /** A pipeline's steps: rows are JSONL, scored by workers/processing/pipeline.ts. */
+    pipeline: pipelineSchema.optional(),
   }),
   format: z.enum(['jsonl', 'csv', 'parquet']),
   inputKey: z.string(),

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { errorDataSchema } from '../errors.ts';
 import { processingSchema } from '../processing/spec.ts';
+import { pipelineSchema } from '../processing/pipeline.ts';
 import { DATATYPES, elementCount, fromOrtType, tensorSchema, toOrtType, toRaw, TYPED_ARRAYS, type Datatype, type RawTensor, type Tensor } from '../tensors.ts';
 
 export const modelTargetSchema = z.object({
@@ -11,6 +12,8 @@ export const modelTargetSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** The version's declared processing: requests then carry files, which the worker turns into tensors. */
   processing: processingSchema.optional(),
+  /** A pipeline's steps (core/processing/pipeline.ts): the worker runs them, each on its own model. */
+  pipeline: pipelineSchema.optional(),
 });
 export type ModelTarget = z.infer<typeof modelTargetSchema>;
 

@@ -6,6 +6,7 @@ import type { InferRequest } from '../jobs/infer.ts';
 import type { Tensor, TensorSpec } from '../tensors.ts';
 import type { Processing } from './spec.ts';
 import { POST_OUTPUTS } from './spec.ts';
+import { fileInputs, type Pipeline } from './pipeline.ts';
 
 /** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
 export const ROW_ERROR_KEY = '$error';
@@ -29,12 +30,12 @@ interface RequestInput {
   data: unknown;
 }
 
-/** Checks a request to a processed model: every processed input given once, BYTES [n] of files, the same n for all. */
+/** Checks a request to a processed model (or a pipeline of files): every file input given once, BYTES [n] of files, the same n for all. */
 export function checkFileRequest(
   body: { inputs: RequestInput[]; outputs?: { name: string }[] },
-  model: { name: string; outputs: TensorSpec[]; processing?: Processing },
+  model: { name: string; outputs: TensorSpec[]; processing?: Processing | undefined; pipeline?: Pipeline | undefined },
 ): InferRequest {
-  const steps = model.processing!.inputs;
+  const steps = fileInputs(model)!.map((input) => ({ input }));
   const inputs: Tensor[] = [];
   let rows: number | undefined;
   for (const [i, inp] of body.inputs.entries()) {

@@ -20,6 +20,7 @@ import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
 import { checkFilesFormat, filesBody } from './zip-files.ts';
 import { batchVersions } from './versions.ts';
+import { fileInputs } from '../../core/processing/pipeline.ts';
 
 export type { BatchFormat, Declared };
 
@@ -200,7 +201,9 @@ export async function acceptBatch(
   // The format: what the first bytes are, which must be what was declared, if anything was.
   const peeked = await peek(body, SNIFF_BYTES);
   // A model with declared processing takes files: a ZIP of them becomes JSONL rows (zip-files.ts).
-  const files = model.processing && (await peek(filesBody(model, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES), SNIFF_BYTES));
+  // So does a pipeline (of files, or of tensors in JSONL rows), whose rows its own scorer reads.
+  const fileNames = fileInputs(model) ?? (model.pipeline ? model.pipeline.inputs.map((i) => i.name) : undefined);
+  const files = fileNames && (await peek(filesBody(model, fileNames, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES), SNIFF_BYTES));
   const { head, whole } = files || peeked;
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
   if (files) checkFilesFormat(model, format);

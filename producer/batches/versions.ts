@@ -38,7 +38,8 @@ export async function batchVersions(
   if (opts.explain) throw badRequest('shadowVersion: an explained batch cannot have a shadow version');
   if (opts.outputFormat && opts.outputFormat !== 'jsonl')
     throw badRequest('shadowVersion: a shadow batch writes JSONL parts (download any format with ?format=)');
-  if (out.model.processing) throw badRequest('shadowVersion: a model that reads files (declared processing) cannot have a shadow version in batches');
+  if (out.model.processing || out.model.pipeline)
+    throw badRequest('shadowVersion: a model that reads files (declared processing) or a pipeline cannot have a shadow version in batches');
   if (out.route?.some((v) => v.version === shadowVersion) || (!out.route && out.model.version === shadowVersion))
     throw badRequest(`shadowVersion: version ${shadowVersion} already scores this batch`);
   const candidate = await registry.getVersion(name, shadowVersion).catch(() => {

@@ -77,13 +77,14 @@ export async function* zipAsJsonl(body: AsyncIterable<Buffer>, input: string, ma
  * passes as it is. An explained batch, or one whose model takes files for several inputs as a ZIP, is refused.
  */
 export function filesBody(
-  model: { name: string; processing?: { inputs: { input: string }[] } },
+  model: { name: string },
+  inputs: string[],
   explain: boolean,
   peeked: { head: Buffer; whole: AsyncIterable<Buffer> },
   maxRowBytes: number,
 ): AsyncIterable<Buffer> {
-  const steps = model.processing!.inputs;
-  if (explain) throw badRequest(`model ${model.name} takes files (declared processing): its batches cannot be explained yet`);
+  const steps = inputs.map((input) => ({ input }));
+  if (explain) throw badRequest(`model ${model.name} takes files (declared processing) or is a pipeline: its batches cannot be explained yet`);
   if (!isZip(peeked.head)) return peeked.whole;
   if (steps.length !== 1)
     throw badRequest(`model ${model.name} takes files for ${steps.length} inputs: send JSONL rows of {"id", ${steps.map((s) => `"${s.input}"`).join(', ')}}`);

@@ -105,7 +105,13 @@ export class InferCoalescer {
     g.requests = [];
     if (!waiters.length) return;
     const data = {
-      model: { name: g.model.name, version: g.model.version, sha256: g.model.sha256, ...(g.model.processing && { processing: g.model.processing }) },
+      model: {
+        name: g.model.name,
+        version: g.model.version,
+        sha256: g.model.sha256,
+        ...(g.model.processing && { processing: g.model.processing }),
+        ...(g.model.pipeline && { pipeline: g.model.pipeline }),
+      },
       batching: g.batching,
       requests,
     };

@@ -7,6 +7,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Config } from '../../core/config.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import type { VersionRecord } from '../../core/registry.ts';
+import { fileInputs } from '../../core/processing/pipeline.ts';
 import type { KServeRequest } from './kserve.ts';
 import type { V2InferRequest } from './infer-request.ts';
 
@@ -14,7 +15,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** KServe instances of a processed model as its inference-protocol request. */
 export function fileInstancesToInfer(body: KServeRequest, model: VersionRecord, parameters: Record<string, unknown> = {}): V2InferRequest {
-  const steps = model.processing!.inputs;
+  const steps = fileInputs(model)!.map((input) => ({ input }));
   const xs = body.instances;
   const single = steps.length === 1 ? steps[0]!.input : undefined;
   const inputs = steps.map((s) => ({

@@ -26,6 +26,7 @@ import { checkFileRequest } from '../../core/processing/request.ts';
 import { LoggingConfigs } from '../../core/payload-logs.ts';
 import { PayloadLogger, type LoggedRequest } from './payload-log.ts';
 import { topClassesOf } from '../../core/shadow-compare.ts';
+import { fileInputs } from '../../core/processing/pipeline.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -175,9 +176,12 @@ export class InferenceService {
     const target = await this.d.registry.serving(version === undefined ? name : `${name}@${version}`, routeKey ?? body.id);
     checkReadable(target.model.name, target.access, who);
     // A model with declared processing takes files, which only the worker decodes (core/processing/request.ts).
-    const files = target.model.processing !== undefined;
+    // So does a pipeline of files (core/processing/pipeline.ts), whose steps run on the worker.
+    const files = fileInputs(target.model) !== undefined;
+    const pipeline = target.model.pipeline !== undefined;
     const checked = files ? checkFileRequest(body, target.model) : checkInferRequest(body, target.model);
-    if (!files) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    if (!files && !pipeline) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    if (pipeline && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} is a pipeline: it cannot be explained yet`);
     if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');

@@ -49,6 +49,7 @@ async function compressJob(d: ProducerDeps, req: Request, raw: unknown, samples:
   const tenant = who.tenant;
   await assertReadable(d.registry, body.model, who);
   const model = await d.registry.resolve(body.model);
+  if (model.pipeline) throw badRequest(`${model.name}@${model.version} is a pipeline: compress its steps' models instead`);
   // The result becomes a version of registerAs (default: the parent's name): refused here, not when the job ends.
   await assertWritable(d.registry, body.registerAs ?? model.name, who, 'publish');
   if (samples && body.dataset) throw badRequest('samples: give a dataset or samples to measure on, not both');

@@ -13,6 +13,7 @@ import { checkReadable } from '../model-access.ts';
 import { inferenceFor, type Caller } from '../inference/service.ts';
 import { callerOf } from './v2.ts';
 import { fileInstancesToInfer, multipartFiles } from '../inference/files.ts';
+import { fileInputs } from '../../core/processing/pipeline.ts';
 
 export function kserveRouter(d: ProducerDeps): Router {
   const r = Router();
@@ -39,7 +40,7 @@ export function kserveRouter(d: ProducerDeps): Router {
     // A weighted alias picks its version here (by the route key), and the request is pinned to it.
     const { model, access } = await d.registry.serving(version === undefined ? name : `${name}@${version}`, caller.routeKey);
     checkReadable(model.name, access, caller.who); // another tenant's private model is "not found", before its inputs are named
-    const request = (model.processing ? fileInstancesToInfer : instancesToInfer)(body, model, { explain });
+    const request = (fileInputs(model) ? fileInstancesToInfer : instancesToInfer)(body, model, { explain });
     const a = await service.inferAdmitted(model.name, String(model.version), request, { ...caller, asked: version ?? 'latest' });
     const outputs = a.outputs.map(toProtocolTensor);
     const n = body.instances.length;

@@ -134,6 +134,7 @@ export function modelsRouter(d: ProducerDeps): Router {
   r.get('/v1/models/:name/versions/:version/onnx', async (req, res) => {
     await assertReadable(d.registry, req.params.name, principalOf(req));
     const v = await d.registry.getVersion(req.params.name, versionParam(req.params.version));
+    if (v.pipeline) throw new AppError('conflict', `${v.name}@${v.version} is a pipeline of other versions: it has no ONNX file of its own`);
     const stream = await d.store.read(modelArtifactKey(v.sha256));
     res.setHeader('Content-Type', 'application/octet-stream');
     res.setHeader('Content-Length', String(v.bytes));

@@ -46,6 +46,7 @@ export function processingRouter(d: ProducerDeps): Router {
     const { name, version } = req.params as Record<string, string>;
     await assertWritable(d.registry, checkName(name!), principalOf(req), 'admin');
     const v = await d.registry.getVersion(name!, versionParam(version));
+    if (v.pipeline) throw badRequest(`${v.name}@${v.version} is a pipeline: declare processing on its steps' models`);
     const p = checkProcessing(parseBody(processingSchema, req.body, 'processing'), v);
     res.json(await d.registry.setProcessing(v.name, v.version, p));
   });

@@ -24,6 +24,7 @@ import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { fileFeeds, withPost } from '../processing/feeds.ts';
+import { PipelineRunner, type PipelineValue } from '../processing/pipeline.ts';
 import type { Config } from '../../core/config.ts';
 
 export interface InferDeps {
@@ -32,7 +33,7 @@ export interface InferDeps {
   cacheDir?: string;
   /** Told of every model this worker serves, so a restarted worker can load recently used ones first. */
   warmer?: { used(model: { name: string; version: number }): void };
-  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS'>>;
+  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS' | 'MODELQ_PIPELINE_MAX_CROPS'>>;
 }
 
 export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
@@ -41,6 +42,7 @@ const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: fa
 
 export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
   const data = parseJobData(inferJobSchema, job.data, 'infer');
+  if (data.model.pipeline) return inferPipeline(job, data, deps, signal);
   const path = await localModelPath(deps.store, data.model.sha256, deps.cacheDir).catch((e: unknown) => {
     throw toJobError(e);
   });
@@ -61,6 +63,38 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   }
   return { responses };
 }
+
+/** An infer job for a pipeline: its steps' models loaded together first when one is not yet, then each request through every step. */
+async function inferPipeline(job: InferJobLike, data: InferJob, deps: InferDeps, signal?: AbortSignal): Promise<InferResult> {
+  const runner = await openPipeline(data.model, deps);
+  deps.warmer?.used(data.model);
+  if (!runner.isWarm()) await loadFirst(job, { warm: () => runner.warm() }, pipelineHandle(data.model), data.requests);
+  const form = data.packed === true ? 'packed' : 'json';
+  const responses = (await Promise.all(
+    data.requests.map((r) => runOne(deps.engine, pipelineHandle(data.model), SOLO, r, form, signal, undefined, runner)),
+  )) as InferResult['responses'];
+  return { responses };
+}
+
+/** The runner of a job's pipeline (its step models' files made local). */
+export function openPipeline(m: InferJob['model'], deps: Pick<InferDeps, 'engine' | 'store' | 'cacheDir' | 'cfg'>): Promise<PipelineRunner> {
+  return PipelineRunner.open(m.pipeline!, {
+    engine: deps.engine,
+    store: deps.store,
+    cacheDir: deps.cacheDir,
+    maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS,
+    maxCrops: deps.cfg?.MODELQ_PIPELINE_MAX_CROPS,
+  }).catch((e: unknown) => {
+    throw toJobError(e);
+  });
+}
+
+/** What a pipeline's loads are reported as: the pipeline's own label. */
+export const pipelineHandle = (m: { name: string; version: number; sha256: string }): ModelHandle => ({
+  sha256: m.sha256,
+  path: '',
+  label: `${m.name}@${m.version}`,
+});
 
 /**
  * The model is not loaded on every engine thread (a worker that started after it was registered and
@@ -101,15 +135,25 @@ export async function runOne(
   form: OutputForm,
   signal?: AbortSignal,
   files?: { processing: NonNullable<InferJob['model']['processing']>; maxPixels?: number | undefined },
+  pipeline?: PipelineRunner,
 ): Promise<WireResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
     return { ok: false, error: errorData(new AppError('timeout', 'the client stopped waiting before the request started')) };
   }
   try {
-    let feeds: Record<string, RawTensor> = {};
-    if (files) feeds = await fileFeeds(files.processing, req.inputs, files.maxPixels);
-    else for (const t of req.inputs) feeds[t.name] = feed(t);
-    const out = withPost(files?.processing, await engine.infer(model, feeds, batching, batching.batchable, signal));
+    let out: Record<string, RawTensor>;
+    if (pipeline) {
+      // Files (BYTES of base64) as their bytes, tensors as they are.
+      const given: Record<string, PipelineValue> = {};
+      for (const t of req.inputs)
+        given[t.name] = t.datatype === 'BYTES' && !isPacked(t) && !isBytes(t) ? t.data.map((v) => Buffer.from(String(v), 'base64')) : feed(t);
+      out = await pipeline.run(given, signal);
+    } else {
+      let feeds: Record<string, RawTensor> = {};
+      if (files) feeds = await fileFeeds(files.processing, req.inputs, files.maxPixels);
+      else for (const t of req.inputs) feeds[t.name] = feed(t);
+      out = withPost(files?.processing, await engine.infer(model, feeds, batching, batching.batchable, signal));
+    }
     const wanted = req.outputs ? new Set(req.outputs) : null;
     const outputs: WireTensor[] = [];
     for (const [name, t] of Object.entries(out)) {

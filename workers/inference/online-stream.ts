@@ -21,7 +21,7 @@ import { duplicateRedis } from '../../core/redis.ts';
 import type { ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { toJobError } from '../processor.ts';
-import { loadFirst, runOne, type InferDeps, type InferJobLike } from './infer.ts';
+import { loadFirst, openPipeline, pipelineHandle, runOne, type InferDeps, type InferJobLike } from './infer.ts';
 
 export const MAX_DELIVERIES = 5;
 
@@ -201,10 +201,13 @@ export class OnlineStreamConsumer {
 
   private async compute(job: WireJob, signal: AbortSignal): Promise<WireReply> {
     const { deps } = this.o;
-    const path = await localModelPath(deps.store, job.model.sha256, deps.cacheDir);
-    const model: ModelHandle = { sha256: job.model.sha256, path, label: `${job.model.name}@${job.model.version}` };
+    // A pipeline runs its steps' models (workers/processing/pipeline.ts); it has no file of its own.
+    const pipeline = job.model.pipeline ? await openPipeline(job.model, deps) : undefined;
+    const model: ModelHandle = pipeline
+      ? pipelineHandle(job.model)
+      : { sha256: job.model.sha256, path: await localModelPath(deps.store, job.model.sha256, deps.cacheDir), label: `${job.model.name}@${job.model.version}` };
     deps.warmer?.used(job.model);
-    if (!deps.engine.isWarm(model.sha256)) {
+    if (pipeline ? !pipeline.isWarm() : !deps.engine.isWarm(model.sha256)) {
       // The producer is told, so that the load does not count against the requests' timeout.
       const progress: InferJobLike = {
         data: null,
@@ -217,12 +220,15 @@ export class OnlineStreamConsumer {
           await this.o.redis.publish(job.reply, encodeReply(m));
         },
       };
-      await loadFirst(progress, deps.engine, model, job.requests);
+      await loadFirst(progress, pipeline ? { warm: () => pipeline.warm() } : deps.engine, model, job.requests);
     }
     const files = job.model.processing && { processing: job.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS };
     const responses = await Promise.all(
       job.requests.map((r) =>
-        runOne(deps.engine, model, job.batching, r, 'bytes', signal, files || undefined).catch((e: unknown) => ({ ok: false as const, error: errorOf(e) })),
+        runOne(deps.engine, model, job.batching, r, 'bytes', signal, files || undefined, pipeline).catch((e: unknown) => ({
+          ok: false as const,
+          error: errorOf(e),
+        })),
       ),
     );
     return { id: job.id, kind: 'answer', responses };

@@ -35,6 +35,7 @@ import type { SampledRows } from '../engine/drift-rows.ts';
 import { loadBackground, loadColumnBackground } from '../explain/background.ts';
 import { parseJobData, toJobError } from '../processor.ts';
 import { scoreFileChunk } from '../processing/score-files.ts';
+import { scorePipelineChunk } from '../processing/score-pipeline.ts';
 import { budgetFailure, ChunkBudget, ChunkStopped, DEFAULT_CHUNK_TIMEOUT_MS, DEFAULT_POISON_ATTEMPTS, lostStarts, lostTooOften } from './chunk-budget.ts';
 
 export interface ScoreDeps {
@@ -44,7 +45,15 @@ export interface ScoreDeps {
   cacheDir?: string;
   cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> &
     Partial<
-      Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS' | 'MODELQ_MAX_IMAGE_PIXELS'>
+      Pick<
+        Config,
+        | 'MODELQ_EXPLAIN_RUN_ROWS'
+        | 'MODELQ_EXPLAIN_MAX_BYTES'
+        | 'MODELQ_CHUNK_TIMEOUT_MS'
+        | 'MODELQ_POISON_ATTEMPTS'
+        | 'MODELQ_MAX_IMAGE_PIXELS'
+        | 'MODELQ_PIPELINE_MAX_CROPS'
+      >
     >;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;
@@ -146,8 +155,13 @@ export async function scoreProcessor(
     // Over a weighted alias, the chunk's version (picked by its route key, the same on a rerun).
     const cs = chunkSpec(spec, data.index);
     const started = performance.now();
-    // A model with declared processing reads files (workers/processing/score-files.ts).
-    const scored = cs.model.processing ? await scoreFileChunk(data, cs, deps, job, budget) : await scoreChunk(data, cs, deps, job, budget);
+    // A model with declared processing reads files (workers/processing/score-files.ts); a pipeline runs its
+    // steps on each group of rows (workers/processing/score-pipeline.ts).
+    const scored = cs.model.pipeline
+      ? await scorePipelineChunk(data, cs, deps, job, budget)
+      : cs.model.processing
+        ? await scoreFileChunk(data, cs, deps, job, budget)
+        : await scoreChunk(data, cs, deps, job, budget);
     const outcome: ScoreResult = { ...scored, ms: Math.round(performance.now() - started) };
     if (spec.route?.length) outcome.version = cs.model.version;
     if (spec.shadow) outcome.shadow = await shadowPass(data, cs, deps, budget);

@@ -40,11 +40,32 @@ async function limited<T>(f: () => Promise<T>): Promise<T> {
 }
 
 /** Decoded, oriented, resized and cropped pixels: height x width x 3, 8 bits, RGB (at most MAX_DECODES at once). */
-export function decodePixels(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<{ data: Buffer; width: number; height: number }> {
-  return limited(() => decodeNow(file, step, maxPixels));
+export function decodePixels(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<Pixels> {
+  return limited(async () => shapePixels(await decodeNow(file, maxPixels), step));
 }
 
-async function decodeNow(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<{ data: Buffer; width: number; height: number }> {
+/** RGB pixels, 8 bits, height x width x 3. */
+export interface Pixels {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+/** Decoded and turned upright (EXIF orientation), not resized: what a pipeline crops its boxes from (at most MAX_DECODES at once). */
+export function decodeUpright(file: Buffer, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<Pixels> {
+  return limited(() => decodeNow(file, maxPixels));
+}
+
+/** The region [left, left + width) x [top, top + height) of decoded pixels, then the step's resize and crop. */
+export async function cropPixels(px: Pixels, region: { left: number; top: number; width: number; height: number }, step: ImageStep): Promise<Pixels> {
+  const out = await sharp(px.data, { raw: { width: px.width, height: px.height, channels: 3 } })
+    .extract(region)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return shapePixels({ data: out.data, width: out.info.width, height: out.info.height }, step);
+}
+
+async function decodeNow(file: Buffer, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<Pixels> {
   let meta: Metadata;
   try {
     meta = await sharp(file, { limitInputPixels: false }).metadata();
@@ -66,7 +87,17 @@ async function decodeNow(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_
       .raw()
       .toBuffer({ resolveWithObject: true });
     if (dec.info.channels !== 3) throw new FileError(`the image decodes to ${dec.info.channels} channels, not 3`);
-    let px = { data: dec.data, width: dec.info.width, height: dec.info.height };
+    return { data: dec.data, width: dec.info.width, height: dec.info.height };
+  } catch (e) {
+    if (e instanceof FileError) throw e;
+    throw new FileError(`the file does not decode as an image (${(e as Error).message})`);
+  }
+}
+
+/** Decoded pixels resized and centre-cropped as the step declares. */
+async function shapePixels(decoded: Pixels, step: ImageStep): Promise<Pixels> {
+  let px = decoded;
+  try {
     const next = async (f: (img: Sharp) => Sharp) => {
       const out = await f(sharp(px.data, { raw: { width: px.width, height: px.height, channels: 3 } }))
         .raw()

@@ -31,7 +31,7 @@ export interface FileChunkDeps {
   batches: BatchStore;
   cacheDir?: string;
   objects?: ObjectStores;
-  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number };
+  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_PIPELINE_MAX_CROPS?: number };
 }
 
 type Decoded = { ref: RowRef; feeds: Record<string, RawTensor> } | { ref: RowRef; error: string };

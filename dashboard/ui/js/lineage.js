@@ -48,7 +48,9 @@ export async function lineageGraph(current, allModels, getVersion) {
         const ds = node(`dataset:${l.dataset}`, 'dataset', l.dataset ?? 'dataset');
         edges.push([ds, j], [j, me]);
       } else {
-        edges.push([node(`upload:${rec.sha256}`, 'upload', 'uploaded'), me]);
+        // A pipeline's steps: each step's version feeds it.
+        if (l.source === 'pipeline' && Array.isArray(l.steps)) for (const st of l.steps) edges.push([versionNode({ name: st.model, version: st.version }), me]);
+        else edges.push([node(`upload:${rec.sha256}`, 'upload', 'uploaded'), me]);
       }
       rec = null;
     }
@@ -68,8 +70,8 @@ export async function lineageGraph(current, allModels, getVersion) {
   return { key: JSON.stringify([[...nodes.keys()], edges]), svg: draw(nodes, edges, vid(current.name, current.version)) };
 }
 
-/** Column = longest path from a root; rows in order of appearance. */
-function draw(nodes, edges, currentId) {
+/** Column = longest path from a root; rows in order of appearance. Also draws a pipeline's steps (pipeline.js). */
+export function draw(nodes, edges, currentId, label = 'lineage graph') {
   const col = new Map([...nodes.keys()].map((id) => [id, 0]));
   for (let i = 0; i < nodes.size; i++) for (const [a, b] of edges) col.set(b, Math.max(col.get(b), col.get(a) + 1));
   const rows = new Map();
@@ -107,7 +109,7 @@ function draw(nodes, edges, currentId) {
   });
   return h(
     'svg:svg',
-    { class: 'lineage', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'lineage graph' },
+    { class: 'lineage', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label },
     h(
       'svg:defs',
       {},

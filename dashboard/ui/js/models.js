@@ -4,6 +4,7 @@
 import { api, downloadLink } from './api.js';
 import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, shortSha, signature, table } from './dom.js';
 import { lineageGraph } from './lineage.js';
+import { pipelineGraph } from './pipeline.js';
 import { liveSection, rolloutsSection, splitText } from './rollouts.js';
 import { errorBox, poll } from './live.js';
 
@@ -231,7 +232,10 @@ export function version(name, n) {
       put(
         body,
         slowerNotice(v.metrics?.compression),
-        h('div', { class: 'actions' }, downloadLink(`/v1/models/${enc}/versions/${n}/onnx`, `Download ${name}-v${n}.onnx`, { 'data-download': 'onnx' })),
+        // A pipeline has no ONNX file of its own: its steps are drawn instead.
+        v.pipeline
+          ? [h('h2', {}, 'Pipeline'), h('div', { 'data-section': 'pipeline' }, pipelineGraph(v.pipeline).svg)]
+          : h('div', { class: 'actions' }, downloadLink(`/v1/models/${enc}/versions/${n}/onnx`, `Download ${name}-v${n}.onnx`, { 'data-download': 'onnx' })),
         h(
           'div',
           { class: 'grid pair' },

@@ -13,12 +13,9 @@ const days = z.number().min(0).max(36_500).nullable().optional();
 export const retentionRuleSchema = z
   .object({
     datasets: days.meta({ description: 'Days a dataset is kept after its upload; null or absent: forever' }),
-    cascadeDatasets: z
-      .boolean()
-      .optional()
-      .meta({
-        description: 'Whether an expired dataset takes the model versions trained on it along (default false: such a dataset is kept and reported as held)',
-      }),
+    cascadeDatasets: z.boolean().optional().meta({
+      description: 'Whether an expired dataset takes the model versions trained on it along (default false: such a dataset is kept and reported as held)',
+    }),
     batches: days.meta({ description: 'Days a finished batch (input, outputs, records) is kept after its creation' }),
     logs: days.meta({ description: 'Days payload logs are kept (by their hour partition)' }),
     jobs: days.meta({ description: 'Days the records of finished training and compression jobs are kept' }),
@@ -63,6 +60,8 @@ export interface SweepResult {
   held: { tenant: string; dataset: string; dependents: string[] }[];
   objects: number;
   redisKeys: number;
+  /** Items whose erasure failed this time (a job still running): tried again by the next sweep. */
+  failed: { tenant: string; kind: string; id: string; error: string }[];
 }
 
 /** Items handled per kind per tenant per sweep at most; the rest waits for the next. */
@@ -73,7 +72,14 @@ const SWEEP_LIMIT = 1000;
  * and finished job records older than the rule's days (`dayMs` long each: a day, or less in tests).
  */
 export async function sweepRetention(d: { redis: Redis; prefix: string; eraser: Eraser }, dayMs: number, now = Date.now()): Promise<SweepResult> {
-  const out: SweepResult = { erased: [], held: [], objects: 0, redisKeys: 0 };
+  const out: SweepResult = { erased: [], held: [], objects: 0, redisKeys: 0, failed: [] };
+  const attempt = async (tenant: string, kind: string, id: string, erase: () => Promise<ErasureReport>) => {
+    try {
+      add(tenant, kind, id, await erase());
+    } catch (e) {
+      out.failed.push({ tenant, kind, id, error: (e as Error).message });
+    }
+  };
   const actor = { tenant: null, keyId: 'retention' };
   const add = (tenant: string, kind: string, id: string, r: ErasureReport) => {
     out.erased.push({ tenant, kind, id });
@@ -91,7 +97,7 @@ export async function sweepRetention(d: { redis: Redis; prefix: string; eraser: 
           out.held.push({ tenant, dataset: id, dependents: deps.map((x) => `${x.name}@${x.version}`) });
           continue;
         }
-        add(tenant, 'dataset', id, await d.eraser.eraseDataset(id, { cascade: true, actor }));
+        await attempt(tenant, 'dataset', id, () => d.eraser.eraseDataset(id, { cascade: true, actor }));
       }
     }
     const bt = cutoff(rule.batches);
@@ -101,7 +107,7 @@ export async function sweepRetention(d: { redis: Redis; prefix: string; eraser: 
       for (const id of ids) {
         const status = await batches.status(id);
         if (status !== null && !BatchStore.isFinal(status)) continue;
-        add(tenant, 'batch', id, await d.eraser.eraseBatch(id, actor));
+        await attempt(tenant, 'batch', id, () => d.eraser.eraseBatch(id, actor));
       }
     }
     const lg = cutoff(rule.logs);
@@ -115,11 +121,12 @@ export async function sweepRetention(d: { redis: Redis; prefix: string; eraser: 
       for (const q of ['train', 'compress'] as QueueName[]) {
         const jobs = await d.eraser.jobsWhere(q, (data) => ((data as { tenant?: string }).tenant ?? 'default') === tenant);
         for (const job of jobs.filter((j) => j.finishedOn !== undefined && j.finishedOn < jb).slice(0, SWEEP_LIMIT)) {
-          const r = newReport();
-          await d.eraser.removeJob(r, q, job.id!);
-          out.erased.push({ tenant, kind: 'job', id: `${q}:${job.id}` });
-          out.objects += r.objects.length;
-          out.redisKeys += r.redisKeys.length;
+          await attempt(tenant, 'job', `${q}:${job.id}`, async () => {
+            const r = newReport();
+            await d.eraser.removeJob(r, q, job.id!);
+            r.counts = { objects: r.objects.length, redisKeys: r.redisKeys.length, redisEntries: r.redisEntries.length, jobs: r.jobs.length };
+            return r;
+          });
         }
       }
     }

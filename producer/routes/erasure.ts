@@ -10,6 +10,7 @@ import { DatasetStore, DATASET_ID_RE } from '../../core/datasets.ts';
 import { Eraser } from '../../core/erasure.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { checkName } from '../../core/registry.ts';
+import { isFinal, RolloutStore } from '../../core/rollouts.ts';
 import { RetentionRules, retentionRuleSchema, TENANT_RE } from '../../core/retention.ts';
 import { principalOf } from '../auth.ts';
 import { jsonBody } from '../body.ts';
@@ -80,6 +81,10 @@ export function erasureRouter(d: ProducerDeps): Router {
     if (!/^[1-9][0-9]{0,8}$/.test(req.params.version)) throw badRequest(`version "${req.params.version.slice(0, 40)}" must be a positive integer`);
     const version = Number(req.params.version);
     await d.registry.getVersion(name, version);
+    const rollout = (await new RolloutStore(d.redis, d.prefix).list(name, 1000)).find(
+      (x) => !isFinal(x.status) && (x.candidate === version || x.baseline === version),
+    );
+    if (rollout) throw new AppError('conflict', `rollout ${rollout.id} of alias "${rollout.alias}" is running on version ${version}; abort it first`);
     res.json(await eraser.eraseVersion(name, version, actorOf(p)));
   });
 

@@ -29,6 +29,7 @@ export interface SweepCounts {
   held: number;
   objects: number;
   redisKeys: number;
+  failed: number;
 }
 
 /** The per-process state of retention sweeps: one Queues (BullMQ connections shared) for every tick. */
@@ -46,8 +47,9 @@ export function retentionRunner(d: RetentionDeps): () => Promise<SweepCounts> {
       audit: new AuditStream(d.redis, d.prefix, d.cfg.MODELQ_AUDIT_STREAM_MAX),
     });
     const r: SweepResult = await sweepRetention({ redis: d.redis, prefix: d.prefix, eraser }, d.cfg.MODELQ_RETENTION_DAY_MS);
-    const counts = { erased: r.erased.length, held: r.held.length, objects: r.objects, redisKeys: r.redisKeys };
+    const counts = { erased: r.erased.length, held: r.held.length, objects: r.objects, redisKeys: r.redisKeys, failed: r.failed.length };
     if (counts.erased || counts.held) d.logger.info(counts, 'retention sweep');
+    for (const f of r.failed) d.logger.warn({ tenant: f.tenant, kind: f.kind, err: f.error }, 'retention: an expired item could not be erased yet');
     return counts;
   };
 }

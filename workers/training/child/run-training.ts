@@ -156,7 +156,7 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   if (enc) ref.strings = rawInputs(enc, data, valRows, k);
   const predicted = out.labels ?? out.prediction;
   if (predicted) {
-    const probs = out.labels && out.probabilities;
+    const probs = out.labels && out.probabilities?.length === out.labels.length * C ? out.probabilities : undefined;
     ref.heldout = {
       truth: Array.from(yVal),
       predicted: Array.from(predicted),

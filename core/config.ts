@@ -417,6 +417,14 @@ export const configKeys = {
     'Payload logs: a request whose inputs and outputs (JSON) exceed this many KiB is logged without them (`truncated`: true).',
   ],
   MODELQ_PAYLOAD_LOG_CODEC: [z.enum(['SNAPPY', 'UNCOMPRESSED']).default('SNAPPY'), 'Payload logs: the compression of the Parquet parts.'],
+  MODELQ_RETENTION_INTERVAL_MS: [
+    int(1000, 86_400_000).default(3_600_000),
+    "How often the retention job runs (a job scheduler on the `model` queue): it erases what each tenant's retention rules (`PUT /v1/tenants/{id}/retention`) say has expired.",
+  ],
+  MODELQ_RETENTION_DAY_MS: [
+    int(1, 86_400_000).default(86_400_000),
+    'How long a "day" of a retention rule is, in ms: 86400000; tests set less to see rules expire.',
+  ],
   MODELQ_ROLLOUT_INTERVAL_MS: [
     int(100, 3_600_000).default(30_000),
     'How often a running rollout is evaluated (a job scheduler on the `model` queue per rollout): each evaluation advances it, rolls it back or waits. Producers add their per-version figures to Redis every quarter of this (at most every second).',

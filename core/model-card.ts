@@ -14,6 +14,62 @@ export const isUnknown = (x: unknown): x is Unknown => typeof x === 'object' && 
 export interface HeldOut {
   truth: number[];
   predicted: number[];
+  /** Classifiers: the probability the model gave the class it predicted, per row (recorded by training since calibration was added). */
+  confidence?: number[];
+}
+
+/** Reliability bins of a classifier's confidence on the held-out rows. */
+export const CALIBRATION_BINS = 10;
+
+export interface CalibrationBin {
+  /** Confidence range [from, to) (the last bin includes 1). */
+  from: number;
+  to: number;
+  rows: number;
+  /** Mean confidence of the bin's rows, and the share of them predicted right (null when empty). */
+  confidence: number | null;
+  accuracy: number | null;
+}
+
+/**
+ * Calibration of a classifier's held-out predictions: reliability bins of equal width over the
+ * confidence in its predicted class, the expected calibration error (sum over bins of
+ * rows/total x |accuracy - confidence|) and the maximum one (the largest gap of a non-empty bin).
+ */
+export function calibrationMetrics(
+  h: HeldOut & { confidence: number[] },
+  bins = CALIBRATION_BINS,
+): { rows: number; ece: number; mce: number; bins: CalibrationBin[] } {
+  const n = h.truth.length;
+  const acc = Array.from({ length: bins }, () => ({ rows: 0, conf: 0, right: 0 }));
+  for (let i = 0; i < n; i++) {
+    const c = h.confidence[i]!;
+    const b = Math.min(bins - 1, Math.max(0, Math.floor(c * bins)));
+    acc[b]!.rows++;
+    acc[b]!.conf += c;
+    if (h.truth[i] === h.predicted[i]) acc[b]!.right++;
+  }
+  let ece = 0;
+  let mce = 0;
+  const out = acc.map((a, b) => {
+    const confidence = a.rows ? a.conf / a.rows : null;
+    const accuracy = a.rows ? a.right / a.rows : null;
+    if (a.rows) {
+      const gap = Math.abs(accuracy! - confidence!);
+      ece += (a.rows / n) * gap;
+      mce = Math.max(mce, gap);
+    }
+    return { from: b / bins, to: (b + 1) / bins, rows: a.rows, confidence, accuracy };
+  });
+  return { rows: n, ece, mce, bins: out };
+}
+
+/** Mean |attribution| per input over explanations the platform stored for a version. */
+export interface StoredImportance {
+  /** Where the attributions were read: the version's explained batches. */
+  batches: string[];
+  rows: number;
+  inputs: { input: string; meanAbsAttribution: number }[];
 }
 
 export interface ClassMetrics {
@@ -66,11 +122,13 @@ export interface CardInputs {
   heldout: HeldOut | null;
   dataset: DatasetRecord | null;
   drift: Record<string, unknown> | null;
+  /** Global input importance from stored explanations; null when none are stored. */
+  importance?: StoredImportance | null;
 }
 
 export type ModelCard = ReturnType<typeof buildCard>;
 
-export function buildCard({ version: v, access, heldout, dataset, drift }: CardInputs) {
+export function buildCard({ version: v, access, heldout, dataset, drift, importance }: CardInputs) {
   const task = typeof v.metadata?.task === 'string' ? v.metadata.task : null;
   const classes = metadataList<string>(v, 'classes')?.map(String) ?? [];
   const datasetId = typeof v.lineage?.dataset === 'string' ? v.lineage.dataset : null;
@@ -107,14 +165,24 @@ export function buildCard({ version: v, access, heldout, dataset, drift }: CardI
       recorded: v.metrics && Object.keys(v.metrics).some((k) => k !== 'compression') ? withoutCompression(v.metrics) : unknown('no metrics recorded'),
       heldout: heldoutMetrics,
     },
-    calibration: unknown('the platform does not measure calibration'),
-    importance: unknown('the platform does not store explanations'),
+    calibration: calibrationOf(task, classes, heldout),
+    importance: importance?.rows
+      ? importance
+      : unknown('no explanations stored for this version (explained batches, POST /v1/batches?explain=true, are what the platform keeps)'),
     compression: compression ?? unknown('not a compressed version'),
     drift: drift ?? unknown('no reference profile (PUT .../reference) or no traffic sampled'),
     lineage: v.lineage ?? unknown('not recorded'),
     signature: v.signature ?? unknown('registered before versions were signed'),
     publisher: v.publisher ?? unknown('the upload carried no publisher signature'),
   };
+}
+
+function calibrationOf(task: string | null, classes: string[], h: HeldOut | null) {
+  if (task !== 'classification' && !classes.length)
+    return unknown(task === 'regression' ? 'a regression has no class probabilities' : 'not a classifier trained on the platform');
+  if (!h) return unknown('no held-out predictions recorded');
+  if (!h.confidence || h.confidence.length !== h.truth.length) return unknown('trained before held-out confidences were recorded');
+  return calibrationMetrics({ ...h, confidence: h.confidence });
 }
 
 function withoutCompression(m: Record<string, unknown>): Record<string, unknown> {
@@ -161,9 +229,29 @@ export function cardMarkdown(c: ModelCard): string {
     h.confusion.forEach((row, i) => out.push(`| ${names[i]} | ${row.join(' | ')} |`));
     out.push('');
   } else kv(Object.entries(h));
+  out.push('## Calibration', '');
+  const cal = c.calibration;
+  if (isUnknown(cal)) out.push(cell(cal), '');
+  else {
+    out.push(`Held-out rows: ${cal.rows}, expected calibration error ${cell(cal.ece)}, maximum ${cell(cal.mce)}`, '');
+    out.push('| confidence | rows | mean confidence | accuracy |', '|---|---|---|---|');
+    for (const b of cal.bins) out.push(`| ${b.from.toFixed(1)}-${b.to.toFixed(1)} | ${b.rows} | ${cell(b.confidence)} | ${cell(b.accuracy)} |`);
+    out.push('');
+  }
+  out.push('## Input importance', '');
+  const imp = c.importance;
+  if (isUnknown(imp)) out.push(cell(imp), '');
+  else {
+    out.push(
+      `Mean absolute attribution over ${imp.rows} explained rows (batches ${imp.batches.join(', ')}):`,
+      '',
+      '| input | mean abs attribution |',
+      '|---|---|',
+    );
+    for (const x of imp.inputs) out.push(`| ${x.input.replace(/\|/g, '\\|')} | ${cell(x.meanAbsAttribution)} |`);
+    out.push('');
+  }
   for (const [title, v] of [
-    ['Calibration', c.calibration],
-    ['Input importance', c.importance],
     ['Compression', c.compression],
     ['Drift', c.drift],
     ['Lineage', c.lineage],

@@ -456,6 +456,67 @@ export class Registry {
     if (!res?.[0]?.[1]) throw notFound(`model "${name}" has no alias "${alias}"`);
   }
 
+  /**
+   * Removes a version's records: its field in the versions and sha hashes, aliases and routes that
+   * name it (`latest` moves to the newest remaining version), its use in the recency list, and the
+   * digest's signature record (rewritten to name `sameBytes`, another version with these bytes, if
+   * any). The last version takes the whole model with it: every `records:model:<name>:*` key and its
+   * place in the models list. Returns what it removed, for the erasure report.
+   */
+  async removeVersion(name: string, version: number, sameBytes?: VersionRecord): Promise<{ keys: string[]; entries: string[]; modelGone: boolean }> {
+    const v = await this.getVersion(name, version);
+    const [versions, aliases, routes, shaOwner, sig] = await Promise.all([
+      this.redis.hkeys(this.k(name, 'versions')),
+      this.redis.hgetall(this.k(name, 'aliases')),
+      this.redis.hgetall(this.k(name, 'routes')),
+      this.redis.hget(this.k(name, 'sha'), v.sha256),
+      this.digestSignature(v.sha256),
+    ]);
+    const remaining = versions.map(Number).filter((x) => x !== version);
+    const keys: string[] = [];
+    const entries: string[] = [];
+    const m = this.redis.multi();
+    if (!remaining.length) {
+      const all = ['versions', 'sha', 'aliases', 'meta', 'config', 'routes'].map((w) => this.k(name, w));
+      const present = (await Promise.all(all.map((k) => this.redis.exists(k)))).map((n, i) => (n ? all[i]! : null)).filter((k): k is string => !!k);
+      if (present.length) m.del(...present);
+      keys.push(...present);
+      m.zrem(this.modelsKey, name);
+      entries.push(`${this.modelsKey} ${name}`);
+    } else {
+      m.hdel(this.k(name, 'versions'), String(version));
+      entries.push(`${this.k(name, 'versions')} ${version}`);
+      if (shaOwner === String(version)) {
+        m.hdel(this.k(name, 'sha'), v.sha256);
+        entries.push(`${this.k(name, 'sha')} ${v.sha256}`);
+      }
+      for (const [alias, target] of Object.entries(aliases)) {
+        const route = routes[alias] ? aliasRouteSchema.parse(JSON.parse(routes[alias])) : undefined;
+        const named = Number(target) === version || !!route?.versions.some((x) => x.version === version) || route?.shadow?.version === version;
+        if (!named) continue;
+        if (alias === 'latest') {
+          m.hset(this.k(name, 'aliases'), 'latest', Math.max(...remaining));
+          continue;
+        }
+        m.hdel(this.k(name, 'aliases'), alias).hdel(this.k(name, 'routes'), alias);
+        entries.push(`${this.k(name, 'aliases')} ${alias}`);
+      }
+    }
+    if (sig && sig.name === name && sig.version === version) {
+      if (sameBytes?.signature)
+        m.hset(this.signaturesKey, v.sha256, JSON.stringify({ name: sameBytes.name, version: sameBytes.version, signature: sameBytes.signature }));
+      else m.hdel(this.signaturesKey, v.sha256);
+      entries.push(`${this.signaturesKey} ${v.sha256}`);
+    }
+    if ((await this.redis.zscore(this.recentKey, `${name}@${version}`)) !== null) {
+      m.zrem(this.recentKey, `${name}@${version}`);
+      entries.push(`${this.recentKey} ${name}@${version}`);
+    }
+    await m.exec();
+    this.changed(name);
+    return { keys, entries, modelGone: !remaining.length };
+  }
+
   async getConfig(name: string): Promise<ModelConfig> {
     const json = await this.redis.get(this.k(name, 'config'));
     return modelConfigSchema.parse(json ? JSON.parse(json) : {});

@@ -23,6 +23,7 @@ import { driftRouter } from './routes/drift.ts';
 import { cardsRouter } from './routes/cards.ts';
 import { logsRouter } from './routes/logs.ts';
 import { auditRouter, auditStreamFor } from './routes/audit.ts';
+import { erasureRouter } from './routes/erasure.ts';
 import { v2Router } from './routes/v2.ts';
 import { fastInfer } from './inference/fast-infer.ts';
 import { inferenceFor } from './inference/service.ts';
@@ -81,6 +82,7 @@ export function buildApp(d: ProducerDeps): ProducerApp {
   app.use(cardsRouter(d));
   app.use(logsRouter(d));
   app.use(auditRouter(d));
+  app.use(erasureRouter(d));
   app.use(batchesRouter(d));
   app.use(compressRouter(d));
   app.use(datasetsRouter(d));

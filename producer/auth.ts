@@ -32,6 +32,8 @@ export function requiredScope(method: string, rawPath: string): Scope | null {
   if (path.startsWith('/v2/health/')) return null;
   // Platform-wide figures, per model of every tenant: for the platform's operators (and their Prometheus).
   if (path === '/metrics') return 'platform';
+  // Retention rules are the platform's, for every tenant (PUT, GET and DELETE alike).
+  if (/^\/v1\/tenants(\/|$)/.test(path)) return 'platform';
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (method === 'POST' && /^\/v2\/models\/[^/]+(\/versions\/[^/]+)?\/infer$/.test(path)) return 'infer';
   if (method === 'POST' && /^\/v1\/models\/[^/]+(\/versions\/[^/]+)?:(predict|explain)$/.test(path)) return 'infer';

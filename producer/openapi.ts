@@ -19,6 +19,8 @@ import { pipelineSpecSchema } from '../core/processing/pipeline.ts';
 import { referenceBodySchema } from './routes/drift.ts';
 import { loggingConfigSchema } from '../core/payload-logs.ts';
 import { logsDatasetQuerySchema, logsQuerySchema } from './routes/logs.ts';
+import { datasetEraseQuerySchema, logEraseQuerySchema } from './routes/erasure.ts';
+import { retentionRuleSchema } from '../core/retention.ts';
 import { createBatchSchema as openaiBatchSchema, listBatchesSchema as openaiListBatchesSchema } from './openai/batches.ts';
 import { listFilesSchema as openaiListFilesSchema } from './openai/files.ts';
 
@@ -162,7 +164,7 @@ export const ROUTES: RouteDoc[] = [
     method: 'get',
     path: '/v1/models/{name}/versions/{version}/card',
     summary:
-      'Model card: task, inputs and outputs, training data, recorded and held-out metrics (per-class precision/recall and confusion matrix for classifiers), compression, drift, lineage, owner, signature; JSON, or Markdown with Accept: text/markdown or ?format=md; read',
+      'Model card: task, inputs and outputs, training data, recorded and held-out metrics (per-class precision/recall and confusion matrix for classifiers), calibration (reliability bins, ECE), input importance from stored explained batches, compression, drift, lineage, owner, signature; JSON, or Markdown with Accept: text/markdown or ?format=md; read',
   },
   ...(['/v1/models/{name}/logging', '/v1/models/{name}/aliases/{alias}/logging'] as const).flatMap((path): RouteDoc[] => {
     const of = path.includes('{alias}') ? "the alias's (requests naming it; over the model's)" : "the model's";
@@ -192,6 +194,44 @@ export const ROUTES: RouteDoc[] = [
     query: logsDatasetQuerySchema,
     status: 201,
   },
+  {
+    method: 'delete',
+    path: '/v1/models/{name}/versions/{version}',
+    summary:
+      'Erase a version: its record, aliases naming it, figures, drift windows, model file and artifacts (unless another version has the same bytes), the job that made it; workers drop its sessions and cached file. Answers the erasure report; admin',
+  },
+  {
+    method: 'delete',
+    path: '/v1/models/{name}/logs',
+    summary:
+      'Erase payload log records of the model timed in [from, to] (ISO time or epoch ms): parts inside go, a part across an end is written again without them; the erasure report; admin',
+    query: logEraseQuerySchema,
+  },
+  {
+    method: 'get',
+    path: '/v1/datasets/{id}/dependents',
+    summary: 'Model versions that depend on the dataset through lineage: trained, measured or calibrated on it, and derived from those (recursively); read',
+  },
+  {
+    method: 'delete',
+    path: '/v1/datasets/{id}',
+    summary:
+      'Erase a dataset: its file, record and the jobs that read it; with dependents a 409 naming them, unless ?cascade=true erases them first. Answers the erasure report; admin',
+    query: datasetEraseQuerySchema,
+  },
+  {
+    method: 'delete',
+    path: '/v1/batches/{id}',
+    summary: 'Erase a finished batch: input, outputs, errors, records and jobs (a running one is a 409); the erasure report; admin',
+  },
+  {
+    method: 'put',
+    path: '/v1/tenants/{id}/retention',
+    summary: "Set a tenant's retention rule (days for datasets, batches, logs, job records; cascadeDatasets); a repeatable job erases what expired; platform",
+    json: retentionRuleSchema,
+  },
+  { method: 'get', path: '/v1/tenants/{id}/retention', summary: "A tenant's retention rule; platform" },
+  { method: 'delete', path: '/v1/tenants/{id}/retention', summary: "Remove a tenant's retention rule (keep everything); platform", status: 204 },
   {
     method: 'get',
     path: '/v1/audit',

@@ -142,3 +142,22 @@ async function fetchOnce(store: ArtifactStore, key: string, sha256: string, file
   present.add(file);
   return file;
 }
+
+/**
+ * Forgets a model whose versions were all erased: its cached download is removed from the cache
+ * directory and this process no longer counts it as present or verified (a later load, if the bytes
+ * came back, checks them again).
+ */
+export async function forgetModel(sha256: string, cacheDir: string = DEFAULT_CACHE_DIR): Promise<boolean> {
+  if (!SHA256.test(sha256)) return false;
+  const file = path.join(path.resolve(cacheDir), `${sha256}.onnx`);
+  present.delete(file);
+  verified.delete(sha256);
+  unsigned.delete(sha256);
+  const existed = await fs.stat(file).then(
+    () => true,
+    () => false,
+  );
+  await fs.rm(file, { force: true });
+  return existed;
+}

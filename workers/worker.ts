@@ -31,6 +31,8 @@ import type { JobStateOf } from './inference/openai-reaper.ts';
 import { Warmer } from './warm.ts';
 import { ROLLOUT_JOB } from '../core/rollouts.ts';
 import { rolloutTick } from './rollout/tick.ts';
+import { ErasureListener } from './retention/erasure-events.ts';
+import { RETENTION_JOB, retentionRunner, scheduleRetention } from './retention/tick.ts';
 
 export interface WorkerDeps {
   engine: Engine;
@@ -67,8 +69,12 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
   model: (d) => {
     const prefix = keyPrefix(d.cfg);
     const rollout = { ...d, prefix, registry: new Registry(d.redis, prefix), queue: new Queue('model', { connection: d.redis, prefix }) };
-    // Rollout evaluations ride the model queue under their own job name (workers/rollout/tick.ts).
-    return { processor: (job) => (job.name === ROLLOUT_JOB ? rolloutTick(job, rollout) : modelProcessor(job, d)), concurrency: 4 };
+    const retention = retentionRunner({ ...d, prefix });
+    // Rollout evaluations and retention sweeps ride the model queue under their own job names (workers/rollout/tick.ts, workers/retention/tick.ts).
+    return {
+      processor: (job) => (job.name === ROLLOUT_JOB ? rolloutTick(job, rollout) : job.name === RETENTION_JOB ? retention() : modelProcessor(job, d)),
+      concurrency: 4,
+    };
   },
   infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
   score: (d) => {
@@ -135,6 +141,9 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
     deps.warmer = new Warmer({ engine, store: deps.store, registry: new Registry(redis, prefix), cfg, logger, prefix, cacheDir: cfg.MODELQ_CACHE_DIR });
     await deps.warmer.start();
   }
+  // Every worker drops what it holds of an erased version (sessions, cached downloads).
+  const erasures = new ErasureListener({ engine, store: deps.store, cfg, logger, prefix, cacheDir: cfg.MODELQ_CACHE_DIR });
+  await erasures.start();
   for (const name of queues) {
     const factory = PROCESSORS[name];
     if (!factory) {
@@ -164,6 +173,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   });
   await Promise.all(streams.map((s) => s.start()));
   if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
+  if (jobs.model) await scheduleRetention(redis, prefix, cfg);
 
   const figures = publishFigures(deps, { id, jobs, engine, startedAt: new Date().toISOString() });
   await figures.publish();
@@ -178,6 +188,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
       logger.info('stopping: no new jobs, finishing active ones');
       figures.stop();
       await deps.warmer?.stop();
+      await erasures.stop();
       await Promise.all([...streams.map((s) => s.stop(cfg.MODELQ_SHUTDOWN_GRACE_MS)), closeWorkers(workers, cfg.MODELQ_SHUTDOWN_GRACE_MS, logger)]);
       await engine.close();
       await Promise.all(pauseQueues.map((q) => q.close().catch(() => {})));

@@ -6,6 +6,6 @@ export * from './schema.ts';
 export { modelSlots, featureRows, type Slot, type RowsOf } from './features.ts';
 export * from './stats.ts';
 export { DriftWindows } from './windows.ts';
-export { profileCache, MAX_PROFILES } from './profile-cache.ts';
+export { profileCache, forgetProfile, MAX_PROFILES } from './profile-cache.ts';
 export { versionDrift } from './report.ts';
 export { ReferenceCollector } from './collector.ts';

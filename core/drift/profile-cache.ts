@@ -26,6 +26,10 @@ class ProfileCache {
     }
     return p;
   }
+
+  forget(key: string): void {
+    this.profiles.delete(key);
+  }
 }
 
 const caches = new WeakMap<ArtifactStore, ProfileCache>();
@@ -40,4 +44,9 @@ export function profileCache(store: ArtifactStore, max: number = MAX_PROFILES): 
   else c.max = Math.max(c.max, max);
   const cache = c;
   return (key) => cache.get(key);
+}
+
+/** Drops a profile from the store's cache (its object was erased), so no process keeps serving it from memory. */
+export function forgetProfile(store: ArtifactStore, key: string): void {
+  caches.get(store)?.forget(key);
 }

@@ -11,7 +11,10 @@ if owner and owner ~= ARGV[5] and ARGV[6] ~= '1' then return {0, -1} end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then return {tonumber(existing), 0} end
 if not owner then redis.call('HSET', KEYS[5], 'owner', ARGV[5], 'shared', ARGV[7]) end
-local v = redis.call('HLEN', KEYS[1]) + 1
+-- Versions are numbered by a counter in the model's meta, so a number freed by an erasure is never
+-- given again (a model from before the counter starts it at its count of versions).
+if not redis.call('HGET', KEYS[5], 'seq') then redis.call('HSET', KEYS[5], 'seq', redis.call('HLEN', KEYS[1])) end
+local v = redis.call('HINCRBY', KEYS[5], 'seq', 1)
 redis.call('HSET', KEYS[1], v, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], v)
 redis.call('HSET', KEYS[3], 'latest', v)

@@ -556,6 +556,43 @@ describe('dashboard in a browser', () => {
     expect(await overlaps(page)).toEqual([]);
   });
 
+  it("shows a version's model card: held-out metrics, calibration and what it does not know, as the card route says; the Markdown downloads", async () => {
+    const card = await apiJson('/v1/models/compass/versions/1/card');
+    const page = await open('#/models/compass/versions/1');
+    await page.waitForSelector('[data-section="card"] [data-card-section="heldout"]');
+    const value = (sel: string) => page.getAttribute(sel, 'data-value').then(Number);
+    expect(await value('[data-card="heldout.accuracy"]')).toBe(card.metrics.heldout.accuracy);
+    expect(await value('[data-card="heldout.rows"]')).toBe(card.metrics.heldout.rows);
+    for (const c of card.metrics.heldout.perClass as { class: string; support: number; recall: number | null }[]) {
+      expect(await value(`tr[data-class="${c.class}"] [data-card="support"]`)).toBe(c.support);
+      if (c.recall !== null) expect(await value(`tr[data-class="${c.class}"] [data-card="recall"]`)).toBe(c.recall);
+    }
+    const shownConfusion = await page.$$eval('[data-card-section="confusion"] tr[data-confusion-row]', (trs) =>
+      trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => Number(td.textContent))),
+    );
+    expect(shownConfusion).toEqual(card.metrics.heldout.confusion);
+    // Calibration: the ECE and every non-empty reliability bin.
+    expect(card.calibration.ece).toEqual(expect.any(Number));
+    expect(await value('[data-card-section="calibration"] [data-card="ece"]')).toBe(card.calibration.ece);
+    const bins = (card.calibration.bins as { from: number; rows: number }[]).filter((b) => b.rows > 0);
+    expect(await page.$$eval('[data-card-section="calibration"] tr[data-bin]', (trs) => trs.map((tr) => tr.getAttribute('data-bin')))).toEqual(
+      bins.map((b) => b.from.toFixed(1)),
+    );
+    // No explained batch of this version: importance says it does not know, and why.
+    expect(await page.textContent('[data-unknown="importance"]')).toContain(card.importance.unknown);
+    await shot(page, 'version-card');
+    const md = (await download(page, 'a[data-download="card"]')).toString('utf8');
+    expect(md).toContain('# compass version 1');
+    expect(md).toContain('## Calibration');
+
+    // A compressed version's card: no held-out predictions of its own, said so on the page.
+    const int8 = await apiJson('/v1/models/compass-int8/versions/1/card');
+    const v = await open('#/models/compass-int8/versions/1');
+    await v.waitForSelector('[data-section="card"]');
+    expect(await v.textContent('[data-unknown="metrics.heldout"]')).toContain(int8.metrics.heldout.unknown);
+    expect(await v.textContent('[data-unknown="calibration"]')).toContain(int8.calibration.unknown);
+  });
+
   it('the /api proxy passes the key through, and a download ticket opens only its own path', async () => {
     expect((await fetch(`${dash}/api/v1/batches`)).status).toBe(401);
     const listed = await fetch(`${dash}/api/v1/batches`, { headers: auth(A_READ) });

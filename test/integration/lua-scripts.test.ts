@@ -89,7 +89,7 @@ describe('Lua scripts as files', () => {
       expect(await create('aa', 'acme')).toEqual([1, 0]); // same bytes: the existing version
       expect(await create('cc', 'other')).toEqual([0, -1]); // not the owner
       expect(await create('cc', 'other', '1')).toEqual([3, 1]); // a platform operator may
-      expect(await redis.hgetall(keys[4]!)).toEqual({ owner: 'acme', shared: '0' });
+      expect(await redis.hgetall(keys[4]!)).toEqual({ owner: 'acme', shared: '0', seq: '3' });
       expect(await redis.hget(keys[2]!, 'latest')).toBe('3');
       expect(await redis.zrange(keys[3]!, 0, -1)).toEqual(['m']);
       // the platform's signature is recorded by sha256, for the versions that carry one
@@ -98,6 +98,9 @@ describe('Lua scripts as files', () => {
       expect(JSON.parse(signatures.aa!)).toEqual({ name: 'm', version: 1, signature: { sig: 's' } });
       await new Promise<void>((r) => (heard.length >= 3 ? r() : sub.on('message', () => heard.length >= 3 && r())));
       expect(heard.map((m) => JSON.parse(m))).toEqual([1, 2, 3].map((v, i) => ({ name: 'm', version: v, sha256: ['aa', 'bb', 'cc'][i], bytes: 42 })));
+      // Numbered by the meta's counter: a version removed (erased) leaves its number unused.
+      await redis.hdel(keys[0]!, '3');
+      expect(await create('dd', 'acme')).toEqual([4, 1]);
     } finally {
       sub.disconnect();
     }

@@ -162,6 +162,23 @@ export class Engine {
     return p;
   }
 
+  /**
+   * Drops the model's session on every thread and forgets its label and batching figures (its
+   * version was erased). A request already running on it finishes first.
+   */
+  async unload(sha256: string, labels: string[] = []): Promise<void> {
+    await this.warming.get(sha256)?.catch(() => {});
+    const label = this.labels.get(sha256);
+    await Promise.all(this.threads.map((t) => t.send({ op: 'unload', id: this.nextId++, model: { sha256, path: '' } }, [], this.budget())));
+    this.labels.delete(sha256);
+    this.forgetFigures([label ?? sha256.slice(0, 12), ...labels]);
+  }
+
+  /** Drops the batching figures counted under these labels (`name@version`). */
+  forgetFigures(labels: string[]): void {
+    for (const l of labels) delete this.batcher.stats.perModel[l];
+  }
+
   /** The models the threads hold or are loading, for the worker's figures. */
   models(): EngineModel[] {
     const shas = new Set<string>(this.warming.keys());

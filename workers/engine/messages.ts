@@ -22,6 +22,8 @@ export type ToThread =
   | { op: 'inspect'; id: number; model: ModelHandle }
   /** Create the model's session (if this thread has none yet) so that requests find it ready. */
   | { op: 'load'; id: number; model: ModelHandle }
+  /** Drop the model's session (its version was erased): the thread answers, then reports it evicted. */
+  | { op: 'unload'; id: number; model: ModelHandle }
   | { op: 'run'; id: number; model: ModelHandle; feeds: Record<string, RawTensor>; outputs?: string[] }
   /** Parse, run and format one segment of a batch chunk (score-segment.ts). */
   | { op: 'score'; id: number; model: ModelHandle; job: SegmentJob }

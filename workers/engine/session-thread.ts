@@ -109,6 +109,18 @@ function spec(m: ort.InferenceSession.ValueMetadata): TensorSpec {
 }
 
 async function handle(msg: ToThread) {
+  if (msg.op === 'unload') {
+    const e = cache.get(msg.model.sha256);
+    post({ op: 'result', id: msg.id, ok: true, value: null, computeMs: 0, loadMs: 0 });
+    if (e) {
+      cache.delete(msg.model.sha256);
+      cachedBytes -= e.bytes;
+      void e.session.release().catch(() => {});
+    }
+    // After the result (which marks the model held): the slot then forgets it.
+    post({ op: 'evicted', sha256: msg.model.sha256 });
+    return;
+  }
   if (msg.op === 'load') {
     const { loadMs } = await session(msg.model);
     post({ op: 'result', id: msg.id, ok: true, value: null, computeMs: 0, loadMs });

@@ -40,6 +40,7 @@ function describe(msg: ToThread): string {
     score: 'scoring a segment of a batch chunk',
     'score-row-group': 'scoring a row group of a batch chunk',
     load: 'loading the model',
+    unload: 'dropping the model',
     inspect: 'checking the model',
   }[msg.op];
   return msg.model.label ? `${what} (${msg.model.label})` : what;

@@ -154,7 +154,7 @@ async function register(jobId: string, data: ReturnType<typeof trainJobSchema.pa
 }
 
 /** The validation rows' targets and predictions under a content-addressed key that outlives the job's files. */
-async function storeHeldout(h: { truth: number[]; predicted: number[] }, store: ArtifactStore): Promise<{ key: string; rows: number }> {
+async function storeHeldout(h: { truth: number[]; predicted: number[]; confidence?: number[] }, store: ArtifactStore): Promise<{ key: string; rows: number }> {
   const text = JSON.stringify(h);
   const key = `heldout/sha256/${createHash('sha256').update(text).digest('hex')}.json`;
   await store.put(key, text);

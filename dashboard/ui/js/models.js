@@ -1,8 +1,9 @@
 // @ts-check
 // Models: the registry's models and versions (GET /v1/models...), a model's serving config and
-// readiness, and a version page with its metrics, signature, download and lineage graph.
+// readiness, and a version page with its metrics, signature, download, model card and lineage graph.
 import { api, downloadLink } from './api.js';
 import { badge, fmtAge, fmtBytes, fmtNum, fmtTime, h, kv, put, shortSha, signature, table } from './dom.js';
+import { cardSection } from './card.js';
 import { lineageGraph } from './lineage.js';
 import { pipelineGraph } from './pipeline.js';
 import { liveSection, rolloutsSection, splitText } from './rollouts.js';
@@ -229,6 +230,7 @@ export function version(name, n) {
         () => [m],
       );
       const drift = v.explain?.reference ? await api(`/v1/models/${enc}/versions/${n}/drift`).catch(() => null) : null;
+      const card = await api(`/v1/models/${enc}/versions/${n}/card`).catch(() => null);
       put(
         body,
         slowerNotice(v.metrics?.compression),
@@ -262,6 +264,7 @@ export function version(name, n) {
           ),
         ),
         drift ? driftSection(drift) : null,
+        card ? cardSection(card, `/v1/models/${enc}/versions/${n}`) : null,
         h('h2', {}, 'Lineage'),
         graphBox,
         v.lineage?.hyperparameters

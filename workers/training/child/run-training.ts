@@ -52,8 +52,11 @@ export interface Predictions {
   labels?: number[];
   probabilities?: number[];
   prediction?: number[];
-  /** Every validation row: the true target and the kept model's prediction (class index, or value), for the model card. */
-  heldout?: { truth: number[]; predicted: number[] };
+  /**
+   * Every validation row: the true target and the kept model's prediction (class index, or value),
+   * and for classifiers the probability it gave its predicted class (`confidence`, for calibration), for the model card.
+   */
+  heldout?: { truth: number[]; predicted: number[]; confidence?: number[] };
 }
 
 export interface RunOptions {
@@ -152,7 +155,14 @@ export async function runTraining({ store, jobId, job, onProgress, deadline }: R
   ref.numbers = Object.fromEntries(numeric.map((c, f) => [c, Array.from(valRows.subarray(0, k), (r) => nullNaN(loaded.x[r * loaded.features + f]!))]));
   if (enc) ref.strings = rawInputs(enc, data, valRows, k);
   const predicted = out.labels ?? out.prediction;
-  if (predicted) ref.heldout = { truth: Array.from(yVal), predicted: Array.from(predicted) };
+  if (predicted) {
+    const probs = out.labels && out.probabilities?.length === out.labels.length * C ? out.probabilities : undefined;
+    ref.heldout = {
+      truth: Array.from(yVal),
+      predicted: Array.from(predicted),
+      ...(probs ? { confidence: Array.from(out.labels!, (c, i) => probs[i * C + c]!) } : {}),
+    };
+  }
   await store.put(trainKeys.predictions(jobId), JSON.stringify(ref));
   // Drift reference and explanation background from the training split, by source column as the model's inputs are.
   const explain = await writeExplainArtifacts(store, jobId, {

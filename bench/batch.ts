@@ -6,7 +6,8 @@
 // on ready-made tensors of 512 rows; best of 1 and 2 threads) for Parquet. Also: the peak RSS of
 // the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts,
 // bench/lib/row-group-profile.ts).
-// Env: BENCH_BATCH_ROWS=200000
+// Env: BENCH_BATCH_ROWS=200000. BENCH_PREFIX_ROWS=2000000 runs only the large prefix by reference
+// (bench/batch-ref.ts benchPrefix: BENCH_PREFIX_PARTS Parquet objects, producer and worker RSS).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
-import { benchBatchRef } from './batch-ref.ts';
+import { benchBatchRef, benchPrefix } from './batch-ref.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { bestOfThreads, interleave, ratioText } from './lib/fair.ts';
@@ -77,6 +78,11 @@ const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 export async function benchBatch() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-batch-'));
   try {
+    const prefixRows = Number(process.env.BENCH_PREFIX_ROWS ?? 0);
+    if (prefixRows > 0) {
+      await benchPrefix(buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 }), dir, prefixRows, F, loadConfig().MODELQ_WORKERS, writeParquetInput);
+      return;
+    }
     const modelFile = path.join(dir, 'mlp.onnx');
     const bytes = buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 });
     fs.writeFileSync(modelFile, bytes);

@@ -168,7 +168,7 @@ export const batchKeys = {
   dir: (id: string) => `batches/${id}`,
   input: (id: string) => `batches/${id}/input`,
   /** Chunk `index`'s bytes of an upload stored as it arrives (`inputParts`). */
-  inputPart: (id: string, index: number) => `batches/${id}/in/${String(index).padStart(6, '0')}`,
+  inputPart: (id: string, index: number) => `batches/${id}/input-${String(index).padStart(6, '0')}`,
   output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
   errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
 };

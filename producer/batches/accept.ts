@@ -257,7 +257,7 @@ export async function acceptBatch(
       chunkRows,
       specAt: (header) => ({
         ...specOf({ bytes: 0, rows: 0, chunks: 0, ...(header !== undefined ? { header } : {}) }),
-        inputKey: `${batchKeys.dir(id)}/in/`,
+        inputKey: `${inputKey}-`,
         inputParts: true,
       }),
     });

@@ -7,6 +7,7 @@
 // `uploading: true` and `requestCounts.total: null`. A refusal mid-upload (too many rows or
 // chunks, too many bytes, a broken connection) fails the batch, waits for its chunks to stop, and
 // removes it with its parts: nothing is left behind.
+import { Readable } from 'node:stream';
 import type { Queue } from 'bullmq';
 import { BatchStore } from '../../core/batches.ts';
 import { badRequest } from '../../core/errors.ts';
@@ -36,15 +37,14 @@ export interface StreamedUpload {
   chunkRows: number;
 }
 
-/** Bytes [start, end) of the buffers held, which start at `base`. */
-function slice(held: Buffer[], base: number, start: number, end: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
+/** Bytes [start, end) of the buffers held, which start at `base`: views of them, not copies. */
+function slice(held: Buffer[], base: number, start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
   let at = base;
-  let w = 0;
   for (const b of held) {
     const s = Math.max(start, at);
     const e = Math.min(end, at + b.length);
-    if (e > s) w += b.copy(out, w, s - at, e - at);
+    if (e > s) out.push(b.subarray(s - at, e - at));
     at += b.length;
     if (at >= end) break;
   }
@@ -87,7 +87,9 @@ export async function streamUpload(d: ProducerDeps, body: AsyncIterable<Buffer>,
       throw badRequest(
         `the batch would have more than ${u.maxChunks} chunks at chunkRows=${u.chunkRows} (the limit is MODELQ_BATCH_MAX_CHUNKS): send a larger chunkRows, or split the file`,
       );
-    await d.store.put(batchKeys.inputPart(id, c.index), slice(held, base, c.start, c.end));
+    // Views of the held buffers in a stream: a Buffer body would be copied by the store.
+    const views = slice(held, base, c.start, c.end);
+    await d.store.put(batchKeys.inputPart(id, c.index), Readable.from(views, { objectMode: false }));
     await scoreQueue.add(
       'score',
       { batchId: id, index: c.index, start: c.start, end: c.end, firstRow: c.firstRow, rows: c.rows },

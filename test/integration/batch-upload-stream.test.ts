@@ -1,8 +1,11 @@
 // An uploaded JSONL batch is scored while it arrives (#26 item 2): the first chunks are scored
 // before the upload has ended (the status says `uploading` and `requestCounts.total: null` until
 // then), and the output is the same as a direct run, rows numbered across the whole file.
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyPrefix } from '../../core/config.ts';
 import { buildMlp } from '../../workers/onnx/builder.ts';
 import { directRun, rows } from '../fixtures/models.ts';
 import { startPlatform, until, uploadModel, type TestPlatform } from '../helpers/platform.ts';
@@ -12,7 +15,7 @@ const F = 8;
 const model = buildMlp({ sizes: [F, 16, 3], seed: 5 });
 
 beforeAll(async () => {
-  p = await startPlatform({ workers: 1 });
+  p = await startPlatform({ workers: 1, env: { MODELQ_BATCH_MAX_CHUNKS: '8' } });
   expect((await uploadModel(p.url, 'streamed', model)).status).toBe(201);
 });
 afterAll(async () => {
@@ -81,6 +84,23 @@ describe('an upload scored as it arrives', () => {
     const expected = (await directRun(model, { input: { data: x, dims: [n, F] } })).output!;
     for (let i = 0; i < n; i++) for (let j = 0; j < 3; j++) expect(Math.abs(out[i]!.outputs.output[j]! - expected[i * 3 + j]!)).toBeLessThan(1e-5);
   }, 240_000);
+
+  it('an upload refused midway, its first chunks enqueued and being scored, leaves nothing behind', async () => {
+    const before = ((await (await fetch(`${p.url}/v1/batches`)).json()) as { data: View[] }).data.map((v) => v.id);
+    const dirs = () => (fs.existsSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches')) ? fs.readdirSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches')).sort() : []);
+    const dirsBefore = dirs();
+    // chunkRows=1: the 9th chunk is past MODELQ_BATCH_MAX_CHUNKS=8, after 8 were stored and enqueued.
+    const body = Array.from({ length: 40 }, (_, i) => JSON.stringify({ input: Array.from({ length: F }, (_, k) => i + k) })).join('\n');
+    const res = await fetch(`${p.url}/v1/batches?model=streamed&chunkRows=1`, { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson' } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/more than 8 chunks at chunkRows=1 .*MODELQ_BATCH_MAX_CHUNKS/);
+    const after = ((await (await fetch(`${p.url}/v1/batches`)).json()) as { data: View[] }).data.map((v) => v.id);
+    expect(after).toEqual(before);
+    expect(dirs()).toEqual(dirsBefore);
+    // This platform's keys only (the Redis is shared): no job of the refused batch is left.
+    const left = (await p.redis.keys(`${keyPrefix(p.cfg)}:score:batch_*`)).filter((k) => !before.some((id) => k.includes(id)));
+    expect(left).toEqual([]);
+  }, 120_000);
 
   it('a CSV upload refused at its header leaves no batch behind', async () => {
     const res = await fetch(`${p.url}/v1/batches?model=streamed&format=csv`, {

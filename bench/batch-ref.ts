@@ -11,6 +11,8 @@ import { S3_CREDENTIALS, s3Env, startS3Server } from '../test/unit/core/storage/
 import { startPlatform } from './lib/platform.ts';
 
 const PARTS = Number(process.env.BENCH_REF_PARTS ?? 5);
+/** The 2,000,000-row prefix mode (BENCH_PREFIX_ROWS): more, smaller objects, as a dataset of parts has. */
+const PREFIX_PARTS = Number(process.env.BENCH_PREFIX_PARTS ?? 20);
 const BUCKET = 'bench';
 
 interface ProfileNode {
@@ -63,10 +65,11 @@ async function putParts(
   rows: number,
   features: number,
   write: (file: string, rows: number, features: number) => Promise<void>,
+  parts: number,
 ) {
   const dir = path.dirname(pqInput);
-  for (let i = 0; i < PARTS; i++) {
-    const n = Math.floor(rows / PARTS) + (i < rows % PARTS ? 1 : 0);
+  for (let i = 0; i < parts; i++) {
+    const n = Math.floor(rows / parts) + (i < rows % parts ? 1 : 0);
     const file = path.join(dir, `ref-part-${i}.parquet`);
     await write(file, n, features);
     await store.put(`in/part-${i}.parquet`, fs.createReadStream(file));
@@ -80,6 +83,9 @@ export interface RefResult {
   status: string;
   completed: number;
   rss: { producer: number; workers: number[] };
+  /** Resident memory (VmRSS) sampled every 250 ms from submit to the end: the producer's at submit and at most, each worker's most. */
+  rssDuring: { producerAtSubmit: number; producerMax: number; workersMax: number[] };
+  cpu: { producer: number; workers: number[] };
 }
 
 /** One by-reference run: `rows` rows of `features` in PARTS Parquet objects, scored into a Parquet prefix. */
@@ -90,6 +96,7 @@ export async function benchBatchRef(
   features: number,
   workers: number,
   write: (file: string, rows: number, features: number) => Promise<void>,
+  parts = PARTS,
 ): Promise<RefResult> {
   const s3 = await startS3Server({ buckets: [BUCKET, 'platform'] });
   const env: Record<string, string> = {
@@ -109,11 +116,20 @@ export async function benchBatchRef(
   const store = new S3Store({ bucket: BUCKET, endpoint: s3.endpoint, credentials: S3_CREDENTIALS });
   let span: [number, number] = [0, 0];
   try {
-    await putParts(store, pqInput, rows, features, write);
+    await putParts(store, pqInput, rows, features, write, parts);
     const platform = await startPlatform({ workers });
     process.env = saved;
     try {
       await platform.register('bench', model);
+      const rss0 = platform.rssNow();
+      const during = { producerAtSubmit: rss0.producer, producerMax: rss0.producer, workersMax: rss0.workers };
+      const sample = () => {
+        const r = platform.rssNow();
+        during.producerMax = Math.max(during.producerMax, r.producer);
+        during.workersMax = r.workers.map((w, i) => Math.max(w, during.workersMax[i] ?? 0));
+      };
+      const sampler = setInterval(sample, 250);
+      const cpu0 = platform.cpuByProcess();
       const t = performance.now();
       const micros = () => Number(process.hrtime.bigint() / 1000n);
       span = [micros(), 0];
@@ -131,9 +147,20 @@ export async function benchBatchRef(
         await new Promise((r) => setTimeout(r, 100));
       }
       const seconds = (performance.now() - t) / 1000;
+      clearInterval(sampler);
+      sample();
+      const cpu1 = platform.cpuByProcess();
       span[1] = micros();
       if (v.status === 'completed' && !(await store.stat('out/_manifest.json'))) throw new Error('completed without out/_manifest.json');
-      return { rowsPerSecond: rows / seconds, seconds, status: v.status, completed: v.requestCounts.completed, rss: platform.peakRss() };
+      return {
+        rowsPerSecond: rows / seconds,
+        seconds,
+        status: v.status,
+        completed: v.requestCounts.completed,
+        rss: platform.peakRss(),
+        rssDuring: during,
+        cpu: { producer: cpu1.producer - cpu0.producer, workers: cpu1.workers.map((c, i) => c - (cpu0.workers[i] ?? 0)) },
+      };
     } finally {
       await platform.stop();
       if (prof) {
@@ -148,4 +175,32 @@ export async function benchBatchRef(
     store.close();
     await s3.stop();
   }
+}
+
+/**
+ * BENCH_PREFIX_ROWS: a large prefix by reference (the issue's 2,000,000 rows), BENCH_PREFIX_PARTS
+ * Parquet objects, scored into a Parquet prefix; prints rows/s, CPU per 1000 rows per process and
+ * resident memory: the producer's at submit and at most during the run (flat: it never reads the
+ * data), each worker's most (bounded: a few row groups at a time, whatever the prefix's size).
+ */
+export async function benchPrefix(
+  model: Uint8Array,
+  dir: string,
+  rows: number,
+  features: number,
+  workers: number,
+  write: (file: string, rows: number, features: number) => Promise<void>,
+): Promise<RefResult> {
+  const mib = (b: number) => `${(b / 1024 / 1024).toFixed(0)} MiB`;
+  const r = await benchBatchRef(model, path.join(dir, 'prefix.parquet'), rows, features, workers, write, PREFIX_PARTS);
+  const per1k = (cpu: number) => `${((cpu / rows) * 1000).toFixed(3)} CPU-s/1000 rows`;
+  console.log(
+    `prefix by reference: ${rows} rows in ${PREFIX_PARTS} Parquet objects, ${r.status} ${r.completed} rows in ${r.seconds.toFixed(1)} s (${r.rowsPerSecond.toFixed(0)} rows/s)`,
+  );
+  console.log(`  CPU: producer ${per1k(r.cpu.producer)}; workers ${r.cpu.workers.map(per1k).join(', ')}`);
+  console.log(
+    `  producer RSS: ${mib(r.rssDuring.producerAtSubmit)} at submit, ${mib(r.rssDuring.producerMax)} at most during the run (+${mib(r.rssDuring.producerMax - r.rssDuring.producerAtSubmit)}); peak since start ${mib(r.rss.producer)}`,
+  );
+  console.log(`  worker RSS at most during the run: ${r.rssDuring.workersMax.map(mib).join(', ')}; peaks since start ${r.rss.workers.map(mib).join(', ')}`);
+  return r;
 }

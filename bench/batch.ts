@@ -6,7 +6,10 @@
 // on ready-made tensors of 512 rows; best of 1 and 2 threads) for Parquet. Also: the peak RSS of
 // the producer and workers, and where an engine thread's time goes (bench/lib/segment-profile.ts,
 // bench/lib/row-group-profile.ts).
-// Env: BENCH_BATCH_ROWS=200000
+// Env: BENCH_BATCH_ROWS=200000. BENCH_PREFIX_ROWS=2000000 runs only the large prefix by reference
+// (bench/batch-ref.ts benchPrefix: BENCH_PREFIX_PARTS Parquet objects, producer and worker RSS).
+// BENCH_PROFILE_UPLOAD=jsonl|parquet [BENCH_CPU_PROF=<dir>]: one platform run of that upload with CPU
+// profiles of each process's main thread and CPU seconds per 1000 rows per process (no baselines).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +17,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig } from '../core/config.ts';
 import { buildMlp } from '../workers/onnx/builder.ts';
-import { benchBatchRef } from './batch-ref.ts';
+import { benchBatchRef, benchPrefix, topSelfTime } from './batch-ref.ts';
 import { postFile, writeInput, writeParquetInput } from './lib/batch-input.ts';
 import { spawnNode, waitForLine } from './lib/child.ts';
 import { bestOfThreads, interleave, ratioText } from './lib/fair.ts';
@@ -35,12 +38,23 @@ async function child(script: string, args: string[]): Promise<Rate> {
 }
 
 /** Submit, wait for the end, download the output: rows/s over the whole, and the parts. */
-async function platformRun(bytes: Uint8Array, input: string, contentType: string, outFormat: string, outFile: string) {
+async function platformRun(bytes: Uint8Array, input: string, contentType: string, outFormat: string, outFile: string, prof?: string) {
   const cfg = loadConfig();
-  const platform = await startPlatform({ workers: cfg.MODELQ_WORKERS });
+  const saved = { ...process.env };
+  if (prof) {
+    // As bench/batch-ref.ts does: a preload profiles each platform process's main thread.
+    fs.mkdirSync(prof, { recursive: true });
+    process.env.BENCH_CPU_PROF = path.resolve(prof);
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${path.resolve(import.meta.dirname, 'cpu-prof-preload.mjs')}`.trim();
+  }
+  const platform = await startPlatform({ workers: cfg.MODELQ_WORKERS }).finally(() => (process.env = saved));
+  const micros = () => Number(process.hrtime.bigint() / 1000n);
+  let span: [number, number] = [0, 0];
   try {
     await platform.register('bench', bytes);
     const cpu0 = platform.cpuSeconds();
+    const byProcess0 = platform.cpuByProcess();
+    span = [micros(), 0];
     const t = performance.now();
     const res = await postFile(`${platform.url}/v1/batches?model=bench`, input, contentType);
     if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
@@ -56,7 +70,10 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     const out = await fetch(`${platform.url}/v1/batches/${id}/output?format=${outFormat}`);
     await pipeline(Readable.fromWeb(out.body as never), fs.createWriteStream(outFile));
     const seconds = (performance.now() - t) / 1000;
+    span[1] = micros();
+    const byProcess1 = platform.cpuByProcess();
     return {
+      cpuByProcess: { producer: byProcess1.producer - byProcess0.producer, workers: byProcess1.workers.map((c, i) => c - (byProcess0.workers[i] ?? 0)) },
       rowsPerSecond: ROWS / seconds,
       seconds,
       status: v.status,
@@ -69,7 +86,33 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     };
   } finally {
     await platform.stop();
+    if (prof) {
+      for (const f of fs.readdirSync(prof).filter((x) => x.endsWith('.cpuprofile'))) {
+        const r = topSelfTime(path.join(prof, f), span);
+        console.log(`cpu profile ${f}, main thread busy ${(r.busy * 100).toFixed(0)}% of the run (upload to download); of that:\n  ${r.top.join('\n  ')}`);
+      }
+    }
   }
+}
+
+/**
+ * BENCH_PROFILE_UPLOAD=jsonl|parquet (with BENCH_CPU_PROF=<dir>): one platform run of that upload,
+ * no baselines; prints CPU seconds per 1000 rows per process and where each main thread spent its time.
+ */
+async function profileUpload(bytes: Uint8Array, input: string, pqInput: string, dir: string, which: string, prof: string) {
+  const pq = which === 'parquet';
+  const r = await platformRun(
+    bytes,
+    pq ? pqInput : input,
+    pq ? 'application/vnd.apache.parquet' : 'application/x-ndjson',
+    pq ? 'parquet' : 'jsonl',
+    path.join(dir, 'out'),
+    prof,
+  );
+  const per1k = (cpu: number) => `${((cpu / ROWS) * 1000).toFixed(4)}`;
+  console.log(
+    `profile ${which} upload: ${r.status} ${r.completed} rows in ${r.seconds.toFixed(1)} s (upload ${r.upload.toFixed(1)} s, scoring ${r.scoring.toFixed(1)} s, download ${r.download.toFixed(1)} s); CPU-s per 1000 rows: producer ${per1k(r.cpuByProcess.producer)}, workers ${r.cpuByProcess.workers.map(per1k).join(', ')} (all threads)`,
+  );
 }
 
 const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
@@ -77,6 +120,11 @@ const mib = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 export async function benchBatch() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-batch-'));
   try {
+    const prefixRows = Number(process.env.BENCH_PREFIX_ROWS ?? 0);
+    if (prefixRows > 0) {
+      await benchPrefix(buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 }), dir, prefixRows, F, loadConfig().MODELQ_WORKERS, writeParquetInput);
+      return;
+    }
     const modelFile = path.join(dir, 'mlp.onnx');
     const bytes = buildMlp({ sizes: [F, 1024, 1024, 10], seed: 1 });
     fs.writeFileSync(modelFile, bytes);
@@ -86,6 +134,10 @@ export async function benchBatch() {
     writeInput(input, ROWS, F);
     await writeParquetInput(pqInput, ROWS, F);
     const cfg = loadConfig();
+    if (process.env.BENCH_PROFILE_UPLOAD) {
+      await profileUpload(bytes, input, pqInput, dir, process.env.BENCH_PROFILE_UPLOAD, process.env.BENCH_CPU_PROF ?? path.join(dir, 'prof'));
+      return;
+    }
     console.log(
       `batch: ${ROWS} rows x ${F} features, ${mib(fs.statSync(input).size)} JSONL, ${mib(fs.statSync(pqInput).size)} Parquet (made in ${((performance.now() - t) / 1000).toFixed(1)} s), ${os.availableParallelism()} cpus; platform defaults: ${cfg.MODELQ_WORKERS} workers x ${cfg.MODELQ_ENGINE_THREADS} engine threads, ${cfg.MODELQ_SCORE_CONCURRENCY} chunks each`,
     );

@@ -7,6 +7,8 @@ import type { BatchView } from '../core/batches.ts';
 /** Rows scored so far, counting rows of chunks still in flight (the server reports those in `progress`). */
 export function rowsDone(v: BatchView): number {
   const c = v.requestCounts;
+  // An upload still arriving has no total yet (null): the rows scored so far.
+  if (c.total === null) return c.completed + c.failed;
   return Math.min(c.total, Math.max(c.completed + c.failed, Math.round(v.progress * c.total)));
 }
 
@@ -54,11 +56,11 @@ function figures(v: BatchView, meter: RateMeter): Figures {
   const done = rowsDone(v);
   const total = v.requestCounts.total;
   const rate = meter.rate();
-  const left = total - done;
-  const eta = left === 0 ? '0s' : rate && rate > 0 ? formatDuration(left / rate) : '-';
+  const left = total === null ? null : total - done;
+  const eta = left === null ? '-' : left === 0 ? '0s' : rate && rate > 0 ? formatDuration(left / rate) : '-';
   return {
     done: int.format(done),
-    total: int.format(total),
+    total: total === null ? '?' : int.format(total),
     rate: rate === undefined ? '-' : int.format(rate),
     eta,
     status: v.status,
@@ -126,7 +128,7 @@ class BarDisplay implements ProgressDisplay {
       state: v.status === 'running' || FINAL.has(v.status) ? '' : ` | ${v.status}`,
       failed: f.failed,
     };
-    const total = Math.max(1, v.requestCounts.total);
+    const total = Math.max(1, v.requestCounts.total ?? rowsDone(v));
     if (!this.started) {
       this.bar.start(total, rowsDone(v), payload);
       this.started = true;

@@ -23,9 +23,12 @@ export interface BatchView {
   status: BatchStatus;
   model: { name: string; version: number };
   format: string;
-  requestCounts: { total: number; completed: number; failed: number };
+  /** `total` is null while an upload is still arriving (its rows are not all counted yet). */
+  requestCounts: { total: number | null; completed: number; failed: number };
   progress: number;
   chunks: { total: number; done: number };
+  /** An upload still arriving: its chunks are scored as they are stored; `chunks.total` and `requestCounts.total` are known once it ends. */
+  uploading?: boolean;
   metadata?: Record<string, string>;
   /** The file's columns that feed no input (a target, notes), `id` aside; JSONL: the first row's keys. */
   ignoredColumns?: string[];
@@ -67,6 +70,14 @@ export class BatchStore {
       .zadd(this.indexKey, Date.parse(spec.createdAt), spec.id)
       .zadd(this.tenantIndex(spec.tenant ?? 'default'), Date.parse(spec.createdAt), spec.id)
       .exec();
+  }
+
+  /** Replaces the spec (an upload's rows, chunks and bytes once it has all arrived); false when the batch is gone. */
+  async updateSpec(spec: BatchSpec): Promise<boolean> {
+    const [[, n]] = (await this.redis.multi().hexists(this.key(spec.id), 'spec').exec()) as [[unknown, number]];
+    if (!n) return false;
+    await this.redis.hset(this.key(spec.id), 'spec', JSON.stringify(spec));
+    return true;
   }
 
   async spec(id: string): Promise<BatchSpec | null> {
@@ -130,10 +141,19 @@ export class BatchStore {
       status,
       model: { name: spec.model.name, version: spec.model.version },
       format: spec.format,
-      requestCounts: { total: uncounted ? done : spec.totalRows, completed, failed },
+      requestCounts: { total: spec.uploading ? null : uncounted ? done : spec.totalRows, completed, failed },
       progress:
-        status === 'completed' ? 1 : uncounted ? spec.chunks && chunksDone / spec.chunks : spec.totalRows ? Math.min(1, (done + inFlight) / spec.totalRows) : 0,
+        status === 'completed'
+          ? 1
+          : spec.uploading
+            ? 0
+            : uncounted
+              ? spec.chunks && chunksDone / spec.chunks
+              : spec.totalRows
+                ? Math.min(1, (done + inFlight) / spec.totalRows)
+                : 0,
       chunks: { total: spec.chunks, done: chunksDone },
+      ...(spec.uploading ? { uploading: true } : {}),
       ...(spec.metadata ? { metadata: spec.metadata } : {}),
       ...(spec.ignoredColumns?.length ? { ignoredColumns: spec.ignoredColumns } : {}),
       ...(h.error ? { error: h.error } : {}),

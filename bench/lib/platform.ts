@@ -31,6 +31,8 @@ export interface Platform {
   stop(): Promise<void>;
   /** Peak resident memory (VmHWM) so far of the platform's producer and worker processes, in bytes (Linux). */
   peakRss(): { producer: number; workers: number[] };
+  /** Resident memory now (VmRSS) of the producer and worker processes, in bytes (Linux). */
+  rssNow(): { producer: number; workers: number[] };
   /** CPU seconds (user + system) used so far by the producer and the workers together (Linux). */
   cpuSeconds(): number;
   /** CPU seconds (user + system, all threads: what process.cpuUsage() reports) used so far by each process (Linux). */
@@ -131,13 +133,18 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/)[0] ?? 0,
     workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/),
   });
+  const vmRss = (p: string) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  const rssNow = () => ({
+    producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/, vmRss)[0] ?? 0,
+    workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/, vmRss),
+  });
   const cpuSeconds = () =>
     [/modelq-producer|producer\/main\.ts/, /modelq-worker|workers\/main\.ts/]
       .flatMap((re) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))))
       .reduce((a, b) => a + b, 0);
   const cpuOfEach = (re: RegExp) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')));
   const cpuByProcess = () => ({ producer: cpuOfEach(/modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: cpuOfEach(/modelq-worker|workers\/main\.ts/) });
-  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, cpuSeconds, cpuByProcess };
+  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, rssNow, cpuSeconds, cpuByProcess };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

@@ -151,6 +151,13 @@ export const batchSpecSchema = z.object({
   delimiter: z.enum([';', '|', '\t']).optional(),
   /** Parquet: how the file's columns feed the model (core/rows/parquet.ts). */
   parquet: parquetPlanSchema.optional(),
+  /**
+   * An upload stored one object per chunk (batchKeys.inputPart) as it arrives, each chunk enqueued
+   * once its bytes are stored, so scoring starts while later rows are still arriving.
+   */
+  inputParts: z.boolean().optional(),
+  /** Still arriving: rows, chunks and bytes are those so far (the status shows `total: null`). */
+  uploading: z.boolean().optional(),
   /** By reference: the objects read (then `inputKey` is empty). */
   source: batchSourceSchema.optional(),
   /** By reference: the prefix the parts and the manifest go to (ends with '/'), and their format. */
@@ -203,6 +210,8 @@ export function shadowSpecOf(spec: BatchSpec): BatchSpec {
 export const batchKeys = {
   dir: (id: string) => `batches/${id}`,
   input: (id: string) => `batches/${id}/input`,
+  /** Chunk `index`'s bytes of an upload stored as it arrives (`inputParts`). */
+  inputPart: (id: string, index: number) => `batches/${id}/input-${String(index).padStart(6, '0')}`,
   output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
   errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
   /** A shadow batch's comparison report (JSON) and the rows where the two versions differ (JSONL). */

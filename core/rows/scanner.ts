@@ -128,6 +128,21 @@ export class RowScanner {
     return this.chunks.length;
   }
 
+  /** The chunks closed so far (read while the bytes still arrive: each may be stored and scored at once). */
+  get closedChunks(): readonly ChunkRange[] {
+    return this.chunks;
+  }
+
+  /** The CSV header line once read (undefined before, and for JSONL). */
+  get headerLine(): string | undefined {
+    return this.header;
+  }
+
+  /** The first byte a chunk not closed yet may hold: bytes before it are in closed chunks, a header or blank lines. */
+  get pendingFrom(): number {
+    return this.chunkStart >= 0 ? this.chunkStart : this.lineHasContent ? this.lineStart : this.offset;
+  }
+
   /** The start of the row being read when it has not ended yet, else -1 (bounds a row's bytes). */
   get openRowStart(): number {
     return this.lineHasContent ? this.lineStart : -1;

@@ -21,6 +21,7 @@ import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sn
 import { checkFilesFormat, filesBody } from './zip-files.ts';
 import { batchVersions } from './versions.ts';
 import { fileInputs } from '../../core/processing/pipeline.ts';
+import { streamUpload } from './upload-stream.ts';
 
 export type { BatchFormat, Declared };
 
@@ -218,20 +219,10 @@ export async function acceptBatch(
     maxRows: d.cfg.MODELQ_BATCH_MAX_ROWS,
     maxHeaderBytes: d.cfg.MODELQ_MAX_ROW_BYTES,
   });
-  let scan: ScanResult & { plan?: ParquetPlan; ignored?: string[] };
-  let accepted: BatchView;
-  try {
-    const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
-    if (format === 'parquet') {
-      // Row groups are found in the footer, at the end: store the file first, then read it.
-      const stored = await d.store.put(inputKey, whole, { maxBytes });
-      scan = await scanParquet(d, inputKey, stored.bytes, model.inputs);
-    } else {
-      await d.store.put(inputKey, scanned(whole, scanner, chunkCap), { maxBytes });
-      scan = scanner.end();
-    }
-    checkChunks(scan.chunks.length, chunkCap, format);
-    if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
+  const queueName = params.device === 'gpu' ? 'score-gpu' : 'score';
+  const maxBytes = d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024;
+  /** The spec once the CSV header is known (refusing a header that cannot feed the model). */
+  const specOf = (scan: Pick<ScanResult, 'bytes' | 'rows' | 'header'> & { chunks: number; plan?: ParquetPlan; ignored?: string[] }): BatchSpec => {
     if (format === 'csv') {
       const problem = checkCsvHeader(scan.header ?? '', model.inputs, delimiter);
       if (problem) throw badRequest(problem);
@@ -243,9 +234,8 @@ export async function acceptBatch(
         : format === 'jsonl'
           ? jsonlIgnoredKeys(head, model.inputs)
           : (scan.ignored ?? []);
-    await opts.commitGate?.();
     const now = Date.now();
-    const spec: BatchSpec = {
+    return {
       id,
       tenant,
       model: batchModel(model),
@@ -253,7 +243,7 @@ export async function acceptBatch(
       inputKey,
       bytes: scan.bytes,
       totalRows: scan.rows,
-      chunks: scan.chunks.length,
+      chunks: scan.chunks,
       chunkRows,
       ...(scan.header !== undefined ? { header: scan.header } : {}),
       ...(delimiter !== ',' ? { delimiter } : {}),
@@ -268,10 +258,44 @@ export async function acceptBatch(
       createdAt: new Date(now).toISOString(),
       expiresAt: new Date(now + d.cfg.MODELQ_BATCH_TTL).toISOString(),
     };
+  };
+  // A JSONL/CSV body sent alone (not a form, whose other fields must be read first) is scored while it
+  // arrives: each chunk is stored and enqueued as soon as it closes (upload-stream.ts).
+  if (format !== 'parquet' && !files && !opts.commitGate) {
+    const { rows, chunks } = await streamUpload(d, whole, {
+      id,
+      scanner,
+      queueName,
+      maxBytes,
+      maxChunks: chunkCap.max,
+      chunkRows,
+      specAt: (header) => ({
+        ...specOf({ bytes: 0, rows: 0, chunks: 0, ...(header !== undefined ? { header } : {}) }),
+        inputKey: `${inputKey}-`,
+        inputParts: true,
+      }),
+    });
+    d.logger.info({ batch: id, model: `${model.name}@${model.version}`, rows, chunks }, 'batch accepted (scored as it arrived)');
+    return publicView((await batches.view(id))!);
+  }
+  let scan: ScanResult & { plan?: ParquetPlan; ignored?: string[] };
+  let accepted: BatchView;
+  try {
+    if (format === 'parquet') {
+      // Row groups are found in the footer, at the end: store the file first, then read it.
+      const stored = await d.store.put(inputKey, whole, { maxBytes });
+      scan = await scanParquet(d, inputKey, stored.bytes, model.inputs);
+    } else {
+      await d.store.put(inputKey, scanned(whole, scanner, chunkCap), { maxBytes });
+      scan = scanner.end();
+    }
+    checkChunks(scan.chunks.length, chunkCap, format);
+    if (scan.rows === 0) throw badRequest(scan.bytes === 0 ? 'the file is empty' : 'the file has no rows');
+    const spec = specOf({ ...scan, chunks: scan.chunks.length });
+    await opts.commitGate?.();
     await batches.create(spec);
     // The answer describes the batch as accepted: a worker may start on it the moment it is enqueued.
     accepted = publicView((await batches.view(id))!);
-    const queueName = params.device === 'gpu' ? 'score-gpu' : 'score';
     await d.queues.flowProducer().add({
       name: 'finalize',
       queueName: 'batch',

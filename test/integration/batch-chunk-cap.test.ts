@@ -21,8 +21,10 @@ const jsonl = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify(
 const submit = (body: BodyInit, query: string, type = 'application/x-ndjson') =>
   fetch(`${p.url}/v1/batches?model=m&${query}`, { method: 'POST', body, headers: { 'content-type': type } });
 
+// A JSONL upload is enqueued chunk by chunk as it arrives (producer/batches/upload-stream.ts): a refusal
+// midway removes its batch's jobs (keys named after the batch), though the queues' own keys remain.
 async function batchKeys(): Promise<string[]> {
-  return (await p.redis.keys(`${keyPrefix(p.cfg)}:batch*`)).concat(await p.redis.keys(`${keyPrefix(p.cfg)}:score:*`));
+  return (await p.redis.keys(`${keyPrefix(p.cfg)}:batch*`)).concat(await p.redis.keys(`${keyPrefix(p.cfg)}:score:*`)).filter((k) => /batch_[0-9a-f]+/.test(k));
 }
 
 describe('MODELQ_BATCH_MAX_CHUNKS', () => {

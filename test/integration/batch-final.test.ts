@@ -105,7 +105,9 @@ describe('batches always end', () => {
     await p.addWorker({ MODELQ_QUEUES: 'model' });
     expect((await uploadModel(p.url, 'm', tinyMlp())).status).toBe(201);
     const id = await submit(5, 10);
-    fs.rmSync(path.join(p.cfg.MODELQ_DATA_DIR, 'batches', id, 'input'));
+    // The input: one object (a form's file) or, for a raw body scored as it arrived, one per chunk.
+    const dir = path.join(p.cfg.MODELQ_DATA_DIR, 'batches', id);
+    for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('input'))) fs.rmSync(path.join(dir, f));
     await p.addWorker({ MODELQ_QUEUES: 'score,batch' });
     const v = await final(id);
     expect(v.status).toBe('failed');

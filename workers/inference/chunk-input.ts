@@ -2,7 +2,7 @@
 // reference) its object, named by URI in the spec, read through the object stores. A by-reference
 // object that is gone or unreadable fails the chunk naming it.
 import { AppError } from '../../core/errors.ts';
-import type { BatchSpec, ScoreJob } from '../../core/jobs/batch.ts';
+import { batchKeys, type BatchSpec, type ScoreJob } from '../../core/jobs/batch.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 
@@ -10,6 +10,9 @@ export interface ChunkInput {
   store: ArtifactStore;
   key: string;
   bytes: number;
+  /** The chunk's bytes in `key` (an upload stored per chunk holds them from 0). */
+  start: number;
+  end: number;
   header?: string;
   /** By reference: the object's URI (for messages). */
   uri?: string;
@@ -17,12 +20,18 @@ export interface ChunkInput {
 
 /** Where a chunk's rows are read: the uploaded file, or (by reference) its object, with that object's header and size. */
 export function inputOf(spec: BatchSpec, chunk: ScoreJob, deps: { store: ArtifactStore; objects?: ObjectStores }): ChunkInput {
-  if (!spec.source) return { store: deps.store, key: spec.inputKey, bytes: spec.bytes, ...(spec.header !== undefined ? { header: spec.header } : {}) };
+  const header = spec.header !== undefined ? { header: spec.header } : {};
+  // An upload stored as it arrived: the chunk is an object of its own.
+  if (spec.inputParts) {
+    const n = chunk.end - chunk.start;
+    return { store: deps.store, key: batchKeys.inputPart(spec.id, chunk.index), bytes: n, start: 0, end: n, ...header };
+  }
+  if (!spec.source) return { store: deps.store, key: spec.inputKey, bytes: spec.bytes, start: chunk.start, end: chunk.end, ...header };
   const f = spec.source.files[chunk.file ?? -1];
   if (!f) throw new AppError('internal', `chunk ${chunk.index} names file ${chunk.file}, which batch ${spec.id} does not have`);
   if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
   const { store, key } = deps.objects.resolve(f.uri);
-  return { store, key, bytes: f.bytes, uri: f.uri, ...(f.header !== undefined ? { header: f.header } : {}) };
+  return { store, key, bytes: f.bytes, start: chunk.start, end: chunk.end, uri: f.uri, ...(f.header !== undefined ? { header: f.header } : {}) };
 }
 
 /** An object by reference that is gone or unreadable fails the chunk naming it (unrecoverable when it is gone). */

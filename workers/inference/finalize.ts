@@ -32,6 +32,14 @@ type BatchJob = Pick<Job, 'name' | 'data'> & Partial<Pick<Job, 'attemptsMade' | 
 
 export async function batchProcessor(job: BatchJob, deps: BatchDeps): Promise<unknown> {
   if (job.name === 'cleanup') return cleanup(deps);
+  // The gate of an upload scored as it arrives (producer/batches/upload-stream.ts) is removed when the
+  // upload ends; it only runs when its producer stopped mid-upload: the batch can never be complete.
+  if (job.name === 'upload') {
+    const { batchId } = parseJobData(finalizeJobSchema, job.data, 'upload');
+    const spec = await deps.batches.spec(batchId);
+    if (spec?.uploading) await deps.batches.fail(batchId, 'the upload never ended (its producer stopped while it arrived)');
+    return { status: 'gate' };
+  }
   const { batchId } = parseJobData(finalizeJobSchema, job.data, 'finalize');
   try {
     return await finalize(batchId, job, deps);

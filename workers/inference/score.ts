@@ -288,7 +288,7 @@ async function scoreChunkRows(
         skipHeader: format === 'csv',
         maxRowBytes,
       })
-    : await input.store.read(input.key, { start: chunk.start, end: chunk.end });
+    : await input.store.read(input.key, { start: input.start, end: input.end });
   let part: PartInfo | undefined;
   try {
     for await (const buf of readable(bytes, input.uri)) await take(segmenter.push(buf as Buffer));

@@ -89,7 +89,7 @@ export async function scoreFileChunk(
   const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);
   const settings = { maxBatch: GROUP, maxDelayMs: 0, instances: 1, batchable };
   const input = inputOf(spec, chunk, deps);
-  const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
+  const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';

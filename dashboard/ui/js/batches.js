@@ -7,7 +7,13 @@ import { lineChart } from './charts.js';
 import { currentSession, errorBox, poll } from './live.js';
 
 const FINAL = ['completed', 'failed', 'cancelled', 'expired'];
-const rowsDone = (b) => (b.status === 'completed' ? b.requestCounts.total : Math.round(b.progress * b.requestCounts.total));
+// An upload still arriving has no total yet (null): the rows scored so far.
+const rowsDone = (b) =>
+  b.requestCounts.total === null
+    ? b.requestCounts.completed + b.requestCounts.failed
+    : b.status === 'completed'
+      ? b.requestCounts.total
+      : Math.round(b.progress * b.requestCounts.total);
 
 /** Average rows/s since the batch started (to its end once it is final). */
 function averageRate(b) {

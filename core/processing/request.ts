@@ -29,7 +29,7 @@ interface RequestInput {
   data: unknown;
 }
 
-/** Checks a request to a processed model: every processed input given once, BYTES [n] of files, the same n for all. */
+/** Checks a request to a processed model: every processed input given once, BYTES [n] of files (texts for a text step), the same n for all. */
 export function checkFileRequest(
   body: { inputs: RequestInput[]; outputs?: { name: string }[] },
   model: { name: string; outputs: TensorSpec[]; processing?: Processing },
@@ -39,10 +39,11 @@ export function checkFileRequest(
   let rows: number | undefined;
   for (const [i, inp] of body.inputs.entries()) {
     const label = `inputs[${i}] "${inp.name}"`;
-    if (!steps.some((s) => s.input === inp.name))
-      throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes files for ${steps.map((s) => `"${s.input}"`).join(', ')}`);
+    const step = steps.find((s) => s.input === inp.name);
+    if (!step) throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes files for ${steps.map((s) => `"${s.input}"`).join(', ')}`);
     if (inputs.some((t) => t.name === inp.name)) throw badRequest(`input "${inp.name}" is given twice`);
-    if (inp.datatype !== 'BYTES') throw badRequest(`${label}: files come as BYTES (base64 in JSON), not ${inp.datatype}`);
+    const what = step.type === 'text' ? 'texts come as BYTES' : 'files come as BYTES (base64 in JSON)';
+    if (inp.datatype !== 'BYTES') throw badRequest(`${label}: ${what}, not ${inp.datatype}`);
     const data = Array.isArray(inp.data) ? (inp.data as unknown[]).flat(3) : null;
     if (!data) throw badRequest(`${label}: data must be an array of files`);
     if (inp.shape.length !== 1 || inp.shape[0] !== data.length)
@@ -50,6 +51,10 @@ export function checkFileRequest(
     if (rows !== undefined && data.length !== rows) throw badRequest(`${label} has ${data.length} files; the other inputs have ${rows}`);
     rows = data.length;
     const files = data.map((v, j) => {
+      if (step.type === 'text') {
+        if (typeof v !== 'string') throw badRequest(`${label}: data[${j}] must be a text (a string)`);
+        return v;
+      }
       const f = fileB64(v);
       if (typeof f !== 'string') throw badRequest(`${label}: data[${j}] ${f.error}`);
       return f;

@@ -19,7 +19,8 @@ import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { localModelPath } from '../model-cache.ts';
 import { FileError } from './image.ts';
-import { stepTensor, withPost } from './feeds.ts';
+import { stepFeeds, withPost, type StepContext } from './feeds.ts';
+import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
 
 /** Rows decoded together and run as one batch. */
 const GROUP = 16;
@@ -34,9 +35,10 @@ export interface FileChunkDeps {
   cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number };
 }
 
-type Decoded = { ref: RowRef; feeds: Record<string, RawTensor> } | { ref: RowRef; error: string };
+/** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
+type Decoded = { ref: RowRef; feeds: Record<string, RawTensor>; texts: Record<string, Encoded> } | { ref: RowRef; error: string };
 
-async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: number | undefined): Promise<Decoded> {
+async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext): Promise<Decoded> {
   let row: unknown;
   try {
     row = JSON.parse(line);
@@ -48,17 +50,46 @@ async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: nu
   if (r.id !== undefined) ref.id = idText(r.id);
   const name = r.id === undefined ? '' : ` ${JSON.stringify(r.id)}`;
   if (typeof r[ROW_ERROR_KEY] === 'string') return { ref, error: `file${name}: ${r[ROW_ERROR_KEY]}` };
-  const feeds: Record<string, RawTensor> = {};
+  let feeds: Record<string, RawTensor> = {};
+  const texts: Record<string, Encoded> = {};
   for (const step of p.inputs) {
+    if (step.type === 'text') {
+      const v = r[step.input];
+      if (typeof v !== 'string') return { ref, error: `"${step.input}" must be a text (a JSON string)` };
+      try {
+        texts[step.input] = encodeText(await stepTokenizer(step, ctx.store), v, step);
+      } catch (e) {
+        return { ref, error: `text${name} ("${step.input}"): ${(e as Error).message}` };
+      }
+      continue;
+    }
     const f = fileB64(r[step.input]);
     if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error}` };
     try {
-      feeds[step.input] = await stepTensor([Buffer.from(f, 'base64')], step, maxPixels);
+      feeds = { ...feeds, ...(await stepFeeds([Buffer.from(f, 'base64')], step, ctx)) };
     } catch (e) {
       return { ref, error: `file${name} ("${step.input}"): ${(e as Error).message}` };
     }
   }
-  return { ref, feeds };
+  return { ref, feeds, texts };
+}
+
+/** A run's feeds: its rows' file tensors stacked, its texts' tokens padded together. */
+async function runFeeds(run: Extract<Decoded, { feeds: unknown }>[], p: Processing, ctx: StepContext): Promise<Record<string, RawTensor>> {
+  const out = Object.keys(run[0]!.feeds).length ? stack(run.map((d) => d.feeds)) : {};
+  for (const step of p.inputs) {
+    if (step.type !== 'text') continue;
+    const t = await stepTokenizer(step, ctx.store);
+    Object.assign(
+      out,
+      textTensors(
+        run.map((d) => d.texts[step.input]!),
+        step,
+        step.padId ?? t.padId,
+      ),
+    );
+  }
+  return out;
 }
 
 /** Row tensors [1, ...] stacked into one [n, ...]. */
@@ -83,7 +114,7 @@ export async function scoreFileChunk(
   budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number; part?: PartInfo }> {
   const p = spec.model.processing!;
-  const maxPixels = deps.cfg?.MODELQ_MAX_IMAGE_PIXELS;
+  const ctx: StepContext = { maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);
@@ -97,13 +128,13 @@ export async function scoreFileChunk(
   try {
     for (let g = 0; g < lines.length; g += GROUP) {
       budget.check();
-      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, maxPixels)));
+      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, ctx)));
       const good = decoded.filter((d): d is Extract<Decoded, { feeds: unknown }> => 'feeds' in d);
       let out = '';
       if (good.length) {
         const runs = batchable ? [good] : good.map((d) => [d]);
         for (const run of runs) {
-          const result = withPost(p, await deps.engine.infer(model, stack(run.map((d) => d.feeds)), settings, batchable, budget.task().signal));
+          const result = withPost(p, await deps.engine.infer(model, await runFeeds(run, p, ctx), settings, batchable, budget.task().signal));
           out += outputLines(
             run.map((d) => d.ref),
             0,

@@ -55,10 +55,34 @@ export const audioStepSchema = z
     sampleRate: z.number().int().min(1000).max(384_000),
     /** Samples per row: a shorter sound is padded with silence at the end, a longer one cut. */
     length: z.number().int().min(1).max(2_000_000),
+    /** Log-mel features of the samples instead of the samples: FP32 [n, nMels, frames]. */
+    logMel: z
+      .object({
+        nMels: z.number().int().min(1).max(512),
+        /** Samples per frame (the FFT size): a power of two. */
+        nFft: z
+          .number()
+          .int()
+          .min(16)
+          .max(16_384)
+          .refine((n) => (n & (n - 1)) === 0, 'nFft must be a power of two'),
+        /** Samples between frame starts. */
+        hop: z.number().int().min(1).max(16_384),
+        fMin: z.number().min(0).default(0),
+        /** Default: half the sample rate. */
+        fMax: z.number().positive().optional(),
+        /** Added before the natural log: ln(mel + floor). */
+        floor: z.number().positive().max(1).default(1e-10),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .meta({ description: 'WAV (PCM 16 or 32 bit, or float 32), channels averaged to mono, resampled, padded or cut' });
 export type AudioStep = z.output<typeof audioStepSchema>;
+
+/** Frames of an audio step's log-mel features: whole frames of nFft samples, hop apart (no centring padding). */
+export const melFrames = (s: AudioStep): number => (s.logMel && s.length >= s.logMel.nFft ? 1 + Math.floor((s.length - s.logMel.nFft) / s.logMel.hop) : 0);
 
 const inputName = z.string().min(1).max(256);
 
@@ -197,6 +221,17 @@ export function checkProcessing(
     if (seen.has(s.input) || names.has(s.input)) throw badRequest(`${at}.input "${s.input}" is fed twice`);
     seen.add(s.input);
     names.add(s.input);
+    if (s.type === 'audio' && s.logMel) {
+      const m = s.logMel;
+      const frames = melFrames(s);
+      if (!frames) throw badRequest(`${at}.logMel.nFft ${m.nFft} is longer than length ${s.length}`);
+      if ((m.fMax ?? s.sampleRate / 2) > s.sampleRate / 2 || m.fMin >= (m.fMax ?? s.sampleRate / 2))
+        throw badRequest(`${at}.logMel: fMin < fMax <= sampleRate / 2 (${s.sampleRate / 2}) is needed`);
+      const fixed = (d: number | undefined, want: number) => d === undefined || d < 0 || d === want;
+      if (spec.datatype !== 'FP32' || spec.shape.length !== 3 || !fixed(spec.shape[1], m.nMels) || !fixed(spec.shape[2], frames))
+        throw badRequest(`${at}: log-mel gives FP32 [n,${m.nMels},${frames}]; input "${s.input}" is ${spec.datatype} [${spec.shape.join(',')}]`);
+      continue;
+    }
     if (s.type === 'audio') {
       if (spec.datatype !== 'FP32' || spec.shape.length !== 2 || (spec.shape[1]! >= 0 && spec.shape[1] !== s.length))
         throw badRequest(`${at}: audio gives FP32 [n,${s.length}]; input "${s.input}" is ${spec.datatype} [${spec.shape.join(',')}]`);

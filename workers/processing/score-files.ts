@@ -5,7 +5,7 @@
 // those of every batch (core/rows/output-lines.ts), in input order, written through the PartSink.
 import type { Job } from 'bullmq';
 import type { BatchSpec, PartInfo, ScoreJob } from '../../core/jobs/batch.ts';
-import { errorData } from '../../core/errors.ts';
+import { AppError, errorData } from '../../core/errors.ts';
 import { fileB64, ROW_ERROR_KEY } from '../../core/processing/request.ts';
 import type { Processing } from '../../core/processing/spec.ts';
 import { errorLine, idText, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
@@ -32,7 +32,7 @@ export interface FileChunkDeps {
   batches: BatchStore;
   cacheDir?: string;
   objects?: ObjectStores;
-  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number };
+  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_MAX_ROW_BYTES?: number };
 }
 
 /** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
@@ -106,6 +106,38 @@ function stack(rows: Record<string, RawTensor>[]): Record<string, RawTensor> {
   return out;
 }
 
+/**
+ * A chunk of a batch of files by reference: its run of objects read whole, each as the JSONL row a
+ * ZIP entry would be ({"id": its path, "<input>": {"b64"}}); one over the row limit, or gone, is its error row.
+ */
+async function objectRows(spec: BatchSpec, chunk: ScoreJob, deps: FileChunkDeps): Promise<string[]> {
+  const src = spec.source!;
+  const input = spec.model.processing!.inputs[0]!.input;
+  const maxFile = Math.floor((((deps.cfg?.MODELQ_MAX_ROW_BYTES ?? 16 << 20) - 1024) * 3) / 4);
+  const first = chunk.file ?? 0;
+  const rows: string[] = [];
+  for (let i = first; i < first + chunk.rows; i++) {
+    const f = src.files[i];
+    if (!f) throw new AppError('internal', `chunk ${chunk.index} names file ${i}, which batch ${spec.id} does not have`);
+    if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
+    const id = f.name ?? f.uri;
+    if (f.bytes > maxFile) {
+      rows.push(JSON.stringify({ id, [ROW_ERROR_KEY]: `the file is over ${maxFile} bytes (MODELQ_MAX_ROW_BYTES)` }));
+      continue;
+    }
+    const { store, key } = deps.objects.resolve(f.uri);
+    try {
+      const bytes = await store.get(key);
+      rows.push(`{"id":${JSON.stringify(id)},${JSON.stringify(input)}:{"b64":"${bytes.toString('base64')}"}}`);
+    } catch (e) {
+      // A file gone since listing is its row's error; a store that does not answer fails the chunk (retried).
+      if ((e as { code?: string }).code !== 'ENOENT') throw new AppError('unavailable', `cannot read ${f.uri}: ${(e as Error).message}`);
+      rows.push(JSON.stringify({ id, [ROW_ERROR_KEY]: `cannot read ${f.uri}: it is gone` }));
+    }
+  }
+  return rows;
+}
+
 export async function scoreFileChunk(
   chunk: ScoreJob,
   spec: BatchSpec,
@@ -119,9 +151,13 @@ export async function scoreFileChunk(
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);
   const settings = { maxBatch: GROUP, maxDelayMs: 0, instances: 1, batchable };
-  const input = inputOf(spec, chunk, deps);
-  const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  let lines: string[];
+  if (spec.source?.each === 'file') lines = await objectRows(spec, chunk, deps);
+  else {
+    const input = inputOf(spec, chunk, deps);
+    const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
+    lines = text.split('\n').filter((l) => l.trim() !== '');
+  }
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   let completed = 0;
   let failed = 0;

@@ -10,6 +10,24 @@ import { POST_OUTPUTS } from './spec.ts';
 /** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
 export const ROW_ERROR_KEY = '$error';
 
+/**
+ * A door that receives files as raw bytes (gRPC's BYTES elements) attaches them to the input's data
+ * array under this key, beside their text decoding: a file step takes the bytes, a text step the text.
+ */
+export const RAW_FILES = Symbol.for('modelq.processing.rawFiles');
+
+/** The raw bytes a door attached to each input of a request body (before it is parsed), by input name. */
+export function rawFilesOf(json: unknown): Map<string, Buffer[]> {
+  const out = new Map<string, Buffer[]>();
+  const inputs = (json as { inputs?: unknown } | null)?.inputs;
+  if (!Array.isArray(inputs)) return out;
+  for (const i of inputs as { name?: unknown; data?: unknown }[]) {
+    const raw = Array.isArray(i?.data) ? (i.data as unknown as Record<symbol, unknown>)[RAW_FILES] : undefined;
+    if (typeof i?.name === 'string' && Array.isArray(raw)) out.set(i.name, raw as Buffer[]);
+  }
+  return out;
+}
+
 const B64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** A file as the request gives it (a base64 string or {"b64"}) -> its base64 text, or an error message. */
@@ -33,6 +51,7 @@ interface RequestInput {
 export function checkFileRequest(
   body: { inputs: RequestInput[]; outputs?: { name: string }[] },
   model: { name: string; outputs: TensorSpec[]; processing?: Processing },
+  raw: Map<string, Buffer[]> = new Map(),
 ): InferRequest {
   const steps = model.processing!.inputs;
   const inputs: Tensor[] = [];
@@ -50,7 +69,12 @@ export function checkFileRequest(
       throw badRequest(`${label}: shape [${inp.shape.join(',')}] must be [${data.length}], one file per row`);
     if (rows !== undefined && data.length !== rows) throw badRequest(`${label} has ${data.length} files; the other inputs have ${rows}`);
     rows = data.length;
+    const bytes = step.type === 'text' ? undefined : raw.get(inp.name);
     const files = data.map((v, j) => {
+      if (bytes?.[j]) {
+        if (!bytes[j].length) throw badRequest(`${label}: data[${j}] is an empty file`);
+        return bytes[j].toString('base64');
+      }
       if (step.type === 'text') {
         if (typeof v !== 'string') throw badRequest(`${label}: data[${j}] must be a text (a string)`);
         return v;

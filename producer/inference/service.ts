@@ -23,7 +23,7 @@ import { StreamReplies, StreamSender } from './stream-sender.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, v2InferRequestSchema } from './infer-request.ts';
-import { checkFileRequest } from '../../core/processing/request.ts';
+import { checkFileRequest, rawFilesOf } from '../../core/processing/request.ts';
 
 /** Who asks, as every door knows it. */
 export interface Caller {
@@ -146,7 +146,7 @@ export class InferenceService {
     checkReadable(target.model.name, target.access, who);
     // A model with declared processing takes files, which only the worker decodes (core/processing/request.ts).
     const files = target.model.processing !== undefined;
-    const checked = files ? checkFileRequest(body, target.model) : checkInferRequest(body, target.model);
+    const checked = files ? checkFileRequest(body, target.model, rawFilesOf(json)) : checkInferRequest(body, target.model);
     if (!files) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);
     const device = body.parameters?.device;

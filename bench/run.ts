@@ -22,6 +22,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   scale: async () => (await import('./scale.ts')).benchScale(),
   explain: async () => (await import('./explain.ts')).benchExplain(),
   'text-serve': async () => (await import('./text-serve.ts')).benchTextServe(),
+  images: async () => (await import('./images.ts')).benchImages(),
 };
 
 async function main() {

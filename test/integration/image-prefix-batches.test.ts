@@ -108,3 +108,47 @@ it('input.format "files" is refused for a model that takes tensors', async () =>
   expect(res.status).toBe(400);
   expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/declared processing/);
 }, 60_000);
+
+it('a JSONL of {"id", "image": {"uri"}} rows reads the files under the tenant\'s roots; a URI outside them or missing is one error row', async () => {
+  const files = [await draw(GREEN_RECT, 'jpeg'), await draw(CORNER, 'png')];
+  await lake.put('acme/by-uri/one.jpg', files[0]!);
+  await lake.put('acme/by-uri/two.png', files[1]!);
+  const rows = [
+    { id: 'one', image: { uri: `s3://${BUCKET}/acme/by-uri/one.jpg` } },
+    { id: 'outside', image: { uri: `s3://${BUCKET}/other/x.jpg` } },
+    { id: 'two', image: { uri: `s3://${BUCKET}/acme/by-uri/two.png` } },
+    { id: 'missing', image: { uri: `s3://${BUCKET}/acme/by-uri/none.png` } },
+  ];
+  const res = await fetch(`${p.url}/v1/batches?model=cnn`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: rows.map((r) => JSON.stringify(r)).join('\n') + '\n',
+  });
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  const done = await until(
+    async () => {
+      const v = (await (await fetch(`${p.url}/v1/batches/${id}`)).json()) as { status: string };
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${id} to end`,
+    120_000,
+  );
+  expect(done.status).toBe('completed');
+  const read = async (kind: string) =>
+    (await (await fetch(`${p.url}/v1/batches/${id}/${kind}`)).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; outputs?: { logits: number[] }; error?: { message: string } });
+  const out = await read('output');
+  expect(out.map((o) => o.id)).toEqual(['one', 'two']);
+  const per = 3 * REF.crop * REF.crop;
+  const x = new Float32Array(2 * per);
+  for (const [i, f] of files.entries()) x.set(await reference(f, REF), i * per);
+  const want = (await directRun(model, { image: { data: x, dims: [2, 3, REF.crop, REF.crop] } })).logits!;
+  out.forEach((o, i) => o.outputs!.logits.forEach((v, j) => expect(Math.abs(v - want[i * 10 + j]!)).toBeLessThan(1e-4)));
+  const errors = await read('errors');
+  expect(errors.map((e) => e.id)).toEqual(['outside', 'missing']);
+  expect(errors[0]!.error!.message).toMatch(/not under the storage roots/);
+  expect(errors[1]!.error!.message).toMatch(/does not exist/);
+}, 180_000);

@@ -35,7 +35,15 @@ export interface ScoreDeps {
   cacheDir?: string;
   cfg?: Pick<Config, 'MODELQ_MAX_ROW_BYTES'> &
     Partial<
-      Pick<Config, 'MODELQ_EXPLAIN_RUN_ROWS' | 'MODELQ_EXPLAIN_MAX_BYTES' | 'MODELQ_CHUNK_TIMEOUT_MS' | 'MODELQ_POISON_ATTEMPTS' | 'MODELQ_MAX_IMAGE_PIXELS'>
+      Pick<
+        Config,
+        | 'MODELQ_EXPLAIN_RUN_ROWS'
+        | 'MODELQ_EXPLAIN_MAX_BYTES'
+        | 'MODELQ_CHUNK_TIMEOUT_MS'
+        | 'MODELQ_POISON_ATTEMPTS'
+        | 'MODELQ_MAX_IMAGE_PIXELS'
+        | 'MODELQ_BATCH_ROOTS'
+      >
     >;
   /** Drift sampling of the rows (none without it). */
   drift?: BatchDrift;

@@ -18,6 +18,7 @@ import type { BatchStore } from '../../core/batches.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { localModelPath } from '../model-cache.ts';
+import { parseObjectUri, underRoots, type ObjectRef } from '../../core/storage/object-uris.ts';
 import { FileError } from './image.ts';
 import { stepFeeds, withPost, type StepContext } from './feeds.ts';
 import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
@@ -32,13 +33,36 @@ export interface FileChunkDeps {
   batches: BatchStore;
   cacheDir?: string;
   objects?: ObjectStores;
-  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_MAX_ROW_BYTES?: number };
+  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_MAX_ROW_BYTES?: number; MODELQ_BATCH_ROOTS?: Record<string, string[]> };
 }
 
 /** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
 type Decoded = { ref: RowRef; feeds: Record<string, RawTensor>; texts: Record<string, Encoded> } | { ref: RowRef; error: string };
 
-async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext): Promise<Decoded> {
+/** Reads a row's {"uri"} file: a URI under the batch tenant's roots (MODELQ_BATCH_ROOTS), within the row limit. */
+type UriReader = (uri: string) => Promise<Buffer>;
+
+function uriReader(spec: BatchSpec, deps: FileChunkDeps, maxFile: number): UriReader {
+  const roots = deps.cfg?.MODELQ_BATCH_ROOTS?.[spec.tenant ?? 'default'] ?? [];
+  return async (uri) => {
+    let ref: ObjectRef;
+    try {
+      ref = parseObjectUri(uri);
+    } catch (e) {
+      throw new FileError(`"uri": ${(e as Error).message}`);
+    }
+    if (!roots.length || !underRoots(ref, roots))
+      throw new FileError(`${uri} is not under the storage roots allowed to tenant "${spec.tenant ?? 'default'}" (MODELQ_BATCH_ROOTS)`);
+    if (!deps.objects) throw new FileError('this worker has no object stores for files by reference');
+    const store = deps.objects.of(ref);
+    const st = await store.stat(ref.key).catch(() => null);
+    if (!st) throw new FileError(`cannot read ${uri}: it does not exist`);
+    if (st.bytes > maxFile) throw new FileError(`${uri} is over ${maxFile} bytes (MODELQ_MAX_ROW_BYTES)`);
+    return store.get(ref.key);
+  };
+}
+
+async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext & { readUri?: UriReader }): Promise<Decoded> {
   let row: unknown;
   try {
     row = JSON.parse(line);
@@ -63,10 +87,13 @@ async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepCont
       }
       continue;
     }
-    const f = fileB64(r[step.input]);
-    if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error}` };
+    const v = r[step.input] as { uri?: unknown } | undefined;
+    const byUri = typeof v === 'object' && v !== null && typeof v.uri === 'string' ? v.uri : undefined;
+    const f = byUri === undefined ? fileB64(v) : '';
+    if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error} (or {"uri": "..."})` };
     try {
-      feeds = { ...feeds, ...(await stepFeeds([Buffer.from(f, 'base64')], step, ctx)) };
+      const file = byUri !== undefined && ctx.readUri ? await ctx.readUri(byUri) : Buffer.from(f, 'base64');
+      feeds = { ...feeds, ...(await stepFeeds([file], step, ctx)) };
     } catch (e) {
       return { ref, error: `file${name} ("${step.input}"): ${(e as Error).message}` };
     }
@@ -146,7 +173,8 @@ export async function scoreFileChunk(
   budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number; part?: PartInfo }> {
   const p = spec.model.processing!;
-  const ctx: StepContext = { maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
+  const maxFile = Math.floor((((deps.cfg?.MODELQ_MAX_ROW_BYTES ?? 16 << 20) - 1024) * 3) / 4);
+  const ctx = { maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store, readUri: uriReader(spec, deps, maxFile) };
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);

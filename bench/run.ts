@@ -23,6 +23,7 @@ const SUITES: Record<string, () => Promise<unknown>> = {
   explain: async () => (await import('./explain.ts')).benchExplain(),
   'text-serve': async () => (await import('./text-serve.ts')).benchTextServe(),
   shadow: async () => (await import('./shadow.ts')).benchShadow(),
+  images: async () => (await import('./images.ts')).benchImages(),
 };
 
 async function main() {

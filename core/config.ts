@@ -219,6 +219,11 @@ export const configKeys = {
     'Most pixels (width x height, read from the file header before decoding) of an image fed to a model with declared processing; a larger one is refused undecoded (an error row in a batch, 400 online), so a decompression bomb never takes memory.',
     '`40000000`',
   ],
+  MODELQ_MAX_PROCESSING_FILE_MB: [
+    int(1, 4096).default(64),
+    'Largest file stored with a version for its declared processing (a tokenizer.json, PUT /v1/models/{name}/versions/{v}/processing/files/{file}); 413 above.',
+    '`64`',
+  ],
   MODELQ_BATCH_MAX_ROWS: [int(1, 1_000_000_000).default(100_000_000), 'Most rows one batch file may have (400 above).'],
   MODELQ_OPENAI_MAX_LINE_BYTES: [
     int(1024, 1024 ** 3).default(8 * 1024 * 1024),

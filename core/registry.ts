@@ -8,7 +8,7 @@ import { AppError, badRequest, notFound } from './errors.ts';
 import { type Signer, signatureSchema } from './signing.ts';
 import { aliasRouteSchema, pickWeighted, primaryOf, type AliasRoute } from './routing.ts';
 import { tensorSpecSchema } from './tensors.ts';
-import { processingSchema, type Processing } from './processing/spec.ts';
+import { processingFileSchema, processingSchema, withFileHashes, type Processing, type ProcessingFile } from './processing/spec.ts';
 import { pipelineSchema } from './processing/pipeline.ts';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -52,6 +52,8 @@ export const versionRecordSchema = z.object({
   processing: processingSchema.optional(),
   /** A pipeline's steps (core/processing/pipeline.ts): the version runs them instead of one ONNX file; `sha256` is then the digest of the steps. */
   pipeline: pipelineSchema.optional(),
+  /** Files the processing reads (a tokenizer.json), by name; the bytes live in the store (processingFileKey). */
+  files: z.record(z.string(), processingFileSchema).optional(),
 });
 export type VersionRecord = z.infer<typeof versionRecordSchema>;
 export type NewVersion = Omit<VersionRecord, 'name' | 'version' | 'createdAt'>;
@@ -414,6 +416,22 @@ export class Registry {
   async setProcessing(name: string, version: number, processing: Processing | null): Promise<VersionRecord> {
     const { name: _n, version: _v, processing: _p, ...rest } = await this.getVersion(name, version);
     const body = processing ? { ...rest, processing } : rest;
+    await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
+    this.changed(name);
+    return { name, version, ...body };
+  }
+
+  /** Records (or with null removes) a file of a version's processing; a declared step reading it follows the new content. */
+  async setProcessingFile(name: string, version: number, file: string, ref: ProcessingFile | null): Promise<VersionRecord> {
+    const { name: _n, version: _v, files: old, ...rest } = await this.getVersion(name, version);
+    const files = { ...old };
+    if (ref) files[file] = ref;
+    else delete files[file];
+    const body = {
+      ...rest,
+      ...(Object.keys(files).length ? { files } : {}),
+      ...(rest.processing ? { processing: withFileHashes(rest.processing, files) } : {}),
+    };
     await this.redis.hset(this.k(name, 'versions'), String(version), JSON.stringify(body));
     this.changed(name);
     return { name, version, ...body };

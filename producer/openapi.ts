@@ -148,6 +148,21 @@ export const ROUTES: RouteDoc[] = [
   },
   {
     method: 'put',
+    path: '/v1/models/{name}/versions/{version}/processing/files/{file}',
+    summary:
+      "Store a file the version's processing reads (a HuggingFace tokenizer.json for a text step), as the raw body; checked to build a tokenizer; at most MODELQ_MAX_PROCESSING_FILE_MB; admin",
+    binary: 'application/json',
+    response: versionRecordSchema,
+  },
+  { method: 'get', path: '/v1/models/{name}/versions/{version}/processing/files/{file}', summary: "A file of the version's processing, as stored; read" },
+  {
+    method: 'delete',
+    path: '/v1/models/{name}/versions/{version}/processing/files/{file}',
+    summary: "Remove a file of the version's processing (409 while a step reads it); admin",
+    status: 204,
+  },
+  {
+    method: 'put',
     path: '/v1/models/{name}/versions/{version}/reference',
     summary:
       'Set the reference profile drift is measured against, from a dataset or rows (quantile bins per numeric feature, shares per category); trained versions have one from their training split; admin',

@@ -89,10 +89,14 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 export const batchSourceSchema = z.object({
   /** As the request named it (a URI, a list of them, a glob). */
   uris: z.array(z.string()),
+  /** `file`: each object is one row, a file for the model's declared processing (chunks name a run of objects). */
+  each: z.literal('file').optional(),
   files: z.array(
     z.object({
       uri: z.string(),
       bytes: z.number().int(),
+      /** Batches of files: the row's id, the object's path under the input prefix. */
+      name: z.string().optional(),
       /** CSV: this file's header line. */
       header: z.string().optional(),
       /** Parquet: how this file's columns feed the model. */

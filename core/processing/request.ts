@@ -11,6 +11,24 @@ import { fileInputs, type Pipeline } from './pipeline.ts';
 /** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
 export const ROW_ERROR_KEY = '$error';
 
+/**
+ * A door that receives files as raw bytes (gRPC's BYTES elements) attaches them to the input's data
+ * array under this key, beside their text decoding: a file step takes the bytes, a text step the text.
+ */
+export const RAW_FILES = Symbol.for('modelq.processing.rawFiles');
+
+/** The raw bytes a door attached to each input of a request body (before it is parsed), by input name. */
+export function rawFilesOf(json: unknown): Map<string, Buffer[]> {
+  const out = new Map<string, Buffer[]>();
+  const inputs = (json as { inputs?: unknown } | null)?.inputs;
+  if (!Array.isArray(inputs)) return out;
+  for (const i of inputs as { name?: unknown; data?: unknown }[]) {
+    const raw = Array.isArray(i?.data) ? (i.data as unknown as Record<symbol, unknown>)[RAW_FILES] : undefined;
+    if (typeof i?.name === 'string' && Array.isArray(raw)) out.set(i.name, raw as Buffer[]);
+  }
+  return out;
+}
+
 const B64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** A file as the request gives it (a base64 string or {"b64"}) -> its base64 text, or an error message. */
@@ -30,27 +48,41 @@ interface RequestInput {
   data: unknown;
 }
 
-/** Checks a request to a processed model (or a pipeline of files): every file input given once, BYTES [n] of files, the same n for all. */
+/**
+ * Checks a request to a processed model (or a pipeline of files): every file input given once, BYTES [n]
+ * of files (texts for a text step), the same n for all.
+ */
 export function checkFileRequest(
   body: { inputs: RequestInput[]; outputs?: { name: string }[] },
   model: { name: string; outputs: TensorSpec[]; processing?: Processing | undefined; pipeline?: Pipeline | undefined },
+  raw: Map<string, Buffer[]> = new Map(),
 ): InferRequest {
-  const steps = fileInputs(model)!.map((input) => ({ input }));
+  const steps: { input: string; type?: string }[] = model.processing ? model.processing.inputs : fileInputs(model)!.map((input) => ({ input }));
   const inputs: Tensor[] = [];
   let rows: number | undefined;
   for (const [i, inp] of body.inputs.entries()) {
     const label = `inputs[${i}] "${inp.name}"`;
-    if (!steps.some((s) => s.input === inp.name))
-      throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes files for ${steps.map((s) => `"${s.input}"`).join(', ')}`);
+    const step = steps.find((s) => s.input === inp.name);
+    if (!step) throw badRequest(`unknown input "${inp.name}"; model ${model.name} takes files for ${steps.map((s) => `"${s.input}"`).join(', ')}`);
     if (inputs.some((t) => t.name === inp.name)) throw badRequest(`input "${inp.name}" is given twice`);
-    if (inp.datatype !== 'BYTES') throw badRequest(`${label}: files come as BYTES (base64 in JSON), not ${inp.datatype}`);
+    const what = step.type === 'text' ? 'texts come as BYTES' : 'files come as BYTES (base64 in JSON)';
+    if (inp.datatype !== 'BYTES') throw badRequest(`${label}: ${what}, not ${inp.datatype}`);
     const data = Array.isArray(inp.data) ? (inp.data as unknown[]).flat(3) : null;
     if (!data) throw badRequest(`${label}: data must be an array of files`);
     if (inp.shape.length !== 1 || inp.shape[0] !== data.length)
       throw badRequest(`${label}: shape [${inp.shape.join(',')}] must be [${data.length}], one file per row`);
     if (rows !== undefined && data.length !== rows) throw badRequest(`${label} has ${data.length} files; the other inputs have ${rows}`);
     rows = data.length;
+    const bytes = step.type === 'text' ? undefined : raw.get(inp.name);
     const files = data.map((v, j) => {
+      if (bytes?.[j]) {
+        if (!bytes[j].length) throw badRequest(`${label}: data[${j}] is an empty file`);
+        return bytes[j].toString('base64');
+      }
+      if (step.type === 'text') {
+        if (typeof v !== 'string') throw badRequest(`${label}: data[${j}] must be a text (a string)`);
+        return v;
+      }
       const f = fileB64(v);
       if (typeof f !== 'string') throw badRequest(`${label}: data[${j}] ${f.error}`);
       return f;

@@ -9,6 +9,9 @@ import type { TensorSpec } from '../tensors.ts';
 
 const side = z.number().int().min(1).max(8192);
 
+/** A file stored with a version for its processing (a tokenizer): a plain name. */
+export const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 export const resizeSchema = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('exact'), width: side, height: side }).strict(),
   z.object({ mode: z.literal('shorter-side'), size: side }).strict(),
@@ -52,12 +55,73 @@ export const audioStepSchema = z
     sampleRate: z.number().int().min(1000).max(384_000),
     /** Samples per row: a shorter sound is padded with silence at the end, a longer one cut. */
     length: z.number().int().min(1).max(2_000_000),
+    /** Log-mel features of the samples instead of the samples: FP32 [n, nMels, frames]. */
+    logMel: z
+      .object({
+        nMels: z.number().int().min(1).max(512),
+        /** Samples per frame (the FFT size): a power of two. */
+        nFft: z
+          .number()
+          .int()
+          .min(16)
+          .max(16_384)
+          .refine((n) => (n & (n - 1)) === 0, 'nFft must be a power of two'),
+        /** Samples between frame starts. */
+        hop: z.number().int().min(1).max(16_384),
+        fMin: z.number().min(0).default(0),
+        /** Default: half the sample rate. */
+        fMax: z.number().positive().optional(),
+        /** Added before the natural log: ln(mel + floor). */
+        floor: z.number().positive().max(1).default(1e-10),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .meta({ description: 'WAV (PCM 16 or 32 bit, or float 32), channels averaged to mono, resampled, padded or cut' });
 export type AudioStep = z.output<typeof audioStepSchema>;
 
-export const stepSchema = z.discriminatedUnion('type', [imageStepSchema, audioStepSchema]);
+/** Frames of an audio step's log-mel features: whole frames of nFft samples, hop apart (no centring padding). */
+export const melFrames = (s: AudioStep): number => (s.logMel && s.length >= s.logMel.nFft ? 1 + Math.floor((s.length - s.logMel.nFft) / s.logMel.hop) : 0);
+
+const inputName = z.string().min(1).max(256);
+
+export const textStepSchema = z
+  .object({
+    type: z.literal('text'),
+    /** The request's field holding the text (a BYTES input of that name on /v2); not a model input. */
+    input: inputName.default('text'),
+    /** The version's file holding a HuggingFace tokenizer.json (PUT .../processing/files/{file}). */
+    tokenizer: z.string().regex(FILE_NAME).default('tokenizer.json'),
+    /** Set by the server when the processing is stored: the tokenizer file's SHA-256, so jobs carry which one. */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+    /** Tokens per row, special tokens included. */
+    maxLength: z.number().int().min(1).max(65_536),
+    /** `max_length`: every row padded to maxLength; `longest`: to the longest row of the request (or batch group). */
+    padding: z.enum(['max_length', 'longest']).default('max_length'),
+    /** Cut longer texts to maxLength (keeping the trailing special tokens); false: a longer text is refused. */
+    truncation: z.boolean().default(true),
+    addSpecialTokens: z.boolean().default(true),
+    /** The model inputs fed: token ids (required), attention mask and token type ids (when the model takes them). */
+    inputIds: inputName.default('input_ids'),
+    attentionMask: inputName.optional(),
+    tokenTypeIds: inputName.optional(),
+    /** The padding token's id; default: the tokenizer's padding.pad_id, else the id of [PAD], <pad> or <|endoftext|>, else 0. */
+    padId: z.number().int().min(0).optional(),
+    /** The integer type of the fed inputs. */
+    dtype: z.enum(['int64', 'int32']).default('int64'),
+  })
+  .strict()
+  .meta({ description: "Text tokenized with the version's tokenizer.json: input ids, attention mask, token type ids" });
+export type TextStep = z.output<typeof textStepSchema>;
+
+/** The model inputs a text step feeds. */
+export const textFeeds = (s: TextStep): string[] => [s.inputIds, ...(s.attentionMask ? [s.attentionMask] : []), ...(s.tokenTypeIds ? [s.tokenTypeIds] : [])];
+
+export const stepSchema = z.discriminatedUnion('type', [imageStepSchema, audioStepSchema, textStepSchema]);
 export type Step = z.output<typeof stepSchema>;
 
 export const postSchema = z
@@ -85,6 +149,18 @@ export const processingSchema = z
   .strict();
 export type Processing = z.output<typeof processingSchema>;
 
+/** A file stored with a version for its processing: its content's SHA-256 (the store key) and size. */
+export const processingFileSchema = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().min(0) });
+export type ProcessingFile = z.output<typeof processingFileSchema>;
+
+/** Where a processing file's bytes are stored. */
+export const processingFileKey = (sha256: string) => `processing-files/sha256/${sha256}.json`;
+
+/** The declaration with each text step's tokenizer SHA-256 set from the version's files (already checked to exist). */
+export function withFileHashes(p: Processing, files: Record<string, ProcessingFile> | undefined): Processing {
+  return { ...p, inputs: p.inputs.map((s) => (s.type === 'text' && files?.[s.tokenizer] ? { ...s, sha256: files[s.tokenizer]!.sha256 } : s)) };
+}
+
 /** Output names the post-processing adds; a model output of the same name cannot be post-processed. */
 export const POST_OUTPUTS = ['probabilities', 'label', 'top_k_labels', 'top_k_scores'] as const;
 
@@ -106,14 +182,56 @@ export const fileInputSpec = (s: Step): TensorSpec => ({ name: s.input, datatype
  * fixed H and W equal the step's output size; the post-processed output is a float [n, classes] with
  * as many labels as classes.
  */
-export function checkProcessing(p: Processing, model: { inputs: TensorSpec[]; outputs: TensorSpec[] }): Processing {
+export function checkProcessing(
+  p: Processing,
+  model: { inputs: TensorSpec[]; outputs: TensorSpec[]; files?: Record<string, ProcessingFile> | undefined },
+): Processing {
+  const files = model.files;
+  // Model inputs fed, and request fields taken (a text step's field is not a model input).
   const seen = new Set<string>();
+  const names = new Set<string>();
   for (const [i, s] of p.inputs.entries()) {
     const at = `processing.inputs[${i}]`;
+    if (s.type === 'text') {
+      if (names.has(s.input)) throw badRequest(`${at}.input "${s.input}" is given twice`);
+      names.add(s.input);
+      for (const [field, fed] of [
+        ['inputIds', s.inputIds],
+        ['attentionMask', s.attentionMask],
+        ['tokenTypeIds', s.tokenTypeIds],
+      ] as const) {
+        if (fed === undefined) continue;
+        const m = model.inputs.find((x) => x.name === fed);
+        if (!m) throw badRequest(`${at}.${field} "${fed}" is not an input of the model (${model.inputs.map((x) => `"${x.name}"`).join(', ')})`);
+        if (seen.has(fed)) throw badRequest(`${at}.${field} "${fed}" is fed twice`);
+        seen.add(fed);
+        const want = s.dtype.toUpperCase();
+        if (m.datatype !== want || m.shape.length !== 2)
+          throw badRequest(`${at}.${field}: the step gives ${want} [n, tokens]; input "${fed}" is ${m.datatype} [${m.shape.join(',')}] (set dtype for INT32)`);
+        const len = m.shape[1]!;
+        if (len >= 0 && (s.padding !== 'max_length' || len !== s.maxLength))
+          throw badRequest(`${at}: input "${fed}" takes exactly ${len} tokens: give padding "max_length" and maxLength ${len}`);
+      }
+      if (!files?.[s.tokenizer])
+        throw badRequest(`${at}.tokenizer "${s.tokenizer}" is not a file of this version: upload it first (PUT .../processing/files/${s.tokenizer})`);
+      continue;
+    }
     const spec = model.inputs.find((m) => m.name === s.input);
     if (!spec) throw badRequest(`${at}.input "${s.input}" is not an input of the model (${model.inputs.map((m) => `"${m.name}"`).join(', ')})`);
-    if (seen.has(s.input)) throw badRequest(`${at}.input "${s.input}" is fed twice`);
+    if (seen.has(s.input) || names.has(s.input)) throw badRequest(`${at}.input "${s.input}" is fed twice`);
     seen.add(s.input);
+    names.add(s.input);
+    if (s.type === 'audio' && s.logMel) {
+      const m = s.logMel;
+      const frames = melFrames(s);
+      if (!frames) throw badRequest(`${at}.logMel.nFft ${m.nFft} is longer than length ${s.length}`);
+      if ((m.fMax ?? s.sampleRate / 2) > s.sampleRate / 2 || m.fMin >= (m.fMax ?? s.sampleRate / 2))
+        throw badRequest(`${at}.logMel: fMin < fMax <= sampleRate / 2 (${s.sampleRate / 2}) is needed`);
+      const fixed = (d: number | undefined, want: number) => d === undefined || d < 0 || d === want;
+      if (spec.datatype !== 'FP32' || spec.shape.length !== 3 || !fixed(spec.shape[1], m.nMels) || !fixed(spec.shape[2], frames))
+        throw badRequest(`${at}: log-mel gives FP32 [n,${m.nMels},${frames}]; input "${s.input}" is ${spec.datatype} [${spec.shape.join(',')}]`);
+      continue;
+    }
     if (s.type === 'audio') {
       if (spec.datatype !== 'FP32' || spec.shape.length !== 2 || (spec.shape[1]! >= 0 && spec.shape[1] !== s.length))
         throw badRequest(`${at}: audio gives FP32 [n,${s.length}]; input "${s.input}" is ${spec.datatype} [${spec.shape.join(',')}]`);
@@ -146,5 +264,5 @@ export function checkProcessing(p: Processing, model: { inputs: TensorSpec[]; ou
     if (p.post.topK !== undefined && classes >= 0 && p.post.topK > classes)
       throw badRequest(`processing.post.topK ${p.post.topK} is more than the ${classes} classes of "${o.name}"`);
   } else if (p.labels) throw badRequest('processing.labels name the classes of processing.post.output: give post too');
-  return p;
+  return withFileHashes(p, files);
 }

@@ -201,10 +201,12 @@ export async function acceptBatch(
     throw badRequest(`outputFormat=${params.outputFormat}: an explained text batch has a list of words per row, of varying length; its output is JSONL only`);
   // The format: what the first bytes are, which must be what was declared, if anything was.
   const peeked = await peek(body, SNIFF_BYTES);
-  // A model with declared processing takes files: a ZIP of them becomes JSONL rows (zip-files.ts).
+  // A model with declared processing takes files: a ZIP or tar of them becomes JSONL rows (zip-files.ts, tar-files.ts).
   // So does a pipeline (of files, or of tensors in JSONL rows), whose rows its own scorer reads.
   const fileNames = fileInputs(model) ?? (model.pipeline ? model.pipeline.inputs.map((i) => i.name) : undefined);
-  const files = fileNames && (await peek(filesBody(model, fileNames, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES), SNIFF_BYTES));
+  const files =
+    fileNames &&
+    (await peek(filesBody(model, fileNames, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES, d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024), SNIFF_BYTES));
   const { head, whole } = files || peeked;
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
   if (files) checkFilesFormat(model, format);

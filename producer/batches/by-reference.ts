@@ -15,6 +15,7 @@ import type { ProducerDeps } from '../deps.ts';
 import { parseBody } from '../http.ts';
 import { assertReadable } from '../model-access.ts';
 import { publicView } from './accept.ts';
+import { planFiles } from './files-plan.ts';
 import { listInputs, planReference } from './reference-plan.ts';
 
 const uri = z.string().min(1).max(2048);
@@ -28,7 +29,10 @@ export const byReferenceSchema = z
           description:
             's3://bucket/key, s3://bucket/prefix/, a glob (s3://bucket/data/*.parquet, ** crosses folders), store:key (the artifact store), or a list of them',
         }),
-        format: z.enum(['jsonl', 'csv', 'parquet']).optional().meta({ description: "Default: from the objects' names, else the first object's first bytes" }),
+        format: z.enum(['jsonl', 'csv', 'parquet', 'files']).optional().meta({
+          description:
+            "Default: from the objects' names, else the first object's first bytes. `files` (the default for a model with declared processing unless every object is .jsonl): each object is one file, one row, its id its path under the prefix",
+        }),
       })
       .strict(),
     output: z
@@ -85,7 +89,17 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
     inputs.map((x) => x.ref),
     d.cfg.MODELQ_BATCH_MAX_CHUNKS,
   );
-  const plan = await planReference(d, files, p.input.format, model.inputs, p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES);
+  if (p.input.format === 'files' && !model.processing)
+    throw badRequest(`input.format "files" is for models with declared processing; model ${model.name}@${model.version} takes tensors`);
+  const eachFile =
+    !!model.processing && (p.input.format === 'files' || (p.input.format === undefined && !files.every((f) => /\.(jsonl|ndjson)$/i.test(f.uri))));
+  if (eachFile && model.processing!.inputs.length !== 1)
+    throw badRequest(
+      `model ${model.name} takes files for ${model.processing!.inputs.length} inputs: name JSONL rows of {"id", ...} instead of a prefix of files`,
+    );
+  const plan = eachFile
+    ? planFiles(files, p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES, d.cfg.MODELQ_BATCH_MAX_CHUNKS)
+    : await planReference(d, files, p.input.format === 'files' ? undefined : p.input.format, model.inputs, p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES);
   // A prefix holding a finished batch's manifest would look complete while it is rewritten.
   const outStore = d.objects.of(output.ref);
   const manifestKey = outputPrefixKeys.manifest(output.ref.key);
@@ -104,7 +118,7 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
     totalRows: plan.rows,
     chunks: plan.chunks.length,
     chunkRows: 0,
-    source: { uris, files: plan.files },
+    source: { uris, files: plan.files, ...(eachFile ? { each: 'file' as const } : {}) },
     output: { uri: outUri, format: p.output.format },
     ...(p.metadata ? { metadata: p.metadata } : {}),
     ...(route ? { route } : {}),

@@ -6,6 +6,7 @@
 import { Unzip, UnzipInflate, type UnzipFile } from 'fflate';
 import { badRequest } from '../../core/errors.ts';
 import { ROW_ERROR_KEY } from '../../core/processing/request.ts';
+import { isGzip, isTar, tarAsJsonl } from './tar-files.ts';
 
 export const ZIP_MAGIC = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
 
@@ -73,7 +74,8 @@ export async function* zipAsJsonl(body: AsyncIterable<Buffer>, input: string, ma
 }
 
 /**
- * The body of a batch for a model with declared processing: a ZIP becomes JSONL rows (above); JSONL
+ * The body of a batch for a model with declared processing: a ZIP (above) or a tar, plain or
+ * gzipped (tar-files.ts), becomes JSONL rows; JSONL
  * passes as it is. An explained batch, or one whose model takes files for several inputs as a ZIP, is refused.
  */
 export function filesBody(
@@ -82,20 +84,25 @@ export function filesBody(
   explain: boolean,
   peeked: { head: Buffer; whole: AsyncIterable<Buffer> },
   maxRowBytes: number,
+  maxArchiveBytes = Infinity,
 ): AsyncIterable<Buffer> {
   const steps = inputs.map((input) => ({ input }));
   if (explain) throw badRequest(`model ${model.name} takes files (declared processing) or is a pipeline: its batches cannot be explained yet`);
-  if (!isZip(peeked.head)) return peeked.whole;
+  const zip = isZip(peeked.head);
+  const tar = isTar(peeked.head);
+  const gzip = isGzip(peeked.head);
+  if (!zip && !tar && !gzip) return peeked.whole;
   if (steps.length !== 1)
     throw badRequest(`model ${model.name} takes files for ${steps.length} inputs: send JSONL rows of {"id", ${steps.map((s) => `"${s.input}"`).join(', ')}}`);
   // A row is its file in base64 (4 characters per 3 bytes) and a little JSON around it.
-  return zipAsJsonl(peeked.whole, steps[0]!.input, Math.floor(((maxRowBytes - 1024) * 3) / 4));
+  const maxFile = Math.floor(((maxRowBytes - 1024) * 3) / 4);
+  return zip ? zipAsJsonl(peeked.whole, steps[0]!.input, maxFile) : tarAsJsonl(peeked.whole, steps[0]!.input, maxFile, maxArchiveBytes, gzip);
 }
 
 /** After the format is decided: files come in JSONL (or a ZIP, turned into JSONL). */
 export function checkFilesFormat(model: { name: string }, format: string): void {
   if (format !== 'jsonl')
     throw badRequest(
-      `model ${model.name} takes files (declared processing): send a ZIP of them, or JSONL rows of {"id", "<input>": {"b64": "..."}}, not ${format}`,
+      `model ${model.name} takes files (declared processing): send a ZIP or tar of them, or JSONL rows of {"id", "<input>": {"b64": "..."}}, not ${format}`,
     );
 }

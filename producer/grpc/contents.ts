@@ -83,6 +83,17 @@ export function decodeBytes(buf: Buffer, label: string): string[] {
   return out;
 }
 
+/** The elements of a raw BYTES entry as bytes (its framing already checked by decodeBytes). */
+export function bytesElements(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let off = 0; off + 4 <= buf.length;) {
+    const len = buf.readUInt32LE(off);
+    out.push(buf.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
+
 export function encodeBytes(values: readonly unknown[]): Buffer {
   const parts = values.map((v) => Buffer.from(String(v), 'utf8'));
   const out = Buffer.allocUnsafe(parts.reduce((a, p) => a + 4 + p.length, 0));

@@ -3,7 +3,8 @@
 // requests; the packed answer leaves as raw_output_contents without a detour through JSON numbers.
 import { badRequest } from '../../core/errors.ts';
 import type { Answer, Caller, InferenceService } from '../inference/service.ts';
-import { decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
+import { RAW_FILES } from '../../core/processing/request.ts';
+import { bytesElements, decodeRaw, decodeTyped, encodeOutput, type TensorContents } from './contents.ts';
 
 /** InferParameter with proto-loader's `oneofs: true`: the chosen field is named in parameter_choice. */
 export interface InferParameter {
@@ -36,6 +37,12 @@ export function paramValues(p: Params | undefined): Record<string, unknown> | un
   return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, v.parameter_choice ? v[v.parameter_choice] : undefined]));
 }
 
+/** BYTES elements keep their bytes beside their text, for a model whose processing takes files (core/processing/request.ts). */
+function withRawFiles<T>(data: T, bytes: Buffer[] | undefined): T {
+  if (bytes?.length && Array.isArray(data)) Object.defineProperty(data, RAW_FILES, { value: bytes, enumerable: false });
+  return data;
+}
+
 /** The gRPC request in the REST body's form; raw and typed contents may not be mixed (as Triton answers). */
 export function toV2Body(req: ModelInferRequest): unknown {
   const inputs = req.inputs ?? [];
@@ -54,7 +61,10 @@ export function toV2Body(req: ModelInferRequest): unknown {
         name: i.name,
         shape: i.shape ?? [],
         datatype: i.datatype,
-        data: raw.length > 0 ? decodeRaw(raw[n]!, i.datatype, `raw_input_contents[${n}] (${label})`) : decodeTyped(i.contents, i.datatype, `${label}.contents`),
+        data: withRawFiles(
+          raw.length > 0 ? decodeRaw(raw[n]!, i.datatype, `raw_input_contents[${n}] (${label})`) : decodeTyped(i.contents, i.datatype, `${label}.contents`),
+          i.datatype !== 'BYTES' ? undefined : raw.length > 0 ? bytesElements(raw[n]!) : i.contents?.bytes_contents,
+        ),
       };
     }),
     ...(req.outputs?.length ? { outputs: req.outputs.map((o) => ({ name: o.name })) } : {}),

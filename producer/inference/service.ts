@@ -22,7 +22,7 @@ import { StreamReplies, StreamSender } from './stream-sender.ts';
 import { DriftSampler } from './drift-sampler.ts';
 import { createExplain, explainParams, type ExplainAnswerParams, type ExplainFn } from './explain.ts';
 import { checkInferRequest, readInferRequest } from './infer-request.ts';
-import { checkFileRequest } from '../../core/processing/request.ts';
+import { checkFileRequest, rawFilesOf } from '../../core/processing/request.ts';
 import { LoggingConfigs } from '../../core/payload-logs.ts';
 import { PayloadLogger, type LoggedRequest } from './payload-log.ts';
 import { topClassesOf } from '../../core/shadow-compare.ts';
@@ -179,7 +179,7 @@ export class InferenceService {
     // So does a pipeline of files (core/processing/pipeline.ts), whose steps run on the worker.
     const files = fileInputs(target.model) !== undefined;
     const pipeline = target.model.pipeline !== undefined;
-    const checked = files ? checkFileRequest(body, target.model) : checkInferRequest(body, target.model);
+    const checked = files ? checkFileRequest(body, target.model, rawFilesOf(json)) : checkInferRequest(body, target.model);
     if (!files && !pipeline) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
     if (pipeline && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} is a pipeline: it cannot be explained yet`);
     if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);

@@ -20,6 +20,7 @@ import {
 import { GraphEditError, parameterCount } from '../onnx/graph.ts';
 import { rewriteRefusal } from '../onnx/versions.ts';
 import { modelArtifactKey, type Registry, type VersionRecord } from '../../core/registry.ts';
+import { checkProcessing } from '../../core/processing/spec.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor, Tensor, TensorSpec } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -247,9 +248,11 @@ async function register(
   report: CompressReport,
   deps: CompressDeps,
 ) {
+  const processing = keptProcessing(p.record, sig);
   const { record } = await deps.registry.createVersion(
     data.registerAs,
     {
+      ...processing.fields,
       sha256,
       bytes: report.bytesAfter,
       inputs: sig.inputs,
@@ -262,6 +265,7 @@ async function register(
         ...(p.rows ? { dataset: p.rows.id } : {}),
         tenant: data.tenant ?? 'default',
         keyId: data.keyId ?? null,
+        ...(processing.dropped ? { processingDropped: processing.dropped } : {}),
       },
       metrics: { compression: report },
       // Same inputs and outputs as the parent, so the same meaning: task, target, features, classes.
@@ -270,6 +274,20 @@ async function register(
     { tenant: data.tenant ?? 'default', platform: data.platform ?? false },
   );
   return { name: record.name, version: record.version };
+}
+
+/**
+ * The parent's declared processing (and the files it reads), kept by the compressed child when its
+ * inputs and outputs still fit it (compression works on the tensor model underneath); else why not.
+ */
+function keptProcessing(parent: VersionRecord, sig: { inputs: TensorSpec[]; outputs: TensorSpec[] }): { fields: Partial<VersionRecord>; dropped?: string } {
+  if (!parent.processing) return { fields: {} };
+  try {
+    const processing = checkProcessing(parent.processing, { ...sig, files: parent.files });
+    return { fields: { processing, ...(parent.files ? { files: parent.files } : {}) } };
+  } catch (e) {
+    return { fields: {}, dropped: (e as Error).message };
+  }
 }
 
 /** Calibration tensors are data, not settings: lineage and report say how many, not what. */

@@ -23,7 +23,7 @@ import { fromRaw, toRaw, type RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseJobData, toJobError } from '../processor.ts';
-import { fileFeeds, withPost } from '../processing/feeds.ts';
+import { fileFeeds, withPost, type StepContext } from '../processing/feeds.ts';
 import { PipelineRunner, type PipelineValue } from '../processing/pipeline.ts';
 import type { Config } from '../../core/config.ts';
 
@@ -51,7 +51,7 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   if (!deps.engine.isWarm(model.sha256)) await loadFirst(job, deps.engine, model, data.requests);
   const batching = data.batching ?? SOLO;
   const form = data.packed === true ? 'packed' : 'json';
-  const files = data.model.processing && { processing: data.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS };
+  const files = data.model.processing && { processing: data.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
   // A job's requests and answers are JSON job data: never byte tensors here.
   const responses = (await Promise.all(
     data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal, files || undefined)),
@@ -134,7 +134,7 @@ export async function runOne(
   req: WireRequest,
   form: OutputForm,
   signal?: AbortSignal,
-  files?: { processing: NonNullable<InferJob['model']['processing']>; maxPixels?: number | undefined },
+  files?: { processing: NonNullable<InferJob['model']['processing']> } & StepContext,
   pipeline?: PipelineRunner,
 ): Promise<WireResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
@@ -150,7 +150,7 @@ export async function runOne(
       out = await pipeline.run(given, signal);
     } else {
       let feeds: Record<string, RawTensor> = {};
-      if (files) feeds = await fileFeeds(files.processing, req.inputs, files.maxPixels);
+      if (files) feeds = await fileFeeds(files.processing, req.inputs, files);
       else for (const t of req.inputs) feeds[t.name] = feed(t);
       out = withPost(files?.processing, await engine.infer(model, feeds, batching, batching.batchable, signal));
     }

@@ -222,7 +222,7 @@ export class OnlineStreamConsumer {
       };
       await loadFirst(progress, pipeline ? { warm: () => pipeline.warm() } : deps.engine, model, job.requests);
     }
-    const files = job.model.processing && { processing: job.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS };
+    const files = job.model.processing && { processing: job.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
     const responses = await Promise.all(
       job.requests.map((r) =>
         runOne(deps.engine, model, job.batching, r, 'bytes', signal, files || undefined, pipeline).catch((e: unknown) => ({

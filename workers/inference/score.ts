@@ -53,6 +53,7 @@ export interface ScoreDeps {
         | 'MODELQ_POISON_ATTEMPTS'
         | 'MODELQ_MAX_IMAGE_PIXELS'
         | 'MODELQ_PIPELINE_MAX_CROPS'
+        | 'MODELQ_BATCH_ROOTS'
       >
     >;
   /** Drift sampling of the rows (none without it). */

@@ -12,7 +12,7 @@ import type { RawTensor } from '../../core/tensors.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { toHalf } from '../onnx/half.ts';
-import { stepTensor, withPost } from './feeds.ts';
+import { stepFeeds, withPost } from './feeds.ts';
 import { cropPixels, decodeUpright, FileError, writePixels, type Pixels } from './image.ts';
 import { outputSize } from '../../core/processing/spec.ts';
 
@@ -145,7 +145,7 @@ export class PipelineRunner {
       if (proc) {
         if (!Array.isArray(v)) throw new AppError('internal', `input "${inp.name}" takes files`);
         try {
-          feeds[inp.name] = await stepTensor(v, proc, this.d.maxPixels);
+          Object.assign(feeds, await stepFeeds(v, proc, { maxPixels: this.d.maxPixels }));
         } catch (e) {
           throw e instanceof AppError ? new AppError(e.code, `input "${inp.name}": ${e.message}`) : e;
         }

@@ -5,7 +5,7 @@
 // those of every batch (core/rows/output-lines.ts), in input order, written through the PartSink.
 import type { Job } from 'bullmq';
 import { versionedOutput, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
-import { errorData } from '../../core/errors.ts';
+import { AppError, errorData } from '../../core/errors.ts';
 import { fileB64, ROW_ERROR_KEY } from '../../core/processing/request.ts';
 import type { Processing } from '../../core/processing/spec.ts';
 import { errorLine, idText, outputLines, versionTag, type RowRef } from '../../core/rows/output-lines.ts';
@@ -18,8 +18,10 @@ import type { BatchStore } from '../../core/batches.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { localModelPath } from '../model-cache.ts';
+import { parseObjectUri, underRoots, type ObjectRef } from '../../core/storage/object-uris.ts';
 import { FileError } from './image.ts';
-import { stepTensor, withPost } from './feeds.ts';
+import { stepFeeds, withPost, type StepContext } from './feeds.ts';
+import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
 
 /** Rows decoded together and run as one batch. */
 const GROUP = 16;
@@ -31,12 +33,36 @@ export interface FileChunkDeps {
   batches: BatchStore;
   cacheDir?: string;
   objects?: ObjectStores;
-  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_PIPELINE_MAX_CROPS?: number };
+  cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_PIPELINE_MAX_CROPS?: number; MODELQ_MAX_ROW_BYTES?: number; MODELQ_BATCH_ROOTS?: Record<string, string[]> };
 }
 
-type Decoded = { ref: RowRef; feeds: Record<string, RawTensor> } | { ref: RowRef; error: string };
+/** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
+type Decoded = { ref: RowRef; feeds: Record<string, RawTensor>; texts: Record<string, Encoded> } | { ref: RowRef; error: string };
 
-async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: number | undefined): Promise<Decoded> {
+/** Reads a row's {"uri"} file: a URI under the batch tenant's roots (MODELQ_BATCH_ROOTS), within the row limit. */
+type UriReader = (uri: string) => Promise<Buffer>;
+
+function uriReader(spec: BatchSpec, deps: FileChunkDeps, maxFile: number): UriReader {
+  const roots = deps.cfg?.MODELQ_BATCH_ROOTS?.[spec.tenant ?? 'default'] ?? [];
+  return async (uri) => {
+    let ref: ObjectRef;
+    try {
+      ref = parseObjectUri(uri);
+    } catch (e) {
+      throw new FileError(`"uri": ${(e as Error).message}`);
+    }
+    if (!roots.length || !underRoots(ref, roots))
+      throw new FileError(`${uri} is not under the storage roots allowed to tenant "${spec.tenant ?? 'default'}" (MODELQ_BATCH_ROOTS)`);
+    if (!deps.objects) throw new FileError('this worker has no object stores for files by reference');
+    const store = deps.objects.of(ref);
+    const st = await store.stat(ref.key).catch(() => null);
+    if (!st) throw new FileError(`cannot read ${uri}: it does not exist`);
+    if (st.bytes > maxFile) throw new FileError(`${uri} is over ${maxFile} bytes (MODELQ_MAX_ROW_BYTES)`);
+    return store.get(ref.key);
+  };
+}
+
+async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext & { readUri?: UriReader }): Promise<Decoded> {
   let row: unknown;
   try {
     row = JSON.parse(line);
@@ -48,17 +74,49 @@ async function decodeRow(line: string, ref: RowRef, p: Processing, maxPixels: nu
   if (r.id !== undefined) ref.id = idText(r.id);
   const name = r.id === undefined ? '' : ` ${JSON.stringify(r.id)}`;
   if (typeof r[ROW_ERROR_KEY] === 'string') return { ref, error: `file${name}: ${r[ROW_ERROR_KEY]}` };
-  const feeds: Record<string, RawTensor> = {};
+  let feeds: Record<string, RawTensor> = {};
+  const texts: Record<string, Encoded> = {};
   for (const step of p.inputs) {
-    const f = fileB64(r[step.input]);
-    if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error}` };
+    if (step.type === 'text') {
+      const v = r[step.input];
+      if (typeof v !== 'string') return { ref, error: `"${step.input}" must be a text (a JSON string)` };
+      try {
+        texts[step.input] = encodeText(await stepTokenizer(step, ctx.store), v, step);
+      } catch (e) {
+        return { ref, error: `text${name} ("${step.input}"): ${(e as Error).message}` };
+      }
+      continue;
+    }
+    const v = r[step.input] as { uri?: unknown } | undefined;
+    const byUri = typeof v === 'object' && v !== null && typeof v.uri === 'string' ? v.uri : undefined;
+    const f = byUri === undefined ? fileB64(v) : '';
+    if (typeof f !== 'string') return { ref, error: `"${step.input}" ${f.error} (or {"uri": "..."})` };
     try {
-      feeds[step.input] = await stepTensor([Buffer.from(f, 'base64')], step, maxPixels);
+      const file = byUri !== undefined && ctx.readUri ? await ctx.readUri(byUri) : Buffer.from(f, 'base64');
+      feeds = { ...feeds, ...(await stepFeeds([file], step, ctx)) };
     } catch (e) {
       return { ref, error: `file${name} ("${step.input}"): ${(e as Error).message}` };
     }
   }
-  return { ref, feeds };
+  return { ref, feeds, texts };
+}
+
+/** A run's feeds: its rows' file tensors stacked, its texts' tokens padded together. */
+async function runFeeds(run: Extract<Decoded, { feeds: unknown }>[], p: Processing, ctx: StepContext): Promise<Record<string, RawTensor>> {
+  const out = Object.keys(run[0]!.feeds).length ? stack(run.map((d) => d.feeds)) : {};
+  for (const step of p.inputs) {
+    if (step.type !== 'text') continue;
+    const t = await stepTokenizer(step, ctx.store);
+    Object.assign(
+      out,
+      textTensors(
+        run.map((d) => d.texts[step.input]!),
+        step,
+        step.padId ?? t.padId,
+      ),
+    );
+  }
+  return out;
 }
 
 /** Row tensors [1, ...] stacked into one [n, ...]. */
@@ -75,6 +133,38 @@ function stack(rows: Record<string, RawTensor>[]): Record<string, RawTensor> {
   return out;
 }
 
+/**
+ * A chunk of a batch of files by reference: its run of objects read whole, each as the JSONL row a
+ * ZIP entry would be ({"id": its path, "<input>": {"b64"}}); one over the row limit, or gone, is its error row.
+ */
+async function objectRows(spec: BatchSpec, chunk: ScoreJob, deps: FileChunkDeps): Promise<string[]> {
+  const src = spec.source!;
+  const input = spec.model.processing!.inputs[0]!.input;
+  const maxFile = Math.floor((((deps.cfg?.MODELQ_MAX_ROW_BYTES ?? 16 << 20) - 1024) * 3) / 4);
+  const first = chunk.file ?? 0;
+  const rows: string[] = [];
+  for (let i = first; i < first + chunk.rows; i++) {
+    const f = src.files[i];
+    if (!f) throw new AppError('internal', `chunk ${chunk.index} names file ${i}, which batch ${spec.id} does not have`);
+    if (!deps.objects) throw new AppError('internal', 'this worker has no object stores for batches by reference');
+    const id = f.name ?? f.uri;
+    if (f.bytes > maxFile) {
+      rows.push(JSON.stringify({ id, [ROW_ERROR_KEY]: `the file is over ${maxFile} bytes (MODELQ_MAX_ROW_BYTES)` }));
+      continue;
+    }
+    const { store, key } = deps.objects.resolve(f.uri);
+    try {
+      const bytes = await store.get(key);
+      rows.push(`{"id":${JSON.stringify(id)},${JSON.stringify(input)}:{"b64":"${bytes.toString('base64')}"}}`);
+    } catch (e) {
+      // A file gone since listing is its row's error; a store that does not answer fails the chunk (retried).
+      if ((e as { code?: string }).code !== 'ENOENT') throw new AppError('unavailable', `cannot read ${f.uri}: ${(e as Error).message}`);
+      rows.push(JSON.stringify({ id, [ROW_ERROR_KEY]: `cannot read ${f.uri}: it is gone` }));
+    }
+  }
+  return rows;
+}
+
 export async function scoreFileChunk(
   chunk: ScoreJob,
   spec: BatchSpec,
@@ -83,14 +173,19 @@ export async function scoreFileChunk(
   budget: ChunkBudget,
 ): Promise<{ completed: number; failed: number; part?: PartInfo }> {
   const p = spec.model.processing!;
-  const maxPixels = deps.cfg?.MODELQ_MAX_IMAGE_PIXELS;
+  const maxFile = Math.floor((((deps.cfg?.MODELQ_MAX_ROW_BYTES ?? 16 << 20) - 1024) * 3) / 4);
+  const ctx = { maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store, readUri: uriReader(spec, deps, maxFile) };
   const path = await localModelPath(deps.store, spec.model.sha256, deps.cacheDir);
   const model: ModelHandle = { sha256: spec.model.sha256, path, label: `${spec.model.name}@${spec.model.version}` };
   const batchable = spec.model.inputs.every((t) => t.shape[0] === -1);
   const settings = { maxBatch: GROUP, maxDelayMs: 0, instances: 1, batchable };
-  const input = inputOf(spec, chunk, deps);
-  const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  let lines: string[];
+  if (spec.source?.each === 'file') lines = await objectRows(spec, chunk, deps);
+  else {
+    const input = inputOf(spec, chunk, deps);
+    const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
+    lines = text.split('\n').filter((l) => l.trim() !== '');
+  }
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';
   let completed = 0;
@@ -98,13 +193,13 @@ export async function scoreFileChunk(
   try {
     for (let g = 0; g < lines.length; g += GROUP) {
       budget.check();
-      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, maxPixels)));
+      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, ctx)));
       const good = decoded.filter((d): d is Extract<Decoded, { feeds: unknown }> => 'feeds' in d);
       let out = '';
       if (good.length) {
         const runs = batchable ? [good] : good.map((d) => [d]);
         for (const run of runs) {
-          const result = withPost(p, await deps.engine.infer(model, stack(run.map((d) => d.feeds)), settings, batchable, budget.task().signal));
+          const result = withPost(p, await deps.engine.infer(model, await runFeeds(run, p, ctx), settings, batchable, budget.task().signal));
           out += outputLines(
             run.map((d) => d.ref),
             0,

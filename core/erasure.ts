@@ -243,6 +243,9 @@ export class Eraser {
     await this.zrem(r, `${p}:records:batches`, id);
     await this.zrem(r, `${p}:records:batches:tenant:${tenant}`, id);
     await this.removeJob(r, 'batch', id);
+    // A streamed upload's gate job (`<id>-upload`, producer/batches/upload-stream.ts) and its events.
+    await this.removeJob(r, 'batch', `${id}-upload`, false);
+    await this.purgeEvents(r, 'batch', (f) => f.startsWith(`${id}-`));
     for (const q of ['score', 'score-gpu'] as const) for (let i = 0; i < spec.chunks; i++) await this.removeJob(r, q, `${id}-${i}`, false);
     await this.purgeEvents(r, 'score', (f) => f.startsWith(`${id}-`));
     await this.purgeEvents(r, 'score-gpu', (f) => f.startsWith(`${id}-`));

@@ -215,7 +215,9 @@ export const batchKeys = {
   dir: (id: string) => `batches/${id}`,
   input: (id: string) => `batches/${id}/input`,
   /** Chunk `index`'s bytes of an upload stored as it arrives (`inputParts`). */
-  inputPart: (id: string, index: number) => `batches/${id}/input-${String(index).padStart(6, '0')}`,
+  inputPart: (id: string, index: number) => batchKeys.inputPartOf(`batches/${id}/input-`, index),
+  /** The same from the spec's `inputKey` (`batches/<id>/input-`), which a shadow pass's spec keeps under an id of its own. */
+  inputPartOf: (inputKey: string, index: number) => `${inputKey}${String(index).padStart(6, '0')}`,
   output: (id: string, index: number) => `batches/${id}/out/${String(index).padStart(6, '0')}.jsonl`,
   errors: (id: string, index: number) => `batches/${id}/err/${String(index).padStart(6, '0')}.jsonl`,
   /** A shadow batch's comparison report (JSON) and the rows where the two versions differ (JSONL). */

@@ -216,7 +216,7 @@ describe('npm start (cli/start.ts)', () => {
       expect(await exited).toBe(0);
 
       // The chunk finished: its outcome is recorded and its output part holds every row, in order.
-      expect(JSON.parse((await redis.hget(`${key}:records:batch:${id}:chunks`, '0'))!)).toEqual({ completed: n, failed: 0 });
+      expect(JSON.parse((await redis.hget(`${key}:records:batch:${id}:chunks`, '0'))!)).toEqual({ completed: n, failed: 0, ms: expect.any(Number) });
       const part = fs
         .readFileSync(path.join(dataDir, batchKeys.output(id, 0)), 'utf8')
         .split('\n')

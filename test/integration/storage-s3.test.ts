@@ -53,7 +53,7 @@ describe('platform on the s3 store', () => {
     expect(download.equals(Buffer.from(model))).toBe(true);
   });
 
-  it('scores a batch from ranged reads of the bucket, in order, with exact values', async () => {
+  it('scores a batch stored in the bucket chunk by chunk as it arrives, in order, with exact values', async () => {
     const n = 3000;
     const x = rows(n, F, 9);
     const body = Array.from({ length: n }, (_, i) => JSON.stringify({ id: i, input: Array.from(x.subarray(i * F, (i + 1) * F)) })).join('\n');
@@ -70,8 +70,11 @@ describe('platform on the s3 store', () => {
     );
     expect(done).toMatchObject({ status: 'completed', requestCounts: { total: n, completed: n, failed: 0 } });
     await expectExactOutput(await (await fetch(`${p.url}/v1/batches/${id}/output`)).text(), model, x, n, F);
-    expect(await bucketView.stat(batchKeys.input(id))).toMatchObject({ bytes: Buffer.byteLength(body) });
-    expect(await bucketView.stat(batchKeys.output(id, 4))).not.toBeNull(); // chunks 0-4 of 700 rows
+    // The upload was stored in the bucket as it arrived, one object per chunk (0-4 of 700 rows), all its bytes.
+    const parts = await Promise.all([0, 1, 2, 3, 4].map((i) => bucketView.stat(batchKeys.inputPart(id, i))));
+    expect(parts.reduce((a, st) => a + st!.bytes, 0)).toBe(Buffer.byteLength(body));
+    expect(await bucketView.stat(batchKeys.inputPart(id, 5))).toBeNull();
+    expect(await bucketView.stat(batchKeys.output(id, 4))).not.toBeNull();
   });
 
   it('serves online inference from the cached model', async () => {

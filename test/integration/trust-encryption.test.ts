@@ -35,7 +35,7 @@ const files = (dir: string) =>
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
 
 describe('encryption at rest', () => {
-  it('stores no plaintext, scores batches by ranged chunk reads, and stays readable after rotate-key', async () => {
+  it('stores no plaintext, scores batches from encrypted chunk objects, reads ranges of them, and stays readable after rotate-key', async () => {
     expect((await uploadModel(p.url, 'enc', model)).status).toBe(201);
     const csv = `name,email,score\n${Array.from({ length: 200 }, (_, i) => `n${i},person-${i}@secret.example,${i}`).join('\n')}\n`;
     const ds = await fetch(`${p.url}/v1/datasets?format=csv&name=people`, { method: 'POST', body: csv, headers: { 'content-type': 'text/csv' } });
@@ -93,10 +93,14 @@ describe('encryption at rest', () => {
     const modelKey = objects.find((o) => o.key.startsWith('models/'))!.key;
     expect((await s.get(modelKey)).equals(Buffer.from(model))).toBe(true);
     expect((await s.get(objects.find((o) => o.key.startsWith('datasets/'))!.key)).toString()).toBe(csv);
-    const input = objects.find((o) => o.key.startsWith(`batches/${id}/`) && o.key.includes('input'));
-    expect(input, objects.map((o) => o.key).join(' ')).toBeDefined();
-    const from = 70_000;
-    const to = 140_000;
-    expect((await buffer(await s.read(input!.key, { start: from, end: to }))).toString()).toBe(body.slice(from, to));
+    // The upload was stored as it arrived, one encrypted object per chunk: together, the body.
+    const parts = objects.filter((o) => o.key.startsWith(`batches/${id}/input-`)).sort((a, b) => a.key.localeCompare(b.key));
+    expect(parts.length, objects.map((o) => o.key).join(' ')).toBeGreaterThan(1);
+    expect(Buffer.concat(await Promise.all(parts.map((o) => s.get(o.key)))).toString()).toBe(body);
+    // A ranged read inside the first part, across the cipher's 64 KiB segments.
+    expect(parts[0]!.bytes).toBeGreaterThan(65_536);
+    const from = 30_000;
+    const to = Math.min(parts[0]!.bytes, 70_000);
+    expect((await buffer(await s.read(parts[0]!.key, { start: from, end: to }))).toString()).toBe(body.slice(from, to));
   });
 });

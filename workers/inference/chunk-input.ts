@@ -24,7 +24,7 @@ export function inputOf(spec: BatchSpec, chunk: ScoreJob, deps: { store: Artifac
   // An upload stored as it arrived: the chunk is an object of its own.
   if (spec.inputParts) {
     const n = chunk.end - chunk.start;
-    return { store: deps.store, key: batchKeys.inputPart(spec.id, chunk.index), bytes: n, start: 0, end: n, ...header };
+    return { store: deps.store, key: batchKeys.inputPartOf(spec.inputKey, chunk.index), bytes: n, start: 0, end: n, ...header };
   }
   if (!spec.source) return { store: deps.store, key: spec.inputKey, bytes: spec.bytes, start: chunk.start, end: chunk.end, ...header };
   const f = spec.source.files[chunk.file ?? -1];

@@ -82,7 +82,7 @@ export async function scorePipelineChunk(
   });
   if (!runner.isWarm()) await runner.warm();
   const input = inputOf(spec, chunk, deps);
-  const text = Buffer.from(await readRange(input.store, input.key, chunk.start, chunk.end)).toString('utf8');
+  const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
   const lines = text.split('\n').filter((l) => l.trim() !== '');
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   let completed = 0;

@@ -7,26 +7,13 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { KeyRing } from '../../core/auth.ts';
 import { startGrpcServer, type RunningGrpcServer } from '../../producer/grpc/server.ts';
 import { convNet, directRun } from '../fixtures/models.ts';
-import { draw, reference, type Drawing, type Reference } from '../fixtures/images.ts';
+import { draw, reference, CLASSIFIER_PROCESSING, CLASSIFIER_REF, GREEN_RECT, RED_CIRCLE } from '../fixtures/images.ts';
 import { codeOf, inferenceClient, type InferenceClient } from '../helpers/grpc-client.ts';
 import { startPlatform, uploadModel, type TestPlatform } from '../helpers/platform.ts';
 
 const model = convNet(11);
-const REF: Reference = { shorter: 20, crop: 16, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-const PROCESSING = {
-  inputs: [
-    {
-      type: 'image',
-      input: 'image',
-      resize: { mode: 'shorter-side', size: REF.shorter },
-      centerCrop: { width: REF.crop, height: REF.crop },
-      normalize: { mean: REF.mean, std: REF.std },
-    },
-  ],
-  post: { output: 'logits', argmax: true },
-};
-const RED_CIRCLE: Drawing = { width: 37, height: 23, background: [20, 40, 200], circle: [12, 11, 8, '#ff2020'] };
-const GREEN_RECT: Drawing = { width: 40, height: 64, background: [240, 240, 30], rect: [5, 30, 20, 25, '#10a010'] };
+const REF = CLASSIFIER_REF;
+const PROCESSING = CLASSIFIER_PROCESSING;
 
 let p: TestPlatform;
 let server: RunningGrpcServer;

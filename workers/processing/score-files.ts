@@ -62,18 +62,30 @@ function uriReader(spec: BatchSpec, deps: FileChunkDeps, maxFile: number): UriRe
   };
 }
 
-async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext & { readUri?: UriReader }): Promise<Decoded> {
+/**
+ * A file batch's JSONL line as an object, its id noted in `ref`; or why the row is an error (not a
+ * JSON object, or a file the archive reader could not take, under ROW_ERROR_KEY). `name` is ` "<id>"`
+ * (empty without an id), for the row's error messages.
+ */
+export function fileRowObject(line: string, ref: RowRef): { row: Record<string, unknown>; name: string } | { error: string } {
   let row: unknown;
   try {
     row = JSON.parse(line);
   } catch {
-    return { ref, error: 'the line is not JSON' };
+    return { error: 'the line is not JSON' };
   }
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) return { ref, error: 'the line is not a JSON object' };
+  if (typeof row !== 'object' || row === null || Array.isArray(row)) return { error: 'the line is not a JSON object' };
   const r = row as Record<string, unknown>;
   if (r.id !== undefined) ref.id = idText(r.id);
   const name = r.id === undefined ? '' : ` ${JSON.stringify(r.id)}`;
-  if (typeof r[ROW_ERROR_KEY] === 'string') return { ref, error: `file${name}: ${r[ROW_ERROR_KEY]}` };
+  if (typeof r[ROW_ERROR_KEY] === 'string') return { error: `file${name}: ${r[ROW_ERROR_KEY]}` };
+  return { row: r, name };
+}
+
+async function decodeRow(line: string, ref: RowRef, p: Processing, ctx: StepContext & { readUri?: UriReader }): Promise<Decoded> {
+  const o = fileRowObject(line, ref);
+  if ('error' in o) return { ref, error: o.error };
+  const { row: r, name } = o;
   let feeds: Record<string, RawTensor> = {};
   const texts: Record<string, Encoded> = {};
   for (const step of p.inputs) {

@@ -7,14 +7,14 @@ import type { Job } from 'bullmq';
 import type { BatchSpec, PartInfo, ScoreJob } from '../../core/jobs/batch.ts';
 import { AppError, errorData } from '../../core/errors.ts';
 import { isFileSpec, type Pipeline } from '../../core/processing/pipeline.ts';
-import { fileB64, ROW_ERROR_KEY } from '../../core/processing/request.ts';
-import { errorLine, idText, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
+import { fileB64 } from '../../core/processing/request.ts';
+import { errorLine, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
 import { elementCount, toRaw, type RawTensor } from '../../core/tensors.ts';
 import { inputOf, readRange } from '../inference/chunk-input.ts';
 import type { ChunkBudget } from '../inference/chunk-budget.ts';
 import { PartSink } from '../inference/part-sink.ts';
 import { concatRows, PipelineRunner, type PipelineValue } from './pipeline.ts';
-import type { FileChunkDeps } from './score-files.ts';
+import { fileRowObject, type FileChunkDeps } from './score-files.ts';
 
 /** Rows run through the pipeline together. */
 const GROUP = 16;
@@ -22,17 +22,9 @@ const GROUP = 16;
 type Row = { ref: RowRef; given: Record<string, PipelineValue> } | { ref: RowRef; error: string };
 
 function parseRow(line: string, ref: RowRef, p: Pipeline): Row {
-  let row: unknown;
-  try {
-    row = JSON.parse(line);
-  } catch {
-    return { ref, error: 'the line is not JSON' };
-  }
-  if (typeof row !== 'object' || row === null || Array.isArray(row)) return { ref, error: 'the line is not a JSON object' };
-  const r = row as Record<string, unknown>;
-  if (r.id !== undefined) ref.id = idText(r.id);
-  const name = r.id === undefined ? '' : ` ${JSON.stringify(r.id)}`;
-  if (typeof r[ROW_ERROR_KEY] === 'string') return { ref, error: `file${name}: ${r[ROW_ERROR_KEY]}` };
+  const o = fileRowObject(line, ref);
+  if ('error' in o) return { ref, error: o.error };
+  const r = o.row;
   const given: Record<string, PipelineValue> = {};
   for (const inp of p.inputs) {
     if (isFileSpec(inp)) {

@@ -3,8 +3,10 @@
 // back by the worker on this producer's channel: no job hash, no lock, no events stream, no polling.
 // A waiter is registered before the XADD, so an answer cannot arrive unheard. Like JobAnswers, a
 // worker that loads the model first says so; that time does not count against the timeout, and a
-// timeout that passes during the load is a 503 with Retry-After. An answer lost with a dropped
-// subscription, or a group no worker took, ends as the timeout.
+// timeout that passes during the load is a 503 with Retry-After. When the subscription drops (a Redis
+// restart, a lost connection), answers published meanwhile are gone: every group waiting then is
+// refused at once as retryable (503), and new groups are held until the channel is subscribed
+// again. A group no worker took ends as the timeout.
 import type { Redis } from 'ioredis';
 import { AppError, fromErrorData } from '../../core/errors.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -28,7 +30,7 @@ export class StreamReplies {
   readonly channel: string;
   private readonly sub: Redis;
   private readonly waiting = new Map<string, Waiter>();
-  private readonly subscribed: Promise<unknown>;
+  private subscribed: Promise<unknown>;
   private seq = 0;
 
   constructor(
@@ -43,8 +45,34 @@ export class StreamReplies {
     this.sub = duplicateRedis(redis, { enableOfflineQueue: true, maxRetriesPerRequest: null });
     this.sub.on('error', () => {}); // the main connection reports Redis trouble
     this.sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => this.onMessage(message));
-    this.subscribed = this.sub.subscribe(this.channel);
-    this.subscribed.catch(() => {});
+    this.subscribed = this.subscribe();
+    this.sub.on('close', () => this.onLost());
+    this.sub.on('ready', () => {
+      // ioredis subscribes again by itself; this SUBSCRIBE's reply says it has (same connection, in order).
+      if (this.lost) this.lost.resolve(this.subscribe());
+      this.lost = undefined;
+    });
+  }
+
+  private lost?: { resolve: (p: Promise<unknown>) => void };
+  private closing = false;
+
+  private subscribe() {
+    const p = this.sub.subscribe(this.channel);
+    p.catch(() => {});
+    return p;
+  }
+
+  /** The subscription dropped: no answer sent until it is back can arrive. */
+  private onLost() {
+    if (this.closing) return;
+    if (!this.lost) {
+      let resolve!: (p: Promise<unknown>) => void;
+      this.subscribed = new Promise<unknown>((r) => (resolve = r));
+      this.lost = { resolve };
+    }
+    const e = new AppError('unavailable', 'the connection to Redis was lost while the request was in flight; its answer cannot arrive, retry', true);
+    for (const id of [...this.waiting.keys()]) this.cancel(id, e);
   }
 
   nextId() {
@@ -69,6 +97,7 @@ export class StreamReplies {
   }
 
   close() {
+    this.closing = true;
     for (const id of [...this.waiting.keys()]) this.cancel(id, new AppError('unavailable', 'the producer is stopping', true));
     this.sub.disconnect();
   }

@@ -27,8 +27,8 @@ type Transport = 'bullmq' | 'streams';
 interface Watch {
   /** Pids of the worker processes that hold work now. */
   holders(): Promise<number[]>;
-  /** Called once the victim is dead. */
-  killed(pid: number): Promise<void>;
+  /** Called once the victim is dead; resolves with the units of work it took along. */
+  killed(pid: number): Promise<number>;
   /** Units of work the dead workers held (bullmq: found stalled and run again so far). */
   rerun(): number;
   /** Resolves once every unit the dead workers held has been taken up by a living worker. */
@@ -37,14 +37,33 @@ interface Watch {
 
 function bullmqWatch(p: TestPlatform): Watch {
   let stalled = 0;
+  let took = 0;
   p.deps.queues.queueEvents('infer').on('stalled', () => stalled++);
   const queue = p.deps.queues.queue('infer');
+  /** The jobs each worker process held at the last look. */
+  let held = new Map<number, string[]>();
   return {
     // Each job records the worker process that took it (processedBy, host:pid:tag).
-    holders: async () => (await queue.getActive()).map((j) => Number(j.processedBy?.split(':').at(-2))),
-    killed: async () => {},
+    holders: async () => {
+      held = new Map();
+      for (const j of await queue.getActive()) {
+        const pid = Number(j.processedBy?.split(':').at(-2));
+        held.set(pid, [...(held.get(pid) ?? []), j.id!]);
+      }
+      return [...held.keys()];
+    },
+    // A job that finished between the look and the kill was not taken along; one still active once
+    // its worker is dead was.
+    killed: async (pid) => {
+      let n = 0;
+      for (const id of held.get(pid) ?? []) if ((await (await queue.getJob(id))?.getState()) === 'active') n++;
+      took += n;
+      return n;
+    },
     rerun: () => stalled,
-    settled: async () => {}, // a stalled job is run again by the worker that found it
+    // A stalled job is run again by the worker that found it; the stalled check (every lock period)
+    // may come after the load has ended, so it is waited for.
+    settled: () => (took > 0 ? until(() => stalled > 0, 'the dead worker’s job found stalled', 30_000).then(() => {}) : Promise.resolve()),
   };
 }
 
@@ -66,6 +85,7 @@ function streamsWatch(p: TestPlatform): Watch {
       const held = (await pending()).find((c) => c.pid === pid)?.n ?? 0;
       if (held > 0) dead.push(pid);
       rerun += held;
+      return held;
     },
     settled: () =>
       until(
@@ -158,9 +178,9 @@ describe.each(['bullmq', 'streams'] as Transport[])('chaos: a worker killed unde
         kills++;
         answeredAtKill = outcomes.length;
         replacements.push(p.addWorker(env));
-        await watch.killed(victim.child.pid!);
-        // The dead worker's work is taken up within two lock periods.
-        await until(() => watch.rerun() > 0 || outcomes.length >= N, 'the stalled check', 10_000).catch(() => {});
+        // The dead worker's work is taken up within two lock periods; a kill that took none is tried again.
+        if ((await watch.killed(victim.child.pid!)) > 0)
+          await until(() => watch.rerun() > 0 || outcomes.length >= N, 'the stalled check', 10_000).catch(() => {});
       }
       await load;
       await streamEnded;

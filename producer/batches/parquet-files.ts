@@ -5,7 +5,6 @@
 // values and decode them as the other file batches' rows (workers/processing/parquet-files.ts).
 // Nothing is decoded here.
 import { badRequest } from '../../core/errors.ts';
-import type { ChunkRange } from '../../core/rows/scanner.ts';
 import type { TensorSpec } from '../../core/tensors.ts';
 
 /**
@@ -25,10 +24,10 @@ export function fileColumnInputs(model: { name: string }, inputs: string[], file
  * A row group is one chunk, read whole by a worker: one past MODELQ_BATCH_CHUNK_BYTES is refused at
  * submit (a file of images written as one row group would otherwise be one chunk of gigabytes).
  */
-export function checkFileGroups(chunks: ChunkRange[], maxBytes: number): void {
-  for (const c of chunks)
+export function checkFileGroups(chunks: { start: number; end: number; file?: number }[], maxBytes: number): void {
+  for (const [i, c] of chunks.entries())
     if (c.end - c.start > maxBytes)
       throw badRequest(
-        `row group ${c.index} of the Parquet file is ${c.end - c.start} bytes; a row group of files is one chunk, at most MODELQ_BATCH_CHUNK_BYTES (${maxBytes}): write the file with smaller row groups (pyarrow: row_group_size)`,
+        `a row group of ${c.end - c.start} bytes (chunk ${i}${c.file !== undefined ? `, in input file ${c.file}` : ''}): a row group of files is one chunk, at most MODELQ_BATCH_CHUNK_BYTES (${maxBytes}): write the Parquet file with smaller row groups (pyarrow: row_group_size)`,
       );
 }

@@ -169,7 +169,9 @@ it('refuses, naming the fix: a file without the column, a number column, a row g
   expect(((await n.json()) as { error: { message: string } }).error.message).toMatch(/column "image" holds DOUBLE/);
   const big = await submit(arrowFile([files[0]!, { id: 'noise', file: randomBytes(CHUNK_BYTES + 1000) }], 'image', 10), 'model=cnn');
   expect(big.status).toBe(400);
-  expect(((await big.json()) as { error: { message: string } }).error.message).toMatch(/a row group of \d+ bytes .*MODELQ_BATCH_CHUNK_BYTES.*smaller row groups/);
+  expect(((await big.json()) as { error: { message: string } }).error.message).toMatch(
+    /a row group of \d+ bytes .*MODELQ_BATCH_CHUNK_BYTES.*smaller row groups/,
+  );
   const tensors = await submit(parquetWriteBuffer({ columnData: [{ name: 'input', data: [1, 2], type: 'DOUBLE' }] }), 'model=plain&fileColumn=photo');
   expect(tensors.status).toBe(400);
   expect(((await tensors.json()) as { error: { message: string } }).error.message).toMatch(/fileColumn/);

@@ -5,7 +5,7 @@ import { metadataList, type VersionRecord } from '../registry.ts';
 import { pickWeighted } from '../routing.ts';
 import { tensorSpecSchema, type TensorSpec } from '../tensors.ts';
 import { processingSchema } from '../processing/spec.ts';
-import { pipelineSchema } from '../processing/pipeline.ts';
+import { pipelineSchema, stepOutputs } from '../processing/pipeline.ts';
 import { artifactRefSchema, explainColumnSchema } from './explain.ts';
 
 /** An explained batch (`explain=true`): what is attributed, against which background, how. */
@@ -123,8 +123,15 @@ export function batchModel(v: VersionRecord): BatchSpec['model'] {
 
 /** How CSV output names per-class columns: the model's classes over its own outputs (never an explanation's). */
 export function csvClasses(spec: Pick<BatchSpec, 'model'>): { values: (string | number)[]; outputs: string[] } | undefined {
+  // Declared processing's labels name the classes of the output it post-processes and of its probabilities.
+  const p = spec.model.processing;
+  if (p?.labels && p.post) return { values: p.labels, outputs: [p.post.output, ...(p.post.softmax ? ['probabilities'] : [])] };
   return spec.model.classes ? { values: spec.model.classes, outputs: spec.model.outputs.map((o) => o.name) } : undefined;
 }
+
+/** The outputs a batch's rows carry: the model's, and those its declared post-processing adds (label, top-k, probabilities). */
+export const batchOutputSpecs = (spec: Pick<BatchSpec, 'model'>): TensorSpec[] =>
+  spec.model.processing ? stepOutputs({ outputs: spec.model.outputs, processing: spec.model.processing }) : spec.model.outputs;
 
 /** What a batch is, fixed at submit. Its status and counts live beside it and change. */
 export const batchSpecSchema = z.object({

@@ -19,6 +19,7 @@ import { batchExplain, batchExplainParams } from '../inference/explain.ts';
 import { assertReadable } from '../model-access.ts';
 import { type BatchFormat, decideFormat, type Declared, SNIFF_BYTES } from './sniff.ts';
 import { checkFilesFormat, filesBody } from './zip-files.ts';
+import { checkFileGroups, fileColumnInputs } from './parquet-files.ts';
 import { batchVersions } from './versions.ts';
 import { fileInputs } from '../../core/processing/pipeline.ts';
 import { streamUpload } from './upload-stream.ts';
@@ -47,6 +48,10 @@ export const batchParamsSchema = z.object({
   shadowVersion: z.coerce.number().int().min(1).optional().meta({
     description:
       'A shadow batch: every row is also scored by this version of the model (same inputs), and the batch gets a comparison report (`GET /v1/batches/{id}/comparison`, the rows that differ at `.../comparison/diff`). JSONL parts only; not with explain',
+  }),
+  fileColumn: z.string().min(1).max(256).optional().meta({
+    description:
+      'A Parquet batch of files (a model with declared processing that takes one file, or such a pipeline): the binary column holding the files. Default: the column named as the file input',
   }),
   device: z.enum(['cpu', 'gpu']).optional().meta({ description: 'gpu: chunks go to the score-gpu queue, which only workers with MODELQ_DEVICE=cuda take' }),
   ...batchExplainParams,
@@ -209,7 +214,9 @@ export async function acceptBatch(
     (await peek(filesBody(model, fileNames, !!explain, peeked, d.cfg.MODELQ_MAX_ROW_BYTES, d.cfg.MODELQ_MAX_UPLOAD_MB * 1024 * 1024), SNIFF_BYTES));
   const { head, whole } = files || peeked;
   const format = decideFormat(head, params.format ? { format: params.format, by: `format=${params.format}` } : declaredByRequest);
-  if (files) checkFilesFormat(model, format);
+  if (files) checkFilesFormat(model, format, !!model.pipeline && !fileInputs(model));
+  if (params.fileColumn !== undefined && !(files && format === 'parquet'))
+    throw badRequest(`fileColumn names the column of files of a Parquet batch for a model that takes files; this batch is ${format} for model ${model.name}`);
   if (params.delimiter && params.delimiter !== ',' && format !== 'csv')
     throw badRequest(`delimiter=${params.delimiter} is for CSV files; this file is ${format === 'jsonl' ? 'JSONL' : 'Parquet'}`);
   const delimiter: CsvDelimiter = params.delimiter === 'tab' ? '\t' : (params.delimiter ?? ',');
@@ -286,7 +293,9 @@ export async function acceptBatch(
     if (format === 'parquet') {
       // Row groups are found in the footer, at the end: store the file first, then read it.
       const stored = await d.store.put(inputKey, whole, { maxBytes });
-      scan = await scanParquet(d, inputKey, stored.bytes, model.inputs);
+      // A model that takes files reads them from binary columns, a row group a chunk (parquet-files.ts).
+      scan = await scanParquet(d, inputKey, stored.bytes, files && fileNames ? fileColumnInputs(model, fileNames, params.fileColumn) : model.inputs);
+      if (files) checkFileGroups(scan.chunks, d.cfg.MODELQ_BATCH_CHUNK_BYTES);
     } else {
       await d.store.put(inputKey, scanned(whole, scanner, chunkCap), { maxBytes });
       scan = scanner.end();

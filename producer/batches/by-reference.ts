@@ -16,6 +16,8 @@ import { parseBody } from '../http.ts';
 import { assertReadable } from '../model-access.ts';
 import { publicView } from './accept.ts';
 import { planFiles } from './files-plan.ts';
+import { checkFileGroups, fileColumnInputs } from './parquet-files.ts';
+import { fileInputs } from '../../core/processing/pipeline.ts';
 import { listInputs, planReference } from './reference-plan.ts';
 
 const uri = z.string().min(1).max(2048);
@@ -53,6 +55,8 @@ export const byReferenceSchema = z
   })
   .strict();
 export type ByReference = z.infer<typeof byReferenceSchema>;
+
+const isParquetName = (f: { uri: string }) => /\.parquet$/i.test(f.uri);
 
 /** Parses a URI, or a 400 naming the field. */
 function parse(field: string, value: string, glob: boolean): ObjectRef {
@@ -92,14 +96,24 @@ export async function acceptByReference(d: ProducerDeps, body: unknown, tenant: 
   if (p.input.format === 'files' && !model.processing)
     throw badRequest(`input.format "files" is for models with declared processing; model ${model.name}@${model.version} takes tensors`);
   const eachFile =
-    !!model.processing && (p.input.format === 'files' || (p.input.format === undefined && !files.every((f) => /\.(jsonl|ndjson)$/i.test(f.uri))));
+    !!model.processing &&
+    (p.input.format === 'files' || (p.input.format === undefined && !files.every((f) => /\.(jsonl|ndjson)$/i.test(f.uri)) && !files.every(isParquetName)));
+  // Parquet objects of files: a binary column per file input, a row group a chunk (parquet-files.ts).
+  const parquetFiles = !!model.processing && !eachFile && (p.input.format === 'parquet' || (p.input.format === undefined && files.every(isParquetName)));
   if (eachFile && model.processing!.inputs.length !== 1)
     throw badRequest(
       `model ${model.name} takes files for ${model.processing!.inputs.length} inputs: name JSONL rows of {"id", ...} instead of a prefix of files`,
     );
   const plan = eachFile
     ? planFiles(files, p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES, d.cfg.MODELQ_BATCH_MAX_CHUNKS)
-    : await planReference(d, files, p.input.format === 'files' ? undefined : p.input.format, model.inputs, p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES);
+    : await planReference(
+        d,
+        files,
+        p.input.format === 'files' ? undefined : parquetFiles ? 'parquet' : p.input.format,
+        parquetFiles ? fileColumnInputs(model, fileInputs(model)!, undefined) : model.inputs,
+        p.chunkBytes ?? d.cfg.MODELQ_BATCH_CHUNK_BYTES,
+      );
+  if (parquetFiles) checkFileGroups(plan.chunks, d.cfg.MODELQ_BATCH_CHUNK_BYTES);
   // A prefix holding a finished batch's manifest would look complete while it is rewritten.
   const outStore = d.objects.of(output.ref);
   const manifestKey = outputPrefixKeys.manifest(output.ref.key);

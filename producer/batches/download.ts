@@ -7,7 +7,7 @@ import type { Request, Response } from 'express';
 import type { BatchView } from '../../core/batches.ts';
 import { AppError, badRequest } from '../../core/errors.ts';
 import { jsonlPart, type PartKind } from '../../core/batch-parts.ts';
-import { csvClasses, explainOutputSpecs, outputPrefixKeys, versionedOutput, type BatchSpec } from '../../core/jobs/batch.ts';
+import { batchOutputSpecs, csvClasses, explainOutputSpecs, outputPrefixKeys, versionedOutput, type BatchSpec } from '../../core/jobs/batch.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
@@ -135,7 +135,7 @@ export async function sendParts(
   if (ext === 'jsonl') res.setHeader('Content-Length', String(parts.reduce((n, p) => n + p.bytes, 0)));
   const body = concat(parts);
   // An explained batch's lines carry its attributions like outputs: columns of their own.
-  const outputs = [...v.spec.model.outputs, ...(v.spec.explain ? explainOutputSpecs(v.spec.explain) : [])];
+  const outputs = [...batchOutputSpecs(v.spec), ...(v.spec.explain ? explainOutputSpecs(v.spec.explain) : [])];
   const source =
     ext === 'csv'
       ? Readable.from(

@@ -99,10 +99,11 @@ export function filesBody(
   return zip ? zipAsJsonl(peeked.whole, steps[0]!.input, maxFile) : tarAsJsonl(peeked.whole, steps[0]!.input, maxFile, maxArchiveBytes, gzip);
 }
 
-/** After the format is decided: files come in JSONL (or a ZIP, turned into JSONL). */
-export function checkFilesFormat(model: { name: string }, format: string): void {
-  if (format !== 'jsonl')
+/** After the format is decided: files come in JSONL (or a ZIP or tar, turned into JSONL), or in a Parquet file's binary columns. */
+export function checkFilesFormat(model: { name: string }, format: string, tensorPipeline = false): void {
+  if (format === 'parquet' && tensorPipeline) throw badRequest(`model ${model.name} is a pipeline of tensors: send JSONL rows of its inputs, not Parquet`);
+  if (format === 'csv')
     throw badRequest(
-      `model ${model.name} takes files (declared processing): send a ZIP or tar of them, or JSONL rows of {"id", "<input>": {"b64": "..."}}, not ${format}`,
+      `model ${model.name} takes files (declared processing): send a ZIP or tar of them, JSONL rows of {"id", "<input>": {"b64": "..."}}, or a Parquet file with a binary column of them, not CSV`,
     );
 }

@@ -1,7 +1,10 @@
 // A batch by reference of a prefix of image files in an S3-protocol bucket (s3rver), for a CNN with
 // declared image processing: each object is one row whose id is its path under the prefix, equal to
 // the same files decoded and preprocessed here and run in onnxruntime directly (within 1e-4); a
-// corrupt file is one error row naming it; a prefix for a model without processing stays tabular.
+// corrupt file is one error row naming it; a prefix for a model without processing stays tabular;
+// a prefix of .parquet objects with a binary column of images is read row group by row group.
+import { parquetReadObjects } from 'hyparquet';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { S3Store } from '../../core/storage/s3-store.ts';
 import { convNet, directRun } from '../fixtures/models.ts';
@@ -138,4 +141,57 @@ it('a JSONL of {"id", "image": {"uri"}} rows reads the files under the tenant\'s
   expect(errors.map((e) => e.id)).toEqual(['outside', 'missing']);
   expect(errors[0]!.error!.message).toMatch(/not under the storage roots/);
   expect(errors[1]!.error!.message).toMatch(/does not exist/);
+}, 180_000);
+
+it('a prefix of Parquet files with a binary column of images: a row group a chunk, ids kept, equal to the direct run, written as Parquet parts', async () => {
+  const good = [await draw(RED_CIRCLE, 'jpeg'), await draw(CORNER, 'png'), await draw(GREEN_RECT, 'png')];
+  const file = (ids: string[], values: Uint8Array[]) =>
+    Buffer.from(
+      parquetWriteBuffer({
+        columnData: [
+          { name: 'id', data: ids, type: 'STRING' },
+          { name: 'image', data: values, type: 'BYTE_ARRAY' },
+        ],
+        rowGroupSize: 1,
+      }),
+    );
+  await lake.put('acme/pq/a.parquet', file(['r', 'bad'], [new Uint8Array(good[0]!), new Uint8Array(Buffer.from('not a picture'))]));
+  await lake.put('acme/pq/b.parquet', file(['c', 'g'], [new Uint8Array(good[1]!), new Uint8Array(good[2]!)]));
+  const res = await postJson(`${p.url}/v1/batches`, {
+    model: 'cnn',
+    input: { uri: `s3://${BUCKET}/acme/pq/` },
+    output: { uri: `s3://${BUCKET}/acme/out-pq/`, format: 'parquet' },
+  });
+  expect(res.status).toBe(202);
+  const accepted = (await res.json()) as { id: string; chunks: { total: number } };
+  expect(accepted.chunks.total).toBe(4);
+  const done = await until(
+    async () => {
+      const v = (await (await fetch(`${p.url}/v1/batches/${accepted.id}`)).json()) as { status: string };
+      return ['completed', 'failed', 'cancelled'].includes(v.status) ? v : null;
+    },
+    `batch ${accepted.id} to end`,
+    120_000,
+  );
+  expect(done).toMatchObject({ status: 'completed', requestCounts: { total: 4, completed: 3, failed: 1 } });
+  const manifest = JSON.parse((await lake.get('acme/out-pq/_manifest.json')).toString('utf8')) as Manifest;
+  const parts = await Promise.all(
+    manifest.parts.map(async (q) => {
+      const b = await lake.get(q.uri.replace(`s3://${BUCKET}/`, ''));
+      return (await parquetReadObjects({ file: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer })) as {
+        id: string;
+        logits: number[];
+      }[];
+    }),
+  );
+  const out = parts.flat();
+  expect(out.map((o) => o.id)).toEqual(['r', 'c', 'g']);
+  const per = 3 * REF.crop * REF.crop;
+  const x = new Float32Array(good.length * per);
+  for (const [i, f] of good.entries()) x.set(await reference(f, REF), i * per);
+  const want = (await directRun(model, { image: { data: x, dims: [good.length, 3, REF.crop, REF.crop] } })).logits!;
+  out.forEach((o, i) => o.logits.forEach((v, j) => expect(Math.abs(v - want[i * 10 + j]!)).toBeLessThan(1e-4)));
+  const errors = (await Promise.all(manifest.parts.map((q) => lines(q.errorsUri)))).flat();
+  expect(errors.map((e) => e.id)).toEqual(['bad']);
+  expect(errors[0]!.error!.message).toMatch(/file "bad".*does not decode/);
 }, 180_000);

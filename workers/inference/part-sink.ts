@@ -7,7 +7,16 @@
 // download routes' other formats.
 // Every part is a whole-object put under a deterministic key: a chunk run twice replaces it.
 import { jsonlPart } from '../../core/batch-parts.ts';
-import { csvClasses, explainOutputSpecs, outputPrefixKeys, versionedOutput, type BatchSpec, type PartInfo, type ScoreJob } from '../../core/jobs/batch.ts';
+import {
+  batchOutputSpecs,
+  csvClasses,
+  explainOutputSpecs,
+  outputPrefixKeys,
+  versionedOutput,
+  type BatchSpec,
+  type PartInfo,
+  type ScoreJob,
+} from '../../core/jobs/batch.ts';
 import { jsonlToCsv } from '../../core/rows/to-csv.ts';
 import { jsonlToParquet } from '../../core/rows/to-parquet.ts';
 import type { EncodedPiece, EncodeSpec } from '../../core/rows/output-encode.ts';
@@ -19,7 +28,8 @@ import { ByteChannel } from './byte-channel.ts';
 /** What the engine threads encode for a batch's parts (none: JSONL, or an explained or versioned batch, converted here). */
 export function encodeSpec(spec: BatchSpec): EncodeSpec | undefined {
   const out = spec.output;
-  if (!out || out.format === 'jsonl' || spec.explain || versionedOutput(spec)) return undefined;
+  // A batch of files or a pipeline is scored on the worker's main thread as JSONL lines: converted here.
+  if (!out || out.format === 'jsonl' || spec.explain || versionedOutput(spec) || spec.model.processing || spec.model.pipeline) return undefined;
   const classes = csvClasses(spec);
   return { format: out.format, outputs: spec.model.outputs, ...(classes ? { classes } : {}) };
 }
@@ -48,7 +58,7 @@ export class PartSink {
     if (out && out.format !== 'jsonl') {
       if (!objects) throw new Error(`batch ${spec.id} is by reference: its parts need the object stores`);
       const uri = outputPrefixKeys.part(out.uri, index, out.format);
-      const outputs = [...spec.model.outputs, ...(spec.explain ? explainOutputSpecs(spec.explain) : [])];
+      const outputs = [...batchOutputSpecs(spec), ...(spec.explain ? explainOutputSpecs(spec.explain) : [])];
       const body = encodeSpec(spec)
         ? (this.encoded = new ByteChannel())
         : out.format === 'csv'

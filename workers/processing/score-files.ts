@@ -20,6 +20,7 @@ import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import { localModelPath } from '../model-cache.ts';
 import { parseObjectUri, underRoots, type ObjectRef } from '../../core/storage/object-uris.ts';
 import { FileError } from './image.ts';
+import { parquetFileRows } from './parquet-files.ts';
 import { stepFeeds, withPost, type StepContext } from './feeds.ts';
 import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
 
@@ -193,6 +194,7 @@ export async function scoreFileChunk(
   const settings = { maxBatch: GROUP, maxDelayMs: 0, instances: 1, batchable };
   let lines: string[];
   if (spec.source?.each === 'file') lines = await objectRows(spec, chunk, deps);
+  else if (spec.format === 'parquet') lines = await parquetFileRows(spec, chunk, deps, maxFile);
   else {
     const input = inputOf(spec, chunk, deps);
     const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');

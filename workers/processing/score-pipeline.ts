@@ -15,6 +15,7 @@ import type { ChunkBudget } from '../inference/chunk-budget.ts';
 import { PartSink } from '../inference/part-sink.ts';
 import { concatRows, PipelineRunner, type PipelineValue } from './pipeline.ts';
 import { fileRowObject, type FileChunkDeps } from './score-files.ts';
+import { maxFileOf, parquetFileRows } from './parquet-files.ts';
 
 /** Rows run through the pipeline together. */
 const GROUP = 16;
@@ -47,6 +48,12 @@ function parseRow(line: string, ref: RowRef, p: Pipeline): Row {
   return { ref, given };
 }
 
+async function jsonlRows(spec: BatchSpec, chunk: ScoreJob, deps: FileChunkDeps): Promise<string[]> {
+  const input = inputOf(spec, chunk, deps);
+  const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
+  return text.split('\n').filter((l) => l.trim() !== '');
+}
+
 /** Rows' inputs joined into one request. */
 function joinRows(rows: Record<string, PipelineValue>[]): Record<string, PipelineValue> {
   const out: Record<string, PipelineValue> = {};
@@ -73,9 +80,7 @@ export async function scorePipelineChunk(
     maxCrops: deps.cfg?.MODELQ_PIPELINE_MAX_CROPS,
   });
   if (!runner.isWarm()) await runner.warm();
-  const input = inputOf(spec, chunk, deps);
-  const text = Buffer.from(await readRange(input.store, input.key, input.start, input.end)).toString('utf8');
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const lines = spec.format === 'parquet' ? await parquetFileRows(spec, chunk, deps, maxFileOf(deps)) : await jsonlRows(spec, chunk, deps);
   const sink = new PartSink(spec, chunk, deps.store, deps.objects);
   let completed = 0;
   let failed = 0;

@@ -104,6 +104,7 @@ export async function benchImages(): Promise<unknown> {
   /** CPU microseconds per file: the script's (this process), the platform's producer and workers'. */
   const cpu = { script: [] as number[], producer: [] as number[], workers: [] as number[] };
   const spans: [number, number][] = [];
+  const onlineSpans: [number, number][] = [];
   const micros = () => Number(process.hrtime.bigint() / 1000n);
   try {
     await p.register('bench-cnn', model);
@@ -121,15 +122,31 @@ export async function benchImages(): Promise<unknown> {
     const online: { clients: number; platform: LoadResult; script: number; ratio: number; rounds: number }[] = [];
     for (const c of clients) {
       const runs: LoadResult[] = [];
+      const cpuOnline: { producer: number; workers: number }[] = [];
       const r = await interleave({
         baseline: scriptOnline,
         platform: async () => {
+          const c0 = p.cpuByProcess();
+          const span: [number, number] = [micros(), 0];
           const x = await runLoad({ url, body, concurrency: c, durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 });
+          const c1 = p.cpuByProcess();
+          span[1] = micros();
+          onlineSpans.push(span);
           if (x.errors) throw new Error(`online: ${x.errors} errors`);
           runs.push(x);
+          // The warm-up's requests are not counted: take them at the window's rate.
+          const n = x.rps * (seconds + warmupSeconds);
+          cpuOnline.push({
+            producer: ((c1.producer - c0.producer) * 1e6) / n,
+            workers: ((c1.workers.reduce((a, b) => a + b, 0) - c0.workers.reduce((a, b) => a + b, 0)) * 1e6) / n,
+          });
           return x.rps;
         },
       });
+      console.log(
+        `online, ${c} client(s): CPU per request (medians; /proc, 10 ms ticks; warm-up requests taken at the measured rate): ` +
+          `producer ${median(cpuOnline.map((x) => x.producer)).toFixed(0)} us, workers ${median(cpuOnline.map((x) => x.workers)).toFixed(0)} us`,
+      );
       online.push({
         clients: c,
         platform: [...runs].sort((a, b) => a.rps - b.rps)[(runs.length - 1) >> 1]!,
@@ -186,11 +203,19 @@ export async function benchImages(): Promise<unknown> {
     await session.release();
     await p.stop();
     fs.rmSync(dir, { recursive: true, force: true });
-    if (prof && spans.length) {
-      const window: [number, number] = [spans[0]![0], spans.at(-1)![1]];
-      for (const f of fs.readdirSync(prof).filter((x) => x.endsWith('.cpuprofile'))) {
-        const r = topSelfTime(path.join(prof, f), window, 25);
-        console.log(`cpu profile ${f}, main thread busy ${(r.busy * 100).toFixed(0)}% from the first batch to the last; of that:\n  ${r.top.join('\n  ')}`);
+    for (const [what, s] of prof
+      ? ([
+          ['online', onlineSpans],
+          ['batch', spans],
+        ] as const)
+      : []) {
+      if (!s.length) continue;
+      const window: [number, number] = [s[0]![0], s.at(-1)![1]];
+      for (const f of fs.readdirSync(prof!).filter((x) => /^(producer|workers)-.*\.cpuprofile$/.test(x))) {
+        const r = topSelfTime(path.join(prof!, f), window, 20);
+        console.log(
+          `${what}: cpu profile ${f}, main thread busy ${(r.busy * 100).toFixed(0)}% from the first run to the last; of that:\n  ${r.top.join('\n  ')}`,
+        );
       }
     }
   }

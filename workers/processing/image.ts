@@ -7,6 +7,7 @@ import { AppError } from '../../core/errors.ts';
 import { outputSize, type ImageStep } from '../../core/processing/spec.ts';
 import type { RawTensor } from '../../core/tensors.ts';
 import { toHalf } from '../onnx/half.ts';
+import { rgbHeader } from './image-header.ts';
 
 export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
 
@@ -42,14 +43,21 @@ async function limited<T>(f: () => Promise<T>): Promise<T> {
 /** Decoded, oriented, resized and cropped pixels: height x width x 3, 8 bits, RGB (at most MAX_DECODES at once). */
 export function decodePixels(file: Buffer, step: ImageStep, maxPixels = DEFAULT_MAX_IMAGE_PIXELS): Promise<Pixels> {
   return limited(async () => {
-    const meta = await headerOf(file, maxPixels);
     // The usual file (8-bit sRGB, 3 channels, one page) in one sharp call: each call costs its
-    // process about half a millisecond of main-thread time besides the decoding, and the decoded
-    // picture is never copied out whole. Anything else is decoded to RGB first, then shaped.
-    if (oneCall(meta, step)) return shapeInOneCall(file, meta, step, maxPixels);
+    // process a few hundred microseconds of main-thread time besides the decoding, and the decoded
+    // picture is never copied out whole. Its header is read here when it is a plain JPEG or PNG
+    // (image-header.ts), by sharp otherwise. Anything else is decoded to RGB first, then shaped.
+    const quick = rgbHeader(file);
+    if (quick) {
+      refuseOver(quick.width, quick.height, maxPixels);
+      if (quick.orientation === 1 && oneCallStep(step)) return shapeInOneCall(file, quick.width, quick.height, step, maxPixels);
+    }
+    const meta = await headerOf(file, maxPixels);
+    if (oneCall(meta, step)) return shapeInOneCall(file, meta.width!, meta.height!, step, maxPixels);
     return shapePixels(await decodeNow(file, meta, maxPixels), step);
   });
 }
+
 /** RGB pixels, 8 bits, height x width x 3. */
 export interface Pixels {
   data: Buffer;
@@ -79,11 +87,15 @@ async function headerOf(file: Buffer, maxPixels: number): Promise<Metadata> {
   } catch (e) {
     throw new FileError(`the file does not decode as an image (${(e as Error).message})`);
   }
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  if (!pixels) throw new FileError('the file does not decode as an image (no size in its header)');
-  if (pixels > maxPixels)
-    throw new FileError(`the image is ${meta.width}x${meta.height} (${pixels} pixels), over MODELQ_MAX_IMAGE_PIXELS (${maxPixels}); refused before decoding`);
+  if (!meta.width || !meta.height) throw new FileError('the file does not decode as an image (no size in its header)');
+  refuseOver(meta.width, meta.height, maxPixels);
   return meta;
+}
+
+function refuseOver(width: number, height: number, maxPixels: number): void {
+  const pixels = width * height;
+  if (pixels > maxPixels)
+    throw new FileError(`the image is ${width}x${height} (${pixels} pixels), over MODELQ_MAX_IMAGE_PIXELS (${maxPixels}); refused before decoding`);
 }
 
 async function decodeNow(file: Buffer, meta: Metadata, maxPixels: number): Promise<Pixels> {
@@ -149,11 +161,13 @@ function oneCall(meta: Metadata, step: ImageStep): boolean {
   if (meta.channels !== 3 || meta.hasAlpha || meta.depth !== 'uchar' || meta.space !== 'srgb' || (meta.pages ?? 1) !== 1) return false;
   // An EXIF-oriented file: sharp would resize before turning it, which gives other pixels.
   if ((meta.orientation ?? 1) !== 1) return false;
-  return !(step.resize?.mode === 'fixed-height' && step.centerCrop);
+  return oneCallStep(step);
 }
 
-async function shapeInOneCall(file: Buffer, meta: Metadata, step: ImageStep, maxPixels: number): Promise<Pixels> {
-  const plan = planOf(meta.width!, meta.height!, step);
+const oneCallStep = (step: ImageStep) => !(step.resize?.mode === 'fixed-height' && step.centerCrop);
+
+async function shapeInOneCall(file: Buffer, width: number, height: number, step: ImageStep, maxPixels: number): Promise<Pixels> {
+  const plan = planOf(width, height, step);
   try {
     // A pipeline colourspace keeps sharp from shrinking JPEG and WebP while decoding (which
     // fastShrinkOnLoad: false only limits): decoded whole, then resized, as a script would.

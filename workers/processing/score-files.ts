@@ -204,10 +204,18 @@ export async function scoreFileChunk(
   const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';
   let completed = 0;
   let failed = 0;
+  // The next group's files decode (on libuv's threads) while the engine runs this group's.
+  const decodeGroup = (g: number) => {
+    const d = Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, ctx)));
+    d.catch(() => {}); // awaited below; not unhandled when the chunk fails first
+    return d;
+  };
+  let ahead = lines.length ? decodeGroup(0) : undefined;
   try {
     for (let g = 0; g < lines.length; g += GROUP) {
       budget.check();
-      const decoded = await Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, ctx)));
+      const decoded = await ahead!;
+      ahead = g + GROUP < lines.length ? decodeGroup(g + GROUP) : undefined;
       const good = decoded.filter((d): d is Extract<Decoded, { feeds: unknown }> => 'feeds' in d);
       let out = '';
       if (good.length) {

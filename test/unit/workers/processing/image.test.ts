@@ -1,11 +1,12 @@
 // The image steps one by one, on pictures drawn here whose expected pixels are known: resize modes
 // (exact, letterbox, fixed-height padded right, shorter-side with centre crop), channel order,
-// normalisation, layout and precision; the pixel limit is read from the header.
-import sharp from 'sharp';
+// normalisation, layout and precision; the pixel limit is read from the header. A file shaped in one
+// sharp call gives the pixels of decoding it whole and then resizing, cropping and padding.
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { imageStepSchema, type ImageStep } from '../../../../core/processing/spec.ts';
 import { decodePixels, imageTensor } from '../../../../workers/processing/image.ts';
-import { claimedSizePng } from '../../../fixtures/images.ts';
+import { claimedSizePng, draw } from '../../../fixtures/images.ts';
 
 const step = (s: Record<string, unknown>): ImageStep => imageStepSchema.parse({ type: 'image', input: 'x', ...s });
 /** A solid picture, left half one colour, right half another. */
@@ -50,6 +51,71 @@ describe('resize modes', () => {
   it('refuses from the header an image over the pixel limit, and a file that is no image', async () => {
     await expect(decodePixels(await claimedSizePng(5000, 5000), step({}), 1_000_000)).rejects.toThrow(/5000x5000 .* over MODELQ_MAX_IMAGE_PIXELS/);
     await expect(decodePixels(Buffer.from('nope'), step({}))).rejects.toThrow(/does not decode/);
+  });
+});
+
+describe('one sharp call per file', () => {
+  /** Decoded whole, then each step from the raw pixels (as a script would). */
+  const stepwise = async (file: Buffer, s: ImageStep) => {
+    const d = await sharp(file).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const raw = (data: Buffer, width: number, height: number) => sharp(data, { raw: { width, height, channels: 3 } });
+    const r = s.resize;
+    let px = { data: d.data, width: d.info.width, height: d.info.height };
+    const next = async (img: Sharp) => {
+      const o = await img.raw().toBuffer({ resolveWithObject: true });
+      px = { data: o.data, width: o.info.width, height: o.info.height };
+    };
+    if (r?.mode === 'shorter-side') {
+      const k = r.size / Math.min(px.width, px.height);
+      await next(raw(px.data, px.width, px.height).resize(Math.round(px.width * k), Math.round(px.height * k), { fit: 'fill' }));
+    } else if (r?.mode === 'letterbox')
+      await next(raw(px.data, px.width, px.height).resize(r.width, r.height, { fit: 'contain', background: { r: r.pad, g: r.pad, b: r.pad } }));
+    else if (r?.mode === 'fixed-height') {
+      const w = Math.min(r.maxWidth, Math.round((px.width * r.height) / px.height));
+      await next(raw(px.data, px.width, px.height).resize(w, r.height, { fit: 'fill' }));
+      await next(raw(px.data, px.width, px.height).extend({ right: r.maxWidth - w, background: { r: r.pad, g: r.pad, b: r.pad } }));
+    }
+    const c = s.centerCrop;
+    if (c)
+      await next(
+        raw(px.data, px.width, px.height).extract({ left: (px.width - c.width) >> 1, top: (px.height - c.height) >> 1, width: c.width, height: c.height }),
+      );
+    return px;
+  };
+
+  it('JPEG, PNG and WebP shrunk many times equal decoding whole then resizing (no shrink while decoding)', async () => {
+    const d = {
+      width: 643,
+      height: 481,
+      background: [30, 120, 200] as [number, number, number],
+      circle: [200, 150, 90, '#ff2020'] as [number, number, number, string],
+    };
+    const steps = [
+      step({ resize: { mode: 'shorter-side', size: 20 }, centerCrop: { width: 16, height: 16 } }),
+      step({ resize: { mode: 'letterbox', width: 40, height: 40, pad: 114 } }),
+      step({ resize: { mode: 'fixed-height', height: 24, maxWidth: 64, pad: 3 } }),
+    ];
+    for (const format of ['jpeg', 'png', 'webp'] as const) {
+      const file = await draw(d, format);
+      for (const s of steps) {
+        const [got, want] = await Promise.all([decodePixels(file, s), stepwise(file, s)]);
+        expect([got.width, got.height, format]).toEqual([want.width, want.height, format]);
+        expect(got.data.equals(want.data), `${format} ${JSON.stringify(s.resize)}`).toBe(true);
+      }
+    }
+  });
+
+  it('grey and RGBA files are decoded to RGB first', async () => {
+    const s = step({ resize: { mode: 'shorter-side', size: 8 }, centerCrop: { width: 8, height: 8 } });
+    const grey = await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 90, g: 90, b: 90 } } })
+      .greyscale()
+      .png()
+      .toBuffer();
+    const rgba = await sharp({ create: { width: 40, height: 20, channels: 4, background: { r: 200, g: 10, b: 20, alpha: 1 } } })
+      .png()
+      .toBuffer();
+    expect(at(await decodePixels(grey, s), 4, 4)).toEqual([90, 90, 90]);
+    expect(at(await decodePixels(rgba, s), 4, 4)).toEqual([200, 10, 20]);
   });
 });
 

@@ -11,9 +11,21 @@ export interface ByteRange {
   end: number;
 } // inclusive start, exclusive end
 
+/**
+ * What put() takes. A list of buffers is the object's bytes in order, written without joining them
+ * (a file store writes them with writev(2)): an upload's chunk is views of the request's buffers.
+ */
+export type PutBody = Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array> | readonly Uint8Array[];
+
+export interface PutOptions {
+  maxBytes?: number;
+  /** false: the caller has no use for the object's sha256, and a store may skip hashing it (the result's sha256 is then ''). */
+  sha256?: false;
+}
+
 export interface ArtifactStore {
   /** Streams `body` to `key`, replacing any previous object only once the write is complete. */
-  put(key: string, body: Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>, opts?: { maxBytes?: number }): Promise<PutResult>;
+  put(key: string, body: PutBody, opts?: PutOptions): Promise<PutResult>;
   get(key: string): Promise<Buffer>;
   /** A stream of the object, or of a byte range of it. */
   read(key: string, range?: ByteRange): Promise<Readable>;

@@ -8,7 +8,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { type ArtifactStore, type ByteRange, type ListedObject, type PutResult, TooLargeError } from './artifact-store.ts';
+import { type ArtifactStore, type ByteRange, type ListedObject, type PutBody, type PutOptions, type PutResult, TooLargeError } from './artifact-store.ts';
 
 /** Plaintext bytes per segment. */
 export const SEGMENT_BYTES = 64 * 1024;
@@ -125,7 +125,7 @@ export class EncryptedStore implements ArtifactStore {
     return undefined;
   }
 
-  async put(key: string, body: Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>, opts: { maxBytes?: number } = {}): Promise<PutResult> {
+  async put(key: string, body: PutBody, opts: PutOptions = {}): Promise<PutResult> {
     const dek = randomBytes(32);
     const hash = createHash('sha256');
     const max = opts.maxBytes ?? Infinity;

@@ -4,7 +4,17 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { type ArtifactStore, ArtifactNotFoundError, type ByteRange, type ListedObject, type PutResult, checkKey, TooLargeError } from './artifact-store.ts';
+import {
+  type ArtifactStore,
+  ArtifactNotFoundError,
+  type ByteRange,
+  type ListedObject,
+  type PutBody,
+  type PutOptions,
+  type PutResult,
+  checkKey,
+  TooLargeError,
+} from './artifact-store.ts';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -73,7 +83,7 @@ export class S3Store implements ArtifactStore {
     return undefined;
   }
 
-  async put(key: string, body: Buffer | Uint8Array | string | Readable | AsyncIterable<Uint8Array>, opts: { maxBytes?: number } = {}): Promise<PutResult> {
+  async put(key: string, body: PutBody, opts: PutOptions = {}): Promise<PutResult> {
     checkKey(key);
     const { c, m } = await this.sdk();
     const max = opts.maxBytes ?? Infinity;

@@ -11,6 +11,7 @@ import type { ModelHandle, ThreadInit, ToThread } from './messages.ts';
 import { ThreadSlot } from './thread-slot.ts';
 import type { RowGroupJob } from './score-parquet.ts';
 import type { ScoredSegment, SegmentJob } from './score-segment.ts';
+import { movedBuffers } from '../rows/segmenter.ts';
 
 export type { BatchSettings, Budget, ModelHandle };
 
@@ -265,7 +266,9 @@ export class Engine {
 
   private async scoreOn(msg: ToThread & { model: ModelHandle }, bytes: Uint8Array, budget?: Partial<Budget>): Promise<ScoredSegment> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
-    const transfer = bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
+    // A segment given away whole (segmenter.ts movedBuffers) moves even when it is a view of its buffer.
+    const transfer =
+      (bytes.byteLength === bytes.buffer.byteLength || movedBuffers.has(bytes.buffer)) && bytes.buffer instanceof ArrayBuffer ? [bytes.buffer] : [];
     try {
       const r = await this.pick(msg.model.sha256).send(msg, transfer, this.budget(budget));
       const v = r.value as ScoredSegment;

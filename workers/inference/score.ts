@@ -21,7 +21,8 @@ import {
 import { lineRange } from '../../core/rows/line-range.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
 import { readFooter } from '../../core/rows/parquet.ts';
-import { Segmenter, type Segment } from '../rows/segmenter.ts';
+import { ownedLines } from '../rows/line-buffers.ts';
+import { SEGMENT_BYTES, Segmenter, type Segment } from '../rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
@@ -284,15 +285,19 @@ async function scoreChunkRows(
   };
 
   // By reference, the range was planned without reading it: its lines are those that begin in it.
+  // An upload's chunk in a local file: read in buffers that end at a row's end, each handed on as a segment without a copy.
+  const local = spec.source ? undefined : input.store.localPath(input.key);
   const bytes = spec.source
     ? lineRange((from, to) => input.store.read(input.key, { start: from, end: to }), chunk.start, chunk.end, input.bytes, {
         skipHeader: format === 'csv',
         maxRowBytes,
       })
-    : await input.store.read(input.key, { start: input.start, end: input.end });
+    : local
+      ? ownedLines(local, input.start, input.end, SEGMENT_BYTES)
+      : await input.store.read(input.key, { start: input.start, end: input.end });
   let part: PartInfo | undefined;
   try {
-    for await (const buf of readable(bytes, input.uri)) await take(segmenter.push(buf as Buffer));
+    for await (const buf of readable(bytes, input.uri)) await take(local ? segmenter.pushOwned(buf as Buffer) : segmenter.push(buf as Buffer));
     await take(segmenter.end());
     while (window.length) await writeNext();
     if (!spec.source && segmenter.rowCount !== chunk.rows)

@@ -4,6 +4,16 @@
 // a `long` item (an error row) while its bytes are skipped.
 import { RowScanner, type RowFormat } from '../../core/rows/scanner.ts';
 
+/**
+ * Buffers handed to the engine threads by move rather than by copy: a segment that is exactly one
+ * buffer given to pushOwned is that buffer, whose memory (a tail already copied out included) the
+ * engine transfers (workers/engine/engine.ts).
+ */
+/** A segment's most bytes (about: it ends at the row end at or past it). */
+export const SEGMENT_BYTES = 2 * 1024 * 1024;
+
+export const movedBuffers = new WeakSet<ArrayBufferLike>();
+
 export type Segment =
   /** `firstRow`: the index, within the stream, of the segment's first row. */
   { kind: 'rows'; bytes: Buffer; firstRow: number; rows: number } | { kind: 'long'; row: number; bytes: number };
@@ -20,6 +30,8 @@ export interface SegmenterOptions {
 interface Piece {
   start: number;
   buf: Buffer;
+  /** Given by pushOwned: no one else reads its memory. */
+  owned?: boolean;
 }
 
 export class Segmenter {
@@ -40,7 +52,7 @@ export class Segmenter {
 
   constructor(format: RowFormat, opts: SegmenterOptions = {}) {
     this.segmentRows = opts.segmentRows ?? 1024;
-    this.segmentBytes = opts.segmentBytes ?? 2 * 1024 * 1024;
+    this.segmentBytes = opts.segmentBytes ?? SEGMENT_BYTES;
     this.maxRowBytes = opts.maxRowBytes ?? 16 * 1024 * 1024;
     this.scanner = new RowScanner(format, { header: false, onRow: (s, e) => this.onRow(s, e) });
   }
@@ -62,6 +74,26 @@ export class Segmenter {
       this.dropping = open;
     }
     if (this.dropping >= 0 && open === this.dropping) this.cut(this.dropping);
+    return this.take();
+  }
+
+  /**
+   * Bytes the caller gives away (it neither reads nor writes their memory again) that end at a row's
+   * end, or at the stream's: the rows they complete go out now, and when those rows are exactly this
+   * buffer, the segment is the buffer itself, not a copy (ownedLines in line-buffers.ts).
+   */
+  pushOwned(buf: Buffer): Segment[] {
+    const piece: Piece = { start: this.offset, buf, owned: true };
+    this.held.push(piece);
+    this.offset += buf.length;
+    this.scanner.push(buf);
+    const open = this.scanner.openRowStart;
+    if (open >= 0 && this.dropping < 0 && this.offset - open > this.maxRowBytes) {
+      this.emit(open);
+      this.dropping = open;
+    }
+    if (this.dropping >= 0 && open === this.dropping) this.cut(this.dropping);
+    else if (open < 0 && this.dropping < 0) this.emit(this.offset);
     return this.take();
   }
 
@@ -104,8 +136,13 @@ export class Segmenter {
     this.trim(end);
   }
 
-  /** A copy of the held bytes [a, b): the segment travels to another thread, so it owns its memory. */
+  /** The held bytes [a, b): the segment travels to another thread, so it owns its memory (a copy, or an owned piece itself). */
   private slice(a: number, b: number): Buffer {
+    const only = this.held.find((p) => p.start <= a && b <= p.start + p.buf.length);
+    if (only?.owned && only.start === a && only.start + only.buf.length === b) {
+      movedBuffers.add(only.buf.buffer);
+      return only.buf;
+    }
     const out = Buffer.allocUnsafeSlow(b - a);
     for (const p of this.held) {
       const s = Math.max(a, p.start);

@@ -67,6 +67,15 @@ export class Engine {
   private readonly labels = new Map<string, string>();
   readonly opts: Required<Omit<EngineOptions, 'logger'>> & { logger?: Logger };
   readonly batcher: Batcher;
+  /** Low-priority runs (shadow mirrors) waiting for their turn, oldest first (see `lowTurn`). */
+  private readonly lowWaiting: (() => void)[] = [];
+  private lowRunning = 0;
+  private lowTimer?: NodeJS.Timeout;
+  /**
+   * Low-priority runs started, and the times one was held back because no thread was idle or a
+   * primary request waited in the batcher (tests and the shadow bench read these).
+   */
+  readonly lowStats = { runs: 0, held: 0 };
 
   constructor(opts: EngineOptions = {}) {
     this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, fastRows: true, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
@@ -213,13 +222,61 @@ export class Engine {
     return this.batcher.submit(model, feeds, settings, batchable, signal);
   }
 
-  /** One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters. */
+  /**
+   * Resolves when a low-priority run may start: one at a time, only on an idle thread, and only
+   * while no other request waits in the batcher. Primary runs never wait for it: they go to a thread
+   * at once, so at most one low-priority run (a small shadow batch) is ever ahead of them.
+   */
+  private lowTurn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.lowWaiting.push(resolve);
+      this.pumpLow();
+    });
+  }
+
+  private pumpLow() {
+    if (!this.lowWaiting.length) return;
+    if (this.lowRunning === 0 && !this.batcher.primaryWaiting && this.threads.some((t) => t.inFlight === 0)) {
+      this.lowRunning++;
+      this.lowStats.runs++;
+      this.lowWaiting.shift()!();
+      return;
+    }
+    this.lowStats.held++;
+    // Runs ending call this again; the timer covers primaries that left the batcher without a run (aborted).
+    this.lowTimer ??= setTimeout(() => {
+      this.lowTimer = undefined;
+      this.pumpLow();
+    }, 20);
+    this.lowTimer.unref();
+  }
+
+  /**
+   * One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters; `low`
+   * (a shadow mirror's run) waits for its turn first (`lowTurn`).
+   */
   async run(
     model: ModelHandle,
     feeds: Record<string, RawTensor>,
-    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> } = {},
+    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget>; low?: boolean } = {},
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+    if (!opts.low) return this.runNow(model, feeds, opts).finally(() => this.pumpLow());
+    await this.lowTurn();
+    try {
+      if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+      return await this.runNow(model, feeds, opts);
+    } finally {
+      this.lowRunning--;
+      this.pumpLow();
+    }
+  }
+
+  private async runNow(
+    model: ModelHandle,
+    feeds: Record<string, RawTensor>,
+    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> },
+  ): Promise<Record<string, RawTensor>> {
     if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
     // Typed arrays cross to the thread transferred: one that is a view into a larger buffer (a
     // request's bytes in its stream frame) is copied to its own first, as posting the view would
@@ -277,6 +334,8 @@ export class Engine {
     } catch (e) {
       this.stats.errors++;
       throw e;
+    } finally {
+      this.pumpLow();
     }
   }
 
@@ -288,6 +347,12 @@ export class Engine {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.watchdog);
+    clearTimeout(this.lowTimer);
+    // Low-priority runs still waiting start now, and fail as the engine is closing.
+    for (const go of this.lowWaiting.splice(0)) {
+      this.lowRunning++;
+      go();
+    }
     await Promise.all(this.threads.map((t) => t.close()));
     this.threads = [];
   }

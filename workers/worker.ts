@@ -299,7 +299,7 @@ function publishFigures(d: WorkerDeps, who: { id: string; jobs: WorkerStats['job
     queues: Object.keys(who.jobs),
     startedAt: who.startedAt,
     jobs: who.jobs,
-    engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
+    engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel, low: { ...engine.lowStats } },
     models: engine.models(),
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent },
     publishedAt: Date.now(),

@@ -72,10 +72,13 @@ export class Engine {
   private lowRunning = 0;
   private lowTimer?: NodeJS.Timeout;
   /**
-   * Low-priority runs started, and the times one was held back because no thread was idle or a
-   * primary request waited in the batcher (tests and the shadow bench read these).
+   * Low-priority runs started; the times one was held back because no thread was idle or a primary
+   * request waited in the batcher; and the primary runs sent to a thread while a low-priority run
+   * was on it (each waited for at most that one small run): what mirrors cost primaries, counted.
    */
-  readonly lowStats = { runs: 0, held: 0 };
+  readonly lowStats = { runs: 0, held: 0, primaryRuns: 0, primaryBehindLow: 0 };
+  /** The thread the low-priority run in flight is on. */
+  private lowThread?: ThreadSlot;
 
   constructor(opts: EngineOptions = {}) {
     this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, fastRows: true, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
@@ -261,13 +264,14 @@ export class Engine {
     opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget>; low?: boolean } = {},
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
-    if (!opts.low) return this.runNow(model, feeds, opts).finally(() => this.pumpLow());
+    if (!opts.low) return this.runNow(model, feeds, opts, false).finally(() => this.pumpLow());
     await this.lowTurn();
     try {
       if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
-      return await this.runNow(model, feeds, opts);
+      return await this.runNow(model, feeds, opts, true);
     } finally {
       this.lowRunning--;
+      this.lowThread = undefined;
       this.pumpLow();
     }
   }
@@ -276,6 +280,7 @@ export class Engine {
     model: ModelHandle,
     feeds: Record<string, RawTensor>,
     opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> },
+    low: boolean,
   ): Promise<Record<string, RawTensor>> {
     if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
     // Typed arrays cross to the thread transferred: one that is a view into a larger buffer (a
@@ -294,7 +299,13 @@ export class Engine {
     }
     if (own) feeds = own;
     try {
-      const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
+      const thread = this.pick(model.sha256);
+      if (low) this.lowThread = thread;
+      else {
+        this.lowStats.primaryRuns++;
+        if (thread === this.lowThread) this.lowStats.primaryBehindLow++;
+      }
+      const r = await thread.send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
       this.stats.runs++;
       this.stats.rows += opts.rows ?? 1;
       this.stats.requests += opts.requests ?? 1;

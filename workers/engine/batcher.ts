@@ -48,6 +48,8 @@ interface Lane {
   solo: boolean;
   /** Low-priority requests only (BatchSettings.low). */
   low: boolean;
+  /** The run slots it counts against: its model's sha256, apart (`<sha256>|low`) for low-priority lanes. */
+  slot: string;
   model: ModelHandle;
   settings: BatchSettings;
   pending: Pending[];
@@ -98,7 +100,7 @@ export class Batcher {
       this.lastArrival.set(model.sha256, now);
       let lane = this.lanes.get(key);
       if (!lane) {
-        lane = { key, solo: !batchable, low, model, settings, pending: [], rows: 0, quiet: true };
+        lane = { key, solo: !batchable, low, slot: low ? `${model.sha256}|low` : model.sha256, model, settings, pending: [], rows: 0, quiet: true };
         this.lanes.set(key, lane);
       }
       lane.settings = settings; // the newest settings win: changes apply to the next batch
@@ -121,7 +123,7 @@ export class Batcher {
 
   private schedule(lane: Lane) {
     if (!lane.pending.length) return this.drop(lane);
-    const running = this.running.get(slotOf(lane)) ?? 0;
+    const running = this.running.get(lane.slot) ?? 0;
     if (running >= lane.settings.instances) return; // a finishing run calls schedule again; meanwhile the batch grows
     const waited = performance.now() - lane.pending[0]!.enqueuedAt;
     if (lane.solo || lane.rows >= lane.settings.maxBatch || waited >= lane.settings.maxDelayMs) {
@@ -129,7 +131,7 @@ export class Batcher {
     } else if (running === 0 && lane.quiet) {
       lane.soon ??= setImmediate(() => {
         lane.soon = undefined;
-        if (lane.pending.length && (this.running.get(slotOf(lane)) ?? 0) < lane.settings.instances) this.flush(lane);
+        if (lane.pending.length && (this.running.get(lane.slot) ?? 0) < lane.settings.instances) this.flush(lane);
       });
     } else if (!lane.timer) {
       lane.timer = setTimeout(
@@ -164,13 +166,13 @@ export class Batcher {
     }
     if (!lane.pending.length) this.drop(lane);
     if (!batch.length) return this.schedule(lane);
-    const slot = slotOf(lane);
+    const slot = lane.slot;
     this.running.set(slot, (this.running.get(slot) ?? 0) + 1);
     void this.execute(lane.model, batch, rows, lane.low).finally(() => {
       this.running.set(slot, (this.running.get(slot) ?? 1) - 1);
       // An instance is free: serve whichever lane of this model waits (oldest request first).
       const waiting = [...this.lanes.values()]
-        .filter((l) => slotOf(l) === slot && l.pending.length)
+        .filter((l) => l.slot === slot && l.pending.length)
         .sort((a, b) => a.pending[0]!.enqueuedAt - b.pending[0]!.enqueuedAt);
       for (const l of waiting) this.schedule(l);
     });
@@ -227,9 +229,6 @@ export class Batcher {
     return out;
   }
 }
-
-/** The run slots a lane counts against: its model's, apart for low-priority lanes. */
-const slotOf = (lane: Lane) => (lane.low ? `${lane.model.sha256}|low` : lane.model.sha256);
 
 function shapeKey(feeds: Record<string, RawTensor>): string {
   return Object.entries(feeds)

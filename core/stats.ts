@@ -21,6 +21,11 @@ export interface WorkerStats {
     /** Sessions created (a model loaded on one engine thread) and the time they took. */
     loads?: number;
     loadMs?: number;
+    /**
+     * Low-priority (shadow mirror) runs: started, held back for primaries, and the primary runs sent
+     * to a thread while a mirror's run was on it, of all primary runs (workers/engine/engine.ts lowStats).
+     */
+    low?: { runs: number; held: number; primaryRuns: number; primaryBehindLow: number };
   };
   /**
    * The models the engine holds: `loaded` on every engine thread (a request pays no load),

@@ -1,8 +1,12 @@
 // Shadow traffic: a share of the requests of an alias with a shadow version run again on that version
 // after the primary answered, never delaying or changing the answer. Mirrors wait in a bounded queue
 // (dropped and counted when it is full) and run a few at a time; their outputs are compared with the
-// primary's and counted per (primary, shadow) pair in Redis (core/shadow-compare.ts).
+// primary's and counted per (primary, shadow) pair in Redis (core/shadow-compare.ts). They travel
+// apart from primaries and run at low priority on workers, in their idle gaps (the service's
+// mirrorLane, Engine.run): a mirror never queues a primary behind it, and one a worker has not
+// started by its deadline is dropped and counted. Its latency then includes that wait.
 import type { Redis } from 'ioredis';
+import type { ErrorData } from '../core/errors.ts';
 import type { WireTensor } from '../core/jobs/infer.ts';
 import type { WireRequest, WireResponse } from '../core/jobs/online-wire.ts';
 import type { Logger } from '../core/logger.ts';
@@ -12,7 +16,19 @@ import { boundedClass, compareOutputs, comparisonFields, comparisonKey, topClass
 /** Mirrors waiting at most, and running at once, per producer. */
 export const SHADOW_QUEUE = 256;
 export const SHADOW_CONCURRENCY = 4;
+/**
+ * Mirrors run on workers only in their idle gaps (the queue's shadow lane, low-priority engine runs):
+ * one a worker has not started within this many ms is not run, and counts as dropped.
+ */
+export const SHADOW_DEADLINE_MS = 5000;
+/** The BullMQ priority of mirrors on the bullmq transport: after every job without one. */
+export const SHADOW_PRIORITY = 1000;
 const TTL_MS = 7 * 24 * 3600 * 1000;
+/** A worker's answer to a request whose deadline passed before it started (workers/inference/infer.ts runOne). */
+const notStarted = (a: WireResponse) => {
+  const e = a.ok ? undefined : (a.error as ErrorData | undefined); // undefined in a malformed answer
+  return e?.code === 'timeout' && /before the request started/.test(e.message);
+};
 
 interface Mirror {
   primary: ServingTarget;
@@ -65,6 +81,8 @@ export class ShadowRunner {
       this.run(m.shadow, m.request)
         .then(
           (a) => {
+            // Not started before its deadline (no idle gap on a worker in time): dropped, not the shadow's error.
+            if (notStarted(a)) return this.count(m.primary, m.shadow, { dropped: 1 });
             this.count(m.primary, m.shadow, comparisonFields(a.ok ? compareOutputs(m.outputs, a.outputs) : null, m.primaryMs, performance.now() - started));
             if (a.ok) this.countClasses(m, a.outputs);
           },

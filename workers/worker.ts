@@ -14,7 +14,7 @@ import { Engine } from './engine/engine.ts';
 import { BatchStore } from '../core/batches.ts';
 import { batchProcessor } from './inference/finalize.ts';
 import { inferProcessor } from './inference/infer.ts';
-import { OnlineStreamConsumer } from './inference/online-stream.ts';
+import { OnlineStreamConsumer, SHADOW_ENTRIES } from './inference/online-stream.ts';
 import { scoreProcessor } from './inference/score.ts';
 import { BatchDrift } from './inference/batch-drift.ts';
 import { compressProcessor } from './compression/compress.ts';
@@ -109,7 +109,7 @@ export interface RunningWorker {
   id: string;
   engine: Engine;
   workers: Worker[];
-  /** The online streams this worker reads (MODELQ_ONLINE_TRANSPORT=streams on producers), one per online queue. */
+  /** The online streams this worker reads (MODELQ_ONLINE_TRANSPORT=streams on producers): per online queue, its stream and its shadow lane. */
   streams: OnlineStreamConsumer[];
   warmer?: Warmer;
   stats(): WorkerStats;
@@ -156,20 +156,24 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   // Online queues are served on both transports: a producer's MODELQ_ONLINE_TRANSPORT picks one.
   // A pause of the queue (dashboard) holds its stream as well: the consumer asks Queue.isPaused().
   const pauseQueues = (['infer', 'infer-gpu'] as const).filter((q) => jobs[q]).map((q) => new Queue(q, { connection: redis, prefix }));
-  const streams = pauseQueues.map((pq) => {
+  // Each has a shadow lane too, read by a consumer of its own whose runs are low priority.
+  const streams = pauseQueues.flatMap((pq) => {
     const q = pq.name as 'infer' | 'infer-gpu';
-    return new OnlineStreamConsumer({
-      redis,
-      prefix,
-      queue: q,
-      consumer: id,
-      concurrency: cfg.MODELQ_INFER_CONCURRENCY,
-      lockMs: cfg.MODELQ_JOB_LOCK_MS,
-      deps,
-      logger,
-      counts: jobs[q]!,
-      isPaused: () => pq.isPaused(),
-    });
+    const consumer = (shadow: boolean) =>
+      new OnlineStreamConsumer({
+        redis,
+        prefix,
+        queue: q,
+        consumer: id,
+        concurrency: shadow ? SHADOW_ENTRIES : cfg.MODELQ_INFER_CONCURRENCY,
+        lockMs: cfg.MODELQ_JOB_LOCK_MS,
+        deps,
+        logger,
+        counts: jobs[q]!,
+        isPaused: () => pq.isPaused(),
+        shadow,
+      });
+    return [consumer(false), consumer(true)];
   });
   await Promise.all(streams.map((s) => s.start()));
   if (cfg.MODELQ_QUEUES.includes('batch')) await scheduleBatchCleanup(redis, prefix, cfg);
@@ -295,7 +299,7 @@ function publishFigures(d: WorkerDeps, who: { id: string; jobs: WorkerStats['job
     queues: Object.keys(who.jobs),
     startedAt: who.startedAt,
     jobs: who.jobs,
-    engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel },
+    engine: { ...engine.stats, batchSizes: engine.batcher.stats.batchSizes, perModel: engine.batcher.stats.perModel, low: { ...engine.lowStats } },
     models: engine.models(),
     eventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6, since: windowStart, recent },
     publishedAt: Date.now(),

@@ -25,6 +25,8 @@ export interface Platform {
   url: string;
   /** host:port of the producer's gRPC inference service (MODELQ_GRPC_PORT). */
   grpcAddress: string;
+  /** The run's Redis key prefix (MODELQ_PREFIX): its workers' published figures are under it. */
+  prefix: string;
   /** Registers `bytes` as a new version of `name` and waits until GET /v2/models/{name} answers 200. */
   register(name: string, bytes: Uint8Array): Promise<void>;
   /** SIGTERM, wait for exit (SIGKILL after 15 s), remove the data directory and the run's Redis keys. */
@@ -144,7 +146,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       .reduce((a, b) => a + b, 0);
   const cpuOfEach = (re: RegExp) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')));
   const cpuByProcess = () => ({ producer: cpuOfEach(/modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: cpuOfEach(/modelq-worker|workers\/main\.ts/) });
-  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, register, stop, peakRss, rssNow, cpuSeconds, cpuByProcess };
+  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, prefix, register, stop, peakRss, rssNow, cpuSeconds, cpuByProcess };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

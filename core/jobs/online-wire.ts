@@ -16,6 +16,11 @@ const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 /** The stream of a queue's online requests, and the group its workers read it in. */
 export const onlineStreamKey = (prefix: string, queue: string) => `${prefix}:online:${queue}`;
 export const ONLINE_GROUP = 'workers';
+/**
+ * The queue name of a queue's shadow lane: mirrored requests (producer/shadow.ts) travel on a stream
+ * of their own, which workers read only in their idle gaps (workers/inference/online-stream.ts).
+ */
+export const shadowLane = (queue: string) => `${queue}:shadow`;
 /** The channel on which a producer hears its answers. */
 export const replyChannel = (prefix: string, producer: string) => `${prefix}:online-reply:${producer}`;
 

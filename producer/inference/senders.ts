@@ -34,6 +34,8 @@ export class BullmqSender implements GroupSender {
     private readonly queue: Queue,
     private readonly answers: JobAnswers,
     private readonly timeoutMs: number,
+    /** BullMQ priority of the jobs (shadow mirrors): taken only after every job without one. */
+    private readonly priority?: number,
   ) {}
 
   async send(g: Group): Promise<WireResponse[]> {
@@ -41,7 +43,7 @@ export class BullmqSender implements GroupSender {
     // The service packs requests as base64 for this transport (tensors: 'packed'): they are job data.
     const data: InferJob = { model: g.model, batching: g.batching, packed: true, requests: g.requests as InferRequest[] };
     const answer = this.answers.wait<InferResult>(jobId, this.timeoutMs, 'inference');
-    this.queue.add('infer', data, { jobId }).catch((e: Error) => this.answers.cancel(jobId, e));
+    this.queue.add('infer', data, this.priority ? { jobId, priority: this.priority } : { jobId }).catch((e: Error) => this.answers.cancel(jobId, e));
     return (await answer).responses;
   }
 }

@@ -13,7 +13,8 @@ import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
 import { checkReadable } from '../model-access.ts';
 import { FigureRecorder } from '../../core/version-figures.ts';
-import { ShadowRunner } from '../shadow.ts';
+import { SHADOW_DEADLINE_MS, SHADOW_PRIORITY, ShadowRunner } from '../shadow.ts';
+import { shadowLane } from '../../core/jobs/online-wire.ts';
 import { JobAnswers } from './await-job.ts';
 import { backpressureFor, type Backpressure } from './backpressure.ts';
 import { InferCoalescer } from './coalescer.ts';
@@ -65,6 +66,8 @@ export class InferenceService {
   readonly rateLimit: RateLimit | null;
   /** One coalescer per queue, shared by every door: REST and gRPC requests of a model travel together. */
   private readonly lanes = new Map<Lane, InferCoalescer>();
+  /** Shadow mirrors' coalescer (`mirrorLane`). */
+  private mirrors?: InferCoalescer;
   // One Batching per cached registry answer, rather than one per request.
   private readonly batchings = new WeakMap<ServingTarget, Batching>();
   private readonly drift: DriftSampler;
@@ -86,7 +89,7 @@ export class InferenceService {
     this.streams = d.cfg.MODELQ_ONLINE_TRANSPORT === 'streams';
     const flushMs = Math.min(1000, d.cfg.MODELQ_ROLLOUT_INTERVAL_MS / 4);
     this.figures = new FigureRecorder(d.redis, d.prefix, flushMs);
-    this.shadow = new ShadowRunner((t, req) => this.lane('infer').submit(t.model, this.batchingOf(t), req), d.redis, d.prefix, d.logger, flushMs);
+    this.shadow = new ShadowRunner((t, req) => this.mirrorLane().submit(t.model, this.batchingOf(t), req), d.redis, d.prefix, d.logger, flushMs);
     this.payloads = new PayloadLogger(new LoggingConfigs(d.redis, d.prefix), d.store, d.cfg, d.logger);
     d.closers?.push(() => this.payloads.close());
     this.drift = new DriftSampler(
@@ -209,17 +212,26 @@ export class InferenceService {
     return c;
   }
 
-  private sender(q: Lane): GroupSender {
+  /**
+   * Shadow mirrors travel apart from primaries, so no primary ever waits behind one: on the queue's
+   * shadow lane (streams), or as low-priority jobs (bullmq); workers run them in their idle gaps.
+   * A mirror not started within SHADOW_DEADLINE_MS is not run (counted as dropped, producer/shadow.ts).
+   */
+  private mirrorLane(): InferCoalescer {
+    return (this.mirrors ??= new InferCoalescer(this.sender('infer', true), Math.min(this.d.cfg.MODELQ_INFER_TIMEOUT_MS, SHADOW_DEADLINE_MS)));
+  }
+
+  private sender(q: Lane, shadow = false): GroupSender {
     const { d } = this;
     if (this.streams) {
       if (!this.replies) {
         const replies = (this.replies = new StreamReplies(d.redis, d.prefix, d.cfg.MODELQ_INFER_TIMEOUT_MS, d.logger));
         d.closers?.push(() => replies.close());
       }
-      return new StreamSender(d.redis, d.prefix, q, this.replies);
+      return new StreamSender(d.redis, d.prefix, shadow ? shadowLane(q) : q, this.replies);
     }
     const queue = d.queues.queue(q);
-    return new BullmqSender(queue, new JobAnswers(queue, d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS);
+    return new BullmqSender(queue, new JobAnswers(queue, d.queues.queueEvents(q)), d.cfg.MODELQ_INFER_TIMEOUT_MS, shadow ? SHADOW_PRIORITY : undefined);
   }
 
   private batchingOf(t: ServingTarget): Batching {

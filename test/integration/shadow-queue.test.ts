@@ -1,6 +1,7 @@
 // The shadow queue is bounded: with every mirror slot busy and the queue full, a further mirror is
 // dropped and counted (in the runner and in the pair's comparison in Redis), and never waited for;
-// the queued mirrors still run once the running ones end.
+// the queued mirrors still run once the running ones end. A mirror that no worker started before its
+// deadline (no idle gap in time) counts as dropped too, not as the shadow's error.
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../core/logger.ts';
@@ -9,6 +10,7 @@ import type { ServingTarget } from '../../core/registry.ts';
 import { readComparison } from '../../core/shadow-compare.ts';
 import type { WireRequest, WireResponse } from '../../core/jobs/online-wire.ts';
 import { SHADOW_CONCURRENCY, ShadowRunner } from '../../producer/shadow.ts';
+import { until } from '../helpers/platform.ts';
 
 const redis = new Redis(process.env.MODELQ_REDIS_URL ?? 'redis://127.0.0.1:6379');
 const prefix = `t-${Math.random().toString(36).slice(2, 10)}`;
@@ -49,5 +51,20 @@ describe('the shadow queue', () => {
     await runner.flush();
     const c = await readComparison(redis, prefix, 'm', 1, 2);
     expect(c).toMatchObject({ dropped: 5, errors: SHADOW_CONCURRENCY + max, compared: 0 });
+  });
+
+  it('counts a mirror that no worker started before its deadline as dropped, not as the shadow erring', async () => {
+    const notStarted: WireResponse = {
+      ok: false,
+      error: { code: 'timeout', message: 'the client stopped waiting before the request started', retryable: false },
+    };
+    const failed: WireResponse = { ok: false, error: { code: 'timeout', message: 'the model run (m@3) exceeded its time limit', retryable: false } };
+    const answers = [notStarted, notStarted, failed];
+    const runner = new ShadowRunner(async () => answers.shift()!, redis, prefix, createLogger('shadow-test', 'silent'), 60_000);
+    const primary = { ...target(1), shadow: { target: target(3), fraction: 1 } } as ServingTarget;
+    for (let i = 0; i < 3; i++) runner.mirror(primary, {} as WireRequest, [], 1);
+    await until(() => runner.inFlight === 0, 'the mirrors answered', 5000);
+    await runner.flush();
+    expect(await readComparison(redis, prefix, 'm', 1, 3)).toMatchObject({ dropped: 2, errors: 1, compared: 0 });
   });
 });

@@ -19,13 +19,18 @@ export interface BatchSettings {
   maxBatch: number;
   maxDelayMs: number;
   instances: number;
+  /**
+   * Low priority (shadow mirrors): batched apart from the same model's other requests, and each run
+   * waits in the engine until a thread is idle and no other request waits here (Engine.run).
+   */
+  low?: boolean;
 }
 
 /** What the batcher needs from the engine: one run on some thread. */
 export type RunFn = (
   model: ModelHandle,
   feeds: Record<string, RawTensor>,
-  opts: { rows: number; requests: number; outputs?: string[] },
+  opts: { rows: number; requests: number; outputs?: string[]; low?: boolean },
 ) => Promise<Record<string, RawTensor>>;
 
 interface Pending {
@@ -41,6 +46,10 @@ interface Lane {
   key: string;
   /** Runs one request at a time (no dynamic batch dimension). */
   solo: boolean;
+  /** Low-priority requests only (BatchSettings.low). */
+  low: boolean;
+  /** The run slots it counts against: its model's sha256, apart (`<sha256>|low`) for low-priority lanes. */
+  slot: string;
   model: ModelHandle;
   settings: BatchSettings;
   pending: Pending[];
@@ -60,7 +69,8 @@ export interface BatcherStats {
 
 export class Batcher {
   private readonly lanes = new Map<string, Lane>();
-  private readonly running = new Map<string, number>(); // by model sha256
+  // By model sha256 (`<sha256>|low` for low-priority runs, which never take a primary's run slot).
+  private readonly running = new Map<string, number>();
   private readonly lastArrival = new Map<string, number>(); // by model sha256
   readonly stats: BatcherStats = { batchSizes: {}, perModel: {} };
 
@@ -82,14 +92,15 @@ export class Batcher {
   ): Promise<Record<string, RawTensor>> {
     const first = Object.values(feeds)[0];
     const rows = batchable && first ? (first.dims[0] ?? 1) : 1;
-    const key = batchable ? `${model.sha256}|${shapeKey(feeds)}` : `${model.sha256}|solo|${Math.random()}`;
+    const low = settings.low === true;
+    const key = (batchable ? `${model.sha256}|${shapeKey(feeds)}` : `${model.sha256}|solo|${Math.random()}`) + (low ? '|low' : '');
     return new Promise((resolve, reject) => {
       const now = performance.now();
       const previous = this.lastArrival.get(model.sha256);
       this.lastArrival.set(model.sha256, now);
       let lane = this.lanes.get(key);
       if (!lane) {
-        lane = { key, solo: !batchable, model, settings, pending: [], rows: 0, quiet: true };
+        lane = { key, solo: !batchable, low, slot: low ? `${model.sha256}|low` : model.sha256, model, settings, pending: [], rows: 0, quiet: true };
         this.lanes.set(key, lane);
       }
       lane.settings = settings; // the newest settings win: changes apply to the next batch
@@ -100,13 +111,19 @@ export class Batcher {
     });
   }
 
+  /** Whether a request that is not low priority waits for its run (the engine then holds low-priority runs back). */
+  get primaryWaiting(): boolean {
+    for (const l of this.lanes.values()) if (!l.low && l.pending.length) return true;
+    return false;
+  }
+
   private drop(lane: Lane) {
     if (this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
   }
 
   private schedule(lane: Lane) {
     if (!lane.pending.length) return this.drop(lane);
-    const running = this.running.get(lane.model.sha256) ?? 0;
+    const running = this.running.get(lane.slot) ?? 0;
     if (running >= lane.settings.instances) return; // a finishing run calls schedule again; meanwhile the batch grows
     const waited = performance.now() - lane.pending[0]!.enqueuedAt;
     if (lane.solo || lane.rows >= lane.settings.maxBatch || waited >= lane.settings.maxDelayMs) {
@@ -114,7 +131,7 @@ export class Batcher {
     } else if (running === 0 && lane.quiet) {
       lane.soon ??= setImmediate(() => {
         lane.soon = undefined;
-        if (lane.pending.length && (this.running.get(lane.model.sha256) ?? 0) < lane.settings.instances) this.flush(lane);
+        if (lane.pending.length && (this.running.get(lane.slot) ?? 0) < lane.settings.instances) this.flush(lane);
       });
     } else if (!lane.timer) {
       lane.timer = setTimeout(
@@ -149,13 +166,13 @@ export class Batcher {
     }
     if (!lane.pending.length) this.drop(lane);
     if (!batch.length) return this.schedule(lane);
-    const sha = lane.model.sha256;
-    this.running.set(sha, (this.running.get(sha) ?? 0) + 1);
-    void this.execute(lane.model, batch, rows).finally(() => {
-      this.running.set(sha, (this.running.get(sha) ?? 1) - 1);
+    const slot = lane.slot;
+    this.running.set(slot, (this.running.get(slot) ?? 0) + 1);
+    void this.execute(lane.model, batch, rows, lane.low).finally(() => {
+      this.running.set(slot, (this.running.get(slot) ?? 1) - 1);
       // An instance is free: serve whichever lane of this model waits (oldest request first).
       const waiting = [...this.lanes.values()]
-        .filter((l) => l.model.sha256 === sha && l.pending.length)
+        .filter((l) => l.slot === slot && l.pending.length)
         .sort((a, b) => a.pending[0]!.enqueuedAt - b.pending[0]!.enqueuedAt);
       for (const l of waiting) this.schedule(l);
     });
@@ -163,17 +180,17 @@ export class Batcher {
     if (lane.pending.length) this.schedule(lane);
   }
 
-  private async execute(model: ModelHandle, batch: Pending[], rows: number) {
+  private async execute(model: ModelHandle, batch: Pending[], rows: number, low: boolean) {
     const start = performance.now();
     const s = (this.stats.perModel[this.label(model)] ??= { runs: 0, rows: 0, requests: 0, computeMs: 0, waitMs: 0 });
     for (const p of batch) s.waitMs += start - p.enqueuedAt;
     try {
       if (batch.length === 1) {
         const only = batch[0]!;
-        only.resolve(await this.timed(model, only.feeds, rows, 1));
+        only.resolve(await this.timed(model, only.feeds, rows, 1, low));
         return;
       }
-      const out = await this.timed(model, concat(batch.map((p) => p.feeds)), rows, batch.length);
+      const out = await this.timed(model, concat(batch.map((p) => p.feeds)), rows, batch.length, low);
       let offset = 0;
       const parts = batch.map((p) => {
         const part = slice(out, offset, p.rows, rows);
@@ -187,7 +204,7 @@ export class Batcher {
         await Promise.all(
           batch.map(async (p) => {
             try {
-              p.resolve(await this.timed(model, p.feeds, p.rows, 1));
+              p.resolve(await this.timed(model, p.feeds, p.rows, 1, low));
             } catch (err) {
               p.reject(err as Error);
             }
@@ -199,9 +216,9 @@ export class Batcher {
     }
   }
 
-  private async timed(model: ModelHandle, feeds: Record<string, RawTensor>, rows: number, requests: number) {
+  private async timed(model: ModelHandle, feeds: Record<string, RawTensor>, rows: number, requests: number, low: boolean) {
     const t0 = performance.now();
-    const out = await this.run(model, feeds, { rows, requests });
+    const out = await this.run(model, feeds, low ? { rows, requests, low } : { rows, requests });
     const s = this.stats.perModel[this.label(model)]!;
     s.runs++;
     s.rows += rows;

@@ -68,6 +68,18 @@ export class Engine {
   private readonly labels = new Map<string, string>();
   readonly opts: Required<Omit<EngineOptions, 'logger'>> & { logger?: Logger };
   readonly batcher: Batcher;
+  /** Low-priority runs (shadow mirrors) waiting for their turn, oldest first (see `lowTurn`). */
+  private readonly lowWaiting: (() => void)[] = [];
+  private lowRunning = 0;
+  private lowTimer?: NodeJS.Timeout;
+  /**
+   * Low-priority runs started; the times one was held back because no thread was idle or a primary
+   * request waited in the batcher; and the primary runs sent to a thread while a low-priority run
+   * was on it (each waited for at most that one small run): what mirrors cost primaries, counted.
+   */
+  readonly lowStats = { runs: 0, held: 0, primaryRuns: 0, primaryBehindLow: 0 };
+  /** The thread the low-priority run in flight is on. */
+  private lowThread?: ThreadSlot;
 
   constructor(opts: EngineOptions = {}) {
     this.opts = { threads: 1, device: 'cpu', intraOpThreads: 1, fastRows: true, cacheBytes: 2 * 1024 ** 3, memoryMb: 1024, runTimeoutMs: 120_000, ...opts };
@@ -214,13 +226,63 @@ export class Engine {
     return this.batcher.submit(model, feeds, settings, batchable, signal);
   }
 
-  /** One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters. */
+  /**
+   * Resolves when a low-priority run may start: one at a time, only on an idle thread, and only
+   * while no other request waits in the batcher. Primary runs never wait for it: they go to a thread
+   * at once, so at most one low-priority run (a small shadow batch) is ever ahead of them.
+   */
+  private lowTurn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.lowWaiting.push(resolve);
+      this.pumpLow();
+    });
+  }
+
+  private pumpLow() {
+    if (!this.lowWaiting.length) return;
+    if (this.lowRunning === 0 && !this.batcher.primaryWaiting && this.threads.some((t) => t.inFlight === 0)) {
+      this.lowRunning++;
+      this.lowStats.runs++;
+      this.lowWaiting.shift()!();
+      return;
+    }
+    this.lowStats.held++;
+    // Runs ending call this again; the timer covers primaries that left the batcher without a run (aborted).
+    this.lowTimer ??= setTimeout(() => {
+      this.lowTimer = undefined;
+      this.pumpLow();
+    }, 20);
+    this.lowTimer.unref();
+  }
+
+  /**
+   * One onnxruntime run on the least busy thread. `rows` and `requests` only feed the counters; `low`
+   * (a shadow mirror's run) waits for its turn first (`lowTurn`).
+   */
   async run(
     model: ModelHandle,
     feeds: Record<string, RawTensor>,
-    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> } = {},
+    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget>; low?: boolean } = {},
   ): Promise<Record<string, RawTensor>> {
     if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+    if (!opts.low) return this.runNow(model, feeds, opts, false).finally(() => this.pumpLow());
+    await this.lowTurn();
+    try {
+      if (this.closing) throw new AppError('unavailable', 'engine is shutting down', true);
+      return await this.runNow(model, feeds, opts, true);
+    } finally {
+      this.lowRunning--;
+      this.lowThread = undefined;
+      this.pumpLow();
+    }
+  }
+
+  private async runNow(
+    model: ModelHandle,
+    feeds: Record<string, RawTensor>,
+    opts: { outputs?: string[]; rows?: number; requests?: number; budget?: Partial<Budget> },
+    low: boolean,
+  ): Promise<Record<string, RawTensor>> {
     if (model.label && !this.labels.has(model.sha256)) this.labels.set(model.sha256, model.label);
     // Typed arrays cross to the thread transferred: one that is a view into a larger buffer (a
     // request's bytes in its stream frame) is copied to its own first, as posting the view would
@@ -238,7 +300,13 @@ export class Engine {
     }
     if (own) feeds = own;
     try {
-      const r = await this.pick(model.sha256).send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
+      const thread = this.pick(model.sha256);
+      if (low) this.lowThread = thread;
+      else {
+        this.lowStats.primaryRuns++;
+        if (thread === this.lowThread) this.lowStats.primaryBehindLow++;
+      }
+      const r = await thread.send({ op: 'run', id: this.nextId++, model, feeds, outputs: opts.outputs }, transfer, this.budget(opts.budget));
       this.stats.runs++;
       this.stats.rows += opts.rows ?? 1;
       this.stats.requests += opts.requests ?? 1;
@@ -280,6 +348,8 @@ export class Engine {
     } catch (e) {
       this.stats.errors++;
       throw e;
+    } finally {
+      this.pumpLow();
     }
   }
 
@@ -291,6 +361,12 @@ export class Engine {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.watchdog);
+    clearTimeout(this.lowTimer);
+    // Low-priority runs still waiting start now, and fail as the engine is closing.
+    for (const go of this.lowWaiting.splice(0)) {
+      this.lowRunning++;
+      go();
+    }
     await Promise.all(this.threads.map((t) => t.close()));
     this.threads = [];
   }

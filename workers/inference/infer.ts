@@ -36,7 +36,13 @@ export interface InferDeps {
   cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS' | 'MODELQ_PIPELINE_MAX_CROPS'>>;
 }
 
-export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress'>>;
+export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress' | 'opts'>>;
+
+/** Rows per low-priority engine run of shadow mirrors: one never holds a thread long ahead of a primary. */
+export const SHADOW_MAX_BATCH = 8;
+
+/** A shadow mirror's batching: low priority in the engine (Engine.run), in small batches. */
+export const shadowBatching = (b: Batching): Batching & { low: true } => ({ ...b, low: true, maxBatch: Math.min(b.maxBatch, SHADOW_MAX_BATCH) });
 
 const SOLO: Batching = { maxBatch: 1, maxDelayMs: 0, instances: 1, batchable: false };
 
@@ -49,7 +55,8 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   const model: ModelHandle = { sha256: data.model.sha256, path, label: `${data.model.name}@${data.model.version}` };
   deps.warmer?.used(data.model);
   if (!deps.engine.isWarm(model.sha256)) await loadFirst(job, deps.engine, model, data.requests);
-  const batching = data.batching ?? SOLO;
+  // A BullMQ priority marks a shadow mirror (producer/inference/senders.ts).
+  const batching = job.opts?.priority ? shadowBatching(data.batching ?? SOLO) : (data.batching ?? SOLO);
   const form = data.packed === true ? 'packed' : 'json';
   const files = data.model.processing && { processing: data.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
   // A job's requests and answers are JSON job data: never byte tensors here.

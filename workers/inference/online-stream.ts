@@ -9,6 +9,11 @@
 // it with XAUTOCLAIM and runs it again (a second answer finds no waiter). An entry delivered more
 // than MAX_DELIVERIES times (a request that takes its workers down) is refused as retryable.
 //
+// A queue's shadow lane (shadow mirrors, producer/shadow.ts) is a stream of its own, read by a
+// second consumer (`shadow`) a few entries at a time, whose runs are low priority in the engine: a
+// run waits until a thread is idle and no primary request waits (Engine.run), in small batches. So
+// primaries are never queued behind mirrors, in the stream or on a thread, and mirrors fill the gaps.
+//
 // A pause of the BullMQ queue of the same name (the dashboard's pause of `infer`) holds the stream
 // too: while paused, no new entry is read and no dead worker's entry is taken up; entries already
 // running finish, as a paused queue's active jobs do. Requests then wait and end at their timeout.
@@ -16,14 +21,16 @@ import type { Redis } from 'ioredis';
 import { AppError, errorData, fromFailedReason, type ErrorData } from '../../core/errors.ts';
 import type { LoadProgress } from '../../core/jobs/infer.ts';
 import type { Logger } from '../../core/logger.ts';
-import { decodeJob, encodeReply, ONLINE_GROUP, onlineStreamKey, replyOf, type WireJob, type WireReply } from '../../core/jobs/online-wire.ts';
+import { decodeJob, encodeReply, ONLINE_GROUP, onlineStreamKey, replyOf, shadowLane, type WireJob, type WireReply } from '../../core/jobs/online-wire.ts';
 import { duplicateRedis } from '../../core/redis.ts';
 import type { ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { toJobError } from '../processor.ts';
-import { loadFirst, openPipeline, pipelineHandle, runOne, type InferDeps, type InferJobLike } from './infer.ts';
+import { loadFirst, openPipeline, pipelineHandle, runOne, shadowBatching, type InferDeps, type InferJobLike } from './infer.ts';
 
 export const MAX_DELIVERIES = 5;
+/** Entries a shadow lane's consumer runs at once. */
+export const SHADOW_ENTRIES = 2;
 
 export interface OnlineStreamOptions {
   /** The worker's connection (XACK, PUBLISH, XAUTOCLAIM); the blocking read gets a connection of its own. */
@@ -32,8 +39,10 @@ export interface OnlineStreamOptions {
   queue: 'infer' | 'infer-gpu';
   /** The consumer's name in the group: the worker's id (host:pid:tag). */
   consumer: string;
-  /** Entries run at once (MODELQ_INFER_CONCURRENCY). */
+  /** Entries run at once (MODELQ_INFER_CONCURRENCY; SHADOW_ENTRIES for a shadow lane). */
   concurrency: number;
+  /** Reads the queue's shadow lane (core/jobs/online-wire.ts shadowLane), its runs low priority. */
+  shadow?: boolean;
   /** MODELQ_JOB_LOCK_MS: an entry idle this long belongs to a dead worker. */
   lockMs: number;
   deps: InferDeps;
@@ -70,7 +79,7 @@ export class OnlineStreamConsumer {
   private reading = false;
 
   constructor(private readonly o: OnlineStreamOptions) {
-    this.key = onlineStreamKey(o.prefix, o.queue);
+    this.key = onlineStreamKey(o.prefix, o.shadow ? shadowLane(o.queue) : o.queue);
     this.block = duplicateRedis(o.redis, { maxRetriesPerRequest: null });
     this.block.on('error', () => {}); // the worker's main connection reports Redis trouble
     this.block.on('ready', () => {
@@ -223,9 +232,10 @@ export class OnlineStreamConsumer {
       await loadFirst(progress, pipeline ? { warm: () => pipeline.warm() } : deps.engine, model, job.requests);
     }
     const files = job.model.processing && { processing: job.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
+    const batching = this.o.shadow ? shadowBatching(job.batching) : job.batching;
     const responses = await Promise.all(
       job.requests.map((r) =>
-        runOne(deps.engine, model, job.batching, r, 'bytes', signal, files || undefined, pipeline).catch((e: unknown) => ({
+        runOne(deps.engine, model, batching, r, 'bytes', signal, files || undefined, pipeline).catch((e: unknown) => ({
           ok: false as const,
           error: errorOf(e),
         })),

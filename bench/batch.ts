@@ -39,6 +39,9 @@ async function child(script: string, args: string[]): Promise<Rate> {
 
 /** Submit, wait for the end, download the output: rows/s over the whole, and the parts. */
 async function platformRun(bytes: Uint8Array, input: string, contentType: string, outFormat: string, outFile: string, prof?: string) {
+  // Parquet in, Parquet out: the workers write the output parts as Parquet (outputFormat), so the
+  // download sends them joined under one footer instead of converting JSONL in the producer.
+  const query = contentType === 'application/vnd.apache.parquet' ? `&outputFormat=${outFormat}` : '';
   const cfg = loadConfig();
   const saved = { ...process.env };
   if (prof) {
@@ -56,7 +59,7 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     const byProcess0 = platform.cpuByProcess();
     span = [micros(), 0];
     const t = performance.now();
-    const res = await postFile(`${platform.url}/v1/batches?model=bench`, input, contentType);
+    const res = await postFile(`${platform.url}/v1/batches?model=bench${query}`, input, contentType);
     if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
     const { id } = JSON.parse(res.body) as { id: string };
     const uploaded = performance.now();
@@ -193,10 +196,10 @@ export async function benchBatch() {
     );
     console.log('|---|---|---|---|---|---|');
     console.log(
-      `| JSONL | ${jsonl.medianPlatform.toFixed(0)} | plain script ${jsonl.medianBaseline.toFixed(0)} | ${ratioText(jsonl.ratio, rounds)} (target >= 1.0x) | ${rss(last.JSONL!)} |`,
+      `| JSONL | ${jsonl.medianPlatform.toFixed(0)} | plain script ${jsonl.medianBaseline.toFixed(0)} | ${ratioText(jsonl.ratio, rounds)} (target >= 1.2x) | ${rss(last.JSONL!)} |`,
     );
     console.log(
-      `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.6x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL (target >= 2x) | ${rss(last.Parquet!)} |`,
+      `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.8x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL | ${rss(last.Parquet!)} |`,
     );
     // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by
     // the workers; interleaved with the raw onnxruntime baseline like the rows above.

@@ -57,6 +57,7 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     await platform.register('bench', bytes);
     const cpu0 = platform.cpuSeconds();
     const byProcess0 = platform.cpuByProcess();
+    const byThread0 = prof ? platform.cpuByThread() : undefined;
     span = [micros(), 0];
     const t = performance.now();
     const res = await postFile(`${platform.url}/v1/batches?model=bench${query}`, input, contentType);
@@ -75,6 +76,25 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     const seconds = (performance.now() - t) / 1000;
     span[1] = micros();
     const byProcess1 = platform.cpuByProcess();
+    if (byThread0) {
+      // Where each process's CPU went by thread: the main thread, then the others by most (engine
+      // threads, libuv's pool, V8's GC helpers: Node names them all "node").
+      const t1 = platform.cpuByThread();
+      const show = (name: string, a: Map<number, number>, b: Map<number, number>) => {
+        const d = [...b].map(([tid, c]) => [tid, c - (a.get(tid) ?? 0)] as const).filter(([, c]) => c > 0);
+        const main = d.find(([tid]) => tid === -1)?.[1] ?? 0;
+        const rest = d.filter(([tid]) => tid !== -1).sort((x, y) => y[1] - x[1]);
+        const per1k = (c: number) => ((c / ROWS) * 1000).toFixed(4);
+        console.log(
+          `CPU-s per 1000 rows by thread, ${name}: main ${per1k(main)}; others ${rest
+            .slice(0, 4)
+            .map(([, c]) => per1k(c))
+            .join(', ')}${rest.length > 4 ? `, ${rest.length - 4} more ${per1k(rest.slice(4).reduce((x, [, c]) => x + c, 0))}` : ''}`,
+        );
+      };
+      show('producer', byThread0.producer, t1.producer);
+      t1.workers.forEach((w, i) => show(`worker ${i}`, byThread0.workers[i] ?? new Map(), w));
+    }
     return {
       cpuByProcess: { producer: byProcess1.producer - byProcess0.producer, workers: byProcess1.workers.map((c, i) => c - (byProcess0.workers[i] ?? 0)) },
       rowsPerSecond: ROWS / seconds,

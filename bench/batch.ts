@@ -39,6 +39,9 @@ async function child(script: string, args: string[]): Promise<Rate> {
 
 /** Submit, wait for the end, download the output: rows/s over the whole, and the parts. */
 async function platformRun(bytes: Uint8Array, input: string, contentType: string, outFormat: string, outFile: string, prof?: string) {
+  // Parquet in, Parquet out: the workers write the output parts as Parquet (outputFormat), so the
+  // download sends them joined under one footer instead of converting JSONL in the producer.
+  const query = contentType === 'application/vnd.apache.parquet' ? `&outputFormat=${outFormat}` : '';
   const cfg = loadConfig();
   const saved = { ...process.env };
   if (prof) {
@@ -54,9 +57,10 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     await platform.register('bench', bytes);
     const cpu0 = platform.cpuSeconds();
     const byProcess0 = platform.cpuByProcess();
+    const byThread0 = prof ? platform.cpuByThread() : undefined;
     span = [micros(), 0];
     const t = performance.now();
-    const res = await postFile(`${platform.url}/v1/batches?model=bench`, input, contentType);
+    const res = await postFile(`${platform.url}/v1/batches?model=bench${query}`, input, contentType);
     if (res.status !== 202) throw new Error(`submit: HTTP ${res.status} ${res.body}`);
     const { id } = JSON.parse(res.body) as { id: string };
     const uploaded = performance.now();
@@ -72,6 +76,25 @@ async function platformRun(bytes: Uint8Array, input: string, contentType: string
     const seconds = (performance.now() - t) / 1000;
     span[1] = micros();
     const byProcess1 = platform.cpuByProcess();
+    if (byThread0) {
+      // Where each process's CPU went by thread: the main thread, then the others by most (engine
+      // threads, libuv's pool, V8's GC helpers: Node names them all "node").
+      const t1 = platform.cpuByThread();
+      const show = (name: string, a: Map<number, number>, b: Map<number, number>) => {
+        const d = [...b].map(([tid, c]) => [tid, c - (a.get(tid) ?? 0)] as const).filter(([, c]) => c > 0);
+        const main = d.find(([tid]) => tid === -1)?.[1] ?? 0;
+        const rest = d.filter(([tid]) => tid !== -1).sort((x, y) => y[1] - x[1]);
+        const per1k = (c: number) => ((c / ROWS) * 1000).toFixed(4);
+        console.log(
+          `CPU-s per 1000 rows by thread, ${name}: main ${per1k(main)}; others ${rest
+            .slice(0, 4)
+            .map(([, c]) => per1k(c))
+            .join(', ')}${rest.length > 4 ? `, ${rest.length - 4} more ${per1k(rest.slice(4).reduce((x, [, c]) => x + c, 0))}` : ''}`,
+        );
+      };
+      show('producer', byThread0.producer, t1.producer);
+      t1.workers.forEach((w, i) => show(`worker ${i}`, byThread0.workers[i] ?? new Map(), w));
+    }
     return {
       cpuByProcess: { producer: byProcess1.producer - byProcess0.producer, workers: byProcess1.workers.map((c, i) => c - (byProcess0.workers[i] ?? 0)) },
       rowsPerSecond: ROWS / seconds,
@@ -193,10 +216,10 @@ export async function benchBatch() {
     );
     console.log('|---|---|---|---|---|---|');
     console.log(
-      `| JSONL | ${jsonl.medianPlatform.toFixed(0)} | plain script ${jsonl.medianBaseline.toFixed(0)} | ${ratioText(jsonl.ratio, rounds)} (target >= 1.0x) | ${rss(last.JSONL!)} |`,
+      `| JSONL | ${jsonl.medianPlatform.toFixed(0)} | plain script ${jsonl.medianBaseline.toFixed(0)} | ${ratioText(jsonl.ratio, rounds)} (target >= 1.2x) | ${rss(last.JSONL!)} |`,
     );
     console.log(
-      `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.6x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL (target >= 2x) | ${rss(last.Parquet!)} |`,
+      `| Parquet | ${parquet.medianPlatform.toFixed(0)} | raw onnxruntime ${parquet.medianBaseline.toFixed(0)} | ${ratioText(parquet.ratio, rounds)} (target >= 0.8x); ${ratioText(parquet.medianPlatform / jsonl.medianPlatform, rounds)} JSONL | ${rss(last.Parquet!)} |`,
     );
     // Parquet by reference from an S3-protocol server (bench/batch-ref.ts): no upload, parts written by
     // the workers; interleaved with the raw onnxruntime baseline like the rows above.

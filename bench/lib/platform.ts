@@ -39,6 +39,8 @@ export interface Platform {
   cpuSeconds(): number;
   /** CPU seconds (user + system, all threads: what process.cpuUsage() reports) used so far by each process (Linux). */
   cpuByProcess(): { producer: number; workers: number[] };
+  /** CPU seconds so far of each thread of the producer and of each worker: thread id -> seconds, the main thread as -1 (Linux). */
+  cpuByThread(): { producer: Map<number, number>; workers: Map<number, number>[] };
 }
 
 /** /proc/<pid>/stat fields 14 and 15 (utime, stime), in clock ticks of 1/100 s. */
@@ -48,12 +50,12 @@ const cpuOf = (stat: string) => {
 };
 
 /** VmHWM of each process of this platform (its MODELQ_PREFIX in the environment) whose command line matches `script`. */
-function peaksOf(
+function peaksOf<T = number>(
   prefix: string,
   script: RegExp,
-  read: (pid: string) => number = (p) => Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024,
-): number[] {
-  const out: number[] = [];
+  read: (pid: string) => T = (p) => (Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024) as T,
+): T[] {
+  const out: T[] = [];
   for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       if (!script.test(fs.readFileSync(`/proc/${p}/cmdline`, 'utf8'))) continue;
@@ -146,7 +148,23 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       .reduce((a, b) => a + b, 0);
   const cpuOfEach = (re: RegExp) => peaksOf(prefix, re, (p) => cpuOf(fs.readFileSync(`/proc/${p}/stat`, 'utf8')));
   const cpuByProcess = () => ({ producer: cpuOfEach(/modelq-producer|producer\/main\.ts/)[0] ?? 0, workers: cpuOfEach(/modelq-worker|workers\/main\.ts/) });
-  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, prefix, register, stop, peakRss, rssNow, cpuSeconds, cpuByProcess };
+  // Per thread: /proc/<pid>/task/<tid>/stat; the main thread's tid is the pid (Node names every thread "node").
+  const threadsOf = (p: string): Map<number, number> => {
+    const m = new Map<number, number>();
+    for (const t of fs.readdirSync(`/proc/${p}/task`)) {
+      try {
+        m.set(Number(t) === Number(p) ? -1 : Number(t), cpuOf(fs.readFileSync(`/proc/${p}/task/${t}/stat`, 'utf8')));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    return m;
+  };
+  const cpuByThread = () => ({
+    producer: peaksOf(prefix, /modelq-producer|producer\/main\.ts/, threadsOf)[0] ?? new Map<number, number>(),
+    workers: peaksOf(prefix, /modelq-worker|workers\/main\.ts/, threadsOf),
+  });
+  return { url, grpcAddress: `127.0.0.1:${grpcPort}`, prefix, register, stop, peakRss, rssNow, cpuSeconds, cpuByProcess, cpuByThread };
 }
 
 /** Removes every key under the run's prefix (never FLUSHALL: the Redis may be shared). */

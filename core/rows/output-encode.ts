@@ -9,6 +9,7 @@ import { writeColumn } from 'hyparquet-writer/src/column.js';
 import { elementCount, type RawTensor, type TensorSpec } from '../tensors.ts';
 import { outputColumnNames } from './output-columns.ts';
 import { ownBytes, type RowRef } from './output-lines.ts';
+import { canWriteFast, writeNumbers, writeOptional } from './parquet-write.ts';
 import { schemaOf } from './to-parquet.ts';
 
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -164,13 +165,27 @@ export class OutputEncoder {
       return { start, end: writer.offset, chunk };
     };
     const none = new Uint8Array(0);
-    const row = column(
-      leafPath(schema, 'row'),
-      BigInt64Array.from(order, ([run, r]) => BigInt(run.refs[r]!.n)),
-      none,
-      none,
-      0,
-    );
+    // Columns written straight from typed arrays (parquet-write.ts) where they can be; writeColumn otherwise.
+    const fast = canWriteFast;
+    const piece$ = (chunk: ColumnChunk, start: number): ColumnPiece => ({ start, end: writer.offset, chunk });
+    const row = fast
+      ? piece$(
+          writeNumbers(
+            writer,
+            { path: ['row'], type: 'INT64', list: false, maxDef: 0 },
+            Float64Array.from(order, ([run, r]) => run.refs[r]!.n),
+            n,
+            1,
+          ),
+          0,
+        )
+      : column(
+          leafPath(schema, 'row'),
+          BigInt64Array.from(order, ([run, r]) => BigInt(run.refs[r]!.n)),
+          none,
+          none,
+          0,
+        );
     const outputs = this.spec.outputs.map((o, j) => {
       const per = this.pers[j] ?? 0;
       const path = leafPath(schema, o.name);
@@ -183,6 +198,11 @@ export class OutputEncoder {
           values.set((d as Float32Array).subarray(i * per, (i + 1) * per), r * per);
         else for (let k = 0; k < per; k++) values[r * per + k] = Number(d[i * per + k]);
       });
+      if (fast && !Array.isArray(values) && (path.length === 2 ? per === 1 : per > 0)) {
+        const start = writer.offset;
+        const col = { path: path.slice(1).map((e) => e.name), type: leaf.type as 'FLOAT' | 'DOUBLE', list: path.length > 2, maxDef: path.length > 2 ? 2 : 1 };
+        return piece$(writeNumbers(writer, col, values, n, per), start);
+      }
       if (path.length === 2) return column(path, values, new Uint8Array(n).fill(1), none, 1);
       // A list per row: every element present (definition 2), repetition 0 at each row's first.
       const rep = new Uint8Array(n * per).fill(1);
@@ -195,8 +215,15 @@ export class OutputEncoder {
       const asNumber = ids.map((id) => (idKind(id) === 'number' ? Number(id) : null));
       const asText = ids.map((id) => (idKind(id) === 'none' ? null : id.charCodeAt(0) === 0x22 ? (JSON.parse(id) as string) : id));
       const defOf = (v: unknown[]) => Uint8Array.from(v, (x) => (x === null ? 0 : 1));
-      piece.idDouble = column(leafPath(schema, 'id'), asNumber, defOf(asNumber), none, 1);
-      piece.idString = column(leafPath(stringSchema, 'id'), asText, defOf(asText), none, 1);
+      if (fast) {
+        let start = writer.offset;
+        piece.idDouble = piece$(writeOptional(writer, { path: ['id'], type: 'DOUBLE' }, asNumber), start);
+        start = writer.offset;
+        piece.idString = piece$(writeOptional(writer, { path: ['id'], type: 'BYTE_ARRAY' }, asText), start);
+      } else {
+        piece.idDouble = column(leafPath(schema, 'id'), asNumber, defOf(asNumber), none, 1);
+        piece.idString = column(leafPath(stringSchema, 'id'), asText, defOf(asText), none, 1);
+      }
     }
     piece.bytes = writer.getBytes();
     return piece;

@@ -55,9 +55,13 @@ export class ColumnCursor {
   private dict: Values | null = null;
   // The current data page: its levels (null when the column has none), values, and positions in both.
   private rep: Uint8Array | null = null;
+  /** Buffers the levels of each page are decoded into: [repetition, definition]. */
+  private readonly levelBufs: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)];
   private def: Uint8Array | null = null;
   private values: Values = new Float64Array(0);
   private entries = 0;
+  /** The current page holds whole lists of this many values only, none null (0: not so, or not a list). */
+  private fixed = 0;
   private i = 0;
   private vi = 0;
   /** Rows started so far in the row group. */
@@ -92,6 +96,8 @@ export class ColumnCursor {
     const { maxDef, listDef } = this.c;
     const count = s.count!;
     const { target, stride, firstNull } = s;
+    // A page of whole lists of `stride` values each (the usual list<float> input): rows at once.
+    if (this.fixed === stride && s.offset === 0) return this.takeFixed(stop, base, s);
     let i = this.i;
     let vi = this.vi;
     let row = this.row;
@@ -123,6 +129,19 @@ export class ColumnCursor {
     this.vi = vi;
     this.row = row;
     return done;
+  }
+
+  /** takeList for a page of whole lists of `this.fixed` values, none null: each run of rows one copy. */
+  private takeFixed(stop: number, base: number, s: Sink): boolean {
+    const per = this.fixed;
+    const k = Math.min(stop - this.row, (this.entries - this.i) / per);
+    const r = this.row - base;
+    s.target.set(this.values.subarray(this.vi, this.vi + k * per), r * s.stride);
+    s.count!.fill(per, r, r + k);
+    this.i += k * per;
+    this.vi += k * per;
+    this.row += k;
+    return this.row === stop;
   }
 
   private takeScalars(stop: number, base: number, s: Sink): boolean {
@@ -172,28 +191,31 @@ export class ColumnCursor {
     const n = h.numValues;
     let data: Uint8Array;
     let at = 0;
-    const levels = (from: Uint8Array, s: number, e: number, max: number) => {
-      const out = new Uint8Array(n);
+    // The levels go into buffers kept from page to page (readHybrid writes every one of the n).
+    const levels = (from: Uint8Array, s: number, e: number, max: number, which: 0 | 1) => {
+      let buf = this.levelBufs[which];
+      if (buf.length < n) buf = this.levelBufs[which] = new Uint8Array(n);
+      const out = buf.subarray(0, n);
       readHybrid(from, s, e, bitWidth(max), n, out);
       return out;
     };
     if (h.type === 0) {
       data = this.decompress(raw, h.uncompressed);
-      const v1 = (max: number, encoding: number) => {
+      const v1 = (max: number, encoding: number, which: 0 | 1) => {
         if (!max) return null;
         if (encoding !== RLE) throw new Error(`level encoding ${encoding}`);
         if (at + 4 > data.length) throw new ParquetShapeError('a data page ends before its levels');
         const len = new DataView(data.buffer, data.byteOffset + at, 4).getUint32(0, true);
         if (len > data.length - at - 4) throw new ParquetShapeError(`a data page's levels (${len} bytes) run past its ${data.length} bytes`);
-        const out = levels(data, at + 4, at + 4 + len, max);
+        const out = levels(data, at + 4, at + 4 + len, max, which);
         at += 4 + len;
         return out;
       };
-      this.rep = v1(maxRep, h.repEncoding);
-      this.def = v1(maxDef, h.defEncoding);
+      this.rep = v1(maxRep, h.repEncoding, 0);
+      this.def = v1(maxDef, h.defEncoding, 1);
     } else {
-      this.rep = maxRep ? levels(raw, 0, h.repBytes, maxRep) : null;
-      this.def = maxDef ? levels(raw, h.repBytes, h.repBytes + h.defBytes, maxDef) : null;
+      this.rep = maxRep ? levels(raw, 0, h.repBytes, maxRep, 0) : null;
+      this.def = maxDef ? levels(raw, h.repBytes, h.repBytes + h.defBytes, maxDef, 1) : null;
       const rest = raw.subarray(h.repBytes + h.defBytes);
       const size = h.uncompressed - h.repBytes - h.defBytes;
       if (size < 0) throw new ParquetShapeError('a data page v2 whose level lengths are past its uncompressed size');
@@ -205,6 +227,7 @@ export class ColumnCursor {
       for (let i = 0; i < n; i++) if (this.def[i] === maxDef) present++;
     }
     this.values = this.decodeValues(h.encoding, data, at, present);
+    this.fixed = present === n && this.rep ? fixedLists(this.rep, n) : 0;
     this.entries = n;
     this.i = 0;
     this.vi = 0;
@@ -253,6 +276,22 @@ export class ColumnCursor {
   private decompress(raw: Uint8Array, size: number): Uint8Array {
     return decompressPage(this.c.codec, this.compressors, raw, size);
   }
+}
+
+/**
+ * The length L when the repetition levels of n entries are whole lists of L entries each (a 0 then
+ * L - 1 ones, n / L times); otherwise 0.
+ */
+export function fixedLists(rep: Uint8Array, n: number): number {
+  if (n === 0 || rep[0] !== 0) return 0;
+  let per = 1;
+  while (per < n && rep[per] === 1) per++;
+  if (n % per !== 0) return 0;
+  for (let i = per; i < n; i += per) {
+    if (rep[i] !== 0) return 0;
+    for (let k = i + 1, e = i + per; k < e; k++) if (rep[k] !== 1) return 0;
+  }
+  return per;
 }
 
 /** A page's declared sizes and count against the bytes its column chunk has left and the limits: before anything is allocated. */

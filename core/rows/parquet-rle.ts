@@ -56,6 +56,24 @@ export function readHybrid(u: Uint8Array, at: number, end: number, width: number
 }
 
 function unpack(u: Uint8Array, at: number, width: number, count: number, out: Uint8Array | Uint16Array | Uint32Array, from: number) {
+  if (width === 1) {
+    // A list's repetition levels: a bit a value, eight a byte.
+    const whole = count & ~7;
+    for (let i = 0; i < whole; i += 8) {
+      const b = u[at + (i >> 3)]!;
+      const o = from + i;
+      out[o] = b & 1;
+      out[o + 1] = (b >> 1) & 1;
+      out[o + 2] = (b >> 2) & 1;
+      out[o + 3] = (b >> 3) & 1;
+      out[o + 4] = (b >> 4) & 1;
+      out[o + 5] = (b >> 5) & 1;
+      out[o + 6] = (b >> 6) & 1;
+      out[o + 7] = b >> 7;
+    }
+    for (let i = whole; i < count; i++) out[from + i] = (u[at + (i >> 3)]! >> (i & 7)) & 1;
+    return;
+  }
   const mask = width === 0 ? 0 : 0xffffffff >>> (32 - width);
   let buf = 0;
   let bits = 0;

@@ -54,10 +54,13 @@ function cellValues(v: unknown): ArrayLike<unknown> | string {
 /** `fastRows`: MODELQ_FAST_ROWS (the engine thread's init); false reads every row group with hyparquet. */
 export async function scoreRowGroup(job: RowGroupJob, run: RunFeeds, fastRows = true): Promise<ScoredSegment> {
   const pers = job.inputs.map((s) => elementCount(s.shape.slice(1)));
-  const fast = fastRows ? FastRowGroup.open(metadataOf(job.footer), job.plan, job.inputs, pers, job) : null;
+  const meta = fastRows ? metadataOf(job.footer) : undefined;
+  const fast = meta ? FastRowGroup.open(meta, job.plan, job.inputs, pers, job) : null;
   if (fast) {
     try {
-      const ids = job.plan.id ? (await decodeRowGroup(job, [job.plan.id], job.firstRow, job.rows)).get(job.plan.id) : undefined;
+      // The ids by the same decoder where it reads them (a numeric scalar column), else through hyparquet.
+      const id = job.plan.id;
+      const ids = id ? (FastRowGroup.ids(meta!, id, job) ?? (await decodeRowGroup(job, [id], job.firstRow, job.rows)).get(id)) : undefined;
       return await scoreRuns(job, run, pers, ids, (n, arrays) => fast.read(n, arrays as Target[]));
     } catch (e) {
       // A page the fast decoder does not read: the whole row group again, through hyparquet.

@@ -1,6 +1,7 @@
 // Where a chunk's rows come from: the uploaded file in the artifact store, or (a batch by
 // reference) its object, named by URI in the spec, read through the object stores. A by-reference
 // object that is gone or unreadable fails the chunk naming it.
+import fs from 'node:fs/promises';
 import { AppError } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec, type ScoreJob } from '../../core/jobs/batch.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
@@ -45,9 +46,35 @@ export async function* readable(source: AsyncIterable<unknown>, uri: string | un
   }
 }
 
-/** Bytes [start, end) of a stored object. */
+/**
+ * Bytes [start, end) of a stored object, in a buffer of their own (so it moves to an engine thread
+ * without a copy). A store on this machine's disk is read straight into it (one read, no stream
+ * chunks joined: Buffer.concat of a row group's 64 KiB chunks was a third of a worker main
+ * thread's time on Parquet); any other store's stream is copied in as it arrives. Shorter when the
+ * object ends first.
+ */
 export async function readRange(store: ArtifactStore, key: string, start: number, end: number): Promise<Uint8Array> {
-  const parts: Buffer[] = [];
-  for await (const b of await store.read(key, { start, end })) parts.push(b as Buffer);
-  return Buffer.concat(parts);
+  const out = new Uint8Array(Math.max(0, end - start));
+  let at = 0;
+  const local = store.localPath(key);
+  if (local) {
+    const fh = await fs.open(local, 'r');
+    try {
+      while (at < out.length) {
+        const { bytesRead } = await fh.read(out, at, out.length - at, start + at);
+        if (!bytesRead) break;
+        at += bytesRead;
+      }
+    } finally {
+      await fh.close();
+    }
+  } else {
+    for await (const b of await store.read(key, { start, end })) {
+      const u = b as Uint8Array;
+      if (at + u.length > out.length) throw new Error(`a read of bytes ${start}-${end} of ${key} brought more than ${out.length} bytes`);
+      out.set(u, at);
+      at += u.length;
+    }
+  }
+  return at === out.length ? out : out.slice(0, at);
 }

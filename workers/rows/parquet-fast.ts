@@ -47,6 +47,31 @@ function levelsOf(top: SchemaTree): (Omit<ColumnLayout, 'codec' | 'start' | 'end
   return { type: e.type as Physical, maxDef, maxRep, listDef, path: chain.map((n) => n.element.name).join('.') };
 }
 
+/** The file's top-level columns by name, once per parsed footer. */
+const topsOf = new WeakMap<FileMetaData, Map<string, SchemaTree>>();
+
+/** A cursor over column `name` of the row group, when this decoder reads it. */
+function cursorOf(meta: FileMetaData, name: string, g: RowGroupSource, limits: ParquetLimits): { cursor: ColumnCursor; list: boolean; type: Physical } | null {
+  let first = 0;
+  const group = meta.row_groups.find((rg) => (first += Number(rg.num_rows)) - Number(rg.num_rows) === g.firstRow && Number(rg.num_rows) === g.rows);
+  if (!group) return null;
+  let tops = topsOf.get(meta);
+  if (!tops) topsOf.set(meta, (tops = new Map(parquetSchema(meta).children.map((t) => [t.element.name, t]))));
+  const top = tops.get(name);
+  const levels = top && levelsOf(top);
+  const chunk = levels && group.columns.find((c) => c.meta_data?.path_in_schema.join('.') === levels.path)?.meta_data;
+  if (!levels || !chunk) return null;
+  if (!chunk.encodings.every((e) => ENCODINGS.has(e)) || (chunk.codec !== 'UNCOMPRESSED' && !compressors[chunk.codec])) return null;
+  const start = Number(chunk.dictionary_page_offset || chunk.data_page_offset) - g.start;
+  const end = start + Number(chunk.total_compressed_size);
+  if (start < 0 || end > g.bytes.length) return null;
+  return {
+    list: levels.maxRep > 0,
+    type: levels.type,
+    cursor: new ColumnCursor(g.bytes, { ...levels, codec: chunk.codec, start, end, rows: g.rows }, compressors, limits),
+  };
+}
+
 interface Column {
   name: string;
   cursor: ColumnCursor;
@@ -81,26 +106,11 @@ export class FastRowGroup {
     limits: ParquetLimits = parquetLimits(),
   ): FastRowGroup | null {
     if (!inputs.every((s) => ['FP32', 'FP64', 'INT8', 'UINT8', 'INT16', 'UINT16', 'INT32', 'UINT32', 'BOOL'].includes(s.datatype))) return null;
-    let first = 0;
-    const group = meta.row_groups.find((rg) => (first += Number(rg.num_rows)) - Number(rg.num_rows) === g.firstRow && Number(rg.num_rows) === g.rows);
-    if (!group) return null;
-    const tops = new Map(parquetSchema(meta).children.map((t) => [t.element.name, t]));
     const columns: Column[] = [];
     for (const name of plan.columns) {
-      const top = tops.get(name);
-      const levels = top && levelsOf(top);
-      const chunk = levels && group.columns.find((c) => c.meta_data?.path_in_schema.join('.') === levels.path)?.meta_data;
-      if (!levels || !chunk) return null;
-      if (!chunk.encodings.every((e) => ENCODINGS.has(e)) || (chunk.codec !== 'UNCOMPRESSED' && !compressors[chunk.codec])) return null;
-      const start = Number(chunk.dictionary_page_offset || chunk.data_page_offset) - g.start;
-      const end = start + Number(chunk.total_compressed_size);
-      if (start < 0 || end > g.bytes.length) return null;
-      if (plan.mode === 'scalars' && levels.maxRep) return null;
-      columns.push({
-        name,
-        list: levels.maxRep > 0,
-        cursor: new ColumnCursor(g.bytes, { ...levels, codec: chunk.codec, start, end, rows: g.rows }, compressors, limits),
-      });
+      const c = cursorOf(meta, name, g, limits);
+      if (!c || (plan.mode === 'scalars' && c.list)) return null;
+      columns.push({ name, ...c });
     }
     const columnInput = plan.mode === 'lists' && isColumnInput(inputs);
     return new FastRowGroup(
@@ -110,6 +120,31 @@ export class FastRowGroup {
       columns,
       inputs.map((s) => columnInput && isFloat(s)),
     );
+  }
+
+  /**
+   * The row group's values of a scalar numeric column (the ids), one a row (null for a null), as
+   * hyparquet gives them; null when this decoder does not read the column, or an INT64 value is
+   * past what a double holds exactly (hyparquet's bigint keeps its digits).
+   */
+  static ids(meta: FileMetaData, name: string, g: RowGroupSource, limits: ParquetLimits = parquetLimits()): (number | null)[] | null {
+    const c = cursorOf(meta, name, g, limits);
+    if (!c || c.list) return null;
+    const values = new Float64Array(g.rows);
+    const firstNull = new Int32Array(g.rows).fill(-1);
+    try {
+      c.cursor.take(g.rows, { target: values, stride: 1, offset: 0, firstNull, column: 0 });
+    } catch (e) {
+      if (e instanceof ParquetShapeError) throw e;
+      return null;
+    }
+    const out = new Array<number | null>(g.rows);
+    for (let r = 0; r < g.rows; r++) {
+      const v = values[r]!;
+      if (c.type === 'INT64' && !Number.isSafeInteger(v)) return null;
+      out[r] = firstNull[r]! >= 0 ? null : v;
+    }
+    return out;
   }
 
   /** The next n rows into rows [0, n) of `arrays` (one per input); each row's problem, or null. */

@@ -1,4 +1,6 @@
+import { tableFromIPC } from 'apache-arrow';
 import { parquetReadObjects } from 'hyparquet';
+import * as pw from 'parquet-wasm/node';
 import { describe, expect, it } from 'vitest';
 import { OutputEncoder, type EncodedPiece } from '../../../../core/rows/output-encode.ts';
 import { outputLines, type RowRef } from '../../../../core/rows/output-lines.ts';
@@ -77,6 +79,37 @@ describe('output encoded in the engine threads', () => {
       expect(b).toEqual(a);
     });
   }
+});
+
+describe('Parquet columns written straight from the output tensors (parquet-write.ts)', () => {
+  it('read the same through arrow-rs and hyparquet: list and scalar outputs over several pages, numeric and string ids with nulls', async () => {
+    // 300 floats a row, 1,000 rows: 1.2 MB of list values, so the column takes two pages.
+    const wide: TensorSpec[] = [
+      { name: 'p', datatype: 'FP32', shape: [-1, 300] },
+      { name: 's', datatype: 'FP64', shape: [-1] },
+    ];
+    const k = 1000;
+    const p = Float32Array.from({ length: k * 300 }, (_, i) => i / 7);
+    const sc = Float64Array.from({ length: k }, (_, i) => i * 1.5);
+    for (const idOf of [(i: number) => (i % 3 === 1 ? '' : String(i)), (i: number) => (i % 4 === 2 ? 'null' : JSON.stringify(`r${i}`))]) {
+      const refs: RowRef[] = Array.from({ length: k }, (_, i) => ({ n: 10 + i, id: idOf(i) }));
+      const enc = new OutputEncoder({ format: 'parquet', outputs: wide });
+      enc.add(refs, 0, k, { p: { type: 'float32', dims: [k, 300], data: p }, s: { type: 'float64', dims: [k], data: sc } });
+      const j = new ParquetJoiner(wide);
+      const file = Buffer.concat([...j.push(enc.finish() as Extract<EncodedPiece, { format: 'parquet' }>), await j.end()]);
+      const t = tableFromIPC(pw.readParquet(file).intoIPCStream());
+      expect(t.numRows).toBe(k);
+      const objects = await parquetReadObjects({ file: file.buffer.slice(file.byteOffset, file.byteOffset + file.length) as ArrayBuffer });
+      for (const i of [0, 1, 2, 3, 500, 873, 999]) {
+        const want = idOf(i);
+        const id = want === '' || want === 'null' ? null : (JSON.parse(want) as number | string);
+        const r = t.get(i)!.toJSON() as { row: bigint; id: unknown; p: { toArray(): Float32Array }; s: number };
+        expect([r.row, r.id ?? null, r.s]).toEqual([BigInt(10 + i), id, i * 1.5]);
+        expect(Array.from(r.p.toArray())).toEqual(Array.from(p.subarray(i * 300, (i + 1) * 300)));
+        expect(objects[i]).toEqual({ row: BigInt(10 + i), id, p: Array.from(p.subarray(i * 300, (i + 1) * 300)), s: i * 1.5 });
+      }
+    }
+  });
 });
 
 describe('joining Parquet parts for a download', () => {

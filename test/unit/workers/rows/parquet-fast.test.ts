@@ -211,6 +211,26 @@ describe('fast Parquet decoder', () => {
     );
   });
 
+  it('reads the ids as hyparquet does: null ids empty, an INT64 id past 2^53 as its exact digits (hyparquet reads such a column)', async () => {
+    const inputs: TensorSpec[] = [{ name: 'input', datatype: 'FP32', shape: [-1, PER] }];
+    const lists = [
+      [1, 2, 3],
+      [4, 5, 6],
+      [7, 8, 9],
+    ];
+    for (const ids of [
+      [5, null, -7],
+      [2 ** 60, 5, null],
+    ]) {
+      const file = writeHyparquet({ ids, lists }, 'FLOAT', { codec: 'UNCOMPRESSED', pageSize: 1 << 20, groupRows: 3 });
+      await checkScores(file, inputs);
+      const [g] = await groups(file, inputs);
+      const out = Buffer.from((await scoreRowGroup(g!, run)).out).toString();
+      expect(out).toContain(ids[0] === 5 ? '"id":5' : '"id":"1152921504606846976"');
+      expect(out.split('\n').filter((l) => l.includes('"id"'))).toHaveLength(2);
+    }
+  });
+
   it('scores scalar feature columns (with nulls) to the same lines as hyparquet does, into FP32 and FP64 inputs', async () => {
     await fc.assert(
       fc.asyncProperty(

@@ -21,6 +21,8 @@ import { localModelPath } from '../model-cache.ts';
 import { parseObjectUri, underRoots, type ObjectRef } from '../../core/storage/object-uris.ts';
 import { FileError } from './image.ts';
 import { stepFeeds, withPost, type StepContext } from './feeds.ts';
+import { chunkDrift } from './drift.ts';
+import type { BatchDrift } from '../inference/batch-drift.ts';
 import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
 
 /** Rows decoded together and run as one batch. */
@@ -34,6 +36,8 @@ export interface FileChunkDeps {
   cacheDir?: string;
   objects?: ObjectStores;
   cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_PIPELINE_MAX_CROPS?: number; MODELQ_MAX_ROW_BYTES?: number; MODELQ_BATCH_ROOTS?: Record<string, string[]> };
+  /** Drift of the processed inputs and outputs (./drift.ts); none without it. */
+  drift?: BatchDrift;
 }
 
 /** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
@@ -202,6 +206,8 @@ export async function scoreFileChunk(
   const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';
   let completed = 0;
   let failed = 0;
+  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
+  const draw = chunkDrift(p, drift);
   try {
     for (let g = 0; g < lines.length; g += GROUP) {
       budget.check();
@@ -211,7 +217,10 @@ export async function scoreFileChunk(
       if (good.length) {
         const runs = batchable ? [good] : good.map((d) => [d]);
         for (const run of runs) {
-          const result = withPost(p, await deps.engine.infer(model, await runFeeds(run, p, ctx), settings, batchable, budget.task().signal));
+          const feeds = await runFeeds(run, p, ctx);
+          const after = draw(feeds, run.length); // before the run: the engine takes the feeds' buffers over
+          const result = withPost(p, await deps.engine.infer(model, feeds, settings, batchable, budget.task().signal));
+          after?.(result);
           out += outputLines(
             run.map((d) => d.ref),
             0,
@@ -234,6 +243,7 @@ export async function scoreFileChunk(
       ]);
     }
     const part = await sink.end();
+    await drift?.flush();
     return { completed, failed, ...(part ? { part } : {}) };
   } catch (e) {
     sink.fail(e as Error);

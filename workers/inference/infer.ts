@@ -161,9 +161,16 @@ export async function runOne(
     let out: Record<string, RawTensor>;
     if (pipeline) {
       // Files (BYTES of base64) as their bytes, tensors as they are.
+      // Texts (inputs that feed a step's text processing) as they are.
       const given: Record<string, PipelineValue> = {};
+      const texts = pipeline.textInputs;
       for (const t of req.inputs)
-        given[t.name] = t.datatype === 'BYTES' && !isPacked(t) && !isBytes(t) ? t.data.map((v) => Buffer.from(String(v), 'base64')) : feed(t);
+        given[t.name] =
+          t.datatype === 'BYTES' && !isPacked(t) && !isBytes(t)
+            ? texts.has(t.name)
+              ? t.data.map(String)
+              : t.data.map((v) => Buffer.from(String(v), 'base64'))
+            : feed(t);
       out = await pipeline.run(given, signal);
     } else {
       let feeds: Record<string, RawTensor> = {};

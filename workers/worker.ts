@@ -51,7 +51,8 @@ export interface WorkerDeps {
 type ProcessorFactory = (deps: WorkerDeps) => { processor: Processor; concurrency: number };
 
 /** The infer queues carry plain requests (`infer`, dynamically batched) and explained ones (`explain`). */
-const onlineProcessor = (job: Job, d: WorkerDeps, signal?: AbortSignal) => (job.name === 'explain' ? explainProcessor(job, d) : inferProcessor(job, d, signal));
+const onlineProcessor = (job: Job, d: WorkerDeps & { drift?: BatchDrift }, signal?: AbortSignal) =>
+  job.name === 'explain' ? explainProcessor(job, d) : inferProcessor(job, d, signal);
 /** OpenAI batches ride the batch queue under their own job names (openai-*); their rows are scored by native batches. */
 const openai = (d: WorkerDeps, job: Job, jobState?: JobStateOf) =>
   openaiProcessor(job, {
@@ -76,7 +77,11 @@ const PROCESSORS: Partial<Record<QueueName, ProcessorFactory>> = {
       concurrency: 4,
     };
   },
-  infer: (d) => ({ processor: (job, _token, signal) => onlineProcessor(job, d, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY }),
+  infer: (d) => {
+    // Drift of the online requests of models with declared processing (workers/processing/drift.ts).
+    const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);
+    return { processor: (job, _token, signal) => onlineProcessor(job, { ...d, drift }, signal), concurrency: d.cfg.MODELQ_INFER_CONCURRENCY };
+  },
   score: (d) => {
     const drift = new BatchDrift(d.redis, keyPrefix(d.cfg), d.store, d.cfg, d.logger);
     return {
@@ -159,6 +164,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
   // Each has a shadow lane too, read by a consumer of its own whose runs are low priority.
   const streams = pauseQueues.flatMap((pq) => {
     const q = pq.name as 'infer' | 'infer-gpu';
+    const drift = new BatchDrift(redis, prefix, deps.store, cfg, logger);
     const consumer = (shadow: boolean) =>
       new OnlineStreamConsumer({
         redis,
@@ -167,7 +173,7 @@ export async function startWorker(cfg: Config, logger: Logger): Promise<RunningW
         consumer: id,
         concurrency: shadow ? SHADOW_ENTRIES : cfg.MODELQ_INFER_CONCURRENCY,
         lockMs: cfg.MODELQ_JOB_LOCK_MS,
-        deps,
+        deps: { ...deps, drift },
         logger,
         counts: jobs[q]!,
         isPaused: () => pq.isPaused(),

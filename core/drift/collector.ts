@@ -5,6 +5,7 @@ import { LUA, runLua } from '../lua/scripts.ts';
 import { metadataList, type VersionRecord } from '../registry.ts';
 import type { ArtifactStore } from '../storage/index.ts';
 import { modelSlots, type Slot } from './features.ts';
+import { processedDriftSpecs } from './processed.ts';
 import { referenceKey } from './schema.ts';
 import { buildProfile } from './stats.ts';
 
@@ -37,6 +38,8 @@ export class ReferenceCollector {
   slotsFor(v: VersionRecord): Slot[] | null {
     if (this.rows <= 0 || v.explain?.reference) return null;
     try {
+      // A model with declared processing: summaries of its processed inputs and its outputs (processed.ts).
+      if (v.processing) return modelSlots(processedDriftSpecs(v));
       const named = metadataList<string>(v, 'features');
       return modelSlots(v.inputs, named && named.length ? named : undefined);
     } catch {

@@ -9,3 +9,4 @@ export { DriftWindows } from './windows.ts';
 export { profileCache, forgetProfile, MAX_PROFILES } from './profile-cache.ts';
 export { versionDrift } from './report.ts';
 export { ReferenceCollector } from './collector.ts';
+export { processedDriftSpecs, inputSummaries, outputSummaries } from './processed.ts';

@@ -58,7 +58,9 @@ export const explainJobSchema = z.object({
   input: z.string(),
   output: z.string(),
   /** Shapley (features; needs the background) or occlusion (a text input: each word removed in turn). */
-  method: z.enum(['shapley', 'occlusion']).optional(),
+  method: z.enum(['shapley', 'occlusion', 'patches', 'segments', 'tokens']).optional(),
+  /** A model with declared processing, image step: the side of the square patches occluded (core/processing/explain.ts). */
+  patch: z.number().int().min(1).optional(),
   background: artifactRefSchema.optional(),
   /** A column-input model: one player per input (then `input` is unused); without `background`, one row of missing values. */
   columns: z.array(explainColumnSchema).optional(),

@@ -40,6 +40,8 @@ export const inferRequestSchema = z.object({
   outputs: z.array(z.string()).optional(),
   /** Epoch ms after which nobody waits for the answer: then the request is not computed. */
   deadline: z.number().optional(),
+  /** Drawn for drift by the producer (a model with declared processing: the worker summarises its rows, core/drift/processed.ts). */
+  drift: z.boolean().optional(),
 });
 export type InferRequest = z.infer<typeof inferRequestSchema>;
 

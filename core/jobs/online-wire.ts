@@ -28,6 +28,8 @@ export interface WireRequest {
   inputs: WireTensor[];
   outputs?: string[];
   deadline?: number;
+  /** Drawn for drift (core/jobs/infer.ts). */
+  drift?: boolean;
 }
 export type WireResponse = { ok: true; outputs: WireTensor[] } | { ok: false; error: ErrorData };
 
@@ -61,7 +63,11 @@ export const jobHead = z.object({
   reply: z.string().max(1000),
   model: modelTargetSchema,
   batching: batchingSchema,
-  requests: z.array(z.object({ inputs: z.array(tensorHead).min(1), outputs: z.array(z.string()).optional(), deadline: z.number().optional() })).min(1),
+  requests: z
+    .array(
+      z.object({ inputs: z.array(tensorHead).min(1), outputs: z.array(z.string()).optional(), deadline: z.number().optional(), drift: z.boolean().optional() }),
+    )
+    .min(1),
   sizes,
 });
 export const replyHead = z.union([
@@ -189,6 +195,7 @@ function simpleJobHead(head: unknown): z.infer<typeof jobHead> | undefined {
       if (typeof r.deadline !== 'number' || !Number.isFinite(r.deadline)) return undefined;
       req.deadline = r.deadline;
     }
+    if (r.drift === true) req.drift = true;
     requests.push(req);
   }
   return { id: head.id, reply: head.reply, model: model.data, batching: batching.data, requests, sizes };

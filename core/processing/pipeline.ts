@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { badRequest } from '../errors.ts';
 import { DATATYPES, type TensorSpec } from '../tensors.ts';
-import { POST_OUTPUTS, processingSchema, type Processing } from './spec.ts';
+import { POST_OUTPUTS, processingSchema, textFeeds, type Processing } from './spec.ts';
 
 const STEP_RE = /^[a-z][a-z0-9_-]{0,63}$/;
 const IO_RE = /^[A-Za-z_][A-Za-z0-9_:/-]{0,127}$/;
@@ -98,6 +98,13 @@ export function fileInputs(m: { processing?: Processing | undefined; pipeline?: 
   if (m.processing) return m.processing.inputs.map((s) => s.input);
   if (m.pipeline && m.pipeline.inputs.every(isFileSpec)) return m.pipeline.inputs.map((i) => i.name);
   return undefined;
+}
+
+/** The pipeline inputs that feed a step's text processing: texts (strings), not files. */
+export function pipelineTextInputs(p: Pick<Pipeline, 'steps'>): Set<string> {
+  const out = new Set<string>();
+  for (const s of p.steps) for (const t of s.processing?.inputs ?? []) if (t.type === 'text' && s.inputs[t.input] !== undefined) out.add(s.inputs[t.input]!);
+  return out;
 }
 
 /** A value reference: a pipeline input, or a step's output. */
@@ -230,13 +237,24 @@ export async function resolvePipeline(
       if (boxes.datatype !== 'FP32' || boxes.shape.length !== 3 || (boxes.shape[2]! >= 0 && boxes.shape[2] !== 4))
         throw badRequest(`${at}.forEach.boxes "${s.forEach.boxes}" is ${show(boxes)}; boxes are FP32 [n, k, 4] (x1, y1, x2, y2)`);
     }
+    // A text step's field (its texts) is mapped by that name; the model inputs the step feeds are not.
+    const texts = (m.processing?.inputs ?? []).filter((x) => x.type === 'text');
+    const textFed = new Set(texts.flatMap((x) => textFeeds(x)));
+    for (const t of texts) {
+      const r = s.inputs[t.input];
+      if (r === undefined) throw badRequest(`${label}: text "${t.input}" is fed by nothing; map it in inputs`);
+      const have = values.get(r);
+      if (!inputNames.includes(r) || !have || !isFileSpec(have))
+        throw badRequest(`${label}.inputs.${t.input}: texts come only from the pipeline's inputs of BYTES [-1]`);
+    }
     for (const k of Object.keys(s.inputs)) {
+      if (texts.some((t) => t.input === k)) continue;
       if (!m.inputs.some((x) => x.name === k))
         throw badRequest(`${label}.inputs: "${k}" is not an input of the model (${m.inputs.map((x) => `"${x.name}"`).join(', ')})`);
       if (k === cropInput) throw badRequest(`${label}.inputs: "${k}" takes the crops of forEach; do not map it`);
     }
     for (const inp of m.inputs) {
-      if (inp.name === cropInput) continue;
+      if (inp.name === cropInput || textFed.has(inp.name)) continue;
       const r = s.inputs[inp.name];
       if (r === undefined) throw badRequest(`${label}: input "${inp.name}" is fed by nothing; map it in inputs`);
       const have = values.get(r);

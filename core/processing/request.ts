@@ -6,7 +6,7 @@ import type { InferRequest } from '../jobs/infer.ts';
 import type { Tensor, TensorSpec } from '../tensors.ts';
 import type { Processing } from './spec.ts';
 import { POST_OUTPUTS } from './spec.ts';
-import { fileInputs, type Pipeline } from './pipeline.ts';
+import { fileInputs, pipelineTextInputs, type Pipeline } from './pipeline.ts';
 
 /** In a batch row of files, the key a file that could not become a row (a ZIP entry over the row limit) carries instead: an error row naming it. */
 export const ROW_ERROR_KEY = '$error';
@@ -57,7 +57,10 @@ export function checkFileRequest(
   model: { name: string; outputs: TensorSpec[]; processing?: Processing | undefined; pipeline?: Pipeline | undefined },
   raw: Map<string, Buffer[]> = new Map(),
 ): InferRequest {
-  const steps: { input: string; type?: string }[] = model.processing ? model.processing.inputs : fileInputs(model)!.map((input) => ({ input }));
+  const texts = model.pipeline ? pipelineTextInputs(model.pipeline) : new Set<string>();
+  const steps: { input: string; type?: string }[] = model.processing
+    ? model.processing.inputs
+    : fileInputs(model)!.map((input) => ({ input, ...(texts.has(input) ? { type: 'text' } : {}) }));
   const inputs: Tensor[] = [];
   let rows: number | undefined;
   for (const [i, inp] of body.inputs.entries()) {

@@ -63,6 +63,17 @@ export class DriftSampler {
     );
   }
 
+  /**
+   * A request to a model with declared processing: the worker that decodes its files summarises it
+   * (workers/processing/drift.ts) when this draws it: the owner's traffic, at MODELQ_DRIFT_SAMPLE
+   * once the version has a reference, every request until then (the worker keeps the first N rows).
+   */
+  drawsForWorker(model: VersionRecord, from?: { tenant: string; owner: string }): boolean {
+    if (from && from.tenant !== from.owner) return false;
+    if (!model.explain?.reference) return (this.collector?.rows ?? 0) > 0;
+    return this.rate > 0 && (this.rate >= 1 || Math.random() < this.rate);
+  }
+
   private profile(key: string): Promise<DriftProfile> {
     return this.profiles(key);
   }

@@ -17,6 +17,7 @@ import {
   type ExplainJob,
   type ExplainResult,
 } from '../../core/jobs/explain.ts';
+import { processedEvaluations, processedExplainPlan } from '../../core/processing/explain.ts';
 import { toProtocolTensor, type InferRequest, type JobTensor } from '../../core/jobs/infer.ts';
 import type { VersionRecord } from '../../core/registry.ts';
 import { EXPLAIN_OUTPUT_NAMES, type BatchExplain } from '../../core/jobs/batch.ts';
@@ -25,6 +26,8 @@ import type { ProducerDeps } from '../deps.ts';
 
 export interface ExplainParams {
   samples: number;
+  /** A model with image processing: the patch side (pixels of the model's input). */
+  patch?: number;
   classIndex?: number;
   seed: number;
 }
@@ -42,6 +45,7 @@ export function explainParams(p: Record<string, unknown> | undefined): ExplainPa
     samples: p.explainSamples === undefined ? DEFAULT_EXPLAIN_SAMPLES : int(p.explainSamples, 'explainSamples', 2, MAX_EXPLAIN_SAMPLES),
     ...(p.explainClass !== undefined ? { classIndex: int(p.explainClass, 'explainClass', 0, 1_000_000) } : {}),
     seed: p.explainSeed === undefined ? 0 : int(p.explainSeed, 'explainSeed', 0, 2 ** 31 - 1),
+    ...(p.explainPatch !== undefined ? { patch: int(p.explainPatch, 'explainPatch', 1, 65_536) } : {}),
   };
 }
 
@@ -57,7 +61,9 @@ export interface ExplainAnswerParams {
   explain_base: number[];
   explain_class: number[];
   explain_output: string;
-  explain_method: 'shapley' | 'occlusion';
+  explain_method: 'shapley' | 'occlusion' | 'patches' | 'segments' | 'tokens';
+  /** A model with image processing: the side in pixels of the patches occluded. */
+  explain_patch?: number;
   /** Shapley only. */
   explain_samples?: number;
   /** A column-input model: the players, named as its columns, in the order of the attributions. */
@@ -155,12 +161,34 @@ export function createExplain(d: ProducerDeps): ExplainFn {
     return { method: 'shapley', ...(bg ? { background: bg } : {}), columns };
   };
 
+  /** A model with declared processing: occlusion of the tensor its processing gives (core/processing/explain.ts), the cost checked. */
+  const processedMethod = (model: VersionRecord, request: InferRequest, params: ExplainParams) => {
+    const plan = processedExplainPlan(model, params.patch);
+    const first = request.inputs[0];
+    const rows = first && 'data' in first ? first.shape[0]! : 0;
+    const evals = processedEvaluations(plan, rows);
+    const limit = d.cfg.MODELQ_EXPLAIN_MAX_EVALS;
+    if (evals > limit)
+      throw badRequest(
+        `explaining ${rows} rows by occlusion (${plan.method}: ${plan.regions} per row) costs up to ${evals} model evaluations; the limit is ${limit} (MODELQ_EXPLAIN_MAX_EVALS): send fewer rows${plan.patch ? ' or a larger explainPatch' : ''}`,
+      );
+    const bytes = rows * plan.regions * plan.rowBytes;
+    if (bytes > d.cfg.MODELQ_EXPLAIN_MAX_BYTES)
+      throw badRequest(
+        `explaining ${rows} rows by occlusion feeds the model up to ${bytes} bytes; the limit is ${d.cfg.MODELQ_EXPLAIN_MAX_BYTES} bytes (MODELQ_EXPLAIN_MAX_BYTES): send fewer rows`,
+      );
+    return plan;
+  };
+
   return async (model, request, params, gpu) => {
-    const t = explainTarget(model);
-    const how = methodOf(model, t, request, params);
+    const plan = model.processing ? processedMethod(model, request, params) : undefined;
+    const t: ExplainTarget = plan ? { input: model.processing!.inputs[0]!.input, output: plan.output, features: 0 } : explainTarget(model);
+    const how: Pick<ExplainJob, 'method' | 'background' | 'columns' | 'patch'> = plan
+      ? { method: plan.method, ...(plan.patch !== undefined ? { patch: plan.patch } : {}) }
+      : methodOf(model, t, request, params);
     const q = gpu ? 'infer-gpu' : 'infer';
     const data: ExplainJob = {
-      model: { name: model.name, version: model.version, sha256: model.sha256 },
+      model: { name: model.name, version: model.version, sha256: model.sha256, ...(model.processing ? { processing: model.processing } : {}) },
       request: { ...request, deadline: Date.now() + timeoutMs },
       input: t.input,
       output: t.output,
@@ -191,6 +219,7 @@ export function createExplain(d: ProducerDeps): ExplainFn {
         explain_method: how.method!,
         ...(t.columns ? { explain_columns: t.columns.map((c) => c.name) } : {}),
         ...(how.method === 'shapley' ? { explain_samples: params.samples + (params.samples % 2) } : {}),
+        ...(how.patch !== undefined ? { explain_patch: how.patch } : {}),
       },
     };
   };

@@ -183,9 +183,11 @@ export class InferenceService {
     const files = fileInputs(target.model) !== undefined;
     const pipeline = target.model.pipeline !== undefined;
     const checked = files ? checkFileRequest(body, target.model, rawFilesOf(json)) : checkInferRequest(body, target.model);
-    if (!files && !pipeline) this.drift.observe(target.model, checked, { tenant: who.tenant, owner: target.access.owner });
+    const from = { tenant: who.tenant, owner: target.access.owner };
+    if (!files && !pipeline) this.drift.observe(target.model, checked, from);
+    // Files are summarised for drift by the worker that decodes them (core/drift/processed.ts).
+    else if (files && !pipeline && this.drift.drawsForWorker(target.model, from)) checked.drift = true;
     if (pipeline && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} is a pipeline: it cannot be explained yet`);
-    if (files && explainParams(body.parameters)) throw badRequest(`model ${target.model.name} takes files (declared processing): it cannot be explained yet`);
     const device = body.parameters?.device;
     if (device !== undefined && device !== 'gpu' && device !== 'cpu') throw badRequest('parameters.device must be "cpu" or "gpu"');
     const explain = explainParams(body.parameters);

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { DatasetStore, datasetRows, numericValue } from '../../core/datasets.ts';
-import { buildProfile, DriftWindows, modelSlots, referenceKey, versionDrift, type Slot } from '../../core/drift/index.ts';
+import { buildProfile, DriftWindows, modelSlots, processedDriftSpecs, referenceKey, versionDrift, type Slot } from '../../core/drift/index.ts';
 import { AppError, badRequest, notFound } from '../../core/errors.ts';
 import { checkName, metadataList, type VersionRecord } from '../../core/registry.ts';
 import { jsonBody } from '../body.ts';
@@ -45,6 +45,8 @@ const versionParam = (v: string) => {
 
 /** A trained version's features are named in its metadata; others default to input names. */
 function slotsOf(v: VersionRecord, columns?: string[]): Slot[] {
+  // A model with declared processing is watched on summaries of its processed inputs and outputs (core/drift/processed.ts).
+  if (v.processing) return modelSlots(processedDriftSpecs(v), columns);
   const trained = metadataList<string>(v, 'features');
   return modelSlots(v.inputs, columns ?? trained);
 }

@@ -1,6 +1,7 @@
 // Processor for `explain` jobs (infer queue): the model's outputs for the request, plus Shapley
 // attributions of one output's class column per row, computed with the worker's engine in a few
 // large runs of perturbed rows (never through the dynamic batcher, whose merged runs it would swamp).
+import type { Config } from '../../core/config.ts';
 import { AppError, errorData } from '../../core/errors.ts';
 import { explainJobSchema, shapleyBytes, type ExplainColumn, type ExplainJob, type ExplainResult } from '../../core/jobs/explain.ts';
 import { isPacked, packRaw, unpackRaw, type JobTensor } from '../../core/jobs/infer.ts';
@@ -14,12 +15,15 @@ import { loadBackground, loadColumnBackground } from './background.ts';
 import { shapleyColumns, type ColumnValues } from './column-shapley.ts';
 import { shapley, type Evaluate } from './shapley.ts';
 import { occlusion } from './occlusion.ts';
+import { explainProcessed } from './processed.ts';
 
 export interface ExplainDeps {
   /** `isWarm` and `warm`: a model not loaded yet is loaded first, that time not counted against the request (infer.ts). */
   engine: Pick<Engine, 'run'> & Partial<Pick<Engine, 'threadCount' | 'isWarm' | 'warm'>>;
   store: ArtifactStore;
   cacheDir?: string;
+  /** MODELQ_MAX_IMAGE_PIXELS, for the files of a model with declared processing. */
+  cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS'>>;
 }
 
 export async function explainProcessor(job: InferJobLike, deps: ExplainDeps): Promise<ExplainResult> {
@@ -58,6 +62,7 @@ function untilDeadline(engine: ExplainDeps['engine'], deadline: number | undefin
 }
 
 async function explain(data: ExplainJob, model: ModelHandle, deps: ExplainDeps): Promise<ExplainResult> {
+  if (data.model.processing) return explainProcessed(data, model, { ...deps, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS });
   if (data.columns) return explainColumns(data, data.columns, model, deps);
   const input = data.request.inputs.find((t) => t.name === data.input);
   if (!input || data.request.inputs.length !== 1) throw new AppError('bad_request', `explanation needs exactly the one input "${data.input}"`);

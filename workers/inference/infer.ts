@@ -26,6 +26,8 @@ import { parseJobData, toJobError } from '../processor.ts';
 import { fileFeeds, withPost, type StepContext } from '../processing/feeds.ts';
 import { PipelineRunner, type PipelineValue } from '../processing/pipeline.ts';
 import type { Config } from '../../core/config.ts';
+import { requestDrift, type AfterRun } from '../processing/drift.ts';
+import type { BatchDrift } from './batch-drift.ts';
 
 export interface InferDeps {
   engine: Engine;
@@ -34,6 +36,23 @@ export interface InferDeps {
   /** Told of every model this worker serves, so a restarted worker can load recently used ones first. */
   warmer?: { used(model: { name: string; version: number }): void };
   cfg?: Partial<Pick<Config, 'MODELQ_MAX_IMAGE_PIXELS' | 'MODELQ_PIPELINE_MAX_CROPS'>>;
+  /** Drift of the requests the producer drew, for models with declared processing (workers/processing/drift.ts). */
+  drift?: BatchDrift;
+}
+
+/** What a request to a model with declared processing needs on the worker besides its files. */
+export type FilesContext = { processing: NonNullable<InferJob['model']['processing']>; drift?: (feeds: Record<string, RawTensor>) => AfterRun } & StepContext;
+
+/** The files context of a job's model, when it declares processing. */
+export function filesOf(m: InferJob['model'], deps: Pick<InferDeps, 'cfg' | 'store' | 'drift'>): FilesContext | undefined {
+  if (!m.processing) return undefined;
+  const drift = deps.drift;
+  return {
+    processing: m.processing,
+    maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS,
+    store: deps.store,
+    ...(drift ? { drift: (feeds: Record<string, RawTensor>) => requestDrift(m, drift, feeds) } : {}),
+  };
 }
 
 export type InferJobLike = Pick<Job, 'data'> & Partial<Pick<Job, 'updateProgress' | 'opts'>>;
@@ -58,11 +77,9 @@ export async function inferProcessor(job: InferJobLike, deps: InferDeps, signal?
   // A BullMQ priority marks a shadow mirror (producer/inference/senders.ts).
   const batching = job.opts?.priority ? shadowBatching(data.batching ?? SOLO) : (data.batching ?? SOLO);
   const form = data.packed === true ? 'packed' : 'json';
-  const files = data.model.processing && { processing: data.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
+  const files = filesOf(data.model, deps);
   // A job's requests and answers are JSON job data: never byte tensors here.
-  const responses = (await Promise.all(
-    data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal, files || undefined)),
-  )) as InferResult['responses'];
+  const responses = (await Promise.all(data.requests.map((r) => runOne(deps.engine, model, batching, r, form, signal, files)))) as InferResult['responses'];
   // A model that cannot load fails every request: fail the job so it is reported as such.
   const first = responses[0]!;
   if (!first.ok && first.error.code === 'invalid_model' && responses.every((r) => !r.ok && r.error.code === 'invalid_model')) {
@@ -141,7 +158,7 @@ export async function runOne(
   req: WireRequest,
   form: OutputForm,
   signal?: AbortSignal,
-  files?: { processing: NonNullable<InferJob['model']['processing']> } & StepContext,
+  files?: FilesContext,
   pipeline?: PipelineRunner,
 ): Promise<WireResponse> {
   if (req.deadline !== undefined && Date.now() > req.deadline) {
@@ -151,15 +168,25 @@ export async function runOne(
     let out: Record<string, RawTensor>;
     if (pipeline) {
       // Files (BYTES of base64) as their bytes, tensors as they are.
+      // Texts (inputs that feed a step's text processing) as they are.
       const given: Record<string, PipelineValue> = {};
+      const texts = pipeline.textInputs;
       for (const t of req.inputs)
-        given[t.name] = t.datatype === 'BYTES' && !isPacked(t) && !isBytes(t) ? t.data.map((v) => Buffer.from(String(v), 'base64')) : feed(t);
+        given[t.name] =
+          t.datatype === 'BYTES' && !isPacked(t) && !isBytes(t)
+            ? texts.has(t.name)
+              ? t.data.map(String)
+              : t.data.map((v) => Buffer.from(String(v), 'base64'))
+            : feed(t);
       out = await pipeline.run(given, signal);
     } else {
       let feeds: Record<string, RawTensor> = {};
       if (files) feeds = await fileFeeds(files.processing, req.inputs, files);
       else for (const t of req.inputs) feeds[t.name] = feed(t);
+      // Summarised before the run: the engine takes the feeds' buffers over.
+      const after = req.drift && files?.drift ? files.drift(feeds) : undefined;
       out = withPost(files?.processing, await engine.infer(model, feeds, batching, batching.batchable, signal));
+      after?.(out);
     }
     const wanted = req.outputs ? new Set(req.outputs) : null;
     const outputs: WireTensor[] = [];

@@ -26,7 +26,7 @@ import { duplicateRedis } from '../../core/redis.ts';
 import type { ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
 import { toJobError } from '../processor.ts';
-import { loadFirst, openPipeline, pipelineHandle, runOne, shadowBatching, type InferDeps, type InferJobLike } from './infer.ts';
+import { filesOf, loadFirst, openPipeline, pipelineHandle, runOne, shadowBatching, type InferDeps, type InferJobLike } from './infer.ts';
 
 export const MAX_DELIVERIES = 5;
 /** Entries a shadow lane's consumer runs at once. */
@@ -231,11 +231,11 @@ export class OnlineStreamConsumer {
       };
       await loadFirst(progress, pipeline ? { warm: () => pipeline.warm() } : deps.engine, model, job.requests);
     }
-    const files = job.model.processing && { processing: job.model.processing, maxPixels: deps.cfg?.MODELQ_MAX_IMAGE_PIXELS, store: deps.store };
+    const files = filesOf(job.model, deps);
     const batching = this.o.shadow ? shadowBatching(job.batching) : job.batching;
     const responses = await Promise.all(
       job.requests.map((r) =>
-        runOne(deps.engine, model, batching, r, 'bytes', signal, files || undefined, pipeline).catch((e: unknown) => ({
+        runOne(deps.engine, model, batching, r, 'bytes', signal, files, pipeline).catch((e: unknown) => ({
           ok: false as const,
           error: errorOf(e),
         })),

@@ -5,7 +5,7 @@
 // together before the first runs. A step that fails fails the request, naming the step.
 import { AppError } from '../../core/errors.ts';
 import type { Batching } from '../../core/jobs/infer.ts';
-import { isFileSpec, type Pipeline, type ResolvedStep } from '../../core/processing/pipeline.ts';
+import { isFileSpec, pipelineTextInputs, type Pipeline, type ResolvedStep } from '../../core/processing/pipeline.ts';
 import type { ImageStep } from '../../core/processing/spec.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { RawTensor } from '../../core/tensors.ts';
@@ -17,7 +17,8 @@ import { cropPixels, decodeUpright, FileError, writePixels, type Pixels } from '
 import { outputSize } from '../../core/processing/spec.ts';
 
 /** A pipeline input as given: files (one per row) or a tensor whose first dimension is the rows. */
-export type PipelineValue = RawTensor | Buffer[];
+/** A tensor, or one file (a text, for inputs that feed a text step) per row. */
+export type PipelineValue = RawTensor | Buffer[] | string[];
 
 export interface PipelineDeps {
   engine: Pick<Engine, 'infer' | 'isWarm' | 'warm'>;
@@ -70,11 +71,16 @@ function stepError(s: ResolvedStep, e: unknown): Error {
 }
 
 export class PipelineRunner {
+  /** The pipeline inputs that are texts (they feed a step's text processing), not files. */
+  readonly textInputs: Set<string>;
+
   private constructor(
     readonly pipeline: Pipeline,
     private readonly d: PipelineDeps,
     readonly handles: Map<string, ModelHandle>,
-  ) {}
+  ) {
+    this.textInputs = pipelineTextInputs(pipeline);
+  }
 
   /** The runner, with each step's model file local (downloaded once per machine, checked against its signature). */
   static async open(pipeline: Pipeline, d: PipelineDeps): Promise<PipelineRunner> {
@@ -139,7 +145,19 @@ export class PipelineRunner {
 
   private async runStep(s: ResolvedStep, values: Map<string, PipelineValue>, signal?: AbortSignal): Promise<Record<string, RawTensor>> {
     const feeds: Record<string, RawTensor> = {};
+    // Text steps first: their field's texts become the model inputs they feed.
+    for (const proc of s.processing?.inputs ?? []) {
+      if (proc.type !== 'text') continue;
+      const v = values.get(s.inputs[proc.input]!);
+      if (!Array.isArray(v)) throw new AppError('internal', `text "${proc.input}" takes texts`);
+      try {
+        Object.assign(feeds, await stepFeeds(v, proc, { maxPixels: this.d.maxPixels, store: this.d.store }));
+      } catch (e) {
+        throw e instanceof AppError ? new AppError(e.code, `text "${proc.input}": ${e.message}`) : e;
+      }
+    }
     for (const inp of s.modelInputs) {
+      if (feeds[inp.name]) continue;
       const v = values.get(s.inputs[inp.name]!)!;
       const proc = s.processing?.inputs.find((x) => x.input === inp.name);
       if (proc) {
@@ -195,7 +213,7 @@ export class PipelineRunner {
     for (let i = 0; i < rows; i++) {
       let px: Pixels;
       try {
-        px = await decodeUpright(files[i]!, this.d.maxPixels);
+        px = await decodeUpright(Buffer.from(files[i]!), this.d.maxPixels);
       } catch (e) {
         throw new FileError(`${rows > 1 ? `file ${i}: ` : ''}${(e as Error).message}`);
       }

@@ -22,6 +22,8 @@ import { parseObjectUri, underRoots, type ObjectRef } from '../../core/storage/o
 import { FileError } from './image.ts';
 import { parquetFileRows } from './parquet-files.ts';
 import { stepFeeds, withPost, type StepContext } from './feeds.ts';
+import { chunkDrift } from './drift.ts';
+import type { BatchDrift } from '../inference/batch-drift.ts';
 import { encodeText, stepTokenizer, textTensors, type Encoded } from './text.ts';
 
 /** Rows decoded together and run as one batch. */
@@ -35,6 +37,8 @@ export interface FileChunkDeps {
   cacheDir?: string;
   objects?: ObjectStores;
   cfg?: { MODELQ_MAX_IMAGE_PIXELS?: number; MODELQ_PIPELINE_MAX_CROPS?: number; MODELQ_MAX_ROW_BYTES?: number; MODELQ_BATCH_ROOTS?: Record<string, string[]> };
+  /** Drift of the processed inputs and outputs (./drift.ts); none without it. */
+  drift?: BatchDrift;
 }
 
 /** A row's file feeds [1, ...], and its texts' tokens by step input (padded together with the rest of its run). */
@@ -204,6 +208,8 @@ export async function scoreFileChunk(
   const tag = versionedOutput(spec) ? versionTag(spec.model.version) : '';
   let completed = 0;
   let failed = 0;
+  const drift = await deps.drift?.forChunk(spec.model.name, spec.model.version, spec.tenant ?? 'default');
+  const draw = chunkDrift(p, drift);
   // The next group's files decode (on libuv's threads) while the engine runs this group's.
   const decodeGroup = (g: number) => {
     const d = Promise.all(lines.slice(g, g + GROUP).map((l, i) => decodeRow(l, { n: chunk.firstRow + g + i, id: '' }, p, ctx)));
@@ -221,7 +227,10 @@ export async function scoreFileChunk(
       if (good.length) {
         const runs = batchable ? [good] : good.map((d) => [d]);
         for (const run of runs) {
-          const result = withPost(p, await deps.engine.infer(model, await runFeeds(run, p, ctx), settings, batchable, budget.task().signal));
+          const feeds = await runFeeds(run, p, ctx);
+          const after = draw(feeds, run.length); // before the run: the engine takes the feeds' buffers over
+          const result = withPost(p, await deps.engine.infer(model, feeds, settings, batchable, budget.task().signal));
+          after?.(result);
           out += outputLines(
             run.map((d) => d.ref),
             0,
@@ -244,6 +253,7 @@ export async function scoreFileChunk(
       ]);
     }
     const part = await sink.end();
+    await drift?.flush();
     return { completed, failed, ...(part ? { part } : {}) };
   } catch (e) {
     sink.fail(e as Error);

@@ -6,7 +6,7 @@
 import type { Job } from 'bullmq';
 import type { BatchSpec, PartInfo, ScoreJob } from '../../core/jobs/batch.ts';
 import { AppError, errorData } from '../../core/errors.ts';
-import { isFileSpec, type Pipeline } from '../../core/processing/pipeline.ts';
+import { isFileSpec, pipelineTextInputs, type Pipeline } from '../../core/processing/pipeline.ts';
 import { fileB64 } from '../../core/processing/request.ts';
 import { errorLine, outputLines, type RowRef } from '../../core/rows/output-lines.ts';
 import { elementCount, toRaw, type RawTensor } from '../../core/tensors.ts';
@@ -27,7 +27,15 @@ function parseRow(line: string, ref: RowRef, p: Pipeline): Row {
   if ('error' in o) return { ref, error: o.error };
   const r = o.row;
   const given: Record<string, PipelineValue> = {};
+  const texts = pipelineTextInputs(p);
   for (const inp of p.inputs) {
+    // A text (it feeds a step's text processing): the row's string, as it is.
+    if (texts.has(inp.name)) {
+      const t = r[inp.name];
+      if (typeof t !== 'string') return { ref, error: `"${inp.name}" must be a text (a string)` };
+      given[inp.name] = [t];
+      continue;
+    }
     if (isFileSpec(inp)) {
       const f = fileB64(r[inp.name]);
       if (typeof f !== 'string') return { ref, error: `"${inp.name}" ${f.error}` };
@@ -59,7 +67,7 @@ function joinRows(rows: Record<string, PipelineValue>[]): Record<string, Pipelin
   const out: Record<string, PipelineValue> = {};
   for (const k of Object.keys(rows[0]!)) {
     const parts = rows.map((r) => r[k]!);
-    out[k] = Array.isArray(parts[0]) ? (parts as Buffer[][]).flat() : concatRows(parts as RawTensor[]);
+    out[k] = Array.isArray(parts[0]) ? ((parts as (Buffer | string)[][]).flat() as Buffer[] | string[]) : concatRows(parts as RawTensor[]);
   }
   return out;
 }

@@ -142,9 +142,11 @@ function serveModelInfer(stream: http2.ServerHttp2Stream, headers: http2.Incomin
     // The prefix says the length: past the limit, refuse before the rest arrives.
     const head = chunks[0]!.length >= 5 ? chunks[0]! : got >= 5 ? Buffer.concat(chunks) : undefined;
     const size = head ? head.readUInt32BE(1) : 0;
-    if (size > o.maxBytes) {
-      fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${size} vs ${o.maxBytes})`);
+    // Bytes past one message of the largest size are refused too (a unary call has one message).
+    if (size > o.maxBytes || got > o.maxBytes + 5) {
+      fail(Status.RESOURCE_EXHAUSTED, `Received message larger than max (${Math.max(size, got - 5)} vs ${o.maxBytes})`);
       stream.close(http2.constants.NGHTTP2_CANCEL);
+      chunks.length = 0;
     }
   });
   stream.on('end', () => {

@@ -7,7 +7,12 @@
 // a gRPC-vs-REST sweep over the client counts, with the CPU each platform process spends per request
 // (user + system of all its threads over the run, as process.cpuUsage() counts it, read from /proc;
 // Redis's from INFO, which counts its other clients too when it is shared).
+// Beside them, the raw batched onnxruntime limit: session.run on ready tensors of the rows per run the
+// platform's batcher reached (engine rows / runs from /metrics over the REST run at BENCH_RAW_CLIENTS),
+// best of 1 and 2 threads, in the same round; the platform's rows/s is printed as a ratio of it, and
+// the issue's targets are printed beside the figures.
 // Env: BENCH_CLIENTS=1,4,16,64,256  BENCH_SECONDS=5  BENCH_WARMUP_SECONDS=1  BENCH_WORKERS=1
+//      BENCH_RAW_CLIENTS=64 (the client count whose batches the raw run copies)  BENCH_RAW_ROWS=50000
 //      MODELQ_ONLINE_TRANSPORT=bullmq|streams (the platform's producer hands requests to workers so)
 //      BENCH_MODELS=512-2048-2048-10,256-1024-1024-10 (layer widths, input first)
 //      BENCH_BASELINE=http|express (the in-handler server: bare node:http by default)
@@ -47,8 +52,20 @@ interface CpuPerRequest {
 }
 type Measured = LoadResult & { cpu?: CpuPerRequest };
 
+/** The raw onnxruntime baseline of one round: rows/s at the batch the platform's batcher reached. */
+interface Raw {
+  batch: number;
+  rowsPerSecond: number;
+  threads: number;
+}
+
 interface Row {
   clients: number;
+  /** Rows per engine run during the REST run (median round), from the workers' figures. */
+  rowsPerRun?: number;
+  /** The raw baseline (median round) and the platform's REST rows/s as a ratio of it, at BENCH_RAW_CLIENTS. */
+  raw?: Raw;
+  restToRaw?: string;
   /** The median round of each side (by requests/s). */
   baseline?: LoadResult;
   platform?: Measured;
@@ -106,6 +123,38 @@ async function primeGrpc(address: string, message: Buffer) {
   } finally {
     client.close();
   }
+}
+
+/** A model's engine runs and rows so far, summed over the workers' figures in /metrics. */
+async function engineFigures(url: string, model: string): Promise<{ runs: number; rows: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = (metric: string) =>
+    [...text.matchAll(new RegExp(`^${metric}\\{[^}]*model="${model}(?:@[^"]*)?"[^}]*\\} ([\\d.e+]+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+  return { runs: sum('modelq_engine_model_runs_total'), rows: sum('modelq_engine_model_rows_total') };
+}
+
+/** The workers publish their figures every MODELQ_STATS_INTERVAL_MS (set short below): wait for two. */
+const STATS_MS = 250;
+const settled = () => new Promise((r) => setTimeout(r, 2 * STATS_MS + 100));
+
+/** session.run on ready tensors of `batch` rows (bench/lib/raw-onnx.ts), best of the baseline thread settings. */
+async function rawOnnx(modelFile: string, batch: number): Promise<Raw> {
+  const rows = String(Math.max(batch * 20, envNum('BENCH_RAW_ROWS') ?? 50_000));
+  const b = await bestOfThreads(
+    async (threads) => {
+      const c = spawnNode({
+        args: ['--import', 'tsx', 'bench/lib/raw-onnx.ts', '--model', modelFile, '--threads', String(threads), '--rows', rows, '--batch', String(batch)],
+      });
+      try {
+        const [line] = await waitForLine(c, /^\{"rows".*\}$/, 300_000);
+        return JSON.parse(line) as { rowsPerSecond: number };
+      } finally {
+        await stopChild(c);
+      }
+    },
+    (r) => r.rowsPerSecond,
+  );
+  return { batch, rowsPerSecond: b.best.rowsPerSecond, threads: b.threads };
 }
 
 /** Redis's CPU seconds so far (INFO used_cpu_user + used_cpu_sys). */
@@ -196,9 +245,18 @@ function printTable(name: string, rows: Row[]) {
     'p99 ms',
     'errors',
     'grpc/rest',
+    'rows/run',
   ];
   const cells = (x?: LoadResult) => (x ? [f0(x.rps), f1(x.p50Ms), f1(x.p99Ms), errs(x)] : ['-', '-', '-', '-']);
-  const body = rows.map((r) => [String(r.clients), ...cells(r.baseline), ...cells(r.platform), r.restToBase ?? '-', ...cells(r.grpc), r.grpcToRest ?? '-']);
+  const body = rows.map((r) => [
+    String(r.clients),
+    ...cells(r.baseline),
+    ...cells(r.platform),
+    r.restToBase ?? '-',
+    ...cells(r.grpc),
+    r.grpcToRest ?? '-',
+    r.rowsPerRun === undefined ? '-' : f1(r.rowsPerRun),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
   console.log(`\n${name}`);
@@ -213,6 +271,32 @@ function printTable(name: string, rows: Row[]) {
   console.log('CPU per request, per process (median round; user + system of all threads)');
   console.log(cpuHead.map((c, i) => c.padStart(cw[i]!)).join('  '));
   for (const r of cpuBody) console.log(r.map((c, i) => c.padStart(cw[i]!)).join('  '));
+}
+
+/** The issue's targets (#27) beside this run's figures; "met" judges the medians printed above. */
+function printTargets(rows: Row[], rawClients: number) {
+  const at = (c: number) => rows.find((r) => r.clients === c);
+  const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'NOT met');
+  const ratioOf = (text?: string) => (text ? Number.parseFloat(text) : NaN);
+  console.log(`targets (issue 27; on a quiet machine, MLP 512-2048-2048-10, baseline bare node:http, this run's baseline: ${baselineKind()}):`);
+  const r64 = at(64);
+  const x64 = ratioOf(r64?.restToBase);
+  console.log(
+    `  REST >= 4x the in-handler server's requests/s at 64 clients, p99 <= 50 ms: ${r64?.platform ? `${r64.restToBase}, p99 ${f1(r64.platform.p99Ms)} ms` : '-'}: ${verdict(r64?.platform ? x64 >= 4 && r64.platform.p99Ms <= 50 : undefined)}`,
+  );
+  const raw = at(rawClients);
+  console.log(
+    `  platform rows/s >= 0.5x raw batched onnxruntime (${rawClients} clients): ${raw?.raw ? `${raw.restToRaw} of ${f0(raw.raw.rowsPerSecond)} rows/s at batch ${raw.raw.batch} (${raw.raw.threads} thread(s))` : '-'}: ${verdict(raw?.raw ? ratioOf(raw.restToRaw) >= 0.5 : undefined)}`,
+  );
+  const swept = rows.filter((r) => r.grpcToRest && r.clients >= 1 && r.clients <= 256);
+  console.log(
+    `  gRPC >= 1.0x REST at every concurrency 1-256: ${swept.map((r) => `${r.clients}: ${r.grpcToRest}`).join(', ') || '-'}: ${verdict(swept.length ? swept.every((r) => ratioOf(r.grpcToRest) >= 1) : undefined)}`,
+  );
+  const one = at(1);
+  const gap = one?.platform && one.baseline ? one.platform.p50Ms - one.baseline.p50Ms : undefined;
+  console.log(
+    `  p50 at 1 connection within 2 ms of the in-handler server: ${gap === undefined ? '-' : `${f1(gap)} ms apart`}: ${verdict(gap === undefined ? undefined : gap <= 2)}`,
+  );
 }
 
 export async function benchOnline(opts: OnlineOptions = {}) {
@@ -233,6 +317,9 @@ export async function benchOnline(opts: OnlineOptions = {}) {
       `platform workers ${o.workers} (online transport ${process.env.MODELQ_ONLINE_TRANSPORT ?? 'streams'}), ${os.cpus().length} cpus`,
   );
 
+  const rawClients = envNum('BENCH_RAW_CLIENTS') ?? (o.clients.includes(64) ? 64 : Math.max(...o.clients));
+  // Engine runs and rows per REST run come from the workers' figures, published this often.
+  process.env.MODELQ_STATS_INTERVAL_MS ??= String(STATS_MS);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelq-bench-online-'));
   const models = o.models.map((sizes) => {
     const name = `mlp-${sizes.join('-')}`;
@@ -277,7 +364,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
           const rows: Row[] = [];
           for (const c of o.clients) {
             // Each round: the baseline at each thread setting (the best counts), then REST, then gRPC.
-            const runs = { baseline: [] as LoadResult[], platform: [] as Measured[], grpc: [] as Measured[] };
+            const runs = { baseline: [] as LoadResult[], platform: [] as Measured[], grpc: [] as Measured[], rowsPerRun: [] as number[], raw: [] as Raw[] };
             const rest = await interleave({
               baseline: async () => {
                 const b = await bestOfThreads(
@@ -289,8 +376,14 @@ export async function benchOnline(opts: OnlineOptions = {}) {
               },
               platform: async () => {
                 if (!platUrl || !platform) return NaN;
+                const e0 = await engineFigures(platform.url, m.name);
                 const r = await withCpu(platform, redis, o, () => run(platUrl, m.body, c, o));
                 runs.platform.push(r);
+                await settled();
+                const e1 = await engineFigures(platform.url, m.name);
+                runs.rowsPerRun.push((e1.rows - e0.rows) / Math.max(1, e1.runs - e0.runs));
+                // The raw limit at the batch just reached, in the same round (one row per request).
+                if (c === rawClients) runs.raw.push(await rawOnnx(m.file, Math.max(1, Math.round(runs.rowsPerRun.at(-1)!))));
                 runs.grpc.push(await withCpu(platform, redis, o, () => runGrpc(platform.grpcAddress, message, c, o)));
                 return r.rps;
               },
@@ -301,6 +394,11 @@ export async function benchOnline(opts: OnlineOptions = {}) {
               row.grpc = medianRun(runs.grpc);
               row.restToBase = ratioText(rest.ratio, runs.platform.length);
               row.grpcToRest = ratioText(median(runs.grpc.map((g, i) => g.rps / runs.platform[i]!.rps)), runs.grpc.length);
+              row.rowsPerRun = median(runs.rowsPerRun);
+              if (runs.raw.length) {
+                row.raw = [...runs.raw].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[(runs.raw.length - 1) >> 1];
+                row.restToRaw = ratioText(median(runs.raw.map((x, i) => runs.platform[i]!.rps / x.rowsPerSecond)), runs.raw.length);
+              }
             }
             rows.push(row);
           }
@@ -318,6 +416,7 @@ export async function benchOnline(opts: OnlineOptions = {}) {
       printTable(`${m.name} (one row per request)`, results.get(m.name)!);
       const q = queueToAnswer.get(m.name);
       if (q) console.log(`queue-to-answer latency (platform, 1 client): p50 ${f1(q.p50Ms)} ms, p90 ${f1(q.p90Ms)} ms, p99 ${f1(q.p99Ms)} ms`);
+      printTargets(results.get(m.name)!, rawClients);
     }
     return results;
   } finally {

@@ -102,6 +102,10 @@ export const configKeys = {
     'Port of the inference protocol over gRPC (`inference.GRPCInferenceService`, served by the producer); `0` turns it off.',
   ],
   MODELQ_GRPC_MAX_MESSAGE_MB: [int(1, 4096).default(64), "Largest gRPC message received or sent, in MiB (gRPC's own default is 4)."],
+  MODELQ_GRPC_LEAN: [
+    flag.default(true),
+    'Serve gRPC ModelInfer straight from node:http2 (length-prefixed frames read and written by hand) in front of grpc-js, which answers every other method through a loopback hop; false: grpc-js serves the port alone.',
+  ],
   MODELQ_GRPC_STREAM_WINDOW: [
     int(1, 65_536).default(128),
     'Requests one gRPC ModelStreamInfer call may have outstanding (read, not yet answered); past it the server reads no more of that stream until answers go out.',

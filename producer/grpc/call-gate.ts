@@ -16,13 +16,30 @@ export function peerAddress(peer: string): string {
   return v6 ? v6[1]! : hostPort.replace(/:\d+$/, '');
 }
 
-export interface CallGate {
-  /** The call's caller; throws unauthorized or forbidden (audited) when its key may not call `method`. scope null: no key needed. */
-  enter(method: string, scope: Scope | null, call: Pick<grpc.ServerUnaryCall<unknown, unknown>, 'metadata' | 'getPeer' | 'cancelled'>): Caller;
+/** What the gate reads of a call: a grpc-js call, or the lean server's (producer/grpc/lean.ts). */
+export interface GateCall {
+  metadata: { get(key: string): grpc.MetadataValue[] };
+  getPeer(): string;
+  readonly cancelled: boolean;
 }
 
-/** `sink` also receives each refusal's audit fields (the audit stream). */
-export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing, sink?: (f: AuditFields) => void): CallGate {
+export interface CallGate {
+  /** The call's caller; throws unauthorized or forbidden (audited) when its key may not call `method`. scope null: no key needed. */
+  enter(method: string, scope: Scope | null, call: GateCall): Caller;
+}
+
+/**
+ * Metadata the lean server puts on a call it hands to grpc-js over loopback: `<secret> <peer>`, the
+ * client's own address, trusted only with this process's secret (a client's own value is replaced).
+ */
+export const PEER_HEADER = 'x-modelq-peer';
+
+/** `sink` also receives each refusal's audit fields (the audit stream); `peerSecret` marks the lean server's forwarded peers. */
+export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing, sink?: (f: AuditFields) => void, peerSecret?: string): CallGate {
+  const peerOf = (call: GateCall): string => {
+    const fwd = peerSecret ? call.metadata.get(PEER_HEADER)[0]?.toString() : undefined;
+    return fwd?.startsWith(`${peerSecret} `) ? fwd.slice(peerSecret!.length + 1) : call.getPeer();
+  };
   const refuse = (method: string, p: Principal | null, e: AppError): never => {
     const f: AuditFields = {
       tenant: p?.tenant ?? null,
@@ -46,7 +63,7 @@ export function callGate(d: Pick<ProducerDeps, 'logger'>, keys: KeyRing, sink?: 
         if (!allows(p, scope)) refuse(method, p, new AppError('forbidden', `this key lacks the "${scope}" scope`));
         who = p;
       }
-      const caller: Caller = { who, client: clientKey(who, peerAddress(call.getPeer())), gone: () => call.cancelled };
+      const caller: Caller = { who, client: clientKey(who, peerAddress(peerOf(call))), gone: () => call.cancelled };
       const key = call.metadata.get(ROUTE_KEY_HEADER)[0]?.toString();
       if (key) caller.routeKey = key.slice(0, MAX_ROUTE_KEY);
       return caller;

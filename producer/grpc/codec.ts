@@ -198,9 +198,10 @@ const strLength = (field: number, s: string | undefined) => (s == null ? 0 : fie
  * A ModelInferResponse without parameters, byte for byte as proto-loader writes it (fields by
  * number; strings unless null, an empty one too; shapes packed; empty repeated fields left out);
  * undefined for one with parameters, typed contents or a shape entry that is not a whole number in
- * [0, 2^49): proto-loader writes those.
+ * [0, 2^49): proto-loader writes those. `headroom` bytes are left free at the start (the lean server
+ * writes gRPC's 5-byte message prefix there, so the message leaves in one buffer).
  */
-export function encodeInferResponse(m: ModelInferResponse): Buffer | undefined {
+export function encodeInferResponse(m: ModelInferResponse, headroom = 0): Buffer | undefined {
   if (m.parameters != null) return undefined;
   let size = strLength(1, m.model_name) + strLength(2, m.model_version) + strLength(3, m.id);
   const outs = m.outputs ?? [];
@@ -217,7 +218,8 @@ export function encodeInferResponse(m: ModelInferResponse): Buffer | undefined {
     size += fieldLength(5, len);
   }
   for (const b of m.raw_output_contents ?? []) size += fieldLength(6, b.byteLength);
-  const w = new Writer(Buffer.allocUnsafe(size));
+  const w = new Writer(Buffer.allocUnsafe(headroom + size));
+  w.at = headroom;
   if (m.model_name != null) w.string(1, m.model_name);
   if (m.model_version != null) w.string(2, m.model_version);
   if (m.id != null) w.string(3, m.id);
@@ -234,7 +236,7 @@ export function encodeInferResponse(m: ModelInferResponse): Buffer | undefined {
     }
   });
   for (const b of m.raw_output_contents ?? []) w.bytes(6, b);
-  return w.at === size ? w.buf : undefined;
+  return w.at === headroom + size ? w.buf : undefined;
 }
 
 /** A ModelStreamInferResponse carrying an answer (no error), as proto-loader writes it; undefined where proto-loader must. */

@@ -13,7 +13,7 @@ import { toAppError } from '../http.ts';
 import { plainJsonLength, readInferBody } from '../body.ts';
 import type { Metrics } from '../metrics.ts';
 import { MAX_ROUTE_KEY, ROUTE_KEY_HEADER, VERSION_HEADER } from '../../core/routing.ts';
-import { jsonAnswer, type Caller, type InferenceService } from './service.ts';
+import { jsonAnswerText, type Caller, type InferenceService } from './service.ts';
 
 /** The two inference routes, as express names them in metrics; names are never %-encoded here. */
 const ROUTE = /^\/v2\/models\/([^/%?#]+)(?:\/versions\/([^/%?#]+))?\/infer$/;
@@ -30,17 +30,19 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
   const { deps: d, keys, metrics, service } = o;
   const limitBytes = d.cfg.MODELQ_MAX_REQUEST_MB * 1024 * 1024;
 
-  const answer = (res: ServerResponse, status: number, value: unknown, done: (status: number) => void) => {
+  // Headers as one flat array to writeHead: no header object per answer for node:http to walk.
+  const answer = (res: ServerResponse, status: number, body: string, done: (status: number) => void, version?: number) => {
     if (res.headersSent) return void res.end(() => done(res.statusCode));
-    const body = JSON.stringify(value);
-    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) });
+    const headers = ['Content-Type', 'application/json; charset=utf-8', 'Content-Length', String(Buffer.byteLength(body))];
+    if (version !== undefined) headers.push(VERSION_HEADER, String(version));
+    res.writeHead(status, headers);
     res.end(body, () => done(status));
   };
   const fail = (req: IncomingMessage, res: ServerResponse, e: unknown, done: (status: number) => void) => {
     const err = toAppError(e, d.logger, (req.url ?? '').slice(0, 200));
     const retryAfter = retryAfterOf(err);
     if (retryAfter !== undefined && !res.headersSent) res.setHeader('Retry-After', String(retryAfter));
-    answer(res, err.httpStatus, { error: err.message }, done);
+    answer(res, err.httpStatus, JSON.stringify({ error: err.message }), done);
   };
 
   return (req, res) => {
@@ -68,10 +70,7 @@ export function fastInfer(o: FastInferOptions): (req: IncomingMessage, res: Serv
       const key = h[ROUTE_KEY_HEADER];
       if (typeof key === 'string' && key) caller.routeKey = key.slice(0, MAX_ROUTE_KEY);
       service.infer(name, version, json, caller).then(
-        (value) => {
-          res.setHeader(VERSION_HEADER, String(value.model.version));
-          answer(res, 200, jsonAnswer(value), done);
-        },
+        (value) => answer(res, 200, jsonAnswerText(value), done, value.model.version),
         (e: unknown) => fail(req, res, e, done),
       );
     });

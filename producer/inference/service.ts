@@ -7,7 +7,7 @@
 import type { Principal } from '../../core/auth.ts';
 import { AppError, badRequest, fromErrorData } from '../../core/errors.ts';
 import { DriftWindows, ReferenceCollector } from '../../core/drift/index.ts';
-import { bytesTensor, packTensor, toProtocolTensor, type Batching, type InferRequest, type WireTensor } from '../../core/jobs/infer.ts';
+import { bytesTensor, packTensor, protocolTensorJson, toProtocolTensor, type Batching, type InferRequest, type WireTensor } from '../../core/jobs/infer.ts';
 import type { ServingTarget, VersionRecord } from '../../core/registry.ts';
 import { rateLimitFor, type RateLimit } from '../auth.ts';
 import type { ProducerDeps } from '../deps.ts';
@@ -254,6 +254,13 @@ export function inferenceFor(d: ProducerDeps): InferenceService {
   let s = perDeps.get(d);
   if (!s) perDeps.set(d, (s = new InferenceService(d)));
   return s;
+}
+
+/** JSON.stringify(jsonAnswer(a)), the outputs written from their bytes (protocolTensorJson): the REST fast path's body. */
+export function jsonAnswerText(a: Answer): string {
+  if (a.explanation) return JSON.stringify(jsonAnswer(a));
+  const id = a.id !== undefined ? `,"id":${JSON.stringify(a.id)}` : '';
+  return `{"model_name":${JSON.stringify(a.model.name)},"model_version":${JSON.stringify(String(a.model.version))}${id},"outputs":[${a.outputs.map(protocolTensorJson).join(',')}]}`;
 }
 
 /** The protocol's JSON answer (REST /v2; :predict reads its outputs). */

@@ -182,7 +182,7 @@ export interface RowGroupBytes {
 }
 
 /** The index of the row group that starts at row `firstRow` with `rows` rows. */
-function groupAt(meta: FileMetaData, firstRow: number, rows: number): number {
+export function groupAt(meta: FileMetaData, firstRow: number, rows: number): number {
   let first = 0;
   for (let i = 0; i < meta.row_groups.length; i++) {
     const n = Number(meta.row_groups[i]!.num_rows);
@@ -190,6 +190,20 @@ function groupAt(meta: FileMetaData, firstRow: number, rows: number): number {
     first += n;
   }
   throw new ParquetShapeError(`the file has no row group of ${rows} rows from row ${firstRow}`);
+}
+
+/** The file as hyparquet reads it, from one row group's bytes and the footer: reads elsewhere throw. */
+export function rowGroupFile(g: RowGroupBytes): AsyncBuffer {
+  const footerAt = g.fileBytes - g.footer.length;
+  return {
+    byteLength: g.fileBytes,
+    slice(s: number, e = g.fileBytes) {
+      const from = (u: Uint8Array, at: number) => u.buffer.slice(u.byteOffset + s - at, u.byteOffset + e - at) as ArrayBuffer;
+      if (s >= g.start && e <= g.start + g.bytes.length) return from(g.bytes, g.start);
+      if (s >= footerAt) return from(g.footer, footerAt);
+      throw new Error(`read of bytes ${s}-${e} outside the row group`);
+    },
+  };
 }
 
 /**
@@ -205,16 +219,7 @@ export async function decodeRowGroup(
 ): Promise<Map<string, ArrayLike<unknown>>> {
   const metadata = metadataOf(g.footer);
   checkRowGroupPages(metadata, groupAt(metadata, firstRow, rows), columns, g.bytes, g.start, compressors, limits);
-  const footerAt = g.fileBytes - g.footer.length;
-  const file: AsyncBuffer = {
-    byteLength: g.fileBytes,
-    slice(s: number, e = g.fileBytes) {
-      const from = (u: Uint8Array, at: number) => u.buffer.slice(u.byteOffset + s - at, u.byteOffset + e - at) as ArrayBuffer;
-      if (s >= g.start && e <= g.start + g.bytes.length) return from(g.bytes, g.start);
-      if (s >= footerAt) return from(g.footer, footerAt);
-      throw new Error(`read of bytes ${s}-${e} outside the row group`);
-    },
-  };
+  const file = rowGroupFile(g);
   const pieces = new Map<string, { at: number; data: ArrayLike<unknown> }[]>();
   try {
     await parquetRead({

@@ -6,6 +6,7 @@ import { AppError } from '../../core/errors.ts';
 import { batchKeys, type BatchSpec, type ScoreJob } from '../../core/jobs/batch.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
+import { readFooter, type RowGroupBytes } from '../../core/rows/parquet.ts';
 
 export interface ChunkInput {
   store: ArtifactStore;
@@ -77,4 +78,19 @@ export async function readRange(store: ArtifactStore, key: string, start: number
     }
   }
   return at === out.length ? out : out.slice(0, at);
+}
+
+/**
+ * A Parquet chunk's row group and the file's footer, read from where the chunk's input lives; a
+ * by-reference object that cannot be read is an error naming its URI (400 when it is gone).
+ */
+export async function readRowGroup(input: ChunkInput, chunk: ScoreJob): Promise<RowGroupBytes> {
+  const read = (s: number, e: number) =>
+    readRange(input.store, input.key, s, e).catch((err: Error) => {
+      if (!input.uri) throw err;
+      throw new AppError((err as { code?: string }).code === 'ENOENT' ? 'bad_request' : 'unavailable', `cannot read ${input.uri}: ${err.message}`);
+    });
+  const footer = await readFooter(read, input.bytes);
+  const bytes = await read(chunk.start, chunk.end);
+  return { footer, bytes, start: chunk.start, fileBytes: input.bytes };
 }

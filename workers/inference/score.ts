@@ -20,14 +20,13 @@ import {
 } from '../../core/jobs/batch.ts';
 import { lineRange } from '../../core/rows/line-range.ts';
 import { errorLine } from '../../core/rows/output-lines.ts';
-import { readFooter } from '../../core/rows/parquet.ts';
 import { ownedLines } from '../rows/line-buffers.ts';
 import { SEGMENT_BYTES, Segmenter, type Segment } from '../rows/segmenter.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
 import type { Engine, ModelHandle } from '../engine/engine.ts';
 import { localModelPath } from '../model-cache.ts';
-import { inputOf, readable, readRange } from './chunk-input.ts';
+import { inputOf, readable, readRowGroup } from './chunk-input.ts';
 import { encodeSpec, PartSink } from './part-sink.ts';
 import type { EncodedPiece, EncodeSpec } from '../../core/rows/output-encode.ts';
 import type { BatchDrift, ChunkDrift } from './batch-drift.ts';
@@ -324,13 +323,7 @@ async function scoreRowGroup(
   const input = inputOf(spec, chunk, deps);
   const plan = spec.source ? spec.source.files[chunk.file!]!.parquet : spec.parquet;
   if (!plan) throw new AppError('internal', `batch ${spec.id} is Parquet without a column plan`);
-  const read = (s: number, e: number) =>
-    readRange(input.store, input.key, s, e).catch((err: Error) => {
-      if (!input.uri) throw err;
-      throw new AppError((err as { code?: string }).code === 'ENOENT' ? 'bad_request' : 'unavailable', `cannot read ${input.uri}: ${err.message}`);
-    });
-  const footer = await readFooter(read, input.bytes);
-  const bytes = await read(chunk.start, chunk.end);
+  const { footer, bytes } = await readRowGroup(input, chunk);
   const r = await deps.engine.scoreRowGroup(
     model,
     {

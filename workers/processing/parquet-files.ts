@@ -5,7 +5,7 @@
 // score-pipeline.ts). The row group's pages are checked against their bytes and the configured
 // bounds first (core/rows/parquet-check.ts); a value over the row limit, null, or text where a file
 // is wanted is its row's error, named by the row's id.
-import { parquetRead, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { parquetRead } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { AppError } from '../../core/errors.ts';
 import type { BatchSpec, ScoreJob } from '../../core/jobs/batch.ts';
@@ -13,48 +13,20 @@ import { ROW_ERROR_KEY } from '../../core/processing/request.ts';
 import { fileInputs } from '../../core/processing/pipeline.ts';
 import { checkRowGroupPages } from '../../core/rows/parquet-check.ts';
 import { parquetLimits } from '../../core/rows/parquet-limits.ts';
-import { metadataOf, ParquetShapeError, readFooter } from '../../core/rows/parquet.ts';
+import { groupAt, metadataOf, ParquetShapeError, rowGroupFile, type RowGroupBytes } from '../../core/rows/parquet.ts';
 import type { ArtifactStore } from '../../core/storage/index.ts';
 import type { ObjectStores } from '../../core/storage/object-uris.ts';
-import { inputOf, readRange } from '../inference/chunk-input.ts';
+import { inputOf, readRowGroup } from '../inference/chunk-input.ts';
 
 /** The most bytes one file of a batch may have: what fits a row of MODELQ_MAX_ROW_BYTES in base64. */
 export const maxFileOf = (deps: { cfg?: { MODELQ_MAX_ROW_BYTES?: number } }): number =>
   Math.floor((((deps.cfg?.MODELQ_MAX_ROW_BYTES ?? 16 << 20) - 1024) * 3) / 4);
 
-/** The index of the row group that starts at row `firstRow` with `rows` rows. */
-function groupIndex(meta: FileMetaData, firstRow: number, rows: number): number {
-  let first = 0;
-  for (const [i, g] of meta.row_groups.entries()) {
-    const n = Number(g.num_rows);
-    if (first === firstRow && n === rows) return i;
-    first += n;
-  }
-  throw new ParquetShapeError(`the file has no row group of ${rows} rows from row ${firstRow}`);
-}
-
 /** Columns of one row group: name -> a value per row (bytes for a binary column, a string for a text one, a number, or null). */
-async function readGroup(
-  footer: Uint8Array,
-  bytes: Uint8Array,
-  start: number,
-  fileBytes: number,
-  columns: string[],
-  firstRow: number,
-  rows: number,
-): Promise<Map<string, unknown[]>> {
-  const metadata = metadataOf(footer);
-  checkRowGroupPages(metadata, groupIndex(metadata, firstRow, rows), columns, bytes, start, compressors, parquetLimits());
-  const footerAt = fileBytes - footer.length;
-  const file: AsyncBuffer = {
-    byteLength: fileBytes,
-    slice(s: number, e = fileBytes) {
-      const from = (u: Uint8Array, at: number) => u.buffer.slice(u.byteOffset + s - at, u.byteOffset + e - at) as ArrayBuffer;
-      if (s >= start && e <= start + bytes.length) return from(bytes, start);
-      if (s >= footerAt) return from(footer, footerAt);
-      throw new Error(`read of bytes ${s}-${e} outside the row group`);
-    },
-  };
+async function readGroup(g: RowGroupBytes, columns: string[], firstRow: number, rows: number): Promise<Map<string, unknown[]>> {
+  const metadata = metadataOf(g.footer);
+  checkRowGroupPages(metadata, groupAt(metadata, firstRow, rows), columns, g.bytes, g.start, compressors, parquetLimits());
+  const file = rowGroupFile(g);
   const out = new Map<string, unknown[]>(columns.map((c) => [c, new Array<unknown>(rows).fill(null)]));
   try {
     await parquetRead({
@@ -104,15 +76,8 @@ export async function parquetFileRows(
     throw new AppError('internal', `batch ${spec.id} is Parquet without a plan of its ${inputs?.length ?? 0} file columns`);
   const texts = new Set(spec.model.processing?.inputs.filter((s) => s.type === 'text').map((s) => s.input) ?? []);
   const input = inputOf(spec, chunk, deps);
-  const read = (s: number, e: number) =>
-    readRange(input.store, input.key, s, e).catch((err: Error) => {
-      if (!input.uri) throw err;
-      throw new AppError((err as { code?: string }).code === 'ENOENT' ? 'bad_request' : 'unavailable', `cannot read ${input.uri}: ${err.message}`);
-    });
-  const footer = await readFooter(read, input.bytes);
-  const bytes = await read(chunk.start, chunk.end);
   const columns = [...plan.columns, ...(plan.id ? [plan.id] : [])];
-  const values = await readGroup(footer, bytes, chunk.start, input.bytes, columns, chunk.firstRow, chunk.rows);
+  const values = await readGroup(await readRowGroup(input, chunk), columns, chunk.firstRow, chunk.rows);
   const ids = plan.id ? values.get(plan.id)! : [];
   const lines: string[] = [];
   for (let r = 0; r < chunk.rows; r++) {

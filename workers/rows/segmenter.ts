@@ -63,10 +63,15 @@ export class Segmenter {
   }
 
   push(buf: Buffer): Segment[] {
-    const piece = { start: this.offset, buf };
+    this.add({ start: this.offset, buf });
+    return this.take();
+  }
+
+  /** Takes a piece in; returns the start of the row still open after it (-1: none), after cutting one that is too long. */
+  private add(piece: Piece): number {
     this.held.push(piece);
-    this.offset += buf.length;
-    this.scanner.push(buf);
+    this.offset += piece.buf.length;
+    this.scanner.push(piece.buf);
     const open = this.scanner.openRowStart;
     if (open >= 0 && this.dropping < 0 && this.offset - open > this.maxRowBytes) {
       // The row in progress is too long: hand out the rows before it, then forget its bytes.
@@ -74,7 +79,7 @@ export class Segmenter {
       this.dropping = open;
     }
     if (this.dropping >= 0 && open === this.dropping) this.cut(this.dropping);
-    return this.take();
+    return open;
   }
 
   /**
@@ -83,17 +88,8 @@ export class Segmenter {
    * buffer, the segment is the buffer itself, not a copy (ownedLines in line-buffers.ts).
    */
   pushOwned(buf: Buffer): Segment[] {
-    const piece: Piece = { start: this.offset, buf, owned: true };
-    this.held.push(piece);
-    this.offset += buf.length;
-    this.scanner.push(buf);
-    const open = this.scanner.openRowStart;
-    if (open >= 0 && this.dropping < 0 && this.offset - open > this.maxRowBytes) {
-      this.emit(open);
-      this.dropping = open;
-    }
-    if (this.dropping >= 0 && open === this.dropping) this.cut(this.dropping);
-    else if (open < 0 && this.dropping < 0) this.emit(this.offset);
+    const open = this.add({ start: this.offset, buf, owned: true });
+    if (open < 0 && this.dropping < 0) this.emit(this.offset);
     return this.take();
   }
 
